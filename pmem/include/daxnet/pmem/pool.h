@@ -156,7 +156,8 @@ public:
 	/// Opens an existing pool: locks it (EBUSY when another process has it),
 	/// validates the superblock before mapping, maps through libpmem2.
 	/// Never writes to the file on failure.
-	static Result<Pool> open(const std::string& path, const OpenOptions& opt = {});
+	static Result<Pool> open(const std::string& path, const OpenOptions& opt);
+	static Result<Pool> open(const std::string& path) { return open(path, OpenOptions{}); }
 
 	Pool(Pool&&) noexcept;
 	Pool& operator=(Pool&&) noexcept;

@@ -1,0 +1,520 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// Pool file: create, validate, open through libpmem2. Implements
+// docs/pool-format.md; section names below refer to it.
+#include "daxnet/pmem/pool.h"
+
+#include <fcntl.h>
+#include <libpmem2.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <vector>
+
+#include "daxnet/pmem/crc32c.h"
+
+#ifndef MAP_SHARED_VALIDATE
+#define MAP_SHARED_VALIDATE 0x03
+#endif
+#ifndef MAP_SYNC
+#define MAP_SYNC 0x80000
+#endif
+
+namespace daxnet::pmem {
+
+std::string_view to_string(Granularity g) noexcept
+{
+	switch (g) {
+	case Granularity::byte:
+		return "BYTE";
+	case Granularity::cache_line:
+		return "CACHE_LINE";
+	case Granularity::page:
+		return "PAGE";
+	}
+	return "?";
+}
+
+namespace {
+
+constexpr std::uint64_t kMinArea = 64u << 10;
+constexpr std::uint64_t kMaxWal = 256ull << 20;
+constexpr std::uint64_t kMaxCkpt = 512ull << 20;
+constexpr std::uint32_t kMinBuffers = 16;
+constexpr std::size_t kChecksummed = offsetof(Superblock, checksum);
+
+std::uint64_t round_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+/// RAII file descriptor.
+class Fd {
+public:
+	Fd() = default;
+	explicit Fd(int fd) noexcept : fd_(fd) {}
+	Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+	Fd& operator=(Fd&& o) noexcept
+	{
+		if (this != &o) {
+			reset();
+			fd_ = std::exchange(o.fd_, -1);
+		}
+		return *this;
+	}
+	~Fd() { reset(); }
+	void reset() noexcept
+	{
+		if (fd_ >= 0)
+			::close(fd_);
+		fd_ = -1;
+	}
+	int get() const noexcept { return fd_; }
+	int release() noexcept { return std::exchange(fd_, -1); }
+
+private:
+	int fd_ = -1;
+};
+
+/// True when a MAP_SHARED_VALIDATE|MAP_SYNC mapping of `fd` succeeds; the
+/// probe maps one page read-only and never writes.
+bool probe_map_sync(int fd, int* err) noexcept
+{
+	void* p = ::mmap(nullptr, 4096, PROT_READ, MAP_SHARED_VALIDATE | MAP_SYNC, fd, 0);
+	if (p == MAP_FAILED) {
+		if (err)
+			*err = errno;
+		return false;
+	}
+	::munmap(p, 4096);
+	return true;
+}
+
+/// The pid holding a flock on (dev, ino), from /proc/locks; -1 if unknown.
+long lock_holder(const struct stat& st)
+{
+	std::ifstream in("/proc/locks");
+	std::string line;
+	while (std::getline(in, line)) {
+		// "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"
+		std::istringstream ls(line);
+		std::string n, kind, adv, mode, devino;
+		long pid = -1;
+		if (!(ls >> n >> kind >> adv >> mode >> pid >> devino))
+			continue;
+		if (kind != "FLOCK")
+			continue;
+		unsigned maj = 0, min = 0;
+		unsigned long long ino = 0;
+		if (std::sscanf(devino.c_str(), "%x:%x:%llu", &maj, &min, &ino) != 3)
+			continue;
+		if (ino == st.st_ino && maj == major(st.st_dev) && min == minor(st.st_dev))
+			return pid;
+	}
+	return -1;
+}
+
+Error pool_error(const std::string& path, int code, const std::string& what)
+{
+	return make_error(code, path + ": " + what);
+}
+
+std::string pmem2_text(int ret)
+{
+	const char* msg = pmem2_errormsg();
+	std::string s = (msg && *msg) ? msg : "libpmem2 error";
+	if (ret < 0 && ret > -4096)
+		s += " (" + errno_text(-ret) + ")";
+	return s;
+}
+
+/// Reads and validates the superblock of an open pool file (§Validation).
+Result<Geometry> read_superblock(int fd, const std::string& path, Superblock& sb, std::uint64_t& file_size)
+{
+	struct stat st {};
+	if (::fstat(fd, &st) != 0)
+		return pool_error(path, errno, "cannot stat: " + errno_text(errno));
+	if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
+		return pool_error(path, EINVAL, "not a regular file or DAX device");
+	file_size = static_cast<std::uint64_t>(st.st_size);
+	if (file_size < kSuperblockSize)
+		return pool_error(path, EINVAL,
+				  "truncated: " + std::to_string(file_size) + " bytes, a pool needs at least 4096");
+	ssize_t n = ::pread(fd, &sb, sizeof(sb), 0);
+	if (n != static_cast<ssize_t>(sizeof(sb)))
+		return pool_error(path, EIO, "cannot read superblock: " + errno_text(n < 0 ? errno : EIO));
+	auto g = parse_superblock(sb, file_size);
+	if (!g)
+		return pool_error(path, g.error().code, g.error().message);
+	return g;
+}
+
+Uuid random_uuid()
+{
+	std::random_device rd;
+	Uuid u{};
+	for (std::size_t i = 0; i < u.size(); i += 4) {
+		std::uint32_t r = rd();
+		std::memcpy(&u[i], &r, 4);
+	}
+	u[6] = static_cast<std::uint8_t>((u[6] & 0x0f) | 0x40);  // version 4
+	u[8] = static_cast<std::uint8_t>((u[8] & 0x3f) | 0x80);  // RFC 4122 variant
+	return u;
+}
+
+/// libpmem2-backed persistence domain (docs/pool-format.md §Persistence).
+/// CACHE_LINE/BYTE: libpmem2's flush/drain. PAGE: gather page ranges, one
+/// msync per merged range at drain().
+class Pmem2Domain final : public PersistDomain {
+public:
+	Pmem2Domain(pmem2_map* map, Granularity g) noexcept
+	    : gran_(g), flush_fn_(pmem2_get_flush_fn(map)), drain_fn_(pmem2_get_drain_fn(map)),
+	      persist_fn_(pmem2_get_persist_fn(map))
+	{
+		dirty_.reserve(256);
+	}
+
+	Granularity granularity() const noexcept override { return gran_; }
+
+	void flush(const void* p, std::size_t n) noexcept override
+	{
+		if (n == 0)
+			return;
+		counters_.flush_calls++;
+		counters_.flushed_bytes += n;
+		if (gran_ != Granularity::page) {
+			flush_fn_(p, n);
+			return;
+		}
+		auto a = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{4095};
+		auto e = (reinterpret_cast<std::uintptr_t>(p) + n + 4095) & ~std::uintptr_t{4095};
+		// Extend the last range when the batch walks forward (the common
+		// case: consecutive records, consecutive buffers).
+		if (!dirty_.empty() && a <= dirty_.back().second && e >= dirty_.back().first) {
+			dirty_.back().first = std::min(dirty_.back().first, a);
+			dirty_.back().second = std::max(dirty_.back().second, e);
+			return;
+		}
+		if (dirty_.size() == dirty_.capacity())
+			merge();
+		dirty_.emplace_back(a, e);
+	}
+
+	void drain() noexcept override
+	{
+		counters_.drains++;
+		if (gran_ != Granularity::page) {
+			drain_fn_();
+			return;
+		}
+		merge();
+		for (auto [a, e] : dirty_) {
+			persist_fn_(reinterpret_cast<const void*>(a), e - a);
+			counters_.msyncs++;
+		}
+		dirty_.clear();
+	}
+
+private:
+	void merge() noexcept
+	{
+		std::sort(dirty_.begin(), dirty_.end());
+		std::size_t out = 0;
+		for (std::size_t i = 0; i < dirty_.size(); i++) {
+			if (out > 0 && dirty_[i].first <= dirty_[out - 1].second)
+				dirty_[out - 1].second = std::max(dirty_[out - 1].second, dirty_[i].second);
+			else
+				dirty_[out++] = dirty_[i];
+		}
+		dirty_.resize(out);
+		// Still full of disjoint ranges: persist them now rather than
+		// allocate on the hot path.
+		if (dirty_.size() == dirty_.capacity()) {
+			for (auto [a, e] : dirty_) {
+				persist_fn_(reinterpret_cast<const void*>(a), e - a);
+				counters_.msyncs++;
+			}
+			dirty_.clear();
+		}
+	}
+
+	Granularity gran_;
+	pmem2_flush_fn flush_fn_;
+	pmem2_drain_fn drain_fn_;
+	pmem2_persist_fn persist_fn_;
+	std::vector<std::pair<std::uintptr_t, std::uintptr_t>> dirty_;
+};
+
+Granularity from_pmem2(pmem2_granularity g)
+{
+	switch (g) {
+	case PMEM2_GRANULARITY_BYTE:
+		return Granularity::byte;
+	case PMEM2_GRANULARITY_CACHE_LINE:
+		return Granularity::cache_line;
+	case PMEM2_GRANULARITY_PAGE:
+		break;
+	}
+	return Granularity::page;
+}
+
+}  // namespace
+
+Result<Geometry> plan_geometry(std::uint64_t pool_size, std::uint32_t buffer_size, std::uint64_t wal_size,
+			       std::uint64_t ckpt_size)
+{
+	if (buffer_size != 2048 && buffer_size != 4096)
+		return make_error(EINVAL, "buffer size must be 2048 or 4096, not " + std::to_string(buffer_size));
+	if (pool_size < kMinPoolSize)
+		return make_error(EINVAL, "pool size " + std::to_string(pool_size) +
+						  " is below the minimum of 1 MiB");
+	Geometry g;
+	g.pool_size = pool_size;
+	g.buffer_size = buffer_size;
+	g.wal_size = round_up(wal_size ? wal_size : std::clamp(pool_size / 16, kMinArea, kMaxWal), kAreaAlign);
+	g.ckpt_size = round_up(ckpt_size ? ckpt_size : std::clamp(pool_size / 8, kMinArea, kMaxCkpt), kAreaAlign);
+	g.wal_offset = kSuperblockSize;
+	g.ckpt_offset = g.wal_offset + g.wal_size;
+	g.buffer_offset = g.ckpt_offset + g.ckpt_size;
+	if (g.buffer_offset >= pool_size ||
+	    (pool_size - g.buffer_offset) / buffer_size < kMinBuffers)
+		return make_error(EINVAL, "pool size " + std::to_string(pool_size) +
+						  " leaves room for fewer than 16 buffers after the WAL and checkpoint areas");
+	std::uint64_t count = (pool_size - g.buffer_offset) / buffer_size;
+	if (count > UINT32_MAX)
+		return make_error(EINVAL, "pool too large: more than 2^32-1 buffers");
+	g.buffer_count = static_cast<std::uint32_t>(count);
+	return g;
+}
+
+void format_superblock(Superblock& sb, const Geometry& g, const Uuid& uuid, std::uint64_t create_time_ns) noexcept
+{
+	std::memset(&sb, 0, sizeof(sb));
+	std::memcpy(sb.magic, kPoolMagic.data(), sizeof(sb.magic));
+	sb.version = kPoolFormatVersion;
+	sb.header_size = sizeof(Superblock);
+	std::memcpy(sb.uuid, uuid.data(), sizeof(sb.uuid));
+	sb.pool_size = g.pool_size;
+	sb.buffer_size = g.buffer_size;
+	sb.buffer_count = g.buffer_count;
+	sb.buffer_offset = g.buffer_offset;
+	sb.wal_offset = g.wal_offset;
+	sb.wal_size = g.wal_size;
+	sb.ckpt_offset = g.ckpt_offset;
+	sb.ckpt_size = g.ckpt_size;
+	sb.create_time_ns = create_time_ns;
+	sb.checksum = crc32c(&sb, kChecksummed);
+}
+
+Result<Geometry> parse_superblock(const Superblock& sb, std::uint64_t file_size)
+{
+	if (std::memcmp(sb.magic, kPoolMagic.data(), sizeof(sb.magic)) != 0)
+		return make_error(EINVAL, "not a daxnet pool (bad magic)");
+	if (sb.version != kPoolFormatVersion)
+		return make_error(EPROTONOSUPPORT, "unsupported pool format version " + std::to_string(sb.version) +
+							   " (this build reads " +
+							   std::to_string(kPoolFormatVersion) + ")");
+	if (crc32c(&sb, kChecksummed) != sb.checksum)
+		return make_error(EBADMSG, "superblock checksum mismatch (corrupt superblock)");
+	if (sb.header_size != sizeof(Superblock) || sb.flags != 0 ||
+	    std::any_of(std::begin(sb.reserved), std::end(sb.reserved), [](std::uint8_t b) { return b != 0; }))
+		return make_error(EBADMSG, "superblock has unknown header size, flags or reserved bytes");
+
+	Geometry g;
+	g.pool_size = sb.pool_size;
+	g.buffer_size = sb.buffer_size;
+	g.buffer_count = sb.buffer_count;
+	g.buffer_offset = sb.buffer_offset;
+	g.wal_offset = sb.wal_offset;
+	g.wal_size = sb.wal_size;
+	g.ckpt_offset = sb.ckpt_offset;
+	g.ckpt_size = sb.ckpt_size;
+
+	auto bad = [](const std::string& why) { return make_error(EINVAL, "geometry does not fit: " + why); };
+	if (g.buffer_size != 2048 && g.buffer_size != 4096)
+		return bad("buffer size " + std::to_string(g.buffer_size));
+	if (g.buffer_count == 0)
+		return bad("no buffers");
+	if (g.wal_offset % kAreaAlign || g.ckpt_offset % kAreaAlign || g.buffer_offset % kAreaAlign)
+		return bad("area offsets are not 4096-aligned");
+	if (g.wal_offset < kSuperblockSize || g.wal_size == 0 || g.ckpt_size == 0 ||
+	    g.ckpt_offset < g.wal_offset + g.wal_size || g.buffer_offset < g.ckpt_offset + g.ckpt_size)
+		return bad("areas overlap or are out of order");
+	// Overflow-safe form of buffer_offset + count * size > pool_size.
+	if (g.buffer_offset > g.pool_size ||
+	    std::uint64_t{g.buffer_count} > (g.pool_size - g.buffer_offset) / g.buffer_size)
+		return bad(std::to_string(g.buffer_count) + " buffers of " + std::to_string(g.buffer_size) +
+			   " bytes at offset " + std::to_string(g.buffer_offset) + " exceed pool size " +
+			   std::to_string(g.pool_size));
+	if (file_size < g.pool_size)
+		return make_error(EINVAL, "truncated: file is " + std::to_string(file_size) +
+						  " bytes, the superblock says " + std::to_string(g.pool_size));
+	return g;
+}
+
+Result<PoolInfo> inspect_pool(const std::string& path)
+{
+	Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+	if (fd.get() < 0)
+		return pool_error(path, errno, "cannot open: " + errno_text(errno));
+	Superblock sb{};
+	PoolInfo info;
+	auto g = read_superblock(fd.get(), path, sb, info.file_size);
+	if (!g)
+		return g.error();
+	info.geometry = *g;
+	std::memcpy(info.uuid.data(), sb.uuid, info.uuid.size());
+	info.version = sb.version;
+	info.create_time_ns = sb.create_time_ns;
+	if (::flock(fd.get(), LOCK_SH | LOCK_NB) != 0) {
+		info.in_use = true;
+		struct stat st {};
+		if (::fstat(fd.get(), &st) == 0)
+			info.holder_pid = lock_holder(st);
+	}
+	info.dax = probe_map_sync(fd.get(), nullptr);
+	return info;
+}
+
+struct Pool::Impl {
+	std::string path;
+	Fd fd;
+	pmem2_config* cfg = nullptr;
+	pmem2_source* src = nullptr;
+	pmem2_map* map = nullptr;
+	std::unique_ptr<Pmem2Domain> domain;
+	PoolView view;
+	bool dax = false;
+	Uuid uuid{};
+
+	~Impl()
+	{
+		domain.reset();
+		if (map)
+			pmem2_map_delete(&map);
+		if (src)
+			pmem2_source_delete(&src);
+		if (cfg)
+			pmem2_config_delete(&cfg);
+	}
+
+	/// Maps the whole file of `size` bytes; lock context: caller holds the flock.
+	Status map_file(std::uint64_t size, bool require_dax)
+	{
+		int err = 0;
+		dax = probe_map_sync(fd.get(), &err);
+		if (require_dax && !dax)
+			return pool_error(path, EOPNOTSUPP,
+					  "not DAX: MAP_SYNC is not supported for this file (" + errno_text(err) +
+						  "); put the pool on a file system mounted -o dax over NVDIMM");
+		int ret = pmem2_config_new(&cfg);
+		if (ret == 0)
+			ret = pmem2_config_set_required_store_granularity(cfg, PMEM2_GRANULARITY_PAGE);
+		if (ret == 0)
+			ret = pmem2_config_set_length(cfg, size);
+		if (ret == 0)
+			ret = pmem2_source_from_fd(&src, fd.get());
+		if (ret == 0)
+			ret = pmem2_map_new(&map, cfg, src);
+		if (ret != 0)
+			return pool_error(path, ret < 0 && ret > -4096 ? -ret : EIO, "cannot map: " + pmem2_text(ret));
+		domain = std::make_unique<Pmem2Domain>(map, from_pmem2(pmem2_map_get_store_granularity(map)));
+		return {};
+	}
+};
+
+Pool::Pool(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+Pool::Pool(Pool&&) noexcept = default;
+Pool& Pool::operator=(Pool&&) noexcept = default;
+Pool::~Pool() = default;
+
+const PoolView& Pool::view() const noexcept { return impl_->view; }
+Granularity Pool::granularity() const noexcept { return impl_->domain->granularity(); }
+bool Pool::is_dax() const noexcept { return impl_->dax; }
+const std::string& Pool::path() const noexcept { return impl_->path; }
+Uuid Pool::uuid() const noexcept { return impl_->uuid; }
+int Pool::fd() const noexcept { return impl_->fd.get(); }
+
+Result<Pool> Pool::create(const std::string& path, const CreateOptions& opt)
+{
+	auto g = plan_geometry(opt.size, opt.buffer_size, opt.wal_size, opt.ckpt_size);
+	if (!g)
+		return pool_error(path, g.error().code, g.error().message);
+
+	auto impl = std::make_unique<Impl>();
+	impl->path = path;
+	impl->fd = Fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+	if (impl->fd.get() < 0)
+		return pool_error(path, errno, "cannot create: " + errno_text(errno));
+	// From here on the file is ours: remove it on any failure.
+	struct Unlinker {
+		const std::string& p;
+		bool armed = true;
+		~Unlinker()
+		{
+			if (armed)
+				::unlink(p.c_str());
+		}
+	} unlinker{path};
+
+	if (::flock(impl->fd.get(), LOCK_EX | LOCK_NB) != 0)
+		return pool_error(path, EBUSY, "pool is in use by another process");
+	int err = ::posix_fallocate(impl->fd.get(), 0, static_cast<off_t>(opt.size));
+	if (err == EOPNOTSUPP || err == EINVAL)
+		err = ::ftruncate(impl->fd.get(), static_cast<off_t>(opt.size)) == 0 ? 0 : errno;
+	if (err != 0)
+		return pool_error(path, err, "cannot size the file to " + std::to_string(opt.size) +
+						     " bytes: " + errno_text(err));
+	if (auto st = impl->map_file(opt.size, opt.require_dax); !st)
+		return st.error();
+
+	auto* base = static_cast<std::byte*>(pmem2_map_get_address(impl->map));
+	impl->view = PoolView(base, *g, impl->domain.get());
+	impl->uuid = random_uuid();
+	timespec ts{};
+	::clock_gettime(CLOCK_REALTIME, &ts);
+	Superblock sb;
+	format_superblock(sb, *g, impl->uuid,
+			  static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec));
+	std::memcpy(base, &sb, sizeof(sb));
+	impl->domain->persist(base, sizeof(sb));
+	unlinker.armed = false;
+	return Pool(std::move(impl));
+}
+
+Result<Pool> Pool::open(const std::string& path, const OpenOptions& opt)
+{
+	auto impl = std::make_unique<Impl>();
+	impl->path = path;
+	impl->fd = Fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+	if (impl->fd.get() < 0)
+		return pool_error(path, errno, "cannot open: " + errno_text(errno));
+	if (::flock(impl->fd.get(), LOCK_EX | LOCK_NB) != 0) {
+		struct stat st {};
+		long pid = ::fstat(impl->fd.get(), &st) == 0 ? lock_holder(st) : -1;
+		return pool_error(path, EBUSY,
+				  "pool is in use by another process" +
+					  (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string()));
+	}
+	Superblock sb{};
+	std::uint64_t file_size = 0;
+	auto g = read_superblock(impl->fd.get(), path, sb, file_size);
+	if (!g)
+		return g.error();
+	if (auto st = impl->map_file(g->pool_size, opt.require_dax); !st)
+		return st.error();
+	auto* base = static_cast<std::byte*>(pmem2_map_get_address(impl->map));
+	impl->view = PoolView(base, *g, impl->domain.get());
+	std::memcpy(impl->uuid.data(), sb.uuid, impl->uuid.size());
+	return Pool(std::move(impl));
+}
+
+}  // namespace daxnet::pmem
