@@ -1,0 +1,89 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+#
+# Runs inside the test guest (chroot of the read-only host root; /tmp is a
+# tmpfs). Environment from guest-init: DXSRC (source tree), DXBUILD (build
+# tree), DXARGS (optional list of steps to run; default: all).
+#
+# Every step prints "DAXNET-PASS <step>" or "DAXNET-FAIL <step>"; the host
+# runner (run-guest.sh) parses those lines and the final exit status.
+set -u
+ko=$DXBUILD/kernel/daxnet.ko
+ktest=$DXBUILD/tests/kernel/daxnet_ktest
+pmem=/tmp/pmem
+failed=0
+start=$(cut -d. -f1 /proc/uptime)
+
+say() { echo "daxnet-guest [$(($(cut -d. -f1 /proc/uptime) - start))s] $*"; }
+pass() { echo "DAXNET-PASS $1"; }
+fail() { echo "DAXNET-FAIL $1${2:+: $2}"; failed=1; }
+wanted() {
+	[ -z "$DXARGS" ] && return 0
+	for w in $DXARGS; do [ "$w" = "$1" ] && return 0; done
+	return 1
+}
+
+# Run "$@" with a guest-side timeout (seconds, first argument), labelled.
+run_step() {
+	name=$1
+	secs=$2
+	shift 2
+	say "step $name: $*"
+	timeout -k 5 "$secs" "$@"
+	rc=$?
+	if [ $rc = 0 ]; then
+		pass "$name"
+	elif [ $rc = 124 ]; then
+		fail "$name" "timed out after ${secs}s"
+	else
+		fail "$name" "exit status $rc"
+	fi
+	return $rc
+}
+
+say "kernel $(uname -r), $(nproc) cpus"
+
+# The emulated NVDIMM: raw namespace -> fsdax -> ext4 -o dax.
+say "formatting the NVDIMM (fsdax, ext4)"
+if ndctl create-namespace -f -e namespace0.0 --mode=fsdax >/dev/null &&
+	mkfs.ext4 -q -F -b 4096 /dev/pmem0 && mkdir -p $pmem &&
+	mount -t ext4 -o dax=always /dev/pmem0 $pmem; then
+	pass format
+else
+	fail format
+	exit 1
+fi
+
+if [ ! -f "$ko" ]; then
+	fail insmod "$ko is missing"
+	exit 1
+fi
+if insmod "$ko" && [ -c /dev/daxnet ]; then
+	pass insmod
+else
+	fail insmod "insmod failed or /dev/daxnet missing"
+	dmesg | tail -n 20
+	exit 1
+fi
+
+if wanted ktest && [ -x "$ktest" ]; then
+	run_step ktest 600 "$ktest" --pool-dir $pmem --shm-dir /dev/shm \
+		--rmmod-name daxnet
+fi
+
+if grep -q '^daxnet ' /proc/modules; then
+	if rmmod daxnet; then pass rmmod; else fail rmmod; fi
+fi
+
+# Any kernel warning, BUG or oops during the run is a failure.
+bad=$(dmesg | grep -E 'WARNING:|BUG:|Oops|general protection|Call Trace|kernel BUG|UBSAN|refcount_t:|list_(add|del) corruption|stack-protector')
+if [ -n "$bad" ]; then
+	fail dmesg "kernel warnings:"
+	dmesg | tail -n 80
+else
+	pass dmesg
+fi
+say "daxnet dmesg lines:"
+dmesg | grep -i daxnet | tail -n 20
+say "done"
+exit $failed
