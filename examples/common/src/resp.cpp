@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: BSD-2-Clause
+#include "daxnet/proto/resp.h"
+
+#include <cstdio>
+
+namespace daxnet::proto {
+
+namespace {
+
+constexpr std::uint64_t kMaxNumber = (1ull << 62);
+
+inline bool is_digit(std::byte b) noexcept
+{
+	return b >= std::byte{'0'} && b <= std::byte{'9'};
+}
+
+inline char printable(std::byte b) noexcept
+{
+	auto c = static_cast<unsigned char>(b);
+	return (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+}
+
+}  // namespace
+
+void RespParser::next() noexcept
+{
+	state_ = State::start;
+	args_.clear();
+	num_ = 0;
+	neg_ = false;
+	digits_ = 0;
+	expected_ = 0;
+	bulk_left_ = 0;
+}
+
+FeedResult RespParser::fail(std::size_t used, std::string msg) noexcept
+{
+	state_ = State::failed;
+	try {
+		err_ = std::move(msg);
+	} catch (...) {
+		err_.clear();
+	}
+	return {used, ParseStatus::error};
+}
+
+void RespParser::push_arg(StreamRange r) noexcept
+{
+	// Growth can only fail on exhausted memory; terminate then, as
+	// everywhere else in the hot path.
+	args_.push_back(r);
+}
+
+FeedResult RespParser::feed(const std::byte* p, std::size_t n, std::uint64_t off) noexcept
+{
+	std::size_t i = 0;
+	while (i < n) {
+		const std::byte b = p[i];
+		const std::uint64_t pos = off + i;
+		switch (state_) {
+		case State::start:
+			next();
+			req_begin_ = pos;
+			if (b == std::byte{'*'}) {
+				state_ = State::mb_count;
+			} else if (b == std::byte{'\n'} || b == std::byte{'\r'}) {
+				// empty inline line (or the \r of one): ignored, as Redis does
+			} else if (b == std::byte{' '} || b == std::byte{'\t'}) {
+				state_ = State::inl_space;
+			} else {
+				cur_ = {pos, 0};
+				state_ = State::inl_word;
+			}
+			++i;
+			break;
+
+		case State::mb_count:
+		case State::bulk_len:
+			if (b == std::byte{'-'} && digits_ == 0 && !neg_) {
+				neg_ = true;
+			} else if (is_digit(b)) {
+				num_ = num_ * 10 + static_cast<std::uint64_t>(b) - '0';
+				if (++digits_ > 19 || num_ > kMaxNumber)
+					return fail(i, state_ == State::mb_count ? "Protocol error: invalid multibulk length"
+										 : "Protocol error: invalid bulk length");
+			} else if (b == std::byte{'\r'} && digits_ > 0) {
+				state_ = state_ == State::mb_count ? State::mb_count_lf : State::bulk_len_lf;
+			} else {
+				return fail(i, state_ == State::mb_count ? "Protocol error: invalid multibulk length"
+									 : "Protocol error: invalid bulk length");
+			}
+			++i;
+			break;
+
+		case State::mb_count_lf:
+			if (b != std::byte{'\n'})
+				return fail(i, "Protocol error: invalid multibulk length");
+			++i;
+			if (neg_ || num_ == 0) {
+				// *0 or *-1: an empty request, skipped
+				state_ = State::start;
+				break;
+			}
+			if (num_ > lim_.max_args)
+				return fail(i, "Protocol error: invalid multibulk length");
+			expected_ = num_;
+			num_ = 0;
+			digits_ = 0;
+			state_ = State::bulk_dollar;
+			break;
+
+		case State::bulk_dollar:
+			if (b != std::byte{'$'}) {
+				char msg[64];
+				std::snprintf(msg, sizeof msg, "Protocol error: expected '$', got '%c'", printable(b));
+				return fail(i, msg);
+			}
+			num_ = 0;
+			neg_ = false;
+			digits_ = 0;
+			state_ = State::bulk_len;
+			++i;
+			break;
+
+		case State::bulk_len_lf: {
+			if (b != std::byte{'\n'} || neg_)
+				return fail(i, "Protocol error: invalid bulk length");
+			++i;
+			if (num_ > lim_.max_bulk) {
+				char msg[128];
+				std::snprintf(msg, sizeof msg,
+					      "Protocol error: bulk length %llu exceeds the limit of %llu bytes",
+					      static_cast<unsigned long long>(num_),
+					      static_cast<unsigned long long>(lim_.max_bulk));
+				return fail(i, msg);
+			}
+			const std::uint64_t data_at = off + i;
+			if (data_at + num_ + 2 - req_begin_ > lim_.max_request) {
+				char msg[128];
+				std::snprintf(msg, sizeof msg, "Protocol error: request exceeds the limit of %llu bytes",
+					      static_cast<unsigned long long>(lim_.max_request));
+				return fail(i, msg);
+			}
+			cur_ = {data_at, num_};
+			bulk_left_ = num_;
+			state_ = State::bulk_data;
+			break;
+		}
+
+		case State::bulk_data: {
+			// Skip the payload slice-wise: never look at value bytes.
+			std::uint64_t take = n - i;
+			if (take > bulk_left_)
+				take = bulk_left_;
+			i += static_cast<std::size_t>(take);
+			bulk_left_ -= take;
+			if (bulk_left_ == 0)
+				state_ = State::bulk_cr;
+			break;
+		}
+
+		case State::bulk_cr:
+			if (b != std::byte{'\r'})
+				return fail(i, "Protocol error: expected CRLF after bulk data");
+			state_ = State::bulk_lf;
+			++i;
+			break;
+
+		case State::bulk_lf:
+			if (b != std::byte{'\n'})
+				return fail(i, "Protocol error: expected CRLF after bulk data");
+			++i;
+			push_arg(cur_);
+			if (args_.size() == expected_) {
+				state_ = State::start;
+				return {i, ParseStatus::done};
+			}
+			state_ = State::bulk_dollar;
+			break;
+
+		case State::inl_space:
+		case State::inl_word: {
+			if (pos - req_begin_ >= lim_.max_inline)
+				return fail(i, "Protocol error: too big inline request");
+			const bool sep = b == std::byte{' '} || b == std::byte{'\t'};
+			const bool eol = b == std::byte{'\n'} || b == std::byte{'\r'};
+			if (state_ == State::inl_word && (sep || eol)) {
+				cur_.len = pos - cur_.off;
+				if (args_.size() >= lim_.max_args)
+					return fail(i, "Protocol error: too many arguments in inline request");
+				push_arg(cur_);
+			}
+			++i;
+			if (b == std::byte{'\r'}) {
+				state_ = State::inl_lf;
+			} else if (b == std::byte{'\n'}) {
+				state_ = State::start;
+				if (!args_.empty())
+					return {i, ParseStatus::done};
+			} else if (sep) {
+				state_ = State::inl_space;
+			} else if (state_ == State::inl_space) {
+				cur_ = {pos, 0};
+				state_ = State::inl_word;
+			}
+			break;
+		}
+
+		case State::inl_lf:
+			if (b != std::byte{'\n'})
+				return fail(i, "Protocol error: expected \\n after \\r in inline request");
+			++i;
+			state_ = State::start;
+			if (!args_.empty())
+				return {i, ParseStatus::done};
+			break;
+
+		case State::failed:
+			return {i, ParseStatus::error};
+		}
+	}
+	return {i, state_ == State::failed ? ParseStatus::error : ParseStatus::need_more};
+}
+
+}  // namespace daxnet::proto

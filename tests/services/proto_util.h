@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// Test helpers: feed a byte string to a parser through a SliceChain cut at
+// chosen points, the way RX slots would deliver it.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daxnet/proto/chain.h"
+#include "daxnet/proto/http.h"
+#include "daxnet/proto/resp.h"
+
+namespace daxnet::test {
+
+/// Splits `wire` into slices of `step` bytes (0: one slice), each in its own
+/// heap allocation so that no two slices are adjacent in memory.
+struct SlicedInput {
+	std::vector<std::string> parts;
+	proto::SliceChain chain;
+
+	SlicedInput(std::string_view wire, std::size_t step)
+	{
+		if (step == 0)
+			step = wire.size() ? wire.size() : 1;
+		for (std::size_t i = 0; i < wire.size(); i += step)
+			parts.emplace_back(wire.substr(i, step));
+		std::uint32_t buf = 0;
+		for (auto& p : parts)
+			chain.push(reinterpret_cast<const std::byte*>(p.data()), static_cast<std::uint32_t>(p.size()), buf++, 0);
+	}
+
+	std::string str(proto::StreamRange r) const
+	{
+		std::string s(r.len, '\0');
+		if (!chain.gather(r, std::as_writable_bytes(std::span<char>(s.data(), s.size()))))
+			return "<not held>";
+		return s;
+	}
+};
+
+struct RespOutcome {
+	std::vector<std::vector<std::string>> requests;
+	std::string error;  ///< empty when no protocol error
+	bool pending = false;  ///< a request was left incomplete
+};
+
+inline RespOutcome run_resp(std::string_view wire, std::size_t step, const proto::RespLimits& lim = {})
+{
+	SlicedInput in(wire, step);
+	proto::RespParser p(lim);
+	RespOutcome out;
+	for (std::size_t i = 0; i < in.chain.size(); ++i) {
+		const proto::Slice& s = in.chain.at(i);
+		std::size_t from = 0;
+		while (from < s.len) {
+			auto r = p.feed(s, from);
+			from += r.used;
+			if (r.status == proto::ParseStatus::done) {
+				std::vector<std::string> args;
+				for (auto a : p.args())
+					args.push_back(in.str(a));
+				out.requests.push_back(std::move(args));
+				p.next();
+			} else if (r.status == proto::ParseStatus::error) {
+				out.error = std::string(p.error_message());
+				return out;
+			}
+		}
+	}
+	out.pending = p.mid_request();
+	return out;
+}
+
+struct HttpOutcome {
+	struct Req {
+		proto::HttpRequest head;
+		std::string method, target, body;
+	};
+	std::vector<Req> requests;
+	int status = 0;  ///< error status, 0 when none
+	std::string error;
+	bool pending = false;
+	bool headers_seen_pending = false;  ///< headers complete while body pending
+};
+
+inline HttpOutcome run_http(std::string_view wire, std::size_t step, const proto::HttpLimits& lim = {})
+{
+	SlicedInput in(wire, step);
+	proto::HttpParser p(lim);
+	HttpOutcome out;
+	for (std::size_t i = 0; i < in.chain.size(); ++i) {
+		const proto::Slice& s = in.chain.at(i);
+		std::size_t from = 0;
+		while (from < s.len) {
+			auto r = p.feed(s, from);
+			from += r.used;
+			if (r.status == proto::ParseStatus::done) {
+				const auto& q = p.request();
+				out.requests.push_back({q, in.str(q.method_range), in.str(q.target), in.str(q.body)});
+				p.next();
+			} else if (r.status == proto::ParseStatus::error) {
+				out.status = p.error_status();
+				out.error = std::string(p.error_message());
+				return out;
+			} else if (p.headers_complete()) {
+				out.headers_seen_pending = true;
+			}
+		}
+	}
+	out.pending = p.mid_request();
+	return out;
+}
+
+}  // namespace daxnet::test
