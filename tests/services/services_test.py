@@ -1,0 +1,765 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
+"""Integration tests for daxnet-kv, daxnet-wal and daxnet-httpd.
+
+Drives the real binaries with the real clients (redis-cli, redis-benchmark,
+curl, wrk) over loopback, plus hand-rolled clients for the crash and
+bad-input cases. Independent of CTest so it can run inside the QEMU guest:
+
+    services_test.py --bin-dir build/bin --transport kernel            # all tests
+    services_test.py --bin-dir build/bin --transport epoll kv_crash    # one test
+    services_test.py --list
+
+--transport defaults to $DAXNET_TEST_TRANSPORT, else "auto". Every server
+is started with --port 0 (the kernel picks a free port; the startup line
+says which), every child process runs under a deadline, and each test gets
+a fresh pool file in its own temporary directory (kept on failure with
+--keep). Exit status 0 when every selected test passed.
+
+Startup line contract (first line the services print on stdout):
+    <name> <version>: ... transport=<t> pool=<path> ... resp=<host:port>
+    http=<host:port> ...
+"""
+
+import argparse
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+DEADLINE_START = 20.0   # seconds for a server to print its startup line
+DEADLINE_STOP = 15.0    # seconds for a clean shutdown after SIGTERM
+
+
+class TestFailure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+# ---------------------------------------------------------------- servers
+
+
+class Server:
+    """One service process. start() waits for the startup line."""
+
+    def __init__(self, ctx, binary, pool, extra=(), name=None):
+        self.ctx = ctx
+        self.binary = binary
+        self.pool = pool
+        self.extra = list(extra)
+        self.name = name or binary
+        self.proc = None
+        self.addrs = {}
+        self.startup = ""
+        self.out_path = None
+
+    def argv(self):
+        return [os.path.join(self.ctx.bin_dir, self.binary), "--pool", self.pool, "--port", "0",
+                "--bind", "127.0.0.1", "--transport", self.ctx.transport] + self.extra
+
+    def start(self):
+        idx = len(os.listdir(self.ctx.tmp))
+        self.out_path = os.path.join(self.ctx.tmp, "%s.%d.out" % (self.name, idx))
+        out = open(self.out_path, "wb")
+        argv = self.argv()
+        log("  start: " + " ".join(argv))
+        self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        out.close()
+        deadline = time.monotonic() + DEADLINE_START
+        while time.monotonic() < deadline:
+            with open(self.out_path, "rb") as f:
+                text = f.read().decode(errors="replace")
+            for line in text.splitlines():
+                if "transport=" in line and ("resp=" in line or "http=" in line):
+                    self.startup = line
+                    for key, host, port in re.findall(r"\b(resp|http)=([0-9.]+):(\d+)", line):
+                        self.addrs[key] = (host, int(port))
+                    log("  up: " + line)
+                    return self
+            if self.proc.poll() is not None:
+                raise TestFailure("%s exited with %d before starting:\n%s" % (self.name, self.proc.returncode, text))
+            time.sleep(0.05)
+        self.kill9()
+        raise TestFailure("%s printed no startup line within %.0f s" % (self.name, DEADLINE_START))
+
+    def port(self, key):
+        check(key in self.addrs, "%s did not announce a %s address: %s" % (self.name, key, self.startup))
+        return self.addrs[key][1]
+
+    def output(self):
+        with open(self.out_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        """SIGTERM; the service must exit 0 promptly."""
+        if not self.alive():
+            code = self.proc.returncode if self.proc else None
+            raise TestFailure("%s was not running at stop (exit %s):\n%s" % (self.name, code, self.output()[-3000:]))
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(DEADLINE_STOP)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+            raise TestFailure("%s ignored SIGTERM for %.0f s" % (self.name, DEADLINE_STOP))
+        check(code == 0, "%s exited %d after SIGTERM:\n%s" % (self.name, code, self.output()[-3000:]))
+
+    def kill9(self):
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+class Context:
+    def __init__(self, args, tmp):
+        self.bin_dir = args.bin_dir
+        self.transport = args.transport
+        self.tmp = tmp
+        self.servers = []
+        self.pool_seq = 0
+
+    def pool(self, name="pool"):
+        self.pool_seq += 1
+        return os.path.join(self.tmp, "%s%d.pool" % (name, self.pool_seq))
+
+    def server(self, binary, pool, extra=(), name=None):
+        s = Server(self, binary, pool, extra, name)
+        self.servers.append(s)
+        return s.start()
+
+    def cleanup(self):
+        for s in self.servers:
+            s.kill9()
+
+
+def run(argv, timeout=60, input=None, check_rc=True):
+    """Runs a client under a deadline; returns (rc, stdout, stderr) as text."""
+    try:
+        p = subprocess.run(argv, input=input, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TestFailure("client timed out after %d s: %s" % (timeout, " ".join(argv)))
+    out = p.stdout.decode(errors="replace")
+    err = p.stderr.decode(errors="replace")
+    if check_rc and p.returncode != 0:
+        raise TestFailure("%s exited %d\nstdout: %s\nstderr: %s" % (" ".join(argv), p.returncode, out[-2000:], err[-2000:]))
+    return p.returncode, out, err
+
+
+# ---------------------------------------------------------------- clients
+
+
+class RespError(Exception):
+    pass
+
+
+class RespClient:
+    """Minimal RESP2 client: pipelined commands, replies in order."""
+
+    def __init__(self, port, timeout=10.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    @staticmethod
+    def encode(*args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            if isinstance(a, str):
+                a = a.encode()
+            elif isinstance(a, int):
+                a = b"%d" % a
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        return b"".join(out)
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self):
+        chunk = self.sock.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        self.buf += chunk
+
+    def _line(self):
+        while True:
+            i = self.buf.find(b"\r\n")
+            if i >= 0:
+                line, self.buf = self.buf[:i], self.buf[i + 2:]
+                return line
+            self._fill()
+
+    def read_reply(self):
+        line = self._line()
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            return RespError(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self._fill()
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data
+        if t == b"*":
+            n = int(rest)
+            if n < 0:
+                return None
+            return [self.read_reply() for _ in range(n)]
+        raise TestFailure("bad reply line %r" % line)
+
+    def call(self, *args):
+        self.send_raw(self.encode(*args))
+        return self.read_reply()
+
+
+def http_request(port, method, path, body=None, timeout=10.0, headers=()):
+    """One HTTP/1.1 request on a fresh connection; returns (status, body)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        req = "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" % (method, path)
+        for h in headers:
+            req += h + "\r\n"
+        if body is not None:
+            req += "Content-Length: %d\r\n" % len(body)
+        req = req.encode() + b"\r\n" + (body or b"")
+        s.sendall(req)
+        data = b""
+        while True:
+            c = s.recv(1 << 20)
+            if not c:
+                break
+            data += c
+    finally:
+        s.close()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    m = re.match(rb"HTTP/1\.[01] (\d+)", head)
+    check(m is not None, "no HTTP status line in %r" % data[:200])
+    return int(m.group(1)), rest
+
+
+# ---------------------------------------------------------------- daxnet-kv
+
+
+def start_kv(ctx, pool=None, extra=()):
+    return ctx.server("daxnet-kv", pool or ctx.pool(), ["--http-port", "0"] + list(extra))
+
+
+def redis_cli(port, *args, stdin=None):
+    _, out, _ = run(["redis-cli", "-h", "127.0.0.1", "-p", str(port)] + list(args), timeout=30,
+                    input=stdin.encode() if stdin else None)
+    return out
+
+
+def test_kv_redis_cli(ctx):
+    """redis-cli: every supported command answers as Redis would."""
+    srv = start_kv(ctx)
+    p = srv.port("resp")
+    expect = [
+        (["PING"], "PONG"),
+        (["ECHO", "hello world"], "hello world"),
+        (["SET", "k1", "v1"], "OK"),
+        (["GET", "k1"], "v1"),
+        (["GET", "missing"], ""),
+        (["SET", "k1", "v2", "XX"], "OK"),
+        (["SET", "k1", "v3", "NX"], ""),
+        (["GET", "k1"], "v2"),
+        (["SET", "k2", "x", "NX"], "OK"),
+        (["EXISTS", "k1", "k2", "nope", "k1"], "3"),
+        (["MSET", "a", "1", "b", "2"], "OK"),
+        (["MGET", "a", "b", "nope"], "1\n2\n"),
+        (["INCR", "a"], "2"),
+        (["DECR", "b"], "1"),
+        (["INCR", "fresh"], "1"),
+        (["SET", "s", "notanumber"], "OK"),
+        (["INCR", "s"], "ERR value is not an integer or out of range"),
+        (["DEL", "a", "nope"], "1"),
+        (["DBSIZE"], "5"),
+        (["SELECT", "0"], "OK"),
+        (["SELECT", "1"], "ERR DB index is out of range"),
+        (["GET"], "ERR wrong number of arguments for 'get' command"),
+        (["FOO", "x", "y"], "ERR unknown command 'FOO', with args beginning with: 'x' 'y' "),
+        (["SET", "k", "v", "BOGUS"], "ERR syntax error"),
+        (["SET", "e1", "v", "EX", "100"], "OK"),
+        (["SET", "e2", "v", "PX", "150"], "OK"),
+        (["SET", "e3", "v", "EX", "0"], "ERR invalid expire time in 'set' command"),
+    ]
+    for args, want in expect:
+        got = redis_cli(p, *args).rstrip("\n")
+        check(got == want.rstrip("\n"), "redis-cli %s: want %r, got %r" % (" ".join(args), want, got))
+    time.sleep(0.3)
+    check(redis_cli(p, "GET", "e2").strip() == "", "PX key did not expire")
+    check(redis_cli(p, "GET", "e1").strip() == "v", "EX key expired too early")
+    # redis-cli reads commands from stdin too (one connection, pipelined)
+    out = redis_cli(p, stdin="SET piped 1\nINCR piped\nGET piped\n")
+    check(out.split() == ["OK", "2", "2"], "redis-cli stdin mode: %r" % out)
+    # INFO carries daxnet's counters
+    info = redis_cli(p, "INFO")
+    for field in ("redis_version:", "daxnet_transport:", "daxnet_fences:", "daxnet_requests:", "db0:keys="):
+        check(field in info, "INFO lacks %s:\n%s" % (field, info))
+    check(redis_cli(p, "FLUSHALL").strip() == "OK", "FLUSHALL")
+    check(redis_cli(p, "DBSIZE").strip() == "0", "DBSIZE after FLUSHALL")
+    # COMMAND answers something redis-cli accepts; CONFIG GET answers like Redis
+    redis_cli(p, "COMMAND", "COUNT")
+    out = redis_cli(p, "CONFIG", "GET", "save")
+    check(out.split("\n")[0] == "save", "CONFIG GET save: %r" % out)
+    srv.stop()
+
+
+def test_kv_benchmark(ctx):
+    """A short redis-benchmark run completes without errors; values read back."""
+    srv = start_kv(ctx)
+    p = srv.port("resp")
+    _, out, err = run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(p), "-t", "ping,set,get,incr,mset",
+                       "-n", "3000", "-c", "8", "-P", "4", "-r", "500", "-d", "100", "--csv", "-e"], timeout=90)
+    check("ERR" not in out and "ERR" not in err, "redis-benchmark saw errors:\n%s\n%s" % (out, err))
+    for t in ("PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "MSET"):
+        check(('"%s"' % t) in out, "redis-benchmark result lacks %s:\n%s" % (t, out))
+    c = RespClient(p)
+    v = c.call("GET", "key:__rand_int__")
+    check(v is None or len(v) == 100, "benchmark value has the wrong size: %r" % (v,))
+    n = c.call("DBSIZE")
+    check(isinstance(n, int) and n > 0, "DBSIZE after benchmark: %r" % (n,))
+    info = c.call("INFO").decode()
+    log("  " + " ".join(l for l in info.splitlines() if l.startswith("daxnet_")))
+    c.close()
+    srv.stop()
+
+
+def test_kv_http(ctx):
+    """The pKVS-style HTTP interface: PUT, GET, DELETE /kv/<key>, shared with RESP."""
+    srv = start_kv(ctx)
+    hp = srv.port("http")
+    st, body = http_request(hp, "PUT", "/kv/hello", b"world")
+    check(st in (200, 201, 204), "PUT status %d" % st)
+    st, body = http_request(hp, "GET", "/kv/hello")
+    check(st == 200 and body == b"world", "GET: %d %r" % (st, body))
+    c = RespClient(srv.port("resp"))
+    check(c.call("GET", "hello") == b"world", "RESP GET of an HTTP PUT")
+    check(c.call("SET", "fromresp", "abc") == "OK", "SET")
+    st, body = http_request(hp, "GET", "/kv/fromresp")
+    check(st == 200 and body == b"abc", "HTTP GET of a RESP SET: %d %r" % (st, body))
+    big = os.urandom(300000)
+    st, _ = http_request(hp, "PUT", "/kv/big", big)
+    check(st in (200, 201, 204), "PUT big")
+    st, body = http_request(hp, "GET", "/kv/big")
+    check(st == 200 and body == big, "GET big: %d, %d bytes" % (st, len(body)))
+    st, _ = http_request(hp, "DELETE", "/kv/hello")
+    check(st in (200, 204), "DELETE status %d" % st)
+    st, _ = http_request(hp, "GET", "/kv/hello")
+    check(st == 404, "GET after DELETE: %d" % st)
+    st, _ = http_request(hp, "GET", "/nothing")
+    check(st == 404, "unknown path: %d" % st)
+    c.close()
+    srv.stop()
+
+
+def test_kv_bad_input(ctx):
+    """Malformed, oversized, trickled and abandoned requests hurt nobody else."""
+    srv = start_kv(ctx, extra=["--max-key", "256", "--max-value", "1048576"])
+    p = srv.port("resp")
+    good = RespClient(p)
+    check(good.call("SET", "keep", "safe") == "OK", "SET keep")
+
+    # malformed RESP: a protocol error, then the server closes that connection
+    bad = RespClient(p)
+    bad.send_raw(b"*1\r\n+PING\r\n")
+    r = bad.read_reply()
+    check(isinstance(r, RespError) and "Protocol error" in str(r), "malformed RESP reply: %r" % (r,))
+    try:
+        bad.read_reply()
+        raise TestFailure("connection left open after a protocol error")
+    except (ConnectionError, OSError):
+        pass
+    bad.close()
+
+    # oversized key and value: clear errors, connection stays usable for the key case
+    r = good.call("SET", "k" * 300, "v")
+    check(isinstance(r, RespError) and "key" in str(r).lower(), "oversized key: %r" % (r,))
+    big = RespClient(p)
+    big.send_raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000000\r\n")
+    r = big.read_reply()
+    check(isinstance(r, RespError) and "limit" in str(r), "oversized value: %r" % (r,))
+    big.close()
+
+    # a client sending one byte at a time
+    slow = RespClient(p)
+    for b in RespClient.encode("SET", "trickle", "x" * 50):
+        slow.send_raw(bytes([b]))
+    check(slow.read_reply() == "OK", "trickled SET")
+    check(slow.call("GET", "trickle") == b"x" * 50, "trickled value")
+    slow.close()
+
+    # a client vanishing mid-request (half a value sent), others unaffected
+    for _ in range(5):
+        gone = socket.create_connection(("127.0.0.1", p))
+        gone.sendall(b"*3\r\n$3\r\nSET\r\n$4\r\ngone\r\n$100000\r\n" + b"z" * 50000)
+        gone.close()
+    # a value spanning many buffers
+    value = os.urandom(1 << 20)
+    check(good.call("SET", "mib", value) == "OK", "SET 1 MiB")
+    check(good.call("GET", "mib") == value, "GET 1 MiB")
+    check(good.call("GET", "gone") is None, "a half-sent SET became visible")
+    check(good.call("GET", "keep") == b"safe", "other data lost")
+
+    # malformed HTTP on the HTTP port: 400 and close; the server keeps serving
+    hp = srv.port("http")
+    s = socket.create_connection(("127.0.0.1", hp), timeout=10)
+    s.sendall(b"GARBAGE\x01 / HTTP/1.1\r\n\r\n")
+    data = s.recv(4096)
+    check(data.startswith(b"HTTP/1.1 400"), "malformed HTTP: %r" % data[:100])
+    s.close()
+    check(good.call("PING") == "PONG", "server stopped serving")
+    good.close()
+    srv.stop()
+
+
+def test_kv_pool_full(ctx):
+    """A full pool refuses writes with a clear error; reads keep working."""
+    srv = start_kv(ctx, extra=["--pool-size", "8M"])
+    c = RespClient(srv.port("resp"))
+    check(c.call("SET", "first", "1") == "OK", "SET first")
+    value = b"f" * 60000
+    err = None
+    for i in range(2000):
+        r = c.call("SET", "fill%d" % i, value)
+        if isinstance(r, RespError):
+            err = str(r)
+            break
+    check(err is not None, "an 8 MiB pool accepted 120 MB of values")
+    check("pool full" in err, "pool-full error is unclear: %r" % err)
+    check(c.call("GET", "first") == b"1", "read after pool full")
+    check(c.call("GET", "fill0") == value, "read of a stored value after pool full")
+    check(c.call("PING") == "PONG", "PING after pool full")
+    c.close()
+    srv.stop()
+
+
+def _kv_writer(port, wid, stop, acked, errors, big_every=13):
+    """SETs unique values, pipelined 8 deep; records (key, value) on reply OK."""
+    try:
+        c = RespClient(port, timeout=5)
+        n = 0
+        while not stop.is_set():
+            batch = []
+            for _ in range(8):
+                key = "w%d:%d" % (wid, n)
+                size = 9000 if n % big_every == 0 else 40
+                val = (("%s|" % key) * (size // len(key) + 1)).encode()[:size]
+                batch.append((key, val))
+                n += 1
+            c.send_raw(b"".join(RespClient.encode("SET", k, v) for k, v in batch))
+            for k, v in batch:
+                r = c.read_reply()
+                if r != "OK":
+                    errors.append("SET %s -> %r" % (k, r))
+                    return
+                acked.append((k, v))
+    except (ConnectionError, OSError, socket.timeout):
+        pass  # the server was killed
+
+
+def test_kv_crash(ctx):
+    """kill -9 under write load, restart: every acknowledged SET is there."""
+    pool = ctx.pool()
+    total = 0
+    for round_ in range(2):
+        srv = start_kv(ctx, pool)
+        p = srv.port("resp")
+        stop = threading.Event()
+        acked, errors = [], []
+        threads = [threading.Thread(target=_kv_writer, args=(p, w + 10 * round_, stop, acked, errors))
+                   for w in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.8 + random.random())
+        srv.kill9()
+        stop.set()
+        for t in threads:
+            t.join(10)
+        check(not errors, "writers saw errors: %s" % errors[:3])
+        check(len(acked) > 0, "no write was acknowledged before the kill")
+        total += len(acked)
+        srv = start_kv(ctx, pool)
+        c = RespClient(srv.port("resp"))
+        missing = []
+        keys = list(acked)
+        for i in range(0, len(keys), 64):
+            part = keys[i:i + 64]
+            c.send_raw(b"".join(RespClient.encode("GET", k) for k, _ in part))
+            for k, v in part:
+                got = c.read_reply()
+                if got != v:
+                    missing.append(k)
+        check(not missing, "%d of %d acknowledged keys lost or wrong after kill -9, e.g. %s" %
+              (len(missing), len(acked), missing[:5]))
+        log("  round %d: %d acknowledged SETs, all present after restart" % (round_, len(acked)))
+        c.close()
+        srv.stop()
+    log("  %d acknowledged SETs verified" % total)
+
+
+# ---------------------------------------------------------------- daxnet-wal
+
+
+def start_wal(ctx, pool=None, extra=()):
+    return ctx.server("daxnet-wal", pool or ctx.pool(), list(extra))
+
+
+def curl(*args, timeout=30):
+    _, out, _ = run(["curl", "-sS", "--max-time", str(timeout)] + list(args), timeout=timeout + 5)
+    return out
+
+
+def test_wal_curl(ctx):
+    """curl: append, read back by sequence, stats, offline dump."""
+    pool = ctx.pool()
+    srv = start_wal(ctx, pool)
+    hp = srv.port("http")
+    base = "http://127.0.0.1:%d" % hp
+    seqs = []
+    for i in range(5):
+        out = curl("-w", "\n%{http_code}", "-X", "POST", "--data-binary", "record %d" % i, base + "/log/s1")
+        body, _, code = out.rpartition("\n")
+        check(code == "201", "POST status %s: %r" % (code, out))
+        m = re.search(r"\d+", body)
+        check(m is not None, "POST reply has no sequence number: %r" % body)
+        seqs.append(int(m.group(0)))
+    check(seqs == sorted(seqs) and len(set(seqs)) == 5, "sequence numbers not increasing: %s" % seqs)
+    # a body larger than one buffer (curl sends Expect: 100-continue for big bodies)
+    big = os.path.join(ctx.tmp, "big.bin")
+    with open(big, "wb") as f:
+        f.write(os.urandom(2 * 1024 * 1024))
+    out = curl("-w", "\n%{http_code}", "-X", "POST", "--data-binary", "@" + big, base + "/log/s2")
+    check(out.endswith("201"), "big POST: %r" % out[-200:])
+    rc, data, _ = run(["curl", "-sS", "--max-time", "30", base + "/log/s2?from=0&limit=1", "-o", "-"], timeout=35)
+    out = curl(base + "/log/s1?from=%d&limit=2" % seqs[1])
+    check("record 1" in out and "record 2" in out and "record 3" not in out, "read back: %r" % out)
+    out = curl(base + "/stats")
+    check("appends" in out, "stats: %r" % out)
+    srv.stop()
+    # offline dump of the stream
+    _, out, _ = run([os.path.join(ctx.bin_dir, "daxnet-wal"), "dump", "--pool", pool, "--stream", "s1"], timeout=30)
+    for i in range(5):
+        check("record %d" % i in out, "dump lacks record %d:\n%s" % (i, out[:2000]))
+
+
+def _wal_writer(port, wid, stop, acked, errors):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        buf = b""
+        n = 0
+        while not stop.is_set():
+            body = ("w%d-%d|" % (wid, n)).encode() * 100
+            body = body[:1024]
+            stream = "st%d" % (wid % 2)
+            s.sendall(b"POST /log/%s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % (stream.encode(), len(body)) + body)
+            while b"\r\n\r\n" not in buf:
+                c = s.recv(65536)
+                if not c:
+                    return
+                buf += c
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            m = re.search(rb"Content-Length: (\d+)", head, re.I)
+            ln = int(m.group(1)) if m else 0
+            while len(buf) < ln:
+                c = s.recv(65536)
+                if not c:
+                    return
+                buf += c
+            reply, buf = buf[:ln], buf[ln:]
+            if not head.startswith(b"HTTP/1.1 201"):
+                errors.append(head[:100])
+                return
+            seq = int(re.search(rb"\d+", reply).group(0))
+            acked.append((stream, seq, body))
+            n += 1
+    except (ConnectionError, OSError, socket.timeout, AttributeError):
+        pass
+
+
+def test_wal_crash(ctx):
+    """kill -9 under POST load, restart: every acknowledged record reads back."""
+    pool = ctx.pool()
+    srv = start_wal(ctx, pool)
+    hp = srv.port("http")
+    stop = threading.Event()
+    acked, errors = [], []
+    threads = [threading.Thread(target=_wal_writer, args=(hp, w, stop, acked, errors)) for w in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0 + random.random())
+    srv.kill9()
+    stop.set()
+    for t in threads:
+        t.join(10)
+    check(not errors, "writers saw errors: %s" % errors[:3])
+    check(acked, "nothing acknowledged")
+    srv = start_wal(ctx, pool)
+    hp = srv.port("http")
+    bad = []
+    for stream, seq, body in acked:
+        st, got = http_request(hp, "GET", "/log/%s?from=%d&limit=1&format=raw" % (stream, seq))
+        if st != 200 or got != body:
+            bad.append((stream, seq, st))
+    check(not bad, "%d of %d acknowledged records lost: %s" % (len(bad), len(acked), bad[:5]))
+    log("  %d acknowledged records present after kill -9" % len(acked))
+    srv.stop()
+
+
+# ---------------------------------------------------------------- daxnet-httpd
+
+
+WRK_POST_LUA = """
+wrk.method = "POST"
+wrk.body = string.rep("x", 1024)
+wrk.headers["Content-Type"] = "application/octet-stream"
+"""
+
+
+def wrk(url, seconds=2, script=None, conns=8):
+    argv = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % seconds, "--timeout", "5s"]
+    if script:
+        argv += ["-s", script]
+    _, out, _ = run(argv + [url], timeout=seconds + 30)
+    m = re.search(r"(\d+) requests in", out)
+    check(m and int(m.group(1)) > 0, "wrk made no requests:\n%s" % out)
+    check("Non-2xx" not in out, "wrk saw non-2xx responses:\n%s" % out)
+    check("Socket errors" not in out, "wrk saw socket errors:\n%s" % out)
+    return int(m.group(1)), out
+
+
+def test_httpd_rpc(ctx):
+    """wrk against the rpc workload: every response is a 200 with a 64-byte body."""
+    srv = ctx.server("daxnet-httpd", ctx.pool(), ["--workload", "rpc"])
+    hp = srv.port("http")
+    st, body = http_request(hp, "GET", "/")
+    check(st == 200 and len(body) == 64, "rpc response: %d, %d bytes" % (st, len(body)))
+    n, out = wrk("http://127.0.0.1:%d/" % hp)
+    log("  wrk rpc: %d requests" % n)
+    out = curl("http://127.0.0.1:%d/stats" % hp)
+    check("requests" in out, "stats: %r" % out)
+    srv.stop()
+
+
+def test_httpd_wal(ctx):
+    """wrk against the wal workload: 1 KiB POST bodies persisted, all 2xx."""
+    srv = ctx.server("daxnet-httpd", ctx.pool(), ["--workload", "wal"])
+    hp = srv.port("http")
+    script = os.path.join(ctx.tmp, "post.lua")
+    with open(script, "w") as f:
+        f.write(WRK_POST_LUA)
+    n, out = wrk("http://127.0.0.1:%d/" % hp, script=script)
+    log("  wrk wal: %d requests" % n)
+    stats = curl("http://127.0.0.1:%d/stats" % hp)
+    m = re.search(r'"persisted"\s*:\s*(\d+)', stats)
+    check(m and int(m.group(1)) >= n, "persisted count %s below wrk's %d: %s" % (m and m.group(1), n, stats))
+    srv.stop()
+
+
+def test_cli(ctx):
+    """--help and --version work for every service; a bad option fails."""
+    for b in ("daxnet-kv", "daxnet-wal", "daxnet-httpd"):
+        path = os.path.join(ctx.bin_dir, b)
+        _, out, _ = run([path, "--help"], timeout=10)
+        for opt in ("--pool", "--port", "--bind", "--transport", "--threads"):
+            check(opt in out, "%s --help lacks %s" % (b, opt))
+        _, out, _ = run([path, "--version"], timeout=10)
+        check(re.search(r"\d+\.\d+", out), "%s --version: %r" % (b, out))
+        rc, _, _ = run([path, "--no-such-option"], timeout=10, check_rc=False)
+        check(rc != 0, "%s accepted a bad option" % b)
+
+
+TESTS = {
+    "cli": test_cli,
+    "kv_redis_cli": test_kv_redis_cli,
+    "kv_benchmark": test_kv_benchmark,
+    "kv_http": test_kv_http,
+    "kv_bad_input": test_kv_bad_input,
+    "kv_pool_full": test_kv_pool_full,
+    "kv_crash": test_kv_crash,
+    "wal_curl": test_wal_curl,
+    "wal_crash": test_wal_crash,
+    "httpd_rpc": test_httpd_rpc,
+    "httpd_wal": test_httpd_wal,
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin-dir", default=os.environ.get("DAXNET_BIN_DIR", "build/bin"))
+    ap.add_argument("--transport", default=os.environ.get("DAXNET_TEST_TRANSPORT", "auto"))
+    ap.add_argument("--tmp", default=None, help="directory for pools and logs (default: a fresh one)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("tests", nargs="*")
+    args = ap.parse_args()
+    if args.list:
+        for name, fn in TESTS.items():
+            print("%-14s %s" % (name, fn.__doc__.strip().splitlines()[0]))
+        return 0
+    names = args.tests or list(TESTS)
+    for n in names:
+        if n not in TESTS:
+            print("unknown test %s (see --list)" % n, file=sys.stderr)
+            return 2
+    failed = []
+    for n in names:
+        tmp = tempfile.mkdtemp(prefix="daxnet-svc-%s-" % n, dir=args.tmp)
+        ctx = Context(args, tmp)
+        log("== %s [transport=%s]" % (n, args.transport))
+        t0 = time.monotonic()
+        ok = False
+        try:
+            TESTS[n](ctx)
+            ok = True
+        except TestFailure as e:
+            log("FAIL %s: %s" % (n, e))
+        except Exception:
+            log("FAIL %s: unexpected exception\n%s" % (n, traceback.format_exc()))
+        finally:
+            ctx.cleanup()
+        if not ok:
+            failed.append(n)
+            for s in ctx.servers:
+                if s.out_path and os.path.exists(s.out_path):
+                    log("-- %s output (last 40 lines):" % s.name)
+                    log("\n".join(s.output().splitlines()[-40:]))
+        log("%s %s (%.1f s)" % ("ok  " if ok else "FAIL", n, time.monotonic() - t0))
+        if ok and not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            log("   kept " + tmp)
+    if failed:
+        log("failed: " + " ".join(failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
