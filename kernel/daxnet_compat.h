@@ -1,21 +1,23 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * daxnet_compat.h - the only place where kernel version differences live.
+ * The only place where kernel version differences live.
  *
  * The module targets Debian 12's Linux 6.1; these wrappers keep it building
  * on later kernels. Each entry names the release that changed the API.
+ * Differences are detected by feature (Kbuild greps the kernel headers and
+ * defines DXN_HAVE_*), not by LINUX_VERSION_CODE, because vendor kernels
+ * backport.
  */
 #ifndef _DAXNET_COMPAT_H
 #define _DAXNET_COMPAT_H
 
-#include <linux/version.h>
 #include <linux/mm.h>
 
 /* 6.3 made vma->vm_flags read-only and added vm_flags_set(). */
 static inline void dxn_vma_set_flags(struct vm_area_struct *vma,
 				     unsigned long flags)
 {
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+#ifdef DXN_HAVE_VM_FLAGS_SET
 	vm_flags_set(vma, flags);
 #else
 	vma->vm_flags |= flags;

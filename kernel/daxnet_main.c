@@ -1,20 +1,400 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * daxnet - attach connected TCP sockets to shared rings over a DAX pool.
+ *
+ * /dev/daxnet is a misc device; each open file is a port (struct
+ * dxn_port). REGISTER pins the caller's pool and allocates the ring
+ * region, which user space maps with mmap(); ATTACH/DETACH hook TCP
+ * sockets; SYNC moves TX and RX for every connection of a ring pair;
+ * poll() reports readiness; COUNTERS reads the statistics. The ABI is
+ * kernel/include/uapi/linux/daxnet.h; docs/kernel.md describes the
+ * lifecycle and locking.
  */
 #include <linux/module.h>
 #include <linux/miscdevice.h>
 #include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/poll.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/vmalloc.h>
 
+#include "daxnet_priv.h"
 #include "daxnet_compat.h"
 
-static int dxn_open(struct inode *inode, struct file *file)
+/* Byte sizes of the three rings of a pair, each cache-line aligned. */
+static u64 dxn_ring_bytes(u32 slots, u32 slot_size)
 {
+	return sizeof(struct daxnet_ring) +
+	       ALIGN((u64)slots * slot_size, SMP_CACHE_BYTES);
+}
+
+/* Set up one ring's header and the kernel's private state. */
+static void dxn_ring_init(struct dxn_port *port, struct dxn_ringstate *rs,
+			  u64 ofs, u32 slots, u32 slot_size, u32 kind,
+			  u32 pair)
+{
+	struct daxnet_ring *ring = port->region + ofs;
+
+	ring->num_slots = slots;
+	ring->kind = kind;
+	ring->pair = pair;
+	ring->slot_size = slot_size;
+	ring->slots_ofs = ofs + sizeof(*ring);
+	rs->ring = ring;
+	rs->slots = port->region + ring->slots_ofs;
+	rs->n = slots;
+	rs->head = 0;
+	rs->hwcur = 0;
+	rs->tail = kind == DAXNET_RING_RX ? 0 : slots - 1;
+	ring->tail = rs->tail;
+}
+
+/* Check a REGISTER argument. */
+static int dxn_check_register(const struct daxnet_register *r)
+{
+	int i;
+
+	if (r->api_version != DAXNET_API)
+		return -EPROTO;
+	if (r->flags & ~DAXNET_REG_ZEROCOPY || r->reserved0)
+		return -EINVAL;
+	for (i = 0; i < ARRAY_SIZE(r->reserved); i++)
+		if (r->reserved[i])
+			return -EINVAL;
+	if (!is_power_of_2(r->buf_size) || r->buf_size < DAXNET_MIN_BUF_SIZE ||
+	    r->buf_size > DAXNET_MAX_BUF_SIZE || !r->buf_count)
+		return -EINVAL;
+	if (!r->num_pairs || r->num_pairs > DAXNET_MAX_PAIRS)
+		return -EINVAL;
+	if (r->rx_slots < DAXNET_MIN_SLOTS || r->rx_slots > DAXNET_MAX_SLOTS ||
+	    r->tx_slots < DAXNET_MIN_SLOTS || r->tx_slots > DAXNET_MAX_SLOTS ||
+	    r->spare_slots < DAXNET_MIN_SLOTS ||
+	    r->spare_slots > DAXNET_MAX_SLOTS)
+		return -EINVAL;
+	if (r->max_conns > DAXNET_MAX_CONNS)
+		return -EINVAL;
+	if (!PAGE_ALIGNED(r->pool_addr) ||
+	    r->pool_len != (u64)r->buf_size * r->buf_count)
+		return -EINVAL;
 	return 0;
 }
 
+/* Free what REGISTER allocated. Process context, port->lock held. */
+static void dxn_port_free(struct dxn_port *port)
+{
+	u32 i;
+
+	if (port->pairs) {
+		for (i = 0; i < port->num_pairs; i++) {
+			struct dxn_pair *pair = &port->pairs[i];
+
+			kvfree(pair->stock);
+			kvfree(pair->releases);
+			kvfree(pair->txcopy);
+			kvfree(pair->txnext);
+		}
+		kfree(port->pairs);
+		port->pairs = NULL;
+	}
+	kvfree(port->conns);
+	port->conns = NULL;
+	kvfree(port->gens);
+	port->gens = NULL;
+	vfree(port->region);
+	port->region = NULL;
+	dxn_pool_unpin(&port->pool);
+}
+
+/* Allocate the per-pair private arrays. */
+static int dxn_pair_alloc(struct dxn_pair *pair, const struct daxnet_register *r)
+{
+	pair->stock_cap = r->spare_slots + r->rx_slots;
+	pair->stock = kvmalloc_array(pair->stock_cap, sizeof(u32), GFP_KERNEL);
+	pair->rel_cap = r->tx_slots + r->rx_slots;
+	pair->releases = kvmalloc_array(pair->rel_cap, sizeof(u32),
+					GFP_KERNEL);
+	pair->txcopy = kvmalloc_array(r->tx_slots, sizeof(*pair->txcopy),
+				      GFP_KERNEL);
+	pair->txnext = kvmalloc_array(r->tx_slots, sizeof(u32), GFP_KERNEL);
+	if (!pair->stock || !pair->releases || !pair->txcopy || !pair->txnext)
+		return -ENOMEM;
+	INIT_LIST_HEAD(&pair->rx_ready);
+	INIT_LIST_HEAD(&pair->tx_ready);
+	return 0;
+}
+
+/*
+ * DAXNET_IOC_REGISTER: pin the pool, allocate and lay out the ring region.
+ * Process context, port->lock held.
+ */
+static int dxn_register(struct dxn_port *port, void __user *uarg)
+{
+	struct daxnet_register r;
+	struct daxnet_region *reg;
+	struct daxnet_pair_desc *pd;
+	u64 size, ofs;
+	u32 i;
+	int ret;
+
+	if (copy_from_user(&r, uarg, sizeof(r)))
+		return -EFAULT;
+	if (port->registered)
+		return -EBUSY;
+	ret = dxn_check_register(&r);
+	if (ret)
+		return ret;
+	if (!r.max_conns)
+		r.max_conns = 1024;
+
+	size = ALIGN(sizeof(*reg) + r.num_pairs * sizeof(*pd), SMP_CACHE_BYTES);
+	size += r.num_pairs *
+		(dxn_ring_bytes(r.rx_slots, sizeof(struct daxnet_slot)) +
+		 dxn_ring_bytes(r.tx_slots, sizeof(struct daxnet_slot)) +
+		 dxn_ring_bytes(r.spare_slots, sizeof(u32)));
+	size = PAGE_ALIGN(size);
+
+	port->pool.buf_size = r.buf_size;
+	port->pool.buf_count = r.buf_count;
+	port->num_pairs = r.num_pairs;
+	port->max_conns = r.max_conns;
+	port->region_size = size;
+	port->region = vmalloc_user(size);
+	port->pairs = kcalloc(r.num_pairs, sizeof(*port->pairs), GFP_KERNEL);
+	port->conns = kvcalloc(r.max_conns, sizeof(*port->conns), GFP_KERNEL);
+	port->gens = kvcalloc(r.max_conns, sizeof(*port->gens), GFP_KERNEL);
+	if (!port->region || !port->pairs || !port->conns || !port->gens) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	for (i = 0; i < r.num_pairs; i++) {
+		ret = dxn_pair_alloc(&port->pairs[i], &r);
+		if (ret)
+			goto out_free;
+	}
+	ret = dxn_pool_pin(&port->pool, r.pool_addr, r.pool_len);
+	if (ret)
+		goto out_free;
+
+	reg = port->region;
+	reg->magic = DAXNET_REGION_MAGIC;
+	reg->api_version = DAXNET_API;
+	reg->region_size = size;
+	reg->num_pairs = r.num_pairs;
+	reg->rx_slots = r.rx_slots;
+	reg->tx_slots = r.tx_slots;
+	reg->spare_slots = r.spare_slots;
+	reg->buf_size = r.buf_size;
+	reg->buf_count = r.buf_count;
+	reg->max_conns = r.max_conns;
+	reg->flags = 0;		/* copy mode only */
+	reg->pairs_ofs = sizeof(*reg);
+	pd = port->region + reg->pairs_ofs;
+	ofs = ALIGN(sizeof(*reg) + r.num_pairs * sizeof(*pd), SMP_CACHE_BYTES);
+	for (i = 0; i < r.num_pairs; i++) {
+		struct dxn_pair *pair = &port->pairs[i];
+
+		pair->port = port;
+		pair->idx = i;
+		pd[i].rx_ofs = ofs;
+		dxn_ring_init(port, &pair->rx, ofs, r.rx_slots,
+			      sizeof(struct daxnet_slot), DAXNET_RING_RX, i);
+		ofs += dxn_ring_bytes(r.rx_slots, sizeof(struct daxnet_slot));
+		pd[i].tx_ofs = ofs;
+		dxn_ring_init(port, &pair->tx, ofs, r.tx_slots,
+			      sizeof(struct daxnet_slot), DAXNET_RING_TX, i);
+		ofs += dxn_ring_bytes(r.tx_slots, sizeof(struct daxnet_slot));
+		pd[i].spare_ofs = ofs;
+		dxn_ring_init(port, &pair->spare, ofs, r.spare_slots,
+			      sizeof(u32), DAXNET_RING_SPARE, i);
+		ofs += dxn_ring_bytes(r.spare_slots, sizeof(u32));
+	}
+
+	r.region_size = size;
+	if (copy_to_user(uarg, &r, sizeof(r))) {
+		ret = -EFAULT;
+		goto out_free;
+	}
+	port->registered = true;
+	return 0;
+
+out_free:
+	dxn_port_free(port);
+	return ret;
+}
+
+/* DAXNET_IOC_SYNC. Process context, port->lock held. */
+static int dxn_sync(struct dxn_port *port, void __user *uarg)
+{
+	struct daxnet_sync s;
+	int ret = 0;
+	u32 i;
+
+	if (copy_from_user(&s, uarg, sizeof(s)))
+		return -EFAULT;
+	if (!port->registered || s.reserved[0] || s.reserved[1] ||
+	    s.flags & ~(DAXNET_SYNC_TX | DAXNET_SYNC_RX))
+		return -EINVAL;
+	if (s.pair != DAXNET_RING_ALL) {
+		if (s.pair >= port->num_pairs)
+			return -EINVAL;
+		return dxn_sync_pair(&port->pairs[s.pair], s.flags);
+	}
+	for (i = 0; i < port->num_pairs; i++)
+		if (dxn_sync_pair(&port->pairs[i], s.flags))
+			ret = -EINVAL;
+	return ret;
+}
+
+/* DAXNET_IOC_COUNTERS. Process context, port->lock held. */
+static int dxn_counters(struct dxn_port *port, void __user *uarg)
+{
+	struct daxnet_counters_arg a;
+	u64 *sum, *c;
+	u32 i, j, first, last;
+
+	if (copy_from_user(&a, uarg, sizeof(a)))
+		return -EFAULT;
+	if (!port->registered || a.flags)
+		return -EINVAL;
+	if (a.pair == DAXNET_RING_ALL) {
+		first = 0;
+		last = port->num_pairs;
+	} else if (a.pair < port->num_pairs) {
+		first = a.pair;
+		last = a.pair + 1;
+	} else {
+		return -EINVAL;
+	}
+	memset(&a.c, 0, sizeof(a.c));
+	sum = (u64 *)&a.c;
+	for (i = first; i < last; i++) {
+		c = (u64 *)&port->pairs[i].cnt;
+		for (j = 0; j < sizeof(a.c) / sizeof(u64); j++)
+			sum[j] += c[j];
+	}
+	return copy_to_user(uarg, &a, sizeof(a)) ? -EFAULT : 0;
+}
+
+/* Process context (ioctl). Takes port->lock. */
+static long dxn_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct dxn_port *port = file->private_data;
+	void __user *uarg = (void __user *)arg;
+	struct daxnet_attach at;
+	struct daxnet_detach dt;
+	long ret;
+
+	mutex_lock(&port->lock);
+	switch (cmd) {
+	case DAXNET_IOC_REGISTER:
+		ret = dxn_register(port, uarg);
+		break;
+	case DAXNET_IOC_ATTACH:
+		ret = -EFAULT;
+		if (copy_from_user(&at, uarg, sizeof(at)))
+			break;
+		ret = -EINVAL;
+		if (!port->registered)
+			break;
+		ret = dxn_attach(port, &at);
+		if (!ret && copy_to_user(uarg, &at, sizeof(at))) {
+			dxn_detach(port, at.conn, DAXNET_DETACH_DISCARD);
+			ret = -EFAULT;
+		}
+		break;
+	case DAXNET_IOC_DETACH:
+		ret = -EFAULT;
+		if (copy_from_user(&dt, uarg, sizeof(dt)))
+			break;
+		ret = -EINVAL;
+		if (!port->registered || dt.reserved[0] || dt.reserved[1])
+			break;
+		ret = dxn_detach(port, dt.conn, dt.flags);
+		break;
+	case DAXNET_IOC_SYNC:
+		ret = dxn_sync(port, uarg);
+		break;
+	case DAXNET_IOC_COUNTERS:
+		ret = dxn_counters(port, uarg);
+		break;
+	default:
+		ret = -ENOTTY;
+	}
+	mutex_unlock(&port->lock);
+	return ret;
+}
+
+/* poll(): readiness of every ring pair. Process context; takes port->lock. */
+static __poll_t dxn_poll(struct file *file, poll_table *pt)
+{
+	struct dxn_port *port = file->private_data;
+	__poll_t mask = 0;
+	u32 i;
+
+	poll_wait(file, &port->wq, pt);
+	mutex_lock(&port->lock);
+	if (port->registered)
+		for (i = 0; i < port->num_pairs; i++)
+			mask |= dxn_pair_poll(&port->pairs[i]);
+	mutex_unlock(&port->lock);
+	return mask;
+}
+
+/*
+ * mmap of the ring region: MAP_SHARED, offset 0, exactly region_size.
+ * Process context (mmap_lock held for write); takes port->lock.
+ */
+static int dxn_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct dxn_port *port = file->private_data;
+	int ret = -EINVAL;
+
+	mutex_lock(&port->lock);
+	if (!port->registered || vma->vm_pgoff ||
+	    vma->vm_end - vma->vm_start != port->region_size ||
+	    !(vma->vm_flags & VM_SHARED))
+		goto out;
+	/* The rings belong to the process that registered them. */
+	dxn_vma_set_flags(vma, VM_DONTCOPY);
+	ret = remap_vmalloc_range(vma, port->region, 0);
+out:
+	mutex_unlock(&port->lock);
+	return ret;
+}
+
+/* Process context. */
+static int dxn_open(struct inode *inode, struct file *file)
+{
+	struct dxn_port *port;
+
+	port = kzalloc(sizeof(*port), GFP_KERNEL);
+	if (!port)
+		return -ENOMEM;
+	mutex_init(&port->lock);
+	spin_lock_init(&port->ready_lock);
+	init_waitqueue_head(&port->wq);
+	ida_init(&port->ida);
+	file->private_data = port;
+	return stream_open(inode, file);
+}
+
+/*
+ * Last close of the port (the mapping holds a file reference, so the rings
+ * are unmapped by now). Detaches every socket, unpins the pool. Process
+ * context; takes port->lock.
+ */
 static int dxn_release(struct inode *inode, struct file *file)
 {
+	struct dxn_port *port = file->private_data;
+
+	mutex_lock(&port->lock);
+	dxn_detach_all(port);
+	dxn_port_free(port);
+	mutex_unlock(&port->lock);
+	ida_destroy(&port->ida);
+	mutex_destroy(&port->lock);
+	kfree(port);
 	return 0;
 }
 
@@ -22,7 +402,10 @@ static const struct file_operations dxn_fops = {
 	.owner = THIS_MODULE,
 	.open = dxn_open,
 	.release = dxn_release,
-	.llseek = noop_llseek,
+	.unlocked_ioctl = dxn_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.mmap = dxn_mmap,
+	.poll = dxn_poll,
 };
 
 static struct miscdevice dxn_misc = {

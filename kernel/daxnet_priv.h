@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Private declarations of daxnet.ko.
+ *
+ * Objects (docs/kernel.md has the pictures):
+ *   dxn_port  one open file of /dev/daxnet: pool, ring pairs, connections.
+ *   dxn_pair  one RX/TX/spare ring triple and the kernel's private copy of
+ *             its indices, its spare stock, ready lists and counters.
+ *   dxn_conn  one attached TCP socket.
+ *
+ * Locks, outermost first:
+ *   port->lock        mutex; every ioctl and release. Owns the connection
+ *                     table, the rings' private state and the pool.
+ *   lock_sock(sk)     taken by sync/attach/detach for one socket at a time.
+ *   sk_callback_lock  rwlock; write side to swap the socket callbacks,
+ *                     read side in the callbacks (BH context).
+ *   port->ready_lock  spinlock (BH); the ready lists and conn->flags bits.
+ */
+#ifndef _DAXNET_PRIV_H
+#define _DAXNET_PRIV_H
+
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/wait.h>
+#include <linux/idr.h>
+#include <linux/net.h>
+#include <net/sock.h>
+#include <linux/daxnet.h>
+
+/* Largest pool: 16 GiB (the page array is 32 MiB). */
+#define DXN_MAX_POOL_PAGES	(16UL << (30 - PAGE_SHIFT))
+/* Most bio_vecs one slice of the largest buffer can span. */
+#define DXN_MAX_SLICE_PAGES	(DAXNET_MAX_BUF_SIZE / PAGE_SIZE + 1)
+/* Most TX byte ranges queued in the kernel per ring pair. */
+#define DXN_MAX_TXQ		65536
+
+/* conn->flags bits, under port->ready_lock or atomic bitops. */
+enum {
+	DXN_RX_READY,		/* on pair->rx_ready: socket has news */
+	DXN_TX_READY,		/* on pair->tx_ready: write space came back */
+};
+
+/* A TX byte range the socket could not take yet (holds its buffer). */
+struct dxn_txent {
+	struct list_head node;
+	u32 buf;		/* DAXNET_NO_BUF for a queued shutdown */
+	u32 off;
+	u32 len;
+};
+
+struct dxn_conn {
+	struct dxn_port *port;
+	struct dxn_pair *pair;
+	struct socket *sock;	/* holds a reference to sock->file */
+	struct sock *sk;
+	u32 id;
+	u64 cookie;
+	unsigned long flags;		/* DXN_RX_READY, DXN_TX_READY */
+	struct list_head rx_node;	/* pair->rx_ready, under ready_lock */
+	struct list_head tx_node;	/* pair->tx_ready, under ready_lock */
+	struct list_head work_node;	/* sync-local lists, under port->lock */
+
+	/* saved socket callbacks, restored at detach */
+	void (*save_data_ready)(struct sock *sk);
+	void (*save_write_space)(struct sock *sk);
+	void (*save_state_change)(struct sock *sk);
+
+	/* Everything below: port->lock. */
+	bool new_conn_due;	/* NEW_CONN slot not published yet */
+	bool eof_done;		/* EOF slot published */
+	bool err_done;		/* ERROR slot published: connection is dead */
+	int err;		/* positive errno once the connection failed */
+
+	u32 rx_buf;		/* buffer being filled, DAXNET_NO_BUF if none */
+	u32 rx_fill;		/* bytes of rx_buf already written */
+
+	struct list_head txq;	/* struct dxn_txent, in stream order */
+	bool tx_shut;		/* EOF slot seen: no DATA may follow */
+	u32 batch_first;	/* this sync's TX slots (scratch positions) */
+	u32 batch_last;
+};
+
+struct dxn_ringstate {
+	struct daxnet_ring *ring;	/* shared header */
+	void *slots;			/* shared slot array */
+	u32 n;				/* num_slots */
+	u32 head;			/* last user head seen (validated) */
+	u32 hwcur;			/* TX/spare: next entry to consume */
+	u32 tail;			/* kernel's tail */
+};
+
+struct dxn_pair {
+	struct dxn_port *port;
+	u32 idx;
+	struct dxn_ringstate rx, tx, spare;
+
+	u32 *stock;		/* spare buffers the kernel holds */
+	u32 nstock;
+	u32 stock_cap;		/* spare_slots + rx_slots */
+
+	u32 *releases;		/* buffers owed a RELEASE slot, FIFO */
+	u32 rel_head;
+	u32 rel_count;
+	u32 rel_cap;
+
+	struct daxnet_slot *txcopy;	/* private copy of handed-over slots */
+	u32 *txnext;			/* per-connection chains in txcopy */
+
+	struct list_head rx_ready;	/* under port->ready_lock */
+	struct list_head tx_ready;	/* under port->ready_lock */
+	struct list_head rx_blocked;	/* ring full / no spare; port->lock */
+	u32 nconns;
+	u32 ntxq;		/* struct dxn_txent queued over all conns */
+	bool stalled;		/* last RX phase ran out of room or spares */
+
+	struct daxnet_counters cnt;	/* under port->lock */
+};
+
+struct dxn_pool {
+	struct page **pages;
+	unsigned long npages;
+	u64 len;
+	u32 buf_size;
+	u32 buf_count;
+	bool dax;		/* pool is a DAX mapping: flush kernel stores */
+	bool longterm;		/* pinned with FOLL_LONGTERM */
+	struct mm_struct *mm;	/* charged locked_vm */
+};
+
+struct dxn_port {
+	struct mutex lock;		/* see the lock order above */
+	spinlock_t ready_lock;		/* ready lists, conn->flags */
+	wait_queue_head_t wq;		/* poll() waiters */
+	bool registered;
+
+	struct dxn_pool pool;
+	void *region;		/* vmalloc_user, mmap'd */
+	size_t region_size;
+	u32 num_pairs;
+	struct dxn_pair *pairs;
+
+	u32 max_conns;
+	struct dxn_conn **conns;	/* by DAXNET_CONN_INDEX(id) */
+	u16 *gens;			/* generation per index */
+	struct ida ida;
+};
+
+/* daxnet_pool.c */
+int dxn_pool_pin(struct dxn_pool *pool, u64 addr, u64 len);
+void dxn_pool_unpin(struct dxn_pool *pool);
+void dxn_pool_write(struct dxn_pool *pool, u64 pos, const void *src,
+		    size_t len);
+int dxn_pool_bvec(struct dxn_pool *pool, u64 pos, u32 len,
+		  struct bio_vec *bv, int max);
+
+/* daxnet_conn.c */
+int dxn_attach(struct dxn_port *port, struct daxnet_attach *arg);
+int dxn_detach(struct dxn_port *port, u32 id, u32 flags);
+void dxn_detach_all(struct dxn_port *port);
+struct dxn_conn *dxn_conn_lookup(struct dxn_port *port, u32 id);
+void dxn_mark_rx(struct dxn_conn *conn);
+
+/* daxnet_sync.c */
+int dxn_sync_pair(struct dxn_pair *pair, u32 flags);
+int dxn_release_buf(struct dxn_pair *pair, u32 buf);
+void dxn_txq_drop(struct dxn_conn *conn, bool count);
+__poll_t dxn_pair_poll(struct dxn_pair *pair);
+
+#endif /* _DAXNET_PRIV_H */

@@ -1,0 +1,760 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * DAXNET_IOC_SYNC: TX, spare intake, RX for one ring pair.
+ *
+ * Everything here runs in process context with port->lock held, from the
+ * SYNC ioctl (and poll, which only reads). Sockets are locked one at a
+ * time with lock_sock(), once per connection per phase.
+ *
+ * Order of a sync: read and validate the three user head indices (a bad
+ * one fails the sync before anything changes); release RX slots and take
+ * swapped-in buffers; take spare buffers; TX; RX; publish tails.
+ */
+#include <linux/slab.h>
+#include <linux/mm.h>
+#include <linux/uio.h>
+#include <linux/bvec.h>
+#include <linux/skbuff.h>
+#include <linux/poll.h>
+#include <net/tcp.h>
+
+#include "daxnet_priv.h"
+
+#define DXN_NONE	U32_MAX
+
+static struct daxnet_slot *dxn_slot(struct dxn_ringstate *rs, u32 i)
+{
+	return (struct daxnet_slot *)rs->slots + i;
+}
+
+static u32 dxn_prev(u32 i, u32 n)
+{
+	return i ? i - 1 : n - 1;
+}
+
+/*
+ * Read user head and cur of a ring once and check them against the
+ * kernel's copy: head may only move forward within [old head, tail] and
+ * cur must lie in [head, tail]. port->lock held.
+ */
+static int dxn_read_head(struct dxn_ringstate *rs, u32 *headp)
+{
+	u32 head = READ_ONCE(rs->ring->head);
+	u32 cur = READ_ONCE(rs->ring->cur);
+	u32 n = rs->n;
+
+	if (head >= n || cur >= n)
+		return -EINVAL;
+	if (daxnet_ring_space(rs->head, head, n) >
+	    daxnet_ring_space(rs->head, rs->tail, n))
+		return -EINVAL;
+	if (daxnet_ring_space(head, cur, n) >
+	    daxnet_ring_space(head, rs->tail, n))
+		return -EINVAL;
+	*headp = head;
+	return 0;
+}
+
+/**
+ * dxn_release_buf - owe user space a RELEASE slot for buf
+ * @pair: the ring pair
+ * @buf: buffer index the kernel no longer references
+ *
+ * Process context, port->lock held. Returns -ENOMEM if the queue cannot
+ * grow (the buffer then stays referenced until the port is closed).
+ */
+int dxn_release_buf(struct dxn_pair *pair, u32 buf)
+{
+	u32 *n;
+
+	if (pair->rel_head + pair->rel_count == pair->rel_cap) {
+		if (pair->rel_head) {
+			memmove(pair->releases, pair->releases + pair->rel_head,
+				pair->rel_count * sizeof(u32));
+			pair->rel_head = 0;
+		} else {
+			n = kvmalloc_array(pair->rel_cap * 2, sizeof(u32),
+					   GFP_KERNEL);
+			if (!n)
+				return -ENOMEM;
+			memcpy(n, pair->releases, pair->rel_count * sizeof(u32));
+			kvfree(pair->releases);
+			pair->releases = n;
+			pair->rel_cap *= 2;
+		}
+	}
+	pair->releases[pair->rel_head + pair->rel_count++] = buf;
+	return 0;
+}
+
+/* Give a buffer to the spare stock, or back to user space if it is full. */
+static void dxn_stock_put(struct dxn_pair *pair, u32 buf)
+{
+	if (pair->nstock < pair->stock_cap)
+		pair->stock[pair->nstock++] = buf;
+	else
+		dxn_release_buf(pair, buf);
+}
+
+/**
+ * dxn_txq_drop - drop the TX bytes queued on a connection
+ * @conn: the connection
+ * @count: account the bytes as tx_discarded
+ *
+ * Process context, port->lock held.
+ */
+void dxn_txq_drop(struct dxn_conn *conn, bool count)
+{
+	struct dxn_pair *pair = conn->pair;
+	struct dxn_txent *e, *tmp;
+
+	list_for_each_entry_safe(e, tmp, &conn->txq, node) {
+		if (e->buf != DAXNET_NO_BUF) {
+			dxn_release_buf(pair, e->buf);
+			if (count)
+				pair->cnt.tx_discarded += e->len;
+		}
+		list_del(&e->node);
+		kfree(e);
+		pair->ntxq--;
+	}
+}
+
+/* Remember that conn failed with errno err. port->lock held. */
+static void dxn_conn_fail(struct dxn_conn *conn, int err)
+{
+	if (!conn->err)
+		conn->err = err;
+	dxn_mark_rx(conn);
+}
+
+/* ----------------------------------------------------------------- RX */
+
+/* RX ring state of one sync. */
+struct dxn_rxctx {
+	struct dxn_pair *pair;
+	struct dxn_conn *conn;
+	u32 room;		/* free RX slots not yet reserved */
+	bool slot_open;		/* a DATA slot of conn is being filled */
+	u32 slot_off;
+	u32 slot_len;
+	int stop;		/* why the actor stopped */
+};
+
+enum { DXN_GO, DXN_STOP_RING, DXN_STOP_SPARE };
+
+/* Write the next RX slot at tail (already reserved). port->lock held. */
+static void dxn_rx_write(struct dxn_pair *pair, u32 conn, u32 buf, u32 off,
+			 u32 len, u16 flags, u16 err, u64 user_data)
+{
+	struct dxn_ringstate *rs = &pair->rx;
+	struct daxnet_slot *s = dxn_slot(rs, rs->tail);
+
+	s->conn = conn;
+	s->buf_idx = buf;
+	s->offset = off;
+	s->len = len;
+	s->flags = flags;
+	s->err = err;
+	s->reserved = 0;
+	s->user_data = user_data;
+	rs->tail = daxnet_ring_next(rs->tail, rs->n);
+	pair->cnt.rx_slots++;
+}
+
+/* Publish an event slot (no buffer) for conn if there is room. */
+static bool dxn_rx_event(struct dxn_rxctx *ctx, struct dxn_conn *conn,
+			 u16 flags, u16 err)
+{
+	if (!ctx->room) {
+		ctx->pair->cnt.rx_ring_full++;
+		return false;
+	}
+	ctx->room--;
+	dxn_rx_write(ctx->pair, conn->id, DAXNET_NO_BUF, 0, 0, flags, err,
+		     conn->cookie);
+	return true;
+}
+
+/* Publish the RELEASE slots owed, as far as the ring has room. */
+static void dxn_rx_releases(struct dxn_rxctx *ctx)
+{
+	struct dxn_pair *pair = ctx->pair;
+
+	while (pair->rel_count && ctx->room) {
+		ctx->room--;
+		dxn_rx_write(pair, DAXNET_NO_CONN,
+			     pair->releases[pair->rel_head], 0, 0,
+			     DAXNET_SLOT_RELEASE, 0, 0);
+		pair->rel_head++;
+		pair->rel_count--;
+	}
+	if (!pair->rel_count)
+		pair->rel_head = 0;
+}
+
+/* Close the open DATA slot of ctx->conn; held: the kernel keeps the buffer. */
+static void dxn_rx_close_slot(struct dxn_rxctx *ctx, bool held)
+{
+	struct dxn_conn *conn = ctx->conn;
+
+	dxn_rx_write(ctx->pair, conn->id, conn->rx_buf, ctx->slot_off,
+		     ctx->slot_len,
+		     DAXNET_SLOT_DATA | (held ? DAXNET_SLOT_BUF_HELD : 0), 0,
+		     conn->cookie);
+	ctx->slot_open = false;
+	if (!held)
+		conn->rx_buf = DAXNET_NO_BUF;
+}
+
+/* Copy skb bytes [from, from + len) into the pool at byte position pos. */
+static void dxn_rx_copy(struct dxn_pool *pool, struct sk_buff *skb,
+			unsigned int from, u64 pos, u32 len)
+{
+	struct skb_seq_state st;
+	const u8 *data;
+	u32 got = 0;
+	unsigned int n;
+
+	skb_prepare_seq_read(skb, from, from + len, &st);
+	while (got < len) {
+		n = skb_seq_read(got, &data, &st);
+		if (!n)
+			break;	/* skb_seq_read() aborted the walk itself */
+		n = min(n, len - got);
+		dxn_pool_write(pool, pos + got, data, n);
+		got += n;
+	}
+	if (got == len)
+		skb_abort_seq_read(&st);
+	WARN_ON_ONCE(got != len);
+}
+
+/*
+ * tcp_read_sock() actor: copy received bytes into the connection's pool
+ * buffer, packing them behind earlier bytes, taking a spare when the
+ * buffer is full. Returns bytes consumed; 0 stops the read (ring full or no
+ * spare: TCP keeps the rest and its window closes). Process context,
+ * lock_sock(sk) and port->lock held.
+ */
+static int dxn_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
+			unsigned int offset, size_t len)
+{
+	struct dxn_rxctx *ctx = rd->arg.data;
+	struct dxn_pair *pair = ctx->pair;
+	struct dxn_conn *conn = ctx->conn;
+	struct dxn_pool *pool = &pair->port->pool;
+	u32 bs = pool->buf_size;
+	size_t done = 0;
+	u32 n;
+
+	while (done < len) {
+		if (!ctx->slot_open) {
+			if (!ctx->room) {
+				ctx->stop = DXN_STOP_RING;
+				pair->cnt.rx_ring_full++;
+				break;
+			}
+			if (conn->rx_buf == DAXNET_NO_BUF) {
+				if (!pair->nstock) {
+					ctx->stop = DXN_STOP_SPARE;
+					pair->cnt.spare_empty++;
+					break;
+				}
+				conn->rx_buf = pair->stock[--pair->nstock];
+				conn->rx_fill = 0;
+			}
+			ctx->room--;
+			ctx->slot_open = true;
+			ctx->slot_off = conn->rx_fill;
+			ctx->slot_len = 0;
+		}
+		n = min_t(size_t, len - done, bs - conn->rx_fill);
+		dxn_rx_copy(pool, skb, offset + done,
+			    (u64)conn->rx_buf * bs + conn->rx_fill, n);
+		conn->rx_fill += n;
+		ctx->slot_len += n;
+		done += n;
+		pair->cnt.rx_bytes += n;
+		pair->cnt.rx_copied += n;
+		if (conn->rx_fill == bs)
+			dxn_rx_close_slot(ctx, false);
+	}
+	return done;
+}
+
+/*
+ * RX for one connection: NEW_CONN, the bytes TCP has queued, then EOF or
+ * ERROR once the queue is empty. Returns DXN_GO or why it stopped.
+ * Process context, port->lock held; takes lock_sock(sk).
+ */
+static int dxn_rx_conn(struct dxn_rxctx *ctx, struct dxn_conn *conn)
+{
+	struct dxn_pair *pair = ctx->pair;
+	struct sock *sk = conn->sk;
+	read_descriptor_t rd = {};
+	bool qempty, eof, final;
+	int err;
+
+	if (conn->err_done)
+		return DXN_GO;
+	if (conn->new_conn_due) {
+		if (!dxn_rx_event(ctx, conn, DAXNET_SLOT_NEW_CONN, 0))
+			return DXN_STOP_RING;
+		conn->new_conn_due = false;
+	}
+
+	ctx->conn = conn;
+	ctx->slot_open = false;
+	ctx->stop = DXN_GO;
+	rd.count = 1;		/* never decremented: read until the actor stops */
+	rd.arg.data = ctx;
+
+	lock_sock(sk);
+	tcp_read_sock(sk, &rd, dxn_rx_actor);
+	qempty = skb_queue_empty(&sk->sk_receive_queue);
+	if (qempty && !conn->err) {
+		err = sock_error(sk);
+		if (err)
+			conn->err = -err;
+	}
+	eof = qempty && (sk->sk_shutdown & RCV_SHUTDOWN);
+	release_sock(sk);
+
+	/* Nothing more will arrive: the last slice gives the buffer back. */
+	final = qempty && (conn->err || eof);
+	if (ctx->slot_open)
+		dxn_rx_close_slot(ctx, !final);
+	if (final && conn->rx_buf != DAXNET_NO_BUF) {
+		dxn_release_buf(pair, conn->rx_buf);
+		conn->rx_buf = DAXNET_NO_BUF;
+	}
+	if (ctx->stop != DXN_GO)
+		return ctx->stop;
+
+	if (conn->err && qempty) {
+		if (!dxn_rx_event(ctx, conn, DAXNET_SLOT_ERROR, conn->err))
+			return DXN_STOP_RING;
+		conn->err_done = true;
+		dxn_txq_drop(conn, true);
+	} else if (eof && !conn->eof_done) {
+		if (!dxn_rx_event(ctx, conn, DAXNET_SLOT_EOF, 0))
+			return DXN_STOP_RING;
+		conn->eof_done = true;
+	}
+	return DXN_GO;
+}
+
+/* Release RX slots user space gave back; take buffers swapped into them. */
+static void dxn_rx_release(struct dxn_pair *pair, u32 head)
+{
+	struct dxn_ringstate *rs = &pair->rx;
+	u32 count = pair->port->pool.buf_count;
+	struct daxnet_slot *s;
+	u32 i, buf;
+
+	for (i = rs->head; i != head; i = daxnet_ring_next(i, rs->n)) {
+		s = dxn_slot(rs, i);
+		if (!(READ_ONCE(s->flags) & DAXNET_SLOT_BUF_CHANGED))
+			continue;
+		buf = READ_ONCE(s->buf_idx);
+		if (buf >= count) {
+			pair->cnt.bad_slot++;
+			continue;
+		}
+		dxn_stock_put(pair, buf);
+	}
+	rs->head = head;
+}
+
+/* Move entries of the spare ring into the stock. */
+static void dxn_spare_intake(struct dxn_pair *pair, u32 head)
+{
+	struct dxn_ringstate *rs = &pair->spare;
+	u32 count = pair->port->pool.buf_count;
+	u32 limit = pair->spare.n;
+	u32 *ent = rs->slots;
+	u32 buf;
+
+	rs->head = head;
+	while (rs->hwcur != head && pair->nstock < limit) {
+		buf = READ_ONCE(ent[rs->hwcur]);
+		if (buf < count)
+			pair->stock[pair->nstock++] = buf;
+		else
+			pair->cnt.bad_slot++;
+		rs->hwcur = daxnet_ring_next(rs->hwcur, rs->n);
+	}
+	rs->tail = dxn_prev(rs->hwcur, rs->n);
+	/* Pairs with user space's acquire load of tail. */
+	smp_store_release(&rs->ring->tail, rs->tail);
+}
+
+/* The RX phase of a sync. port->lock held. */
+static void dxn_rx(struct dxn_pair *pair)
+{
+	struct dxn_port *port = pair->port;
+	struct dxn_ringstate *rs = &pair->rx;
+	struct dxn_rxctx ctx = { .pair = pair };
+	struct dxn_conn *conn;
+	LIST_HEAD(todo);
+	int stop;
+
+	ctx.room = rs->n - 1 - daxnet_ring_space(rs->head, rs->tail, rs->n);
+	dxn_rx_releases(&ctx);
+
+	spin_lock_bh(&port->ready_lock);
+	list_splice_init(&pair->rx_ready, &todo);
+	spin_unlock_bh(&port->ready_lock);
+
+	pair->stalled = false;
+	while (!list_empty(&todo)) {
+		spin_lock_bh(&port->ready_lock);
+		conn = list_first_entry(&todo, struct dxn_conn, rx_node);
+		list_del_init(&conn->rx_node);
+		clear_bit(DXN_RX_READY, &conn->flags);
+		spin_unlock_bh(&port->ready_lock);
+
+		stop = dxn_rx_conn(&ctx, conn);
+		if (stop == DXN_GO)
+			continue;
+		/* Retry at the next sync that brings room or spares. */
+		pair->stalled = true;
+		dxn_mark_rx(conn);
+		if (stop == DXN_STOP_RING) {
+			spin_lock_bh(&port->ready_lock);
+			list_splice(&todo, &pair->rx_ready);
+			spin_unlock_bh(&port->ready_lock);
+			break;
+		}
+	}
+	dxn_rx_releases(&ctx);
+
+	/*
+	 * Payload stores (non-temporal on DAX) must be durable and visible
+	 * before the slots that name them: sfence, then publish the tail
+	 * (release, pairs with user space's acquire load of tail).
+	 */
+	wmb();
+	/* Slots before tail, see above. */
+	smp_store_release(&rs->ring->tail, rs->tail);
+}
+
+/* ----------------------------------------------------------------- TX */
+
+/*
+ * Result of a TX slot, kept in its private copy until the slot is returned:
+ * the flags to add in the copy's reserved field, the errno in its err.
+ */
+static void dxn_tx_result(struct daxnet_slot *c, u16 flags, int err)
+{
+	c->reserved |= flags;
+	if (err)
+		c->err = err;
+}
+
+/*
+ * Send pool bytes on conn through the copy path. Returns bytes taken by
+ * TCP, or -errno (-EAGAIN: the send buffer is full; the write_space
+ * callback will mark conn). Process context, lock_sock(sk) held.
+ */
+static int dxn_send(struct dxn_conn *conn, u32 buf, u32 off, u32 len,
+		    bool more)
+{
+	struct dxn_pair *pair = conn->pair;
+	struct dxn_pool *pool = &pair->port->pool;
+	struct bio_vec bv[DXN_MAX_SLICE_PAGES];
+	struct msghdr msg = {
+		.msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL | (more ? MSG_MORE : 0),
+	};
+	int nr, ret;
+
+	nr = dxn_pool_bvec(pool, (u64)buf * pool->buf_size + off, len, bv,
+			   ARRAY_SIZE(bv));
+	if (nr < 0)
+		return nr;
+	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, bv, nr, len);
+	ret = tcp_sendmsg_locked(conn->sk, &msg, len);
+	if (ret > 0) {
+		pair->cnt.tx_bytes += ret;
+		pair->cnt.tx_copied += ret;
+	} else if (ret == 0) {
+		ret = -EAGAIN;
+	}
+	return ret;
+}
+
+/* Queue bytes (or a shutdown, buf = DAXNET_NO_BUF) behind conn's queue. */
+static int dxn_txq_add(struct dxn_conn *conn, u32 buf, u32 off, u32 len)
+{
+	struct dxn_pair *pair = conn->pair;
+	struct dxn_txent *e;
+
+	if (pair->ntxq >= DXN_MAX_TXQ)
+		return -ENOBUFS;
+	e = kmalloc(sizeof(*e), GFP_KERNEL);
+	if (!e)
+		return -ENOBUFS;
+	e->buf = buf;
+	e->off = off;
+	e->len = len;
+	list_add_tail(&e->node, &conn->txq);
+	pair->ntxq++;
+	return 0;
+}
+
+/*
+ * Send what conn has queued, then this sync's slots of conn, in order,
+ * under one lock_sock(). Bytes the socket cannot take are queued and their
+ * slot returned with BUF_HELD. Process context, port->lock held.
+ */
+static void dxn_tx_conn(struct dxn_pair *pair, struct dxn_conn *conn)
+{
+	struct sock *sk = conn->sk;
+	struct dxn_txent *e;
+	struct daxnet_slot *c;
+	bool blocked = false, shut = false;
+	int ret;
+	u32 i, sent;
+
+	lock_sock(sk);
+	while (!list_empty(&conn->txq) && !conn->err) {
+		e = list_first_entry(&conn->txq, struct dxn_txent, node);
+		if (e->buf != DAXNET_NO_BUF) {
+			ret = dxn_send(conn, e->buf, e->off, e->len,
+				       !list_is_last(&e->node, &conn->txq) ||
+				       conn->batch_first != DXN_NONE);
+			if (ret < 0) {
+				if (ret != -EAGAIN)
+					dxn_conn_fail(conn, -ret);
+				blocked = true;
+				break;
+			}
+			e->off += ret;
+			e->len -= ret;
+			if (e->len) {
+				blocked = true;
+				break;
+			}
+			dxn_release_buf(pair, e->buf);
+		} else {
+			shut = true;
+		}
+		list_del(&e->node);
+		kfree(e);
+		pair->ntxq--;
+	}
+
+	for (i = conn->batch_first; i != DXN_NONE; i = pair->txnext[i]) {
+		c = &pair->txcopy[i];
+		if (conn->err) {
+			dxn_tx_result(c, DAXNET_SLOT_ERROR, conn->err);
+			continue;
+		}
+		if ((c->flags & DAXNET_SLOT_DATA) && conn->tx_shut) {
+			dxn_tx_result(c, DAXNET_SLOT_ERROR, EPIPE);
+			continue;
+		}
+		if (c->flags & DAXNET_SLOT_DATA) {
+			sent = 0;
+			if (!blocked) {
+				ret = dxn_send(conn, c->buf_idx, c->offset,
+					       c->len,
+					       pair->txnext[i] != DXN_NONE);
+				if (ret < 0 && ret != -EAGAIN) {
+					dxn_conn_fail(conn, -ret);
+					dxn_tx_result(c, DAXNET_SLOT_ERROR,
+						      -ret);
+					continue;
+				}
+				sent = ret < 0 ? 0 : ret;
+			}
+			if (sent < c->len) {
+				ret = dxn_txq_add(conn, c->buf_idx,
+						  c->offset + sent,
+						  c->len - sent);
+				if (ret) {
+					/* Part of the slot went out: broken. */
+					if (sent)
+						dxn_conn_fail(conn, -ret);
+					dxn_tx_result(c, DAXNET_SLOT_ERROR,
+						      -ret);
+					continue;
+				}
+				dxn_tx_result(c, DAXNET_SLOT_BUF_HELD, 0);
+				blocked = true;
+			}
+		}
+		if (c->flags & DAXNET_SLOT_EOF) {
+			conn->tx_shut = true;
+			if (!blocked)
+				shut = true;
+			else if (dxn_txq_add(conn, DAXNET_NO_BUF, 0, 0))
+				dxn_conn_fail(conn, ENOBUFS);
+		}
+	}
+	release_sock(sk);
+
+	if (conn->err)
+		dxn_txq_drop(conn, true);
+	else if (shut)
+		kernel_sock_shutdown(conn->sock, SHUT_WR);
+}
+
+/* Check one private TX slot copy; returns its connection or NULL. */
+static struct dxn_conn *dxn_tx_check(struct dxn_pair *pair,
+				     struct daxnet_slot *c)
+{
+	struct dxn_pool *pool = &pair->port->pool;
+	u16 fl = c->flags & ~DAXNET_SLOT_BUF_CHANGED;
+	bool nonzero = c->err || c->reserved;
+	struct dxn_conn *conn;
+
+	c->reserved = 0;
+	c->err = 0;
+	if (nonzero || (fl & ~(DAXNET_SLOT_DATA | DAXNET_SLOT_EOF)) ||
+	    !(fl & (DAXNET_SLOT_DATA | DAXNET_SLOT_EOF)))
+		goto bad;
+	if ((fl & DAXNET_SLOT_DATA) &&
+	    (!c->len || c->buf_idx >= pool->buf_count ||
+	     c->offset >= pool->buf_size ||
+	     c->len > pool->buf_size - c->offset))
+		goto bad;
+	conn = dxn_conn_lookup(pair->port, c->conn);
+	if (!conn || conn->pair != pair) {
+		dxn_tx_result(c, DAXNET_SLOT_ERROR, ENOTCONN);
+		return NULL;
+	}
+	return conn;
+bad:
+	pair->cnt.bad_slot++;
+	dxn_tx_result(c, DAXNET_SLOT_ERROR, EINVAL);
+	return NULL;
+}
+
+/* The TX phase of a sync: consume [hwcur, head) of the TX ring. */
+static void dxn_tx(struct dxn_pair *pair, u32 head)
+{
+	struct dxn_port *port = pair->port;
+	struct dxn_ringstate *rs = &pair->tx;
+	struct dxn_conn *conn, *tmp;
+	struct daxnet_slot *c, *s;
+	LIST_HEAD(todo);
+	u32 i;
+
+	/* Connections whose send buffer has room again. */
+	spin_lock_bh(&port->ready_lock);
+	list_for_each_entry_safe(conn, tmp, &pair->tx_ready, tx_node) {
+		list_del_init(&conn->tx_node);
+		clear_bit(DXN_TX_READY, &conn->flags);
+		if (!list_empty(&conn->txq)) {
+			conn->batch_first = DXN_NONE;
+			list_add_tail(&conn->work_node, &todo);
+		}
+	}
+	spin_unlock_bh(&port->ready_lock);
+
+	/* Read each handed-over slot once; chain them per connection. */
+	for (i = rs->hwcur; i != head; i = daxnet_ring_next(i, rs->n)) {
+		c = &pair->txcopy[i];
+		memcpy(c, dxn_slot(rs, i), sizeof(*c));
+		/* One read of the user's bytes; everything below uses c. */
+		barrier();
+		pair->txnext[i] = DXN_NONE;
+		conn = dxn_tx_check(pair, c);
+		if (!conn)
+			continue;
+		if (list_empty(&conn->work_node)) {
+			conn->batch_first = DXN_NONE;
+			list_add_tail(&conn->work_node, &todo);
+		}
+		if (conn->batch_first == DXN_NONE)
+			conn->batch_first = i;
+		else
+			pair->txnext[conn->batch_last] = i;
+		conn->batch_last = i;
+	}
+
+	list_for_each_entry_safe(conn, tmp, &todo, work_node) {
+		dxn_tx_conn(pair, conn);
+		list_del_init(&conn->work_node);
+		conn->batch_first = DXN_NONE;
+	}
+
+	/* Return every slot with its result. */
+	for (i = rs->hwcur; i != head; i = daxnet_ring_next(i, rs->n)) {
+		c = &pair->txcopy[i];
+		s = dxn_slot(rs, i);
+		WRITE_ONCE(s->flags, c->flags | c->reserved);
+		WRITE_ONCE(s->err, c->err);
+		pair->cnt.tx_slots++;
+	}
+	rs->hwcur = head;
+	rs->head = head;
+	rs->tail = dxn_prev(head, rs->n);
+	/* Slot results before tail; pairs with user space's acquire load. */
+	smp_store_release(&rs->ring->tail, rs->tail);
+}
+
+/**
+ * dxn_sync_pair - one sync of a ring pair
+ * @pair: the ring pair
+ * @flags: DAXNET_SYNC_* (0: TX and RX)
+ *
+ * Process context (SYNC ioctl), port->lock held. Returns -EINVAL, with
+ * nothing changed, when a user index is corrupt.
+ */
+int dxn_sync_pair(struct dxn_pair *pair, u32 flags)
+{
+	bool tx = !flags || (flags & DAXNET_SYNC_TX);
+	bool rx = !flags || (flags & DAXNET_SYNC_RX);
+	u32 rx_head, tx_head, sp_head;
+
+	if (dxn_read_head(&pair->rx, &rx_head) ||
+	    dxn_read_head(&pair->tx, &tx_head) ||
+	    dxn_read_head(&pair->spare, &sp_head)) {
+		pair->cnt.bad_ring++;
+		return -EINVAL;
+	}
+	pair->cnt.syncs++;
+	if (rx)
+		dxn_rx_release(pair, rx_head);
+	dxn_spare_intake(pair, sp_head);
+	if (tx)
+		dxn_tx(pair, tx_head);
+	if (rx)
+		dxn_rx(pair);
+	return 0;
+}
+
+/**
+ * dxn_pair_poll - readiness of a ring pair for poll()
+ * @pair: the ring pair
+ *
+ * Process context, port->lock held. Moves nothing.
+ */
+__poll_t dxn_pair_poll(struct dxn_pair *pair)
+{
+	struct dxn_port *port = pair->port;
+	u32 rx_cur = READ_ONCE(pair->rx.ring->cur);
+	u32 tx_cur = READ_ONCE(pair->tx.ring->cur);
+	bool progress, pending, tx_pending;
+	__poll_t mask = 0;
+
+	progress = READ_ONCE(pair->rx.ring->head) != pair->rx.head ||
+		   READ_ONCE(pair->spare.ring->head) != pair->spare.head;
+	spin_lock_bh(&port->ready_lock);
+	pending = !list_empty(&pair->rx_ready);
+	tx_pending = !list_empty(&pair->tx_ready);
+	spin_unlock_bh(&port->ready_lock);
+	pending = pending || pair->rel_count;
+
+	if (rx_cur < pair->rx.n && rx_cur != pair->rx.tail)
+		mask |= EPOLLIN | EPOLLRDNORM;
+	if ((pending && (!pair->stalled || progress)) || tx_pending)
+		mask |= EPOLLIN | EPOLLRDNORM;
+	if (tx_cur < pair->tx.n &&
+	    daxnet_ring_space(tx_cur, pair->tx.tail, pair->tx.n))
+		mask |= EPOLLOUT | EPOLLWRNORM;
+	return mask;
+}
