@@ -414,7 +414,9 @@ struct daxnet_counters {
 	__u64 bad_slot;		/* TX slots rejected with EINVAL */
 	__u64 tx_discarded;	/* queued TX bytes dropped by DETACH_DISCARD */
 	__u64 conns;		/* connections attached now */
-	__u64 reserved[19];	/* zero */
+	__u64 tx_held;		/* TX slots returned with BUF_HELD (Added in DAXNET_API 1) */
+	__u64 releases;		/* RELEASE slots published (Added in DAXNET_API 1) */
+	__u64 reserved[17];	/* zero */
 };
 
 struct daxnet_counters_arg {
