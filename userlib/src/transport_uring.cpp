@@ -1,0 +1,425 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// The io_uring transport. Per ring pair: one io_uring and one provided-
+// buffer ring (group id = pair) whose buffers ARE pool buffers: the spare
+// stock lives there. Every connection has one multishot recv armed into
+// that group; each completion is one pool buffer = one RX slot. Sends: at
+// most one IORING_OP_SENDMSG in flight per connection (ordering), gathering
+// its queued slots. A sync prepares SQEs, then makes exactly ONE
+// io_uring_enter (io_uring_submit_and_get_events) and reaps completions
+// from the CQ ring without further syscalls.
+//
+// liburing 2.3: no io_uring_setup_buf_ring, so the buffer ring is a
+// page-aligned mmap registered with io_uring_register_buf_ring. Buffer ids
+// are 16 bits, so a bid indexes a table of pool indices.
+#include <liburing.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "user_transport.h"
+
+namespace daxnet::detail {
+
+namespace {
+
+constexpr std::uint32_t kMaxIov = 64;
+constexpr std::uint64_t kOpRecv = 1, kOpSend = 2, kOpCancel = 3;
+
+std::uint64_t tag(std::uint64_t op, std::uint32_t conn) noexcept
+{
+	return (std::uint64_t{conn} << 8) | op;
+}
+
+std::uint32_t pow2_at_least(std::uint32_t v) noexcept
+{
+	std::uint32_t p = 1;
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+class UringTransport final : public UserTransport {
+public:
+	explicit UringTransport(const TransportConfig& cfg) : UserTransport(cfg) {}
+
+	~UringTransport() override
+	{
+		for (auto& u : rings_) {
+			if (u.ring_ok) {
+				if (u.br)
+					io_uring_unregister_buf_ring(&u.ring, static_cast<int>(u.bgid));
+				io_uring_queue_exit(&u.ring);
+			}
+			if (u.br)
+				::munmap(u.br, u.br_bytes);
+		}
+		if (top_ >= 0)
+			::close(top_);
+	}
+
+	Status init()
+	{
+		if (Status st = init_common(); !st)
+			return st;
+		std::uint32_t entries = pow2_at_least(cfg_.spare_slots + cfg_.rx_slots);
+		if (entries > 32768)
+			return make_error(EINVAL, "uring transport: spare_slots + rx_slots exceeds 32768 buffer ids");
+		rings_.resize(cfg_.pairs);
+		for (std::uint32_t p = 0; p < cfg_.pairs; p++) {
+			U& u = rings_[p];
+			unsigned sq = pow2_at_least(std::min<std::uint32_t>(4096, std::max<std::uint32_t>(64, cfg_.max_conns + cfg_.tx_slots)));
+			io_uring_params prm{};
+			prm.flags = IORING_SETUP_CQSIZE;
+			prm.cq_entries = 4 * sq;
+			int r = io_uring_queue_init_params(sq, &u.ring, &prm);
+			if (r < 0)
+				return make_error(-r, std::string("uring transport: io_uring_queue_init: ") + std::strerror(-r));
+			u.ring_ok = true;
+			u.entries = entries;
+			u.bgid = p;
+			u.br_bytes = (entries * sizeof(io_uring_buf) + 4095) / 4096 * 4096;
+			void* m = ::mmap(nullptr, u.br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (m == MAP_FAILED)
+				return make_error(errno, "uring transport: mmap of the buffer ring failed");
+			u.br = static_cast<io_uring_buf_ring*>(m);
+			io_uring_buf_reg reg{};
+			reg.ring_addr = reinterpret_cast<std::uint64_t>(m);
+			reg.ring_entries = entries;
+			reg.bgid = static_cast<std::uint16_t>(p);
+			r = io_uring_register_buf_ring(&u.ring, &reg, 0);
+			if (r < 0) {
+				::munmap(m, u.br_bytes);
+				u.br = nullptr;
+				return make_error(-r, std::string("uring transport: provided buffer rings unsupported: ") +
+							      std::strerror(-r));
+			}
+			io_uring_buf_ring_init(u.br);
+			u.bid_buf.assign(entries, DAXNET_NO_BUF);
+			u.free_bids.reserve(entries);
+			for (std::uint32_t b = entries; b-- > 0;)
+				u.free_bids.push_back(static_cast<std::uint16_t>(b));
+			u.rearm.reserve(cfg_.max_conns);
+		}
+		state_.resize(cfg_.max_conns);
+		if (cfg_.pairs == 1) {
+			fd_ = rings_[0].ring.ring_fd;
+		} else {
+			top_ = ::epoll_create1(EPOLL_CLOEXEC);
+			if (top_ < 0)
+				return make_error(errno, "uring transport: epoll_create1 failed");
+			for (std::uint32_t p = 0; p < cfg_.pairs; p++) {
+				epoll_event ev{};
+				ev.events = EPOLLIN;
+				ev.data.u32 = p;
+				::epoll_ctl(top_, EPOLL_CTL_ADD, rings_[p].ring.ring_fd, &ev);
+			}
+			fd_ = top_;
+		}
+		return {};
+	}
+
+	TransportKind kind() const noexcept override { return TransportKind::uring; }
+	int fd() const noexcept override { return fd_; }
+
+protected:
+	struct U {
+		io_uring ring{};
+		bool ring_ok = false;
+		io_uring_buf_ring* br = nullptr;
+		std::size_t br_bytes = 0;
+		std::uint32_t entries = 0;
+		std::uint32_t bgid = 0;
+		std::uint32_t in_ring = 0;            ///< buffers in the buffer ring
+		std::vector<std::uint32_t> bid_buf;   ///< bid -> pool index
+		std::vector<std::uint16_t> free_bids;
+		std::vector<std::uint32_t> rearm;     ///< conn indices whose recv must be (re)armed
+	};
+	struct ConnIo {
+		bool recv_armed = false;
+		bool rearm_listed = false;
+		bool send_inflight = false;
+		msghdr msg{};
+		iovec iov[kMaxIov]{};
+	};
+
+	void stock_put(std::uint32_t pair, std::uint32_t buf) noexcept override
+	{
+		U& u = rings_[pair];
+		if (u.free_bids.empty())
+			return;  // cannot happen: entries >= spare_slots + rx_slots
+		std::uint16_t bid = u.free_bids.back();
+		u.free_bids.pop_back();
+		u.bid_buf[bid] = buf;
+		io_uring_buf_ring_add(u.br, cfg_.pool.buffer(buf), cfg_.pool.buffer_size(), bid,
+				      io_uring_buf_ring_mask(u.entries), 0);
+		io_uring_buf_ring_advance(u.br, 1);
+		u.in_ring++;
+	}
+	std::uint32_t stock_count(std::uint32_t pair) const noexcept override { return rings_[pair].in_ring; }
+
+	bool io_pending() const noexcept override
+	{
+		for (std::uint32_t p = 0; p < cfg_.pairs; p++) {
+			const Pair& P = pairs_[p];
+			for (std::uint32_t ci : P.tx_active)
+				if (!state_[ci].send_inflight)
+					return true;
+			if (!rings_[p].rearm.empty() && rings_[p].in_ring > 0)
+				return true;
+		}
+		return false;
+	}
+
+	Status attach_io(std::uint32_t ci) override
+	{
+		state_[ci] = ConnIo{};
+		want_rearm(ci);
+		return {};
+	}
+
+	void detach_io(std::uint32_t ci) noexcept override
+	{
+		Conn& c = conns_[ci];
+		U& u = rings_[c.pair];
+		ConnIo& s = state_[ci];
+		if (s.recv_armed) {
+			io_uring_sqe* sqe = get_sqe(u);
+			io_uring_prep_cancel64(sqe, tag(kOpRecv, c.id), 0);
+			io_uring_sqe_set_data64(sqe, tag(kOpCancel, c.id));
+		}
+		// Wait until the OS no longer uses any buffer of this connection.
+		while (s.recv_armed || s.send_inflight) {
+			int r = io_uring_submit_and_wait(&u.ring, 1);
+			pairs_[c.pair].ctr.syscalls++;
+			if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY)
+				break;
+			reap(c.pair);
+		}
+		for (auto& x : u.rearm)
+			if (x == ci) {
+				x = u.rearm.back();
+				u.rearm.pop_back();
+				break;
+			}
+		s = ConnIo{};
+	}
+
+	void io(std::uint32_t pair) noexcept override
+	{
+		Pair& P = pairs_[pair];
+		U& u = rings_[pair];
+		// Sends: one SENDMSG in flight per connection keeps stream order.
+		for (std::size_t k = 0; k < P.tx_active.size();) {
+			std::uint32_t ci = P.tx_active[k];
+			Conn& c = conns_[ci];
+			if (!state_[ci].send_inflight)
+				start_send(ci);
+			if (c.txq_head == kNil) {
+				c.tx_listed = false;
+				P.tx_active[k] = P.tx_active.back();
+				P.tx_active.pop_back();
+			} else {
+				k++;
+			}
+		}
+		// (Re)arm multishot recvs while the buffer ring has buffers.
+		if (u.in_ring > 0) {
+			for (std::uint32_t ci : u.rearm) {
+				state_[ci].rearm_listed = false;
+				Conn& c = conns_[ci];
+				if (c.id == DAXNET_NO_CONN || c.rx_done || state_[ci].recv_armed)
+					continue;
+				io_uring_sqe* sqe = get_sqe(u);
+				io_uring_prep_recv_multishot(sqe, c.fd, nullptr, 0, 0);
+				sqe->flags |= IOSQE_BUFFER_SELECT;
+				sqe->buf_group = static_cast<std::uint16_t>(u.bgid);
+				io_uring_sqe_set_data64(sqe, tag(kOpRecv, c.id));
+				state_[ci].recv_armed = true;
+			}
+			u.rearm.clear();
+		}
+		// The one syscall of this sync.
+		io_uring_submit_and_get_events(&u.ring);
+		P.ctr.syscalls++;
+		reap(pair);
+	}
+
+private:
+	io_uring_sqe* get_sqe(U& u) noexcept
+	{
+		io_uring_sqe* sqe = io_uring_get_sqe(&u.ring);
+		while (!sqe) {
+			// SQ full: submit what we have (an extra enter, counted).
+			io_uring_submit(&u.ring);
+			pairs_[u.bgid].ctr.syscalls++;
+			sqe = io_uring_get_sqe(&u.ring);
+		}
+		return sqe;
+	}
+
+	void want_rearm(std::uint32_t ci) noexcept
+	{
+		ConnIo& s = state_[ci];
+		if (s.rearm_listed)
+			return;
+		s.rearm_listed = true;
+		rings_[conns_[ci].pair].rearm.push_back(ci);
+	}
+
+	void start_send(std::uint32_t ci) noexcept
+	{
+		Conn& c = conns_[ci];
+		Pair& P = pairs_[c.pair];
+		ConnIo& s = state_[ci];
+		while (c.txq_head != kNil) {
+			TxItem& head = items_[c.txq_head];
+			if (!(head.flags & DAXNET_SLOT_DATA) || head.sent == head.len) {
+				if (head.flags & DAXNET_SLOT_EOF) {
+					::shutdown(c.fd, SHUT_WR);
+					P.ctr.syscalls++;
+				}
+				finish_head(ci);
+				continue;
+			}
+			break;
+		}
+		if (c.txq_head == kNil)
+			return;
+		std::uint32_t cnt = 0;
+		for (std::uint32_t it = c.txq_head; it != kNil && cnt < kMaxIov; it = items_[it].next) {
+			const TxItem& x = items_[it];
+			if (!(x.flags & DAXNET_SLOT_DATA))
+				break;
+			s.iov[cnt].iov_base = cfg_.pool.buffer(x.buf) + x.off + x.sent;
+			s.iov[cnt].iov_len = x.len - x.sent;
+			cnt++;
+			if (x.flags & DAXNET_SLOT_EOF)
+				break;
+		}
+		s.msg = msghdr{};
+		s.msg.msg_iov = s.iov;
+		s.msg.msg_iovlen = cnt;
+		io_uring_sqe* sqe = get_sqe(rings_[c.pair]);
+		io_uring_prep_sendmsg(sqe, c.fd, &s.msg, MSG_NOSIGNAL | MSG_WAITALL);
+		io_uring_sqe_set_data64(sqe, tag(kOpSend, c.id));
+		s.send_inflight = true;
+	}
+
+	void on_send(std::uint32_t ci, int res) noexcept
+	{
+		Conn& c = conns_[ci];
+		Pair& P = pairs_[c.pair];
+		state_[ci].send_inflight = false;
+		if (res < 0) {
+			push_error(ci, -res);
+			return;
+		}
+		auto left = static_cast<std::uint64_t>(res);
+		P.ctr.tx_bytes += left;
+		P.ctr.cpu_copied += left;
+		while (c.txq_head != kNil) {
+			TxItem& x = items_[c.txq_head];
+			if (!(x.flags & DAXNET_SLOT_DATA))
+				break;
+			std::uint64_t want = x.len - x.sent;
+			if (left < want) {
+				x.sent += static_cast<std::uint32_t>(left);
+				break;
+			}
+			left -= want;
+			x.sent = x.len;
+			if (x.flags & DAXNET_SLOT_EOF)
+				break;
+			finish_head(ci);
+			if (left == 0)
+				break;
+		}
+		if (c.txq_head != kNil && !c.detaching)
+			list_tx(ci);
+	}
+
+	void on_recv(std::uint32_t pair, std::uint32_t ci, const io_uring_cqe* cqe) noexcept
+	{
+		U& u = rings_[pair];
+		Pair& P = pairs_[pair];
+		std::uint32_t buf = DAXNET_NO_BUF;
+		if (cqe->flags & IORING_CQE_F_BUFFER) {
+			auto bid = static_cast<std::uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+			buf = u.bid_buf[bid];
+			u.bid_buf[bid] = DAXNET_NO_BUF;
+			u.free_bids.push_back(bid);
+			u.in_ring--;
+		}
+		bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+		Conn* c = ci == kNil ? nullptr : &conns_[ci];
+		if (c && !more)
+			state_[ci].recv_armed = false;
+		if (!c || c->detaching || c->rx_done) {
+			if (buf != DAXNET_NO_BUF)
+				stock_put(pair, buf);  // stale completion: recycle
+			return;
+		}
+		int res = cqe->res;
+		if (res > 0 && buf != DAXNET_NO_BUF) {
+			push_data(ci, buf, static_cast<std::uint32_t>(res));
+		} else {
+			if (buf != DAXNET_NO_BUF)
+				stock_put(pair, buf);
+			if (res == 0)
+				push_eof(ci);
+			else if (res == -ENOBUFS)
+				P.ctr.spare_empty++;
+			else if (res < 0 && res != -ECANCELED)
+				push_error(ci, -res);
+		}
+		if (!more && !c->rx_done)
+			want_rearm(ci);
+	}
+
+	void reap(std::uint32_t pair) noexcept
+	{
+		U& u = rings_[pair];
+		io_uring_cqe* cqe;
+		unsigned head, n = 0;
+		io_uring_for_each_cqe(&u.ring, head, cqe)
+		{
+			n++;
+			std::uint64_t ud = io_uring_cqe_get_data64(cqe);
+			auto id = static_cast<std::uint32_t>(ud >> 8);
+			std::uint64_t op = ud & 0xff;
+			Conn* c = conn_by_id(id);
+			std::uint32_t ci = c ? DAXNET_CONN_INDEX(id) : kNil;
+			if (op == kOpRecv)
+				on_recv(pair, ci, cqe);
+			else if (op == kOpSend && c)
+				on_send(ci, cqe->res);
+		}
+		io_uring_cq_advance(&u.ring, n);
+	}
+
+	std::vector<U> rings_;
+	std::vector<ConnIo> state_;
+	int fd_ = -1;
+	int top_ = -1;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Transport>> make_uring_transport(const TransportConfig& cfg)
+{
+	auto t = std::make_unique<UringTransport>(cfg);
+	if (Status st = t->init(); !st)
+		return st.error();
+	return std::unique_ptr<Transport>(std::move(t));
+}
+
+}  // namespace daxnet::detail
