@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// Persistent key-value index and stream logs on pool buffers, both on one WAL
+// (docs/wal-format.md). Keys, values, stream names and bodies are slices of
+// pool buffers -- where the network layer received them, or where the server
+// wrote them itself (ScratchArena) -- and are never copied. The index lives
+// in DRAM and is rebuilt at open from the latest checkpoint plus the log tail.
+//
+// Event-loop usage:
+//   for each request in the batch:
+//     kv.set(key_slice, value_slices, expiry) / kv.del(key_slice) / ...
+//     (reads may run any time and see the staged state)
+//   kv.commit();            // one drain; only now send the replies
+//
+// Mutations return 0 (or a count) once staged, and become durable at the
+// next commit(). GET exposes the value as slices (buffer, offset, length),
+// so a server can transmit straight from the buffers; the slices stay valid
+// until the next mutating call (set/del/flushall/commit/checkpoint). To keep
+// them longer (asynchronous zero-copy TX), take a reference on each slice's
+// buffer with BufferAllocator::ref and drop it when the send completes.
+//
+// Lock context: one thread. Hot paths are noexcept, return counts or -errno.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "daxnet/pmem/buffer_alloc.h"
+#include "daxnet/pmem/pool.h"
+#include "daxnet/pmem/wal.h"
+#include "daxnet/result.h"
+
+namespace daxnet::pmem {
+
+/// CLOCK_REALTIME in nanoseconds (the clock of expiry times).
+std::uint64_t realtime_ns() noexcept;
+
+/// A value (or stream body) as a list of slices of pool buffers.
+struct ValueRef {
+	std::span<const Slice> slices;
+	std::uint64_t size = 0;       ///< total bytes
+	std::uint64_t expiry_ns = 0;  ///< absolute, CLOCK_REALTIME; 0 = none
+};
+
+/// The bytes of `s` in `pool` (no check: slices from the store are valid).
+inline std::span<const std::byte> slice_bytes(const PoolView& pool, const Slice& s) noexcept
+{
+	return {pool.buffer(s.buf) + s.off, s.len};
+}
+
+struct StreamEntryRef {
+	std::uint64_t index = 0;  ///< position in the stream, from 0
+	std::uint64_t stamp = 0;  ///< caller's stamp given to stream_append
+	ValueRef body;
+};
+
+struct KvOptions {
+	WalOptions wal{};
+	/// Checkpoint after a commit once the live log window exceeds this
+	/// fraction of the ring (docs/wal-format.md §Checkpoints).
+	double checkpoint_fraction = 0.5;
+	/// Clock for expiry (tests substitute their own).
+	std::uint64_t (*clock)() noexcept = realtime_ns;
+};
+
+class KvStore {
+public:
+	/// Recovers (docs/wal-format.md §Recovery) and returns the store.
+	static Result<std::unique_ptr<KvStore>> open(const PoolView& pool, BufferAllocator& alloc,
+						     const KvOptions& opt = {}, RecoveryReport* report = nullptr);
+
+	KvStore(const KvStore&) = delete;
+	KvStore& operator=(const KvStore&) = delete;
+	~KvStore();
+
+	// ---- mutations (staged; durable at commit) ----
+
+	/// SET key value [expiry]: logs KV_SET, replaces any old value. `key`
+	/// and `value` must lie in buffers someone holds (refcount > 0).
+	/// Returns 0, -ENOSPC (log/checkpoint full), -EMSGSIZE (value too large
+	/// for the ring), -EINVAL (bad slice).
+	int set(const Slice& key, std::span<const Slice> value, std::uint64_t expiry_ns = 0) noexcept;
+	int set(const Slice& key, const Slice& value, std::uint64_t expiry_ns = 0) noexcept
+	{
+		return set(key, std::span<const Slice>(&value, 1), expiry_ns);
+	}
+	/// DEL key: 1 when the key existed (KV_DEL logged), 0 when not (nothing
+	/// logged), or -errno.
+	int del(const Slice& key) noexcept;
+	/// FLUSHALL (KV keys only; streams are kept): logs KV_FLUSHALL. 0/-errno.
+	int flushall() noexcept;
+	/// Appends a body to stream `name` (created on first append). Returns 0
+	/// and the entry's position in `*index`, or -errno.
+	int stream_append(const Slice& name, std::span<const Slice> body, std::uint64_t stamp = 0,
+			  std::uint64_t* index = nullptr) noexcept;
+
+	/// Makes staged mutations durable with one drain; checkpoints when the
+	/// log window passes checkpoint_fraction. Returns the number of entries
+	/// made durable, or -errno when a needed checkpoint failed (the batch is
+	/// durable regardless).
+	int commit() noexcept;
+	/// Checkpoints now (two drains). 0 or -errno.
+	int checkpoint() noexcept;
+
+	// ---- reads (see the staged state) ----
+
+	/// 1 and the value when `key` is present and not expired, 0 otherwise.
+	/// An expired key is dropped from the index (lazy expiry).
+	int get(std::string_view key, ValueRef& out) noexcept;
+	bool exists(std::string_view key) noexcept;
+	/// Keys in the index (expired keys not yet dropped are counted).
+	std::size_t dbsize() const noexcept { return index_.size(); }
+	/// Entries of stream `name` (0 when it does not exist).
+	std::uint64_t stream_length(std::string_view name) const noexcept;
+	/// Fills `out` with up to out.size() entries from position `from`.
+	/// Returns the number filled.
+	std::size_t stream_read(std::string_view name, std::uint64_t from, std::span<StreamEntryRef> out) const noexcept;
+
+	/// Visits every key (unordered), including expired ones not yet dropped.
+	void for_each(const std::function<void(std::string_view key, const ValueRef& v)>& fn) const;
+	/// Visits every stream name (unordered).
+	void for_each_stream(const std::function<void(std::string_view name, std::uint64_t length)>& fn) const;
+
+	const PoolView& pool() const noexcept { return wal_.pool(); }
+	const Wal& wal() const noexcept { return wal_; }
+	BufferAllocator& allocator() const noexcept { return wal_.allocator(); }
+
+private:
+	struct Item {
+		Slice key{};
+		std::uint64_t expiry = 0;
+		std::uint64_t size = 0;
+		std::uint32_t nslices = 0;
+		Slice first{};            ///< the value when nslices == 1
+		std::vector<Slice> many;  ///< the value when nslices > 1
+		ValueRef ref() const noexcept;
+	};
+	struct StreamEntry {
+		std::uint64_t stamp = 0;
+		std::uint64_t size = 0;
+		std::uint32_t nslices = 0;
+		Slice first{};            ///< as in Item
+		std::vector<Slice> many;
+	};
+	struct Stream {
+		Slice name{};
+		std::vector<StreamEntry> entries;
+	};
+
+	explicit KvStore(const KvOptions& opt) noexcept;
+	void apply(const Entry& e);
+	std::string_view view(const Slice& s) const noexcept;
+	int append_logged(const Entry& e) noexcept;
+	int emit_checkpoint(CheckpointWriter& w);
+
+	Wal wal_;
+	KvOptions opt_;
+	std::unordered_map<std::string_view, Item> index_;
+	std::unordered_map<std::string_view, Stream> streams_;
+	std::vector<Slice> scratch_;
+};
+
+}  // namespace daxnet::pmem

@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// DRAM index over the WAL: keys and stream names are string_views into the
+// pool buffers that hold them (docs/wal-format.md §Entries), values are
+// slice lists. Rebuilt at open by replaying the checkpoint and the log.
+#include "daxnet/pmem/kv.h"
+
+#include <ctime>
+#include <new>
+
+namespace daxnet::pmem {
+
+std::uint64_t realtime_ns() noexcept
+{
+	timespec ts{};
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+namespace {
+
+template <class T>
+void assign_slices(T& dst, std::span<const Slice> v)
+{
+	dst.nslices = static_cast<std::uint32_t>(v.size());
+	dst.size = 0;
+	for (const auto& s : v)
+		dst.size += s.len;
+	if (v.size() == 1) {
+		dst.first = v[0];
+		dst.many.clear();
+	} else {
+		dst.first = Slice{};
+		dst.many.assign(v.begin(), v.end());
+	}
+}
+
+template <class T>
+ValueRef value_ref(const T& it, std::uint64_t expiry) noexcept
+{
+	ValueRef r;
+	r.size = it.size;
+	r.expiry_ns = expiry;
+	if (it.nslices == 1)
+		r.slices = std::span<const Slice>(&it.first, 1);
+	else if (it.nslices > 1)
+		r.slices = std::span<const Slice>(it.many);
+	return r;
+}
+
+}  // namespace
+
+ValueRef KvStore::Item::ref() const noexcept
+{
+	return value_ref(*this, expiry);
+}
+
+KvStore::KvStore(const KvOptions& opt) noexcept : opt_(opt) {}
+
+KvStore::~KvStore() = default;
+
+std::string_view KvStore::view(const Slice& s) const noexcept
+{
+	if (s.len == 0)
+		return {};
+	return {reinterpret_cast<const char*>(wal_.pool().buffer(s.buf) + s.off), s.len};
+}
+
+Result<std::unique_ptr<KvStore>> KvStore::open(const PoolView& pool, BufferAllocator& alloc, const KvOptions& opt,
+					       RecoveryReport* report)
+{
+	std::unique_ptr<KvStore> kv(new KvStore(opt));
+	kv->wal_.pool_ = pool;  // view() works during replay
+	auto w = Wal::open(pool, alloc, opt.wal, [&kv](const Entry& e, std::uint64_t) { kv->apply(e); }, report);
+	if (!w)
+		return w.error();
+	kv->wal_ = std::move(*w);
+	// Lazy expiry at recovery: drop what expired while we were down.
+	const std::uint64_t now = opt.clock();
+	std::erase_if(kv->index_, [now](const auto& kvp) {
+		return kvp.second.expiry && kvp.second.expiry <= now;
+	});
+	return kv;
+}
+
+// §Entries: how each record type changes the index. Used by replay and by the
+// mutating calls after their append succeeded.
+void KvStore::apply(const Entry& e)
+{
+	switch (e.type) {
+	case RecordType::kv_set: {
+		const std::string_view k = view(e.key);
+		auto it = index_.find(k);
+		if (it == index_.end()) {
+			it = index_.emplace(k, Item{}).first;
+		} else if (k.data() != it->first.data()) {
+			// Re-key onto the newest key slice, so the old buffer can be
+			// released by the next checkpoint.
+			auto nh = index_.extract(it);
+			nh.key() = k;
+			it = index_.insert(std::move(nh)).position;
+		}
+		Item& item = it->second;
+		item.key = e.key;
+		item.expiry = e.aux;
+		assign_slices(item, e.value);
+		break;
+	}
+	case RecordType::kv_del:
+		index_.erase(view(e.key));
+		break;
+	case RecordType::kv_flushall:
+		index_.clear();
+		break;
+	case RecordType::stream_append: {
+		const std::string_view n = view(e.key);
+		auto it = streams_.find(n);
+		if (it == streams_.end()) {
+			it = streams_.emplace(n, Stream{}).first;
+			it->second.name = e.key;
+		}
+		StreamEntry se;
+		se.stamp = e.aux;
+		assign_slices(se, e.value);
+		it->second.entries.push_back(std::move(se));
+		break;
+	}
+	case RecordType::cont:
+		break;
+	}
+}
+
+int KvStore::append_logged(const Entry& e) noexcept
+{
+	int rc = wal_.append(e);
+	if (rc == -ENOSPC) {
+		// The ring is full: a checkpoint (which also makes the staged
+		// entries durable) frees it.
+		if (const int c = checkpoint(); c < 0)
+			return c;
+		rc = wal_.append(e);
+	}
+	if (rc < 0)
+		return rc;
+	try {
+		apply(e);
+	} catch (const std::bad_alloc&) {
+		return -ENOMEM;  // logged but not indexed: visible after restart
+	}
+	return 0;
+}
+
+int KvStore::set(const Slice& key, std::span<const Slice> value, std::uint64_t expiry_ns) noexcept
+{
+	Entry e;
+	e.type = RecordType::kv_set;
+	e.aux = expiry_ns;
+	e.key = key;
+	e.value = value;
+	return append_logged(e);
+}
+
+int KvStore::del(const Slice& key) noexcept
+{
+	if (key.len && !wal_.pool().valid_buffer(key.buf))
+		return -EINVAL;
+	if (!exists(view(key)))
+		return 0;
+	Entry e;
+	e.type = RecordType::kv_del;
+	e.key = key;
+	const int rc = append_logged(e);
+	return rc < 0 ? rc : 1;
+}
+
+int KvStore::flushall() noexcept
+{
+	Entry e;
+	e.type = RecordType::kv_flushall;
+	return append_logged(e);
+}
+
+int KvStore::stream_append(const Slice& name, std::span<const Slice> body, std::uint64_t stamp,
+			   std::uint64_t* index) noexcept
+{
+	Entry e;
+	e.type = RecordType::stream_append;
+	e.aux = stamp;
+	e.key = name;
+	e.value = body;
+	const int rc = append_logged(e);
+	if (rc == 0 && index)
+		*index = stream_length(view(name)) - 1;
+	return rc;
+}
+
+int KvStore::commit() noexcept
+{
+	const int n = wal_.commit();
+	if (n < 0)
+		return n;
+	if (static_cast<double>(wal_.used()) > opt_.checkpoint_fraction * static_cast<double>(wal_.nslots())) {
+		if (const int rc = checkpoint(); rc < 0)
+			return rc;
+	}
+	return n;
+}
+
+int KvStore::emit_checkpoint(CheckpointWriter& w)
+{
+	// §Checkpoint header: streams first, in stream order, then live keys.
+	for (const auto& [name, st] : streams_) {
+		for (const auto& se : st.entries) {
+			Entry e;
+			e.type = RecordType::stream_append;
+			e.aux = se.stamp;
+			e.key = st.name;
+			e.value = value_ref(se, 0).slices;
+			if (const int rc = w.add(e); rc < 0)
+				return rc;
+		}
+	}
+	const std::uint64_t now = opt_.clock();
+	for (auto it = index_.begin(); it != index_.end();) {
+		const Item& item = it->second;
+		if (item.expiry && item.expiry <= now) {
+			it = index_.erase(it);  // expired: not carried forward
+			continue;
+		}
+		Entry e;
+		e.type = RecordType::kv_set;
+		e.aux = item.expiry;
+		e.key = item.key;
+		e.value = item.ref().slices;
+		if (const int rc = w.add(e); rc < 0)
+			return rc;
+		++it;
+	}
+	return 0;
+}
+
+int KvStore::checkpoint() noexcept
+{
+	return wal_.checkpoint([this](CheckpointWriter& w) { return emit_checkpoint(w); });
+}
+
+int KvStore::get(std::string_view key, ValueRef& out) noexcept
+{
+	auto it = index_.find(key);
+	if (it == index_.end())
+		return 0;
+	if (it->second.expiry && it->second.expiry <= opt_.clock()) {
+		index_.erase(it);
+		return 0;
+	}
+	out = it->second.ref();
+	return 1;
+}
+
+bool KvStore::exists(std::string_view key) noexcept
+{
+	ValueRef v;
+	return get(key, v) == 1;
+}
+
+std::uint64_t KvStore::stream_length(std::string_view name) const noexcept
+{
+	auto it = streams_.find(name);
+	return it == streams_.end() ? 0 : it->second.entries.size();
+}
+
+std::size_t KvStore::stream_read(std::string_view name, std::uint64_t from, std::span<StreamEntryRef> out) const noexcept
+{
+	auto it = streams_.find(name);
+	if (it == streams_.end())
+		return 0;
+	const auto& v = it->second.entries;
+	std::size_t n = 0;
+	for (std::uint64_t i = from; i < v.size() && n < out.size(); i++, n++) {
+		out[n].index = i;
+		out[n].stamp = v[i].stamp;
+		out[n].body = value_ref(v[i], 0);
+	}
+	return n;
+}
+
+void KvStore::for_each(const std::function<void(std::string_view, const ValueRef&)>& fn) const
+{
+	for (const auto& [k, item] : index_)
+		fn(k, item.ref());
+}
+
+void KvStore::for_each_stream(const std::function<void(std::string_view, std::uint64_t)>& fn) const
+{
+	for (const auto& [n, st] : streams_)
+		fn(n, st.entries.size());
+}
+
+}  // namespace daxnet::pmem

@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// Shadow-image persistence domain (see shadow.h; pmem.md §2.4).
+#include "daxnet/pmem/shadow.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace daxnet::pmem {
+
+ShadowDomain::ShadowDomain(std::span<std::byte> image) : image_(image), durable_(image.begin(), image.end()) {}
+
+void ShadowDomain::flush(const void* p, std::size_t n) noexcept
+{
+	counters_.flush_calls++;
+	counters_.flushed_bytes += n;
+	if (n == 0)
+		return;
+	const auto* b = static_cast<const std::byte*>(p);
+	// Outside the image (e.g. DRAM the caller flushes by mistake): ignored,
+	// but it never becomes durable either.
+	if (b < image_.data() || b + n > image_.data() + image_.size())
+		return;
+	const std::size_t first = static_cast<std::size_t>(b - image_.data()) / kLine;
+	const std::size_t last = (static_cast<std::size_t>(b - image_.data()) + n - 1) / kLine;
+	for (std::size_t l = first; l <= last; l++) {
+		std::array<std::byte, kLine> snap{};
+		const std::size_t off = l * kLine;
+		const std::size_t len = std::min(kLine, image_.size() - off);
+		std::memcpy(snap.data(), image_.data() + off, len);
+		pending_[l] = snap;
+	}
+}
+
+void ShadowDomain::drain() noexcept
+{
+	counters_.drains++;
+	if (before_drain)
+		before_drain();
+	for (const auto& [l, snap] : pending_) {
+		const std::size_t off = l * kLine;
+		std::memcpy(durable_.data() + off, snap.data(), std::min(kLine, durable_.size() - off));
+	}
+	pending_.clear();
+	if (after_drain)
+		after_drain();
+}
+
+void ShadowDomain::sync_all()
+{
+	std::memcpy(durable_.data(), image_.data(), image_.size());
+	pending_.clear();
+}
+
+void ShadowDomain::crash_image(std::span<std::byte> out, Extra extra, std::mt19937_64* rng) const
+{
+	std::memcpy(out.data(), durable_.data(), durable_.size());
+	if (extra == Extra::none)
+		return;
+	std::mt19937_64 local(12345);
+	std::mt19937_64& r = rng ? *rng : local;
+	auto pick = [&]() { return extra == Extra::all || (r() & 1); };
+	// Pending snapshots: the line may have reached media as flushed.
+	for (const auto& [l, snap] : pending_) {
+		if (!pick())
+			continue;
+		const std::size_t off = l * kLine;
+		std::memcpy(out.data() + off, snap.data(), std::min(kLine, out.size() - off));
+	}
+	// Dirty lines (V differs from D): the cache may have evicted V's
+	// current content. Under "all", V wins over the pending snapshot.
+	const std::size_t nlines = (image_.size() + kLine - 1) / kLine;
+	for (std::size_t l = 0; l < nlines; l++) {
+		const std::size_t off = l * kLine;
+		const std::size_t len = std::min(kLine, image_.size() - off);
+		if (std::memcmp(image_.data() + off, durable_.data() + off, len) == 0)
+			continue;
+		if (!pick())
+			continue;
+		std::memcpy(out.data() + off, image_.data() + off, len);
+	}
+}
+
+}  // namespace daxnet::pmem
