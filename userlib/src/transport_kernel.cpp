@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// The kernel transport: daxnet.ko does the work. A port is one open file
+// of /dev/daxnet; REGISTER pins the pool's buffer area and creates the
+// rings, which are mapped from the port fd; ATTACH/DETACH/SYNC/COUNTERS
+// are ioctls on it, and the fd itself is the pollable fd (docs/kernel.md).
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "daxnet/fd.h"
+#include "transport.h"
+
+namespace daxnet::detail {
+namespace {
+
+std::string errno_text(const char* what, int err)
+{
+	return std::string("kernel transport: ") + what + ": " + std::strerror(err);
+}
+
+class KernelTransport final : public Transport {
+public:
+	KernelTransport() = default;
+	KernelTransport(const KernelTransport&) = delete;
+	KernelTransport& operator=(const KernelTransport&) = delete;
+	~KernelTransport() override
+	{
+		if (region_)
+			::munmap(region_, region_size_);
+		// Closing the port detaches every socket still attached.
+	}
+
+	Status init(const TransportConfig& cfg)
+	{
+		std::span<std::byte> area = cfg.pool.buffer_area();
+		const std::uint32_t bs = cfg.pool.geometry().buffer_size;
+		fd_.reset(::open(DAXNET_DEVICE, O_RDWR | O_CLOEXEC));
+		if (!fd_) {
+			int e = errno;
+			return make_error(e == ENOENT ? ENODEV : e, errno_text("open " DAXNET_DEVICE, e));
+		}
+		daxnet_register r{};
+		r.api_version = DAXNET_API;
+		r.flags = cfg.reg_flags;
+		r.pool_addr = reinterpret_cast<std::uintptr_t>(area.data());
+		r.pool_len = area.size();
+		r.buf_size = bs;
+		r.buf_count = bs ? static_cast<std::uint32_t>(area.size() / bs) : 0;
+		r.num_pairs = cfg.pairs;
+		r.rx_slots = cfg.rx_slots;
+		r.tx_slots = cfg.tx_slots;
+		r.spare_slots = cfg.spare_slots;
+		r.max_conns = cfg.max_conns;
+		if (::ioctl(fd_.get(), DAXNET_IOC_REGISTER, &r) < 0) {
+			int e = errno;
+			return make_error(e, errno_text(e == EPROTO ? "REGISTER (daxnet.ko speaks another DAXNET_API)" : "REGISTER", e));
+		}
+		void* p = ::mmap(nullptr, r.region_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), 0);
+		if (p == MAP_FAILED) {
+			int e = errno;
+			return make_error(e, errno_text("mmap of the ring region", e));
+		}
+		region_ = static_cast<std::byte*>(p);
+		region_size_ = r.region_size;
+		const daxnet_region* h = region_header(region_);
+		if (h->magic != DAXNET_REGION_MAGIC || h->api_version != DAXNET_API)
+			return make_error(EPROTO, "kernel transport: region header has a wrong magic or API version");
+		return {};
+	}
+
+	TransportKind kind() const noexcept override { return TransportKind::kernel; }
+	std::byte* region() const noexcept override { return region_; }
+
+	Result<std::uint32_t> attach(int fd, std::uint32_t pair, std::uint64_t cookie) override
+	{
+		daxnet_attach a{};
+		a.fd = fd;
+		a.pair = pair;
+		a.cookie = cookie;
+		if (::ioctl(fd_.get(), DAXNET_IOC_ATTACH, &a) < 0) {
+			int e = errno;
+			return make_error(e, errno_text(attach_reason(e), e));
+		}
+		return a.conn;
+	}
+
+	Status detach(std::uint32_t conn, std::uint32_t flags) override
+	{
+		daxnet_detach d{};
+		d.conn = conn;
+		d.flags = flags;
+		if (::ioctl(fd_.get(), DAXNET_IOC_DETACH, &d) < 0) {
+			int e = errno;
+			return make_error(e, errno_text(e == EBUSY ? "DETACH (TX bytes still queued)" : "DETACH", e));
+		}
+		return {};
+	}
+
+	int sync(std::uint32_t pair, std::uint32_t flags) noexcept override
+	{
+		daxnet_sync s{};
+		s.pair = pair;
+		s.flags = flags;
+		syscalls_++;
+		if (::ioctl(fd_.get(), DAXNET_IOC_SYNC, &s) < 0)
+			return -errno;
+		return 0;
+	}
+
+	int fd() const noexcept override { return fd_.get(); }
+	// Everything the kernel has buffered shows in poll() on the port fd.
+	bool has_pending() const noexcept override { return false; }
+
+	RingCounters counters(std::uint32_t pair) const noexcept override
+	{
+		RingCounters r;
+		daxnet_counters_arg a{};
+		a.pair = pair;
+		if (::ioctl(fd_.get(), DAXNET_IOC_COUNTERS, &a) < 0)
+			return r;
+		const daxnet_counters& c = a.c;
+		r.syscalls = syscalls_;
+		r.syncs = c.syncs;
+		r.rx_slots = c.rx_slots;
+		r.rx_bytes = c.rx_bytes;
+		r.tx_slots = c.tx_slots;
+		r.tx_bytes = c.tx_bytes;
+		r.cpu_copied = c.rx_copied + c.tx_copied;
+		r.rx_ring_full = c.rx_ring_full;
+		r.spare_empty = c.spare_empty;
+		r.tx_held = c.tx_held;
+		r.releases = c.releases;
+		r.bad = c.bad_ring + c.bad_slot;
+		return r;
+	}
+
+private:
+	static const char* attach_reason(int e) noexcept
+	{
+		switch (e) {
+		case EPROTONOSUPPORT:
+			return "ATTACH (not a TCP socket)";
+		case ENOTCONN:
+			return "ATTACH (socket not connected)";
+		case EBUSY:
+			return "ATTACH (socket already attached or owned)";
+		case ENOSPC:
+			return "ATTACH (max_conns reached)";
+		default:
+			return "ATTACH";
+		}
+	}
+
+	UniqueFd fd_;
+	std::byte* region_ = nullptr;
+	std::size_t region_size_ = 0;
+	// Syscalls sync() made (the kernel counts syncs, not syscalls; a
+	// counters() ioctl is not a data-path syscall and is not counted).
+	std::uint64_t syscalls_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Transport>> make_kernel_transport(const TransportConfig& cfg)
+{
+	auto t = std::make_unique<KernelTransport>();
+	if (Status st = t->init(cfg); !st)
+		return st.error();
+	return std::unique_ptr<Transport>(std::move(t));
+}
+
+}  // namespace daxnet::detail
