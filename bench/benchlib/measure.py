@@ -1,0 +1,139 @@
+# SPDX-License-Identifier: BSD-2-Clause
+"""One measured run: CPU of server and client, counters, steady window.
+
+The primary figure is the server's CPU time per request: utime+stime from
+/proc/PID/stat (all threads, all processes of the server) before and after
+the client run, divided by the requests the client completed. The client's
+own CPU (wait4 rusage) is reported beside it, and "other CPU" is the rest of
+the machine's busy time in the same interval (other engineers' builds,
+softirq not charged to either process), as a contention indicator.
+
+For wrk runs a steady-state window is sampled as well (from `settle`
+seconds after the start to 0.5 s before the end) using the server's own
+request counter (nginx stub_status, Redis INFO, daxnet /stats or INFO), so
+connection setup at 10000 connections does not dominate the comparison.
+"""
+
+import os
+import time
+
+from . import procs
+
+NCPU = os.cpu_count() or 1
+
+# Counter names, matched as the last component of a flattened key.
+SYSCALL_KEYS = ("syscalls", "daxnet_syscalls", "syscalls_total", "total_syscalls")
+FENCE_KEYS = ("fences", "daxnet_fences", "drains", "daxnet_drains")
+COPY_KEYS = ("bytes_copied", "daxnet_bytes_copied", "copied_bytes", "daxnet_copied_bytes")
+
+
+def pick(counters, names):
+    """The first counter whose last dotted component is one of `names`."""
+    for name in names:
+        for k in sorted(counters):
+            if k.rsplit(".", 1)[-1] == name:
+                return k, counters[k]
+    return None, None
+
+
+def delta(after, before):
+    return {k: after[k] - before.get(k, 0) for k in after
+            if isinstance(after[k], (int, float)) and k in before}
+
+
+class Window:
+    """Samples (time, server CPU, server request count) twice during a run."""
+
+    def __init__(self, server, settle, seconds):
+        self.server = server
+        self.settle = settle
+        self.seconds = seconds
+        self.a = None
+        self.b = None
+
+    def __call__(self, proc, t0):
+        if self.server.requests() is None:
+            return
+        end = t0 + self.seconds - 0.5
+        if end - (t0 + self.settle) < 0.5:
+            return
+        _sleep_until(t0 + self.settle, proc)
+        self.a = self._sample()
+        _sleep_until(end, proc)
+        if proc.poll() is None:
+            self.b = self._sample()
+
+    def _sample(self):
+        return (time.monotonic(), self.server.cpu_seconds(), self.server.requests())
+
+    def result(self):
+        if not self.a or not self.b or self.a[2] is None or self.b[2] is None:
+            return {}
+        n = self.b[2] - self.a[2]
+        if n <= 0:
+            return {}
+        dt = self.b[0] - self.a[0]
+        return {"steady_rps": n / dt, "steady_server_us_per_req": (self.b[1] - self.a[1]) / n * 1e6,
+                "steady_window_s": dt}
+
+
+def _sleep_until(t, proc):
+    while time.monotonic() < t and proc.poll() is None:
+        time.sleep(min(0.05, max(0.0, t - time.monotonic())))
+
+
+def run(server, client, window=None):
+    """client(during) -> dict from clients.wrk/redis_benchmark. Returns a row dict."""
+    c0 = server.counters()
+    cpu0 = server.cpu_seconds()
+    busy0 = procs.system_busy_seconds()
+    steal0 = procs.steal_seconds()
+    t0 = time.monotonic()
+    res = client(window)
+    wall = time.monotonic() - t0
+    cpu1 = server.cpu_seconds()
+    busy1 = procs.system_busy_seconds()
+    steal1 = procs.steal_seconds()
+    c1 = server.counters()
+    n = res["requests"]
+    srv = cpu1 - cpu0
+    row = dict(res)
+    row.update({
+        "server_cpu_s": srv,
+        "server_us_per_req": srv / n * 1e6 if n else None,
+        "client_us_per_req": res["client_cpu_s"] / n * 1e6 if n else None,
+        "server_util_pct": srv / wall * 100.0 if wall else None,
+        "other_cpu_pct": max(0.0, (busy1 - busy0) - srv - res["client_cpu_s"]) / (wall * NCPU) * 100.0,
+        "steal_pct": (steal1 - steal0) / (wall * NCPU) * 100.0,
+        "wall_s": wall,
+    })
+    d = delta(c1, c0)
+    row["counters"] = d
+    if n:
+        for field, pat in (("syscalls_per_req", SYSCALL_KEYS), ("fences_per_req", FENCE_KEYS),
+                           ("copied_bytes_per_req", COPY_KEYS)):
+            k, v = pick(d, pat)
+            if k is not None:
+                row[field] = v / n
+                row[field + "_src"] = "own counter " + k
+    if window is not None:
+        row.update(window.result())
+    return row
+
+
+def count_syscalls(server, client, tmpdir):
+    """A short separate run under perf/strace; returns per-request syscall figures."""
+    pids = server.pids()
+    if not pids:
+        return {}
+    with procs.SyscallCounter(pids, tmpdir) as sc:
+        res = client(None)
+    counts = sc.counts()
+    n = res["requests"]
+    if not counts or not n or "total" not in counts:
+        return {}
+    out = {"traced_syscalls_per_req": counts["total"] / n, "trace_tool": sc.tool,
+           "traced_requests": n, "traced_counts": counts}
+    persist = counts.get("fdatasync", 0) + counts.get("fsync", 0) + counts.get("msync", 0)
+    out["traced_persist_calls_per_req"] = persist / n
+    return out

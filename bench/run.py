@@ -1,0 +1,475 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
+"""daxnet benchmarks: daxnet services side by side with nginx, Redis and a
+two-copy WAL server, on this machine, in one run.
+
+    bench/run.py --quick            # < 5 minutes: a subset of every suite
+    bench/run.py --full             # the whole matrix, 3 repetitions
+    bench/run.py --smoke            # a few seconds, proves the harness works
+    bench/run.py --quick --only rpc --servers nginx,daxnet-httpd
+
+Server on core 0, client on core 1 (taskset). Every server is started by
+the runner, on a free port, with its own configuration in a temporary
+directory on the medium under test, and stopped afterwards. Results go to
+<out>/bench/results.{json,csv}, plots to <out>/bench/*.png and the tables
+into <out>/benchmarks.md between the `<!-- bench:... -->` markers (prose
+outside the markers is kept). --smoke writes to a temporary directory only.
+
+Python 3 standard library only; plots with gnuplot when it is installed.
+Method and reading of the results: docs/benchmarks.md.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from benchlib import clients, measure, procs, report, servers  # noqa: E402
+
+REPO = os.path.dirname(HERE)
+
+
+# ---------------------------------------------------------------- modes
+
+
+MODES = {
+    # rpc/wal: wrk seconds per run; kv: target seconds per redis-benchmark run
+    "smoke": dict(seconds=1, repeats=1, rpc_conns=[10], rpc_pipe=[], wal_conns=[10], wal_pipe=[],
+                  kv_media=["shm"], kv_modes=["always"], kv_sizes=[64], kv_cp=[(10, 1)], kv_ops=["SET", "GET"],
+                  kv_extra=[], wal_media=["shm"], count=True, keyspace=1000, recovery=False),
+    "quick": dict(seconds=3, repeats=1, rpc_conns=[1, 100, 1000, 10000], rpc_pipe=[(100, 16)],
+                  wal_conns=[1, 100], wal_pipe=[(100, 8)], kv_media=["shm", "ext4"],
+                  kv_modes=["always"], kv_sizes=[64, 1024], kv_cp=[(1, 1), (50, 1), (50, 16)],
+                  kv_ops=["SET", "GET"],
+                  # (medium, fsync mode, size, conns, pipeline, op): Redis upper bounds
+                  kv_extra=[("shm", "everysec", 1024, 50, 1, "SET"), ("shm", "no", 1024, 50, 1, "SET"),
+                            ("shm", "everysec", 1024, 50, 16, "SET"), ("shm", "no", 1024, 50, 16, "SET")],
+                  wal_media=["shm"], count=True, keyspace=100000, recovery=True),
+    "full": dict(seconds=8, repeats=3, rpc_conns=[1, 10, 100, 1000, 10000], rpc_pipe=[(100, 4), (100, 16)],
+                 wal_conns=[1, 10, 100, 1000], wal_pipe=[(100, 8)], kv_media=["shm", "ext4"],
+                 kv_modes=["always", "everysec", "no"], kv_sizes=[64, 1024],
+                 kv_cp=[(1, 1), (1, 16), (50, 1), (50, 16)], kv_ops=["SET", "GET"], kv_extra=[],
+                 wal_media=["shm", "ext4"], count=True, keyspace=100000, recovery=True),
+}
+
+
+class Ctx:
+    def __init__(self, args, tmp):
+        self.bin_dir = os.path.abspath(args.bin_dir)
+        self.server_cpu = args.server_cpu
+        self.client_cpu = args.client_cpu
+        self.keep = args.keep
+        self.tmp = tmp
+        self.tmp_base = tmp
+        self.pool_size = args.pool_size
+        self.ext4_dir = args.ext4_dir
+        self._baseline = None
+        self.build_log = []
+
+    def medium_dir(self, medium):
+        if medium == "shm":
+            return os.path.join("/dev/shm", os.path.basename(self.tmp))
+        if medium == "ext4":
+            return os.path.join(self.ext4_dir, os.path.basename(self.tmp))
+        return self.tmp
+
+    def baseline_binary(self):
+        """bench/baseline_wal_server: from --bin-dir, else compiled here once."""
+        if self._baseline is not None:
+            return self._baseline or None
+        cand = os.path.join(self.bin_dir, "baseline_wal_server")
+        if os.access(cand, os.X_OK):
+            self._baseline = cand
+            return cand
+        out = os.path.join(self.tmp, "baseline_wal_server")
+        src = os.path.join(HERE, "baseline_wal_server.cpp")
+        cxx = shutil.which("g++") or shutil.which("c++")
+        self._baseline = ""
+        if cxx:
+            r = subprocess.run([cxx, "-std=c++20", "-O2", "-o", out, src, "-lpmem2"], capture_output=True,
+                               timeout=300)
+            if r.returncode == 0:
+                self._baseline = out
+            else:
+                self.build_log.append(r.stderr.decode(errors="replace")[-2000:])
+        return self._baseline or None
+
+
+# ---------------------------------------------------------------- progress
+
+
+class Progress:
+    def __init__(self, total, est_s):
+        self.total = total
+        self.done = 0
+        self.t0 = time.monotonic()
+        self.est = est_s
+        self.tty = sys.stdout.isatty()
+
+    def _head(self):
+        el = time.monotonic() - self.t0
+        left = max(0.0, self.est - el) if self.done == 0 else el / self.done * (self.total - self.done)
+        return "[%3d/%d %s, ~%s left]" % (self.done, self.total, _mmss(el), _mmss(left))
+
+    def start(self, what):
+        if self.tty:
+            sys.stdout.write("\r\033[K%s %s ..." % (self._head(), what))
+            sys.stdout.flush()
+
+    def finish(self, what, summary):
+        self.done += 1
+        line = "%s %s: %s" % (self._head(), what, summary)
+        if self.tty:
+            sys.stdout.write("\r\033[K" + line + "\n")
+        else:
+            sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def note(self, text):
+        sys.stdout.write(("\r\033[K" if self.tty else "") + text + "\n")
+        sys.stdout.flush()
+
+
+def _mmss(s):
+    return "%d:%02d" % (int(s) // 60, int(s) % 60)
+
+
+def summarize(row):
+    if row.get("status") != "ok":
+        return row.get("status", "?")
+    s = "%s req/s, server %s µs/req, client %s µs/req, p50 %s p99 %s µs" % (
+        _k(row["rps"]), _f(row.get("server_us_per_req")), _f(row.get("client_us_per_req")),
+        _f(row.get("p50_us"), 0), _f(row.get("p99_us"), 0))
+    if row.get("other_cpu_pct", 0) > 15:
+        s += " (other load %.0f%%)" % row["other_cpu_pct"]
+    return s
+
+
+def _k(v):
+    return "%.1fk" % (v / 1000) if v is not None else "-"
+
+
+def _f(v, nd=2):
+    return ("%.*f" % (nd, v)) if isinstance(v, (int, float)) else "-"
+
+
+# ---------------------------------------------------------------- plan
+
+
+class Job:
+    """A group of runs against one server instance."""
+
+    def __init__(self, suite, make_server, runs):
+        self.suite = suite
+        self.make_server = make_server
+        self.runs = runs  # list of dicts: params for one measured run
+
+
+def plan(mode, ctx, only, server_filter):
+    m = MODES[mode]
+    jobs = []
+
+    def want(suite, label):
+        if only and suite not in only:
+            return False
+        if server_filter and not any(label.startswith(f) for f in server_filter):
+            return False
+        return True
+
+    # rpc: nginx vs daxnet-httpd rpc on uring and epoll
+    rpc_runs = [dict(conns=c, depth=1) for c in m["rpc_conns"]] + \
+               [dict(conns=c, depth=d) for c, d in m["rpc_pipe"]]
+    rpc_servers = [("nginx", lambda: servers.Nginx(ctx))]
+    for t in ("uring", "epoll"):
+        rpc_servers.append(("daxnet-httpd " + t, lambda t=t: servers.Daxnet(
+            ctx, "daxnet-httpd", t, "shm", ["--workload", "rpc"])))
+    for label, mk in rpc_servers:
+        if want("rpc", label):
+            jobs.append(Job("rpc", mk, [dict(r, count=m["count"] and r["conns"] == 100 and r["depth"] == 1)
+                                        for r in rpc_runs]))
+
+    # wal: two-copy baseline vs daxnet-httpd wal on uring and epoll, per medium
+    wal_runs = [dict(conns=c, depth=1) for c in m["wal_conns"]] + \
+               [dict(conns=c, depth=d) for c, d in m["wal_pipe"]]
+    for medium in m["wal_media"]:
+        wal_servers = [("baseline-wal", lambda md=medium: servers.BaselineWal(ctx, md))]
+        for t in ("uring", "epoll"):
+            wal_servers.append(("daxnet-httpd " + t, lambda t=t, md=medium: servers.Daxnet(
+                ctx, "daxnet-httpd", t, md, ["--workload", "wal"])))
+        for label, mk in wal_servers:
+            if want("wal", label):
+                jobs.append(Job("wal", mk, [dict(r, medium=medium,
+                                                 count=m["count"] and r["conns"] == 100 and r["depth"] == 1
+                                                 and medium == "shm") for r in wal_runs]))
+
+    # kv: redis-benchmark against Redis (AOF) and daxnet-kv, same medium
+    kv = {}  # (medium, server label) -> (maker, runs)
+    for medium in m["kv_media"]:
+        makers = [("redis aof-" + f, lambda f=f, md=medium: servers.Redis(ctx, f, md)) for f in m["kv_modes"]]
+        for t in ("uring", "epoll") if mode == "full" else ("uring",):
+            makers.append(("daxnet-kv " + t, lambda t=t, md=medium: servers.Daxnet(
+                ctx, "daxnet-kv", t, md, [], proto="resp")))
+        for label, mk in makers:
+            runs = []
+            for size in m["kv_sizes"]:
+                for op in m["kv_ops"]:
+                    for c, p in m["kv_cp"]:
+                        runs.append(dict(op=op, size=size, conns=c, depth=p, medium=medium,
+                                         count=m["count"] and op == "SET" and c == 50 and p == 1 and size == 1024))
+            kv[(medium, label)] = (mk, runs)
+    for medium, fsync, size, c, p, op in m["kv_extra"]:
+        label = "redis aof-" + fsync
+        key = (medium, label)
+        if key not in kv:
+            kv[key] = (lambda f=fsync, md=medium: servers.Redis(ctx, f, md), [])
+        kv[key][1].append(dict(op=op, size=size, conns=c, depth=p, medium=medium, count=False))
+    for (medium, label), (mk, runs) in kv.items():
+        if want("kv", label):
+            jobs.append(Job("kv", mk, runs))
+    return jobs
+
+
+def estimate(jobs, m):
+    s = 0.0
+    for j in jobs:
+        s += 1.0  # start/stop
+        for r in j.runs:
+            per = m["seconds"] + 0.7
+            if r.get("conns", 0) >= 10000:
+                per += 2 + m["seconds"]
+            if j.suite == "kv":
+                per = m["seconds"] + 1.2
+            s += per * m["repeats"] + (2.5 if r.get("count") else 0)
+    return s
+
+
+# ---------------------------------------------------------------- execution
+
+
+def run_job(job, ctx, m, prog, rows, tmp):
+    srv = job.make_server()
+    base = {"suite": job.suite, "server": srv.name, "variant": srv.variant, "medium": srv.medium}
+    try:
+        prog.start("%s %s: starting" % (job.suite, srv.label))
+        srv.start()
+    except servers.NotAvailable as e:
+        for r in job.runs:
+            rows.append(dict(base, **_params(r), status="not built: %s" % e))
+            prog.finish(_what(job, srv, r), "skipped (%s)" % e)
+        return
+    except Exception as e:  # a start failure must not stop the other suites
+        for r in job.runs:
+            rows.append(dict(base, **_params(r), status="failed to start: %s" % str(e)[:300]))
+            prog.finish(_what(job, srv, r), "failed to start: %s" % str(e)[:200])
+        srv.stop()
+        return
+    base["server_info"] = srv.info
+    prefilled = set()
+    try:
+        for r in job.runs:
+            what = _what(job, srv, r)
+            prog.start(what)
+            if not srv.alive():
+                rows.append(dict(base, **_params(r), status="failed: server exited: " + srv.log_tail(300)))
+                prog.finish(what, "server exited")
+                continue
+            try:
+                if job.suite == "kv" and r["op"] == "GET" and r["size"] not in prefilled:
+                    _kv_prefill(srv, ctx, m, r["size"], tmp)
+                    prefilled.add(r["size"])
+                reps = []
+                for _ in range(m["repeats"]):
+                    reps.append(_one(job, srv, ctx, m, r, tmp))
+                row = dict(base, **_params(r), status="ok", **_median(reps))
+                row["repeats"] = len(reps)
+                if r.get("count"):
+                    prog.start(what + " (syscall count)")
+                    row.update(measure.count_syscalls(srv, _client(job, srv, ctx, m, r, tmp, short=True), tmp))
+                if job.suite == "kv" and r["op"] == "SET":
+                    prefilled.add(r["size"])
+            except Exception as e:
+                row = dict(base, **_params(r), status="failed: %s" % str(e)[:400])
+            rows.append(row)
+            prog.finish(what, summarize(row))
+    finally:
+        srv.stop()
+
+
+def _what(job, srv, r):
+    if job.suite == "kv":
+        return "kv %s %s %s d=%d c=%d P=%d" % (r["medium"], srv.label, r["op"], r["size"], r["conns"], r["depth"])
+    s = "%s %s c=%d" % (job.suite, srv.label, r["conns"])
+    if r.get("depth", 1) > 1:
+        s += " pipeline=%d" % r["depth"]
+    if job.suite == "wal":
+        s += " (%s)" % r["medium"]
+    return s
+
+
+def _params(r):
+    return {k: v for k, v in r.items() if k not in ("count",)}
+
+
+def _one(job, srv, ctx, m, r, tmp):
+    client = _client(job, srv, ctx, m, r, tmp)
+    window = None
+    if job.suite in ("rpc", "wal"):
+        settle = 1.0 + (2.0 if r["conns"] >= 10000 else 0.0)
+        window = measure.Window(srv, settle, _wrk_seconds(m, r))
+    return measure.run(srv, client, window)
+
+
+def _wrk_seconds(m, r):
+    return m["seconds"] + (m["seconds"] if r["conns"] >= 10000 else 0)
+
+
+def _client(job, srv, ctx, m, r, tmp, short=False):
+    if job.suite in ("rpc", "wal"):
+        script = clients.write_lua(os.path.join(tmp, "%s-%d.lua" % (job.suite, r["depth"])), job.suite, r["depth"])
+        secs = 1 if short else _wrk_seconds(m, r)
+        url = "http://127.0.0.1:%d/" % srv.port
+        return lambda during: clients.wrk(url, r["conns"], secs, script, ctx.client_cpu, tmp, during)
+    target = 0.8 if short else m["seconds"]
+    return lambda during: _kv_run(srv, ctx, m, r, tmp, target)
+
+
+_kv_rate = {}
+
+
+def _kv_run(srv, ctx, m, r, tmp, target_s):
+    """redis-benchmark has no duration flag: size -n from a pilot run's rate."""
+    key = (srv.label, srv.medium, r["op"], r["size"], r["conns"], r["depth"])
+    if key not in _kv_rate:
+        pilot_n = max(1000, 500 * r["depth"] * max(1, r["conns"] // 10))
+        res = clients.redis_benchmark(srv.port, r["op"], pilot_n, r["conns"], r["depth"], r["size"], m["keyspace"],
+                                      ctx.client_cpu, tmp, timeout=60)
+        _kv_rate[key] = res["rps"]
+    n = int(min(max(_kv_rate[key] * target_s, 1000), 20_000_000))
+    return clients.redis_benchmark(srv.port, r["op"], n, r["conns"], r["depth"], r["size"], m["keyspace"],
+                                   ctx.client_cpu, tmp, timeout=target_s * 4 + 60)
+
+
+def _kv_prefill(srv, ctx, m, size, tmp):
+    """Every key of the keyspace exists before GETs are measured."""
+    clients.redis_benchmark(srv.port, "SET", m["keyspace"] * 3, 50, 16, size, m["keyspace"], ctx.client_cpu, tmp,
+                            timeout=300)
+
+
+def _median(reps):
+    if len(reps) == 1:
+        return reps[0]
+    out = dict(reps[len(reps) // 2])
+    for k in reps[0]:
+        vals = [x.get(k) for x in reps]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+            out[k] = statistics.median(vals)
+    out["runs"] = [{k: v for k, v in x.items() if k != "counters"} for x in reps]
+    return out
+
+
+def run_recovery(ctx, m, prog, tmp):
+    """The WAL/KV engineer's recovery benchmark (bench/recovery_bench.cpp), output kept verbatim."""
+    binary = None
+    for name in ("recovery_bench", "daxnet-recovery-bench", "recovery-bench"):
+        p = os.path.join(ctx.bin_dir, name)
+        if os.access(p, os.X_OK):
+            binary = p
+            break
+    what = "recovery bench"
+    prog.start(what)
+    if binary is None:
+        prog.finish(what, "not built (no recovery_bench in %s)" % ctx.bin_dir)
+        return {"status": "not built", "output": ""}
+    d = tempfile.mkdtemp(prefix="recovery-", dir=ctx.medium_dir("shm"))
+    argv = [binary] + (["--quick"] if m["seconds"] < 5 else [])
+    r = procs.run_client(argv + ["--dir", d], timeout=240, cpu=ctx.server_cpu, tmpdir=tmp)
+    if r.rc != 0 and ("--dir" in r.err or "--quick" in r.err or "unknown" in r.err.lower()):
+        r = procs.run_client([binary], timeout=240, cpu=ctx.server_cpu, tmpdir=d)
+    shutil.rmtree(d, ignore_errors=True)
+    status = "ok" if r.rc == 0 else "failed (rc %s%s)" % (r.rc, ", timed out" if r.timed_out else "")
+    prog.finish(what, status)
+    return {"status": status, "output": (r.out + ("\n" + r.err if r.rc else "")).strip(), "argv": argv}
+
+
+# ---------------------------------------------------------------- main
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_const", const="quick", dest="mode", help="< 5 minutes (default)")
+    g.add_argument("--full", action="store_const", const="full", dest="mode", help="the whole matrix")
+    g.add_argument("--smoke", action="store_const", const="smoke", dest="mode", help="a few seconds")
+    ap.add_argument("--bin-dir", default=os.path.join(REPO, "build", "bin"), help="where daxnet-* are")
+    ap.add_argument("--out", default=None, help="docs directory to write (default: docs/, smoke: a temp dir)")
+    ap.add_argument("--only", default="", help="comma-separated suites: rpc,wal,kv,recovery")
+    ap.add_argument("--servers", default="", help="comma-separated label prefixes, e.g. nginx,daxnet-httpd")
+    ap.add_argument("--seconds", type=float, default=None, help="override the seconds per run")
+    ap.add_argument("--server-cpu", type=int, default=0)
+    ap.add_argument("--client-cpu", type=int, default=1)
+    ap.add_argument("--pool-size", default="1G", help="daxnet pool size for the services")
+    ap.add_argument("--ext4-dir", default="/var/tmp", help="directory on the ext4 file system")
+    ap.add_argument("--no-docs", action="store_true", help="write results and plots but leave benchmarks.md")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directories")
+    args = ap.parse_args()
+    mode = args.mode or "quick"
+    m = dict(MODES[mode])
+    if args.seconds:
+        m["seconds"] = args.seconds
+    only = set(x for x in args.only.split(",") if x)
+    server_filter = [x.strip() for x in args.servers.split(",") if x.strip()]
+
+    for tool in ("taskset", "wrk", "redis-benchmark"):
+        if not shutil.which(tool):
+            sys.exit("bench: %s is missing (scripts/deps.sh installs the benchmark tools)" % tool)
+
+    tmp = tempfile.mkdtemp(prefix="daxbench-")
+    out = args.out or (os.path.join(tmp, "out") if mode == "smoke" else os.path.join(REPO, "docs"))
+    ctx = Ctx(args, tmp)
+    jobs = plan(mode, ctx, only, server_filter)
+    total = sum(len(j.runs) for j in jobs) + (1 if m["recovery"] and (not only or "recovery" in only) else 0)
+    est = estimate(jobs, m)
+    meta = report.machine_info(REPO, mode, m, args)
+    print("daxnet bench: %s mode, %d runs, about %s; server on cpu %d, client on cpu %d; bin %s"
+          % (mode, total, _mmss(est), args.server_cpu, args.client_cpu, ctx.bin_dir))
+    print("load average at start: %s" % meta["loadavg_start"])
+    prog = Progress(total, est)
+    rows = []
+    recovery = None
+    t0 = time.monotonic()
+    try:
+        for j in jobs:
+            run_job(j, ctx, m, prog, rows, tmp)
+        if m["recovery"] and (not only or "recovery" in only):
+            recovery = run_recovery(ctx, m, prog, tmp)
+    finally:
+        for medium in ("shm", "ext4"):
+            shutil.rmtree(ctx.medium_dir(medium), ignore_errors=True)
+    meta["elapsed_s"] = time.monotonic() - t0
+    meta["loadavg_end"] = report.loadavg()
+    if ctx.build_log:
+        meta["baseline_build_errors"] = ctx.build_log
+    paths = report.write_all(out, meta, rows, recovery, docs=not args.no_docs)
+    if not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True) if mode != "smoke" else None
+    print("done in %s: %s" % (_mmss(meta["elapsed_s"]), ", ".join(paths)))
+    failed = [r for r in rows if r.get("status", "").startswith("failed")]
+    if failed:
+        print("%d run(s) failed; see the status column" % len(failed))
+    if mode == "smoke":
+        ok = [r for r in rows if r.get("status") == "ok"]
+        shutil.rmtree(tmp, ignore_errors=True) if not args.keep else None
+        return 0 if ok and not failed else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
