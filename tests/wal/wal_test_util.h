@@ -78,6 +78,8 @@ public:
 	}
 
 	std::span<std::byte> image() noexcept { return {mem_.get(), size_}; }
+	/// Replaces the whole image (same size), e.g. with a new crash image.
+	void load(std::span<const std::byte> image) noexcept { std::memcpy(mem_.get(), image.data(), size_); }
 	const PoolView& view() const noexcept { return view_; }
 	const Geometry& geometry() const noexcept { return geo_; }
 	ShadowDomain* shadow() noexcept { return shadow_.get(); }
@@ -136,8 +138,11 @@ public:
 		} while (done < bytes.size());
 		return out;
 	}
+	/// Receives `bytes` into one buffer (a key: never split).
 	Slice receive_one(std::string_view bytes)
 	{
+		if (cur_ >= 0 && pool_.buffer_size() - used_ < bytes.size())
+			used_ = pool_.buffer_size();  // start a new buffer
 		auto v = receive(bytes);
 		return v.empty() ? Slice{} : v[0];
 	}
