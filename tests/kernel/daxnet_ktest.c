@@ -1,5 +1,1075 @@
 // SPDX-License-Identifier: BSD-2-Clause
-int main(void)
+/*
+ * daxnet_ktest: tests of daxnet.ko, run inside the test guest by
+ * guest-run.sh (needs root, /dev/daxnet and the module loaded).
+ *
+ *   daxnet_ktest [--pool-dir DIR] [--shm-dir DIR] [--rmmod-name NAME] [TEST...]
+ *
+ * Every test prints "DAXNET-PASS ktest.<name>" or "DAXNET-FAIL ktest.<name>:
+ * why"; the exit status is the number of failures. Pools live in files of
+ * --pool-dir (a DAX mount: mapped MAP_SHARED_VALIDATE | MAP_SYNC) and, for
+ * the "shm" variants, --shm-dir (tmpfs: plain MAP_SHARED).
+ *
+ * The ring helper below follows docs/abi.md strictly, including the buffer
+ * release rule: a buffer returns to the test's free list when the kernel
+ * gives back its last reference (an RX DATA slot without BUF_HELD, a TX
+ * slot passed by tail without BUF_HELD, or a RELEASE slot).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/daxnet.h>
+
+#ifndef MAP_SHARED_VALIDATE
+#define MAP_SHARED_VALIDATE 0x03
+#endif
+#ifndef MAP_SYNC
+#define MAP_SYNC 0x80000
+#endif
+
+static const char *pool_dir = "/tmp";
+static const char *shm_dir = "/dev/shm";
+static const char *rmmod_name = "daxnet";
+static int failures;
+static char fail_msg[512];
+
+#define CHECK(cond, ...)                                                  \
+	do {                                                              \
+		if (!(cond)) {                                            \
+			snprintf(fail_msg, sizeof(fail_msg), __VA_ARGS__); \
+			fprintf(stderr, "  %s:%d: %s (errno %d %s)\n",    \
+				__FILE__, __LINE__, fail_msg, errno,      \
+				strerror(errno));                         \
+			return -1;                                        \
+		}                                                         \
+	} while (0)
+
+static double now_s(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------ the rings */
+
+struct kport {
+	int fd;
+	int pool_fd;
+	uint8_t *region;
+	size_t region_size;
+	uint8_t *pool;
+	size_t pool_len;
+	uint32_t bs, nbufs;
+	struct daxnet_ring *rx, *tx, *sp;
+	struct daxnet_slot *rxs, *txs;
+	uint32_t *sps;
+	uint32_t *freel;	/* free buffers */
+	uint32_t nfree;
+	uint32_t tx_ret;	/* next TX slot whose result is unread */
+	uint32_t *kheld;	/* per buffer: kernel references (mirror) */
+	uint64_t syncs;
+	uint64_t tx_errors;	/* TX slots returned with ERROR */
+};
+
+static uint32_t rspace(uint32_t h, uint32_t t, uint32_t n)
+{
+	return daxnet_ring_space(h, t, n);
+}
+
+static uint32_t ktail(const struct daxnet_ring *r)
+{
+	return __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+}
+
+static void buf_put(struct kport *p, uint32_t b)
+{
+	p->freel[p->nfree++] = b;
+}
+
+/* The kernel dropped one reference to b. */
+static void kref_drop(struct kport *p, uint32_t b)
+{
+	if (b >= p->nbufs || !p->kheld[b]) {
+		fprintf(stderr, "  kref_drop: buffer %u not held\n", b);
+		return;
+	}
+	if (--p->kheld[b] == 0)
+		buf_put(p, b);
+}
+
+static int kport_open_ex(struct kport *p, bool shm, uint32_t nbufs,
+			 uint32_t bs, uint32_t rx, uint32_t tx, uint32_t spare,
+			 uint32_t max_conns, uint32_t api)
+{
+	char path[256];
+	struct daxnet_register r;
+	struct daxnet_pair_desc *pd;
+	int flags = MAP_SHARED;
+	uint32_t i;
+
+	memset(p, 0, sizeof(*p));
+	p->bs = bs;
+	p->nbufs = nbufs;
+	p->pool_len = (size_t)bs * nbufs;
+	snprintf(path, sizeof(path), "%s/ktest-pool-%d-%p", shm ? shm_dir : pool_dir,
+		 getpid(), (void *)p);
+	p->pool_fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	CHECK(p->pool_fd >= 0, "open pool %s", path);
+	unlink(path);
+	CHECK(ftruncate(p->pool_fd, p->pool_len) == 0, "ftruncate pool");
+	if (!shm)
+		flags = MAP_SHARED_VALIDATE | MAP_SYNC;
+	p->pool = mmap(NULL, p->pool_len, PROT_READ | PROT_WRITE, flags,
+		       p->pool_fd, 0);
+	CHECK(p->pool != MAP_FAILED, "mmap pool (%s)", shm ? "shm" : "MAP_SYNC");
+
+	p->fd = open("/dev/daxnet", O_RDWR | O_CLOEXEC);
+	CHECK(p->fd >= 0, "open /dev/daxnet");
+	memset(&r, 0, sizeof(r));
+	r.api_version = api;
+	r.pool_addr = (uintptr_t)p->pool;
+	r.pool_len = p->pool_len;
+	r.buf_size = bs;
+	r.buf_count = nbufs;
+	r.num_pairs = 1;
+	r.rx_slots = rx;
+	r.tx_slots = tx;
+	r.spare_slots = spare;
+	r.max_conns = max_conns;
+	if (ioctl(p->fd, DAXNET_IOC_REGISTER, &r) < 0)
+		return -errno;
+	p->region_size = r.region_size;
+	p->region = mmap(NULL, r.region_size, PROT_READ | PROT_WRITE,
+			 MAP_SHARED, p->fd, 0);
+	CHECK(p->region != MAP_FAILED, "mmap region");
+	pd = (void *)(p->region + ((struct daxnet_region *)p->region)->pairs_ofs);
+	p->rx = (void *)(p->region + pd->rx_ofs);
+	p->tx = (void *)(p->region + pd->tx_ofs);
+	p->sp = (void *)(p->region + pd->spare_ofs);
+	p->rxs = (void *)(p->region + p->rx->slots_ofs);
+	p->txs = (void *)(p->region + p->tx->slots_ofs);
+	p->sps = (void *)(p->region + p->sp->slots_ofs);
+	p->freel = calloc(nbufs, sizeof(uint32_t));
+	p->kheld = calloc(nbufs, sizeof(uint32_t));
+	for (i = nbufs; i > 0; i--)
+		buf_put(p, i - 1);
 	return 0;
+}
+
+static int kport_open(struct kport *p, bool shm)
+{
+	return kport_open_ex(p, shm, 1024, 2048, 256, 256, 64, 1024, DAXNET_API);
+}
+
+static void kport_close(struct kport *p)
+{
+	if (p->region && p->region != MAP_FAILED)
+		munmap(p->region, p->region_size);
+	if (p->fd > 0)
+		close(p->fd);
+	if (p->pool && p->pool != MAP_FAILED)
+		munmap(p->pool, p->pool_len);
+	if (p->pool_fd > 0)
+		close(p->pool_fd);
+	free(p->freel);
+	free(p->kheld);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Give spare buffers, keeping `keep` free buffers for TX. */
+static void refill(struct kport *p, uint32_t keep)
+{
+	uint32_t n = p->sp->num_slots, h = p->sp->head;
+
+	while (rspace(h, ktail(p->sp), n) && p->nfree > keep) {
+		uint32_t b = p->freel[--p->nfree];
+
+		p->sps[h] = b;
+		p->kheld[b]++;
+		h = daxnet_ring_next(h, n);
+	}
+	p->sp->head = p->sp->cur = h;
+}
+
+typedef void (*rx_fn)(struct kport *p, const struct daxnet_slot *s,
+		      const uint8_t *data, void *arg);
+
+/*
+ * One sync: TX results, RX slots to cb, release them, refill spares.
+ * Returns the ioctl result (0 or -errno).
+ */
+static int kport_sync(struct kport *p, rx_fn cb, void *arg)
+{
+	struct daxnet_sync s = { .pair = 0 };
+	uint32_t i, n, t;
+	int ret;
+
+	refill(p, 32);
+	ret = ioctl(p->fd, DAXNET_IOC_SYNC, &s) < 0 ? -errno : 0;
+	p->syncs++;
+	if (ret)
+		return ret;
+	/* TX slots passed by tail. */
+	n = p->tx->num_slots;
+	t = ktail(p->tx);
+	for (i = p->tx_ret; i != t; i = daxnet_ring_next(i, n)) {
+		struct daxnet_slot *ts = &p->txs[i];
+
+		if ((ts->flags & DAXNET_SLOT_DATA) &&
+		    !(ts->flags & DAXNET_SLOT_BUF_HELD))
+			kref_drop(p, ts->buf_idx);
+		if (ts->flags & DAXNET_SLOT_ERROR)
+			p->tx_errors++;
+	}
+	p->tx_ret = t;
+	/* RX slots. */
+	n = p->rx->num_slots;
+	t = ktail(p->rx);
+	for (i = p->rx->head; i != t; i = daxnet_ring_next(i, n)) {
+		struct daxnet_slot *rs = &p->rxs[i];
+		const uint8_t *data = NULL;
+
+		if (rs->flags & DAXNET_SLOT_DATA)
+			data = p->pool + (size_t)rs->buf_idx * p->bs + rs->offset;
+		if (cb && !(rs->flags & DAXNET_SLOT_RELEASE))
+			cb(p, rs, data, arg);
+		if (rs->flags & DAXNET_SLOT_RELEASE)
+			kref_drop(p, rs->buf_idx);
+		else if ((rs->flags & DAXNET_SLOT_DATA) &&
+			 !(rs->flags & DAXNET_SLOT_BUF_HELD))
+			kref_drop(p, rs->buf_idx);
+	}
+	p->rx->head = p->rx->cur = t;
+	refill(p, 32);
+	return 0;
+}
+
+/* Queue one TX slot (copying data into a fresh buffer). */
+static int kport_tx(struct kport *p, uint32_t conn, const void *data,
+		    uint32_t len, uint16_t flags, rx_fn cb, void *arg)
+{
+	uint32_t n = p->tx->num_slots, h = p->tx->head, b = DAXNET_NO_BUF;
+	struct daxnet_slot *s;
+	int tries = 0;
+
+	while (!rspace(h, ktail(p->tx), n) || (len && !p->nfree)) {
+		int ret = kport_sync(p, cb, arg);
+
+		if (ret)
+			return ret;
+		h = p->tx->head;
+		if (++tries > 100000)
+			return -EAGAIN;
+		if (tries % 64 == 0)
+			usleep(1000);
+	}
+	if (len) {
+		b = p->freel[--p->nfree];
+		memcpy(p->pool + (size_t)b * p->bs, data, len);
+		p->kheld[b]++;
+	}
+	s = &p->txs[h];
+	memset(s, 0, sizeof(*s));
+	s->conn = conn;
+	s->buf_idx = b;
+	s->offset = 0;
+	s->len = len;
+	s->flags = flags;
+	h = daxnet_ring_next(h, n);
+	p->tx->head = p->tx->cur = h;
+	return 0;
+}
+
+static int kport_attach(struct kport *p, int fd, uint64_t cookie, uint32_t *conn)
+{
+	struct daxnet_attach a = { .fd = fd, .cookie = cookie };
+
+	if (ioctl(p->fd, DAXNET_IOC_ATTACH, &a) < 0)
+		return -errno;
+	*conn = a.conn;
+	return 0;
+}
+
+static int kport_detach(struct kport *p, uint32_t conn, uint32_t flags)
+{
+	struct daxnet_detach d = { .conn = conn, .flags = flags };
+
+	return ioctl(p->fd, DAXNET_IOC_DETACH, &d) < 0 ? -errno : 0;
+}
+
+static struct daxnet_counters kport_counters(struct kport *p)
+{
+	struct daxnet_counters_arg a = { .pair = DAXNET_RING_ALL };
+
+	if (ioctl(p->fd, DAXNET_IOC_COUNTERS, &a) < 0)
+		memset(&a.c, 0xff, sizeof(a.c));
+	return a.c;
+}
+
+/* ------------------------------------------------------------- sockets */
+
+static int listener(uint16_t *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t al = sizeof(a);
+	int one = 1;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (void *)&a, sizeof(a)) || listen(fd, 4096) ||
+	    getsockname(fd, (void *)&a, &al)) {
+		close(fd);
+		return -1;
+	}
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+/* A connected pair over loopback: *cli (client side), *srv (accepted). */
+static int tcp_pair_on(int lfd, uint16_t port, int *cli, int *srv)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons(port) };
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	*cli = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (*cli < 0 || connect(*cli, (void *)&a, sizeof(a)))
+		return -1;
+	*srv = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	return *srv < 0 ? -1 : 0;
+}
+
+static int tcp_pair(int *cli, int *srv)
+{
+	uint16_t port;
+	int lfd = listener(&port), ret;
+
+	if (lfd < 0)
+		return -1;
+	ret = tcp_pair_on(lfd, port, cli, srv);
+	close(lfd);
+	return ret;
+}
+
+/* Read exactly len bytes with a timeout; returns bytes read. */
+static ssize_t read_full(int fd, void *buf, size_t len, double timeout)
+{
+	double end = now_s() + timeout;
+	size_t got = 0;
+
+	while (got < len && now_s() < end) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		r = recv(fd, (char *)buf + got, len - got, MSG_DONTWAIT);
+		if (r == 0)
+			break;
+		if (r < 0) {
+			if (errno == EAGAIN)
+				continue;
+			break;
+		}
+		got += r;
+	}
+	return got;
+}
+
+/* ---------------------------------------------------------- RX capture */
+
+#define MAXC 1100
+
+struct capture {
+	uint8_t *data[MAXC];	/* per cookie: received bytes */
+	size_t len[MAXC];
+	size_t cap[MAXC];
+	int newconn[MAXC];
+	int eof[MAXC];
+	int err[MAXC];
+	int errno_[MAXC];
+	int bad_order;
+};
+
+static void capture_cb(struct kport *p, const struct daxnet_slot *s,
+		       const uint8_t *data, void *arg)
+{
+	struct capture *c = arg;
+	uint64_t k = s->user_data;
+
+	if (k >= MAXC)
+		return;
+	if (s->flags & DAXNET_SLOT_NEW_CONN) {
+		if (c->newconn[k] || c->len[k])
+			c->bad_order++;
+		c->newconn[k]++;
+	}
+	if (s->flags & DAXNET_SLOT_DATA) {
+		if (!c->newconn[k] || c->eof[k] || c->err[k])
+			c->bad_order++;
+		if (c->len[k] + s->len > c->cap[k]) {
+			c->cap[k] = (c->len[k] + s->len) * 2;
+			c->data[k] = realloc(c->data[k], c->cap[k]);
+		}
+		memcpy(c->data[k] + c->len[k], data, s->len);
+		c->len[k] += s->len;
+	}
+	if ((s->flags & DAXNET_SLOT_EOF) && !(s->flags & DAXNET_SLOT_DATA))
+		c->eof[k]++;
+	if (s->flags & DAXNET_SLOT_ERROR) {
+		c->err[k]++;
+		c->errno_[k] = s->err;
+	}
+}
+
+static void capture_free(struct capture *c)
+{
+	int i;
+
+	for (i = 0; i < MAXC; i++)
+		free(c->data[i]);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Sync until pred(c) holds or timeout; returns 0 when it held. */
+static int sync_until(struct kport *p, struct capture *c,
+		      bool (*pred)(struct capture *c, void *a), void *a,
+		      double timeout)
+{
+	double end = now_s() + timeout;
+
+	while (now_s() < end) {
+		struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
+
+		if (kport_sync(p, capture_cb, c))
+			return -1;
+		if (pred(c, a))
+			return 0;
+		poll(&pfd, 1, 20);
+	}
+	return -1;
+}
+
+static bool have_bytes(struct capture *c, void *a)
+{
+	size_t *want = a;
+
+	return c->len[want[0]] >= want[1];
+}
+
+static bool have_eof(struct capture *c, void *a)
+{
+	return c->eof[*(size_t *)a] > 0;
+}
+
+static bool have_err(struct capture *c, void *a)
+{
+	return c->err[*(size_t *)a] > 0;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+/* Registration checks, attach refusals, one echo, counters. */
+static int t_basic(bool shm)
+{
+	struct kport p, q;
+	struct capture *c = calloc(1, sizeof(*c));
+	struct daxnet_counters k;
+	int cli, srv, lfd, ufd, ret;
+	uint16_t port;
+	uint32_t conn, conn2;
+	size_t want[2] = { 1, 5 };
+	char buf[64];
+
+	CHECK(kport_open_ex(&q, shm, 16, 2048, 8, 8, 8, 4, DAXNET_API + 7) == -EPROTO,
+	      "REGISTER with a wrong api_version must fail EPROTO");
+	kport_close(&q);
+	CHECK(kport_open_ex(&q, shm, 16, 1000, 8, 8, 8, 4, DAXNET_API) == -EINVAL,
+	      "REGISTER with buf_size 1000 must fail EINVAL");
+	kport_close(&q);
+	CHECK(kport_open_ex(&q, shm, 16, 2048, 2, 8, 8, 4, DAXNET_API) == -EINVAL,
+	      "REGISTER with 2 RX slots must fail EINVAL");
+	kport_close(&q);
+
+	ret = kport_open(&p, shm);
+	CHECK(ret == 0, "REGISTER failed: %d", ret);
+	CHECK(mmap(NULL, p.region_size + 4096, PROT_READ, MAP_SHARED, p.fd, 0) == MAP_FAILED,
+	      "mmap of the wrong length must fail");
+
+	ufd = socket(AF_INET, SOCK_DGRAM, 0);
+	CHECK(kport_attach(&p, ufd, 0, &conn) == -EPROTONOSUPPORT, "UDP attach");
+	close(ufd);
+	lfd = listener(&port);
+	CHECK(kport_attach(&p, lfd, 0, &conn) == -ENOTCONN, "listener attach");
+	CHECK(kport_attach(&p, 12345, 0, &conn) == -EBADF, "bad fd attach");
+	CHECK(kport_attach(&p, p.pool_fd, 0, &conn) == -ENOTSOCK, "file attach");
+	CHECK(tcp_pair_on(lfd, port, &cli, &srv) == 0, "tcp pair");
+	close(lfd);
+	CHECK(kport_attach(&p, srv, 1, &conn) == 0, "attach");
+	CHECK(kport_attach(&p, srv, 1, &conn2) == -EBUSY, "double attach must be EBUSY");
+	CHECK(kport_detach(&p, conn + 1, 0) == -ENOENT, "detach of a wrong id");
+
+	CHECK(send(cli, "hello", 5, 0) == 5, "client send");
+	CHECK(sync_until(&p, c, have_bytes, want, 20) == 0, "no RX data");
+	CHECK(c->newconn[1] == 1 && !c->bad_order, "NEW_CONN first, once");
+	CHECK(memcmp(c->data[1], "hello", 5) == 0, "RX payload");
+
+	CHECK(kport_tx(&p, conn, "world!", 6, DAXNET_SLOT_DATA, capture_cb, c) == 0, "tx");
+	CHECK(kport_sync(&p, capture_cb, c) == 0, "sync");
+	CHECK(read_full(cli, buf, 6, 20) == 6 && !memcmp(buf, "world!", 6), "client recv");
+
+	/* TX EOF -> the client sees EOF; client shutdown -> RX EOF. */
+	CHECK(kport_tx(&p, conn, NULL, 0, DAXNET_SLOT_EOF, capture_cb, c) == 0, "tx eof");
+	CHECK(kport_sync(&p, capture_cb, c) == 0, "sync");
+	CHECK(read_full(cli, buf, 1, 20) == 0, "client must see EOF");
+	shutdown(cli, SHUT_WR);
+	CHECK(sync_until(&p, c, have_eof, &want[0], 20) == 0, "no RX EOF");
+	CHECK(c->eof[1] == 1, "one EOF");
+
+	k = kport_counters(&p);
+	CHECK(k.syncs >= 2 && k.rx_bytes == 5 && k.tx_bytes == 6 && k.conns == 1 &&
+	      k.rx_copied == 5 && k.tx_copied == 6 && k.bad_ring == 0,
+	      "counters: syncs %llu rx_bytes %llu tx_bytes %llu conns %llu",
+	      (unsigned long long)k.syncs, (unsigned long long)k.rx_bytes,
+	      (unsigned long long)k.tx_bytes, (unsigned long long)k.conns);
+	CHECK(kport_detach(&p, conn, 0) == 0, "detach");
+	CHECK(kport_counters(&p).conns == 0, "conns after detach");
+	close(cli);
+	close(srv);
+	kport_close(&p);
+	capture_free(c);
+	free(c);
+	return 0;
+}
+
+/* A stream of `total` bytes each way with small rings and few spares. */
+static int t_stream(bool shm)
+{
+	struct kport p;
+	struct capture *c = calloc(1, sizeof(*c));
+	const size_t total = 1 << 20;
+	uint8_t *src = malloc(total), *back = malloc(total);
+	int cli, srv;
+	uint32_t conn;
+	size_t i, sent = 0, want[2] = { 1, total }, got = 0;
+	double end;
+
+	for (i = 0; i < total; i++)
+		src[i] = (uint8_t)(i * 7 + (i >> 11));
+	CHECK(kport_open_ex(&p, shm, 96, 2048, 16, 16, 8, 8, DAXNET_API) == 0, "register");
+	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
+	CHECK(kport_attach(&p, srv, 1, &conn) == 0, "attach");
+	fcntl(cli, F_SETFL, O_NONBLOCK);
+	/* client -> server, 1 MiB through a 16-slot ring and 8 spares */
+	end = now_s() + 120;
+	while ((sent < total || c->len[1] < total) && now_s() < end) {
+		if (sent < total) {
+			ssize_t r = send(cli, src + sent, total - sent, 0);
+
+			if (r > 0)
+				sent += r;
+		}
+		CHECK(kport_sync(&p, capture_cb, c) == 0, "sync");
+	}
+	CHECK(c->len[1] == total, "received %zu of %zu", c->len[1], total);
+	CHECK(!memcmp(c->data[1], src, total), "RX stream corrupted");
+	(void)want;
+
+	/* server -> client, 1 MiB in 1500-byte TX slots while the client reads */
+	end = now_s() + 120;
+	sent = 0;
+	while ((sent < total || got < total) && now_s() < end) {
+		ssize_t r;
+
+		if (sent < total) {
+			uint32_t n = total - sent < 1500 ? total - sent : 1500;
+
+			CHECK(kport_tx(&p, conn, src + sent, n, DAXNET_SLOT_DATA,
+				       capture_cb, c) == 0, "tx");
+			sent += n;
+		}
+		r = recv(cli, back + got, total - got, MSG_DONTWAIT);
+		if (r > 0)
+			got += r;
+		if (sent == total || (sent / 1500) % 8 == 0)
+			CHECK(kport_sync(&p, capture_cb, c) == 0, "sync");
+	}
+	CHECK(got == total, "client got %zu of %zu", got, total);
+	CHECK(!memcmp(back, src, total), "TX stream corrupted");
+	CHECK(p.tx_errors == 0, "TX errors");
+	CHECK(kport_detach(&p, conn, 0) == 0, "detach");
+	printf("  stream: %llu syncs, rx_ring_full %llu, spare_empty %llu, tx_held %llu, releases %llu\n",
+	       (unsigned long long)kport_counters(&p).syncs,
+	       (unsigned long long)kport_counters(&p).rx_ring_full,
+	       (unsigned long long)kport_counters(&p).spare_empty,
+	       (unsigned long long)kport_counters(&p).tx_held,
+	       (unsigned long long)kport_counters(&p).releases);
+	close(cli);
+	close(srv);
+	kport_close(&p);
+	capture_free(c);
+	free(c);
+	free(src);
+	free(back);
+	return 0;
+}
+
+static bool all_have(struct capture *c, void *a)
+{
+	size_t *w = a, i;
+
+	for (i = 0; i < w[0]; i++)
+		if (c->len[i] < w[1])
+			return false;
+	return true;
+}
+
+/* 1000 connections on one port: one message each way per connection. */
+static int t_conn1000(void)
+{
+	enum { N = 1000 };
+	struct kport p;
+	struct capture *c = calloc(1, sizeof(*c));
+	static int cli[N], srv[N];
+	static uint32_t conn[N];
+	struct rlimit rl = { 8192, 8192 };
+	struct daxnet_counters k;
+	char msg[16], buf[16];
+	size_t want[2] = { N, 8 };
+	uint16_t port;
+	int lfd, i, ok = 0;
+	uint64_t syncs0;
+
+	setrlimit(RLIMIT_NOFILE, &rl);
+	CHECK(kport_open_ex(&p, false, 4096, 2048, 4096, 4096, 2048, 1024,
+			    DAXNET_API) == 0, "register");
+	lfd = listener(&port);
+	CHECK(lfd >= 0, "listener");
+	for (i = 0; i < N; i++) {
+		CHECK(tcp_pair_on(lfd, port, &cli[i], &srv[i]) == 0, "pair %d", i);
+		CHECK(kport_attach(&p, srv[i], i, &conn[i]) == 0, "attach %d", i);
+	}
+	close(lfd);
+	for (i = 0; i < N; i++) {
+		snprintf(msg, sizeof(msg), "c%06d", i);
+		CHECK(send(cli[i], msg, 8, 0) == 8, "send %d", i);
+	}
+	syncs0 = kport_counters(&p).syncs;
+	CHECK(sync_until(&p, c, all_have, want, 120) == 0, "not all data arrived");
+	k = kport_counters(&p);
+	printf("  conn1000: %d connections' data in %llu syncs (%llu RX slots)\n",
+	       N, (unsigned long long)(k.syncs - syncs0),
+	       (unsigned long long)k.rx_slots);
+	for (i = 0; i < N; i++) {
+		snprintf(msg, sizeof(msg), "c%06d", i);
+		CHECK(!memcmp(c->data[i], msg, 8), "payload of %d", i);
+		CHECK(c->newconn[i] == 1 && !c->bad_order, "events of %d", i);
+		snprintf(msg, sizeof(msg), "s%06d", i);
+		CHECK(kport_tx(&p, conn[i], msg, 8, DAXNET_SLOT_DATA, capture_cb, c) == 0, "tx %d", i);
+	}
+	CHECK(kport_sync(&p, capture_cb, c) == 0, "sync");
+	for (i = 0; i < N; i++) {
+		snprintf(msg, sizeof(msg), "s%06d", i);
+		if (read_full(cli[i], buf, 8, 20) == 8 && !memcmp(buf, msg, 8))
+			ok++;
+	}
+	CHECK(ok == N, "%d of %d clients got their reply", ok, N);
+	/* Closing the port detaches all 1000. */
+	kport_close(&p);
+	for (i = 0; i < N; i++) {
+		close(cli[i]);
+		close(srv[i]);
+	}
+	capture_free(c);
+	free(c);
+	return 0;
+}
+
+/* close(fd) while attached: the connection keeps working until detach. */
+static int t_close_fd(void)
+{
+	struct kport p;
+	struct capture *c = calloc(1, sizeof(*c));
+	int cli, srv;
+	uint32_t conn;
+	size_t want[2] = { 3, 4 };
+	char buf[8];
+
+	CHECK(kport_open(&p, false) == 0, "register");
+	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
+	CHECK(kport_attach(&p, srv, 3, &conn) == 0, "attach");
+	close(srv);
+	CHECK(send(cli, "ping", 4, 0) == 4, "send");
+	CHECK(sync_until(&p, c, have_bytes, want, 20) == 0, "no data after close(fd)");
+	CHECK(kport_tx(&p, conn, "pong", 4, DAXNET_SLOT_DATA, capture_cb, c) == 0, "tx");
+	CHECK(kport_sync(&p, capture_cb, c) == 0, "sync");
+	CHECK(read_full(cli, buf, 4, 20) == 4 && !memcmp(buf, "pong", 4), "reply");
+	/* Detach drops the last file reference: the socket closes (FIN). */
+	CHECK(kport_detach(&p, conn, 0) == 0, "detach");
+	CHECK(read_full(cli, buf, 1, 20) == 0, "client must see the close");
+	close(cli);
+	kport_close(&p);
+	capture_free(c);
+	free(c);
+	return 0;
+}
+
+/* The peer resets: ERROR with ECONNRESET, once; TX afterwards fails. */
+static int t_peer_reset(void)
+{
+	struct kport p;
+	struct capture *c = calloc(1, sizeof(*c));
+	struct linger lg = { 1, 0 };
+	int cli, srv;
+	uint32_t conn;
+	size_t k = 2, want[2] = { 2, 3 };
+
+	CHECK(kport_open(&p, true) == 0, "register");
+	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
+	CHECK(kport_attach(&p, srv, 2, &conn) == 0, "attach");
+	CHECK(send(cli, "abc", 3, 0) == 3, "send");
+	CHECK(sync_until(&p, c, have_bytes, want, 20) == 0, "no data");
+	setsockopt(cli, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(cli);
+	CHECK(sync_until(&p, c, have_err, &k, 20) == 0, "no ERROR slot");
+	CHECK(c->err[2] == 1 && c->errno_[2] == ECONNRESET, "ERROR once, ECONNRESET (got %d)",
+	      c->errno_[2]);
+	CHECK(kport_tx(&p, conn, "x", 1, DAXNET_SLOT_DATA, capture_cb, c) == 0, "tx");
+	CHECK(kport_sync(&p, capture_cb, c) == 0, "sync");
+	CHECK(kport_sync(&p, capture_cb, c) == 0, "sync");
+	CHECK(c->err[2] == 1, "ERROR reported more than once");
+	CHECK(kport_detach(&p, conn, DAXNET_DETACH_DISCARD) == 0, "detach");
+	close(srv);
+	kport_close(&p);
+	capture_free(c);
+	free(c);
+	return 0;
+}
+
+/* Detach with TX bytes queued (EBUSY, then DISCARD) and RX bytes unread. */
+static int t_detach_inflight(void)
+{
+	struct kport p;
+	struct capture *c = calloc(1, sizeof(*c));
+	static char blob[2048];
+	struct daxnet_counters k;
+	int cli, srv, i, rcv = 4096;
+	uint32_t conn;
+	char buf[16];
+
+	CHECK(kport_open_ex(&p, false, 2048, 2048, 64, 64, 16, 8, DAXNET_API) == 0, "register");
+	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
+	setsockopt(cli, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	setsockopt(srv, SOL_SOCKET, SO_SNDBUF, &rcv, sizeof(rcv));
+	CHECK(kport_attach(&p, srv, 4, &conn) == 0, "attach");
+	/* The client never reads: the socket fills, the kernel queues. */
+	for (i = 0; i < 1500 && kport_counters(&p).tx_held == 0; i++)
+		CHECK(kport_tx(&p, conn, blob, sizeof(blob), DAXNET_SLOT_DATA, capture_cb, c) == 0, "tx");
+	CHECK(kport_sync(&p, capture_cb, c) == 0, "sync");
+	k = kport_counters(&p);
+	CHECK(k.tx_held > 0, "no TX slot was held (sent %d slots)", i);
+	CHECK(kport_detach(&p, conn, 0) == -EBUSY, "detach with queued TX must be EBUSY");
+	/* RX bytes the ring has not taken stay in the socket. */
+	CHECK(send(cli, "tail", 4, 0) == 4, "send");
+	usleep(200000);
+	CHECK(kport_detach(&p, conn, DAXNET_DETACH_DISCARD) == 0, "detach DISCARD");
+	k = kport_counters(&p);
+	CHECK(k.tx_discarded > 0, "tx_discarded not counted");
+	CHECK(read_full(srv, buf, 4, 20) == 4 && !memcmp(buf, "tail", 4),
+	      "unpublished RX bytes must stay readable after detach");
+	/* RELEASE slots return every held buffer. */
+	for (i = 0; i < 10; i++)
+		kport_sync(&p, capture_cb, c);
+	CHECK(p.nfree + 0 >= 2048 - 16 - 64, "buffers not returned: %u free", p.nfree);
+	close(cli);
+	close(srv);
+	kport_close(&p);
+	capture_free(c);
+	free(c);
+	return 0;
+}
+
+/* Close /dev/daxnet with sockets attached: they go back to normal. */
+static int t_release_attached(void)
+{
+	enum { N = 16 };
+	struct kport p;
+	int cli[N], srv[N], i;
+	uint32_t conn;
+	char buf[8];
+
+	CHECK(kport_open(&p, false) == 0, "register");
+	for (i = 0; i < N; i++) {
+		CHECK(tcp_pair(&cli[i], &srv[i]) == 0, "pair");
+		CHECK(kport_attach(&p, srv[i], i, &conn) == 0, "attach");
+		CHECK(send(cli[i], "zz", 2, 0) == 2, "send");
+	}
+	kport_sync(&p, NULL, NULL);
+	/* Half the fds closed by the user: closing the port closes those. */
+	for (i = 0; i < N / 2; i++)
+		close(srv[i]);
+	kport_close(&p);
+	for (i = 0; i < N / 2; i++)
+		CHECK(read_full(cli[i], buf, 1, 20) == 0, "closed socket %d must see EOF", i);
+	for (i = N / 2; i < N; i++) {
+		/* Its callbacks are restored: normal send/recv/poll work. */
+		CHECK(send(cli[i], "yy", 2, 0) == 2, "send");
+		CHECK(send(srv[i], "ok", 2, 0) == 2, "send on the released socket");
+		CHECK(read_full(cli[i], buf, 2, 20) == 2 && !memcmp(buf, "ok", 2), "recv");
+		CHECK(read_full(srv[i], buf, 2, 20) == 2 && !memcmp(buf, "yy", 2),
+		      "released socket must be readable again");
+		close(srv[i]);
+	}
+	for (i = 0; i < N; i++)
+		close(cli[i]);
+	return 0;
+}
+
+/* The module cannot be unloaded while a port is open. */
+static int t_rmmod_busy(void)
+{
+	struct kport p;
+	int cli, srv;
+	uint32_t conn;
+	long r;
+
+	CHECK(kport_open(&p, false) == 0, "register");
+	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
+	CHECK(kport_attach(&p, srv, 0, &conn) == 0, "attach");
+	r = syscall(SYS_delete_module, rmmod_name, O_NONBLOCK);
+	CHECK(r < 0 && (errno == EWOULDBLOCK || errno == EBUSY),
+	      "delete_module must fail while in use (r=%ld)", r);
+	CHECK(access("/dev/daxnet", F_OK) == 0, "module went away");
+	kport_close(&p);
+	close(cli);
+	close(srv);
+	return 0;
+}
+
+static uint32_t rnd(void)
+{
+	static uint64_t s = 0x9e3779b97f4a7c15ull;
+
+	s ^= s << 13;
+	s ^= s >> 7;
+	s ^= s << 17;
+	return (uint32_t)s;
+}
+
+static uint32_t rnd_index(uint32_t n)
+{
+	switch (rnd() % 4) {
+	case 0:
+		return rnd();
+	case 1:
+		return n + rnd() % 3 - 1;
+	default:
+		return rnd() % n;
+	}
+}
+
+/* Random garbage in every user-written index and slot: never an oops. */
+static int t_garbage(void)
+{
+	struct kport p;
+	struct capture *c = calloc(1, sizeof(*c));
+	struct daxnet_counters k;
+	int cli, srv, round, einval = 0, ok = 0;
+	uint32_t conn, i;
+
+	CHECK(kport_open_ex(&p, false, 256, 2048, 32, 32, 16, 8, DAXNET_API) == 0, "register");
+	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
+	CHECK(kport_attach(&p, srv, 0, &conn) == 0, "attach");
+	fcntl(cli, F_SETFL, O_NONBLOCK);
+	for (round = 0; round < 3000; round++) {
+		struct daxnet_sync s = { .pair = 0 };
+		struct daxnet_ring *r = round % 3 == 0 ? p.rx : round % 3 == 1 ? p.tx : p.sp;
+
+		send(cli, "garbage!", 8, 0);
+		if (round % 2) {
+			r->head = rnd_index(r->num_slots);
+			r->cur = rnd_index(r->num_slots);
+		}
+		for (i = 0; i < 4; i++) {
+			struct daxnet_slot *ts = &p.txs[rnd() % p.tx->num_slots];
+			struct daxnet_slot *rs = &p.rxs[rnd() % p.rx->num_slots];
+
+			ts->conn = rnd() % 2 ? conn : rnd();
+			ts->buf_idx = rnd_index(p.nbufs);
+			ts->offset = rnd() % 3 ? rnd() % 2048 : rnd();
+			ts->len = rnd() % 3 ? rnd() % 2048 : rnd();
+			ts->flags = rnd() % 3 ? DAXNET_SLOT_DATA : rnd();
+			ts->err = rnd() % 4 ? 0 : rnd();
+			rs->flags = rnd();
+			rs->buf_idx = rnd_index(p.nbufs);
+			p.sps[rnd() % p.sp->num_slots] = rnd_index(p.nbufs);
+		}
+		if (rnd() % 8 == 0)
+			s.flags = rnd() % 4;
+		if (ioctl(p.fd, DAXNET_IOC_SYNC, &s) < 0) {
+			CHECK(errno == EINVAL, "sync failed with errno %d", errno);
+			einval++;
+		} else {
+			ok++;
+		}
+		if (round % 100 == 0) {
+			char sink[4096];
+
+			while (recv(cli, sink, sizeof(sink), 0) > 0)
+				;
+		}
+	}
+	k = kport_counters(&p);
+	printf("  garbage: %d syncs EINVAL, %d accepted; bad_ring %llu bad_slot %llu\n",
+	       einval, ok, (unsigned long long)k.bad_ring, (unsigned long long)k.bad_slot);
+	CHECK(einval > 0 && k.bad_ring == (uint64_t)einval, "bad_ring must count the EINVAL syncs");
+	/* Detaching and closing still work after all that. */
+	CHECK(kport_detach(&p, conn, DAXNET_DETACH_DISCARD) == 0, "detach");
+	kport_close(&p);
+	close(cli);
+	close(srv);
+	capture_free(c);
+	free(c);
+	return 0;
+}
+
+/* Two processes, each with its own port and listening port, echo 200 msgs. */
+static int echo_child(int id)
+{
+	struct kport p;
+	struct capture *c = calloc(1, sizeof(*c));
+	int cli, srv, i;
+	uint32_t conn;
+	char msg[32], buf[32];
+	size_t want[2];
+
+	if (kport_open(&p, id % 2) || tcp_pair(&cli, &srv) ||
+	    kport_attach(&p, srv, 5, &conn))
+		return 1;
+	for (i = 0; i < 200; i++) {
+		int n = snprintf(msg, sizeof(msg), "p%d-m%04d", id, i);
+
+		if (send(cli, msg, n, 0) != n)
+			return 2;
+		want[0] = 5;
+		want[1] = c->len[5] + n;
+		if (sync_until(&p, c, have_bytes, want, 30))
+			return 3;
+		if (memcmp(c->data[5] + c->len[5] - n, msg, n))
+			return 4;
+		if (kport_tx(&p, conn, msg, n, DAXNET_SLOT_DATA, capture_cb, c) ||
+		    kport_sync(&p, capture_cb, c))
+			return 5;
+		if (read_full(cli, buf, n, 30) != n || memcmp(buf, msg, n))
+			return 6;
+	}
+	kport_close(&p);
+	return 0;
+}
+
+static int t_two_procs(void)
+{
+	pid_t pid[2];
+	int i, st;
+
+	for (i = 0; i < 2; i++) {
+		pid[i] = fork();
+		CHECK(pid[i] >= 0, "fork");
+		if (!pid[i])
+			_exit(echo_child(i));
+	}
+	for (i = 0; i < 2; i++) {
+		CHECK(waitpid(pid[i], &st, 0) == pid[i], "waitpid");
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d failed (status %d)", i,
+		      WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	}
+	return 0;
+}
+
+static int t_basic_dax(void) { return t_basic(false); }
+static int t_basic_shm(void) { return t_basic(true); }
+static int t_stream_dax(void) { return t_stream(false); }
+static int t_stream_shm(void) { return t_stream(true); }
+
+static const struct {
+	const char *name;
+	int (*fn)(void);
+} tests[] = {
+	{ "basic_dax", t_basic_dax },
+	{ "basic_shm", t_basic_shm },
+	{ "stream_dax", t_stream_dax },
+	{ "stream_shm", t_stream_shm },
+	{ "close_fd", t_close_fd },
+	{ "peer_reset", t_peer_reset },
+	{ "detach_inflight", t_detach_inflight },
+	{ "release_attached", t_release_attached },
+	{ "rmmod_busy", t_rmmod_busy },
+	{ "garbage", t_garbage },
+	{ "two_procs", t_two_procs },
+	{ "conn1000", t_conn1000 },
+};
+
+int main(int argc, char **argv)
+{
+	const char *only[32];
+	int nonly = 0, i, j;
+
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--pool-dir") && i + 1 < argc)
+			pool_dir = argv[++i];
+		else if (!strcmp(argv[i], "--shm-dir") && i + 1 < argc)
+			shm_dir = argv[++i];
+		else if (!strcmp(argv[i], "--rmmod-name") && i + 1 < argc)
+			rmmod_name = argv[++i];
+		else if (nonly < 32)
+			only[nonly++] = argv[i];
+	}
+	for (i = 0; i < (int)(sizeof(tests) / sizeof(tests[0])); i++) {
+		double t0;
+		int ret;
+
+		for (j = 0; j < nonly; j++)
+			if (!strcmp(only[j], tests[i].name))
+				break;
+		if (nonly && j == nonly)
+			continue;
+		t0 = now_s();
+		fail_msg[0] = 0;
+		ret = tests[i].fn();
+		if (ret) {
+			printf("DAXNET-FAIL ktest.%s: %s (%.1fs)\n", tests[i].name, fail_msg,
+			       now_s() - t0);
+			failures++;
+		} else {
+			printf("DAXNET-PASS ktest.%s (%.1fs)\n", tests[i].name, now_s() - t0);
+		}
+	}
+	return failures;
 }

@@ -42,6 +42,7 @@ run_step() {
 }
 
 say "kernel $(uname -r), $(nproc) cpus"
+ip link set lo up
 
 # The emulated NVDIMM: raw namespace -> fsdax -> ext4 -o dax.
 say "formatting the NVDIMM (fsdax, ext4)"
