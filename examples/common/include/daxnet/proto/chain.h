@@ -92,6 +92,13 @@ public:
 		return s;
 	}
 
+	/// Restarts an empty chain at stream offset `start` (after compaction).
+	void rebase(std::uint64_t start) noexcept
+	{
+		if (count_ == 0)
+			end_ = start;
+	}
+
 	/// Removes the front slice (the caller releases its buffer).
 	Slice pop() noexcept
 	{

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// The command line every service shares, the pool it runs on, the startup
+// line and clean shutdown on SIGINT/SIGTERM. Setup path only (CLI11, fmt
+// and std::string live here, never in the event loop).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "daxnet/fd.h"
+#include "daxnet/pmem/pool.h"
+#include "daxnet/port.h"
+#include "daxnet/result.h"
+
+namespace daxnet::svc {
+
+inline constexpr const char* kVersion = "0.1.0";
+
+struct CommonOptions {
+	std::string pool;                    ///< --pool FILE
+	std::string pool_size = "256M";      ///< --pool-size, used when creating
+	std::uint32_t buffer_size = 4096;    ///< --buffer-size, used when creating
+	int port = 0;                        ///< --port (0: the kernel picks one)
+	std::string bind = "127.0.0.1";      ///< --bind
+	std::string transport = "auto";      ///< --transport auto|kernel|uring|epoll
+	unsigned threads = 1;                ///< --threads
+	bool require_dax = false;            ///< --require-dax
+	bool version = false;
+};
+
+/// Adds --pool, --pool-size, --buffer-size, --port, --bind, --transport,
+/// --threads, --require-dax, --version to `app` (on the app itself or a
+/// subcommand). `default_port` is the --port default.
+void add_common_options(CLI::App& app, CommonOptions& o, int default_port);
+
+/// Parses "4096", "64K", "64M", "1G" (binary multiples).
+Result<std::uint64_t> parse_size(const std::string& s);
+
+/// Opens the pool at o.pool, creating it (o.pool_size, o.buffer_size) when
+/// the file does not exist. `created` tells which happened.
+Result<pmem::Pool> open_or_create_pool(const CommonOptions& o, bool* created = nullptr);
+
+/// "pool=/p/kv.pool (256 MiB, 58982 buffers x 4096, granularity=page, dax=no, created)"
+std::string describe_pool(const pmem::Pool& pool, bool created);
+
+/// A non-blocking listening TCP socket on bind:port (port 0: any free
+/// port); `*actual` receives the port bound.
+Result<UniqueFd> listen_tcp(const std::string& bind, int port, int* actual);
+
+/// Port ring sizes scaled to the pool (a small pool must not hand every
+/// buffer to the spare ring).
+PortOptions port_options_for(const CommonOptions& o, const pmem::PoolView& pool);
+
+/// Installs SIGINT/SIGTERM handlers that set stop_requested() (and ignores
+/// SIGPIPE). Handlers are installed without SA_RESTART so blocking waits
+/// return EINTR promptly.
+void install_stop_signals();
+bool stop_requested() noexcept;
+/// The signal that asked to stop (0 if none).
+int stop_signal() noexcept;
+/// Asks every loop to stop (tests, fatal errors in one thread).
+void request_stop() noexcept;
+
+}  // namespace daxnet::svc

@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: BSD-2-Clause
+#include "daxnet/svc/options.h"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+
+namespace daxnet::svc {
+
+namespace {
+
+std::atomic<int> g_stop_signal{0};
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_stop_signal(int sig)
+{
+	g_stop_signal.store(sig, std::memory_order_relaxed);
+	g_stop.store(true, std::memory_order_release);
+}
+
+std::string human(std::uint64_t v)
+{
+	static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	int u = 0;
+	double d = static_cast<double>(v);
+	while (d >= 1024.0 && u < 4) {
+		d /= 1024.0;
+		++u;
+	}
+	return u == 0 ? fmt::format("{} B", v) : fmt::format("{:.4g} {}", d, units[u]);
+}
+
+}  // namespace
+
+void add_common_options(CLI::App& app, CommonOptions& o, int default_port)
+{
+	o.port = default_port;
+	app.add_option("--pool", o.pool, "pool file (created when absent)")->required();
+	app.add_option("--pool-size", o.pool_size, "size of a newly created pool, e.g. 256M, 4G")
+		->capture_default_str();
+	app.add_option("--buffer-size", o.buffer_size, "packet buffer size of a newly created pool")
+		->check(CLI::IsMember({2048, 4096}))
+		->capture_default_str();
+	app.add_option("--port", o.port, "TCP port to listen on (0: any free port)")
+		->check(CLI::Range(0, 65535))
+		->capture_default_str();
+	app.add_option("--bind", o.bind, "address to listen on")->capture_default_str();
+	app.add_option("--transport", o.transport, "auto, kernel (daxnet.ko), uring or epoll")
+		->check(CLI::IsMember({"auto", "kernel", "uring", "epoll"}))
+		->capture_default_str();
+	app.add_option("--threads", o.threads, "event-loop threads")
+		->check(CLI::Range(1u, 64u))
+		->capture_default_str();
+	app.add_flag("--require-dax", o.require_dax, "refuse to run unless the pool maps with MAP_SYNC");
+}
+
+Result<std::uint64_t> parse_size(const std::string& s)
+{
+	std::size_t i = 0;
+	std::uint64_t v = 0;
+	while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return make_error(EINVAL, "size '" + s + "' is too large");
+		v = v * 10 + static_cast<std::uint64_t>(s[i++] - '0');
+	}
+	if (i == 0)
+		return make_error(EINVAL, "size '" + s + "' is not a number (use e.g. 64M or 1G)");
+	std::string unit = s.substr(i);
+	for (auto& c : unit)
+		c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+	unsigned shift = 0;
+	if (unit.empty() || unit == "B")
+		shift = 0;
+	else if (unit == "K" || unit == "KB" || unit == "KIB")
+		shift = 10;
+	else if (unit == "M" || unit == "MB" || unit == "MIB")
+		shift = 20;
+	else if (unit == "G" || unit == "GB" || unit == "GIB")
+		shift = 30;
+	else if (unit == "T" || unit == "TB" || unit == "TIB")
+		shift = 40;
+	else
+		return make_error(EINVAL, "size '" + s + "' has an unknown unit (use K, M, G or T)");
+	if (shift && v > (UINT64_MAX >> shift))
+		return make_error(EINVAL, "size '" + s + "' is too large");
+	return v << shift;
+}
+
+Result<pmem::Pool> open_or_create_pool(const CommonOptions& o, bool* created)
+{
+	struct stat st{};
+	if (created)
+		*created = false;
+	if (::stat(o.pool.c_str(), &st) == 0) {
+		pmem::Pool::OpenOptions oo;
+		oo.require_dax = o.require_dax;
+		return pmem::Pool::open(o.pool, oo);
+	}
+	if (errno != ENOENT)
+		return make_error(errno, o.pool + ": " + std::strerror(errno));
+	auto size = parse_size(o.pool_size);
+	if (!size)
+		return make_error(EINVAL, "--pool-size: " + size.error().message);
+	pmem::Pool::CreateOptions co;
+	co.size = *size;
+	co.buffer_size = o.buffer_size;
+	co.require_dax = o.require_dax;
+	auto p = pmem::Pool::create(o.pool, co);
+	if (p && created)
+		*created = true;
+	return p;
+}
+
+std::string describe_pool(const pmem::Pool& pool, bool created)
+{
+	const auto& g = pool.geometry();
+	return fmt::format("pool={} ({}, {} buffers x {}, granularity={}, dax={}{})", pool.path(),
+			   human(g.pool_size), g.buffer_count, g.buffer_size, pmem::to_string(pool.granularity()),
+			   pool.is_dax() ? "yes" : "no", created ? ", created" : "");
+}
+
+Result<UniqueFd> listen_tcp(const std::string& bind, int port, int* actual)
+{
+	sockaddr_in sa{};
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons(static_cast<std::uint16_t>(port));
+	if (::inet_pton(AF_INET, bind.c_str(), &sa.sin_addr) != 1)
+		return make_error(EINVAL, "--bind " + bind + ": not an IPv4 address");
+	UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+	if (!fd)
+		return make_error(errno, std::string("socket: ") + std::strerror(errno));
+	int one = 1;
+	::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) < 0)
+		return make_error(errno, fmt::format("bind {}:{}: {}", bind, port, std::strerror(errno)));
+	if (::listen(fd.get(), 1024) < 0)
+		return make_error(errno, fmt::format("listen {}:{}: {}", bind, port, std::strerror(errno)));
+	socklen_t len = sizeof sa;
+	::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&sa), &len);
+	if (actual)
+		*actual = ntohs(sa.sin_port);
+	return fd;
+}
+
+PortOptions port_options_for(const CommonOptions& o, const pmem::PoolView& pool)
+{
+	PortOptions po;
+	auto t = parse_transport(o.transport);
+	po.transport = t ? *t : TransportKind::automatic;
+	const std::uint32_t n = pool.buffer_count();
+	auto pow2_at_most = [](std::uint32_t v, std::uint32_t cap) {
+		std::uint32_t p = 4;
+		while (p * 2 <= v && p * 2 <= cap)
+			p *= 2;
+		return p;
+	};
+	po.rx_slots = pow2_at_most(n / 4, 1024);
+	po.tx_slots = pow2_at_most(n / 4, 1024);
+	po.spare_slots = pow2_at_most(n / 16, 256);
+	return po;
+}
+
+void install_stop_signals()
+{
+	struct sigaction sa{};
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0;  // no SA_RESTART: waits return EINTR
+	::sigaction(SIGINT, &sa, nullptr);
+	::sigaction(SIGTERM, &sa, nullptr);
+	struct sigaction ign{};
+	ign.sa_handler = SIG_IGN;
+	sigemptyset(&ign.sa_mask);
+	::sigaction(SIGPIPE, &ign, nullptr);
+}
+
+bool stop_requested() noexcept
+{
+	return g_stop.load(std::memory_order_acquire);
+}
+
+int stop_signal() noexcept
+{
+	return g_stop_signal.load(std::memory_order_relaxed);
+}
+
+void request_stop() noexcept
+{
+	g_stop.store(true, std::memory_order_release);
+}
+
+}  // namespace daxnet::svc
