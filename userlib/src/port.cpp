@@ -140,6 +140,11 @@ Result<std::uint32_t> Port::attach(int fd, std::uint32_t pair, std::uint64_t coo
 Status Port::detach(std::uint32_t conn, bool discard, int flush_timeout_ms)
 {
 	auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(flush_timeout_ms);
+	// TX slots still in the ring are not queued anywhere yet: hand them over.
+	if (!discard) {
+		if (int r = sync(); r < 0)
+			return make_error(-r, "detach: sync failed while flushing");
+	}
 	for (;;) {
 		Status st = t_->detach(conn, discard ? DAXNET_DETACH_DISCARD : 0);
 		if (st || st.error().code != EBUSY || discard)
@@ -381,6 +386,14 @@ BufferLease Port::alloc() noexcept
 	if (!src_->take(b))
 		return {};
 	return {*src_, b};
+}
+
+daxnet_ring* Port::raw_ring(std::uint32_t pair, std::uint32_t kind) const noexcept
+{
+	if (pair >= npairs_)
+		return nullptr;
+	const PairState& S = pairs_[pair];
+	return kind == DAXNET_RING_RX ? S.rx : kind == DAXNET_RING_TX ? S.tx : kind == DAXNET_RING_SPARE ? S.spare : nullptr;
 }
 
 RingCounters Port::counters(std::uint32_t pair) const noexcept

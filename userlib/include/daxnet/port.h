@@ -164,6 +164,10 @@ public:
 	/// A fresh buffer (count 1, the lease's), empty when none is free.
 	BufferLease alloc() noexcept;
 
+	/// Escape hatch: the shared ring of `kind` (DAXNET_RING_RX/TX/SPARE) of
+	/// `pair`, for tools and tests; writing it bypasses every Port rule.
+	daxnet_ring* raw_ring(std::uint32_t pair, std::uint32_t kind) const noexcept;
+
 	/// Transport + port counters for `pair` or all (DAXNET_RING_ALL).
 	RingCounters counters(std::uint32_t pair = DAXNET_RING_ALL) const noexcept;
 

@@ -1,0 +1,599 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// Port API behaviour over loopback, once per transport (harness.h:
+// DAXNET_TEST_TRANSPORT selects; the kernel transport inherits every case).
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+#include "daxnet/pmem/crc32c.h"
+#include "harness.h"
+
+using namespace dxtest;
+using daxnet::Port;
+
+namespace {
+
+struct Pair {
+	daxnet::UniqueFd listener;
+	daxnet::UniqueFd client;
+	daxnet::UniqueFd server;
+};
+
+// A connected loopback pair: client (test side) and server (to attach).
+Pair connected_pair()
+{
+	Pair p;
+	auto l = daxnet::listen_tcp("127.0.0.1", 0, {.reuseport = false, .backlog = 16, .nonblocking = false});
+	REQUIRE(l.ok());
+	p.listener = std::move(*l);
+	auto c = daxnet::connect_tcp("127.0.0.1", daxnet::local_port(p.listener.get()));
+	REQUIRE(c.ok());
+	p.client = std::move(*c);
+	p.server.reset(::accept4(p.listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+	REQUIRE(p.server);
+	return p;
+}
+
+std::uint32_t attach(Port& port, int fd, std::uint64_t cookie = 0)
+{
+	auto id = port.attach(fd, 0, cookie);
+	INFO((id ? "" : id.error().message));
+	REQUIRE(id.ok());
+	return *id;
+}
+
+void check_no_leak(DramPool& pool)
+{
+	CHECK(pool.alloc.free_count() == pool.geo.buffer_count);
+	CHECK(pool.alloc.check());
+}
+
+}  // namespace
+
+TEST_CASE("one connection: NEW_CONN first, 1-byte and 1 MiB messages in order, EOF once", "[unit]")
+{
+	auto tname = GENERATE(from_range(transports()));
+	DramPool pool;
+	{
+		Port port = open_port(pool, tname);
+		Pair p = connected_pair();
+		std::uint32_t id = attach(port, p.server.get(), 42);
+		std::string msg = std::string(1, 'x') + make_stream(1, 1u << 20);
+		std::thread peer([&] {
+			write_all(p.client.get(), msg.data(), 1);
+			std::this_thread::sleep_for(20ms);
+			write_all(p.client.get(), msg.data() + 1, msg.size() - 1);
+			::shutdown(p.client.get(), SHUT_WR);
+		});
+		Collector col;
+		bool ok = run_until([&] { return col.conns[id].eof > 0; }, [&] { round(port, col); });
+		peer.join();
+		REQUIRE(ok);
+		ConnLog& c = col.conns[id];
+		CHECK(c.new_conn == 1);
+		CHECK(c.before_new == 0);
+		CHECK(c.cookie == 42);
+		CHECK(c.eof == 1);
+		CHECK(c.error == 0);
+		CHECK(c.after_end == 0);
+		REQUIRE(c.data.size() == msg.size());
+		CHECK(daxnet::pmem::crc32c(c.data.data(), c.data.size()) == daxnet::pmem::crc32c(msg.data(), msg.size()));
+		// EOF is reported once: more syncs bring nothing for this conn.
+		for (int i = 0; i < 5; i++)
+			round(port, col, 1);
+		CHECK(col.conns[id].eof == 1);
+		auto k = port.counters();
+		CHECK(k.rx_bytes == msg.size());
+		CHECK(k.syncs > 0);
+		CHECK(port.detach(id).ok());
+	}
+	check_no_leak(pool);
+}
+
+TEST_CASE("echo: TX straight from received buffers, kept buffers and copies reach the peer in order", "[unit]")
+{
+	auto tname = GENERATE(from_range(transports()));
+	DramPool pool;
+	{
+		Port port = open_port(pool, tname);
+		Pair p = connected_pair();
+		std::uint32_t id = attach(port, p.server.get());
+		std::string msg = make_stream(2, 300000);
+		std::string got;
+		std::thread peer([&] {
+			write_all(p.client.get(), msg.data(), msg.size());
+			got = read_n(p.client.get(), msg.size() + 5);
+		});
+		std::size_t echoed = 0;
+		std::vector<daxnet::BufferLease> kept;
+		int n = 0;
+		bool ok = run_until([&] { return echoed == msg.size(); },
+				    [&] {
+					    port.wait(5);
+					    REQUIRE(port.sync() >= 0);
+					    while (port.rx_ready() && port.tx_space() > 1) {
+						    const daxnet_slot& s = port.rx_front();
+						    if (s.flags & DAXNET_SLOT_DATA) {
+							    std::uint32_t buf = s.buf_idx, off = s.offset, len = s.len;
+							    if (n++ % 3 == 1) {
+								    // keep (swap a spare in), send from the lease
+								    auto lease = port.keep();
+								    REQUIRE(lease);
+								    REQUIRE(port.tx_push(id, lease.index(), off, len) == 0);
+								    kept.push_back(std::move(lease));
+							    } else if (len > 2) {
+								    // two slices of the same buffer
+								    REQUIRE(port.tx_push(id, buf, off, 1) == 0);
+								    REQUIRE(port.tx_push(id, buf, off + 1, len - 1) == 0);
+							    } else {
+								    REQUIRE(port.tx_push(id, buf, off, len) == 0);
+							    }
+							    echoed += len;
+						    }
+						    port.rx_pop();
+					    }
+				    });
+		REQUIRE(ok);
+		const char tail[] = "done!";
+		REQUIRE(port.send_copy(id, std::as_bytes(std::span(tail, 5))) == 5);
+		REQUIRE(port.shutdown_write(id) == 0);
+		kept.clear();  // the kernel's references keep what is still queued
+		Collector col;
+		bool flushed = run_until([&] { return got.size() == msg.size() + 5; }, [&] { round(port, col, 1); }, 20s);
+		peer.join();
+		CHECK(flushed);
+		REQUIRE(got.size() == msg.size() + 5);
+		CHECK((got.substr(0, msg.size()) == msg));
+		CHECK(got.substr(msg.size()) == "done!");
+		CHECK(port.detach(id).ok());
+	}
+	check_no_leak(pool);
+}
+
+TEST_CASE("1000 concurrent connections each deliver their own checksummed stream", "[unit]")
+{
+	auto tname = GENERATE(from_range(transports()));
+	constexpr int kConns = 1000;
+	raise_nofile(2 * kConns + 64);
+	DramPool pool(64u << 20);
+	{
+		daxnet::PortOptions opt;
+		opt.max_conns = 1024;
+		Port port = open_port(pool, tname, opt);
+		auto l = daxnet::listen_tcp("127.0.0.1", 0, {.reuseport = true, .backlog = 2048});
+		REQUIRE(l.ok());
+		std::uint16_t lport = daxnet::local_port(l->get());
+		std::atomic<bool> failed{false};
+		std::thread peers([&] {
+			std::vector<daxnet::UniqueFd> fds;
+			for (int i = 0; i < kConns; i++) {
+				auto c = daxnet::connect_tcp("127.0.0.1", lport);
+				if (!c) {
+					failed = true;
+					return;
+				}
+				fds.push_back(std::move(*c));
+			}
+			for (int i = 0; i < kConns; i++) {
+				auto idx = static_cast<std::uint32_t>(i);
+				std::string s = make_stream(idx, 1000 + idx % 7);
+				// first 4 bytes name the stream
+				std::memcpy(s.data(), &idx, 4);
+				if (!write_all(fds[i].get(), s.data(), s.size()))
+					failed = true;
+			}
+			for (auto& f : fds)
+				::shutdown(f.get(), SHUT_WR);
+			std::this_thread::sleep_for(200ms);
+		});
+		daxnet::Acceptor acc(l->get());
+		std::vector<daxnet::UniqueFd> server_fds;
+		Collector col;
+		auto eofs = [&] {
+			int n = 0;
+			for (auto& [id, c] : col.conns)
+				n += c.eof;
+			return n;
+		};
+		bool ok = run_until([&] { return eofs() == kConns || failed; },
+				    [&] {
+					    acc.accept_all(port, 0, [&](std::uint32_t, daxnet::UniqueFd&& fd) {
+						    server_fds.push_back(std::move(fd));
+					    });
+					    round(port, col, 1);
+				    },
+				    60s);
+		peers.join();
+		REQUIRE_FALSE(failed);
+		REQUIRE(ok);
+		REQUIRE(col.conns.size() == kConns);
+		int good = 0;
+		for (auto& [id, c] : col.conns) {
+			REQUIRE(c.data.size() >= 4);
+			std::uint32_t idx;
+			std::memcpy(&idx, c.data.data(), 4);
+			std::string want = make_stream(idx, 1000 + idx % 7);
+			std::memcpy(want.data(), &idx, 4);
+			good += c.data == want && c.new_conn == 1 && c.eof == 1 && c.after_end == 0 && c.before_new == 0;
+		}
+		CHECK(good == kConns);
+		for (auto& [id, c] : col.conns)
+			REQUIRE(port.detach(id).ok());
+	}
+	check_no_leak(pool);
+}
+
+TEST_CASE("byte-at-a-time sender: every byte arrives once, in order", "[unit]")
+{
+	auto tname = GENERATE(from_range(transports()));
+	DramPool pool;
+	{
+		Port port = open_port(pool, tname);
+		Pair p = connected_pair();
+		std::uint32_t id = attach(port, p.server.get());
+		std::string msg = make_stream(3, 3000);
+		std::thread peer([&] {
+			for (std::size_t i = 0; i < msg.size(); i++) {
+				write_all(p.client.get(), msg.data() + i, 1);
+				if (i % 64 == 0)
+					std::this_thread::sleep_for(1ms);
+			}
+			::shutdown(p.client.get(), SHUT_WR);
+		});
+		Collector col;
+		bool ok = run_until([&] { return col.conns[id].eof > 0; }, [&] { round(port, col, 1); });
+		peer.join();
+		REQUIRE(ok);
+		CHECK((col.conns[id].data == msg));
+		CHECK(port.detach(id).ok());
+	}
+	check_no_leak(pool);
+}
+
+TEST_CASE("peer close mid-message: all bytes, then EOF once; reset: ERROR once, nothing after", "[unit]")
+{
+	auto tname = GENERATE(from_range(transports()));
+	DramPool pool;
+	{
+		Port port = open_port(pool, tname);
+		Pair a = connected_pair();
+		Pair b = connected_pair();
+		std::uint32_t ia = attach(port, a.server.get());
+		std::uint32_t ib = attach(port, b.server.get());
+		std::string msg = make_stream(4, 50000);
+		write_all(a.client.get(), msg.data(), msg.size());
+		a.client.reset();  // close with the message "half" framed
+		write_all(b.client.get(), msg.data(), 1000);
+		Collector col;
+		REQUIRE(run_until([&] { return col.conns[ia].eof > 0 && col.conns[ib].data.size() == 1000; },
+				  [&] { round(port, col); }));
+		linger lg{1, 0};
+		::setsockopt(b.client.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		b.client.reset();  // RST
+		REQUIRE(run_until([&] { return col.conns[ib].error > 0; }, [&] { round(port, col); }));
+		for (int i = 0; i < 5; i++)
+			round(port, col, 1);
+		CHECK((col.conns[ia].data == msg));
+		CHECK(col.conns[ia].eof == 1);
+		CHECK(col.conns[ia].error == 0);
+		CHECK(col.conns[ib].error == 1);
+		CHECK(col.conns[ib].err == ECONNRESET);
+		CHECK(col.conns[ib].after_end == 0);
+		CHECK((col.conns[ib].data == msg.substr(0, 1000)));
+		CHECK(port.detach(ia).ok());
+		CHECK(port.detach(ib).ok());
+	}
+	check_no_leak(pool);
+}
+
+TEST_CASE("a full RX ring stops reading without losing bytes", "[unit]")
+{
+	auto tname = GENERATE(from_range(transports()));
+	DramPool pool;
+	{
+		daxnet::PortOptions opt;
+		opt.rx_slots = 8;
+		opt.spare_slots = 8;
+		Port port = open_port(pool, tname, opt);
+		Pair p = connected_pair();
+		std::uint32_t id = attach(port, p.server.get());
+		std::string msg = make_stream(5, 4u << 20);
+		std::thread peer([&] {
+			write_all(p.client.get(), msg.data(), msg.size());
+			::shutdown(p.client.get(), SHUT_WR);
+		});
+		// Do not release anything for a while: the ring fills and stays full.
+		for (int i = 0; i < 20; i++) {
+			port.wait(5);
+			REQUIRE(port.sync() >= 0);
+		}
+		CHECK(port.rx_ready() == 7);  // n - 1: one slot always empty
+		Collector col;
+		bool ok = run_until([&] { return col.conns[id].eof > 0; }, [&] { round(port, col, 1); });
+		peer.join();
+		REQUIRE(ok);
+		CHECK(port.counters().rx_ring_full > 0);
+		REQUIRE(col.conns[id].data.size() == msg.size());
+		CHECK(daxnet::pmem::crc32c(col.conns[id].data.data(), msg.size()) ==
+		      daxnet::pmem::crc32c(msg.data(), msg.size()));
+		CHECK(port.detach(id).ok());
+	}
+	check_no_leak(pool);
+}
+
+TEST_CASE("an exhausted pool stops reading without losing bytes; kept buffers stay intact", "[unit]")
+{
+	auto tname = GENERATE(from_range(transports()));
+	DramPool pool(4u << 20);  // few hundred buffers
+	{
+		Port port = open_port(pool, tname);
+		Pair p = connected_pair();
+		std::uint32_t id = attach(port, p.server.get());
+		std::string msg = make_stream(6, 8u << 20);
+		std::thread peer([&] {
+			write_all(p.client.get(), msg.data(), msg.size());
+			::shutdown(p.client.get(), SHUT_WR);
+		});
+		// Keep every received buffer until the pool runs dry.
+		struct Kept {
+			daxnet::BufferLease lease;
+			std::uint32_t off, len;
+		};
+		std::vector<Kept> kept;
+		std::string data;
+		auto flush_kept = [&] {
+			for (auto& k : kept)
+				data.append(reinterpret_cast<const char*>(port.buffer(k.lease.index()) + k.off), k.len);
+			kept.clear();
+		};
+		bool eof = false;
+		bool starved = false;
+		bool ok = run_until([&] { return eof; },
+				    [&] {
+					    port.wait(2);
+					    REQUIRE(port.sync() >= 0);
+					    for (; port.rx_ready(); port.rx_pop()) {
+						    const daxnet_slot& s = port.rx_front();
+						    if (s.flags & DAXNET_SLOT_DATA) {
+							    std::uint32_t off = s.offset, len = s.len;
+							    kept.push_back({port.keep(), off, len});
+							    REQUIRE(kept.back().lease);
+						    }
+						    if (s.flags & DAXNET_SLOT_EOF)
+							    eof = true;
+					    }
+					    // Keep everything until the pool is dry and reading
+					    // stopped for lack of spares; then let go.
+					    if (!starved && pool.alloc.free_count() == 0 && port.counters().spare_empty > 0)
+						    starved = true;
+					    if (starved)
+						    flush_kept();
+				    },
+				    60s);
+		peer.join();
+		REQUIRE(ok);
+		flush_kept();
+		CHECK(starved);
+		CHECK(port.counters().spare_empty > 0);
+		REQUIRE(data.size() == msg.size());
+		CHECK(daxnet::pmem::crc32c(data.data(), data.size()) == daxnet::pmem::crc32c(msg.data(), msg.size()));
+		CHECK(port.detach(id).ok());
+	}
+	check_no_leak(pool);
+}
+
+TEST_CASE("bad input is refused with a clear error", "[unit]")
+{
+	auto tname = GENERATE(from_range(transports()));
+	DramPool pool;
+	{
+		Port port = open_port(pool, tname);
+		int pfd[2];
+		REQUIRE(::pipe(pfd) == 0);
+		daxnet::UniqueFd r(pfd[0]), w(pfd[1]);
+		auto e1 = port.attach(r.get());
+		REQUIRE_FALSE(e1.ok());
+		CHECK(e1.error().code == ENOTSOCK);
+		CHECK_FALSE(e1.error().message.empty());
+
+		daxnet::UniqueFd udp(::socket(AF_INET, SOCK_DGRAM, 0));
+		auto e2 = port.attach(udp.get());
+		REQUIRE_FALSE(e2.ok());
+		CHECK(e2.error().code == EPROTONOSUPPORT);
+
+		auto l = daxnet::listen_tcp("127.0.0.1", 0);
+		REQUIRE(l.ok());
+		auto e3 = port.attach(l->get());
+		REQUIRE_FALSE(e3.ok());
+		CHECK(e3.error().code == ENOTCONN);
+
+		daxnet::UniqueFd fresh(::socket(AF_INET, SOCK_STREAM, 0));
+		auto e4 = port.attach(fresh.get());
+		REQUIRE_FALSE(e4.ok());
+		CHECK(e4.error().code == ENOTCONN);
+
+		auto e5 = port.attach(12345);
+		REQUIRE_FALSE(e5.ok());
+		CHECK(e5.error().code == EBADF);
+
+		Pair p = connected_pair();
+		std::uint32_t id = attach(port, p.server.get());
+		auto e6 = port.attach(p.server.get());
+		REQUIRE_FALSE(e6.ok());
+		CHECK(e6.error().code == EBUSY);
+
+		auto e7 = port.attach(p.client.get(), 5);
+		REQUIRE_FALSE(e7.ok());
+		CHECK(e7.error().code == EINVAL);
+
+		CHECK(port.tx_push(id, pool.geo.buffer_count, 0, 1) == -EINVAL);
+		CHECK(port.tx_push(id, 0, 4000, 200) == -EINVAL);
+		CHECK(port.tx_push(id, 0, 0, 0) == -EINVAL);
+
+		CHECK(port.detach(id).ok());
+		auto e8 = port.detach(id);
+		REQUIRE_FALSE(e8.ok());
+		CHECK(e8.error().code == ENOENT);
+		// The socket can be attached again after detach.
+		std::uint32_t id2 = attach(port, p.server.get());
+		CHECK(id2 != id);
+		CHECK(port.detach(id2).ok());
+	}
+	check_no_leak(pool);
+}
+
+TEST_CASE("a corrupt ring index fails the sync with EINVAL and changes nothing", "[unit]")
+{
+	auto tname = GENERATE(from_range(transports()));
+	DramPool pool;
+	{
+		Port port = open_port(pool, tname);
+		Pair p = connected_pair();
+		std::uint32_t id = attach(port, p.server.get());
+		REQUIRE(port.sync() >= 0);
+		// Write the shared ring the way a buggy application would.
+		daxnet_ring* ring = port.raw_ring(0, DAXNET_RING_RX);
+		REQUIRE(ring != nullptr);
+		std::uint32_t saved = ring->head;
+		ring->head = ring->num_slots + 3;
+		CHECK(port.sync() == -EINVAL);
+		ring->head = saved;
+		CHECK(port.sync() >= 0);
+		CHECK(port.counters().bad >= 1);
+		CHECK(port.detach(id).ok());
+	}
+	check_no_leak(pool);
+}
+
+TEST_CASE("counters: one syscall per sync on uring and kernel, syscalls counted on epoll", "[unit]")
+{
+	auto tname = GENERATE(from_range(transports()));
+	DramPool pool;
+	{
+		Port port = open_port(pool, tname);
+		constexpr int kConns = 8, kMsgs = 200;
+		std::vector<Pair> ps;
+		std::vector<std::uint32_t> ids;
+		for (int i = 0; i < kConns; i++) {
+			ps.push_back(connected_pair());
+			ids.push_back(attach(port, ps.back().server.get()));
+		}
+		std::thread peer([&] {
+			char buf[64];
+			for (int m = 0; m < kMsgs; m++) {
+				for (auto& p : ps)
+					write_all(p.client.get(), "ping", 4);
+				for (auto& p : ps) {
+					std::size_t got = 0;
+					while (got < 4) {
+						ssize_t r = ::recv(p.client.get(), buf, 4 - got, 0);
+						if (r <= 0)
+							return;
+						got += static_cast<std::size_t>(r);
+					}
+				}
+			}
+		});
+		std::size_t echoed = 0;
+		auto before = port.counters();
+		bool ok = run_until([&] { return echoed == std::size_t{kConns} * kMsgs * 4; },
+				    [&] {
+					    port.wait(5);
+					    REQUIRE(port.sync() >= 0);
+					    for (; port.rx_ready(); port.rx_pop()) {
+						    const daxnet_slot& s = port.rx_front();
+						    if (s.flags & DAXNET_SLOT_DATA) {
+							    REQUIRE(port.tx_push(s.conn, s.buf_idx, s.offset, s.len) == 0);
+							    echoed += s.len;
+						    }
+					    }
+				    });
+		// Let the last echoes go out.
+		for (int i = 0; i < 3; i++)
+			REQUIRE(port.sync() >= 0);
+		peer.join();
+		REQUIRE(ok);
+		auto k = port.counters();
+		std::uint64_t syncs = k.syncs - before.syncs, calls = k.syscalls - before.syscalls;
+		std::printf("[counters] transport=%s syncs=%llu syscalls=%llu syscalls/sync=%.2f rx_slots=%llu "
+			    "tx_slots=%llu cpu_copied=%llu tx_held=%llu releases=%llu\n",
+			    tname.c_str(), static_cast<unsigned long long>(syncs), static_cast<unsigned long long>(calls),
+			    syncs ? static_cast<double>(calls) / static_cast<double>(syncs) : 0.0,
+			    static_cast<unsigned long long>(k.rx_slots), static_cast<unsigned long long>(k.tx_slots),
+			    static_cast<unsigned long long>(k.cpu_copied), static_cast<unsigned long long>(k.tx_held),
+			    static_cast<unsigned long long>(k.releases));
+		CHECK(syncs > 0);
+		CHECK(k.tx_bytes == std::uint64_t{kConns} * kMsgs * 4);
+		if (tname == "uring" || tname == "kernel")
+			CHECK(calls == syncs);
+		else
+			CHECK(calls >= syncs);
+		for (auto id : ids)
+			CHECK(port.detach(id).ok());
+	}
+	check_no_leak(pool);
+}
+
+TEST_CASE("detach flushes queued TX first; a detached connection gets no more slots", "[unit]")
+{
+	auto tname = GENERATE(from_range(transports()));
+	DramPool pool;
+	{
+		Port port = open_port(pool, tname);
+		Pair p = connected_pair();
+		std::uint32_t id = attach(port, p.server.get());
+		std::string msg = make_stream(7, 200000);
+		REQUIRE(port.send_copy(id, std::as_bytes(std::span(msg))) == static_cast<long>(msg.size()));
+		std::string got;
+		std::thread peer([&] { got = read_n(p.client.get(), msg.size()); });
+		REQUIRE(port.detach(id, false, 10000).ok());
+		peer.join();
+		CHECK((got == msg));
+		write_all(p.client.get(), "late", 4);
+		Collector col;
+		for (int i = 0; i < 5; i++)
+			round(port, col, 2);
+		CHECK(col.conns[id].data.empty());
+		// The bytes stayed in the socket.
+		char buf[8];
+		CHECK(::recv(p.server.get(), buf, sizeof(buf), MSG_DONTWAIT) == 4);
+	}
+	check_no_leak(pool);
+}
+
+TEST_CASE("ports with several ring pairs keep connections on their own pair", "[unit]")
+{
+	auto tname = GENERATE(from_range(transports()));
+	DramPool pool;
+	{
+		daxnet::PortOptions opt;
+		opt.pairs = 2;
+		Port port = open_port(pool, tname, opt);
+		Pair a = connected_pair(), b = connected_pair();
+		auto ia = port.attach(a.server.get(), 0);
+		auto ib = port.attach(b.server.get(), 1);
+		REQUIRE(ia.ok());
+		REQUIRE(ib.ok());
+		write_all(a.client.get(), "aaaa", 4);
+		write_all(b.client.get(), "bbbbbb", 6);
+		Collector c0, c1;
+		REQUIRE(run_until([&] { return c0.conns[*ia].data.size() == 4 && c1.conns[*ib].data.size() == 6; },
+				  [&] {
+					  port.wait(5);
+					  REQUIRE(port.sync() >= 0);
+					  c0.drain(port, 0);
+					  c1.drain(port, 1);
+				  }));
+		CHECK(c0.conns.count(*ib) == 0);
+		CHECK(c1.conns.count(*ia) == 0);
+		CHECK(port.detach(*ia).ok());
+		CHECK(port.detach(*ib).ok());
+	}
+	check_no_leak(pool);
+}
