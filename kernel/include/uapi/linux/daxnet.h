@@ -116,7 +116,9 @@
  *              the connection failed; no DATA follows. EOF and ERROR are
  *              each reported at most once, and after ERROR nothing else
  *              is reported for the connection.
- * RELEASE slots (below) may appear anywhere. Any other flag bit is zero.
+ * RELEASE slots (below) may appear anywhere; their conn is the connection
+ * concerned or DAXNET_NO_CONN (user space must not rely on it) and their
+ * offset and len are 0. Any other flag bit is zero.
  * A slot that names no buffer has buf_idx = DAXNET_NO_BUF, offset = len = 0.
  *
  * Backpressure. The kernel reads from a socket only into a spare buffer
@@ -146,6 +148,13 @@
  * hold their buffer, see BUF_HELD) and sent by later syncs in order. So a
  * slow peer never blocks other connections of the ring. User space bounds
  * the queue: it sees how many of its buffers the kernel holds.
+ *
+ * When results can be read: exactly netmap's rule, a TX slot is back in
+ * user hands once tail has passed it. After a sync consumed everything,
+ * tail = head - 1, so the last consumed slot stays kernel-owned (the one
+ * empty slot) and its results are read after a later sync moves tail on.
+ * User space therefore remembers which slots it handed over with a buffer
+ * reference and settles them as tail passes them.
  *
  * TX slot results (k), written into the slot before tail passes it:
  *   flags keeps the user's bits and may gain DAXNET_SLOT_BUF_HELD and/or
