@@ -186,6 +186,7 @@ static void dxn_rx_releases(struct dxn_rxctx *ctx)
 		dxn_rx_write(pair, DAXNET_NO_CONN,
 			     pair->releases[pair->rel_head], 0, 0,
 			     DAXNET_SLOT_RELEASE, 0, 0);
+		pair->cnt.releases++;
 		pair->rel_head++;
 		pair->rel_count--;
 	}
@@ -582,6 +583,7 @@ static void dxn_tx_conn(struct dxn_pair *pair, struct dxn_conn *conn)
 					continue;
 				}
 				dxn_tx_result(c, DAXNET_SLOT_BUF_HELD, 0);
+				pair->cnt.tx_held++;
 				blocked = true;
 			}
 		}
@@ -736,7 +738,6 @@ int dxn_sync_pair(struct dxn_pair *pair, u32 flags)
 __poll_t dxn_pair_poll(struct dxn_pair *pair)
 {
 	struct dxn_port *port = pair->port;
-	u32 rx_cur = READ_ONCE(pair->rx.ring->cur);
 	u32 tx_cur = READ_ONCE(pair->tx.ring->cur);
 	bool progress, pending, tx_pending;
 	__poll_t mask = 0;
@@ -749,8 +750,11 @@ __poll_t dxn_pair_poll(struct dxn_pair *pair)
 	spin_unlock_bh(&port->ready_lock);
 	pending = pending || pair->rel_count;
 
-	if (rx_cur < pair->rx.n && rx_cur != pair->rx.tail)
-		mask |= EPOLLIN | EPOLLRDNORM;
+	/*
+	 * EPOLLIN only when a sync would publish something new: connections
+	 * with news, RELEASE slots owed, TX to resume. After a stop for lack
+	 * of RX room or spares, only once user space gave some back.
+	 */
 	if ((pending && (!pair->stalled || progress)) || tx_pending)
 		mask |= EPOLLIN | EPOLLRDNORM;
 	if (tx_cur < pair->tx.n &&

@@ -9,6 +9,7 @@
 # runner (run-guest.sh) parses those lines and the final exit status.
 set -u
 ko=$DXBUILD/kernel/daxnet.ko
+cd /tmp
 ktest=$DXBUILD/tests/kernel/daxnet_ktest
 pmem=/tmp/pmem
 failed=0
@@ -70,6 +71,12 @@ fi
 if wanted ktest && [ -x "$ktest" ]; then
 	run_step ktest 600 "$ktest" --pool-dir $pmem --shm-dir /dev/shm \
 		--rmmod-name daxnet
+fi
+
+# The userlib Port tests, every case on the kernel transport.
+ut=$DXBUILD/tests/test_userlib_port
+if wanted userlib && [ -x "$ut" ]; then
+	run_step userlib 600 env DAXNET_TEST_TRANSPORT=kernel "$ut"
 fi
 
 if grep -q '^daxnet ' /proc/modules; then
