@@ -557,7 +557,9 @@ def test_wal_curl(ctx):
         f.write(os.urandom(2 * 1024 * 1024))
     out = curl("-w", "\n%{http_code}", "-X", "POST", "--data-binary", "@" + big, base + "/log/s2")
     check(out.endswith("201"), "big POST: %r" % out[-200:])
-    rc, data, _ = run(["curl", "-sS", "--max-time", "30", base + "/log/s2?from=0&limit=1", "-o", "-"], timeout=35)
+    st, data = http_request(hp, "GET", "/log/s2?from=0&limit=1&format=raw", timeout=30)
+    with open(big, "rb") as f:
+        check(st == 200 and data == f.read(), "2 MiB record read back wrong: %d, %d bytes" % (st, len(data)))
     out = curl(base + "/log/s1?from=%d&limit=2" % seqs[1])
     check("record 1" in out and "record 2" in out and "record 3" not in out, "read back: %r" % out)
     out = curl(base + "/stats")

@@ -1,0 +1,442 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// daxnet-wal: an ingestion service. Clients append records to named streams
+// over HTTP; a record's body stays in the pool buffers it was received in,
+// is flushed in place and referenced from the WAL — never copied.
+//
+//   POST /log/<stream>            append the body; "201 Created" with the
+//                                 record's sequence number (its position in
+//                                 the stream, from 0) once durable
+//   GET  /log/<stream>?from=N&limit=M[&format=raw]
+//                                 records N..N+M-1; default format: for each
+//                                 record a line "<seq> <length>\n", the
+//                                 body, "\n"; format=raw: the bodies only
+//   GET  /log                     stream names and lengths, one per line
+//   GET  /stats                   counters (JSON)
+//
+//   daxnet-wal dump --pool FILE [--stream S] [--from N] [--limit M] [--raw]
+//                                 prints a stream (or the list of streams)
+//                                 from a pool, offline (read-only recovery)
+//
+// Every append of one event-loop pass is made durable with one commit (one
+// fence) before any reply of the pass is sent.
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "daxnet/pmem/kv.h"
+#include "daxnet/svc/options.h"
+#include "daxnet/svc/server.h"
+
+namespace {
+
+using daxnet::pmem::KvStore;
+using daxnet::pmem::ScratchArena;
+using daxnet::pmem::StreamEntryRef;
+using daxnet::proto::StreamRange;
+using daxnet::svc::Conn;
+using daxnet::svc::Server;
+using Slice = daxnet::pmem::Slice;
+
+constexpr std::uint64_t kInlineMax = 1024;
+constexpr std::uint64_t kDefaultLimit = 100;
+constexpr std::uint64_t kMaxLimit = 10000;
+constexpr std::size_t kMaxStreamName = 200;
+
+bool valid_stream_name(std::string_view s) noexcept
+{
+	if (s.empty() || s.size() > kMaxStreamName)
+		return false;
+	for (char c : s)
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		      c == '.'))
+			return false;
+	return true;
+}
+
+/// Value of query parameter `name` in `q` (without '?'), or empty.
+std::string_view query_param(std::string_view q, std::string_view name) noexcept
+{
+	while (!q.empty()) {
+		std::size_t amp = q.find('&');
+		std::string_view kv = q.substr(0, amp);
+		std::size_t eq = kv.find('=');
+		if (kv.substr(0, eq) == name)
+			return eq == std::string_view::npos ? std::string_view{} : kv.substr(eq + 1);
+		if (amp == std::string_view::npos)
+			break;
+		q.remove_prefix(amp + 1);
+	}
+	return {};
+}
+
+bool parse_u64(std::string_view s, std::uint64_t& v) noexcept
+{
+	if (s.empty())
+		return false;
+	auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+	return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+class WalService final : public daxnet::svc::Service {
+public:
+	WalService(KvStore& kv, const daxnet::pmem::PoolView& pool, daxnet::pmem::BufferAllocator& alloc,
+		   std::string transport, std::uint64_t max_body)
+	    : kv_(kv), pool_(pool), alloc_(alloc), arena_(pool, alloc), transport_(std::move(transport)),
+	      max_body_(max_body), reserve_(std::max<std::uint32_t>(32, pool.buffer_count() / 16))
+	{
+		entries_.resize(kMaxLimit);
+	}
+
+	void on_http(Server& srv, Conn& c) override;
+	void end_of_pass(Server&) override
+	{
+		if (!staged_)
+			return;
+		staged_ = false;
+		const int rc = kv_.commit();  // one fence for every append of the pass
+		if (rc < 0)
+			fmt::print(stderr, "daxnet-wal: checkpoint after commit failed: {} (the batch is durable)\n",
+				   std::strerror(-rc));
+	}
+	std::uint64_t appends() const noexcept { return appends_; }
+
+private:
+	void append(Server& srv, Conn& c, std::string_view name, StreamRange name_range);
+	void read(Server& srv, Conn& c, std::string_view name, std::string_view query);
+	void stats(Server& srv, Conn& c);
+
+	KvStore& kv_;
+	daxnet::pmem::PoolView pool_;
+	daxnet::pmem::BufferAllocator& alloc_;
+	ScratchArena arena_;
+	std::string transport_;
+	std::uint64_t max_body_;
+	std::uint32_t reserve_;
+	std::vector<Slice> body_;
+	std::vector<StreamEntryRef> entries_;
+	bool staged_ = false;
+	std::uint64_t appends_ = 0;
+	std::uint64_t append_bytes_ = 0;
+	std::uint64_t refused_ = 0;
+	std::uint64_t reads_ = 0;
+};
+
+void WalService::append(Server& srv, Conn& c, std::string_view name, StreamRange name_range)
+{
+	const auto& rq = c.http.request();
+	auto& o = c.tx.bytes();
+	const bool ka = rq.keep_alive;
+	if (rq.content_length > max_body_) {
+		srv.http_error(c, 413, fmt::format("body too large (limit {} bytes)", max_body_));
+		return;
+	}
+	if (alloc_.free_count() < reserve_) {
+		++refused_;
+		daxnet::proto::http_response(
+			o, 507, "text/plain",
+			fmt::format("daxnet: pool full ({} of {} buffers free): append refused, reads still served\n",
+				    alloc_.free_count(), alloc_.count()),
+			ka);
+		return;
+	}
+	Slice n{};
+	std::uint32_t buf = 0, off = 0;
+	if (daxnet::svc::single_slice(c.chain, name_range, buf, off)) {
+		n = Slice{buf, off, static_cast<std::uint32_t>(name_range.len)};
+	} else if (arena_.write(std::as_bytes(std::span<const char>(name.data(), name.size())), n) < 0) {
+		daxnet::proto::http_response(o, 507, "text/plain", "daxnet: pool full\n", ka);
+		return;
+	}
+	body_.clear();
+	c.chain.pieces(rq.body, [&](const daxnet::proto::Piece& p) { body_.push_back(Slice{p.buf(), p.buf_off(), p.len}); });
+	std::uint64_t seq = 0;
+	const std::uint64_t stamp = daxnet::pmem::realtime_ns();
+	int rc = kv_.stream_append(n, body_, stamp, &seq);
+	if (rc == -ENOSPC && kv_.checkpoint() == 0)
+		rc = kv_.stream_append(n, body_, stamp, &seq);
+	if (rc < 0) {
+		++refused_;
+		const char* why = rc == -ENOSPC	   ? "daxnet: pool full (log and checkpoint areas exhausted)\n"
+				  : rc == -EMSGSIZE ? "daxnet: record too large for the log of this pool\n"
+						    : "daxnet: append failed\n";
+		daxnet::proto::http_response(o, rc == -EMSGSIZE ? 413 : 507, "text/plain", why, ka);
+		return;
+	}
+	staged_ = true;
+	++appends_;
+	append_bytes_ += rq.content_length;
+	char extra[160];
+	int len = std::snprintf(extra, sizeof extra, "X-Daxnet-Seq: %llu\r\nLocation: /log/%.*s?from=%llu&limit=1\r\n",
+				static_cast<unsigned long long>(seq), static_cast<int>(std::min<std::size_t>(name.size(), 64)),
+				name.data(), static_cast<unsigned long long>(seq));
+	char body[32];
+	int blen = std::snprintf(body, sizeof body, "%llu\n", static_cast<unsigned long long>(seq));
+	daxnet::proto::http_response(o, 201, "text/plain", std::string_view(body, static_cast<std::size_t>(blen)), ka,
+				     std::string_view(extra, static_cast<std::size_t>(len)));
+}
+
+void WalService::read(Server& srv, Conn& c, std::string_view name, std::string_view query)
+{
+	const auto& rq = c.http.request();
+	auto& o = c.tx.bytes();
+	const bool ka = rq.keep_alive;
+	std::uint64_t from = 0, limit = kDefaultLimit;
+	std::string_view f = query_param(query, "from"), l = query_param(query, "limit");
+	if ((!f.empty() && !parse_u64(f, from)) || (!l.empty() && !parse_u64(l, limit))) {
+		daxnet::proto::http_response(o, 400, "text/plain", "from and limit must be numbers\n", ka);
+		return;
+	}
+	limit = std::min(limit, kMaxLimit);
+	const bool raw = query_param(query, "format") == "raw";
+	const std::uint64_t length = kv_.stream_length(name);
+	if (length == 0) {
+		daxnet::proto::http_response(o, 404, "text/plain", "no such stream\n", ka);
+		return;
+	}
+	++reads_;
+	const std::size_t n = kv_.stream_read(name, from, std::span<StreamEntryRef>(entries_.data(), limit));
+	std::uint64_t total = 0;
+	char line[48];
+	for (std::size_t i = 0; i < n; ++i) {
+		total += entries_[i].body.size;
+		if (!raw)
+			total += static_cast<std::uint64_t>(std::snprintf(line, sizeof line, "%llu %llu\n",
+						static_cast<unsigned long long>(entries_[i].index),
+						static_cast<unsigned long long>(entries_[i].body.size))) + 1;
+	}
+	char extra[96];
+	int elen = std::snprintf(extra, sizeof extra, "X-Daxnet-Next: %llu\r\nX-Daxnet-Length: %llu\r\n",
+				 static_cast<unsigned long long>(from + n), static_cast<unsigned long long>(length));
+	daxnet::proto::http_head(o, 200, raw ? "application/octet-stream" : "text/plain", total, ka,
+				 std::string_view(extra, static_cast<std::size_t>(elen)));
+	if (rq.method == daxnet::proto::HttpMethod::head)
+		return;
+	for (std::size_t i = 0; i < n; ++i) {
+		const auto& e = entries_[i];
+		if (!raw) {
+			int ll = std::snprintf(line, sizeof line, "%llu %llu\n", static_cast<unsigned long long>(e.index),
+					       static_cast<unsigned long long>(e.body.size));
+			o.append(line, static_cast<std::size_t>(ll));
+		}
+		if (e.body.size <= kInlineMax) {
+			for (const Slice& s : e.body.slices)
+				o.append(daxnet::pmem::slice_bytes(pool_, s));
+		} else {
+			for (const Slice& s : e.body.slices)
+				c.tx.append_ref(srv.source(), s.buf, s.off, s.len);
+		}
+		if (!raw)
+			o.put('\n');
+	}
+}
+
+void WalService::stats(Server& srv, Conn& c)
+{
+	const auto& sc = srv.counters();
+	const auto rc = srv.port().counters();
+	const auto& pc = pool_.domain().counters();
+	std::uint64_t streams = 0;
+	kv_.for_each_stream([&](std::string_view, std::uint64_t) { ++streams; });
+	const std::uint64_t syscalls = rc.syscalls + sc.waits;
+	const double req = sc.requests ? static_cast<double>(sc.requests) : 1.0;
+	std::string body = fmt::format(
+		"{{\"service\":\"daxnet-wal\",\"version\":\"{}\",\"transport\":\"{}\",\"granularity\":\"{}\","
+		"\"requests\":{},\"appends\":{},\"append_bytes\":{},\"appends_refused\":{},\"reads\":{},\"streams\":{},"
+		"\"fences\":{},\"flushes\":{},\"msyncs\":{},\"fences_per_append\":{:.4f},\"syscalls\":{},"
+		"\"syscalls_per_request\":{:.4f},\"syncs\":{},\"rx_bytes\":{},\"tx_bytes\":{},\"cpu_copied_bytes\":{},"
+		"\"rx_kept\":{},\"tx_zerocopy_bytes\":{},\"connections\":{},\"open_connections\":{},"
+		"\"protocol_errors\":{},\"wal_used_records\":{},\"wal_slots\":{},\"checkpoints\":{},"
+		"\"pool_buffers\":{},\"pool_buffers_free\":{}}}\n",
+		daxnet::svc::kVersion, transport_, daxnet::pmem::to_string(pool_.domain().granularity()), sc.requests,
+		appends_, append_bytes_, refused_, reads_, streams, pc.drains, pc.flush_calls, pc.msyncs,
+		static_cast<double>(pc.drains) / static_cast<double>(appends_ ? appends_ : 1), syscalls,
+		static_cast<double>(syscalls) / req, rc.syncs, rc.rx_bytes, rc.tx_bytes, rc.cpu_copied, sc.kept,
+		sc.tx_zerocopy, sc.connections, sc.open_connections, sc.protocol_errors, kv_.wal().used(),
+		kv_.wal().nslots(), kv_.wal().stats().checkpoints, alloc_.count(), alloc_.free_count());
+	daxnet::proto::http_response(c.tx.bytes(), 200, "application/json", body, c.http.request().keep_alive);
+}
+
+void WalService::on_http(Server& srv, Conn& c)
+{
+	using daxnet::proto::HttpMethod;
+	const auto& rq = c.http.request();
+	auto& o = c.tx.bytes();
+	const bool ka = rq.keep_alive;
+	c.closing = !ka;
+	std::string_view target = c.view(rq.target, 0);
+	const std::size_t q = target.find('?');
+	std::string_view path = target.substr(0, q);
+	std::string_view query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+	const bool get = rq.method == HttpMethod::get || rq.method == HttpMethod::head;
+	if (path == "/stats" && get) {
+		stats(srv, c);
+		return;
+	}
+	if (path == "/log" && get) {
+		std::string body;
+		kv_.for_each_stream([&](std::string_view name, std::uint64_t len) { body += fmt::format("{} {}\n", name, len); });
+		daxnet::proto::http_response(o, 200, "text/plain", body, ka);
+		return;
+	}
+	if (path.substr(0, 5) != "/log/") {
+		daxnet::proto::http_response(o, 404, "text/plain", "not found: use /log/<stream> or /stats\n", ka);
+		return;
+	}
+	std::string_view name = path.substr(5);
+	if (!valid_stream_name(name)) {
+		daxnet::proto::http_response(o, 400, "text/plain",
+					     "stream names are 1-200 characters of A-Z a-z 0-9 . _ -\n", ka);
+		return;
+	}
+	if (rq.method == HttpMethod::post || rq.method == HttpMethod::put)
+		append(srv, c, name, StreamRange{rq.target.off + 5, name.size()});
+	else if (get)
+		read(srv, c, name, query);
+	else
+		daxnet::proto::http_response(o, 405, "text/plain", "method not allowed\n", ka, "Allow: GET, HEAD, POST\r\n");
+}
+
+// ---- offline dump ------------------------------------------------------------
+
+int dump(int argc, char** argv)
+{
+	CLI::App app{"daxnet-wal dump: print a stream (or the list of streams) from a pool, offline"};
+	std::string pool_path, stream;
+	std::uint64_t from = 0, limit = UINT64_MAX;
+	bool raw = false;
+	app.add_option("--pool", pool_path, "pool file")->required()->check(CLI::ExistingFile);
+	app.add_option("--stream", stream, "stream to print (default: list the streams)");
+	app.add_option("--from", from, "first sequence number")->capture_default_str();
+	app.add_option("--limit", limit, "records to print");
+	app.add_flag("--raw", raw, "bodies only, no \"<seq> <length>\" lines");
+	try {
+		app.parse(argc, argv);
+	} catch (const CLI::ParseError& e) {
+		return app.exit(e);
+	}
+	auto pool = daxnet::pmem::Pool::open(pool_path);
+	if (!pool) {
+		fmt::print(stderr, "daxnet-wal dump: {}\n", pool.error().message);
+		return 1;
+	}
+	const auto& view = pool->view();
+	daxnet::pmem::BufferAllocator alloc(view.buffer_count());
+	daxnet::pmem::KvOptions ko;
+	ko.wal.read_only = true;
+	daxnet::pmem::RecoveryReport report;
+	auto kv = KvStore::open(view, alloc, ko, &report);
+	if (!kv) {
+		fmt::print(stderr, "daxnet-wal dump: {}: {}\n", pool_path, kv.error().message);
+		return 1;
+	}
+	if (stream.empty()) {
+		(*kv)->for_each_stream([](std::string_view name, std::uint64_t len) { fmt::print("{} {}\n", name, len); });
+		return 0;
+	}
+	const std::uint64_t length = (*kv)->stream_length(stream);
+	if (length == 0) {
+		fmt::print(stderr, "daxnet-wal dump: no stream '{}' in {}\n", stream, pool_path);
+		return 1;
+	}
+	std::vector<StreamEntryRef> buf(256);
+	std::uint64_t printed = 0;
+	while (from < length && printed < limit) {
+		const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), limit - printed));
+		const std::size_t n = (*kv)->stream_read(stream, from, std::span<StreamEntryRef>(buf.data(), want));
+		if (n == 0)
+			break;
+		for (std::size_t i = 0; i < n; ++i) {
+			if (!raw)
+				std::printf("%llu %llu\n", static_cast<unsigned long long>(buf[i].index),
+					    static_cast<unsigned long long>(buf[i].body.size));
+			for (const Slice& s : buf[i].body.slices) {
+				auto b = daxnet::pmem::slice_bytes(view, s);
+				std::fwrite(b.data(), 1, b.size(), stdout);
+			}
+			if (!raw)
+				std::putchar('\n');
+		}
+		from += n;
+		printed += n;
+	}
+	return std::fflush(stdout) == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+	if (argc > 1 && (std::strcmp(argv[1], "dump") == 0 || std::strcmp(argv[1], "export") == 0))
+		return dump(argc - 1, argv + 1);
+
+	CLI::App app{"daxnet-wal: record ingestion over HTTP on a daxnet pool\n"
+		     "  POST /log/<stream>, GET /log/<stream>?from=N&limit=M[&format=raw], GET /stats\n"
+		     "  offline: daxnet-wal dump --pool FILE [--stream S] [--from N] [--limit M] [--raw]"};
+	daxnet::svc::CommonOptions opt;
+	std::string max_body = "16M";
+	daxnet::svc::add_common_options(app, opt, 8080);
+	app.add_option("--max-body", max_body, "largest record accepted, e.g. 16M")->capture_default_str();
+	app.set_version_flag("--version", std::string("daxnet-wal ") + daxnet::svc::kVersion);
+	CLI11_PARSE(app, argc, argv);
+
+	auto mb = daxnet::svc::parse_size(max_body);
+	if (!mb) {
+		fmt::print(stderr, "daxnet-wal: --max-body: {}\n", mb.error().message);
+		return 2;
+	}
+	if (opt.threads != 1) {
+		fmt::print(stderr, "daxnet-wal: --threads {}: one WAL per pool, one thread in this version; use --threads 1\n",
+			   opt.threads);
+		return 2;
+	}
+	daxnet::svc::install_stop_signals();
+	bool created = false;
+	auto pool = daxnet::svc::open_or_create_pool(opt, &created);
+	if (!pool) {
+		fmt::print(stderr, "daxnet-wal: {}\n", pool.error().message);
+		return 1;
+	}
+	const auto& view = pool->view();
+	daxnet::pmem::BufferAllocator alloc(view.buffer_count());
+	daxnet::pmem::RecoveryReport report;
+	auto kv = KvStore::open(view, alloc, {}, &report);
+	if (!kv) {
+		fmt::print(stderr, "daxnet-wal: {}: recovery failed: {}\n", opt.pool, kv.error().message);
+		for (const auto& p : report.problems)
+			fmt::print(stderr, "  {}\n", p);
+		return 1;
+	}
+	daxnet::AllocatorSource src(alloc);
+	auto port = daxnet::Port::open(view, src, daxnet::svc::port_options_for(opt, view));
+	if (!port) {
+		fmt::print(stderr, "daxnet-wal: transport {}: {}\n", opt.transport, port.error().message);
+		return 1;
+	}
+	int actual = 0;
+	auto lf = daxnet::svc::listen_tcp(opt.bind, opt.port, &actual);
+	if (!lf) {
+		fmt::print(stderr, "daxnet-wal: {}\n", lf.error().message);
+		return 1;
+	}
+	daxnet::UniqueFd lfd = std::move(*lf);
+	const std::string tname(daxnet::to_string(port->transport()));
+	daxnet::svc::ServerOptions so;
+	so.http.max_body = *mb;
+	WalService svc(**kv, view, alloc, tname, *mb);
+	daxnet::svc::Server server(*port, svc, {{lfd.get(), daxnet::svc::Proto::http}}, so);
+	std::uint64_t streams = 0;
+	(*kv)->for_each_stream([&](std::string_view, std::uint64_t) { ++streams; });
+	fmt::print("daxnet-wal {}: transport={} {} http={}:{} threads=1 streams={} recovered_log_entries={} "
+		   "ckpt_entries={}\n",
+		   daxnet::svc::kVersion, tname, daxnet::svc::describe_pool(*pool, created), opt.bind, actual, streams,
+		   report.log_entries, report.ckpt_entries);
+	std::fflush(stdout);
+	const int rc = server.run();
+	fmt::print("daxnet-wal: stopping: {} requests, {} appends, {} fences\n", server.counters().requests,
+		   svc.appends(), view.domain().counters().drains);
+	return rc == 0 ? 0 : 1;
+}
