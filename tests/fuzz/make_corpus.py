@@ -119,7 +119,60 @@ def superblock():
           + struct.pack("<QIQQ", 1 << 30, 0, 0, 0))
 
 
-TARGETS = {"resp": resp, "http": http, "superblock": superblock}
+def wal_recovery():
+    # [mode][hdr][head u16][epoch] then ops (see run_program in fuzz_wal_recovery.cpp)
+    def start(mode=0, head=0, epoch=0):
+        return bytes([mode, 0]) + struct.pack("<H", head) + bytes([epoch])
+
+    def state(f=0, gen=1, ckpt_gen=0, epoch_seq=0):
+        return bytes([0, f, gen, 0, ckpt_gen, epoch_seq])
+
+    def sl(buf, off, ln, key=False):
+        sel = (0x40 if key else 0) | buf
+        return bytes([sel]) + struct.pack("<H", off) + bytes([ln])
+
+    def entry(typ=0, vals=((1, 10, 5),), key=(2, 100, 3), batch_end=True, breaks=0, aux=None):
+        flags = (1 if batch_end else 0) | (2 if aux is not None else 0)
+        b = bytes([typ, len(vals), breaks, flags]) + (bytes([aux]) if aux is not None else b"")
+        for v in vals:
+            b += sl(*v)
+        if typ != 4:  # FLUSHALL has no key
+            b += sl(*key, key=True) if key else bytes([0])
+        return b
+
+    def log(off, ent, de=2):
+        return bytes([1, off, de]) + ent
+
+    def ckpt_hdr(half=0, gen=1, nrec=0, nent=0):
+        return bytes([2, half, gen, nrec, nent])
+
+    def ckpt_entry(pos, ent, half=0, gen=1):
+        return bytes([3, half, gen, pos - 1]) + ent
+
+    w = lambda name, data: write("wal_recovery", name, data)
+    w("fresh", start())
+    three = state() + log(0, entry(batch_end=False)) + log(1, entry(key=(2, 200, 4), batch_end=False)) \
+        + log(2, entry(vals=((3, 0, 40),)))
+    w("three-sets", start() + three)
+    w("three-sets-readonly", start(mode=2) + three)
+    w("multi-slice", start() + state() + log(0, entry(vals=((1, 0, 30), (2, 40, 30), (3, 0, 200), (4, 5, 6), (5, 7, 8)))))
+    w("del-flushall-stream", start() + state() + log(0, entry(batch_end=False)) + log(1, entry(typ=3, vals=()))
+      + log(2, entry(typ=5, vals=((6, 1, 9),), key=(7, 0, 5))) + log(3, entry(typ=4, vals=())))
+    w("checkpoint", start() + state(ckpt_gen=1) + ckpt_hdr(nrec=2, nent=2)
+      + ckpt_entry(1, entry(batch_end=False)) + ckpt_entry(2, entry(typ=5, key=(4, 8, 2), batch_end=False))
+      + log(0, entry(key=(5, 9, 3))))
+    w("torn-tail", start() + state() + log(0, entry(batch_end=False)) + log(1, entry()) + log(3, entry()))
+    corrupt = state() + log(0, entry()) + log(1, entry(breaks=0x80 | (7 << 3))) + log(2, entry()) + log(3, entry())
+    w("corruption", start() + corrupt)
+    w("corruption-truncate", start(mode=1) + corrupt)
+    w("wrap", start(head=59) + state() + b"".join(log(i, entry(batch_end=(i % 2 == 1)), 2) for i in range(8)))
+    w("older-epoch-prefix", start(epoch=3) + state(epoch_seq=2) + log(0, entry(), de=1) + log(1, entry(), de=1)
+      + log(2, entry()) + log(3, entry(), de=1))
+    w("expiry", start() + state() + log(0, entry(aux=100)) + log(1, entry(key=(2, 300, 3), aux=0)))
+    w("ab-slots", start() + state(gen=1) + state(f=1, gen=2) + log(0, entry()))
+
+
+TARGETS = {"resp": resp, "http": http, "superblock": superblock, "wal_recovery": wal_recovery}
 
 if __name__ == "__main__":
     for t in sys.argv[1:] or TARGETS:
