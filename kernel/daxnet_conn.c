@@ -104,7 +104,9 @@ static void dxn_state_change(struct sock *sk)
  * @port: the port
  * @id: connection id from user space (any value)
  *
- * Process context, port->lock held. Returns NULL for an unknown id.
+ * Process context, port->lock held.
+ *
+ * Return: the connection, or NULL for an unknown id.
  */
 struct dxn_conn *dxn_conn_lookup(struct dxn_port *port, u32 id)
 {
@@ -145,6 +147,9 @@ static int dxn_check_sock(struct socket *sock)
  *
  * Process context (ATTACH ioctl), port->lock held. Takes lock_sock(sk),
  * then write_lock_bh(&sk->sk_callback_lock).
+ *
+ * Return: 0 (arg->conn set), -EBADF, -ENOTSOCK, -EPROTONOSUPPORT,
+ * -ENOTCONN, -EBUSY (owned or has a ULP), -ENOSPC, -EINVAL or -ENOMEM.
  */
 int dxn_attach(struct dxn_port *port, struct daxnet_attach *arg)
 {
@@ -296,6 +301,9 @@ static void dxn_conn_destroy(struct dxn_conn *conn)
  * @flags: DAXNET_DETACH_*
  *
  * Process context (DETACH ioctl), port->lock held.
+ *
+ * Return: 0, -ENOENT (not attached), -EBUSY (TX queued, no DISCARD) or
+ * -EINVAL.
  */
 int dxn_detach(struct dxn_port *port, u32 id, u32 flags)
 {

@@ -68,6 +68,9 @@ static bool dxn_range_is_dax(u64 addr)
  *
  * Process context (REGISTER ioctl), port->lock held. Charges the pages to
  * the caller's locked_vm (RLIMIT_MEMLOCK unless CAP_IPC_LOCK).
+ *
+ * Return: 0, or -EINVAL (size), -ENOMEM, -EFAULT, -EPERM/-ENOMEM from the
+ * locked_vm charge, or the pin's error.
  */
 int dxn_pool_pin(struct dxn_pool *pool, u64 addr, u64 len)
 {
@@ -168,7 +171,9 @@ void dxn_pool_write(struct dxn_pool *pool, u64 pos, const void *src,
  * @bv: output array
  * @max: entries in @bv
  *
- * Any context. Returns the number of entries used, or -E2BIG.
+ * Any context.
+ *
+ * Return: the number of entries used, or -E2BIG.
  */
 int dxn_pool_bvec(struct dxn_pool *pool, u64 pos, u32 len,
 		  struct bio_vec *bv, int max)

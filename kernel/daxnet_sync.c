@@ -60,8 +60,10 @@ static int dxn_read_head(struct dxn_ringstate *rs, u32 *headp)
  * @pair: the ring pair
  * @buf: buffer index the kernel no longer references
  *
- * Process context, port->lock held. Returns -ENOMEM if the queue cannot
- * grow (the buffer then stays referenced until the port is closed).
+ * Process context, port->lock held.
+ *
+ * Return: 0, or -ENOMEM if the queue cannot grow (the buffer then stays
+ * referenced until the port is closed).
  */
 int dxn_release_buf(struct dxn_pair *pair, u32 buf)
 {
@@ -703,8 +705,10 @@ static void dxn_tx(struct dxn_pair *pair, u32 head)
  * @pair: the ring pair
  * @flags: DAXNET_SYNC_* (0: TX and RX)
  *
- * Process context (SYNC ioctl), port->lock held. Returns -EINVAL, with
- * nothing changed, when a user index is corrupt.
+ * Process context (SYNC ioctl), port->lock held.
+ *
+ * Return: 0, or -EINVAL, with nothing changed, when a user index is
+ * corrupt.
  */
 int dxn_sync_pair(struct dxn_pair *pair, u32 flags)
 {
@@ -734,6 +738,8 @@ int dxn_sync_pair(struct dxn_pair *pair, u32 flags)
  * @pair: the ring pair
  *
  * Process context, port->lock held. Moves nothing.
+ *
+ * Return: the EPOLL* mask of the pair.
  */
 __poll_t dxn_pair_poll(struct dxn_pair *pair)
 {
