@@ -126,7 +126,7 @@ std::string describe_pool(const pmem::Pool& pool, bool created)
 			   pool.is_dax() ? "yes" : "no", created ? ", created" : "");
 }
 
-Result<UniqueFd> listen_tcp(const std::string& bind, int port, int* actual)
+Result<UniqueFd> listen_tcp(const std::string& bind, int port, int* actual, bool reuseport)
 {
 	sockaddr_in sa{};
 	sa.sin_family = AF_INET;
@@ -138,6 +138,8 @@ Result<UniqueFd> listen_tcp(const std::string& bind, int port, int* actual)
 		return make_error(errno, std::string("socket: ") + std::strerror(errno));
 	int one = 1;
 	::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (reuseport)
+		::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
 	if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) < 0)
 		return make_error(errno, fmt::format("bind {}:{}: {}", bind, port, std::strerror(errno)));
 	if (::listen(fd.get(), 1024) < 0)

@@ -8,12 +8,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "daxnet/svc/options.h"
 
 namespace daxnet::svc {
+
+namespace {
+constexpr std::size_t kMaxListeners = 4;
+}  // namespace
 
 // ---- TxQueue ---------------------------------------------------------------
 
@@ -378,22 +383,23 @@ void Server::close_ready()
 
 int Server::run()
 {
-	std::vector<pollfd> fds(1 + listeners_.size());
+	pollfd fds[kMaxListeners + 1] = {};
+	const std::size_t nfds = 1 + std::min(listeners_.size(), kMaxListeners);
 	fds[0] = {port_.fd(), POLLIN, 0};
-	for (std::size_t i = 0; i < listeners_.size(); ++i)
+	for (std::size_t i = 0; i + 1 < nfds; ++i)
 		fds[1 + i] = {listeners_[i].fd, POLLIN, 0};
 	unsigned spin = 0;
 	while (!stop_requested()) {
 		const bool busy = port_.rx_ready() > 0 || !dirty_.empty() || !closing_.empty();
 		if (!busy || (++spin & 63) == 0) {
-			int n = ::poll(fds.data(), fds.size(), busy ? 0 : 100);
+			int n = ::poll(fds, nfds, busy ? 0 : 100);
 			++ctr_.waits;
 			if (n < 0 && errno != EINTR) {
 				int e = errno;
 				fmt::print(stderr, "poll: {}\n", std::strerror(e));
 				return e;
 			}
-			for (std::size_t i = 0; n > 0 && i < listeners_.size(); ++i)
+			for (std::size_t i = 0; n > 0 && i + 1 < nfds; ++i)
 				if (fds[1 + i].revents & POLLIN)
 					accept_all(listeners_[i]);
 		}

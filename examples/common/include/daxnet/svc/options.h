@@ -48,8 +48,9 @@ Result<pmem::Pool> open_or_create_pool(const CommonOptions& o, bool* created = n
 std::string describe_pool(const pmem::Pool& pool, bool created);
 
 /// A non-blocking listening TCP socket on bind:port (port 0: any free
-/// port); `*actual` receives the port bound.
-Result<UniqueFd> listen_tcp(const std::string& bind, int port, int* actual);
+/// port); `*actual` receives the port bound. `reuseport`: SO_REUSEPORT,
+/// for one listener per event-loop thread on the same port.
+Result<UniqueFd> listen_tcp(const std::string& bind, int port, int* actual, bool reuseport = false);
 
 /// Port ring sizes scaled to the pool (a small pool must not hand every
 /// buffer to the spare ring).
