@@ -147,6 +147,10 @@ Status Port::detach(std::uint32_t conn, bool discard, int flush_timeout_ms)
 	}
 	for (;;) {
 		Status st = t_->detach(conn, discard ? DAXNET_DETACH_DISCARD : 0);
+		// A user-space transport publishes the bytes it had received
+		// while detaching: account for the new RX slots.
+		for (std::uint32_t p = 0; p < npairs_; p++)
+			after_sync(p);
 		if (st || st.error().code != EBUSY || discard)
 			return st;
 		if (std::chrono::steady_clock::now() >= deadline)
@@ -218,6 +222,13 @@ void Port::after_sync(std::uint32_t pair) noexcept
 
 int Port::sync(std::uint32_t pair) noexcept
 {
+	return sync(pair, 0);
+}
+
+int Port::sync(std::uint32_t pair, std::uint32_t flags) noexcept
+{
+	if ((flags & ~std::uint32_t{DAXNET_SYNC_TX | DAXNET_SYNC_RX}) != 0)
+		return -EINVAL;
 	std::uint32_t first = 0, last = npairs_;
 	if (pair != DAXNET_RING_ALL) {
 		if (pair >= npairs_)
@@ -227,7 +238,7 @@ int Port::sync(std::uint32_t pair) noexcept
 	}
 	for (std::uint32_t p = first; p < last; p++)
 		refill_spares(p);
-	if (int r = t_->sync(pair, 0); r < 0)
+	if (int r = t_->sync(pair, flags); r < 0)
 		return r;
 	int ready = 0;
 	for (std::uint32_t p = first; p < last; p++) {

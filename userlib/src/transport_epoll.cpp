@@ -5,6 +5,16 @@
 // one iovec) and recv straight into pool buffers from the spare stock.
 // Level-triggered, so a connection left unread for backpressure (RX ring
 // full, no spare) is simply reported again by a later sync.
+//
+// Packing (docs/abi.md, Slices): when a recv fills only part of a buffer,
+// the buffer stays with the connection and the next recv of that
+// connection lands in the remainder. Every slice but the last of a buffer
+// is published with BUF_HELD; the last one (the buffer is full, or the
+// remainder is too small to be worth keeping) goes without it. When the
+// connection stops reading first (EOF, ERROR, detach) a RELEASE slot
+// returns the transport's reference. At most rx_slots buffers per pair are
+// held this way, so the transport never holds more than spare_slots +
+// rx_slots buffers per pair (the ABI's bound).
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -22,6 +32,9 @@ namespace {
 
 constexpr std::uint32_t kMaxIov = 64;
 constexpr int kMaxEvents = 256;
+/// A partly filled buffer is kept for the next recv of its connection
+/// only while at least this many bytes are left in it.
+constexpr std::uint32_t kMinPackRoom = 256;
 
 class EpollTransport final : public UserTransport {
 public:
@@ -34,6 +47,7 @@ public:
 		ep_.resize(cfg_.pairs);
 		stock_.resize(cfg_.pairs);
 		readable_.resize(cfg_.pairs);
+		held_.assign(cfg_.pairs, 0);
 		for (std::uint32_t p = 0; p < cfg_.pairs; p++) {
 			ep_[p].reset(::epoll_create1(EPOLL_CLOEXEC));
 			if (!ep_[p])
@@ -67,6 +81,8 @@ protected:
 	struct ConnIo {
 		std::uint32_t mask = 0;    ///< events registered (0: not registered)
 		bool readable = false;
+		std::uint32_t pack_buf = DAXNET_NO_BUF;  ///< buffer being packed (held)
+		std::uint32_t pack_off = 0;              ///< first unpublished byte of it
 	};
 
 	void stock_put(std::uint32_t pair, std::uint32_t buf) noexcept override { stock_[pair].push_back(buf); }
@@ -83,13 +99,21 @@ protected:
 		return {};
 	}
 
+	void stop_rx(std::uint32_t ci) noexcept override
+	{
+		// Reads are synchronous: every received byte is already an event.
+		drop_pack(ci);
+		update_mask(ci);
+	}
+
 	void detach_io(std::uint32_t ci) noexcept override
 	{
+		drop_pack(ci);
 		set_mask(ci, 0);
 		state_[ci] = ConnIo{};
 	}
 
-	void io(std::uint32_t pair) noexcept override
+	void io(std::uint32_t pair, bool tx, bool rx) noexcept override
 	{
 		Pair& P = pairs_[pair];
 		epoll_event evs[kMaxEvents];
@@ -107,7 +131,7 @@ protected:
 			}
 		}
 		// TX first: flush every connection with queued slots, in order.
-		for (std::size_t k = 0; k < P.tx_active.size();) {
+		for (std::size_t k = 0; tx && k < P.tx_active.size();) {
 			std::uint32_t ci = P.tx_active[k];
 			flush(ci);
 			Conn& c = conns_[ci];
@@ -120,7 +144,10 @@ protected:
 			}
 			update_mask(ci);
 		}
-		// RX: read readable connections while there is room and stock.
+		// RX: read readable connections while there is room and stock
+		// (a TX-only sync keeps them listed for the next RX sync).
+		if (!rx)
+			return;
 		for (std::uint32_t ci : rd) {
 			state_[ci].readable = false;
 			read_conn(ci);
@@ -152,7 +179,7 @@ private:
 	{
 		const Conn& c = conns_[ci];
 		std::uint32_t m = 0;
-		if (!c.rx_done)
+		if (!c.rx_done && !c.rx_stopped)
 			m |= EPOLLIN;
 		if (c.txq_head != kNil)
 			m |= EPOLLOUT;
@@ -196,6 +223,7 @@ private:
 					continue;
 				if (errno == EAGAIN || errno == EWOULDBLOCK)
 					return;
+				drop_pack(ci);
 				push_error(ci, errno);
 				return;
 			}
@@ -226,39 +254,75 @@ private:
 		}
 	}
 
+	/// Gives up the buffer held for packing (RELEASE slot), if any.
+	void drop_pack(std::uint32_t ci) noexcept
+	{
+		ConnIo& s = state_[ci];
+		if (s.pack_buf == DAXNET_NO_BUF)
+			return;
+		std::uint32_t pair = conns_[ci].pair;
+		push_release(pair, s.pack_buf);
+		held_[pair]--;
+		s.pack_buf = DAXNET_NO_BUF;
+		s.pack_off = 0;
+	}
+
 	void read_conn(std::uint32_t ci) noexcept
 	{
 		Conn& c = conns_[ci];
 		Pair& P = pairs_[c.pair];
+		ConnIo& s = state_[ci];
 		auto& stock = stock_[c.pair];
 		const std::uint32_t bsize = cfg_.pool.buffer_size();
-		while (!c.rx_done) {
+		while (!c.rx_done && !c.rx_stopped) {
 			if (rx_room(c.pair) == 0) {
 				P.ctr.rx_ring_full++;
 				return;
 			}
-			if (stock.empty()) {
-				P.ctr.spare_empty++;
-				return;
+			std::uint32_t buf = s.pack_buf, off = s.pack_off;
+			if (buf == DAXNET_NO_BUF) {
+				if (stock.empty()) {
+					P.ctr.spare_empty++;
+					return;
+				}
+				buf = stock.back();
+				off = 0;
 			}
-			std::uint32_t buf = stock.back();
-			ssize_t r = ::recv(c.fd, cfg_.pool.buffer(buf), bsize, MSG_DONTWAIT);
+			const std::uint32_t room = bsize - off;
+			ssize_t r = ::recv(c.fd, cfg_.pool.buffer(buf) + off, room, MSG_DONTWAIT);
 			P.ctr.syscalls++;
 			if (r > 0) {
-				stock.pop_back();
-				push_data(ci, buf, static_cast<std::uint32_t>(r));
-				if (static_cast<std::uint32_t>(r) < bsize)
+				auto n = static_cast<std::uint32_t>(r);
+				if (s.pack_buf == DAXNET_NO_BUF)
+					stock.pop_back();
+				// Keep the buffer for the next bytes of this conn while
+				// enough of it is left (and the held bound allows).
+				bool keep = room - n >= kMinPackRoom &&
+					    (s.pack_buf != DAXNET_NO_BUF || held_[c.pair] < cfg_.rx_slots);
+				if (keep && s.pack_buf == DAXNET_NO_BUF) {
+					s.pack_buf = buf;
+					held_[c.pair]++;
+				} else if (!keep && s.pack_buf != DAXNET_NO_BUF) {
+					s.pack_buf = DAXNET_NO_BUF;
+					held_[c.pair]--;
+				}
+				s.pack_off = keep ? off + n : 0;
+				push_slice(ci, buf, off, n, keep);
+				if (n < room)
 					return;  // drained (level-triggered epoll tells if not)
 				continue;
 			}
 			if (r == 0) {
+				drop_pack(ci);
 				push_eof(ci);
 				return;
 			}
 			if (errno == EINTR)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				drop_pack(ci);
 				push_error(ci, errno);
+			}
 			return;
 		}
 	}
@@ -268,6 +332,7 @@ private:
 	int top_fd_ = -1;
 	std::vector<std::vector<std::uint32_t>> stock_;
 	std::vector<std::vector<std::uint32_t>> readable_;
+	std::vector<std::uint32_t> held_;  ///< per pair: buffers held for packing
 	std::vector<ConnIo> state_;
 };
 

@@ -12,6 +12,16 @@
 // liburing 2.3: no io_uring_setup_buf_ring, so the buffer ring is a
 // page-aligned mmap registered with io_uring_register_buf_ring. Buffer ids
 // are 16 bits, so a bid indexes a table of pool indices.
+//
+// No packing: a provided buffer is consumed whole by one completion, so
+// every RX slot starts a fresh pool buffer (offset 0, no BUF_HELD), even
+// for a 64-byte message. Incremental consumption of provided buffers
+// (IOU_PBUF_RING_INC) arrived only in Linux 6.12; Debian 12's 6.1 and
+// liburing 2.3 have nothing like it. The epoll transport packs.
+//
+// Detach (without DISCARD) cancels the conn's multishot recv and waits for
+// its final completion; every completion before it carries bytes already
+// taken from the socket and is published as DATA before detach returns.
 #include <liburing.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
@@ -145,6 +155,7 @@ protected:
 	};
 	struct ConnIo {
 		bool recv_armed = false;
+		bool recv_cancelled = false;          ///< cancel submitted for the armed recv
 		bool rearm_listed = false;
 		bool send_inflight = false;
 		msghdr msg{};
@@ -186,15 +197,39 @@ protected:
 		return {};
 	}
 
+	void stop_rx(std::uint32_t ci) noexcept override
+	{
+		Conn& c = conns_[ci];
+		U& u = rings_[c.pair];
+		ConnIo& s = state_[ci];
+		if (s.recv_armed && !s.recv_cancelled) {
+			io_uring_sqe* sqe = get_sqe(u);
+			io_uring_prep_cancel64(sqe, tag(kOpRecv, c.id), 0);
+			io_uring_sqe_set_data64(sqe, tag(kOpCancel, c.id));
+			s.recv_cancelled = true;
+		}
+		// Completions before the final one (no IORING_CQE_F_MORE) carry
+		// received bytes: on_recv pushes them as DATA (the conn is not
+		// detaching yet), and nothing re-arms a stopped conn.
+		while (s.recv_armed) {
+			int r = io_uring_submit_and_wait(&u.ring, 1);
+			pairs_[c.pair].ctr.syscalls++;
+			if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY)
+				break;
+			reap(c.pair);
+		}
+	}
+
 	void detach_io(std::uint32_t ci) noexcept override
 	{
 		Conn& c = conns_[ci];
 		U& u = rings_[c.pair];
 		ConnIo& s = state_[ci];
-		if (s.recv_armed) {
+		if (s.recv_armed && !s.recv_cancelled) {
 			io_uring_sqe* sqe = get_sqe(u);
 			io_uring_prep_cancel64(sqe, tag(kOpRecv, c.id), 0);
 			io_uring_sqe_set_data64(sqe, tag(kOpCancel, c.id));
+			s.recv_cancelled = true;
 		}
 		// Wait until the OS no longer uses any buffer of this connection.
 		while (s.recv_armed || s.send_inflight) {
@@ -213,12 +248,12 @@ protected:
 		s = ConnIo{};
 	}
 
-	void io(std::uint32_t pair) noexcept override
+	void io(std::uint32_t pair, bool tx, bool rx) noexcept override
 	{
 		Pair& P = pairs_[pair];
 		U& u = rings_[pair];
 		// Sends: one SENDMSG in flight per connection keeps stream order.
-		for (std::size_t k = 0; k < P.tx_active.size();) {
+		for (std::size_t k = 0; tx && k < P.tx_active.size();) {
 			std::uint32_t ci = P.tx_active[k];
 			Conn& c = conns_[ci];
 			if (!state_[ci].send_inflight)
@@ -232,11 +267,11 @@ protected:
 			}
 		}
 		// (Re)arm multishot recvs while the buffer ring has buffers.
-		if (u.in_ring > 0) {
+		if (rx && u.in_ring > 0) {
 			for (std::uint32_t ci : u.rearm) {
 				state_[ci].rearm_listed = false;
 				Conn& c = conns_[ci];
-				if (c.id == DAXNET_NO_CONN || c.rx_done || state_[ci].recv_armed)
+				if (c.id == DAXNET_NO_CONN || c.rx_done || c.rx_stopped || state_[ci].recv_armed)
 					continue;
 				io_uring_sqe* sqe = get_sqe(u);
 				io_uring_prep_recv_multishot(sqe, c.fd, nullptr, 0, 0);
@@ -244,6 +279,7 @@ protected:
 				sqe->buf_group = static_cast<std::uint16_t>(u.bgid);
 				io_uring_sqe_set_data64(sqe, tag(kOpRecv, c.id));
 				state_[ci].recv_armed = true;
+				state_[ci].recv_cancelled = false;
 			}
 			u.rearm.clear();
 		}
@@ -361,8 +397,10 @@ private:
 		}
 		bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
 		Conn* c = ci == kNil ? nullptr : &conns_[ci];
-		if (c && !more)
+		if (c && !more) {
 			state_[ci].recv_armed = false;
+			state_[ci].recv_cancelled = false;
+		}
 		if (!c || c->detaching || c->rx_done) {
 			if (buf != DAXNET_NO_BUF)
 				stock_put(pair, buf);  // stale completion: recycle
@@ -381,7 +419,7 @@ private:
 			else if (res < 0 && res != -ECANCELED)
 				push_error(ci, -res);
 		}
-		if (!more && !c->rx_done)
+		if (!more && !c->rx_done && !c->rx_stopped)
 			want_rearm(ci);
 	}
 

@@ -44,6 +44,17 @@ bool in_range(std::uint32_t v, std::uint32_t lo, std::uint32_t hi) noexcept
 
 }  // namespace
 
+/// A pending DATA event whose buffer the transport gives up when it is
+/// published (no BUF_HELD): it counts against the spare stock.
+bool holds_stock_buffer(const daxnet_slot& ev) noexcept
+{
+	return (ev.flags & DAXNET_SLOT_DATA) && !(ev.flags & DAXNET_SLOT_BUF_HELD) && ev.buf_idx != DAXNET_NO_BUF;
+}
+
+namespace {
+
+}  // namespace
+
 std::size_t region_bytes(const TransportConfig& cfg) noexcept
 {
 	std::size_t sz = align_up(sizeof(daxnet_region) + cfg.pairs * sizeof(daxnet_pair_desc), kAlign);
@@ -246,21 +257,37 @@ void UserTransport::push_event(std::uint32_t pair, const daxnet_slot& ev) noexce
 		return;  // cannot happen: capacity covers every source of events
 	P.pending[ring_add(P.pend_head, P.pend_count, cap)] = ev;
 	P.pend_count++;
-	if ((ev.flags & DAXNET_SLOT_DATA) && ev.buf_idx != DAXNET_NO_BUF)
+	if (holds_stock_buffer(ev))
 		P.pend_data++;
 }
 
 void UserTransport::push_data(std::uint32_t ci, std::uint32_t buf, std::uint32_t len) noexcept
 {
+	push_slice(ci, buf, 0, len, false);
+}
+
+void UserTransport::push_slice(std::uint32_t ci, std::uint32_t buf, std::uint32_t off, std::uint32_t len,
+			       bool held) noexcept
+{
 	const Conn& c = conns_[ci];
 	daxnet_slot ev{};
 	ev.conn = c.id;
 	ev.buf_idx = buf;
+	ev.offset = off;
 	ev.len = len;
-	ev.flags = DAXNET_SLOT_DATA;
+	ev.flags = held ? DAXNET_SLOT_DATA | DAXNET_SLOT_BUF_HELD : DAXNET_SLOT_DATA;
 	ev.user_data = c.cookie;
 	push_event(c.pair, ev);
 	pairs_[c.pair].ctr.cpu_copied += len;
+}
+
+void UserTransport::push_release(std::uint32_t pair, std::uint32_t buf) noexcept
+{
+	daxnet_slot ev{};
+	ev.conn = DAXNET_NO_CONN;
+	ev.buf_idx = buf;
+	ev.flags = DAXNET_SLOT_RELEASE;
+	push_event(pair, ev);
 }
 
 void UserTransport::push_eof(std::uint32_t ci) noexcept
@@ -308,13 +335,8 @@ void UserTransport::finish_head(std::uint32_t ci) noexcept
 	item.next = kNil;
 	item.done = true;
 	if (item.returned) {
-		if (item.buf != DAXNET_NO_BUF) {
-			daxnet_slot ev{};
-			ev.conn = DAXNET_NO_CONN;
-			ev.buf_idx = item.buf;
-			ev.flags = DAXNET_SLOT_RELEASE;
-			push_event(c.pair, ev);
-		}
+		if (item.buf != DAXNET_NO_BUF)
+			push_release(c.pair, item.buf);
 		free_item(it);
 	}
 }
@@ -328,7 +350,7 @@ void UserTransport::list_tx(std::uint32_t ci) noexcept
 	}
 }
 
-int UserTransport::intake(std::uint32_t pair) noexcept
+int UserTransport::intake(std::uint32_t pair, bool tx, bool rx) noexcept
 {
 	Pair& P = pairs_[pair];
 	// Read every user-written index once, validate all before acting.
@@ -352,6 +374,9 @@ int UserTransport::intake(std::uint32_t pair) noexcept
 	const std::uint32_t bsize = cfg_.pool.buffer_size();
 
 	// RX releases: a swapped-in buffer (BUF_CHANGED) becomes a spare.
+	// A TX-only sync leaves them for the next RX sync.
+	if (!rx)
+		rh = P.rx_head;
 	for (std::uint32_t i = P.rx_head; i != rh; i = daxnet_ring_next(i, rn)) {
 		daxnet_slot& s = P.rxs[i];
 		if (s.flags & DAXNET_SLOT_BUF_CHANGED) {
@@ -365,7 +390,9 @@ int UserTransport::intake(std::uint32_t pair) noexcept
 	P.rx_head = rh;
 
 	// TX: every handed-over slot becomes an item queued on its connection.
-	P.tx_head = th;
+	// An RX-only sync leaves them in the ring for the next TX sync.
+	if (tx)
+		P.tx_head = th;
 	while (P.tx_cur != P.tx_head) {
 		std::uint32_t it = alloc_item();
 		if (it == kNil)
@@ -468,10 +495,10 @@ void UserTransport::publish(std::uint32_t pair) noexcept
 		const daxnet_slot& ev = P.pending[P.pend_head];
 		P.rxs[tail] = ev;
 		P.ctr.rx_slots++;
-		if (ev.flags & DAXNET_SLOT_DATA) {
+		if (ev.flags & DAXNET_SLOT_DATA)
 			P.ctr.rx_bytes += ev.len;
+		if (holds_stock_buffer(ev))
 			P.pend_data--;
-		}
 		if (ev.flags & DAXNET_SLOT_RELEASE)
 			P.ctr.releases++;
 		P.pend_head = daxnet_ring_next(P.pend_head, cap);
@@ -495,15 +522,31 @@ int UserTransport::sync(std::uint32_t pair, std::uint32_t flags) noexcept
 		first = pair;
 		last = pair + 1;
 	}
+	// DAXNET_SYNC_TX: TX and spare intake only; DAXNET_SYNC_RX: RX and
+	// spare intake only; 0 or both: everything.
+	bool tx = flags == 0 || (flags & DAXNET_SYNC_TX);
+	bool rx = flags == 0 || (flags & DAXNET_SYNC_RX);
 	for (std::uint32_t p = first; p < last; p++) {
-		if (int r = intake(p); r < 0)
+		if (int r = intake(p, tx, rx); r < 0)
 			return r;
-		io(p);
-		tx_return(p);
-		publish(p);
+		io(p, tx, rx);
+		if (tx)
+			tx_return(p);
+		if (rx)
+			publish(p);
 		pairs_[p].ctr.syncs++;
 	}
 	return 0;
+}
+
+std::uint32_t UserTransport::pending_of(std::uint32_t pair, std::uint32_t conn) const noexcept
+{
+	const Pair& P = pairs_[pair];
+	auto cap = static_cast<std::uint32_t>(P.pending.size());
+	std::uint32_t n = 0;
+	for (std::uint32_t k = 0; k < P.pend_count; k++)
+		n += P.pending[ring_add(P.pend_head, k, cap)].conn == conn;
+	return n;
 }
 
 bool UserTransport::has_pending() const noexcept
@@ -575,28 +618,48 @@ Status UserTransport::detach(std::uint32_t conn, std::uint32_t flags)
 		return make_error(ENOENT, "detach: connection " + std::to_string(conn) + " is not attached");
 	if ((flags & ~std::uint32_t{DAXNET_DETACH_DISCARD}) != 0)
 		return make_error(EINVAL, "detach: unknown flags");
-	if (c->txq_head != kNil && !(flags & DAXNET_DETACH_DISCARD))
+	const bool discard = flags & DAXNET_DETACH_DISCARD;
+	if (c->txq_head != kNil && !discard)
 		return make_error(EBUSY, "detach: connection " + std::to_string(conn) + " still has queued TX bytes");
 	std::uint32_t ci = DAXNET_CONN_INDEX(conn);
+	Pair& P = pairs_[c->pair];
+	if (!discard) {
+		// Bytes still in the socket stay there; bytes already taken from
+		// it (a recv completion, a packed buffer) cannot go back, so they
+		// are published now, in stream order, before the detach completes
+		// (docs/abi.md, DETACH on the user-space transports).
+		c->rx_stopped = true;
+		stop_rx(ci);
+		publish(c->pair);
+		if (pending_of(c->pair, conn) > 0)
+			return make_error(EBUSY, "detach: connection " + std::to_string(conn) +
+							 " has received bytes the full RX ring cannot take yet "
+							 "(release RX slots, sync, retry)");
+	}
 	c->detaching = true;
 	detach_io(ci);
 	while (c->txq_head != kNil) {
 		items_[c->txq_head].err = ECONNABORTED;
 		finish_head(ci);
 	}
-	// Purge unpublished events of this connection (RELEASE slots carry
-	// DAXNET_NO_CONN and stay); their buffers return to the stock.
-	Pair& P = pairs_[c->pair];
+	// DISCARD: drop unpublished events of this connection (RELEASE slots
+	// carry DAXNET_NO_CONN and stay). A DATA event's buffer may already
+	// hold published slices (packing), so it is never reused as a spare
+	// here: its reference goes back with a RELEASE slot instead. BUF_HELD
+	// slices carry no reference of their own.
 	auto cap = static_cast<std::uint32_t>(P.pending.size());
 	std::uint32_t kept = 0;
 	for (std::uint32_t k = 0; k < P.pend_count; k++) {
 		daxnet_slot ev = P.pending[ring_add(P.pend_head, k, cap)];
 		if (ev.conn == conn) {
-			if ((ev.flags & DAXNET_SLOT_DATA) && ev.buf_idx != DAXNET_NO_BUF) {
-				P.pend_data--;
-				stock_put(c->pair, ev.buf_idx);
-			}
-			continue;
+			if (!holds_stock_buffer(ev))
+				continue;
+			P.pend_data--;
+			std::uint32_t b = ev.buf_idx;
+			ev = daxnet_slot{};
+			ev.conn = DAXNET_NO_CONN;
+			ev.buf_idx = b;
+			ev.flags = DAXNET_SLOT_RELEASE;
 		}
 		P.pending[ring_add(P.pend_head, kept++, cap)] = ev;
 	}

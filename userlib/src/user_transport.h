@@ -41,6 +41,10 @@ inline std::uint32_t ring_add(std::uint32_t a, std::uint32_t d, std::uint32_t n)
 	return r >= n ? r - n : r;
 }
 
+/// A DATA event whose buffer reference goes with it (no BUF_HELD): while
+/// pending it counts against the spare stock.
+bool holds_stock_buffer(const daxnet_slot& ev) noexcept;
+
 /// Bytes of a region for this geometry; formats one at `base` (zeroed).
 std::size_t region_bytes(const TransportConfig& cfg) noexcept;
 void region_format(std::byte* base, const TransportConfig& cfg) noexcept;
@@ -83,6 +87,7 @@ protected:
 		std::uint64_t cookie = 0;
 		std::uint64_t sock_ino = 0;
 		bool rx_done = false;        ///< EOF or ERROR reported: no more reads
+		bool rx_stopped = false;     ///< detach began: no more reads, received bytes still published
 		bool err_reported = false;
 		bool detaching = false;
 		bool tx_listed = false;      ///< in its pair's tx_active list
@@ -107,7 +112,7 @@ protected:
 		std::vector<daxnet_slot> pending;      ///< events not yet published (FIFO)
 		std::uint32_t pend_head = 0;
 		std::uint32_t pend_count = 0;
-		std::uint32_t pend_data = 0;           ///< pending events holding a stock buffer
+		std::uint32_t pend_data = 0;           ///< pending DATA events holding a stock buffer (no BUF_HELD)
 		std::vector<std::uint32_t> tx_active;  ///< conn indices with queued TX
 		RingCounters ctr;
 	};
@@ -117,13 +122,19 @@ protected:
 	Status init_common();
 
 	// ---- hooks for the derived transport ----------------------------------
-	/// Moves bytes: sends queued TX, reads into stock buffers, pushes
-	/// events. Counts its syscalls in pair.ctr.
-	virtual void io(std::uint32_t pair) noexcept = 0;
+	/// Moves bytes: sends queued TX (when `tx`), reads into stock buffers
+	/// (when `rx`), pushes events. Counts its syscalls in pair.ctr.
+	virtual void io(std::uint32_t pair, bool tx, bool rx) noexcept = 0;
 	/// A buffer becomes part of the spare stock of `pair`.
 	virtual void stock_put(std::uint32_t pair, std::uint32_t buf) noexcept = 0;
 	virtual std::uint32_t stock_count(std::uint32_t pair) const noexcept = 0;
 	virtual Status attach_io(std::uint32_t ci) = 0;
+	/// Detach without DISCARD, first step (conn.rx_stopped is already set):
+	/// stop reading the conn so that whatever the socket still holds stays
+	/// there, and push every byte already taken from the socket as DATA
+	/// events before returning (and release a buffer held for packing).
+	/// May be called again for the same conn (after EBUSY).
+	virtual void stop_rx(std::uint32_t ci) noexcept = 0;
 	/// Stops all I/O of the conn; after it no buffer of the conn is in use
 	/// by the OS except TX items still marked not done.
 	virtual void detach_io(std::uint32_t ci) noexcept = 0;
@@ -136,6 +147,12 @@ protected:
 	std::uint32_t rx_room(std::uint32_t pair) const noexcept;
 	void push_event(std::uint32_t pair, const daxnet_slot& ev) noexcept;
 	void push_data(std::uint32_t ci, std::uint32_t buf, std::uint32_t len) noexcept;
+	/// A slice [off, off+len) of `buf`; `held`: the transport keeps its
+	/// reference (DAXNET_SLOT_BUF_HELD) and will publish more slices of it
+	/// or a RELEASE.
+	void push_slice(std::uint32_t ci, std::uint32_t buf, std::uint32_t off, std::uint32_t len, bool held) noexcept;
+	/// A RELEASE slot for `buf` (conn DAXNET_NO_CONN).
+	void push_release(std::uint32_t pair, std::uint32_t buf) noexcept;
 	void push_eof(std::uint32_t ci) noexcept;
 	/// Reports ERROR once, stops reads and fails every queued TX item.
 	void push_error(std::uint32_t ci, int err) noexcept;
@@ -152,10 +169,13 @@ protected:
 	std::vector<TxItem> items_;
 	std::uint32_t free_items_ = kNil;
 
-private:
-	int intake(std::uint32_t pair) noexcept;
-	void tx_return(std::uint32_t pair) noexcept;
 	void publish(std::uint32_t pair) noexcept;
+
+private:
+	int intake(std::uint32_t pair, bool tx, bool rx) noexcept;
+	void tx_return(std::uint32_t pair) noexcept;
+	/// Events of `conn` waiting for room in the RX ring.
+	std::uint32_t pending_of(std::uint32_t pair, std::uint32_t conn) const noexcept;
 	std::uint32_t alloc_item() noexcept;
 	void free_item(std::uint32_t it) noexcept;
 };

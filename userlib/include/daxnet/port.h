@@ -111,7 +111,14 @@ public:
 	/// (listening / unconnected), EBUSY (already attached), ENOSPC, EINVAL.
 	Result<std::uint32_t> attach(int fd, std::uint32_t pair = 0, std::uint64_t cookie = 0);
 	/// Detaches `conn`. Queued TX bytes are flushed first (syncing for at
-	/// most `flush_timeout_ms`, then EBUSY) unless `discard`.
+	/// most `flush_timeout_ms`, then EBUSY) unless `discard`. Without
+	/// `discard` no received byte is lost: bytes still in the socket stay
+	/// there (read them from the fd afterwards); bytes a user-space
+	/// transport already took from the socket are published as RX slots
+	/// before detach returns (drain rx_ready() after it). If the RX ring has
+	/// no room for them, detach fails with EBUSY once `flush_timeout_ms`
+	/// passes, the connection stays attached but reads nothing more:
+	/// release RX slots and call detach again.
 	Status detach(std::uint32_t conn, bool discard = false, int flush_timeout_ms = 1000);
 
 	// ---- hot path --------------------------------------------------------
@@ -120,6 +127,10 @@ public:
 	/// refills the spare ring, hands over TX slots, publishes RX slots.
 	/// Returns the number of RX slots ready on the synced pairs, or -errno.
 	int sync(std::uint32_t pair = DAXNET_RING_ALL) noexcept;
+	/// The same with DAXNET_SYNC_* flags: DAXNET_SYNC_TX moves only TX
+	/// (and takes spares), DAXNET_SYNC_RX only RX (and takes spares), 0
+	/// both. Returns the RX slots ready, or -errno.
+	int sync(std::uint32_t pair, std::uint32_t flags) noexcept;
 	/// Blocks until a sync would make progress or `timeout_ms` passes
 	/// (-1: forever). Returns >0 ready, 0 timeout, -errno.
 	int wait(int timeout_ms) noexcept;
