@@ -1,0 +1,136 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+#
+# Zero-copy guest tests of daxnet.ko (run by tests/kernel/zc/run-zc.sh
+# through the shared initramfs' /init). Environment: DXSRC, DXBUILD,
+# DXARGS (optional list of steps). Prints DAXNET-PASS/DAXNET-FAIL lines.
+#
+# Steps:
+#   vnic.pages   pair across two netns, TCP streams on ordinary pages
+#   vnic.pool    the same with the vnic_test_pool hook: payload lands in
+#                pool pages, which all come back after traffic
+#   rmmod, dmesg
+set -u
+ko=$DXBUILD/kmod/daxnet.ko
+zs=$DXBUILD/zc/zc_stream
+failed=0
+start=$(cut -d. -f1 /proc/uptime)
+say() { echo "daxnet-guest [$(($(cut -d. -f1 /proc/uptime) - start))s] $*"; }
+pass() { echo "DAXNET-PASS $1"; }
+fail() { echo "DAXNET-FAIL $1${2:+: $2}"; failed=1; }
+wanted() {
+	[ -z "$DXARGS" ] && return 0
+	for w in $DXARGS; do [ "$w" = "$1" ] && return 0; done
+	return 1
+}
+# ip netns needs a writable /run.
+mount -t tmpfs -o mode=0755 run /run
+
+# make_pair NAME NS_A NS_B: NAME in NS_A (10.77.N.1), NAMEp in NS_B (.2)
+make_pair() {
+	ip netns add "$2" && ip netns add "$3" &&
+		ip link add "$1" type daxnet &&
+		ip link set "$1" netns "$2" && ip link set "${1}p" netns "$3" &&
+		ip -n "$2" addr add "10.77.$4.1/24" dev "$1" &&
+		ip -n "$3" addr add "10.77.$4.2/24" dev "${1}p" &&
+		ip -n "$2" link set lo up && ip -n "$3" link set lo up &&
+		ip -n "$2" link set "$1" up && ip -n "$3" link set "${1}p" up
+}
+
+# counter NS DEV NAME
+counter() { ip netns exec "$1" cat "/sys/class/net/$2/daxnet/$3"; }
+
+# stream LABEL NS_CLIENT NS_SERVER ADDR BYTES WSIZE [server options]:
+# one checksummed stream; sets STREAM_OK=1 when sums match and bad=0.
+stream() {
+	label=$1 nsc=$2 nss=$3 addr=$4 bytes=$5 ws=$6
+	shift 6
+	out=/tmp/srv.$$
+	ip netns exec "$nss" timeout 120 "$zs" server 7000 "$@" >"$out" 2>&1 &
+	spid=$!
+	sleep 0.3
+	cl=$(ip netns exec "$nsc" timeout 120 "$zs" client "$addr" 7000 "$bytes" "$ws" 2>&1)
+	wait $spid
+	sv=$(grep 'server bytes' "$out")
+	csum=${cl##*sum=}
+	ssum=${sv##*sum=}
+	say "$label: $cl | $sv"
+	STREAM_OK=0
+	case "$sv" in *" bad=0 "*)
+		[ -n "$csum" ] && [ "$csum" = "$ssum" ] &&
+			[ "${cl#*bytes=}" != "$cl" ] && STREAM_OK=1 ;;
+	esac
+	rm -f "$out"
+}
+
+say "kernel $(uname -r), $(nproc) cpus"
+if insmod "$ko"; then pass insmod; else fail insmod; exit 1; fi
+
+if wanted vnic.pages; then
+	ok=1
+	make_pair dxa na nb 1 || { ok=0; say "pair setup failed"; }
+	say "$(ip -n nb -d link show dxap | head -3)"
+	if [ $ok = 1 ]; then
+		for c in "4194304 4096" "4194304 65536" "262144 64" "1048576 1000"; do
+			set -- $c
+			stream "pages $2B" na nb 10.77.1.2 "$1" "$2"
+			[ $STREAM_OK = 1 ] || ok=0
+		done
+		segs=$(counter nb dxap rx_segs)
+		pg=$(counter nb dxap rx_page_bytes)
+		pool=$(counter nb dxap rx_pool_bytes)
+		say "dxap rx_segs=$segs rx_page_bytes=$pg rx_pool_bytes=$pool tso_skbs_segmented=$(counter nb dxap tx_tso)"
+		# every payload byte crossed the pair in ordinary pages
+		[ "$pg" -ge 9699328 ] && [ "$pool" = 0 ] || ok=0
+	fi
+	ip -n na link del dxa 2>/dev/null
+	[ $ok = 1 ] && pass vnic.pages || fail vnic.pages "see log"
+fi
+
+if wanted vnic.pool; then
+	ok=1
+	echo 8192 >/sys/module/daxnet/parameters/vnic_test_pool
+	make_pair dxc nc nd 2 || { ok=0; say "pair setup failed"; }
+	echo 0 >/sys/module/daxnet/parameters/vnic_test_pool
+	if [ $ok = 1 ]; then
+		for c in "4194304 4096" "4194304 65536" "262144 64" "1048576 1000"; do
+			set -- $c
+			stream "pool $2B" nc nd 10.77.2.2 "$1" "$2"
+			[ $STREAM_OK = 1 ] || ok=0
+		done
+		stream "pool lag+rb 4096B" nc nd 10.77.2.2 2097152 4096 --rcvbuf 65536 --lag-ms 20
+		[ $STREAM_OK = 1 ] || ok=0
+		pool=$(counter nd dxcp rx_pool_bytes)
+		pg=$(counter nd dxcp rx_page_bytes)
+		miss=$(counter nd dxcp rx_pool_miss)
+		chunks=$(counter nd dxcp rx_pool_chunks)
+		say "dxcp rx_pool_bytes=$pool rx_pool_chunks=$chunks rx_page_bytes=$pg rx_pool_miss=$miss"
+		[ "$pool" -ge 11796480 ] && [ "$pg" = 0 ] || ok=0
+		# Pages held by lazily freed skbs come back once the CPUs see
+		# traffic again.
+		busy=x
+		for i in 1 2 3 4 5 6 7 8 9 10; do
+			ip netns exec nc busybox ping -q -c 2 -i 0.2 10.77.2.2 >/dev/null 2>&1
+			ip netns exec nd busybox ping -q -c 2 -i 0.2 10.77.2.1 >/dev/null 2>&1
+			busy=$(counter nd dxcp test_pool_busy)
+			[ "$busy" -le 1 ] && break
+		done
+		say "dxcp test_pool_busy=$busy after traffic (of $(counter nd dxcp test_pool_pages))"
+		[ "$busy" -le 1 ] || ok=0
+	fi
+	ip -n nc link del dxc 2>/dev/null
+	[ $ok = 1 ] && pass vnic.pool || fail vnic.pool "see log"
+fi
+
+for ns in $(ip netns list | cut -d' ' -f1); do ip netns del "$ns"; done
+sleep 1
+if rmmod daxnet; then pass rmmod; else fail rmmod; fi
+bad=$(dmesg | grep -E 'WARNING:|BUG:|Oops|general protection|Call Trace|kernel BUG|UBSAN|refcount_t:|list_(add|del) corruption|stack-protector|Bad page')
+if [ -n "$bad" ]; then
+	fail dmesg "kernel warnings:"
+	dmesg | tail -n 80
+else
+	pass dmesg
+fi
+say "done"
+exit $failed
