@@ -40,6 +40,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -250,22 +251,29 @@ bool ieq_prefix(std::string_view s, std::string_view p)
 
 std::string stats_json()
 {
-	char b[1024];
-	int n = std::snprintf(b, sizeof b,
-	    "{\"requests\":%llu,\"persisted\":%llu,\"epoll_waits\":%llu,\"recv_calls\":%llu,"
-	    "\"send_calls\":%llu,\"accept_calls\":%llu,\"other_syscalls\":%llu,\"syscalls\":%llu,"
-	    "\"bytes_received\":%llu,\"bytes_logged\":%llu,\"bytes_copied\":%llu,\"flushes\":%llu,\"msyncs\":%llu,"
-	    "\"fences\":%llu,\"batches\":%llu}",
-	    (unsigned long long)g_ctr.requests, (unsigned long long)g_ctr.persisted,
-	    (unsigned long long)g_ctr.epoll_waits, (unsigned long long)g_ctr.recv_calls,
-	    (unsigned long long)g_ctr.send_calls, (unsigned long long)g_ctr.accept_calls,
-	    (unsigned long long)g_ctr.other_syscalls,
-	    (unsigned long long)(g_ctr.epoll_waits + g_ctr.recv_calls + g_ctr.send_calls + g_ctr.accept_calls +
-	                         g_ctr.other_syscalls + g_ctr.msyncs),
-	    (unsigned long long)g_ctr.bytes_received, (unsigned long long)g_ctr.bytes_logged,
-	    (unsigned long long)(g_ctr.bytes_received + g_ctr.bytes_logged), (unsigned long long)g_ctr.flushes,
-	    (unsigned long long)g_ctr.msyncs, (unsigned long long)g_ctr.drains, (unsigned long long)g_ctr.batches);
-	return std::string(b, static_cast<std::size_t>(n));
+	const Counters& c = g_ctr;
+	const std::uint64_t syscalls =
+	    c.epoll_waits + c.recv_calls + c.send_calls + c.accept_calls + c.other_syscalls + c.msyncs;
+	const std::pair<const char*, std::uint64_t> fields[] = {
+	    {"requests", c.requests},         {"persisted", c.persisted},
+	    {"epoll_waits", c.epoll_waits},   {"recv_calls", c.recv_calls},
+	    {"send_calls", c.send_calls},     {"accept_calls", c.accept_calls},
+	    {"other_syscalls", c.other_syscalls}, {"syscalls", syscalls},
+	    {"bytes_received", c.bytes_received}, {"bytes_logged", c.bytes_logged},
+	    {"cpu_copied_bytes", c.bytes_received + c.bytes_logged},
+	    {"flushes", c.flushes},           {"msyncs", c.msyncs},
+	    {"fences", c.drains},             {"batches", c.batches},
+	};
+	std::string s = "{";
+	for (const auto& [name, value] : fields) {
+		if (s.size() > 1)
+			s += ',';
+		s += '"';
+		s += name;
+		s += "\":";
+		s += std::to_string(value);
+	}
+	return s + "}";
 }
 
 class Server {

@@ -24,7 +24,8 @@ NCPU = os.cpu_count() or 1
 # Counter names, matched as the last component of a flattened key.
 SYSCALL_KEYS = ("syscalls", "daxnet_syscalls", "syscalls_total", "total_syscalls")
 FENCE_KEYS = ("fences", "daxnet_fences", "drains", "daxnet_drains")
-COPY_KEYS = ("bytes_copied", "daxnet_bytes_copied", "copied_bytes", "daxnet_copied_bytes")
+COPY_KEYS = ("cpu_copied_bytes", "daxnet_cpu_copied_bytes", "bytes_copied", "daxnet_bytes_copied", "copied_bytes",
+             "daxnet_copied_bytes")
 
 
 def pick(counters, names):

@@ -343,12 +343,12 @@ class Daxnet(Server):
 
     def counters(self):
         try:
+            if self.proto == "resp" and "resp" in self.addrs:
+                return parse_info(resp_command(self.addrs["resp"], "INFO"))
             if "http" in self.addrs:
                 st, body = http_get(self.addrs["http"], "/stats")
                 if st == 200:
                     return flatten(json.loads(body))
-            if "resp" in self.addrs:
-                return parse_info(resp_command(self.addrs["resp"], "INFO"))
         except (OSError, ValueError):
             pass
         return {}
