@@ -21,6 +21,7 @@
 
 #include "daxnet_priv.h"
 #include "daxnet_compat.h"
+#include "daxnet_vnic.h"
 
 /* Byte sizes of the three rings of a pair, each cache-line aligned. */
 static u64 dxn_ring_bytes(u32 slots, u32 slot_size)
@@ -417,12 +418,20 @@ static struct miscdevice dxn_misc = {
 
 static int __init dxn_init(void)
 {
-	return misc_register(&dxn_misc);
+	int err = dxn_vnic_init();
+
+	if (err)
+		return err;
+	err = misc_register(&dxn_misc);
+	if (err)
+		dxn_vnic_exit();
+	return err;
 }
 
 static void __exit dxn_exit(void)
 {
 	misc_deregister(&dxn_misc);
+	dxn_vnic_exit();
 }
 
 module_init(dxn_init);
