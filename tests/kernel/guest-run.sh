@@ -79,6 +79,14 @@ if wanted userlib && [ -x "$ut" ]; then
 	run_step userlib 600 env DAXNET_TEST_TRANSPORT=kernel "$ut"
 fi
 
+# The services' integration tests on the kernel transport, pools on the
+# DAX mount.
+st=$DXSRC/tests/services/services_test.py
+if wanted services && [ -f "$st" ] && [ -x "$DXBUILD/bin/daxnet-kv" ]; then
+	run_step services 600 env TMPDIR=$pmem DAXNET_TEST_TRANSPORT=kernel \
+		python3 "$st" --bin-dir "$DXBUILD/bin" --transport kernel --tmp $pmem
+fi
+
 if grep -q '^daxnet ' /proc/modules; then
 	if rmmod daxnet; then pass rmmod; else fail rmmod; fi
 fi

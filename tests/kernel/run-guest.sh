@@ -66,6 +66,34 @@ if [ "$do_build" = 1 ] && [ -n "$targets" ]; then
 fi
 [ -f "$build/kernel/daxnet.ko" ] || { say "FAIL: $build/kernel/daxnet.ko was not built"; exit 1; }
 
+# checkpatch.pl --strict over the module's sources (the script ships in
+# linux-source-6.1; extracted once into the build directory).
+cpdir=$work/checkpatch
+cp_tar=$(ls /usr/src/linux-source-*.tar.xz 2>/dev/null | head -n 1 || true)
+if [ ! -x "$cpdir/scripts/checkpatch.pl" ] && [ -n "$cp_tar" ]; then
+	say "extracting checkpatch.pl from $cp_tar"
+	mkdir -p "$cpdir"
+	tar -xJf "$cp_tar" -C "$cpdir" --strip-components=1 --wildcards \
+		'*/scripts/checkpatch.pl' '*/scripts/spelling.txt' \
+		'*/scripts/const_structs.checkpatch'
+fi
+if [ -x "$cpdir/scripts/checkpatch.pl" ]; then
+	# The module's sources: the objects Kbuild links, and the headers.
+	cp_files=$(sed -n -E 's/^daxnet-y[[:space:]]*[:+]?=//p' "$src/kernel/Kbuild" |
+		tr ' ' '\n' | sed -n "s|^\(.*\)\.o\$|$src/kernel/\1.c|p")
+	# shellcheck disable=SC2086
+	if (cd "$work" && "$cpdir/scripts/checkpatch.pl" --strict --no-tree --terse -q \
+		-f $cp_files "$src"/kernel/*.h) >"$work/checkpatch.log" 2>&1; then
+		say "checkpatch --strict: clean"
+	else
+		cat "$work/checkpatch.log"
+		say "FAIL: checkpatch --strict"
+		exit 1
+	fi
+else
+	say "checkpatch.pl not available (linux-source-6.1 missing): not checked"
+fi
+
 # The initramfs depends only on the kernel version and the two scripts.
 key=$(cat "$here/mkinitramfs.sh" "$here/guest-init" | sha1sum | cut -c1-12)
 initrd=$work/initramfs-$kver-$key.cpio.gz
