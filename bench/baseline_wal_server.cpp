@@ -14,6 +14,10 @@
 // (ordinary files) one msync (pmem2 flush) of the merged batch range. Only
 // then are the replies sent (group commit), one send() per connection.
 //
+// Counters count what the CPU copies the same way daxnet's services do:
+// bytes received (kernel -> DRAM), bytes logged (DRAM -> log) and bytes sent
+// (DRAM -> kernel) make up cpu_copied_bytes.
+//
 // GET /stats answers this server's own counters as JSON; any other GET
 // answers the rpc reply (151 bytes with a 64-byte body). The log wraps
 // around when full: it is a benchmark sink, never read back.
@@ -63,6 +67,7 @@ struct Counters {
 	std::uint64_t other_syscalls = 0; // epoll_ctl, close, setsockopt, fcntl
 	std::uint64_t bytes_received = 0; // copied by the kernel into DRAM
 	std::uint64_t bytes_logged = 0;   // payload copied by us into the log
+	std::uint64_t bytes_sent = 0;     // replies, copied by the kernel out of DRAM
 	std::uint64_t flushes = 0;        // pmem2 flush calls
 	std::uint64_t msyncs = 0;         // of which msync syscalls (PAGE granularity)
 	std::uint64_t drains = 0;         // fences, one per batch with appends
@@ -260,7 +265,8 @@ std::string stats_json()
 	    {"send_calls", c.send_calls},     {"accept_calls", c.accept_calls},
 	    {"other_syscalls", c.other_syscalls}, {"syscalls", syscalls},
 	    {"bytes_received", c.bytes_received}, {"bytes_logged", c.bytes_logged},
-	    {"cpu_copied_bytes", c.bytes_received + c.bytes_logged},
+	    {"bytes_sent", c.bytes_sent},
+	    {"cpu_copied_bytes", c.bytes_received + c.bytes_logged + c.bytes_sent},
 	    {"flushes", c.flushes},           {"msyncs", c.msyncs},
 	    {"fences", c.drains},             {"batches", c.batches},
 	};
@@ -450,6 +456,7 @@ private:
 				c->dead = true;
 				return;
 			}
+			g_ctr.bytes_sent += static_cast<std::uint64_t>(w);
 			c->out.erase(0, static_cast<std::size_t>(w));
 		}
 		set_out(c, false);

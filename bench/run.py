@@ -57,6 +57,11 @@ MODES = {
                  kv_modes=["always", "everysec", "no"], kv_sizes=[64, 1024],
                  kv_cp=[(1, 1), (1, 16), (50, 1), (50, 16)], kv_ops=["SET", "GET"], kv_extra=[],
                  wal_media=["shm", "ext4"], count=True, keyspace=100000, recovery=True),
+    # Inside the emulated 6.1 guest (bench/guest/guest_bench.sh): daxnet's three
+    # transports on identical application code, pools on the DAX mount; ratios only.
+    "guest": dict(seconds=4, repeats=1, rpc_conns=[10, 100], rpc_pipe=[], wal_conns=[100], wal_pipe=[],
+                  kv_media=[], kv_modes=[], kv_sizes=[], kv_cp=[], kv_ops=[], kv_extra=[], wal_media=["dax"],
+                  count=False, keyspace=1000, recovery=False),
 }
 
 
@@ -70,6 +75,8 @@ class Ctx:
         self.tmp_base = tmp
         self.pool_size = args.pool_size
         self.ext4_dir = args.ext4_dir
+        self.dax_dir = args.dax_dir
+        self.guest = args.mode == "guest"
         self._baseline = None
         self.build_log = []
 
@@ -78,6 +85,8 @@ class Ctx:
             return os.path.join("/dev/shm", os.path.basename(self.tmp))
         if medium == "ext4":
             return os.path.join(self.ext4_dir, os.path.basename(self.tmp))
+        if medium == "dax":
+            return os.path.join(self.dax_dir, os.path.basename(self.tmp))
         return self.tmp
 
     def baseline_binary(self):
@@ -88,6 +97,9 @@ class Ctx:
         if os.access(cand, os.X_OK):
             self._baseline = cand
             return cand
+        if self.guest:  # read-only host root, compilers are slow under TCG
+            self._baseline = ""
+            return None
         out = os.path.join(self.tmp, "baseline_wal_server")
         src = os.path.join(HERE, "baseline_wal_server.cpp")
         cxx = shutil.which("g++") or shutil.which("c++")
@@ -186,10 +198,12 @@ def plan(mode, ctx, only, server_filter):
     # rpc: nginx vs daxnet-httpd rpc on uring and epoll
     rpc_runs = [dict(conns=c, depth=1) for c in m["rpc_conns"]] + \
                [dict(conns=c, depth=d) for c, d in m["rpc_pipe"]]
-    rpc_servers = [("nginx", lambda: servers.Nginx(ctx))]
-    for t in ("uring", "epoll"):
+    guest = mode == "guest"
+    transports = ("kernel", "uring", "epoll") if guest else ("uring", "epoll")
+    rpc_servers = [] if guest else [("nginx", lambda: servers.Nginx(ctx))]
+    for t in transports:
         rpc_servers.append(("daxnet-httpd " + t, lambda t=t: servers.Daxnet(
-            ctx, "daxnet-httpd", t, "shm", ["--workload", "rpc"])))
+            ctx, "daxnet-httpd", t, "dax" if guest else "shm", ["--workload", "rpc"])))
     for label, mk in rpc_servers:
         if want("rpc", label):
             jobs.append(Job("rpc", mk, [dict(r, count=m["count"] and r["conns"] == 100 and r["depth"] == 1)
@@ -200,14 +214,14 @@ def plan(mode, ctx, only, server_filter):
                [dict(conns=c, depth=d) for c, d in m["wal_pipe"]]
     for medium in m["wal_media"]:
         wal_servers = [("baseline-wal", lambda md=medium: servers.BaselineWal(ctx, md))]
-        for t in ("uring", "epoll"):
+        for t in transports:
             wal_servers.append(("daxnet-httpd " + t, lambda t=t, md=medium: servers.Daxnet(
                 ctx, "daxnet-httpd", t, md, ["--workload", "wal"])))
         for label, mk in wal_servers:
             if want("wal", label):
                 jobs.append(Job("wal", mk, [dict(r, medium=medium,
                                                  count=m["count"] and r["conns"] == 100 and r["depth"] == 1
-                                                 and medium == "shm") for r in wal_runs]))
+                                                 and medium != "ext4") for r in wal_runs]))
 
     # kv: redis-benchmark against Redis (AOF) and daxnet-kv, same medium
     kv = {}  # (medium, server label) -> (maker, runs)
@@ -408,6 +422,8 @@ def main():
     g.add_argument("--quick", action="store_const", const="quick", dest="mode", help="< 5 minutes (default)")
     g.add_argument("--full", action="store_const", const="full", dest="mode", help="the whole matrix")
     g.add_argument("--smoke", action="store_const", const="smoke", dest="mode", help="a few seconds")
+    g.add_argument("--guest", action="store_const", const="guest", dest="mode",
+                   help="inside the QEMU guest: kernel vs uring vs epoll (bench/guest/guest_bench.sh)")
     ap.add_argument("--bin-dir", default=os.path.join(REPO, "build", "bin"), help="where daxnet-* are")
     ap.add_argument("--out", default=None, help="docs directory to write (default: docs/, smoke: a temp dir)")
     ap.add_argument("--only", default="", help="comma-separated suites: rpc,wal,kv,recovery")
@@ -417,6 +433,9 @@ def main():
     ap.add_argument("--client-cpu", type=int, default=1)
     ap.add_argument("--pool-size", default="1G", help="daxnet pool size for the services")
     ap.add_argument("--ext4-dir", default="/var/tmp", help="directory on the ext4 file system")
+    ap.add_argument("--dax-dir", default="/tmp/pmem", help="--guest: directory on the DAX mount")
+    ap.add_argument("--nice", type=int, default=0,
+                    help="run servers and clients at this nice value (e.g. -5 on a busy machine; documented)")
     ap.add_argument("--no-docs", action="store_true", help="write results and plots but leave benchmarks.md")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = ap.parse_args()
@@ -431,13 +450,16 @@ def main():
         if not shutil.which(tool):
             sys.exit("bench: %s is missing (scripts/deps.sh installs the benchmark tools)" % tool)
 
+    if args.nice:
+        os.nice(args.nice)  # inherited by every server, client and counter started from here
     tmp = tempfile.mkdtemp(prefix="daxbench-")
-    out = args.out or (os.path.join(tmp, "out") if mode == "smoke" else os.path.join(REPO, "docs"))
+    out = args.out or (os.path.join(tmp, "out") if mode in ("smoke", "guest") else os.path.join(REPO, "docs"))
     ctx = Ctx(args, tmp)
     jobs = plan(mode, ctx, only, server_filter)
     total = sum(len(j.runs) for j in jobs) + (1 if m["recovery"] and (not only or "recovery" in only) else 0)
     est = estimate(jobs, m)
     meta = report.machine_info(REPO, mode, m, args)
+    meta["nice"] = args.nice
     print("daxnet bench: %s mode, %d runs, about %s; server on cpu %d, client on cpu %d; bin %s"
           % (mode, total, _mmss(est), args.server_cpu, args.client_cpu, ctx.bin_dir))
     print("load average at start: %s" % meta["loadavg_start"])
@@ -451,13 +473,19 @@ def main():
         if m["recovery"] and (not only or "recovery" in only):
             recovery = run_recovery(ctx, m, prog, tmp)
     finally:
-        for medium in ("shm", "ext4"):
+        for medium in ("shm", "ext4", "dax"):
             shutil.rmtree(ctx.medium_dir(medium), ignore_errors=True)
     meta["elapsed_s"] = time.monotonic() - t0
     meta["loadavg_end"] = report.loadavg()
     if ctx.build_log:
         meta["baseline_build_errors"] = ctx.build_log
-    paths = report.write_all(out, meta, rows, recovery, docs=not args.no_docs)
+    if mode == "guest":
+        # The host collects these from the serial console (bench/guest/collect.py).
+        import json
+        print("DAXNET-BENCH-META " + json.dumps(meta, sort_keys=True), flush=True)
+        for r in rows:
+            print("DAXNET-BENCH-ROW " + json.dumps(r, sort_keys=True), flush=True)
+    paths = report.write_all(out, meta, rows, recovery, docs=not args.no_docs and mode != "guest")
     if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True) if mode != "smoke" else None
     print("done in %s: %s" % (_mmss(meta["elapsed_s"]), ", ".join(paths)))

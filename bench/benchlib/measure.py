@@ -27,6 +27,8 @@ FENCE_KEYS = ("fences", "daxnet_fences", "drains", "daxnet_drains")
 COPY_KEYS = ("cpu_copied_bytes", "daxnet_cpu_copied_bytes", "bytes_copied", "daxnet_bytes_copied", "copied_bytes",
              "daxnet_copied_bytes")
 
+RX_KEYS = ("rx_bytes", "daxnet_rx_bytes", "bytes_received")
+
 
 def pick(counters, names):
     """The first counter whose last dotted component is one of `names`."""
@@ -109,7 +111,6 @@ def run(server, client, window=None):
         "wall_s": wall,
     })
     d = delta(c1, c0)
-    row["counters"] = d
     if n:
         for field, pat in (("syscalls_per_req", SYSCALL_KEYS), ("fences_per_req", FENCE_KEYS),
                            ("copied_bytes_per_req", COPY_KEYS)):
@@ -117,6 +118,11 @@ def run(server, client, window=None):
             if k is not None:
                 row[field] = v / n
                 row[field + "_src"] = "own counter " + k
+        k, rx = pick(d, RX_KEYS)
+        if k is not None and rx and row.get("copied_bytes_per_req") is not None:
+            row["rx_bytes_per_req"] = rx / n
+            row["copied_per_rx_byte"] = row["copied_bytes_per_req"] / (rx / n)
+    row["counters"] = {k: v for k, v in d.items() if "per_" not in k}
     if window is not None:
         row.update(window.result())
     return row
