@@ -39,28 +39,35 @@ REPO = os.path.dirname(HERE)
 # ---------------------------------------------------------------- modes
 
 
+ALL_CP = [(1, 1), (1, 16), (50, 1), (50, 16)]
+
 MODES = {
-    # rpc/wal: wrk seconds per run; kv: target seconds per redis-benchmark run
-    "smoke": dict(seconds=1, repeats=1, rpc_conns=[10], rpc_pipe=[], wal_conns=[10], wal_pipe=[],
-                  kv_media=["shm"], kv_modes=["always"], kv_sizes=[64], kv_cp=[(10, 1)], kv_ops=["SET", "GET"],
-                  kv_extra=[], wal_media=["shm"], count=True, keyspace=1000, recovery=False),
-    "quick": dict(seconds=3, repeats=1, rpc_conns=[1, 100, 1000, 10000], rpc_pipe=[(100, 16)],
-                  wal_conns=[1, 100], wal_pipe=[(100, 8)], kv_media=["shm", "ext4"],
-                  kv_modes=["always"], kv_sizes=[64, 1024], kv_cp=[(1, 1), (50, 1), (50, 16)],
-                  kv_ops=["SET", "GET"],
-                  # (medium, fsync mode, size, conns, pipeline, op): Redis upper bounds
+    # seconds: wrk seconds per run (doubled at 10000 connections); kv_seconds: target length of a
+    # redis-benchmark run; kv: groups of {media, sizes, cp (conns, pipeline), ops} per server;
+    # kv_extra: Redis upper bounds (medium, fsync mode, size, conns, pipeline, op).
+    "smoke": dict(seconds=1, repeats=1, kv_seconds=1, kv_repeats=1, rpc_conns=[10], rpc_pipe=[],
+                  wal_conns=[10], wal_pipe=[], wal_media=["shm"], kv_modes=["always"],
+                  kv=[dict(media=["shm"], sizes=[64], cp=[(10, 1)], ops=["SET", "GET"])], kv_extra=[],
+                  count=False, keyspace=1000, recovery=False),
+    "quick": dict(seconds=3, repeats=1, kv_seconds=2, kv_repeats=1, rpc_conns=[1, 100, 1000, 10000],
+                  rpc_pipe=[(100, 16)], wal_conns=[1, 100], wal_pipe=[(100, 8)], wal_media=["shm"],
+                  kv_modes=["always"],
+                  kv=[dict(media=["shm"], sizes=[1024], cp=[(1, 1), (50, 1), (50, 16)], ops=["SET", "GET"]),
+                      dict(media=["shm"], sizes=[64], cp=[(50, 1), (50, 16)], ops=["SET", "GET"]),
+                      dict(media=["ext4"], sizes=[1024], cp=[(1, 1), (50, 1), (50, 16)], ops=["SET"]),
+                      dict(media=["ext4"], sizes=[1024], cp=[(50, 1)], ops=["GET"])],
                   kv_extra=[("shm", "everysec", 1024, 50, 1, "SET"), ("shm", "no", 1024, 50, 1, "SET"),
                             ("shm", "everysec", 1024, 50, 16, "SET"), ("shm", "no", 1024, 50, 16, "SET")],
-                  wal_media=["shm"], count=True, keyspace=100000, recovery=True),
-    "full": dict(seconds=8, repeats=3, rpc_conns=[1, 10, 100, 1000, 10000], rpc_pipe=[(100, 4), (100, 16)],
-                 wal_conns=[1, 10, 100, 1000], wal_pipe=[(100, 8)], kv_media=["shm", "ext4"],
-                 kv_modes=["always", "everysec", "no"], kv_sizes=[64, 1024],
-                 kv_cp=[(1, 1), (1, 16), (50, 1), (50, 16)], kv_ops=["SET", "GET"], kv_extra=[],
-                 wal_media=["shm", "ext4"], count=True, keyspace=100000, recovery=True),
+                  count=True, keyspace=100000, recovery=True),
+    "full": dict(seconds=5, repeats=3, kv_seconds=4, kv_repeats=1, rpc_conns=[1, 10, 100, 1000, 10000],
+                 rpc_pipe=[(100, 4), (100, 16)], wal_conns=[1, 10, 100, 1000], wal_pipe=[(100, 8)],
+                 wal_media=["shm", "ext4"], kv_modes=["always", "everysec", "no"],
+                 kv=[dict(media=["shm", "ext4"], sizes=[64, 1024], cp=ALL_CP, ops=["SET", "GET"])], kv_extra=[],
+                 count=True, keyspace=100000, recovery=True),
     # Inside the emulated 6.1 guest (bench/guest/guest_bench.sh): daxnet's three
     # transports on identical application code, pools on the DAX mount; ratios only.
-    "guest": dict(seconds=4, repeats=1, rpc_conns=[10, 100], rpc_pipe=[], wal_conns=[100], wal_pipe=[],
-                  kv_media=[], kv_modes=[], kv_sizes=[], kv_cp=[], kv_ops=[], kv_extra=[], wal_media=["dax"],
+    "guest": dict(seconds=4, repeats=1, kv_seconds=1, kv_repeats=1, rpc_conns=[10, 100], rpc_pipe=[],
+                  wal_conns=[100], wal_pipe=[], wal_media=["dax"], kv_modes=[], kv=[], kv_extra=[],
                   count=False, keyspace=1000, recovery=False),
 }
 
@@ -225,19 +232,26 @@ def plan(mode, ctx, only, server_filter):
 
     # kv: redis-benchmark against Redis (AOF) and daxnet-kv, same medium
     kv = {}  # (medium, server label) -> (maker, runs)
-    for medium in m["kv_media"]:
+    media = []
+    for g in m["kv"]:
+        media += [md for md in g["media"] if md not in media]
+    for medium in media:
         makers = [("redis aof-" + f, lambda f=f, md=medium: servers.Redis(ctx, f, md)) for f in m["kv_modes"]]
         for t in ("uring", "epoll") if mode == "full" else ("uring",):
             makers.append(("daxnet-kv " + t, lambda t=t, md=medium: servers.Daxnet(
                 ctx, "daxnet-kv", t, md, [], proto="resp")))
-        for label, mk in makers:
-            runs = []
-            for size in m["kv_sizes"]:
-                for op in m["kv_ops"]:
-                    for c, p in m["kv_cp"]:
+        runs = []
+        for g in m["kv"]:
+            if medium not in g["media"]:
+                continue
+            for size in g["sizes"]:
+                for op in g["ops"]:
+                    for c, p in g["cp"]:
                         runs.append(dict(op=op, size=size, conns=c, depth=p, medium=medium,
                                          count=m["count"] and op == "SET" and c == 50 and p == 1 and size == 1024))
-            kv[(medium, label)] = (mk, runs)
+        runs.sort(key=lambda r: (r["size"], r["op"] != "SET"))
+        for label, mk in makers:
+            kv[(medium, label)] = (mk, [dict(r) for r in runs])
     for medium, fsync, size, c, p, op in m["kv_extra"]:
         label = "redis aof-" + fsync
         key = (medium, label)
@@ -258,9 +272,11 @@ def estimate(jobs, m):
             per = m["seconds"] + 0.7
             if r.get("conns", 0) >= 10000:
                 per += 2 + m["seconds"]
+            reps = m["repeats"]
             if j.suite == "kv":
-                per = m["seconds"] + 1.2
-            s += per * m["repeats"] + (2.5 if r.get("count") else 0)
+                per = m["kv_seconds"] + 1.0
+                reps = m["kv_repeats"]
+            s += per * reps + (2.5 if r.get("count") else 0)
     return s
 
 
@@ -299,7 +315,7 @@ def run_job(job, ctx, m, prog, rows, tmp):
                     _kv_prefill(srv, ctx, m, r["size"], tmp)
                     prefilled.add(r["size"])
                 reps = []
-                for _ in range(m["repeats"]):
+                for _ in range(m["kv_repeats"] if job.suite == "kv" else m["repeats"]):
                     reps.append(_one(job, srv, ctx, m, r, tmp))
                 row = dict(base, **_params(r), status="ok", **_median(reps))
                 row["repeats"] = len(reps)
@@ -350,7 +366,7 @@ def _client(job, srv, ctx, m, r, tmp, short=False):
         secs = 1 if short else _wrk_seconds(m, r)
         url = "http://127.0.0.1:%d/" % srv.port
         return lambda during: clients.wrk(url, r["conns"], secs, script, ctx.client_cpu, tmp, during)
-    target = 0.8 if short else m["seconds"]
+    target = 0.8 if short else m["kv_seconds"]
     return lambda during: _kv_run(srv, ctx, m, r, tmp, target)
 
 
@@ -389,7 +405,7 @@ def _median(reps):
 
 
 def run_recovery(ctx, m, prog, tmp):
-    """The WAL/KV engineer's recovery benchmark (bench/recovery_bench.cpp), output kept verbatim."""
+    """bench/recovery_bench.cpp (KV index recovery time, DRAM image), output kept verbatim."""
     binary = None
     for name in ("recovery_bench", "daxnet-recovery-bench", "recovery-bench"):
         p = os.path.join(ctx.bin_dir, name)
@@ -401,15 +417,12 @@ def run_recovery(ctx, m, prog, tmp):
     if binary is None:
         prog.finish(what, "not built (no recovery_bench in %s)" % ctx.bin_dir)
         return {"status": "not built", "output": ""}
-    d = tempfile.mkdtemp(prefix="recovery-", dir=ctx.medium_dir("shm"))
-    argv = [binary] + (["--quick"] if m["seconds"] < 5 else [])
-    r = procs.run_client(argv + ["--dir", d], timeout=240, cpu=ctx.server_cpu, tmpdir=tmp)
-    if r.rc != 0 and ("--dir" in r.err or "--quick" in r.err or "unknown" in r.err.lower()):
-        r = procs.run_client([binary], timeout=240, cpu=ctx.server_cpu, tmpdir=d)
-    shutil.rmtree(d, ignore_errors=True)
+    argv = [binary] + (["--keys", "200000"] if m["seconds"] < 5 else [])
+    r = procs.run_client(argv, timeout=300, cpu=ctx.server_cpu, tmpdir=tmp)
     status = "ok" if r.rc == 0 else "failed (rc %s%s)" % (r.rc, ", timed out" if r.timed_out else "")
     prog.finish(what, status)
-    return {"status": status, "output": (r.out + ("\n" + r.err if r.rc else "")).strip(), "argv": argv}
+    return {"status": status, "output": (r.out + ("\n" + r.err if r.rc else "")).strip(),
+            "argv": [os.path.basename(binary)] + argv[1:], "cpu_s": r.cpu, "wall_s": r.wall}
 
 
 # ---------------------------------------------------------------- main
@@ -438,11 +451,13 @@ def main():
                     help="run servers and clients at this nice value (e.g. -5 on a busy machine; documented)")
     ap.add_argument("--no-docs", action="store_true", help="write results and plots but leave benchmarks.md")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directories")
+    ap.add_argument("--dry-run", action="store_true", help="print the plan and the time estimate, run nothing")
     args = ap.parse_args()
     mode = args.mode or "quick"
     m = dict(MODES[mode])
     if args.seconds:
         m["seconds"] = args.seconds
+        m["kv_seconds"] = args.seconds
     only = set(x for x in args.only.split(",") if x)
     server_filter = [x.strip() for x in args.servers.split(",") if x.strip()]
 
@@ -463,6 +478,13 @@ def main():
     print("daxnet bench: %s mode, %d runs, about %s; server on cpu %d, client on cpu %d; bin %s"
           % (mode, total, _mmss(est), args.server_cpu, args.client_cpu, ctx.bin_dir))
     print("load average at start: %s" % meta["loadavg_start"])
+    if args.dry_run:
+        for j in jobs:
+            srv = j.make_server()
+            for r in j.runs:
+                print("  " + _what(j, srv, r) + ("  [+ syscall count]" if r.get("count") else ""))
+        shutil.rmtree(tmp, ignore_errors=True)
+        return 0
     prog = Progress(total, est)
     rows = []
     recovery = None

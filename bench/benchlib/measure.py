@@ -85,9 +85,21 @@ def _sleep_until(t, proc):
         time.sleep(min(0.05, max(0.0, t - time.monotonic())))
 
 
+def counters(server, tries=3):
+    """The server's own counters; retried, since a busy server may answer late."""
+    if not server.has_counters:
+        return {}
+    for _ in range(tries):
+        c = server.counters()
+        if c:
+            return c
+        time.sleep(0.3)
+    return {}
+
+
 def run(server, client, window=None):
     """client(during) -> dict from clients.wrk/redis_benchmark. Returns a row dict."""
-    c0 = server.counters()
+    c0 = counters(server)
     cpu0 = server.cpu_seconds()
     busy0 = procs.system_busy_seconds()
     steal0 = procs.steal_seconds()
@@ -97,7 +109,7 @@ def run(server, client, window=None):
     cpu1 = server.cpu_seconds()
     busy1 = procs.system_busy_seconds()
     steal1 = procs.steal_seconds()
-    c1 = server.counters()
+    c1 = counters(server) if c0 else {}
     n = res["requests"]
     srv = cpu1 - cpu0
     row = dict(res)

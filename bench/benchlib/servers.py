@@ -101,6 +101,7 @@ class Server:
     variant = ""        # transport or fsync mode
     medium = "-"        # shm | ext4 | -
     proto = "http"      # http | resp
+    has_counters = False
 
     def __init__(self, ctx):
         self.ctx = ctx
@@ -224,6 +225,7 @@ http {
 class Redis(Server):
     name = "redis"
     proto = "resp"
+    has_counters = True
 
     def __init__(self, ctx, fsync, medium):
         super().__init__(ctx)
@@ -297,6 +299,8 @@ def _startup_addrs(text):
 class Daxnet(Server):
     """daxnet-httpd / daxnet-kv / daxnet-wal, common CLI (examples/common/.../options.h)."""
 
+    has_counters = True
+
     def __init__(self, ctx, binary, transport, medium="shm", extra=(), proto="http", name=None):
         super().__init__(ctx)
         self.binary = binary
@@ -366,6 +370,7 @@ class BaselineWal(Server):
 
     name = "baseline-wal"
     variant = "epoll"
+    has_counters = True
 
     def __init__(self, ctx, medium="shm"):
         super().__init__(ctx)
