@@ -172,7 +172,26 @@ def wal_recovery():
     w("ab-slots", start() + state(gen=1) + state(f=1, gen=2) + log(0, entry()))
 
 
-TARGETS = {"resp": resp, "http": http, "superblock": superblock, "wal_recovery": wal_recovery}
+def ring():
+    # [mode][ops]: see fuzz_ring.cpp. op % 10: 0 head, 1 cur, 2 TX slot,
+    # 3 spare, 4 BUF_CHANGED, 5 sync, 6 peer sends, 7 peer closes, 8 tidy step
+    sync = bytes([5, 0])
+    tidy = bytes([8])
+    send = lambda data: bytes([6, len(data) - 1]) + data
+    w = lambda name, data: write("ring", name, data)
+    for mode, tag in ((0, "epoll"), (1, "uring")):
+        w(tag + "-echo", bytes([mode]) + tidy + sync + send(b"*1\r\n$4\r\nPING\r\n") + sync + sync + tidy + sync)
+        # a TX slot of 5 bytes in buffer 3, handed over by moving the TX head
+        tx = bytes([2, 0, 0]) + bytes([3]) + struct.pack("<H", 0) + struct.pack("<H", 5)
+        w(tag + "-tx", bytes([mode]) + tidy + sync + tx + bytes([0, 1, 0x04, 1, 1, 0x00]) + sync + sync)
+        w(tag + "-bad-head", bytes([mode]) + bytes([0, 0, 0x02]) + sync + bytes([0, 1, 0x03, 0xff, 0xff, 0xff, 0xff]) + sync)
+        w(tag + "-eof", bytes([mode]) + tidy + sync + send(b"hello") + bytes([7, 1]) + sync + sync + tidy + sync)
+        w(tag + "-reset", bytes([mode]) + tidy + sync + send(b"x" * 64) + bytes([7, 0]) + sync + tidy + sync)
+        w(tag + "-swap", bytes([mode]) + tidy + sync + send(b"abc") + sync + bytes([4, 0, 0, 9]) + bytes([0, 0, 0x04]) + sync)
+        w(tag + "-bad-sync", bytes([mode]) + bytes([5, 0x60, 7, 0, 0, 0, 9, 0, 0, 0]) + bytes([5, 0xa3]))
+
+
+TARGETS = {"resp": resp, "http": http, "superblock": superblock, "wal_recovery": wal_recovery, "ring": ring}
 
 if __name__ == "__main__":
     for t in sys.argv[1:] or TARGETS:
