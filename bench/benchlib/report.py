@@ -484,6 +484,7 @@ set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set boxwidth 0.9
 set xtics rotate by -30
+set bmargin 7
 set ylabel '%s'
 set yrange [0:*]
 set grid ytics
