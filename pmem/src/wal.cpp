@@ -518,6 +518,8 @@ Result<Wal> Wal::open(const PoolView& pool, BufferAllocator& alloc, const WalOpt
 		rep.stop_reason = "seq " + std::to_string(expected) + ": " + why;
 	}
 	w.next_seq_ = expected;
+	std::sort(rep.quarantined.begin(), rep.quarantined.end());
+	rep.quarantined.erase(std::unique(rep.quarantined.begin(), rep.quarantined.end()), rep.quarantined.end());
 
 	// Step 6: bump the epoch (§Epochs) before anything is appended.
 	if (!opt.read_only) {

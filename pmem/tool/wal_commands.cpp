@@ -201,7 +201,7 @@ int daxnet_pool_check_layers(const std::string& path, bool verbose)
 		fmt::print("{}: torn tail of an uncommitted batch: {} record(s) would be dropped (normal after a crash)\n",
 			   path, rep.dropped_records);
 	if (rep.stop == RecoveryReport::Stop::corruption)
-		problem(fmt::format("committed records after seq {} are unreadable ({} valid-looking records beyond); "
+		problem(fmt::format("committed records from seq {} on are unreadable ({} valid-looking records beyond); "
 				    "a server refuses to open this pool",
 				    rep.next_seq, rep.dropped_records));
 	if (rep.ckpt_dropped_entries)

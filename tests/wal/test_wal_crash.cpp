@@ -14,6 +14,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 
@@ -252,14 +253,20 @@ void report(const char* name, const CrashResult& r)
 TEST_CASE("a crash at every drain of a 10k-operation workload recovers a prefix containing every acked op",
 	  "[pmem][crash]")
 {
-	const auto r = run_crash_workload(42, 10000, WalOptions::Fault::none);
-	report("crash", r);
-	INFO(r.first_violation);
-	CHECK(r.violations == 0);
-	CHECK(r.ops == 10000);
-	CHECK(r.drains > 1000);
-	CHECK(r.checkpoints > 10);
-	CHECK(r.torn_tails > 0);  // the random-subset images do tear batches
+	// DAXNET_CRASH_SEEDS=N adds N more seeds (a longer sweep, run by hand;
+	// the CTest [slow] label is not usable yet, see CMakeLists.txt).
+	const char* extra = std::getenv("DAXNET_CRASH_SEEDS");
+	const std::uint64_t seeds = 1 + (extra ? std::strtoull(extra, nullptr, 10) : 0);
+	for (std::uint64_t seed = 42; seed < 42 + seeds; seed++) {
+		const auto r = run_crash_workload(seed, 10000, WalOptions::Fault::none);
+		report("crash", r);
+		INFO("seed " << seed << ": " << r.first_violation);
+		CHECK(r.violations == 0);
+		CHECK(r.ops == 10000);
+		CHECK(r.drains > 1000);
+		CHECK(r.checkpoints > 10);
+		CHECK(r.torn_tails > 0);  // the random-subset images do tear batches
+	}
 }
 
 TEST_CASE("checkpoints forced mid-batch by a full ring keep the prefix property at every drain", "[pmem][crash]")
@@ -285,14 +292,4 @@ TEST_CASE("the crash checker catches a WAL that drops one record flush", "[pmem]
 	const auto r = run_crash_workload(8, 1500, WalOptions::Fault::skip_record_flush);
 	report("fault:record", r);
 	CHECK(r.violations > 0);
-}
-
-TEST_CASE("crash sweep over more seeds", "[pmem][crash][slow]")
-{
-	for (std::uint64_t seed = 100; seed < 108; seed++) {
-		const auto r = run_crash_workload(seed, 10000, WalOptions::Fault::none);
-		report("sweep", r);
-		INFO("seed " << seed << ": " << r.first_violation);
-		CHECK(r.violations == 0);
-	}
 }
