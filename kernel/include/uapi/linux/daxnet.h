@@ -425,7 +425,16 @@ struct daxnet_counters {
 	__u64 conns;		/* connections attached now */
 	__u64 tx_held;		/* TX slots returned with BUF_HELD (Added in DAXNET_API 1) */
 	__u64 releases;		/* RELEASE slots published (Added in DAXNET_API 1) */
-	__u64 reserved[17];	/* zero */
+	/* Zero-copy mode (DAXNET_REG_ZEROCOPY), added in DAXNET_API 1: */
+	__u64 rx_zc_bytes;	/* RX bytes published in place (not copied) */
+	__u64 rx_copy_head;	/* RX bytes copied: TCP left them in a linear head */
+	__u64 rx_copy_other;	/* RX bytes copied: not in a pool buffer */
+	__u64 tx_zc_bytes;	/* TX bytes handed to TCP by reference */
+	__u64 tx_zc_batches;	/* zero-copy TX batches completed */
+	__u64 tx_zc_copied;	/* of those, batches the stack copied anyway */
+	__u64 tx_zc_early;	/* batches completed before their last byte was
+				 * ACKed (must stay 0) */
+	__u64 reserved[10];	/* zero */
 };
 
 struct daxnet_counters_arg {
