@@ -154,6 +154,7 @@ static bool dxn_testpool_get_chunk(struct dxn_vnic_provider *prov,
 			c->off = 0;
 			c->len = min_t(unsigned int, want, PAGE_SIZE);
 			c->truesize = PAGE_SIZE;
+			get_page(c->page);
 			ok = true;
 		}
 		goto out;
@@ -171,6 +172,7 @@ static bool dxn_testpool_get_chunk(struct dxn_vnic_provider *prov,
 	c->off = tp->pack_off;
 	c->len = want;
 	c->truesize = sz;
+	get_page(c->page);
 	tp->pack_off += sz;
 	ok = true;
 out:
@@ -241,7 +243,6 @@ static bool dxn_vnic_get_chunk(struct dxn_vnic_provider *prov,
 	*pool = false;
 	if (prov) {
 		if (prov->ops->get_chunk(prov, want, c)) {
-			get_page(c->page);	/* the frag's reference */
 			*pool = true;
 			return true;
 		}

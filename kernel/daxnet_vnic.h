@@ -39,7 +39,7 @@ enum {
 
 /**
  * struct dxn_rxchunk - a piece of memory the device may write payload into
- * @page: the page (the skb frag takes its own reference with get_page)
+ * @page: the page, with one reference taken for the skb frag
  * @off: byte offset in @page
  * @len: bytes usable at @off, never past the end of @page
  * @truesize: memory charged to the receiving socket for this piece
@@ -59,7 +59,9 @@ struct dxn_vnic_provider;
  *	payload. A request of DXN_VNIC_PACK_MAX bytes or more gets a chunk at
  *	offset 0 of a fresh buffer (one MSS per buffer); a smaller one may be
  *	packed at a DXN_VNIC_PACK_ALIGN-aligned offset of a shared page with
- *	truesize ALIGN(len, DXN_VNIC_PACK_ALIGN). Returns false when the
+ *	truesize ALIGN(len, DXN_VNIC_PACK_ALIGN). The provider takes the
+ *	page reference the frag will own (get_page) before it makes the
+ *	chunk visible to anyone who checks page counts. Returns false when the
  *	provider has no free memory: the device then uses an ordinary page
  *	(counted as rx_pool_miss). Called from the peer's ndo_start_xmit: BH
  *	disabled, rcu_read_lock held, any CPU, concurrently; must not sleep.

@@ -9,6 +9,8 @@
 #   vnic.pages   pair across two netns, TCP streams on ordinary pages
 #   vnic.pool    the same with the vnic_test_pool hook: payload lands in
 #                pool pages, which all come back after traffic
+#   zc.rx        zc_stream client -> zc_ring server on a zero-copy port
+#                (DAX pool): RX published in place, counters checked
 #   rmmod, dmesg
 set -u
 ko=$DXBUILD/kmod/daxnet.ko
@@ -64,7 +66,43 @@ stream() {
 }
 
 say "kernel $(uname -r), $(nproc) cpus"
+zr=$DXBUILD/zc/zc_ring
+pmem=/tmp/pmem
+if ndctl create-namespace -f -e namespace0.0 --mode=fsdax >/dev/null &&
+	mkfs.ext4 -q -F -b 4096 /dev/pmem0 && mkdir -p $pmem &&
+	mount -t ext4 -o dax=always /dev/pmem0 $pmem; then
+	pass format
+else
+	fail format
+	exit 1
+fi
 if insmod "$ko"; then pass insmod; else fail insmod; exit 1; fi
+
+# ring_stream LABEL NS_CLIENT NS_SERVER ADDR BYTES WSIZE [zc_ring server
+# options]: zc_stream client -> zc_ring server; sets STREAM_OK and RING_LINE.
+ring_stream() {
+	label=$1 nsc=$2 nss=$3 addr=$4 bytes=$5 ws=$6
+	shift 6
+	out=/tmp/ring.$$
+	ip netns exec "$nss" timeout 120 "$zr" server 7001 $pmem/pool.$label "$@" >"$out" 2>&1 &
+	spid=$!
+	sleep 0.5
+	cl=$(ip netns exec "$nsc" timeout 120 "$zs" client "$addr" 7001 "$bytes" "$ws" 2>&1)
+	wait $spid
+	RING_LINE=$(grep 'server bytes' "$out" | tail -n 1)
+	say "$label: $cl"
+	say "$label: $RING_LINE"
+	csum=${cl##*sum=}
+	ssum=$(echo "$RING_LINE" | sed -n 's/.* sum=\([0-9a-f]*\).*/\1/p')
+	STREAM_OK=0
+	case "$RING_LINE" in *" bad=0 "*)
+		[ -n "$csum" ] && [ "$csum" = "$ssum" ] && STREAM_OK=1 ;;
+	esac
+	[ $STREAM_OK = 1 ] || cat "$out"
+	rm -f "$out" $pmem/pool.$label
+}
+# field NAME LINE
+field() { echo "$2" | sed -n "s/.* $1=\([0-9]*\).*/\1/p"; }
 
 if wanted vnic.pages; then
 	ok=1
@@ -120,6 +158,49 @@ if wanted vnic.pool; then
 	fi
 	ip -n nc link del dxc 2>/dev/null
 	[ $ok = 1 ] && pass vnic.pool || fail vnic.pool "see log"
+fi
+
+if wanted zc.rx; then
+	ok=1
+	make_pair dxe ne nf 3 || { ok=0; say "pair setup failed"; }
+	if [ $ok = 1 ]; then
+		# One port per server process: the first (small) stream binds
+		# the pool to dxep; later streams of the same port are measured.
+		out=/tmp/zcrx.$$
+		ip netns exec nf timeout 200 "$zr" server 7002 $pmem/pool.rx --count 4 >"$out" 2>&1 &
+		spid=$!
+		sleep 0.5
+		i=0
+		for c in "65536 4096" "4194304 4096" "4194304 65536" "262144 64"; do
+			set -- $c
+			cl=$(ip netns exec ne timeout 120 "$zs" client 10.77.3.2 7002 "$1" "$2" 2>&1)
+			i=$((i + 1))
+			# wait for the server's line of this stream
+			for t in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+				[ "$(grep -c 'server bytes' "$out")" -ge $i ] && break
+				sleep 0.5
+			done
+			sv=$(grep 'server bytes' "$out" | sed -n "${i}p")
+			say "zc.rx $2B: $cl"
+			say "zc.rx $2B: $sv"
+			case "$sv" in *" bad=0 "*) ;; *) ok=0 ;; esac
+			[ "${cl##*sum=}" = "$(echo "$sv" | sed -n 's/.* sum=\([0-9a-f]*\).*/\1/p')" ] || ok=0
+			case "$sv" in *mode=zc*) ;; *) ok=0 ;; esac
+			zcb=$(field rx_zc_bytes "$sv")
+			cp=$(field rx_copied "$sv")
+			say "zc.rx $2B: zero-copy fraction $zcb/$1 bytes, copied $cp"
+			# >= 4 KiB writes, prompt receiver, bound pool: no copy
+			if [ $i -ge 2 ] && [ "$2" -ge 4096 ] && [ "$cp" != 0 ]; then ok=0; fi
+		done
+		wait $spid
+		rm -f "$out" $pmem/pool.rx
+		say "dxep rx_pool_bytes=$(counter nf dxep rx_pool_bytes) rx_page_bytes=$(counter nf dxep rx_page_bytes) rx_pool_miss=$(counter nf dxep rx_pool_miss)"
+		ring_stream lag ne nf 10.77.3.2 1048576 4096 --lag-ms 20
+		[ $STREAM_OK = 1 ] || ok=0
+		say "zc.rx lag 4096B (new port: first bytes before binding are copied): zc $(field rx_zc_bytes "$RING_LINE") copied $(field rx_copied "$RING_LINE") head $(field rx_copy_head "$RING_LINE")"
+	fi
+	ip -n ne link del dxe 2>/dev/null
+	[ $ok = 1 ] && pass zc.rx || fail zc.rx "see log"
 fi
 
 for ns in $(ip netns list | cut -d' ' -f1); do ip netns del "$ns"; done

@@ -1,0 +1,659 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Zero-copy mode of a port (DAXNET_REG_ZEROCOPY).
+ *
+ * RX. The port's pool becomes the receive memory of the daxnet vnic end
+ * its connections arrive on (dxn_vnic_set_provider): the vnic's xmit on
+ * the other end copies each segment's payload straight into pool buffers
+ * (the emulated DMA). Buffers reach the vnic from the ring pairs' spare
+ * stock at each sync; the read actor then recognises payload sitting in
+ * those buffers and publishes it in place (DATA | BUF_HELD, no copy).
+ * Bytes TCP moved into a linear head (condense, collapse) or that sit in
+ * any other page are copied by the copy-mode actor, and counted.
+ *
+ * Buffer lifetime. A buffer the vnic filled is returned to user space with
+ * a RELEASE slot (to the ring pair whose spare it was) once the vnic is
+ * done with it and no skb references its pages any more: every page's
+ * count is back to the base recorded when the buffer was handed to the
+ * vnic. Consumed skbs are freed lazily per CPU (skb_attempt_defer_free),
+ * so the check is repeated at later syncs; a port keeps slack for it.
+ * Closing the port waits (bounded) for the same before the pool is
+ * unpinned.
+ *
+ * Locks: port->lock (mutex) for everything but the vnic-facing free list,
+ * packing state and closed FIFO, which take zc->lock (BH). zc->dev is
+ * changed only under RTNL. The global list of zero-copy ports (for the
+ * netdevice notifier) is under dxn_zc_mutex, taken inside RTNL.
+ */
+#include <linux/delay.h>
+#include <linux/mm.h>
+#include <linux/netdevice.h>
+#include <linux/rtnetlink.h>
+#include <linux/slab.h>
+#include <linux/xarray.h>
+#include <net/dst.h>
+#include <net/sock.h>
+#include <net/tcp.h>
+
+#include "daxnet_priv.h"
+#include "daxnet_vnic.h"
+#include "daxnet_zc.h"
+
+/* Spares left in a pair's stock for the copy fallback. */
+#define DXN_ZC_KEEP		8
+/* Closed buffers checked per sync. */
+#define DXN_ZC_SCAN		64
+/* How long closing a port waits for skbs to drop pool pages. */
+#define DXN_ZC_DRAIN_MS		3000
+
+struct dxn_zc {
+	struct dxn_vnic_provider prov;
+	struct dxn_port *port;
+	struct list_head node;		/* dxn_zc_all, under dxn_zc_mutex */
+
+	/* RTNL */
+	struct net_device *dev;		/* bound vnic end (holds a ref) */
+	struct net_device *want;	/* end to bind at the next sync (ref) */
+	bool bind_failed;		/* do not try again */
+
+	/* port->lock */
+	struct xarray pfns;		/* pfn -> pool page index */
+	u32 ppb;			/* pages per buffer */
+	u16 *owner;			/* buffer -> ring pair that gave it */
+	u8 *nic;			/* buffer -> owned by the vnic side */
+	int *base;			/* page -> page_count when handed over */
+	u32 nnic;			/* buffers owned by the vnic side */
+	u32 pack_seen;			/* pack position at the last sync */
+	int pack_seen_buf;
+
+	/* zc->lock (BH) */
+	spinlock_t lock;
+	u32 *free;			/* buffers the vnic may fill */
+	u32 nfree;
+	u32 *closed;			/* FIFO: filled, waiting for skbs */
+	u32 closed_head;
+	u32 nclosed;
+	int pack;			/* buffer being packed, or -1 */
+	u32 pack_off;
+};
+
+static LIST_HEAD(dxn_zc_all);
+static DEFINE_MUTEX(dxn_zc_mutex);
+
+/*
+ * Consumed skbs wait on the per-CPU defer lists of skb_attempt_defer_free()
+ * until that CPU runs net_rx_action() again, which can take forever on an
+ * idle CPU. Scheduling a do-nothing NAPI instance on every CPU runs it.
+ */
+static struct net_device dxn_flush_dev;
+static DEFINE_PER_CPU(struct napi_struct, dxn_flush_napi);
+
+/* NAPI poll of the flush instances: softirq; nothing to do. */
+static int dxn_flush_poll(struct napi_struct *napi, int budget)
+{
+	napi_complete_done(napi, 0);
+	return 0;
+}
+
+/* IPI handler (hard IRQ): schedule this CPU's flush instance. */
+static void dxn_flush_kick_one(void *unused)
+{
+	napi_schedule(this_cpu_ptr(&dxn_flush_napi));
+}
+
+/* Disable and delete the flush instances. Process context. */
+static void dxn_flush_teardown(void)
+{
+	int cpu;
+
+	for_each_possible_cpu(cpu) {
+		struct napi_struct *napi = per_cpu_ptr(&dxn_flush_napi, cpu);
+
+		napi_disable(napi);
+		netif_napi_del(napi);
+	}
+}
+
+/* Make every CPU free its deferred skbs soon. Process context. */
+static void dxn_flush_kick(void)
+{
+	on_each_cpu(dxn_flush_kick_one, NULL, 0);
+}
+
+static struct page *dxn_zc_page(struct dxn_zc *zc, u32 buf, u32 i)
+{
+	return zc->port->pool.pages[(unsigned long)buf * zc->ppb + i];
+}
+
+/* Append buf to the closed FIFO. zc->lock held. */
+static void dxn_zc_close(struct dxn_zc *zc, u32 buf)
+{
+	u32 n = zc->port->pool.buf_count;
+
+	zc->closed[(zc->closed_head + zc->nclosed++) % n] = buf;
+}
+
+/*
+ * dxn_vnic_provider_ops.get_chunk: the peer's xmit, BH, any CPU. A large
+ * piece gets the first page of a fresh buffer; a small one is packed.
+ */
+static bool dxn_zc_get_chunk(struct dxn_vnic_provider *prov, unsigned int want,
+			     struct dxn_rxchunk *c)
+{
+	struct dxn_zc *zc = container_of(prov, struct dxn_zc, prov);
+	u32 bs = zc->port->pool.buf_size;
+	u32 sz = ALIGN(want, DXN_VNIC_PACK_ALIGN);
+	bool ok = false;
+	u32 buf, po;
+
+	spin_lock(&zc->lock);
+	if (want >= DXN_VNIC_PACK_MAX) {
+		if (!zc->nfree)
+			goto out;
+		buf = zc->free[--zc->nfree];
+		c->page = dxn_zc_page(zc, buf, 0);
+		/* The frag's reference, before the buffer can be reaped. */
+		get_page(c->page);
+		dxn_zc_close(zc, buf);
+		c->off = 0;
+		c->len = min_t(unsigned int, want, PAGE_SIZE);
+		c->truesize = PAGE_SIZE;
+		ok = true;
+		goto out;
+	}
+	po = zc->pack_off;
+	if (zc->pack >= 0 && offset_in_page(po) + sz > PAGE_SIZE)
+		po = ALIGN(po, PAGE_SIZE);
+	if (zc->pack < 0 || po + sz > bs) {
+		if (zc->pack >= 0)
+			dxn_zc_close(zc, zc->pack);
+		zc->pack = -1;
+		if (!zc->nfree)
+			goto out;
+		zc->pack = zc->free[--zc->nfree];
+		po = 0;
+	}
+	c->page = dxn_zc_page(zc, zc->pack, po >> PAGE_SHIFT);
+	get_page(c->page);
+	c->off = offset_in_page(po);
+	c->len = want;
+	c->truesize = sz;
+	zc->pack_off = po + sz;
+	ok = true;
+out:
+	spin_unlock(&zc->lock);
+	return ok;
+}
+
+static const struct dxn_vnic_provider_ops dxn_zc_prov_ops = {
+	.get_chunk = dxn_zc_get_chunk,
+};
+
+/* Are all pages of buf back at their base count? Any context. */
+static bool dxn_zc_idle(struct dxn_zc *zc, u32 buf)
+{
+	u32 i;
+
+	for (i = 0; i < zc->ppb; i++) {
+		unsigned long p = (unsigned long)buf * zc->ppb + i;
+
+		if (page_count(zc->port->pool.pages[p]) != zc->base[p])
+			return false;
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------ binding */
+
+/* Bind the pool to the vnic end learned by the actor. port->lock held. */
+static void dxn_zc_bind(struct dxn_zc *zc)
+{
+	struct net_device *dev;
+
+	rtnl_lock();
+	dev = zc->want;
+	zc->want = NULL;
+	if (dev && !zc->dev && !zc->bind_failed) {
+		if (dev->reg_state == NETREG_REGISTERED &&
+		    !dxn_vnic_set_provider(dev, &zc->prov)) {
+			zc->dev = dev;
+			dev = NULL;	/* the reference moves to zc->dev */
+		} else {
+			zc->bind_failed = true;
+		}
+	}
+	rtnl_unlock();
+	if (dev)
+		dev_put(dev);
+}
+
+/* Drop the binding and a pending one. RTNL held. */
+static void dxn_zc_unbind(struct dxn_zc *zc)
+{
+	if (zc->dev) {
+		dxn_vnic_clear_provider(zc->dev, &zc->prov);
+		dev_put(zc->dev);
+		zc->dev = NULL;
+	}
+	if (zc->want) {
+		dev_put(zc->want);
+		zc->want = NULL;
+	}
+	zc->bind_failed = true;
+}
+
+/* netdevice notifier: RTNL held. A bound vnic end is going away. */
+static int dxn_zc_netdev_event(struct notifier_block *nb, unsigned long event,
+			       void *ptr)
+{
+	struct net_device *dev = netdev_notifier_info_to_dev(ptr);
+	struct dxn_zc *zc;
+
+	if (event != NETDEV_UNREGISTER || !dxn_is_vnic(dev))
+		return NOTIFY_DONE;
+	mutex_lock(&dxn_zc_mutex);
+	list_for_each_entry(zc, &dxn_zc_all, node)
+		if (zc->dev == dev || zc->want == dev)
+			dxn_zc_unbind(zc);
+	mutex_unlock(&dxn_zc_mutex);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block dxn_zc_notifier = {
+	.notifier_call = dxn_zc_netdev_event,
+};
+
+/* --------------------------------------------------------------- sync */
+
+/* Hand buffers of pair's spare stock to the vnic. port->lock held. */
+static void dxn_zc_refill(struct dxn_zc *zc, struct dxn_pair *pair)
+{
+	u32 keep = min_t(u32, DXN_ZC_KEEP, pair->stock_cap / 4);
+	u32 buf, i;
+
+	while (pair->nstock > keep) {
+		buf = pair->stock[--pair->nstock];
+		zc->owner[buf] = pair->idx;
+		zc->nic[buf] = 1;
+		zc->nnic++;
+		for (i = 0; i < zc->ppb; i++) {
+			unsigned long p = (unsigned long)buf * zc->ppb + i;
+
+			zc->base[p] = page_count(zc->port->pool.pages[p]);
+		}
+		spin_lock_bh(&zc->lock);
+		zc->free[zc->nfree++] = buf;
+		spin_unlock_bh(&zc->lock);
+	}
+}
+
+/*
+ * Give back (RELEASE) closed buffers no skb references any more; close a
+ * packing buffer that made no progress since the last sync. port->lock
+ * held.
+ */
+static void dxn_zc_reap(struct dxn_zc *zc)
+{
+	u32 n = zc->port->pool.buf_count;
+	u32 batch[DXN_ZC_SCAN];
+	u32 i, cnt = 0;
+	bool kick;
+
+	spin_lock_bh(&zc->lock);
+	kick = zc->nfree < DXN_ZC_SCAN && zc->nclosed > DXN_ZC_SCAN;
+	if (zc->pack >= 0 && zc->pack == zc->pack_seen_buf &&
+	    zc->pack_off == zc->pack_seen) {
+		dxn_zc_close(zc, zc->pack);
+		zc->pack = -1;
+	}
+	zc->pack_seen_buf = zc->pack;
+	zc->pack_seen = zc->pack_off;
+	while (cnt < DXN_ZC_SCAN && zc->nclosed) {
+		batch[cnt++] = zc->closed[zc->closed_head];
+		zc->closed_head = (zc->closed_head + 1) % n;
+		zc->nclosed--;
+	}
+	spin_unlock_bh(&zc->lock);
+	/* The vnic runs dry while skbs sit on defer lists: free them. */
+	if (kick)
+		dxn_flush_kick();
+
+	for (i = 0; i < cnt; i++) {
+		u32 buf = batch[i];
+
+		if (dxn_zc_idle(zc, buf)) {
+			zc->nic[buf] = 0;
+			zc->nnic--;
+			dxn_release_buf(&zc->port->pairs[zc->owner[buf]], buf);
+			batch[i] = DAXNET_NO_BUF;
+		}
+	}
+	spin_lock_bh(&zc->lock);
+	for (i = 0; i < cnt; i++)
+		if (batch[i] != DAXNET_NO_BUF)
+			dxn_zc_close(zc, batch[i]);
+	spin_unlock_bh(&zc->lock);
+}
+
+/**
+ * dxn_zc_sync - zero-copy housekeeping at the start of a pair's RX phase
+ * @pair: the ring pair being synced (its port is in zero-copy mode)
+ *
+ * Process context, port->lock held; may take RTNL. Binds the pool to the
+ * vnic end learned by the actor, returns idle vnic buffers to their pairs
+ * as RELEASE slots and hands this pair's spares to the vnic.
+ */
+void dxn_zc_sync(struct dxn_pair *pair)
+{
+	struct dxn_zc *zc = pair->port->zc;
+
+	if (READ_ONCE(zc->want))
+		dxn_zc_bind(zc);
+	dxn_zc_reap(zc);
+	if (READ_ONCE(zc->dev))
+		dxn_zc_refill(zc, pair);
+}
+
+/* ------------------------------------------------------------------ RX */
+
+/* The pool buffer and offset of a frag's bytes, if the vnic put them there. */
+static bool dxn_zc_lookup(struct dxn_zc *zc, const skb_frag_t *f, u32 *buf,
+			  u32 *off)
+{
+	struct page *page = skb_frag_page(f);
+	void *ent;
+	u32 idx;
+
+	if (!page || skb_frag_off(f) + skb_frag_size(f) > PAGE_SIZE)
+		return false;
+	ent = xa_load(&zc->pfns, page_to_pfn(page));
+	if (!ent)
+		return false;
+	idx = xa_to_value(ent);
+	*buf = idx / zc->ppb;
+	if (!zc->nic[*buf])
+		return false;
+	*off = (idx % zc->ppb) * PAGE_SIZE + skb_frag_off(f);
+	return true;
+}
+
+/* Walk state of one actor call; offsets are in the top skb. */
+struct dxn_zc_walk {
+	read_descriptor_t *rd;
+	struct sk_buff *top;
+	unsigned int from;	/* next byte to deliver */
+	unsigned int end;
+	bool stop;
+};
+
+/* Deliver top-skb bytes [w->from, w->from + n) by copying. */
+static void dxn_zc_copy(struct dxn_zc_walk *w, unsigned int n, bool head)
+{
+	struct dxn_rxctx *ctx = w->rd->arg.data;
+	struct dxn_pair *pair = ctx->pair;
+	int got;
+
+	got = dxn_rx_actor(w->rd, w->top, w->from, n);
+	if (got > 0) {
+		w->from += got;
+		if (head)
+			pair->cnt.rx_copy_head += got;
+		else
+			pair->cnt.rx_copy_other += got;
+	}
+	if (got < (int)n)
+		w->stop = true;
+}
+
+/* Publish n bytes at (buf, off) in place: one DATA | BUF_HELD slot. */
+static void dxn_zc_publish(struct dxn_zc_walk *w, u32 buf, u32 off,
+			   unsigned int n)
+{
+	struct dxn_rxctx *ctx = w->rd->arg.data;
+	struct dxn_pair *pair = ctx->pair;
+	struct dxn_conn *conn = ctx->conn;
+
+	/* Keep stream order: finish the copy slot this conn has open. */
+	if (ctx->slot_open)
+		dxn_rx_close_slot(ctx, true);
+	if (!ctx->room) {
+		ctx->stop = DXN_STOP_RING;
+		pair->cnt.rx_ring_full++;
+		w->stop = true;
+		return;
+	}
+	ctx->room--;
+	dxn_rx_write(pair, conn->id, buf, off, n,
+		     DAXNET_SLOT_DATA | DAXNET_SLOT_BUF_HELD, 0, conn->cookie);
+	pair->cnt.rx_bytes += n;
+	pair->cnt.rx_zc_bytes += n;
+	w->from += n;
+}
+
+/* Deliver the part of skb (at top-skb offset pos) inside [from, end). */
+static void dxn_zc_walk_skb(struct dxn_zc *zc, struct dxn_zc_walk *w,
+			    struct sk_buff *skb, unsigned int pos)
+{
+	struct sk_buff *iter;
+	unsigned int hl = skb_headlen(skb);
+	int i;
+
+	/* Linear head: bytes TCP or GRO left (or pulled) there. */
+	if (w->from < pos + hl && w->from < w->end)
+		dxn_zc_copy(w, min(pos + hl, w->end) - w->from, true);
+	pos += hl;
+	for (i = 0; !w->stop && i < skb_shinfo(skb)->nr_frags; i++) {
+		const skb_frag_t *f = &skb_shinfo(skb)->frags[i];
+		unsigned int fs = skb_frag_size(f), skip, n;
+		u32 buf, off;
+
+		if (w->from >= w->end)
+			return;
+		if (w->from < pos + fs) {
+			skip = w->from - pos;
+			n = min(pos + fs, w->end) - w->from;
+			if (dxn_zc_lookup(zc, f, &buf, &off))
+				dxn_zc_publish(w, buf, off + skip, n);
+			else
+				dxn_zc_copy(w, n, false);
+		}
+		pos += fs;
+	}
+	skb_walk_frags(skb, iter) {
+		if (w->stop || w->from >= w->end)
+			return;
+		if (w->from < pos + iter->len)
+			dxn_zc_walk_skb(zc, w, iter, pos);
+		pos += iter->len;
+	}
+}
+
+/* Remember the vnic end a connection's packets arrive on. port->lock. */
+static void dxn_zc_learn(struct dxn_zc *zc, struct sock *sk)
+{
+	struct dst_entry *dst;
+
+	if (zc->dev || zc->want || zc->bind_failed)
+		return;
+	rcu_read_lock();
+	dst = __sk_dst_get(sk);
+	if (dst && dst->dev && dxn_is_vnic(dst->dev)) {
+		dev_hold(dst->dev);
+		WRITE_ONCE(zc->want, dst->dev);
+	}
+	rcu_read_unlock();
+}
+
+/**
+ * dxn_zc_rx_actor - tcp_read_sock() actor of a zero-copy port
+ * @rd: descriptor; rd->arg.data is the sync's struct dxn_rxctx
+ * @skb: the skb holding the bytes
+ * @offset: first byte in @skb
+ * @len: bytes offered
+ *
+ * Process context, lock_sock(sk) and port->lock held. Publishes bytes the
+ * vnic put in pool buffers in place and copies the rest with the copy
+ * actor, in stream order. Returns the bytes consumed (fewer than @len when
+ * the RX ring or the spares ran out).
+ */
+int dxn_zc_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
+		    unsigned int offset, size_t len)
+{
+	struct dxn_rxctx *ctx = rd->arg.data;
+	struct dxn_zc *zc = ctx->pair->port->zc;
+	struct dxn_zc_walk w = {
+		.rd = rd, .top = skb, .from = offset, .end = offset + len,
+	};
+
+	dxn_zc_learn(zc, ctx->conn->sk);
+	dxn_zc_walk_skb(zc, &w, skb, 0);
+	return w.from - offset;
+}
+
+/* ----------------------------------------------------- create, destroy */
+
+/**
+ * dxn_zc_create - put a freshly registered port in zero-copy mode
+ * @port: the port; its pool is pinned
+ *
+ * Process context, port->lock held. Leaves port->zc NULL (copy mode) when
+ * the pool's buffers are not whole pages.
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int dxn_zc_create(struct dxn_port *port)
+{
+	struct dxn_pool *pool = &port->pool;
+	struct dxn_zc *zc;
+	unsigned long i;
+	int err = -ENOMEM;
+
+	if (pool->buf_size % PAGE_SIZE)
+		return 0;
+	zc = kzalloc(sizeof(*zc), GFP_KERNEL);
+	if (!zc)
+		return -ENOMEM;
+	zc->port = port;
+	zc->prov.ops = &dxn_zc_prov_ops;
+	zc->prov.pmem = pool->dax;
+	zc->ppb = pool->buf_size / PAGE_SIZE;
+	zc->pack = -1;
+	zc->pack_seen_buf = -1;
+	spin_lock_init(&zc->lock);
+	xa_init(&zc->pfns);
+	zc->owner = kvcalloc(pool->buf_count, sizeof(*zc->owner), GFP_KERNEL);
+	zc->nic = kvcalloc(pool->buf_count, sizeof(*zc->nic), GFP_KERNEL);
+	zc->free = kvcalloc(pool->buf_count, sizeof(*zc->free), GFP_KERNEL);
+	zc->closed = kvcalloc(pool->buf_count, sizeof(*zc->closed), GFP_KERNEL);
+	zc->base = kvcalloc(pool->npages, sizeof(*zc->base), GFP_KERNEL);
+	if (!zc->owner || !zc->nic || !zc->free || !zc->closed || !zc->base)
+		goto err;
+	for (i = 0; i < pool->npages; i++) {
+		err = xa_err(xa_store(&zc->pfns, page_to_pfn(pool->pages[i]),
+				      xa_mk_value(i), GFP_KERNEL));
+		if (err)
+			goto err;
+	}
+	mutex_lock(&dxn_zc_mutex);
+	list_add(&zc->node, &dxn_zc_all);
+	mutex_unlock(&dxn_zc_mutex);
+	port->zc = zc;
+	return 0;
+err:
+	xa_destroy(&zc->pfns);
+	kvfree(zc->owner);
+	kvfree(zc->nic);
+	kvfree(zc->free);
+	kvfree(zc->closed);
+	kvfree(zc->base);
+	kfree(zc);
+	return err;
+}
+
+/* Count vnic buffers some skb still references. port->lock held. */
+static u32 dxn_zc_busy(struct dxn_zc *zc)
+{
+	u32 b, busy = 0;
+
+	for (b = 0; b < zc->port->pool.buf_count; b++)
+		if (zc->nic[b] && !dxn_zc_idle(zc, b))
+			busy++;
+	return busy;
+}
+
+/**
+ * dxn_zc_destroy - leave zero-copy mode before the pool is unpinned
+ * @port: the port (port->zc may be NULL)
+ *
+ * Process context, port->lock held; sleeps. Unbinds the vnic, then waits
+ * up to DXN_ZC_DRAIN_MS for lazily freed skbs to drop the pool pages.
+ * Pages still referenced after that stay alive through the skbs' own page
+ * references after the unpin (the file cannot be truncated meanwhile).
+ */
+void dxn_zc_destroy(struct dxn_port *port)
+{
+	struct dxn_zc *zc = port->zc;
+	u32 busy, waited = 0;
+
+	if (!zc)
+		return;
+	rtnl_lock();
+	mutex_lock(&dxn_zc_mutex);
+	list_del(&zc->node);
+	mutex_unlock(&dxn_zc_mutex);
+	dxn_zc_unbind(zc);
+	rtnl_unlock();
+
+	while ((busy = dxn_zc_busy(zc)) && waited < DXN_ZC_DRAIN_MS) {
+		dxn_flush_kick();
+		msleep(20);
+		waited += 20;
+	}
+	if (busy)
+		pr_info("daxnet: %u pool buffers still referenced by skbs after %u ms; unpinning\n",
+			busy, waited);
+	xa_destroy(&zc->pfns);
+	kvfree(zc->owner);
+	kvfree(zc->nic);
+	kvfree(zc->free);
+	kvfree(zc->closed);
+	kvfree(zc->base);
+	kfree(zc);
+	port->zc = NULL;
+}
+
+/**
+ * dxn_zc_init - register the netdevice notifier
+ *
+ * Process context (module init). Also sets up the per-CPU NAPI
+ * instances that flush deferred skbs.
+ *
+ * Return: 0 or -errno.
+ */
+int dxn_zc_init(void)
+{
+	int cpu, err;
+
+	init_dummy_netdev(&dxn_flush_dev);
+	for_each_possible_cpu(cpu) {
+		struct napi_struct *napi = per_cpu_ptr(&dxn_flush_napi, cpu);
+
+		netif_napi_add(&dxn_flush_dev, napi, dxn_flush_poll);
+		napi_enable(napi);
+	}
+	err = register_netdevice_notifier(&dxn_zc_notifier);
+	if (err)
+		dxn_flush_teardown();
+	return err;
+}
+
+/**
+ * dxn_zc_exit - unregister the netdevice notifier
+ *
+ * Process context (module exit); every port is closed.
+ */
+void dxn_zc_exit(void)
+{
+	unregister_netdevice_notifier(&dxn_zc_notifier);
+	dxn_flush_teardown();
+}
