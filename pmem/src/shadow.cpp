@@ -60,12 +60,24 @@ void ShadowDomain::crash_image(std::span<std::byte> out, Extra extra, std::mt199
 	std::mt19937_64 local(12345);
 	std::mt19937_64& r = rng ? *rng : local;
 	auto pick = [&]() { return extra == Extra::all || (r() & 1); };
+	// Copies `len` bytes of a line from `src`: all of it, or under torn
+	// a random subset of its aligned 8-byte words.
+	auto take = [&](std::size_t off, const std::byte* src, std::size_t len) {
+		if (extra != Extra::torn) {
+			std::memcpy(out.data() + off, src, len);
+			return;
+		}
+		const std::uint64_t mask = r();
+		for (std::size_t w = 0; w < len; w += 8)
+			if (mask >> (w / 8) & 1)
+				std::memcpy(out.data() + off + w, src + w, std::min<std::size_t>(8, len - w));
+	};
 	// Pending snapshots: the line may have reached media as flushed.
 	for (const auto& [l, snap] : pending_) {
 		if (!pick())
 			continue;
 		const std::size_t off = l * kLine;
-		std::memcpy(out.data() + off, snap.data(), std::min(kLine, out.size() - off));
+		take(off, snap.data(), std::min(kLine, out.size() - off));
 	}
 	// Dirty lines (V differs from D): the cache may have evicted V's
 	// current content. Under "all", V wins over the pending snapshot.
@@ -77,7 +89,7 @@ void ShadowDomain::crash_image(std::span<std::byte> out, Extra extra, std::mt199
 			continue;
 		if (!pick())
 			continue;
-		std::memcpy(out.data() + off, image_.data() + off, len);
+		take(off, image_.data() + off, len);
 	}
 }
 

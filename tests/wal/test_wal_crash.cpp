@@ -7,8 +7,9 @@
 // FLUSHALL, stream appends; small values packed into shared buffers, large
 // values chained across buffers) runs in batches; the ring is small so it
 // wraps and checkpoints often. At EVERY drain -- before it (pending lines
-// lost, or a random subset of them and of never-flushed lines kept, or all
-// of them kept) and after it -- the durable image is copied, recovered on the
+// lost, or a random subset of them and of never-flushed lines kept, every
+// other drain alternately all of them kept or a random subset of their
+// 8-byte words) and after it -- the durable image is copied, recovered on the
 // copy, and checked: the recovered state must equal the state after some
 // prefix of the issued operations that contains every acknowledged one.
 #include <catch2/catch.hpp>
@@ -152,6 +153,8 @@ CrashResult run_crash_workload(std::uint64_t seed, std::uint64_t nops, WalOption
 		check(ShadowDomain::Extra::random, "before(random lines)");
 		if (res.drains % 4 == 0)
 			check(ShadowDomain::Extra::all, "before(all lines)");
+		else if (res.drains % 4 == 2)
+			check(ShadowDomain::Extra::torn, "before(torn 8-byte words)");
 	};
 	p.shadow()->after_drain = [&] { check(ShadowDomain::Extra::none, "after"); };
 

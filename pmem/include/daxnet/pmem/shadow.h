@@ -58,6 +58,7 @@ public:
 		none,        ///< D only
 		all,         ///< D + every pending snapshot + every dirty line of V
 		random,      ///< D + a random subset of pending snapshots and dirty lines
+		torn,        ///< like random, but per aligned 8-byte word (failure atomicity is 8 B)
 	};
 	/// Writes a crash image into `out` (same size as V): D plus the lines
 	/// chosen by `extra`. A dirty line is taken either as its pending
