@@ -163,12 +163,13 @@ def _mmss(s):
 def summarize(row):
     if row.get("status") != "ok":
         return row.get("status", "?")
+    err = " [%d client errors: %s]" % (row["errors"], row.get("err_detail")) if row.get("errors") else ""
     s = "%s req/s, server %s µs/req, client %s µs/req, p50 %s p99 %s µs" % (
         _k(row["rps"]), _f(row.get("server_us_per_req")), _f(row.get("client_us_per_req")),
         _f(row.get("p50_us"), 0), _f(row.get("p99_us"), 0))
     if row.get("other_cpu_pct", 0) > 15:
         s += " (other load %.0f%%)" % row["other_cpu_pct"]
-    return s
+    return s + err
 
 
 def _k(v):
@@ -377,11 +378,12 @@ def _kv_run(srv, ctx, m, r, tmp, target_s):
     """redis-benchmark has no duration flag: size -n from a pilot run's rate."""
     key = (srv.label, srv.medium, r["op"], r["size"], r["conns"], r["depth"])
     if key not in _kv_rate:
-        pilot_n = max(1000, 500 * r["depth"] * max(1, r["conns"] // 10))
+        # small enough to stay short at ~100 req/s (fdatasync/msync on a disk, -c 1)
+        pilot_n = max(200, 100 * r["depth"] * max(1, r["conns"] // 10))
         res = clients.redis_benchmark(srv.port, r["op"], pilot_n, r["conns"], r["depth"], r["size"], m["keyspace"],
                                       ctx.client_cpu, tmp, timeout=60)
         _kv_rate[key] = res["rps"]
-    n = int(min(max(_kv_rate[key] * target_s, 1000), 20_000_000))
+    n = int(min(max(_kv_rate[key] * target_s, 200), 20_000_000))
     return clients.redis_benchmark(srv.port, r["op"], n, r["conns"], r["depth"], r["size"], m["keyspace"],
                                    ctx.client_cpu, tmp, timeout=target_s * 4 + 60)
 

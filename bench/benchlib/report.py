@@ -193,7 +193,13 @@ def syscalls_cell(r):
 
 def status_cell(r):
     s = r.get("status", "")
-    return "" if s == "ok" else s.split(":")[0] if s.startswith("not built") else s[:80]
+    if s == "ok":
+        e = r.get("errors") or 0
+        if e:
+            det = ", ".join("%s %s" % (k.replace("err_", ""), v) for k, v in (r.get("err_detail") or {}).items())
+            return "**%s client errors** (%s)" % ("{:,}".format(e), det) if det else "**%d client errors**" % e
+        return ""
+    return s.split(":")[0] if s.startswith("not built") else s[:80]
 
 
 def machine_md(meta):
@@ -374,10 +380,14 @@ def targets_md(rows):
             ka = "steady_server_us_per_req" if a.get("steady_server_us_per_req") and b.get(
                 "steady_server_us_per_req") else "server_us_per_req"
             d = b[ka] / a[ka] - 1
+            err = (" — %s wrk errors: %s" % ("{:,}".format(b["errors"]), ", ".join(
+                "%s %s" % (k.replace("err_", ""), v) for k, v in (b.get("err_detail") or {}).items()))
+                   if b.get("errors") else "")
             add("rpc %s: CPU/req at 10000 conns within 10%% of 100 conns" % t,
-                "%+.0f%% (%.2f vs %.2f µs, %s)" % (d * 100, b[ka], a[ka],
-                                                   "steady window" if ka.startswith("steady") else "whole run"),
-                abs(d) <= 0.10)
+                "%+.0f%% (%.2f vs %.2f µs, %s)%s" % (d * 100, b[ka], a[ka],
+                                                     "steady window" if ka.startswith("steady") else "whole run",
+                                                     err),
+                abs(d) <= 0.10 and not b.get("errors"))
         else:
             add("rpc %s: CPU/req at 10000 conns within 10%% of 100 conns" % t, "–", None)
     add("guest: kernel transport CPU/req ≥ 2x lower than epoll, ≥ 1.3x lower than uring",
