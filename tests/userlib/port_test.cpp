@@ -782,3 +782,47 @@ TEST_CASE("echo of 64-byte messages: pool buffers per 1000 messages; slices, BUF
 	}
 	check_no_leak(pool);
 }
+
+TEST_CASE("DAXNET_SYNC_TX moves only TX, DAXNET_SYNC_RX only RX", "[unit]")
+{
+	auto tname = GENERATE(from_range(transports()));
+	DramPool pool;
+	{
+		Port port = open_port(pool, tname);
+		Pair p = connected_pair();
+		std::uint32_t id = attach(port, p.server.get());
+		Collector col;
+		REQUIRE(run_until([&] { return col.conns[id].new_conn > 0; }, [&] { round(port, col, 1); }));
+		CHECK(port.sync(DAXNET_RING_ALL, 0x80) == -EINVAL);
+
+		// RX waits while only TX is synced.
+		write_all(p.client.get(), "abc", 3);
+		std::this_thread::sleep_for(30ms);
+		for (int i = 0; i < 5; i++) {
+			REQUIRE(port.sync(DAXNET_RING_ALL, DAXNET_SYNC_TX) >= 0);
+			std::this_thread::sleep_for(2ms);
+		}
+		CHECK(port.rx_ready() == 0);
+
+		// TX waits while only RX is synced; RX arrives.
+		const char out[] = "xyz";
+		REQUIRE(port.send_copy(id, std::as_bytes(std::span(out, 3))) == 3);
+		REQUIRE(run_until([&] { return col.conns[id].data.size() == 3; },
+				  [&] {
+					  port.wait(2);
+					  REQUIRE(port.sync(DAXNET_RING_ALL, DAXNET_SYNC_RX) >= 0);
+					  col.drain(port);
+				  },
+				  10s));
+		CHECK(col.conns[id].data == "abc");
+		char buf[8];
+		std::this_thread::sleep_for(20ms);
+		CHECK(::recv(p.client.get(), buf, sizeof(buf), MSG_DONTWAIT) == -1);
+
+		// A TX sync sends it.
+		REQUIRE(port.sync(DAXNET_RING_ALL, DAXNET_SYNC_TX) >= 0);
+		CHECK(read_n(p.client.get(), 3, 10) == "xyz");
+		CHECK(port.detach(id).ok());
+	}
+	check_no_leak(pool);
+}
