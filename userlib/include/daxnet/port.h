@@ -12,6 +12,8 @@
 //
 // Threading: a Port belongs to one thread (one port per thread, each with
 // its own rings, is the multi-core model; see net.h for SO_REUSEPORT).
+// Ports of several threads on one pool take buffers from one
+// SharedBufferSource through a LocalBufferSource each (buffer.h).
 //
 // Event loop:
 //
