@@ -730,20 +730,21 @@ static ssize_t dxn_vnic_counter_show(struct device *d,
 	return sysfs_emit(buf, "%llu\n", *(u64 *)((char *)&s + a->off));
 }
 
-#define DXN_VNIC_COUNTER(name) \
-	struct dxn_vnic_attr dev_attr_##name = { \
-		.attr = __ATTR(name, 0444, dxn_vnic_counter_show, NULL), \
-		.off = offsetof(struct dxn_vnic_stats, name), \
-	}
+#define DXN_VNIC_COUNTER(_attr, _field) {				\
+	.attr = __ATTR(_attr, 0444, dxn_vnic_counter_show, NULL),	\
+	.off = offsetof(struct dxn_vnic_stats, _field),			\
+}
 
-static DXN_VNIC_COUNTER(rx_segs);
-static DXN_VNIC_COUNTER(rx_pool_bytes);
-static DXN_VNIC_COUNTER(rx_pool_chunks);
-static DXN_VNIC_COUNTER(rx_page_bytes);
-static DXN_VNIC_COUNTER(rx_pool_miss);
-static DXN_VNIC_COUNTER(rx_linear);
-static DXN_VNIC_COUNTER(rx_drops);
-static DXN_VNIC_COUNTER(tx_tso);
+static struct dxn_vnic_attr dxn_vnic_counters[] = {
+	DXN_VNIC_COUNTER(rx_segs, rx_segs),
+	DXN_VNIC_COUNTER(rx_pool_bytes, rx_pool_bytes),
+	DXN_VNIC_COUNTER(rx_pool_chunks, rx_pool_chunks),
+	DXN_VNIC_COUNTER(rx_page_bytes, rx_page_bytes),
+	DXN_VNIC_COUNTER(rx_pool_miss, rx_pool_miss),
+	DXN_VNIC_COUNTER(rx_linear, rx_linear),
+	DXN_VNIC_COUNTER(rx_drops, rx_drops),
+	DXN_VNIC_COUNTER(tx_tso, tx_tso),
+};
 
 /* Pages of the test pool still referenced by skbs (after a recycle pass). */
 static ssize_t test_pool_busy_show(struct device *d,
@@ -773,14 +774,14 @@ static ssize_t test_pool_pages_show(struct device *d,
 static DEVICE_ATTR_RO(test_pool_pages);
 
 static struct attribute *dxn_vnic_attrs[] = {
-	&dev_attr_rx_segs.attr.attr,
-	&dev_attr_rx_pool_bytes.attr.attr,
-	&dev_attr_rx_pool_chunks.attr.attr,
-	&dev_attr_rx_page_bytes.attr.attr,
-	&dev_attr_rx_pool_miss.attr.attr,
-	&dev_attr_rx_linear.attr.attr,
-	&dev_attr_rx_drops.attr.attr,
-	&dev_attr_tx_tso.attr.attr,
+	&dxn_vnic_counters[0].attr.attr,
+	&dxn_vnic_counters[1].attr.attr,
+	&dxn_vnic_counters[2].attr.attr,
+	&dxn_vnic_counters[3].attr.attr,
+	&dxn_vnic_counters[4].attr.attr,
+	&dxn_vnic_counters[5].attr.attr,
+	&dxn_vnic_counters[6].attr.attr,
+	&dxn_vnic_counters[7].attr.attr,
 	&dev_attr_test_pool_busy.attr,
 	&dev_attr_test_pool_pages.attr,
 	NULL
