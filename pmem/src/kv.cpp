@@ -71,6 +71,7 @@ Result<std::unique_ptr<KvStore>> KvStore::open(const PoolView& pool, BufferAlloc
 {
 	std::unique_ptr<KvStore> kv(new KvStore(opt));
 	kv->wal_.pool_ = pool;  // view() works during replay
+	kv->index_.reserve(ckpt_entries_hint(pool));
 	auto w = Wal::open(pool, alloc, opt.wal, [&kv](const Entry& e, std::uint64_t) { kv->apply(e); }, report);
 	if (!w)
 		return w.error();

@@ -303,6 +303,24 @@ bool ckpt_header_valid(const CkptHeader& h, std::uint32_t seed) noexcept
 	return std::memcmp(h.magic, kCkptMagic, 8) == 0 && h.crc == crc60(h, seed);
 }
 
+std::uint64_t ckpt_entries_hint(const PoolView& pool) noexcept
+{
+	const std::uint64_t n = wal_nslots(pool.geometry().wal_size);
+	if (n == 0)
+		return 0;
+	const std::uint32_t seed = wal_pool_seed(pool);
+	const LogState* a = wal_state_slot(pool, 0);
+	const LogState* b = wal_state_slot(pool, 1);
+	const bool va = log_state_valid(*a, seed, n), vb = log_state_valid(*b, seed, n);
+	const LogState* cur = va && (!vb || a->generation >= b->generation) ? a : vb ? b : nullptr;
+	if (!cur || cur->ckpt_gen == 0)
+		return 0;
+	const auto* h = reinterpret_cast<const CkptHeader*>(ckpt_half_base(pool, cur->ckpt_half));
+	if (!ckpt_header_valid(*h, seed) || h->nrecords > ckpt_half_capacity(pool))
+		return 0;
+	return h->nentries;
+}
+
 std::string_view to_string(RecordType t) noexcept
 {
 	switch (t) {

@@ -279,6 +279,9 @@ bool log_state_valid(const LogState& s, std::uint32_t seed, std::uint64_t nslots
 std::byte* ckpt_half_base(const PoolView& pool, std::uint32_t h) noexcept;
 std::uint64_t ckpt_half_capacity(const PoolView& pool) noexcept;
 bool ckpt_header_valid(const CkptHeader& h, std::uint32_t seed) noexcept;
+/// Entries in the active checkpoint of `pool` (0 when none or unreadable);
+/// a sizing hint for the index before recovery.
+std::uint64_t ckpt_entries_hint(const PoolView& pool) noexcept;
 std::string_view to_string(RecordType t) noexcept;
 
 }  // namespace daxnet::pmem
