@@ -18,6 +18,7 @@
 // SO_REUSEPORT listener, over disjoint ranges of the pool's buffers.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -82,6 +83,11 @@ public:
 		(void)wal_->commit();  // one fence for every POST of the pass
 		persisted_ += staged_;
 		staged_ = 0;
+		// Rolling log: logged bodies pin their buffers until a checkpoint
+		// drops the records; do it before the transport runs out of spares.
+		auto& a = wal_->allocator();
+		if (a.free_count() < std::max<std::size_t>(64, a.count() / 8))
+			(void)wal_->checkpoint([](daxnet::pmem::CheckpointWriter&) { return 0; });
 	}
 	std::uint64_t persisted() const noexcept { return persisted_; }
 	void add_to(Totals& t, Server& srv) const;

@@ -67,6 +67,7 @@ struct KvConfig {
 	std::uint32_t max_key = 1024;
 	std::uint64_t max_value = 16u << 20;
 	std::uint32_t reserve = 0;  ///< free buffers kept for the transport; 0: auto
+	std::uint32_t pack_small = 512;  ///< values up to this size are packed (copied once)
 	std::string transport_name;
 };
 
@@ -90,7 +91,21 @@ public:
 private:
 	// --- helpers
 	std::string_view arg(Conn& c, std::size_t i) { return c.view(c.resp.args()[i], i); }
-	bool pool_full() const noexcept { return alloc_.free_count() < cfg_.reserve; }
+	/// True when fewer than `reserve` buffers are free, after trying to
+	/// reclaim the buffers of superseded values with a checkpoint (at most
+	/// once per 1024 log records, so a pool of live data does not checkpoint
+	/// on every request).
+	bool pool_full() noexcept
+	{
+		if (alloc_.free_count() >= cfg_.reserve)
+			return false;
+		if (kv_.wal().next_seq() >= last_reclaim_ + 1024) {
+			last_reclaim_ = kv_.wal().next_seq();
+			++reclaims_;
+			(void)kv_.checkpoint();
+		}
+		return alloc_.free_count() < cfg_.reserve;
+	}
 	std::string pool_full_msg() const
 	{
 		return fmt::format("ERR daxnet: pool full ({} of {} buffers free, {} reserved): write refused, "
@@ -102,6 +117,8 @@ private:
 	int key_slice(Conn& c, StreamRange r, Slice& out);
 	int bytes_slice(std::string_view bytes, Slice& out);
 	void value_slices(Conn& c, StreamRange r);
+	/// Key and value slices for a SET: zero-copy, or packed when small.
+	int kv_slices(Conn& c, StreamRange key, StreamRange value, Slice& k);
 	/// Stages a SET; returns 0 or the RESP error to send.
 	const char* stage_set(Conn& c, const Slice& key, std::uint64_t expiry, std::string& err);
 	void reply_value(Server& srv, Conn& c, const ValueRef& v);
@@ -124,6 +141,9 @@ private:
 	std::uint64_t writes_ = 0;
 	std::uint64_t commits_ = 0;
 	std::uint64_t refused_ = 0;
+	std::uint64_t last_reclaim_ = 0;
+	std::uint64_t reclaims_ = 0;
+	std::uint64_t packed_ = 0;  ///< bytes of small keys+values copied into packed buffers
 };
 
 int KvService::bytes_slice(std::string_view bytes, Slice& out)
@@ -149,6 +169,26 @@ int KvService::key_slice(Conn& c, StreamRange r, Slice& out)
 	std::vector<char> tmp;
 	std::string_view v = c.chain.view(r, tmp);
 	return bytes_slice(v, out);
+}
+
+int KvService::kv_slices(Conn& c, StreamRange key, StreamRange value, Slice& k)
+{
+	if (value.len > cfg_.pack_small || value.len == 0) {
+		// zero-copy: key and value stay in the received buffers
+		if (key_slice(c, key, k) < 0)
+			return -ENOSPC;
+		value_slices(c, value);
+		return 0;
+	}
+	// A small value would pin a whole received buffer: copy key and value
+	// once into a packed pool buffer instead (counted in daxnet_packed_bytes).
+	std::string_view kv = c.view(key, 62), vv = c.view(value, 63);
+	Slice v;
+	if (bytes_slice(kv, k) < 0 || bytes_slice(vv, v) < 0)
+		return -ENOSPC;
+	values_.assign(1, v);
+	packed_ += key.len + value.len;
+	return 0;
 }
 
 void KvService::value_slices(Conn& c, StreamRange r)
@@ -276,12 +316,11 @@ void KvService::cmd_set(Server& srv, Conn& c)
 		}
 	}
 	Slice k;
-	if (key_slice(c, args[1], k) < 0) {
+	if (kv_slices(c, args[1], args[2], k) < 0) {
 		++refused_;
 		resp::error(c.tx.bytes(), pool_full_msg());
 		return;
 	}
-	value_slices(c, args[2]);
 	std::string err;
 	if (const char* e = stage_set(c, k, expiry, err)) {
 		if (!get)
@@ -461,7 +500,8 @@ void KvService::info(Server& srv, Conn& c)
 		"daxnet_passes:{}\r\ndaxnet_rx_bytes:{}\r\ndaxnet_tx_bytes:{}\r\ndaxnet_cpu_copied_bytes:{}\r\n"
 		"daxnet_rx_kept:{}\r\ndaxnet_tx_zerocopy_bytes:{}\r\ndaxnet_compacted_bytes:{}\r\n"
 		"daxnet_protocol_errors:{}\r\ndaxnet_rx_ring_full:{}\r\ndaxnet_spare_empty:{}\r\n"
-		"daxnet_pool_buffers:{}\r\ndaxnet_pool_buffers_free:{}\r\n"
+		"daxnet_pool_buffers:{}\r\ndaxnet_pool_buffers_free:{}\r\ndaxnet_packed_bytes:{}\r\n"
+		"daxnet_reclaim_checkpoints:{}\r\n"
 		"# Keyspace\r\ndb0:keys={},expires=0,avg_ttl=0\r\n",
 		daxnet::svc::kVersion, cfg_.transport_name, daxnet::pmem::to_string(pool_.domain().granularity()),
 		sc.open_connections, kv_.wal().used(), kv_.wal().nslots(), ws.checkpoints, sc.connections, sc.requests,
@@ -469,7 +509,7 @@ void KvService::info(Server& srv, Conn& c)
 		static_cast<double>(pc.drains) / wr, static_cast<double>(pc.drains) / req, syscalls,
 		static_cast<double>(syscalls) / req, rc.syncs, sc.waits, sc.passes, rc.rx_bytes, rc.tx_bytes,
 		rc.cpu_copied, sc.kept, sc.tx_zerocopy, sc.bytes_compacted, sc.protocol_errors, rc.rx_ring_full,
-		rc.spare_empty, alloc_.count(), alloc_.free_count(), kv_.dbsize());
+		rc.spare_empty, alloc_.count(), alloc_.free_count(), packed_, reclaims_, kv_.dbsize());
 	resp::bulk(c.tx.bytes(), s);
 }
 
@@ -578,11 +618,10 @@ void KvService::on_resp(Server& srv, Conn& c)
 		}
 		for (std::size_t i = 1; i < args.size(); i += 2) {
 			Slice k;
-			if (key_slice(c, args[i], k) < 0) {
+			if (kv_slices(c, args[i], args[i + 1], k) < 0) {
 				resp::error(o, pool_full_msg());
 				return;
 			}
-			value_slices(c, args[i + 1]);
 			std::string err;
 			if (const char* e = stage_set(c, k, 0, err)) {
 				resp::error(o, e);
@@ -743,12 +782,17 @@ void KvService::on_http(Server& srv, Conn& c)
 			return;
 		}
 		Slice k;
-		int rc = encoded ? bytes_slice(key, k) : key_slice(c, key_range, k);
+		int rc = 0;
+		if (encoded) {
+			rc = bytes_slice(key, k);
+			value_slices(c, rq.body);
+		} else {
+			rc = kv_slices(c, key_range, rq.body, k);
+		}
 		if (rc < 0) {
 			daxnet::proto::http_response(o, 507, "text/plain", pool_full_msg().substr(4) + "\n", ka);
 			return;
 		}
-		value_slices(c, rq.body);
 		std::string err;
 		if (const char* e = stage_set(c, k, 0, err)) {
 			daxnet::proto::http_response(o, 507, "text/plain", std::string(e + 4) + "\n", ka);
@@ -794,6 +838,7 @@ void KvService::end_of_pass(Server&)
 	if (rc < 0)
 		fmt::print(stderr, "daxnet-kv: checkpoint after commit failed: {} (the batch is durable)\n",
 			   std::strerror(-rc));
+	(void)pool_full();  // reclaim superseded values' buffers before the transport runs dry
 }
 
 }  // namespace
@@ -812,6 +857,10 @@ int main(int argc, char** argv)
 	app.add_option("--max-key", cfg.max_key, "longest key accepted, bytes")->check(CLI::Range(1u, 2048u))
 		->capture_default_str();
 	app.add_option("--max-value", max_value, "largest value accepted, e.g. 16M")->capture_default_str();
+	app.add_option("--pack-small", cfg.pack_small,
+		       "values up to this many bytes are copied once into packed buffers instead of pinning a "
+		       "received buffer each (0: never)")
+		->capture_default_str();
 	app.add_option("--reserve", cfg.reserve, "free buffers kept for receiving (writes refused below; 0: auto)");
 	app.set_version_flag("--version", std::string("daxnet-kv ") + daxnet::svc::kVersion);
 	CLI11_PARSE(app, argc, argv);
