@@ -1,0 +1,655 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
+"""kill -9 loop for daxnet-kv and daxnet-wal (docs/reliability.md).
+
+Each cycle, on the same two pool files:
+  1. start daxnet-kv and daxnet-wal on the chosen transport;
+  2. load them concurrently: redis-benchmark (SET, random keys), writer
+     threads of our own that pipeline SETs over a private key space and log
+     every acknowledged SET key=value, and HTTP writers that append records
+     to their own streams and log every acknowledged append;
+  3. kill -9 both servers at a random moment under that load;
+  4. restart them (recovery) and verify:
+       KV:  every key holds its last acknowledged value or a value issued
+            after it (a SET in flight when the kill came); a key never
+            acknowledged is absent or holds an issued value; benchmark keys
+            hold exactly the benchmark's value or are absent; no value was
+            invented;
+       WAL: every stream holds every acknowledged record, byte for byte and
+            in order, followed by at most the records in flight; nothing
+            else.
+     What recovery returned becomes the baseline of the next cycle (it was
+     made durable, so it must survive the next kill too).
+
+    killloop.py --bin-dir build/bin --transport epoll --cycles 10
+    killloop.py --bin-dir build/bin --transport uring --soak --conns 10000 --duration 60
+
+Exit status 0 when every cycle verified. Prints one line per cycle and a
+final summary line:  RESULT transport=T cycles=N acked_sets=... lost=0 ...
+"""
+
+import argparse
+import os
+import random
+import re
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+START_DEADLINE = 30.0
+
+
+class Failure(Exception):
+    pass
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+# ------------------------------------------------------------------ servers
+
+
+class Server:
+    def __init__(self, bin_dir, binary, pool, transport, tmp, extra=()):
+        self.argv = [os.path.join(bin_dir, binary), "--pool", pool, "--pool-size", "256M", "--port", "0",
+                     "--bind", "127.0.0.1", "--transport", transport] + list(extra)
+        self.name = binary
+        self.tmp = tmp
+        self.proc = None
+        self.addrs = {}
+        self.out_path = None
+        self.starts = 0
+
+    def start(self):
+        self.starts += 1
+        self.out_path = os.path.join(self.tmp, "%s.%d.out" % (self.name, self.starts))
+        with open(self.out_path, "wb") as out:
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_DEADLINE
+        while time.monotonic() < deadline:
+            text = self.output()
+            for line in text.splitlines():
+                if "transport=" in line and ("resp=" in line or "http=" in line):
+                    self.addrs = {k: int(p) for k, _, p in re.findall(r"\b(resp|http)=([0-9.]+):(\d+)", line)}
+                    return self
+            if self.proc.poll() is not None:
+                raise Failure("%s exited %d at start (recovery failed?):\n%s" %
+                              (self.name, self.proc.returncode, text[-3000:]))
+            time.sleep(0.02)
+        self.kill9()
+        raise Failure("%s printed no startup line within %.0f s" % (self.name, START_DEADLINE))
+
+    def output(self):
+        try:
+            with open(self.out_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self):
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(10)
+
+    def stop(self):
+        if not self.alive():
+            raise Failure("%s died (exit %s):\n%s" % (self.name, self.proc.returncode, self.output()[-3000:]))
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+            raise Failure("%s ignored SIGTERM" % self.name)
+        if rc != 0:
+            raise Failure("%s exited %d on SIGTERM:\n%s" % (self.name, rc, self.output()[-3000:]))
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+
+# ------------------------------------------------------------------ RESP
+
+
+def resp_cmd(*args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if isinstance(a, str):
+            a = a.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+class RespReader:
+    """Incremental reply parser over a socket (binary safe)."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def _fill(self):
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise ConnectionError("EOF")
+        self.buf += data
+
+    def _line(self):
+        while True:
+            i = self.buf.find(b"\r\n")
+            if i >= 0:
+                line, self.buf = self.buf[:i], self.buf[i + 2:]
+                return line
+            self._fill()
+
+    def reply(self):
+        line = self._line()
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            return Failure("server error: " + rest.decode(errors="replace"))
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self._fill()
+            v, self.buf = self.buf[:n], self.buf[n + 2:]
+            return v
+        raise Failure("unexpected reply line %r" % line[:80])
+
+
+def kv_get_many(port, keys, timeout=30):
+    """GETs in pipelined batches; returns {key: value or None}."""
+    out = {}
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    r = RespReader(s)
+    try:
+        for i in range(0, len(keys), 256):
+            part = keys[i:i + 256]
+            s.sendall(b"".join(resp_cmd("GET", k) for k in part))
+            for k in part:
+                v = r.reply()
+                if isinstance(v, Exception):
+                    raise v
+                out[k] = v
+    finally:
+        s.close()
+    return out
+
+
+# ------------------------------------------------------------------ KV model
+
+
+class KeyState:
+    """What a key may hold: the baseline (last acknowledged or recovered
+    value, None = absent) or any value issued after it."""
+
+    __slots__ = ("base", "later")
+
+    def __init__(self):
+        self.base = None
+        self.later = []
+
+
+class KvWriter(threading.Thread):
+    """One connection, pipelined SETs over keys kw<id>:<n>; logs acks."""
+
+    def __init__(self, wid, port, model, nkeys, depth, rng, acklog):
+        super().__init__(daemon=True)
+        self.wid, self.port, self.model, self.nkeys, self.depth = wid, port, model, nkeys, depth
+        self.rng = rng
+        self.acklog = acklog
+        self.acked = 0
+        self.issued = 0
+        self.error = None
+        self.seq = 0
+
+    def value(self, key):
+        self.seq += 1
+        roll = self.rng.random()
+        size = self.rng.randint(1, 48) if roll < 0.7 else self.rng.randint(100, 1500) if roll < 0.97 \
+            else self.rng.randint(4000, 12000)   # spans several pool buffers
+        head = ("%s=%d:%d|" % (key, self.wid, self.seq)).encode()
+        pad = bytes(self.rng.getrandbits(8) for _ in range(min(size, 64)))
+        return (head + pad * (size // max(len(pad), 1) + 1))[:max(size, len(head))]
+
+    def run(self):
+        try:
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+            r = RespReader(s)
+            while True:
+                batch = []
+                for _ in range(self.depth):
+                    k = "kw%d:%d" % (self.wid, self.rng.randrange(self.nkeys))
+                    v = self.value(k)
+                    batch.append((k, v))
+                with self.model.lock:
+                    for k, v in batch:
+                        self.model.keys.setdefault(k, KeyState()).later.append(v)
+                self.issued += len(batch)
+                s.sendall(b"".join(resp_cmd("SET", k, v) for k, v in batch))
+                for k, v in batch:
+                    rep = r.reply()
+                    if rep != "OK":
+                        self.error = "SET %s answered %r" % (k, rep)
+                        return
+                    with self.model.lock:
+                        st = self.model.keys[k]
+                        i = st.later.index(v)
+                        st.base = v            # acknowledged: the new baseline
+                        del st.later[:i + 1]   # values issued before it are superseded
+                    self.acked += 1
+                    self.acklog.write(b"SET %s %d\n" % (k.encode(), len(v)))
+        except (ConnectionError, OSError):
+            return  # the server was killed
+
+
+class KvModel:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.keys = {}
+
+
+# ------------------------------------------------------------------ WAL model
+
+
+def http_post(sock, reader, path, body):
+    sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
+    return http_response(reader)
+
+
+class HttpReader:
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def need(self, n):
+        while len(self.buf) < n:
+            d = self.sock.recv(1 << 16)
+            if not d:
+                raise ConnectionError("EOF")
+            self.buf += d
+
+    def until(self, sep):
+        while True:
+            i = self.buf.find(sep)
+            if i >= 0:
+                out, self.buf = self.buf[:i], self.buf[i + len(sep):]
+                return out
+            d = self.sock.recv(1 << 16)
+            if not d:
+                raise ConnectionError("EOF")
+            self.buf += d
+
+
+def http_response(r):
+    head = r.until(b"\r\n\r\n").decode(errors="replace")
+    status = int(head.split(" ", 2)[1])
+    m = re.search(r"(?im)^content-length:\s*(\d+)", head)
+    n = int(m.group(1)) if m else 0
+    r.need(n)
+    body, r.buf = r.buf[:n], r.buf[n:]
+    return status, body
+
+
+class StreamState:
+    def __init__(self):
+        self.records = []   # durable baseline (verified after the last restart)
+        self.acked = 0      # records acknowledged in total (prefix of records + inflight)
+        self.inflight = []  # issued after the baseline, in order
+
+
+class WalWriter(threading.Thread):
+    def __init__(self, wid, port, state, rng, acklog):
+        super().__init__(daemon=True)
+        self.wid, self.port, self.state, self.rng, self.acklog = wid, port, state, rng, acklog
+        self.acked = 0
+        self.error = None
+
+    def run(self):
+        st = self.state
+        try:
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+            r = HttpReader(s)
+            while True:
+                n = len(st.records) + len(st.inflight)
+                size = self.rng.randint(1, 64) if self.rng.random() < 0.8 else self.rng.randint(1000, 9000)
+                body = (b"rw%d:%d|" % (self.wid, n) + b"%c" % (65 + n % 26) * size)
+                st.inflight.append(body)
+                status, reply = http_post(s, r, "/log/rw%d" % self.wid, body)
+                if status != 201:
+                    self.error = "POST answered %d %r" % (status, reply[:100])
+                    return
+                seq = re.search(rb"\d+", reply)
+                if seq is None or int(seq.group(0)) != n:
+                    self.error = "POST got seq %r, expected %d" % (reply[:60], n)
+                    return
+                st.acked = n + 1
+                self.acked += 1
+                self.acklog.write(b"APPEND rw%d %d %d\n" % (self.wid, n, len(body)))
+        except (ConnectionError, OSError):
+            return
+
+
+def wal_read_stream(port, name, expect_max):
+    """All records of a stream: list of bodies."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    r = HttpReader(s)
+    out = []
+    try:
+        while True:
+            path = "/log/%s?from=%d&limit=1000" % (name, len(out))
+            s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+            status, body = http_response(r)
+            if status == 404:
+                return out
+            if status != 200:
+                raise Failure("GET %s: %d %r" % (path, status, body[:200]))
+            got = 0
+            i = 0
+            while i < len(body):
+                j = body.index(b"\n", i)
+                seq_s, len_s = body[i:j].split(b" ")
+                seq, n = int(seq_s), int(len_s)
+                if seq != len(out):
+                    raise Failure("stream %s: record %d where %d was expected" % (name, seq, len(out)))
+                out.append(body[j + 1:j + 1 + n])
+                i = j + 1 + n + 1
+                got += 1
+            if got == 0 or len(out) > expect_max:
+                return out
+    finally:
+        s.close()
+
+
+# ------------------------------------------------------------------ the loop
+
+
+def kill_cycle(args, cyc, rng, kv, wal, kvm, streams, tmp, totals):
+    kv.start()
+    wal.start()
+    kport, hport = kv.addrs["resp"], wal.addrs["http"]
+    acklog = open(os.path.join(tmp, "acked.%d.log" % cyc), "wb")
+    bench = None
+    if shutil.which("redis-benchmark") and not args.no_benchmark:
+        bench = subprocess.Popen(["redis-benchmark", "-h", "127.0.0.1", "-p", str(kport), "-t", "set", "-n",
+                                  "100000000", "-r", str(args.bench_keys), "-d", str(args.bench_size), "-c", "8",
+                                  "-P", "4", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    writers = [KvWriter(w, kport, kvm, args.keys, args.depth, random.Random(rng.random()), acklog)
+               for w in range(args.kv_writers)]
+    wwriters = [WalWriter(w, hport, streams[w], random.Random(rng.random()), acklog)
+                for w in range(args.wal_writers)]
+    for t in writers + wwriters:
+        t.start()
+    time.sleep(args.min_load + rng.random() * (args.max_load - args.min_load))
+    if not kv.alive() or not wal.alive():
+        raise Failure("a server died under load:\n%s\n%s" % (kv.output()[-2000:], wal.output()[-2000:]))
+    # kill -9 both at the same moment, under load
+    kv.kill9()
+    wal.kill9()
+    for t in writers + wwriters:
+        t.join(20)
+        if t.is_alive():
+            raise Failure("a writer did not notice the kill")
+    if bench:
+        bench.kill()
+        bench.wait(10)
+    acklog.close()
+    errs = [t.error for t in writers + wwriters if t.error]
+    if errs:
+        raise Failure("writers saw errors before the kill: %s" % errs[:3])
+    acked_sets = sum(t.acked for t in writers)
+    acked_appends = sum(t.acked for t in wwriters)
+
+    # restart: recovery
+    t0 = time.monotonic()
+    kv.start()
+    wal.start()
+    recovery_s = time.monotonic() - t0
+
+    # ---- verify KV
+    keys = sorted(kvm.keys)
+    got = kv_get_many(kv.addrs["resp"], keys)
+    lost, invented, inflight_kept = [], [], 0
+    for k in keys:
+        st = kvm.keys[k]
+        v = got[k]
+        if v == st.base:
+            pass
+        elif v is not None and v in st.later:
+            inflight_kept += 1
+        elif st.base is not None and v != st.base and v not in st.later:
+            (lost if v is None else invented).append(k)
+        else:
+            invented.append(k)
+    if lost or invented:
+        k = (lost + invented)[0]
+        raise Failure("cycle %d: %d acknowledged keys lost, %d hold a value never written; e.g. %s: got %r, "
+                      "acked %r, in flight %d" % (cyc, len(lost), len(invented), k, (got[k] or b"")[:60],
+                                                   (kvm.keys[k].base or b"")[:60], len(kvm.keys[k].later)))
+    for k in keys:  # what recovery returned is the baseline now
+        kvm.keys[k].base = got[k]
+        kvm.keys[k].later = []
+    bkeys = ["key:%012d" % rng.randrange(args.bench_keys) for _ in range(200)]
+    bgot = kv_get_many(kv.addrs["resp"], bkeys)
+    # redis-benchmark sends one value (pseudo-random bytes from a fixed
+    # seed) for every SET of a run: every benchmark key holds that value.
+    for v in bgot.values():
+        if v is not None and totals.get("bench_value") is None and len(v) == args.bench_size:
+            totals["bench_value"] = v
+    bad = [k for k, v in bgot.items() if v is not None and v != totals.get("bench_value")]
+    if bad:
+        raise Failure("cycle %d: benchmark key %s holds %r" % (cyc, bad[0], bgot[bad[0]][:60]))
+
+    # ---- verify WAL
+    wal_lost = 0
+    for w, st in enumerate(streams):
+        recs = wal_read_stream(wal.addrs["http"], "rw%d" % w, len(st.records) + len(st.inflight))
+        want_min = st.acked
+        issued = st.records + st.inflight
+        if len(recs) < want_min:
+            wal_lost += want_min - len(recs)
+        if len(recs) > len(issued) or recs != issued[:len(recs)] or len(recs) < want_min:
+            first_bad = next((i for i, (a, b) in enumerate(zip(recs, issued)) if a != b), min(len(recs), len(issued)))
+            raise Failure("cycle %d: stream rw%d has %d records, %d acknowledged, %d issued; first difference at "
+                          "record %d" % (cyc, w, len(recs), want_min, len(issued), first_bad))
+        st.records = recs
+        st.inflight = []
+        st.acked = len(recs)
+
+    kv.stop()
+    wal.stop()
+    totals["acked_sets"] += acked_sets
+    totals["acked_appends"] += acked_appends
+    totals["inflight_kept"] += inflight_kept
+    totals["keys"] = len(keys)
+    totals["records"] = sum(len(s.records) for s in streams)
+    totals["max_recovery_s"] = max(totals["max_recovery_s"], recovery_s)
+    log("cycle %3d: %5d SETs and %4d appends acknowledged before kill -9; all present after restart "
+        "(%d in-flight kept; %d keys, %d records; restart %.2f s)" %
+        (cyc, acked_sets, acked_appends, inflight_kept, len(keys), totals["records"], recovery_s))
+
+
+def raise_nofile(n):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(max(n, soft), hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return want
+
+
+def soak(args, tmp):
+    """Many concurrent connections, mixed SET/GET, bounded time; memory flat;
+    then kill -9 and every acknowledged SET is there."""
+    limit = raise_nofile(args.conns + 1024)
+    if limit < args.conns + 256:
+        raise Failure("RLIMIT_NOFILE hard limit %d is too low for %d connections" % (limit, args.conns))
+    kv = Server(args.bin_dir, "daxnet-kv", os.path.join(tmp, "soak.pool"), args.transport, tmp)
+    kv.start()
+    port = kv.addrs["resp"]
+    sel = selectors.DefaultSelector()
+    conns = []
+    for i in range(args.conns):
+        s = socket.socket()
+        s.setblocking(True)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", port))
+        s.setblocking(False)
+        conns.append({"sock": s, "buf": b"", "want": 0, "key": None, "val": None, "op": None, "i": i, "n": 0})
+        sel.register(s, selectors.EVENT_READ, conns[-1])
+    rss0 = kv.rss_kib()
+    acked = {}
+    rng = random.Random(args.seed)
+    rounds = 0
+    errors = 0
+    rss_samples = []
+    t_end = time.monotonic() + args.duration
+    while time.monotonic() < t_end:
+        # one request on every connection, then collect every reply
+        for c in conns:
+            c["n"] += 1
+            if rng.random() < 0.5:
+                c["op"], c["key"] = "SET", "soak:%d" % c["i"]
+                c["val"] = b"%d:%d" % (c["i"], c["n"])
+                msg = resp_cmd("SET", c["key"], c["val"])
+            else:
+                c["op"], c["key"] = "GET", "soak:%d" % c["i"]
+                msg = resp_cmd("GET", c["key"])
+            c["sock"].sendall(msg)
+            c["want"] = 1
+        pending = len(conns)
+        deadline = time.monotonic() + 60
+        while pending:
+            if time.monotonic() > deadline:
+                raise Failure("soak: %d connections got no reply within 60 s" % pending)
+            for key, _ in sel.select(timeout=1):
+                c = key.data
+                try:
+                    d = c["sock"].recv(65536)
+                except BlockingIOError:
+                    continue
+                if not d:
+                    raise Failure("soak: the server closed connection %d (of %d)" % (c["i"], len(conns)))
+                c["buf"] += d
+                if c["want"] and b"\r\n" in c["buf"]:
+                    line = c["buf"].split(b"\r\n", 1)[0]
+                    if line.startswith(b"$") and int(line[1:]) >= 0:
+                        n = int(line[1:])
+                        if len(c["buf"]) < len(line) + 2 + n + 2:
+                            continue
+                        val = c["buf"][len(line) + 2:len(line) + 2 + n]
+                        c["buf"] = c["buf"][len(line) + 4 + n:]
+                        if val != acked.get(c["key"]):
+                            errors += 1
+                    else:
+                        c["buf"] = c["buf"][len(line) + 2:]
+                        if c["op"] == "SET" and line == b"+OK":
+                            acked[c["key"]] = c["val"]
+                        elif line.startswith(b"-"):
+                            errors += 1
+                        elif c["op"] == "GET" and line == b"$-1" and c["key"] in acked:
+                            errors += 1
+                    c["want"] = 0
+                    pending -= 1
+        rounds += 1
+        rss_samples.append(kv.rss_kib())
+    held = len(conns)
+    kv.kill9()
+    for c in conns:
+        c["sock"].close()
+    kv.start()
+    got = kv_get_many(kv.addrs["resp"], sorted(acked))
+    lost = [k for k, v in acked.items() if got.get(k) != v]
+    kv.stop()
+    warm = rss_samples[len(rss_samples) // 2] if rss_samples else rss0
+    last = rss_samples[-1] if rss_samples else rss0
+    log("RESULT soak transport=%s connections=%d rounds=%d requests=%d errors=%d acked_sets=%d lost=%d "
+        "rss_kib start=%d mid=%d end=%d" % (args.transport, held, rounds, rounds * held, errors, len(acked),
+                                            len(lost), rss0, warm, last))
+    if errors or lost:
+        raise Failure("soak: %d errors, %d acknowledged SETs lost" % (errors, len(lost)))
+    # memory flat: after warm-up, growth bounded (no per-request leak)
+    if rounds >= 4 and last > warm * 1.25 + 8192:
+        raise Failure("soak: server RSS grew from %d KiB to %d KiB in the second half" % (warm, last))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bin-dir", required=True)
+    ap.add_argument("--transport", default=os.environ.get("DAXNET_TEST_TRANSPORT", "epoll"))
+    ap.add_argument("--cycles", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--keys", type=int, default=400, help="keys per KV writer")
+    ap.add_argument("--kv-writers", type=int, default=3)
+    ap.add_argument("--wal-writers", type=int, default=2)
+    ap.add_argument("--depth", type=int, default=16, help="SETs pipelined per round trip")
+    ap.add_argument("--bench-keys", type=int, default=20000)
+    ap.add_argument("--bench-size", type=int, default=32)
+    ap.add_argument("--no-benchmark", action="store_true")
+    ap.add_argument("--min-load", type=float, default=0.3, help="seconds of load before the kill, at least")
+    ap.add_argument("--max-load", type=float, default=1.2)
+    ap.add_argument("--soak", action="store_true", help="run the connection soak instead of the kill loop")
+    ap.add_argument("--conns", type=int, default=10000)
+    ap.add_argument("--duration", type=float, default=60)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = ap.parse_args()
+    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
+    args.seed = seed
+    rng = random.Random(seed)
+    tmp = tempfile.mkdtemp(prefix="daxnet-killloop-")
+    log("killloop: transport=%s cycles=%d seed=%d tmp=%s" % (args.transport, args.cycles, seed, tmp))
+    kv = wal = None
+    ok = False
+    try:
+        if args.soak:
+            soak(args, tmp)
+            ok = True
+            return 0
+        kv = Server(args.bin_dir, "daxnet-kv", os.path.join(tmp, "kv.pool"), args.transport, tmp)
+        wal = Server(args.bin_dir, "daxnet-wal", os.path.join(tmp, "wal.pool"), args.transport, tmp)
+        kvm = KvModel()
+        streams = [StreamState() for _ in range(args.wal_writers)]
+        totals = {"acked_sets": 0, "acked_appends": 0, "inflight_kept": 0, "keys": 0, "records": 0,
+                  "max_recovery_s": 0.0}
+        t0 = time.monotonic()
+        for cyc in range(1, args.cycles + 1):
+            kill_cycle(args, cyc, rng, kv, wal, kvm, streams, tmp, totals)
+        log("RESULT kill9 transport=%s cycles=%d survived=%d acked_sets=%d acked_appends=%d lost=0 invented=0 "
+            "inflight_kept=%d keys=%d records=%d max_restart_s=%.2f seconds=%.0f seed=%d" %
+            (args.transport, args.cycles, args.cycles, totals["acked_sets"], totals["acked_appends"],
+             totals["inflight_kept"], totals["keys"], totals["records"], totals["max_recovery_s"],
+             time.monotonic() - t0, seed))
+        ok = True
+        return 0
+    except Failure as e:
+        log("FAIL (seed %d): %s" % (seed, e))
+        return 1
+    finally:
+        for s in (kv, wal):
+            if s is not None:
+                s.kill9()
+        if ok and not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            log("kept %s" % tmp)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
