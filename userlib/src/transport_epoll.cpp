@@ -149,6 +149,9 @@ protected:
 		if (!rx)
 			return;
 		for (std::uint32_t ci : rd) {
+			// Listed by an earlier TX-only sync, detached since.
+			if (conns_[ci].id == DAXNET_NO_CONN || !state_[ci].readable)
+				continue;
 			state_[ci].readable = false;
 			read_conn(ci);
 			update_mask(ci);
