@@ -408,9 +408,12 @@ def plots(bdir, rows):
                       "rpc: throughput (wrk, 1 thread, client-bound)")
     out += _line_plot(bdir, rows, "wal", "server_us_per_req", "wal_cpu", "server CPU µs per request",
                       "WAL (1 KiB POST persisted): server CPU per request", medium="shm")
-    out += _kv_plot(bdir, rows, "SET", "server_us_per_req", "kv_set_cpu", "server CPU µs per SET")
-    out += _kv_plot(bdir, rows, "SET", "rps", "kv_set_rps", "SET requests/s")
-    out += _kv_plot(bdir, rows, "GET", "server_us_per_req", "kv_get_cpu", "server CPU µs per GET")
+    for medium in ("shm", "ext4"):
+        out += _kv_plot(bdir, rows, "SET", "server_us_per_req", "kv_set_cpu_" + medium, "server CPU µs per SET",
+                        medium)
+        out += _kv_plot(bdir, rows, "SET", "rps", "kv_set_rps_" + medium, "SET requests/s", medium)
+        out += _kv_plot(bdir, rows, "GET", "server_us_per_req", "kv_get_cpu_" + medium, "server CPU µs per GET",
+                        medium)
     return out
 
 
@@ -431,6 +434,8 @@ def _line_plot(bdir, rows, suite, field, name, ylabel, title, medium=None):
     for r in rows:
         if r["suite"] != suite or not ok(r) or r.get("depth", 1) != 1 or r.get(field) is None:
             continue
+        if (r.get("errors") or 0) > 0.01 * (r.get("requests") or 1):
+            continue  # runs with client errors (refused connections) are in the tables, not the plots
         if medium and r.get("medium") != medium:
             continue
         series.setdefault(label(r), []).append((r["conns"], r[field]))
@@ -451,7 +456,7 @@ def _line_plot(bdir, rows, suite, field, name, ylabel, title, medium=None):
 set output '%s'
 set title '%s'
 set logscale x 10
-set xlabel 'connections (wrk -t1)'
+set xlabel 'connections (wrk -t1; runs with client errors omitted)'
 set ylabel '%s'
 set yrange [0:*]
 set grid
@@ -463,13 +468,15 @@ plot %s
     return [png] if ok_ else []
 
 
-def _kv_plot(bdir, rows, op, field, name, ylabel):
+def _kv_plot(bdir, rows, op, field, name, ylabel, medium):
     cats, servers_ = [], []
     vals = {}
     for r in rows:
         if r["suite"] != "kv" or r.get("op") != op or not ok(r) or r.get(field) is None:
             continue
-        cat = "%s d=%d c=%d P=%d" % (r["medium"], r["size"], r["conns"], r["depth"])
+        if r.get("medium") != medium:
+            continue
+        cat = "d=%d -c %d -P %d" % (r["size"], r["conns"], r["depth"])
         lab = label(r)
         if cat not in cats:
             cats.append(cat)
@@ -488,7 +495,7 @@ def _kv_plot(bdir, rows, op, field, name, ylabel):
     cols = ", ".join("'%s' using %d:xtic(1) title '%s'" % (dat, i + 2, _esc(s)) for i, s in enumerate(servers_))
     script = """set terminal pngcairo size 980,500 font ',10'
 set output '%s'
-set title 'KV (redis-benchmark): %s'
+set title 'KV (redis-benchmark) on %s: %s (lower CPU is better)'
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
@@ -500,7 +507,7 @@ set yrange [0:*]
 set grid ytics
 set key outside right top
 plot %s
-""" % (png, ylabel, ylabel, cols)
+""" % (png, medium, ylabel, ylabel, cols)
     ok_ = _gnuplot(script)
     os.unlink(dat)
     return [png] if ok_ else []
