@@ -26,7 +26,9 @@
  * netdevice notifier) is under dxn_zc_mutex, taken inside RTNL.
  */
 #include <linux/delay.h>
+#include <linux/bvec.h>
 #include <linux/mm.h>
+#include <linux/module.h>
 #include <linux/netdevice.h>
 #include <linux/rtnetlink.h>
 #include <linux/slab.h>
@@ -36,6 +38,7 @@
 #include <net/tcp.h>
 
 #include "daxnet_priv.h"
+#include "daxnet_compat.h"
 #include "daxnet_vnic.h"
 #include "daxnet_zc.h"
 
@@ -45,6 +48,32 @@
 #define DXN_ZC_SCAN		64
 /* How long closing a port waits for skbs to drop pool pages. */
 #define DXN_ZC_DRAIN_MS		3000
+
+/*
+ * Completed TX batches on their way to the next sync. Refcounted: a batch
+ * whose port is gone still completes (TCP frees skbs when it likes).
+ */
+struct dxn_zc_txq {
+	refcount_t ref;			/* the port + one per live batch */
+	spinlock_t lock;		/* IRQ-safe; done, wq, dead */
+	struct list_head done;
+	wait_queue_head_t *wq;		/* port->wq, NULL once dead */
+	bool dead;
+};
+
+/* One (connection, sync) batch of zero-copy sends. */
+struct dxn_zc_batch {
+	struct ubuf_info ubuf;		/* msg_ubuf of every send */
+	struct dxn_zc_txq *txq;
+	struct list_head node;		/* txq->done */
+	struct sock *sk;		/* held */
+	u32 pair;
+	u32 end_seq;			/* write_seq after the last send */
+	bool copied;			/* some callback reported !success */
+	bool early;			/* completed before end_seq was ACKed */
+	u32 n, cap;
+	u32 *bufs;			/* one entry per send */
+};
 
 struct dxn_zc {
 	struct dxn_vnic_provider prov;
@@ -66,6 +95,11 @@ struct dxn_zc {
 	u32 pack_seen;			/* pack position at the last sync */
 	int pack_seen_buf;
 
+	/* TX, port->lock */
+	struct dxn_zc_txq *txq;
+	u32 *txref;			/* buffer -> batches still sending it */
+	u32 *txowed;			/* buffer -> RELEASEs owed at txref 0 */
+
 	/* zc->lock (BH) */
 	spinlock_t lock;
 	u32 *free;			/* buffers the vnic may fill */
@@ -76,6 +110,12 @@ struct dxn_zc {
 	int pack;			/* buffer being packed, or -1 */
 	u32 pack_off;
 };
+
+/* TX slices shorter than this take the copy path (docs/kernel.md). */
+static unsigned int zc_tx_min = 2048;
+module_param(zc_tx_min, uint, 0644);
+MODULE_PARM_DESC(zc_tx_min,
+		 "zero-copy ports send TX slices shorter than this many bytes by copy");
 
 static LIST_HEAD(dxn_zc_all);
 static DEFINE_MUTEX(dxn_zc_mutex);
@@ -335,25 +375,6 @@ static void dxn_zc_reap(struct dxn_zc *zc)
 	spin_unlock_bh(&zc->lock);
 }
 
-/**
- * dxn_zc_sync - zero-copy housekeeping at the start of a pair's RX phase
- * @pair: the ring pair being synced (its port is in zero-copy mode)
- *
- * Process context, port->lock held; may take RTNL. Binds the pool to the
- * vnic end learned by the actor, returns idle vnic buffers to their pairs
- * as RELEASE slots and hands this pair's spares to the vnic.
- */
-void dxn_zc_sync(struct dxn_pair *pair)
-{
-	struct dxn_zc *zc = pair->port->zc;
-
-	if (READ_ONCE(zc->want))
-		dxn_zc_bind(zc);
-	dxn_zc_reap(zc);
-	if (READ_ONCE(zc->dev))
-		dxn_zc_refill(zc, pair);
-}
-
 /* ------------------------------------------------------------------ RX */
 
 /* The pool buffer and offset of a frag's bytes, if the vnic put them there. */
@@ -510,6 +531,281 @@ int dxn_zc_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
 	return w.from - offset;
 }
 
+/* ------------------------------------------------------------------ TX */
+
+/* Free a batch; any context (sock_put and kfree only). */
+static void dxn_zc_batch_free(struct dxn_zc_batch *b)
+{
+	sock_put(b->sk);
+	kfree(b->bufs);
+	kfree(b);
+}
+
+/* Drop a txq reference; any context. */
+static void dxn_zc_txq_put(struct dxn_zc_txq *txq)
+{
+	if (refcount_dec_and_test(&txq->ref))
+		kfree(txq);
+}
+
+/*
+ * ubuf_info callback: every skb release of the batch and every
+ * tcp_sendmsg_locked() exit (skb NULL). Softirq, process or the send path;
+ * never sleeps. Success is ANDed over all calls; the last reference queues
+ * the batch for the next sync and wakes the port's pollers.
+ */
+static void dxn_zc_tx_callback(struct sk_buff *skb, struct ubuf_info *uarg,
+			       bool success)
+{
+	struct dxn_zc_batch *b = container_of(uarg, struct dxn_zc_batch, ubuf);
+	struct dxn_zc_txq *txq = b->txq;
+	unsigned long flags;
+	bool dead;
+
+	if (!success)
+		WRITE_ONCE(b->copied, true);
+	if (!refcount_dec_and_test(&uarg->refcnt))
+		return;
+	/* Completion must mean "ACKed" unless the connection died. */
+	if (!b->sk->sk_err && b->sk->sk_state != TCP_CLOSE &&
+	    before(READ_ONCE(tcp_sk(b->sk)->snd_una), b->end_seq))
+		b->early = true;
+	spin_lock_irqsave(&txq->lock, flags);
+	dead = txq->dead;
+	if (!dead) {
+		list_add_tail(&b->node, &txq->done);
+		wake_up_interruptible(txq->wq);
+	}
+	spin_unlock_irqrestore(&txq->lock, flags);
+	if (dead)
+		dxn_zc_batch_free(b);
+	dxn_zc_txq_put(txq);
+	module_put(THIS_MODULE);
+}
+
+DXN_UBUF_OPS(dxn_zc_ubuf_ops, dxn_zc_tx_callback);
+
+/* The batch of conn's current TX phase, created on first use. lock_sock. */
+static struct dxn_zc_batch *dxn_zc_batch(struct dxn_zc *zc,
+					 struct dxn_conn *conn)
+{
+	struct dxn_zc_batch *b = conn->zc_batch;
+
+	if (b)
+		return b;
+	b = kzalloc(sizeof(*b), GFP_KERNEL);
+	if (!b)
+		return NULL;
+	b->cap = 16;
+	b->bufs = kmalloc_array(b->cap, sizeof(*b->bufs), GFP_KERNEL);
+	if (!b->bufs) {
+		kfree(b);
+		return NULL;
+	}
+	dxn_ubuf_set(&b->ubuf, dxn_zc_ubuf_ops, dxn_zc_tx_callback);
+	refcount_set(&b->ubuf.refcnt, 1);	/* ours, until tx_end */
+	b->ubuf.flags = SKBFL_ZEROCOPY_FRAG | SKBFL_DONT_ORPHAN;
+	b->txq = zc->txq;
+	refcount_inc(&zc->txq->ref);
+	__module_get(THIS_MODULE);
+	sock_hold(conn->sk);
+	b->sk = conn->sk;
+	b->pair = conn->pair->idx;
+	conn->zc_batch = b;
+	return b;
+}
+
+/**
+ * dxn_zc_send - send pool bytes on conn by reference (MSG_ZEROCOPY)
+ * @conn: the connection of a zero-copy port
+ * @buf: pool buffer
+ * @off: first byte in @buf
+ * @len: bytes
+ * @more: more bytes follow in this sync (MSG_MORE)
+ *
+ * Process context, port->lock and lock_sock(sk) held. The pages go to TCP
+ * as frags tied to the connection's batch; the buffer is held (txref) until
+ * the batch completes, i.e. every byte of it was ACKed and TCP dropped its
+ * page references.
+ *
+ * Return: bytes taken, -EAGAIN when the send buffer is full, other
+ * -errno, or -EOPNOTSUPP: not eligible (shorter than zc_tx_min, no SG
+ * route, no memory for the batch), use the copy path.
+ */
+int dxn_zc_send(struct dxn_conn *conn, u32 buf, u32 off, u32 len, bool more)
+{
+	struct dxn_pair *pair = conn->pair;
+	struct dxn_zc *zc = pair->port->zc;
+	struct dxn_pool *pool = &pair->port->pool;
+	struct bio_vec bv[DXN_MAX_SLICE_PAGES];
+	struct msghdr msg = {
+		.msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL | MSG_ZEROCOPY |
+			     (more ? MSG_MORE : 0),
+	};
+	struct dxn_zc_batch *b;
+	int nr, ret;
+	u32 *nb;
+
+	if (!zc || len < READ_ONCE(zc_tx_min) ||
+	    !(conn->sk->sk_route_caps & NETIF_F_SG))
+		return -EOPNOTSUPP;
+	b = dxn_zc_batch(zc, conn);
+	if (!b)
+		return -EOPNOTSUPP;
+	if (b->n == b->cap) {
+		nb = krealloc_array(b->bufs, b->cap * 2, sizeof(*nb),
+				    GFP_KERNEL);
+		if (!nb)
+			return -EOPNOTSUPP;
+		b->bufs = nb;
+		b->cap *= 2;
+	}
+	nr = dxn_pool_bvec(pool, (u64)buf * pool->buf_size + off, len, bv,
+			   ARRAY_SIZE(bv));
+	if (nr < 0)
+		return nr;
+	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, bv, nr, len);
+	msg.msg_ubuf = &b->ubuf;
+	ret = tcp_sendmsg_locked(conn->sk, &msg, len);
+	if (ret > 0) {
+		b->bufs[b->n++] = buf;
+		zc->txref[buf]++;
+		pair->cnt.tx_bytes += ret;
+		pair->cnt.tx_zc_bytes += ret;
+		b->end_seq = tcp_sk(conn->sk)->write_seq;
+	} else if (ret == 0) {
+		ret = -EAGAIN;
+	}
+	return ret;
+}
+
+/**
+ * dxn_zc_tx_owe - the TX path is done with buf: may it be given back now?
+ * @pair: the connection's ring pair
+ * @buf: the buffer whose slot or queued range was fully handed to TCP (or
+ *	dropped)
+ *
+ * Process context, port->lock held. Returns true when zero-copy batches
+ * still send bytes of @buf: then the caller keeps it (BUF_HELD) and a
+ * RELEASE slot follows when the last of those batches completes. Returns
+ * false (copy-mode behaviour) otherwise, and in copy mode.
+ */
+bool dxn_zc_tx_owe(struct dxn_pair *pair, u32 buf)
+{
+	struct dxn_zc *zc = pair->port->zc;
+
+	if (!zc || !zc->txref[buf])
+		return false;
+	zc->txowed[buf]++;
+	return true;
+}
+
+/**
+ * dxn_zc_tx_end - close conn's batch of this sync
+ * @conn: the connection
+ *
+ * Process context, port->lock and lock_sock(sk) held. Drops the batch's
+ * own reference; the batch completes when TCP lets go of its last skb.
+ */
+void dxn_zc_tx_end(struct dxn_conn *conn)
+{
+	struct dxn_zc_batch *b = conn->zc_batch;
+
+	if (!b)
+		return;
+	conn->zc_batch = NULL;
+	dxn_zc_tx_callback(NULL, &b->ubuf, true);
+}
+
+/**
+ * dxn_zc_tx_pending - completed batches wait for a sync?
+ * @port: the port
+ *
+ * Any context. For poll().
+ */
+bool dxn_zc_tx_pending(struct dxn_port *port)
+{
+	struct dxn_zc *zc = port->zc;
+
+	return zc && !list_empty_careful(&zc->txq->done);
+}
+
+/* Turn completed batches into RELEASE slots. port->lock held. */
+static void dxn_zc_tx_reap(struct dxn_zc *zc)
+{
+	struct dxn_zc_batch *b, *tmp;
+	unsigned long flags;
+	LIST_HEAD(done);
+	u32 i, buf;
+
+	spin_lock_irqsave(&zc->txq->lock, flags);
+	list_splice_init(&zc->txq->done, &done);
+	spin_unlock_irqrestore(&zc->txq->lock, flags);
+
+	list_for_each_entry_safe(b, tmp, &done, node) {
+		struct dxn_pair *pair = &zc->port->pairs[b->pair];
+
+		pair->cnt.tx_zc_batches++;
+		if (b->copied)
+			pair->cnt.tx_zc_copied++;
+		if (b->early)
+			pair->cnt.tx_zc_early++;
+		for (i = 0; i < b->n; i++) {
+			buf = b->bufs[i];
+			if (--zc->txref[buf])
+				continue;
+			while (zc->txowed[buf]) {
+				zc->txowed[buf]--;
+				dxn_release_buf(pair, buf);
+			}
+		}
+		list_del(&b->node);
+		dxn_zc_batch_free(b);
+	}
+}
+
+/* --------------------------------------------------------------- sync */
+
+/**
+ * dxn_zc_sync - zero-copy housekeeping at the start of a pair's RX phase
+ * @pair: the ring pair being synced (its port is in zero-copy mode)
+ *
+ * Process context, port->lock held; may take RTNL. Binds the pool to the
+ * vnic end learned by the actor, returns idle vnic buffers to their pairs
+ * as RELEASE slots and hands this pair's spares to the vnic.
+ */
+void dxn_zc_sync(struct dxn_pair *pair)
+{
+	struct dxn_zc *zc = pair->port->zc;
+
+	if (READ_ONCE(zc->want))
+		dxn_zc_bind(zc);
+	dxn_zc_tx_reap(zc);
+	dxn_zc_reap(zc);
+	if (READ_ONCE(zc->dev))
+		dxn_zc_refill(zc, pair);
+}
+
+/**
+ * dxn_zc_attach - bind the pool to the vnic end a new connection uses
+ * @pair: the ring pair of the new connection (of a zero-copy port)
+ * @sk: the socket just attached
+ *
+ * Process context, port->lock held, lock_sock(sk) not held; takes RTNL.
+ * The first connection of the port that routes over a daxnet vnic binds
+ * the pool to that end; bytes it received before stay in ordinary pages.
+ */
+void dxn_zc_attach(struct dxn_pair *pair, struct sock *sk)
+{
+	struct dxn_zc *zc = pair->port->zc;
+
+	dxn_zc_learn(zc, sk);
+	if (READ_ONCE(zc->want))
+		dxn_zc_bind(zc);
+	if (READ_ONCE(zc->dev))
+		dxn_zc_refill(zc, pair);
+}
+
 /* ----------------------------------------------------- create, destroy */
 
 /**
@@ -546,8 +842,16 @@ int dxn_zc_create(struct dxn_port *port)
 	zc->free = kvcalloc(pool->buf_count, sizeof(*zc->free), GFP_KERNEL);
 	zc->closed = kvcalloc(pool->buf_count, sizeof(*zc->closed), GFP_KERNEL);
 	zc->base = kvcalloc(pool->npages, sizeof(*zc->base), GFP_KERNEL);
-	if (!zc->owner || !zc->nic || !zc->free || !zc->closed || !zc->base)
+	zc->txref = kvcalloc(pool->buf_count, sizeof(*zc->txref), GFP_KERNEL);
+	zc->txowed = kvcalloc(pool->buf_count, sizeof(*zc->txowed), GFP_KERNEL);
+	zc->txq = kzalloc(sizeof(*zc->txq), GFP_KERNEL);
+	if (!zc->owner || !zc->nic || !zc->free || !zc->closed || !zc->base ||
+	    !zc->txref || !zc->txowed || !zc->txq)
 		goto err;
+	refcount_set(&zc->txq->ref, 1);
+	spin_lock_init(&zc->txq->lock);
+	INIT_LIST_HEAD(&zc->txq->done);
+	zc->txq->wq = &port->wq;
 	for (i = 0; i < pool->npages; i++) {
 		err = xa_err(xa_store(&zc->pfns, page_to_pfn(pool->pages[i]),
 				      xa_mk_value(i), GFP_KERNEL));
@@ -561,6 +865,9 @@ int dxn_zc_create(struct dxn_port *port)
 	return 0;
 err:
 	xa_destroy(&zc->pfns);
+	kfree(zc->txq);
+	kvfree(zc->txref);
+	kvfree(zc->txowed);
 	kvfree(zc->owner);
 	kvfree(zc->nic);
 	kvfree(zc->free);
@@ -585,7 +892,8 @@ static u32 dxn_zc_busy(struct dxn_zc *zc)
  * dxn_zc_destroy - leave zero-copy mode before the pool is unpinned
  * @port: the port (port->zc may be NULL)
  *
- * Process context, port->lock held; sleeps. Unbinds the vnic, then waits
+ * Process context, port->lock held, the ring pairs already freed; sleeps.
+ * Unbinds the vnic, detaches the TX batches still in flight, then waits
  * up to DXN_ZC_DRAIN_MS for lazily freed skbs to drop the pool pages.
  * Pages still referenced after that stay alive through the skbs' own page
  * references after the unpin (the file cannot be truncated meanwhile).
@@ -593,7 +901,9 @@ static u32 dxn_zc_busy(struct dxn_zc *zc)
 void dxn_zc_destroy(struct dxn_port *port)
 {
 	struct dxn_zc *zc = port->zc;
+	struct dxn_zc_batch *b, *tmp;
 	u32 busy, waited = 0;
+	LIST_HEAD(done);
 
 	if (!zc)
 		return;
@@ -604,6 +914,19 @@ void dxn_zc_destroy(struct dxn_port *port)
 	dxn_zc_unbind(zc);
 	rtnl_unlock();
 
+	/* Batches completing from now on free themselves. */
+	spin_lock_irq(&zc->txq->lock);
+	zc->txq->dead = true;
+	zc->txq->wq = NULL;
+	list_splice_init(&zc->txq->done, &done);
+	spin_unlock_irq(&zc->txq->lock);
+	/* The pairs are gone: completed batches owe nobody a RELEASE. */
+	list_for_each_entry_safe(b, tmp, &done, node) {
+		list_del(&b->node);
+		dxn_zc_batch_free(b);
+	}
+	dxn_zc_txq_put(zc->txq);
+
 	while ((busy = dxn_zc_busy(zc)) && waited < DXN_ZC_DRAIN_MS) {
 		dxn_flush_kick();
 		msleep(20);
@@ -613,6 +936,8 @@ void dxn_zc_destroy(struct dxn_port *port)
 		pr_info("daxnet: %u pool buffers still referenced by skbs after %u ms; unpinning\n",
 			busy, waited);
 	xa_destroy(&zc->pfns);
+	kvfree(zc->txref);
+	kvfree(zc->txowed);
 	kvfree(zc->owner);
 	kvfree(zc->nic);
 	kvfree(zc->free);

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -193,6 +194,16 @@ static void wait_port(struct port *p, int ms)
 	poll(&pfd, 1, ms);
 }
 
+/* CPU time of this process so far, in microseconds. */
+static long long cpu_us(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL +
+	       ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+}
+
 static void print_counters(struct port *p)
 {
 	static struct daxnet_counters prev;
@@ -316,6 +327,8 @@ static int client(int argc, char **argv)
 	static struct port p;
 	int s, tries, eof_sent = 0;
 
+	long long t0 = cpu_us();
+
 	if (!ws || ws > BS)
 		ws = BS;
 	port_open(&p, argv[4], !(argc > 7 && !strcmp(argv[7], "--copy")));
@@ -374,9 +387,9 @@ static int client(int argc, char **argv)
 			break;
 		wait_port(&p, 20);
 	}
-	printf("zc_ring: client bytes=%llu sum=%016llx mode=%s",
+	printf("zc_ring: client bytes=%llu sum=%016llx mode=%s cpu_us=%lld",
 	       (unsigned long long)pos, (unsigned long long)h,
-	       (p.flags & DAXNET_REG_ZEROCOPY) ? "zc" : "copy");
+	       (p.flags & DAXNET_REG_ZEROCOPY) ? "zc" : "copy", cpu_us() - t0);
 	print_counters(&p);
 	return 0;
 }
