@@ -24,4 +24,19 @@ static inline void dxn_vma_set_flags(struct vm_area_struct *vma,
 #endif
 }
 
+/*
+ * 6.10 moved the ubuf_info completion callback into ubuf_info->ops
+ * (ubuf_info_ops.complete, same arguments).
+ */
+#include <linux/skbuff.h>
+#ifdef DXN_HAVE_UBUF_OPS
+#define DXN_UBUF_OPS(name, fn) \
+	static const struct ubuf_info_ops name = { .complete = fn }
+#define dxn_ubuf_set(u, name, fn)	((u)->ops = &(name))
+#else
+#define DXN_UBUF_OPS(name, fn) \
+	static void (*const name)(struct sk_buff *, struct ubuf_info *, bool) = fn
+#define dxn_ubuf_set(u, name, fn)	((u)->callback = (name))
+#endif
+
 #endif /* _DAXNET_COMPAT_H */
