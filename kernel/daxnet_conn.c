@@ -17,6 +17,7 @@
 #include <net/inet_connection_sock.h>
 
 #include "daxnet_priv.h"
+#include "daxnet_zc.h"
 
 /* Wake pollers of the port. Any context. */
 static void dxn_wake(struct dxn_port *port)
@@ -233,6 +234,8 @@ int dxn_attach(struct dxn_port *port, struct daxnet_attach *arg)
 	arg->conn = conn->id;
 	/* The NEW_CONN slot, and any bytes that arrived before attach. */
 	dxn_mark_rx(conn);
+	if (port->zc)
+		dxn_zc_attach(pair, sk);
 	return 0;
 
 out_release:

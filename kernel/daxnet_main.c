@@ -22,6 +22,7 @@
 #include "daxnet_priv.h"
 #include "daxnet_compat.h"
 #include "daxnet_vnic.h"
+#include "daxnet_zc.h"
 
 /* Byte sizes of the three rings of a pair, each cache-line aligned. */
 static u64 dxn_ring_bytes(u32 slots, u32 slot_size)
@@ -104,6 +105,7 @@ static void dxn_port_free(struct dxn_port *port)
 	port->gens = NULL;
 	vfree(port->region);
 	port->region = NULL;
+	dxn_zc_destroy(port);
 	dxn_pool_unpin(&port->pool);
 }
 
@@ -176,6 +178,11 @@ static int dxn_register(struct dxn_port *port, void __user *uarg)
 	ret = dxn_pool_pin(&port->pool, r.pool_addr, r.pool_len);
 	if (ret)
 		goto out_free;
+	if (r.flags & DAXNET_REG_ZEROCOPY) {
+		ret = dxn_zc_create(port);
+		if (ret)
+			goto out_free;
+	}
 
 	reg = port->region;
 	reg->magic = DAXNET_REGION_MAGIC;
@@ -188,7 +195,7 @@ static int dxn_register(struct dxn_port *port, void __user *uarg)
 	reg->buf_size = r.buf_size;
 	reg->buf_count = r.buf_count;
 	reg->max_conns = r.max_conns;
-	reg->flags = 0;		/* copy mode only */
+	reg->flags = port->zc ? DAXNET_REG_ZEROCOPY : 0;
 	reg->pairs_ofs = sizeof(*reg);
 	pd = port->region + reg->pairs_ofs;
 	ofs = ALIGN(sizeof(*reg) + r.num_pairs * sizeof(*pd), SMP_CACHE_BYTES);
@@ -422,15 +429,24 @@ static int __init dxn_init(void)
 
 	if (err)
 		return err;
+	err = dxn_zc_init();
+	if (err)
+		goto err_vnic;
 	err = misc_register(&dxn_misc);
 	if (err)
-		dxn_vnic_exit();
+		goto err_zc;
+	return 0;
+err_zc:
+	dxn_zc_exit();
+err_vnic:
+	dxn_vnic_exit();
 	return err;
 }
 
 static void __exit dxn_exit(void)
 {
 	misc_deregister(&dxn_misc);
+	dxn_zc_exit();
 	dxn_vnic_exit();
 }
 

@@ -76,6 +76,7 @@ struct dxn_conn {
 	u32 rx_fill;		/* bytes of rx_buf already written */
 
 	struct list_head txq;	/* struct dxn_txent, in stream order */
+	struct dxn_zc_batch *zc_batch;	/* zero-copy TX batch of this sync */
 	bool tx_shut;		/* EOF slot seen: no DATA may follow */
 	u32 batch_first;	/* this sync's TX slots (scratch positions) */
 	u32 batch_last;
@@ -135,6 +136,7 @@ struct dxn_port {
 	bool registered;
 
 	struct dxn_pool pool;
+	struct dxn_zc *zc;	/* zero-copy state, NULL in copy mode */
 	void *region;		/* vmalloc_user, mmap'd */
 	size_t region_size;
 	u32 num_pairs;
@@ -145,6 +147,19 @@ struct dxn_port {
 	u16 *gens;			/* generation per index */
 	struct ida ida;
 };
+
+/* RX ring state of one sync (daxnet_sync.c; daxnet_zc.c publishes too). */
+struct dxn_rxctx {
+	struct dxn_pair *pair;
+	struct dxn_conn *conn;
+	u32 room;		/* free RX slots not yet reserved */
+	bool slot_open;		/* a DATA slot of conn is being filled */
+	u32 slot_off;
+	u32 slot_len;
+	int stop;		/* why the actor stopped */
+};
+
+enum { DXN_GO, DXN_STOP_RING, DXN_STOP_SPARE };
 
 /* daxnet_pool.c */
 int dxn_pool_pin(struct dxn_pool *pool, u64 addr, u64 len);
@@ -166,5 +181,10 @@ int dxn_sync_pair(struct dxn_pair *pair, u32 flags);
 int dxn_release_buf(struct dxn_pair *pair, u32 buf);
 void dxn_txq_drop(struct dxn_conn *conn, bool count);
 __poll_t dxn_pair_poll(struct dxn_pair *pair);
+void dxn_rx_write(struct dxn_pair *pair, u32 conn, u32 buf, u32 off,
+		  u32 len, u16 flags, u16 err, u64 user_data);
+void dxn_rx_close_slot(struct dxn_rxctx *ctx, bool held);
+int dxn_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
+		 unsigned int offset, size_t len);
 
 #endif /* _DAXNET_PRIV_H */

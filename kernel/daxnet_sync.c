@@ -19,6 +19,7 @@
 #include <net/tcp.h>
 
 #include "daxnet_priv.h"
+#include "daxnet_zc.h"
 
 #define DXN_NONE	U32_MAX
 
@@ -112,7 +113,8 @@ void dxn_txq_drop(struct dxn_conn *conn, bool count)
 
 	list_for_each_entry_safe(e, tmp, &conn->txq, node) {
 		if (e->buf != DAXNET_NO_BUF) {
-			dxn_release_buf(pair, e->buf);
+			if (!dxn_zc_tx_owe(pair, e->buf))
+				dxn_release_buf(pair, e->buf);
 			if (count)
 				pair->cnt.tx_discarded += e->len;
 		}
@@ -132,22 +134,9 @@ static void dxn_conn_fail(struct dxn_conn *conn, int err)
 
 /* ----------------------------------------------------------------- RX */
 
-/* RX ring state of one sync. */
-struct dxn_rxctx {
-	struct dxn_pair *pair;
-	struct dxn_conn *conn;
-	u32 room;		/* free RX slots not yet reserved */
-	bool slot_open;		/* a DATA slot of conn is being filled */
-	u32 slot_off;
-	u32 slot_len;
-	int stop;		/* why the actor stopped */
-};
-
-enum { DXN_GO, DXN_STOP_RING, DXN_STOP_SPARE };
-
 /* Write the next RX slot at tail (already reserved). port->lock held. */
-static void dxn_rx_write(struct dxn_pair *pair, u32 conn, u32 buf, u32 off,
-			 u32 len, u16 flags, u16 err, u64 user_data)
+void dxn_rx_write(struct dxn_pair *pair, u32 conn, u32 buf, u32 off,
+		  u32 len, u16 flags, u16 err, u64 user_data)
 {
 	struct dxn_ringstate *rs = &pair->rx;
 	struct daxnet_slot *s = dxn_slot(rs, rs->tail);
@@ -197,7 +186,7 @@ static void dxn_rx_releases(struct dxn_rxctx *ctx)
 }
 
 /* Close the open DATA slot of ctx->conn; held: the kernel keeps the buffer. */
-static void dxn_rx_close_slot(struct dxn_rxctx *ctx, bool held)
+void dxn_rx_close_slot(struct dxn_rxctx *ctx, bool held)
 {
 	struct dxn_conn *conn = ctx->conn;
 
@@ -240,8 +229,8 @@ static void dxn_rx_copy(struct dxn_pool *pool, struct sk_buff *skb,
  * spare: TCP keeps the rest and its window closes). Process context,
  * lock_sock(sk) and port->lock held.
  */
-static int dxn_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
-			unsigned int offset, size_t len)
+int dxn_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
+		 unsigned int offset, size_t len)
 {
 	struct dxn_rxctx *ctx = rd->arg.data;
 	struct dxn_pair *pair = ctx->pair;
@@ -314,7 +303,7 @@ static int dxn_rx_conn(struct dxn_rxctx *ctx, struct dxn_conn *conn)
 	rd.arg.data = ctx;
 
 	lock_sock(sk);
-	tcp_read_sock(sk, &rd, dxn_rx_actor);
+	tcp_read_sock(sk, &rd, pair->port->zc ? dxn_zc_rx_actor : dxn_rx_actor);
 	qempty = skb_queue_empty(&sk->sk_receive_queue);
 	if (qempty && !conn->err) {
 		err = sock_error(sk);
@@ -472,6 +461,11 @@ static int dxn_send(struct dxn_conn *conn, u32 buf, u32 off, u32 len,
 	};
 	int nr, ret;
 
+	if (pair->port->zc) {
+		ret = dxn_zc_send(conn, buf, off, len, more);
+		if (ret != -EOPNOTSUPP)
+			return ret;
+	}
 	nr = dxn_pool_bvec(pool, (u64)buf * pool->buf_size + off, len, bv,
 			   ARRAY_SIZE(bv));
 	if (nr < 0)
@@ -539,7 +533,8 @@ static void dxn_tx_conn(struct dxn_pair *pair, struct dxn_conn *conn)
 				blocked = true;
 				break;
 			}
-			dxn_release_buf(pair, e->buf);
+			if (!dxn_zc_tx_owe(pair, e->buf))
+				dxn_release_buf(pair, e->buf);
 		} else {
 			shut = true;
 		}
@@ -587,6 +582,10 @@ static void dxn_tx_conn(struct dxn_pair *pair, struct dxn_conn *conn)
 				dxn_tx_result(c, DAXNET_SLOT_BUF_HELD, 0);
 				pair->cnt.tx_held++;
 				blocked = true;
+			} else if (dxn_zc_tx_owe(pair, c->buf_idx)) {
+				/* Sent by reference: RELEASE at completion. */
+				dxn_tx_result(c, DAXNET_SLOT_BUF_HELD, 0);
+				pair->cnt.tx_held++;
 			}
 		}
 		if (c->flags & DAXNET_SLOT_EOF) {
@@ -597,6 +596,7 @@ static void dxn_tx_conn(struct dxn_pair *pair, struct dxn_conn *conn)
 				dxn_conn_fail(conn, ENOBUFS);
 		}
 	}
+	dxn_zc_tx_end(conn);
 	release_sock(sk);
 
 	if (conn->err)
@@ -726,6 +726,8 @@ int dxn_sync_pair(struct dxn_pair *pair, u32 flags)
 	if (rx)
 		dxn_rx_release(pair, rx_head);
 	dxn_spare_intake(pair, sp_head);
+	if (pair->port->zc)
+		dxn_zc_sync(pair);
 	if (tx)
 		dxn_tx(pair, tx_head);
 	if (rx)
@@ -754,7 +756,7 @@ __poll_t dxn_pair_poll(struct dxn_pair *pair)
 	pending = !list_empty(&pair->rx_ready);
 	tx_pending = !list_empty(&pair->tx_ready);
 	spin_unlock_bh(&port->ready_lock);
-	pending = pending || pair->rel_count;
+	pending = pending || pair->rel_count || dxn_zc_tx_pending(port);
 
 	/*
 	 * EPOLLIN only when a sync would publish something new: connections
