@@ -72,6 +72,10 @@ struct KvOptions {
 class KvStore {
 public:
 	/// Recovers (docs/wal-format.md §Recovery) and returns the store.
+	/// `alloc` is reset and rebuilt from the log: open the store before the
+	/// network layer takes any buffer from it. Errors: EIO (unreadable log
+	/// state or checkpoint, corruption of committed records; `report` says
+	/// what), EINVAL (WAL area too small).
 	static Result<std::unique_ptr<KvStore>> open(const PoolView& pool, BufferAllocator& alloc,
 						     const KvOptions& opt = {}, RecoveryReport* report = nullptr);
 
