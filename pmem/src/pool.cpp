@@ -279,8 +279,15 @@ Result<Geometry> plan_geometry(std::uint64_t pool_size, std::uint32_t buffer_siz
 	Geometry g;
 	g.pool_size = pool_size;
 	g.buffer_size = buffer_size;
+	// Explicit sizes larger than the pool can never fit; refusing them here
+	// also keeps the rounding and the sums below from overflowing.
+	if (wal_size > pool_size || ckpt_size > pool_size)
+		return make_error(EINVAL, "WAL or checkpoint area larger than the pool");
 	g.wal_size = round_up(wal_size ? wal_size : std::clamp(pool_size / 16, kMinArea, kMaxWal), kAreaAlign);
 	g.ckpt_size = round_up(ckpt_size ? ckpt_size : std::clamp(pool_size / 8, kMinArea, kMaxCkpt), kAreaAlign);
+	if (g.wal_size > pool_size || g.ckpt_size > pool_size - g.wal_size)
+		return make_error(EINVAL, "WAL and checkpoint areas do not fit in a pool of " +
+						  std::to_string(pool_size) + " bytes");
 	g.wal_offset = kSuperblockSize;
 	g.ckpt_offset = g.wal_offset + g.wal_size;
 	g.buffer_offset = g.ckpt_offset + g.ckpt_size;
@@ -345,6 +352,13 @@ Result<Geometry> parse_superblock(const Superblock& sb, std::uint64_t file_size)
 		return bad("no buffers");
 	if (g.wal_offset % kAreaAlign || g.ckpt_offset % kAreaAlign || g.buffer_offset % kAreaAlign)
 		return bad("area offsets are not 4096-aligned");
+	// Every area must end inside the pool; compared by subtraction so that
+	// no sum of hostile values can wrap past 2^64.
+	auto ends_within = [&](std::uint64_t off, std::uint64_t size) {
+		return off <= g.pool_size && size <= g.pool_size - off;
+	};
+	if (!ends_within(g.wal_offset, g.wal_size) || !ends_within(g.ckpt_offset, g.ckpt_size))
+		return bad("WAL or checkpoint area ends beyond the pool");
 	if (g.wal_offset < kSuperblockSize || g.wal_size == 0 || g.ckpt_size == 0 ||
 	    g.ckpt_offset < g.wal_offset + g.wal_size || g.buffer_offset < g.ckpt_offset + g.ckpt_size)
 		return bad("areas overlap or are out of order");
