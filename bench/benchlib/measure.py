@@ -63,7 +63,7 @@ class Window:
         _sleep_until(t0 + self.settle, proc)
         self.a = self._sample()
         _sleep_until(end, proc)
-        if proc.poll() is None:
+        if procs.running(proc):
             self.b = self._sample()
 
     def _sample(self):
@@ -81,7 +81,7 @@ class Window:
 
 
 def _sleep_until(t, proc):
-    while time.monotonic() < t and proc.poll() is None:
+    while time.monotonic() < t and procs.running(proc):
         time.sleep(min(0.05, max(0.0, t - time.monotonic())))
 
 
@@ -100,13 +100,17 @@ def counters(server, tries=3):
 def run(server, client, window=None):
     """client(during) -> dict from clients.wrk/redis_benchmark. Returns a row dict."""
     c0 = counters(server)
-    cpu0 = server.cpu_seconds()
+    u0, s0 = server.cpu_split()
+    cpu0 = u0 + s0
+    rt0 = server.runtime_seconds()
     busy0 = procs.system_busy_seconds()
     steal0 = procs.steal_seconds()
     t0 = time.monotonic()
     res = client(window)
     wall = time.monotonic() - t0
-    cpu1 = server.cpu_seconds()
+    u1, s1 = server.cpu_split()
+    cpu1 = u1 + s1
+    rt1 = server.runtime_seconds()
     busy1 = procs.system_busy_seconds()
     steal1 = procs.steal_seconds()
     c1 = counters(server) if c0 else {}
@@ -116,9 +120,12 @@ def run(server, client, window=None):
     row.update({
         "server_cpu_s": srv,
         "server_us_per_req": srv / n * 1e6 if n else None,
-        "client_us_per_req": res["client_cpu_s"] / n * 1e6 if n else None,
+        "server_user_us_per_req": (u1 - u0) / n * 1e6 if n else None,
+        "server_schedstat_us_per_req": (rt1 - rt0) / n * 1e6 if n else None,
+        "server_sys_us_per_req": (s1 - s0) / n * 1e6 if n else None,
+        "client_us_per_req": res["client_cpu_s"] / n * 1e6 if (n and res["client_cpu_s"] is not None) else None,
         "server_util_pct": srv / wall * 100.0 if wall else None,
-        "other_cpu_pct": max(0.0, (busy1 - busy0) - srv - res["client_cpu_s"]) / (wall * NCPU) * 100.0,
+        "other_cpu_pct": max(0.0, (busy1 - busy0) - srv - (res["client_cpu_s"] or 0.0)) / (wall * NCPU) * 100.0,
         "steal_pct": (steal1 - steal0) / (wall * NCPU) * 100.0,
         "wall_s": wall,
     })

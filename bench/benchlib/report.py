@@ -17,7 +17,8 @@ import shutil
 import subprocess
 
 CSV_FIELDS = ["suite", "server", "variant", "medium", "op", "size", "conns", "depth", "status", "requests",
-              "duration_s", "rps", "p50_us", "p99_us", "server_us_per_req", "client_us_per_req",
+              "duration_s", "rps", "p50_us", "p99_us", "server_us_per_req", "server_user_us_per_req",
+              "server_sys_us_per_req", "server_schedstat_us_per_req", "client_us_per_req",
               "steady_server_us_per_req", "steady_rps", "server_util_pct", "other_cpu_pct", "steal_pct",
               "syscalls_per_req", "traced_syscalls_per_req", "trace_tool", "fences_per_req",
               "traced_persist_calls_per_req", "copied_bytes_per_req", "rx_bytes_per_req", "copied_per_rx_byte",
@@ -191,6 +192,17 @@ def syscalls_cell(r):
     return " / ".join(parts)
 
 
+def cpu_cell(r):
+    """'8.48 (1.2 + 7.3)': total server CPU µs/req (user + sys)."""
+    t = r.get("server_us_per_req")
+    if t is None:
+        return "–"
+    u, k = r.get("server_user_us_per_req"), r.get("server_sys_us_per_req")
+    if u is None or k is None:
+        return fmt(t)
+    return "%s (%.1f + %.1f)" % (fmt(t), u, k)
+
+
 def status_cell(r):
     s = r.get("status", "")
     if s == "ok":
@@ -233,11 +245,11 @@ def rpc_md(rows):
         base = _find(rows, suite="rpc", server="nginx", conns=r["conns"], depth=r.get("depth", 1))
         rat = ratio(base and base.get("server_us_per_req"), r.get("server_us_per_req")) if ok(r) else None
         lines.append([label(r), r["conns"], r.get("depth", 1), kfmt(r.get("rps")), fmt(r.get("p50_us"), 0),
-                      fmt(r.get("p99_us"), 0), fmt(r.get("server_us_per_req")), fmt(r.get("client_us_per_req")),
+                      fmt(r.get("p99_us"), 0), cpu_cell(r), fmt(r.get("client_us_per_req")),
                       fmt(r.get("steady_server_us_per_req")), fmt(rat) + ("x" if rat else ""),
                       syscalls_cell(r), fmt(r.get("copied_bytes_per_req"), 0), fmt(r.get("resp_bytes"), 0),
                       fmt(r.get("other_cpu_pct"), 0), status_cell(r)])
-    return table(["server", "conns", "pipeline", "req/s", "p50 µs", "p99 µs", "server CPU µs/req",
+    return table(["server", "conns", "pipeline", "req/s", "p50 µs", "p99 µs", "server CPU µs/req (user + sys)",
                   "client CPU µs/req", "steady server µs/req", "CPU vs nginx", "syscalls/req (own / traced)",
                   "CPU-copied B/req", "resp bytes", "other CPU %", "status"], lines)
 
@@ -253,12 +265,12 @@ def wal_md(rows):
         rat = ratio(base and base.get("server_us_per_req"), r.get("server_us_per_req")) if ok(r) else None
         cp = r.get("copied_bytes_per_req")
         lines.append([label(r), r.get("medium"), r["conns"], r.get("depth", 1), kfmt(r.get("rps")),
-                      fmt(r.get("p50_us"), 0), fmt(r.get("p99_us"), 0), fmt(r.get("server_us_per_req")),
+                      fmt(r.get("p50_us"), 0), fmt(r.get("p99_us"), 0), cpu_cell(r),
                       fmt(r.get("client_us_per_req")), fmt(r.get("steady_server_us_per_req")),
                       fmt(rat) + ("x" if rat else ""), syscalls_cell(r), fmt(cp, 0),
                       fmt(r.get("copied_per_rx_byte")), fmt(r.get("fences_per_req"), 3),
                       fmt(r.get("other_cpu_pct"), 0), status_cell(r)])
-    return table(["server", "medium", "conns", "pipeline", "req/s", "p50 µs", "p99 µs", "server CPU µs/req",
+    return table(["server", "medium", "conns", "pipeline", "req/s", "p50 µs", "p99 µs", "server CPU µs/req (user + sys)",
                   "client CPU µs/req", "steady server µs/req", "CPU vs baseline", "syscalls/req (own / traced)",
                   "CPU-copied B/req", "copied per received byte", "fences/req", "other CPU %", "status"], lines)
 
@@ -279,13 +291,13 @@ def kv_md(rows):
         persist = r.get("traced_persist_calls_per_req")
         lines.append([r.get("medium"), r.get("op"), r.get("size"), r.get("conns"), r.get("depth"), label(r),
                       kfmt(r.get("rps")), fmt(rps_rat) + ("x" if rps_rat else ""), fmt(r.get("p50_us"), 0),
-                      fmt(r.get("p99_us"), 0), fmt(r.get("server_us_per_req")), fmt(r.get("client_us_per_req")),
+                      fmt(r.get("p99_us"), 0), cpu_cell(r), fmt(r.get("client_us_per_req")),
                       fmt(rat) + ("x" if rat else ""), syscalls_cell(r), fmt(r.get("copied_bytes_per_req"), 0),
                       fmt(fences, 3) if fences is not None else (fmt(persist, 3) + " fsync" if persist is not None
                                                                  else "–"),
                       fmt(r.get("other_cpu_pct"), 0), status_cell(r)])
     return table(["medium", "op", "value B", "-c", "-P", "server", "req/s", "req/s vs always", "p50 µs",
-                  "p99 µs", "server CPU µs/req", "client CPU µs/req", "CPU vs aof-always",
+                  "p99 µs", "server CPU µs/req (user + sys)", "client CPU µs/req", "CPU vs aof-always",
                   "syscalls/req (own / traced)", "CPU-copied B/req", "fences (or fsyncs)/req", "other CPU %", "status"], lines)
 
 

@@ -121,6 +121,17 @@ class Server:
     def cpu_seconds(self):
         return sum(procs.proc_cpu_seconds(p) for p in self.pids())
 
+    def runtime_seconds(self):
+        return sum(procs.proc_runtime_seconds(p) for p in self.pids())
+
+    def cpu_split(self):
+        u = s = 0.0
+        for p in self.pids():
+            a, b = procs.proc_cpu_split(p)
+            u += a
+            s += b
+        return u, s
+
     def counters(self):
         return {}
 
