@@ -128,7 +128,7 @@ TEST_CASE("plan_geometry lays out page-aligned areas and rejects impossible pool
 	CHECK(plan_geometry(8u << 20, 2048)->buffer_size == 2048);
 	CHECK(plan_geometry(8u << 20, 1024).error().code == EINVAL);
 	CHECK(plan_geometry(512u << 10, 4096).error().code == EINVAL);
-	CHECK_THAT(plan_geometry(1u << 20, 4096, 900u << 10).error().message, Catch::Contains("fewer than 16 buffers"));
+	CHECK_THAT(plan_geometry(1u << 20, 4096, 880u << 10).error().message, Catch::Contains("fewer than 16 buffers"));
 	CHECK_THAT(plan_geometry(1u << 20, 4096, 1u << 20).error().message, Catch::Contains("do not fit"));
 	CHECK_THAT(plan_geometry(1u << 20, 4096, 2u << 20).error().message, Catch::Contains("larger than the pool"));
 }
