@@ -14,7 +14,7 @@
 # the serial console; this script parses the DAXNET-* marker lines.
 #
 #   run-guest.sh --build BUILD_DIR [--src SRC_DIR] [--targets "t1 t2"]
-#                [--timeout SECONDS] [--only a,b] [--no-build]
+#                [--timeout SECONDS] [--only a,b] [--no-build] [--no-checkpatch]
 #
 # Exit status: 0 pass, 1 fail, 77 skipped (no kernel image/headers/QEMU).
 set -euo pipefail
@@ -26,6 +26,7 @@ targets=
 timeout_s=780
 only=
 do_build=1
+do_checkpatch=1
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) build=$2; shift 2 ;;
@@ -34,6 +35,7 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout_s=$2; shift 2 ;;
 	--only) only=$2; shift 2 ;;
 	--no-build) do_build=0; shift ;;
+	--no-checkpatch) do_checkpatch=0; shift ;;
 	*) echo "run-guest: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -70,14 +72,18 @@ fi
 # linux-source-6.1; extracted once into the build directory).
 cpdir=$work/checkpatch
 cp_tar=$(ls /usr/src/linux-source-*.tar.xz 2>/dev/null | head -n 1 || true)
-if [ ! -x "$cpdir/scripts/checkpatch.pl" ] && [ -n "$cp_tar" ]; then
+if [ "$do_checkpatch" = 0 ]; then
+	say "checkpatch skipped (--no-checkpatch)"
+elif [ ! -x "$cpdir/scripts/checkpatch.pl" ] && [ -n "$cp_tar" ]; then
 	say "extracting checkpatch.pl from $cp_tar"
 	mkdir -p "$cpdir"
 	tar -xJf "$cp_tar" -C "$cpdir" --strip-components=1 --wildcards \
 		'*/scripts/checkpatch.pl' '*/scripts/spelling.txt' \
 		'*/scripts/const_structs.checkpatch'
 fi
-if [ -x "$cpdir/scripts/checkpatch.pl" ]; then
+if [ "$do_checkpatch" = 0 ]; then
+	:
+elif [ -x "$cpdir/scripts/checkpatch.pl" ]; then
 	# The module's sources: the objects Kbuild links, and the headers.
 	cp_files=$(sed -n -E 's/^daxnet-y[[:space:]]*[:+]?=//p' "$src/kernel/Kbuild" |
 		tr ' ' '\n' | sed -n "s|^\(.*\)\.o\$|$src/kernel/\1.c|p")

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "daxnet/fd.h"
 #include "transport.h"
@@ -71,6 +72,10 @@ public:
 		const daxnet_region* h = region_header(region_);
 		if (h->magic != DAXNET_REGION_MAGIC || h->api_version != DAXNET_API)
 			return make_error(EPROTO, "kernel transport: region header has a wrong magic or API version");
+		for (std::uint32_t i = 0; i < h->num_pairs; i++) {
+			tx_rings_.push_back(region_ring(region_, region_pair(region_, i)->tx_ofs));
+			tx_synced_.push_back(0);
+		}
 		return {};
 	}
 
@@ -107,6 +112,10 @@ public:
 		daxnet_sync s{};
 		s.pair = pair;
 		s.flags = flags;
+		// The TX heads this sync hands over (see has_pending()).
+		for (std::uint32_t p = 0; p < tx_rings_.size(); p++)
+			if (pair == DAXNET_RING_ALL || pair == p)
+				tx_synced_[p] = __atomic_load_n(&tx_rings_[p]->head, __ATOMIC_RELAXED);
 		syscalls_++;
 		if (::ioctl(fd_.get(), DAXNET_IOC_SYNC, &s) < 0)
 			return -errno;
@@ -114,8 +123,16 @@ public:
 	}
 
 	int fd() const noexcept override { return fd_.get(); }
-	// Everything the kernel has buffered shows in poll() on the port fd.
-	bool has_pending() const noexcept override { return false; }
+	// What the kernel has buffered shows in poll() on the port fd. What
+	// only user space knows: TX slots handed over (head moved) since the
+	// last sync, which a sync would send right away.
+	bool has_pending() const noexcept override
+	{
+		for (std::uint32_t p = 0; p < tx_rings_.size(); p++)
+			if (__atomic_load_n(&tx_rings_[p]->head, __ATOMIC_RELAXED) != tx_synced_[p])
+				return true;
+		return false;
+	}
 
 	RingCounters counters(std::uint32_t pair) const noexcept override
 	{
@@ -158,6 +175,8 @@ private:
 	}
 
 	UniqueFd fd_;
+	std::vector<daxnet_ring*> tx_rings_;       // per pair
+	std::vector<std::uint32_t> tx_synced_;     // TX head at the last sync, per pair
 	std::byte* region_ = nullptr;
 	std::size_t region_size_ = 0;
 	// Syscalls sync() made (the kernel counts syncs, not syscalls; a
