@@ -85,7 +85,8 @@ class Server:
                               (self.name, self.proc.returncode, text[-3000:]))
             time.sleep(0.02)
         self.kill9()
-        raise Failure("%s printed no startup line within %.0f s" % (self.name, START_DEADLINE))
+        raise Failure("%s printed no startup line within %.0f s:\n%s" %
+                      (self.name, START_DEADLINE, self.output()[-2000:]))
 
     def output(self):
         try:

@@ -90,7 +90,7 @@ boot() {
 		sleep 0.5
 	done
 	local rc=0
-	wait "$qpid" || rc=$?
+	{ wait "$qpid"; } 2>/dev/null || rc=$?
 	tr -d '\r' <"$log.raw" >"$log"
 	rm -f "$log.raw"
 	return $rc
