@@ -97,6 +97,7 @@ struct dxn_zc {
 
 	/* TX, port->lock */
 	struct dxn_zc_txq *txq;
+	struct list_head ackwait;	/* completed batches waiting for ACK */
 	u32 *txref;			/* buffer -> batches still sending it */
 	u32 *txowed;			/* buffer -> RELEASEs owed at txref 0 */
 
@@ -533,6 +534,28 @@ int dxn_zc_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
 
 /* ------------------------------------------------------------------ TX */
 
+/* Are some of the batch's bytes still not ACKed on a live connection? */
+static bool dxn_zc_unacked(const struct dxn_zc_batch *b)
+{
+	const struct sock *sk = b->sk;
+
+	return !READ_ONCE(sk->sk_err) && READ_ONCE(sk->sk_state) != TCP_CLOSE &&
+	       before(READ_ONCE(tcp_sk(sk)->snd_una), b->end_seq);
+}
+
+/*
+ * Ask for sk_write_space() at the next ACK that frees send queue space
+ * (tcp_check_space() needs SOCK_NOSPACE): an attached connection's
+ * callback then wakes the port. Process context.
+ */
+static void dxn_zc_want_ack(struct sock *sk)
+{
+	read_lock_bh(&sk->sk_callback_lock);
+	if (sk->sk_socket)
+		set_bit(SOCK_NOSPACE, &sk->sk_socket->flags);
+	read_unlock_bh(&sk->sk_callback_lock);
+}
+
 /* Free a batch; any context (sock_put and kfree only). */
 static void dxn_zc_batch_free(struct dxn_zc_batch *b)
 {
@@ -566,10 +589,6 @@ static void dxn_zc_tx_callback(struct sk_buff *skb, struct ubuf_info *uarg,
 		WRITE_ONCE(b->copied, true);
 	if (!refcount_dec_and_test(&uarg->refcnt))
 		return;
-	/* Completion must mean "ACKed" unless the connection died. */
-	if (!b->sk->sk_err && b->sk->sk_state != TCP_CLOSE &&
-	    before(READ_ONCE(tcp_sk(b->sk)->snd_una), b->end_seq))
-		b->early = true;
 	spin_lock_irqsave(&txq->lock, flags);
 	dead = txq->dead;
 	if (!dead) {
@@ -721,13 +740,22 @@ void dxn_zc_tx_end(struct dxn_conn *conn)
  * dxn_zc_tx_pending - completed batches wait for a sync?
  * @port: the port
  *
- * Any context. For poll().
+ * Process context, port->lock held. For poll().
  */
 bool dxn_zc_tx_pending(struct dxn_port *port)
 {
 	struct dxn_zc *zc = port->zc;
 
-	return zc && !list_empty_careful(&zc->txq->done);
+	struct dxn_zc_batch *b;
+
+	if (!zc)
+		return false;
+	if (!list_empty_careful(&zc->txq->done))
+		return true;
+	list_for_each_entry(b, &zc->ackwait, node)
+		if (!dxn_zc_unacked(b))
+			return true;
+	return false;
 }
 
 /* Turn completed batches into RELEASE slots. port->lock held. */
@@ -742,14 +770,27 @@ static void dxn_zc_tx_reap(struct dxn_zc *zc)
 	list_splice_init(&zc->txq->done, &done);
 	spin_unlock_irqrestore(&zc->txq->lock, flags);
 
-	list_for_each_entry_safe(b, tmp, &done, node) {
+	list_splice_tail_init(&done, &zc->ackwait);
+	list_for_each_entry_safe(b, tmp, &zc->ackwait, node) {
 		struct dxn_pair *pair = &zc->port->pairs[b->pair];
 
+		/*
+		 * Retransmit collapsing can free a batch's skbs before the
+		 * ACK (their bytes were copied into a neighbour skb), which
+		 * completes the batch early. Retransmissions then still carry
+		 * the batch's bytes: give its buffers back only once they are
+		 * ACKed or the connection is gone.
+		 */
+		if (dxn_zc_unacked(b)) {
+			if (!b->early)
+				pair->cnt.tx_zc_early++;
+			b->early = true;
+			dxn_zc_want_ack(b->sk);
+			continue;
+		}
 		pair->cnt.tx_zc_batches++;
 		if (b->copied)
 			pair->cnt.tx_zc_copied++;
-		if (b->early)
-			pair->cnt.tx_zc_early++;
 		for (i = 0; i < b->n; i++) {
 			buf = b->bufs[i];
 			if (--zc->txref[buf])
@@ -848,6 +889,7 @@ int dxn_zc_create(struct dxn_port *port)
 	if (!zc->owner || !zc->nic || !zc->free || !zc->closed || !zc->base ||
 	    !zc->txref || !zc->txowed || !zc->txq)
 		goto err;
+	INIT_LIST_HEAD(&zc->ackwait);
 	refcount_set(&zc->txq->ref, 1);
 	spin_lock_init(&zc->txq->lock);
 	INIT_LIST_HEAD(&zc->txq->done);
@@ -902,7 +944,7 @@ void dxn_zc_destroy(struct dxn_port *port)
 {
 	struct dxn_zc *zc = port->zc;
 	struct dxn_zc_batch *b, *tmp;
-	u32 busy, waited = 0;
+	u32 busy, inflight, waited = 0;
 	LIST_HEAD(done);
 
 	if (!zc)
@@ -920,21 +962,27 @@ void dxn_zc_destroy(struct dxn_port *port)
 	zc->txq->wq = NULL;
 	list_splice_init(&zc->txq->done, &done);
 	spin_unlock_irq(&zc->txq->lock);
+	list_splice_init(&zc->ackwait, &done);
 	/* The pairs are gone: completed batches owe nobody a RELEASE. */
 	list_for_each_entry_safe(b, tmp, &done, node) {
 		list_del(&b->node);
 		dxn_zc_batch_free(b);
 	}
-	dxn_zc_txq_put(zc->txq);
 
-	while ((busy = dxn_zc_busy(zc)) && waited < DXN_ZC_DRAIN_MS) {
+	/* RX buffers in skbs, TX batches TCP has not let go of yet. */
+	for (;;) {
+		busy = dxn_zc_busy(zc);
+		inflight = refcount_read(&zc->txq->ref) - 1;
+		if ((!busy && !inflight) || waited >= DXN_ZC_DRAIN_MS)
+			break;
 		dxn_flush_kick();
 		msleep(20);
 		waited += 20;
 	}
-	if (busy)
-		pr_info("daxnet: %u pool buffers still referenced by skbs after %u ms; unpinning\n",
-			busy, waited);
+	if (busy || inflight)
+		pr_info("daxnet: after %u ms, %u pool buffers still in RX skbs, %u TX batches in flight; unpinning\n",
+			waited, busy, inflight);
+	dxn_zc_txq_put(zc->txq);
 	xa_destroy(&zc->pfns);
 	kvfree(zc->txref);
 	kvfree(zc->txowed);

@@ -3,6 +3,7 @@
  * zc_ring - the daxnet ring side of the zero-copy guest tests.
  *
  *   zc_ring server PORT POOLFILE [--copy] [--lag-ms N] [--count K]
+ *                  [--rcvbuf N]
  *   zc_ring client ADDR PORT POOLFILE BYTES WRITE_SIZE [--copy]
  *
  * server: accepts K connections one after the other, attaches each to a
@@ -268,7 +269,7 @@ static void msleep(int ms)
 static int server(int argc, char **argv)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
-	int zc = 1, lag = 0, count = 1, one = 1, ls, i;
+	int zc = 1, lag = 0, count = 1, one = 1, rcvbuf = 0, ls, i;
 	static struct port p;
 
 	for (i = 4; i < argc; i++) {
@@ -278,10 +279,14 @@ static int server(int argc, char **argv)
 			lag = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--count") && i + 1 < argc)
 			count = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--rcvbuf") && i + 1 < argc)
+			rcvbuf = atoi(argv[++i]);
 	}
 	port_open(&p, argv[3], zc);
 	ls = socket(AF_INET, SOCK_STREAM, 0);
 	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (rcvbuf)
+		setsockopt(ls, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	a.sin_port = htons(atoi(argv[2]));
 	if (bind(ls, (struct sockaddr *)&a, sizeof(a)) || listen(ls, 8))
 		die("bind/listen");
