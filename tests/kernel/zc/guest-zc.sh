@@ -14,9 +14,22 @@
 #   zc.tx        zc_ring client (zero-copy TX) -> zc_stream / zc_ring
 #                server: MSG_ZEROCOPY batches complete after ACK, uncopied
 #   rmmod, dmesg
+#
+# Two ways to run: standalone (tests/kernel/zc/run-zc.sh: formats the
+# NVDIMM, loads BUILD/kmod/daxnet.ko, unloads it and checks dmesg itself),
+# or inside the kernel guest suite (tests/kernel/guest-run.sh with
+# DXZC_SUITE=1: the suite formatted /tmp/pmem and loaded the module, and
+# the programs come from the CMake build, BUILD/tests/kernel/zc).
 set -u
+suite=${DXZC_SUITE:-0}
 ko=$DXBUILD/kmod/daxnet.ko
-zs=$DXBUILD/zc/zc_stream
+bin=$DXBUILD/zc
+if [ "$suite" = 1 ]; then
+	bin=$DXBUILD/tests/kernel/zc
+	# The suite's step list names "zc"; keep only our own step names.
+	DXARGS=$(for w in $DXARGS; do case $w in zc.* | vnic.*) echo "$w" ;; esac; done)
+fi
+zs=$bin/zc_stream
 failed=0
 start=$(cut -d. -f1 /proc/uptime)
 say() { echo "daxnet-guest [$(($(cut -d. -f1 /proc/uptime) - start))s] $*"; }
@@ -68,9 +81,11 @@ stream() {
 }
 
 say "kernel $(uname -r), $(nproc) cpus"
-zr=$DXBUILD/zc/zc_ring
+zr=$bin/zc_ring
 pmem=/tmp/pmem
-if ndctl create-namespace -f -e namespace0.0 --mode=fsdax >/dev/null &&
+if [ "$suite" = 1 ]; then
+	: # the suite formatted and mounted $pmem and loaded daxnet.ko
+elif ndctl create-namespace -f -e namespace0.0 --mode=fsdax >/dev/null &&
 	mkfs.ext4 -q -F -b 4096 /dev/pmem0 && mkdir -p $pmem &&
 	mount -t ext4 -o dax=always /dev/pmem0 $pmem; then
 	pass format
@@ -78,7 +93,9 @@ else
 	fail format
 	exit 1
 fi
-if insmod "$ko"; then pass insmod; else fail insmod; exit 1; fi
+if [ "$suite" = 1 ]; then
+	grep -q '^daxnet ' /proc/modules || { fail zc "daxnet.ko not loaded"; exit 1; }
+elif insmod "$ko"; then pass insmod; else fail insmod; exit 1; fi
 
 # ring_stream LABEL NS_CLIENT NS_SERVER ADDR BYTES WSIZE [zc_ring server
 # options]: zc_stream client -> zc_ring server; sets STREAM_OK and RING_LINE.
@@ -272,6 +289,11 @@ if [ -n "$DXARGS" ] && wanted zc.txbench; then
 fi
 
 for ns in $(ip netns list | cut -d' ' -f1); do ip netns del "$ns"; done
+umount /run 2>/dev/null
+if [ "$suite" = 1 ]; then
+	say "done"
+	exit $failed
+fi
 sleep 1
 if rmmod daxnet; then pass rmmod; else fail rmmod; fi
 bad=$(dmesg | grep -E 'WARNING:|BUG:|Oops|general protection|Call Trace|kernel BUG|UBSAN|refcount_t:|list_(add|del) corruption|stack-protector|Bad page')
