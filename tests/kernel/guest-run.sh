@@ -87,6 +87,13 @@ if wanted services && [ -f "$st" ] && [ -x "$DXBUILD/bin/daxnet-kv" ]; then
 		python3 "$st" --bin-dir "$DXBUILD/bin" --transport kernel --tmp $pmem
 fi
 
+# The zero-copy tests (tests/kernel/zc/guest-zc.sh): daxnet vnic pair
+# across two netns, zero-copy RX/TX on the DAX pool.
+zc=$DXSRC/tests/kernel/zc/guest-zc.sh
+if wanted zc && [ -x "$DXBUILD/tests/kernel/zc/zc_ring" ]; then
+	run_step zc 600 env DXZC_SUITE=1 sh "$zc"
+fi
+
 if grep -q '^daxnet ' /proc/modules; then
 	if rmmod daxnet; then pass rmmod; else fail rmmod; fi
 fi
