@@ -422,6 +422,8 @@ static void capture_cb(struct kport *p, const struct daxnet_slot *s,
 	struct capture *c = arg;
 	uint64_t k = s->user_data;
 
+	(void)p;
+
 	if (k >= MAXC)
 		return;
 	if (s->flags & DAXNET_SLOT_NEW_CONN) {
