@@ -504,7 +504,7 @@ static int t_basic(bool shm)
 	struct daxnet_counters k;
 	int cli, srv, lfd, ufd, ret;
 	uint16_t port;
-	uint32_t conn, conn2;
+	uint32_t conn = 0, conn2 = 0;
 	size_t want[2] = { 1, 5 };
 	char buf[64];
 
@@ -577,7 +577,7 @@ static int t_stream(bool shm)
 	const size_t total = 1 << 20;
 	uint8_t *src = malloc(total), *back = malloc(total);
 	int cli, srv;
-	uint32_t conn;
+	uint32_t conn = 0;
 	size_t i, sent = 0, want[2] = { 1, total }, got = 0;
 	double end;
 
@@ -718,7 +718,7 @@ static int t_close_fd(void)
 	struct kport p;
 	struct capture *c = calloc(1, sizeof(*c));
 	int cli, srv;
-	uint32_t conn;
+	uint32_t conn = 0;
 	size_t want[2] = { 3, 4 };
 	char buf[8];
 
@@ -748,7 +748,7 @@ static int t_peer_reset(void)
 	struct capture *c = calloc(1, sizeof(*c));
 	struct linger lg = { 1, 0 };
 	int cli, srv;
-	uint32_t conn;
+	uint32_t conn = 0;
 	size_t k = 2, want[2] = { 2, 3 };
 
 	CHECK(kport_open(&p, true) == 0, "register");
@@ -781,7 +781,7 @@ static int t_detach_inflight(void)
 	static char blob[2048];
 	struct daxnet_counters k;
 	int cli, srv, i, rcv = 4096;
-	uint32_t conn;
+	uint32_t conn = 0;
 	char buf[16];
 
 	CHECK(kport_open_ex(&p, false, 2048, 2048, 64, 64, 16, 8, DAXNET_API) == 0, "register");
@@ -822,7 +822,7 @@ static int t_release_attached(void)
 	enum { N = 16 };
 	struct kport p;
 	int cli[N], srv[N], i;
-	uint32_t conn;
+	uint32_t conn = 0;
 	char buf[8];
 
 	CHECK(kport_open(&p, false) == 0, "register");
@@ -857,7 +857,7 @@ static int t_rmmod_busy(void)
 {
 	struct kport p;
 	int cli, srv;
-	uint32_t conn;
+	uint32_t conn = 0;
 	long r;
 
 	CHECK(kport_open(&p, false) == 0, "register");
@@ -918,7 +918,7 @@ static int t_garbage(void)
 	struct kport p;
 	struct daxnet_counters k;
 	int cli, srv, round, einval = 0, ok = 0, bad_idx = 0;
-	uint32_t conn, i, n, h, t, sh[3], sc[3];
+	uint32_t conn = 0, i, n, h, t, sh[3], sc[3];
 	struct daxnet_ring *rings[3];
 
 	CHECK(kport_open_ex(&p, false, 256, 2048, 32, 32, 16, 8, DAXNET_API) == 0, "register");
@@ -1008,7 +1008,7 @@ static int echo_child(int id)
 	struct kport p;
 	struct capture *c = calloc(1, sizeof(*c));
 	int cli, srv, i;
-	uint32_t conn;
+	uint32_t conn = 0;
 	char msg[32], buf[32];
 	size_t want[2];
 
