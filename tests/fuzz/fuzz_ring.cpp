@@ -72,8 +72,11 @@ struct Pool {
 };
 
 /// A connected loopback TCP pair; closed with RST (no TIME_WAIT pile-up).
+/// ok() is false when the machine has no port or fd to spare right now
+/// (other tests share it): the input is then skipped, not failed.
 struct TcpPair {
 	int client = -1, server = -1;
+	bool ok() const { return client >= 0 && server >= 0; }
 	TcpPair()
 	{
 		static int listener = [] {
@@ -88,23 +91,35 @@ struct TcpPair {
 		sockaddr_in a{};
 		socklen_t al = sizeof a;
 		::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &al);
-		client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (client < 0 || ::connect(client, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-			std::abort();
-		server = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
-		if (server < 0)
-			std::abort();
+		for (int attempt = 0; attempt < 50 && !ok(); ++attempt) {
+			if (attempt)
+				::usleep(20000);
+			close_rst(client);
+			client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (client < 0 || ::connect(client, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+				std::fprintf(stderr, "fuzz_ring: loopback connect: %s (retrying)\n", std::strerror(errno));
+				continue;
+			}
+			server = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+		}
+		if (!ok())
+			return;
 		int one = 1;
 		::setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	}
+	static void close_rst(int& fd)
+	{
+		if (fd < 0)
+			return;
+		const linger lg{1, 0};
+		::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+		::close(fd);
+		fd = -1;
+	}
 	~TcpPair()
 	{
-		const linger lg{1, 0};
-		for (int fd : {client, server})
-			if (fd >= 0) {
-				::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-				::close(fd);
-			}
+		close_rst(client);
+		close_rst(server);
 	}
 };
 
@@ -154,6 +169,8 @@ DAXNET_FUZZ_TARGET(ring)
 	const std::uint32_t bsize = pool.view.buffer_size();
 
 	TcpPair tcp;
+	if (!tcp.ok())
+		return 0;
 	auto conn = t->attach(tcp.server, 0, 42);
 	FUZZ_CHECK_MSG(conn.ok(), conn ? std::string() : conn.error().message);
 	const std::uint32_t conn_id = *conn;
@@ -278,10 +295,7 @@ DAXNET_FUZZ_TARGET(ring)
 			if (in.flag())
 				::shutdown(tcp.client, SHUT_WR);
 			else {
-				const linger lg{1, 0};
-				::setsockopt(tcp.client, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-				::close(tcp.client);
-				tcp.client = -1;
+				TcpPair::close_rst(tcp.client);
 			}
 			break;
 		}

@@ -86,3 +86,17 @@ TEST_CASE("plan_geometry refuses WAL and checkpoint sizes that overflow when rou
 	CHECK_FALSE(a.ok());
 	CHECK_FALSE(b.ok());
 }
+
+TEST_CASE("plan_geometry refuses a WAL size that rounds past 2^64 in a pool of nearly 2^64 bytes",
+	  "[unit][fuzz][pool]")
+{
+	// wal_size <= pool_size passes the size check, then round_up(2^64 - 1,
+	// 4096) wraps to 0 and a geometry with an empty WAL area is returned
+	// (saved input: regressions/superblock/plan-wal-size-rounds-to-zero).
+	auto g = daxnet::pmem::plan_geometry(~0ull, 2048, ~0ull, 18446744073695395839ull);
+	if (g.ok()) {
+		INFO("wal_size " << g->wal_size << " ckpt_size " << g->ckpt_size);
+		CHECK(g->wal_size >= ~0ull - 4095);
+	}
+	CHECK_FALSE(g.ok());
+}
