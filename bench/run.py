@@ -283,53 +283,89 @@ def estimate(jobs, m):
 # ---------------------------------------------------------------- execution
 
 
-def run_job(job, ctx, m, prog, rows, tmp):
-    srv = job.make_server()
-    base = {"suite": job.suite, "server": srv.name, "variant": srv.variant, "medium": srv.medium}
+def _key(r):
+    return tuple(sorted(_params(r).items()))
+
+
+def groups(jobs):
+    """Jobs that are compared with each other run as one group: their servers are
+    started together (idle ones cost nothing) and every configuration and every
+    repetition is run on each server in turn, so that a change in the load from
+    the rest of the machine hits all of them alike."""
+    out = {}
+    for j in jobs:
+        medium = j.runs[0].get("medium", "-") if j.runs else "-"
+        k = (j.suite, medium if j.suite != "rpc" else "-")
+        out.setdefault(k, []).append(j)
+    return list(out.values())
+
+
+def run_group(group, ctx, m, prog, rows, tmp):
+    live = []  # (job, server, base row)
+    for job in group:
+        srv = job.make_server()
+        base = {"suite": job.suite, "server": srv.name, "variant": srv.variant, "medium": srv.medium}
+        try:
+            prog.start("%s %s: starting" % (job.suite, srv.label))
+            srv.start()
+            base["server_info"] = srv.info
+            live.append((job, srv, base))
+        except servers.NotAvailable as e:
+            for r in job.runs:
+                rows.append(dict(base, **_params(r), status="not built: %s" % e))
+                prog.finish(_what(job, srv, r), "skipped (%s)" % e)
+        except Exception as e:  # a start failure must not stop the others
+            for r in job.runs:
+                rows.append(dict(base, **_params(r), status="failed to start: %s" % str(e)[:300]))
+                prog.finish(_what(job, srv, r), "failed to start: %s" % str(e)[:200])
+            srv.stop()
     try:
-        prog.start("%s %s: starting" % (job.suite, srv.label))
-        srv.start()
-    except servers.NotAvailable as e:
-        for r in job.runs:
-            rows.append(dict(base, **_params(r), status="not built: %s" % e))
-            prog.finish(_what(job, srv, r), "skipped (%s)" % e)
-        return
-    except Exception as e:  # a start failure must not stop the other suites
-        for r in job.runs:
-            rows.append(dict(base, **_params(r), status="failed to start: %s" % str(e)[:300]))
-            prog.finish(_what(job, srv, r), "failed to start: %s" % str(e)[:200])
-        srv.stop()
-        return
-    base["server_info"] = srv.info
-    prefilled = set()
-    try:
-        for r in job.runs:
-            what = _what(job, srv, r)
-            prog.start(what)
-            if not srv.alive():
-                rows.append(dict(base, **_params(r), status="failed: server exited: " + srv.log_tail(300)))
-                prog.finish(what, "server exited")
-                continue
-            try:
-                if job.suite == "kv" and r["op"] == "GET" and r["size"] not in prefilled:
-                    _kv_prefill(srv, ctx, m, r["size"], tmp)
-                    prefilled.add(r["size"])
-                reps = []
-                for _ in range(_repeats(m, job.suite, r)):  # medians; 3 for the targets' configs
-                    reps.append(_one(job, srv, ctx, m, r, tmp))
-                row = dict(base, **_params(r), status="ok", **_median(reps))
-                row["repeats"] = len(reps)
-                if r.get("count"):
-                    prog.start(what + " (syscall count)")
-                    row.update(measure.count_syscalls(srv, _client(job, srv, ctx, m, r, tmp, short=True), tmp))
-                if job.suite == "kv" and r["op"] == "SET":
-                    prefilled.add(r["size"])
-            except Exception as e:
-                row = dict(base, **_params(r), status="failed: %s" % str(e)[:400])
-            rows.append(row)
-            prog.finish(what, summarize(row))
+        configs = []
+        for job, _, _ in live:
+            for r in job.runs:
+                if _key(r) not in [_key(c) for c in configs]:
+                    configs.append(r)
+        prefilled = set()
+        for r in configs:
+            members = [(job, srv, base, next(x for x in job.runs if _key(x) == _key(r)))
+                       for job, srv, base in live if any(_key(x) == _key(r) for x in job.runs)]
+            reps = {id(srv): [] for _, srv, _, _ in members}
+            errors = {}
+            for _ in range(max(_repeats(m, job.suite, rr) for job, _, _, rr in members)):
+                for job, srv, base, rr in members:  # interleaved
+                    if id(srv) in errors:
+                        continue
+                    prog.start(_what(job, srv, rr))
+                    try:
+                        if not srv.alive():
+                            raise RuntimeError("server exited: " + srv.log_tail(300))
+                        if job.suite == "kv" and rr["op"] == "GET" and (id(srv), rr["size"]) not in prefilled:
+                            _kv_prefill(srv, ctx, m, rr["size"], tmp)
+                            prefilled.add((id(srv), rr["size"]))
+                        reps[id(srv)].append(_one(job, srv, ctx, m, rr, tmp))
+                        if job.suite == "kv" and rr["op"] == "SET":
+                            prefilled.add((id(srv), rr["size"]))
+                    except Exception as e:
+                        errors[id(srv)] = "failed: %s" % str(e)[:400]
+            for job, srv, base, rr in members:
+                what = _what(job, srv, rr)
+                if id(srv) in errors:
+                    row = dict(base, **_params(rr), status=errors[id(srv)])
+                else:
+                    row = dict(base, **_params(rr), status="ok", **_median(reps[id(srv)]))
+                    row["repeats"] = len(reps[id(srv)])
+                    if rr.get("count"):
+                        prog.start(what + " (syscall count)")
+                        try:
+                            row.update(measure.count_syscalls(srv, _client(job, srv, ctx, m, rr, tmp, short=True),
+                                                              tmp))
+                        except Exception as e:
+                            row["count_error"] = str(e)[:200]
+                rows.append(row)
+                prog.finish(what, summarize(row))
     finally:
-        srv.stop()
+        for _, srv, _ in live:
+            srv.stop()
 
 
 def _what(job, srv, r):
@@ -360,7 +396,7 @@ def _one(job, srv, ctx, m, r, tmp):
     if job.suite in ("rpc", "wal"):
         settle = 1.0 + (2.0 if r["conns"] >= 10000 else 0.0)
         window = measure.Window(srv, settle, _wrk_seconds(m, r))
-    return measure.run(srv, client, window)
+    return measure.run(srv, client, window, cores=(ctx.server_cpu, ctx.client_cpu))
 
 
 def _wrk_seconds(m, r):
@@ -499,8 +535,8 @@ def main():
     recovery = None
     t0 = time.monotonic()
     try:
-        for j in jobs:
-            run_job(j, ctx, m, prog, rows, tmp)
+        for g in groups(jobs):
+            run_group(g, ctx, m, prog, rows, tmp)
         if m["recovery"] and (not only or "recovery" in only):
             recovery = run_recovery(ctx, m, prog, tmp)
     finally:

@@ -97,8 +97,9 @@ def counters(server, tries=3):
     return {}
 
 
-def run(server, client, window=None):
+def run(server, client, window=None, cores=(0, 1)):
     """client(during) -> dict from clients.wrk/redis_benchmark. Returns a row dict."""
+    sirq0 = [procs.softirq_seconds(c) for c in cores]
     c0 = counters(server)
     u0, s0 = server.cpu_split()
     cpu0 = u0 + s0
@@ -113,6 +114,7 @@ def run(server, client, window=None):
     rt1 = server.runtime_seconds()
     busy1 = procs.system_busy_seconds()
     steal1 = procs.steal_seconds()
+    sirq1 = [procs.softirq_seconds(c) for c in cores]
     c1 = counters(server) if c0 else {}
     n = res["requests"]
     srv = cpu1 - cpu0
@@ -128,6 +130,10 @@ def run(server, client, window=None):
         "other_cpu_pct": max(0.0, (busy1 - busy0) - srv - (res["client_cpu_s"] or 0.0)) / (wall * NCPU) * 100.0,
         "steal_pct": (steal1 - steal0) / (wall * NCPU) * 100.0,
         "wall_s": wall,
+        # loopback TCP receive runs in softirq on the sending core: core 0 delivers the
+        # replies to the client's socket, core 1 the requests to the server's
+        "softirq_server_core_us_per_req": (sirq1[0] - sirq0[0]) / n * 1e6 if n else None,
+        "softirq_client_core_us_per_req": (sirq1[1] - sirq0[1]) / n * 1e6 if n else None,
     })
     d = delta(c1, c0)
     if n:

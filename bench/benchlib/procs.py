@@ -165,6 +165,15 @@ def system_busy_seconds():
     return busy / CLK_TCK
 
 
+def softirq_seconds(cpu):
+    """Softirq time of one core (/proc/stat cpuN), where loopback TCP receive runs."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu%d " % cpu):
+                return int(line.split()[7]) / CLK_TCK
+    return 0.0
+
+
 def steal_seconds():
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]

@@ -18,7 +18,8 @@ import subprocess
 
 CSV_FIELDS = ["suite", "server", "variant", "medium", "op", "size", "conns", "depth", "status", "requests",
               "duration_s", "rps", "p50_us", "p99_us", "server_us_per_req", "server_user_us_per_req",
-              "server_sys_us_per_req", "server_schedstat_us_per_req", "client_us_per_req",
+              "server_sys_us_per_req", "server_schedstat_us_per_req", "softirq_server_core_us_per_req",
+              "softirq_client_core_us_per_req", "client_us_per_req",
               "steady_server_us_per_req", "steady_rps", "server_util_pct", "other_cpu_pct", "steal_pct",
               "syscalls_per_req", "traced_syscalls_per_req", "trace_tool", "fences_per_req",
               "traced_persist_calls_per_req", "copied_bytes_per_req", "rx_bytes_per_req", "copied_per_rx_byte",
