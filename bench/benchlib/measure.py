@@ -73,7 +73,8 @@ class Window:
         if not self.a or not self.b or self.a[2] is None or self.b[2] is None:
             return {}
         n = self.b[2] - self.a[2]
-        if n <= 0:
+        cpu = self.b[1] - self.a[1]
+        if n < 1000 or cpu < 0.1:  # too few requests or CPU ticks to mean anything
             return {}
         dt = self.b[0] - self.a[0]
         return {"steady_rps": n / dt, "steady_server_us_per_req": (self.b[1] - self.a[1]) / n * 1e6,
