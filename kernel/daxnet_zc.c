@@ -306,13 +306,20 @@ static struct notifier_block dxn_zc_notifier = {
 
 /* --------------------------------------------------------------- sync */
 
-/* Hand buffers of pair's spare stock to the vnic. port->lock held. */
+/*
+ * Hand buffers of pair's spare stock to the vnic, up to spare_slots free
+ * ones (more would only starve the application). port->lock held.
+ */
 static void dxn_zc_refill(struct dxn_zc *zc, struct dxn_pair *pair)
 {
 	u32 keep = min_t(u32, DXN_ZC_KEEP, pair->stock_cap / 4);
-	u32 buf, i;
+	u32 buf, i, nfree;
 
-	while (pair->nstock > keep) {
+	spin_lock_bh(&zc->lock);
+	nfree = zc->nfree;
+	spin_unlock_bh(&zc->lock);
+	/* The vnic holds at most a spare ring's worth of free buffers. */
+	while (pair->nstock > keep && nfree++ < pair->spare.n) {
 		buf = pair->stock[--pair->nstock];
 		zc->owner[buf] = pair->idx;
 		zc->nic[buf] = 1;

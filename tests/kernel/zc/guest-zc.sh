@@ -13,6 +13,9 @@
 #                (DAX pool): RX published in place, counters checked
 #   zc.tx        zc_ring client (zero-copy TX) -> zc_stream / zc_ring
 #                server: MSG_ZEROCOPY batches complete after ACK, uncopied
+#   zc.persist   daxnet-kv and daxnet-wal (BUILD/bin) with --zerocopy over
+#                the pair: acknowledged writes survive kill -9 (skipped when
+#                the services are not built)
 #   rmmod, dmesg
 #
 # Two ways to run: standalone (tests/kernel/zc/run-zc.sh: formats the
@@ -266,6 +269,91 @@ if wanted zc.tx; then
 	fi
 	ip -n ng link del dxg 2>/dev/null
 	[ $ok = 1 ] && pass zc.tx || fail zc.tx "see log"
+fi
+
+# zc.persist: daxnet-kv and daxnet-wal on the zero-copy path. Each write is
+# acknowledged only after the service flushed it in place - in the pool
+# buffer the vnic wrote it to - and committed its WAL record; kill -9 and a
+# restart must give every acknowledged write back. (TCG emulates no CPU
+# cache, so this proves the data path and recovery, not the flushes
+# themselves: the pmem shadow-image tests cover those.)
+svcbin=$DXBUILD/bin
+if wanted zc.persist && [ -x "$svcbin/daxnet-kv" ] && [ -x "$svcbin/daxnet-wal" ]; then
+	ok=1
+	make_pair dxm nm nn 6 || { ok=0; say "pair setup failed"; }
+	kvargs="--pool $pmem/kv.pool --pool-size 64M --bind 10.77.6.2 --port 6400 --transport kernel --zerocopy --require-dax"
+	ip netns exec nn "$svcbin/daxnet-kv" $kvargs >/tmp/kv1.log 2>&1 &
+	kvpid=$!
+	sleep 2
+	# 40 SETs of 6006-byte values (> one MSS: mostly whole pool pages).
+	i=0
+	: >/tmp/kv.cmds
+	pad=$(head -c 6000 /dev/zero | tr '\0' x)
+	while [ $i -lt 40 ]; do
+		printf 'SET key%d %06d%s\n' $i $i "$pad" >>/tmp/kv.cmds
+		i=$((i + 1))
+	done
+	acks=$(ip netns exec nm timeout 60 redis-cli -h 10.77.6.2 -p 6400 </tmp/kv.cmds | grep -c '^OK$')
+	[ "$acks" = 40 ] || tail -n 20 /tmp/kv1.log
+	info=$(ip netns exec nm timeout 20 redis-cli -h 10.77.6.2 -p 6400 INFO | tr -d '\r')
+	say "zc.persist kv: $acks/40 acknowledged; $(echo "$info" | grep -E '^daxnet_(zerocopy|rx_zc_bytes|cpu_copied_bytes|rx_bytes|pool_buffers_free|rx_ring_full|spare_empty):' | tr '\n' ' ')"
+	[ "$acks" = 40 ] || ok=0
+	echo "$info" | grep -q '^daxnet_zerocopy:1$' || ok=0
+	zcb=$(echo "$info" | sed -n 's/^daxnet_rx_zc_bytes://p')
+	[ "${zcb:-0}" -gt 200000 ] || ok=0
+	kill -9 $kvpid
+	wait $kvpid 2>/dev/null
+	ip netns exec nn "$svcbin/daxnet-kv" $kvargs >/tmp/kv2.log 2>&1 &
+	kvpid=$!
+	sleep 2
+	good=0
+	i=0
+	while [ $i -lt 40 ]; do
+		exp=$(sed -n "$((i + 1))p" /tmp/kv.cmds | cut -d' ' -f3)
+		got=$(ip netns exec nm timeout 5 redis-cli -h 10.77.6.2 -p 6400 GET key$i) || break
+		[ "$got" = "$exp" ] && good=$((good + 1))
+		i=$((i + 1))
+	done
+	say "zc.persist kv: after kill -9 and restart, $good/40 values intact"
+	[ "$good" = 40 ] || ok=0
+	kill $kvpid
+	wait $kvpid 2>/dev/null
+
+	walargs="--pool $pmem/wal.pool --pool-size 64M --bind 10.77.6.2 --port 8400 --transport kernel --zerocopy --require-dax"
+	ip netns exec nn "$svcbin/daxnet-wal" $walargs >/tmp/wal1.log 2>&1 &
+	walpid=$!
+	sleep 2
+	head -c 12288 /dev/urandom >/tmp/wal.body
+	created=0
+	i=0
+	while [ $i -lt 20 ]; do
+		code=$(ip netns exec nm timeout 10 curl -s -o /dev/null -w '%{http_code}' \
+			--data-binary @/tmp/wal.body http://10.77.6.2:8400/log/zc) || break
+		[ "$code" = 201 ] && created=$((created + 1))
+		i=$((i + 1))
+	done
+	stats=$(ip netns exec nm timeout 10 curl -s http://10.77.6.2:8400/stats)
+	say "zc.persist wal: $created/20 created; $(echo "$stats" | tr ',' '\n' | grep -E '"(zerocopy|rx_zc_bytes|cpu_copied_bytes)"' | tr '\n' ' ')"
+	[ "$created" = 20 ] || ok=0
+	case "$stats" in *'"zerocopy":1'*) ;; *) ok=0 ;; esac
+	kill -9 $walpid
+	wait $walpid 2>/dev/null
+	ip netns exec nn "$svcbin/daxnet-wal" $walargs >/tmp/wal2.log 2>&1 &
+	walpid=$!
+	sleep 2
+	ip netns exec nm timeout 20 curl -s "http://10.77.6.2:8400/log/zc?from=0&limit=20&format=raw" >/tmp/wal.back
+	want=$(for i in $(seq 20); do cat /tmp/wal.body; done | md5sum | cut -d' ' -f1)
+	got=$(md5sum </tmp/wal.back | cut -d' ' -f1)
+	say "zc.persist wal: after kill -9 and restart, $(wc -c </tmp/wal.back) bytes read back, md5 $([ "$want" = "$got" ] && echo matches || echo DIFFERS)"
+	[ "$want" = "$got" ] || ok=0
+	kill $walpid
+	wait $walpid 2>/dev/null
+	[ $ok = 1 ] || { tail -n 5 /tmp/kv1.log /tmp/kv2.log /tmp/wal1.log /tmp/wal2.log; }
+	ip -n nm link del dxm 2>/dev/null
+	rm -f $pmem/kv.pool $pmem/wal.pool
+	[ $ok = 1 ] && pass zc.persist || fail zc.persist "see log"
+elif wanted zc.persist && [ -n "$DXARGS" ]; then
+	fail zc.persist "daxnet-kv/daxnet-wal not built in $svcbin"
 fi
 
 # Not run by default: the TX copy/zero-copy crossover (zc_tx_min).

@@ -7,6 +7,7 @@
 # guest-init, the kernel test runner's), running tests/kernel/zc/guest-zc.sh.
 #
 #   run-zc.sh [--build DIR] [--timeout SECONDS] [--only a,b] [--no-build]
+#             [--svc-bin CMAKE_BUILD/bin]   (for zc.persist)
 #
 # Exit status: 0 pass, 1 fail, 77 skipped (no kernel image/headers/QEMU).
 set -euo pipefail
@@ -17,12 +18,14 @@ build=$src/build-zc
 timeout_s=600
 only=
 do_build=1
+svcbin=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) build=$2; shift 2 ;;
 	--timeout) timeout_s=$2; shift 2 ;;
 	--only) only=$2; shift 2 ;;
 	--no-build) do_build=0; shift ;;
+	--svc-bin) svcbin=$2; shift 2 ;;
 	*) echo "run-zc: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -42,6 +45,11 @@ command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86 is missing"
 
 work=$build/guest
 mkdir -p "$work" "$build/zc" "$build/kmod"
+# zc.persist runs the services from BUILD/bin (a CMake build's bin/).
+if [ -n "$svcbin" ]; then
+	rm -f "$build/bin"
+	ln -s "$(cd "$svcbin" && pwd)" "$build/bin"
+fi
 if [ "$do_build" = 1 ]; then
 	say "building daxnet.ko and the test programs"
 	rm -rf "$build/kmod"/*
