@@ -122,6 +122,14 @@ TransportKind Port::transport() const noexcept
 	return t_->kind();
 }
 
+bool Port::zerocopy() const noexcept
+{
+	if (t_->kind() != TransportKind::kernel)
+		return false;
+	const auto* reg = reinterpret_cast<const daxnet_region*>(t_->region());
+	return (reg->flags & DAXNET_REG_ZEROCOPY) != 0;
+}
+
 std::uint32_t Port::pairs() const noexcept
 {
 	return npairs_;

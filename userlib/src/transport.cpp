@@ -47,6 +47,12 @@ RingCounters& RingCounters::operator+=(const RingCounters& o) noexcept
 	tx_held += o.tx_held;
 	releases += o.releases;
 	bad += o.bad;
+	rx_zc_bytes += o.rx_zc_bytes;
+	rx_copy_head += o.rx_copy_head;
+	rx_copy_other += o.rx_copy_other;
+	tx_zc_bytes += o.tx_zc_bytes;
+	tx_zc_batches += o.tx_zc_batches;
+	tx_zc_early += o.tx_zc_early;
 	return *this;
 }
 

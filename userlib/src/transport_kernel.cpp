@@ -154,6 +154,12 @@ public:
 		r.tx_held = c.tx_held;
 		r.releases = c.releases;
 		r.bad = c.bad_ring + c.bad_slot;
+		r.rx_zc_bytes = c.rx_zc_bytes;
+		r.rx_copy_head = c.rx_copy_head;
+		r.rx_copy_other = c.rx_copy_other;
+		r.tx_zc_bytes = c.tx_zc_bytes;
+		r.tx_zc_batches = c.tx_zc_batches;
+		r.tx_zc_early = c.tx_zc_early;
 		return r;
 	}
 

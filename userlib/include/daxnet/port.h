@@ -82,6 +82,13 @@ struct RingCounters {
 	std::uint64_t tx_held = 0;      ///< TX slots returned with BUF_HELD
 	std::uint64_t releases = 0;     ///< RELEASE slots published
 	std::uint64_t bad = 0;          ///< bad ring indices + bad TX slots
+	// Kernel transport in zero-copy mode (Port::zerocopy()); zero otherwise.
+	std::uint64_t rx_zc_bytes = 0;   ///< RX bytes published in place (never copied)
+	std::uint64_t rx_copy_head = 0;  ///< RX bytes copied: TCP left them in an skb head
+	std::uint64_t rx_copy_other = 0; ///< RX bytes copied: not in a vnic-filled buffer
+	std::uint64_t tx_zc_bytes = 0;   ///< TX bytes handed to TCP by reference
+	std::uint64_t tx_zc_batches = 0; ///< zero-copy TX batches completed
+	std::uint64_t tx_zc_early = 0;   ///< batches completed before their ACK (held until it)
 
 	RingCounters& operator+=(const RingCounters& o) noexcept;
 };
@@ -101,6 +108,9 @@ public:
 	~Port();
 
 	TransportKind transport() const noexcept;
+	/// True when the kernel transport runs this port in zero-copy mode
+	/// (PortOptions::zerocopy asked for it and daxnet.ko accepted it).
+	bool zerocopy() const noexcept;
 	std::uint32_t pairs() const noexcept;
 	const pmem::PoolView& pool() const noexcept { return pool_; }
 	BufferSource& source() const noexcept { return *src_; }
