@@ -502,6 +502,7 @@ void KvService::info(Server& srv, Conn& c)
 		"daxnet_protocol_errors:{}\r\ndaxnet_rx_ring_full:{}\r\ndaxnet_spare_empty:{}\r\n"
 		"daxnet_pool_buffers:{}\r\ndaxnet_pool_buffers_free:{}\r\ndaxnet_packed_bytes:{}\r\n"
 		"daxnet_reclaim_checkpoints:{}\r\n"
+		"daxnet_zerocopy:{}\r\ndaxnet_rx_zc_bytes:{}\r\ndaxnet_tx_zc_bytes:{}\r\n"
 		"# Keyspace\r\ndb0:keys={},expires=0,avg_ttl=0\r\n",
 		daxnet::svc::kVersion, cfg_.transport_name, daxnet::pmem::to_string(pool_.domain().granularity()),
 		sc.open_connections, kv_.wal().used(), kv_.wal().nslots(), ws.checkpoints, sc.connections, sc.requests,
@@ -509,7 +510,8 @@ void KvService::info(Server& srv, Conn& c)
 		static_cast<double>(pc.drains) / wr, static_cast<double>(pc.drains) / req, syscalls,
 		static_cast<double>(syscalls) / req, rc.syncs, sc.waits, sc.passes, rc.rx_bytes, rc.tx_bytes,
 		rc.cpu_copied, sc.kept, sc.tx_zerocopy, sc.bytes_compacted, sc.protocol_errors, rc.rx_ring_full,
-		rc.spare_empty, alloc_.count(), alloc_.free_count(), packed_, reclaims_, kv_.dbsize());
+		rc.spare_empty, alloc_.count(), alloc_.free_count(), packed_, reclaims_,
+		srv.port().zerocopy() ? 1 : 0, rc.rx_zc_bytes, rc.tx_zc_bytes, kv_.dbsize());
 	resp::bulk(c.tx.bytes(), s);
 }
 

@@ -250,13 +250,15 @@ void WalService::stats(Server& srv, Conn& c)
 		"\"syscalls_per_request\":{:.4f},\"syncs\":{},\"rx_bytes\":{},\"tx_bytes\":{},\"cpu_copied_bytes\":{},"
 		"\"rx_kept\":{},\"tx_zerocopy_bytes\":{},\"connections\":{},\"open_connections\":{},"
 		"\"protocol_errors\":{},\"wal_used_records\":{},\"wal_slots\":{},\"checkpoints\":{},"
-		"\"pool_buffers\":{},\"pool_buffers_free\":{}}}\n",
+		"\"pool_buffers\":{},\"pool_buffers_free\":{},\"zerocopy\":{},\"rx_zc_bytes\":{},"
+		"\"tx_zc_bytes\":{}}}\n",
 		daxnet::svc::kVersion, transport_, daxnet::pmem::to_string(pool_.domain().granularity()), sc.requests,
 		appends_, append_bytes_, refused_, reads_, streams, pc.drains, pc.flush_calls, pc.msyncs,
 		static_cast<double>(pc.drains) / static_cast<double>(appends_ ? appends_ : 1), syscalls,
 		static_cast<double>(syscalls) / req, rc.syncs, rc.rx_bytes, rc.tx_bytes, rc.cpu_copied, sc.kept,
 		sc.tx_zerocopy, sc.connections, sc.open_connections, sc.protocol_errors, kv_.wal().used(),
-		kv_.wal().nslots(), kv_.wal().stats().checkpoints, alloc_.count(), alloc_.free_count());
+		kv_.wal().nslots(), kv_.wal().stats().checkpoints, alloc_.count(), alloc_.free_count(),
+		srv.port().zerocopy() ? 1 : 0, rc.rx_zc_bytes, rc.tx_zc_bytes);
 	daxnet::proto::http_response(c.tx.bytes(), 200, "application/json", body, c.http.request().keep_alive);
 }
 

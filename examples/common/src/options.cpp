@@ -59,6 +59,9 @@ void add_common_options(CLI::App& app, CommonOptions& o, int default_port)
 		->check(CLI::Range(1u, 64u))
 		->capture_default_str();
 	app.add_flag("--require-dax", o.require_dax, "refuse to run unless the pool maps with MAP_SYNC");
+	app.add_flag("--zerocopy", o.zerocopy,
+		     "kernel transport: zero-copy mode (payload lands in the pool via a daxnet vnic, "
+		     "TX by reference); see docs/kernel.md");
 }
 
 Result<std::uint64_t> parse_size(const std::string& s)
@@ -156,6 +159,7 @@ PortOptions port_options_for(const CommonOptions& o, const pmem::PoolView& pool)
 	PortOptions po;
 	auto t = parse_transport(o.transport);
 	po.transport = t ? *t : TransportKind::automatic;
+	po.zerocopy = o.zerocopy;
 	const std::uint32_t n = pool.buffer_count();
 	auto pow2_at_most = [](std::uint32_t v, std::uint32_t cap) {
 		std::uint32_t p = 4;

@@ -29,11 +29,12 @@ struct CommonOptions {
 	std::string transport = "auto";      ///< --transport auto|kernel|uring|epoll
 	unsigned threads = 1;                ///< --threads
 	bool require_dax = false;            ///< --require-dax
+	bool zerocopy = false;               ///< --zerocopy (kernel transport)
 	bool version = false;
 };
 
 /// Adds --pool, --pool-size, --buffer-size, --port, --bind, --transport,
-/// --threads, --require-dax, --version to `app` (on the app itself or a
+/// --threads, --require-dax, --zerocopy, --version to `app` (on the app itself or a
 /// subcommand). `default_port` is the --port default.
 void add_common_options(CLI::App& app, CommonOptions& o, int default_port);
 
