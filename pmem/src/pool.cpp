@@ -281,7 +281,8 @@ Result<Geometry> plan_geometry(std::uint64_t pool_size, std::uint32_t buffer_siz
 	g.buffer_size = buffer_size;
 	// Explicit sizes larger than the pool can never fit; refusing them here
 	// also keeps the rounding and the sums below from overflowing.
-	if (wal_size > pool_size || ckpt_size > pool_size)
+	if (wal_size > pool_size || ckpt_size > pool_size || wal_size > UINT64_MAX - kAreaAlign ||
+	    ckpt_size > UINT64_MAX - kAreaAlign)
 		return make_error(EINVAL, "WAL or checkpoint area larger than the pool");
 	g.wal_size = round_up(wal_size ? wal_size : std::clamp(pool_size / 16, kMinArea, kMaxWal), kAreaAlign);
 	g.ckpt_size = round_up(ckpt_size ? ckpt_size : std::clamp(pool_size / 8, kMinArea, kMaxCkpt), kAreaAlign);
