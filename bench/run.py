@@ -66,7 +66,7 @@ MODES = {
                  count=True, keyspace=100000, recovery=True),
     # Inside the emulated 6.1 guest (bench/guest/guest_bench.sh): daxnet's three
     # transports on identical application code, pools on the DAX mount; ratios only.
-    "guest": dict(seconds=4, repeats=1, kv_seconds=1, kv_repeats=1, rpc_conns=[10, 100], rpc_pipe=[],
+    "guest": dict(seconds=4, repeats=1, target_repeats=3, kv_seconds=1, kv_repeats=1, rpc_conns=[10, 100], rpc_pipe=[],
                   wal_conns=[100], wal_pipe=[], wal_media=["dax"], kv_modes=[], kv=[], kv_extra=[],
                   count=False, keyspace=1000, recovery=False),
 }

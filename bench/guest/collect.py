@@ -53,11 +53,29 @@ def guest_md(meta, rows):
                       report.fmt(vs_ur) + ("x" if vs_ur else ""), report.fmt(rps_ep) + ("x" if rps_ep else ""),
                       report.fmt(r.get("syscalls_per_req"), 3), report.fmt(r.get("copied_per_rx_byte")),
                       report.fmt(r.get("fences_per_req"), 3), report.status_cell(r)])
+    tlines = []
+    for suite in ("rpc", "wal"):
+        k = report._find(rows, suite=suite, server="daxnet-httpd", variant="kernel", conns=100, depth=1)
+        e = report._find(rows, suite=suite, server="daxnet-httpd", variant="epoll", conns=100, depth=1)
+        u = report._find(rows, suite=suite, server="daxnet-httpd", variant="uring", conns=100, depth=1)
+        if k and e:
+            v = e["server_us_per_req"] / k["server_us_per_req"]
+            tlines.append(["%s 100 conns: kernel CPU/req ≥ 2x lower than epoll" % suite, "%.2fx" % v,
+                           "met" if v >= 2 else "missed"])
+        if k and u:
+            v = u["server_us_per_req"] / k["server_us_per_req"]
+            tlines.append(["%s 100 conns: kernel CPU/req ≥ 1.3x lower than uring" % suite, "%.2fx" % v,
+                           "met" if v >= 1.3 else "missed"])
+        if k and k.get("syscalls_per_req") is not None:
+            v = k["syscalls_per_req"]
+            tlines.append(["%s 100 conns: kernel syscalls/req ≤ 0.05" % suite, "%.3f" % v,
+                           "met" if v <= 0.05 else "missed"])
+    targets = report.table(["target (guest)", "measured", "verdict"], tlines) + "\n\n" if tlines else ""
     head = ("Guest: %s, kernel %s, %s s per run, %s. Ratios > 1: fewer CPU seconds per request than the "
             "reference transport (same guest, same run)." % (
                 meta.get("cpu", "?") if meta else "?", meta.get("kernel", "?") if meta else "?",
                 meta.get("seconds_per_run", "?") if meta else "?", meta.get("date", "?") if meta else "?"))
-    return head + "\n\n" + report.table(
+    return targets + head + "\n\n" + report.table(
         ["workload", "server", "conns", "CPU/req vs epoll", "CPU/req vs uring", "req/s vs epoll", "syscalls/req",
          "copied per received byte", "fences/req", "status"], lines)
 
