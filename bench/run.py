@@ -214,7 +214,7 @@ def plan(mode, ctx, only, server_filter):
             ctx, "daxnet-httpd", t, "dax" if guest else "shm", ["--workload", "rpc"])))
     for label, mk in rpc_servers:
         if want("rpc", label):
-            jobs.append(Job("rpc", mk, [dict(r, count=m["count"] and r["conns"] == 100 and r["depth"] == 1)
+            jobs.append(Job("rpc", mk, [dict(r, count=m["count"] and r["conns"] == 100)
                                         for r in rpc_runs]))
 
     # wal: two-copy baseline vs daxnet-httpd wal on uring and epoll, per medium
@@ -228,7 +228,7 @@ def plan(mode, ctx, only, server_filter):
         for label, mk in wal_servers:
             if want("wal", label):
                 jobs.append(Job("wal", mk, [dict(r, medium=medium,
-                                                 count=m["count"] and r["conns"] == 100 and r["depth"] == 1
+                                                 count=m["count"] and r["conns"] == 100
                                                  and medium != "ext4") for r in wal_runs]))
 
     # kv: redis-benchmark against Redis (AOF) and daxnet-kv, same medium
