@@ -398,6 +398,15 @@ def kill_cycle(args, cyc, rng, kv, wal, kvm, streams, tmp, totals):
                for w in range(args.kv_writers)]
     wwriters = [WalWriter(w, hport, streams[w], random.Random(rng.random()), acklog)
                 for w in range(args.wal_writers)]
+    try:
+        return load_and_kill(args, cyc, rng, kv, wal, kvm, streams, totals, acklog, bench, writers, wwriters)
+    finally:
+        if bench and bench.poll() is None:
+            bench.kill()
+            bench.wait(10)
+
+
+def load_and_kill(args, cyc, rng, kv, wal, kvm, streams, totals, acklog, bench, writers, wwriters):
     for t in writers + wwriters:
         t.start()
     time.sleep(args.min_load + rng.random() * (args.max_load - args.min_load))
@@ -503,6 +512,13 @@ def soak(args, tmp):
     if limit < args.conns + 256:
         raise Failure("RLIMIT_NOFILE hard limit %d is too low for %d connections" % (limit, args.conns))
     kv = Server(args.bin_dir, "daxnet-kv", os.path.join(tmp, "soak.pool"), args.transport, tmp)
+    try:
+        soak_run(args, kv)
+    finally:
+        kv.kill9()
+
+
+def soak_run(args, kv):
     kv.start()
     port = kv.addrs["resp"]
     sel = selectors.DefaultSelector()
