@@ -5,9 +5,11 @@
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -37,6 +39,20 @@ std::string human(std::uint64_t v)
 	return u == 0 ? fmt::format("{} B", v) : fmt::format("{:.4g} {}", d, units[u]);
 }
 
+/// Every attached connection holds a socket fd: raise the soft limit on
+/// open files towards the hard limit so --max-conns is reachable.
+void raise_nofile_limit(std::uint32_t conns)
+{
+	struct rlimit rl {};
+	if (::getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	const rlim_t want = std::min<rlim_t>(rl.rlim_max, rlim_t{conns} + 256);
+	if (rl.rlim_cur < want) {
+		rl.rlim_cur = want;
+		::setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 }  // namespace
 
 void add_common_options(CLI::App& app, CommonOptions& o, int default_port)
@@ -57,6 +73,10 @@ void add_common_options(CLI::App& app, CommonOptions& o, int default_port)
 		->capture_default_str();
 	app.add_option("--threads", o.threads, "event-loop threads")
 		->check(CLI::Range(1u, 64u))
+		->capture_default_str();
+	app.add_option("--max-conns", o.max_conns,
+		       "connections each event loop attaches at once; more are accepted and closed")
+		->check(CLI::Range(1u, 1u << 20))
 		->capture_default_str();
 	app.add_flag("--require-dax", o.require_dax, "refuse to run unless the pool maps with MAP_SYNC");
 	app.add_flag("--zerocopy", o.zerocopy,
@@ -160,6 +180,8 @@ PortOptions port_options_for(const CommonOptions& o, const pmem::PoolView& pool)
 	auto t = parse_transport(o.transport);
 	po.transport = t ? *t : TransportKind::automatic;
 	po.zerocopy = o.zerocopy;
+	po.max_conns = o.max_conns;
+	raise_nofile_limit(o.max_conns);
 	const std::uint32_t n = pool.buffer_count();
 	auto pow2_at_most = [](std::uint32_t v, std::uint32_t cap) {
 		std::uint32_t p = 4;

@@ -28,13 +28,14 @@ struct CommonOptions {
 	std::string bind = "127.0.0.1";      ///< --bind
 	std::string transport = "auto";      ///< --transport auto|kernel|uring|epoll
 	unsigned threads = 1;                ///< --threads
+	std::uint32_t max_conns = 16384;     ///< --max-conns, per event loop
 	bool require_dax = false;            ///< --require-dax
 	bool zerocopy = false;               ///< --zerocopy (kernel transport)
 	bool version = false;
 };
 
 /// Adds --pool, --pool-size, --buffer-size, --port, --bind, --transport,
-/// --threads, --require-dax, --zerocopy, --version to `app` (on the app itself or a
+/// --threads, --max-conns, --require-dax, --zerocopy, --version to `app` (on the app itself or a
 /// subcommand). `default_port` is the --port default.
 void add_common_options(CLI::App& app, CommonOptions& o, int default_port);
 
