@@ -391,6 +391,8 @@ def _repeats(m, suite, r):
 
 
 def _one(job, srv, ctx, m, r, tmp):
+    if job.suite == "kv":
+        _kv_pilot(srv, ctx, m, r, tmp)  # outside the measured interval
     client = _client(job, srv, ctx, m, r, tmp)
     window = None
     if job.suite in ("rpc", "wal"):
@@ -416,15 +418,26 @@ def _client(job, srv, ctx, m, r, tmp, short=False):
 _kv_rate = {}
 
 
-def _kv_run(srv, ctx, m, r, tmp, target_s):
-    """redis-benchmark has no duration flag: size -n from a pilot run's rate."""
-    key = (srv.label, srv.medium, r["op"], r["size"], r["conns"], r["depth"])
+def _kv_key(srv, r):
+    return (srv.label, srv.medium, r["op"], r["size"], r["conns"], r["depth"])
+
+
+def _kv_pilot(srv, ctx, m, r, tmp):
+    """redis-benchmark has no duration flag: -n is sized from a pilot run's rate
+    (which also warms up). Never inside a measured interval."""
+    key = _kv_key(srv, r)
     if key not in _kv_rate:
         # small enough to stay short at ~100 req/s (fdatasync/msync on a disk, -c 1)
         pilot_n = max(200, 100 * r["depth"] * max(1, r["conns"] // 10))
         res = clients.redis_benchmark(srv.port, r["op"], pilot_n, r["conns"], r["depth"], r["size"], m["keyspace"],
                                       ctx.client_cpu, tmp, timeout=60)
         _kv_rate[key] = res["rps"]
+
+
+def _kv_run(srv, ctx, m, r, tmp, target_s):
+    key = _kv_key(srv, r)
+    if key not in _kv_rate:
+        raise RuntimeError("internal: no pilot run for %s" % (key,))
     n = int(min(max(_kv_rate[key] * target_s, 200), 20_000_000))
     return clients.redis_benchmark(srv.port, r["op"], n, r["conns"], r["depth"], r["size"], m["keyspace"],
                                    ctx.client_cpu, tmp, timeout=target_s * 4 + 60)

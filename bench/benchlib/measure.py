@@ -137,6 +137,11 @@ def run(server, client, window=None, cores=(0, 1)):
         "softirq_client_core_us_per_req": (sirq1[1] - sirq0[1]) / n * 1e6 if n else None,
     })
     d = delta(c1, c0)
+    k, own = pick(d, ("requests", "daxnet_requests", "total_commands_processed"))
+    if k is not None:
+        row["server_counted_requests"] = own  # must match the client's count (+ a few INFO/stats)
+        if n and abs(own - n) > max(10, 0.02 * n):
+            row["request_count_mismatch"] = True
     if n:
         for field, pat in (("syscalls_per_req", SYSCALL_KEYS), ("fences_per_req", FENCE_KEYS),
                            ("copied_bytes_per_req", COPY_KEYS)):
