@@ -356,6 +356,17 @@ elif wanted zc.persist && [ -n "$DXARGS" ]; then
 	fail zc.persist "daxnet-kv/daxnet-wal not built in $svcbin"
 fi
 
+# Not run by default: bench/guest/zc_bench.sh (rpc and wal workloads of
+# daxnet-httpd over the pair: kernel zero-copy vs kernel copy vs uring vs
+# epoll).
+if [ -n "$DXARGS" ] && wanted zc.bench; then
+	if DXBENCH_BIN=$svcbin DXBENCH_DAX=$pmem sh "$DXSRC/bench/guest/zc_bench.sh"; then
+		pass zc.bench
+	else
+		fail zc.bench
+	fi
+fi
+
 # Not run by default: the TX copy/zero-copy crossover (zc_tx_min).
 if [ -n "$DXARGS" ] && wanted zc.txbench; then
 	make_pair dxk nk nl 5
