@@ -90,11 +90,10 @@ def superblock_bytes(pool_size, buffer_size, wal_size, ckpt_size):
     sb = b"DAXNETPL" + struct.pack("<II", 1, 128) + bytes(range(16))
     sb += struct.pack("<QIIQQQQQQ", pool_size, buffer_size, count, buf_off, wal_off, wal_size,
                       ckpt_off, ckpt_size, 1700000000000000000)
-    sb += struct.pack("<I", 0) + bytes(20)
-    # pool.h puts the checksum right after reserved, at 120 (the table in
-    # docs/pool-format.md says 124), then 4 bytes of padding to 128.
-    assert len(sb) == 120
-    return sb + struct.pack("<I", crc32c(sb)) + bytes(4)
+    sb += struct.pack("<I", 0) + bytes(24)
+    # docs/pool-format.md: the checksum is the last field, at 124.
+    assert len(sb) == 124
+    return sb + struct.pack("<I", crc32c(sb))
 
 
 def superblock():

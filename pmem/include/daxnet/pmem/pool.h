@@ -53,10 +53,11 @@ struct Superblock {
 	std::uint64_t ckpt_size;
 	std::uint64_t create_time_ns;  ///< CLOCK_REALTIME at create
 	std::uint32_t flags;           ///< must be zero in version 1
-	std::uint8_t reserved[20];     ///< must be zero in version 1
+	std::uint8_t reserved[24];     ///< must be zero in version 1
 	std::uint32_t checksum;        ///< CRC32C of everything above
 };
 static_assert(sizeof(Superblock) == 128);
+static_assert(offsetof(Superblock, checksum) == 124, "docs/pool-format.md: checksum at 124");
 
 struct Geometry {
 	std::uint64_t pool_size = 0;
