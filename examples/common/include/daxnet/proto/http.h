@@ -55,7 +55,10 @@ public:
 	explicit HttpParser(const HttpLimits& lim = {}) : lim_(lim) {}
 
 	/// Consumes bytes from [p, p+n) at stream offset `off` until the
-	/// request is complete, an error is found, or the bytes run out.
+	/// request is complete, an error is found, or the bytes run out. It
+	/// also stops with need_more right after the blank line that ends the
+	/// headers, even when body bytes follow, so the caller can answer
+	/// `Expect: 100-continue` (headers_complete()); feed the rest again.
 	FeedResult feed(const std::byte* p, std::size_t n, std::uint64_t off) noexcept;
 	FeedResult feed(const Slice& s, std::size_t from = 0) noexcept
 	{
