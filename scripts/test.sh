@@ -50,6 +50,11 @@ if [[ $skip != *,asan,* ]]; then
 		ctest --preset asan --timeout 900
 fi
 
+if [ -x scripts/tsan.sh ] && [[ $skip != *,tsan,* ]]; then
+	step "TSan (threads, userlib, 2-thread httpd)"
+	scripts/tsan.sh
+fi
+
 if [ -x scripts/fuzz.sh ] && [[ $skip != *,fuzz,* ]]; then
 	step "fuzzers (bounded)"
 	scripts/fuzz.sh --default

@@ -34,7 +34,9 @@ step() { printf '\n=== [%4ds] tsan: %s\n' $(($(date +%s) - start)) "$*"; }
 if [ "$build" = 1 ]; then
 	step "build (preset tsan)"
 	cmake --preset tsan >/dev/null
-	cmake --build --preset tsan -j "$(nproc)" | tail -1
+	# Only what the checks below run: the thread and Port tests, httpd.
+	cmake --build --preset tsan -j "$(nproc)" \
+		--target test_userlib_port test_userlib_threads daxnet-httpd | tail -1
 fi
 
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:exitcode=66:second_deadlock_stack=1:history_size=4}
