@@ -136,6 +136,10 @@ bool record_ok(const DecodeCtx& c, const WalRecord& r, std::uint64_t seq, const 
 		why = "record CRC mismatch";
 		return false;
 	}
+	if (c.log && seq >= kWalSeqLimit) {
+		why = "seq beyond 2^63";  // §WAL area layout: never written
+		return false;
+	}
 	if (c.log) {
 		// §Epochs: from epoch_seq on only the current epoch is valid; before
 		// it, older epochs in non-decreasing order.
@@ -283,7 +287,7 @@ const LogState* wal_state_slot(const PoolView& pool, int which) noexcept
 bool log_state_valid(const LogState& s, std::uint32_t seed, std::uint64_t nslots) noexcept
 {
 	return std::memcmp(s.magic, kStateMagic, 8) == 0 && s.crc == crc60(s, seed) && s.nslots == nslots &&
-	       s.head_seq >= 1 && s.ckpt_half <= 1 && s.flags == 0;
+	       s.head_seq >= 1 && s.head_seq <= kWalSeqLimit && s.ckpt_half <= 1 && s.flags == 0;
 }
 
 std::byte* ckpt_half_base(const PoolView& pool, std::uint32_t h) noexcept
@@ -497,17 +501,24 @@ Result<Wal> Wal::open(const PoolView& pool, BufferAllocator& alloc, const WalOpt
 		rep.log_records += recs.size();
 	}
 
-	// Step 4: classify the stop.
+	// Step 4: classify the stop. The accepted records fill the slots of
+	// [head_seq, expected) and this scan visits the others, so together
+	// they see every slot once: ring_epoch is the highest epoch of any
+	// record with a valid CRC anywhere in the ring (§Epochs).
 	const WalRecord* at = w.slot(expected);
 	bool torn = last == Decode::bad_payload || (at->seq == expected && why != "log window full");
 	bool batch_end_seen = false, corrupt = false;
 	std::uint64_t corrupt_seq = 0;
+	std::uint32_t ring_epoch = rep.log_records ? c.min_epoch : 0;
 	std::vector<const WalRecord*> beyond;
 	for (std::uint64_t s = expected; s < w.head_seq_ + w.nslots_; s++) {
 		const WalRecord* r = w.slot(s);
+		if (r->crc != crc60(*r, w.seed_))
+			continue;
+		ring_epoch = std::max(ring_epoch, r->epoch);
 		const bool epoch_ok = s >= c.epoch_seq ? r->epoch == c.cur_epoch
 						       : r->epoch < c.cur_epoch && r->epoch >= c.min_epoch;
-		if (r->seq != s || r->crc != crc60(*r, w.seed_) || !epoch_ok)
+		if (r->seq != s || s >= kWalSeqLimit || !epoch_ok)
 			continue;
 		beyond.push_back(r);
 		if (batch_end_seen && !corrupt) {
@@ -538,12 +549,30 @@ Result<Wal> Wal::open(const PoolView& pool, BufferAllocator& alloc, const WalOpt
 	w.next_seq_ = expected;
 	std::sort(rep.quarantined.begin(), rep.quarantined.end());
 	rep.quarantined.erase(std::unique(rep.quarantined.begin(), rep.quarantined.end()), rep.quarantined.end());
+	rep.ring_epoch = ring_epoch;
+	if (ring_epoch > w.state_.epoch) {
+		const std::string msg = "ring holds records of epoch " + std::to_string(ring_epoch) +
+					", newer than the log state's epoch " + std::to_string(w.state_.epoch);
+		// §Epochs: each lost newest log-state slot puts the ring one epoch
+		// ahead; far more cannot come from this state, and jumping there
+		// would spend the epoch space a forged record chose.
+		if (std::uint64_t{ring_epoch} > std::uint64_t{w.state_.epoch} + kWalMaxEpochLead && !opt.read_only)
+			return fail(msg + ": more than " + std::to_string(kWalMaxEpochLead) +
+				    " ahead, the log state does not belong to this ring");
+		rep.problems.push_back(msg + " (a newer log-state slot was lost); they are not recovered");
+	}
 
-	// Step 6: bump the epoch (§Epochs) before anything is appended.
+	// Step 6: move to a new epoch above every epoch in the ring (§Epochs)
+	// before anything is appended, so no record already on media can ever
+	// match it.
 	if (!opt.read_only) {
+		const std::uint32_t top = std::max(w.state_.epoch, ring_epoch);
+		if (top == UINT32_MAX)
+			return fail("no writer epoch left: the log state or a ring record has epoch " +
+				    std::to_string(top));
 		LogState next = w.state_;
 		next.generation++;
-		next.epoch++;
+		next.epoch = top + 1;
 		next.epoch_seq = expected;
 		if (w.write_state(next) != 0)
 			return make_error(EIO, "cannot write the WAL log state");
@@ -587,6 +616,8 @@ int Wal::append(const Entry& e, std::uint64_t* seq) noexcept
 		return -EMSGSIZE;
 	if (used() + n > nslots_)
 		return -ENOSPC;
+	if (next_seq_ + n > kWalSeqLimit)
+		return -EOVERFLOW;  // §WAL area layout: seqs stay below 2^63
 	auto held = [this](const Slice& s) {
 		return slice_in_bounds(pool_, s.buf, s.off, s.len) && alloc_->refcount(s.buf) > 0;
 	};

@@ -37,6 +37,13 @@ inline constexpr std::uint64_t kWalStateSlotB = 2048;         ///< §Log state
 inline constexpr std::uint64_t kWalRecordSize = 64;           ///< §Record
 inline constexpr std::uint64_t kCkptHeaderPage = 4096;        ///< §Checkpoint area
 inline constexpr std::uint32_t kWalMinSlots = 64;
+/// §WAL area layout: every log seq and `head_seq` is at most 2^63, so seq
+/// arithmetic over a window of N < 2^32 slots never wraps.
+inline constexpr std::uint64_t kWalSeqLimit = std::uint64_t{1} << 63;
+/// §Epochs: a ring record's epoch exceeds the log state's by at most this
+/// much (one per lost newest log-state slot); more means the state is not
+/// the one the ring was written under.
+inline constexpr std::uint32_t kWalMaxEpochLead = 1u << 16;
 
 /// §Record, record types.
 enum class RecordType : std::uint8_t {
@@ -145,6 +152,7 @@ struct RecoveryReport {
 
 	std::uint64_t state_generation = 0;
 	std::uint32_t epoch = 0;          ///< epoch after open (bumped unless read-only)
+	std::uint32_t ring_epoch = 0;     ///< highest epoch of any record in the ring with a valid CRC
 	std::uint64_t head_seq = 0;
 	std::uint64_t next_seq = 0;       ///< first seq after the accepted log
 	std::uint64_t ckpt_gen = 0;
@@ -195,8 +203,11 @@ class Wal {
 public:
 	/// Recovers the log of `pool` (§Recovery), replaying every accepted
 	/// entry through `replay`, rebuilding `alloc`'s counts (it is reset
-	/// first), and bumping the epoch. Fails with EIO (and fills `report`)
-	/// when the state, the checkpoint or committed records are unreadable.
+	/// first), and moving to a new epoch above every epoch in the ring
+	/// (§Epochs). Fails with EIO (and fills `report`) when the state, the
+	/// checkpoint or committed records are unreadable, when the ring holds
+	/// a record more than kWalMaxEpochLead epochs ahead of the state, or
+	/// when no epoch is left (state epoch 2^32 - 1).
 	static Result<Wal> open(const PoolView& pool, BufferAllocator& alloc, const WalOptions& opt,
 				const ReplayFn& replay, RecoveryReport* report = nullptr);
 
@@ -209,7 +220,8 @@ public:
 	/// and the head seq in `*seq`; -ENOSPC when the ring lacks room (a
 	/// checkpoint frees it), -EMSGSIZE when the entry exceeds N/4 records,
 	/// -EINVAL on a bad slice (out of range, or a buffer nobody holds),
-	/// -EROFS when opened read-only.
+	/// -EOVERFLOW when the entry's seqs would pass kWalSeqLimit, -EROFS
+	/// when opened read-only.
 	int append(const Entry& e, std::uint64_t* seq = nullptr) noexcept;
 
 	/// Makes every staged entry durable with one drain (none when nothing is
