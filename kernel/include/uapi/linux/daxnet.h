@@ -437,9 +437,17 @@ struct daxnet_counters {
 	__u64 reserved[10];	/* zero */
 };
 
+/*
+ * DAXNET_COUNTERS_CONN (added in DAXNET_API 1): `pair` holds a connection
+ * id instead; the answer is that connection's byte counters since attach
+ * (rx_bytes, rx_copied, rx_zc_bytes, rx_copy_head, rx_copy_other, tx_bytes,
+ * tx_copied, tx_zc_bytes; every other field zero). ENOENT: not attached.
+ */
+#define DAXNET_COUNTERS_CONN	0x0001
+
 struct daxnet_counters_arg {
-	__u32 pair;		/* in: ring pair or DAXNET_RING_ALL */
-	__u32 flags;		/* in: must be zero */
+	__u32 pair;		/* in: ring pair or DAXNET_RING_ALL (or conn) */
+	__u32 flags;		/* in: 0 or DAXNET_COUNTERS_CONN */
 	struct daxnet_counters c;	/* out */
 };
 
