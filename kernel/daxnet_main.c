@@ -263,8 +263,16 @@ static int dxn_counters(struct dxn_port *port, void __user *uarg)
 
 	if (copy_from_user(&a, uarg, sizeof(a)))
 		return -EFAULT;
-	if (!port->registered || a.flags)
+	if (!port->registered || (a.flags & ~DAXNET_COUNTERS_CONN))
 		return -EINVAL;
+	if (a.flags & DAXNET_COUNTERS_CONN) {
+		struct dxn_conn *conn = dxn_conn_lookup(port, a.pair);
+
+		if (!conn)
+			return -ENOENT;
+		a.c = conn->cnt;
+		return copy_to_user(uarg, &a, sizeof(a)) ? -EFAULT : 0;
+	}
 	if (a.pair == DAXNET_RING_ALL) {
 		first = 0;
 		last = port->num_pairs;

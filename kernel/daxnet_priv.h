@@ -77,6 +77,7 @@ struct dxn_conn {
 
 	struct list_head txq;	/* struct dxn_txent, in stream order */
 	struct dxn_zc_batch *zc_batch;	/* zero-copy TX batch of this sync */
+	struct daxnet_counters cnt;	/* byte counters of this conn; port->lock */
 	bool tx_shut;		/* EOF slot seen: no DATA may follow */
 	u32 batch_first;	/* this sync's TX slots (scratch positions) */
 	u32 batch_last;

@@ -269,6 +269,8 @@ int dxn_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
 		done += n;
 		pair->cnt.rx_bytes += n;
 		pair->cnt.rx_copied += n;
+		conn->cnt.rx_bytes += n;
+		conn->cnt.rx_copied += n;
 		if (conn->rx_fill == bs)
 			dxn_rx_close_slot(ctx, false);
 	}
@@ -475,6 +477,8 @@ static int dxn_send(struct dxn_conn *conn, u32 buf, u32 off, u32 len,
 	if (ret > 0) {
 		pair->cnt.tx_bytes += ret;
 		pair->cnt.tx_copied += ret;
+		conn->cnt.tx_bytes += ret;
+		conn->cnt.tx_copied += ret;
 	} else if (ret == 0) {
 		ret = -EAGAIN;
 	}

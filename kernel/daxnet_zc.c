@@ -425,10 +425,13 @@ static void dxn_zc_copy(struct dxn_zc_walk *w, unsigned int n, bool head)
 	got = dxn_rx_actor(w->rd, w->top, w->from, n);
 	if (got > 0) {
 		w->from += got;
-		if (head)
+		if (head) {
 			pair->cnt.rx_copy_head += got;
-		else
+			ctx->conn->cnt.rx_copy_head += got;
+		} else {
 			pair->cnt.rx_copy_other += got;
+			ctx->conn->cnt.rx_copy_other += got;
+		}
 	}
 	if (got < (int)n)
 		w->stop = true;
@@ -456,6 +459,8 @@ static void dxn_zc_publish(struct dxn_zc_walk *w, u32 buf, u32 off,
 		     DAXNET_SLOT_DATA | DAXNET_SLOT_BUF_HELD, 0, conn->cookie);
 	pair->cnt.rx_bytes += n;
 	pair->cnt.rx_zc_bytes += n;
+	conn->cnt.rx_bytes += n;
+	conn->cnt.rx_zc_bytes += n;
 	w->from += n;
 }
 
@@ -698,6 +703,8 @@ int dxn_zc_send(struct dxn_conn *conn, u32 buf, u32 off, u32 len, bool more)
 		zc->txref[buf]++;
 		pair->cnt.tx_bytes += ret;
 		pair->cnt.tx_zc_bytes += ret;
+		conn->cnt.tx_bytes += ret;
+		conn->cnt.tx_zc_bytes += ret;
 		b->end_seq = tcp_sk(conn->sk)->write_seq;
 	} else if (ret == 0) {
 		ret = -EAGAIN;

@@ -210,6 +210,10 @@ if wanted zc.rx; then
 			case "$sv" in *mode=zc*) ;; *) ok=0 ;; esac
 			zcb=$(field rx_zc_bytes "$sv")
 			cp=$(field rx_copied "$sv")
+			# The per-connection counters say the same for this conn.
+			cv=$(grep 'zc_ring: conn ' "$out" | sed -n "${i}p")
+			[ "$(field rx_zc_bytes "$cv")" = "$zcb" ] && [ "$(field rx_copied "$cv")" = "$cp" ] ||
+				{ ok=0; say "per-connection counters differ: $cv"; }
 			say "zc.rx $2B: zero-copy fraction $zcb/$1 bytes, copied $cp"
 			# >= 4 KiB writes, prompt receiver, bound pool: no copy
 			if [ $i -ge 2 ] && [ "$2" -ge 4096 ] && [ "$cp" != 0 ]; then ok=0; fi

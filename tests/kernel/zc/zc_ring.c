@@ -310,6 +310,18 @@ static int server(int argc, char **argv)
 			else
 				wait_port(&p, 50);
 		}
+		{
+			struct daxnet_counters_arg ca = {
+				.pair = at.conn, .flags = DAXNET_COUNTERS_CONN,
+			};
+
+			if (ioctl(p.fd, DAXNET_IOC_COUNTERS, &ca))
+				die("COUNTERS_CONN");
+			printf("zc_ring: conn rx_bytes=%llu rx_copied=%llu rx_zc_bytes=%llu\n",
+			       (unsigned long long)ca.c.rx_bytes,
+			       (unsigned long long)ca.c.rx_copied,
+			       (unsigned long long)ca.c.rx_zc_bytes);
+		}
 		dt.conn = at.conn;
 		dt.flags = DAXNET_DETACH_DISCARD;
 		ioctl(p.fd, DAXNET_IOC_DETACH, &dt);
