@@ -473,6 +473,97 @@ TEST_CASE("a corrupt ring index fails the sync with EINVAL and changes nothing",
 	check_no_leak(pool);
 }
 
+TEST_CASE("kernel-owned ring fields scribbled by the application are never trusted and tails are repaired",
+	  "[unit]")
+{
+	// The ring header fields tagged (k) in daxnet.h (tail, num_slots, kind,
+	// slot_size, slots_ofs) sit in memory the application can write. A
+	// transport must decide only from its private copies: the old
+	// user-space transports published RX slots at a scribbled tail
+	// (outside the ring) and walked slots up to a scribbled num_slots.
+	auto tname = GENERATE(from_range(transports()));
+	DramPool pool;
+	{
+		Port port = open_port(pool, tname, {.rx_slots = 16, .tx_slots = 16, .spare_slots = 16});
+		Pair p = connected_pair();
+		std::uint32_t id = attach(port, p.server.get(), 7);
+		daxnet_ring* rings[3] = {port.raw_ring(0, DAXNET_RING_RX), port.raw_ring(0, DAXNET_RING_TX),
+					 port.raw_ring(0, DAXNET_RING_SPARE)};
+		std::uint32_t num[3];  // the real ring sizes
+		for (int r = 0; r < 3; r++) {
+			REQUIRE(rings[r] != nullptr);
+			num[r] = rings[r]->num_slots;
+		}
+		auto scribble = [&](std::uint32_t salt) {
+			for (int r = 0; r < 3; r++) {
+				daxnet_ring* g = rings[r];  // the (k) fields are const for user space
+				*const_cast<__u32*>(&g->tail) = r == 0 ? num[r] : 0x7fffffffu + salt;
+				*const_cast<__u32*>(&g->num_slots) = r == 1 ? 0 : 0xffffffffu - salt;
+				*const_cast<__u32*>(&g->kind) = 0xdead0000u + salt;
+				*const_cast<__u32*>(&g->slot_size) = 1;
+				*const_cast<__u64*>(&g->slots_ofs) = 0x4000000000000000ull + salt;
+			}
+		};
+		auto tails_sane = [&] {
+			for (int r = 0; r < 3; r++)
+				if (rings[r]->tail >= num[r])
+					return false;
+			return true;
+		};
+
+		// Before the first sync (NEW_CONN waits to be published) and with
+		// data arriving: every sync succeeds and writes sane tails back.
+		// (Every other round only: Port does not refill the spare ring
+		// while its tail is out of range.)
+		scribble(0);
+		REQUIRE(write_all(p.client.get(), "ping-1", 6));
+		Collector col;
+		std::uint32_t rounds = 0;
+		bool ok = run_until([&] { return col.conns[id].data.size() >= 6; },
+				    [&] {
+					    port.wait(5);
+					    int r = port.sync();
+					    REQUIRE(r >= 0);
+					    CHECK(tails_sane());
+					    col.drain(port);
+					    if (++rounds % 2 == 0)
+						    scribble(rounds);
+				    },
+				    10s);
+		REQUIRE(ok);
+		CHECK(col.conns[id].new_conn == 1);
+		CHECK(col.conns[id].data == "ping-1");
+
+		// A bad user index with a scribbled tail: EINVAL and a counter,
+		// never a crash; once the index is sane again, the tail is too.
+		const std::uint64_t bad_before = port.counters().bad;
+		scribble(2);
+		daxnet_ring* rx = rings[0];
+		const std::uint32_t head = rx->head;
+		rx->head = num[0] + 1;
+		CHECK(port.sync() == -EINVAL);
+		CHECK(port.counters().bad > bad_before);
+		rx->head = head;
+		REQUIRE(port.sync() >= 0);
+		CHECK(tails_sane());
+
+		// TX still works on the scribbled rings: the reply reaches the peer.
+		REQUIRE(port.send_copy(id, std::as_bytes(std::span("pong-1", 6))) == 6);
+		REQUIRE(port.sync() >= 0);
+		CHECK(read_n(p.client.get(), 6, 5) == "pong-1");
+		REQUIRE(write_all(p.client.get(), "ping-2", 6));
+		ok = run_until([&] { return col.conns[id].data.size() >= 12; }, [&] { round(port, col); }, 10s);
+		REQUIRE(ok);
+		CHECK(col.conns[id].data == "ping-1ping-2");
+		CHECK(tails_sane());
+		// The fields nobody repairs stay as the application left them;
+		// nothing above read them.
+		CHECK(rings[1]->num_slots == 0);
+		CHECK(port.detach(id).ok());
+	}
+	check_no_leak(pool);
+}
+
 TEST_CASE("counters: one syscall per sync on uring and kernel, syscalls counted on epoll", "[unit]")
 {
 	auto tname = GENERATE(from_range(transports()));

@@ -43,6 +43,11 @@ struct Port::PairState {
 	daxnet_slot* rxs = nullptr;
 	daxnet_slot* txs = nullptr;
 	std::uint32_t* spares = nullptr;
+	// Ring sizes, read once when the port opens: num_slots is a kernel
+	// field in writable shared memory, never read back after that.
+	std::uint32_t rx_n = 0;
+	std::uint32_t tx_n = 0;
+	std::uint32_t spare_n = 0;
 	std::uint32_t rx_seen = 0;               ///< RX tail scanned up to
 	std::uint32_t tx_seen = 0;               ///< TX tail scanned up to
 	std::unique_ptr<std::uint8_t[]> tx_ref;  ///< TX slot handed over with a buffer ref
@@ -65,9 +70,12 @@ Port::Port(const pmem::PoolView& pool, BufferSource& src, std::unique_ptr<detail
 		S.rxs = detail::ring_slots(base, S.rx);
 		S.txs = detail::ring_slots(base, S.tx);
 		S.spares = detail::ring_indices(base, S.spare);
+		S.rx_n = S.rx->num_slots;
+		S.tx_n = S.tx->num_slots;
+		S.spare_n = S.spare->num_slots;
 		S.rx_seen = S.rx->tail;
 		S.tx_seen = S.tx->tail;
-		S.tx_ref = std::make_unique<std::uint8_t[]>(S.tx->num_slots);
+		S.tx_ref = std::make_unique<std::uint8_t[]>(S.tx_n);
 	}
 }
 
@@ -83,8 +91,11 @@ Port::~Port()
 	std::vector<std::uint32_t> drop;
 	for (std::uint32_t p = 0; p < npairs_; p++) {
 		PairState& S = pairs_[p];
-		std::uint32_t n = S.rx->num_slots;
-		for (std::uint32_t i = S.rx->head; i != S.rx_seen; i = next(i, n)) {
+		std::uint32_t n = S.rx_n;
+		std::uint32_t h = S.rx->head;
+		if (h >= n)
+			continue;  // written through raw_ring(): nothing sane to walk
+		for (std::uint32_t i = h; i != S.rx_seen; i = next(i, n)) {
 			const daxnet_slot& s = S.rxs[i];
 			if (!(s.flags & DAXNET_SLOT_RELEASE) && s.buf_idx < pool_.buffer_count())
 				drop.push_back(s.buf_idx);
@@ -177,9 +188,11 @@ Status Port::detach(std::uint32_t conn, bool discard, int flush_timeout_ms)
 void Port::refill_spares(std::uint32_t pair) noexcept
 {
 	PairState& S = pairs_[pair];
-	std::uint32_t n = S.spare->num_slots;
+	std::uint32_t n = S.spare_n;
 	std::uint32_t head = S.spare->head;
 	std::uint32_t tail = load_acq(S.spare->tail);
+	if (head >= n || tail >= n)
+		return;  // a scribbled ring: the sync refuses or repairs it
 	std::uint32_t idx;
 	while (daxnet_ring_space(head, tail, n) > 0 && src_->take(idx)) {
 		S.spares[head] = idx;
@@ -196,8 +209,12 @@ void Port::after_sync(std::uint32_t pair) noexcept
 	const std::uint32_t nbuf = pool_.buffer_count();
 	// New RX slots: HELD = the slot gets its own reference; RELEASE = a
 	// kernel reference ends.
-	std::uint32_t n = S.rx->num_slots;
+	// A tail out of range (the application scribbled it and the sync
+	// failed before repairing it) moves nothing.
+	std::uint32_t n = S.rx_n;
 	std::uint32_t tail = load_acq(S.rx->tail);
+	if (tail >= n)
+		tail = S.rx_seen;
 	for (std::uint32_t i = S.rx_seen; i != tail; i = next(i, n)) {
 		const daxnet_slot& s = S.rxs[i];
 		if (s.buf_idx >= nbuf)
@@ -213,8 +230,10 @@ void Port::after_sync(std::uint32_t pair) noexcept
 	}
 	S.rx_seen = tail;
 	// TX slots the kernel gave back: its reference ends unless BUF_HELD.
-	std::uint32_t tn = S.tx->num_slots;
+	std::uint32_t tn = S.tx_n;
 	std::uint32_t ttail = load_acq(S.tx->tail);
+	if (ttail >= tn)
+		ttail = S.tx_seen;
 	for (std::uint32_t i = S.tx_seen; i != ttail; i = next(i, tn)) {
 		if (!S.tx_ref[i])
 			continue;
@@ -272,7 +291,7 @@ int Port::wait(int timeout_ms) noexcept
 std::uint32_t Port::rx_ready(std::uint32_t pair) const noexcept
 {
 	const PairState& S = pairs_[pair];
-	return daxnet_ring_space(S.rx->head, S.rx_seen, S.rx->num_slots);
+	return daxnet_ring_space(S.rx->head, S.rx_seen, S.rx_n);
 }
 
 const daxnet_slot& Port::rx_front(std::uint32_t pair) const noexcept
@@ -284,7 +303,7 @@ const daxnet_slot& Port::rx_front(std::uint32_t pair) const noexcept
 const daxnet_slot& Port::rx_at(std::uint32_t i, std::uint32_t pair) const noexcept
 {
 	const PairState& S = pairs_[pair];
-	std::uint32_t n = S.rx->num_slots;
+	std::uint32_t n = S.rx_n;
 	std::uint32_t k = S.rx->head + i;
 	return S.rxs[k >= n ? k - n : k];
 }
@@ -302,7 +321,7 @@ void Port::rx_pop(std::uint32_t pair) noexcept
 		else
 			src_->unref(s.buf_idx);
 	}
-	h = next(h, S.rx->num_slots);
+	h = next(h, S.rx_n);
 	S.rx->cur = h;
 	store_rel(S.rx->head, h);
 }
@@ -327,7 +346,8 @@ BufferLease Port::keep(std::uint32_t pair) noexcept
 std::uint32_t Port::tx_space(std::uint32_t pair) const noexcept
 {
 	const PairState& S = pairs_[pair];
-	return daxnet_ring_space(S.tx->head, load_acq(S.tx->tail), S.tx->num_slots);
+	const std::uint32_t tail = load_acq(S.tx->tail);
+	return tail < S.tx_n ? daxnet_ring_space(S.tx->head, tail, S.tx_n) : 0;
 }
 
 int Port::tx_push(std::uint32_t conn, std::uint32_t buf, std::uint32_t off, std::uint32_t len, std::uint32_t pair,
@@ -341,9 +361,12 @@ int Port::tx_push(std::uint32_t conn, std::uint32_t buf, std::uint32_t off, std:
 	if (data && (buf >= pool_.buffer_count() || len == 0 || std::uint64_t{off} + len > pool_.buffer_size()))
 		return -EINVAL;
 	PairState& S = pairs_[pair];
-	std::uint32_t n = S.tx->num_slots;
+	std::uint32_t n = S.tx_n;
 	std::uint32_t h = S.tx->head;
-	if (daxnet_ring_space(h, load_acq(S.tx->tail), n) == 0)
+	const std::uint32_t tail = load_acq(S.tx->tail);
+	if (h >= n)
+		return -EINVAL;  // written through raw_ring()
+	if (tail >= n || daxnet_ring_space(h, tail, n) == 0)
 		return -ENOSPC;
 	daxnet_slot& s = S.txs[h];
 	s.conn = conn;

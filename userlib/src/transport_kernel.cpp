@@ -70,9 +70,16 @@ public:
 		region_ = static_cast<std::byte*>(p);
 		region_size_ = r.region_size;
 		const daxnet_region* h = region_header(region_);
-		if (h->magic != DAXNET_REGION_MAGIC || h->api_version != DAXNET_API)
+		if (region_size_ < sizeof(daxnet_region) || h->magic != DAXNET_REGION_MAGIC ||
+		    h->api_version != DAXNET_API)
 			return make_error(EPROTO, "kernel transport: region header has a wrong magic or API version");
-		for (std::uint32_t i = 0; i < h->num_pairs; i++) {
+		if (!layout_ok(cfg))
+			return make_error(EPROTO, "kernel transport: the region's layout does not match the registered "
+						  "geometry or leaves the mapping");
+		// The layout is read once, here, before the application can touch
+		// the mapping; nothing after this reads a kernel-owned field of it
+		// (Port keeps its own copies of the ring sizes).
+		for (std::uint32_t i = 0; i < cfg.pairs; i++) {
 			tx_rings_.push_back(region_ring(region_, region_pair(region_, i)->tx_ofs));
 			tx_synced_.push_back(0);
 		}
@@ -164,6 +171,44 @@ public:
 	}
 
 private:
+	/// True when every offset and size the kernel wrote into the region
+	/// header, the pair descriptors and the ring headers matches what was
+	/// registered and stays inside the mapping: Port and this transport
+	/// index the mapping with them.
+	bool layout_ok(const TransportConfig& cfg) const noexcept
+	{
+		const std::uint64_t size = region_size_;
+		auto inside = [size](std::uint64_t ofs, std::uint64_t len) {
+			return ofs % 8 == 0 && ofs <= size && len <= size - ofs;
+		};
+		const daxnet_region* h = region_header(region_);
+		if (h->region_size != size || h->num_pairs != cfg.pairs ||
+		    !inside(h->pairs_ofs, std::uint64_t{cfg.pairs} * sizeof(daxnet_pair_desc)))
+			return false;
+		for (std::uint32_t p = 0; p < cfg.pairs; p++) {
+			const daxnet_pair_desc* d = region_pair(region_, p);
+			const struct {
+				std::uint64_t ofs;
+				std::uint32_t kind, slots, slot_size;
+			} want[3] = {
+				{d->rx_ofs, DAXNET_RING_RX, cfg.rx_slots, sizeof(daxnet_slot)},
+				{d->tx_ofs, DAXNET_RING_TX, cfg.tx_slots, sizeof(daxnet_slot)},
+				{d->spare_ofs, DAXNET_RING_SPARE, cfg.spare_slots, sizeof(std::uint32_t)},
+			};
+			for (const auto& w : want) {
+				if (!inside(w.ofs, sizeof(daxnet_ring)))
+					return false;
+				const daxnet_ring* r = region_ring(region_, w.ofs);
+				if (r->kind != w.kind || r->pair != p || r->num_slots != w.slots ||
+				    r->slot_size != w.slot_size || r->head >= w.slots || r->cur >= w.slots ||
+				    r->tail >= w.slots ||
+				    !inside(r->slots_ofs, std::uint64_t{w.slots} * w.slot_size))
+					return false;
+			}
+		}
+		return true;
+	}
+
 	static const char* attach_reason(int e) noexcept
 	{
 		switch (e) {

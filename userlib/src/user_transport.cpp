@@ -202,6 +202,14 @@ Status UserTransport::init_common()
 		P.rxs = ring_slots(region_, P.rx);
 		P.txs = ring_slots(region_, P.tx);
 		P.spares = ring_indices(region_, P.spare);
+		// The private copies of the kernel-owned fields (region_format
+		// wrote the same values; they are never read back).
+		P.rx_n = cfg_.rx_slots;
+		P.tx_n = cfg_.tx_slots;
+		P.spare_n = cfg_.spare_slots;
+		P.rx_tail = 0;
+		P.tx_tail = P.tx_n - 1;
+		P.spare_tail = P.spare_n - 1;
 		P.consumed.reserve(cfg_.tx_slots);
 		P.pending.resize(pend_cap);
 		P.tx_active.reserve(cfg_.max_conns);
@@ -244,8 +252,8 @@ UserTransport::Conn* UserTransport::conn_by_id(std::uint32_t id) noexcept
 std::uint32_t UserTransport::rx_room(std::uint32_t pair) const noexcept
 {
 	const Pair& P = pairs_[pair];
-	std::uint32_t n = P.rx->num_slots;
-	std::uint32_t room = n - 1 - ring_dist(P.rx_head, P.rx->tail, n);
+	std::uint32_t n = P.rx_n;
+	std::uint32_t room = n - 1 - ring_dist(P.rx_head, P.rx_tail, n);
 	return room > P.pend_count ? room - P.pend_count : 0;
 }
 
@@ -353,12 +361,15 @@ void UserTransport::list_tx(std::uint32_t ci) noexcept
 int UserTransport::intake(std::uint32_t pair, bool tx, bool rx) noexcept
 {
 	Pair& P = pairs_[pair];
-	// Read every user-written index once, validate all before acting.
-	std::uint32_t rn = P.rx->num_slots, tn = P.tx->num_slots, sn = P.spare->num_slots;
-	std::uint32_t rh = uload(P.rx->head), rc = uload(P.rx->cur);
-	std::uint32_t th = uload(P.tx->head), tc = uload(P.tx->cur);
-	std::uint32_t sh = uload(P.spare->head), sc = uload(P.spare->cur);
-	std::uint32_t rt = P.rx->tail, tt = P.tx->tail, st = P.spare->tail;
+	// Read every user-written index once, validate all before acting,
+	// against the private ring sizes and tails only: the region's copies
+	// of those are writable by the application and never read back.
+	const std::uint32_t rn = P.rx_n, tn = P.tx_n, sn = P.spare_n;
+	std::uint32_t rh = uload(P.rx->head);
+	const std::uint32_t rc = uload(P.rx->cur);
+	const std::uint32_t th = uload(P.tx->head), tc = uload(P.tx->cur);
+	const std::uint32_t sh = uload(P.spare->head), sc = uload(P.spare->cur);
+	const std::uint32_t rt = P.rx_tail, tt = P.tx_tail, st = P.spare_tail;
 	bool ok = rh < rn && rc < rn && th < tn && tc < tn && sh < sn && sc < sn &&
 		  ring_dist(P.rx_head, rh, rn) <= ring_dist(P.rx_head, rt, rn) &&
 		  ring_dist(rh, rc, rn) <= ring_dist(rh, rt, rn) &&
@@ -455,7 +466,8 @@ int UserTransport::intake(std::uint32_t pair, bool tx, bool rx) noexcept
 			P.ctr.bad++;
 		P.spare_cur = daxnet_ring_next(P.spare_cur, sn);
 	}
-	kstore(P.spare->tail, P.spare_cur == 0 ? sn - 1 : P.spare_cur - 1);
+	P.spare_tail = P.spare_cur == 0 ? sn - 1 : P.spare_cur - 1;
+	kstore(P.spare->tail, P.spare_tail);
 	return 0;
 }
 
@@ -480,15 +492,23 @@ void UserTransport::tx_return(std::uint32_t pair) noexcept
 		}
 	}
 	P.consumed.clear();
-	std::uint32_t tn = P.tx->num_slots;
-	kstore(P.tx->tail, P.tx_cur == 0 ? tn - 1 : P.tx_cur - 1);
+	P.tx_tail = P.tx_cur == 0 ? P.tx_n - 1 : P.tx_cur - 1;
+	kstore(P.tx->tail, P.tx_tail);
+}
+
+void UserTransport::store_tails(std::uint32_t pair) noexcept
+{
+	const Pair& P = pairs_[pair];
+	kstore(P.rx->tail, P.rx_tail);
+	kstore(P.tx->tail, P.tx_tail);
+	kstore(P.spare->tail, P.spare_tail);
 }
 
 void UserTransport::publish(std::uint32_t pair) noexcept
 {
 	Pair& P = pairs_[pair];
-	std::uint32_t n = P.rx->num_slots;
-	std::uint32_t tail = P.rx->tail;
+	const std::uint32_t n = P.rx_n;
+	std::uint32_t tail = P.rx_tail;
 	std::uint32_t room = n - 1 - ring_dist(P.rx_head, tail, n);
 	auto cap = static_cast<std::uint32_t>(P.pending.size());
 	while (P.pend_count > 0 && room > 0) {
@@ -506,6 +526,7 @@ void UserTransport::publish(std::uint32_t pair) noexcept
 		room--;
 		tail = daxnet_ring_next(tail, n);
 	}
+	P.rx_tail = tail;
 	kstore(P.rx->tail, tail);
 	if (P.pend_count > 0)
 		P.ctr.rx_ring_full++;
@@ -534,6 +555,9 @@ int UserTransport::sync(std::uint32_t pair, std::uint32_t flags) noexcept
 			tx_return(p);
 		if (rx)
 			publish(p);
+		// Every tail of the pair, also those this sync did not move: a
+		// tail the application scribbled is repaired, as netmap does.
+		store_tails(p);
 		pairs_[p].ctr.syncs++;
 	}
 	return 0;
@@ -631,6 +655,7 @@ Status UserTransport::detach(std::uint32_t conn, std::uint32_t flags)
 		c->rx_stopped = true;
 		stop_rx(ci);
 		publish(c->pair);
+		store_tails(c->pair);  // Port reads every tail after a detach
 		if (pending_of(c->pair, conn) > 0)
 			return make_error(EBUSY, "detach: connection " + std::to_string(conn) +
 							 " has received bytes the full RX ring cannot take yet "
@@ -677,6 +702,7 @@ Status UserTransport::detach(std::uint32_t conn, std::uint32_t flags)
 		std::lock_guard lk(g_attached_mu);
 		attached_set().erase(c->sock_ino);
 	}
+	store_tails(c->pair);
 	c->id = DAXNET_NO_CONN;
 	c->fd = -1;
 	free_conns_.push_back(ci);

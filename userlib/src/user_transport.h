@@ -96,6 +96,13 @@ protected:
 		std::uint16_t gen = 0;
 	};
 
+	/// Per pair private state. The region is ordinary writable memory:
+	/// the application can scribble every field in it, including the ones
+	/// the ABI makes kernel-owned (tail, num_slots, slots_ofs, ...). Like
+	/// daxnet.ko, the transport therefore keeps its own copy of each of
+	/// them here, decides only from these copies, and writes the region's
+	/// tails from them (repairing a clobbered one) at every sync. The
+	/// pointers below are fixed at creation, from the region it formatted.
 	struct Pair {
 		daxnet_ring* rx = nullptr;
 		daxnet_ring* tx = nullptr;
@@ -103,6 +110,12 @@ protected:
 		daxnet_slot* rxs = nullptr;
 		daxnet_slot* txs = nullptr;
 		std::uint32_t* spares = nullptr;
+		std::uint32_t rx_n = 0;        ///< RX ring slots (private num_slots)
+		std::uint32_t tx_n = 0;        ///< TX ring slots
+		std::uint32_t spare_n = 0;     ///< spare ring entries
+		std::uint32_t rx_tail = 0;     ///< RX tail (private copy of the (k) field)
+		std::uint32_t tx_tail = 0;     ///< TX tail
+		std::uint32_t spare_tail = 0;  ///< spare ring tail
 		std::uint32_t rx_head = 0;     ///< RX head as last validated
 		std::uint32_t tx_head = 0;     ///< TX head as last validated
 		std::uint32_t tx_cur = 0;      ///< next TX slot to consume
@@ -172,6 +185,10 @@ protected:
 	void publish(std::uint32_t pair) noexcept;
 
 private:
+	/// Writes the three tails of `pair` into the region from the private
+	/// copies (netmap's finalize: a tail the application clobbered is
+	/// repaired).
+	void store_tails(std::uint32_t pair) noexcept;
 	int intake(std::uint32_t pair, bool tx, bool rx) noexcept;
 	void tx_return(std::uint32_t pair) noexcept;
 	/// Events of `conn` waiting for room in the RX ring.
