@@ -73,6 +73,7 @@ def machine_info(repo, mode, m, args):
         "bin_dir": os.path.abspath(args.bin_dir),
         "loadavg_start": loadavg(),
         "keyspace": m["keyspace"],
+        "target_repeats": m.get("target_repeats", 1),
     }
 
 
@@ -217,8 +218,10 @@ def status_cell(r):
 
 def machine_md(meta):
     lines = [
-        ("date", meta["date"]), ("mode", "%s (%s s per run, %d repetition(s), median)" % (
-            meta["mode"], meta["seconds_per_run"], meta["repeats"])),
+        ("date", meta["date"]), ("mode", "%s (%s s per run, %d repetition(s)%s, medians; nice %s)" % (
+            meta["mode"], meta["seconds_per_run"], meta["repeats"],
+            ", %d for the targets' configurations" % meta["target_repeats"] if meta.get("target_repeats", 1) > 1
+            else "", meta.get("nice", 0))),
         ("CPU", "%s, %d cores (VM)" % (meta["cpu"], meta["ncpu"])), ("memory", meta["memory"]),
         ("kernel", meta["kernel"]), ("daxnet", "git %s, binaries from %s" % (meta["git"], meta["bin_dir"])),
         ("peers", "%s; %s" % (meta["nginx"], meta["redis"])),
