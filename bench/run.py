@@ -467,14 +467,22 @@ def _kv_prefill(srv, ctx, m, size, tmp):
 
 
 def _median(reps):
+    """Per-field medians over the repetitions that completed requests."""
+    done = [x for x in reps if x.get("requests")]
+    if not done:
+        raise RuntimeError("no requests completed in %d repetition(s)" % len(reps))
     if len(reps) == 1:
-        return reps[0]
-    out = dict(reps[len(reps) // 2])
-    for k in reps[0]:
-        vals = [x.get(k) for x in reps]
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+        return done[0]
+    done.sort(key=lambda x: x.get("server_us_per_req") or 0.0)
+    out = dict(done[len(done) // 2])
+    for k in done[0]:
+        vals = [x.get(k) for x in done]
+        vals = [v for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if vals and len(vals) == len([x for x in done if x.get(k) is not None]):
             out[k] = statistics.median(vals)
     out["runs"] = [{k: v for k, v in x.items() if k != "counters"} for x in reps]
+    if len(done) < len(reps):
+        out["empty_repetitions"] = len(reps) - len(done)
     return out
 
 
