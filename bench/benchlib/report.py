@@ -377,7 +377,8 @@ def targets_md(rows):
                    else r.get("traced_syscalls_per_req"))
         add("rpc 100 conns: syscalls/req ≤ %.2f (%s)" % (lim, t), fmt(v, 3) if v is not None else "–",
             (v <= lim) if v is not None else None)
-    add("syscalls/req ≤ 0.05 (kernel transport)", "host cannot load the module; see the guest section", None)
+    add("syscalls/req ≤ 0.05 (kernel transport)", "measured in the guest (the host cannot load the module)",
+        "see Guest")
     # bytes the CPU copies per received byte (WAL, both sides count rx + log + tx copies)
     for server, variant in (("daxnet-httpd", "uring"), ("daxnet-httpd", "epoll"), ("baseline-wal", "epoll")):
         r = _find(rows, suite="wal", server=server, variant=variant, medium="shm", conns=100, depth=1)
@@ -407,7 +408,7 @@ def targets_md(rows):
         else:
             add("rpc %s: CPU/req at 10000 conns within 10%% of 100 conns" % t, "–", None)
     add("guest: kernel transport CPU/req ≥ 2x lower than epoll, ≥ 1.3x lower than uring",
-        "see the guest section", None)
+        "measured in the guest", "see Guest")
     return table(["target", "measured", "verdict"], lines)
 
 
