@@ -16,6 +16,7 @@
 #include <string>
 
 #include "daxnet/pmem/pool.h"
+#include "daxnet/size.h"
 #include "pool_tool.h"
 
 using namespace daxnet;
@@ -64,20 +65,20 @@ int cmd_create(const std::string& path, const std::string& size_text, std::uint3
 	       const std::string& wal_text, const std::string& ckpt_text, bool require_dax)
 {
 	Pool::CreateOptions opt;
-	auto size = daxnet::tool::parse_size(size_text);
+	auto size = daxnet::parse_size(size_text);
 	if (!size)
 		return fail(path + ": " + size.error().message);
 	opt.size = *size;
 	opt.buffer_size = buffer_size;
 	opt.require_dax = require_dax;
 	if (!wal_text.empty()) {
-		auto w = daxnet::tool::parse_size(wal_text);
+		auto w = daxnet::parse_size(wal_text);
 		if (!w)
 			return fail(path + ": " + w.error().message);
 		opt.wal_size = *w;
 	}
 	if (!ckpt_text.empty()) {
-		auto c = daxnet::tool::parse_size(ckpt_text);
+		auto c = daxnet::parse_size(ckpt_text);
 		if (!c)
 			return fail(path + ": " + c.error().message);
 		opt.ckpt_size = *c;

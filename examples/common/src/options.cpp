@@ -84,38 +84,6 @@ void add_common_options(CLI::App& app, CommonOptions& o, int default_port)
 		     "TX by reference); see docs/kernel.md");
 }
 
-Result<std::uint64_t> parse_size(const std::string& s)
-{
-	std::size_t i = 0;
-	std::uint64_t v = 0;
-	while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
-		if (v > (UINT64_MAX - 9) / 10)
-			return make_error(EINVAL, "size '" + s + "' is too large");
-		v = v * 10 + static_cast<std::uint64_t>(s[i++] - '0');
-	}
-	if (i == 0)
-		return make_error(EINVAL, "size '" + s + "' is not a number (use e.g. 64M or 1G)");
-	std::string unit = s.substr(i);
-	for (auto& c : unit)
-		c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-	unsigned shift = 0;
-	if (unit.empty() || unit == "B")
-		shift = 0;
-	else if (unit == "K" || unit == "KB" || unit == "KIB")
-		shift = 10;
-	else if (unit == "M" || unit == "MB" || unit == "MIB")
-		shift = 20;
-	else if (unit == "G" || unit == "GB" || unit == "GIB")
-		shift = 30;
-	else if (unit == "T" || unit == "TB" || unit == "TIB")
-		shift = 40;
-	else
-		return make_error(EINVAL, "size '" + s + "' has an unknown unit (use K, M, G or T)");
-	if (shift && v > (UINT64_MAX >> shift))
-		return make_error(EINVAL, "size '" + s + "' is too large");
-	return v << shift;
-}
-
 Result<pmem::Pool> open_or_create_pool(const CommonOptions& o, bool* created)
 {
 	struct stat st{};

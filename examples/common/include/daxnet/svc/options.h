@@ -15,6 +15,7 @@
 #include "daxnet/pmem/pool.h"
 #include "daxnet/port.h"
 #include "daxnet/result.h"
+#include "daxnet/size.h"
 
 namespace daxnet::svc {
 
@@ -40,7 +41,7 @@ struct CommonOptions {
 void add_common_options(CLI::App& app, CommonOptions& o, int default_port);
 
 /// Parses "4096", "64K", "64M", "1G" (binary multiples).
-Result<std::uint64_t> parse_size(const std::string& s);
+using daxnet::parse_size;
 
 /// Opens the pool at o.pool, creating it (o.pool_size, o.buffer_size) when
 /// the file does not exist. `created` tells which happened.
