@@ -18,7 +18,6 @@
 #include <fstream>
 #include <random>
 #include <sstream>
-#include <vector>
 
 #include "daxnet/pmem/crc32c.h"
 
@@ -171,15 +170,14 @@ Uuid random_uuid()
 }
 
 /// libpmem2-backed persistence domain (docs/pool-format.md §Persistence).
-/// CACHE_LINE/BYTE: libpmem2's flush/drain. PAGE: gather page ranges, one
-/// msync per merged range at drain().
+/// CACHE_LINE/BYTE: libpmem2's flush/drain. PAGE: flush only widens the
+/// batch's dirty span; drain msyncs that span once.
 class Pmem2Domain final : public PersistDomain {
 public:
 	Pmem2Domain(pmem2_map* map, Granularity g) noexcept
 	    : gran_(g), flush_fn_(pmem2_get_flush_fn(map)), drain_fn_(pmem2_get_drain_fn(map)),
 	      persist_fn_(pmem2_get_persist_fn(map))
 	{
-		dirty_.reserve(256);
 	}
 
 	Granularity granularity() const noexcept override { return gran_; }
@@ -196,16 +194,8 @@ public:
 		}
 		auto a = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{4095};
 		auto e = (reinterpret_cast<std::uintptr_t>(p) + n + 4095) & ~std::uintptr_t{4095};
-		// Extend the last range when the batch walks forward (the common
-		// case: consecutive records, consecutive buffers).
-		if (!dirty_.empty() && a <= dirty_.back().second && e >= dirty_.back().first) {
-			dirty_.back().first = std::min(dirty_.back().first, a);
-			dirty_.back().second = std::max(dirty_.back().second, e);
-			return;
-		}
-		if (dirty_.size() == dirty_.capacity())
-			merge();
-		dirty_.emplace_back(a, e);
+		lo_ = std::min(lo_, a);
+		hi_ = std::max(hi_, e);
 	}
 
 	void drain() noexcept override
@@ -215,42 +205,25 @@ public:
 			drain_fn_();
 			return;
 		}
-		merge();
-		for (auto [a, e] : dirty_) {
-			persist_fn_(reinterpret_cast<const void*>(a), e - a);
-			counters_.msyncs++;
-		}
-		dirty_.clear();
+		if (lo_ >= hi_)
+			return;
+		// One msync spanning the batch. On Linux msync(MS_SYNC) is an fsync
+		// of the range (a journal commit on ext4) that writes back only the
+		// dirty pages inside it, so one call over [lowest, highest) costs
+		// one commit where a call per disjoint range cost one each.
+		persist_fn_(reinterpret_cast<const void*>(lo_), hi_ - lo_);
+		counters_.msyncs++;
+		lo_ = UINTPTR_MAX;
+		hi_ = 0;
 	}
 
 private:
-	void merge() noexcept
-	{
-		std::sort(dirty_.begin(), dirty_.end());
-		std::size_t out = 0;
-		for (std::size_t i = 0; i < dirty_.size(); i++) {
-			if (out > 0 && dirty_[i].first <= dirty_[out - 1].second)
-				dirty_[out - 1].second = std::max(dirty_[out - 1].second, dirty_[i].second);
-			else
-				dirty_[out++] = dirty_[i];
-		}
-		dirty_.resize(out);
-		// Still full of disjoint ranges: persist them now rather than
-		// allocate on the hot path.
-		if (dirty_.size() == dirty_.capacity()) {
-			for (auto [a, e] : dirty_) {
-				persist_fn_(reinterpret_cast<const void*>(a), e - a);
-				counters_.msyncs++;
-			}
-			dirty_.clear();
-		}
-	}
-
 	Granularity gran_;
 	pmem2_flush_fn flush_fn_;
 	pmem2_drain_fn drain_fn_;
 	pmem2_persist_fn persist_fn_;
-	std::vector<std::pair<std::uintptr_t, std::uintptr_t>> dirty_;
+	std::uintptr_t lo_ = UINTPTR_MAX;  ///< dirty span of the batch (PAGE)
+	std::uintptr_t hi_ = 0;
 };
 
 Granularity from_pmem2(pmem2_granularity g)
