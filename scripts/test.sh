@@ -39,7 +39,7 @@ ctest --preset ci --timeout 1800
 
 if [ "$slow" = 1 ]; then
 	step "slow suite"
-	ctest --preset slow --test-dir build
+	ctest --preset slow --timeout 7200
 fi
 
 if [[ $skip != *,asan,* ]]; then
@@ -57,7 +57,7 @@ fi
 
 if [ -x scripts/fuzz.sh ] && [[ $skip != *,fuzz,* ]]; then
 	step "fuzzers (bounded)"
-	scripts/fuzz.sh --default
+	if [ "$slow" = 1 ]; then scripts/fuzz.sh --slow; else scripts/fuzz.sh --default; fi
 fi
 
 step "all tests passed in $(($(date +%s) - start)) s"
