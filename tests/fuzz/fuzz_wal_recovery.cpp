@@ -561,15 +561,6 @@ DAXNET_FUZZ_TARGET(wal_recovery)
 		return 0;
 	}
 	check_entries(img, first, *w, alloc);
-	// Known bug (regressions/test_wal_epoch.cpp): images whose ring holds a
-	// valid record with an epoch >= the one recovery moved to.
-	if (daxnet::fuzz::skip_known_bugs() && highest_record_epoch(img) >= w->epoch() + (opt.read_only ? 1u : 0u))
-		return 0;
-	// Known bug (regressions/wal_recovery/head-seq-wraps-at-2^64): a log
-	// state whose head_seq is within a ring of 2^64 is accepted, the seqs
-	// wrap to 0 and a checkpoint then writes head_seq 0, an invalid state.
-	if (daxnet::fuzz::skip_known_bugs() && first.report.head_seq > ~0ull - 4 * img.nslots)
-		return 0;
 	if (opt.read_only) {
 		FUZZ_CHECK_MSG(unchanged(), "read-only recovery wrote to the pool");
 		FUZZ_CHECK(w->append(Entry{}, nullptr) == -EROFS);
