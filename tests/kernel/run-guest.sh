@@ -4,7 +4,7 @@
 # The daxnet kernel test runner (CTest label `kernel`).
 #
 # The host kernel cannot load modules, so this boots Debian's
-# linux-image-amd64 under QEMU (TCG) with
+# linux-image-amd64 under QEMU (TCG) with guest-lib.sh, that is with
 #   - a cached busybox initramfs (mkinitramfs.sh, guest-init),
 #   - the host root read-only over 9p (the guest runs host-built binaries),
 #   - an emulated NVDIMM, formatted once per run as fsdax + ext4 -o dax,
@@ -42,17 +42,12 @@ done
 [ -n "$build" ] || { echo "run-guest: --build is required" >&2; exit 2; }
 build=$(cd "$build" && pwd)
 
-t0=$(date +%s)
-say() { printf '[kernel-test %4ds] %s\n' $(($(date +%s) - t0)) "$*"; }
-skip() { say "SKIP: $*"; exit 77; }
-
-kver=$(dpkg-query -W -f='${Depends}' linux-image-amd64 2>/dev/null |
-	sed -E 's/^linux-image-([^ ,]+).*/\1/') || true
-[ -n "$kver" ] || skip "linux-image-amd64 is not installed"
-[ -r "/boot/vmlinuz-$kver" ] || skip "/boot/vmlinuz-$kver is missing"
-[ -d "/lib/modules/$kver/build" ] || skip "linux-headers-$kver are missing"
-command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86 is missing"
-[ -x /bin/busybox ] || skip "busybox-static is missing"
+# shellcheck source=tests/kernel/guest-lib.sh
+. "$here/guest-lib.sh"
+guest_init kernel-test
+say() { guest_say "$@"; }
+guest_require headers busybox
+kver=$GUEST_KVER
 
 work=$build/tests/kernel/guest
 mkdir -p "$work"
@@ -101,52 +96,14 @@ else
 fi
 
 # The initramfs depends only on the kernel version and the two scripts.
-key=$(cat "$here/mkinitramfs.sh" "$here/guest-init" | sha1sum | cut -c1-12)
-initrd=$work/initramfs-$kver-$key.cpio.gz
-if [ ! -f "$initrd" ]; then
-	say "building initramfs ($kver)"
-	rm -f "$work"/initramfs-*.cpio.gz
-	"$here/mkinitramfs.sh" "$kver" "$initrd"
-fi
-
+guest_build_initramfs "$work"
 # A fresh NVDIMM per run: the guest formats it (fsdax namespace, ext4).
-nvdimm=$work/nvdimm.img
-rm -f "$nvdimm"
-truncate -s 512M "$nvdimm"
+guest_prepare_nvdimm "$work/nvdimm.img"
 
 log=$work/serial.log
 say "booting $kver under TCG (timeout ${timeout_s}s); serial log: $log"
-set +e
-timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 \
-	-accel tcg,thread=multi -smp 2 -machine pc,nvdimm=on \
-	-m 2G,slots=2,maxmem=8G -net none \
-	-kernel "/boot/vmlinuz-$kver" -initrd "$initrd" \
-	-append "console=ttyS0 panic=-1 oops=panic quiet tsc=reliable dxrun=$here/guest-run.sh dxsrc=$src dxbuild=$build dxargs=$only" \
-	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
-	-object "memory-backend-file,id=mem1,share=on,mem-path=$nvdimm,size=512M" \
-	-device nvdimm,id=nv1,memdev=mem1 \
-	-device pvpanic -action panic=exit-failure \
-	-nographic -no-reboot </dev/null 2>&1 |
-	tr -d '\r' | tee "$log" | grep --line-buffered -E '^(daxnet-guest|DAXNET-|guest-init|\[ *[0-9.]+\] )'
-qrc=${PIPESTATUS[0]}
-set -e
-
-fails=$(grep -c '^DAXNET-FAIL' "$log" || true)
-passes=$(grep -c '^DAXNET-PASS' "$log" || true)
-exit_line=$(grep -a '^DAXNET-GUEST-EXIT' "$log" | tail -n 1 || true)
-say "qemu exit status $qrc; $passes passed, $fails failed; ${exit_line:-no exit marker}"
-if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
-	say "FAIL: the guest timed out after ${timeout_s}s"
-	exit 1
-fi
-if [ "$qrc" != 0 ]; then
-	say "FAIL: the guest kernel panicked (pvpanic) or QEMU failed; last lines:"
-	tail -n 40 "$log"
-	exit 1
-fi
-if [ "$exit_line" != "DAXNET-GUEST-EXIT 0" ] || [ "$fails" != 0 ]; then
-	grep -a '^DAXNET-FAIL' "$log" || true
-	say "FAIL"
-	exit 1
-fi
+qrc=0
+guest_boot --run "$here/guest-run.sh" --src "$src" --build "$build" --args "$only" \
+	--log "$log" --timeout "$timeout_s" || qrc=$?
+guest_results "$log" "$qrc" "$timeout_s" || exit 1
 say "PASS"
