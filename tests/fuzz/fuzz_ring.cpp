@@ -23,6 +23,7 @@
 //     writes stay inside their rings.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -96,7 +97,7 @@ struct TcpPair {
 				::usleep(20000);
 			close_rst(client);
 			client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-			if (client < 0 || ::connect(client, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+			if (client < 0 || !connect_loopback(client, a)) {
 				std::fprintf(stderr, "fuzz_ring: loopback connect: %s (retrying)\n", std::strerror(errno));
 				continue;
 			}
@@ -106,6 +107,28 @@ struct TcpPair {
 			return;
 		int one = 1;
 		::setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	}
+	/// connect() that survives a signal: libFuzzer's timers interrupt it
+	/// (EINTR) while the handshake goes on in the background, so wait for
+	/// that handshake instead of starting another one — a retry would leave
+	/// the first, reset connection in the listener's queue for accept().
+	static bool connect_loopback(int fd, const sockaddr_in& a)
+	{
+		if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0)
+			return true;
+		if (errno != EINTR && errno != EINPROGRESS)
+			return false;
+		pollfd p{fd, POLLOUT, 0};
+		int n;
+		do
+			n = ::poll(&p, 1, 5000);
+		while (n < 0 && errno == EINTR);
+		int err = 0;
+		socklen_t len = sizeof err;
+		if (n != 1 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+			return false;
+		errno = err;
+		return err == 0;
 	}
 	static void close_rst(int& fd)
 	{
