@@ -880,30 +880,15 @@ int main(int argc, char** argv)
 	}
 	daxnet::svc::install_stop_signals();
 
-	bool created = false;
-	auto pool = daxnet::svc::open_or_create_pool(opt, &created);
-	if (!pool) {
-		fmt::print(stderr, "daxnet-kv: {}\n", pool.error().message);
+	auto st = daxnet::svc::open_store_stack(opt, "daxnet-kv");
+	if (!st)
 		return 1;
-	}
-	const auto& view = pool->view();
+	const auto& view = st->pool.view();
 	if (cfg.max_key > view.buffer_size())
 		cfg.max_key = view.buffer_size();
-	daxnet::pmem::BufferAllocator alloc(view.buffer_count());
-	daxnet::pmem::RecoveryReport report;
-	auto kv = KvStore::open(view, alloc, {}, &report);
-	if (!kv) {
-		fmt::print(stderr, "daxnet-kv: {}: recovery failed: {}\n", opt.pool, kv.error().message);
-		for (const auto& p : report.problems)
-			fmt::print(stderr, "  {}\n", p);
-		return 1;
-	}
-	daxnet::AllocatorSource src(alloc);
-	auto port = daxnet::Port::open(view, src, daxnet::svc::port_options_for(opt, view));
-	if (!port) {
-		fmt::print(stderr, "daxnet-kv: transport {}: {}\n", opt.transport, port.error().message);
-		return 1;
-	}
+	auto& alloc = *st->alloc;
+	KvStore& kv = *st->kv;
+	daxnet::Port& port = *st->port;
 	std::vector<daxnet::svc::Listener> listeners;
 	int resp_port = 0, actual_http = 0;
 	auto lr = daxnet::svc::listen_tcp(opt.bind, opt.port, &resp_port);
@@ -923,20 +908,20 @@ int main(int argc, char** argv)
 		http_fd = std::move(*lh);
 		listeners.push_back({http_fd.get(), daxnet::svc::Proto::http});
 	}
-	cfg.transport_name = std::string(daxnet::to_string(port->transport()));
+	cfg.transport_name = std::string(daxnet::to_string(port.transport()));
 
 	daxnet::svc::ServerOptions so;
 	so.resp.max_bulk = cfg.max_value;
 	so.resp.max_request = std::max<std::uint64_t>(cfg.max_value * 2, 1u << 20);
 	so.http.max_body = cfg.max_value;
-	KvService svc(**kv, view, alloc, cfg);
-	daxnet::svc::Server server(*port, svc, std::move(listeners), so);
+	KvService svc(kv, view, alloc, cfg);
+	daxnet::svc::Server server(port, svc, std::move(listeners), so);
 
 	std::string http_addr = http_port >= 0 ? fmt::format(" http={}:{}", opt.bind, actual_http) : "";
 	fmt::print("daxnet-kv {}: transport={} {} resp={}:{}{} threads=1 keys={} recovered_log_entries={} "
 		   "ckpt_entries={}\n",
-		   daxnet::svc::kVersion, cfg.transport_name, daxnet::svc::describe_pool(*pool, created), opt.bind,
-		   resp_port, http_addr, (*kv)->dbsize(), report.log_entries, report.ckpt_entries);
+		   daxnet::svc::kVersion, cfg.transport_name, daxnet::svc::describe_pool(st->pool, st->created), opt.bind,
+		   resp_port, http_addr, kv.dbsize(), st->report.log_entries, st->report.ckpt_entries);
 	std::fflush(stdout);
 
 	const int rc = server.run();

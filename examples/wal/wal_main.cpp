@@ -396,28 +396,13 @@ int main(int argc, char** argv)
 		return 2;
 	}
 	daxnet::svc::install_stop_signals();
-	bool created = false;
-	auto pool = daxnet::svc::open_or_create_pool(opt, &created);
-	if (!pool) {
-		fmt::print(stderr, "daxnet-wal: {}\n", pool.error().message);
+	auto st = daxnet::svc::open_store_stack(opt, "daxnet-wal");
+	if (!st)
 		return 1;
-	}
-	const auto& view = pool->view();
-	daxnet::pmem::BufferAllocator alloc(view.buffer_count());
-	daxnet::pmem::RecoveryReport report;
-	auto kv = KvStore::open(view, alloc, {}, &report);
-	if (!kv) {
-		fmt::print(stderr, "daxnet-wal: {}: recovery failed: {}\n", opt.pool, kv.error().message);
-		for (const auto& p : report.problems)
-			fmt::print(stderr, "  {}\n", p);
-		return 1;
-	}
-	daxnet::AllocatorSource src(alloc);
-	auto port = daxnet::Port::open(view, src, daxnet::svc::port_options_for(opt, view));
-	if (!port) {
-		fmt::print(stderr, "daxnet-wal: transport {}: {}\n", opt.transport, port.error().message);
-		return 1;
-	}
+	const auto& view = st->pool.view();
+	auto& alloc = *st->alloc;
+	KvStore& kv = *st->kv;
+	daxnet::Port& port = *st->port;
 	int actual = 0;
 	auto lf = daxnet::svc::listen_tcp(opt.bind, opt.port, &actual);
 	if (!lf) {
@@ -425,17 +410,17 @@ int main(int argc, char** argv)
 		return 1;
 	}
 	daxnet::UniqueFd lfd = std::move(*lf);
-	const std::string tname(daxnet::to_string(port->transport()));
+	const std::string tname(daxnet::to_string(port.transport()));
 	daxnet::svc::ServerOptions so;
 	so.http.max_body = *mb;
-	WalService svc(**kv, view, alloc, tname, *mb);
-	daxnet::svc::Server server(*port, svc, {{lfd.get(), daxnet::svc::Proto::http}}, so);
+	WalService svc(kv, view, alloc, tname, *mb);
+	daxnet::svc::Server server(port, svc, {{lfd.get(), daxnet::svc::Proto::http}}, so);
 	std::uint64_t streams = 0;
-	(*kv)->for_each_stream([&](std::string_view, std::uint64_t) { ++streams; });
+	kv.for_each_stream([&](std::string_view, std::uint64_t) { ++streams; });
 	fmt::print("daxnet-wal {}: transport={} {} http={}:{} threads=1 streams={} recovered_log_entries={} "
 		   "ckpt_entries={}\n",
-		   daxnet::svc::kVersion, tname, daxnet::svc::describe_pool(*pool, created), opt.bind, actual, streams,
-		   report.log_entries, report.ckpt_entries);
+		   daxnet::svc::kVersion, tname, daxnet::svc::describe_pool(st->pool, st->created), opt.bind, actual, streams,
+		   st->report.log_entries, st->report.ckpt_entries);
 	std::fflush(stdout);
 	const int rc = server.run();
 	fmt::print("daxnet-wal: stopping: {} requests, {} appends, {} fences\n", server.counters().requests,

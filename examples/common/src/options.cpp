@@ -109,6 +109,35 @@ Result<pmem::Pool> open_or_create_pool(const CommonOptions& o, bool* created)
 	return p;
 }
 
+std::unique_ptr<StoreStack> open_store_stack(const CommonOptions& o, const char* prog)
+{
+	bool created = false;
+	auto pool = open_or_create_pool(o, &created);
+	if (!pool) {
+		fmt::print(stderr, "{}: {}\n", prog, pool.error().message);
+		return nullptr;
+	}
+	auto st = std::unique_ptr<StoreStack>(new StoreStack{std::move(*pool), created, {}, {}, {}, {}, {}});
+	const auto& view = st->pool.view();
+	st->alloc = std::make_unique<pmem::BufferAllocator>(view.buffer_count());
+	auto kv = pmem::KvStore::open(view, *st->alloc, {}, &st->report);
+	if (!kv) {
+		fmt::print(stderr, "{}: {}: recovery failed: {}\n", prog, o.pool, kv.error().message);
+		for (const auto& p : st->report.problems)
+			fmt::print(stderr, "  {}\n", p);
+		return nullptr;
+	}
+	st->kv = std::move(*kv);
+	st->src = std::make_unique<AllocatorSource>(*st->alloc);
+	auto port = Port::open(view, *st->src, port_options_for(o, view));
+	if (!port) {
+		fmt::print(stderr, "{}: transport {}: {}\n", prog, o.transport, port.error().message);
+		return nullptr;
+	}
+	st->port = std::make_unique<Port>(std::move(*port));
+	return st;
+}
+
 std::string describe_pool(const pmem::Pool& pool, bool created)
 {
 	const auto& g = pool.geometry();

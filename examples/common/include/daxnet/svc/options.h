@@ -9,9 +9,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 
+#include "daxnet/buffer.h"
 #include "daxnet/fd.h"
+#include "daxnet/pmem/kv.h"
 #include "daxnet/pmem/pool.h"
 #include "daxnet/port.h"
 #include "daxnet/result.h"
@@ -46,6 +49,24 @@ using daxnet::parse_size;
 /// Opens the pool at o.pool, creating it (o.pool_size, o.buffer_size) when
 /// the file does not exist. `created` tells which happened.
 Result<pmem::Pool> open_or_create_pool(const CommonOptions& o, bool* created = nullptr);
+
+/// What a store-backed service (daxnet-kv, daxnet-wal) opens at start, in
+/// this order: the pool (created when absent), the store recovered from it
+/// (recovery rebuilds the allocator, so it comes before any buffer is
+/// taken) and the port, which takes its buffers from the same allocator.
+struct StoreStack {
+	pmem::Pool pool;
+	bool created = false;
+	std::unique_ptr<pmem::BufferAllocator> alloc;
+	pmem::RecoveryReport report;
+	std::unique_ptr<pmem::KvStore> kv;
+	std::unique_ptr<AllocatorSource> src;
+	std::unique_ptr<Port> port;
+};
+
+/// Opens the stack for `o`. On failure prints "<prog>: <reason>" (and the
+/// recovery report's problems) to stderr and returns nullptr.
+std::unique_ptr<StoreStack> open_store_stack(const CommonOptions& o, const char* prog);
 
 /// "pool=/p/kv.pool (256 MiB, 58982 buffers x 4096, granularity=page, dax=no, created)"
 std::string describe_pool(const pmem::Pool& pool, bool created);
