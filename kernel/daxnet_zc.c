@@ -864,6 +864,25 @@ void dxn_zc_attach(struct dxn_pair *pair, struct sock *sk)
 /* ----------------------------------------------------- create, destroy */
 
 /**
+ * dxn_zc_free - free a zero-copy state's tables and the state itself
+ * @zc: the state; its TX queue has already been released by the caller
+ *
+ * Process context. Shared by dxn_zc_create()'s error path and port release.
+ */
+static void dxn_zc_free(struct dxn_zc *zc)
+{
+	xa_destroy(&zc->pfns);
+	kvfree(zc->txref);
+	kvfree(zc->txowed);
+	kvfree(zc->owner);
+	kvfree(zc->nic);
+	kvfree(zc->free);
+	kvfree(zc->closed);
+	kvfree(zc->base);
+	kfree(zc);
+}
+
+/**
  * dxn_zc_create - put a freshly registered port in zero-copy mode
  * @port: the port; its pool is pinned
  *
@@ -920,16 +939,8 @@ int dxn_zc_create(struct dxn_port *port)
 	port->zc = zc;
 	return 0;
 err:
-	xa_destroy(&zc->pfns);
 	kfree(zc->txq);
-	kvfree(zc->txref);
-	kvfree(zc->txowed);
-	kvfree(zc->owner);
-	kvfree(zc->nic);
-	kvfree(zc->free);
-	kvfree(zc->closed);
-	kvfree(zc->base);
-	kfree(zc);
+	dxn_zc_free(zc);
 	return err;
 }
 
@@ -997,15 +1008,7 @@ void dxn_zc_destroy(struct dxn_port *port)
 		pr_info("daxnet: after %u ms, %u pool buffers still in RX skbs, %u TX batches in flight; unpinning\n",
 			waited, busy, inflight);
 	dxn_zc_txq_put(zc->txq);
-	xa_destroy(&zc->pfns);
-	kvfree(zc->txref);
-	kvfree(zc->txowed);
-	kvfree(zc->owner);
-	kvfree(zc->nic);
-	kvfree(zc->free);
-	kvfree(zc->closed);
-	kvfree(zc->base);
-	kfree(zc);
+	dxn_zc_free(zc);
 	port->zc = NULL;
 }
 
