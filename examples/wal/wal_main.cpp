@@ -8,10 +8,19 @@
 //                                 record's sequence number (its position in
 //                                 the stream, from 0) once durable
 //   GET  /log/<stream>?from=N&limit=M[&format=raw]
-//                                 records N..N+M-1; default format: for each
-//                                 record a line "<seq> <length>\n", the
-//                                 body, "\n"; format=raw: the bodies only
-//   GET  /log                     stream names and lengths, one per line
+//                                 records N..N+M-1 (from the stream's first
+//                                 retained record when N is below it);
+//                                 default format: for each record a line
+//                                 "<seq> <length>\n", the body, "\n";
+//                                 format=raw: the bodies only
+//   DELETE /log/<stream>?before=N trims the stream: drops records below N
+//                                 (a consumer is done with them); sequence
+//                                 numbers are kept. "200" with the new first
+//                                 sequence number once durable. The space
+//                                 returns at the next checkpoint, which runs
+//                                 at once when the pool runs short
+//   GET  /log                     one line per stream: "<name> <length>
+//                                 <first>" (length = next sequence number)
 //   GET  /stats                   counters (JSON)
 //
 //   daxnet-wal dump --pool FILE [--stream S] [--from N] [--limit M] [--raw]
@@ -101,12 +110,18 @@ public:
 		if (rc < 0)
 			fmt::print(stderr, "daxnet-wal: checkpoint after commit failed: {} (the batch is durable)\n",
 				   std::strerror(-rc));
+		reclaim_if_short();
 	}
 	std::uint64_t appends() const noexcept { return appends_; }
 
 private:
 	void append(Server& srv, Conn& c, std::string_view name, StreamRange name_range);
 	void read(Server& srv, Conn& c, std::string_view name, std::string_view query);
+	void trim(Server& srv, Conn& c, std::string_view name, StreamRange name_range, std::string_view query);
+	Slice name_slice(Conn& c, std::string_view name, StreamRange name_range) noexcept;
+	/// Checkpoints when trimmed records hold buffers and the pool runs short
+	/// (their space comes back only through a checkpoint).
+	void reclaim_if_short() noexcept;
 	void stats(Server& srv, Conn& c);
 
 	KvStore& kv_;
@@ -123,7 +138,29 @@ private:
 	std::uint64_t append_bytes_ = 0;
 	std::uint64_t refused_ = 0;
 	std::uint64_t reads_ = 0;
+	std::uint64_t trims_ = 0;
+	std::uint64_t trimmed_records_ = 0;
+	std::uint64_t reclaims_ = 0;
 };
+
+void WalService::reclaim_if_short() noexcept
+{
+	if (kv_.reclaimable() == 0 || alloc_.free_count() >= alloc_.count() / 4)
+		return;
+	if (kv_.checkpoint() == 0)
+		++reclaims_;
+}
+
+Slice WalService::name_slice(Conn& c, std::string_view name, StreamRange name_range) noexcept
+{
+	Slice n{};
+	std::uint32_t buf = 0, off = 0;
+	if (daxnet::svc::single_slice(c.chain, name_range, buf, off))
+		return Slice{buf, off, static_cast<std::uint32_t>(name_range.len)};
+	if (arena_.write(std::as_bytes(std::span<const char>(name.data(), name.size())), n) < 0)
+		return Slice{0, 0, 0};
+	return n;
+}
 
 void WalService::append(Server& srv, Conn& c, std::string_view name, StreamRange name_range)
 {
@@ -134,6 +171,8 @@ void WalService::append(Server& srv, Conn& c, std::string_view name, StreamRange
 		srv.http_error(c, 413, fmt::format("body too large (limit {} bytes)", max_body_));
 		return;
 	}
+	if (alloc_.free_count() < reserve_)
+		reclaim_if_short();  // trimmed records may be holding the space
 	if (alloc_.free_count() < reserve_) {
 		++refused_;
 		daxnet::proto::http_response(
@@ -143,11 +182,8 @@ void WalService::append(Server& srv, Conn& c, std::string_view name, StreamRange
 			ka);
 		return;
 	}
-	Slice n{};
-	std::uint32_t buf = 0, off = 0;
-	if (daxnet::svc::single_slice(c.chain, name_range, buf, off)) {
-		n = Slice{buf, off, static_cast<std::uint32_t>(name_range.len)};
-	} else if (arena_.write(std::as_bytes(std::span<const char>(name.data(), name.size())), n) < 0) {
+	const Slice n = name_slice(c, name, name_range);
+	if (n.len == 0) {
 		daxnet::proto::http_response(o, 507, "text/plain", "daxnet: pool full\n", ka);
 		return;
 	}
@@ -192,11 +228,13 @@ void WalService::read(Server& srv, Conn& c, std::string_view name, std::string_v
 	}
 	limit = std::min(limit, kMaxLimit);
 	const bool raw = query_param(query, "format") == "raw";
-	const std::uint64_t length = kv_.stream_length(name);
-	if (length == 0) {
+	if (!kv_.stream_exists(name)) {
 		daxnet::proto::http_response(o, 404, "text/plain", "no such stream\n", ka);
 		return;
 	}
+	const std::uint64_t length = kv_.stream_length(name);
+	const std::uint64_t first = kv_.stream_first(name);
+	from = std::max(from, first);
 	++reads_;
 	const std::size_t n = kv_.stream_read(name, from, std::span<StreamEntryRef>(entries_.data(), limit));
 	std::uint64_t total = 0;
@@ -208,9 +246,11 @@ void WalService::read(Server& srv, Conn& c, std::string_view name, std::string_v
 						static_cast<unsigned long long>(entries_[i].index),
 						static_cast<unsigned long long>(entries_[i].body.size))) + 1;
 	}
-	char extra[96];
-	int elen = std::snprintf(extra, sizeof extra, "X-Daxnet-Next: %llu\r\nX-Daxnet-Length: %llu\r\n",
-				 static_cast<unsigned long long>(from + n), static_cast<unsigned long long>(length));
+	char extra[128];
+	int elen = std::snprintf(extra, sizeof extra,
+				 "X-Daxnet-Next: %llu\r\nX-Daxnet-Length: %llu\r\nX-Daxnet-First: %llu\r\n",
+				 static_cast<unsigned long long>(from + n),
+				 static_cast<unsigned long long>(length), static_cast<unsigned long long>(first));
 	daxnet::proto::http_head(o, 200, raw ? "application/octet-stream" : "text/plain", total, ka,
 				 std::string_view(extra, static_cast<std::size_t>(elen)));
 	if (rq.method == daxnet::proto::HttpMethod::head)
@@ -234,6 +274,48 @@ void WalService::read(Server& srv, Conn& c, std::string_view name, std::string_v
 	}
 }
 
+void WalService::trim(Server&, Conn& c, std::string_view name, StreamRange name_range, std::string_view query)
+{
+	auto& o = c.tx.bytes();
+	const bool ka = c.http.request().keep_alive;
+	std::uint64_t before = 0;
+	if (!parse_u64(query_param(query, "before"), before)) {
+		daxnet::proto::http_response(o, 400, "text/plain",
+					     "DELETE /log/<stream>?before=N: N (a number) is the first record to keep\n", ka);
+		return;
+	}
+	if (!kv_.stream_exists(name)) {
+		daxnet::proto::http_response(o, 404, "text/plain", "no such stream\n", ka);
+		return;
+	}
+	const std::uint64_t length = kv_.stream_length(name);
+	if (before > length) {
+		daxnet::proto::http_response(
+			o, 416, "text/plain",
+			fmt::format("before={} is beyond the stream's end ({} records appended)\n", before, length), ka);
+		return;
+	}
+	std::int64_t rc = 0;
+	if (before > kv_.stream_first(name)) {
+		const Slice n = name_slice(c, name, name_range);
+		rc = n.len ? kv_.stream_trim(n, before) : -ENOSPC;
+		if (rc == -ENOSPC && kv_.checkpoint() == 0)
+			rc = kv_.stream_trim(n, before);
+		if (rc < 0) {
+			daxnet::proto::http_response(o, 507, "text/plain",
+						     fmt::format("daxnet: trim failed: {}\n", std::strerror(static_cast<int>(-rc))),
+						     ka);
+			return;
+		}
+		staged_ = true;
+		++trims_;
+		trimmed_records_ += static_cast<std::uint64_t>(rc);
+	}
+	const std::uint64_t first = kv_.stream_first(name);
+	daxnet::proto::http_response(o, 200, "text/plain", fmt::format("{}\n", first), ka,
+				     fmt::format("X-Daxnet-First: {}\r\nX-Daxnet-Trimmed: {}\r\n", first, rc));
+}
+
 void WalService::stats(Server& srv, Conn& c)
 {
 	const auto& sc = srv.counters();
@@ -251,14 +333,16 @@ void WalService::stats(Server& srv, Conn& c)
 		"\"rx_kept\":{},\"tx_zerocopy_bytes\":{},\"connections\":{},\"open_connections\":{},"
 		"\"protocol_errors\":{},\"wal_used_records\":{},\"wal_slots\":{},\"checkpoints\":{},"
 		"\"pool_buffers\":{},\"pool_buffers_free\":{},\"zerocopy\":{},\"rx_zc_bytes\":{},"
-		"\"tx_zc_bytes\":{}}}\n",
+		"\"tx_zc_bytes\":{},\"trims\":{},\"trimmed_records\":{},\"reclaimable_records\":{},"
+		"\"reclaim_checkpoints\":{}}}\n",
 		daxnet::svc::kVersion, transport_, daxnet::pmem::to_string(pool_.domain().granularity()), sc.requests,
 		appends_, append_bytes_, refused_, reads_, streams, pc.drains, pc.flush_calls, pc.msyncs,
 		static_cast<double>(pc.drains) / static_cast<double>(appends_ ? appends_ : 1), syscalls,
 		static_cast<double>(syscalls) / req, rc.syncs, rc.rx_bytes, rc.tx_bytes, rc.cpu_copied, sc.kept,
 		sc.tx_zerocopy, sc.connections, sc.open_connections, sc.protocol_errors, kv_.wal().used(),
 		kv_.wal().nslots(), kv_.wal().stats().checkpoints, alloc_.count(), alloc_.free_count(),
-		srv.port().zerocopy() ? 1 : 0, rc.rx_zc_bytes, rc.tx_zc_bytes);
+		srv.port().zerocopy() ? 1 : 0, rc.rx_zc_bytes, rc.tx_zc_bytes, trims_, trimmed_records_,
+		kv_.reclaimable(), reclaims_);
 	daxnet::proto::http_response(c.tx.bytes(), 200, "application/json", body, c.http.request().keep_alive);
 }
 
@@ -280,7 +364,9 @@ void WalService::on_http(Server& srv, Conn& c)
 	}
 	if (path == "/log" && get) {
 		std::string body;
-		kv_.for_each_stream([&](std::string_view name, std::uint64_t len) { body += fmt::format("{} {}\n", name, len); });
+		kv_.for_each_stream([&](std::string_view name, std::uint64_t len) {
+			body += fmt::format("{} {} {}\n", name, len, kv_.stream_first(name));
+		});
 		daxnet::proto::http_response(o, 200, "text/plain", body, ka);
 		return;
 	}
@@ -296,10 +382,13 @@ void WalService::on_http(Server& srv, Conn& c)
 	}
 	if (rq.method == HttpMethod::post || rq.method == HttpMethod::put)
 		append(srv, c, name, StreamRange{rq.target.off + 5, name.size()});
+	else if (rq.method == HttpMethod::del)
+		trim(srv, c, name, StreamRange{rq.target.off + 5, name.size()}, query);
 	else if (get)
 		read(srv, c, name, query);
 	else
-		daxnet::proto::http_response(o, 405, "text/plain", "method not allowed\n", ka, "Allow: GET, HEAD, POST\r\n");
+		daxnet::proto::http_response(o, 405, "text/plain", "method not allowed\n", ka,
+					     "Allow: GET, HEAD, POST, DELETE\r\n");
 }
 
 // ---- offline dump ------------------------------------------------------------
@@ -336,11 +425,14 @@ int dump(int argc, char** argv)
 		return 1;
 	}
 	if (stream.empty()) {
-		(*kv)->for_each_stream([](std::string_view name, std::uint64_t len) { fmt::print("{} {}\n", name, len); });
+		(*kv)->for_each_stream([&kv](std::string_view name, std::uint64_t len) {
+			fmt::print("{} {} {}\n", name, len, (*kv)->stream_first(name));
+		});
 		return 0;
 	}
 	const std::uint64_t length = (*kv)->stream_length(stream);
-	if (length == 0) {
+	from = std::max(from, (*kv)->stream_first(stream));
+	if (!(*kv)->stream_exists(stream)) {
 		fmt::print(stderr, "daxnet-wal dump: no stream '{}' in {}\n", stream, pool_path);
 		return 1;
 	}
@@ -362,7 +454,7 @@ int dump(int argc, char** argv)
 			if (!raw)
 				std::putchar('\n');
 		}
-		from += n;
+		from = buf[n - 1].index + 1;
 		printed += n;
 	}
 	return std::fflush(stdout) == 0 ? 0 : 1;
@@ -376,7 +468,8 @@ int main(int argc, char** argv)
 		return dump(argc - 1, argv + 1);
 
 	CLI::App app{"daxnet-wal: record ingestion over HTTP on a daxnet pool\n"
-		     "  POST /log/<stream>, GET /log/<stream>?from=N&limit=M[&format=raw], GET /stats\n"
+		     "  POST /log/<stream>, GET /log/<stream>?from=N&limit=M[&format=raw],\n"
+		     "  DELETE /log/<stream>?before=N, GET /log, GET /stats\n"
 		     "  offline: daxnet-wal dump --pool FILE [--stream S] [--from N] [--limit M] [--raw]"};
 	daxnet::svc::CommonOptions opt;
 	std::string max_body = "16M";

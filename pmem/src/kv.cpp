@@ -5,6 +5,7 @@
 // slice lists. Rebuilt at open by replaying the checkpoint and the log.
 #include "daxnet/pmem/kv.h"
 
+#include <algorithm>
 #include <ctime>
 #include <new>
 
@@ -126,6 +127,25 @@ void KvStore::apply(const Entry& e)
 		it->second.entries.push_back(std::move(se));
 		break;
 	}
+	case RecordType::stream_trim: {
+		// §Record, streams: first <- max(first, t); end <- max(end, t).
+		const std::string_view n = view(e.key);
+		auto it = streams_.find(n);
+		if (it == streams_.end()) {
+			it = streams_.emplace(n, Stream{}).first;
+			it->second.name = e.key;
+			it->second.first = e.aux;
+			break;
+		}
+		Stream& st = it->second;
+		while (st.first < e.aux && !st.entries.empty()) {
+			st.entries.pop_front();
+			st.first++;
+			trimmed_since_ckpt_++;
+		}
+		st.first = std::max(st.first, e.aux);
+		break;
+	}
 	case RecordType::cont:
 		break;
 	}
@@ -195,6 +215,27 @@ int KvStore::stream_append(const Slice& name, std::span<const Slice> body, std::
 	return rc;
 }
 
+std::int64_t KvStore::stream_trim(const Slice& name, std::uint64_t first) noexcept
+{
+	if (name.len && !wal_.pool().valid_buffer(name.buf))
+		return -EINVAL;
+	auto it = streams_.find(view(name));
+	if (it == streams_.end())
+		return -ENOENT;
+	const Stream& st = it->second;
+	if (first > st.end())
+		return -ERANGE;
+	if (first <= st.first)
+		return 0;
+	const auto dropped = static_cast<std::int64_t>(first - st.first);
+	Entry e;
+	e.type = RecordType::stream_trim;
+	e.aux = first;
+	e.key = name;
+	const int rc = append_logged(e);
+	return rc < 0 ? rc : dropped;
+}
+
 int KvStore::commit() noexcept
 {
 	const int n = wal_.commit();
@@ -211,6 +252,14 @@ int KvStore::emit_checkpoint(CheckpointWriter& w)
 {
 	// §Checkpoint header: streams first, in stream order, then live keys.
 	for (const auto& [name, st] : streams_) {
+		if (st.first > 0) {
+			Entry e;
+			e.type = RecordType::stream_trim;
+			e.aux = st.first;
+			e.key = st.name;
+			if (const int rc = w.add(e); rc < 0)
+				return rc;
+		}
 		for (const auto& se : st.entries) {
 			Entry e;
 			e.type = RecordType::stream_append;
@@ -242,7 +291,10 @@ int KvStore::emit_checkpoint(CheckpointWriter& w)
 
 int KvStore::checkpoint() noexcept
 {
-	return wal_.checkpoint([this](CheckpointWriter& w) { return emit_checkpoint(w); });
+	const int rc = wal_.checkpoint([this](CheckpointWriter& w) { return emit_checkpoint(w); });
+	if (rc == 0)
+		trimmed_since_ckpt_ = 0;
+	return rc;
 }
 
 int KvStore::get(std::string_view key, ValueRef& out) noexcept
@@ -267,7 +319,13 @@ bool KvStore::exists(std::string_view key) noexcept
 std::uint64_t KvStore::stream_length(std::string_view name) const noexcept
 {
 	auto it = streams_.find(name);
-	return it == streams_.end() ? 0 : it->second.entries.size();
+	return it == streams_.end() ? 0 : it->second.end();
+}
+
+std::uint64_t KvStore::stream_first(std::string_view name) const noexcept
+{
+	auto it = streams_.find(name);
+	return it == streams_.end() ? 0 : it->second.first;
 }
 
 std::size_t KvStore::stream_read(std::string_view name, std::uint64_t from, std::span<StreamEntryRef> out) const noexcept
@@ -275,12 +333,13 @@ std::size_t KvStore::stream_read(std::string_view name, std::uint64_t from, std:
 	auto it = streams_.find(name);
 	if (it == streams_.end())
 		return 0;
-	const auto& v = it->second.entries;
+	const Stream& st = it->second;
 	std::size_t n = 0;
-	for (std::uint64_t i = from; i < v.size() && n < out.size(); i++, n++) {
-		out[n].index = i;
-		out[n].stamp = v[i].stamp;
-		out[n].body = value_ref(v[i], 0);
+	for (std::uint64_t p = std::max(from, st.first); p < st.end() && n < out.size(); p++, n++) {
+		const StreamEntry& se = st.entries[p - st.first];
+		out[n].index = p;
+		out[n].stamp = se.stamp;
+		out[n].body = value_ref(se, 0);
 	}
 	return n;
 }
@@ -294,7 +353,7 @@ void KvStore::for_each(const std::function<void(std::string_view, const ValueRef
 void KvStore::for_each_stream(const std::function<void(std::string_view, std::uint64_t)>& fn) const
 {
 	for (const auto& [n, st] : streams_)
-		fn(n, st.entries.size());
+		fn(n, st.end());
 }
 
 }  // namespace daxnet::pmem

@@ -46,7 +46,7 @@ bool slice_in_bounds(const PoolView& pool, std::uint32_t buf, std::uint32_t off,
 bool known_head_type(std::uint8_t t) noexcept
 {
 	return t >= static_cast<std::uint8_t>(RecordType::kv_set) &&
-	       t <= static_cast<std::uint8_t>(RecordType::stream_append);
+	       t <= static_cast<std::uint8_t>(RecordType::stream_trim);
 }
 
 WalSlice make_slice(const PoolView& pool, const Slice& s) noexcept
@@ -169,8 +169,9 @@ bool record_ok(const DecodeCtx& c, const WalRecord& r, std::uint64_t seq, const 
 		}
 		const bool has_key = t != RecordType::kv_flushall;
 		const bool has_value = t == RecordType::kv_set || t == RecordType::stream_append;
-		if ((!has_value && r.nslices) || (!has_key && !slice_zero(r.s[0])) ||
-		    (t != RecordType::kv_set && t != RecordType::stream_append && r.aux)) {
+		const bool has_aux = has_value || t == RecordType::stream_trim;
+		if ((!has_value && r.nslices) || (!has_key && !slice_zero(r.s[0])) || (!has_aux && r.aux) ||
+		    (t == RecordType::stream_trim && r.aux >= kWalSeqLimit)) {
 			why = "malformed entry";
 			return false;
 		}
@@ -287,7 +288,8 @@ const LogState* wal_state_slot(const PoolView& pool, int which) noexcept
 bool log_state_valid(const LogState& s, std::uint32_t seed, std::uint64_t nslots) noexcept
 {
 	return std::memcmp(s.magic, kStateMagic, 8) == 0 && s.crc == crc60(s, seed) && s.nslots == nslots &&
-	       s.head_seq >= 1 && s.head_seq <= kWalSeqLimit && s.ckpt_half <= 1 && s.flags == 0;
+	       s.head_seq >= 1 && s.head_seq <= kWalSeqLimit && s.ckpt_half <= 1 &&
+	       (s.flags & ~kStateKnownFlags) == 0;
 }
 
 std::byte* ckpt_half_base(const PoolView& pool, std::uint32_t h) noexcept
@@ -336,6 +338,8 @@ std::string_view to_string(RecordType t) noexcept
 		return "KV_FLUSHALL";
 	case RecordType::stream_append:
 		return "STREAM_APPEND";
+	case RecordType::stream_trim:
+		return "STREAM_TRIM";
 	case RecordType::cont:
 		return "CONT";
 	}
@@ -421,6 +425,7 @@ Result<Wal> Wal::open(const PoolView& pool, BufferAllocator& alloc, const WalOpt
 	std::vector<const WalRecord*> recs;
 	std::vector<Slice> vals;
 	std::string why;
+	bool saw_trim = false;  // §Log state, flags: keep TRIM set while trims exist
 	auto quarantine = [&](const WalRecord& r) {
 		for (const auto& s : r.s)
 			if (s.len && pool.valid_buffer(s.buf)) {
@@ -460,6 +465,7 @@ Result<Wal> Wal::open(const PoolView& pool, BufferAllocator& alloc, const WalOpt
 				for (const auto* r : recs)
 					quarantine(*r);
 			} else {
+				saw_trim |= recs[0]->type == static_cast<std::uint8_t>(RecordType::stream_trim);
 				replay(to_entry(recs, vals), 0);
 			}
 			pos += recs.size();
@@ -494,6 +500,7 @@ Result<Wal> Wal::open(const PoolView& pool, BufferAllocator& alloc, const WalOpt
 			break;
 		for (const auto* r : recs)
 			for_slices(*r, [&](std::uint32_t buf) { alloc.ref(buf); });
+		saw_trim |= recs[0]->type == static_cast<std::uint8_t>(RecordType::stream_trim);
 		replay(to_entry(recs, vals), expected);
 		c.min_epoch = recs.back()->epoch;
 		expected += recs.size();
@@ -574,6 +581,8 @@ Result<Wal> Wal::open(const PoolView& pool, BufferAllocator& alloc, const WalOpt
 		next.generation++;
 		next.epoch = top + 1;
 		next.epoch_seq = expected;
+		if (saw_trim)
+			next.flags |= kStateFlagTrim;  // lost with a newer slot, or never set
 		if (w.write_state(next) != 0)
 			return make_error(EIO, "cannot write the WAL log state");
 	}
@@ -606,8 +615,9 @@ int Wal::append(const Entry& e, std::uint64_t* seq) noexcept
 	if (!known_head_type(t))
 		return -EINVAL;
 	const bool has_value = e.type == RecordType::kv_set || e.type == RecordType::stream_append;
+	const bool trim = e.type == RecordType::stream_trim;
 	if ((!has_value && !e.value.empty()) || (e.type == RecordType::kv_flushall && e.key.len) ||
-	    (!has_value && e.aux))
+	    (!has_value && !trim && e.aux) || (trim && e.aux >= kWalSeqLimit))
 		return -EINVAL;
 	if (e.value.size() > UINT16_MAX)
 		return -EMSGSIZE;
@@ -626,6 +636,15 @@ int Wal::append(const Entry& e, std::uint64_t* seq) noexcept
 	for (const auto& s : e.value)
 		if (s.len == 0 || !held(s))
 			return -EINVAL;
+
+	if (trim && !(state_.flags & kStateFlagTrim)) {
+		// §Log state, flags: readers that do not know STREAM_TRIM must
+		// refuse this log before the first trim can be durable.
+		LogState next = state_;
+		next.generation++;
+		next.flags |= kStateFlagTrim;
+		write_state(next);
+	}
 
 	const bool inject = opt_.fault != WalOptions::Fault::none && (fault_counter_++ % 7) == 3;
 	PersistDomain& d = pool_.domain();
@@ -677,8 +696,13 @@ int Wal::commit() noexcept
 
 int CheckpointWriter::add(const Entry& e) noexcept
 {
-	if (e.type != RecordType::kv_set && e.type != RecordType::stream_append)
+	if (e.type != RecordType::kv_set && e.type != RecordType::stream_append && e.type != RecordType::stream_trim)
 		return -EINVAL;
+	if (e.type == RecordType::stream_trim) {
+		if (e.aux >= kWalSeqLimit)
+			return -EINVAL;
+		has_trim_ = true;
+	}
 	if (e.value.size() > UINT16_MAX)
 		return -EMSGSIZE;
 	const std::uint32_t n = wal_records_for(e.value.size());
@@ -749,6 +773,8 @@ int Wal::checkpoint(const std::function<int(CheckpointWriter&)>& emit) noexcept
 		next.head_seq = next_seq_;
 		next.ckpt_gen = gen;
 		next.ckpt_half = half;
+		if (wr.has_trim_)
+			next.flags |= kStateFlagTrim;  // §Log state, flags
 		write_state(next);
 
 		// Step 3: swap references (§Buffer lifetime); new ones first so a

@@ -223,13 +223,14 @@ int daxnet_pool_check_layers(const std::string& path, bool verbose)
 	});
 	(*kv)->for_each_stream([&](std::string_view name, std::uint64_t len) {
 		streams++;
-		stream_entries += len;
+		const std::uint64_t first = (*kv)->stream_first(name);
+		stream_entries += len - first;
 		std::vector<StreamEntryRef> ents(64);
-		for (std::uint64_t from = 0; from < len;) {
+		for (std::uint64_t from = first; from < len;) {
 			const std::size_t got = (*kv)->stream_read(name, from, ents);
 			for (std::size_t i = 0; i < got; i++)
 				check_slices(ents[i].body.slices);
-			from += got ? got : len;
+			from = got ? ents[got - 1].index + 1 : len;
 		}
 	});
 	if (bad)

@@ -184,7 +184,7 @@ template <class Where>
 void write_entry(Image& img, FuzzInput& in, std::uint64_t seq0, std::uint32_t epoch, std::uint32_t seed, bool log,
 		 Where&& where)
 {
-	static const std::uint8_t kTypes[] = {1, 1, 1, 2, 3, 4, 4, 15, 0, 9};
+	static const std::uint8_t kTypes[] = {1, 1, 5, 2, 3, 4, 4, 15, 0, 9};
 	const std::uint8_t type = kTypes[in.u8() % sizeof kTypes];
 	const std::uint32_t nval = in.u8() % 6;
 	const std::uint8_t breaks = in.u8();  // which field to break, if any
@@ -196,6 +196,7 @@ void write_entry(Image& img, FuzzInput& in, std::uint64_t seq0, std::uint32_t ep
 		vals.push_back(make_slice(img, in, true));
 	const WalSlice key = type == 3 ? WalSlice{} : make_slice(img, in, false);
 	const bool has_value = type == 1 || type == 4;
+	const bool has_aux = has_value || type == 5;
 	if (!has_value)
 		vals.clear();
 
@@ -207,7 +208,7 @@ void write_entry(Image& img, FuzzInput& in, std::uint64_t seq0, std::uint32_t ep
 		r.epoch = log ? epoch : 0;
 		if (i == 0) {
 			r.type = type;
-			r.aux = (type == 1 || type == 4) ? aux : 0;
+			r.aux = has_aux ? aux : 0;
 			r.nslices = static_cast<std::uint16_t>(vals.size());
 			r.count = n;
 			r.s[0] = key;
@@ -267,7 +268,7 @@ void run_program(Image& img, FuzzInput& in, Ctx& ctx)
 			s.epoch = ctx.epoch;
 			s.ckpt_half = (f & 2) ? in.u8() : (f >> 2) & 1;
 			s.nslots = (f & 8) ? in.u32() : static_cast<std::uint32_t>(img.nslots);
-			s.flags = (f & 16) ? 1 : 0;
+			s.flags = ((f & 16) ? daxnet::pmem::kStateFlagTrim : 0) | ((f & 64) ? 2u : 0u);  // 2: unknown
 			s.epoch_seq = s.head_seq + in.u8();
 			s.crc = crc60(s, img.seed);
 			if (f & 32)
@@ -412,12 +413,14 @@ void check_entries(const Image& img, const Opened& o, const Wal& w, const Buffer
 	std::vector<std::uint32_t> naming(img.geo.buffer_count, 0);
 	for (const auto& g : o.entries) {
 		const auto t = static_cast<std::uint8_t>(g.type);
-		FUZZ_CHECK_MSG(t >= 1 && t <= 4, "replayed type " + std::to_string(t));
+		FUZZ_CHECK_MSG(t >= 1 && t <= 5, "replayed type " + std::to_string(t));
 		FUZZ_CHECK(slice_ok(img, g.key));
 		if (g.type == RecordType::kv_flushall)
 			FUZZ_CHECK(g.key.len == 0);
 		if (g.type == RecordType::kv_del || g.type == RecordType::kv_flushall)
 			FUZZ_CHECK(g.value.empty() && g.aux == 0);
+		if (g.type == RecordType::stream_trim)
+			FUZZ_CHECK(g.value.empty() && g.aux < daxnet::pmem::kWalSeqLimit);
 		for (const auto& s : g.value)
 			FUZZ_CHECK(s.len > 0 && slice_ok(img, s));
 		if (g.key.len)
@@ -461,7 +464,11 @@ void check_entries(const Image& img, const Opened& o, const Wal& w, const Buffer
 
 struct Model {
 	std::map<std::string, std::pair<std::string, std::uint64_t>> kv;  // key -> value, expiry
-	std::map<std::string, std::vector<std::string>> streams;
+	struct Stream {
+		std::uint64_t first = 0;
+		std::vector<std::string> bodies;  ///< positions first, first + 1, ...
+	};
+	std::map<std::string, Stream> streams;
 };
 
 Model model_of(const Image& img, const std::vector<Got>& entries)
@@ -479,8 +486,17 @@ Model model_of(const Image& img, const std::vector<Got>& entries)
 			m.kv.clear();
 			break;
 		case RecordType::stream_append:
-			m.streams[str(img, g.key)].push_back(value_str(img, g.value));
+			m.streams[str(img, g.key)].bodies.push_back(value_str(img, g.value));
 			break;
+		case RecordType::stream_trim: {
+			// docs/wal-format.md §Record, streams
+			auto& st = m.streams[str(img, g.key)];
+			const std::uint64_t drop = std::min<std::uint64_t>(g.aux > st.first ? g.aux - st.first : 0,
+									   st.bodies.size());
+			st.bodies.erase(st.bodies.begin(), st.bodies.begin() + static_cast<std::ptrdiff_t>(drop));
+			st.first = std::max(st.first, g.aux);
+			break;
+		}
 		case RecordType::cont:
 			break;
 		}
@@ -502,12 +518,15 @@ void check_kv(const Image& img, KvStore& kv, const Model& m)
 	std::size_t nstreams = 0;
 	kv.for_each_stream([&](std::string_view, std::uint64_t) { ++nstreams; });
 	FUZZ_CHECK(nstreams == m.streams.size());
-	for (const auto& [name, bodies] : m.streams) {
-		FUZZ_CHECK(kv.stream_length(name) == bodies.size());
+	for (const auto& [name, st] : m.streams) {
+		const auto& bodies = st.bodies;
+		FUZZ_CHECK(kv.stream_exists(name));
+		FUZZ_CHECK(kv.stream_first(name) == st.first);
+		FUZZ_CHECK(kv.stream_length(name) == st.first + bodies.size());
 		std::vector<StreamEntryRef> got(bodies.size());
 		FUZZ_CHECK(kv.stream_read(name, 0, got) == bodies.size());
 		for (std::size_t i = 0; i < bodies.size(); ++i)
-			FUZZ_CHECK(value_str(img, got[i].body.slices) == bodies[i]);
+			FUZZ_CHECK(value_str(img, got[i].body.slices) == bodies[i] && got[i].index == st.first + i);
 	}
 }
 

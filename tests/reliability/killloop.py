@@ -7,7 +7,8 @@ Each cycle, on the same two pool files:
   2. load them concurrently: redis-benchmark (SET, random keys), writer
      threads of our own that pipeline SETs over a private key space and log
      every acknowledged SET key=value, and HTTP writers that append records
-     to their own streams and log every acknowledged append;
+     to their own streams and log every acknowledged append, and, as a
+     consumer would, trim their streams now and then (DELETE ?before=N);
   3. kill -9 both servers at a random moment under that load;
   4. restart them (recovery) and verify:
        KV:  every key holds its last acknowledged value or a value issued
@@ -15,9 +16,11 @@ Each cycle, on the same two pool files:
             acknowledged is absent or holds an issued value; benchmark keys
             hold exactly the benchmark's value or are absent; no value was
             invented;
-       WAL: every stream holds every acknowledged record, byte for byte and
-            in order, followed by at most the records in flight; nothing
-            else.
+       WAL: every stream starts at the last acknowledged trim or a trim
+            in flight (never below an acknowledged one, never at a position
+            no trim named) and holds every acknowledged record from there,
+            byte for byte and in order, followed by at most the records in
+            flight; nothing else.
      What recovery returned becomes the baseline of the next cycle (it was
      made durable, so it must survive the next kill too).
 
@@ -301,37 +304,75 @@ class HttpReader:
             self.buf += d
 
 
-def http_response(r):
+def http_response(r, want_head=False):
     head = r.until(b"\r\n\r\n").decode(errors="replace")
     status = int(head.split(" ", 2)[1])
     m = re.search(r"(?im)^content-length:\s*(\d+)", head)
     n = int(m.group(1)) if m else 0
     r.need(n)
     body, r.buf = r.buf[:n], r.buf[n:]
-    return status, body
+    return (status, body, head) if want_head else (status, body)
+
+
+def http_trim(sock, reader, name, before):
+    """DELETE /log/<name>?before=N: the consumer is done with records below N."""
+    sock.sendall(b"DELETE /log/%s?before=%d HTTP/1.1\r\nHost: x\r\n\r\n" % (name.encode(), before))
+    return http_response(reader)
 
 
 class StreamState:
     def __init__(self):
+        self.base = 0       # position of records[0]: the stream's first retained record
         self.records = []   # durable baseline (verified after the last restart)
-        self.acked = 0      # records acknowledged in total (prefix of records + inflight)
+        self.acked = 0      # end of the acknowledged records (position; prefix of records + inflight)
         self.inflight = []  # issued after the baseline, in order
+        self.trims = []     # trim targets issued after the baseline, in order
+        self.trim_acked = 0 # the stream's first position may not be below this
+
+    def end(self):
+        return self.base + len(self.records) + len(self.inflight)
 
 
 class WalWriter(threading.Thread):
+    """Appends to its own stream and, like a consumer that is done with old
+    records, trims it now and then (every 100-400 appends, keeping the last
+    0-300), so the pool's space comes back and trims are killed in flight."""
+
     def __init__(self, wid, port, state, rng, acklog):
         super().__init__(daemon=True)
         self.wid, self.port, self.state, self.rng, self.acklog = wid, port, state, rng, acklog
         self.acked = 0
+        self.trims = 0
         self.error = None
+
+    def trim(self, s, r):
+        st = self.state
+        target = st.acked - self.rng.randint(0, 300)
+        if target <= max(st.trim_acked, st.base):
+            return True
+        st.trims.append(target)
+        status, reply = http_trim(s, r, "rw%d" % self.wid, target)
+        if status != 200 or reply.strip() != b"%d" % target:
+            self.error = "DELETE ?before=%d answered %d %r" % (target, status, reply[:100])
+            return False
+        st.trim_acked = target
+        self.trims += 1
+        self.acklog.write(b"TRIM rw%d %d\n" % (self.wid, target))
+        return True
 
     def run(self):
         st = self.state
         try:
             s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
             r = HttpReader(s)
+            next_trim = self.rng.randint(100, 400)
             while True:
-                n = len(st.records) + len(st.inflight)
+                next_trim -= 1
+                if next_trim <= 0:
+                    next_trim = self.rng.randint(100, 400)
+                    if not self.trim(s, r):
+                        return
+                n = st.end()
                 size = self.rng.randint(1, 64) if self.rng.random() < 0.8 else self.rng.randint(1000, 9000)
                 body = (b"rw%d:%d|" % (self.wid, n) + b"%c" % (65 + n % 26) * size)
                 st.inflight.append(body)
@@ -350,35 +391,49 @@ class WalWriter(threading.Thread):
             return
 
 
-def wal_read_stream(port, name, expect_max):
-    """All records of a stream: list of bodies."""
+def wal_read_stream_at(port, name, expect_max):
+    """The retained records of a stream: (first position, list of bodies)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=30)
     r = HttpReader(s)
     out = []
+    first = None
     try:
         while True:
-            path = "/log/%s?from=%d&limit=1000" % (name, len(out))
+            path = "/log/%s?from=%d&limit=1000" % (name, (first or 0) + len(out))
             s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
-            status, body = http_response(r)
+            status, body, head = http_response(r, want_head=True)
             if status == 404:
-                return out
+                return 0, out
             if status != 200:
                 raise Failure("GET %s: %d %r" % (path, status, body[:200]))
+            if first is None:
+                m = re.search(r"(?im)^x-daxnet-first:\s*(\d+)", head)
+                if m is None:
+                    raise Failure("GET %s: no X-Daxnet-First header" % path)
+                first = int(m.group(1))
             got = 0
             i = 0
             while i < len(body):
                 j = body.index(b"\n", i)
                 seq_s, len_s = body[i:j].split(b" ")
                 seq, n = int(seq_s), int(len_s)
-                if seq != len(out):
-                    raise Failure("stream %s: record %d where %d was expected" % (name, seq, len(out)))
+                if seq != first + len(out):
+                    raise Failure("stream %s: record %d where %d was expected" % (name, seq, first + len(out)))
                 out.append(body[j + 1:j + 1 + n])
                 i = j + 1 + n + 1
                 got += 1
             if got == 0 or len(out) > expect_max:
-                return out
+                return first, out
     finally:
         s.close()
+
+
+def wal_read_stream(port, name, expect_max):
+    """The retained records of a stream (list of bodies) of a never-trimmed stream."""
+    first, out = wal_read_stream_at(port, name, expect_max)
+    if first != 0:
+        raise Failure("stream %s starts at %d: it was trimmed" % (name, first))
+    return out
 
 
 # ------------------------------------------------------------------ the loop
@@ -428,6 +483,7 @@ def load_and_kill(args, cyc, rng, kv, wal, kvm, streams, totals, acklog, bench, 
         raise Failure("writers saw errors before the kill: %s" % errs[:3])
     acked_sets = sum(t.acked for t in writers)
     acked_appends = sum(t.acked for t in wwriters)
+    acked_trims = sum(t.trims for t in wwriters)
 
     # restart: recovery
     t0 = time.monotonic()
@@ -472,30 +528,41 @@ def load_and_kill(args, cyc, rng, kv, wal, kvm, streams, totals, acklog, bench, 
     # ---- verify WAL
     wal_lost = 0
     for w, st in enumerate(streams):
-        recs = wal_read_stream(wal.addrs["http"], "rw%d" % w, len(st.records) + len(st.inflight))
-        want_min = st.acked
-        issued = st.records + st.inflight
-        if len(recs) < want_min:
-            wal_lost += want_min - len(recs)
-        if len(recs) > len(issued) or recs != issued[:len(recs)] or len(recs) < want_min:
+        first, recs = wal_read_stream_at(wal.addrs["http"], "rw%d" % w, len(st.records) + len(st.inflight))
+        # The first retained position is the baseline's or an issued trim's,
+        # and no lower than the last acknowledged trim.
+        if first not in [st.base] + st.trims or first < max(st.base, st.trim_acked):
+            raise Failure("cycle %d: stream rw%d starts at %d; baseline %d, trims issued %s, last acknowledged %d" %
+                          (cyc, w, first, st.base, st.trims[-3:], st.trim_acked))
+        end = first + len(recs)
+        issued = (st.records + st.inflight)[first - st.base:]
+        if end < st.acked:
+            wal_lost += st.acked - end
+        if end > st.end() or recs != issued[:len(recs)] or end < st.acked:
             first_bad = next((i for i, (a, b) in enumerate(zip(recs, issued)) if a != b), min(len(recs), len(issued)))
-            raise Failure("cycle %d: stream rw%d has %d records, %d acknowledged, %d issued; first difference at "
-                          "record %d" % (cyc, w, len(recs), want_min, len(issued), first_bad))
+            raise Failure("cycle %d: stream rw%d holds records %d..%d, %d acknowledged, %d issued; first difference "
+                          "at record %d" % (cyc, w, first, end, st.acked, st.end(), first + first_bad))
+        st.base = first
         st.records = recs
         st.inflight = []
-        st.acked = len(recs)
+        st.trims = []
+        st.trim_acked = first
+        st.acked = end
 
     kv.stop()
     wal.stop()
     totals["acked_sets"] += acked_sets
     totals["acked_appends"] += acked_appends
+    totals["acked_trims"] += acked_trims
     totals["inflight_kept"] += inflight_kept
     totals["keys"] = len(keys)
     totals["records"] = sum(len(s.records) for s in streams)
+    totals["trimmed"] = sum(s.base for s in streams)
     totals["max_recovery_s"] = max(totals["max_recovery_s"], recovery_s)
-    log("cycle %3d: %5d SETs and %4d appends acknowledged before kill -9; all present after restart "
-        "(%d in-flight kept; %d keys, %d records; restart %.2f s)" %
-        (cyc, acked_sets, acked_appends, inflight_kept, len(keys), totals["records"], recovery_s))
+    log("cycle %3d: %5d SETs, %4d appends and %2d trims acknowledged before kill -9; all present after restart "
+        "(%d in-flight kept; %d keys, %d records retained, %d trimmed; restart %.2f s)" %
+        (cyc, acked_sets, acked_appends, acked_trims, inflight_kept, len(keys), totals["records"],
+         totals["trimmed"], recovery_s))
 
 
 def raise_nofile(n):
@@ -643,16 +710,17 @@ def main():
         wal = Server(args.bin_dir, "daxnet-wal", os.path.join(tmp, "wal.pool"), args.transport, tmp)
         kvm = KvModel()
         streams = [StreamState() for _ in range(args.wal_writers)]
-        totals = {"acked_sets": 0, "acked_appends": 0, "inflight_kept": 0, "keys": 0, "records": 0,
-                  "max_recovery_s": 0.0}
+        totals = {"acked_sets": 0, "acked_appends": 0, "acked_trims": 0, "inflight_kept": 0, "keys": 0,
+                  "records": 0, "trimmed": 0, "max_recovery_s": 0.0}
         t0 = time.monotonic()
         for cyc in range(1, args.cycles + 1):
             kill_cycle(args, cyc, rng, kv, wal, kvm, streams, tmp, totals)
-        log("RESULT kill9 transport=%s cycles=%d survived=%d acked_sets=%d acked_appends=%d lost=0 invented=0 "
-            "inflight_kept=%d keys=%d records=%d max_restart_s=%.2f seconds=%.0f seed=%d" %
+        log("RESULT kill9 transport=%s cycles=%d survived=%d acked_sets=%d acked_appends=%d acked_trims=%d "
+            "lost=0 invented=0 inflight_kept=%d keys=%d records=%d trimmed=%d max_restart_s=%.2f seconds=%.0f "
+            "seed=%d" %
             (args.transport, args.cycles, args.cycles, totals["acked_sets"], totals["acked_appends"],
-             totals["inflight_kept"], totals["keys"], totals["records"], totals["max_recovery_s"],
-             time.monotonic() - t0, seed))
+             totals["acked_trims"], totals["inflight_kept"], totals["keys"], totals["records"], totals["trimmed"],
+             totals["max_recovery_s"], time.monotonic() - t0, seed))
         ok = True
         return 0
     except Failure as e:

@@ -179,7 +179,8 @@ inline std::string bytes_of(const PoolView& pool, const ValueRef& v)
 /// A store's state as plain values.
 struct FlatState {
 	std::map<std::string, std::pair<std::string, std::uint64_t>> kv;  ///< key -> (value, expiry)
-	std::map<std::string, std::vector<std::pair<std::string, std::uint64_t>>> streams;  ///< name -> (body, stamp)
+	std::map<std::string, std::vector<std::pair<std::string, std::uint64_t>>> streams;  ///< name -> retained (body, stamp)
+	std::map<std::string, std::uint64_t> stream_first;  ///< name -> first retained position
 
 	friend bool operator==(const FlatState&, const FlatState&) = default;
 };
@@ -195,6 +196,7 @@ inline FlatState flatten(const KvStore& kv, std::uint64_t now)
 	});
 	kv.for_each_stream([&](std::string_view name, std::uint64_t len) {
 		auto& out = f.streams[std::string(name)];
+		f.stream_first[std::string(name)] = kv.stream_first(name);
 		std::vector<StreamEntryRef> ents(len);
 		const std::size_t n = kv.stream_read(name, 0, ents);
 		for (std::size_t i = 0; i < n; i++)

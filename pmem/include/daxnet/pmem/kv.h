@@ -24,6 +24,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <span>
@@ -104,6 +105,15 @@ public:
 	int stream_append(const Slice& name, std::span<const Slice> body, std::uint64_t stamp = 0,
 			  std::uint64_t* index = nullptr) noexcept;
 
+	/// Trims stream `name` (docs/wal-format.md §Record, streams): drops its
+	/// entries below position `first`; positions are kept (the next append
+	/// still gets stream_length()). Returns the number of entries dropped
+	/// (0 and nothing logged when `first` <= stream_first()), -ENOENT (no
+	/// such stream), -ERANGE (`first` beyond stream_length()), or the WAL's
+	/// -errno. The buffers of dropped entries return at the next checkpoint
+	/// (see reclaimable()).
+	std::int64_t stream_trim(const Slice& name, std::uint64_t first) noexcept;
+
 	/// Makes staged mutations durable with one drain; checkpoints when the
 	/// log window passes checkpoint_fraction. Returns the number of entries
 	/// made durable, or -errno when a needed checkpoint failed (the batch is
@@ -111,6 +121,9 @@ public:
 	int commit() noexcept;
 	/// Checkpoints now (two drains). 0 or -errno.
 	int checkpoint() noexcept;
+	/// Stream entries trimmed since the last checkpoint: their buffers are
+	/// still referenced (log window, active checkpoint) until checkpoint().
+	std::uint64_t reclaimable() const noexcept { return trimmed_since_ckpt_; }
 
 	// ---- reads (see the staged state) ----
 
@@ -120,15 +133,21 @@ public:
 	bool exists(std::string_view key) noexcept;
 	/// Keys in the index (expired keys not yet dropped are counted).
 	std::size_t dbsize() const noexcept { return index_.size(); }
-	/// Entries of stream `name` (0 when it does not exist).
+	/// End of stream `name`: the position the next append gets, i.e. the
+	/// entries ever appended (trimmed ones included); 0 when it does not
+	/// exist.
 	std::uint64_t stream_length(std::string_view name) const noexcept;
-	/// Fills `out` with up to out.size() entries from position `from`.
-	/// Returns the number filled.
+	/// First retained position of stream `name` (0 until trimmed).
+	std::uint64_t stream_first(std::string_view name) const noexcept;
+	/// Whether stream `name` exists (an append or a trim created it).
+	bool stream_exists(std::string_view name) const noexcept { return streams_.contains(name); }
+	/// Fills `out` with up to out.size() entries from position
+	/// max(from, stream_first()). Returns the number filled.
 	std::size_t stream_read(std::string_view name, std::uint64_t from, std::span<StreamEntryRef> out) const noexcept;
 
 	/// Visits every key (unordered), including expired ones not yet dropped.
 	void for_each(const std::function<void(std::string_view key, const ValueRef& v)>& fn) const;
-	/// Visits every stream name (unordered).
+	/// Visits every stream name with its stream_length() (unordered).
 	void for_each_stream(const std::function<void(std::string_view name, std::uint64_t length)>& fn) const;
 
 	const PoolView& pool() const noexcept { return wal_.pool(); }
@@ -154,7 +173,9 @@ private:
 	};
 	struct Stream {
 		Slice name{};
-		std::vector<StreamEntry> entries;
+		std::uint64_t first = 0;          ///< position of entries.front()
+		std::deque<StreamEntry> entries;  ///< positions [first, first + size)
+		std::uint64_t end() const noexcept { return first + entries.size(); }
 	};
 
 	explicit KvStore(const KvOptions& opt) noexcept;
@@ -168,6 +189,7 @@ private:
 	std::unordered_map<std::string_view, Item> index_;
 	std::unordered_map<std::string_view, Stream> streams_;
 	std::vector<Slice> scratch_;
+	std::uint64_t trimmed_since_ckpt_ = 0;
 };
 
 }  // namespace daxnet::pmem

@@ -51,8 +51,14 @@ enum class RecordType : std::uint8_t {
 	kv_del = 2,
 	kv_flushall = 3,
 	stream_append = 4,
+	stream_trim = 5,
 	cont = 15,
 };
+
+/// §Log state, `flags`: the log or a checkpoint may hold STREAM_TRIM entries.
+inline constexpr std::uint32_t kStateFlagTrim = 1;
+/// §Log state: every `flags` bit this version knows.
+inline constexpr std::uint32_t kStateKnownFlags = kStateFlagTrim;
 
 inline constexpr std::uint8_t kRecBatchEnd = 1;  ///< §Record, flags bit 0
 
@@ -87,7 +93,7 @@ struct LogState {
 	std::uint32_t epoch;
 	std::uint32_t ckpt_half;
 	std::uint32_t nslots;
-	std::uint32_t flags;      ///< zero
+	std::uint32_t flags;      ///< kStateFlag* bits
 	std::uint64_t epoch_seq;  ///< first seq written in `epoch` (§Epochs)
 	std::uint32_t reserved;
 	std::uint32_t crc;
@@ -109,11 +115,13 @@ static_assert(sizeof(CkptHeader) == 64);
 // ---- Entries --------------------------------------------------------------
 
 /// One logical operation (§Entries): a head record plus CONT records.
-/// `key` is the key (KV_SET, KV_DEL) or stream name (STREAM_APPEND); `value`
-/// the value or body slices in order (each len >= 1, within one buffer).
+/// `key` is the key (KV_SET, KV_DEL) or stream name (STREAM_APPEND,
+/// STREAM_TRIM); `value` the value or body slices in order (each len >= 1,
+/// within one buffer).
 struct Entry {
 	RecordType type = RecordType::kv_set;
-	std::uint64_t aux = 0;  ///< KV_SET: absolute expiry ns (0 none); STREAM_APPEND: stamp
+	std::uint64_t aux = 0;  ///< KV_SET: absolute expiry ns (0 none); STREAM_APPEND: stamp;
+				///< STREAM_TRIM: the stream's new first position (< 2^63)
 	Slice key{};
 	std::span<const Slice> value{};
 };
@@ -196,6 +204,7 @@ private:
 	std::uint64_t nrecords_ = 0;
 	std::uint64_t nentries_ = 0;
 	std::uint32_t seed_ = 0;
+	bool has_trim_ = false;  ///< a STREAM_TRIM was added (§Log state, flags)
 	std::vector<std::uint32_t>* refs_ = nullptr;  ///< buffers referenced
 };
 
