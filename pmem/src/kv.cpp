@@ -252,7 +252,7 @@ int KvStore::emit_checkpoint(CheckpointWriter& w)
 {
 	// §Checkpoint header: streams first, in stream order, then live keys.
 	for (const auto& [name, st] : streams_) {
-		if (st.first > 0) {
+		if (st.first > 0 || st.entries.empty()) {  // an empty stream exists too
 			Entry e;
 			e.type = RecordType::stream_trim;
 			e.aux = st.first;

@@ -516,8 +516,15 @@ void check_kv(const Image& img, KvStore& kv, const Model& m)
 		FUZZ_CHECK(ref.expiry_ns == v.second);
 	}
 	std::size_t nstreams = 0;
-	kv.for_each_stream([&](std::string_view, std::uint64_t) { ++nstreams; });
-	FUZZ_CHECK(nstreams == m.streams.size());
+	std::string names;
+	kv.for_each_stream([&](std::string_view n, std::uint64_t len) {
+		++nstreams;
+		names += " '" + std::string(n) + "':" + std::to_string(len);
+	});
+	std::string mnames;
+	for (const auto& [n, st] : m.streams)
+		mnames += " '" + n + "':" + std::to_string(st.first + st.bodies.size());
+	FUZZ_CHECK_MSG(nstreams == m.streams.size(), "streams in the index:" + names + "; in the model:" + mnames);
 	for (const auto& [name, st] : m.streams) {
 		const auto& bodies = st.bodies;
 		FUZZ_CHECK(kv.stream_exists(name));
