@@ -32,6 +32,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -54,6 +55,8 @@ constexpr std::uint64_t kInlineMax = 1024;
 constexpr std::uint64_t kDefaultLimit = 100;
 constexpr std::uint64_t kMaxLimit = 10000;
 constexpr std::size_t kMaxStreamName = 200;
+constexpr std::chrono::milliseconds kReclaimGap{50};
+constexpr std::chrono::seconds kReclaimBackoff{1};
 
 bool valid_stream_name(std::string_view s) noexcept
 {
@@ -120,7 +123,10 @@ private:
 	void trim(Server& srv, Conn& c, std::string_view name, StreamRange name_range, std::string_view query);
 	Slice name_slice(Conn& c, std::string_view name, StreamRange name_range) noexcept;
 	/// Checkpoints when trimmed records hold buffers and the pool runs short
-	/// (their space comes back only through a checkpoint).
+	/// (their space comes back only through a checkpoint). At most one such
+	/// checkpoint per kReclaimGap (a consumer trimming after every read
+	/// would otherwise rewrite the whole state every pass), and none for
+	/// kReclaimBackoff after one failed.
 	void reclaim_if_short() noexcept;
 	void stats(Server& srv, Conn& c);
 
@@ -141,14 +147,30 @@ private:
 	std::uint64_t trims_ = 0;
 	std::uint64_t trimmed_records_ = 0;
 	std::uint64_t reclaims_ = 0;
+	std::uint64_t reclaim_failures_ = 0;
+	std::chrono::steady_clock::time_point next_reclaim_{};
 };
 
 void WalService::reclaim_if_short() noexcept
 {
-	if (kv_.reclaimable() == 0 || alloc_.free_count() >= alloc_.count() / 4)
+	// "Short": below a quarter of the pool, or near the append reserve
+	// (which is above a quarter in pools of fewer than 128 buffers).
+	const std::uint64_t low = std::max<std::uint64_t>(alloc_.count() / 4, std::uint64_t{reserve_} * 2);
+	if (kv_.reclaimable() == 0 || alloc_.free_count() >= low)
 		return;
-	if (kv_.checkpoint() == 0)
+	const auto now = std::chrono::steady_clock::now();
+	if (now < next_reclaim_)
+		return;
+	const int rc = kv_.checkpoint();
+	if (rc == 0) {
 		++reclaims_;
+		next_reclaim_ = now + kReclaimGap;
+		return;
+	}
+	if (reclaim_failures_++ == 0 || reclaim_failures_ % 100 == 0)
+		fmt::print(stderr, "daxnet-wal: checkpoint to reclaim trimmed records failed: {} ({} times); retrying in {} s\n",
+			   std::strerror(-rc), reclaim_failures_, kReclaimBackoff.count());
+	next_reclaim_ = now + kReclaimBackoff;
 }
 
 Slice WalService::name_slice(Conn& c, std::string_view name, StreamRange name_range) noexcept
@@ -297,10 +319,12 @@ void WalService::trim(Server&, Conn& c, std::string_view name, StreamRange name_
 	}
 	std::int64_t rc = 0;
 	if (before > kv_.stream_first(name)) {
-		const Slice n = name_slice(c, name, name_range);
+		Slice n = name_slice(c, name, name_range);
 		rc = n.len ? kv_.stream_trim(n, before) : -ENOSPC;
-		if (rc == -ENOSPC && kv_.checkpoint() == 0)
-			rc = kv_.stream_trim(n, before);
+		if (rc == -ENOSPC && kv_.checkpoint() == 0) {
+			n = name_slice(c, name, name_range);  // may have failed for want of space
+			rc = n.len ? kv_.stream_trim(n, before) : -ENOSPC;
+		}
 		if (rc < 0) {
 			daxnet::proto::http_response(o, 507, "text/plain",
 						     fmt::format("daxnet: trim failed: {}\n", std::strerror(static_cast<int>(-rc))),
@@ -334,7 +358,7 @@ void WalService::stats(Server& srv, Conn& c)
 		"\"protocol_errors\":{},\"wal_used_records\":{},\"wal_slots\":{},\"checkpoints\":{},"
 		"\"pool_buffers\":{},\"pool_buffers_free\":{},\"zerocopy\":{},\"rx_zc_bytes\":{},"
 		"\"tx_zc_bytes\":{},\"trims\":{},\"trimmed_records\":{},\"reclaimable_records\":{},"
-		"\"reclaim_checkpoints\":{}}}\n",
+		"\"reclaim_checkpoints\":{},\"reclaim_failures\":{}}}\n",
 		daxnet::svc::kVersion, transport_, daxnet::pmem::to_string(pool_.domain().granularity()), sc.requests,
 		appends_, append_bytes_, refused_, reads_, streams, pc.drains, pc.flush_calls, pc.msyncs,
 		static_cast<double>(pc.drains) / static_cast<double>(appends_ ? appends_ : 1), syscalls,
@@ -342,7 +366,7 @@ void WalService::stats(Server& srv, Conn& c)
 		sc.tx_zerocopy, sc.connections, sc.open_connections, sc.protocol_errors, kv_.wal().used(),
 		kv_.wal().nslots(), kv_.wal().stats().checkpoints, alloc_.count(), alloc_.free_count(),
 		srv.port().zerocopy() ? 1 : 0, rc.rx_zc_bytes, rc.tx_zc_bytes, trims_, trimmed_records_,
-		kv_.reclaimable(), reclaims_);
+		kv_.reclaimable(), reclaims_, reclaim_failures_);
 	daxnet::proto::http_response(c.tx.bytes(), 200, "application/json", body, c.http.request().keep_alive);
 }
 

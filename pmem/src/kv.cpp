@@ -204,6 +204,10 @@ int KvStore::flushall() noexcept
 int KvStore::stream_append(const Slice& name, std::span<const Slice> body, std::uint64_t stamp,
 			   std::uint64_t* index) noexcept
 {
+	if (name.len && !wal_.pool().valid_buffer(name.buf))
+		return -EINVAL;
+	if (auto it = streams_.find(view(name)); it != streams_.end() && it->second.end() >= kWalSeqLimit - 1)
+		return -EOVERFLOW;  // positions stay below 2^63, like trim targets
 	Entry e;
 	e.type = RecordType::stream_append;
 	e.aux = stamp;

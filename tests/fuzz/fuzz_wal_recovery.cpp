@@ -189,7 +189,9 @@ void write_entry(Image& img, FuzzInput& in, std::uint64_t seq0, std::uint32_t ep
 	const std::uint32_t nval = in.u8() % 6;
 	const std::uint8_t breaks = in.u8();  // which field to break, if any
 	const std::uint8_t flags = in.u8();
-	const std::uint64_t aux = (flags & 2) ? in.u8() * std::uint64_t{8} : 0;
+	std::uint64_t aux = (flags & 2) ? in.u8() * std::uint64_t{8} : 0;
+	if (type == 5 && (flags & 4))
+		aux = in.u64();  // trim targets up to and past 2^63
 
 	std::vector<WalSlice> vals;
 	for (std::uint32_t i = 0; i < nval; ++i)
@@ -587,6 +589,20 @@ DAXNET_FUZZ_TARGET(wal_recovery)
 		return 0;
 	}
 	check_entries(img, first, *w, alloc);
+	if (!opt.read_only) {
+		// §Recovery step 6: a writable recovery that replayed a trim leaves
+		// the TRIM flag in the state it wrote (older readers must refuse).
+		const bool trims = std::any_of(first.entries.begin(), first.entries.end(),
+					       [](const Got& g) { return g.type == RecordType::stream_trim; });
+		const auto* a = daxnet::pmem::wal_state_slot(img.view, 0);
+		const auto* b = daxnet::pmem::wal_state_slot(img.view, 1);
+		const bool va = daxnet::pmem::log_state_valid(*a, img.seed, img.nslots);
+		const bool vb = daxnet::pmem::log_state_valid(*b, img.seed, img.nslots);
+		FUZZ_CHECK(va || vb);
+		const auto* cur = va && (!vb || a->generation > b->generation) ? a : b;
+		if (trims)
+			FUZZ_CHECK_MSG(cur->flags & daxnet::pmem::kStateFlagTrim, "replayed a trim, state lacks TRIM");
+	}
 	if (opt.read_only) {
 		FUZZ_CHECK_MSG(unchanged(), "read-only recovery wrote to the pool");
 		FUZZ_CHECK(w->append(Entry{}, nullptr) == -EROFS);

@@ -33,22 +33,6 @@ KvOptions opts()
 	return o;
 }
 
-/// Recovers a copy of `src`'s durable image (what survives power loss now).
-struct Recovered {
-	MemPool pool;
-	BufferAllocator alloc;
-	std::unique_ptr<KvStore> kv;
-	RecoveryReport report;
-
-	explicit Recovered(MemPool& src, const KvOptions& o = opts())
-	    : pool(src.geometry(), src.shadow()->durable())
-	{
-		auto r = KvStore::open(pool.view(), alloc, o, &report);
-		if (!r)
-			FAIL("recovery failed: " << r.error().message);
-		kv = std::move(*r);
-	}
-};
 
 std::string get_str(KvStore& kv, std::string_view key)
 {
@@ -80,7 +64,7 @@ TEST_CASE("KV set, get, overwrite and del are visible at once and survive recove
 	CHECK_FALSE(kv->exists("beta"));
 	REQUIRE(kv->commit() == 5);
 
-	Recovered r(p);
+	Recovered r(p, opts());
 	CHECK(r.report.log_entries == 5);
 	CHECK(r.report.stop == RecoveryReport::Stop::clean);
 	CHECK(get_str(*r.kv, "alpha") == "uno");
@@ -98,7 +82,7 @@ TEST_CASE("staged but uncommitted entries are not durable", "[unit][pmem]")
 	REQUIRE(kv->set(rx.receive_one("k1"), rx.receive_one("v1")) == 0);
 	REQUIRE(kv->commit() == 1);
 	REQUIRE(kv->set(rx.receive_one("k2"), rx.receive_one("v2")) == 0);
-	Recovered r(p);
+	Recovered r(p, opts());
 	CHECK(get_str(*r.kv, "k1") == "v1");
 	CHECK(get_str(*r.kv, "k2") == "<none>");
 }
@@ -147,11 +131,11 @@ TEST_CASE("a 1 MiB value spans 512 buffers as chained records and survives recov
 	CHECK(bytes_of(p.view(), v) == big);
 
 	{
-		Recovered r(p);
+		Recovered r(p, opts());
 		CHECK(get_str(*r.kv, "big") == big);
 	}
 	REQUIRE(kv->checkpoint() == 0);
-	Recovered r(p);
+	Recovered r(p, opts());
 	CHECK(r.report.ckpt_records == 257);
 	CHECK(get_str(*r.kv, "big") == big);
 }
@@ -194,7 +178,7 @@ TEST_CASE("an overwritten value's buffer stays allocated until a checkpoint move
 	CHECK(get_str(*kv, "a") == "FIRST");  // the index was re-keyed onto the new key slice
 
 	// Recovery rebuilds the same counts: the checkpoint's references only.
-	Recovered r(p);
+	Recovered r(p, opts());
 	CHECK(r.alloc.refcount(b0) == 0);
 	CHECK(r.alloc.refcount(k1b.buf) == alloc.refcount(k1b.buf) - 1);  // minus the rx hold
 	CHECK(r.alloc.check());
@@ -259,7 +243,7 @@ TEST_CASE("expiry is an absolute time in the record, applied lazily and after re
 	CHECK_FALSE(kv->exists("short"));
 	CHECK(kv->exists("long"));
 	{
-		Recovered r(p);
+		Recovered r(p, opts());
 		CHECK(r.kv->dbsize() == 2);
 		CHECK_FALSE(r.kv->exists("short"));
 		REQUIRE(r.kv->get("long", v) == 1);
@@ -267,7 +251,7 @@ TEST_CASE("expiry is an absolute time in the record, applied lazily and after re
 	}
 	g_now += 2'000'000;
 	REQUIRE(kv->checkpoint() == 0);  // expired keys are not carried forward
-	Recovered r(p);
+	Recovered r(p, opts());
 	CHECK(r.kv->dbsize() == 1);
 	CHECK(r.kv->exists("forever"));
 }
@@ -286,7 +270,7 @@ TEST_CASE("FLUSHALL is logged: it empties the index after recovery too, streams 
 	REQUIRE(kv->set(rx.receive_one("after"), rx.receive_one("x")) == 0);
 	REQUIRE(kv->commit() == 13);
 	CHECK(kv->dbsize() == 1);
-	Recovered r(p);
+	Recovered r(p, opts());
 	CHECK(r.kv->dbsize() == 1);
 	CHECK(r.kv->exists("after"));
 	CHECK(r.kv->stream_length("s") == 1);
@@ -308,7 +292,7 @@ TEST_CASE("stream appends keep their positions across recovery and checkpoints",
 			REQUIRE(kv->checkpoint() == 0);
 	}
 	REQUIRE(kv->commit() > 0);
-	Recovered r(p);
+	Recovered r(p, opts());
 	INFO(r.report.stop_reason << " head " << r.report.head_seq << " next " << r.report.next_seq);
 	CHECK(r.kv->stream_length("orders") == 20);
 	CHECK(r.kv->stream_length("clicks") == 10);
@@ -339,7 +323,7 @@ TEST_CASE("values the server writes itself (INCR) go through a scratch arena", "
 	}
 	REQUIRE(kv->commit() >= 0);
 	CHECK(get_str(*kv, "counter") == "500");
-	Recovered r(p);
+	Recovered r(p, opts());
 	CHECK(get_str(*r.kv, "counter") == "500");
 	std::string huge(5000, 'x');
 	Slice v;
@@ -364,7 +348,7 @@ TEST_CASE("the ring wraps many times with automatic checkpoints and recovers the
 	rx.release();
 	CHECK(alloc.check());
 	CHECK(alloc.free_count() > 400);  // superseded buffers came back
-	Recovered r(p);
+	Recovered r(p, opts());
 	CHECK(get_str(*r.kv, "k0") == "v4995");
 	CHECK(flatten(*r.kv, g_now) == flatten(*kv, g_now));
 	// Recovery rebuilds the same references, minus the (released) rx hold.

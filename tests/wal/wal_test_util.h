@@ -205,6 +205,22 @@ inline FlatState flatten(const KvStore& kv, std::uint64_t now)
 	return f;
 }
 
+/// Recovers a copy of `src`'s durable image (what survives power loss now).
+struct Recovered {
+	MemPool pool;
+	pmem::BufferAllocator alloc;
+	std::unique_ptr<pmem::KvStore> kv;
+	pmem::RecoveryReport report;
+
+	Recovered(MemPool& src, const pmem::KvOptions& o) : pool(src.geometry(), src.shadow()->durable())
+	{
+		auto r = pmem::KvStore::open(pool.view(), alloc, o, &report);
+		if (!r)
+			throw std::runtime_error("recovery failed: " + r.error().message);
+		kv = std::move(*r);
+	}
+};
+
 inline std::string describe(const FlatState& f)
 {
 	std::string s = std::to_string(f.kv.size()) + " keys, " + std::to_string(f.streams.size()) + " streams (";

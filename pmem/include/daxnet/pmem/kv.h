@@ -101,7 +101,8 @@ public:
 	/// FLUSHALL (KV keys only; streams are kept): logs KV_FLUSHALL. 0/-errno.
 	int flushall() noexcept;
 	/// Appends a body to stream `name` (created on first append). Returns 0
-	/// and the entry's position in `*index`, or -errno.
+	/// and the entry's position in `*index`, or -errno (-EOVERFLOW when the
+	/// position would reach 2^63 - 1).
 	int stream_append(const Slice& name, std::span<const Slice> body, std::uint64_t stamp = 0,
 			  std::uint64_t* index = nullptr) noexcept;
 
