@@ -96,9 +96,10 @@ bool parse_u64(std::string_view s, std::uint64_t& v) noexcept
 class WalService final : public daxnet::svc::Service {
 public:
 	WalService(KvStore& kv, const daxnet::pmem::PoolView& pool, daxnet::pmem::BufferAllocator& alloc,
-		   std::string transport, std::uint64_t max_body)
+		   std::string transport, std::uint64_t max_body, std::uint32_t pack_small)
 	    : kv_(kv), pool_(pool), alloc_(alloc), arena_(pool, alloc), transport_(std::move(transport)),
-	      max_body_(max_body), reserve_(std::max<std::uint32_t>(32, pool.buffer_count() / 16))
+	      max_body_(max_body), pack_small_(pack_small),
+	      reserve_(std::max<std::uint32_t>(32, pool.buffer_count() / 16))
 	{
 		entries_.resize(kMaxLimit);
 	}
@@ -136,6 +137,8 @@ private:
 	ScratchArena arena_;
 	std::string transport_;
 	std::uint64_t max_body_;
+	std::uint32_t pack_small_;  ///< bodies up to this size are copied once into packed buffers
+	std::uint64_t packed_ = 0;  ///< bytes copied by packing (name + body)
 	std::uint32_t reserve_;
 	std::vector<Slice> body_;
 	std::vector<StreamEntryRef> entries_;
@@ -204,13 +207,31 @@ void WalService::append(Server& srv, Conn& c, std::string_view name, StreamRange
 			ka);
 		return;
 	}
-	const Slice n = name_slice(c, name, name_range);
-	if (n.len == 0) {
-		daxnet::proto::http_response(o, 507, "text/plain", "daxnet: pool full\n", ka);
-		return;
-	}
+	const bool pack = rq.content_length > 0 && rq.content_length <= pack_small_;
+	Slice n{};
 	body_.clear();
-	c.chain.pieces(rq.body, [&](const daxnet::proto::Piece& p) { body_.push_back(Slice{p.buf(), p.buf_off(), p.len}); });
+	if (pack) {
+		// A small record would pin a whole received buffer (uring receives
+		// every message into a buffer of its own): copy name and body once
+		// into a packed pool buffer instead.
+		Slice b{};
+		const std::string_view bv = c.view(rq.body, 1);  // slot 0 holds the target (and `name`)
+		if (arena_.write(std::as_bytes(std::span<const char>(name.data(), name.size())), n) < 0 ||
+		    arena_.write(std::as_bytes(std::span<const char>(bv.data(), bv.size())), b) < 0) {
+			daxnet::proto::http_response(o, 507, "text/plain", "daxnet: pool full\n", ka);
+			return;
+		}
+		body_.push_back(b);
+		packed_ += name.size() + bv.size();
+	} else {
+		n = name_slice(c, name, name_range);
+		if (n.len == 0) {
+			daxnet::proto::http_response(o, 507, "text/plain", "daxnet: pool full\n", ka);
+			return;
+		}
+		c.chain.pieces(rq.body,
+			       [&](const daxnet::proto::Piece& p) { body_.push_back(Slice{p.buf(), p.buf_off(), p.len}); });
+	}
 	std::uint64_t seq = 0;
 	const std::uint64_t stamp = daxnet::pmem::realtime_ns();
 	int rc = kv_.stream_append(n, body_, stamp, &seq);
@@ -358,7 +379,7 @@ void WalService::stats(Server& srv, Conn& c)
 		"\"protocol_errors\":{},\"wal_used_records\":{},\"wal_slots\":{},\"checkpoints\":{},"
 		"\"pool_buffers\":{},\"pool_buffers_free\":{},\"zerocopy\":{},\"rx_zc_bytes\":{},"
 		"\"tx_zc_bytes\":{},\"trims\":{},\"trimmed_records\":{},\"reclaimable_records\":{},"
-		"\"reclaim_checkpoints\":{},\"reclaim_failures\":{}}}\n",
+		"\"reclaim_checkpoints\":{},\"reclaim_failures\":{},\"pack_small\":{},\"packed_bytes\":{}}}\n",
 		daxnet::svc::kVersion, transport_, daxnet::pmem::to_string(pool_.domain().granularity()), sc.requests,
 		appends_, append_bytes_, refused_, reads_, streams, pc.drains, pc.flush_calls, pc.msyncs,
 		static_cast<double>(pc.drains) / static_cast<double>(appends_ ? appends_ : 1), syscalls,
@@ -366,7 +387,7 @@ void WalService::stats(Server& srv, Conn& c)
 		sc.tx_zerocopy, sc.connections, sc.open_connections, sc.protocol_errors, kv_.wal().used(),
 		kv_.wal().nslots(), kv_.wal().stats().checkpoints, alloc_.count(), alloc_.free_count(),
 		srv.port().zerocopy() ? 1 : 0, rc.rx_zc_bytes, rc.tx_zc_bytes, trims_, trimmed_records_,
-		kv_.reclaimable(), reclaims_, reclaim_failures_);
+		kv_.reclaimable(), reclaims_, reclaim_failures_, pack_small_, packed_);
 	daxnet::proto::http_response(c.tx.bytes(), 200, "application/json", body, c.http.request().keep_alive);
 }
 
@@ -497,8 +518,14 @@ int main(int argc, char** argv)
 		     "  offline: daxnet-wal dump --pool FILE [--stream S] [--from N] [--limit M] [--raw]"};
 	daxnet::svc::CommonOptions opt;
 	std::string max_body = "16M";
+	std::string pack_small = "auto";
 	daxnet::svc::add_common_options(app, opt, 8080);
 	app.add_option("--max-body", max_body, "largest record accepted, e.g. 16M")->capture_default_str();
+	app.add_option("--pack-small", pack_small,
+		       "records up to this many bytes are copied once into packed buffers instead of pinning a "
+		       "received buffer each; auto: 512 on the uring transport (its receive cannot pack), 0 "
+		       "(never) on kernel and epoll, which pack small messages as they receive")
+		->capture_default_str();
 	app.set_version_flag("--version", std::string("daxnet-wal ") + daxnet::svc::kVersion);
 	CLI11_PARSE(app, argc, argv);
 
@@ -528,16 +555,26 @@ int main(int argc, char** argv)
 	}
 	daxnet::UniqueFd lfd = std::move(*lf);
 	const std::string tname(daxnet::to_string(port.transport()));
+	std::uint32_t pack = port.transport() == daxnet::TransportKind::uring ? 512 : 0;
+	if (pack_small != "auto") {
+		auto ps = daxnet::svc::parse_size(pack_small);
+		if (!ps || *ps > view.buffer_size() / 2) {
+			fmt::print(stderr, "daxnet-wal: --pack-small {}: a size up to half a buffer ({} bytes), or auto\n",
+				   pack_small, view.buffer_size() / 2);
+			return 2;
+		}
+		pack = static_cast<std::uint32_t>(*ps);
+	}
 	daxnet::svc::ServerOptions so;
 	so.http.max_body = *mb;
-	WalService svc(kv, view, alloc, tname, *mb);
+	WalService svc(kv, view, alloc, tname, *mb, pack);
 	daxnet::svc::Server server(port, svc, {{lfd.get(), daxnet::svc::Proto::http}}, so);
 	std::uint64_t streams = 0;
 	kv.for_each_stream([&](std::string_view, std::uint64_t) { ++streams; });
 	fmt::print("daxnet-wal {}: transport={} {} http={}:{} threads=1 streams={} recovered_log_entries={} "
-		   "ckpt_entries={}\n",
+		   "ckpt_entries={} pack_small={}\n",
 		   daxnet::svc::kVersion, tname, daxnet::svc::describe_pool(st->pool, st->created), opt.bind, actual, streams,
-		   st->report.log_entries, st->report.ckpt_entries);
+		   st->report.log_entries, st->report.ckpt_entries, pack);
 	std::fflush(stdout);
 	const int rc = server.run();
 	fmt::print("daxnet-wal: stopping: {} requests, {} appends, {} fences\n", server.counters().requests,

@@ -629,6 +629,65 @@ def test_wal_trim(ctx):
     check(out == "4 4\nev 4\n5 4\nev 5\n6 4\nev 6\n", "offline dump after trim: %r" % out)
 
 
+def _wal_post_many(port, stream, bodies):
+    """POSTs every body on one keep-alive connection; returns the sequence numbers."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    f = s.makefile("rb")
+    seqs = []
+    try:
+        for body in bodies:
+            s.sendall(b"POST /log/%s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % (stream.encode(), len(body))
+                      + body)
+            status = f.readline()
+            check(status.startswith(b"HTTP/1.1 201"), "POST answered %r" % status)
+            n = 0
+            while True:
+                line = f.readline()
+                if line in (b"\r\n", b""):
+                    break
+                if line.lower().startswith(b"content-length:"):
+                    n = int(line.split(b":")[1])
+            seqs.append(int(f.read(n)))
+    finally:
+        f.close()
+        s.close()
+    return seqs
+
+
+def test_wal_pack(ctx):
+    """Small records share pool buffers on every transport (uring: --pack-small copies them once)."""
+    def used_per_record(extra):
+        pool = ctx.pool()
+        srv = start_wal(ctx, pool, extra)
+        hp = srv.port("http")
+        bodies = [b"rec%04d|" % i + b"x" * (i % 60) for i in range(650)]
+        # warm up first: uring fills its ring of receive buffers (256) lazily
+        check(_wal_post_many(hp, "small", bodies[:50]) == list(range(50)), "warm-up appends")
+        before = json.loads(http_request(hp, "GET", "/stats")[1])
+        seqs = _wal_post_many(hp, "small", bodies[50:])
+        check(seqs == list(range(50, 650)), "sequence numbers %s..." % seqs[:5])
+        after = json.loads(http_request(hp, "GET", "/stats")[1])
+        srv.kill9()
+        srv = start_wal(ctx, pool)
+        st, got = http_request(srv.port("http"), "GET", "/log/small?from=0&limit=650&format=raw")
+        check(st == 200 and got == b"".join(bodies), "records read back wrong after kill -9")
+        srv.stop()
+        return (before["pool_buffers_free"] - after["pool_buffers_free"]) / 600.0, after
+
+    per, stats = used_per_record([])
+    log("  %s, default: %.3f pool buffers per 8-68 byte record, %d bytes packed" %
+        (ctx.transport, per, stats["packed_bytes"]))
+    check(per < 0.2, "small records pin %.2f buffers each (pack_small=%d)" % (per, stats["pack_small"]))
+    if stats["transport"] == "uring":
+        check(stats["pack_small"] == 512 and stats["packed_bytes"] > 600 * 8, "uring did not pack: %s" % stats)
+        per0, _ = used_per_record(["--pack-small", "0"])
+        log("  uring, --pack-small 0: %.3f pool buffers per record" % per0)
+        check(per0 > 0.9, "without packing uring should pin a buffer per record, saw %.2f" % per0)
+    out = run([os.path.join(ctx.bin_dir, "daxnet-wal"), "--pool", ctx.pool(), "--pack-small", "3000"],
+              timeout=30, check_rc=False)
+    check(out[0] == 2 and "--pack-small" in out[2], "--pack-small 3000 accepted: %r" % (out,))
+
+
 def _wal_writer(port, wid, stop, acked, errors):
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -766,6 +825,7 @@ TESTS = {
     "wal_curl": test_wal_curl,
     "wal_crash": test_wal_crash,
     "wal_trim": test_wal_trim,
+    "wal_pack": test_wal_pack,
     "httpd_rpc": test_httpd_rpc,
     "httpd_wal": test_httpd_wal,
 }
