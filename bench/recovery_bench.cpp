@@ -2,12 +2,14 @@
 //
 // recovery_bench: how long KvStore::open takes to rebuild the index of N keys
 // (default 1,000,000) from (a) the log only, (b) a checkpoint only, (c) a
-// checkpoint plus a log tail of overwrites; and how many fences a batch
-// costs. The pool is a DRAM image with a counting persistence domain, so the
-// figures are recovery CPU time (record and payload CRCs, index build), not
-// media time.
+// checkpoint plus a log tail of overwrites; how many fences a batch costs;
+// and (d) how long commits stall while checkpoints run, whole
+// (checkpoint_step 0) against incremental (checkpoint_step 4096). The pool
+// is a DRAM image with a counting persistence domain, so the figures are
+// CPU time (record and payload CRCs, index build), not media time.
 //
 //   recovery_bench [--keys N] [--value-size B] [--batch K]
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -65,6 +67,11 @@ struct Image {
 	Image& operator=(const Image&) = delete;
 };
 
+constexpr std::uint32_t bsize_of()
+{
+	return 4096;
+}
+
 double cpu_seconds()
 {
 	timespec ts{};
@@ -118,7 +125,7 @@ struct Load {
 };
 
 Load load(KvStore& kv, Image& img, BufferAllocator& alloc, std::uint64_t keys, std::uint64_t first, std::uint32_t vsize,
-	  std::uint32_t batch)
+	  std::uint32_t batch, std::vector<double>* commit_us = nullptr)
 {
 	Rx rx{img.view, alloc, -1, 0, {}};
 	std::string value(vsize, 'v');
@@ -136,10 +143,13 @@ Load load(KvStore& kv, Image& img, BufferAllocator& alloc, std::uint64_t keys, s
 			std::exit(1);
 		}
 		if ((i + 1) % batch == 0 || i + 1 == keys) {
+			const auto c0 = std::chrono::steady_clock::now();
 			if (kv.commit() < 0) {
 				std::fprintf(stderr, "commit failed\n");
 				std::exit(1);
 			}
+			if (commit_us)
+				commit_us->push_back(seconds_since(c0) * 1e6);
 			rx.release();
 			l.batches++;
 		}
@@ -172,6 +182,33 @@ void recover(const char* name, Image& img, std::uint64_t keys)
 	std::printf("%-28s %7.3f s wall %7.3f s CPU  %6.2f Mkeys/s  ckpt %llu records, log %llu records, %zu buffers in use\n",
 		    name, s, cpu, static_cast<double>(keys) / cpu / 1e6, static_cast<unsigned long long>(rep.ckpt_records),
 		    static_cast<unsigned long long>(rep.log_records), alloc.count() - alloc.free_count());
+}
+
+/// (d): a store of `keys` keys under steady overwrites (batches of `batch`),
+/// checkpointing at half the ring: the commit latency distribution.
+void stalls(std::uint64_t keys, std::uint32_t vsize, std::uint32_t batch, std::uint32_t step, std::uint64_t nbufs,
+	    std::uint64_t wal, std::uint64_t ckpt)
+{
+	Image img(nbufs, bsize_of(), wal, ckpt);
+	BufferAllocator alloc;
+	KvOptions o;
+	o.checkpoint_fraction = 0.5;
+	o.checkpoint_step = step;
+	auto kv = std::move(*KvStore::open(img.view, alloc, o));
+	load(*kv, img, alloc, keys, 0, vsize, batch);  // fill
+	std::vector<double> us;
+	const auto c0 = kv->wal().stats().checkpoints;
+	const Load l = load(*kv, img, alloc, keys, 0, vsize, batch, &us);  // overwrite every key once
+	std::sort(us.begin(), us.end());
+	auto pct = [&us](double p) { return us[std::min(us.size() - 1, static_cast<std::size_t>(p * static_cast<double>(us.size())))]; };
+	double sum = 0;
+	for (double v : us)
+		sum += v;
+	std::printf("(d) checkpoint_step %-6u %7.3f s  %llu commits, %llu checkpoints; commit us: mean %.1f p99 %.1f "
+		    "p99.9 %.1f max %.1f\n",
+		    step, l.seconds, static_cast<unsigned long long>(us.size()),
+		    static_cast<unsigned long long>(kv->wal().stats().checkpoints - c0), sum / static_cast<double>(us.size()),
+		    pct(0.99), pct(0.999), us.back());
 }
 
 }  // namespace
@@ -231,5 +268,9 @@ int main(int argc, char** argv)
 
 	load(*kv, img, alloc, keys / 4, 0, vsize, batch);  // overwrite a quarter
 	recover("(c) checkpoint + 25% tail", img, keys);
+	kv.reset();
+
+	for (std::uint32_t step : {0u, 4096u})
+		stalls(keys, vsize, batch, step, nbufs, wal, ckpt);
 	return 0;
 }

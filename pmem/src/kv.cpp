@@ -154,6 +154,13 @@ void KvStore::apply(const Entry& e)
 int KvStore::append_logged(const Entry& e) noexcept
 {
 	int rc = wal_.append(e);
+	if (rc == -ENOSPC && ckpt_) {
+		// Finishing the pending checkpoint frees the ring below its
+		// covers_seq (and makes the staged entries durable).
+		if (const int c = ckpt_finish(); c < 0)
+			return c;
+		rc = wal_.append(e);
+	}
 	if (rc == -ENOSPC) {
 		// The ring is full: a checkpoint (which also makes the staged
 		// entries durable) frees it.
@@ -245,11 +252,142 @@ int KvStore::commit() noexcept
 	const int n = wal_.commit();
 	if (n < 0)
 		return n;
+	if (ckpt_) {
+		int rc = ckpt_step(opt_.checkpoint_step);
+		if (rc == -EAGAIN)
+			rc = ckpt_begin();  // the index rehashed: begin again from here
+		if (rc < 0)
+			return rc;
+		if (rc == 1) {
+			if (const int i = wal_.install_checkpoint(); i < 0)
+				return i;
+			trimmed_since_ckpt_ -= std::min(trimmed_since_ckpt_, ckpt_->trimmed_at_begin);
+			ckpt_.reset();
+		}
+		return n;
+	}
 	if (static_cast<double>(wal_.used()) > opt_.checkpoint_fraction * static_cast<double>(wal_.nslots())) {
-		if (const int rc = checkpoint(); rc < 0)
+		const int rc = opt_.checkpoint_step ? ckpt_begin() : checkpoint();
+		if (rc < 0)
 			return rc;
 	}
 	return n;
+}
+
+// §Checkpoints, fuzzy. The checkpoint covers covers_seq = next_seq at begin
+// and may also reflect later mutations: every key is written with its
+// value when the step reaches its bucket (keys gone by then are skipped),
+// every stream with a STREAM_TRIM at its first position (at most its end
+// at begin) and its entries up to that end only. Replaying the log from
+// covers_seq over it then ends in the same state: SET, DEL, FLUSHALL and
+// STREAM_TRIM give the same result when replayed over a state that already
+// reflects them, and appends are written only up to the end at begin.
+int KvStore::ckpt_begin() noexcept
+{
+	try {
+		auto p = std::make_unique<CkptProgress>();
+		p->buckets = index_.bucket_count();
+		p->streams.reserve(streams_.size());
+		for (const auto& [name, st] : streams_)
+			p->streams.push_back({name, st.end(), 0, false});
+		p->trimmed_at_begin = trimmed_since_ckpt_;
+		if (const int rc = wal_.begin_checkpoint(); rc < 0)
+			return rc;
+		ckpt_ = std::move(p);
+	} catch (const std::bad_alloc&) {
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int KvStore::ckpt_step(std::uint64_t budget) noexcept
+{
+	CkptProgress& p = *ckpt_;
+	CheckpointWriter& w = *wal_.pending_checkpoint();
+	auto fail = [this](int rc) {
+		wal_.abort_checkpoint();
+		ckpt_.reset();
+		return rc;
+	};
+	std::uint64_t done = 0;
+	for (; p.stream_i < p.streams.size(); p.stream_i++) {
+		auto& se = p.streams[p.stream_i];
+		const Stream& st = streams_.find(se.name)->second;  // streams are never removed
+		// A trim since begin (or since the last step) dropped entries not
+		// written yet: a STREAM_TRIM moves the replayed stream past them.
+		if (!se.started || st.first > se.next) {
+			const std::uint64_t t = std::min(st.first, se.end);
+			if (!se.started && t == 0 && se.end > 0) {
+				se.next = 0;
+			} else {
+				Entry e;
+				e.type = RecordType::stream_trim;
+				e.aux = t;
+				e.key = st.name;
+				if (const int rc = w.add(e); rc < 0)
+					return fail(rc);
+				se.next = t;
+				done++;
+			}
+			se.started = true;
+		}
+		for (; se.next < se.end; se.next++) {
+			if (done >= budget) {
+				w.flush_written();
+				return 0;
+			}
+			const StreamEntry& x = st.entries[se.next - st.first];
+			Entry e;
+			e.type = RecordType::stream_append;
+			e.aux = x.stamp;
+			e.key = st.name;
+			e.value = value_ref(x, 0).slices;
+			if (const int rc = w.add(e); rc < 0)
+				return fail(rc);
+			done++;
+		}
+	}
+	if (index_.bucket_count() != p.buckets)
+		return fail(-EAGAIN);  // rehashed: keys moved between buckets
+	const std::uint64_t now = opt_.clock();
+	for (; p.bucket < p.buckets; p.bucket++) {
+		if (done >= budget) {
+			w.flush_written();
+			return 0;
+		}
+		// Keys deleted since begin are simply not here (the log from
+		// covers_seq says so); keys set since are written with their new
+		// value (the log sets it again).
+		for (auto it = index_.begin(p.bucket); it != index_.end(p.bucket); ++it) {
+			const Item& item = it->second;
+			if (item.expiry && item.expiry <= now)
+				continue;  // expired: not carried forward (lazy expiry drops it)
+			Entry e;
+			e.type = RecordType::kv_set;
+			e.aux = item.expiry;
+			e.key = item.key;
+			e.value = item.ref().slices;
+			if (const int rc = w.add(e); rc < 0)
+				return fail(rc);
+			done++;
+		}
+	}
+	w.flush_written();
+	return 1;
+}
+
+int KvStore::ckpt_finish() noexcept
+{
+	const int rc = ckpt_step(UINT64_MAX);
+	if (rc == -EAGAIN)
+		return checkpoint();  // the index rehashed: a whole one instead
+	if (rc < 0)
+		return rc;
+	if (const int i = wal_.install_checkpoint(); i < 0)
+		return i;
+	trimmed_since_ckpt_ -= std::min(trimmed_since_ckpt_, ckpt_->trimmed_at_begin);
+	ckpt_.reset();
+	return 0;
 }
 
 int KvStore::emit_checkpoint(CheckpointWriter& w)
@@ -295,6 +433,7 @@ int KvStore::emit_checkpoint(CheckpointWriter& w)
 
 int KvStore::checkpoint() noexcept
 {
+	ckpt_.reset();  // Wal::checkpoint drops the pending one
 	const int rc = wal_.checkpoint([this](CheckpointWriter& w) { return emit_checkpoint(w); });
 	if (rc == 0)
 		trimmed_since_ckpt_ = 0;

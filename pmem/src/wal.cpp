@@ -711,17 +711,22 @@ int CheckpointWriter::add(const Entry& e) noexcept
 	auto* base = reinterpret_cast<WalRecord*>(half_ + kCkptHeaderPage);
 	const std::uint64_t first = nrecords_;
 	encode_entry(*pool_, e, first + 1, 0, seed_, [base, first](std::uint32_t i) { return &base[first + i]; });
-	for (std::uint32_t i = 0; i < n; i++)
-		for_slices(base[first + i], [this](std::uint32_t buf) { refs_->push_back(buf); });
+	try {
+		for (std::uint32_t i = 0; i < n; i++)
+			for_slices(base[first + i], [this](std::uint32_t buf) { refs_->push_back(buf); });
+	} catch (const std::bad_alloc&) {
+		return -ENOMEM;  // not counted: the next add overwrites these records
+	}
 	nrecords_ += n;
 	nentries_++;
 	return 0;
 }
 
-void Wal::for_each_window_slice(const std::function<void(std::uint32_t)>& fn) const
+void CheckpointWriter::flush_written() noexcept
 {
-	for (std::uint64_t s = head_seq_; s < next_seq_; s++)
-		for_slices(*slot(s), fn);
+	auto* base = reinterpret_cast<std::byte*>(half_ + kCkptHeaderPage);
+	pool_->domain().flush(base + flushed_ * kWalRecordSize, (nrecords_ - flushed_) * kWalRecordSize);
+	flushed_ = nrecords_;
 }
 
 void Wal::for_each_ckpt_slice(std::uint32_t half, std::uint64_t nrecords,
@@ -732,68 +737,128 @@ void Wal::for_each_ckpt_slice(std::uint32_t half, std::uint64_t nrecords,
 		for_slices(base[i], fn);
 }
 
-int Wal::checkpoint(const std::function<int(CheckpointWriter&)>& emit) noexcept
+struct Wal::Pending {
+	CheckpointWriter w;
+	std::vector<std::uint32_t> refs;  ///< one per slice added (taken at install)
+	std::uint64_t gen = 0;
+	std::uint32_t half = 0;
+	std::uint64_t covers = 0;  ///< covers_seq: next_seq at begin
+};
+
+Wal::Wal() = default;
+Wal::Wal(Wal&&) noexcept = default;
+Wal& Wal::operator=(Wal&&) noexcept = default;
+Wal::~Wal() = default;
+
+int Wal::begin_checkpoint() noexcept
 {
 	if (opt_.read_only)
 		return -EROFS;
+	if (pending_)
+		return -EBUSY;
 	try {
-		const std::uint32_t half = state_.ckpt_gen ? 1 - state_.ckpt_half : 0;
-		const std::uint64_t gen = state_.ckpt_gen + 1;
-		std::vector<std::uint32_t> refs;
-		CheckpointWriter wr;
-		wr.pool_ = &pool_;
-		wr.half_ = ckpt_half_base(pool_, half);
-		wr.capacity_ = ckpt_half_capacity(pool_);
-		wr.seed_ = wal_ckpt_seed(seed_, gen);
-		wr.refs_ = &refs;
-		if (const int rc = emit(wr); rc < 0)
-			return rc;  // the inactive half is garbage now; nothing references it
-
-		// Step 1: records and header, one fence (also covers staged entries).
-		CkptHeader h{};
-		std::memcpy(h.magic, kCkptMagic, 8);
-		h.ckpt_gen = gen;
-		h.covers_seq = next_seq_;
-		h.nrecords = wr.nrecords_;
-		h.nentries = wr.nentries_;
-		h.crc = crc60(h, seed_);
-		auto* hdr = reinterpret_cast<CkptHeader*>(wr.half_);
-		std::memcpy(static_cast<void*>(hdr), &h, sizeof(h));
-		PersistDomain& d = pool_.domain();
-		d.flush(wr.half_ + kCkptHeaderPage, wr.nrecords_ * kWalRecordSize);
-		d.flush(*hdr);
-		d.drain();
-
-		// Step 2: install it.
-		const std::uint32_t old_half = state_.ckpt_half;
-		const std::uint64_t old_gen = state_.ckpt_gen;
-		const std::uint64_t old_nrec = ckpt_nrecords_;
-		LogState next = state_;
-		next.generation++;
-		next.head_seq = next_seq_;
-		next.ckpt_gen = gen;
-		next.ckpt_half = half;
-		if (wr.has_trim_)
-			next.flags |= kStateFlagTrim;  // §Log state, flags
-		write_state(next);
-
-		// Step 3: swap references (§Buffer lifetime); new ones first so a
-		// shared buffer never passes through the free list.
-		for (auto b : refs)
-			alloc_->ref(b);
-		if (old_gen)
-			for_each_ckpt_slice(old_half, old_nrec, [this](std::uint32_t b) { alloc_->unref(b); });
-		for_each_window_slice([this](std::uint32_t b) { alloc_->unref(b); });
-		head_seq_ = next_seq_;
-		ckpt_nrecords_ = wr.nrecords_;
-		staged_entries_ = 0;
-		last_staged_ = nullptr;
-		stats_.checkpoints++;
-		stats_.ckpt_records = wr.nrecords_;
+		auto p = std::make_unique<Pending>();
+		p->half = state_.ckpt_gen ? 1 - state_.ckpt_half : 0;
+		p->gen = state_.ckpt_gen + 1;
+		p->covers = next_seq_;
+		p->w.pool_ = &pool_;
+		p->w.half_ = ckpt_half_base(pool_, p->half);
+		p->w.capacity_ = ckpt_half_capacity(pool_);
+		p->w.seed_ = wal_ckpt_seed(seed_, p->gen);
+		p->w.refs_ = &p->refs;
+		pending_ = std::move(p);
 		return 0;
 	} catch (const std::bad_alloc&) {
 		return -ENOMEM;
 	}
+}
+
+CheckpointWriter* Wal::pending_checkpoint() noexcept
+{
+	return pending_ ? &pending_->w : nullptr;
+}
+
+std::uint64_t Wal::pending_covers() const noexcept
+{
+	return pending_ ? pending_->covers : 0;
+}
+
+void Wal::abort_checkpoint() noexcept
+{
+	pending_.reset();  // the inactive half is garbage now; nothing references it
+}
+
+int Wal::install_checkpoint() noexcept
+{
+	if (!pending_)
+		return -EINVAL;
+	Pending& p = *pending_;
+	CheckpointWriter& wr = p.w;
+	// Step 1: records and header, one fence (also covers staged entries).
+	CkptHeader h{};
+	std::memcpy(h.magic, kCkptMagic, 8);
+	h.ckpt_gen = p.gen;
+	h.covers_seq = p.covers;
+	h.nrecords = wr.nrecords_;
+	h.nentries = wr.nentries_;
+	h.crc = crc60(h, seed_);
+	auto* hdr = reinterpret_cast<CkptHeader*>(wr.half_);
+	std::memcpy(static_cast<void*>(hdr), &h, sizeof(h));
+	PersistDomain& d = pool_.domain();
+	d.flush(wr.half_ + kCkptHeaderPage, (wr.nrecords_ - wr.flushed_) * kWalRecordSize);
+	d.flush(*hdr);
+	d.drain();
+
+	// Step 2: install it.
+	const std::uint32_t old_half = state_.ckpt_half;
+	const std::uint64_t old_gen = state_.ckpt_gen;
+	const std::uint64_t old_nrec = ckpt_nrecords_;
+	LogState next = state_;
+	next.generation++;
+	next.head_seq = p.covers;
+	next.ckpt_gen = p.gen;
+	next.ckpt_half = p.half;
+	if (wr.has_trim_)
+		next.flags |= kStateFlagTrim;  // §Log state, flags
+	write_state(next);
+
+	// Step 3: swap references (§Buffer lifetime); new ones first so a
+	// shared buffer never passes through the free list. Records from
+	// covers_seq on stay in the live window and keep theirs.
+	for (auto b : p.refs)
+		alloc_->ref(b);
+	if (old_gen)
+		for_each_ckpt_slice(old_half, old_nrec, [this](std::uint32_t b) { alloc_->unref(b); });
+	for (std::uint64_t s = head_seq_; s < p.covers; s++)
+		for_slices(*slot(s), [this](std::uint32_t b) { alloc_->unref(b); });
+	head_seq_ = p.covers;
+	if (p.covers == next_seq_) {
+		staged_entries_ = 0;  // made durable by fence 1
+		last_staged_ = nullptr;
+	}
+	ckpt_nrecords_ = wr.nrecords_;
+	stats_.checkpoints++;
+	stats_.ckpt_records = wr.nrecords_;
+	pending_.reset();
+	return 0;
+}
+
+int Wal::checkpoint(const std::function<int(CheckpointWriter&)>& emit) noexcept
+{
+	abort_checkpoint();
+	if (const int rc = begin_checkpoint(); rc < 0)
+		return rc;
+	int rc = 0;
+	try {
+		rc = emit(pending_->w);
+	} catch (const std::bad_alloc&) {
+		rc = -ENOMEM;
+	}
+	if (rc < 0) {
+		abort_checkpoint();
+		return rc;
+	}
+	return install_checkpoint();
 }
 
 }  // namespace daxnet::pmem

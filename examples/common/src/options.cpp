@@ -82,6 +82,10 @@ void add_common_options(CLI::App& app, CommonOptions& o, int default_port)
 	app.add_flag("--zerocopy", o.zerocopy,
 		     "kernel transport: zero-copy mode (payload lands in the pool via a daxnet vnic, "
 		     "TX by reference); see docs/kernel.md");
+	app.add_option("--checkpoint-step", o.checkpoint_step,
+		       "daxnet-kv/daxnet-wal: a checkpoint writes this many entries per event-loop pass, so no "
+		       "pass stalls for a whole one (0: whole checkpoints, ~0.5 s per million keys)")
+		->capture_default_str();
 }
 
 Result<pmem::Pool> open_or_create_pool(const CommonOptions& o, bool* created)
@@ -120,7 +124,9 @@ std::unique_ptr<StoreStack> open_store_stack(const CommonOptions& o, const char*
 	auto st = std::unique_ptr<StoreStack>(new StoreStack{std::move(*pool), created, {}, {}, {}, {}, {}});
 	const auto& view = st->pool.view();
 	st->alloc = std::make_unique<pmem::BufferAllocator>(view.buffer_count());
-	auto kv = pmem::KvStore::open(view, *st->alloc, {}, &st->report);
+	pmem::KvOptions ko;
+	ko.checkpoint_step = o.checkpoint_step;
+	auto kv = pmem::KvStore::open(view, *st->alloc, ko, &st->report);
 	if (!kv) {
 		fmt::print(stderr, "{}: {}: recovery failed: {}\n", prog, o.pool, kv.error().message);
 		for (const auto& p : st->report.problems)

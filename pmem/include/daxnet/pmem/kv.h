@@ -68,6 +68,13 @@ struct KvOptions {
 	double checkpoint_fraction = 0.5;
 	/// Clock for expiry (tests substitute their own).
 	std::uint64_t (*clock)() noexcept = realtime_ns;
+	/// 0: a checkpoint runs whole inside the commit() that triggers it
+	/// (about 0.5 s per million keys). N > 0: it is incremental
+	/// (docs/wal-format.md §Checkpoints, fuzzy): begun by that commit and
+	/// advanced by N entries per later commit(), installed when done, so no
+	/// commit stalls for more than N entries' worth of checkpoint work (plus
+	/// one pass copying the key list when it begins).
+	std::uint32_t checkpoint_step = 0;
 };
 
 class KvStore {
@@ -120,8 +127,11 @@ public:
 	/// made durable, or -errno when a needed checkpoint failed (the batch is
 	/// durable regardless).
 	int commit() noexcept;
-	/// Checkpoints now (two drains). 0 or -errno.
+	/// Checkpoints now, whole (two drains); drops a pending incremental one
+	/// first. 0 or -errno.
 	int checkpoint() noexcept;
+	/// Whether an incremental checkpoint is in progress.
+	bool checkpoint_pending() const noexcept { return ckpt_ != nullptr; }
 	/// Stream entries trimmed since the last checkpoint: their buffers are
 	/// still referenced (log window, active checkpoint) until checkpoint().
 	std::uint64_t reclaimable() const noexcept { return trimmed_since_ckpt_; }
@@ -134,6 +144,8 @@ public:
 	bool exists(std::string_view key) noexcept;
 	/// Keys in the index (expired keys not yet dropped are counted).
 	std::size_t dbsize() const noexcept { return index_.size(); }
+	/// Buckets of the DRAM key index (diagnostics: a change is a rehash).
+	std::size_t index_buckets() const noexcept { return index_.bucket_count(); }
 	/// End of stream `name`: the position the next append gets, i.e. the
 	/// entries ever appended (trimmed ones included); 0 when it does not
 	/// exist.
@@ -179,8 +191,32 @@ private:
 		std::uint64_t end() const noexcept { return first + entries.size(); }
 	};
 
+	/// An incremental checkpoint's progress (§Checkpoints, fuzzy).
+	struct CkptProgress {
+		struct StreamEnd {
+			std::string_view name;
+			std::uint64_t end = 0;   ///< the stream's end at covers_seq
+			std::uint64_t next = 0;  ///< next position to write
+			bool started = false;
+		};
+		std::vector<StreamEnd> streams;
+		std::size_t stream_i = 0;
+		/// The keys are walked bucket by bucket: without a rehash an
+		/// element never changes bucket, so every key present at begin is
+		/// visited (keys inserted since are in the log from covers_seq).
+		std::size_t buckets = 0, bucket = 0;
+		std::uint64_t trimmed_at_begin = 0;
+	};
+
 	explicit KvStore(const KvOptions& opt) noexcept;
 	void apply(const Entry& e);
+	int ckpt_begin() noexcept;
+	/// Writes up to `budget` more entries (a bucket is written whole); 1
+	/// when complete, 0 when not, -EAGAIN when the index rehashed (begin
+	/// again), -errno.
+	int ckpt_step(std::uint64_t budget) noexcept;
+	/// Completes and installs the pending checkpoint. 0 or -errno.
+	int ckpt_finish() noexcept;
 	std::string_view view(const Slice& s) const noexcept;
 	int append_logged(const Entry& e) noexcept;
 	int emit_checkpoint(CheckpointWriter& w);
@@ -191,6 +227,7 @@ private:
 	std::unordered_map<std::string_view, Stream> streams_;
 	std::vector<Slice> scratch_;
 	std::uint64_t trimmed_since_ckpt_ = 0;
+	std::unique_ptr<CkptProgress> ckpt_;
 };
 
 }  // namespace daxnet::pmem

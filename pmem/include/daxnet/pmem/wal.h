@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -194,6 +195,11 @@ public:
 	/// Adds an entry; KV_DEL/KV_FLUSHALL are not allowed. Returns 0,
 	/// -ENOSPC when the checkpoint half is full, -EINVAL on a bad entry.
 	int add(const Entry& e) noexcept;
+	/// Flushes the records added since the last call (an incremental
+	/// checkpoint spreads this over its steps; install flushes the rest).
+	void flush_written() noexcept;
+	std::uint64_t records() const noexcept { return nrecords_; }
+	std::uint64_t entries() const noexcept { return nentries_; }
 
 private:
 	friend class Wal;
@@ -203,6 +209,7 @@ private:
 	std::uint64_t capacity_ = 0;  ///< records
 	std::uint64_t nrecords_ = 0;
 	std::uint64_t nentries_ = 0;
+	std::uint64_t flushed_ = 0;  ///< records flushed by flush_written()
 	std::uint32_t seed_ = 0;
 	bool has_trim_ = false;  ///< a STREAM_TRIM was added (§Log state, flags)
 	std::vector<std::uint32_t>* refs_ = nullptr;  ///< buffers referenced
@@ -220,9 +227,9 @@ public:
 	static Result<Wal> open(const PoolView& pool, BufferAllocator& alloc, const WalOptions& opt,
 				const ReplayFn& replay, RecoveryReport* report = nullptr);
 
-	Wal(Wal&&) noexcept = default;
-	Wal& operator=(Wal&&) noexcept = default;
-	~Wal() = default;
+	Wal(Wal&&) noexcept;
+	Wal& operator=(Wal&&) noexcept;
+	~Wal();
 
 	/// Stages one entry: flushes its payload lines and records; takes one
 	/// buffer reference per slice. Not durable before commit(). Returns 0
@@ -244,6 +251,27 @@ public:
 	/// -errno (-ENOSPC: the live state does not fit a checkpoint half).
 	int checkpoint(const std::function<int(CheckpointWriter&)>& emit) noexcept;
 
+	// Incremental checkpoints (docs/wal-format.md §Checkpoints, fuzzy):
+	// begin_checkpoint() fixes covers_seq = next_seq; the caller adds the
+	// entries through pending_checkpoint() over any number of commits
+	// (appends go on meanwhile) and install_checkpoint() writes the header,
+	// drains, installs the state with head_seq = covers_seq (two drains)
+	// and releases the old checkpoint and the records below covers_seq.
+	// What the entries must hold for that to be a valid checkpoint is the
+	// caller's contract (§Checkpoints). checkpoint(emit) is begin + emit +
+	// install; it drops a pending one first.
+
+	/// 0, -EBUSY (one is pending), -EROFS, -ENOMEM.
+	int begin_checkpoint() noexcept;
+	/// The pending checkpoint's writer, or nullptr.
+	CheckpointWriter* pending_checkpoint() noexcept;
+	/// covers_seq of the pending checkpoint (0 when none).
+	std::uint64_t pending_covers() const noexcept;
+	/// 0 or -EINVAL (none pending).
+	int install_checkpoint() noexcept;
+	/// Drops the pending checkpoint (nothing on media refers to it).
+	void abort_checkpoint() noexcept;
+
 	std::uint64_t head_seq() const noexcept { return head_seq_; }
 	std::uint64_t next_seq() const noexcept { return next_seq_; }
 	std::uint64_t nslots() const noexcept { return nslots_; }
@@ -258,10 +286,10 @@ public:
 
 private:
 	friend class KvStore;  // constructs an empty Wal, then opens into it
-	Wal() = default;
+	struct Pending;
+	Wal();
 	WalRecord* slot(std::uint64_t seq) const noexcept;
 	int write_state(const LogState& next) noexcept;
-	void for_each_window_slice(const std::function<void(std::uint32_t)>& fn) const;
 	void for_each_ckpt_slice(std::uint32_t half, std::uint64_t nrecords,
 				 const std::function<void(std::uint32_t)>& fn) const;
 
@@ -279,6 +307,7 @@ private:
 	std::uint64_t staged_entries_ = 0;
 	std::uint64_t fault_counter_ = 0;
 	WalStats stats_{};
+	std::unique_ptr<Pending> pending_;
 };
 
 // ---- Inspection helpers (daxnet-pool dump/check, tests) --------------------

@@ -35,11 +35,12 @@ struct CommonOptions {
 	std::uint32_t max_conns = 16384;     ///< --max-conns, per event loop
 	bool require_dax = false;            ///< --require-dax
 	bool zerocopy = false;               ///< --zerocopy (kernel transport)
+	std::uint32_t checkpoint_step = 4096; ///< --checkpoint-step (KvOptions::checkpoint_step)
 	bool version = false;
 };
 
 /// Adds --pool, --pool-size, --buffer-size, --port, --bind, --transport,
-/// --threads, --max-conns, --require-dax, --zerocopy, --version to `app` (on the app itself or a
+/// --threads, --max-conns, --require-dax, --zerocopy, --checkpoint-step, --version to `app` (on the app itself or a
 /// subcommand). `default_port` is the --port default.
 void add_common_options(CLI::App& app, CommonOptions& o, int default_port);
 
