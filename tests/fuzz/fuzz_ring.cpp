@@ -298,7 +298,11 @@ DAXNET_FUZZ_TARGET(ring)
 							       "DATA in buffer " + std::to_string(s.buf_idx) +
 								       " that was never handed over");
 					} else if (s.flags & DAXNET_SLOT_RELEASE) {
-						FUZZ_CHECK(s.buf_idx < nbuf && given.count(s.buf_idx));
+						FUZZ_CHECK_MSG(s.buf_idx < nbuf && given.count(s.buf_idx),
+							       "RELEASE of buffer " + std::to_string(s.buf_idx) +
+								       " that was never handed over (slot " +
+								       std::to_string(i) + ", conn " + std::to_string(s.conn) +
+								       ", len " + std::to_string(s.len) + ")");
 					} else {
 						FUZZ_CHECK(s.buf_idx == DAXNET_NO_BUF && s.len == 0);
 					}

@@ -412,11 +412,13 @@ int UserTransport::intake(std::uint32_t pair, bool tx, bool rx) noexcept
 		TxItem& item = items_[it];
 		item.slot = P.tx_cur;
 		std::uint32_t conn = s.conn;
-		item.buf = s.buf_idx;
-		item.off = s.offset;
-		item.len = s.len;
 		std::uint16_t fl = s.flags;
 		item.flags = fl & (DAXNET_SLOT_DATA | DAXNET_SLOT_EOF);
+		// A slot without DATA names no buffer (uapi: "a slot with EOF alone
+		// names no buffer"): whatever its buf_idx says is never released.
+		item.buf = (item.flags & DAXNET_SLOT_DATA) ? s.buf_idx : DAXNET_NO_BUF;
+		item.off = s.offset;
+		item.len = s.len;
 		bool bad = (fl & ~(DAXNET_SLOT_DATA | DAXNET_SLOT_EOF | DAXNET_SLOT_BUF_CHANGED)) != 0 ||
 			   s.reserved != 0 || s.err != 0;
 		if (item.flags & DAXNET_SLOT_DATA)
