@@ -115,29 +115,15 @@ void KvStore::apply(const Entry& e)
 		index_.clear();
 		break;
 	case RecordType::stream_append: {
-		const std::string_view n = view(e.key);
-		auto it = streams_.find(n);
-		if (it == streams_.end()) {
-			it = streams_.emplace(n, Stream{}).first;
-			it->second.name = e.key;
-		}
 		StreamEntry se;
 		se.stamp = e.aux;
 		assign_slices(se, e.value);
-		it->second.entries.push_back(std::move(se));
+		stream_for(e.key).entries.push_back(std::move(se));
 		break;
 	}
 	case RecordType::stream_trim: {
 		// §Record, streams: first <- max(first, t); end <- max(end, t).
-		const std::string_view n = view(e.key);
-		auto it = streams_.find(n);
-		if (it == streams_.end()) {
-			it = streams_.emplace(n, Stream{}).first;
-			it->second.name = e.key;
-			it->second.first = e.aux;
-			break;
-		}
-		Stream& st = it->second;
+		Stream& st = stream_for(e.key);
 		while (st.first < e.aux && !st.entries.empty()) {
 			st.entries.pop_front();
 			st.first++;
@@ -151,14 +137,27 @@ void KvStore::apply(const Entry& e)
 	}
 }
 
+KvStore::Stream& KvStore::stream_for(const Slice& name)
+{
+	const std::string_view n = view(name);
+	auto it = streams_.find(n);
+	if (it == streams_.end()) {
+		it = streams_.emplace(n, Stream{}).first;  // keyed by the bytes of its first name slice
+		it->second.name = name;
+	}
+	return it->second;
+}
+
 int KvStore::append_logged(const Entry& e) noexcept
 {
 	int rc = wal_.append(e);
 	if (rc == -ENOSPC && ckpt_) {
 		// Finishing the pending checkpoint frees the ring below its
-		// covers_seq (and makes the staged entries durable).
-		if (const int c = ckpt_finish(); c < 0)
-			return c;
+		// covers_seq (and makes the staged entries durable). When it
+		// cannot (its half filled up: a fuzzy checkpoint may hold keys
+		// deleted since), the whole checkpoint below may still fit.
+		if (ckpt_finish() == 0)
+			ckpt_stats_.finished++;
 		rc = wal_.append(e);
 	}
 	if (rc == -ENOSPC) {
@@ -254,15 +253,25 @@ int KvStore::commit() noexcept
 		return n;
 	if (ckpt_) {
 		int rc = ckpt_step(opt_.checkpoint_step);
-		if (rc == -EAGAIN)
+		if (rc == -EAGAIN) {
+			ckpt_stats_.restarted++;
 			rc = ckpt_begin();  // the index rehashed: begin again from here
-		if (rc < 0)
-			return rc;
+		}
 		if (rc == 1) {
-			if (const int i = wal_.install_checkpoint(); i < 0)
-				return i;
-			trimmed_since_ckpt_ -= std::min(trimmed_since_ckpt_, ckpt_->trimmed_at_begin);
-			ckpt_.reset();
+			rc = wal_.install_checkpoint();
+			if (rc == 0) {
+				ckpt_stats_.stepped++;
+				trimmed_since_ckpt_ -= std::min(trimmed_since_ckpt_, ckpt_->trimmed_at_begin);
+				ckpt_.reset();
+			}
+		}
+		if (rc < 0) {
+			// e.g. the half filled up (a fuzzy checkpoint may hold keys
+			// deleted since begin): a whole checkpoint holds only the
+			// live state.
+			ckpt_stats_.fallbacks++;
+			if (const int w = checkpoint(); w < 0)
+				return w;
 		}
 		return n;
 	}
@@ -357,11 +366,20 @@ int KvStore::ckpt_step(std::uint64_t budget) noexcept
 		}
 		// Keys deleted since begin are simply not here (the log from
 		// covers_seq says so); keys set since are written with their new
-		// value (the log sets it again).
+		// value (the log sets it again). Expired keys are not carried
+		// forward and leave the index now: once this checkpoint is
+		// installed nothing references their buffers any more.
+		expired_.clear();
 		for (auto it = index_.begin(p.bucket); it != index_.end(p.bucket); ++it) {
 			const Item& item = it->second;
-			if (item.expiry && item.expiry <= now)
-				continue;  // expired: not carried forward (lazy expiry drops it)
+			if (item.expiry && item.expiry <= now) {
+				try {
+					expired_.push_back(it->first);
+				} catch (const std::bad_alloc&) {
+					return fail(-ENOMEM);
+				}
+				continue;
+			}
 			Entry e;
 			e.type = RecordType::kv_set;
 			e.aux = item.expiry;
@@ -371,6 +389,8 @@ int KvStore::ckpt_step(std::uint64_t budget) noexcept
 				return fail(rc);
 			done++;
 		}
+		for (std::string_view k : expired_)
+			index_.erase(k);  // erase never rehashes
 	}
 	w.flush_written();
 	return 1;
@@ -379,10 +399,12 @@ int KvStore::ckpt_step(std::uint64_t budget) noexcept
 int KvStore::ckpt_finish() noexcept
 {
 	const int rc = ckpt_step(UINT64_MAX);
-	if (rc == -EAGAIN)
-		return checkpoint();  // the index rehashed: a whole one instead
-	if (rc < 0)
-		return rc;
+	if (rc < 0) {
+		// -EAGAIN: the index rehashed; -ENOSPC: the half filled up; a
+		// whole checkpoint needs neither.
+		ckpt_stats_.fallbacks++;
+		return checkpoint();
+	}
 	if (const int i = wal_.install_checkpoint(); i < 0)
 		return i;
 	trimmed_since_ckpt_ -= std::min(trimmed_since_ckpt_, ckpt_->trimmed_at_begin);

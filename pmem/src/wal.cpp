@@ -710,12 +710,14 @@ int CheckpointWriter::add(const Entry& e) noexcept
 		return -ENOSPC;
 	auto* base = reinterpret_cast<WalRecord*>(half_ + kCkptHeaderPage);
 	const std::uint64_t first = nrecords_;
-	encode_entry(*pool_, e, first + 1, 0, seed_, [base, first](std::uint32_t i) { return &base[first + i]; });
+	encode_entry(pool_, e, first + 1, 0, seed_, [base, first](std::uint32_t i) { return &base[first + i]; });
+	const std::size_t nrefs = refs_->size();
 	try {
 		for (std::uint32_t i = 0; i < n; i++)
 			for_slices(base[first + i], [this](std::uint32_t buf) { refs_->push_back(buf); });
 	} catch (const std::bad_alloc&) {
-		return -ENOMEM;  // not counted: the next add overwrites these records
+		refs_->resize(nrefs);  // not counted: the next add overwrites these records
+		return -ENOMEM;
 	}
 	nrecords_ += n;
 	nentries_++;
@@ -725,7 +727,7 @@ int CheckpointWriter::add(const Entry& e) noexcept
 void CheckpointWriter::flush_written() noexcept
 {
 	auto* base = reinterpret_cast<std::byte*>(half_ + kCkptHeaderPage);
-	pool_->domain().flush(base + flushed_ * kWalRecordSize, (nrecords_ - flushed_) * kWalRecordSize);
+	pool_.domain().flush(base + flushed_ * kWalRecordSize, (nrecords_ - flushed_) * kWalRecordSize);
 	flushed_ = nrecords_;
 }
 
@@ -761,7 +763,7 @@ int Wal::begin_checkpoint() noexcept
 		p->half = state_.ckpt_gen ? 1 - state_.ckpt_half : 0;
 		p->gen = state_.ckpt_gen + 1;
 		p->covers = next_seq_;
-		p->w.pool_ = &pool_;
+		p->w.pool_ = pool_;
 		p->w.half_ = ckpt_half_base(pool_, p->half);
 		p->w.capacity_ = ckpt_half_capacity(pool_);
 		p->w.seed_ = wal_ckpt_seed(seed_, p->gen);
@@ -805,7 +807,7 @@ int Wal::install_checkpoint() noexcept
 	auto* hdr = reinterpret_cast<CkptHeader*>(wr.half_);
 	std::memcpy(static_cast<void*>(hdr), &h, sizeof(h));
 	PersistDomain& d = pool_.domain();
-	d.flush(wr.half_ + kCkptHeaderPage, (wr.nrecords_ - wr.flushed_) * kWalRecordSize);
+	wr.flush_written();  // the records not flushed by the steps
 	d.flush(*hdr);
 	d.drain();
 

@@ -72,8 +72,9 @@ struct KvOptions {
 	/// (about 0.5 s per million keys). N > 0: it is incremental
 	/// (docs/wal-format.md §Checkpoints, fuzzy): begun by that commit and
 	/// advanced by N entries per later commit(), installed when done, so no
-	/// commit stalls for more than N entries' worth of checkpoint work (plus
-	/// one pass copying the key list when it begins).
+	/// commit stalls for more than about N entries' worth of checkpoint
+	/// work (plus the installation: one pass over the new checkpoint's
+	/// references and the old one's).
 	std::uint32_t checkpoint_step = 0;
 };
 
@@ -132,6 +133,14 @@ public:
 	int checkpoint() noexcept;
 	/// Whether an incremental checkpoint is in progress.
 	bool checkpoint_pending() const noexcept { return ckpt_ != nullptr; }
+	/// How incremental checkpoints ended (diagnostics, /stats).
+	struct CheckpointStats {
+		std::uint64_t stepped = 0;   ///< completed and installed by steps
+		std::uint64_t finished = 0;  ///< completed at once: the ring ran full first
+		std::uint64_t restarted = 0; ///< begun again after an index rehash
+		std::uint64_t fallbacks = 0; ///< given up for a whole checkpoint (an error)
+	};
+	const CheckpointStats& checkpoint_stats() const noexcept { return ckpt_stats_; }
 	/// Stream entries trimmed since the last checkpoint: their buffers are
 	/// still referenced (log window, active checkpoint) until checkpoint().
 	std::uint64_t reclaimable() const noexcept { return trimmed_since_ckpt_; }
@@ -210,6 +219,8 @@ private:
 
 	explicit KvStore(const KvOptions& opt) noexcept;
 	void apply(const Entry& e);
+	/// The stream named by `name`, created (empty, first 0) when missing.
+	Stream& stream_for(const Slice& name);
 	int ckpt_begin() noexcept;
 	/// Writes up to `budget` more entries (a bucket is written whole); 1
 	/// when complete, 0 when not, -EAGAIN when the index rehashed (begin
@@ -228,6 +239,8 @@ private:
 	std::vector<Slice> scratch_;
 	std::uint64_t trimmed_since_ckpt_ = 0;
 	std::unique_ptr<CkptProgress> ckpt_;
+	CheckpointStats ckpt_stats_{};
+	std::vector<std::string_view> expired_;  ///< scratch of ckpt_step
 };
 
 }  // namespace daxnet::pmem

@@ -204,7 +204,7 @@ public:
 private:
 	friend class Wal;
 	CheckpointWriter() = default;
-	const PoolView* pool_ = nullptr;
+	PoolView pool_{};  ///< a copy: a pending writer outlives moves of its Wal
 	std::byte* half_ = nullptr;
 	std::uint64_t capacity_ = 0;  ///< records
 	std::uint64_t nrecords_ = 0;
