@@ -72,10 +72,10 @@ struct Loopback {
 	}
 };
 
-}  // namespace
-
-TEST_CASE("A user-space transport does not publish RX slots at a tail the application scribbled",
-	  "[unit][fuzz][ring]")
+/// Runs `fn(transport, loopback)` on the epoll and (where available) the
+/// io_uring transport over a 1 MiB DRAM pool of 2 KiB buffers, 8-slot rings.
+template <class Fn>
+void on_both_transports(Fn&& fn)
 {
 	std::vector<std::byte> mem(1u << 20);
 	NoPersist dom;
@@ -91,9 +91,19 @@ TEST_CASE("A user-space transport does not publish RX slots at a tail the applic
 		if (!t)
 			continue;  // io_uring unavailable here
 		Loopback lb;
-		auto conn = (*t)->attach(lb.s, 0, 1);  // a NEW_CONN event waits to be published
+		fn(**t, lb);
+	}
+}
+
+}  // namespace
+
+TEST_CASE("A user-space transport does not publish RX slots at a tail the application scribbled",
+	  "[unit][fuzz][ring]")
+{
+	on_both_transports([](detail::Transport& tr, Loopback& lb) {
+		auto conn = tr.attach(lb.s, 0, 1);  // a NEW_CONN event waits to be published
 		REQUIRE(conn.ok());
-		std::byte* base = (*t)->region();
+		std::byte* base = tr.region();
 		const daxnet_pair_desc* d = detail::region_pair(base, 0);
 		daxnet_ring* rx = detail::region_ring(base, d->rx_ofs);
 		daxnet_ring* tx = detail::region_ring(base, d->tx_ofs);
@@ -104,33 +114,20 @@ TEST_CASE("A user-space transport does not publish RX slots at a tail the applic
 		REQUIRE(reinterpret_cast<std::byte*>(tx) ==
 			reinterpret_cast<std::byte*>(detail::ring_slots(base, rx) + rx->num_slots));
 		*const_cast<std::uint32_t*>(&rx->tail) = rx->num_slots;
-		const int rc = (*t)->sync(0, 0);
+		const int rc = tr.sync(0, 0);
 		CHECK((rc == -EINVAL || rx->tail < rx->num_slots));
 		CHECK(std::memcmp(&tx_before, tx, sizeof tx_before) == 0);
 		std::memcpy(static_cast<void*>(tx), &tx_before, sizeof tx_before);  // let detach run on sane rings
-		(void)(*t)->detach(*conn, DAXNET_DETACH_DISCARD);
-	}
+		(void)tr.detach(*conn, DAXNET_DETACH_DISCARD);
+	});
 }
 
 TEST_CASE("A TX slot with EOF alone never comes back as a RELEASE of its buf_idx", "[unit][fuzz][ring]")
 {
-	std::vector<std::byte> mem(1u << 20);
-	NoPersist dom;
-	auto g = pmem::plan_geometry(mem.size(), 2048, 0, 0);
-	REQUIRE(g.ok());
-	for (int kind = 0; kind < 2; ++kind) {
-		CAPTURE(kind == 0 ? "epoll" : "uring");
-		detail::TransportConfig cfg;
-		cfg.pool = pmem::PoolView(mem.data(), *g, &dom);
-		cfg.rx_slots = cfg.tx_slots = cfg.spare_slots = 8;
-		cfg.max_conns = 4;
-		auto t = kind == 0 ? detail::make_epoll_transport(cfg) : detail::make_uring_transport(cfg);
-		if (!t)
-			continue;  // io_uring unavailable here
-		Loopback lb;
-		auto conn = (*t)->attach(lb.s, 0, 1);
+	on_both_transports([](detail::Transport& tr, Loopback& lb) {
+		auto conn = tr.attach(lb.s, 0, 1);
 		REQUIRE(conn.ok());
-		std::byte* base = (*t)->region();
+		std::byte* base = tr.region();
 		const daxnet_pair_desc* d = detail::region_pair(base, 0);
 		daxnet_ring* rx = detail::region_ring(base, d->rx_ofs);
 		daxnet_ring* tx = detail::region_ring(base, d->tx_ofs);
@@ -156,7 +153,7 @@ TEST_CASE("A TX slot with EOF alone never comes back as a RELEASE of its buf_idx
 			tx->head = tx->cur = (tx->head + 1) % tx->num_slots;
 			std::uint32_t seen = rx->tail;
 			for (int round = 0; round < 20; ++round) {
-				REQUIRE((*t)->sync(0, DAXNET_SYNC_TX | DAXNET_SYNC_RX) == 0);
+				REQUIRE(tr.sync(0, DAXNET_SYNC_TX | DAXNET_SYNC_RX) == 0);
 				for (; seen != rx->tail; seen = (seen + 1) % rx->num_slots)
 					CHECK_FALSE(((rxs[seen].flags & DAXNET_SLOT_RELEASE) && rxs[seen].buf_idx == bogus));
 				rx->head = rx->cur = rx->tail;
@@ -166,6 +163,6 @@ TEST_CASE("A TX slot with EOF alone never comes back as a RELEASE of its buf_idx
 		char b[32];
 		CHECK(::recv(lb.c, b, sizeof b, MSG_WAITALL) == 10);  // the first DATA, then the EOF
 		CHECK(::recv(lb.c, b, sizeof b, 0) == 0);
-		(void)(*t)->detach(*conn, DAXNET_DETACH_DISCARD);
-	}
+		(void)tr.detach(*conn, DAXNET_DETACH_DISCARD);
+	});
 }
