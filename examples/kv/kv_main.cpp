@@ -491,7 +491,9 @@ void KvService::info(Server& srv, Conn& c)
 		"daxnet_transport:{}\r\ndaxnet_granularity:{}\r\ntcp_port:0\r\n"
 		"# Clients\r\nconnected_clients:{}\r\n"
 		"# Persistence\r\naof_enabled:1\r\ndaxnet_wal_used_records:{}\r\ndaxnet_wal_slots:{}\r\n"
-		"daxnet_checkpoints:{}\r\n"
+		"daxnet_checkpoints:{}\r\ndaxnet_checkpoint_pending:{}\r\ndaxnet_checkpoints_stepped:{}\r\n"
+		"daxnet_checkpoints_finished_early:{}\r\ndaxnet_checkpoints_restarted:{}\r\n"
+		"daxnet_checkpoint_fallbacks:{}\r\n"
 		"# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n"
 		"daxnet_requests:{}\r\ndaxnet_writes:{}\r\ndaxnet_writes_refused:{}\r\ndaxnet_commits:{}\r\n"
 		"daxnet_fences:{}\r\ndaxnet_flushes:{}\r\ndaxnet_flushed_bytes:{}\r\ndaxnet_msyncs:{}\r\n"
@@ -505,7 +507,9 @@ void KvService::info(Server& srv, Conn& c)
 		"daxnet_zerocopy:{}\r\ndaxnet_rx_zc_bytes:{}\r\ndaxnet_tx_zc_bytes:{}\r\n"
 		"# Keyspace\r\ndb0:keys={},expires=0,avg_ttl=0\r\n",
 		daxnet::svc::kVersion, cfg_.transport_name, daxnet::pmem::to_string(pool_.domain().granularity()),
-		sc.open_connections, kv_.wal().used(), kv_.wal().nslots(), ws.checkpoints, sc.connections, sc.requests,
+		sc.open_connections, kv_.wal().used(), kv_.wal().nslots(), ws.checkpoints, kv_.checkpoint_pending() ? 1 : 0,
+		kv_.checkpoint_stats().stepped, kv_.checkpoint_stats().finished, kv_.checkpoint_stats().restarted,
+		kv_.checkpoint_stats().fallbacks, sc.connections, sc.requests,
 		sc.requests, writes_, refused_, commits_, pc.drains, pc.flush_calls, pc.flushed_bytes, pc.msyncs,
 		static_cast<double>(pc.drains) / wr, static_cast<double>(pc.drains) / req, syscalls,
 		static_cast<double>(syscalls) / req, rc.syncs, sc.waits, sc.passes, rc.rx_bytes, rc.tx_bytes,

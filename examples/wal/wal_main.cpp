@@ -379,7 +379,9 @@ void WalService::stats(Server& srv, Conn& c)
 		"\"protocol_errors\":{},\"wal_used_records\":{},\"wal_slots\":{},\"checkpoints\":{},"
 		"\"pool_buffers\":{},\"pool_buffers_free\":{},\"zerocopy\":{},\"rx_zc_bytes\":{},"
 		"\"tx_zc_bytes\":{},\"trims\":{},\"trimmed_records\":{},\"reclaimable_records\":{},"
-		"\"reclaim_checkpoints\":{},\"reclaim_failures\":{},\"pack_small\":{},\"packed_bytes\":{}}}\n",
+		"\"reclaim_checkpoints\":{},\"reclaim_failures\":{},\"pack_small\":{},\"packed_bytes\":{},"
+		"\"checkpoint_pending\":{},\"checkpoints_stepped\":{},\"checkpoints_finished_early\":{},"
+		"\"checkpoints_restarted\":{},\"checkpoint_fallbacks\":{}}}\n",
 		daxnet::svc::kVersion, transport_, daxnet::pmem::to_string(pool_.domain().granularity()), sc.requests,
 		appends_, append_bytes_, refused_, reads_, streams, pc.drains, pc.flush_calls, pc.msyncs,
 		static_cast<double>(pc.drains) / static_cast<double>(appends_ ? appends_ : 1), syscalls,
@@ -387,7 +389,9 @@ void WalService::stats(Server& srv, Conn& c)
 		sc.tx_zerocopy, sc.connections, sc.open_connections, sc.protocol_errors, kv_.wal().used(),
 		kv_.wal().nslots(), kv_.wal().stats().checkpoints, alloc_.count(), alloc_.free_count(),
 		srv.port().zerocopy() ? 1 : 0, rc.rx_zc_bytes, rc.tx_zc_bytes, trims_, trimmed_records_,
-		kv_.reclaimable(), reclaims_, reclaim_failures_, pack_small_, packed_);
+		kv_.reclaimable(), reclaims_, reclaim_failures_, pack_small_, packed_, kv_.checkpoint_pending() ? 1 : 0,
+		kv_.checkpoint_stats().stepped, kv_.checkpoint_stats().finished, kv_.checkpoint_stats().restarted,
+		kv_.checkpoint_stats().fallbacks);
 	daxnet::proto::http_response(c.tx.bytes(), 200, "application/json", body, c.http.request().keep_alive);
 }
 

@@ -252,7 +252,10 @@ int KvStore::commit() noexcept
 	if (n < 0)
 		return n;
 	if (ckpt_) {
-		int rc = ckpt_step(opt_.checkpoint_step);
+		// At least twice the entries this batch logged: the checkpoint
+		// outruns the log, so it completes before the ring fills when the
+		// live state is smaller than what is left of the ring.
+		int rc = ckpt_step(std::max<std::uint64_t>(opt_.checkpoint_step, 2 * static_cast<std::uint64_t>(n)));
 		if (rc == -EAGAIN) {
 			ckpt_stats_.restarted++;
 			rc = ckpt_begin();  // the index rehashed: begin again from here

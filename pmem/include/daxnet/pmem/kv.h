@@ -71,10 +71,12 @@ struct KvOptions {
 	/// 0: a checkpoint runs whole inside the commit() that triggers it
 	/// (about 0.5 s per million keys). N > 0: it is incremental
 	/// (docs/wal-format.md §Checkpoints, fuzzy): begun by that commit and
-	/// advanced by N entries per later commit(), installed when done, so no
-	/// commit stalls for more than about N entries' worth of checkpoint
-	/// work (plus the installation: one pass over the new checkpoint's
-	/// references and the old one's).
+	/// advanced by max(N, 2 x the entries the commit made durable) entries
+	/// per later commit(), installed when done, so a commit stalls for that
+	/// much checkpoint work (plus the installation: one pass over the new
+	/// checkpoint's references and the old one's), not for the whole live
+	/// state. If the ring fills first (a live state larger than what is
+	/// left of the ring), the appending call completes the checkpoint.
 	std::uint32_t checkpoint_step = 0;
 };
 
