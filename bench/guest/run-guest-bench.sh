@@ -16,7 +16,6 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
-kt=$src/tests/kernel
 build=
 timeout_s=1800
 docs=1
@@ -30,44 +29,23 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$build" ] || { echo "run-guest-bench: --build is required" >&2; exit 2; }
 build=$(cd "$build" && pwd)
-say() { echo "[guest-bench] $*"; }
-
-kver=$(dpkg-query -W -f='${Depends}' linux-image-amd64 2>/dev/null |
-	sed -E 's/^linux-image-([^ ,]+).*/\1/') || true
-[ -n "$kver" ] && [ -r "/boot/vmlinuz-$kver" ] || { say "SKIP: linux-image-amd64 missing"; exit 77; }
-command -v qemu-system-x86_64 >/dev/null || { say "SKIP: qemu-system-x86 missing"; exit 77; }
+. "$src/tests/kernel/guest-lib.sh"
+guest_init guest-bench
+say() { guest_say "$@"; }
+guest_require
 [ -f "$build/kernel/daxnet.ko" ] || { say "FAIL: $build/kernel/daxnet.ko not built"; exit 1; }
 [ -x "$build/bin/daxnet-httpd" ] || { say "FAIL: $build/bin/daxnet-httpd not built"; exit 1; }
 
 work=$build/bench/guest
 mkdir -p "$work"
-key=$(cat "$kt/mkinitramfs.sh" "$kt/guest-init" | sha1sum | cut -c1-12)
-initrd=$work/initramfs-$kver-$key.cpio.gz
-if [ ! -f "$initrd" ]; then
-	say "building initramfs ($kver) with tests/kernel/mkinitramfs.sh"
-	rm -f "$work"/initramfs-*.cpio.gz
-	"$kt/mkinitramfs.sh" "$kver" "$initrd"
-fi
-nvdimm=$work/nvdimm.img
-rm -f "$nvdimm"
-truncate -s 512M "$nvdimm"
+guest_build_initramfs "$work"
+guest_prepare_nvdimm "$work/nvdimm.img"
 log=$work/serial.log
-say "booting $kver under TCG (timeout ${timeout_s}s); serial log: $log"
-set +e
-timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 \
-	-accel tcg,thread=multi -smp 2 -machine pc,nvdimm=on \
-	-m 2G,slots=2,maxmem=8G -net none \
-	-kernel "/boot/vmlinuz-$kver" -initrd "$initrd" \
-	-append "console=ttyS0 panic=-1 oops=panic quiet tsc=reliable dxrun=$here/guest-run-bench.sh dxsrc=$src dxbuild=$build" \
-	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
-	-object "memory-backend-file,id=mem1,share=on,mem-path=$nvdimm,size=512M" \
-	-device nvdimm,id=nv1,memdev=mem1 \
-	-device pvpanic -action panic=exit-failure \
-	-nographic -no-reboot </dev/null 2>&1 |
-	tr -d '\r' | tee "$log" | grep --line-buffered -E '^(daxnet-guest|DAXNET-(PASS|FAIL|GUEST)|\[ *[0-9]+/)'
-qrc=${PIPESTATUS[0]}
-set -e
-rm -f "$nvdimm"
+say "booting $GUEST_KVER under TCG (timeout ${timeout_s}s); serial log: $log"
+qrc=0
+guest_boot --run "$here/guest-run-bench.sh" --src "$src" --build "$build" --log "$log" --timeout "$timeout_s" \
+	--show '^(daxnet-guest|DAXNET-(PASS|FAIL|GUEST)|\[ *[0-9]+/)' || qrc=$?
+rm -f "$GUEST_NVDIMM"
 say "qemu exit status $qrc"
 if [ "$docs" = 1 ]; then
 	python3 "$here/collect.py" "$log"

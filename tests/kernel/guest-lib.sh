@@ -9,6 +9,7 @@
 #   tests/kernel/run-guest.sh            (CTest `kernel`)
 #   tests/kernel/zc/run-zc.sh            (zero-copy tests)
 #   tests/reliability/guest/run-guest.sh (CTest `reliability: guest ...`)
+#   bench/guest/run-guest-bench.sh       (the guest benchmarks)
 #
 #   guest_init TAG                  log prefix "[TAG   Ns]" (N: seconds since)
 #   guest_say MSG... / guest_skip MSG...   log a line / log "SKIP: MSG", exit 77
@@ -43,18 +44,6 @@
 #                                   exited 0, the guest printed
 #                                   "DAXNET-GUEST-EXIT 0" and no DAXNET-FAIL
 #                                   (sets GUEST_PASSES, GUEST_FAILS); else says why
-#
-# Adopting it in bench/guest/run-guest-bench.sh (not done here: bench/ has
-# its own owner): source "$src/tests/kernel/guest-lib.sh", then
-#   guest_init guest-bench      (its say() had no time; guest_say adds one)
-#   guest_require               (replaces the kver/vmlinuz/QEMU checks; keep the
-#                                daxnet.ko / daxnet-httpd FAIL checks)
-#   guest_build_initramfs "$work"; guest_prepare_nvdimm "$work/nvdimm.img"
-#   qrc=0; guest_boot --run "$here/guest-run-bench.sh" --src "$src" \
-#       --build "$build" --log "$log" --timeout "$timeout_s" \
-#       --show '^(daxnet-guest|DAXNET-(PASS|FAIL|GUEST)|\[ *[0-9]+/)' || qrc=$?
-# and keep its rm -f "$GUEST_NVDIMM", collect.py and final grep as they are
-# (it passes dxargs= empty now, which guest-init treats as no dxargs).
 
 GUEST_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 GUEST_TAG=guest
