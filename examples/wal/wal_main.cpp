@@ -543,6 +543,16 @@ int main(int argc, char** argv)
 			   opt.threads);
 		return 2;
 	}
+	std::uint64_t pack_bytes = 0;  // --pack-small as a number (checked again against the pool's buffers)
+	if (pack_small != "auto") {
+		auto ps = daxnet::svc::parse_size(pack_small);
+		if (!ps || *ps > 2048) {
+			fmt::print(stderr, "daxnet-wal: --pack-small {}: a size up to half a buffer (at most 2048 bytes), or auto\n",
+				   pack_small);
+			return 2;
+		}
+		pack_bytes = *ps;
+	}
 	daxnet::svc::install_stop_signals();
 	auto st = daxnet::svc::open_store_stack(opt, "daxnet-wal");
 	if (!st)
@@ -561,13 +571,12 @@ int main(int argc, char** argv)
 	const std::string tname(daxnet::to_string(port.transport()));
 	std::uint32_t pack = port.transport() == daxnet::TransportKind::uring ? 512 : 0;
 	if (pack_small != "auto") {
-		auto ps = daxnet::svc::parse_size(pack_small);
-		if (!ps || *ps > view.buffer_size() / 2) {
+		if (pack_bytes > view.buffer_size() / 2) {
 			fmt::print(stderr, "daxnet-wal: --pack-small {}: a size up to half a buffer ({} bytes), or auto\n",
 				   pack_small, view.buffer_size() / 2);
 			return 2;
 		}
-		pack = static_cast<std::uint32_t>(*ps);
+		pack = static_cast<std::uint32_t>(pack_bytes);
 	}
 	daxnet::svc::ServerOptions so;
 	so.http.max_body = *mb;
