@@ -415,54 +415,28 @@ int KvStore::ckpt_finish() noexcept
 	return 0;
 }
 
-int KvStore::emit_checkpoint(CheckpointWriter& w)
-{
-	// §Checkpoint header: streams first, in stream order, then live keys.
-	for (const auto& [name, st] : streams_) {
-		if (st.first > 0 || st.entries.empty()) {  // an empty stream exists too
-			Entry e;
-			e.type = RecordType::stream_trim;
-			e.aux = st.first;
-			e.key = st.name;
-			if (const int rc = w.add(e); rc < 0)
-				return rc;
-		}
-		for (const auto& se : st.entries) {
-			Entry e;
-			e.type = RecordType::stream_append;
-			e.aux = se.stamp;
-			e.key = st.name;
-			e.value = value_ref(se, 0).slices;
-			if (const int rc = w.add(e); rc < 0)
-				return rc;
-		}
-	}
-	const std::uint64_t now = opt_.clock();
-	for (auto it = index_.begin(); it != index_.end();) {
-		const Item& item = it->second;
-		if (item.expiry && item.expiry <= now) {
-			it = index_.erase(it);  // expired: not carried forward
-			continue;
-		}
-		Entry e;
-		e.type = RecordType::kv_set;
-		e.aux = item.expiry;
-		e.key = item.key;
-		e.value = item.ref().slices;
-		if (const int rc = w.add(e); rc < 0)
-			return rc;
-		++it;
-	}
-	return 0;
-}
-
+// A whole checkpoint is an incremental one run to the end at once: nothing
+// is logged between its begin and its install, so it holds exactly the
+// live state (§Checkpoint header: streams first, then the live keys).
 int KvStore::checkpoint() noexcept
 {
-	ckpt_.reset();  // Wal::checkpoint drops the pending one
-	const int rc = wal_.checkpoint([this](CheckpointWriter& w) { return emit_checkpoint(w); });
-	if (rc == 0)
-		trimmed_since_ckpt_ = 0;
-	return rc;
+	if (ckpt_) {
+		wal_.abort_checkpoint();
+		ckpt_.reset();
+	}
+	if (const int rc = ckpt_begin(); rc < 0)
+		return rc;
+	const int rc = ckpt_step(UINT64_MAX);  // aborts (and resets ckpt_) on failure
+	if (rc < 0)
+		return rc;
+	if (const int i = wal_.install_checkpoint(); i < 0) {
+		wal_.abort_checkpoint();
+		ckpt_.reset();
+		return i;
+	}
+	ckpt_.reset();
+	trimmed_since_ckpt_ = 0;
+	return 0;
 }
 
 int KvStore::get(std::string_view key, ValueRef& out) noexcept

@@ -232,7 +232,6 @@ private:
 	int ckpt_finish() noexcept;
 	std::string_view view(const Slice& s) const noexcept;
 	int append_logged(const Entry& e) noexcept;
-	int emit_checkpoint(CheckpointWriter& w);
 
 	Wal wal_;
 	KvOptions opt_;
