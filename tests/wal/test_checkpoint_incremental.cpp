@@ -17,15 +17,10 @@ using daxnet::pmem::Slice;
 
 namespace {
 
-std::uint64_t fixed_clock() noexcept
-{
-	return 1'000'000'000'000'000'000ull;
-}
-
 KvOptions opts(std::uint32_t step, double fraction = 0.5)
 {
 	KvOptions o;
-	o.clock = fixed_clock;
+	o.clock = kv_test_clock;
 	o.checkpoint_step = step;
 	o.checkpoint_fraction = fraction;
 	return o;
@@ -74,7 +69,7 @@ TEST_CASE("an incremental checkpoint writes at most about one step per commit an
 	BufferAllocator a2;
 	auto r = KvStore::open(d.view(), a2, opts(0));
 	REQUIRE(r);
-	CHECK(flatten(**r, fixed_clock()) == flatten(*kv, fixed_clock()));
+	CHECK(flatten(**r, kv_test_clock()) == flatten(*kv, kv_test_clock()));
 	rx.release();
 	for (std::uint32_t b = 0; b < alloc.count(); b++)
 		REQUIRE(a2.refcount(b) == alloc.refcount(b));
@@ -113,7 +108,7 @@ TEST_CASE("an index rehash during an incremental checkpoint begins it again and 
 	auto r = KvStore::open(d.view(), a2, opts(0));
 	REQUIRE(r);
 	CHECK((*r)->dbsize() == static_cast<std::size_t>(n));
-	CHECK(flatten(**r, fixed_clock()) == flatten(*kv, fixed_clock()));
+	CHECK(flatten(**r, kv_test_clock()) == flatten(*kv, kv_test_clock()));
 }
 
 namespace {

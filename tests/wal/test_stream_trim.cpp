@@ -23,15 +23,10 @@ using daxnet::pmem::StreamEntryRef;
 
 namespace {
 
-std::uint64_t fixed_clock() noexcept
-{
-	return 1'000'000'000'000'000'000ull;
-}
-
 KvOptions opts()
 {
 	KvOptions o;
-	o.clock = fixed_clock;
+	o.clock = kv_test_clock;
 	return o;
 }
 
@@ -148,7 +143,7 @@ TEST_CASE("a stream trimmed to nothing keeps its end through checkpoints and rec
 	CHECK(r.kv->stream_first("empty") == 7);
 	CHECK(records(*r.kv, "empty") ==
 	      std::vector<std::pair<std::uint64_t, std::string>>{{7, "empty-7"}, {8, "empty-8"}});
-	CHECK(flatten(*r.kv, fixed_clock()) == flatten(*kv, fixed_clock()));
+	CHECK(flatten(*r.kv, kv_test_clock()) == flatten(*kv, kv_test_clock()));
 }
 
 TEST_CASE("the buffers of trimmed records return to the free list at the next checkpoint", "[unit][pmem]")

@@ -205,6 +205,13 @@ inline FlatState flatten(const KvStore& kv, std::uint64_t now)
 	return f;
 }
 
+/// A clock that stands still (KvOptions::clock for tests without expiry
+/// timing): 10^18 ns.
+inline std::uint64_t kv_test_clock() noexcept
+{
+	return 1'000'000'000'000'000'000ull;
+}
+
 /// Recovers a copy of `src`'s durable image (what survives power loss now).
 struct Recovered {
 	MemPool pool;
