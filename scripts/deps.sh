@@ -22,6 +22,7 @@ test_pkgs=(
 	linux-headers-amd64 linux-image-amd64 linux-source-6.1
 	qemu-system-x86 busybox-static ndctl daxctl
 	iproute2 kmod cpio gzip xz-utils e2fsprogs util-linux procps psmisc
+	dkms help2man
 )
 
 mode=${1:-all}

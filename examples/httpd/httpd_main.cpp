@@ -318,6 +318,7 @@ int main(int argc, char** argv)
 		   daxnet::to_string(workers[0].port->transport()), daxnet::svc::describe_pool(*pool, created), opt.bind,
 		   actual, n, workload);
 	std::fflush(stdout);
+	daxnet::svc::notify_supervisor("READY=1\nSTATUS=serving");  // systemd Type=notify
 
 	std::vector<std::thread> threads;
 	for (unsigned i = 1; i < n; ++i)

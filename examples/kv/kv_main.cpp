@@ -927,8 +927,10 @@ int main(int argc, char** argv)
 		   daxnet::svc::kVersion, cfg.transport_name, daxnet::svc::describe_pool(st->pool, st->created), opt.bind,
 		   resp_port, http_addr, kv.dbsize(), st->report.log_entries, st->report.ckpt_entries);
 	std::fflush(stdout);
+	daxnet::svc::notify_supervisor("READY=1\nSTATUS=serving");  // systemd Type=notify
 
 	const int rc = server.run();
+	daxnet::svc::notify_supervisor("STOPPING=1");
 	const auto& pc = view.domain().counters();
 	fmt::print("daxnet-kv: stopping ({}): {} requests, {} writes, {} fences\n",
 		   daxnet::svc::stop_signal() ? strsignal(daxnet::svc::stop_signal()) : "error",

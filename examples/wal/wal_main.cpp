@@ -589,7 +589,9 @@ int main(int argc, char** argv)
 		   daxnet::svc::kVersion, tname, daxnet::svc::describe_pool(st->pool, st->created), opt.bind, actual, streams,
 		   st->report.log_entries, st->report.ckpt_entries, pack);
 	std::fflush(stdout);
+	daxnet::svc::notify_supervisor("READY=1\nSTATUS=serving");  // systemd Type=notify
 	const int rc = server.run();
+	daxnet::svc::notify_supervisor("STOPPING=1");
 	fmt::print("daxnet-wal: stopping: {} requests, {} appends, {} fences\n", server.counters().requests,
 		   svc.appends(), view.domain().counters().drains);
 	return rc == 0 ? 0 : 1;

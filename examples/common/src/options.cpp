@@ -8,10 +8,14 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstddef>
+#include <cstdlib>
 #include <cstring>
 
 namespace daxnet::svc {
@@ -58,6 +62,10 @@ void raise_nofile_limit(std::uint32_t conns)
 void add_common_options(CLI::App& app, CommonOptions& o, int default_port)
 {
 	o.port = default_port;
+	app.set_config("--config", "", "read options from FILE: lines `name = value` (long option names without "
+			       "\"--\"); the command line overrides the file")
+		->type_name("FILE");
+	app.allow_config_extras(CLI::config_extras_mode::error);
 	app.add_option("--pool", o.pool, "pool file (created when absent)")->required();
 	app.add_option("--pool-size", o.pool_size, "size of a newly created pool, e.g. 256M, 4G")
 		->capture_default_str();
@@ -196,6 +204,32 @@ PortOptions port_options_for(const CommonOptions& o, const pmem::PoolView& pool)
 	po.tx_slots = pow2_at_most(n / 4, 1024);
 	po.spare_slots = pow2_at_most(n / 16, 256);
 	return po;
+}
+
+int notify_supervisor(std::string_view state) noexcept
+{
+	const char* path = std::getenv("NOTIFY_SOCKET");
+	if (!path || !*path)
+		return 0;
+	sockaddr_un sa{};
+	sa.sun_family = AF_UNIX;
+	const std::size_t len = std::strlen(path);
+	if (len >= sizeof sa.sun_path)
+		return -ENAMETOOLONG;
+	if (path[0] != '/' && path[0] != '@')
+		return -EAFNOSUPPORT;  // e.g. vsock: not supported
+	std::memcpy(sa.sun_path, path, len);
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0';  // abstract namespace; the length excludes a trailing NUL
+	const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	const auto salen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
+	const ssize_t n = ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&sa),
+				   salen);
+	const int err = n < 0 ? errno : 0;
+	::close(fd);
+	return -err;
 }
 
 void install_stop_signals()

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "daxnet/buffer.h"
 #include "daxnet/fd.h"
@@ -42,6 +43,10 @@ struct CommonOptions {
 /// Adds --pool, --pool-size, --buffer-size, --port, --bind, --transport,
 /// --threads, --max-conns, --require-dax, --zerocopy, --checkpoint-step, --version to `app` (on the app itself or a
 /// subcommand). `default_port` is the --port default.
+/// Also adds --config FILE: every option of `app` (these and the service's
+/// own) can be set there as `name = value` (the long option name without
+/// "--"; flags take true/false); the command line overrides the file, and
+/// an unknown name in the file is an error.
 void add_common_options(CLI::App& app, CommonOptions& o, int default_port);
 
 /// Parses "4096", "64K", "64M", "1G" (binary multiples).
@@ -80,6 +85,12 @@ Result<UniqueFd> listen_tcp(const std::string& bind, int port, int* actual, bool
 /// Port ring sizes scaled to the pool (a small pool must not hand every
 /// buffer to the spare ring).
 PortOptions port_options_for(const CommonOptions& o, const pmem::PoolView& pool);
+
+/// sd_notify(3) without libsystemd: sends `state` (e.g. "READY=1\nSTATUS=...")
+/// as one datagram to the AF_UNIX socket named by $NOTIFY_SOCKET (a path, or
+/// "@name" for the abstract namespace). Returns 0 when sent or when
+/// $NOTIFY_SOCKET is unset (no supervisor), else -errno.
+int notify_supervisor(std::string_view state) noexcept;
 
 /// Installs SIGINT/SIGTERM handlers that set stop_requested() (and ignores
 /// SIGPIPE). Handlers are installed without SA_RESTART so blocking waits
