@@ -22,6 +22,7 @@
 //   GET  /log                     one line per stream: "<name> <length>
 //                                 <first>" (length = next sequence number)
 //   GET  /stats                   counters (JSON)
+//   GET  /metrics                 the same counters, Prometheus text format
 //
 //   daxnet-wal dump --pool FILE [--stream S] [--from N] [--limit M] [--raw]
 //                                 prints a stream (or the list of streams)
@@ -35,9 +36,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 
 #include "daxnet/pmem/kv.h"
+#include "daxnet/svc/metrics.h"
 #include "daxnet/svc/options.h"
 #include "daxnet/svc/server.h"
 
@@ -96,8 +99,9 @@ bool parse_u64(std::string_view s, std::uint64_t& v) noexcept
 class WalService final : public daxnet::svc::Service {
 public:
 	WalService(KvStore& kv, const daxnet::pmem::PoolView& pool, daxnet::pmem::BufferAllocator& alloc,
-		   std::string transport, std::uint64_t max_body, std::uint32_t pack_small)
+		   std::string transport, std::uint64_t max_body, std::uint32_t pack_small, std::string pool_path)
 	    : kv_(kv), pool_(pool), alloc_(alloc), arena_(pool, alloc), transport_(std::move(transport)),
+	      pool_path_(std::move(pool_path)),
 	      max_body_(max_body), pack_small_(pack_small),
 	      reserve_(std::max<std::uint32_t>(32, pool.buffer_count() / 16))
 	{
@@ -129,13 +133,16 @@ private:
 	/// would otherwise rewrite the whole state every pass), and none for
 	/// kReclaimBackoff after one failed.
 	void reclaim_if_short() noexcept;
-	void stats(Server& srv, Conn& c);
+	/// Every counter, once: /stats renders it as JSON, /metrics as Prometheus text.
+	daxnet::svc::Metrics metrics(Server& srv) const;
+	void stats(Server& srv, Conn& c, bool prometheus);
 
 	KvStore& kv_;
 	daxnet::pmem::PoolView pool_;
 	daxnet::pmem::BufferAllocator& alloc_;
 	ScratchArena arena_;
 	std::string transport_;
+	std::string pool_path_;
 	std::uint64_t max_body_;
 	std::uint32_t pack_small_;  ///< bodies up to this size are copied once into packed buffers
 	std::uint64_t packed_ = 0;  ///< bytes copied by packing (name + body)
@@ -361,38 +368,44 @@ void WalService::trim(Server&, Conn& c, std::string_view name, StreamRange name_
 				     fmt::format("X-Daxnet-First: {}\r\nX-Daxnet-Trimmed: {}\r\n", first, rc));
 }
 
-void WalService::stats(Server& srv, Conn& c)
+daxnet::svc::Metrics WalService::metrics(Server& srv) const
 {
-	const auto& sc = srv.counters();
-	const auto rc = srv.port().counters();
 	const auto& pc = pool_.domain().counters();
 	std::uint64_t streams = 0;
 	kv_.for_each_stream([&](std::string_view, std::uint64_t) { ++streams; });
-	const std::uint64_t syscalls = rc.syscalls + sc.waits;
-	const double req = sc.requests ? static_cast<double>(sc.requests) : 1.0;
-	std::string body = fmt::format(
-		"{{\"service\":\"daxnet-wal\",\"version\":\"{}\",\"transport\":\"{}\",\"granularity\":\"{}\","
-		"\"requests\":{},\"appends\":{},\"append_bytes\":{},\"appends_refused\":{},\"reads\":{},\"streams\":{},"
-		"\"fences\":{},\"flushes\":{},\"msyncs\":{},\"fences_per_append\":{:.4f},\"syscalls\":{},"
-		"\"syscalls_per_request\":{:.4f},\"syncs\":{},\"rx_bytes\":{},\"tx_bytes\":{},\"cpu_copied_bytes\":{},"
-		"\"rx_kept\":{},\"tx_zerocopy_bytes\":{},\"connections\":{},\"open_connections\":{},"
-		"\"protocol_errors\":{},\"wal_used_records\":{},\"wal_slots\":{},\"checkpoints\":{},"
-		"\"pool_buffers\":{},\"pool_buffers_free\":{},\"zerocopy\":{},\"rx_zc_bytes\":{},"
-		"\"tx_zc_bytes\":{},\"trims\":{},\"trimmed_records\":{},\"reclaimable_records\":{},"
-		"\"reclaim_checkpoints\":{},\"reclaim_failures\":{},\"pack_small\":{},\"packed_bytes\":{},"
-		"\"checkpoint_pending\":{},\"checkpoints_stepped\":{},\"checkpoints_finished_early\":{},"
-		"\"checkpoints_restarted\":{},\"checkpoint_fallbacks\":{}}}\n",
-		daxnet::svc::kVersion, transport_, daxnet::pmem::to_string(pool_.domain().granularity()), sc.requests,
-		appends_, append_bytes_, refused_, reads_, streams, pc.drains, pc.flush_calls, pc.msyncs,
-		static_cast<double>(pc.drains) / static_cast<double>(appends_ ? appends_ : 1), syscalls,
-		static_cast<double>(syscalls) / req, rc.syncs, rc.rx_bytes, rc.tx_bytes, rc.cpu_copied, sc.kept,
-		sc.tx_zerocopy, sc.connections, sc.open_connections, sc.protocol_errors, kv_.wal().used(),
-		kv_.wal().nslots(), kv_.wal().stats().checkpoints, alloc_.count(), alloc_.free_count(),
-		srv.port().zerocopy() ? 1 : 0, rc.rx_zc_bytes, rc.tx_zc_bytes, trims_, trimmed_records_,
-		kv_.reclaimable(), reclaims_, reclaim_failures_, pack_small_, packed_, kv_.checkpoint_pending() ? 1 : 0,
-		kv_.checkpoint_stats().stepped, kv_.checkpoint_stats().finished, kv_.checkpoint_stats().restarted,
-		kv_.checkpoint_stats().fallbacks);
-	daxnet::proto::http_response(c.tx.bytes(), 200, "application/json", body, c.http.request().keep_alive);
+	daxnet::svc::Metrics m;
+	m.label("service", "daxnet-wal")
+		.label("version", daxnet::svc::kVersion)
+		.label("transport", transport_)
+		.label("granularity", std::string(daxnet::pmem::to_string(pool_.domain().granularity())))
+		.label("pool", pool_path_);
+	daxnet::svc::add_server_metrics(m, srv, pc, alloc_.count(), alloc_.free_count());
+	daxnet::svc::add_store_metrics(m, kv_);
+	m.counter("appends", appends_, "Records appended.")
+		.counter("append_bytes", append_bytes_, "Record bytes appended.")
+		.counter("appends_refused", refused_, "Appends refused (pool full, record too large).")
+		.ratio("fences_per_append", static_cast<double>(pc.drains) / static_cast<double>(appends_ ? appends_ : 1),
+		       "Fences per appended record (group commit drives it below 1).")
+		.counter("reads", reads_, "Stream reads.")
+		.gauge("streams", streams, "Streams in the pool.")
+		.counter("trims", trims_, "Trims that dropped records.")
+		.counter("trimmed_records", trimmed_records_, "Records dropped by trims.")
+		.gauge("reclaimable_records", kv_.reclaimable(), "Trimmed records whose space returns at the next checkpoint.")
+		.counter("reclaim_checkpoints", reclaims_, "Checkpoints run to reclaim trimmed records' space.")
+		.counter("reclaim_failures", reclaim_failures_, "Reclaim checkpoints that failed.")
+		.gauge("pack_small", pack_small_, "Records up to this size are packed (copied once).")
+		.counter("packed_bytes", packed_, "Bytes copied by packing small records.");
+	return m;
+}
+
+void WalService::stats(Server& srv, Conn& c, bool prometheus)
+{
+	const auto m = metrics(srv);
+	if (prometheus)
+		daxnet::proto::http_response(c.tx.bytes(), 200, daxnet::svc::kPrometheusContentType, m.prometheus(),
+					     c.http.request().keep_alive);
+	else
+		daxnet::proto::http_response(c.tx.bytes(), 200, "application/json", m.json(), c.http.request().keep_alive);
 }
 
 void WalService::on_http(Server& srv, Conn& c)
@@ -407,8 +420,8 @@ void WalService::on_http(Server& srv, Conn& c)
 	std::string_view path = target.substr(0, q);
 	std::string_view query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
 	const bool get = rq.method == HttpMethod::get || rq.method == HttpMethod::head;
-	if (path == "/stats" && get) {
-		stats(srv, c);
+	if ((path == "/stats" || path == "/metrics") && get) {
+		stats(srv, c, path == "/metrics");
 		return;
 	}
 	if (path == "/log" && get) {
@@ -420,7 +433,7 @@ void WalService::on_http(Server& srv, Conn& c)
 		return;
 	}
 	if (path.substr(0, 5) != "/log/") {
-		daxnet::proto::http_response(o, 404, "text/plain", "not found: use /log/<stream> or /stats\n", ka);
+		daxnet::proto::http_response(o, 404, "text/plain", "not found: use /log/<stream>, /stats or /metrics\n", ka);
 		return;
 	}
 	std::string_view name = path.substr(5);
@@ -518,7 +531,7 @@ int main(int argc, char** argv)
 
 	CLI::App app{"daxnet-wal: record ingestion over HTTP on a daxnet pool\n"
 		     "  POST /log/<stream>, GET /log/<stream>?from=N&limit=M[&format=raw],\n"
-		     "  DELETE /log/<stream>?before=N, GET /log, GET /stats\n"
+		     "  DELETE /log/<stream>?before=N, GET /log, GET /stats, GET /metrics\n"
 		     "  offline: daxnet-wal dump --pool FILE [--stream S] [--from N] [--limit M] [--raw]"};
 	daxnet::svc::CommonOptions opt;
 	std::string max_body = "16M";
@@ -580,7 +593,7 @@ int main(int argc, char** argv)
 	}
 	daxnet::svc::ServerOptions so;
 	so.http.max_body = *mb;
-	WalService svc(kv, view, alloc, tname, *mb, pack);
+	WalService svc(kv, view, alloc, tname, *mb, pack, std::filesystem::absolute(st->pool.path()).lexically_normal());
 	daxnet::svc::Server server(port, svc, {{lfd.get(), daxnet::svc::Proto::http}}, so);
 	std::uint64_t streams = 0;
 	kv.for_each_stream([&](std::string_view, std::uint64_t) { ++streams; });

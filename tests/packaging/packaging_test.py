@@ -359,11 +359,136 @@ def test_dkms_build(ctx):
         log("  dkms built %s for %s" % (os.path.relpath(ko[0], tree), kver))
 
 
+# ---------------------------------------------------------------- metrics
+
+
+def parse_prometheus(text):
+    """{sample name: value}; checks every sample has # HELP and # TYPE first."""
+    samples, typed, helped = {}, {}, set()
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            helped.add(line.split()[2])
+        elif line.startswith("# TYPE "):
+            _, _, name, t = line.split()
+            check(t in ("counter", "gauge"), "bad TYPE line %r" % line)
+            typed[name] = t
+        elif line and not line.startswith("#"):
+            m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$", line)
+            check(m is not None, "not a Prometheus sample line: %r" % line)
+            name = m.group(1)
+            base = name[:-6] if name.endswith("_total") else name
+            check(base in typed and base in helped, "sample %s without HELP/TYPE" % name)
+            check(name.endswith("_total") == (typed[base] == "counter"), "%s: counters end in _total" % name)
+            samples[name] = float(m.group(3))
+    return samples
+
+
+def check_same_counters(json_stats, samples, stable):
+    """Every numeric /stats member is a Prometheus sample; `stable` ones equal."""
+    for k, v in json_stats.items():
+        if isinstance(v, str):
+            continue
+        name = "daxnet_" + k
+        got = samples.get(name, samples.get(name + "_total"))
+        check(got is not None, "/stats member %s has no Prometheus sample" % k)
+        if k in stable:
+            check(abs(got - v) < 1e-3, "%s: /stats %s, /metrics %s" % (k, v, got))
+    check(len(samples) == len([v for v in json_stats.values() if not isinstance(v, str)]) + 1,
+          "/metrics has samples /stats lacks: %s" % sorted(set(samples) - {"daxnet_" + k for k in json_stats}))
+
+
+def test_metrics(ctx):
+    """daxnet-wal's GET /metrics is Prometheus text with exactly the /stats counters"""
+    import json
+    wal = ctx.server("daxnet-wal", ctx.pool(), ["--pool-size", "32M"])
+    port = wal.port("http")
+    for i in range(5):
+        code, _ = st.http_request(port, "POST", "/log/m", b"x" * (10 + i))
+        check(code == 201, "POST: %d" % code)
+    code, body = st.http_request(port, "GET", "/stats")
+    check(code == 200, "/stats: %d" % code)
+    stats = json.loads(body)
+    code, body = st.http_request(port, "GET", "/metrics")
+    check(code == 200, "/metrics: %d" % code)
+    samples = parse_prometheus(body.decode())
+    check(stats["appends"] == 5 and stats["append_bytes"] == 60, "/stats appends: %s" % stats)
+    check(stats["pool"] == os.path.abspath(wal.pool), "/stats pool %r" % stats["pool"])
+    check_same_counters(stats, samples, {"appends", "append_bytes", "pool_buffers", "streams", "wal_slots"})
+    info = [l for l in body.decode().splitlines() if l.startswith("daxnet_info{")]
+    check(len(info) == 1 and 'service="daxnet-wal"' in info[0] and 'transport="' in info[0], "daxnet_info: %s" % info)
+    wal.stop()
+
+
+# ---------------------------------------------------------------- daxnetctl
+
+
+def daxnetctl(ctx, *args, check_rc=True):
+    import json
+    rc, out, err = run([os.path.join(ctx.bin_dir, "daxnetctl"), "--json"] + list(args), check_rc=check_rc)
+    try:
+        return rc, json.loads(out)
+    except ValueError:
+        raise TestFailure("daxnetctl --json printed no JSON: %s %s" % (out[:500], err[:500]))
+
+
+def test_daxnetctl(ctx):
+    """daxnetctl reports pools (geometry, fill, DAX), the module from sysfs, and services from /stats, with --json"""
+    import json
+    conf_dir = os.path.join(ctx.tmp, "etc")
+    os.makedirs(conf_dir)
+    pool = ctx.pool()
+    wal = ctx.server("daxnet-wal", pool, ["--pool-size", "32M"])
+    port = wal.port("http")
+    with open(os.path.join(conf_dir, "wal.conf"), "w") as f:
+        f.write("# as packaged\npool = %s\nbind = 127.0.0.1\nport = %d\n" % (pool, port))
+    for i in range(3):
+        check(st.http_request(port, "POST", "/log/ctl", b"r%d" % i)[0] == 201, "POST")
+    _, j = daxnetctl(ctx, "--conf-dir", conf_dir)
+    _, ref, _ = run([os.path.join(ctx.bin_dir, "daxnet-pool"), "info", "--json", pool], check_rc=False)
+    check(len(j["pools"]) == 1 and len(j["services"]) == 1, "status: %s" % j)
+    p, svc = j["pools"][0], j["services"][0]
+    check(p["path"] == os.path.abspath(pool) and p["in_use"] is True, "pool: %s" % p)
+    if ref.strip():
+        ref = json.loads(ref)
+        for k in ("buffer_count", "buffer_size", "pool_size", "dax"):
+            check(p[k] == ref[k], "pool %s: daxnetctl %s, daxnet-pool %s" % (k, p[k], ref[k]))
+    check(svc["service"] == "daxnet-wal" and svc["appends"] == 3, "service: %s" % svc)
+    check(p["fill_source"].startswith("service") and
+          p["buffers_used"] == svc["pool_buffers"] - svc["pool_buffers_free"], "fill from the service: %s" % p)
+    check(j["module"]["loaded"] == os.path.exists("/sys/module/daxnet"), "module: %s" % j["module"])
+    wal.stop()
+    # Stopped: the fill comes from a read-only recovery of the pool.
+    _, j = daxnetctl(ctx, "pool", pool)
+    p = j["pools"][0]
+    check(p["in_use"] is False and p["fill_source"] == "read-only recovery" and p["streams"] == 1 and
+          p["wal_used_records"] >= 3, "pool after stop: %s" % p)
+    # A service that does not answer is reported, and fails `service`.
+    rc, j = daxnetctl(ctx, "service", "127.0.0.1:%d" % port, check_rc=False)
+    check(rc == 1 and "error" in j["services"][0], "dead service: %d %s" % (rc, j))
+    # The module section from a sysfs tree: refcnt, parameters, vnic counters.
+    sysfs = os.path.join(ctx.tmp, "sys")
+    for d in ("module/daxnet/parameters", "class/net/dxv0/daxnet", "class/net/lo"):
+        os.makedirs(os.path.join(sysfs, d))
+    for path, text in (("module/daxnet/refcnt", "2\n"), ("module/daxnet/parameters/zc_tx_min", "4096\n"),
+                       ("class/net/dxv0/operstate", "up\n"), ("class/net/dxv0/daxnet/rx_segs", "17\n"),
+                       ("class/net/dxv0/daxnet/rx_drops", "0\n")):
+        with open(os.path.join(sysfs, path), "w") as f:
+            f.write(text)
+    _, j = daxnetctl(ctx, "--sysfs", sysfs, "--device", os.path.join(ctx.tmp, "nodev"), "module")
+    m = j["module"]
+    check(m["loaded"] is True and m["refcnt"] == 2 and m["parameters"] == {"zc_tx_min": "4096"} and
+          m["device"] is None, "module: %s" % m)
+    check(m["vnic_links"] == [{"name": "dxv0", "operstate": "up", "counters": {"rx_drops": 0, "rx_segs": 17}}],
+          "vnic links: %s" % m["vnic_links"])
+
+
 TESTS = {
     "notify_ready": test_notify_ready,
     "config_file": test_config_file,
     "package_install": test_package_install,
     "dkms_build": test_dkms_build,
+    "metrics": test_metrics,
+    "daxnetctl": test_daxnetctl,
 }
 
 

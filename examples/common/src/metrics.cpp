@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: BSD-2-Clause
+#include "daxnet/svc/metrics.h"
+
+#include <fmt/format.h>
+
+#include "daxnet/pmem/kv.h"
+#include "daxnet/pmem/persist.h"
+#include "daxnet/svc/server.h"
+
+namespace daxnet::svc {
+
+namespace {
+
+void json_string(std::string& out, std::string_view s)
+{
+	out += '"';
+	for (char c : s) {
+		if (c == '"' || c == '\\') {
+			out += '\\';
+			out += c;
+		} else if (static_cast<unsigned char>(c) < 0x20) {
+			out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+		} else {
+			out += c;
+		}
+	}
+	out += '"';
+}
+
+/// Prometheus label values escape backslash, double quote and newline.
+void prom_label_value(std::string& out, std::string_view s)
+{
+	for (char c : s) {
+		if (c == '\\' || c == '"')
+			(out += '\\') += c;
+		else if (c == '\n')
+			out += "\\n";
+		else
+			out += c;
+	}
+}
+
+void value_text(std::string& out, const Metric& m)
+{
+	if (m.is_ratio)
+		out += fmt::format("{:.4f}", m.d);
+	else
+		out += fmt::format("{}", m.u);
+}
+
+}  // namespace
+
+Metrics& Metrics::label(std::string_view name, std::string value)
+{
+	labels_.push_back({name, std::move(value)});
+	return *this;
+}
+
+Metrics& Metrics::counter(std::string_view name, std::uint64_t v, std::string_view help, std::string_view section)
+{
+	m_.push_back({name, help, section, MetricType::counter, false, v, 0.0});
+	return *this;
+}
+
+Metrics& Metrics::gauge(std::string_view name, std::uint64_t v, std::string_view help, std::string_view section)
+{
+	m_.push_back({name, help, section, MetricType::gauge, false, v, 0.0});
+	return *this;
+}
+
+Metrics& Metrics::ratio(std::string_view name, double v, std::string_view help, std::string_view section)
+{
+	m_.push_back({name, help, section, MetricType::gauge, true, 0, v});
+	return *this;
+}
+
+std::uint64_t Metrics::value(std::string_view name) const noexcept
+{
+	for (const auto& m : m_)
+		if (m.name == name)
+			return m.is_ratio ? static_cast<std::uint64_t>(m.d) : m.u;
+	return 0;
+}
+
+std::string Metrics::json() const
+{
+	std::string out = "{";
+	bool first = true;
+	for (const auto& l : labels_) {
+		if (!first)
+			out += ',';
+		first = false;
+		json_string(out, l.name);
+		out += ':';
+		json_string(out, l.value);
+	}
+	for (const auto& m : m_) {
+		if (!first)
+			out += ',';
+		first = false;
+		json_string(out, m.name);
+		out += ':';
+		value_text(out, m);
+	}
+	out += "}\n";
+	return out;
+}
+
+std::string Metrics::prometheus() const
+{
+	std::string out;
+	out.reserve(64 * (m_.size() + 2));
+	out += "# HELP daxnet_info The service, its version, transport, persistence granularity and pool.\n"
+	       "# TYPE daxnet_info gauge\ndaxnet_info{";
+	bool first = true;
+	for (const auto& l : labels_) {
+		if (!first)
+			out += ',';
+		first = false;
+		out += l.name;
+		out += "=\"";
+		prom_label_value(out, l.value);
+		out += '"';
+	}
+	out += "} 1\n";
+	for (const auto& m : m_) {
+		const bool ctr = m.type == MetricType::counter;
+		out += fmt::format("# HELP daxnet_{} {}\n# TYPE daxnet_{} {}\ndaxnet_{}{} ", m.name, m.help, m.name,
+				   ctr ? "counter" : "gauge", m.name, ctr ? "_total" : "");
+		value_text(out, m);
+		out += '\n';
+	}
+	return out;
+}
+
+std::string Metrics::info(std::string_view section) const
+{
+	std::string out;
+	if (section == "Server")
+		for (const auto& l : labels_)
+			out += fmt::format("daxnet_{}:{}\r\n", l.name, l.value);
+	for (const auto& m : m_) {
+		if (m.section != section)
+			continue;
+		out += fmt::format("daxnet_{}:", m.name);
+		value_text(out, m);
+		out += "\r\n";
+	}
+	return out;
+}
+
+void add_server_metrics(Metrics& m, Server& srv, const pmem::PersistCounters& pc, std::uint64_t pool_buffers,
+			std::uint64_t pool_buffers_free)
+{
+	const auto& sc = srv.counters();
+	auto& port = srv.port();
+	const auto rc = port.counters();
+	const std::uint64_t syscalls = rc.syscalls + sc.waits;
+	const double req = sc.requests ? static_cast<double>(sc.requests) : 1.0;
+	m.counter("requests", sc.requests, "Requests handled (commands, HTTP requests).")
+		.counter("connections", sc.connections, "Connections accepted.")
+		.gauge("open_connections", sc.open_connections, "Connections open now.")
+		.counter("protocol_errors", sc.protocol_errors, "Requests refused as malformed.")
+		.counter("passes", sc.passes, "Event-loop passes.")
+		.counter("waits", sc.waits, "Event-loop waits (poll) for work.")
+		.counter("fences", pc.drains, "Persistence fences (drains): one per commit of a pass.")
+		.counter("flushes", pc.flush_calls, "Cache-line or page flush calls.")
+		.counter("flushed_bytes", pc.flushed_bytes, "Bytes passed to flush calls.")
+		.counter("msyncs", pc.msyncs, "msync ranges issued (page granularity pools).")
+		.counter("syscalls", syscalls, "System calls made by the port and the loop's waits.")
+		.ratio("syscalls_per_request", static_cast<double>(syscalls) / req, "System calls per request.")
+		.counter("syncs", rc.syncs, "Port syncs (one moves TX and RX for every connection).")
+		.counter("rx_bytes", rc.rx_bytes, "Payload bytes received.")
+		.counter("tx_bytes", rc.tx_bytes, "Payload bytes sent.")
+		.counter("cpu_copied_bytes", rc.cpu_copied, "Bytes the CPU copied in the transport, RX and TX.")
+		.counter("rx_kept", sc.kept, "Received buffers kept past their ring slot (requests spanning slots).")
+		.counter("tx_zerocopy_bytes", sc.tx_zerocopy, "Reply bytes sent straight from the buffers holding them.")
+		.counter("compacted_bytes", sc.bytes_compacted, "Trickled bytes copied to compact a connection's chain.")
+		.counter("rx_ring_full", rc.rx_ring_full, "Receives stopped because the RX ring was full.")
+		.counter("spare_empty", rc.spare_empty, "Receives stopped for want of a spare buffer.")
+		.gauge("pool_buffers", pool_buffers, "Packet buffers in the pool.")
+		.gauge("pool_buffers_free", pool_buffers_free, "Packet buffers free now.")
+		.gauge("zerocopy", port.zerocopy() ? 1 : 0, "1 when the kernel transport runs in zero-copy mode.")
+		.counter("rx_zc_bytes", rc.rx_zc_bytes, "Bytes received in place (zero-copy mode).")
+		.counter("tx_zc_bytes", rc.tx_zc_bytes, "Bytes sent by reference (zero-copy mode).");
+}
+
+void add_store_metrics(Metrics& m, const pmem::KvStore& kv)
+{
+	const auto& ck = kv.checkpoint_stats();
+	m.gauge("wal_used_records", kv.wal().used(), "WAL records not yet covered by a checkpoint.", "Persistence")
+		.gauge("wal_slots", kv.wal().nslots(), "WAL record slots in the pool.", "Persistence")
+		.counter("checkpoints", kv.wal().stats().checkpoints, "Checkpoints completed.", "Persistence")
+		.gauge("checkpoint_pending", kv.checkpoint_pending() ? 1 : 0, "1 while a stepped checkpoint runs.",
+		       "Persistence")
+		.counter("checkpoints_stepped", ck.stepped, "Checkpoints written a step per pass.", "Persistence")
+		.counter("checkpoints_finished_early", ck.finished, "Stepped checkpoints finished at once.",
+			 "Persistence")
+		.counter("checkpoints_restarted", ck.restarted, "Stepped checkpoints restarted.", "Persistence")
+		.counter("checkpoint_fallbacks", ck.fallbacks, "Stepped checkpoints that fell back to a whole one.",
+			 "Persistence");
+}
+
+}  // namespace daxnet::svc

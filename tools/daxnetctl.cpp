@@ -1,0 +1,489 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// daxnetctl: what runs on this machine.
+//
+//   daxnetctl [--json] [status]        module, pools and services together
+//   daxnetctl [--json] pool [FILE...]  pool geometry, fill, DAX or not
+//   daxnetctl [--json] module          daxnet.ko: loaded, /dev/daxnet, open
+//                                      ports, parameters, vnic links
+//   daxnetctl [--json] service [ADDR...]
+//                                      a service's counters (GET /stats)
+//
+// Without arguments the pools and services come from the configuration
+// files in --conf-dir (/etc/daxnet/*.conf: `pool`, `bind`, `port`,
+// `http-port`), as the packaged systemd units run them.
+//
+// What comes from where: a pool's geometry and DAX support from its
+// superblock (pmem::inspect_pool, read-only); its fill from a read-only
+// recovery when no process holds it, else from the service that holds it
+// (its /stats names the pool). daxnet.ko exposes no per-port state to other
+// processes (its ring counters are an ioctl on the port's own file): the
+// module section shows what sysfs has (open files of /dev/daxnet = ports,
+// parameters, the vnic links' counters); the rings' occupancy and counters
+// of each port come from the service that owns the port.
+// GCC 12 reports a false "potential null pointer dereference" inside
+// CLI11's split() as inlined here (std::vector<std::string> relocation).
+#pragma GCC diagnostic ignored "-Wnull-dereference"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fmt/format.h>
+#include <grp.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "daxnet/pmem/buffer_alloc.h"
+#include "daxnet/pmem/kv.h"
+#include "daxnet/pmem/pool.h"
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+std::string read_file(const std::string& path, bool* ok = nullptr)
+{
+	std::ifstream f(path);
+	if (ok)
+		*ok = static_cast<bool>(f);
+	std::stringstream ss;
+	ss << f.rdbuf();
+	std::string s = ss.str();
+	while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+		s.pop_back();
+	return s;
+}
+
+std::vector<std::string> list_dir(const std::string& dir)
+{
+	std::vector<std::string> out;
+	if (DIR* d = ::opendir(dir.c_str())) {
+		while (dirent* e = ::readdir(d))
+			if (e->d_name[0] != '.')
+				out.emplace_back(e->d_name);
+		::closedir(d);
+	}
+	std::sort(out.begin(), out.end());
+	return out;
+}
+
+std::string human(std::uint64_t n)
+{
+	const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	double v = static_cast<double>(n);
+	int u = 0;
+	while (v >= 1024.0 && u < 4) {
+		v /= 1024.0;
+		u++;
+	}
+	return u == 0 ? fmt::format("{} B", n) : fmt::format("{:.1f} {}", v, units[u]);
+}
+
+// ---- configuration files ----------------------------------------------------
+
+struct ServiceConf {
+	std::string file;     ///< the .conf it came from
+	std::string name;     ///< kv, wal, kv-a, ...
+	std::string pool;
+	std::string stats;    ///< host:port of its /stats, empty when none
+};
+
+/// `name = value` lines as CLI11 reads them (quotes stripped, # comments).
+std::map<std::string, std::string> parse_conf(const std::string& path)
+{
+	std::map<std::string, std::string> kv;
+	std::ifstream f(path);
+	std::string line;
+	auto trim = [](std::string s) {
+		const auto b = s.find_first_not_of(" \t\r");
+		const auto e = s.find_last_not_of(" \t\r");
+		s = b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+		if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front())
+			s = s.substr(1, s.size() - 2);
+		return s;
+	};
+	while (std::getline(f, line)) {
+		const auto t = trim(line);
+		if (t.empty() || t[0] == '#' || t[0] == ';' || t[0] == '[')
+			continue;
+		const auto eq = t.find('=');
+		if (eq != std::string::npos)
+			kv[trim(t.substr(0, eq))] = trim(t.substr(eq + 1));
+	}
+	return kv;
+}
+
+std::vector<ServiceConf> discover(const std::string& dir)
+{
+	std::vector<ServiceConf> out;
+	for (const auto& f : list_dir(dir)) {
+		if (f.size() < 6 || f.substr(f.size() - 5) != ".conf")
+			continue;
+		auto kv = parse_conf(dir + "/" + f);
+		ServiceConf s;
+		s.file = dir + "/" + f;
+		s.name = f.substr(0, f.size() - 5);
+		s.pool = kv["pool"];
+		std::string bind = kv.count("bind") ? kv["bind"] : "127.0.0.1";
+		if (bind == "0.0.0.0")
+			bind = "127.0.0.1";
+		// daxnet-kv serves /stats on its HTTP port; daxnet-wal on its port.
+		std::string port = s.name.rfind("kv", 0) == 0 ? kv["http-port"] : kv["port"];
+		if (s.name.rfind("wal", 0) == 0 && port.empty())
+			port = "8080";
+		if (!port.empty() && port != "-1" && port != "0")
+			s.stats = bind + ":" + port;
+		if (!s.pool.empty() || !s.stats.empty())
+			out.push_back(s);
+	}
+	return out;
+}
+
+// ---- services ----------------------------------------------------------------
+
+/// GET /stats from host:port; the parsed JSON, or {"error": ...}.
+json fetch_stats(const std::string& addr, int timeout_ms)
+{
+	std::string host = "127.0.0.1", port = addr;
+	if (auto c = addr.rfind(':'); c != std::string::npos) {
+		host = addr.substr(0, c);
+		port = addr.substr(c + 1);
+	}
+	json err = {{"address", addr}};
+	addrinfo hints{}, *res = nullptr;
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	if (int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0) {
+		err["error"] = std::string("resolve: ") + ::gai_strerror(rc);
+		return err;
+	}
+	int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+	::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	const int rc = ::connect(fd, res->ai_addr, res->ai_addrlen);
+	::freeaddrinfo(res);
+	if (rc < 0) {
+		err["error"] = std::string("connect: ") + std::strerror(errno);
+		::close(fd);
+		return err;
+	}
+	const std::string req = "GET /stats HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n";
+	if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+		err["error"] = std::string("send: ") + std::strerror(errno);
+		::close(fd);
+		return err;
+	}
+	std::string resp;
+	char buf[16384];
+	for (;;) {
+		const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+		if (n <= 0)
+			break;
+		resp.append(buf, static_cast<std::size_t>(n));
+	}
+	::close(fd);
+	const auto hdr_end = resp.find("\r\n\r\n");
+	if (resp.rfind("HTTP/1.", 0) != 0 || hdr_end == std::string::npos) {
+		err["error"] = "no HTTP response";
+		return err;
+	}
+	const int status = std::atoi(resp.c_str() + 9);
+	if (status != 200) {
+		err["error"] = fmt::format("GET /stats: HTTP {}", status);
+		return err;
+	}
+	try {
+		json j = json::parse(resp.substr(hdr_end + 4));
+		j["address"] = addr;
+		return j;
+	} catch (const std::exception& e) {
+		err["error"] = std::string("bad JSON from /stats: ") + e.what();
+		return err;
+	}
+}
+
+void print_service(const json& s)
+{
+	if (s.contains("error")) {
+		fmt::print("service {}: not reachable ({})\n", s.value("address", "?"), s["error"].get<std::string>());
+		return;
+	}
+	fmt::print("service {} at {}: version {}, transport {}{}, pool {}\n", s.value("service", "?"),
+		   s.value("address", "?"), s.value("version", "?"), s.value("transport", "?"),
+		   s.value("zerocopy", 0) ? " (zero-copy)" : "", s.value("pool", "?"));
+	fmt::print("  connections    {} open, {} accepted\n", s.value("open_connections", 0), s.value("connections", 0));
+	fmt::print("  requests       {} ({} protocol errors)\n", s.value("requests", 0), s.value("protocol_errors", 0));
+	fmt::print("  port           {} syncs, rx {} tx {}, cpu-copied {}, rx ring full {}, spare empty {}\n",
+		   s.value("syncs", 0), human(s.value("rx_bytes", 0ull)), human(s.value("tx_bytes", 0ull)),
+		   human(s.value("cpu_copied_bytes", 0ull)), s.value("rx_ring_full", 0), s.value("spare_empty", 0));
+	fmt::print("  pool buffers   {} of {} free\n", s.value("pool_buffers_free", 0), s.value("pool_buffers", 0));
+	fmt::print("  wal            {} of {} records used, {} checkpoints, {} fences\n",
+		   s.value("wal_used_records", 0), s.value("wal_slots", 0), s.value("checkpoints", 0),
+		   s.value("fences", 0));
+}
+
+// ---- pools -------------------------------------------------------------------
+
+json pool_info(const std::string& given, const std::vector<json>& services)
+{
+	std::error_code ec;
+	const std::string path = std::filesystem::absolute(given, ec).lexically_normal().string();
+	json j = {{"path", path}};
+	auto info = daxnet::pmem::inspect_pool(path);
+	if (!info) {
+		j["error"] = info.error().message;
+		return j;
+	}
+	const auto& g = info->geometry;
+	j["pool_size"] = g.pool_size;
+	j["file_size"] = info->file_size;
+	j["buffer_size"] = g.buffer_size;
+	j["buffer_count"] = g.buffer_count;
+	j["wal_size"] = g.wal_size;
+	j["ckpt_size"] = g.ckpt_size;
+	j["dax"] = info->dax;
+	j["in_use"] = info->in_use;
+	if (info->holder_pid > 0)
+		j["holder_pid"] = info->holder_pid;
+	if (info->in_use) {
+		// Its service knows the fill; find it by the pool path in /stats.
+		for (const auto& s : services)
+			if (!s.contains("error") && s.value("pool", "") == path) {
+				j["fill_source"] = "service " + s.value("address", "");
+				j["buffers_used"] = s.value("pool_buffers", 0ull) - s.value("pool_buffers_free", 0ull);
+				j["wal_used_records"] = s.value("wal_used_records", 0ull);
+				j["wal_slots"] = s.value("wal_slots", 0ull);
+			}
+		if (!j.contains("fill_source"))
+			j["fill_source"] = "none (in use by a process that serves no /stats found here)";
+		return j;
+	}
+	// Not in use: recover it read-only, as `daxnet-wal dump` does.
+	auto pool = daxnet::pmem::Pool::open(path);
+	if (!pool) {
+		j["fill_source"] = "none (" + pool.error().message + ")";
+		return j;
+	}
+	const auto& view = pool->view();
+	daxnet::pmem::BufferAllocator alloc(view.buffer_count());
+	daxnet::pmem::KvOptions ko;
+	ko.wal.read_only = true;
+	daxnet::pmem::RecoveryReport report;
+	auto kv = daxnet::pmem::KvStore::open(view, alloc, ko, &report);
+	if (!kv) {
+		j["fill_source"] = "none (recovery: " + kv.error().message + ")";
+		return j;
+	}
+	std::uint64_t streams = 0;
+	(*kv)->for_each_stream([&](std::string_view, std::uint64_t) { ++streams; });
+	j["fill_source"] = "read-only recovery";
+	j["buffers_used"] = alloc.count() - alloc.free_count();
+	j["wal_used_records"] = (*kv)->wal().used();
+	j["wal_slots"] = (*kv)->wal().nslots();
+	j["keys"] = (*kv)->dbsize();
+	j["streams"] = streams;
+	return j;
+}
+
+void print_pool(const json& p)
+{
+	if (p.contains("error")) {
+		fmt::print("pool {}: {}\n", p["path"].get<std::string>(), p["error"].get<std::string>());
+		return;
+	}
+	fmt::print("pool {}: {}, {} buffers x {}, dax={}, in use={}{}\n", p["path"].get<std::string>(),
+		   human(p["pool_size"].get<std::uint64_t>()), p["buffer_count"].get<std::uint64_t>(),
+		   p["buffer_size"].get<std::uint64_t>(), p["dax"].get<bool>() ? "yes" : "no",
+		   p["in_use"].get<bool>() ? "yes" : "no",
+		   p.contains("holder_pid") ? fmt::format(" (pid {})", p["holder_pid"].get<long>()) : std::string());
+	if (p.contains("buffers_used")) {
+		const auto used = p["buffers_used"].get<std::uint64_t>();
+		const auto n = p["buffer_count"].get<std::uint64_t>();
+		fmt::print("  fill           {} of {} buffers used ({:.1f}%), wal {} of {} records [{}]\n", used, n,
+			   n ? 100.0 * static_cast<double>(used) / static_cast<double>(n) : 0.0,
+			   p.value("wal_used_records", 0ull), p.value("wal_slots", 0ull), p["fill_source"].get<std::string>());
+	} else {
+		fmt::print("  fill           unknown: {}\n", p["fill_source"].get<std::string>());
+	}
+	if (p.contains("keys"))
+		fmt::print("  contents       {} keys, {} streams\n", p["keys"].get<std::uint64_t>(),
+			   p["streams"].get<std::uint64_t>());
+}
+
+// ---- the module --------------------------------------------------------------
+
+json module_info(const std::string& sys, const std::string& dev)
+{
+	json j;
+	const std::string mod = sys + "/module/daxnet";
+	struct stat st{};
+	j["loaded"] = ::stat(mod.c_str(), &st) == 0;
+	if (j["loaded"].get<bool>()) {
+		bool ok = false;
+		std::string v = read_file(mod + "/version", &ok);
+		if (ok)
+			j["version"] = v;
+		v = read_file(mod + "/srcversion", &ok);
+		if (ok)
+			j["srcversion"] = v;
+		v = read_file(mod + "/refcnt", &ok);
+		if (ok)
+			j["refcnt"] = std::strtoll(v.c_str(), nullptr, 10);
+		json params = json::object();
+		for (const auto& p : list_dir(mod + "/parameters"))
+			params[p] = read_file(mod + "/parameters/" + p);
+		j["parameters"] = params;
+	}
+	if (::stat(dev.c_str(), &st) == 0) {
+		const passwd* pw = ::getpwuid(st.st_uid);
+		const group* gr = ::getgrgid(st.st_gid);
+		j["device"] = {{"path", dev},
+			       {"owner", pw ? pw->pw_name : std::to_string(st.st_uid)},
+			       {"group", gr ? gr->gr_name : std::to_string(st.st_gid)},
+			       {"mode", fmt::format("{:04o}", st.st_mode & 07777)},
+			       {"accessible", ::access(dev.c_str(), R_OK | W_OK) == 0}};
+	} else {
+		j["device"] = nullptr;
+	}
+	// vnic links: net devices with a daxnet/ counter group.
+	json links = json::array();
+	const std::string net = sys + "/class/net";
+	for (const auto& ifc : list_dir(net)) {
+		const std::string dir = net + "/" + ifc + "/daxnet";
+		if (::stat(dir.c_str(), &st) != 0)
+			continue;
+		json l = {{"name", ifc}, {"operstate", read_file(net + "/" + ifc + "/operstate")}};
+		json c = json::object();
+		for (const auto& f : list_dir(dir))
+			c[f] = std::strtoull(read_file(dir + "/" + f).c_str(), nullptr, 10);
+		l["counters"] = c;
+		links.push_back(l);
+	}
+	j["vnic_links"] = links;
+	return j;
+}
+
+void print_module(const json& m)
+{
+	if (!m["loaded"].get<bool>()) {
+		fmt::print("daxnet.ko: not loaded (services use io_uring or epoll; `modprobe daxnet` with daxnet-dkms)\n");
+	} else {
+		fmt::print("daxnet.ko: loaded{}{}\n", m.contains("version") ? ", version " + m["version"].get<std::string>() : "",
+			   m.contains("refcnt") ? fmt::format(", {} references (open ports)", m["refcnt"].get<long long>())
+						: std::string());
+		for (const auto& [k, v] : m["parameters"].items())
+			fmt::print("  parameter      {} = {}\n", k, v.get<std::string>());
+	}
+	if (m["device"].is_null())
+		fmt::print("  device         no /dev/daxnet\n");
+	else
+		fmt::print("  device         {} {}:{} {}{}\n", m["device"]["path"].get<std::string>(),
+			   m["device"]["owner"].get<std::string>(), m["device"]["group"].get<std::string>(),
+			   m["device"]["mode"].get<std::string>(),
+			   m["device"]["accessible"].get<bool>() ? "" : " (not accessible to this user)");
+	for (const auto& l : m["vnic_links"]) {
+		fmt::print("  vnic           {} ({})\n", l["name"].get<std::string>(), l["operstate"].get<std::string>());
+		for (const auto& [k, v] : l["counters"].items())
+			fmt::print("    {:<20} {}\n", k, v.get<std::uint64_t>());
+	}
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+	CLI::App app{"daxnetctl: daxnet pools, the daxnet.ko module and running services"};
+	app.set_version_flag("--version", std::string("daxnetctl ") + DAXNET_VERSION);
+	bool as_json = false;
+	std::string conf_dir = "/etc/daxnet", sys = "/sys", dev = "/dev/daxnet";
+	int timeout_ms = 2000;
+	app.add_flag("--json", as_json, "print one JSON object");
+	app.add_option("--conf-dir", conf_dir, "where the services' configuration files are (pools and ports)")
+		->capture_default_str();
+	app.add_option("--timeout", timeout_ms, "milliseconds to wait for each service")->capture_default_str();
+	app.add_option("--sysfs", sys, "sysfs mount (tests)")->capture_default_str()->group("");
+	app.add_option("--device", dev, "the module's device")->capture_default_str();
+	std::vector<std::string> pools, addrs;
+	auto* st = app.add_subcommand("status", "module, pools and services (the default)");
+	auto* pl = app.add_subcommand("pool", "pool geometry, fill and DAX (default: the configured pools)");
+	pl->add_option("FILE", pools, "pool files");
+	auto* md = app.add_subcommand("module", "daxnet.ko: /dev/daxnet, open ports, parameters, vnic links");
+	auto* sv = app.add_subcommand("service", "services' counters from GET /stats (default: the configured ones)");
+	sv->add_option("ADDR", addrs, "host:port of a service's HTTP port (daxnet-kv: --http-port)");
+	app.require_subcommand(0, 1);
+	CLI11_PARSE(app, argc, argv);
+
+	const bool all = st->parsed() || app.get_subcommands().empty();
+	const auto confs = discover(conf_dir);
+	json out = json::object();
+	std::vector<json> services;
+	if (all || sv->parsed() || pl->parsed()) {
+		std::vector<std::string> want = addrs;
+		if (want.empty())
+			for (const auto& c : confs)
+				if (!c.stats.empty())
+					want.push_back(c.stats);
+		for (const auto& a : want)
+			services.push_back(fetch_stats(a, timeout_ms));
+	}
+	if (all || md->parsed())
+		out["module"] = module_info(sys, dev);
+	if (all || pl->parsed()) {
+		std::vector<std::string> want = pools;
+		if (want.empty())
+			for (const auto& c : confs)
+				if (!c.pool.empty() && std::find(want.begin(), want.end(), c.pool) == want.end())
+					want.push_back(c.pool);
+		json arr = json::array();
+		for (const auto& p : want)
+			arr.push_back(pool_info(p, services));
+		out["pools"] = arr;
+	}
+	if (all || sv->parsed())
+		out["services"] = services;
+
+	if (as_json) {
+		fmt::print("{}\n", out.dump(2));
+	} else {
+		if (out.contains("module"))
+			print_module(out["module"]);
+		if (out.contains("pools")) {
+			if (out["pools"].empty())
+				fmt::print("pools: none configured in {} (daxnetctl pool FILE...)\n", conf_dir);
+			for (const auto& p : out["pools"])
+				print_pool(p);
+		}
+		if (out.contains("services")) {
+			if (out["services"].empty())
+				fmt::print("services: none configured in {} (daxnetctl service HOST:PORT...)\n", conf_dir);
+			for (const auto& s : out["services"])
+				print_service(s);
+		}
+	}
+	// Exit 1 when something asked for explicitly could not be read.
+	bool bad = false;
+	if (out.contains("pools"))
+		for (const auto& p : out["pools"])
+			bad |= p.contains("error");
+	if (sv->parsed())
+		for (const auto& s : out["services"])
+			bad |= s.contains("error");
+	return bad ? 1 : 0;
+}
