@@ -76,7 +76,10 @@ Result<std::unique_ptr<Transport>> make_transport(TransportKind kind, const Tran
 		if (k || k.error().code != ENODEV)
 			return k;
 	}
-	auto u = make_uring_transport(cfg);
+	// io_uring only where completions arrive without interrupting the
+	// task (COOP_TASKRUN, Linux 5.19+): there it costs less per request
+	// than epoll; without it more (docs/design.md, "auto").
+	auto u = make_uring_transport(cfg, true);
 	if (u)
 		return u;
 	return make_epoll_transport(cfg);

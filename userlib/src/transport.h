@@ -64,7 +64,10 @@ public:
 /// transport cannot work here (ENODEV: no /dev/daxnet; ENOSYS/EINVAL:
 /// io_uring or provided buffer rings unavailable).
 Result<std::unique_ptr<Transport>> make_kernel_transport(const TransportConfig& cfg);
-Result<std::unique_ptr<Transport>> make_uring_transport(const TransportConfig& cfg);
+/// `for_auto`: refuse (ENOTSUP) a ring without task work free of
+/// interrupts (kernel < 5.19: no IORING_SETUP_COOP_TASKRUN), where io_uring
+/// costs more per request than epoll; `auto` then takes epoll.
+Result<std::unique_ptr<Transport>> make_uring_transport(const TransportConfig& cfg, bool for_auto = false);
 Result<std::unique_ptr<Transport>> make_epoll_transport(const TransportConfig& cfg);
 
 /// The one place a TransportKind becomes a transport (auto resolved here).

@@ -4,10 +4,25 @@
 // buffer ring (group id = pair) whose buffers ARE pool buffers: the spare
 // stock lives there. Every connection has one multishot recv armed into
 // that group; each completion is one pool buffer = one RX slot. Sends: at
-// most one IORING_OP_SENDMSG in flight per connection (ordering), gathering
-// its queued slots. A sync prepares SQEs, then makes exactly ONE
-// io_uring_enter (io_uring_submit_and_get_events) and reaps completions
-// from the CQ ring without further syscalls.
+// most one send in flight per connection (ordering): IORING_OP_SEND for one
+// queued slot, IORING_OP_SENDMSG gathering several. A sync prepares SQEs,
+// then makes at most ONE io_uring_enter (io_uring_submit_and_get_events)
+// and reaps completions from the CQ ring without further syscalls; with
+// nothing to submit and no task work flagged it makes none.
+//
+// Ring setup for a network server (docs/design.md, io_uring transport):
+// IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG - completions are
+// queued as task work without interrupting the task (no IPI, no forced
+// kernel entry while it parses requests) and run at its next
+// io_uring_enter; IORING_SQ_TASKRUN in the SQ flags says one is due. A
+// task asleep in poll() on the ring fd is still woken (the task work
+// marks it), so the port fd stays pollable as docs/abi.md promises -
+// which is why DEFER_TASKRUN (whose task work only a GETEVENTS enter
+// runs) is not used. Sockets are registered files (IOSQE_FIXED_FILE,
+// index = conn index) and the ring fd is registered for io_uring_enter by
+// the thread that first syncs. Each feature a kernel lacks (EINVAL at
+// setup or registration) is dropped and the ring works without it;
+// features() says which ones are in use.
 //
 // liburing 2.3: no io_uring_setup_buf_ring, so the buffer ring is a
 // page-aligned mmap registered with io_uring_register_buf_ring. Buffer ids
@@ -20,8 +35,13 @@
 // liburing 2.3 have nothing like it. The epoll transport packs.
 //
 // Detach (without DISCARD) cancels the conn's multishot recv and waits for
-// its final completion; every completion before it carries bytes already
-// taken from the socket and is published as DATA before detach returns.
+// its final completion (a cancel completes at once); every completion
+// before it carries bytes already taken from the socket and is published
+// as DATA before detach returns. A detach never waits for a send: one still
+// in flight (a peer that does not read) is cancelled, the socket shut
+// down, and its queued TX items stay with the transport (their buffers in
+// use) until the send's completion arrives at a later sync, when RELEASE
+// slots give them back.
 #include <liburing.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
@@ -30,7 +50,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -43,6 +65,13 @@ namespace {
 
 constexpr std::uint32_t kMaxIov = 64;
 constexpr std::uint64_t kOpRecv = 1, kOpSend = 2, kOpCancel = 3;
+
+/// One marker per thread: which thread registered a ring fd.
+const void* this_thread_tag() noexcept
+{
+	static thread_local char tag;
+	return &tag;
+}
 
 std::uint64_t tag(std::uint64_t op, std::uint32_t conn) noexcept
 {
@@ -65,6 +94,7 @@ public:
 	{
 		for (auto& u : rings_) {
 			if (u.ring_ok) {
+				release_ring_fd(u);
 				if (u.br)
 					io_uring_unregister_buf_ring(&u.ring, static_cast<int>(u.bgid));
 				io_uring_queue_exit(&u.ring);
@@ -87,13 +117,31 @@ public:
 		for (std::uint32_t p = 0; p < cfg_.pairs; p++) {
 			U& u = rings_[p];
 			unsigned sq = pow2_at_least(std::min<std::uint32_t>(4096, std::max<std::uint32_t>(64, cfg_.max_conns + cfg_.tx_slots)));
-			io_uring_params prm{};
-			prm.flags = IORING_SETUP_CQSIZE;
-			prm.cq_entries = 4 * sq;
-			int r = io_uring_queue_init_params(sq, &u.ring, &prm);
+			// The flags a network server wants, dropped one by one
+			// while the kernel refuses them (EINVAL: older than 5.19).
+			unsigned want = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL;
+			if (std::getenv("DAXNET_URING_NO_COOP"))  // measurements: the ring as before (documented)
+				want &= ~(IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
+			int r;
+			for (;;) {
+				io_uring_params prm{};
+				prm.flags = IORING_SETUP_CQSIZE | want;
+				prm.cq_entries = 4 * sq;
+				r = io_uring_queue_init_params(sq, &u.ring, &prm);
+				if (r != -EINVAL || want == 0)
+					break;
+				if (want & IORING_SETUP_SUBMIT_ALL)
+					want &= ~unsigned{IORING_SETUP_SUBMIT_ALL};  // 5.18
+				else
+					want = 0;  // COOP_TASKRUN and TASKRUN_FLAG: 5.19
+			}
 			if (r < 0)
 				return make_error(-r, std::string("uring transport: io_uring_queue_init: ") + std::strerror(-r));
 			u.ring_ok = true;
+			u.setup_flags = want;
+			// Registered files: one slot per conn index (5.19+; else plain fds).
+			u.fixed_files = !std::getenv("DAXNET_URING_NO_FIXED") &&
+					io_uring_register_files_sparse(&u.ring, cfg_.max_conns) == 0;
 			u.entries = entries;
 			u.bgid = p;
 			u.br_bytes = (entries * sizeof(io_uring_buf) + 4095) / 4096 * 4096;
@@ -140,10 +188,26 @@ public:
 	TransportKind kind() const noexcept override { return TransportKind::uring; }
 	int fd() const noexcept override { return fd_; }
 
+	/// True when every ring got task work without interrupts (the setup
+	/// `auto` requires before it prefers this transport to epoll).
+	bool coop_taskrun() const noexcept
+	{
+		for (const U& u : rings_)
+			if (!(u.setup_flags & IORING_SETUP_COOP_TASKRUN))
+				return false;
+		return true;
+	}
+
 protected:
 	struct U {
 		io_uring ring{};
 		bool ring_ok = false;
+		unsigned setup_flags = 0;             ///< IORING_SETUP_* the kernel accepted (beyond CQSIZE)
+		bool fixed_files = false;             ///< sockets are registered files (index = conn index)
+		const void* reg_owner = nullptr;      ///< thread whose registered ring fd this ring uses
+		bool reg_tried = false;               ///< ring fd registration attempted (once)
+		int enter_fd_saved = -1;              ///< liburing's state before the registration
+		std::uint8_t int_flags_saved = 0;
 		io_uring_buf_ring* br = nullptr;
 		std::size_t br_bytes = 0;
 		std::uint32_t entries = 0;
@@ -158,6 +222,7 @@ protected:
 		bool recv_cancelled = false;          ///< cancel submitted for the armed recv
 		bool rearm_listed = false;
 		bool send_inflight = false;
+		bool fixed = false;                   ///< the socket is registered file `conn index`
 		msghdr msg{};
 		iovec iov[kMaxIov]{};
 	};
@@ -193,6 +258,13 @@ protected:
 	Status attach_io(std::uint32_t ci) override
 	{
 		state_[ci] = ConnIo{};
+		U& u = rings_[conns_[ci].pair];
+		if (u.fixed_files) {
+			int fd = conns_[ci].fd;
+			own_ring(u);
+			state_[ci].fixed = io_uring_register_files_update(&u.ring, ci, &fd, 1) == 1;
+			pairs_[conns_[ci].pair].ctr.syscalls++;
+		}
 		want_rearm(ci);
 		return {};
 	}
@@ -202,6 +274,7 @@ protected:
 		Conn& c = conns_[ci];
 		U& u = rings_[c.pair];
 		ConnIo& s = state_[ci];
+		own_ring(u);
 		if (s.recv_armed && !s.recv_cancelled) {
 			io_uring_sqe* sqe = get_sqe(u);
 			io_uring_prep_cancel64(sqe, tag(kOpRecv, c.id), 0);
@@ -225,19 +298,39 @@ protected:
 		Conn& c = conns_[ci];
 		U& u = rings_[c.pair];
 		ConnIo& s = state_[ci];
+		own_ring(u);
+		// Nothing here waits for the socket. A recv completion that comes
+		// after the detach names a conn id that no longer exists: its
+		// buffer goes back to the stock (on_recv).
 		if (s.recv_armed && !s.recv_cancelled) {
 			io_uring_sqe* sqe = get_sqe(u);
 			io_uring_prep_cancel64(sqe, tag(kOpRecv, c.id), 0);
 			io_uring_sqe_set_data64(sqe, tag(kOpCancel, c.id));
-			s.recv_cancelled = true;
 		}
-		// Wait until the OS no longer uses any buffer of this connection.
-		while (s.recv_armed || s.send_inflight) {
-			int r = io_uring_submit_and_wait(&u.ring, 1);
+		if (s.send_inflight) {
+			// A peer that does not read keeps a send in flight for ever:
+			// cancel it and shut the socket down (a send retried later
+			// fails at once). Its queued items, whose buffers the send may
+			// still read, leave the conn with it and are released when
+			// its completion arrives (on_send of a zombie).
+			io_uring_sqe* sqe = get_sqe(u);
+			io_uring_prep_cancel64(sqe, tag(kOpSend, c.id), 0);
+			io_uring_sqe_set_data64(sqe, tag(kOpCancel, c.id));
+			::shutdown(c.fd, SHUT_RDWR);
 			pairs_[c.pair].ctr.syscalls++;
-			if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY)
-				break;
-			reap(c.pair);
+			zombies_.push_back(Zombie{c.id, c.pair, c.txq_head});
+			c.txq_head = c.txq_tail = kNil;
+		}
+		if (s.fixed) {
+			// The table's reference would keep the socket open after the
+			// application closes it; requests in flight hold their own.
+			int none = -1;
+			(void)io_uring_register_files_update(&u.ring, ci, &none, 1);
+			pairs_[c.pair].ctr.syscalls++;
+		}
+		if (io_uring_sq_ready(&u.ring) > 0) {
+			io_uring_submit(&u.ring);  // the cancels go out now; no waiting
+			pairs_[c.pair].ctr.syscalls++;
 		}
 		for (auto& x : u.rearm)
 			if (x == ci) {
@@ -252,7 +345,8 @@ protected:
 	{
 		Pair& P = pairs_[pair];
 		U& u = rings_[pair];
-		// Sends: one SENDMSG in flight per connection keeps stream order.
+		own_ring(u);
+		// Sends: one in flight per connection keeps stream order.
 		for (std::size_t k = 0; tx && k < P.tx_active.size();) {
 			std::uint32_t ci = P.tx_active[k];
 			Conn& c = conns_[ci];
@@ -274,8 +368,11 @@ protected:
 				if (c.id == DAXNET_NO_CONN || c.rx_done || c.rx_stopped || state_[ci].recv_armed)
 					continue;
 				io_uring_sqe* sqe = get_sqe(u);
-				io_uring_prep_recv_multishot(sqe, c.fd, nullptr, 0, 0);
+				io_uring_prep_recv_multishot(sqe, state_[ci].fixed ? static_cast<int>(ci) : c.fd, nullptr, 0,
+							     0);
 				sqe->flags |= IOSQE_BUFFER_SELECT;
+				if (state_[ci].fixed)
+					sqe->flags |= IOSQE_FIXED_FILE;
 				sqe->buf_group = static_cast<std::uint16_t>(u.bgid);
 				io_uring_sqe_set_data64(sqe, tag(kOpRecv, c.id));
 				state_[ci].recv_armed = true;
@@ -283,13 +380,95 @@ protected:
 			}
 			u.rearm.clear();
 		}
-		// The one syscall of this sync.
-		io_uring_submit_and_get_events(&u.ring);
-		P.ctr.syscalls++;
+		// The one syscall of this sync, when there is anything to enter
+		// for: SQEs to submit, task work that would post completions
+		// (IORING_SQ_TASKRUN), an overflowed CQ. Without TASKRUN_FLAG the
+		// kernel says nothing: always enter.
+		const unsigned kflags = IO_URING_READ_ONCE(*u.ring.sq.kflags);
+		if (io_uring_sq_ready(&u.ring) > 0 || !(u.setup_flags & IORING_SETUP_TASKRUN_FLAG) ||
+		    (kflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))) {
+			io_uring_submit_and_get_events(&u.ring);
+			P.ctr.syscalls++;
+		}
 		reap(pair);
 	}
 
 private:
+	struct Zombie {
+		std::uint32_t id;    ///< the detached conn's id (its send's tag)
+		std::uint32_t pair;
+		std::uint32_t head;  ///< its queued TX items (linked by next)
+	};
+
+	/// Registers the ring fd for io_uring_enter on the first call. Such a
+	/// registration belongs to the calling thread: a ring later entered
+	/// from another thread (a Port opened on one thread and run on
+	/// another, or destroyed there) goes back to the plain ring fd.
+	void own_ring(U& u) noexcept
+	{
+		const void* me = this_thread_tag();
+		if (u.reg_owner == me)
+			return;
+		if (!u.reg_tried) {
+			u.reg_tried = true;
+			if (std::getenv("DAXNET_URING_NO_REGRING"))
+				return;
+			u.enter_fd_saved = u.ring.enter_ring_fd;
+			u.int_flags_saved = u.ring.int_flags;
+			if (io_uring_register_ring_fd(&u.ring) == 1)
+				u.reg_owner = me;
+			return;
+		}
+		if (u.reg_owner != nullptr) {
+			u.ring.enter_ring_fd = u.enter_fd_saved;
+			u.ring.int_flags = u.int_flags_saved;
+			u.reg_owner = nullptr;
+		}
+	}
+
+	/// Before io_uring_queue_exit: the registration ends on its thread;
+	/// elsewhere liburing must not unregister an index of this thread
+	/// (the owner thread's entry goes when that thread exits).
+	static void release_ring_fd(U& u) noexcept
+	{
+		if (u.reg_owner == nullptr)
+			return;
+		if (u.reg_owner == this_thread_tag()) {
+			(void)io_uring_unregister_ring_fd(&u.ring);
+		} else {
+			u.ring.enter_ring_fd = u.enter_fd_saved;
+			u.ring.int_flags = u.int_flags_saved;
+		}
+		u.reg_owner = nullptr;
+	}
+
+	/// The send of a detached conn completed: its items are done, their
+	/// buffers go back (RELEASE for those whose slots already returned).
+	void on_zombie_send(std::uint32_t id) noexcept
+	{
+		for (std::size_t k = 0; k < zombies_.size(); k++) {
+			if (zombies_[k].id != id)
+				continue;
+			Zombie z = zombies_[k];
+			zombies_[k] = zombies_.back();
+			zombies_.pop_back();
+			for (std::uint32_t it = z.head; it != kNil;) {
+				TxItem& item = items_[it];
+				std::uint32_t nx = item.next;
+				item.next = kNil;
+				item.done = true;
+				item.err = ECONNABORTED;
+				if (item.returned) {
+					if (item.buf != DAXNET_NO_BUF)
+						push_release(z.pair, item.buf);
+					free_item(it);
+				}
+				it = nx;
+			}
+			return;
+		}
+	}
+
 	io_uring_sqe* get_sqe(U& u) noexcept
 	{
 		io_uring_sqe* sqe = io_uring_get_sqe(&u.ring);
@@ -341,11 +520,18 @@ private:
 			if (x.flags & DAXNET_SLOT_EOF)
 				break;
 		}
-		s.msg = msghdr{};
-		s.msg.msg_iov = s.iov;
-		s.msg.msg_iovlen = cnt;
 		io_uring_sqe* sqe = get_sqe(rings_[c.pair]);
-		io_uring_prep_sendmsg(sqe, c.fd, &s.msg, MSG_NOSIGNAL | MSG_WAITALL);
+		const int fd = s.fixed ? static_cast<int>(ci) : c.fd;
+		if (cnt == 1) {
+			io_uring_prep_send(sqe, fd, s.iov[0].iov_base, s.iov[0].iov_len, MSG_NOSIGNAL | MSG_WAITALL);
+		} else {
+			s.msg = msghdr{};
+			s.msg.msg_iov = s.iov;
+			s.msg.msg_iovlen = cnt;
+			io_uring_prep_sendmsg(sqe, fd, &s.msg, MSG_NOSIGNAL | MSG_WAITALL);
+		}
+		if (s.fixed)
+			sqe->flags |= IOSQE_FIXED_FILE;
 		io_uring_sqe_set_data64(sqe, tag(kOpSend, c.id));
 		s.send_inflight = true;
 	}
@@ -440,23 +626,28 @@ private:
 				on_recv(pair, ci, cqe);
 			else if (op == kOpSend && c)
 				on_send(ci, cqe->res);
+			else if (op == kOpSend && !zombies_.empty())
+				on_zombie_send(id);
 		}
 		io_uring_cq_advance(&u.ring, n);
 	}
 
 	std::vector<U> rings_;
 	std::vector<ConnIo> state_;
+	std::vector<Zombie> zombies_;
 	int fd_ = -1;
 	int top_ = -1;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<Transport>> make_uring_transport(const TransportConfig& cfg)
+Result<std::unique_ptr<Transport>> make_uring_transport(const TransportConfig& cfg, bool for_auto)
 {
 	auto t = std::make_unique<UringTransport>(cfg);
 	if (Status st = t->init(); !st)
 		return st.error();
+	if (for_auto && !t->coop_taskrun())
+		return make_error(ENOTSUP, "uring transport: no IORING_SETUP_COOP_TASKRUN on this kernel (epoll is cheaper)");
 	return std::unique_ptr<Transport>(std::move(t));
 }
 

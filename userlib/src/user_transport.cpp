@@ -384,7 +384,10 @@ int UserTransport::intake(std::uint32_t pair, bool tx, bool rx) noexcept
 	const std::uint32_t nbuf = cfg_.pool.buffer_count();
 	const std::uint32_t bsize = cfg_.pool.buffer_size();
 
-	// RX releases: a swapped-in buffer (BUF_CHANGED) becomes a spare.
+	// RX releases: a swapped-in buffer (BUF_CHANGED) becomes a spare
+	// while the stock is below the spare ring's size (as for the spare
+	// ring below); beyond it, a RELEASE slot gives it straight back. The
+	// stock stays bounded however many slots the application swaps.
 	// A TX-only sync leaves them for the next RX sync.
 	if (!rx)
 		rh = P.rx_head;
@@ -392,10 +395,12 @@ int UserTransport::intake(std::uint32_t pair, bool tx, bool rx) noexcept
 		daxnet_slot& s = P.rxs[i];
 		if (s.flags & DAXNET_SLOT_BUF_CHANGED) {
 			std::uint32_t b = s.buf_idx;
-			if (b < nbuf)
+			if (b >= nbuf)
+				P.ctr.bad++;
+			else if (stock_count(pair) + P.pend_data < cfg_.spare_slots)
 				stock_put(pair, b);
 			else
-				P.ctr.bad++;
+				push_release(pair, b);
 		}
 	}
 	P.rx_head = rh;

@@ -172,6 +172,7 @@ protected:
 	/// Marks the head item of conn done (fully sent or failed) and unlinks it.
 	void finish_head(std::uint32_t ci) noexcept;
 	void list_tx(std::uint32_t ci) noexcept;
+	void free_item(std::uint32_t it) noexcept;
 
 	TransportConfig cfg_;
 	std::byte* region_ = nullptr;
@@ -194,7 +195,6 @@ private:
 	/// Events of `conn` waiting for room in the RX ring.
 	std::uint32_t pending_of(std::uint32_t pair, std::uint32_t conn) const noexcept;
 	std::uint32_t alloc_item() noexcept;
-	void free_item(std::uint32_t it) noexcept;
 };
 
 }  // namespace daxnet::detail

@@ -5,9 +5,10 @@
 // A Port is opened on a pool with N ring pairs and one transport:
 //   kernel  daxnet.ko behind /dev/daxnet (one ioctl per sync)
 //   uring   io_uring: multishot recv into pool buffers, batched sends
-//           (one io_uring_enter per sync and ring pair)
+//           (at most one io_uring_enter per sync and ring pair)
 //   epoll   epoll_wait + recv into pool buffers + writev (the baseline)
-//   automatic  kernel if /dev/daxnet exists, else uring if it works, else epoll
+//   automatic  kernel if /dev/daxnet exists, else uring if the kernel has
+//              IORING_SETUP_COOP_TASKRUN (5.19+), else epoll
 // All three fill the same slots with the same flags in the same order.
 //
 // Threading: a Port belongs to one thread (one port per thread, each with
