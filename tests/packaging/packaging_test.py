@@ -482,6 +482,228 @@ def test_daxnetctl(ctx):
           "vnic links: %s" % m["vnic_links"])
 
 
+# ---------------------------------------------------------------- proxies
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class FixedPortServer(st.Server):
+    """A service on a given port (a shard the proxy knows by address)."""
+
+    def __init__(self, ctx, binary, pool, port, extra=(), name=None):
+        super().__init__(ctx, binary, pool, extra, name)
+        self.fixed_port = port
+
+    def argv(self):
+        return [os.path.join(self.ctx.bin_dir, self.binary), "--pool", self.pool, "--port", str(self.fixed_port),
+                "--bind", "127.0.0.1", "--transport", self.ctx.transport] + self.extra
+
+
+def start_shards(ctx, binary, n, extra):
+    shards = []
+    for i in range(n):
+        s = FixedPortServer(ctx, binary, ctx.pool(), free_port(), extra, name="%s-%d" % (binary, i))
+        ctx.servers.append(s)
+        s.start()
+        shards.append(s)
+    return shards
+
+
+def restart(ctx, s):
+    again = FixedPortServer(ctx, s.binary, s.pool, s.fixed_port, s.extra, name=s.name)
+    ctx.servers.append(again)
+    return again.start()
+
+
+class Proxy:
+    def __init__(self, ctx, argv, port, name):
+        self.out = os.path.join(ctx.tmp, name + ".out")
+        log("  start: " + " ".join(argv))
+        with open(self.out, "wb") as f:
+            self.proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.name = name
+        deadline = time.monotonic() + st.DEADLINE_START
+        while time.monotonic() < deadline:
+            check(self.proc.poll() is None, "%s exited %s:\n%s" % (name, self.proc.returncode, self.output()))
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise TestFailure("%s does not listen on %d" % (name, port))
+
+    def output(self):
+        with open(self.out, "rb") as f:
+            return f.read().decode(errors="replace")[-3000:]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def drive_with_outage(ctx, shards, total, write_one, reconnect):
+    """Writes `total` records through the proxy, one at a time; a third of the
+    way kills shard 1 with SIGKILL, two thirds of the way restarts it (same
+    pool, same port). Returns (acked, failed, restarted shard)."""
+    acked, failed = [], 0
+    restarted = None
+    for n in range(total):
+        if n == total // 3:
+            log("  kill -9 %s (pid %d) after %d acknowledged writes" % (shards[1].name, shards[1].proc.pid, len(acked)))
+            shards[1].kill9()
+        if n == 2 * total // 3:
+            restarted = restart(ctx, shards[1])
+            log("  restarted %s" % restarted.name)
+        try:
+            r = write_one(n)
+        except (OSError, ConnectionError, TestFailure):
+            r = None
+            reconnect()
+        if r is None:
+            failed += 1
+        else:
+            acked.append(r)
+    return acked, failed, restarted
+
+
+def test_kv_twemproxy(ctx):
+    """3 daxnet-kv shards behind twemproxy (ketama): acknowledged writes survive kill -9 of a shard, each on one shard"""
+    nut = shutil.which("nutcracker") or "/usr/sbin/nutcracker"
+    check(os.path.exists(nut), "nutcracker (twemproxy) is not installed (scripts/deps.sh installs it)")
+    shards = start_shards(ctx, "daxnet-kv", 3, ["--pool-size", "32M"])
+    pport, sport = free_port(), free_port()
+    conf = os.path.join(ctx.tmp, "nutcracker.yml")
+    with open(conf, "w") as f:
+        f.write("daxnet:\n  listen: 127.0.0.1:%d\n  hash: md5\n  distribution: ketama\n  redis: true\n"
+                "  auto_eject_hosts: false\n  timeout: 3000\n  server_retry_timeout: 200\n"
+                "  server_failure_limit: 1\n  servers:\n" % pport)
+        for i, s in enumerate(shards):
+            f.write("   - 127.0.0.1:%d:1 kv%d\n" % (s.fixed_port, i))
+    run([nut, "-t", "-c", conf])
+    proxy = Proxy(ctx, [nut, "-c", conf, "-s", str(sport), "-a", "127.0.0.1", "-o", os.path.join(ctx.tmp, "nut.log"),
+                        "-p", os.path.join(ctx.tmp, "nut.pid")], pport, "nutcracker")
+    try:
+        _, out, _ = run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(pport), "-t", "set,get", "-n", "3000",
+                         "-r", "1000", "-c", "4", "-q"], timeout=120)
+        log("  redis-benchmark via twemproxy: " +
+            "; ".join(l.split("\r")[-1].strip() for l in out.splitlines() if "requests per second" in l))
+        sizes = [int(st.redis_cli(s.fixed_port, "DBSIZE").strip()) for s in shards]
+        check(all(n > 0 for n in sizes) and sum(sizes) <= 1000, "keys per shard after the benchmark: %s" % sizes)
+        cli = [st.RespClient(pport)]
+
+        def reconnect():
+            try:
+                cli[0].close()
+            except OSError:
+                pass
+            try:
+                cli[0] = st.RespClient(pport)
+            except OSError:
+                time.sleep(0.05)
+
+        def write_one(n):
+            key, val = "acked:%d" % n, "v%d-%s" % (n, "x" * (n % 700))
+            r = cli[0].call("SET", key, val)
+            return (key, val.encode()) if r == "OK" else None
+
+        acked, failed, _ = drive_with_outage(ctx, shards, 1200, write_one, reconnect)
+        log("  %d writes acknowledged, %d refused while a shard was down" % (len(acked), failed))
+        check(failed > 0, "no write failed while shard 1 was down: the outage was not exercised")
+        check(len(acked) > 600, "too few writes acknowledged: %d" % len(acked))
+        direct = [st.RespClient(s.fixed_port) for s in shards]
+        per_shard = [0, 0, 0]
+        for key, val in acked:
+            holders = [i for i, c in enumerate(direct) if c.call("GET", key) is not None]
+            check(len(holders) == 1, "%s is on shards %s (want exactly one)" % (key, holders))
+            check(direct[holders[0]].call("GET", key) == val, "%s: wrong value on its shard" % key)
+            per_shard[holders[0]] += 1
+        check(all(n > 0 for n in per_shard), "acknowledged writes per shard: %s" % per_shard)
+        # Through the proxy every acknowledged key reads back: it routes to the shard that has it.
+        deadline = time.monotonic() + 10
+        for key, val in acked:
+            while True:
+                try:
+                    got = cli[0].call("GET", key)
+                    break
+                except (OSError, ConnectionError):
+                    check(time.monotonic() < deadline, "proxy not answering")
+                    reconnect()
+            check(got == val, "GET %s through twemproxy: %r" % (key, got))
+        log("  acknowledged writes per shard %s, all read back directly and through the proxy" % per_shard)
+    finally:
+        proxy.stop()
+    for s in ctx.servers:
+        if s.alive():
+            s.stop()
+
+
+def test_wal_haproxy(ctx):
+    """3 daxnet-wal shards behind HAProxy (consistent hash on the stream path): acknowledged records survive kill -9"""
+    hap = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    check(os.path.exists(hap), "haproxy is not installed (scripts/deps.sh installs it)")
+    shards = start_shards(ctx, "daxnet-wal", 3, ["--pool-size", "32M"])
+    pport = free_port()
+    conf = os.path.join(ctx.tmp, "haproxy.cfg")
+    with open(conf, "w") as f:
+        f.write("global\n    maxconn 256\n\ndefaults\n    mode http\n    timeout connect 2s\n"
+                "    timeout client 10s\n    timeout server 10s\n    retries 0\n\n"
+                "frontend wal\n    bind 127.0.0.1:%d\n    default_backend shards\n\n"
+                "backend shards\n    balance uri\n    hash-type consistent\n" % pport)
+        for i, s in enumerate(shards):
+            f.write("    server w%d 127.0.0.1:%d\n" % (i, s.fixed_port))
+    run([hap, "-c", "-f", conf])
+    proxy = Proxy(ctx, [hap, "-db", "-f", conf], pport, "haproxy")
+    try:
+        # curl through the proxy: a record and its read-back, same stream path, same shard
+        _, out, _ = run(["curl", "-sS", "-f", "--data-binary", "hello", "http://127.0.0.1:%d/log/curl" % pport])
+        check(out.strip() == "0", "curl POST via haproxy: %r" % out)
+        _, out, _ = run(["curl", "-sS", "-f", "http://127.0.0.1:%d/log/curl?from=0&format=raw" % pport])
+        check(out == "hello", "curl GET via haproxy: %r" % out)
+        streams = ["s%d" % i for i in range(12)]
+
+        def write_one(n):
+            stream = streams[n % len(streams)]
+            body = ("%s:%d:" % (stream, n)).encode() + b"y" * (n % 900)
+            code, reply = st.http_request(pport, "POST", "/log/" + stream, body)
+            if code != 201:
+                return None
+            return (stream, int(reply.strip()), body)
+
+        acked, failed, _ = drive_with_outage(ctx, shards, 600, write_one, lambda: None)
+        log("  %d records acknowledged, %d refused while a shard was down" % (len(acked), failed))
+        check(failed > 0, "no append failed while shard 1 was down: the outage was not exercised")
+        home = {}
+        for stream in streams:
+            holders = [i for i, s in enumerate(shards)
+                       if st.http_request(s.fixed_port, "GET", "/log/%s?limit=1" % stream)[0] == 200]
+            check(len(holders) == 1, "stream %s is on shards %s (want exactly one)" % (stream, holders))
+            home[stream] = holders[0]
+        check(len(set(home.values())) == 3, "streams per shard: %s" % home)
+        for stream, seq, body in acked:
+            port = shards[home[stream]].fixed_port
+            code, got = st.http_request(port, "GET", "/log/%s?from=%d&limit=1&format=raw" % (stream, seq))
+            check(code == 200 and got == body, "%s #%d on its shard: %d %r" % (stream, seq, code, got[:60]))
+            code, got = st.http_request(pport, "GET", "/log/%s?from=%d&limit=1&format=raw" % (stream, seq))
+            check(code == 200 and got == body, "%s #%d through haproxy: %d %r" % (stream, seq, code, got[:60]))
+        log("  every acknowledged record is on its stream's shard %s" % sorted(set(home.values())))
+    finally:
+        proxy.stop()
+    for s in ctx.servers:
+        if s.alive():
+            s.stop()
+
+
 TESTS = {
     "notify_ready": test_notify_ready,
     "config_file": test_config_file,
@@ -489,6 +711,8 @@ TESTS = {
     "dkms_build": test_dkms_build,
     "metrics": test_metrics,
     "daxnetctl": test_daxnetctl,
+    "kv_twemproxy": test_kv_twemproxy,
+    "wal_haproxy": test_wal_haproxy,
 }
 
 
