@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //
-// daxnet-kv: a persistent key-value server speaking RESP2 (redis-cli and
-// redis-benchmark work unmodified) and, on a second port, a pKVS-style HTTP
-// interface (GET/PUT/DELETE /kv/<key>).
+// daxnet-kv: a persistent key-value server speaking RESP2/RESP3 (redis-cli,
+// redis-benchmark and client libraries work unmodified) and, on a second
+// port, a pKVS-style HTTP interface (GET/PUT/DELETE /kv/<key>).
 //
 // Values stay in the pool buffers they were received in: the KV store logs
 // (buffer, offset, length) references in the WAL and indexes them in DRAM.
 // Every write of one event-loop pass, over all connections, is made durable
 // with one commit (one fence) before any reply of that pass is sent.
+//
+// Commands: a Redis-style table (kv.h, cmd_table.cpp), handlers by family in
+// cmd_*.cpp. This file: the service core (dispatch, store helpers), HTTP and
+// main().
 //
 // Limits: keys up to --max-key bytes (default 1024), values up to
 // --max-value (default 16 MiB). Writes are refused with
@@ -18,26 +22,19 @@
 #include <charconv>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
 
-#include "daxnet/pmem/kv.h"
+#include <unistd.h>
+
 #include "daxnet/svc/options.h"
-#include "daxnet/svc/server.h"
+#include "kv.h"
 
-namespace {
+namespace daxnet::kv {
 
-using daxnet::pmem::KvStore;
-using daxnet::pmem::ScratchArena;
-using daxnet::pmem::ValueRef;
-using daxnet::proto::StreamRange;
-using daxnet::svc::Conn;
-using daxnet::svc::Server;
 namespace resp = daxnet::proto::resp;
-using Slice = daxnet::pmem::Slice;
-
-constexpr std::uint64_t kInlineValueMax = 1024;  ///< larger values go out zero-copy
 
 bool ieq(std::string_view a, std::string_view b) noexcept
 {
@@ -57,94 +54,65 @@ bool ieq(std::string_view a, std::string_view b) noexcept
 
 bool parse_i64(std::string_view s, std::int64_t& v) noexcept
 {
-	if (s.empty() || s.size() > 20)
+	if (s.empty() || s.size() > 20 || (s.size() > 1 && s[0] == '0') || s[0] == '+')
+		return false;
+	if (s.size() > 1 && s[0] == '-' && s[1] == '0')
 		return false;
 	auto r = std::from_chars(s.data(), s.data() + s.size(), v);
 	return r.ec == std::errc() && r.ptr == s.data() + s.size();
 }
 
-struct KvConfig {
-	std::uint32_t max_key = 1024;
-	std::uint64_t max_value = 16u << 20;
-	std::uint32_t reserve = 0;  ///< free buffers kept for the transport; 0: auto
-	std::uint32_t pack_small = 512;  ///< values up to this size are packed (copied once)
-	std::string transport_name;
-};
-
-class KvService final : public daxnet::svc::Service {
-public:
-	KvService(KvStore& kv, const daxnet::pmem::PoolView& pool, daxnet::pmem::BufferAllocator& alloc,
-		  const KvConfig& cfg)
-	    : kv_(kv), pool_(pool), alloc_(alloc), arena_(pool, alloc), cfg_(cfg)
-	{
-		values_.reserve(64);
-		if (cfg_.reserve == 0)
-			cfg_.reserve = std::max<std::uint32_t>(32, pool.buffer_count() / 16);
+KvService::KvService(KvStore& kv, const daxnet::pmem::PoolView& pool, daxnet::pmem::BufferAllocator& alloc,
+		     const KvConfig& cfg)
+    : kv_(kv), pool_(pool), alloc_(alloc), arena_(pool, alloc), cfg_(cfg)
+{
+	values_.reserve(64);
+	argv_.reserve(16);
+	if (cfg_.reserve == 0)
+		cfg_.reserve = std::max<std::uint32_t>(32, pool.buffer_count() / 16);
+	cmd_stats_.resize(command_table().size());
+	start_ns_ = last_save_ns_ = daxnet::pmem::realtime_ns();
+	std::uint64_t r = start_ns_ ^ (static_cast<std::uint64_t>(::getpid()) << 32);
+	for (int i = 0; i < 40; ++i) {
+		r = r * 6364136223846793005ull + 1442695040888963407ull;
+		run_id_.push_back("0123456789abcdef"[(r >> 60) & 15]);
 	}
+}
 
-	void on_resp(Server& srv, Conn& c) override;
-	void on_http(Server& srv, Conn& c) override;
-	void end_of_pass(Server& srv) override;
-
-	std::uint64_t writes() const noexcept { return writes_; }
-
-private:
-	// --- helpers
-	std::string_view arg(Conn& c, std::size_t i) { return c.view(c.resp.args()[i], i); }
-	/// True when fewer than `reserve` buffers are free, after trying to
-	/// reclaim the buffers of superseded values with a checkpoint (at most
-	/// once per 1024 log records, so a pool of live data does not checkpoint
-	/// on every request).
-	bool pool_full() noexcept
-	{
-		if (alloc_.free_count() >= cfg_.reserve)
-			return false;
-		if (kv_.wal().next_seq() >= last_reclaim_ + 1024) {
-			last_reclaim_ = kv_.wal().next_seq();
-			++reclaims_;
-			(void)kv_.checkpoint();
-		}
-		return alloc_.free_count() < cfg_.reserve;
+bool KvService::pool_full() noexcept
+{
+	if (alloc_.free_count() >= cfg_.reserve)
+		return false;
+	if (kv_.wal().next_seq() >= last_reclaim_ + 1024) {
+		last_reclaim_ = kv_.wal().next_seq();
+		++reclaims_;
+		(void)kv_.checkpoint();
 	}
-	std::string pool_full_msg() const
-	{
-		return fmt::format("ERR daxnet: pool full ({} of {} buffers free, {} reserved): write refused, "
-				   "reads still served",
-				   alloc_.free_count(), alloc_.count(), cfg_.reserve);
-	}
-	/// Key bytes as a pool slice: in place, or copied once into the arena
-	/// when they straddle two received slices (or need decoding).
-	int key_slice(Conn& c, StreamRange r, Slice& out);
-	int bytes_slice(std::string_view bytes, Slice& out);
-	void value_slices(Conn& c, StreamRange r);
-	/// Key and value slices for a SET: zero-copy, or packed when small.
-	int kv_slices(Conn& c, StreamRange key, StreamRange value, Slice& k);
-	/// Stages a SET; returns 0 or the RESP error to send.
-	const char* stage_set(Conn& c, const Slice& key, std::uint64_t expiry, std::string& err);
-	void reply_value(Server& srv, Conn& c, const ValueRef& v);
-	bool check_key(Conn& c, StreamRange r);
-	void info(Server& srv, Conn& c);
+	return alloc_.free_count() < cfg_.reserve;
+}
 
-	void cmd_set(Server& srv, Conn& c);
-	void cmd_incr(Server& srv, Conn& c, std::int64_t delta, bool by);
-	void cmd_config(Server& srv, Conn& c);
-	void cmd_command(Server& srv, Conn& c);
+std::string KvService::pool_full_msg() const
+{
+	return fmt::format("ERR daxnet: pool full ({} of {} buffers free, {} reserved): write refused, "
+			   "reads still served",
+			   alloc_.free_count(), alloc_.count(), cfg_.reserve);
+}
 
-	KvStore& kv_;
-	daxnet::pmem::PoolView pool_;
-	daxnet::pmem::BufferAllocator& alloc_;
-	ScratchArena arena_;
-	KvConfig cfg_;
-	std::vector<Slice> values_;
-	std::string scratch_;
-	bool staged_ = false;
-	std::uint64_t writes_ = 0;
-	std::uint64_t commits_ = 0;
-	std::uint64_t refused_ = 0;
-	std::uint64_t last_reclaim_ = 0;
-	std::uint64_t reclaims_ = 0;
-	std::uint64_t packed_ = 0;  ///< bytes of small keys+values copied into packed buffers
-};
+void KvService::refuse_pool_full(Ctx& x)
+{
+	++refused_;
+	resp::error(x.o, pool_full_msg());
+}
+
+std::string_view KvService::skey(const Ctx& x, std::string_view key, std::string& buf) const
+{
+	if (x.cl.db == 0 && (key.size() < 2 || key[0] != '\xff' || key[1] != '\xfe'))
+		return key;
+	buf.assign("\xff\xfe");
+	buf.push_back(static_cast<char>(x.cl.db));
+	buf.append(key);
+	return buf;
+}
 
 int KvService::bytes_slice(std::string_view bytes, Slice& out)
 {
@@ -155,28 +123,45 @@ int KvService::bytes_slice(std::string_view bytes, Slice& out)
 	return arena_.write(std::as_bytes(std::span<const char>(bytes.data(), bytes.size())), out);
 }
 
-int KvService::key_slice(Conn& c, StreamRange r, Slice& out)
+int KvService::key_slice(Ctx& x, std::size_t i, Slice& out)
 {
-	if (r.len == 0) {
-		out = Slice{};
-		return 0;
+	std::string_view key = x.arg(i);
+	std::string_view sk = skey(x, key, keybuf_);
+	if (sk.data() == key.data() && x.ranges) {
+		const StreamRange r = x.ranges[i];
+		if (r.len == 0) {
+			out = Slice{};
+			return 0;
+		}
+		std::uint32_t buf = 0, off = 0;
+		if (daxnet::svc::single_slice(x.c.chain, r, buf, off)) {
+			out = Slice{buf, off, static_cast<std::uint32_t>(r.len)};
+			return 0;
+		}
 	}
-	std::uint32_t buf = 0, off = 0;
-	if (daxnet::svc::single_slice(c.chain, r, buf, off)) {
-		out = Slice{buf, off, static_cast<std::uint32_t>(r.len)};
-		return 0;
-	}
-	std::vector<char> tmp;
-	std::string_view v = c.chain.view(r, tmp);
-	return bytes_slice(v, out);
+	return bytes_slice(sk, out);
+}
+
+void KvService::value_slices(Conn& c, StreamRange r)
+{
+	values_.clear();
+	c.chain.pieces(r, [&](const daxnet::proto::Piece& p) { values_.push_back(Slice{p.buf(), p.buf_off(), p.len}); });
 }
 
 int KvService::kv_slices(Conn& c, StreamRange key, StreamRange value, Slice& k)
 {
 	if (value.len > cfg_.pack_small || value.len == 0) {
 		// zero-copy: key and value stay in the received buffers
-		if (key_slice(c, key, k) < 0)
-			return -ENOSPC;
+		std::uint32_t buf = 0, off = 0;
+		if (key.len == 0) {
+			k = Slice{};
+		} else if (daxnet::svc::single_slice(c.chain, key, buf, off)) {
+			k = Slice{buf, off, static_cast<std::uint32_t>(key.len)};
+		} else {
+			std::vector<char> tmp;
+			if (bytes_slice(c.chain.view(key, tmp), k) < 0)
+				return -ENOSPC;
+		}
 		value_slices(c, value);
 		return 0;
 	}
@@ -191,34 +176,35 @@ int KvService::kv_slices(Conn& c, StreamRange key, StreamRange value, Slice& k)
 	return 0;
 }
 
-void KvService::value_slices(Conn& c, StreamRange r)
+int KvService::set_value_bytes(std::string_view bytes)
 {
 	values_.clear();
-	c.chain.pieces(r, [&](const daxnet::proto::Piece& p) { values_.push_back(Slice{p.buf(), p.buf_off(), p.len}); });
-}
-
-bool KvService::check_key(Conn& c, StreamRange r)
-{
-	if (r.len <= cfg_.max_key)
-		return true;
-	resp::error(c.tx.bytes(), fmt::format("ERR daxnet: key too long ({} bytes, limit {})", r.len, cfg_.max_key));
-	return false;
-}
-
-void KvService::reply_value(Server& srv, Conn& c, const ValueRef& v)
-{
-	resp::bulk_header(c.tx.bytes(), v.size);
-	if (v.size <= kInlineValueMax) {
-		for (const Slice& s : v.slices)
-			c.tx.bytes().append(daxnet::pmem::slice_bytes(pool_, s));
-	} else {
-		for (const Slice& s : v.slices)
-			c.tx.append_ref(srv.source(), s.buf, s.off, s.len);
+	const std::size_t chunk = pool_.buffer_size();
+	for (std::size_t at = 0; at < bytes.size(); at += chunk) {
+		Slice v;
+		if (bytes_slice(bytes.substr(at, chunk), v) < 0)
+			return -ENOSPC;
+		values_.push_back(v);
 	}
-	resp::crlf(c.tx.bytes());
+	return 0;
 }
 
-const char* KvService::stage_set(Conn&, const Slice& key, std::uint64_t expiry, std::string& err)
+int KvService::arg_kv_slices(Ctx& x, std::size_t i, std::size_t j, Slice& k)
+{
+	std::string_view key = x.arg(i);
+	if (x.ranges && skey(x, key, keybuf_).data() == key.data())
+		return kv_slices(x.c, x.ranges[i], x.ranges[j], k);
+	if (bytes_slice(skey(x, key, keybuf_), k) < 0)
+		return -ENOSPC;
+	if (x.ranges && (x.ranges[j].len > cfg_.pack_small || x.ranges[j].len == 0)) {
+		value_slices(x.c, x.ranges[j]);
+		return 0;
+	}
+	packed_ += key.size() + x.arg(j).size();
+	return set_value_bytes(x.arg(j));
+}
+
+const char* KvService::stage_set(const Slice& key, std::uint64_t expiry, std::string& err)
 {
 	int rc = kv_.set(key, values_, expiry);
 	if (rc == -ENOSPC) {
@@ -241,468 +227,117 @@ const char* KvService::stage_set(Conn&, const Slice& key, std::uint64_t expiry, 
 	return err.c_str();
 }
 
-void KvService::cmd_set(Server& srv, Conn& c)
+int KvService::stage_del(const Slice& key)
 {
-	auto args = c.resp.args();
-	bool nx = false, xx = false, keepttl = false, get = false;
-	std::uint64_t expiry = 0;
-	for (std::size_t i = 3; i < args.size(); ++i) {
-		std::string_view o = arg(c, i);
-		const bool has_next = i + 1 < args.size();
-		if (ieq(o, "nx") && !xx) {
-			nx = true;
-		} else if (ieq(o, "xx") && !nx) {
-			xx = true;
-		} else if (ieq(o, "keepttl") && expiry == 0) {
-			keepttl = true;
-		} else if (ieq(o, "get")) {
-			get = true;
-		} else if ((ieq(o, "ex") || ieq(o, "px") || ieq(o, "exat") || ieq(o, "pxat")) && has_next && !keepttl &&
-			   expiry == 0) {
-			std::int64_t n = 0;
-			if (!parse_i64(arg(c, i + 1), n)) {
-				resp::error(c.tx.bytes(), "ERR value is not an integer or out of range");
-				return;
-			}
-			if (n <= 0 || n > INT64_MAX / 1000000000) {
-				resp::error(c.tx.bytes(), "ERR invalid expire time in 'set' command");
-				return;
-			}
-			const auto un = static_cast<std::uint64_t>(n);
-			const std::uint64_t now = daxnet::pmem::realtime_ns();
-			if (ieq(o, "ex"))
-				expiry = now + un * 1000000000ull;
-			else if (ieq(o, "px"))
-				expiry = now + un * 1000000ull;
-			else if (ieq(o, "exat"))
-				expiry = un * 1000000000ull;
-			else
-				expiry = un * 1000000ull;
-			++i;
-		} else {
-			resp::error(c.tx.bytes(), "ERR syntax error");
-			return;
-		}
+	int rc = kv_.del(key);
+	if (rc == -ENOSPC && kv_.checkpoint() == 0)
+		rc = kv_.del(key);
+	if (rc > 0) {
+		staged_ = true;
+		++writes_;
 	}
-	if (!check_key(c, args[1]))
-		return;
-	std::string_view key = arg(c, 1);
-	ValueRef old{};
-	const bool exists = kv_.get(key, old) == 1;
-	if ((nx && exists) || (xx && !exists)) {
-		if (get && exists)
-			reply_value(srv, c, old);
-		else
-			resp::nil(c.tx.bytes());
-		return;
-	}
-	if (pool_full()) {
-		++refused_;
-		resp::error(c.tx.bytes(), pool_full_msg());
-		return;
-	}
-	if (keepttl && exists)
-		expiry = old.expiry_ns;
-	if (get) {
-		// reply with the old value before it is replaced (copied now:
-		// its slices are invalid after the set)
-		if (exists) {
-			resp::bulk_header(c.tx.bytes(), old.size);
-			for (const Slice& s : old.slices)
-				c.tx.bytes().append(daxnet::pmem::slice_bytes(pool_, s));
-			resp::crlf(c.tx.bytes());
-		} else {
-			resp::nil(c.tx.bytes());
-		}
-	}
-	Slice k;
-	if (kv_slices(c, args[1], args[2], k) < 0) {
-		++refused_;
-		resp::error(c.tx.bytes(), pool_full_msg());
-		return;
-	}
-	std::string err;
-	if (const char* e = stage_set(c, k, expiry, err)) {
-		if (!get)
-			resp::error(c.tx.bytes(), e);
-		return;
-	}
-	if (!get)
-		resp::ok(c.tx.bytes());
+	return rc;
 }
 
-void KvService::cmd_incr(Server&, Conn& c, std::int64_t delta, bool by)
+bool KvService::key_fits(Ctx& x, std::size_t i)
 {
-	auto args = c.resp.args();
-	if (by && !parse_i64(arg(c, 2), delta)) {
-		resp::error(c.tx.bytes(), "ERR value is not an integer or out of range");
-		return;
-	}
-	if (!check_key(c, args[1]))
-		return;
-	std::string_view key = arg(c, 1);
-	ValueRef old{};
-	std::int64_t cur = 0;
-	std::uint64_t expiry = 0;
-	if (kv_.get(key, old) == 1) {
-		char tmp[24];
-		if (old.size > 20) {
-			resp::error(c.tx.bytes(), "ERR value is not an integer or out of range");
-			return;
-		}
-		std::size_t n = 0;
-		for (const Slice& s : old.slices) {
-			auto b = daxnet::pmem::slice_bytes(pool_, s);
-			std::memcpy(tmp + n, b.data(), b.size());
-			n += b.size();
-		}
-		if (!parse_i64(std::string_view(tmp, n), cur)) {
-			resp::error(c.tx.bytes(), "ERR value is not an integer or out of range");
-			return;
-		}
-		expiry = old.expiry_ns;
-	}
-	if ((delta > 0 && cur > INT64_MAX - delta) || (delta < 0 && cur < INT64_MIN - delta)) {
-		resp::error(c.tx.bytes(), "ERR increment or decrement would overflow");
-		return;
-	}
-	cur += delta;
-	if (pool_full()) {
-		++refused_;
-		resp::error(c.tx.bytes(), pool_full_msg());
-		return;
-	}
-	char num[24];
-	auto r = std::to_chars(num, num + sizeof num, cur);
-	Slice k, v;
-	if (key_slice(c, args[1], k) < 0 ||
-	    bytes_slice(std::string_view(num, static_cast<std::size_t>(r.ptr - num)), v) < 0) {
-		++refused_;
-		resp::error(c.tx.bytes(), pool_full_msg());
-		return;
-	}
-	values_.assign(1, v);
-	std::string err;
-	if (const char* e = stage_set(c, k, expiry, err)) {
-		resp::error(c.tx.bytes(), e);
-		return;
-	}
-	resp::integer(c.tx.bytes(), cur);
+	if (x.arg(i).size() <= cfg_.max_key)
+		return true;
+	resp::error(x.o, fmt::format("ERR daxnet: key too long ({} bytes, limit {})", x.arg(i).size(), cfg_.max_key));
+	return false;
 }
 
-void KvService::cmd_config(Server&, Conn& c)
+void KvService::reply_null(Ctx& x)
 {
-	auto args = c.resp.args();
-	std::string_view sub = arg(c, 1);
-	if (ieq(sub, "get") && args.size() == 3) {
-		std::string_view p = arg(c, 2);
-		// What redis-benchmark asks at start; daxnet is durable per write.
-		if (ieq(p, "save")) {
-			resp::array(c.tx.bytes(), 2);
-			resp::bulk(c.tx.bytes(), "save");
-			resp::bulk(c.tx.bytes(), "");
-		} else if (ieq(p, "appendonly")) {
-			resp::array(c.tx.bytes(), 2);
-			resp::bulk(c.tx.bytes(), "appendonly");
-			resp::bulk(c.tx.bytes(), "yes");
-		} else if (ieq(p, "appendfsync")) {
-			resp::array(c.tx.bytes(), 2);
-			resp::bulk(c.tx.bytes(), "appendfsync");
-			resp::bulk(c.tx.bytes(), "always");
-		} else if (ieq(p, "databases")) {
-			resp::array(c.tx.bytes(), 2);
-			resp::bulk(c.tx.bytes(), "databases");
-			resp::bulk(c.tx.bytes(), "1");
-		} else {
-			resp::array(c.tx.bytes(), 0);
-		}
-	} else if (ieq(sub, "resetstat") && args.size() == 2) {
-		resp::ok(c.tx.bytes());
-	} else if (ieq(sub, "set")) {
-		resp::error(c.tx.bytes(), "ERR daxnet: CONFIG SET is not supported");
+	if (x.resp3())
+		x.o.append("_\r\n");
+	else
+		resp::nil(x.o);
+}
+
+void KvService::reply_value(Ctx& x, const ValueRef& v)
+{
+	resp::bulk_header(x.o, v.size);
+	if (v.size <= kInlineValueMax) {
+		for (const Slice& s : v.slices)
+			x.o.append(daxnet::pmem::slice_bytes(pool_, s));
 	} else {
-		resp::error(c.tx.bytes(), fmt::format("ERR unknown subcommand or wrong number of arguments for '{}'. "
-						      "Try CONFIG HELP.",
-						      sub.substr(0, 64)));
+		for (const Slice& s : v.slices)
+			x.c.tx.append_ref(x.srv.source(), s.buf, s.off, s.len);
 	}
+	resp::crlf(x.o);
 }
 
-struct CmdInfo {
-	const char* name;
-	int arity;
-	bool write;
-};
-
-constexpr CmdInfo kCommands[] = {
-	{"ping", -1, false},   {"echo", 2, false},     {"set", -3, true},	 {"get", 2, false},
-	{"del", -2, true},     {"exists", -2, false},  {"mget", -2, false},	 {"mset", -3, true},
-	{"incr", 2, true},     {"decr", 2, true},      {"incrby", 3, true},	 {"decrby", 3, true},
-	{"dbsize", 1, false},  {"flushall", -1, true}, {"flushdb", -1, true},	 {"info", -1, false},
-	{"command", -1, false}, {"config", -2, false}, {"quit", -1, false},	 {"select", 2, false},
-	{"ttl", 2, false},     {"pttl", 2, false},     {"strlen", 2, false},
-};
-
-void KvService::cmd_command(Server&, Conn& c)
+void KvService::reply_value_copy(Ctx& x, const ValueRef& v)
 {
-	auto args = c.resp.args();
-	auto& o = c.tx.bytes();
-	if (args.size() >= 2 && ieq(arg(c, 1), "count")) {
-		resp::integer(o, static_cast<std::int64_t>(std::size(kCommands)));
-		return;
-	}
-	if (args.size() >= 2 && ieq(arg(c, 1), "docs")) {
-		resp::array(o, 0);  // no docs: redis-cli then just offers no hints
-		return;
-	}
-	if (args.size() >= 2) {
-		resp::error(o, "ERR daxnet: only COMMAND, COMMAND COUNT and COMMAND DOCS are supported");
-		return;
-	}
-	resp::array(o, std::size(kCommands));
-	for (const CmdInfo& ci : kCommands) {
-		// name, arity, flags, first key, last key, step
-		const bool keyed = ci.arity != 1 && std::string_view(ci.name) != "ping" &&
-				   std::string_view(ci.name) != "echo" && std::string_view(ci.name) != "info" &&
-				   std::string_view(ci.name) != "command" && std::string_view(ci.name) != "config" &&
-				   std::string_view(ci.name) != "quit" && std::string_view(ci.name) != "select" &&
-				   std::string_view(ci.name) != "flushall" && std::string_view(ci.name) != "flushdb";
-		resp::array(o, 6);
-		resp::bulk(o, ci.name);
-		resp::integer(o, ci.arity);
-		resp::array(o, 1);
-		resp::simple(o, ci.write ? "write" : "readonly");
-		resp::integer(o, keyed ? 1 : 0);
-		resp::integer(o, keyed ? (ci.arity < 0 ? -1 : 1) : 0);
-		resp::integer(o, keyed ? 1 : 0);
-	}
+	resp::bulk_header(x.o, v.size);
+	for (const Slice& s : v.slices)
+		x.o.append(daxnet::pmem::slice_bytes(pool_, s));
+	resp::crlf(x.o);
 }
 
-void KvService::info(Server& srv, Conn& c)
+Client& KvService::client_of(Server&, Conn& c)
 {
-	const auto& sc = srv.counters();
-	const auto rc = srv.port().counters();
-	const auto& pc = pool_.domain().counters();
-	const auto& ws = kv_.wal().stats();
-	const std::uint64_t syscalls = rc.syscalls + sc.waits;
-	const double req = sc.requests ? static_cast<double>(sc.requests) : 1.0;
-	const double wr = writes_ ? static_cast<double>(writes_) : 1.0;
-	std::string s = fmt::format(
-		"# Server\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\ndaxnet_version:{}\r\n"
-		"daxnet_transport:{}\r\ndaxnet_granularity:{}\r\ntcp_port:0\r\n"
-		"# Clients\r\nconnected_clients:{}\r\n"
-		"# Persistence\r\naof_enabled:1\r\ndaxnet_wal_used_records:{}\r\ndaxnet_wal_slots:{}\r\n"
-		"daxnet_checkpoints:{}\r\ndaxnet_checkpoint_pending:{}\r\ndaxnet_checkpoints_stepped:{}\r\n"
-		"daxnet_checkpoints_finished_early:{}\r\ndaxnet_checkpoints_restarted:{}\r\n"
-		"daxnet_checkpoint_fallbacks:{}\r\n"
-		"# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n"
-		"daxnet_requests:{}\r\ndaxnet_writes:{}\r\ndaxnet_writes_refused:{}\r\ndaxnet_commits:{}\r\n"
-		"daxnet_fences:{}\r\ndaxnet_flushes:{}\r\ndaxnet_flushed_bytes:{}\r\ndaxnet_msyncs:{}\r\n"
-		"daxnet_fences_per_write:{:.4f}\r\ndaxnet_fences_per_request:{:.4f}\r\n"
-		"daxnet_syscalls:{}\r\ndaxnet_syscalls_per_request:{:.4f}\r\ndaxnet_syncs:{}\r\ndaxnet_waits:{}\r\n"
-		"daxnet_passes:{}\r\ndaxnet_rx_bytes:{}\r\ndaxnet_tx_bytes:{}\r\ndaxnet_cpu_copied_bytes:{}\r\n"
-		"daxnet_rx_kept:{}\r\ndaxnet_tx_zerocopy_bytes:{}\r\ndaxnet_compacted_bytes:{}\r\n"
-		"daxnet_protocol_errors:{}\r\ndaxnet_rx_ring_full:{}\r\ndaxnet_spare_empty:{}\r\n"
-		"daxnet_pool_buffers:{}\r\ndaxnet_pool_buffers_free:{}\r\ndaxnet_packed_bytes:{}\r\n"
-		"daxnet_reclaim_checkpoints:{}\r\n"
-		"daxnet_zerocopy:{}\r\ndaxnet_rx_zc_bytes:{}\r\ndaxnet_tx_zc_bytes:{}\r\n"
-		"# Keyspace\r\ndb0:keys={},expires=0,avg_ttl=0\r\n",
-		daxnet::svc::kVersion, cfg_.transport_name, daxnet::pmem::to_string(pool_.domain().granularity()),
-		sc.open_connections, kv_.wal().used(), kv_.wal().nslots(), ws.checkpoints, kv_.checkpoint_pending() ? 1 : 0,
-		kv_.checkpoint_stats().stepped, kv_.checkpoint_stats().finished, kv_.checkpoint_stats().restarted,
-		kv_.checkpoint_stats().fallbacks, sc.connections, sc.requests,
-		sc.requests, writes_, refused_, commits_, pc.drains, pc.flush_calls, pc.flushed_bytes, pc.msyncs,
-		static_cast<double>(pc.drains) / wr, static_cast<double>(pc.drains) / req, syscalls,
-		static_cast<double>(syscalls) / req, rc.syncs, sc.waits, sc.passes, rc.rx_bytes, rc.tx_bytes,
-		rc.cpu_copied, sc.kept, sc.tx_zerocopy, sc.bytes_compacted, sc.protocol_errors, rc.rx_ring_full,
-		rc.spare_empty, alloc_.count(), alloc_.free_count(), packed_, reclaims_,
-		srv.port().zerocopy() ? 1 : 0, rc.rx_zc_bytes, rc.tx_zc_bytes, kv_.dbsize());
-	resp::bulk(c.tx.bytes(), s);
+	if (!c.app) {
+		auto cl = std::make_shared<Client>();
+		cl->id = next_client_id_++;
+		cl->conn = c.id;
+		cl->fd = c.fd;
+		cl->authed = cfg_.requirepass.empty();
+		cl->created_ns = daxnet::pmem::realtime_ns();
+		c.app = std::move(cl);
+	}
+	return *static_cast<Client*>(c.app.get());
 }
+
+void KvService::on_close(Server&, Conn&) {}
 
 void KvService::on_resp(Server& srv, Conn& c)
 {
+	Client& cl = client_of(srv, c);
 	auto args = c.resp.args();
-	auto& o = c.tx.bytes();
-	char name[16];
-	std::string_view cmd = arg(c, 0);
-	std::size_t n = 0;
-	const CmdInfo* ci = nullptr;
-	if (cmd.size() < sizeof name) {
-		for (char ch : cmd)
-			name[n++] = (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch - 'A' + 'a') : ch;
-		const std::string_view lc(name, n);
-		for (const CmdInfo& k : kCommands)
-			if (lc == k.name) {
-				ci = &k;
-				break;
-			}
-	}
-	if (!ci) {
+	argv_.clear();
+	for (std::size_t i = 0; i < args.size(); ++i)
+		argv_.push_back(c.view(args[i], i));
+	Ctx x{srv, c, cl, c.tx.bytes(), argv_, args.data()};
+	dispatch(x);
+}
+
+void KvService::dispatch(Ctx& x)
+{
+	const Cmd* cmd = find_command(x.arg(0));
+	if (!cmd) {
 		std::string_view shown[4];
 		std::size_t ns = 0;
-		for (std::size_t i = 1; i < args.size() && ns < 4; ++i)
-			shown[ns++] = arg(c, i);
-		resp::unknown_command(o, cmd, std::span<const std::string_view>(shown, ns));
+		for (std::size_t i = 1; i < x.argc() && ns < 4; ++i)
+			shown[ns++] = x.arg(i);
+		resp::unknown_command(x.o, x.arg(0), std::span<const std::string_view>(shown, ns));
 		return;
 	}
-	const auto argc = static_cast<int>(args.size());
-	if ((ci->arity > 0 && argc != ci->arity) || (ci->arity < 0 && argc < -ci->arity)) {
-		resp::wrong_arity(o, ci->name);
+	x.cmd = cmd;
+	CmdStat& st = cmd_stats_[static_cast<std::size_t>(cmd - command_table().data())];
+	const auto argc = static_cast<int>(x.argc());
+	if ((cmd->arity > 0 && argc != cmd->arity) || (cmd->arity < 0 && argc < -cmd->arity)) {
+		++st.rejected;
+		resp::wrong_arity(x.o, cmd->name);
 		return;
 	}
-	const std::string_view nm(ci->name);
-	if (nm == "get") {
-		if (!check_key(c, args[1]))
-			return;
-		ValueRef v{};
-		if (kv_.get(arg(c, 1), v) == 1)
-			reply_value(srv, c, v);
-		else
-			resp::nil(o);
-	} else if (nm == "set") {
-		cmd_set(srv, c);
-	} else if (nm == "ping") {
-		if (argc == 1)
-			resp::simple(o, "PONG");
-		else if (argc == 2)
-			resp::bulk(o, arg(c, 1));
-		else
-			resp::wrong_arity(o, "ping");
-	} else if (nm == "echo") {
-		resp::bulk(o, arg(c, 1));
-	} else if (nm == "del") {
-		std::int64_t deleted = 0;
-		for (std::size_t i = 1; i < args.size(); ++i) {
-			if (args[i].len > cfg_.max_key)
-				continue;  // cannot exist
-			Slice k;
-			if (!kv_.exists(arg(c, i)))
-				continue;
-			if (key_slice(c, args[i], k) < 0) {
-				resp::error(o, pool_full_msg());
+	if ((cmd->flags & kDenyOom) && cmd->first_key > 0) {
+		// stored keys are bounded (--max-key); reads of longer keys just miss
+		const int last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
+		for (int i = cmd->first_key; i <= last && i < argc; i += cmd->step)
+			if (!key_fits(x, static_cast<std::size_t>(i))) {
+				++st.rejected;
 				return;
 			}
-			int rc = kv_.del(k);
-			if (rc == -ENOSPC && kv_.checkpoint() == 0)
-				rc = kv_.del(k);
-			if (rc < 0) {
-				resp::error(o, fmt::format("ERR daxnet: delete failed ({})", std::strerror(-rc)));
-				return;
-			}
-			deleted += rc;
-			staged_ = true;
-			++writes_;
-		}
-		resp::integer(o, deleted);
-	} else if (nm == "exists") {
-		std::int64_t count = 0;
-		for (std::size_t i = 1; i < args.size(); ++i)
-			if (args[i].len <= cfg_.max_key && kv_.exists(arg(c, i)))
-				++count;
-		resp::integer(o, count);
-	} else if (nm == "mget") {
-		resp::array(o, args.size() - 1);
-		for (std::size_t i = 1; i < args.size(); ++i) {
-			ValueRef v{};
-			if (args[i].len <= cfg_.max_key && kv_.get(arg(c, i), v) == 1)
-				reply_value(srv, c, v);
-			else
-				resp::nil(o);
-		}
-	} else if (nm == "mset") {
-		if (argc % 2 == 0) {
-			resp::wrong_arity(o, "mset");
-			return;
-		}
-		for (std::size_t i = 1; i < args.size(); i += 2)
-			if (!check_key(c, args[i]))
-				return;
-		if (pool_full()) {
-			++refused_;
-			resp::error(o, pool_full_msg());
-			return;
-		}
-		for (std::size_t i = 1; i < args.size(); i += 2) {
-			Slice k;
-			if (kv_slices(c, args[i], args[i + 1], k) < 0) {
-				resp::error(o, pool_full_msg());
-				return;
-			}
-			std::string err;
-			if (const char* e = stage_set(c, k, 0, err)) {
-				resp::error(o, e);
-				return;
-			}
-		}
-		resp::ok(o);
-	} else if (nm == "incr") {
-		cmd_incr(srv, c, 1, false);
-	} else if (nm == "decr") {
-		cmd_incr(srv, c, -1, false);
-	} else if (nm == "incrby") {
-		cmd_incr(srv, c, 0, true);
-	} else if (nm == "decrby") {
-		std::int64_t d = 0;
-		if (!parse_i64(arg(c, 2), d) || d == INT64_MIN) {
-			resp::error(o, "ERR value is not an integer or out of range");
-			return;
-		}
-		// reuse incr with the negated delta
-		if (!check_key(c, args[1]))
-			return;
-		cmd_incr(srv, c, -d, false);
-	} else if (nm == "dbsize") {
-		resp::integer(o, static_cast<std::int64_t>(kv_.dbsize()));
-	} else if (nm == "flushall" || nm == "flushdb") {
-		if (argc > 2 || (argc == 2 && !ieq(arg(c, 1), "sync") && !ieq(arg(c, 1), "async"))) {
-			resp::error(o, "ERR syntax error");
-			return;
-		}
-		int rc = kv_.flushall();
-		if (rc == -ENOSPC && kv_.checkpoint() == 0)
-			rc = kv_.flushall();
-		if (rc < 0) {
-			resp::error(o, fmt::format("ERR daxnet: flush failed ({})", std::strerror(-rc)));
-			return;
-		}
-		staged_ = true;
-		++writes_;
-		resp::ok(o);
-	} else if (nm == "info") {
-		info(srv, c);
-	} else if (nm == "command") {
-		cmd_command(srv, c);
-	} else if (nm == "config") {
-		cmd_config(srv, c);
-	} else if (nm == "quit") {
-		resp::ok(o);
-		c.closing = true;
-	} else if (nm == "select") {
-		std::int64_t db = -1;
-		if (!parse_i64(arg(c, 1), db))
-			resp::error(o, "ERR value is not an integer or out of range");
-		else if (db != 0)
-			resp::error(o, "ERR DB index is out of range");
-		else
-			resp::ok(o);
-	} else if (nm == "ttl" || nm == "pttl") {
-		ValueRef v{};
-		if (args[1].len > cfg_.max_key || kv_.get(arg(c, 1), v) != 1) {
-			resp::integer(o, -2);
-		} else if (v.expiry_ns == 0) {
-			resp::integer(o, -1);
-		} else {
-			const std::uint64_t now = daxnet::pmem::realtime_ns();
-			const std::uint64_t left = v.expiry_ns > now ? v.expiry_ns - now : 0;
-			resp::integer(o, static_cast<std::int64_t>(nm == "ttl" ? (left + 500000000) / 1000000000
-										 : (left + 500000) / 1000000));
-		}
-	} else if (nm == "strlen") {
-		ValueRef v{};
-		resp::integer(o, args[1].len <= cfg_.max_key && kv_.get(arg(c, 1), v) == 1
-					 ? static_cast<std::int64_t>(v.size)
-					 : 0);
 	}
+	if ((cmd->flags & kDenyOom) && pool_full()) {
+		++st.rejected;
+		refuse_pool_full(x);
+		return;
+	}
+	++st.calls;
+	(this->*cmd->fn)(x);
 }
 
 // ---- HTTP: GET/HEAD/PUT/POST/DELETE /kv/<key> ---------------------------------
@@ -750,7 +385,16 @@ void KvService::on_http(Server& srv, Conn& c)
 		}
 		key = scratch_;
 	}
-	if (key.size() > cfg_.max_key) {
+	if (key.size() >= 2 && key[0] == '\xff' && key[1] == '\xfe') {
+		// a database-0 key that looks like a prefixed one (kv.h): stored escaped
+		keybuf_.assign("\xff\xfe");
+		keybuf_.push_back('\0');
+		keybuf_.append(key);
+		scratch_ = keybuf_;
+		key = scratch_;
+		encoded = true;
+	}
+	if (key.size() > cfg_.max_key + 3) {
 		srv.http_error(c, 414, fmt::format("key too long ({} bytes, limit {})", key.size(), cfg_.max_key));
 		return;
 	}
@@ -800,7 +444,7 @@ void KvService::on_http(Server& srv, Conn& c)
 			return;
 		}
 		std::string err;
-		if (const char* e = stage_set(c, k, 0, err)) {
+		if (const char* e = stage_set(k, 0, err)) {
 			daxnet::proto::http_response(o, 507, "text/plain", std::string(e + 4) + "\n", ka);
 			return;
 		}
@@ -813,18 +457,22 @@ void KvService::on_http(Server& srv, Conn& c)
 			return;
 		}
 		Slice k;
-		int rc = encoded ? bytes_slice(key, k) : key_slice(c, key_range, k);
-		if (rc == 0) {
-			rc = kv_.del(k);
-			if (rc == -ENOSPC && kv_.checkpoint() == 0)
-				rc = kv_.del(k);
+		int rc = 0;
+		if (encoded) {
+			rc = bytes_slice(key, k);
+		} else {
+			std::uint32_t buf = 0, off = 0;
+			if (daxnet::svc::single_slice(c.chain, key_range, buf, off))
+				k = Slice{buf, off, static_cast<std::uint32_t>(key_range.len)};
+			else
+				rc = bytes_slice(key, k);
 		}
+		if (rc == 0)
+			rc = stage_del(k);
 		if (rc < 0) {
 			daxnet::proto::http_response(o, 507, "text/plain", "delete failed\n", ka);
 			return;
 		}
-		staged_ = true;
-		++writes_;
 		daxnet::proto::http_response(o, 200, "text/plain", "1\n", ka);
 		return;
 	}
@@ -847,13 +495,13 @@ void KvService::end_of_pass(Server&)
 	(void)pool_full();  // reclaim superseded values' buffers before the transport runs dry
 }
 
-}  // namespace
+}  // namespace daxnet::kv
 
 int main(int argc, char** argv)
 {
 	CLI::App app{"daxnet-kv: persistent key-value server (Redis protocol + HTTP) on a daxnet pool"};
 	daxnet::svc::CommonOptions opt;
-	KvConfig cfg;
+	daxnet::kv::KvConfig cfg;
 	int http_port = -1;
 	std::string max_value = "16M";
 	daxnet::svc::add_common_options(app, opt, 6380);
@@ -891,7 +539,7 @@ int main(int argc, char** argv)
 	if (cfg.max_key > view.buffer_size())
 		cfg.max_key = view.buffer_size();
 	auto& alloc = *st->alloc;
-	KvStore& kv = *st->kv;
+	daxnet::pmem::KvStore& kv = *st->kv;
 	daxnet::Port& port = *st->port;
 	std::vector<daxnet::svc::Listener> listeners;
 	int resp_port = 0, actual_http = 0;
@@ -918,7 +566,7 @@ int main(int argc, char** argv)
 	so.resp.max_bulk = cfg.max_value;
 	so.resp.max_request = std::max<std::uint64_t>(cfg.max_value * 2, 1u << 20);
 	so.http.max_body = cfg.max_value;
-	KvService svc(kv, view, alloc, cfg);
+	daxnet::kv::KvService svc(kv, view, alloc, cfg);
 	daxnet::svc::Server server(port, svc, std::move(listeners), so);
 
 	std::string http_addr = http_port >= 0 ? fmt::format(" http={}:{}", opt.bind, actual_http) : "";

@@ -81,6 +81,65 @@ void ok(OutBuf& o)
 	o.append("+OK\r\n");
 }
 
+void null(OutBuf& o, bool resp3)
+{
+	o.append(resp3 ? "_\r\n" : "$-1\r\n");
+}
+
+void null_array(OutBuf& o, bool resp3)
+{
+	o.append(resp3 ? "_\r\n" : "*-1\r\n");
+}
+
+void map(OutBuf& o, std::uint64_t n, bool resp3)
+{
+	o.put(resp3 ? '%' : '*');
+	o.put_u64(resp3 ? n : 2 * n);
+	o.append("\r\n");
+}
+
+void set(OutBuf& o, std::uint64_t n, bool resp3)
+{
+	o.put(resp3 ? '~' : '*');
+	o.put_u64(n);
+	o.append("\r\n");
+}
+
+void verbatim(OutBuf& o, std::string_view s, bool resp3)
+{
+	if (!resp3) {
+		bulk(o, s);
+		return;
+	}
+	o.put('=');
+	o.put_u64(s.size() + 4);
+	o.append("\r\ntxt:");
+	o.append(s);
+	o.append("\r\n");
+}
+
+void boolean(OutBuf& o, bool v, bool resp3)
+{
+	if (resp3)
+		o.append(v ? "#t\r\n" : "#f\r\n");
+	else
+		o.append(v ? ":1\r\n" : ":0\r\n");
+}
+
+void dbl(OutBuf& o, double v, bool resp3)
+{
+	char tmp[64];
+	auto r = std::to_chars(tmp, tmp + sizeof tmp, v);
+	const std::string_view s(tmp, static_cast<std::size_t>(r.ptr - tmp));
+	if (resp3) {
+		o.put(',');
+		o.append(s);
+		o.append("\r\n");
+	} else {
+		bulk(o, s);
+	}
+}
+
 namespace {
 
 void put_clean(OutBuf& o, std::string_view s)

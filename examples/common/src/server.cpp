@@ -333,6 +333,7 @@ void Server::drop(Conn& c, bool discard)
 {
 	std::erase(dirty_, &c);
 	std::erase(closing_, &c);
+	svc_.on_close(*this, c);
 	c.tx.discard(source());
 	// release every buffer the chain holds
 	while (!c.chain.empty()) {
@@ -366,6 +367,7 @@ void Server::close_ready()
 			closing_[keep++] = c;
 			continue;
 		}
+		svc_.on_close(*this, *c);
 		c->tx.discard(source());
 		while (!c->chain.empty()) {
 			const bool held = c->chain.size() > 1 || c->last_kept;

@@ -78,6 +78,15 @@ void nil(OutBuf& o);                               ///< $-1\r\n
 void array(OutBuf& o, std::uint64_t n);            ///< *n\r\n
 void ok(OutBuf& o);                                ///< +OK\r\n
 
+// RESP3 forms where Redis sends them (`resp3` false: the RESP2 equivalent).
+void null(OutBuf& o, bool resp3);                  ///< _ or $-1
+void null_array(OutBuf& o, bool resp3);            ///< _ or *-1
+void map(OutBuf& o, std::uint64_t n, bool resp3);  ///< %n or *2n (n key/value pairs follow)
+void set(OutBuf& o, std::uint64_t n, bool resp3);  ///< ~n or *n
+void verbatim(OutBuf& o, std::string_view s, bool resp3);  ///< =len+4 txt:s or a bulk string
+void boolean(OutBuf& o, bool v, bool resp3);       ///< #t/#f or :1/:0
+void dbl(OutBuf& o, double v, bool resp3);         ///< ,v or a bulk string
+
 /// -ERR unknown command 'cmd', with args beginning with: 'a' 'b' \r\n
 /// (Redis 7's wording; `cmd` and args are cut to 128 bytes each as Redis does).
 void unknown_command(OutBuf& o, std::string_view cmd, std::span<const std::string_view> args);

@@ -89,6 +89,7 @@ struct Conn {
 	bool sent_continue = false;   ///< HTTP 100 Continue sent for this request
 	std::uint32_t detach_tries = 0;
 	std::vector<std::vector<char>> scratch;  ///< per-argument gather space
+	std::shared_ptr<void> app;    ///< the service's per-connection state
 
 	/// `r` as a string_view: in place or gathered (scratch slot `i`).
 	std::string_view view(proto::StreamRange r, std::size_t i)
@@ -129,6 +130,8 @@ public:
 	/// After every RX slot of a pass: make staged writes durable (one
 	/// fence) before any reply goes out.
 	virtual void end_of_pass(Server&) {}
+	/// A connection is about to be destroyed (its app state with it).
+	virtual void on_close(Server&, Conn&) {}
 };
 
 struct Listener {
@@ -163,6 +166,21 @@ public:
 	void resp_error(Conn& c, std::string_view msg) { proto::resp::error(c.tx.bytes(), msg); }
 	/// Queues an HTTP error response and closes the connection after it.
 	void http_error(Conn& c, int status, std::string_view msg);
+	/// The connection with this id, or nullptr.
+	Conn* conn(std::uint32_t id) noexcept { return find(id); }
+	/// Closes `c` once what is queued for it is sent.
+	void close_after_reply(Conn& c)
+	{
+		c.closing = true;
+		mark_dirty(c);
+	}
+	/// Visits every open connection.
+	template <class F> void for_each_conn(F&& fn)
+	{
+		for (auto& c : conns_)
+			if (c)
+				fn(*c);
+	}
 
 private:
 	void accept_all(const Listener& l);

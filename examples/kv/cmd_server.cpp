@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// Server commands: INFO, COMMAND, CONFIG and friends.
+#include <sys/resource.h>
+
+#include <cstring>
+
+#include "daxnet/svc/options.h"
+#include "kv.h"
+
+namespace daxnet::kv {
+
+namespace resp = daxnet::proto::resp;
+
+namespace {
+
+void add(std::string& s, std::string_view name, std::uint64_t v)
+{
+	fmt::format_to(std::back_inserter(s), "{}:{}\r\n", name, v);
+}
+
+}  // namespace
+
+std::string KvService::info_text(Server& srv, std::span<const std::string_view> wanted)
+{
+	// Sections: the default set, "all" (+ commandstats), "everything".
+	constexpr const char* kDefault[] = {"server", "clients", "memory", "persistence", "stats",
+					    "replication", "cpu", "keyspace", "daxnet"};
+	bool want_all = false, want_default = wanted.empty();
+	std::vector<std::string> named;
+	for (std::string_view w : wanted) {
+		if (ieq(w, "all") || ieq(w, "everything"))
+			want_all = true;
+		else if (ieq(w, "default"))
+			want_default = true;
+		else {
+			std::string l(w);
+			for (char& ch : l)
+				ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+			named.push_back(std::move(l));
+		}
+	}
+	auto on = [&](std::string_view sec) {
+		if (want_all)
+			return true;
+		if (want_default && std::find(std::begin(kDefault), std::end(kDefault), sec) != std::end(kDefault))
+			return true;
+		return std::find(named.begin(), named.end(), sec) != named.end();
+	};
+	const auto& sc = srv.counters();
+	const auto rc = srv.port().counters();
+	const auto& pc = pool_.domain().counters();
+	const auto& ws = kv_.wal().stats();
+	const std::uint64_t now = daxnet::pmem::realtime_ns();
+	std::string s;
+	s.reserve(4096);
+	auto header = [&](const char* title) {
+		if (!s.empty())
+			s += "\r\n";
+		fmt::format_to(std::back_inserter(s), "# {}\r\n", title);
+	};
+	if (on("server")) {
+		header("Server");
+		fmt::format_to(std::back_inserter(s),
+			       "redis_version:7.0.15\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\n"
+			       "redis_mode:standalone\r\nos:Linux\r\narch_bits:64\r\nmultiplexing_api:daxnet\r\n"
+			       "process_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\n"
+			       "uptime_in_seconds:{}\r\nuptime_in_days:{}\r\nexecutable:daxnet-kv\r\n"
+			       "daxnet_version:{}\r\n",
+			       ::getpid(), run_id_, cfg_.port, now / 1000, (now - start_ns_) / 1000000000,
+			       (now - start_ns_) / 86400000000000ull, daxnet::svc::kVersion);
+	}
+	if (on("clients")) {
+		header("Clients");
+		add(s, "connected_clients", sc.open_connections);
+		add(s, "blocked_clients", 0);
+		add(s, "tracking_clients", 0);
+		add(s, "maxclients", maxclients_);
+	}
+	if (on("memory")) {
+		header("Memory");
+		const std::uint64_t used = (alloc_.count() - alloc_.free_count()) * std::uint64_t{pool_.buffer_size()};
+		add(s, "used_memory", used);
+		fmt::format_to(std::back_inserter(s), "used_memory_human:{:.2f}K\r\n", static_cast<double>(used) / 1024);
+		add(s, "used_memory_peak", used);
+		add(s, "maxmemory", alloc_.count() * std::uint64_t{pool_.buffer_size()});
+		s += "maxmemory_policy:noeviction\r\nmem_allocator:daxnet-pool\r\n";
+	}
+	if (on("persistence")) {
+		header("Persistence");
+		fmt::format_to(std::back_inserter(s),
+			       "loading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\n"
+			       "rdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\n"
+			       "aof_enabled:1\r\naof_rewrite_in_progress:0\r\naof_last_write_status:ok\r\n",
+			       writes_ - writes_at_save_, last_save_ns_ / 1000000000);
+	}
+	if (on("stats")) {
+		header("Stats");
+		add(s, "total_connections_received", sc.connections);
+		add(s, "total_commands_processed", sc.requests);
+		add(s, "total_net_input_bytes", rc.rx_bytes);
+		add(s, "total_net_output_bytes", rc.tx_bytes);
+		add(s, "rejected_connections", 0);
+		add(s, "expired_keys", expired_keys_);
+		add(s, "evicted_keys", 0);
+		add(s, "keyspace_hits", hits_);
+		add(s, "keyspace_misses", misses_);
+		add(s, "total_error_replies", errors_);
+	}
+	if (on("replication")) {
+		header("Replication");
+		s += "role:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\nrepl_backlog_active:0\r\n";
+	}
+	if (on("cpu")) {
+		header("CPU");
+		rusage self{}, ch{};
+		::getrusage(RUSAGE_SELF, &self);
+		::getrusage(RUSAGE_CHILDREN, &ch);
+		auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+		fmt::format_to(std::back_inserter(s),
+			       "used_cpu_sys:{:.6f}\r\nused_cpu_user:{:.6f}\r\nused_cpu_sys_children:{:.6f}\r\n"
+			       "used_cpu_user_children:{:.6f}\r\n",
+			       secs(self.ru_stime), secs(self.ru_utime), secs(ch.ru_stime), secs(ch.ru_utime));
+	}
+	if (on("commandstats")) {
+		header("Commandstats");
+		auto tab = command_table();
+		for (std::size_t i = 0; i < tab.size(); ++i) {
+			const CmdStat& st = cmd_stats_[i];
+			if (st.calls == 0 && st.rejected == 0 && st.failed == 0)
+				continue;
+			fmt::format_to(std::back_inserter(s),
+				       "cmdstat_{}:calls={},usec=0,usec_per_call=0.00,rejected_calls={},failed_calls={}\r\n",
+				       tab[i].name, st.calls, st.rejected, st.failed);
+		}
+	}
+	if (on("errorstats")) {
+		header("Errorstats");
+	}
+	if (on("keyspace")) {
+		header("Keyspace");
+		std::uint64_t keys[kDatabases] = {}, expires[kDatabases] = {};
+		kv_.for_each([&](std::string_view k, const ValueRef& v) {
+			if (v.expiry_ns != 0 && v.expiry_ns <= now)
+				return;
+			const int db = db_of(k);
+			++keys[db];
+			if (v.expiry_ns)
+				++expires[db];
+		});
+		for (int db = 0; db < kDatabases; ++db)
+			if (keys[db])
+				fmt::format_to(std::back_inserter(s), "db{}:keys={},expires={},avg_ttl=0\r\n", db, keys[db],
+					       expires[db]);
+	}
+	if (on("daxnet")) {
+		header("Daxnet");
+		const std::uint64_t syscalls = rc.syscalls + sc.waits;
+		const double req = sc.requests ? static_cast<double>(sc.requests) : 1.0;
+		const double wr = writes_ ? static_cast<double>(writes_) : 1.0;
+		fmt::format_to(
+			std::back_inserter(s),
+			"daxnet_transport:{}\r\ndaxnet_granularity:{}\r\n"
+			"daxnet_wal_used_records:{}\r\ndaxnet_wal_slots:{}\r\n"
+			"daxnet_checkpoints:{}\r\ndaxnet_checkpoint_pending:{}\r\ndaxnet_checkpoints_stepped:{}\r\n"
+			"daxnet_checkpoints_finished_early:{}\r\ndaxnet_checkpoints_restarted:{}\r\n"
+			"daxnet_checkpoint_fallbacks:{}\r\n"
+			"daxnet_requests:{}\r\ndaxnet_writes:{}\r\ndaxnet_writes_refused:{}\r\ndaxnet_commits:{}\r\n"
+			"daxnet_fences:{}\r\ndaxnet_flushes:{}\r\ndaxnet_flushed_bytes:{}\r\ndaxnet_msyncs:{}\r\n"
+			"daxnet_fences_per_write:{:.4f}\r\ndaxnet_fences_per_request:{:.4f}\r\n"
+			"daxnet_syscalls:{}\r\ndaxnet_syscalls_per_request:{:.4f}\r\ndaxnet_syncs:{}\r\ndaxnet_waits:{}\r\n"
+			"daxnet_passes:{}\r\ndaxnet_rx_bytes:{}\r\ndaxnet_tx_bytes:{}\r\ndaxnet_cpu_copied_bytes:{}\r\n"
+			"daxnet_rx_kept:{}\r\ndaxnet_tx_zerocopy_bytes:{}\r\ndaxnet_compacted_bytes:{}\r\n"
+			"daxnet_protocol_errors:{}\r\ndaxnet_rx_ring_full:{}\r\ndaxnet_spare_empty:{}\r\n"
+			"daxnet_pool_buffers:{}\r\ndaxnet_pool_buffers_free:{}\r\ndaxnet_packed_bytes:{}\r\n"
+			"daxnet_reclaim_checkpoints:{}\r\n"
+			"daxnet_zerocopy:{}\r\ndaxnet_rx_zc_bytes:{}\r\ndaxnet_tx_zc_bytes:{}\r\n",
+			cfg_.transport_name, daxnet::pmem::to_string(pool_.domain().granularity()), kv_.wal().used(),
+			kv_.wal().nslots(), ws.checkpoints, kv_.checkpoint_pending() ? 1 : 0,
+			kv_.checkpoint_stats().stepped, kv_.checkpoint_stats().finished, kv_.checkpoint_stats().restarted,
+			kv_.checkpoint_stats().fallbacks, sc.requests, writes_, refused_, commits_, pc.drains,
+			pc.flush_calls, pc.flushed_bytes, pc.msyncs, static_cast<double>(pc.drains) / wr,
+			static_cast<double>(pc.drains) / req, syscalls, static_cast<double>(syscalls) / req, rc.syncs,
+			sc.waits, sc.passes, rc.rx_bytes, rc.tx_bytes, rc.cpu_copied, sc.kept, sc.tx_zerocopy,
+			sc.bytes_compacted, sc.protocol_errors, rc.rx_ring_full, rc.spare_empty, alloc_.count(),
+			alloc_.free_count(), packed_, reclaims_, srv.port().zerocopy() ? 1 : 0, rc.rx_zc_bytes,
+			rc.tx_zc_bytes);
+	}
+	return s;
+}
+
+void KvService::cmd_info(Ctx& x)
+{
+	std::string s = info_text(x.srv, x.argv.subspan(1));
+	reply_verbatim(x, s);
+}
+
+// ---- COMMAND -------------------------------------------------------------
+
+namespace {
+
+void flags_reply(OutBuf& o, const Cmd& c, bool resp3)
+{
+	static constexpr std::pair<std::uint32_t, const char*> kNames[] = {
+		{kWrite, "write"},	   {kReadonly, "readonly"}, {kDenyOom, "denyoom"},
+		{kAdmin, "admin"},	   {kPubsub, "pubsub"},	    {kNoscript, "noscript"},
+		{kBlocking, "blocking"},   {kLoading, "loading"},   {kStale, "stale"},
+		{kSkipMonitor, "skip_monitor"}, {kSkipSlowlog, "skip_slowlog"}, {kFast, "fast"},
+		{kNoAuth, "no_auth"},	   {kMayReplicate, "may_replicate"}, {kNoMulti, "no_multi"},
+		{kAllowBusy, "allow_busy"},
+	};
+	std::size_t n = 0;
+	for (const auto& f : kNames)
+		if (c.flags & f.first)
+			++n;
+	o.put(resp3 ? '~' : '*');
+	o.put_u64(n);
+	o.append("\r\n");
+	for (const auto& f : kNames)
+		if (c.flags & f.first)
+			resp::simple(o, f.second);
+}
+
+void command_info_reply(OutBuf& o, const Cmd& c, bool resp3)
+{
+	// name, arity, flags, first key, last key, step, ACL categories, tips,
+	// key specs, subcommands (Redis 7 layout)
+	resp::array(o, 10);
+	resp::bulk(o, c.name);
+	resp::integer(o, c.arity);
+	flags_reply(o, c, resp3);
+	resp::integer(o, c.first_key);
+	resp::integer(o, c.last_key);
+	resp::integer(o, c.step);
+	o.append(resp3 ? "~0\r\n" : "*0\r\n");
+	resp::array(o, 0);
+	resp::array(o, 0);
+	resp::array(o, 0);
+}
+
+}  // namespace
+
+void KvService::cmd_command(Ctx& x)
+{
+	auto& o = x.o;
+	auto tab = command_table();
+	if (x.argc() == 1) {
+		resp::array(o, tab.size());
+		for (const Cmd& c : tab)
+			command_info_reply(o, c, x.resp3());
+		return;
+	}
+	std::string_view sub = x.arg(1);
+	if (ieq(sub, "count") && x.argc() == 2) {
+		resp::integer(o, static_cast<std::int64_t>(tab.size()));
+	} else if (ieq(sub, "info")) {
+		if (x.argc() == 2) {
+			resp::array(o, tab.size());
+			for (const Cmd& c : tab)
+				command_info_reply(o, c, x.resp3());
+			return;
+		}
+		resp::array(o, x.argc() - 2);
+		for (std::size_t i = 2; i < x.argc(); ++i) {
+			if (const Cmd* c = find_command(x.arg(i)))
+				command_info_reply(o, *c, x.resp3());
+			else
+				reply_null_array(x);
+		}
+	} else if (ieq(sub, "docs")) {
+		std::vector<const Cmd*> want;
+		if (x.argc() == 2) {
+			for (const Cmd& c : tab)
+				want.push_back(&c);
+		} else {
+			for (std::size_t i = 2; i < x.argc(); ++i)
+				if (const Cmd* c = find_command(x.arg(i)))
+					want.push_back(c);
+		}
+		reply_map(x, want.size());
+		for (const Cmd* c : want) {
+			resp::bulk(o, c->name);
+			reply_map(x, 3);
+			resp::bulk(o, "summary");
+			resp::bulk(o, c->summary);
+			resp::bulk(o, "since");
+			resp::bulk(o, c->since);
+			resp::bulk(o, "group");
+			resp::bulk(o, c->group);
+		}
+	} else if (ieq(sub, "list") && x.argc() == 2) {
+		resp::array(o, tab.size());
+		for (const Cmd& c : tab)
+			resp::bulk(o, c.name);
+	} else if (ieq(sub, "getkeys") && x.argc() >= 3) {
+		const Cmd* c = find_command(x.arg(2));
+		if (!c) {
+			resp::error(o, "ERR Invalid command specified");
+			return;
+		}
+		const auto n = static_cast<int>(x.argc() - 2);
+		if ((c->arity > 0 && n != c->arity) || (c->arity < 0 && n < -c->arity)) {
+			resp::error(o, "ERR Invalid number of arguments specified for command");
+			return;
+		}
+		if (c->first_key == 0) {
+			resp::error(o, "ERR The command has no key arguments");
+			return;
+		}
+		std::vector<std::string_view> keys;
+		const int last = c->last_key < 0 ? n + c->last_key : c->last_key;
+		for (int i = c->first_key; i <= last && i < n; i += c->step)
+			keys.push_back(x.arg(static_cast<std::size_t>(i) + 2));
+		resp::array(o, keys.size());
+		for (std::string_view k : keys)
+			resp::bulk(o, k);
+	} else if (ieq(sub, "help")) {
+		resp::array(o, 1);
+		resp::simple(o, "COMMAND [<subcommand> [<arg> ...]]: COUNT, INFO, DOCS, LIST, GETKEYS");
+	} else {
+		resp::error(o, fmt::format("ERR unknown subcommand or wrong number of arguments for '{}'. Try COMMAND "
+					   "HELP.",
+					   sub.substr(0, 128)));
+	}
+}
+
+// ---- CONFIG --------------------------------------------------------------
+
+void KvService::cmd_config(Ctx& x)
+{
+	std::string_view sub = x.arg(1);
+	auto& o = x.o;
+	if (ieq(sub, "get") && x.argc() == 3) {
+		std::string_view p = x.arg(2);
+		// What redis-benchmark asks at start; daxnet is durable per write.
+		if (ieq(p, "save")) {
+			resp::array(o, 2);
+			resp::bulk(o, "save");
+			resp::bulk(o, "");
+		} else if (ieq(p, "appendonly")) {
+			resp::array(o, 2);
+			resp::bulk(o, "appendonly");
+			resp::bulk(o, "yes");
+		} else if (ieq(p, "appendfsync")) {
+			resp::array(o, 2);
+			resp::bulk(o, "appendfsync");
+			resp::bulk(o, "always");
+		} else if (ieq(p, "databases")) {
+			resp::array(o, 2);
+			resp::bulk(o, "databases");
+			resp::bulk(o, "1");
+		} else {
+			resp::array(o, 0);
+		}
+	} else if (ieq(sub, "resetstat") && x.argc() == 2) {
+		resp::ok(o);
+	} else if (ieq(sub, "set")) {
+		resp::error(o, "ERR daxnet: CONFIG SET is not supported");
+	} else {
+		resp::error(o, fmt::format("ERR unknown subcommand or wrong number of arguments for '{}'. "
+					   "Try CONFIG HELP.",
+					   sub.substr(0, 64)));
+	}
+}
+
+}  // namespace daxnet::kv

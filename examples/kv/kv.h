@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// daxnet-kv internals: the service, its per-connection state and the
+// Redis-style command table (docs/design.md §daxnet-kv commands).
+//
+// Every RESP request goes through KvService::dispatch(): one table lookup
+// (case-insensitive name), then, once for every command, the checks the
+// table's flags ask for -- arity, authentication, MULTI queueing, the pool
+// reserve for `denyoom` commands, key length for the key positions -- and
+// only then the handler. Handlers are grouped by family in cmd_*.cpp.
+//
+// Keys of database 0 are stored as given; keys of databases 1..15 (and keys
+// of database 0 that begin with the two marker bytes FF FE) are stored with
+// a three-byte prefix FF FE <db>. Recovery keeps them as any other key.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "daxnet/pmem/kv.h"
+#include "daxnet/svc/server.h"
+
+namespace daxnet::kv {
+
+using daxnet::pmem::KvStore;
+using daxnet::pmem::Slice;
+using daxnet::pmem::ValueRef;
+using daxnet::proto::OutBuf;
+using daxnet::proto::StreamRange;
+using daxnet::svc::Conn;
+using daxnet::svc::Server;
+
+inline constexpr int kDatabases = 16;
+inline constexpr std::uint64_t kInlineValueMax = 1024;  ///< larger values go out zero-copy
+
+/// Command flags (the names COMMAND INFO reports).
+enum CmdFlag : std::uint32_t {
+	kWrite = 1u << 0,
+	kReadonly = 1u << 1,
+	kDenyOom = 1u << 2,
+	kAdmin = 1u << 3,
+	kPubsub = 1u << 4,
+	kNoscript = 1u << 5,
+	kBlocking = 1u << 6,
+	kLoading = 1u << 7,
+	kStale = 1u << 8,
+	kSkipMonitor = 1u << 9,
+	kSkipSlowlog = 1u << 10,
+	kFast = 1u << 11,
+	kNoAuth = 1u << 12,
+	kMayReplicate = 1u << 13,
+	kNoMulti = 1u << 14,
+	kAllowBusy = 1u << 15,
+};
+
+class KvService;
+struct Ctx;
+using Handler = void (KvService::*)(Ctx&);
+
+/// One row of the command table.
+struct Cmd {
+	const char* name;
+	Handler fn;
+	int arity;            ///< N: exactly N arguments (name included); -N: at least N
+	std::uint32_t flags;  ///< CmdFlag
+	int first_key, last_key, step;  ///< key positions (last -1: to the end), 0: no keys
+	const char* group;    ///< COMMAND DOCS group
+	const char* since;    ///< Redis version that introduced it
+	const char* summary;
+};
+
+/// The table (cmd_table.cpp), sorted by name.
+std::span<const Cmd> command_table() noexcept;
+/// Case-insensitive lookup; nullptr when unknown.
+const Cmd* find_command(std::string_view name) noexcept;
+
+/// Per-connection state (Conn::app).
+struct Client {
+	std::uint64_t id = 0;
+	std::uint32_t conn = 0;  ///< Conn::id
+	int fd = -1;
+	int db = 0;
+	int resp = 2;
+	bool authed = false;
+	bool in_multi = false;
+	bool multi_error = false;  ///< a command was refused while queueing: EXEC aborts
+	bool dirty_cas = false;    ///< a watched key changed: EXEC fails
+	bool no_evict = false;
+	std::string name, lib_name, lib_ver;
+	std::uint64_t created_ns = 0, last_ns = 0;
+	std::string last_cmd = "NULL";
+	std::vector<std::vector<std::string>> queue;  ///< MULTI: queued commands
+	std::vector<std::string> watched;             ///< stored keys
+};
+
+/// A request being executed: straight from the connection's buffers, or
+/// replayed from a MULTI queue (no stream ranges: values are copied).
+struct Ctx {
+	Server& srv;
+	Conn& c;
+	Client& cl;
+	OutBuf& o;
+	std::span<const std::string_view> argv;
+	const StreamRange* ranges;  ///< nullptr when replayed
+	const Cmd* cmd = nullptr;
+
+	std::size_t argc() const noexcept { return argv.size(); }
+	std::string_view arg(std::size_t i) const noexcept { return argv[i]; }
+	bool resp3() const noexcept { return cl.resp >= 3; }
+};
+
+struct KvConfig {
+	std::uint32_t max_key = 1024;
+	std::uint64_t max_value = 16u << 20;
+	std::uint32_t reserve = 0;  ///< free buffers kept for the transport; 0: auto
+	std::uint32_t pack_small = 512;  ///< values up to this size are packed (copied once)
+	std::string transport_name;
+	std::string requirepass;
+	std::string pool_path;
+	int port = 0;
+};
+
+bool ieq(std::string_view a, std::string_view b) noexcept;
+bool parse_i64(std::string_view s, std::int64_t& v) noexcept;
+/// Redis' glob matching (*, ?, [..], \x), optionally case-insensitive.
+bool glob_match(std::string_view pattern, std::string_view s, bool nocase = false) noexcept;
+/// Splits an inline request line by Redis' rules (quotes, \xHH escapes);
+/// false on unbalanced quotes.
+bool split_inline(std::string_view line, std::vector<std::string>& out);
+
+class KvService final : public daxnet::svc::Service {
+public:
+	KvService(KvStore& kv, const daxnet::pmem::PoolView& pool, daxnet::pmem::BufferAllocator& alloc,
+		  const KvConfig& cfg);
+
+	void on_resp(Server& srv, Conn& c) override;
+	void on_http(Server& srv, Conn& c) override;
+	void end_of_pass(Server& srv) override;
+	void on_close(Server& srv, Conn& c) override;
+
+	std::uint64_t writes() const noexcept { return writes_; }
+
+	// ---- handlers (cmd_*.cpp) ----
+	// strings
+	void cmd_get(Ctx&);
+	void cmd_set(Ctx&);
+	void cmd_mget(Ctx&);
+	void cmd_mset(Ctx&);
+	void cmd_incr(Ctx&);
+	void cmd_decr(Ctx&);
+	void cmd_incrby(Ctx&);
+	void cmd_decrby(Ctx&);
+	void cmd_strlen(Ctx&);
+	// keyspace
+	void cmd_del(Ctx&);
+	void cmd_exists(Ctx&);
+	void cmd_dbsize(Ctx&);
+	void cmd_flushall(Ctx&);
+	void cmd_flushdb(Ctx&);
+	void cmd_select(Ctx&);
+	void cmd_ttl(Ctx&);
+	void cmd_pttl(Ctx&);
+	// connection
+	void cmd_ping(Ctx&);
+	void cmd_echo(Ctx&);
+	void cmd_quit(Ctx&);
+	// server
+	void cmd_info(Ctx&);
+	void cmd_command(Ctx&);
+	void cmd_config(Ctx&);
+
+private:
+	friend struct Ctx;
+	void dispatch(Ctx& x);
+	Client& client_of(Server& srv, Conn& c);
+
+	// ---- store helpers (kv_main.cpp) ----
+	/// True when fewer than `reserve` buffers are free, after trying to
+	/// reclaim the buffers of superseded values with a checkpoint (at most
+	/// once per 1024 log records).
+	bool pool_full() noexcept;
+	std::string pool_full_msg() const;
+	/// The stored form of `key` in the client's database (see the top).
+	std::string_view skey(const Ctx& x, std::string_view key, std::string& buf) const;
+	/// Key bytes of argument i as a pool slice: in place when possible.
+	int key_slice(Ctx& x, std::size_t i, Slice& out);
+	int bytes_slice(std::string_view bytes, Slice& out);
+	void value_slices(Conn& c, StreamRange r);
+	int kv_slices(Conn& c, StreamRange key, StreamRange value, Slice& k);
+	/// values_ = `bytes` copied into pool buffers (several when large).
+	int set_value_bytes(std::string_view bytes);
+	/// Key and value slices for argument i (key) and j (value).
+	int arg_kv_slices(Ctx& x, std::size_t i, std::size_t j, Slice& k);
+	/// Stages a SET of values_; returns nullptr or the RESP error to send.
+	const char* stage_set(const Slice& key, std::uint64_t expiry, std::string& err);
+	/// Stages a DEL; 1, 0 or -errno.
+	int stage_del(const Slice& key);
+	void reply_value(Ctx& x, const ValueRef& v);
+	void reply_value_copy(Ctx& x, const ValueRef& v);
+	void reply_null(Ctx& x);
+	void reply_null_array(Ctx& x) { daxnet::proto::resp::null_array(x.o, x.resp3()); }
+	void reply_map(Ctx& x, std::uint64_t n) { daxnet::proto::resp::map(x.o, n, x.resp3()); }
+	void reply_verbatim(Ctx& x, std::string_view s) { daxnet::proto::resp::verbatim(x.o, s, x.resp3()); }
+	/// The database a stored key belongs to (see the top).
+	static int db_of(std::string_view stored) noexcept
+	{
+		if (stored.size() >= 3 && stored[0] == '\xff' && stored[1] == '\xfe' &&
+		    static_cast<unsigned char>(stored[2]) < kDatabases)
+			return static_cast<unsigned char>(stored[2]);
+		return 0;
+	}
+	std::string info_text(Server& srv, std::span<const std::string_view> sections);
+	bool key_fits(Ctx& x, std::size_t i);
+	void cmd_incr_by(Ctx& x, std::int64_t delta);
+	void refuse_pool_full(Ctx& x);
+
+	KvStore& kv_;
+	daxnet::pmem::PoolView pool_;
+	daxnet::pmem::BufferAllocator& alloc_;
+	daxnet::pmem::ScratchArena arena_;
+	KvConfig cfg_;
+	std::vector<Slice> values_;
+	std::vector<std::string_view> argv_;
+	std::string scratch_;
+	std::string keybuf_;
+	bool staged_ = false;
+	std::uint64_t next_client_id_ = 1;
+	std::uint64_t writes_ = 0;
+	std::uint64_t commits_ = 0;
+	std::uint64_t refused_ = 0;
+	std::uint64_t last_reclaim_ = 0;
+	std::uint64_t reclaims_ = 0;
+	std::uint64_t packed_ = 0;  ///< bytes of small keys+values copied into packed buffers
+	std::uint64_t expired_keys_ = 0, hits_ = 0, misses_ = 0, errors_ = 0;
+	std::uint64_t start_ns_ = 0, last_save_ns_ = 0, writes_at_save_ = 0;
+	std::uint64_t maxclients_ = 10000;
+	std::string run_id_;
+	struct CmdStat {
+		std::uint64_t calls = 0, rejected = 0, failed = 0;
+	};
+	std::vector<CmdStat> cmd_stats_;  ///< by command_table() index
+};
+
+}  // namespace daxnet::kv
