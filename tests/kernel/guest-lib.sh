@@ -34,6 +34,11 @@
 #       --show REGEX    serial lines to echo while booting ('' = none; default:
 #                       daxnet-guest / DAXNET- / guest-init / kernel messages)
 #       --nvdimm IMG --nvdimm-size S   (default: guest_prepare_nvdimm's)
+#       --smp N         vCPUs (default 2)
+#       --icount SHIFT  deterministic virtual time: -icount shift=SHIFT,align=off,
+#                       sleep=off (one instruction = 2^SHIFT ns), single-threaded
+#                       TCG; boots with --smp 1 only (QEMU 7.2 hangs bringing up
+#                       a second vCPU under icount)
 #     LOG is the serial output without \r, complete when guest_boot returns;
 #     LOG.raw is written as the output arrives (poll it for markers from a
 #     watcher while guest_boot runs in the background) and removed at the end.
@@ -118,8 +123,8 @@ guest_prepare_nvdimm() {
 guest_boot() {
 	local run='' gsrc='' gbuild='' args='' log='' pidfile='' timeout_s=600
 	local show=$GUEST_SHOW_DEFAULT
-	local nvdimm=$GUEST_NVDIMM size=$GUEST_NVDIMM_SIZE rc=0
-	local -a pidopt=()
+	local nvdimm=$GUEST_NVDIMM size=$GUEST_NVDIMM_SIZE rc=0 smp=2 icount=''
+	local -a pidopt=() accel=(-accel tcg,thread=multi)
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--run) run=$2; shift 2 ;;
@@ -132,6 +137,8 @@ guest_boot() {
 		--show) show=$2; shift 2 ;;
 		--nvdimm) nvdimm=$2; shift 2 ;;
 		--nvdimm-size) size=$2; shift 2 ;;
+		--smp) smp=$2; shift 2 ;;
+		--icount) icount=$2; shift 2 ;;
 		--) shift; break ;;
 		*) echo "guest_boot: unknown argument $1" >&2; return 2 ;;
 		esac
@@ -139,6 +146,9 @@ guest_boot() {
 	if [ -z "$run" ] || [ -z "$log" ] || [ -z "$nvdimm" ] || [ -z "$GUEST_INITRD" ]; then
 		echo "guest_boot: needs --run, --log, guest_prepare_nvdimm and guest_build_initramfs" >&2
 		return 2
+	fi
+	if [ -n "$icount" ]; then
+		accel=(-accel tcg,thread=single -icount "shift=$icount,align=off,sleep=off")
 	fi
 	if [ -n "$pidfile" ]; then
 		rm -f "$pidfile"
@@ -148,7 +158,7 @@ guest_boot() {
 	# keeps set -e from ending the caller on a failing guest.
 	{
 		timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 \
-			-accel tcg,thread=multi -smp 2 -machine pc,nvdimm=on \
+			"${accel[@]}" -smp "$smp" -machine pc,nvdimm=on \
 			-m 2G,slots=2,maxmem=8G -net none \
 			-kernel "/boot/vmlinuz-$GUEST_KVER" -initrd "$GUEST_INITRD" \
 			-append "console=ttyS0 panic=-1 oops=panic quiet tsc=reliable dxrun=$run dxsrc=$gsrc dxbuild=$gbuild dxargs=$args" \
