@@ -210,6 +210,8 @@ def plan(mode, ctx, only, server_filter):
     guest = mode == "guest"
     transports = ("kernel", "uring", "epoll") if guest else ("uring", "epoll")
     rpc_servers = [] if guest else [("nginx", lambda: servers.Nginx(ctx))]
+    if not guest:  # the floor: a bare responder, what kernel TCP alone costs
+        rpc_servers += [("floor " + fm, lambda fm=fm: servers.Floor(ctx, fm)) for fm in ("epoll", "uring")]
     for t in transports:
         rpc_servers.append(("daxnet-httpd " + t, lambda t=t: servers.Daxnet(
             ctx, "daxnet-httpd", t, "dax" if guest else "shm", ["--workload", "rpc"])))
@@ -239,7 +241,7 @@ def plan(mode, ctx, only, server_filter):
         media += [md for md in g["media"] if md not in media]
     for medium in media:
         makers = [("redis aof-" + f, lambda f=f, md=medium: servers.Redis(ctx, f, md)) for f in m["kv_modes"]]
-        for t in ("uring", "epoll") if mode == "full" else ("uring",):
+        for t in ("uring", "epoll"):  # every transport, also in --quick
             makers.append(("daxnet-kv " + t, lambda t=t, md=medium: servers.Daxnet(
                 ctx, "daxnet-kv", t, md, [], proto="resp")))
         runs = []

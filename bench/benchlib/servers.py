@@ -412,6 +412,30 @@ class BaselineWal(Server):
         return self.counters().get("requests")
 
 
+class Floor(Server):
+    """bench/floor_server.c: the rpc floor, what kernel TCP alone costs per request
+    (recv, count request heads, send fixed replies; epoll or io_uring)."""
+
+    name = "floor"
+
+    def __init__(self, ctx, mode):
+        super().__init__(ctx)
+        self.variant = mode
+
+    def start(self):
+        binary = os.path.join(self.ctx.bin_dir, "floor_server")
+        if not os.access(binary, os.X_OK):
+            raise NotAvailable("floor_server not built (looked in %s)" % self.ctx.bin_dir)
+        self._mkdir(self.ctx.tmp_base)
+        port = procs.free_port()
+        self.proc = procs.start([binary, "--port", str(port), "--bind", "127.0.0.1", "--mode", self.variant],
+                                self.log, cpu=self.ctx.server_cpu)
+        if not procs.wait_port(port, self.proc):
+            raise StartError("floor_server did not start: " + self.log_tail())
+        self.port = port
+        self.info = self.log_tail().strip().replace("\n", "; ")
+
+
 def _first_line(argv):
     import subprocess
     try:
