@@ -22,7 +22,7 @@ test_pkgs=(
 	linux-headers-amd64 linux-image-amd64 linux-source-6.1
 	qemu-system-x86 busybox-static ndctl daxctl
 	iproute2 kmod cpio gzip xz-utils e2fsprogs util-linux procps psmisc
-	dkms help2man nutcracker haproxy
+	dkms help2man nutcracker haproxy syslog-ng-core syslog-ng-mod-http
 )
 
 mode=${1:-all}
@@ -59,18 +59,18 @@ export INITRD=No
 apt_opts=(-o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
 apt-get "${apt_opts[@]}" update -qq
 apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${missing[@]}"
-# redis-server, nginx, haproxy and nutcracker start themselves on install;
+# redis-server, nginx, haproxy, nutcracker and syslog-ng start themselves on install;
 # daxnet's tests and benchmarks start their own instances on their own ports.
-for svc in redis-server nginx haproxy nutcracker; do
+for svc in redis-server nginx haproxy nutcracker syslog-ng; do
 	if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q "$svc" 2>/dev/null; then
 		systemctl stop "$svc" || true
 	fi
 done
 pkill -x redis-server 2>/dev/null || true
 pkill -x nginx 2>/dev/null || true
-for svc in haproxy nutcracker; do
+for svc in haproxy nutcracker syslog-ng; do
 	case " ${missing[*]} " in
-	*" $svc "*) [ -x /etc/init.d/$svc ] && /etc/init.d/$svc stop >/dev/null 2>&1 || true ;;
+	*" $svc "* | *" $svc-core "*) [ -x /etc/init.d/$svc ] && /etc/init.d/$svc stop >/dev/null 2>&1 || true ;;
 	esac
 done
 echo "deps: done"

@@ -7,9 +7,16 @@
 //   POST /log/<stream>            append the body; "201 Created" with the
 //                                 record's sequence number (its position in
 //                                 the stream, from 0) once durable
-//   GET  /log/<stream>?from=N&limit=M[&format=raw]
+//   POST /log/<stream>?batch=lines  every line of the body (NDJSON, log
+//                                 lines; LF or CRLF) is a record, all made
+//                                 durable before the one reply "<first> <count>"
+//   Transfer-Encoding: chunked bodies are accepted (curl -T -, shippers);
+//                                 the chunks' data stays in the received
+//                                 buffers (no reassembly copy)
+//   GET  /log/<stream>?from=N&limit=M[&max_bytes=B][&format=raw]
 //                                 records N..N+M-1 (from the stream's first
-//                                 retained record when N is below it);
+//                                 retained record when N is below it), at
+//                                 most B body bytes (at least one record);
 //                                 default format: for each record a line
 //                                 "<seq> <length>\n", the body, "\n";
 //                                 format=raw: the bodies only
@@ -123,7 +130,11 @@ public:
 	std::uint64_t appends() const noexcept { return appends_; }
 
 private:
-	void append(Server& srv, Conn& c, std::string_view name, StreamRange name_range);
+	void append(Server& srv, Conn& c, std::string_view name, StreamRange name_range, std::string_view query);
+	/// Stages one record of `len` bytes held in `segs` (chain ranges):
+	/// packed (copied once) when small, else referenced in place.
+	int stage_record(Conn& c, const Slice& n, std::span<const StreamRange> segs, std::uint64_t len,
+			 std::uint64_t stamp, std::uint64_t* seq);
 	void read(Server& srv, Conn& c, std::string_view name, std::string_view query);
 	void trim(Server& srv, Conn& c, std::string_view name, StreamRange name_range, std::string_view query);
 	Slice name_slice(Conn& c, std::string_view name, StreamRange name_range) noexcept;
@@ -148,10 +159,13 @@ private:
 	std::uint64_t packed_ = 0;  ///< bytes copied by packing (name + body)
 	std::uint32_t reserve_;
 	std::vector<Slice> body_;
+	std::vector<char> gather_;
+	std::vector<StreamRange> segs_;
 	std::vector<StreamEntryRef> entries_;
 	bool staged_ = false;
 	std::uint64_t appends_ = 0;
 	std::uint64_t append_bytes_ = 0;
+	std::uint64_t batches_ = 0;
 	std::uint64_t refused_ = 0;
 	std::uint64_t reads_ = 0;
 	std::uint64_t trims_ = 0;
@@ -194,13 +208,56 @@ Slice WalService::name_slice(Conn& c, std::string_view name, StreamRange name_ra
 	return n;
 }
 
-void WalService::append(Server& srv, Conn& c, std::string_view name, StreamRange name_range)
+int WalService::stage_record(Conn& c, const Slice& n, std::span<const StreamRange> segs, std::uint64_t len,
+			     std::uint64_t stamp, std::uint64_t* seq)
+{
+	body_.clear();
+	if (len > 0 && len <= pack_small_) {
+		// A small record would pin a whole received buffer (uring receives
+		// every message into a buffer of its own): copy it once into a
+		// packed pool buffer instead.
+		gather_.resize(len);
+		std::size_t at = 0;
+		for (const StreamRange& r : segs)
+			c.chain.pieces(r, [&](const daxnet::proto::Piece& p) {
+				std::memcpy(gather_.data() + at, p.data(), p.len);
+				at += p.len;
+			});
+		Slice b{};
+		if (arena_.write(std::as_bytes(std::span<const char>(gather_.data(), len)), b) < 0)
+			return -ENOSPC;
+		body_.push_back(b);
+		packed_ += len;
+	} else {
+		for (const StreamRange& r : segs)
+			c.chain.pieces(r, [&](const daxnet::proto::Piece& p) {
+				body_.push_back(Slice{p.buf(), p.buf_off(), p.len});
+			});
+	}
+	int rc = kv_.stream_append(n, body_, stamp, seq);
+	if (rc == -ENOSPC && kv_.checkpoint() == 0)
+		rc = kv_.stream_append(n, body_, stamp, seq);
+	if (rc == 0) {
+		staged_ = true;
+		++appends_;
+		append_bytes_ += len;
+	}
+	return rc;
+}
+
+void WalService::append(Server& srv, Conn& c, std::string_view name, StreamRange name_range, std::string_view query)
 {
 	const auto& rq = c.http.request();
 	auto& o = c.tx.bytes();
 	const bool ka = rq.keep_alive;
 	if (rq.content_length > max_body_) {
 		srv.http_error(c, 413, fmt::format("body too large (limit {} bytes)", max_body_));
+		return;
+	}
+	const std::string_view batch = query_param(query, "batch");
+	if (!batch.empty() && batch != "lines") {
+		daxnet::proto::http_response(o, 400, "text/plain", "batch=lines (one record per line) is the only batch mode\n",
+					     ka);
 		return;
 	}
 	if (alloc_.free_count() < reserve_)
@@ -214,47 +271,101 @@ void WalService::append(Server& srv, Conn& c, std::string_view name, StreamRange
 			ka);
 		return;
 	}
-	const bool pack = rq.content_length > 0 && rq.content_length <= pack_small_;
+	const auto ranges = c.http.body_ranges();
+	// The stream name: in place (zero-copy) for one large record; copied
+	// once into the arena when records are packed (an in-place name would
+	// pin the received buffer) or for a batch (one copy for every record).
+	const bool one_packed = batch.empty() && rq.content_length > 0 && rq.content_length <= pack_small_;
 	Slice n{};
-	body_.clear();
-	if (pack) {
-		// A small record would pin a whole received buffer (uring receives
-		// every message into a buffer of its own): copy name and body once
-		// into a packed pool buffer instead.
-		Slice b{};
-		const std::string_view bv = c.view(rq.body, 1);  // slot 0 holds the target (and `name`)
-		if (arena_.write(std::as_bytes(std::span<const char>(name.data(), name.size())), n) < 0 ||
-		    arena_.write(std::as_bytes(std::span<const char>(bv.data(), bv.size())), b) < 0) {
-			daxnet::proto::http_response(o, 507, "text/plain", "daxnet: pool full\n", ka);
-			return;
-		}
-		body_.push_back(b);
-		packed_ += name.size() + bv.size();
+	if (one_packed || !batch.empty()) {
+		if (arena_.write(std::as_bytes(std::span<const char>(name.data(), name.size())), n) < 0)
+			n.len = 0;
+		else if (one_packed)
+			packed_ += name.size();
 	} else {
 		n = name_slice(c, name, name_range);
-		if (n.len == 0) {
-			daxnet::proto::http_response(o, 507, "text/plain", "daxnet: pool full\n", ka);
-			return;
-		}
-		c.chain.pieces(rq.body,
-			       [&](const daxnet::proto::Piece& p) { body_.push_back(Slice{p.buf(), p.buf_off(), p.len}); });
 	}
-	std::uint64_t seq = 0;
+	if (n.len == 0) {
+		daxnet::proto::http_response(o, 507, "text/plain", "daxnet: pool full\n", ka);
+		return;
+	}
 	const std::uint64_t stamp = daxnet::pmem::realtime_ns();
-	int rc = kv_.stream_append(n, body_, stamp, &seq);
-	if (rc == -ENOSPC && kv_.checkpoint() == 0)
-		rc = kv_.stream_append(n, body_, stamp, &seq);
+	std::uint64_t first = 0, seq = 0, count = 0;
+	int rc = 0;
+	if (batch.empty()) {
+		rc = stage_record(c, n, ranges, rq.content_length, stamp, &seq);
+		first = seq;
+		count = rc == 0 ? 1 : 0;
+	} else {
+		// batch=lines: every non-empty line (NDJSON, log lines) is a record;
+		// its bytes may span chunks and received buffers: segments in place.
+		segs_.clear();
+		std::uint64_t line_len = 0;
+		bool cr_pending = false;  // the last piece ended with CR
+		auto flush_line = [&]() {
+			if (rc == 0 && line_len > 0) {
+				rc = stage_record(c, n, segs_, line_len, stamp, &seq);
+				if (rc == 0 && count++ == 0)
+					first = seq;
+			}
+			segs_.clear();
+			line_len = 0;
+		};
+		for (const StreamRange& r : ranges) {
+			c.chain.pieces(r, [&](const daxnet::proto::Piece& p) {
+				const auto* d = reinterpret_cast<const char*>(p.data());
+				const std::uint64_t base = p.slice->stream_off + p.off;
+				std::uint32_t from = 0;
+				for (std::uint32_t i = 0; i < p.len; ++i) {
+					if (d[i] != '\n')
+						continue;
+					std::uint32_t end = i;
+					if (end > from && d[end - 1] == '\r') {
+						--end;  // CRLF line end
+					} else if (i == 0 && cr_pending && !segs_.empty()) {
+						--segs_.back().len;  // the CR ended the previous piece
+						--line_len;
+					}
+					if (end > from) {
+						segs_.push_back(StreamRange{base + from, end - from});
+						line_len += end - from;
+					}
+					flush_line();
+					from = i + 1;
+				}
+				cr_pending = from < p.len && d[p.len - 1] == '\r';
+				if (from < p.len) {
+					segs_.push_back(StreamRange{base + from, p.len - from});
+					line_len += p.len - from;
+				}
+			});
+		}
+		flush_line();  // a last line without '\n'
+	}
 	if (rc < 0) {
 		++refused_;
 		const char* why = rc == -ENOSPC	   ? "daxnet: pool full (log and checkpoint areas exhausted)\n"
 				  : rc == -EMSGSIZE ? "daxnet: record too large for the log of this pool\n"
 						    : "daxnet: append failed\n";
-		daxnet::proto::http_response(o, rc == -EMSGSIZE ? 413 : 507, "text/plain", why, ka);
+		// A batch stops at the first record that fails; the records before
+		// it are appended (and durable before this reply): say how many.
+		daxnet::proto::http_response(o, rc == -EMSGSIZE ? 413 : 507, "text/plain", why, ka,
+					     count ? fmt::format("X-Daxnet-Seq: {}\r\nX-Daxnet-Count: {}\r\n", first, count)
+						   : std::string());
 		return;
 	}
-	staged_ = true;
-	++appends_;
-	append_bytes_ += rq.content_length;
+	if (!batch.empty()) {
+		++batches_;
+		if (count == 0) {
+			daxnet::proto::http_response(o, 400, "text/plain", "batch=lines: the body has no line\n", ka);
+			return;
+		}
+		daxnet::proto::http_response(
+			o, 201, "text/plain", fmt::format("{} {}\n", first, count), ka,
+			fmt::format("X-Daxnet-Seq: {}\r\nX-Daxnet-Count: {}\r\nLocation: /log/{}?from={}&limit={}\r\n", first,
+				    count, name.substr(0, 64), first, count));
+		return;
+	}
 	char extra[160];
 	int len = std::snprintf(extra, sizeof extra, "X-Daxnet-Seq: %llu\r\nLocation: /log/%.*s?from=%llu&limit=1\r\n",
 				static_cast<unsigned long long>(seq), static_cast<int>(std::min<std::size_t>(name.size(), 64)),
@@ -271,9 +382,12 @@ void WalService::read(Server& srv, Conn& c, std::string_view name, std::string_v
 	auto& o = c.tx.bytes();
 	const bool ka = rq.keep_alive;
 	std::uint64_t from = 0, limit = kDefaultLimit;
-	std::string_view f = query_param(query, "from"), l = query_param(query, "limit");
-	if ((!f.empty() && !parse_u64(f, from)) || (!l.empty() && !parse_u64(l, limit))) {
-		daxnet::proto::http_response(o, 400, "text/plain", "from and limit must be numbers\n", ka);
+	std::uint64_t max_bytes = UINT64_MAX;
+	std::string_view f = query_param(query, "from"), l = query_param(query, "limit"),
+			 mb = query_param(query, "max_bytes");
+	if ((!f.empty() && !parse_u64(f, from)) || (!l.empty() && !parse_u64(l, limit)) ||
+	    (!mb.empty() && !parse_u64(mb, max_bytes))) {
+		daxnet::proto::http_response(o, 400, "text/plain", "from, limit and max_bytes must be numbers\n", ka);
 		return;
 	}
 	limit = std::min(limit, kMaxLimit);
@@ -286,7 +400,17 @@ void WalService::read(Server& srv, Conn& c, std::string_view name, std::string_v
 	const std::uint64_t first = kv_.stream_first(name);
 	from = std::max(from, first);
 	++reads_;
-	const std::size_t n = kv_.stream_read(name, from, std::span<StreamEntryRef>(entries_.data(), limit));
+	std::size_t n = kv_.stream_read(name, from, std::span<StreamEntryRef>(entries_.data(), limit));
+	// max_bytes: records while their bodies fit, and always the first one
+	// (a record larger than max_bytes is not split: the reader moves on).
+	std::uint64_t body_bytes = 0;
+	for (std::size_t i = 0; i < n; ++i) {
+		body_bytes += entries_[i].body.size;
+		if (i > 0 && body_bytes > max_bytes) {
+			n = i;
+			break;
+		}
+	}
 	std::uint64_t total = 0;
 	char line[48];
 	for (std::size_t i = 0; i < n; ++i) {
@@ -383,6 +507,7 @@ daxnet::svc::Metrics WalService::metrics(Server& srv) const
 	daxnet::svc::add_store_metrics(m, kv_);
 	m.counter("appends", appends_, "Records appended.")
 		.counter("append_bytes", append_bytes_, "Record bytes appended.")
+		.counter("batches", batches_, "Batch appends (batch=lines requests).")
 		.counter("appends_refused", refused_, "Appends refused (pool full, record too large).")
 		.ratio("fences_per_append", static_cast<double>(pc.drains) / static_cast<double>(appends_ ? appends_ : 1),
 		       "Fences per appended record (group commit drives it below 1).")
@@ -443,7 +568,7 @@ void WalService::on_http(Server& srv, Conn& c)
 		return;
 	}
 	if (rq.method == HttpMethod::post || rq.method == HttpMethod::put)
-		append(srv, c, name, StreamRange{rq.target.off + 5, name.size()});
+		append(srv, c, name, StreamRange{rq.target.off + 5, name.size()}, query);
 	else if (rq.method == HttpMethod::del)
 		trim(srv, c, name, StreamRange{rq.target.off + 5, name.size()}, query);
 	else if (get)
@@ -530,7 +655,8 @@ int main(int argc, char** argv)
 		return dump(argc - 1, argv + 1);
 
 	CLI::App app{"daxnet-wal: record ingestion over HTTP on a daxnet pool\n"
-		     "  POST /log/<stream>, GET /log/<stream>?from=N&limit=M[&format=raw],\n"
+		     "  POST /log/<stream>[?batch=lines] (Content-Length or chunked),\n"
+		     "  GET /log/<stream>?from=N&limit=M[&max_bytes=B][&format=raw],\n"
 		     "  DELETE /log/<stream>?before=N, GET /log, GET /stats, GET /metrics\n"
 		     "  offline: daxnet-wal dump --pool FILE [--stream S] [--from N] [--limit M] [--raw]"};
 	daxnet::svc::CommonOptions opt;
@@ -593,6 +719,7 @@ int main(int argc, char** argv)
 	}
 	daxnet::svc::ServerOptions so;
 	so.http.max_body = *mb;
+	so.http.allow_chunked = true;  // streamed uploads (curl -T -, shippers): chunks stay in place
 	WalService svc(kv, view, alloc, tname, *mb, pack, std::filesystem::absolute(st->pool.path()).lexically_normal());
 	daxnet::svc::Server server(port, svc, {{lfd.get(), daxnet::svc::Proto::http}}, so);
 	std::uint64_t streams = 0;

@@ -704,6 +704,103 @@ def test_wal_haproxy(ctx):
             s.stop()
 
 
+# ---------------------------------------------------------------- ingest
+
+
+def wal_get(port, path):
+    code, body = st.http_request(port, "GET", path)
+    check(code == 200, "GET %s: %d %r" % (path, code, body[:200]))
+    return body
+
+
+def test_wal_ingest(ctx):
+    """daxnet-wal takes chunked uploads (curl -T -), batch=lines appends durable before the reply, max_bytes reads, syslog-ng"""
+    import json
+    pool = ctx.pool()
+    wal = ctx.server("daxnet-wal", pool, ["--pool-size", "32M"])
+    port = wal.port("http")
+    url = "http://127.0.0.1:%d" % port
+    # 1. A chunked upload of 256 KiB: one record, byte for byte, in place.
+    blob = os.urandom(192 * 1024).hex().encode()[:256 * 1024]
+    before = json.loads(wal_get(port, "/stats"))
+    _, out, _ = run(["curl", "-sS", "-f", "-T", "-", url + "/log/up"], input=blob)
+    check(out.strip() == "0", "chunked upload: %r" % out)
+    check(wal_get(port, "/log/up?from=0&format=raw") == blob, "chunked upload read back differs")
+    after = json.loads(wal_get(port, "/stats"))
+    check(after["append_bytes"] - before["append_bytes"] == len(blob), "append_bytes: %s" % after["append_bytes"])
+    check(after["packed_bytes"] == before["packed_bytes"] and after["compacted_bytes"] == 0,
+          "the upload was copied (packed %d, compacted %d)" % (after["packed_bytes"], after["compacted_bytes"]))
+    # 2. batch=lines, chunked and with Content-Length; LF and CRLF; empty lines skipped.
+    lines = [b'{"n":%d,"pad":"%s"}' % (i, b"p" * (i * 37 % 900)) for i in range(300)]
+    body = b"\n".join(lines[:150]) + b"\r\n\n" + b"\r\n".join(lines[150:])
+    _, out, _ = run(["curl", "-sS", "-f", "-T", "-", url + "/log/nd?batch=lines"], input=body)
+    check(out.split() == ["0", "300"], "batch reply: %r" % out)
+    _, out, _ = run(["curl", "-sS", "-f", "--data-binary", "@-", url + "/log/nd?batch=lines"], input=b"last\n")
+    check(out.split() == ["300", "1"], "batch reply: %r" % out)
+    code, out = st.http_request(port, "POST", "/log/nd?batch=json", b"x\n")
+    check(code == 400, "unknown batch mode: %d" % code)
+    # Durable before the reply: kill -9 right after it, recover, all there.
+    wal.kill9()
+    wal = ctx.server("daxnet-wal", pool, [])
+    port = wal.port("http")
+    url = "http://127.0.0.1:%d" % port
+    got = wal_get(port, "/log/nd?from=0&limit=1000&format=raw")
+    check(got == b"".join(lines) + b"last", "batch records after kill -9 differ (%d bytes)" % len(got))
+    # 3. max_bytes: whole records while they fit, at least one.
+    code, body = st.http_request(port, "GET", "/log/nd?from=0&limit=100&max_bytes=%d&format=raw" %
+                                 (len(lines[0]) + len(lines[1]) + len(lines[2]) - 1))
+    check(code == 200 and body == lines[0] + lines[1], "max_bytes read: %r" % body[:100])
+    check(wal_get(port, "/log/up?from=0&max_bytes=1&format=raw") == blob, "max_bytes smaller than a record")
+    # 4. A shipper from Debian: syslog-ng's http() destination, batching lines.
+    sng = shutil.which("syslog-ng") or "/usr/sbin/syslog-ng"
+    check(os.path.exists(sng), "syslog-ng is not installed (scripts/deps.sh installs syslog-ng-mod-http)")
+    d = os.path.join(ctx.tmp, "sng")
+    os.makedirs(d)
+    src = os.path.join(d, "in.log")
+    open(src, "w").close()
+    conf = os.path.join(d, "sng.conf")
+    with open(conf, "w") as f:
+        f.write('@version: 3.38\noptions { stats-freq(0); };\n'
+                'source s_in { file("%s" follow-freq(0.1) flags(no-parse)); };\n'
+                'destination d_wal { http(url("%s/log/shipped?batch=lines") method("POST") batch-lines(100)'
+                ' batch-timeout(200) body("${MESSAGE}") workers(1)); };\n'
+                'log { source(s_in); destination(d_wal); };\n' % (src, url))
+    log("  start: syslog-ng -F -f " + conf)
+    with open(os.path.join(d, "out"), "wb") as out:
+        proc = subprocess.Popen([sng, "-F", "-f", conf, "-R", os.path.join(d, "persist"), "-p",
+                                 os.path.join(d, "pid"), "-c", os.path.join(d, "ctl"), "--no-caps"],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        time.sleep(1)
+        check(proc.poll() is None, "syslog-ng exited: " + open(os.path.join(d, "out")).read()[-2000:])
+        shipped = ['{"event":%d,"msg":"hello from syslog-ng"}' % i for i in range(300)]
+        with open(src, "a") as f:
+            for line in shipped:
+                f.write(line + "\n")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            code, body = st.http_request(port, "GET", "/log/shipped?from=0&limit=1000&format=raw")
+            if code == 200 and body.count(b"}") >= 300:
+                break
+            time.sleep(0.2)
+        code, body = st.http_request(port, "GET", "/log/shipped?from=0&limit=1000")
+        recs = re.findall(rb"(\d+) (\d+)\n", body)
+        check(len(recs) == 300, "syslog-ng shipped %d of 300 lines: %r" % (len(recs), body[-300:]))
+        check(wal_get(port, "/log/shipped?from=0&limit=1000&format=raw") == "".join(shipped).encode(),
+              "syslog-ng's records differ from the lines written")
+        stats = json.loads(wal_get(port, "/stats"))
+        check(1 <= stats["batches"] < 300, "syslog-ng sent %d batches for 300 lines" % stats["batches"])
+        log("  syslog-ng shipped 300 lines in %d batch requests" % stats["batches"])
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    wal.stop()
+
+
 TESTS = {
     "notify_ready": test_notify_ready,
     "config_file": test_config_file,
@@ -713,6 +810,7 @@ TESTS = {
     "daxnetctl": test_daxnetctl,
     "kv_twemproxy": test_kv_twemproxy,
     "wal_haproxy": test_wal_haproxy,
+    "wal_ingest": test_wal_ingest,
 }
 
 

@@ -53,6 +53,9 @@ void HttpParser::next() noexcept
 	conn_close_ = false;
 	conn_keep_ = false;
 	body_left_ = 0;
+	chunked_total_ = 0;
+	trailer_bytes_ = 0;
+	chunks_.clear();
 }
 
 FeedResult HttpParser::fail(std::size_t used, int status, const char* msg) noexcept
@@ -97,9 +100,18 @@ bool HttpParser::end_header() noexcept
 			req_.expect_continue = true;
 		break;
 	case Hdr::transfer_encoding:
-		err_status_ = 501;
-		err_ = "Transfer-Encoding is not supported; send Content-Length";
-		return false;
+		if (!lim_.allow_chunked) {
+			err_status_ = 501;
+			err_ = "Transfer-Encoding is not supported; send Content-Length";
+			return false;
+		}
+		if (tok_over_ || v != "chunked" || req_.chunked) {
+			err_status_ = 501;
+			err_ = "only Transfer-Encoding: chunked is supported";
+			return false;
+		}
+		req_.chunked = true;
+		break;
 	case Hdr::other:
 		break;
 	}
@@ -116,6 +128,16 @@ FeedResult HttpParser::finish_head(std::size_t used, std::uint64_t pos) noexcept
 		req_.keep_alive = conn_keep_ && !conn_close_;
 	else
 		req_.keep_alive = !conn_close_;
+	if (req_.chunked) {
+		// RFC 9112 §6.1: a sender must not send both; refuse (smuggling).
+		if (req_.has_content_length)
+			return fail(used, 400, "both Content-Length and Transfer-Encoding");
+		req_.body = {pos, 0};
+		num_ = 0;
+		digits_ = 0;
+		state_ = State::chunk_size;
+		return {used, ParseStatus::need_more};
+	}
 	if (req_.content_length > lim_.max_body)
 		return fail(used, 413, "request body exceeds the size limit");
 	req_.body = {pos, req_.content_length};
@@ -126,6 +148,14 @@ FeedResult HttpParser::finish_head(std::size_t used, std::uint64_t pos) noexcept
 	}
 	state_ = State::body;
 	return {used, ParseStatus::need_more};
+}
+
+FeedResult HttpParser::chunked_done(std::size_t used, std::uint64_t pos) noexcept
+{
+	req_.body.len = pos - req_.body.off;
+	req_.content_length = chunked_total_;
+	state_ = State::done;
+	return {used, ParseStatus::done};
 }
 
 FeedResult HttpParser::feed(const std::byte* p, std::size_t n, std::uint64_t off) noexcept
@@ -315,6 +345,119 @@ FeedResult HttpParser::feed(const std::byte* p, std::size_t n, std::uint64_t off
 			}
 			break;
 		}
+
+		case State::chunk_size: {
+			int h = (c >= '0' && c <= '9')	 ? c - '0'
+				: (c >= 'a' && c <= 'f') ? c - 'a' + 10
+				: (c >= 'A' && c <= 'F') ? c - 'A' + 10
+							 : -1;
+			if (h >= 0) {
+				if (++digits_ > 15)
+					return fail(i, 413, "chunk size too large");
+				num_ = num_ * 16 + static_cast<std::uint64_t>(h);
+				++i;
+				break;
+			}
+			if (digits_ == 0)
+				return fail(i, 400, "malformed chunk size");
+			if (c == ';' || c == ' ' || c == '\t') {
+				state_ = State::chunk_ext;
+				++i;
+				break;
+			}
+			if (c == '\r') {
+				state_ = State::chunk_size_lf;
+				++i;
+				break;
+			}
+			if (c != '\n')
+				return fail(i, 400, "malformed chunk size");
+			[[fallthrough]];
+		}
+		case State::chunk_size_lf:
+			if (c != '\n')
+				return fail(i, 400, "CR not followed by LF");
+			++i;
+			if (num_ == 0) {
+				state_ = State::trailer_start;
+				break;
+			}
+			if (chunked_total_ + num_ > lim_.max_body)
+				return fail(i, 413, "request body exceeds the size limit");
+			if (chunks_.size() >= lim_.max_chunks)
+				return fail(i, 413, "too many chunks in one request");
+			chunks_.push_back(StreamRange{pos + 1, num_});
+			chunked_total_ += num_;
+			body_left_ = num_;
+			num_ = 0;
+			digits_ = 0;
+			state_ = State::chunk_data;
+			break;
+
+		case State::chunk_ext:
+			if (c == '\r') {
+				state_ = State::chunk_size_lf;
+			} else if (c == '\n') {
+				state_ = State::chunk_size_lf;
+				break;  // handled as the line end above
+			} else if (c == '\0') {
+				return fail(i, 400, "NUL in chunk extension");
+			}
+			++i;
+			break;
+
+		case State::chunk_data: {
+			std::uint64_t take = n - i;
+			if (take > body_left_)
+				take = body_left_;
+			i += static_cast<std::size_t>(take);
+			body_left_ -= take;
+			if (body_left_ == 0)
+				state_ = State::chunk_data_end;
+			break;
+		}
+
+		case State::chunk_data_end:
+			if (c == '\r') {
+				state_ = State::chunk_data_lf;
+				++i;
+				break;
+			}
+			if (c != '\n')
+				return fail(i, 400, "chunk data longer than its size");
+			[[fallthrough]];
+		case State::chunk_data_lf:
+			if (c != '\n')
+				return fail(i, 400, "CR not followed by LF");
+			++i;
+			state_ = State::chunk_size;
+			break;
+
+		case State::trailer_start:
+			if (c == '\r') {
+				state_ = State::trailer_end_lf;
+				++i;
+				break;
+			}
+			if (c == '\n')
+				return chunked_done(i + 1, pos + 1);
+			state_ = State::trailer_line;
+			break;
+
+		case State::trailer_line:
+			if (++trailer_bytes_ > lim_.max_header_bytes)
+				return fail(i, 431, "request trailers too large");
+			if (c == '\0')
+				return fail(i, 400, "NUL in trailer");
+			if (c == '\n')
+				state_ = State::trailer_start;
+			++i;
+			break;
+
+		case State::trailer_end_lf:
+			if (c != '\n')
+				return fail(i, 400, "CR not followed by LF");
+			return chunked_done(i + 1, pos + 1);
 
 		case State::done:
 			// the caller must call next() first

@@ -8,9 +8,12 @@
 //   request line   METHOD SP request-target SP HTTP/1.x CRLF
 //   headers        Content-Length (digits, duplicates must agree),
 //                  Connection (close / keep-alive), Expect (100-continue),
-//                  Transfer-Encoding (refused: 501, there is no chunked
-//                  decoding), every other header is skipped
-//   body           exactly Content-Length bytes
+//                  Transfer-Encoding: chunked (only when
+//                  HttpLimits::allow_chunked; otherwise, and for any other
+//                  coding, 501), every other header is skipped
+//   body           exactly Content-Length bytes, or chunked: the chunks'
+//                  data as StreamRanges in place (body_ranges(); sizes in
+//                  hex, extensions and trailers skipped), never reassembled
 // Line ends are CRLF; a bare LF is accepted as a line end, a CR followed by
 // anything else is an error. Obsolete line folding is refused (400).
 //
@@ -21,7 +24,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
+#include <vector>
 
 #include "daxnet/proto/chain.h"
 #include "daxnet/proto/resp.h"  // ParseStatus, FeedResult
@@ -29,8 +34,10 @@
 namespace daxnet::proto {
 
 struct HttpLimits {
-	std::uint32_t max_header_bytes = 8192;  ///< request line + headers + blank line
-	std::uint64_t max_body = 64ull << 20;
+	std::uint32_t max_header_bytes = 8192;  ///< request line + headers + blank line (and trailers)
+	std::uint64_t max_body = 64ull << 20;   ///< chunked: the sum of the chunks
+	bool allow_chunked = false;             ///< accept Transfer-Encoding: chunked
+	std::uint32_t max_chunks = 4096;        ///< chunks in one request (413 beyond)
 };
 
 enum class HttpMethod : std::uint8_t { other, get, head, post, put, del };
@@ -45,9 +52,12 @@ struct HttpRequest {
 	bool keep_alive = true;      ///< after Connection and version defaults
 	bool expect_continue = false;
 	bool has_content_length = false;
-	std::uint64_t content_length = 0;
+	std::uint64_t content_length = 0;  ///< chunked: the decoded length, once done
+	bool chunked = false;        ///< Transfer-Encoding: chunked
 	StreamRange head{};          ///< request line + headers + blank line
-	StreamRange body{};          ///< content_length bytes after head
+	StreamRange body{};          ///< content_length bytes after head; chunked:
+				     ///< from the first chunk-size line to the end
+				     ///< of the trailers (encoded: use body_ranges())
 };
 
 class HttpParser {
@@ -66,9 +76,17 @@ public:
 	}
 
 	const HttpRequest& request() const noexcept { return req_; }
+	/// The body's bytes as stream ranges, in order: one range (the body)
+	/// with Content-Length, one per chunk when chunked; empty when none.
+	std::span<const StreamRange> body_ranges() const noexcept
+	{
+		if (req_.chunked)
+			return {chunks_.data(), chunks_.size()};
+		return req_.body.len ? std::span<const StreamRange>(&req_.body, 1) : std::span<const StreamRange>();
+	}
 	/// True once the blank line ending the headers has been consumed (the
 	/// body may still be arriving: time to send "100 Continue").
-	bool headers_complete() const noexcept { return state_ == State::body || state_ == State::done; }
+	bool headers_complete() const noexcept { return state_ >= State::body && state_ != State::failed; }
 	bool mid_request() const noexcept { return state_ != State::start; }
 
 	/// After `error`: the status to answer (400, 413, 414, 431, 501, 505)
@@ -93,6 +111,15 @@ private:
 		hdr_lf,      // after CR of a header line
 		end_lf,      // after CR of the blank line
 		body,
+		chunk_size,   // hex digits of a chunk-size line
+		chunk_ext,    // ;extensions up to the line end
+		chunk_size_lf,
+		chunk_data,
+		chunk_data_end,  // CRLF after a chunk's data
+		chunk_data_lf,
+		trailer_start,   // beginning of a trailer line (or the final blank line)
+		trailer_line,
+		trailer_end_lf,
 		done,
 		failed,
 	};
@@ -101,6 +128,7 @@ private:
 	FeedResult fail(std::size_t used, int status, const char* msg) noexcept;
 	bool end_header() noexcept;  // false: error already set
 	FeedResult finish_head(std::size_t used, std::uint64_t pos) noexcept;
+	FeedResult chunked_done(std::size_t used, std::uint64_t pos) noexcept;
 
 	HttpLimits lim_;
 	State state_ = State::start;
@@ -114,7 +142,10 @@ private:
 	bool num_bad_ = false;
 	bool conn_close_ = false;
 	bool conn_keep_ = false;
-	std::uint64_t body_left_ = 0;
+	std::uint64_t body_left_ = 0;   // also: data left in the current chunk
+	std::uint64_t chunked_total_ = 0;
+	std::uint64_t trailer_bytes_ = 0;
+	std::vector<StreamRange> chunks_;
 	int err_status_ = 0;
 	const char* err_ = "";
 };
