@@ -12,6 +12,8 @@
  */
 #include <linux/module.h>
 #include <linux/miscdevice.h>
+#include <linux/sched/mm.h>
+#include <linux/nsproxy.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/poll.h>
@@ -107,6 +109,10 @@ static void dxn_port_free(struct dxn_port *port)
 	port->region = NULL;
 	dxn_zc_destroy(port);
 	dxn_pool_unpin(&port->pool);
+	if (port->mm) {
+		mmdrop(port->mm);
+		port->mm = NULL;
+	}
 }
 
 /* Allocate the per-pair private arrays. */
@@ -140,6 +146,7 @@ static int dxn_register(struct dxn_port *port, void __user *uarg)
 	u32 i;
 	int ret;
 
+	lockdep_assert_held(&port->lock);
 	if (copy_from_user(&r, uarg, sizeof(r)))
 		return -EFAULT;
 	if (port->registered)
@@ -147,6 +154,9 @@ static int dxn_register(struct dxn_port *port, void __user *uarg)
 	ret = dxn_check_register(&r);
 	if (ret)
 		return ret;
+	/* Zero-copy binds the pool to a network device: admin only. */
+	if ((r.flags & DAXNET_REG_ZEROCOPY) && !dxn_may_admin(port->net))
+		return -EPERM;
 	if (!r.max_conns)
 		r.max_conns = 1024;
 
@@ -223,7 +233,14 @@ static int dxn_register(struct dxn_port *port, void __user *uarg)
 		ret = -EFAULT;
 		goto out_free;
 	}
-	port->registered = true;
+	mmgrab(current->mm);
+	port->mm = current->mm;
+	/*
+	 * Publish: ->mmap reads region and region_size without port->lock
+	 * (acquire in dxn_port_registered()). Nothing above changes until
+	 * the port is released.
+	 */
+	smp_store_release(&port->registered, true);
 	return 0;
 
 out_free:
@@ -238,6 +255,7 @@ static int dxn_sync(struct dxn_port *port, void __user *uarg)
 	int ret = 0;
 	u32 i;
 
+	lockdep_assert_held(&port->lock);
 	if (copy_from_user(&s, uarg, sizeof(s)))
 		return -EFAULT;
 	if (!port->registered || s.reserved[0] || s.reserved[1] ||
@@ -261,6 +279,7 @@ static int dxn_counters(struct dxn_port *port, void __user *uarg)
 	u64 *sum, *c;
 	u32 i, j, first, last;
 
+	lockdep_assert_held(&port->lock);
 	if (copy_from_user(&a, uarg, sizeof(a)))
 		return -EFAULT;
 	if (!port->registered || (a.flags & ~DAXNET_COUNTERS_CONN))
@@ -302,6 +321,12 @@ static long dxn_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	long ret;
 
 	mutex_lock(&port->lock);
+	/* After REGISTER, only the registering process may use the port. */
+	if (cmd != DAXNET_IOC_REGISTER && port->registered &&
+	    !dxn_port_owner(port)) {
+		ret = -EPERM;
+		goto out;
+	}
 	switch (cmd) {
 	case DAXNET_IOC_REGISTER:
 		ret = dxn_register(port, uarg);
@@ -337,6 +362,7 @@ static long dxn_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	default:
 		ret = -ENOTTY;
 	}
+out:
 	mutex_unlock(&port->lock);
 	return ret;
 }
@@ -358,25 +384,30 @@ static __poll_t dxn_poll(struct file *file, poll_table *pt)
 }
 
 /*
- * mmap of the ring region: MAP_SHARED, offset 0, exactly region_size.
- * Process context (mmap_lock held for write); takes port->lock.
+ * mmap of the ring region: MAP_SHARED, offset 0, exactly region_size, by
+ * the process that registered the port.
+ *
+ * Process context, mmap_lock held for write. Takes no daxnet lock: REGISTER
+ * holds port->lock while it touches user memory (which takes mmap_lock),
+ * so taking port->lock here would be an ABBA deadlock between two threads
+ * of one process. The region is published once (dxn_port_registered()
+ * acquires it) and does not change until the last reference to the file,
+ * which this mapping holds, is gone.
  */
 static int dxn_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct dxn_port *port = file->private_data;
-	int ret = -EINVAL;
 
-	mutex_lock(&port->lock);
-	if (!port->registered || vma->vm_pgoff ||
-	    vma->vm_end - vma->vm_start != port->region_size ||
+	if (!dxn_port_registered(port))
+		return -EINVAL;
+	if (vma->vm_mm != port->mm)
+		return -EPERM;
+	if (vma->vm_pgoff || vma->vm_end - vma->vm_start != port->region_size ||
 	    !(vma->vm_flags & VM_SHARED))
-		goto out;
+		return -EINVAL;
 	/* The rings belong to the process that registered them. */
 	dxn_vma_set_flags(vma, VM_DONTCOPY);
-	ret = remap_vmalloc_range(vma, port->region, 0);
-out:
-	mutex_unlock(&port->lock);
-	return ret;
+	return remap_vmalloc_range(vma, port->region, 0);
 }
 
 /* Process context. */
@@ -384,9 +415,10 @@ static int dxn_open(struct inode *inode, struct file *file)
 {
 	struct dxn_port *port;
 
-	port = kzalloc(sizeof(*port), GFP_KERNEL);
+	port = kzalloc(sizeof(*port), GFP_KERNEL_ACCOUNT);
 	if (!port)
 		return -ENOMEM;
+	port->net = get_net(current->nsproxy->net_ns);
 	mutex_init(&port->lock);
 	spin_lock_init(&port->ready_lock);
 	init_waitqueue_head(&port->wq);
@@ -410,6 +442,7 @@ static int dxn_release(struct inode *inode, struct file *file)
 	mutex_unlock(&port->lock);
 	ida_destroy(&port->ida);
 	mutex_destroy(&port->lock);
+	put_net(port->net);
 	kfree(port);
 	return 0;
 }
@@ -428,7 +461,11 @@ static struct miscdevice dxn_misc = {
 	.minor = MISC_DYNAMIC_MINOR,
 	.name = "daxnet",
 	.fops = &dxn_fops,
-	.mode = 0666,
+	/*
+	 * root:root 0660; kernel/udev/60-daxnet.rules gives the node to the
+	 * `daxnet` group (docs/kernel.md, "Threat model").
+	 */
+	.mode = 0660,
 };
 
 static int __init dxn_init(void)

@@ -9,6 +9,9 @@
  *   dxn_conn  one attached TCP socket.
  *
  * Locks, outermost first:
+ *   mmap_lock         only around user-memory access (copy_*_user, GUP);
+ *                     ->mmap runs under it and takes no daxnet lock: it
+ *                     reads the registration published by REGISTER.
  *   port->lock        mutex; every ioctl and release. Owns the connection
  *                     table, the rings' private state and the pool.
  *   lock_sock(sk)     taken by sync/attach/detach for one socket at a time.
@@ -25,7 +28,10 @@
 #include <linux/wait.h>
 #include <linux/idr.h>
 #include <linux/net.h>
+#include <linux/capability.h>
+#include <linux/sched.h>
 #include <net/sock.h>
+#include <net/net_namespace.h>
 #include <linux/daxnet.h>
 
 /* Largest pool: 16 GiB (the page array is 32 MiB). */
@@ -134,7 +140,14 @@ struct dxn_port {
 	struct mutex lock;		/* see the lock order above */
 	spinlock_t ready_lock;		/* ready lists, conn->flags */
 	wait_queue_head_t wq;		/* poll() waiters */
+	/*
+	 * Set once by REGISTER with smp_store_release() after everything
+	 * below is in place; immutable afterwards until release. Readers
+	 * outside port->lock (->mmap) use dxn_port_registered().
+	 */
 	bool registered;
+	struct net *net;		/* netns of the opener (held) */
+	struct mm_struct *mm;		/* owner: the REGISTER caller (mmgrab) */
 
 	struct dxn_pool pool;
 	struct dxn_zc *zc;	/* zero-copy state, NULL in copy mode */
@@ -161,6 +174,35 @@ struct dxn_rxctx {
 };
 
 enum { DXN_GO, DXN_STOP_RING, DXN_STOP_SPARE };
+
+/* Registered (acquire: the registration is fully visible)? Any context. */
+static inline bool dxn_port_registered(struct dxn_port *port)
+{
+	/* Pairs with the smp_store_release() at the end of REGISTER. */
+	return smp_load_acquire(&port->registered);
+}
+
+/*
+ * May the caller administer networking for @net (zero-copy mode, vnic
+ * links, binding a vnic end)? CAP_NET_ADMIN in the user namespace owning
+ * @net (the port's netns for port-wide operations, sock_net(sk) for a
+ * socket). Process context. docs/kernel.md, "Threat model".
+ */
+static inline bool dxn_may_admin(struct net *net)
+{
+	return ns_capable(net->user_ns, CAP_NET_ADMIN);
+}
+
+/*
+ * Is the caller the process that registered the port (same mm)? Every
+ * ioctl but REGISTER, and mmap, refuse other callers with -EPERM: an fd
+ * passed to (or inherited by) another process must not move bytes
+ * through, or map the rings of, the owner's pool. Process context.
+ */
+static inline bool dxn_port_owner(const struct dxn_port *port)
+{
+	return port->mm && port->mm == current->mm;
+}
 
 /* daxnet_pool.c */
 int dxn_pool_pin(struct dxn_pool *pool, u64 addr, u64 len);

@@ -21,7 +21,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <grp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -33,6 +35,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1055,6 +1058,266 @@ static int t_two_procs(void)
 	return 0;
 }
 
+/* --------------------------------------------------- privilege model */
+
+#define KT_UID 65534	/* nobody */
+#define KT_GID 4242	/* stands for the `daxnet` group of the udev rule */
+
+/* Drop to uid KT_UID with gid `gid` and no supplementary groups. */
+static int drop_privs(gid_t gid)
+{
+	if (setgroups(0, NULL) || setresgid(gid, gid, gid) ||
+	    setresuid(KT_UID, KT_UID, KT_UID))
+		return -1;
+	return 0;
+}
+
+/* Run fn in a child that dropped to gid; returns its exit status or -1. */
+static int as_user(gid_t gid, int (*fn)(void))
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid < 0)
+		return -1;
+	if (!pid)
+		_exit(drop_privs(gid) ? 100 : fn());
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}
+
+/* Child: opening /dev/daxnet must fail with EACCES. */
+static int child_open_refused(void)
+{
+	int fd = open("/dev/daxnet", O_RDWR);
+
+	if (fd >= 0)
+		return 1;
+	return errno == EACCES ? 0 : 2;
+}
+
+/* Child (in the group): copy mode works, zero-copy is EPERM. */
+static int child_group_member(void)
+{
+	struct kport p;
+	int ret = kport_open_ex(&p, true, 16, 4096, 8, 8, 8, 4, DAXNET_API);
+
+	if (ret)
+		return 10;
+	kport_close(&p);
+	/* The same geometry with DAXNET_REG_ZEROCOPY. */
+	{
+		struct daxnet_register r;
+		size_t len = 16 * 4096;
+		void *pool = mmap(NULL, len, PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		int fd = open("/dev/daxnet", O_RDWR);
+
+		if (pool == MAP_FAILED || fd < 0)
+			return 11;
+		memset(&r, 0, sizeof(r));
+		r.api_version = DAXNET_API;
+		r.flags = DAXNET_REG_ZEROCOPY;
+		r.pool_addr = (uintptr_t)pool;
+		r.pool_len = len;
+		r.buf_size = 4096;
+		r.buf_count = 16;
+		r.num_pairs = 1;
+		r.rx_slots = r.tx_slots = r.spare_slots = 8;
+		if (ioctl(fd, DAXNET_IOC_REGISTER, &r) == 0)
+			return 12;
+		if (errno != EPERM)
+			return 13;
+		close(fd);
+		munmap(pool, len);
+	}
+	return 0;
+}
+
+/*
+ * The node is root-owned 0660 (kernel/udev/60-daxnet.rules hands it to
+ * the daxnet group); a user outside the group cannot open it; one in the
+ * group gets copy mode but not zero-copy (CAP_NET_ADMIN).
+ */
+static int t_privileges(void)
+{
+	struct stat st;
+	int ret;
+
+	CHECK(stat("/dev/daxnet", &st) == 0, "stat /dev/daxnet");
+	CHECK((st.st_mode & 07777) == 0660 && st.st_uid == 0,
+	      "/dev/daxnet must be root-owned 0660, is uid %u mode %o",
+	      (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	ret = as_user(KT_GID, child_open_refused);
+	CHECK(ret == 0, "a user outside the group opened /dev/daxnet (child %d)", ret);
+	/* What udev does for the daxnet group, with a test gid. */
+	CHECK(chown("/dev/daxnet", 0, KT_GID) == 0, "chgrp /dev/daxnet");
+	ret = as_user(KT_GID, child_group_member);
+	CHECK(chown("/dev/daxnet", 0, st.st_gid) == 0, "restore the group");
+	CHECK(ret == 0, "group member: copy mode must work, zero-copy must be EPERM (child %d)",
+	      ret);
+	return 0;
+}
+
+static struct kport *fdpass_port;
+
+/* Child of the owner (another mm): every ioctl and mmap is EPERM. */
+static int child_not_owner(void)
+{
+	struct kport *p = fdpass_port;
+	struct daxnet_sync s = { .pair = 0 };
+	struct daxnet_counters_arg a = { .pair = DAXNET_RING_ALL };
+	struct daxnet_detach d = { .conn = 1 };
+	struct daxnet_attach at = { .fd = 0 };
+	void *m;
+
+	if (ioctl(p->fd, DAXNET_IOC_SYNC, &s) == 0 || errno != EPERM)
+		return 1;
+	if (ioctl(p->fd, DAXNET_IOC_COUNTERS, &a) == 0 || errno != EPERM)
+		return 2;
+	if (ioctl(p->fd, DAXNET_IOC_ATTACH, &at) == 0 || errno != EPERM)
+		return 3;
+	if (ioctl(p->fd, DAXNET_IOC_DETACH, &d) == 0 || errno != EPERM)
+		return 4;
+	m = mmap(NULL, p->region_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 p->fd, 0);
+	if (m != MAP_FAILED || errno != EPERM)
+		return 5;
+	return 0;
+}
+
+/* A port fd inherited by (or passed to) another process is refused there. */
+static int t_fd_passed(void)
+{
+	struct kport p;
+	struct capture *c = calloc(1, sizeof(*c));
+	size_t want[2] = { 3, 4 };
+	int cli, srv, ret;
+	uint32_t conn = 0;
+	pid_t pid;
+	int st;
+
+	CHECK(kport_open(&p, true) == 0, "register");
+	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
+	CHECK(kport_attach(&p, srv, 3, &conn) == 0, "attach");
+	CHECK(send(cli, "ping", 4, 0) == 4, "send");
+	fdpass_port = &p;
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (!pid)
+		_exit(child_not_owner());
+	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st), "waitpid");
+	ret = WEXITSTATUS(st);
+	CHECK(ret == 0, "another process used the port (check %d)", ret);
+	/* The owner is unaffected. */
+	CHECK(sync_until(&p, c, have_bytes, want, 20) == 0, "owner RX");
+	kport_close(&p);
+	close(cli);
+	close(srv);
+	capture_free(c);
+	free(c);
+	return 0;
+}
+
+struct race {
+	volatile int fd;
+	volatile int stop;
+	size_t len;
+	unsigned long mmaps;
+};
+
+static void *race_mmap(void *arg)
+{
+	struct race *r = arg;
+
+	while (!r->stop) {
+		void *m = mmap(NULL, r->len, PROT_READ | PROT_WRITE,
+			       MAP_SHARED, r->fd, 0);
+
+		if (m != MAP_FAILED)
+			munmap(m, r->len);
+		r->mmaps++;
+	}
+	return NULL;
+}
+
+/* Child: REGISTER on fresh ports while a thread mmaps them, for secs. */
+static int race_register_child(double secs)
+{
+	struct race r = { .len = 1 << 16 };
+	size_t plen = 64 * 4096;
+	double end = now_s() + secs;
+	unsigned long regs = 0;
+	pthread_t th;
+	uint8_t *pool;
+	char path[256];
+	int pfd;
+
+	snprintf(path, sizeof(path), "%s/ktest-race-%d", pool_dir, getpid());
+	pfd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	unlink(path);
+	if (pfd < 0 || ftruncate(pfd, plen))
+		return 1;
+	pool = mmap(NULL, plen, PROT_READ | PROT_WRITE, MAP_SHARED, pfd, 0);
+	if (pool == MAP_FAILED)
+		return 2;
+	r.fd = open("/dev/daxnet", O_RDWR);
+	if (r.fd < 0 || pthread_create(&th, NULL, race_mmap, &r))
+		return 3;
+	while (now_s() < end) {
+		struct daxnet_register g;
+		int nfd = open("/dev/daxnet", O_RDWR), old;
+
+		if (nfd < 0)
+			return 4;
+		old = r.fd;
+		r.fd = nfd;
+		close(old);
+		memset(&g, 0, sizeof(g));
+		g.api_version = DAXNET_API;
+		g.pool_addr = (uintptr_t)pool;
+		g.pool_len = plen;
+		g.buf_size = 4096;
+		g.buf_count = 64;
+		g.num_pairs = 1;
+		g.rx_slots = g.tx_slots = g.spare_slots = 64;
+		if (ioctl(nfd, DAXNET_IOC_REGISTER, &g))
+			return 5;
+		regs++;
+	}
+	r.stop = 1;
+	pthread_join(th, NULL);
+	printf("  race: %lu registrations, %lu mmaps\n", regs, r.mmaps);
+	return 0;
+}
+
+/*
+ * REGISTER (port->lock, then user memory: mmap_lock) racing mmap of the
+ * same port from another thread (mmap_lock, then ->mmap) for a few
+ * seconds: no ABBA deadlock. The race runs in a child; a deadlocked child
+ * is reported after a bound (it stays stuck in D state).
+ */
+static int t_register_mmap_race(void)
+{
+	double end;
+	pid_t pid;
+	int st = 0;
+
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (!pid)
+		_exit(race_register_child(3.0));
+	end = now_s() + 60;
+	while (waitpid(pid, &st, WNOHANG) == 0) {
+		CHECK(now_s() < end, "REGISTER racing mmap deadlocked (child %d stuck)", pid);
+		usleep(100000);
+	}
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "race child failed (status %d)",
+	      WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	return 0;
+}
+
 static int t_basic_dax(void) { return t_basic(false); }
 static int t_basic_shm(void) { return t_basic(true); }
 static int t_stream_dax(void) { return t_stream(false); }
@@ -1076,6 +1339,9 @@ static const struct {
 	{ "garbage", t_garbage },
 	{ "two_procs", t_two_procs },
 	{ "conn1000", t_conn1000 },
+	{ "privileges", t_privileges },
+	{ "fd_passed", t_fd_passed },
+	{ "register_mmap_race", t_register_mmap_race },
 };
 
 int main(int argc, char **argv)

@@ -39,9 +39,18 @@
 #                       sleep=off (one instruction = 2^SHIFT ns), single-threaded
 #                       TCG; boots with --smp 1 only (QEMU 7.2 hangs bringing up
 #                       a second vCPU under icount)
+#       --cmdline ARGS  extra kernel command line (e.g. guest_debug_cmdline)
 #     LOG is the serial output without \r, complete when guest_boot returns;
 #     LOG.raw is written as the output arrives (poll it for markers from a
 #     watcher while guest_boot runs in the background) and removed at the end.
+#   guest_debug_cmdline             prints the kernel arguments of a debug boot:
+#                                   slub_debug=FZPU on the kmalloc caches (red
+#                                   zones, poisoning, consistency checks, owner
+#                                   tracking), KFENCE
+#                                   sampling when the kernel has CONFIG_KFENCE
+#                                   (Debian's 6.1 has not), a 60 s hung-task
+#                                   timeout; guest_dmesg_bad (in the guest) fails
+#                                   on what they report
 #   guest_kill PIDFILE              kill -9 the QEMU of a guest_boot --pidfile
 #   guest_results LOG QEMU_STATUS [TIMEOUT_S]
 #                                   says "qemu exit status ..; N passed, M failed;
@@ -120,8 +129,19 @@ guest_prepare_nvdimm() {
 	truncate -s "$GUEST_NVDIMM_SIZE" "$GUEST_NVDIMM"
 }
 
+guest_debug_cmdline() {
+	# The kmalloc caches only (the module's allocations, accounted or not,
+	# are kmalloc/kvmalloc): debugging every cache (skbs, sockets) makes
+	# the TCG run several times slower.
+	local a='slub_debug=FZPU,kmalloc-*,kmalloc-cg-* sysctl.kernel.hung_task_timeout_secs=60'
+	if grep -qx 'CONFIG_KFENCE=y' "/boot/config-$GUEST_KVER" 2>/dev/null; then
+		a="$a kfence.sample_interval=5"
+	fi
+	echo "$a"
+}
+
 guest_boot() {
-	local run='' gsrc='' gbuild='' args='' log='' pidfile='' timeout_s=600
+	local run='' gsrc='' gbuild='' args='' log='' pidfile='' timeout_s=600 extra=''
 	local show=$GUEST_SHOW_DEFAULT
 	local nvdimm=$GUEST_NVDIMM size=$GUEST_NVDIMM_SIZE rc=0 smp=2 icount=''
 	local -a pidopt=() accel=(-accel tcg,thread=multi)
@@ -139,6 +159,7 @@ guest_boot() {
 		--nvdimm-size) size=$2; shift 2 ;;
 		--smp) smp=$2; shift 2 ;;
 		--icount) icount=$2; shift 2 ;;
+		--cmdline) extra=$2; shift 2 ;;
 		--) shift; break ;;
 		*) echo "guest_boot: unknown argument $1" >&2; return 2 ;;
 		esac
@@ -161,7 +182,7 @@ guest_boot() {
 			"${accel[@]}" -smp "$smp" -machine pc,nvdimm=on \
 			-m 2G,slots=2,maxmem=8G -net none \
 			-kernel "/boot/vmlinuz-$GUEST_KVER" -initrd "$GUEST_INITRD" \
-			-append "console=ttyS0 panic=-1 oops=panic quiet tsc=reliable dxrun=$run dxsrc=$gsrc dxbuild=$gbuild dxargs=$args" \
+			-append "console=ttyS0 panic=-1 oops=panic quiet tsc=reliable dxrun=$run dxsrc=$gsrc dxbuild=$gbuild dxargs=$args $extra" \
 			-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 			-object "memory-backend-file,id=mem1,share=on,mem-path=$nvdimm,size=$size" \
 			-device nvdimm,id=nv1,memdev=mem1 \

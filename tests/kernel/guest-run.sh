@@ -18,9 +18,16 @@ start=$(cut -d. -f1 /proc/uptime)
 say() { echo "daxnet-guest [$(($(cut -d. -f1 /proc/uptime) - start))s] $*"; }
 pass() { echo "DAXNET-PASS $1"; }
 fail() { echo "DAXNET-FAIL $1${2:+: $2}"; failed=1; }
+# DXARGS: steps to run (default all); a word ktest.NAME runs the step ktest
+# with only the daxnet_ktest tests named that way.
+ktests=
+for w in $DXARGS; do
+	case "$w" in ktest.*) ktests="$ktests ${w#ktest.}" ;; esac
+done
 wanted() {
 	[ -z "$DXARGS" ] && return 0
 	for w in $DXARGS; do [ "$w" = "$1" ] && return 0; done
+	[ "$1" = ktest ] && [ -n "$ktests" ] && return 0
 	return 1
 }
 
@@ -43,6 +50,8 @@ run_step() {
 }
 
 say "kernel $(uname -r), $(nproc) cpus"
+say "kernel arguments: $(cat /proc/cmdline)"
+say "slub debug: kmalloc-64 sanity_checks=$(cat /sys/kernel/slab/kmalloc-64/sanity_checks 2>/dev/null) red_zone=$(cat /sys/kernel/slab/kmalloc-64/red_zone 2>/dev/null) poison=$(cat /sys/kernel/slab/kmalloc-64/poison 2>/dev/null) store_user=$(cat /sys/kernel/slab/kmalloc-64/store_user 2>/dev/null)"
 ip link set lo up
 
 # The emulated NVDIMM: raw namespace -> fsdax -> ext4 -o dax.
@@ -69,8 +78,9 @@ else
 fi
 
 if wanted ktest && [ -x "$ktest" ]; then
+	# shellcheck disable=SC2086
 	run_step ktest 600 "$ktest" --pool-dir $pmem --shm-dir /dev/shm \
-		--rmmod-name daxnet
+		--rmmod-name daxnet $ktests
 fi
 
 # The userlib Port tests, every case on the kernel transport.
@@ -98,8 +108,10 @@ if grep -q '^daxnet ' /proc/modules; then
 	if rmmod daxnet; then pass rmmod; else fail rmmod; fi
 fi
 
-# Any kernel warning, BUG or oops during the run is a failure.
-bad=$(dmesg | grep -E 'WARNING:|BUG:|Oops|general protection|Call Trace|kernel BUG|UBSAN|refcount_t:|list_(add|del) corruption|stack-protector')
+# Any kernel warning, BUG or oops during the run is a failure, and so is
+# anything the debug boot (run-guest.sh: slub_debug=FZPU, KFENCE when built
+# in, hung-task detector; lockdep when the kernel has it) reports.
+bad=$(dmesg | grep -E 'WARNING:|BUG:|BUG [A-Za-z0-9_:.-]+ \(|Oops|general protection|Call Trace|kernel BUG|UBSAN|refcount_t:|list_(add|del) corruption|stack-protector|KFENCE:|blocked for more than|circular locking|recursive locking|inconsistent lock state|suspicious RCU usage|Poison overwritten|Redzone overwritten|Object padding overwritten|Freepointer corrupt|FIX [A-Za-z0-9_:.-]+:')
 if [ -n "$bad" ]; then
 	fail dmesg "kernel warnings:"
 	dmesg | tail -n 80

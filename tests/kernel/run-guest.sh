@@ -23,7 +23,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 build=
 targets=
-timeout_s=780
+timeout_s=1080
 only=
 do_build=1
 do_checkpatch=1
@@ -103,7 +103,11 @@ guest_prepare_nvdimm "$work/nvdimm.img"
 log=$work/serial.log
 say "booting $kver under TCG (timeout ${timeout_s}s); serial log: $log"
 qrc=0
+# A debug boot (slub_debug, KFENCE if built in, hung-task detector):
+# guest-run.sh fails the run on anything they report.
+dbg=$(guest_debug_cmdline)
+say "debug kernel arguments: $dbg"
 guest_boot --run "$here/guest-run.sh" --src "$src" --build "$build" --args "$only" \
-	--log "$log" --timeout "$timeout_s" || qrc=$?
+	--cmdline "$dbg" --log "$log" --timeout "$timeout_s" || qrc=$?
 guest_results "$log" "$qrc" "$timeout_s" || exit 1
 say "PASS"

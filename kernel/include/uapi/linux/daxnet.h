@@ -327,7 +327,12 @@ struct daxnet_region {
  * EPROTO: api_version unknown. EINVAL: geometry out of range, pool_addr
  * not page aligned, pool_len != buf_size * buf_count, a reserved field or
  * flag non-zero. EFAULT/ENOMEM: the pool range cannot be pinned.
+ * EPERM: DAXNET_REG_ZEROCOPY without CAP_NET_ADMIN.
  * After it, mmap(NULL, region_size, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0).
+ *
+ * Owner. The process that registered a port owns it: every other ioctl
+ * and mmap of the port fail with EPERM in any other process (an fd passed
+ * or inherited); poll() and close() work anywhere.
  */
 #define DAXNET_REG_ZEROCOPY	0x0001	/* prefer zero-copy RX/TX when possible */
 
