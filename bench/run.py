@@ -49,7 +49,7 @@ MODES = {
     "smoke": dict(seconds=1, repeats=1, kv_seconds=1, kv_repeats=1, rpc_conns=[10], rpc_pipe=[],
                   wal_conns=[10], wal_pipe=[], wal_media=["shm"], kv_modes=["always"],
                   kv=[dict(media=["shm"], sizes=[64], cp=[(10, 1)], ops=["SET", "GET"])], kv_extra=[],
-                  count=False, keyspace=1000, recovery=False),
+                  count=False, keyspace=1000, recovery=False, mixed=None),
     "quick": dict(seconds=3, repeats=1, target_repeats=3, kv_seconds=2, kv_repeats=1, rpc_conns=[1, 100, 1000, 10000],
                   rpc_pipe=[(100, 16)], wal_conns=[1, 100], wal_pipe=[(100, 8)], wal_media=["shm"],
                   kv_modes=["always"],
@@ -59,17 +59,19 @@ MODES = {
                       dict(media=["ext4"], sizes=[1024], cp=[(50, 1)], ops=["GET"])],
                   kv_extra=[("shm", "everysec", 1024, 50, 1, "SET"), ("shm", "no", 1024, 50, 1, "SET"),
                             ("shm", "everysec", 1024, 50, 16, "SET"), ("shm", "no", 1024, 50, 16, "SET")],
-                  count=True, keyspace=100000, recovery=True),
+                  count=True, keyspace=100000, recovery=True,
+                  mixed=dict(media=["shm", "ext4"], size=1024, conns=10, writers=4)),
     "full": dict(seconds=5, repeats=3, kv_seconds=4, kv_repeats=1, rpc_conns=[1, 10, 100, 1000, 10000],
                  rpc_pipe=[(100, 4), (100, 16)], wal_conns=[1, 10, 100, 1000], wal_pipe=[(100, 8)],
                  wal_media=["shm", "ext4"], kv_modes=["always", "everysec", "no"],
                  kv=[dict(media=["shm", "ext4"], sizes=[64, 1024], cp=ALL_CP, ops=["SET", "GET"])], kv_extra=[],
-                 count=True, keyspace=100000, recovery=True),
+                 count=True, keyspace=100000, recovery=True,
+                 mixed=dict(media=["shm", "ext4"], size=1024, conns=10, writers=4)),
     # Inside the emulated 6.1 guest (bench/guest/guest_bench.sh): daxnet's three
     # transports on identical application code, pools on the DAX mount; ratios only.
     "guest": dict(seconds=4, repeats=1, target_repeats=3, kv_seconds=1, kv_repeats=1, rpc_conns=[10, 100], rpc_pipe=[],
                   wal_conns=[100], wal_pipe=[], wal_media=["dax"], kv_modes=[], kv=[], kv_extra=[],
-                  count=False, keyspace=1000, recovery=False),
+                  count=False, keyspace=1000, recovery=False, mixed=None),
 }
 
 
@@ -265,6 +267,18 @@ def plan(mode, ctx, only, server_filter):
     for (medium, label), (mk, runs) in kv.items():
         if want("kv", label):
             jobs.append(Job("kv", mk, runs))
+
+    # mixed: GET latency idle and while other clients SET durably (issue 15)
+    mx = m.get("mixed")
+    for medium in (mx["media"] if mx else []):
+        makers = [("redis aof-always", lambda md=medium: servers.Redis(ctx, "always", md))]
+        makers += [("daxnet-kv " + t, lambda t=t, md=medium: servers.Daxnet(ctx, "daxnet-kv", t, md, [], proto="resp"))
+                   for t in ("uring", "epoll")]
+        runs = [dict(op="GET", size=mx["size"], conns=mx["conns"], depth=1, medium=medium, load=ld, count=False)
+                for ld in ("idle", "set")]
+        for label, mk in makers:
+            if want("mixed", label):
+                jobs.append(Job("mixed", mk, [dict(r) for r in runs]))
     return jobs
 
 
@@ -277,7 +291,7 @@ def estimate(jobs, m):
             if r.get("conns", 0) >= 10000:
                 per += 2 + m["seconds"]
             reps = _repeats(m, j.suite, r)
-            if j.suite == "kv":
+            if j.suite in ("kv", "mixed"):
                 per = m["kv_seconds"] + 1.0
             s += per * reps + (2.5 if r.get("count") else 0)
     return s
@@ -342,7 +356,7 @@ def run_group(group, ctx, m, prog, rows, tmp):
                     try:
                         if not srv.alive():
                             raise RuntimeError("server exited: " + srv.log_tail(300))
-                        if job.suite == "kv" and rr["op"] == "GET" and (id(srv), rr["size"]) not in prefilled:
+                        if job.suite in ("kv", "mixed") and rr["op"] == "GET" and (id(srv), rr["size"]) not in prefilled:
                             _kv_prefill(srv, ctx, m, rr["size"], tmp)
                             prefilled.add((id(srv), rr["size"]))
                         reps[id(srv)].append(_one(job, srv, ctx, m, rr, tmp))
@@ -372,6 +386,9 @@ def run_group(group, ctx, m, prog, rows, tmp):
 def _what(job, srv, r):
     if job.suite == "kv":
         return "kv %s %s %s d=%d c=%d P=%d" % (r["medium"], srv.label, r["op"], r["size"], r["conns"], r["depth"])
+    if job.suite == "mixed":
+        return "mixed %s %s GET d=%d c=%d %s" % (r["medium"], srv.label, r["size"], r["conns"],
+                                                 "while SETs run" if r["load"] == "set" else "idle")
     s = "%s %s c=%d" % (job.suite, srv.label, r["conns"])
     if r.get("depth", 1) > 1:
         s += " pipeline=%d" % r["depth"]
@@ -392,6 +409,8 @@ def _repeats(m, suite, r):
 
 
 def _one(job, srv, ctx, m, r, tmp):
+    if job.suite == "mixed":
+        return _mixed_one(srv, ctx, m, r, tmp)
     if job.suite == "kv":
         _kv_pilot(srv, ctx, m, r, tmp)  # outside the measured interval
     client = _client(job, srv, ctx, m, r, tmp)
@@ -442,6 +461,37 @@ def _kv_run(srv, ctx, m, r, tmp, target_s):
     n = int(min(max(_kv_rate[key] * target_s, 200), 20_000_000))
     return clients.redis_benchmark(srv.port, r["op"], n, r["conns"], r["depth"], r["size"], m["keyspace"],
                                    ctx.client_cpu, tmp, timeout=target_s * 4 + 60)
+
+
+def _mixed_one(srv, ctx, m, r, tmp):
+    """GETs measured as in kv; with load=set, `writers` other connections SET values of the
+    same size durably (redis-benchmark -t set, bounded by -n and killed after the GETs) on the
+    same keyspace the whole time. The writer shares the client core with the GET client."""
+    _kv_pilot(srv, ctx, m, r, tmp)  # the idle GET rate sizes -n for both runs
+    writer = None
+    if r["load"] == "set":
+        argv = ["taskset", "-c", str(ctx.client_cpu), "redis-benchmark", "-h", "127.0.0.1", "-p", str(srv.port),
+                "-t", "set", "-n", "20000000", "-c", str(m["mixed"]["writers"]), "-d", str(r["size"]),
+                "-r", str(m["keyspace"]), "-q"]
+        writer = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(0.5)  # the writers are at work before the GETs start
+    try:
+        client = lambda during: _kv_run(srv, ctx, m, r, tmp, m["kv_seconds"])
+        row = measure.run(srv, client, None, cores=(ctx.server_cpu, ctx.client_cpu))
+    finally:
+        if writer is not None:
+            try:
+                os.killpg(writer.pid, 15)
+            except OSError:
+                pass
+            try:
+                writer.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(writer.pid, 9)
+                writer.wait()
+    # server CPU includes the writers' SETs: not a per-GET figure
+    row["server_us_per_req"] = None if r["load"] == "set" else row.get("server_us_per_req")
+    return row
 
 
 def _kv_prefill(srv, ctx, m, size, tmp):
@@ -523,7 +573,7 @@ def main():
                    help="inside the QEMU guest: kernel vs uring vs epoll (bench/guest/guest_bench.sh)")
     ap.add_argument("--bin-dir", default=os.path.join(REPO, "build", "bin"), help="where daxnet-* are")
     ap.add_argument("--out", default=None, help="docs directory to write (default: docs/, smoke: a temp dir)")
-    ap.add_argument("--only", default="", help="comma-separated suites: rpc,wal,kv,recovery")
+    ap.add_argument("--only", default="", help="comma-separated suites: rpc,wal,kv,mixed,recovery")
     ap.add_argument("--servers", default="", help="comma-separated label prefixes, e.g. nginx,daxnet-httpd")
     ap.add_argument("--seconds", type=float, default=None, help="override the seconds per run")
     ap.add_argument("--server-cpu", type=int, default=0)
