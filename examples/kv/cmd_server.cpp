@@ -49,8 +49,6 @@ std::string KvService::info_text(Server& srv, std::span<const std::string_view> 
 	};
 	const auto& sc = srv.counters();
 	const auto rc = srv.port().counters();
-	const auto& pc = pool_.domain().counters();
-	const auto& ws = kv_.wal().stats();
 	const std::uint64_t now = daxnet::pmem::realtime_ns();
 	std::string s;
 	s.reserve(4096);
@@ -155,38 +153,34 @@ std::string KvService::info_text(Server& srv, std::span<const std::string_view> 
 	}
 	if (on("daxnet")) {
 		header("Daxnet");
-		const std::uint64_t syscalls = rc.syscalls + sc.waits;
-		const double req = sc.requests ? static_cast<double>(sc.requests) : 1.0;
-		const double wr = writes_ ? static_cast<double>(writes_) : 1.0;
-		fmt::format_to(
-			std::back_inserter(s),
-			"daxnet_transport:{}\r\ndaxnet_granularity:{}\r\n"
-			"daxnet_wal_used_records:{}\r\ndaxnet_wal_slots:{}\r\n"
-			"daxnet_checkpoints:{}\r\ndaxnet_checkpoint_pending:{}\r\ndaxnet_checkpoints_stepped:{}\r\n"
-			"daxnet_checkpoints_finished_early:{}\r\ndaxnet_checkpoints_restarted:{}\r\n"
-			"daxnet_checkpoint_fallbacks:{}\r\n"
-			"daxnet_requests:{}\r\ndaxnet_writes:{}\r\ndaxnet_writes_refused:{}\r\ndaxnet_commits:{}\r\n"
-			"daxnet_fences:{}\r\ndaxnet_flushes:{}\r\ndaxnet_flushed_bytes:{}\r\ndaxnet_msyncs:{}\r\n"
-			"daxnet_fences_per_write:{:.4f}\r\ndaxnet_fences_per_request:{:.4f}\r\n"
-			"daxnet_syscalls:{}\r\ndaxnet_syscalls_per_request:{:.4f}\r\ndaxnet_syncs:{}\r\ndaxnet_waits:{}\r\n"
-			"daxnet_passes:{}\r\ndaxnet_rx_bytes:{}\r\ndaxnet_tx_bytes:{}\r\ndaxnet_cpu_copied_bytes:{}\r\n"
-			"daxnet_rx_kept:{}\r\ndaxnet_tx_zerocopy_bytes:{}\r\ndaxnet_compacted_bytes:{}\r\n"
-			"daxnet_protocol_errors:{}\r\ndaxnet_rx_ring_full:{}\r\ndaxnet_spare_empty:{}\r\n"
-			"daxnet_pool_buffers:{}\r\ndaxnet_pool_buffers_free:{}\r\ndaxnet_packed_bytes:{}\r\n"
-			"daxnet_reclaim_checkpoints:{}\r\n"
-			"daxnet_zerocopy:{}\r\ndaxnet_rx_zc_bytes:{}\r\ndaxnet_tx_zc_bytes:{}\r\n",
-			cfg_.transport_name, daxnet::pmem::to_string(pool_.domain().granularity()), kv_.wal().used(),
-			kv_.wal().nslots(), ws.checkpoints, kv_.checkpoint_pending() ? 1 : 0,
-			kv_.checkpoint_stats().stepped, kv_.checkpoint_stats().finished, kv_.checkpoint_stats().restarted,
-			kv_.checkpoint_stats().fallbacks, sc.requests, writes_, refused_, commits_, pc.drains,
-			pc.flush_calls, pc.flushed_bytes, pc.msyncs, static_cast<double>(pc.drains) / wr,
-			static_cast<double>(pc.drains) / req, syscalls, static_cast<double>(syscalls) / req, rc.syncs,
-			sc.waits, sc.passes, rc.rx_bytes, rc.tx_bytes, rc.cpu_copied, sc.kept, sc.tx_zerocopy,
-			sc.bytes_compacted, sc.protocol_errors, rc.rx_ring_full, rc.spare_empty, alloc_.count(),
-			alloc_.free_count(), packed_, reclaims_, srv.port().zerocopy() ? 1 : 0, rc.rx_zc_bytes,
-			rc.tx_zc_bytes);
+		s += metrics(srv).info();
 	}
 	return s;
+}
+
+daxnet::svc::Metrics KvService::metrics(Server& srv) const
+{
+	const auto& pc = pool_.domain().counters();
+	const auto& sc = srv.counters();
+	const double req = sc.requests ? static_cast<double>(sc.requests) : 1.0;
+	const double wr = writes_ ? static_cast<double>(writes_) : 1.0;
+	daxnet::svc::Metrics m;
+	m.label("service", "daxnet-kv")
+		.label("version", daxnet::svc::kVersion)
+		.label("transport", cfg_.transport_name)
+		.label("granularity", std::string(daxnet::pmem::to_string(pool_.domain().granularity())))
+		.label("pool", cfg_.pool_path);
+	daxnet::svc::add_server_metrics(m, srv, pc, alloc_.count(), alloc_.free_count());
+	daxnet::svc::add_store_metrics(m, kv_);
+	m.counter("writes", writes_, "Keys written or deleted.")
+		.counter("writes_refused", refused_, "Writes refused (pool full, value too large).")
+		.counter("commits", commits_, "Group commits (one per pass with writes).")
+		.ratio("fences_per_write", static_cast<double>(pc.drains) / wr, "Fences per write.")
+		.ratio("fences_per_request", static_cast<double>(pc.drains) / req, "Fences per request.")
+		.counter("packed_bytes", packed_, "Bytes of small keys and values copied into packed buffers.")
+		.counter("reclaim_checkpoints", reclaims_, "Checkpoints run to reclaim superseded values' buffers.")
+		.gauge("keys", kv_.dbsize(), "Keys in the store (all databases, expired ones not yet dropped).");
+	return m;
 }
 
 void KvService::cmd_info(Ctx& x)

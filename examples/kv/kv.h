@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "daxnet/pmem/kv.h"
+#include "daxnet/svc/metrics.h"
 #include "daxnet/svc/server.h"
 
 namespace daxnet::kv {
@@ -146,6 +147,9 @@ public:
 	void on_close(Server& srv, Conn& c) override;
 
 	std::uint64_t writes() const noexcept { return writes_; }
+	/// Every daxnet counter, once: INFO's daxnet section, GET /stats (JSON)
+	/// and GET /metrics (Prometheus) on the HTTP port render it.
+	daxnet::svc::Metrics metrics(Server& srv) const;
 
 	// ---- handlers (cmd_*.cpp) ----
 	// strings

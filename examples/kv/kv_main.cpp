@@ -23,6 +23,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -361,8 +362,20 @@ void KvService::on_http(Server& srv, Conn& c)
 	std::string_view target = c.view(rq.target, 0);
 	const std::size_t q = target.find('?');
 	std::string_view path = target.substr(0, q);
+	if ((path == "/stats" || path == "/metrics") &&
+	    (rq.method == HttpMethod::get || rq.method == HttpMethod::head)) {
+		const auto m = metrics(srv);
+		if (path == "/metrics")
+			daxnet::proto::http_response(o, 200, daxnet::svc::kPrometheusContentType, m.prometheus(),
+						     rq.keep_alive);
+		else
+			daxnet::proto::http_response(o, 200, "application/json", m.json(), rq.keep_alive);
+		c.closing = !rq.keep_alive;
+		return;
+	}
 	if (path.substr(0, 4) != "/kv/" || path.size() == 4) {
-		daxnet::proto::http_response(o, 404, "text/plain", "not found: use /kv/<key>\n", rq.keep_alive);
+		daxnet::proto::http_response(o, 404, "text/plain", "not found: use /kv/<key>, /stats or /metrics\n",
+					     rq.keep_alive);
 		c.closing = !rq.keep_alive;
 		return;
 	}
@@ -561,6 +574,7 @@ int main(int argc, char** argv)
 		listeners.push_back({http_fd.get(), daxnet::svc::Proto::http});
 	}
 	cfg.transport_name = std::string(daxnet::to_string(port.transport()));
+	cfg.pool_path = std::filesystem::absolute(opt.pool).lexically_normal().string();
 
 	daxnet::svc::ServerOptions so;
 	so.resp.max_bulk = cfg.max_value;

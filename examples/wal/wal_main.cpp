@@ -17,6 +17,9 @@
 //                                 records N..N+M-1 (from the stream's first
 //                                 retained record when N is below it), at
 //                                 most B body bytes (at least one record);
+//                                 &wait=ms (at most 60000): when nothing is
+//                                 at N yet, the reply waits for the first
+//                                 durable append or the time (long poll);
 //                                 default format: for each record a line
 //                                 "<seq> <length>\n", the body, "\n";
 //                                 format=raw: the bodies only
@@ -64,6 +67,7 @@ using Slice = daxnet::pmem::Slice;
 constexpr std::uint64_t kInlineMax = 1024;
 constexpr std::uint64_t kDefaultLimit = 100;
 constexpr std::uint64_t kMaxLimit = 10000;
+constexpr std::uint64_t kMaxWaitMs = 60000;  ///< longest long poll (GET ...&wait=ms)
 constexpr std::size_t kMaxStreamName = 200;
 constexpr std::chrono::milliseconds kReclaimGap{50};
 constexpr std::chrono::seconds kReclaimBackoff{1};
@@ -116,17 +120,19 @@ public:
 	}
 
 	void on_http(Server& srv, Conn& c) override;
-	void end_of_pass(Server&) override
+	void end_of_pass(Server& srv) override
 	{
-		if (!staged_)
-			return;
-		staged_ = false;
-		const int rc = kv_.commit();  // one fence for every append of the pass
-		if (rc < 0)
-			fmt::print(stderr, "daxnet-wal: checkpoint after commit failed: {} (the batch is durable)\n",
-				   std::strerror(-rc));
-		reclaim_if_short();
+		if (staged_) {
+			staged_ = false;
+			const int rc = kv_.commit();  // one fence for every append of the pass
+			if (rc < 0)
+				fmt::print(stderr, "daxnet-wal: checkpoint after commit failed: {} (the batch is durable)\n",
+					   std::strerror(-rc));
+			reclaim_if_short();
+		}
+		answer_waiters(srv, nullptr);  // long polls see only durable records
 	}
+	void on_close(Server& srv, Conn& c) override;
 	std::uint64_t appends() const noexcept { return appends_; }
 
 private:
@@ -136,6 +142,15 @@ private:
 	int stage_record(Conn& c, const Slice& n, std::span<const StreamRange> segs, std::uint64_t len,
 			 std::uint64_t stamp, std::uint64_t* seq);
 	void read(Server& srv, Conn& c, std::string_view name, std::string_view query);
+	struct ReadArgs {
+		std::uint64_t from = 0, limit = 0, max_bytes = 0;
+		bool raw = false, head = false, keep_alive = true;
+	};
+	/// Queues the response to a read of `name` as the stream is now.
+	void respond_read(Server& srv, Conn& c, std::string_view name, const ReadArgs& a);
+	/// Answers the long polls whose stream has records at `from` now, whose
+	/// time ran out, or that are on connection `only` (a new request came).
+	void answer_waiters(Server& srv, Conn* only);
 	void trim(Server& srv, Conn& c, std::string_view name, StreamRange name_range, std::string_view query);
 	Slice name_slice(Conn& c, std::string_view name, StreamRange name_range) noexcept;
 	/// Checkpoints when trimmed records hold buffers and the pool runs short
@@ -162,6 +177,14 @@ private:
 	std::vector<char> gather_;
 	std::vector<StreamRange> segs_;
 	std::vector<StreamEntryRef> entries_;
+	struct Waiter {
+		Conn* conn = nullptr;
+		std::string stream;
+		ReadArgs args;
+		std::chrono::steady_clock::time_point deadline;
+	};
+	std::vector<Waiter> waiters_;  ///< long polls (GET ...&wait=ms), in arrival order
+	std::uint64_t long_polls_ = 0;
 	bool staged_ = false;
 	std::uint64_t appends_ = 0;
 	std::uint64_t append_bytes_ = 0;
@@ -381,32 +404,60 @@ void WalService::read(Server& srv, Conn& c, std::string_view name, std::string_v
 	const auto& rq = c.http.request();
 	auto& o = c.tx.bytes();
 	const bool ka = rq.keep_alive;
-	std::uint64_t from = 0, limit = kDefaultLimit;
-	std::uint64_t max_bytes = UINT64_MAX;
+	ReadArgs a;
+	a.limit = kDefaultLimit;
+	a.max_bytes = UINT64_MAX;
+	std::uint64_t wait_ms = 0;
 	std::string_view f = query_param(query, "from"), l = query_param(query, "limit"),
-			 mb = query_param(query, "max_bytes");
-	if ((!f.empty() && !parse_u64(f, from)) || (!l.empty() && !parse_u64(l, limit)) ||
-	    (!mb.empty() && !parse_u64(mb, max_bytes))) {
-		daxnet::proto::http_response(o, 400, "text/plain", "from, limit and max_bytes must be numbers\n", ka);
+			 mb = query_param(query, "max_bytes"), w = query_param(query, "wait");
+	if ((!f.empty() && !parse_u64(f, a.from)) || (!l.empty() && !parse_u64(l, a.limit)) ||
+	    (!mb.empty() && !parse_u64(mb, a.max_bytes)) || (!w.empty() && !parse_u64(w, wait_ms))) {
+		daxnet::proto::http_response(o, 400, "text/plain", "from, limit, max_bytes and wait must be numbers\n", ka);
 		return;
 	}
-	limit = std::min(limit, kMaxLimit);
-	const bool raw = query_param(query, "format") == "raw";
+	a.limit = std::min(a.limit, kMaxLimit);
+	a.raw = query_param(query, "format") == "raw";
+	a.head = rq.method == daxnet::proto::HttpMethod::head;
+	a.keep_alive = ka;
+	++reads_;
+	// Long poll: nothing at `from` yet (or no stream yet) and wait=ms: the
+	// request waits for an append to the stream (answered in the pass that
+	// makes it durable) or for the time to run out (then answered with what
+	// there is: no records, or 404).
+	const bool nothing = !kv_.stream_exists(name) || std::max(a.from, kv_.stream_first(name)) >= kv_.stream_length(name);
+	if (wait_ms > 0 && nothing) {
+		Waiter wt;
+		wt.conn = &c;
+		wt.stream.assign(name);
+		wt.args = a;
+		wt.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::min(wait_ms, kMaxWaitMs));
+		waiters_.push_back(std::move(wt));
+		c.closing = false;  // answered later; closes then if it asked to
+		++long_polls_;
+		return;
+	}
+	respond_read(srv, c, name, a);
+}
+
+void WalService::respond_read(Server& srv, Conn& c, std::string_view name, const ReadArgs& a)
+{
+	auto& o = c.tx.bytes();
+	const bool ka = a.keep_alive;
 	if (!kv_.stream_exists(name)) {
 		daxnet::proto::http_response(o, 404, "text/plain", "no such stream\n", ka);
 		return;
 	}
 	const std::uint64_t length = kv_.stream_length(name);
 	const std::uint64_t first = kv_.stream_first(name);
-	from = std::max(from, first);
-	++reads_;
-	std::size_t n = kv_.stream_read(name, from, std::span<StreamEntryRef>(entries_.data(), limit));
+	const std::uint64_t from = std::max(a.from, first);
+	const bool raw = a.raw;
+	std::size_t n = kv_.stream_read(name, from, std::span<StreamEntryRef>(entries_.data(), a.limit));
 	// max_bytes: records while their bodies fit, and always the first one
 	// (a record larger than max_bytes is not split: the reader moves on).
 	std::uint64_t body_bytes = 0;
 	for (std::size_t i = 0; i < n; ++i) {
 		body_bytes += entries_[i].body.size;
-		if (i > 0 && body_bytes > max_bytes) {
+		if (i > 0 && body_bytes > a.max_bytes) {
 			n = i;
 			break;
 		}
@@ -427,7 +478,7 @@ void WalService::read(Server& srv, Conn& c, std::string_view name, std::string_v
 				 static_cast<unsigned long long>(length), static_cast<unsigned long long>(first));
 	daxnet::proto::http_head(o, 200, raw ? "application/octet-stream" : "text/plain", total, ka,
 				 std::string_view(extra, static_cast<std::size_t>(elen)));
-	if (rq.method == daxnet::proto::HttpMethod::head)
+	if (a.head)
 		return;
 	for (std::size_t i = 0; i < n; ++i) {
 		const auto& e = entries_[i];
@@ -446,6 +497,35 @@ void WalService::read(Server& srv, Conn& c, std::string_view name, std::string_v
 		if (!raw)
 			o.put('\n');
 	}
+}
+
+void WalService::answer_waiters(Server& srv, Conn* only)
+{
+	if (waiters_.empty())
+		return;
+	const auto now = std::chrono::steady_clock::now();
+	std::size_t keep = 0;
+	for (std::size_t i = 0; i < waiters_.size(); ++i) {
+		Waiter& w = waiters_[i];
+		bool ready = w.conn == only || now >= w.deadline;
+		if (!ready && kv_.stream_exists(w.stream))
+			ready = std::max(w.args.from, kv_.stream_first(w.stream)) < kv_.stream_length(w.stream);
+		if (!ready) {
+			if (keep != i)
+				waiters_[keep] = std::move(w);
+			++keep;
+			continue;
+		}
+		respond_read(srv, *w.conn, w.stream, w.args);
+		w.conn->closing = !w.args.keep_alive;
+		srv.wake(*w.conn);
+	}
+	waiters_.resize(keep);
+}
+
+void WalService::on_close(Server&, Conn& c)
+{
+	std::erase_if(waiters_, [&](const Waiter& w) { return w.conn == &c; });
 }
 
 void WalService::trim(Server&, Conn& c, std::string_view name, StreamRange name_range, std::string_view query)
@@ -512,6 +592,8 @@ daxnet::svc::Metrics WalService::metrics(Server& srv) const
 		.ratio("fences_per_append", static_cast<double>(pc.drains) / static_cast<double>(appends_ ? appends_ : 1),
 		       "Fences per appended record (group commit drives it below 1).")
 		.counter("reads", reads_, "Stream reads.")
+		.counter("long_polls", long_polls_, "Reads that waited for records (wait=ms).")
+		.gauge("long_polls_waiting", waiters_.size(), "Long polls waiting now.")
 		.gauge("streams", streams, "Streams in the pool.")
 		.counter("trims", trims_, "Trims that dropped records.")
 		.counter("trimmed_records", trimmed_records_, "Records dropped by trims.")
@@ -539,6 +621,11 @@ void WalService::on_http(Server& srv, Conn& c)
 	const auto& rq = c.http.request();
 	auto& o = c.tx.bytes();
 	const bool ka = rq.keep_alive;
+	for (const Waiter& w : waiters_)
+		if (w.conn == &c) {
+			answer_waiters(srv, &c);  // pipelined after a long poll: answer it first, in order
+			break;
+		}
 	c.closing = !ka;
 	std::string_view target = c.view(rq.target, 0);
 	const std::size_t q = target.find('?');
@@ -656,7 +743,7 @@ int main(int argc, char** argv)
 
 	CLI::App app{"daxnet-wal: record ingestion over HTTP on a daxnet pool\n"
 		     "  POST /log/<stream>[?batch=lines] (Content-Length or chunked),\n"
-		     "  GET /log/<stream>?from=N&limit=M[&max_bytes=B][&format=raw],\n"
+		     "  GET /log/<stream>?from=N&limit=M[&max_bytes=B][&wait=ms][&format=raw],\n"
 		     "  DELETE /log/<stream>?before=N, GET /log, GET /stats, GET /metrics\n"
 		     "  offline: daxnet-wal dump --pool FILE [--stream S] [--from N] [--limit M] [--raw]"};
 	daxnet::svc::CommonOptions opt;

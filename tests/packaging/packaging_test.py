@@ -398,7 +398,7 @@ def check_same_counters(json_stats, samples, stable):
 
 
 def test_metrics(ctx):
-    """daxnet-wal's GET /metrics is Prometheus text with exactly the /stats counters"""
+    """/metrics (Prometheus) carries exactly the /stats counters (daxnet-wal, daxnet-kv) and INFO's daxnet section"""
     import json
     wal = ctx.server("daxnet-wal", ctx.pool(), ["--pool-size", "32M"])
     port = wal.port("http")
@@ -417,6 +417,27 @@ def test_metrics(ctx):
     info = [l for l in body.decode().splitlines() if l.startswith("daxnet_info{")]
     check(len(info) == 1 and 'service="daxnet-wal"' in info[0] and 'transport="' in info[0], "daxnet_info: %s" % info)
     wal.stop()
+    # daxnet-kv: INFO's daxnet section, /stats and /metrics (its HTTP port): one list.
+    kv = ctx.server("daxnet-kv", ctx.pool(), ["--pool-size", "32M", "--http-port", "0"])
+    c = st.RespClient(kv.port("resp"))
+    for i in range(7):
+        check(c.call("SET", "m%d" % i, "v" * (i + 1)) == "OK", "SET")
+    info = c.call("INFO", "daxnet")
+    info = info.decode() if isinstance(info, bytes) else str(info)
+    fields = dict(l.split(":", 1) for l in info.splitlines() if l.startswith("daxnet_"))
+    hport = kv.port("http")
+    stats = json.loads(st.http_request(hport, "GET", "/stats")[1])
+    samples = parse_prometheus(st.http_request(hport, "GET", "/metrics")[1].decode())
+    check(set(fields) == {"daxnet_" + k for k in stats}, "INFO daxnet keys differ from /stats: %s" %
+          sorted(set(fields) ^ {"daxnet_" + k for k in stats}))
+    check(stats["service"] == "daxnet-kv" and stats["writes"] == 7 and stats["keys"] == 7, "kv /stats: %s" % stats)
+    check(fields["daxnet_writes"] == "7" and fields["daxnet_keys"] == "7", "INFO writes/keys: %s" % fields)
+    check_same_counters(stats, samples, {"writes", "keys", "pool_buffers", "wal_slots"})
+    for old in ("daxnet_transport", "daxnet_granularity", "daxnet_fences", "daxnet_fences_per_write",
+                "daxnet_wal_used_records", "daxnet_checkpoints_stepped", "daxnet_rx_zc_bytes"):
+        check(old in fields, "INFO lost %s" % old)
+    c.close()
+    kv.stop()
 
 
 # ---------------------------------------------------------------- daxnetctl
@@ -801,6 +822,80 @@ def test_wal_ingest(ctx):
     wal.stop()
 
 
+def read_http_responses(sock, count, timeout=30):
+    """Reads `count` HTTP responses (Content-Length framed) from `sock`."""
+    sock.settimeout(timeout)
+    buf, out = b"", []
+    while len(out) < count:
+        head_end = buf.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = buf[:head_end].decode()
+            m = re.search(r"(?i)content-length: *(\d+)", head)
+            n = int(m.group(1)) if m else 0
+            if len(buf) >= head_end + 4 + n:
+                out.append((head, buf[head_end + 4:head_end + 4 + n]))
+                buf = buf[head_end + 4 + n:]
+                continue
+        chunk = sock.recv(65536)
+        check(chunk, "connection closed after %d of %d responses" % (len(out), count))
+        buf += chunk
+    return out
+
+
+def test_wal_long_poll(ctx):
+    """GET /log/<stream>?from=N&wait=ms waits for the first durable append, or the time, or the next pipelined request"""
+    import json
+    import threading
+    wal = ctx.server("daxnet-wal", ctx.pool(), ["--pool-size", "32M"])
+    port = wal.port("http")
+    url = "http://127.0.0.1:%d" % port
+    # A tail read on a stream that does not exist yet, answered by the append.
+    result = {}
+
+    def tail():
+        result["r"] = run(["curl", "-sS", "-i", url + "/log/lp?from=0&wait=30000&format=raw"], timeout=60)
+    t = threading.Thread(target=tail)
+    t.start()
+    deadline = time.monotonic() + 20
+    while json.loads(wal_get(port, "/stats"))["long_polls_waiting"] == 0:
+        check(time.monotonic() < deadline and t.is_alive(), "the long poll did not wait: %s" % result)
+        time.sleep(0.05)
+    check(t.is_alive(), "the long poll returned before any append")
+    check(st.http_request(port, "POST", "/log/lp", b"first")[0] == 201, "POST")
+    t.join(60)
+    _, out, _ = result["r"]
+    check(out.startswith("HTTP/1.1 200") and out.endswith("\r\n\r\nfirst") and "X-Daxnet-Next: 1" in out,
+          "long poll answer: %r" % out)
+    # Time runs out: 200 with no records (X-Daxnet-Next stays), or 404 without a stream.
+    code, body = st.http_request(port, "GET", "/log/lp?from=1&wait=200")
+    check(code == 200 and body == b"", "timed-out long poll: %d %r" % (code, body))
+    code, _ = st.http_request(port, "GET", "/log/none?from=0&wait=200")
+    check(code == 404, "timed-out long poll on no stream: %d" % code)
+    # Records already there: no wait.
+    check(st.http_request(port, "GET", "/log/lp?from=0&wait=60000&format=raw")[1] == b"first", "no-wait read")
+    # A request pipelined behind a long poll answers the poll first, in order.
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET /log/lp?from=5&wait=60000 HTTP/1.1\r\nHost: t\r\n\r\n"
+              b"GET /log/lp?from=0&limit=1&format=raw HTTP/1.1\r\nHost: t\r\n\r\n")
+    (h1, b1), (h2, b2) = read_http_responses(s, 2)
+    s.close()
+    check("X-Daxnet-Next: 5" in h1 and b1 == b"" and b2 == b"first", "pipelined: %r %r / %r %r" % (h1, b1, h2, b2))
+    # A long poll whose client goes away is dropped.
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET /log/lp?from=9&wait=60000 HTTP/1.1\r\nHost: t\r\n\r\n")
+    deadline = time.monotonic() + 20
+    while json.loads(wal_get(port, "/stats"))["long_polls_waiting"] == 0:
+        check(time.monotonic() < deadline, "second long poll not waiting")
+        time.sleep(0.05)
+    s.close()
+    while json.loads(wal_get(port, "/stats"))["long_polls_waiting"] != 0:
+        check(time.monotonic() < deadline + 20, "a closed connection's long poll is still waiting")
+        time.sleep(0.05)
+    stats = json.loads(wal_get(port, "/stats"))
+    check(stats["long_polls"] >= 5, "long_polls: %s" % stats["long_polls"])
+    wal.stop()
+
+
 TESTS = {
     "notify_ready": test_notify_ready,
     "config_file": test_config_file,
@@ -811,6 +906,7 @@ TESTS = {
     "kv_twemproxy": test_kv_twemproxy,
     "wal_haproxy": test_wal_haproxy,
     "wal_ingest": test_wal_ingest,
+    "wal_long_poll": test_wal_long_poll,
 }
 
 

@@ -149,6 +149,19 @@ std::string Metrics::info(std::string_view section) const
 	return out;
 }
 
+std::string Metrics::info() const
+{
+	std::string out;
+	for (const auto& l : labels_)
+		out += fmt::format("daxnet_{}:{}\r\n", l.name, l.value);
+	for (const auto& m : m_) {
+		out += fmt::format("daxnet_{}:", m.name);
+		value_text(out, m);
+		out += "\r\n";
+	}
+	return out;
+}
+
 void add_server_metrics(Metrics& m, Server& srv, const pmem::PersistCounters& pc, std::uint64_t pool_buffers,
 			std::uint64_t pool_buffers_free)
 {

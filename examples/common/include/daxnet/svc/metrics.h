@@ -71,6 +71,8 @@ public:
 	/// INFO lines "daxnet_<name>:<value>\r\n" of one section (labels are in
 	/// section "Server").
 	std::string info(std::string_view section) const;
+	/// INFO lines of every label and metric (one "daxnet" section).
+	std::string info() const;
 
 private:
 	std::vector<MetricLabel> labels_;

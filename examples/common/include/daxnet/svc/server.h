@@ -166,6 +166,9 @@ public:
 	void resp_error(Conn& c, std::string_view msg) { proto::resp::error(c.tx.bytes(), msg); }
 	/// Queues an HTTP error response and closes the connection after it.
 	void http_error(Conn& c, int status, std::string_view msg);
+	/// A reply was queued on `c` outside on_resp/on_http (e.g. from
+	/// end_of_pass, for a request that waited): send it this pass.
+	void wake(Conn& c) { mark_dirty(c); }
 	/// The connection with this id, or nullptr.
 	Conn* conn(std::uint32_t id) noexcept { return find(id); }
 	/// Closes `c` once what is queued for it is sent.
