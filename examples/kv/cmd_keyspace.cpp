@@ -52,9 +52,7 @@ void KvService::cmd_flushall(Ctx& x)
 		resp::error(x.o, "ERR syntax error");
 		return;
 	}
-	int rc = kv_.flushall();
-	if (rc == -ENOSPC && kv_.checkpoint() == 0)
-		rc = kv_.flushall();
+	const int rc = kv_.flushall();  // may use the log room kept for frees
 	if (rc < 0) {
 		resp::error(x.o, fmt::format("ERR daxnet: flush failed ({})", std::strerror(-rc)));
 		return;

@@ -118,6 +118,8 @@ void KvService::cmd_mset(Ctx& x)
 		resp::wrong_arity(x.o, "mset");
 		return;
 	}
+	if (!admit_batch(x, 1))
+		return;
 	for (std::size_t i = 1; i < x.argc(); i += 2) {
 		Slice k;
 		if (arg_kv_slices(x, i, i + 1, k) < 0) {

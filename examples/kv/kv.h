@@ -144,6 +144,7 @@ public:
 	void on_resp(Server& srv, Conn& c) override;
 	void on_http(Server& srv, Conn& c) override;
 	void end_of_pass(Server& srv) override;
+	bool busy() const override { return kv_.checkpoint_pending(); }
 	void on_close(Server& srv, Conn& c) override;
 
 	std::uint64_t writes() const noexcept { return writes_; }
@@ -191,6 +192,7 @@ private:
 	/// once per 1024 log records).
 	bool pool_full() noexcept;
 	std::string pool_full_msg() const;
+	std::string capacity_msg() const;
 	/// The stored form of `key` in the client's database (see the top).
 	std::string_view skey(const Ctx& x, std::string_view key, std::string& buf) const;
 	/// Key bytes of argument i as a pool slice: in place when possible.
@@ -224,6 +226,10 @@ private:
 	bool key_fits(Ctx& x, std::size_t i);
 	void cmd_incr_by(Ctx& x, std::int64_t delta);
 	void refuse_pool_full(Ctx& x);
+	/// Admission of a multi-key write (key/value pairs from argument
+	/// `first`) as one batch, all or nothing (docs/wal-format.md
+	/// §Capacity). Replies and returns false when refused.
+	bool admit_batch(Ctx& x, std::size_t first);
 
 	KvStore& kv_;
 	daxnet::pmem::PoolView pool_;

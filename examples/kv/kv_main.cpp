@@ -15,7 +15,7 @@
 //
 // Limits: keys up to --max-key bytes (default 1024), values up to
 // --max-value (default 16 MiB). Writes are refused with
-// "-ERR daxnet: pool full ..." when fewer than --reserve buffers are free,
+// "-OOM ... (daxnet: pool full ...)" when fewer than --reserve buffers are free,
 // so that reads (and the transport) keep working.
 #include <fmt/format.h>
 
@@ -80,6 +80,9 @@ KvService::KvService(KvStore& kv, const daxnet::pmem::PoolView& pool, daxnet::pm
 	}
 }
 
+// Starts reclaiming the buffers of superseded values when short: an
+// incremental checkpoint the loop advances on later passes, never a whole
+// one inside the request (docs/wal-format.md §Capacity).
 bool KvService::pool_full() noexcept
 {
 	if (alloc_.free_count() >= cfg_.reserve)
@@ -87,16 +90,54 @@ bool KvService::pool_full() noexcept
 	if (kv_.wal().next_seq() >= last_reclaim_ + 1024) {
 		last_reclaim_ = kv_.wal().next_seq();
 		++reclaims_;
-		(void)kv_.checkpoint();
+		(void)kv_.reclaim();
 	}
 	return alloc_.free_count() < cfg_.reserve;
 }
 
+// Redis's wording for a write refused at maxmemory, with what is full.
 std::string KvService::pool_full_msg() const
 {
-	return fmt::format("ERR daxnet: pool full ({} of {} buffers free, {} reserved): write refused, "
-			   "reads still served",
+	return fmt::format("OOM command not allowed when used memory > 'maxmemory' (daxnet: pool full, "
+			   "{} of {} buffers free, {} reserved; reads still served)",
 			   alloc_.free_count(), alloc_.count(), cfg_.reserve);
+}
+
+std::string KvService::capacity_msg() const
+{
+	return fmt::format("OOM command not allowed when used memory > 'maxmemory' (daxnet: pool full, "
+			   "{} of {} checkpoint records live, {} log records used of {}; DEL, FLUSHALL and reads "
+			   "still served)",
+			   kv_.live_records(), kv_.record_limit(), kv_.wal().used(), kv_.wal().nslots());
+}
+
+bool KvService::admit_batch(Ctx& x, std::size_t first)
+{
+	// Packed pairs and keys that must be copied go into arena buffers as
+	// they are staged: refuse up front when those might not be there, so
+	// staging cannot fail half way. (An arena buffer fills at least half
+	// way; a key split between received slices is copied too, at most
+	// one per slice.)
+	const std::uint32_t bsize = pool_.buffer_size();
+	std::uint64_t recs = 0, copied = 0;
+	for (std::size_t i = first + 1; i < x.argc(); i += 2) {
+		const std::uint64_t len = x.arg(i).size();
+		const bool packed = len != 0 && len <= cfg_.pack_small;
+		recs += daxnet::pmem::wal_records_for(packed ? 1 : len / bsize + 2);
+		copied += x.arg(i - 1).size() + (packed ? len : 0);
+	}
+	if (2 * copied / bsize + x.c.chain.size() + 2 > alloc_.free_count()) {
+		refuse_pool_full(x);
+		return false;
+	}
+	// Every key counted as new; log room for all entries made now, so no
+	// checkpoint runs between them and they commit as one batch.
+	if (kv_.admit(recs, recs) < 0) {
+		++refused_;
+		resp::error(x.o, capacity_msg());
+		return false;
+	}
+	return true;
 }
 
 void KvService::refuse_pool_full(Ctx& x)
@@ -207,12 +248,9 @@ int KvService::arg_kv_slices(Ctx& x, std::size_t i, std::size_t j, Slice& k)
 
 const char* KvService::stage_set(const Slice& key, std::uint64_t expiry, std::string& err)
 {
-	int rc = kv_.set(key, values_, expiry);
-	if (rc == -ENOSPC) {
-		// log ring full: a checkpoint frees it (and commits what is staged)
-		if (kv_.checkpoint() == 0)
-			rc = kv_.set(key, values_, expiry);
-	}
+	// The store admits against checkpoint capacity and log room itself
+	// (docs/wal-format.md §Capacity); a refusal costs no checkpoint.
+	const int rc = kv_.set(key, values_, expiry);
 	if (rc == 0) {
 		staged_ = true;
 		++writes_;
@@ -220,7 +258,7 @@ const char* KvService::stage_set(const Slice& key, std::uint64_t expiry, std::st
 	}
 	++refused_;
 	if (rc == -ENOSPC)
-		err = "ERR daxnet: pool full (log and checkpoint areas exhausted): write refused, reads still served";
+		err = capacity_msg();
 	else if (rc == -EMSGSIZE)
 		err = "ERR daxnet: value too large for the log of this pool";
 	else
@@ -230,9 +268,7 @@ const char* KvService::stage_set(const Slice& key, std::uint64_t expiry, std::st
 
 int KvService::stage_del(const Slice& key)
 {
-	int rc = kv_.del(key);
-	if (rc == -ENOSPC && kv_.checkpoint() == 0)
-		rc = kv_.del(key);
+	const int rc = kv_.del(key);  // may use the log room kept for frees
 	if (rc > 0) {
 		staged_ = true;
 		++writes_;
@@ -497,8 +533,8 @@ void KvService::on_http(Server& srv, Conn& c)
 
 void KvService::end_of_pass(Server&)
 {
-	if (!staged_)
-		return;
+	if (!staged_ && !kv_.checkpoint_pending())
+		return;  // (a pending checkpoint advances a step per pass)
 	staged_ = false;
 	++commits_;
 	const int rc = kv_.commit();  // one fence for the whole pass

@@ -120,16 +120,19 @@ public:
 	}
 
 	void on_http(Server& srv, Conn& c) override;
+	bool busy() const override { return kv_.checkpoint_pending(); }
 	void end_of_pass(Server& srv) override
 	{
-		if (staged_) {
+		if (staged_ || kv_.checkpoint_pending()) {
+			// (a pending checkpoint advances a step per pass, also
+			// when nothing was appended)
 			staged_ = false;
 			const int rc = kv_.commit();  // one fence for every append of the pass
 			if (rc < 0)
 				fmt::print(stderr, "daxnet-wal: checkpoint after commit failed: {} (the batch is durable)\n",
 					   std::strerror(-rc));
-			reclaim_if_short();
 		}
+		reclaim_if_short();
 		answer_waiters(srv, nullptr);  // long polls see only durable records
 	}
 	void on_close(Server& srv, Conn& c) override;
@@ -208,7 +211,9 @@ void WalService::reclaim_if_short() noexcept
 	const auto now = std::chrono::steady_clock::now();
 	if (now < next_reclaim_)
 		return;
-	const int rc = kv_.checkpoint();
+	// An incremental checkpoint (with --checkpoint-step): begun here,
+	// advanced by later passes, never run whole inside this request.
+	const int rc = kv_.reclaim();
 	if (rc == 0) {
 		++reclaims_;
 		next_reclaim_ = now + kReclaimGap;
@@ -257,9 +262,9 @@ int WalService::stage_record(Conn& c, const Slice& n, std::span<const StreamRang
 				body_.push_back(Slice{p.buf(), p.buf_off(), p.len});
 			});
 	}
-	int rc = kv_.stream_append(n, body_, stamp, seq);
-	if (rc == -ENOSPC && kv_.checkpoint() == 0)
-		rc = kv_.stream_append(n, body_, stamp, seq);
+	// The store admits against checkpoint capacity and log room itself
+	// (docs/wal-format.md §Capacity); a refusal costs no checkpoint.
+	const int rc = kv_.stream_append(n, body_, stamp, seq);
 	if (rc == 0) {
 		staged_ = true;
 		++appends_;
@@ -367,7 +372,7 @@ void WalService::append(Server& srv, Conn& c, std::string_view name, StreamRange
 	}
 	if (rc < 0) {
 		++refused_;
-		const char* why = rc == -ENOSPC	   ? "daxnet: pool full (log and checkpoint areas exhausted)\n"
+		const char* why = rc == -ENOSPC	   ? "daxnet: pool full (checkpoint capacity or log room): append refused, trims and reads still served\n"
 				  : rc == -EMSGSIZE ? "daxnet: record too large for the log of this pool\n"
 						    : "daxnet: append failed\n";
 		// A batch stops at the first record that fails; the records before

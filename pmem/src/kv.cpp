@@ -77,10 +77,19 @@ Result<std::unique_ptr<KvStore>> KvStore::open(const PoolView& pool, BufferAlloc
 	if (!w)
 		return w.error();
 	kv->wal_ = std::move(*w);
+	// §Capacity: the log room kept for freeing entries; at most N / 4 (an
+	// entry may use that much).
+	const std::uint64_t n = kv->wal_.nslots();
+	kv->log_reserve_ = opt.log_reserve ? std::min<std::uint64_t>(opt.log_reserve, n / 4)
+					   : std::max<std::uint64_t>(8, n / 16);
 	// Lazy expiry at recovery: drop what expired while we were down.
 	const std::uint64_t now = opt.clock();
-	std::erase_if(kv->index_, [now](const auto& kvp) {
-		return kvp.second.expiry && kvp.second.expiry <= now;
+	KvStore* self = kv.get();
+	std::erase_if(kv->index_, [now, self](const auto& kvp) {
+		const bool gone = kvp.second.expiry && kvp.second.expiry <= now;
+		if (gone)
+			self->forget_item(kvp.second);
+		return gone;
 	});
 	return kv;
 }
@@ -95,7 +104,10 @@ void KvStore::apply(const Entry& e)
 		auto it = index_.find(k);
 		if (it == index_.end()) {
 			it = index_.emplace(k, Item{}).first;
-		} else if (k.data() != it->first.data()) {
+		} else {
+			forget_item(it->second);  // §Capacity: the old value's records
+		}
+		if (k.data() != it->first.data()) {
 			// Re-key onto the newest key slice, so the old buffer can be
 			// released by the next checkpoint.
 			auto nh = index_.extract(it);
@@ -103,28 +115,35 @@ void KvStore::apply(const Entry& e)
 			it = index_.insert(std::move(nh)).position;
 		}
 		Item& item = it->second;
+		key_records_ += wal_records_for(e.value.size());
 		item.key = e.key;
 		item.expiry = e.aux;
 		assign_slices(item, e.value);
 		break;
 	}
 	case RecordType::kv_del:
-		index_.erase(view(e.key));
+		if (auto it = index_.find(view(e.key)); it != index_.end()) {
+			forget_item(it->second);
+			index_.erase(it);
+		}
 		break;
 	case RecordType::kv_flushall:
 		index_.clear();
+		key_records_ = 0;
 		break;
 	case RecordType::stream_append: {
 		StreamEntry se;
 		se.stamp = e.aux;
 		assign_slices(se, e.value);
 		stream_for(e.key).entries.push_back(std::move(se));
+		stream_records_ += wal_records_for(e.value.size());
 		break;
 	}
 	case RecordType::stream_trim: {
 		// §Record, streams: first <- max(first, t); end <- max(end, t).
 		Stream& st = stream_for(e.key);
 		while (st.first < e.aux && !st.entries.empty()) {
+			stream_records_ -= wal_records_for(st.entries.front().nslices);
 			st.entries.pop_front();
 			st.first++;
 			trimmed_since_ckpt_++;
@@ -144,47 +163,122 @@ KvStore::Stream& KvStore::stream_for(const Slice& name)
 	if (it == streams_.end()) {
 		it = streams_.emplace(n, Stream{}).first;  // keyed by the bytes of its first name slice
 		it->second.name = name;
+		stream_records_++;  // §Capacity: its STREAM_TRIM in a checkpoint
 	}
 	return it->second;
 }
 
-int KvStore::append_logged(const Entry& e) noexcept
+// §Capacity: a checkpoint that failed (its live state did not fit a half)
+// is not tried again before something was freed, so refusals stay cheap.
+int KvStore::checkpoint_if_useful() noexcept
 {
-	int rc = wal_.append(e);
-	if (rc == -ENOSPC && ckpt_) {
-		// Finishing the pending checkpoint frees the ring below its
-		// covers_seq (and makes the staged entries durable). When it
-		// cannot (its half filled up: a fuzzy checkpoint may hold keys
-		// deleted since), the whole checkpoint below may still fit.
-		if (ckpt_finish() == 0)
-			ckpt_stats_.finished++;
-		rc = wal_.append(e);
-	}
+	if (live_records() >= ckpt_failed_at_)
+		return -ENOSPC;
+	const int rc = checkpoint();
 	if (rc == -ENOSPC) {
-		// The ring is full: a checkpoint (which also makes the staged
-		// entries durable) frees it.
-		if (const int c = checkpoint(); c < 0)
-			return c;
-		rc = wal_.append(e);
+		ckpt_failed_at_ = live_records();
+		cap_stats_.ckpt_failures++;
+	} else if (rc == 0) {
+		ckpt_failed_at_ = UINT64_MAX;
 	}
-	if (rc < 0)
+	return rc;
+}
+
+int KvStore::log_room(std::uint64_t n, std::uint64_t limit) noexcept
+{
+	// Finishing the pending checkpoint frees the ring below its covers_seq
+	// (and makes the staged entries durable). When it cannot (its half
+	// filled up: a fuzzy checkpoint may hold keys deleted since), a whole
+	// checkpoint holds only the live state, which admission keeps within a
+	// half.
+	if (ckpt_ && ckpt_finish() == 0)
+		ckpt_stats_.finished++;
+	if (wal_.used() + n > limit)
+		(void)checkpoint_if_useful();
+	return wal_.used() + n > limit ? -ENOSPC : 0;
+}
+
+int KvStore::append_logged(const Entry& e, bool frees) noexcept
+{
+	const std::uint64_t n = wal_records_for(e.value.size());
+	if (n > wal_.nslots() / 4)
+		return -EMSGSIZE;
+	// §Capacity: entries that add data leave log_reserve_ slots for those
+	// that free it, so DEL, FLUSHALL and trims are logged even when the
+	// store is full.
+	const std::uint64_t limit = frees ? wal_.nslots() : wal_.nslots() - log_reserve_;
+	if (wal_.used() + n > limit && log_room(n, limit) < 0) {
+		if (!frees)
+			cap_stats_.refused_log++;
+		return -ENOSPC;
+	}
+	if (const int rc = wal_.append(e); rc < 0)
 		return rc;
 	try {
 		apply(e);
 	} catch (const std::bad_alloc&) {
 		return -ENOMEM;  // logged but not indexed: visible after restart
 	}
+	if (frees && live_records() < ckpt_failed_at_)
+		ckpt_failed_at_ = UINT64_MAX;  // space was freed: a checkpoint may fit again
 	return 0;
+}
+
+std::uint64_t KvStore::record_limit() const noexcept
+{
+	const std::uint64_t cap = wal_.ckpt_capacity();
+	const std::uint64_t slack = opt_.ckpt_slack ? opt_.ckpt_slack : cap / 32;
+	return cap > slack ? cap - slack : 0;
+}
+
+bool KvStore::slice_ok(const Slice& s) const noexcept
+{
+	const PoolView& p = wal_.pool();
+	return s.len == 0 || (p.valid_buffer(s.buf) && s.off <= p.buffer_size() && s.len <= p.buffer_size() - s.off);
+}
+
+int KvStore::admit(std::uint64_t new_records, std::uint64_t log_records) noexcept
+{
+	if (live_records() + new_records > record_limit()) {
+		cap_stats_.refused_capacity++;
+		return -ENOSPC;
+	}
+	const std::uint64_t limit = wal_.nslots() - log_reserve_;
+	if (log_records > limit)
+		return -EMSGSIZE;
+	if (wal_.used() + log_records > limit && log_room(log_records, limit) < 0) {
+		cap_stats_.refused_log++;
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+int KvStore::reclaim() noexcept
+{
+	if (ckpt_ || live_records() >= ckpt_failed_at_)
+		return 0;
+	return opt_.checkpoint_step ? ckpt_begin() : checkpoint_if_useful();
 }
 
 int KvStore::set(const Slice& key, std::span<const Slice> value, std::uint64_t expiry_ns) noexcept
 {
+	if (!slice_ok(key))
+		return -EINVAL;
+	// §Capacity: admitted against what a checkpoint can hold, before
+	// anything is logged (a refusal costs no checkpoint).
+	const std::uint64_t n = wal_records_for(value.size());
+	const auto it = index_.find(view(key));
+	const std::uint64_t old = it == index_.end() ? 0 : wal_records_for(it->second.nslices);
+	if (n > old && live_records() + (n - old) > record_limit()) {
+		cap_stats_.refused_capacity++;
+		return -ENOSPC;
+	}
 	Entry e;
 	e.type = RecordType::kv_set;
 	e.aux = expiry_ns;
 	e.key = key;
 	e.value = value;
-	return append_logged(e);
+	return append_logged(e, false);
 }
 
 int KvStore::del(const Slice& key) noexcept
@@ -196,7 +290,7 @@ int KvStore::del(const Slice& key) noexcept
 	Entry e;
 	e.type = RecordType::kv_del;
 	e.key = key;
-	const int rc = append_logged(e);
+	const int rc = append_logged(e, true);
 	return rc < 0 ? rc : 1;
 }
 
@@ -204,22 +298,28 @@ int KvStore::flushall() noexcept
 {
 	Entry e;
 	e.type = RecordType::kv_flushall;
-	return append_logged(e);
+	return append_logged(e, true);
 }
 
 int KvStore::stream_append(const Slice& name, std::span<const Slice> body, std::uint64_t stamp,
 			   std::uint64_t* index) noexcept
 {
-	if (name.len && !wal_.pool().valid_buffer(name.buf))
+	if (!slice_ok(name))
 		return -EINVAL;
-	if (auto it = streams_.find(view(name)); it != streams_.end() && it->second.end() >= kWalSeqLimit - 1)
+	const auto it = streams_.find(view(name));
+	if (it != streams_.end() && it->second.end() >= kWalSeqLimit - 1)
 		return -EOVERFLOW;  // positions stay below 2^63, like trim targets
+	const std::uint64_t n = wal_records_for(body.size()) + (it == streams_.end() ? 1 : 0);
+	if (live_records() + n > record_limit()) {
+		cap_stats_.refused_capacity++;
+		return -ENOSPC;
+	}
 	Entry e;
 	e.type = RecordType::stream_append;
 	e.aux = stamp;
 	e.key = name;
 	e.value = body;
-	const int rc = append_logged(e);
+	const int rc = append_logged(e, false);
 	if (rc == 0 && index)
 		*index = stream_length(view(name)) - 1;
 	return rc;
@@ -242,7 +342,7 @@ std::int64_t KvStore::stream_trim(const Slice& name, std::uint64_t first) noexce
 	e.type = RecordType::stream_trim;
 	e.aux = first;
 	e.key = name;
-	const int rc = append_logged(e);
+	const int rc = append_logged(e, true);
 	return rc < 0 ? rc : dropped;
 }
 
@@ -273,13 +373,14 @@ int KvStore::commit() noexcept
 			// deleted since begin): a whole checkpoint holds only the
 			// live state.
 			ckpt_stats_.fallbacks++;
-			if (const int w = checkpoint(); w < 0)
+			if (const int w = checkpoint_if_useful(); w < 0)
 				return w;
 		}
 		return n;
 	}
-	if (static_cast<double>(wal_.used()) > opt_.checkpoint_fraction * static_cast<double>(wal_.nslots())) {
-		const int rc = opt_.checkpoint_step ? ckpt_begin() : checkpoint();
+	if (static_cast<double>(wal_.used()) > opt_.checkpoint_fraction * static_cast<double>(wal_.nslots()) &&
+	    live_records() < ckpt_failed_at_) {
+		const int rc = opt_.checkpoint_step ? ckpt_begin() : checkpoint_if_useful();
 		if (rc < 0)
 			return rc;
 	}
@@ -392,8 +493,11 @@ int KvStore::ckpt_step(std::uint64_t budget) noexcept
 				return fail(rc);
 			done++;
 		}
-		for (std::string_view k : expired_)
-			index_.erase(k);  // erase never rehashes
+		for (std::string_view k : expired_) {
+			auto it = index_.find(k);
+			forget_item(it->second);
+			index_.erase(it);  // erase never rehashes
+		}
 	}
 	w.flush_written();
 	return 1;
@@ -406,7 +510,7 @@ int KvStore::ckpt_finish() noexcept
 		// -EAGAIN: the index rehashed; -ENOSPC: the half filled up; a
 		// whole checkpoint needs neither.
 		ckpt_stats_.fallbacks++;
-		return checkpoint();
+		return checkpoint_if_useful();
 	}
 	if (const int i = wal_.install_checkpoint(); i < 0)
 		return i;
@@ -445,6 +549,7 @@ int KvStore::get(std::string_view key, ValueRef& out) noexcept
 	if (it == index_.end())
 		return 0;
 	if (it->second.expiry && it->second.expiry <= opt_.clock()) {
+		forget_item(it->second);
 		index_.erase(it);
 		return 0;
 	}

@@ -47,7 +47,12 @@ namespace {
 
 constexpr std::uint64_t kMinArea = 64u << 10;
 constexpr std::uint64_t kMaxWal = 256ull << 20;
-constexpr std::uint64_t kMaxCkpt = 512ull << 20;
+/// docs/pool-format.md §Geometry defaults: each checkpoint half holds one
+/// 64-byte record per this many bytes of buffer area (16 per 4 KiB buffer),
+/// so the live entries a pool can hold follow its bytes down to entries of
+/// about this size (docs/wal-format.md §Capacity).
+constexpr std::uint64_t kBytesPerCkptRecord = 256;
+constexpr std::uint64_t kCkptHeader = 4096;  ///< wal-format.md §Checkpoint area
 constexpr std::uint32_t kMinBuffers = 16;
 constexpr std::size_t kChecksummed = offsetof(Superblock, checksum);
 
@@ -258,7 +263,16 @@ Result<Geometry> plan_geometry(std::uint64_t pool_size, std::uint32_t buffer_siz
 	    ckpt_size > UINT64_MAX - kAreaAlign)
 		return make_error(EINVAL, "WAL or checkpoint area larger than the pool");
 	g.wal_size = round_up(wal_size ? wal_size : std::clamp(pool_size / 16, kMinArea, kMaxWal), kAreaAlign);
-	g.ckpt_size = round_up(ckpt_size ? ckpt_size : std::clamp(pool_size / 8, kMinArea, kMaxCkpt), kAreaAlign);
+	if (ckpt_size == 0) {
+		// Buffer bytes X and two halves of (header page + X / 256 records
+		// of 64 bytes) share what the WAL leaves: X + 2 * 4096 + X / 2.
+		const std::uint64_t rest = pool_size - std::min(pool_size, kSuperblockSize + g.wal_size + 2 * kCkptHeader);
+		const std::uint64_t x = rest / 3 * 2;
+		const std::uint64_t half =
+			round_up(kCkptHeader + (x + kBytesPerCkptRecord - 1) / kBytesPerCkptRecord * 64, kAreaAlign);
+		ckpt_size = std::max(kMinArea, 2 * half);
+	}
+	g.ckpt_size = round_up(ckpt_size, kAreaAlign);
 	if (g.wal_size > pool_size || g.ckpt_size > pool_size - g.wal_size)
 		return make_error(EINVAL, "WAL and checkpoint areas do not fit in a pool of " +
 						  std::to_string(pool_size) + " bytes");

@@ -145,7 +145,14 @@ DAXNET_FUZZ_TARGET(superblock)
 	else
 		FUZZ_CHECK_MSG(g->wal_size >= wal_size && g->wal_size - wal_size < 4096, geo_str(*g));
 	if (ckpt_size == 0)
-		FUZZ_CHECK(g->ckpt_size == round4k(clamp(pool_size / 8, 64u << 10, 512u << 20)));
+	{
+		// docs/pool-format.md §Geometry defaults: one checkpoint record
+		// per 256 bytes of (estimated) buffer area in each half.
+		const std::uint64_t used = 4096 + g->wal_size + 8192;
+		const std::uint64_t x = (pool_size > used ? pool_size - used : 0) / 3 * 2;
+		FUZZ_CHECK_MSG(g->ckpt_size == std::max<std::uint64_t>(64u << 10, 2 * round4k(4096 + (x + 255) / 256 * 64)),
+			       geo_str(*g));
+	}
 	else
 		FUZZ_CHECK_MSG(g->ckpt_size >= ckpt_size && g->ckpt_size - ckpt_size < 4096, geo_str(*g));
 

@@ -120,15 +120,23 @@ TEST_CASE("plan_geometry lays out page-aligned areas and rejects impossible pool
 	CHECK(g->wal_offset == kSuperblockSize);
 	CHECK(g->wal_size == 64ull << 20);
 	CHECK(g->ckpt_offset == g->wal_offset + g->wal_size);
-	CHECK(g->ckpt_size == 128ull << 20);
+	// docs/pool-format.md §Geometry defaults: each checkpoint half holds one
+	// record per 256 bytes of buffer area (capacity follows bytes).
+	CHECK(g->ckpt_size == (320ull << 20) + 8192);
 	CHECK(g->buffer_offset % 4096 == 0);
 	CHECK(g->buffer_offset + std::uint64_t{g->buffer_count} * 4096 <= g->pool_size);
-	CHECK(g->buffer_count == 212991);
+	CHECK(g->buffer_count == 163837);
+	for (std::uint64_t size : {1ull << 20, 64ull << 20, 1ull << 30, 16ull << 30}) {
+		auto h = plan_geometry(size, 4096);
+		REQUIRE(h.ok());
+		const std::uint64_t half_records = (((h->ckpt_size / 2) & ~4095ull) - 4096) / 64;
+		CHECK(half_records >= std::uint64_t{h->buffer_count} * 4096 / 256);
+	}
 
 	CHECK(plan_geometry(8u << 20, 2048)->buffer_size == 2048);
 	CHECK(plan_geometry(8u << 20, 1024).error().code == EINVAL);
 	CHECK(plan_geometry(512u << 10, 4096).error().code == EINVAL);
-	CHECK_THAT(plan_geometry(1u << 20, 4096, 880u << 10).error().message, Catch::Contains("fewer than 16 buffers"));
+	CHECK_THAT(plan_geometry(1u << 20, 4096, 940u << 10).error().message, Catch::Contains("fewer than 16 buffers"));
 	CHECK_THAT(plan_geometry(1u << 20, 4096, 1u << 20).error().message, Catch::Contains("do not fit"));
 	CHECK_THAT(plan_geometry(1u << 20, 4096, 2u << 20).error().message, Catch::Contains("larger than the pool"));
 }

@@ -461,6 +461,70 @@ def test_kv_pool_full(ctx):
     srv.stop()
 
 
+def _info(c):
+    text = c.call("INFO")
+    return dict(l.split(":", 1) for l in text.decode().splitlines() if ":" in l)
+
+
+def _pipeline(c, cmds):
+    """Sends every command at once, then reads as many replies."""
+    c.send_raw(b"".join(RespClient.encode(*a) for a in cmds))
+    return [c.read_reply() for _ in cmds]
+
+
+def test_kv_capacity(ctx):
+    """Small entries fill a pool up to its checkpoint capacity; refusals are prompt OOM errors; DEL and FLUSHALL still work, also after a restart."""
+    pool = ctx.pool()
+    srv = start_kv(ctx, pool, ["--pool-size", "8M"])
+    c = RespClient(srv.port("resp"), timeout=60)
+    val = b"v" * 16
+    stored, first_err, i = 0, None, 0
+    while first_err is None and i < 200000:
+        replies = _pipeline(c, [("SET", "key:%012d" % (i + j), val) for j in range(1000)])
+        for r in replies:
+            if isinstance(r, RespError):
+                first_err = first_err or str(r)
+            else:
+                check(r == "OK", "SET: %r" % r)
+                stored += 1
+        i += 1000
+    check(first_err is not None, "an 8 MiB pool took %d small entries without refusing" % stored)
+    info = _info(c)
+    log("  %d entries of 16 bytes stored in an 8 MiB pool (%.0f per MiB); limit %s records; then: %s" %
+        (stored, stored / 8.0, info.get("daxnet_record_limit", "0"), first_err))
+    check(first_err.startswith("OOM ") and "pool full" in first_err, "refusal wording: %r" % first_err)
+    check(stored >= int(info.get("daxnet_record_limit", "0")) - 1000, "refused below the limit: %d stored, %s" %
+          (stored, info.get("daxnet_record_limit", "0")))
+    # A 1000-deep pipeline of refused SETs is answered, every one an OOM
+    # error (each refusal used to run whole checkpoints).
+    replies = _pipeline(c, [("SET", "more:%d" % j, val) for j in range(1000)])
+    bad = [r for r in replies if not (isinstance(r, RespError) and str(r).startswith("OOM "))]
+    check(not bad, "%d of 1000 refused SETs got another reply, e.g. %r" % (len(bad), bad[:3]))
+    info = _info(c)
+    check(int(info.get("daxnet_refused_capacity", "0")) >= 1000, "refusals not counted: %s" % info.get("daxnet_refused_capacity", "0"))
+    check(int(info.get("daxnet_checkpoint_failures", "0")) == 0, "a checkpoint failed: %s" % info)
+    check(c.call("GET", "key:%012d" % 7) == val, "read when full")
+    check(c.call("DEL", "key:%012d" % 0) == 1, "DEL when full")
+    check(c.call("SET", "freed", val) == "OK", "SET into the room a DEL freed")
+    c.close()
+    srv.stop()
+
+    # After a restart: still full, still deletes, then takes writes again.
+    srv = start_kv(ctx, pool)
+    c = RespClient(srv.port("resp"), timeout=60)
+    r = c.call("SET", "after-restart", val)
+    check(isinstance(r, RespError) and str(r).startswith("OOM "), "SET after restart of a full pool: %r" % r)
+    dels = _pipeline(c, [("DEL", "key:%012d" % j) for j in range(1, 3001)])
+    check(dels == [1] * 3000, "DEL after restart: %r" % [d for d in dels if d != 1][:3])
+    sets = _pipeline(c, [("SET", "again:%d" % j, val) for j in range(2000)])
+    check(sets == ["OK"] * 2000, "SETs after DELs freed room: %r" % [x for x in sets if x != "OK"][:3])
+    check(c.call("FLUSHALL") == "OK", "FLUSHALL of a full pool")
+    check(c.call("DBSIZE") == 0, "DBSIZE after FLUSHALL")
+    check(c.call("SET", "fresh", val) == "OK", "SET after FLUSHALL")
+    c.close()
+    srv.stop()
+
+
 def _kv_writer(port, wid, stop, acked, errors, big_every=13):
     """SETs unique values, pipelined 8 deep; records (key, value) on reply OK."""
     try:
@@ -644,6 +708,13 @@ def test_wal_trim(ctx):
           "an 8 MiB pool did not refuse 60 MB of appends clearly: %r" % refused)
     out = curl("-w", "\n%{http_code}", "-X", "DELETE", base + "/log/fill?before=%d" % n)
     check(out.endswith("\n200"), "trim of the full stream: %r" % out)
+    # The space comes back by an incremental checkpoint the event loop
+    # runs in the background (no request runs a whole one): wait for it.
+    deadline = time.monotonic() + 30
+    while json.loads(curl(base + "/stats"))["reclaim_checkpoints"] < 1 or \
+            json.loads(curl(base + "/stats"))["checkpoint_pending"]:
+        check(time.monotonic() < deadline, "no reclaim checkpoint after the trim: %s" % curl(base + "/stats"))
+        time.sleep(0.05)
     for i in range(n // 2):
         out = curl("-w", "\n%{http_code}", "-X", "POST", "--data-binary", "@" + body, base + "/log/fill")
         check(out.endswith("\n201"), "append %d after trimming a full pool: %r" % (i, out[-200:]))
@@ -857,6 +928,7 @@ TESTS = {
     "kv_http": test_kv_http,
     "kv_bad_input": test_kv_bad_input,
     "kv_pool_full": test_kv_pool_full,
+    "kv_capacity": test_kv_capacity,
     "kv_crash": test_kv_crash,
     "kv_checkpoint": test_kv_checkpoint,
     "wal_curl": test_wal_curl,

@@ -211,7 +211,17 @@ void add_store_metrics(Metrics& m, const pmem::KvStore& kv)
 			 "Persistence")
 		.counter("checkpoints_restarted", ck.restarted, "Stepped checkpoints restarted.", "Persistence")
 		.counter("checkpoint_fallbacks", ck.fallbacks, "Stepped checkpoints that fell back to a whole one.",
-			 "Persistence");
+			 "Persistence")
+		// docs/wal-format.md §Capacity
+		.gauge("live_records", kv.live_records(), "Checkpoint records the live state needs.", "Persistence")
+		.gauge("record_limit", kv.record_limit(), "What live_records may reach (writes refused beyond).",
+		       "Persistence")
+		.counter("refused_capacity", kv.capacity_stats().refused_capacity,
+			 "Writes refused: the live state would not fit a checkpoint.", "Persistence")
+		.counter("refused_log", kv.capacity_stats().refused_log,
+			 "Writes refused: no log room outside the reserve kept for deletes.", "Persistence")
+		.counter("checkpoint_failures", kv.capacity_stats().ckpt_failures,
+			 "Checkpoints that failed (the live state did not fit a half).", "Persistence");
 }
 
 }  // namespace daxnet::svc

@@ -392,7 +392,7 @@ int Server::run()
 		fds[1 + i] = {listeners_[i].fd, POLLIN, 0};
 	unsigned spin = 0;
 	while (!stop_requested()) {
-		const bool busy = port_.rx_ready() > 0 || !dirty_.empty() || !closing_.empty();
+		const bool busy = port_.rx_ready() > 0 || !dirty_.empty() || !closing_.empty() || svc_.busy();
 		if (!busy || (++spin & 63) == 0) {
 			int n = ::poll(fds, nfds, busy ? 0 : 100);
 			++ctr_.waits;

@@ -78,6 +78,14 @@ struct KvOptions {
 	/// state. If the ring fills first (a live state larger than what is
 	/// left of the ring), the appending call completes the checkpoint.
 	std::uint32_t checkpoint_step = 0;
+	/// Capacity (docs/wal-format.md §Capacity): log slots kept for entries
+	/// that free space (KV_DEL, KV_FLUSHALL, STREAM_TRIM). SET and appends
+	/// are refused with -ENOSPC when they would leave fewer free; 0 picks
+	/// max(8, N / 16).
+	std::uint32_t log_reserve = 0;
+	/// Capacity: checkpoint records kept as slack for a fuzzy checkpoint
+	/// (keys added while it runs); 0 picks capacity / 32.
+	std::uint64_t ckpt_slack = 0;
 };
 
 class KvStore {
@@ -133,6 +141,36 @@ public:
 	/// Checkpoints now, whole (two drains); drops a pending incremental one
 	/// first. 0 or -errno.
 	int checkpoint() noexcept;
+	/// Starts reclaiming superseded buffers without stalling: begins an
+	/// incremental checkpoint when none is pending (checkpoint_step > 0),
+	/// otherwise checkpoints whole. 0 or -errno.
+	int reclaim() noexcept;
+
+	// ---- capacity (docs/wal-format.md §Capacity) ----
+
+	/// Records a whole checkpoint of the current state needs at most (one
+	/// per stream for its STREAM_TRIM, plus every live key's and stream
+	/// entry's records).
+	std::uint64_t live_records() const noexcept { return key_records_ + stream_records_; }
+	/// What live_records() may reach: the checkpoint half's capacity less
+	/// the fuzzy-checkpoint slack. Writes that would pass it are refused.
+	std::uint64_t record_limit() const noexcept;
+	/// Log slots kept for freeing entries (KvOptions::log_reserve).
+	std::uint64_t log_reserve() const noexcept { return log_reserve_; }
+	/// Admission for a command that stages several entries as one batch
+	/// (MSET): -ENOSPC when `new_records` more live records would pass
+	/// record_limit() or `log_records` do not fit the log outside the
+	/// reserve even after a pending checkpoint is completed; otherwise
+	/// makes sure the log has that room now, so staging them runs no
+	/// checkpoint in between (which would make part of the batch durable
+	/// on its own). 0 or -errno.
+	int admit(std::uint64_t new_records, std::uint64_t log_records) noexcept;
+	struct CapacityStats {
+		std::uint64_t refused_capacity = 0;  ///< writes refused: checkpoint capacity
+		std::uint64_t refused_log = 0;       ///< writes refused: log room (reserve kept)
+		std::uint64_t ckpt_failures = 0;     ///< checkpoints that failed (live state did not fit)
+	};
+	const CapacityStats& capacity_stats() const noexcept { return cap_stats_; }
 	/// Whether an incremental checkpoint is in progress.
 	bool checkpoint_pending() const noexcept { return ckpt_ != nullptr; }
 	/// How incremental checkpoints ended (diagnostics, /stats).
@@ -231,7 +269,17 @@ private:
 	/// Completes and installs the pending checkpoint. 0 or -errno.
 	int ckpt_finish() noexcept;
 	std::string_view view(const Slice& s) const noexcept;
-	int append_logged(const Entry& e) noexcept;
+	/// Appends and applies `e`. `frees`: a freeing entry, which may use the
+	/// reserved log room (§Capacity).
+	int append_logged(const Entry& e, bool frees) noexcept;
+	/// Makes room for `n` more log records below `limit` (completes the
+	/// pending checkpoint, or checkpoints whole). 0 or -ENOSPC.
+	int log_room(std::uint64_t n, std::uint64_t limit) noexcept;
+	/// A whole checkpoint unless the last one failed and nothing was freed
+	/// since (a failed checkpoint is not retried on every request).
+	int checkpoint_if_useful() noexcept;
+	bool slice_ok(const Slice& s) const noexcept;
+	void forget_item(const Item& it) noexcept { key_records_ -= wal_records_for(it.nslices); }
 
 	Wal wal_;
 	KvOptions opt_;
@@ -242,6 +290,13 @@ private:
 	std::unique_ptr<CkptProgress> ckpt_;
 	CheckpointStats ckpt_stats_{};
 	std::vector<std::string_view> expired_;  ///< scratch of ckpt_step
+	std::uint64_t key_records_ = 0;     ///< §Capacity: records of the live keys
+	std::uint64_t stream_records_ = 0;  ///< §Capacity: one per stream + its entries' records
+	std::uint64_t log_reserve_ = 8;
+	/// live_records() when a checkpoint last failed (UINT64_MAX: none
+	/// failed); no whole checkpoint is tried again until it drops below.
+	std::uint64_t ckpt_failed_at_ = UINT64_MAX;
+	CapacityStats cap_stats_{};
 };
 
 }  // namespace daxnet::pmem

@@ -132,6 +132,9 @@ public:
 	virtual void end_of_pass(Server&) {}
 	/// A connection is about to be destroyed (its app state with it).
 	virtual void on_close(Server&, Conn&) {}
+	/// Background work is pending (e.g. an incremental checkpoint): the
+	/// loop runs more passes without waiting, a bounded step each.
+	virtual bool busy() const { return false; }
 };
 
 struct Listener {
