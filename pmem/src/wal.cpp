@@ -456,6 +456,13 @@ Result<Wal> Wal::open(const PoolView& pool, BufferAllocator& alloc, const WalOpt
 			if (d == Decode::bad_record)
 				return fail("checkpoint " + std::to_string(hdr->ckpt_gen) + " record " +
 					    std::to_string(pos) + ": " + why);
+			if (d == Decode::bad_payload && !opt.allow_truncate)
+				// §Recovery step 2: dropping the entry would lose an
+				// acknowledged value or renumber the stream entries
+				// after it (positions already returned to clients).
+				return fail("checkpoint " + std::to_string(hdr->ckpt_gen) + " entry at record " +
+					    std::to_string(pos) + " (" + std::string(to_string(static_cast<RecordType>(recs[0]->type))) +
+					    "): " + why + "; refusing to open (allow_truncate drops it)");
 			for (const auto* r : recs)
 				for_slices(*r, [&](std::uint32_t buf) { alloc.ref(buf); });
 			if (d == Decode::bad_payload) {
@@ -485,6 +492,33 @@ Result<Wal> Wal::open(const PoolView& pool, BufferAllocator& alloc, const WalOpt
 	auto rec = [&w](std::uint64_t seq) -> const WalRecord* { return w.slot(seq); };
 	std::uint64_t expected = w.head_seq_;
 	Decode last = Decode::ok;
+	// §Recovery, batches: entries are applied a whole batch at a time (up
+	// to a record with BATCH_END, or an epoch change, which ends the batch
+	// of a run that crashed before recoveries of this version truncated
+	// it); the entries of an unterminated last batch are not recovered.
+	struct Pend {
+		std::uint64_t seq;
+		std::uint32_t n;
+	};
+	std::vector<Pend> pend;
+	std::uint32_t pend_epoch = 0;
+	std::vector<const WalRecord*> precs;
+	auto apply_pending = [&] {
+		for (const Pend& pe : pend) {
+			precs.clear();
+			for (std::uint32_t k = 0; k < pe.n; k++)
+				precs.push_back(w.slot(pe.seq + k));
+			for (const auto* r : precs)
+				for_slices(*r, [&](std::uint32_t buf) { alloc.ref(buf); });
+			saw_trim |= precs[0]->type == static_cast<std::uint8_t>(RecordType::stream_trim);
+			replay(to_entry(precs, vals), pe.seq);
+			rep.log_entries++;
+			rep.log_records += pe.n;
+		}
+		pend.clear();
+	};
+	std::uint64_t batch_end = expected;  // first seq after the last complete batch
+	std::uint32_t batch_epoch = 0;       // epoch of the last record of that batch
 	while (true) {
 		if (expected - w.head_seq_ >= w.nslots_) {
 			last = Decode::bad_record;
@@ -498,14 +532,36 @@ Result<Wal> Wal::open(const PoolView& pool, BufferAllocator& alloc, const WalOpt
 		}
 		if (last != Decode::ok)
 			break;
-		for (const auto* r : recs)
-			for_slices(*r, [&](std::uint32_t buf) { alloc.ref(buf); });
-		saw_trim |= recs[0]->type == static_cast<std::uint8_t>(RecordType::stream_trim);
-		replay(to_entry(recs, vals), expected);
+		if (!pend.empty() && recs[0]->epoch != pend_epoch) {
+			batch_end = expected;  // an older run's batch, cut by its crash
+			batch_epoch = pend_epoch;
+			apply_pending();
+		}
+		try {
+			pend.push_back({expected, static_cast<std::uint32_t>(recs.size())});
+		} catch (const std::bad_alloc&) {
+			return make_error(ENOMEM, "recovery: out of memory");
+		}
+		pend_epoch = recs.back()->epoch;
 		c.min_epoch = recs.back()->epoch;
 		expected += recs.size();
-		rep.log_entries++;
-		rep.log_records += recs.size();
+		if (recs.back()->flags & kRecBatchEnd) {
+			batch_end = expected;
+			batch_epoch = recs.back()->epoch;
+			apply_pending();
+		}
+	}
+	if (!pend.empty()) {
+		// The last batch has no BATCH_END: it was never committed (no
+		// reply was sent). Drop it whole; its records are counted
+		// beyond the stop below, like any torn tail.
+		rep.uncommitted_entries = pend.size();
+		why = "uncommitted batch from seq " + std::to_string(batch_end) + " (no BATCH_END; " +
+		      std::to_string(pend.size()) + " entries), then " + why;
+		pend.clear();
+		expected = batch_end;
+		c.min_epoch = batch_epoch;
+		last = Decode::bad_record;
 	}
 
 	// Step 4: classify the stop. The accepted records fill the slots of
@@ -516,7 +572,7 @@ Result<Wal> Wal::open(const PoolView& pool, BufferAllocator& alloc, const WalOpt
 	bool torn = last == Decode::bad_payload || (at->seq == expected && why != "log window full");
 	bool batch_end_seen = false, corrupt = false;
 	std::uint64_t corrupt_seq = 0;
-	std::uint32_t ring_epoch = rep.log_records ? c.min_epoch : 0;
+	std::uint32_t ring_epoch = std::max(rep.log_records ? c.min_epoch : 0, pend_epoch);
 	std::vector<const WalRecord*> beyond;
 	for (std::uint64_t s = expected; s < w.head_seq_ + w.nslots_; s++) {
 		const WalRecord* r = w.slot(s);

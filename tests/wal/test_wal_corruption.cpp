@@ -101,7 +101,8 @@ TEST_CASE("a bit flip in a committed record mid-log refuses to open and writes n
 	REQUIRE_FALSE(o->kv);
 	CHECK(o->kv.error().code == EIO);
 	CHECK(o->rep.stop == RecoveryReport::Stop::corruption);
-	CHECK(o->rep.next_seq == f.batch_seq[2] + 1);
+	// §Recovery, batches: the log ends where the damaged batch begins.
+	CHECK(o->rep.next_seq == f.batch_seq[2]);
 	CHECK(o->rep.stop_reason.find("record CRC mismatch") != std::string::npos);
 	CHECK(unchanged(img, before));
 }
@@ -135,7 +136,7 @@ TEST_CASE("a payload bit flip in a committed entry is detected by its payload CR
 	REQUIRE_FALSE(o->kv);
 	CHECK(o->rep.stop == RecoveryReport::Stop::corruption);
 	CHECK(o->rep.stop_reason.find("payload CRC mismatch") != std::string::npos);
-	CHECK(o->rep.next_seq == f.batch_seq[2] + 1);
+	CHECK(o->rep.next_seq == f.batch_seq[2]);
 }
 
 TEST_CASE("a torn last record drops only the last batch and reports it", "[unit][pmem]")
@@ -149,11 +150,16 @@ TEST_CASE("a torn last record drops only the last batch and reports it", "[unit]
 	auto o = open_copy(img);
 	REQUIRE(o->kv);
 	CHECK(o->rep.stop == RecoveryReport::Stop::torn_tail);
-	CHECK(o->rep.log_entries == 15);
-	CHECK(o->rep.dropped_records == 0);
-	CHECK((*o->kv)->dbsize() == 15);
-	CHECK((*o->kv)->exists("k3.2"));
+	// The whole batch goes: its first three records are intact but it has
+	// no BATCH_END (it was never committed), so none of it is applied.
+	CHECK(o->rep.log_entries == 12);
+	CHECK(o->rep.uncommitted_entries == 3);
+	CHECK(o->rep.dropped_records == 3);
+	CHECK((*o->kv)->dbsize() == 12);
+	CHECK_FALSE((*o->kv)->exists("k3.0"));
+	CHECK_FALSE((*o->kv)->exists("k3.2"));
 	CHECK_FALSE((*o->kv)->exists("k3.3"));
+	CHECK(o->alloc.check());
 }
 
 TEST_CASE("a zeroed (truncated) log tail recovers the prefix before it", "[unit][pmem]")
@@ -223,14 +229,32 @@ TEST_CASE("a bad checkpoint header refuses to open", "[unit][pmem]")
 	CHECK(unchanged(img, before));
 }
 
-TEST_CASE("a checkpoint entry with a bad payload is dropped, reported and its buffer quarantined",
+TEST_CASE("a checkpoint entry with a bad payload refuses to open, naming it, and writes nothing", "[unit][pmem]")
+{
+	// Dropping it would lose an acknowledged value, or renumber the later
+	// entries of its stream (positions already returned to clients).
+	Fixture f(4, true);
+	MemPool img = f.image();
+	const Slice v = f.values[0];  // k0.0, carried by the checkpoint
+	img.view().buffer(v.buf)[v.off] ^= std::byte{0x01};
+	const auto before = snapshot(img);
+	auto o = open_copy(img);
+	REQUIRE_FALSE(o->kv);
+	CHECK(o->kv.error().code == EIO);
+	CAPTURE(o->kv.error().message);
+	CHECK(o->kv.error().message.find("checkpoint 1 entry at record ") != std::string::npos);
+	CHECK(o->kv.error().message.find("(KV_SET): payload CRC mismatch") != std::string::npos);
+	CHECK(unchanged(img, before));
+}
+
+TEST_CASE("allow_truncate drops a checkpoint entry with a bad payload, reports it and quarantines its buffer",
 	  "[unit][pmem]")
 {
 	Fixture f(4, true);
 	MemPool img = f.image();
 	const Slice v = f.values[0];  // k0.0, carried by the checkpoint
 	img.view().buffer(v.buf)[v.off] ^= std::byte{0x01};
-	auto o = open_copy(img);
+	auto o = open_copy(img, true);
 	REQUIRE(o->kv);
 	CHECK(o->rep.ckpt_dropped_entries == 1);
 	CHECK_FALSE((*o->kv)->exists("k0.0"));

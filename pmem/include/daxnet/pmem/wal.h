@@ -174,6 +174,7 @@ struct RecoveryReport {
 	std::string stop_reason;          ///< why the scan stopped (empty when clean)
 	std::uint64_t dropped_records = 0;  ///< valid-looking records beyond the stop
 	std::uint64_t ckpt_dropped_entries = 0;  ///< checkpoint entries with bad payload
+	std::uint64_t uncommitted_entries = 0;   ///< entries of an unterminated last batch (not recovered)
 	std::vector<std::uint32_t> quarantined;  ///< buffers never handed out again
 	std::vector<std::string> problems;  ///< one line per problem found
 	bool fresh = false;               ///< the log state was all zero (new pool)
