@@ -758,7 +758,7 @@ int main(int argc, char** argv)
 	app.add_option("--max-body", max_body, "largest record accepted, e.g. 16M")->capture_default_str();
 	app.add_option("--pack-small", pack_small,
 		       "records up to this many bytes are copied once into packed buffers instead of pinning a "
-		       "received buffer each; auto: 512 on the uring transport (its receive cannot pack), 0 "
+		       "received buffer each; auto: half a buffer on the uring transport (its receive cannot pack), 0 "
 		       "(never) on kernel and epoll, which pack small messages as they receive")
 		->capture_default_str();
 	app.set_version_flag("--version", std::string("daxnet-wal ") + daxnet::svc::kVersion);
@@ -800,7 +800,10 @@ int main(int argc, char** argv)
 	}
 	daxnet::UniqueFd lfd = std::move(*lf);
 	const std::string tname(daxnet::to_string(port.transport()));
-	std::uint32_t pack = port.transport() == daxnet::TransportKind::uring ? 512 : 0;
+	// uring receives every message into a buffer of its own: records up to
+	// half a buffer are copied once into packed buffers (a 1 KiB record
+	// would otherwise pin 4 KiB).
+	std::uint32_t pack = port.transport() == daxnet::TransportKind::uring ? view.buffer_size() / 2 : 0;
 	if (pack_small != "auto") {
 		if (pack_bytes > view.buffer_size() / 2) {
 			fmt::print(stderr, "daxnet-wal: --pack-small {}: a size up to half a buffer ({} bytes), or auto\n",

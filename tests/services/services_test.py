@@ -784,7 +784,7 @@ def test_wal_pack(ctx):
         (ctx.transport, per, stats["packed_bytes"]))
     check(per < 0.2, "small records pin %.2f buffers each (pack_small=%d)" % (per, stats["pack_small"]))
     if stats["transport"] == "uring":
-        check(stats["pack_small"] == 512 and stats["packed_bytes"] > 600 * 8, "uring did not pack: %s" % stats)
+        check(stats["pack_small"] >= 512 and stats["packed_bytes"] > 600 * 8, "uring did not pack: %s" % stats)
         per0, _ = used_per_record(["--pack-small", "0"])
         log("  uring, --pack-small 0: %.3f pool buffers per record" % per0)
         check(per0 > 0.9, "without packing uring should pin a buffer per record, saw %.2f" % per0)
