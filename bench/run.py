@@ -195,8 +195,9 @@ class Job:
         self.runs = runs  # list of dicts: params for one measured run
 
 
-def plan(mode, ctx, only, server_filter):
+def plan(mode, ctx, only, server_filter, uring_plain=False):
     m = MODES[mode]
+    plain = ("uring-plain",) if uring_plain else ()
     jobs = []
 
     def want(suite, label):
@@ -210,7 +211,7 @@ def plan(mode, ctx, only, server_filter):
     rpc_runs = [dict(conns=c, depth=1) for c in m["rpc_conns"]] + \
                [dict(conns=c, depth=d) for c, d in m["rpc_pipe"]]
     guest = mode == "guest"
-    transports = ("kernel", "uring", "epoll") if guest else ("uring", "epoll")
+    transports = ("kernel", "uring", "epoll") if guest else ("uring", "epoll") + plain
     rpc_servers = [] if guest else [("nginx", lambda: servers.Nginx(ctx))]
     if not guest:  # the floor: a bare responder, what kernel TCP alone costs
         rpc_servers += [("floor " + fm, lambda fm=fm: servers.Floor(ctx, fm)) for fm in ("epoll", "uring")]
@@ -243,7 +244,7 @@ def plan(mode, ctx, only, server_filter):
         media += [md for md in g["media"] if md not in media]
     for medium in media:
         makers = [("redis aof-" + f, lambda f=f, md=medium: servers.Redis(ctx, f, md)) for f in m["kv_modes"]]
-        for t in ("uring", "epoll"):  # every transport, also in --quick
+        for t in ("uring", "epoll") + plain:  # every transport, also in --quick
             makers.append(("daxnet-kv " + t, lambda t=t, md=medium: servers.Daxnet(
                 ctx, "daxnet-kv", t, md, [], proto="resp")))
         runs = []
@@ -585,6 +586,8 @@ def main():
                     help="run servers and clients at this nice value (e.g. -5 on a busy machine; documented)")
     ap.add_argument("--no-docs", action="store_true", help="write results and plots but leave benchmarks.md")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directories")
+    ap.add_argument("--uring-plain", action="store_true",
+                    help="also run the daxnet services on io_uring with the ring as before issue 15 (variant uring-plain)")
     ap.add_argument("--dry-run", action="store_true", help="print the plan and the time estimate, run nothing")
     args = ap.parse_args()
     mode = args.mode or "quick"
@@ -605,7 +608,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="daxbench-")
     out = args.out or (os.path.join(tmp, "out") if mode in ("smoke", "guest") else os.path.join(REPO, "docs"))
     ctx = Ctx(args, tmp)
-    jobs = plan(mode, ctx, only, server_filter)
+    jobs = plan(mode, ctx, only, server_filter, args.uring_plain)
     total = sum(len(j.runs) for j in jobs) + (1 if m["recovery"] and (not only or "recovery" in only) else 0)
     est = estimate(jobs, m)
     meta = report.machine_info(REPO, mode, m, args)

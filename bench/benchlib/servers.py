@@ -312,11 +312,17 @@ class Daxnet(Server):
 
     has_counters = True
 
+    # `uring-plain`: the io_uring transport with the ring as before issue 15 (no COOP_TASKRUN, no
+    # registered files or ring fd), for before/after comparisons in one run (--uring-plain)
+    PLAIN_ENV = {"DAXNET_URING_NO_COOP": "1", "DAXNET_URING_NO_FIXED": "1", "DAXNET_URING_NO_REGRING": "1"}
+
     def __init__(self, ctx, binary, transport, medium="shm", extra=(), proto="http", name=None):
         super().__init__(ctx)
         self.binary = binary
         self.name = name or binary
         self.variant = transport
+        self.env = dict(self.PLAIN_ENV) if transport == "uring-plain" else {}
+        transport = "uring" if transport == "uring-plain" else transport
         self.transport = transport
         self.medium = medium
         self.extra = list(extra)
@@ -339,6 +345,7 @@ class Daxnet(Server):
         argv = [self.path(), "--pool", pool, "--pool-size", self.ctx.pool_size, "--port", str(port),
                 "--bind", "127.0.0.1", "--transport", self.transport, "--threads", "1"] + self.extra
         env = {"PMEM2_FORCE_GRANULARITY": "CACHE_LINE"} if self.medium == "shm" else {}
+        env.update(self.env)
         self.proc = procs.start(argv, self.log, env=env, cpu=self.ctx.server_cpu)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
