@@ -241,11 +241,17 @@ void print_service(const json& s)
 
 // ---- pools -------------------------------------------------------------------
 
-json pool_info(const std::string& given, const std::vector<json>& services)
+json pool_info(const std::string& given, const std::vector<json>& services, bool configured)
 {
 	std::error_code ec;
 	const std::string path = std::filesystem::absolute(given, ec).lexically_normal().string();
 	json j = {{"path", path}};
+	struct stat st{};
+	if (::stat(path.c_str(), &st) != 0 && errno == ENOENT && configured) {
+		// A configured pool its service has not created yet: not an error.
+		j["exists"] = false;
+		return j;
+	}
 	auto info = daxnet::pmem::inspect_pool(path);
 	if (!info) {
 		j["error"] = info.error().message;
@@ -304,6 +310,11 @@ json pool_info(const std::string& given, const std::vector<json>& services)
 
 void print_pool(const json& p)
 {
+	if (p.contains("exists")) {
+		fmt::print("pool {}: not created yet (its service creates it at first start)\n",
+			   p["path"].get<std::string>());
+		return;
+	}
 	if (p.contains("error")) {
 		fmt::print("pool {}: {}\n", p["path"].get<std::string>(), p["error"].get<std::string>());
 		return;
@@ -453,7 +464,7 @@ int main(int argc, char** argv)
 					want.push_back(c.pool);
 		json arr = json::array();
 		for (const auto& p : want)
-			arr.push_back(pool_info(p, services));
+			arr.push_back(pool_info(p, services, pools.empty()));
 		out["pools"] = arr;
 	}
 	if (all || sv->parsed())

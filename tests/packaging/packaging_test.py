@@ -242,6 +242,10 @@ def test_package_install(ctx):
     _, fields, _ = run(["dpkg-deb", "-f", debs["daxnet"], "Depends"])
     for lib in ("libpmem2", "liburing"):
         check(lib in fields, "daxnet Depends lacks %s (shlibdeps): %s" % (lib, fields))
+    for name, first in (("daxnet", "zero-copy TCP to persistent memory"), ("daxnet-dkms", "daxnet.ko kernel module")):
+        _, desc, _ = run(["dpkg-deb", "-f", debs[name], "Description"])
+        dl = desc.splitlines()
+        check(dl[0].startswith(first) and dl[1].strip() != dl[0].strip(), "%s Description: %r" % (name, desc[:200]))
     _, fields, _ = run(["dpkg-deb", "-f", debs["daxnet-dkms"], "Depends", "Architecture"])
     check("dkms" in fields and "all" in fields, "daxnet-dkms control: %s" % fields)
     want = ["usr/bin/daxnet-kv", "usr/bin/daxnet-wal", "usr/bin/daxnet-pool", "usr/bin/daxnet-httpd",
@@ -357,6 +361,19 @@ def test_dkms_build(ctx):
         _, out, _ = run(["modinfo", "-F", "vermagic", ko[0]])
         check(out.split()[0] == kver, "vermagic %r, want %s" % (out, kver))
         log("  dkms built %s for %s" % (os.path.relpath(ko[0], tree), kver))
+        # The same module as the build's own daxnet.ko (which the guest
+        # suite loads): same vermagic, parameters and symbols.
+        own = os.path.join(ctx.build_dir, "kernel", "daxnet.ko")
+        if os.path.exists(own):
+            _, vm_own, _ = run(["modinfo", "-F", "vermagic", own])
+            if vm_own.split()[0] == kver:
+                def shape(k):
+                    _, parm, _ = run(["modinfo", "-F", "parm", k])
+                    _, syms, _ = run(["nm", "--defined-only", k])
+                    return parm, sorted(l.split()[-1] for l in syms.splitlines() if l.strip())
+                a, b = shape(ko[0]), shape(own)
+                check(a == b, "the DKMS-built daxnet.ko differs from the build's (parameters or symbols)")
+                log("  same parameters and %d symbols as the build's daxnet.ko" % len(a[1]))
 
 
 # ---------------------------------------------------------------- metrics
@@ -462,12 +479,16 @@ def test_daxnetctl(ctx):
     port = wal.port("http")
     with open(os.path.join(conf_dir, "wal.conf"), "w") as f:
         f.write("# as packaged\npool = %s\nbind = 127.0.0.1\nport = %d\n" % (pool, port))
+    with open(os.path.join(conf_dir, "kv.conf"), "w") as f:  # configured, never started
+        f.write("pool = %s\nhttp-port = -1\n" % os.path.join(ctx.tmp, "never.pool"))
     for i in range(3):
         check(st.http_request(port, "POST", "/log/ctl", b"r%d" % i)[0] == 201, "POST")
     _, j = daxnetctl(ctx, "--conf-dir", conf_dir)
     _, ref, _ = run([os.path.join(ctx.bin_dir, "daxnet-pool"), "info", "--json", pool], check_rc=False)
-    check(len(j["pools"]) == 1 and len(j["services"]) == 1, "status: %s" % j)
-    p, svc = j["pools"][0], j["services"][0]
+    check(len(j["pools"]) == 2 and len(j["services"]) == 1, "status: %s" % j)
+    check(j["pools"][0] == {"path": os.path.join(ctx.tmp, "never.pool"), "exists": False},
+          "a configured pool not created yet: %s" % j["pools"][0])
+    p, svc = j["pools"][1], j["services"][0]
     check(p["path"] == os.path.abspath(pool) and p["in_use"] is True, "pool: %s" % p)
     if ref.strip():
         ref = json.loads(ref)
