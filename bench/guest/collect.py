@@ -4,6 +4,15 @@
 
     tests/kernel/run-guest.sh --build build --only bench --timeout 1800
     bench/guest/collect.py build/tests/kernel/guest/serial.log [--out docs]
+    bench/guest/collect.py --icount build/bench/guest/icount-serial.log [--out docs]
+
+--icount: reads the DAXNET-ICOUNT-* lines of bench/guest/icount_bench.py
+(the deterministic 1-vCPU view), writes <out>/bench/results-guest-icount.json
+and the `<!-- bench:guest-icount ... -->` block (and, when the log has a
+profile pass, `<!-- bench:guest-profile ... -->`): server CPU per request
+per run, its spread, the ratios between transports per run, the targets
+of issue 16, and the profile by layer. Several logs may be given (their
+rows are merged, e.g. a measurement log and a profile log).
 
 Reads the DAXNET-BENCH-META / DAXNET-BENCH-ROW lines bench/run.py --guest
 printed on the console, writes <out>/bench/results-guest.json and replaces
@@ -80,11 +89,191 @@ def guest_md(meta, rows):
          "copied per received byte", "fences/req", "status"], lines)
 
 
+def parse_icount(paths):
+    meta, host, rows, profs = None, [], [], []
+    for path in paths:
+        with open(path, errors="replace") as f:
+            for line in f:
+                line = line.strip().replace("\r", "")
+                for tag, dest in (("META", None), ("HOST", host), ("ROW", rows), ("PROFILE", profs)):
+                    pre = "DAXNET-ICOUNT-%s " % tag
+                    if line.startswith(pre):
+                        try:
+                            obj = json.loads(line[len(pre):])
+                        except ValueError:
+                            continue  # a line cut by the console
+                        if dest is None:
+                            meta = meta or obj
+                        else:
+                            dest.append(obj)
+    return meta, host, rows, profs
+
+
+ORDER = {"rpc100": 0, "rpc1000": 1, "wal100": 2, "kv50": 3}
+TORDER = {"kernel": 0, "uring": 1, "epoll": 2, "baseline": 3}
+TNAME = {"kernel": "kernel", "uring": "io_uring", "epoll": "epoll", "baseline": "two-copy baseline (epoll)"}
+
+
+def _spread(vals):
+    """(mean, max deviation from the mean in %)."""
+    if not vals:
+        return None, None
+    m = sum(vals) / len(vals)
+    return m, (max(abs(v - m) for v in vals) / m * 100.0 if m else None)
+
+
+def _f(v, nd=0):
+    return "–" if v is None else ("{:,.%df}" % nd).format(v)
+
+
+def icount_md(meta, host, rows):
+    if not rows:
+        return "_not measured: no DAXNET-ICOUNT-ROW lines in the log_"
+    good = [r for r in rows if r.get("server_ns_per_req") and not r.get("error")]
+    runs = sorted({r["run"] for r in rows})
+    keys = sorted({(r["workload"], r["transport"]) for r in rows}, key=lambda k: (ORDER.get(k[0], 9),
+                                                                                 TORDER.get(k[1], 9)))
+
+    def get(w, t, run, field="server_ns_per_req"):
+        for r in good:
+            if r["workload"] == w and r["transport"] == t and r["run"] == run:
+                return r.get(field)
+        return None
+
+    out = []
+    h = host[-1] if host else {}
+    out.append("Guest: %s, kernel %s, %s vCPU, QEMU -icount shift=%s,align=off,sleep=off; window %s s "
+               "(virtual) after %s s of load per wrk run, %s SETs per redis-benchmark run; %d runs, each "
+               "with a fresh server and pool. Host: %s cores, load average %s before, %s after; %s s real; "
+               "git %s, %s. Times are guest virtual ns (= instructions x 2^shift), exact to the "
+               "instruction, so they do not depend on the host's load." % (
+                   meta.get("cpu", "?"), meta.get("kernel", "?"), meta.get("cpus", "?"),
+                   meta.get("icount_shift", "?"), meta.get("window_s"), meta.get("settle_s"),
+                   meta.get("kv_requests"), len(runs), h.get("cores", "?"), h.get("load_before", "?"),
+                   h.get("load_after", "?"), h.get("real_s", "?"), h.get("git", "?"), h.get("date", "?")))
+    out.append("")
+    # per-run server CPU per request, spread
+    head = ["workload", "server"] + ["run %d" % r for r in runs] + [
+        "mean", "spread", "syscalls/req", "client ns/req", "other ns/req", "fences/req", "copied B/req",
+        "req/s (virtual)"]
+    lines = []
+    for w, t in keys:
+        vals = [get(w, t, r) for r in runs]
+        m, sp = _spread([v for v in vals if v])
+        extra = []
+        for fld, nd in (("syscalls_per_req", 3), ("client_ns_per_req", 0), ("other_ns_per_req", 0),
+                        ("fences_per_req", 3), ("copied_per_req", 0), ("rps_virt", 0)):
+            xs = [get(w, t, r, fld) for r in runs]
+            xs = [x for x in xs if x is not None]
+            extra.append(_f(sum(xs) / len(xs), nd) if xs else "–")
+        errs = [r.get("error") for r in rows if r["workload"] == w and r["transport"] == t and r.get("error")]
+        lines.append([w, TNAME.get(t, t) + (" (%d failed)" % len(errs) if errs else "")] +
+                     [_f(v) for v in vals] + [_f(m), "±%.1f %%" % sp if sp is not None else "–"] + extra)
+    out.append("**Server CPU per request (virtual ns), per run:**")
+    out.append("")
+    out.append(report.table(head, lines))
+    out.append("")
+    # ratios per run
+    head = ["ratio (server CPU/req)"] + ["run %d" % r for r in runs] + ["mean", "spread"]
+    lines = []
+    tl = []
+    for w in sorted({k[0] for k in keys}, key=lambda x: ORDER.get(x, 9)):
+        for ref in ("epoll", "uring", "baseline"):
+            vals = []
+            for r in runs:
+                k, e = get(w, "kernel", r), get(w, ref, r)
+                vals.append(e / k if (k and e) else None)
+            if not any(vals):
+                continue
+            m, sp = _spread([v for v in vals if v])
+            lines.append(["%s: %s / kernel" % (w, TNAME[ref])] + [_f(v, 2) for v in vals] +
+                         [_f(m, 2) + "x", "±%.1f %%" % sp if sp is not None else "–"])
+            goal = {("rpc", "epoll"): 1.6, ("rpc", "uring"): 1.3, ("wal", "epoll"): 1.5, ("wal", "baseline"): 1.5,
+                    ("kv", "epoll"): 1.5}.get((w[:3], ref))
+            if goal:
+                tl.append(["%s: kernel CPU/req >= %.1fx lower than %s" % (w, goal, TNAME[ref]), "%.2fx" % m,
+                           "met" if m >= goal else "missed by %.0f %%" % ((goal / m - 1) * 100)])
+        sc = [get(w, "kernel", r, "syscalls_per_req") for r in runs]
+        sc = [x for x in sc if x is not None]
+        if sc and w.startswith("rpc"):
+            v = sum(sc) / len(sc)
+            tl.append(["%s: kernel syscalls/req <= 0.05" % w, "%.3f" % v,
+                       "met" if v <= 0.05 else "missed (%.1fx too many)" % (v / 0.05)])
+    out.append("**Ratios in the same run** (> 1: the kernel transport uses less server CPU per request):")
+    out.append("")
+    out.append(report.table(head, lines))
+    out.append("")
+    out.append("**Targets of issue 16** (mean of the runs):")
+    out.append("")
+    out.append(report.table(["target", "measured", "verdict"], tl))
+    return "\n".join(out)
+
+
+LAYERS = ["app: user code", "app: libc (memcpy, ...)", "persist (libpmem2 flush/fence)", "syscall entry/exit",
+          "daxnet sync: own code", "daxnet sync: TCP/socket calls", "loopback TCP: socket calls (send/recv path)",
+          "loopback TCP: softirq RX (peer's receive)", "epoll", "io_uring core", "scheduler", "page faults",
+          "interrupts (timer, ...)", "other kernel"]
+
+
+def profile_md(meta, profs):
+    profs = [p for p in profs if p.get("profile") and p["profile"].get("ns") and p.get("requests")]
+    if not profs:
+        return "_no profile pass in the log_"
+    profs.sort(key=lambda p: (ORDER.get(p["workload"], 9), TORDER.get(p["transport"], 9)))
+    cols = ["%s %s" % (p["workload"], TNAME.get(p["transport"], p["transport"])) for p in profs]
+    lines = []
+    for layer in LAYERS:
+        cells = []
+        for p in profs:
+            ns = p["profile"]["ns"].get("server", {}).get(layer, 0)
+            cells.append(_f(ns / p["requests"]))
+        if any(c not in ("0", "–") for c in cells):
+            lines.append(["server: " + layer] + cells)
+    for who in ("server", "client", "other"):
+        cells = []
+        for p in profs:
+            ns = sum(p["profile"]["ns"].get(who, {}).values())
+            cells.append(_f(ns / p["requests"]))
+        lines.append(["**%s total (sampled)**" % who] + cells)
+    lines.append(["server total (schedstat, same window)"] + [_f(p.get("server_ns_per_req")) for p in profs])
+    return ("`perf record -e cpu-clock -F %s -a -g` in the icount guest over the window of one run per "
+            "configuration; samples classified by call chain (bench/guest/icount_bench.py classify(): the "
+            "first matching rule wins, in the order of the rows). Virtual ns per request.\n\n" % (
+                meta.get("perf_freq", "2000") if meta else "?") +
+            report.table(["layer"] + cols, lines))
+
+
+def main_icount(args):
+    meta, host, rows, profs = parse_icount(args.serial_log)
+    meta = meta or {}
+    os.makedirs(os.path.join(args.out, "bench"), exist_ok=True)
+    with open(os.path.join(args.out, "bench", "results-guest-icount.json"), "w") as f:
+        json.dump({"meta": meta, "host": host, "rows": rows, "profiles": profs}, f, indent=1, sort_keys=True)
+    blocks = {}
+    if rows:
+        blocks["guest-icount"] = icount_md(meta, host, rows)
+    if profs:
+        blocks["guest-profile"] = profile_md(meta, profs)
+    if blocks:
+        report.update_doc(os.path.join(args.out, "benchmarks.md"), blocks)
+    if rows:
+        print(icount_md(meta, host, rows))
+    if profs:
+        print(profile_md(meta, profs))
+    print("guest icount: %d rows, %d profiles -> %s" % (len(rows), len(profs), os.path.join(args.out,
+                                                                                          "benchmarks.md")))
+    return 0 if (rows or profs) else 1
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("serial_log")
+    ap.add_argument("serial_log", nargs="+")
+    ap.add_argument("--icount", action="store_true", help="the DAXNET-ICOUNT lines of icount_bench.py")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.dirname(HERE)), "docs"))
     args = ap.parse_args()
+    if args.icount:
+        return main_icount(args)
+    args.serial_log = args.serial_log[0]
     meta, rows = parse(args.serial_log)
     os.makedirs(os.path.join(args.out, "bench"), exist_ok=True)
     with open(os.path.join(args.out, "bench", "results-guest.json"), "w") as f:

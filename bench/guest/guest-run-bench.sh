@@ -3,8 +3,11 @@
 #
 # The guest's dxrun script for the benchmark boot (bench/guest/run-guest-bench.sh):
 # formats the emulated NVDIMM (fsdax, ext4 -o dax), loads daxnet.ko, runs
-# bench/guest/guest_bench.sh, unloads the module. Environment from
-# tests/kernel/guest-init: DXSRC, DXBUILD.
+# bench/guest/guest_bench.sh (or, with the word `icount` in DXARGS,
+# bench/guest/icount_bench.py), unloads the module. Environment from
+# tests/kernel/guest-init: DXSRC, DXBUILD, DXARGS (words: icount, perf,
+# perf-only, runs=N, window=S, settle=S, kv=N, shift=S,
+# workloads=a+b, transports=a+b).
 set -u
 pmem=/tmp/pmem
 say() { echo "daxnet-guest $*"; }
@@ -23,7 +26,32 @@ if insmod "$DXBUILD/kernel/daxnet.ko" && [ -c /dev/daxnet ]; then
 else
 	echo "DAXNET-FAIL insmod"
 fi
-DXBENCH_DAX=$pmem timeout -k 10 1500 sh "$DXSRC/bench/guest/guest_bench.sh"
+icount=0
+set --
+for w in ${DXARGS:-}; do
+	case $w in
+	icount) icount=1 ;;
+	perf) set -- "$@" --perf ;;
+	perf-only) set -- "$@" --perf-only ;;
+	runs=*) set -- "$@" --runs "${w#runs=}" ;;
+	window=*) set -- "$@" --window "${w#window=}" ;;
+	settle=*) set -- "$@" --settle "${w#settle=}" ;;
+	sched=*) set -- "$@" --sched "${w#sched=}" ;;
+	kv=*) set -- "$@" --kv-requests "${w#kv=}" ;;
+	shift=*) set -- "$@" --icount-shift "${w#shift=}" ;;
+	workloads=*) set -- "$@" --workloads "$(echo "${w#workloads=}" | tr + ,)" ;;
+	transports=*) set -- "$@" --transports "$(echo "${w#transports=}" | tr + ,)" ;;
+	*) say "unknown DXARGS word $w" ;;
+	esac
+done
+if [ $icount = 1 ]; then
+	# Virtual time: the guest-side timeout counts instructions, not host seconds
+	# (the host's --timeout bounds the real time).
+	timeout -k 10 100000 python3 "$DXSRC/bench/guest/icount_bench.py" --bin-dir "$DXBUILD/bin" \
+		--dax-dir $pmem/icount "$@"
+else
+	DXBENCH_DAX=$pmem timeout -k 10 1500 sh "$DXSRC/bench/guest/guest_bench.sh"
+fi
 rc=$?
 if [ $rc = 0 ]; then echo "DAXNET-PASS bench"; else echo "DAXNET-FAIL bench: exit status $rc"; fi
 grep -q '^daxnet ' /proc/modules && rmmod daxnet
