@@ -29,6 +29,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
 
 from benchlib import report  # noqa: E402
 
@@ -209,38 +210,50 @@ def icount_md(meta, host, rows):
     return "\n".join(out)
 
 
-LAYERS = ["app: user code", "app: libc (memcpy, ...)", "persist (libpmem2 flush/fence)", "syscall entry/exit",
-          "daxnet sync: own code", "daxnet sync: TCP/socket calls", "loopback TCP: socket calls (send/recv path)",
-          "loopback TCP: softirq RX (peer's receive)", "epoll", "io_uring core", "scheduler", "page faults",
-          "interrupts (timer, ...)", "other kernel"]
+def profile_md(meta, profs, rows):
+    """The layers of the server's CPU per request, from the folded stacks.
 
-
-def profile_md(meta, profs):
-    profs = [p for p in profs if p.get("profile") and p["profile"].get("ns") and p.get("requests")]
+    The sampled ns are scaled so that the server's total equals its
+    schedstat CPU per request (the mean over the measured runs when the log
+    has them, else the profiled window's own): perf's start and end make the
+    profiled window longer than the sampling, and the shares are what the
+    samples give. The same factor scales the client's samples."""
+    import icount_bench as ib
+    profs = [p for p in profs if p.get("profile") and p["profile"].get("folded") and p.get("requests")]
     if not profs:
         return "_no profile pass in the log_"
     profs.sort(key=lambda p: (ORDER.get(p["workload"], 9), TORDER.get(p["transport"], 9)))
-    cols = ["%s %s" % (p["workload"], TNAME.get(p["transport"], p["transport"])) for p in profs]
+    cols, per = [], []
+    for p in profs:
+        lay = ib.layers(p["profile"]["folded"])
+        srv = sum(lay.get("server", {}).values())
+        runs = [r["server_ns_per_req"] for r in rows if r.get("server_ns_per_req") and not r.get("error")
+                and r["workload"] == p["workload"] and r["transport"] == p["transport"]]
+        target = sum(runs) / len(runs) if runs else p.get("server_ns_per_req")
+        k = target / srv if srv else 0.0
+        per.append({who: {l: v * k for l, v in d.items()} for who, d in lay.items()})
+        cols.append("%s %s" % (p["workload"], TNAME.get(p["transport"], p["transport"])))
     lines = []
-    for layer in LAYERS:
-        cells = []
-        for p in profs:
-            ns = p["profile"]["ns"].get("server", {}).get(layer, 0)
-            cells.append(_f(ns / p["requests"]))
-        if any(c not in ("0", "–") for c in cells):
-            lines.append(["server: " + layer] + cells)
-    for who in ("server", "client", "other"):
-        cells = []
-        for p in profs:
-            ns = sum(p["profile"]["ns"].get(who, {}).values())
-            cells.append(_f(ns / p["requests"]))
-        lines.append(["**%s total (sampled)**" % who] + cells)
-    lines.append(["server total (schedstat, same window)"] + [_f(p.get("server_ns_per_req")) for p in profs])
-    return ("`perf record -e cpu-clock -F %s -a -g` in the icount guest over the window of one run per "
-            "configuration; samples classified by call chain (bench/guest/icount_bench.py classify(): the "
-            "first matching rule wins, in the order of the rows). Virtual ns per request.\n\n" % (
+    for layer in ib.LAYERS:
+        cells = [d.get("server", {}).get(layer, 0.0) for d in per]
+        if any(c >= 0.5 for c in cells):
+            lines.append([layer] + [_f(c) for c in cells])
+    tot = [sum(d.get("server", {}).values()) for d in per]
+    lines.append(["**server total** (= schedstat)"] + ["**%s**" % _f(t) for t in tot])
+    sirq_s = [d.get("server", {}).get("softirq: loopback delivery to the peer", 0.0) for d in per]
+    sirq_c = [d.get("client", {}).get("softirq: loopback delivery to the peer", 0.0) for d in per]
+    two = [t - a + b for t, a, b in zip(tot, sirq_s, sirq_c)]
+    lines.append(["server as on two hosts (its own receive softirq instead of the client's)"] +
+                 [_f(t) for t in two])
+    lines.append(["server without loopback softirq"] + [_f(t - a) for t, a in zip(tot, sirq_s)])
+    lines.append(["client total (scaled alike)"] + [_f(sum(d.get("client", {}).values())) for d in per])
+    samples = [sum(p["profile"]["folded"].values()) / 1e6 for p in profs]
+    lines.append(["samples (ms of CPU sampled)"] + [_f(x) for x in samples])
+    return ("`perf record -e cpu-clock -F %s -a -g` over one window per configuration in the icount guest; "
+            "each sample's call chain is put in the first matching layer (bench/guest/icount_bench.py "
+            "classify(), rules in the order of the rows). Server CPU per request in virtual ns.\n\n" % (
                 meta.get("perf_freq", "2000") if meta else "?") +
-            report.table(["layer"] + cols, lines))
+            report.table(["layer (server process)"] + cols, lines))
 
 
 def main_icount(args):
@@ -253,13 +266,13 @@ def main_icount(args):
     if rows:
         blocks["guest-icount"] = icount_md(meta, host, rows)
     if profs:
-        blocks["guest-profile"] = profile_md(meta, profs)
+        blocks["guest-profile"] = profile_md(meta, profs, rows)
     if blocks:
         report.update_doc(os.path.join(args.out, "benchmarks.md"), blocks)
     if rows:
         print(icount_md(meta, host, rows))
     if profs:
-        print(profile_md(meta, profs))
+        print(profile_md(meta, profs, rows))
     print("guest icount: %d rows, %d profiles -> %s" % (len(rows), len(profs), os.path.join(args.out,
                                                                                           "benchmarks.md")))
     return 0 if (rows or profs) else 1
