@@ -130,7 +130,10 @@ def _f(v, nd=0):
 def icount_md(meta, host, rows):
     if not rows:
         return "_not measured: no DAXNET-ICOUNT-ROW lines in the log_"
-    good = [r for r in rows if r.get("server_ns_per_req") and not r.get("error")]
+    def stalled(r):
+        return r.get("stalled") or (r.get("busy_pct") is not None and r["busy_pct"] < 50)
+
+    good = [r for r in rows if r.get("server_ns_per_req") and not r.get("error") and not stalled(r)]
     runs = sorted({r["run"] for r in rows})
     keys = sorted({(r["workload"], r["transport"]) for r in rows}, key=lambda k: (ORDER.get(k[0], 9),
                                                                                  TORDER.get(k[1], 9)))
@@ -200,6 +203,15 @@ def icount_md(meta, host, rows):
             v = sum(sc) / len(sc)
             tl.append(["%s: kernel syscalls/req <= 0.05" % w, "%.3f" % v,
                        "met" if v <= 0.05 else "missed (%.1fx too many)" % (v / 0.05)])
+    bad = [r for r in rows if stalled(r) or r.get("error")]
+    if bad:
+        out.append("**Excluded:** " + "; ".join(
+            "%s %s run %s: %s" % (r["workload"], TNAME.get(r["transport"], r["transport"]), r["run"],
+                                  ("error: " + r["error"][:120]) if r.get("error") else
+                                  "stalled (vCPU %.1f %% busy in the window, %s requests)" % (
+                                      r.get("busy_pct", 0), r.get("requests")))
+            for r in bad) + ".")
+        out.append("")
     out.append("**Ratios in the same run** (> 1: the kernel transport uses less server CPU per request):")
     out.append("")
     out.append(report.table(head, lines))

@@ -326,6 +326,10 @@ def measure_wrk(args, srv, suite, conns, profile):
     r = result(a, b)
     m = re.search(r"(\d+) requests in", out.decode(errors="replace"))
     r["wrk_requests"] = int(m.group(1)) if m else None
+    if not m:
+        r["wrk_output"] = out.decode(errors="replace")[-400:]
+    if r.get("busy_pct", 100) < 50:  # the vCPU idled through the window: nobody could make progress
+        r["stalled"] = True
     errs = re.search(r"Socket errors: (.*)", out.decode(errors="replace"))
     if errs:
         r["wrk_errors"] = errs.group(1)
