@@ -101,6 +101,28 @@ static void dxn_state_change(struct sock *sk)
 }
 
 /**
+ * dxn_sk_attached - is @sk attached to @port?
+ * @sk: a full socket, kept alive by the caller (reference or RCU)
+ * @port: the port
+ *
+ * Any context, BH included: takes read_lock_bh(&sk->sk_callback_lock),
+ * under which an attached connection cannot be detached and freed.
+ */
+bool dxn_sk_attached(struct sock *sk, const struct dxn_port *port)
+{
+	struct dxn_conn *conn = NULL;
+	bool ret;
+
+	read_lock_bh(&sk->sk_callback_lock);
+	/* sk_user_data is ours only while our callback is installed. */
+	if (READ_ONCE(sk->sk_data_ready) == dxn_data_ready)
+		conn = sk->sk_user_data;
+	ret = conn && conn->port == port;
+	read_unlock_bh(&sk->sk_callback_lock);
+	return ret;
+}
+
+/**
  * dxn_conn_lookup - find an attached connection by id
  * @port: the port
  * @id: connection id from user space (any value)
@@ -285,8 +307,10 @@ static void dxn_conn_destroy(struct dxn_conn *conn)
 	list_del_init(&conn->work_node);
 
 	dxn_txq_drop(conn, true);
-	if (conn->rx_buf != DAXNET_NO_BUF)
+	if (conn->rx_buf != DAXNET_NO_BUF) {
+		port->pool.own[conn->rx_buf] = DXN_OWN_USER;
 		dxn_release_buf(pair, conn->rx_buf);
+	}
 
 	port->conns[idx] = NULL;
 	ida_free(&port->ida, idx);

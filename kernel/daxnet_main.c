@@ -94,6 +94,7 @@ static void dxn_port_free(struct dxn_port *port)
 			struct dxn_pair *pair = &port->pairs[i];
 
 			kvfree(pair->stock);
+			kvfree(pair->intake);
 			kvfree(pair->releases);
 			kvfree(pair->txcopy);
 			kvfree(pair->txnext);
@@ -113,6 +114,8 @@ static void dxn_port_free(struct dxn_port *port)
 		mmdrop(port->mm);
 		port->mm = NULL;
 	}
+	kvfree(port->pool.own);
+	port->pool.own = NULL;
 }
 
 /* Allocate the per-pair private arrays. */
@@ -120,13 +123,16 @@ static int dxn_pair_alloc(struct dxn_pair *pair, const struct daxnet_register *r
 {
 	pair->stock_cap = r->spare_slots + r->rx_slots;
 	pair->stock = kvmalloc_array(pair->stock_cap, sizeof(u32), GFP_KERNEL);
+	pair->intake = kvmalloc_array(r->spare_slots + r->rx_slots, sizeof(u32),
+				      GFP_KERNEL);
 	pair->rel_cap = r->tx_slots + r->rx_slots;
 	pair->releases = kvmalloc_array(pair->rel_cap, sizeof(u32),
 					GFP_KERNEL);
 	pair->txcopy = kvmalloc_array(r->tx_slots, sizeof(*pair->txcopy),
 				      GFP_KERNEL);
 	pair->txnext = kvmalloc_array(r->tx_slots, sizeof(u32), GFP_KERNEL);
-	if (!pair->stock || !pair->releases || !pair->txcopy || !pair->txnext)
+	if (!pair->stock || !pair->intake || !pair->releases || !pair->txcopy ||
+	    !pair->txnext)
 		return -ENOMEM;
 	INIT_LIST_HEAD(&pair->rx_ready);
 	INIT_LIST_HEAD(&pair->tx_ready);
@@ -188,6 +194,12 @@ static int dxn_register(struct dxn_port *port, void __user *uarg)
 	ret = dxn_pool_pin(&port->pool, r.pool_addr, r.pool_len);
 	if (ret)
 		goto out_free;
+	/* Every buffer starts with user space (DXN_OWN_USER = 0). */
+	port->pool.own = kvzalloc(r.buf_count, GFP_KERNEL);
+	if (!port->pool.own) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
 	if (r.flags & DAXNET_REG_ZEROCOPY) {
 		ret = dxn_zc_create(port);
 		if (ret)

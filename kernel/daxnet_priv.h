@@ -47,6 +47,20 @@ enum {
 	DXN_TX_READY,		/* on pair->tx_ready: write space came back */
 };
 
+/*
+ * Who holds a pool buffer exclusively: pool->own[buf], under port->lock.
+ * Every index user space hands over (spare entries, RX slots released with
+ * BUF_CHANGED) must be DXN_OWN_USER and appear once per sync, else the sync
+ * fails with -EINVAL (counter bad_buf). TX slots do not take a buffer: a TX
+ * reference (BUF_HELD, RELEASE at completion) leaves the state unchanged.
+ */
+enum {
+	DXN_OWN_USER,		/* user space */
+	DXN_OWN_STOCK,		/* a ring pair's spare stock */
+	DXN_OWN_RX,		/* a connection's copy-mode RX buffer */
+	DXN_OWN_NIC,		/* zero-copy: handed to the vnic */
+};
+
 /* A TX byte range the socket could not take yet (holds its buffer). */
 struct dxn_txent {
 	struct list_head node;
@@ -104,6 +118,7 @@ struct dxn_pair {
 	struct dxn_ringstate rx, tx, spare;
 
 	u32 *stock;		/* spare buffers the kernel holds */
+	u32 *intake;		/* indices handed over in one sync */
 	u32 nstock;
 	u32 stock_cap;		/* spare_slots + rx_slots */
 
@@ -131,6 +146,7 @@ struct dxn_pool {
 	u64 len;
 	u32 buf_size;
 	u32 buf_count;
+	u8 *own;		/* buffer -> DXN_OWN_*, port->lock */
 	bool dax;		/* pool is a DAX mapping: flush kernel stores */
 	bool longterm;		/* pinned with FOLL_LONGTERM */
 	struct mm_struct *mm;	/* charged locked_vm */
@@ -217,6 +233,7 @@ int dxn_attach(struct dxn_port *port, struct daxnet_attach *arg);
 int dxn_detach(struct dxn_port *port, u32 id, u32 flags);
 void dxn_detach_all(struct dxn_port *port);
 struct dxn_conn *dxn_conn_lookup(struct dxn_port *port, u32 id);
+bool dxn_sk_attached(struct sock *sk, const struct dxn_port *port);
 void dxn_mark_rx(struct dxn_conn *conn);
 
 /* daxnet_sync.c */

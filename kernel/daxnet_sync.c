@@ -93,10 +93,13 @@ int dxn_release_buf(struct dxn_pair *pair, u32 buf)
 /* Give a buffer to the spare stock, or back to user space if it is full. */
 static void dxn_stock_put(struct dxn_pair *pair, u32 buf)
 {
-	if (pair->nstock < pair->stock_cap)
+	if (pair->nstock < pair->stock_cap) {
+		pair->port->pool.own[buf] = DXN_OWN_STOCK;
 		pair->stock[pair->nstock++] = buf;
-	else
+	} else {
+		pair->port->pool.own[buf] = DXN_OWN_USER;
 		dxn_release_buf(pair, buf);
+	}
 }
 
 /**
@@ -195,8 +198,10 @@ void dxn_rx_close_slot(struct dxn_rxctx *ctx, bool held)
 		     DAXNET_SLOT_DATA | (held ? DAXNET_SLOT_BUF_HELD : 0), 0,
 		     conn->cookie);
 	ctx->slot_open = false;
-	if (!held)
+	if (!held) {
+		ctx->pair->port->pool.own[conn->rx_buf] = DXN_OWN_USER;
 		conn->rx_buf = DAXNET_NO_BUF;
+	}
 }
 
 /* Copy skb bytes [from, from + len) into the pool at byte position pos. */
@@ -254,6 +259,7 @@ int dxn_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
 					break;
 				}
 				conn->rx_buf = pair->stock[--pair->nstock];
+				pool->own[conn->rx_buf] = DXN_OWN_RX;
 				conn->rx_fill = 0;
 			}
 			ctx->room--;
@@ -320,6 +326,7 @@ static int dxn_rx_conn(struct dxn_rxctx *ctx, struct dxn_conn *conn)
 	if (ctx->slot_open)
 		dxn_rx_close_slot(ctx, !final);
 	if (final && conn->rx_buf != DAXNET_NO_BUF) {
+		pair->port->pool.own[conn->rx_buf] = DXN_OWN_USER;
 		dxn_release_buf(pair, conn->rx_buf);
 		conn->rx_buf = DAXNET_NO_BUF;
 	}
@@ -339,44 +346,98 @@ static int dxn_rx_conn(struct dxn_rxctx *ctx, struct dxn_conn *conn)
 	return DXN_GO;
 }
 
-/* Release RX slots user space gave back; take buffers swapped into them. */
-static void dxn_rx_release(struct dxn_pair *pair, u32 head)
+/*
+ * Read the buffer indices user space hands over in this sync once, into
+ * pair->intake: those of the RX slots it releases with BUF_CHANGED (when rx),
+ * then the spare entries the stock will take. Each index inside the pool
+ * must be owned by user space and appear once; it is marked DXN_OWN_STOCK
+ * here. Out-of-range indices are kept (counted bad_slot when applied).
+ * Returns 0 with the entry counts in *nrx and *nsp, or -EINVAL (counter
+ * bad_buf) with every mark undone: nothing changed. port->lock held.
+ */
+static int dxn_intake_check(struct dxn_pair *pair, bool rx, u32 rx_head,
+			    u32 sp_head, u32 *nrx, u32 *nsp)
 {
+	struct dxn_pool *pool = &pair->port->pool;
 	struct dxn_ringstate *rs = &pair->rx;
-	u32 count = pair->port->pool.buf_count;
-	struct daxnet_slot *s;
-	u32 i, buf;
+	u32 count = pool->buf_count;
+	u32 *ent = pair->spare.slots;
+	u32 i, k, buf, n = 0, stock;
 
-	for (i = rs->head; i != head; i = daxnet_ring_next(i, rs->n)) {
-		s = dxn_slot(rs, i);
-		if (!(READ_ONCE(s->flags) & DAXNET_SLOT_BUF_CHANGED))
+	for (i = rs->head; rx && i != rx_head; i = daxnet_ring_next(i, rs->n)) {
+		struct daxnet_slot *s = dxn_slot(rs, i);
+
+		if (READ_ONCE(s->flags) & DAXNET_SLOT_BUF_CHANGED)
+			pair->intake[n++] = READ_ONCE(s->buf_idx);
+	}
+	*nrx = n;
+	/* The spare entries dxn_spare_intake() will consume. */
+	stock = pair->nstock;
+	for (k = 0; k < n; k++)
+		if (pair->intake[k] < count)
+			stock++;
+	stock = min(stock, pair->stock_cap);
+	for (i = pair->spare.hwcur; i != sp_head && stock < pair->spare.n;
+	     i = daxnet_ring_next(i, pair->spare.n)) {
+		buf = READ_ONCE(ent[i]);
+		pair->intake[n++] = buf;
+		if (buf < count)
+			stock++;
+	}
+	*nsp = n - *nrx;
+
+	for (k = 0; k < n; k++) {
+		buf = pair->intake[k];
+		if (buf >= count)
 			continue;
-		buf = READ_ONCE(s->buf_idx);
+		if (pool->own[buf] != DXN_OWN_USER)
+			goto bad;
+		pool->own[buf] = DXN_OWN_STOCK;
+	}
+	return 0;
+bad:
+	while (k--)
+		if (pair->intake[k] < count)
+			pool->own[pair->intake[k]] = DXN_OWN_USER;
+	pair->cnt.bad_buf++;
+	return -EINVAL;
+}
+
+/* Release RX slots user space gave back; take buffers swapped into them. */
+static void dxn_rx_release(struct dxn_pair *pair, u32 head, u32 nrx)
+{
+	u32 count = pair->port->pool.buf_count;
+	u32 k, buf;
+
+	for (k = 0; k < nrx; k++) {
+		buf = pair->intake[k];
 		if (buf >= count) {
 			pair->cnt.bad_slot++;
 			continue;
 		}
 		dxn_stock_put(pair, buf);
 	}
-	rs->head = head;
+	pair->rx.head = head;
 }
 
-/* Move entries of the spare ring into the stock. */
-static void dxn_spare_intake(struct dxn_pair *pair, u32 head)
+/* Move the checked spare entries (intake[nrx, nrx + nsp)) into the stock. */
+static void dxn_spare_intake(struct dxn_pair *pair, u32 head, u32 nrx,
+			     u32 nsp)
 {
 	struct dxn_ringstate *rs = &pair->spare;
 	u32 count = pair->port->pool.buf_count;
-	u32 limit = pair->spare.n;
-	u32 *ent = rs->slots;
-	u32 buf;
+	u32 k, buf;
 
 	rs->head = head;
-	while (rs->hwcur != head && pair->nstock < limit) {
-		buf = READ_ONCE(ent[rs->hwcur]);
-		if (buf < count)
-			pair->stock[pair->nstock++] = buf;
-		else
+	for (k = nrx; k < nrx + nsp; k++) {
+		buf = pair->intake[k];
+		/* dxn_intake_check() sized nsp to the stock's room. */
+		if (buf >= count)
 			pair->cnt.bad_slot++;
+		else if (WARN_ON_ONCE(pair->nstock >= pair->stock_cap))
+			pair->port->pool.own[buf] = DXN_OWN_USER;
+		else
+			pair->stock[pair->nstock++] = buf;
 		rs->hwcur = daxnet_ring_next(rs->hwcur, rs->n);
 	}
 	rs->tail = dxn_prev(rs->hwcur, rs->n);
@@ -711,14 +772,15 @@ static void dxn_tx(struct dxn_pair *pair, u32 head)
  *
  * Process context (SYNC ioctl), port->lock held.
  *
- * Return: 0, or -EINVAL, with nothing changed, when a user index is
- * corrupt.
+ * Return: 0, or -EINVAL, with nothing changed, when a user ring index is
+ * corrupt (bad_ring) or a buffer index handed over is held by the kernel
+ * or given twice (bad_buf).
  */
 int dxn_sync_pair(struct dxn_pair *pair, u32 flags)
 {
 	bool tx = !flags || (flags & DAXNET_SYNC_TX);
 	bool rx = !flags || (flags & DAXNET_SYNC_RX);
-	u32 rx_head, tx_head, sp_head;
+	u32 rx_head, tx_head, sp_head, nrx, nsp;
 
 	if (dxn_read_head(&pair->rx, &rx_head) ||
 	    dxn_read_head(&pair->tx, &tx_head) ||
@@ -726,10 +788,12 @@ int dxn_sync_pair(struct dxn_pair *pair, u32 flags)
 		pair->cnt.bad_ring++;
 		return -EINVAL;
 	}
+	if (dxn_intake_check(pair, rx, rx_head, sp_head, &nrx, &nsp))
+		return -EINVAL;
 	pair->cnt.syncs++;
 	if (rx)
-		dxn_rx_release(pair, rx_head);
-	dxn_spare_intake(pair, sp_head);
+		dxn_rx_release(pair, rx_head, nrx);
+	dxn_spare_intake(pair, sp_head, nrx, nsp);
 	if (pair->port->zc)
 		dxn_zc_sync(pair);
 	if (tx)

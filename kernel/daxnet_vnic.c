@@ -66,6 +66,7 @@ struct dxn_vnic_stats {
 	u64 rx_pool_chunks;
 	u64 rx_page_bytes;	/* payload bytes written into ordinary pages */
 	u64 rx_pool_miss;	/* chunks the provider could not supply */
+	u64 rx_foreign;		/* TCP frames the provider refused (flow_ok) */
 	u64 rx_linear;		/* non-TCP frames copied whole */
 	u64 tx_packets;
 	u64 tx_bytes;
@@ -471,6 +472,12 @@ static int dxn_vnic_rx_build(struct sk_buff *skb, struct net_device *peer,
 				ntohs(iph->tot_len) - (hlen - ETH_HLEN));
 		mss = max(payload, 1U);
 	}
+	/* Only flows the provider's owner may see land in its memory. */
+	if (prov && prov->ops->flow_ok &&
+	    !prov->ops->flow_ok(prov, peer, iph, th)) {
+		st->rx_foreign++;
+		prov = NULL;
+	}
 	return dxn_vnic_rx_tcp(skb, peer, prov, hdr, hlen, iphl, payload, mss,
 			       out, st);
 linear:
@@ -664,6 +671,7 @@ static void dxn_vnic_sum(struct net_device *dev, struct dxn_vnic_stats *sum)
 		sum->rx_pool_chunks += t.rx_pool_chunks;
 		sum->rx_page_bytes += t.rx_page_bytes;
 		sum->rx_pool_miss += t.rx_pool_miss;
+		sum->rx_foreign += t.rx_foreign;
 		sum->rx_linear += t.rx_linear;
 		sum->tx_packets += t.tx_packets;
 		sum->tx_bytes += t.tx_bytes;
@@ -744,6 +752,7 @@ static struct dxn_vnic_attr dxn_vnic_counters[] = {
 	DXN_VNIC_COUNTER(rx_linear, rx_linear),
 	DXN_VNIC_COUNTER(rx_drops, rx_drops),
 	DXN_VNIC_COUNTER(tx_tso, tx_tso),
+	DXN_VNIC_COUNTER(rx_foreign, rx_foreign),
 };
 
 /* Pages of the test pool still referenced by skbs (after a recycle pass). */
@@ -782,6 +791,7 @@ static struct attribute *dxn_vnic_attrs[] = {
 	&dxn_vnic_counters[5].attr.attr,
 	&dxn_vnic_counters[6].attr.attr,
 	&dxn_vnic_counters[7].attr.attr,
+	&dxn_vnic_counters[8].attr.attr,
 	&dev_attr_test_pool_busy.attr,
 	&dev_attr_test_pool_pages.attr,
 	NULL

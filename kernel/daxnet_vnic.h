@@ -19,6 +19,8 @@
 
 #include <linux/types.h>
 #include <linux/netdevice.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
 
 #define DXN_VNIC_KIND		"daxnet"
 /* Default MTU: 4148 - 20 (IP) - 32 (TCP with timestamps) = MSS 4096. */
@@ -68,11 +70,18 @@ struct dxn_vnic_provider;
  * @commit: the device finished writing every chunk it reserved in this
  *	xmit call (after the store fence). Same context as @get_chunk.
  *	Optional.
+ * @flow_ok: may the payload of this IPv4/TCP frame, which @dev (the
+ *	receiving end) is about to receive, land in the provider's chunks?
+ *	Asked once per transmitted skb, before any @get_chunk for it; on
+ *	false the frame gets ordinary pages (counted as rx_foreign). Same
+ *	context as @get_chunk. Optional: without it every flow may.
  */
 struct dxn_vnic_provider_ops {
 	bool (*get_chunk)(struct dxn_vnic_provider *prov, unsigned int want,
 			  struct dxn_rxchunk *chunk);
 	void (*commit)(struct dxn_vnic_provider *prov);
+	bool (*flow_ok)(struct dxn_vnic_provider *prov, struct net_device *dev,
+			const struct iphdr *iph, const struct tcphdr *th);
 };
 
 /**

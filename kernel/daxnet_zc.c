@@ -25,15 +25,19 @@
  * changed only under RTNL. The global list of zero-copy ports (for the
  * netdevice notifier) is under dxn_zc_mutex, taken inside RTNL.
  */
+#include <linux/anon_inodes.h>
 #include <linux/delay.h>
 #include <linux/bvec.h>
+#include <linux/file.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/netdevice.h>
 #include <linux/rtnetlink.h>
 #include <linux/slab.h>
 #include <linux/xarray.h>
+#include <linux/capability.h>
 #include <net/dst.h>
+#include <net/inet_hashtables.h>
 #include <net/sock.h>
 #include <net/tcp.h>
 
@@ -50,11 +54,18 @@
 #define DXN_ZC_DRAIN_MS		3000
 
 /*
- * Completed TX batches on their way to the next sync. Refcounted: a batch
- * whose port is gone still completes (TCP frees skbs when it likes).
+ * Completed TX batches on their way to the next sync. A batch whose port is
+ * gone still completes (TCP frees skbs when it likes), so the queue lives
+ * as long as its anchor: an anonymous file (fops owned by this module)
+ * referenced by the port and by every live batch. The last fput() runs
+ * __fput() later, from core code: dxn_zc_anchor_release() frees the queue
+ * and returns, then the VFS drops the module reference (fops_put). No
+ * daxnet code runs after the module reference is gone, and rmmod sees the
+ * module busy while any batch is in flight.
  */
 struct dxn_zc_txq {
-	refcount_t ref;			/* the port + one per live batch */
+	struct file *anchor;		/* private_data = this queue */
+	atomic_t live;			/* batches not completed yet */
 	spinlock_t lock;		/* IRQ-safe; done, wq, dead */
 	struct list_head done;
 	wait_queue_head_t *wq;		/* port->wq, NULL once dead */
@@ -89,9 +100,8 @@ struct dxn_zc {
 	struct xarray pfns;		/* pfn -> pool page index */
 	u32 ppb;			/* pages per buffer */
 	u16 *owner;			/* buffer -> ring pair that gave it */
-	u8 *nic;			/* buffer -> owned by the vnic side */
 	int *base;			/* page -> page_count when handed over */
-	u32 nnic;			/* buffers owned by the vnic side */
+	u32 nnic;			/* buffers in state DXN_OWN_NIC */
 	u32 pack_seen;			/* pack position at the last sync */
 	int pack_seen_buf;
 
@@ -101,7 +111,11 @@ struct dxn_zc {
 	u32 *txref;			/* buffer -> batches still sending it */
 	u32 *txowed;			/* buffer -> RELEASEs owed at txref 0 */
 
-	/* zc->lock (BH) */
+	/*
+	 * zc->lock (BH). A buffer is on at most one of free, pack and closed,
+	 * and only while its state is DXN_OWN_NIC (set once, at refill): each
+	 * list holds at most buf_count entries by construction.
+	 */
 	spinlock_t lock;
 	u32 *free;			/* buffers the vnic may fill */
 	u32 nfree;
@@ -110,6 +124,8 @@ struct dxn_zc {
 	u32 nclosed;
 	int pack;			/* buffer being packed, or -1 */
 	u32 pack_off;
+
+	struct timer_list recheck;	/* wakes pollers, dxn_zc_rx_pending() */
 };
 
 /* TX slices shorter than this take the copy path (docs/kernel.md). */
@@ -171,6 +187,10 @@ static void dxn_zc_close(struct dxn_zc *zc, u32 buf)
 {
 	u32 n = zc->port->pool.buf_count;
 
+	lockdep_assert_held(&zc->lock);
+	/* Cannot happen: every NIC buffer is on one list only. */
+	if (WARN_ON_ONCE(zc->nclosed >= n))
+		return;
 	zc->closed[(zc->closed_head + zc->nclosed++) % n] = buf;
 }
 
@@ -226,8 +246,34 @@ out:
 	return ok;
 }
 
+/*
+ * dxn_vnic_provider_ops.flow_ok: the peer's xmit, BH, any CPU. Payload may
+ * land in the pool only for a TCP flow whose socket (in the receiving
+ * end's netns) is attached to this port; any other user's traffic gets
+ * ordinary pages.
+ */
+static bool dxn_zc_flow_ok(struct dxn_vnic_provider *prov,
+			   struct net_device *dev, const struct iphdr *iph,
+			   const struct tcphdr *th)
+{
+	struct dxn_zc *zc = container_of(prov, struct dxn_zc, prov);
+	struct net *net = dev_net(dev);
+	struct sock *sk;
+	bool ok;
+
+	sk = __inet_lookup_established(net, net->ipv4.tcp_death_row.hashinfo,
+				       iph->saddr, th->source, iph->daddr,
+				       ntohs(th->dest), dev->ifindex, 0);
+	if (!sk)
+		return false;
+	ok = sk_fullsock(sk) && dxn_sk_attached(sk, zc->port);
+	sock_gen_put(sk);
+	return ok;
+}
+
 static const struct dxn_vnic_provider_ops dxn_zc_prov_ops = {
 	.get_chunk = dxn_zc_get_chunk,
+	.flow_ok = dxn_zc_flow_ok,
 };
 
 /* Are all pages of buf back at their base count? Any context. */
@@ -313,16 +359,26 @@ static struct notifier_block dxn_zc_notifier = {
 static void dxn_zc_refill(struct dxn_zc *zc, struct dxn_pair *pair)
 {
 	u32 keep = min_t(u32, DXN_ZC_KEEP, pair->stock_cap / 4);
+	u32 max = min(pair->spare.n, zc->port->pool.buf_count);
+	u8 *own = zc->port->pool.own;
 	u32 buf, i, nfree;
 
+	lockdep_assert_held(&zc->port->lock);
 	spin_lock_bh(&zc->lock);
 	nfree = zc->nfree;
 	spin_unlock_bh(&zc->lock);
-	/* The vnic holds at most a spare ring's worth of free buffers. */
-	while (pair->nstock > keep && nfree++ < pair->spare.n) {
+	/*
+	 * The vnic holds at most a spare ring's worth of free buffers. Stock
+	 * entries are distinct DXN_OWN_STOCK buffers (dxn_intake_check()), so
+	 * free never exceeds buf_count; the check below keeps it so anyway.
+	 */
+	while (pair->nstock > keep && nfree < max) {
 		buf = pair->stock[--pair->nstock];
+		if (WARN_ON_ONCE(own[buf] != DXN_OWN_STOCK))
+			continue;
+		nfree++;
 		zc->owner[buf] = pair->idx;
-		zc->nic[buf] = 1;
+		own[buf] = DXN_OWN_NIC;
 		zc->nnic++;
 		for (i = 0; i < zc->ppb; i++) {
 			unsigned long p = (unsigned long)buf * zc->ppb + i;
@@ -370,7 +426,7 @@ static void dxn_zc_reap(struct dxn_zc *zc)
 		u32 buf = batch[i];
 
 		if (dxn_zc_idle(zc, buf)) {
-			zc->nic[buf] = 0;
+			zc->port->pool.own[buf] = DXN_OWN_USER;
 			zc->nnic--;
 			dxn_release_buf(&zc->port->pairs[zc->owner[buf]], buf);
 			batch[i] = DAXNET_NO_BUF;
@@ -400,7 +456,7 @@ static bool dxn_zc_lookup(struct dxn_zc *zc, const skb_frag_t *f, u32 *buf,
 		return false;
 	idx = xa_to_value(ent);
 	*buf = idx / zc->ppb;
-	if (!zc->nic[*buf])
+	if (zc->port->pool.own[*buf] != DXN_OWN_NIC)
 		return false;
 	*off = (idx % zc->ppb) * PAGE_SIZE + skb_frag_off(f);
 	return true;
@@ -511,7 +567,9 @@ static void dxn_zc_learn(struct dxn_zc *zc, struct sock *sk)
 		return;
 	rcu_read_lock();
 	dst = __sk_dst_get(sk);
-	if (dst && dst->dev && dxn_is_vnic(dst->dev)) {
+	/* Binding a vnic end needs CAP_NET_ADMIN over its netns. */
+	if (dst && dst->dev && dxn_is_vnic(dst->dev) &&
+	    dxn_may_admin(dev_net(dst->dev))) {
 		dev_hold(dst->dev);
 		WRITE_ONCE(zc->want, dst->dev);
 	}
@@ -576,12 +634,18 @@ static void dxn_zc_batch_free(struct dxn_zc_batch *b)
 	kfree(b);
 }
 
-/* Drop a txq reference; any context. */
-static void dxn_zc_txq_put(struct dxn_zc_txq *txq)
+/* ->release of the anchor file: process context (__fput), last reference. */
+static int dxn_zc_anchor_release(struct inode *inode, struct file *file)
 {
-	if (refcount_dec_and_test(&txq->ref))
-		kfree(txq);
+	kfree(file->private_data);
+	return 0;
 }
+
+static const struct file_operations dxn_zc_anchor_fops = {
+	.owner = THIS_MODULE,
+	.release = dxn_zc_anchor_release,
+	.llseek = noop_llseek,
+};
 
 /*
  * ubuf_info callback: every skb release of the batch and every
@@ -610,8 +674,9 @@ static void dxn_zc_tx_callback(struct sk_buff *skb, struct ubuf_info *uarg,
 	spin_unlock_irqrestore(&txq->lock, flags);
 	if (dead)
 		dxn_zc_batch_free(b);
-	dxn_zc_txq_put(txq);
-	module_put(THIS_MODULE);
+	atomic_dec(&txq->live);
+	/* Never frees here: __fput() runs later (task work or workqueue). */
+	fput(txq->anchor);
 }
 
 DXN_UBUF_OPS(dxn_zc_ubuf_ops, dxn_zc_tx_callback);
@@ -637,8 +702,8 @@ static struct dxn_zc_batch *dxn_zc_batch(struct dxn_zc *zc,
 	refcount_set(&b->ubuf.refcnt, 1);	/* ours, until tx_end */
 	b->ubuf.flags = SKBFL_ZEROCOPY_FRAG | SKBFL_DONT_ORPHAN;
 	b->txq = zc->txq;
-	refcount_inc(&zc->txq->ref);
-	__module_get(THIS_MODULE);
+	atomic_inc(&zc->txq->live);
+	get_file(zc->txq->anchor);
 	sock_hold(conn->sk);
 	b->sk = conn->sk;
 	b->pair = conn->pair->idx;
@@ -750,11 +815,45 @@ void dxn_zc_tx_end(struct dxn_conn *conn)
 	dxn_zc_tx_callback(NULL, &b->ubuf, true);
 }
 
+/* Timer: buffers wait in the closed FIFO; make pollers look again. */
+static void dxn_zc_recheck(struct timer_list *t)
+{
+	struct dxn_zc *zc = from_timer(zc, t, recheck);
+
+	wake_up_interruptible(&zc->port->wq);
+}
+
+/*
+ * Would a sync give back a closed vnic buffer? Checks the oldest few; when
+ * some wait but none is idle yet (skbs still hold them, maybe on a defer
+ * list), arms the recheck timer: nothing else wakes a poller when the last
+ * skb of a buffer is freed. port->lock held.
+ */
+static bool dxn_zc_rx_pending(struct dxn_zc *zc)
+{
+	u32 n = zc->port->pool.buf_count, i, k, buf;
+	bool idle = false;
+
+	spin_lock_bh(&zc->lock);
+	k = min_t(u32, zc->nclosed, 8);
+	for (i = 0; i < k && !idle; i++) {
+		buf = zc->closed[(zc->closed_head + i) % n];
+		idle = dxn_zc_idle(zc, buf);
+	}
+	spin_unlock_bh(&zc->lock);
+	if (k && !idle && !timer_pending(&zc->recheck)) {
+		dxn_flush_kick();
+		mod_timer(&zc->recheck, jiffies + msecs_to_jiffies(20));
+	}
+	return idle;
+}
+
 /**
- * dxn_zc_tx_pending - completed batches wait for a sync?
+ * dxn_zc_tx_pending - completed batches or idle vnic buffers wait for a sync?
  * @port: the port
  *
- * Process context, port->lock held. For poll().
+ * Process context, port->lock held. For poll(): a sync would publish
+ * RELEASE slots.
  */
 bool dxn_zc_tx_pending(struct dxn_port *port)
 {
@@ -769,7 +868,7 @@ bool dxn_zc_tx_pending(struct dxn_port *port)
 	list_for_each_entry(b, &zc->ackwait, node)
 		if (!dxn_zc_unacked(b))
 			return true;
-	return false;
+	return dxn_zc_rx_pending(zc);
 }
 
 /* Turn completed batches into RELEASE slots. port->lock held. */
@@ -875,7 +974,6 @@ static void dxn_zc_free(struct dxn_zc *zc)
 	kvfree(zc->txref);
 	kvfree(zc->txowed);
 	kvfree(zc->owner);
-	kvfree(zc->nic);
 	kvfree(zc->free);
 	kvfree(zc->closed);
 	kvfree(zc->base);
@@ -889,7 +987,7 @@ static void dxn_zc_free(struct dxn_zc *zc)
  * Process context, port->lock held. Leaves port->zc NULL (copy mode) when
  * the pool's buffers are not whole pages.
  *
- * Return: 0 or -ENOMEM.
+ * Return: 0 or -ENOMEM. (REGISTER checked CAP_NET_ADMIN: dxn_may_admin.)
  */
 int dxn_zc_create(struct dxn_port *port)
 {
@@ -910,20 +1008,20 @@ int dxn_zc_create(struct dxn_port *port)
 	zc->pack = -1;
 	zc->pack_seen_buf = -1;
 	spin_lock_init(&zc->lock);
+	timer_setup(&zc->recheck, dxn_zc_recheck, 0);
 	xa_init(&zc->pfns);
 	zc->owner = kvcalloc(pool->buf_count, sizeof(*zc->owner), GFP_KERNEL);
-	zc->nic = kvcalloc(pool->buf_count, sizeof(*zc->nic), GFP_KERNEL);
 	zc->free = kvcalloc(pool->buf_count, sizeof(*zc->free), GFP_KERNEL);
 	zc->closed = kvcalloc(pool->buf_count, sizeof(*zc->closed), GFP_KERNEL);
 	zc->base = kvcalloc(pool->npages, sizeof(*zc->base), GFP_KERNEL);
 	zc->txref = kvcalloc(pool->buf_count, sizeof(*zc->txref), GFP_KERNEL);
 	zc->txowed = kvcalloc(pool->buf_count, sizeof(*zc->txowed), GFP_KERNEL);
 	zc->txq = kzalloc(sizeof(*zc->txq), GFP_KERNEL);
-	if (!zc->owner || !zc->nic || !zc->free || !zc->closed || !zc->base ||
+	if (!zc->owner || !zc->free || !zc->closed || !zc->base ||
 	    !zc->txref || !zc->txowed || !zc->txq)
 		goto err;
 	INIT_LIST_HEAD(&zc->ackwait);
-	refcount_set(&zc->txq->ref, 1);
+	atomic_set(&zc->txq->live, 0);
 	spin_lock_init(&zc->txq->lock);
 	INIT_LIST_HEAD(&zc->txq->done);
 	zc->txq->wq = &port->wq;
@@ -932,6 +1030,13 @@ int dxn_zc_create(struct dxn_port *port)
 				      xa_mk_value(i), GFP_KERNEL));
 		if (err)
 			goto err;
+	}
+	/* Takes a module reference (fops_get) until the last fput. */
+	zc->txq->anchor = anon_inode_getfile("[daxnet-zc]", &dxn_zc_anchor_fops,
+					     zc->txq, O_RDONLY);
+	if (IS_ERR(zc->txq->anchor)) {
+		err = PTR_ERR(zc->txq->anchor);
+		goto err;
 	}
 	mutex_lock(&dxn_zc_mutex);
 	list_add(&zc->node, &dxn_zc_all);
@@ -950,7 +1055,7 @@ static u32 dxn_zc_busy(struct dxn_zc *zc)
 	u32 b, busy = 0;
 
 	for (b = 0; b < zc->port->pool.buf_count; b++)
-		if (zc->nic[b] && !dxn_zc_idle(zc, b))
+		if (zc->port->pool.own[b] == DXN_OWN_NIC && !dxn_zc_idle(zc, b))
 			busy++;
 	return busy;
 }
@@ -997,7 +1102,7 @@ void dxn_zc_destroy(struct dxn_port *port)
 	/* RX buffers in skbs, TX batches TCP has not let go of yet. */
 	for (;;) {
 		busy = dxn_zc_busy(zc);
-		inflight = refcount_read(&zc->txq->ref) - 1;
+		inflight = atomic_read(&zc->txq->live);
 		if ((!busy && !inflight) || waited >= DXN_ZC_DRAIN_MS)
 			break;
 		dxn_flush_kick();
@@ -1007,7 +1112,8 @@ void dxn_zc_destroy(struct dxn_port *port)
 	if (busy || inflight)
 		pr_info("daxnet: after %u ms, %u pool buffers still in RX skbs, %u TX batches in flight; unpinning\n",
 			waited, busy, inflight);
-	dxn_zc_txq_put(zc->txq);
+	del_timer_sync(&zc->recheck);
+	fput(zc->txq->anchor);
 	dxn_zc_free(zc);
 	port->zc = NULL;
 }

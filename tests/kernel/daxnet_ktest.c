@@ -914,13 +914,16 @@ static void garbage_slot(struct kport *p, struct daxnet_slot *ts, uint32_t conn)
  * Random garbage in every user-written index and slot: odd rounds corrupt
  * ring indices (the sync must fail with EINVAL and change nothing), even
  * rounds move the indices legally over slots full of garbage (the sync must
- * succeed, refusing the bad slots). Never an oops, never a WARN.
+ * succeed, refusing the bad slots, or fail with EINVAL and bad_buf when the
+ * garbage hands over a buffer the kernel holds or repeats one). Never an
+ * oops, never a WARN.
  */
 static int t_garbage(void)
 {
 	struct kport p;
 	struct daxnet_counters k;
-	int cli, srv, round, einval = 0, ok = 0, bad_idx = 0;
+	int cli, srv, round, einval = 0, ok = 0, bad_idx = 0, legal_ok = 0;
+	int refused = 0;
 	uint32_t conn = 0, i, n, h, t, sh[3], sc[3];
 	struct daxnet_ring *rings[3];
 
@@ -976,9 +979,20 @@ static int t_garbage(void)
 		}
 		if (rnd() % 8 == 0)
 			s.flags = rnd() % 4;
+		if (!(round % 2))
+			k = kport_counters(&p);
 		if (ioctl(p.fd, DAXNET_IOC_SYNC, &s) < 0) {
 			CHECK(errno == EINVAL, "sync failed with errno %d", errno);
 			einval++;
+			if (!(round % 2)) {
+				/* Only for a held or repeated buffer index. */
+				uint64_t bb = k.bad_buf;
+
+				k = kport_counters(&p);
+				CHECK(k.bad_buf == bb + 1 && !(s.flags & ~3u),
+				      "a legal round may only fail on a held buffer");
+				refused++;
+			}
 			/* Nothing changed: put the valid indices back. */
 			for (i = 0; i < 3; i++) {
 				rings[i]->head = sh[i];
@@ -986,16 +1000,21 @@ static int t_garbage(void)
 			}
 		} else {
 			ok++;
+			legal_ok += !(round % 2);
 			CHECK(round % 2 || !(s.flags & ~3u), "legal moves must sync");
 		}
 		while (recv(cli, sink, sizeof(sink), 0) > 0)
 			;
 	}
 	k = kport_counters(&p);
-	printf("  garbage: %d syncs EINVAL (%d corrupt index rounds), %d accepted; bad_ring %llu bad_slot %llu\n",
-	       einval, bad_idx, ok, (unsigned long long)k.bad_ring, (unsigned long long)k.bad_slot);
-	CHECK(einval > 0 && k.bad_ring == (uint64_t)einval, "bad_ring must count the EINVAL syncs");
-	CHECK(ok >= 2000 && k.bad_slot > 0, "legal rounds must sync and count bad slots");
+	printf("  garbage: %d syncs EINVAL (%d corrupt index rounds), %d accepted; bad_ring %llu bad_buf %llu bad_slot %llu\n",
+	       einval, bad_idx, ok, (unsigned long long)k.bad_ring,
+	       (unsigned long long)k.bad_buf, (unsigned long long)k.bad_slot);
+	/* Legal rounds fail too when the garbage repeats a buffer index. */
+	CHECK(einval > 0 && k.bad_ring + k.bad_buf == (uint64_t)einval,
+	      "bad_ring + bad_buf must count the EINVAL syncs");
+	CHECK(legal_ok + refused == 2000 && legal_ok > 0 && k.bad_slot > 0,
+	      "legal rounds must sync (or refuse a held buffer) and count bad slots");
 	/* Detaching and closing still work after all that. */
 	CHECK(kport_detach(&p, conn, DAXNET_DETACH_DISCARD) == 0 ||
 	      kport_detach(&p, conn, DAXNET_DETACH_DISCARD) == -ENOENT, "detach");

@@ -61,7 +61,10 @@
  * index and slot field exactly once per sync and validates it against its
  * private copy; a corrupt ring index fails the sync with EINVAL (ring left
  * unchanged, counter bad_ring), a corrupt TX slot is returned with
- * DAXNET_SLOT_ERROR and err = EINVAL (counter bad_slot). Never an oops.
+ * DAXNET_SLOT_ERROR and err = EINVAL (counter bad_slot). A buffer index
+ * handed over (spare entry, RX slot with BUF_CHANGED) that the kernel
+ * already holds, or that appears twice in one sync, fails the sync with
+ * EINVAL (nothing changed, counter bad_buf). Never an oops.
  *
  * =====================================================================
  * RING INDICES (exactly netmap's rules)
@@ -439,7 +442,10 @@ struct daxnet_counters {
 	__u64 tx_zc_copied;	/* of those, batches the stack copied anyway */
 	__u64 tx_zc_early;	/* batches completed before their last byte was
 				 * ACKed (must stay 0) */
-	__u64 reserved[10];	/* zero */
+	__u64 bad_buf;		/* syncs failed: a spare or swapped-in index was
+				 * held by the kernel or given twice (Added in
+				 * DAXNET_API 1, from reserved[0]) */
+	__u64 reserved[9];	/* zero */
 };
 
 /*
