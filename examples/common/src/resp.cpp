@@ -126,14 +126,10 @@ FeedResult RespParser::feed(const std::byte* p, std::size_t n, std::uint64_t off
 			if (b != std::byte{'\n'} || neg_)
 				return fail(i, "Protocol error: invalid bulk length");
 			++i;
-			if (num_ > lim_.max_bulk) {
-				char msg[128];
-				std::snprintf(msg, sizeof msg,
-					      "Protocol error: bulk length %llu exceeds the limit of %llu bytes",
-					      static_cast<unsigned long long>(num_),
-					      static_cast<unsigned long long>(lim_.max_bulk));
-				return fail(i, msg);
-			}
+			if (num_ > lim_.max_bulk)
+				// Redis's wording (proto-max-bulk-len), refused at the
+				// header: nothing of the value is received or pinned.
+				return fail(i, "Protocol error: invalid bulk length");
 			const std::uint64_t data_at = off + i;
 			if (data_at + num_ + 2 - req_begin_ > lim_.max_request) {
 				char msg[128];

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "daxnet/svc/options.h"
 
@@ -18,6 +19,7 @@ namespace daxnet::svc {
 
 namespace {
 constexpr std::size_t kMaxListeners = 4;
+constexpr std::uint64_t kCloseLingerNs = 10'000'000'000ull;  ///< 10 s for a closing peer to read its reply
 }  // namespace
 
 // ---- TxQueue ---------------------------------------------------------------
@@ -97,6 +99,15 @@ bool single_slice(const proto::SliceChain& chain, proto::StreamRange r, std::uin
 Server::Server(Port& port, Service& svc, std::vector<Listener> listeners, const ServerOptions& opt)
     : port_(port), svc_(svc), listeners_(std::move(listeners)), opt_(opt)
 {
+	if (opt_.max_slices == 0) {
+		// A 16 MiB value in 4 KiB buffers is 4096 slices: the old fixed
+		// 1024 reset the connection of any request above 4 MiB.
+		const std::uint64_t bsize = port_.pool().buffer_size();
+		const std::uint64_t largest =
+			std::max<std::uint64_t>(opt_.resp.max_request, opt_.http.max_body + opt_.http.max_header_bytes);
+		opt_.max_slices = static_cast<std::uint32_t>(
+			std::min<std::uint64_t>(UINT32_MAX, 4 * (largest / bsize + 2) + opt_.compact_slices));
+	}
 	dirty_.reserve(64);
 	closing_.reserve(16);
 }
@@ -361,7 +372,16 @@ void Server::close_ready()
 		}
 		// Detach without waiting: EBUSY while the port still holds bytes
 		// of this connection; retry on later passes, then give up on them.
-		const bool discard = c->failed || ++c->detach_tries > 2000;
+		// Give up on a peer that has not taken the rest of its reply
+		// within kCloseLinger (a pass count gave up on a 16 MiB reply to
+		// a live reader after 2000 fast passes, truncating it).
+		timespec ts{};
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		const std::uint64_t now = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull +
+					  static_cast<std::uint64_t>(ts.tv_nsec);
+		if (c->detach_tries++ == 0)
+			c->detach_since_ns = now;
+		const bool discard = c->failed || now - c->detach_since_ns > kCloseLingerNs;
 		Status st = port_.detach(c->id, discard, 0);
 		if (!st.ok() && st.error().code == EBUSY) {
 			closing_[keep++] = c;

@@ -88,6 +88,7 @@ struct Conn {
 	bool failed = false;          ///< transport error: discard output
 	bool sent_continue = false;   ///< HTTP 100 Continue sent for this request
 	std::uint32_t detach_tries = 0;
+	std::uint64_t detach_since_ns = 0;  ///< CLOCK_MONOTONIC of the first detach try
 	std::vector<std::vector<char>> scratch;  ///< per-argument gather space
 	std::shared_ptr<void> app;    ///< the service's per-connection state
 
@@ -146,7 +147,11 @@ struct ServerOptions {
 	proto::RespLimits resp{};
 	proto::HttpLimits http{};
 	std::uint32_t compact_slices = 32;  ///< compact a chain of more small slices
-	std::uint32_t max_slices = 1024;    ///< close a connection pinning more
+	/// Close a connection whose incomplete request spans more slices. 0
+	/// (default): enough for the largest request the limits above allow
+	/// (resp.max_request, http.max_body + headers) at the lowest density
+	/// compaction leaves (a quarter of each buffer).
+	std::uint32_t max_slices = 0;
 };
 
 class Server {
