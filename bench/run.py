@@ -60,13 +60,15 @@ MODES = {
                   kv_extra=[("shm", "everysec", 1024, 50, 1, "SET"), ("shm", "no", 1024, 50, 1, "SET"),
                             ("shm", "everysec", 1024, 50, 16, "SET"), ("shm", "no", 1024, 50, 16, "SET")],
                   count=True, keyspace=100000, recovery=True,
-                  mixed=dict(media=["shm", "ext4"], size=1024, conns=10, writers=4)),
+                  mixed=dict(media=["shm", "ext4"], size=1024, conns=10, writers=4),
+                  slow=dict(delays=[0, 10, 100], size=1024, cp=[(50, 1), (1, 1)])),
     "full": dict(seconds=5, repeats=3, kv_seconds=4, kv_repeats=1, rpc_conns=[1, 10, 100, 1000, 10000],
                  rpc_pipe=[(100, 4), (100, 16)], wal_conns=[1, 10, 100, 1000], wal_pipe=[(100, 8)],
                  wal_media=["shm", "ext4"], kv_modes=["always", "everysec", "no"],
                  kv=[dict(media=["shm", "ext4"], sizes=[64, 1024], cp=ALL_CP, ops=["SET", "GET"])], kv_extra=[],
                  count=True, keyspace=100000, recovery=True,
-                 mixed=dict(media=["shm", "ext4"], size=1024, conns=10, writers=4)),
+                 mixed=dict(media=["shm", "ext4"], size=1024, conns=10, writers=4),
+                 slow=dict(delays=[0, 10, 100], size=1024, cp=[(50, 1), (1, 1), (50, 16)])),
     # Inside the emulated 6.1 guest (bench/guest/guest_bench.sh): daxnet's three
     # transports on identical application code, pools on the DAX mount; ratios only.
     "guest": dict(seconds=4, repeats=1, target_repeats=3, kv_seconds=1, kv_repeats=1, rpc_conns=[10, 100], rpc_pipe=[],
@@ -97,7 +99,20 @@ class Ctx:
             return os.path.join(self.ext4_dir, os.path.basename(self.tmp))
         if medium == "dax":
             return os.path.join(self.dax_dir, os.path.basename(self.tmp))
+        if medium.startswith("slow"):
+            return os.path.join("/dev/shm", os.path.basename(self.tmp))
         return self.tmp
+
+    def slowflush_lib(self):
+        """bench/slowflush.c as an LD_PRELOAD library, compiled here once."""
+        out = os.path.join(self.tmp, "slowflush.so")
+        if not os.path.exists(out):
+            cc = shutil.which("cc") or shutil.which("gcc")
+            r = subprocess.run([cc or "cc", "-O2", "-shared", "-fPIC", "-o", out, os.path.join(HERE, "slowflush.c"),
+                                "-ldl"], capture_output=True, timeout=120)
+            if r.returncode != 0:
+                raise RuntimeError("slowflush.c: " + r.stderr.decode(errors="replace")[-500:])
+        return out
 
     def baseline_binary(self):
         """bench/baseline_wal_server: from --bin-dir, else compiled here once."""
@@ -280,6 +295,19 @@ def plan(mode, ctx, only, server_filter, uring_plain=False):
         for label, mk in makers:
             if want("mixed", label):
                 jobs.append(Job("mixed", mk, [dict(r) for r in runs]))
+
+    # slow: an emulated slow medium, a fixed delay per flush for daxnet and Redis alike
+    sl = m.get("slow")
+    for delay in (sl["delays"] if sl else []):
+        medium = "slow%d" % delay
+        makers = [("redis aof-always", lambda md=medium: servers.Redis(ctx, "always", md))]
+        makers += [("daxnet-kv " + t, lambda t=t, md=medium: servers.Daxnet(ctx, "daxnet-kv", t, md, [], proto="resp"))
+                   for t in ("uring", "epoll")]
+        runs = [dict(op="SET", size=sl["size"], conns=c, depth=p, medium=medium, delay_us=delay, count=False)
+                for c, p in sl["cp"]]
+        for label, mk in makers:
+            if want("slow", label):
+                jobs.append(Job("slow", mk, [dict(r) for r in runs]))
     return jobs
 
 
@@ -292,7 +320,7 @@ def estimate(jobs, m):
             if r.get("conns", 0) >= 10000:
                 per += 2 + m["seconds"]
             reps = _repeats(m, j.suite, r)
-            if j.suite in ("kv", "mixed"):
+            if j.suite in ("kv", "mixed", "slow"):
                 per = m["kv_seconds"] + 1.0
             s += per * reps + (2.5 if r.get("count") else 0)
     return s
@@ -387,6 +415,8 @@ def run_group(group, ctx, m, prog, rows, tmp):
 def _what(job, srv, r):
     if job.suite == "kv":
         return "kv %s %s %s d=%d c=%d P=%d" % (r["medium"], srv.label, r["op"], r["size"], r["conns"], r["depth"])
+    if job.suite == "slow":
+        return "slow +%dus %s SET d=%d c=%d P=%d" % (r["delay_us"], srv.label, r["size"], r["conns"], r["depth"])
     if job.suite == "mixed":
         return "mixed %s %s GET d=%d c=%d %s" % (r["medium"], srv.label, r["size"], r["conns"],
                                                  "while SETs run" if r["load"] == "set" else "idle")
@@ -403,7 +433,9 @@ def _params(r):
 
 
 def _repeats(m, suite, r):
-    n = m["kv_repeats"] if suite == "kv" else m["repeats"]
+    n = m["kv_repeats"] if suite in ("kv", "mixed") else m["repeats"]
+    if suite == "slow":  # few configurations, compared across delays: interleaved repetitions
+        n = max(n, m.get("target_repeats", 1))
     if r.get("conns") == 100 and r.get("depth", 1) == 1:
         n = max(n, m.get("target_repeats", 1))
     return n
@@ -412,7 +444,7 @@ def _repeats(m, suite, r):
 def _one(job, srv, ctx, m, r, tmp):
     if job.suite == "mixed":
         return _mixed_one(srv, ctx, m, r, tmp)
-    if job.suite == "kv":
+    if job.suite in ("kv", "slow"):
         _kv_pilot(srv, ctx, m, r, tmp)  # outside the measured interval
     client = _client(job, srv, ctx, m, r, tmp)
     window = None
@@ -574,7 +606,7 @@ def main():
                    help="inside the QEMU guest: kernel vs uring vs epoll (bench/guest/guest_bench.sh)")
     ap.add_argument("--bin-dir", default=os.path.join(REPO, "build", "bin"), help="where daxnet-* are")
     ap.add_argument("--out", default=None, help="docs directory to write (default: docs/, smoke: a temp dir)")
-    ap.add_argument("--only", default="", help="comma-separated suites: rpc,wal,kv,mixed,recovery")
+    ap.add_argument("--only", default="", help="comma-separated suites: rpc,wal,kv,mixed,slow,recovery")
     ap.add_argument("--servers", default="", help="comma-separated label prefixes, e.g. nginx,daxnet-httpd")
     ap.add_argument("--seconds", type=float, default=None, help="override the seconds per run")
     ap.add_argument("--server-cpu", type=int, default=0)
@@ -633,7 +665,7 @@ def main():
         if m["recovery"] and (not only or "recovery" in only):
             recovery = run_recovery(ctx, m, prog, tmp)
     finally:
-        for medium in ("shm", "ext4", "dax"):
+        for medium in ("shm", "ext4", "dax", "slow0"):
             shutil.rmtree(ctx.medium_dir(medium), ignore_errors=True)
     meta["elapsed_s"] = time.monotonic() - t0
     meta["loadavg_end"] = report.loadavg()

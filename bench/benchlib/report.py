@@ -104,6 +104,7 @@ def write_all(out, meta, rows, recovery, docs=True):
         "wal": wal_md(rows),
         "kv": kv_md(rows),
         "mixed": mixed_md(rows),
+        "slow": slow_md(rows),
         "recovery": recovery_md(recovery),
         "plots": "\n".join("![%s](bench/%s)" % (os.path.basename(p)[:-4], os.path.basename(p)) for p in pngs)
                  or "_gnuplot not available: no plots_",
@@ -341,6 +342,31 @@ def mixed_md(rows):
                       "%.2fx" % (b["p99_us"] / r["p99_us"]) if r["p99_us"] else "–"])
     return table(["server", "medium", "GET conns", "idle req/s", "idle p50 µs", "idle p99 µs",
                   "req/s with SETs", "p50 µs with SETs", "p99 µs with SETs", "p99 with / idle"], lines)
+
+
+def slow_md(rows):
+    """SETs on an emulated slow medium (suite slow): tmpfs at page granularity plus a fixed delay
+    per flush call (bench/slowflush.c), for daxnet and Redis alike."""
+    rs = [r for r in rows if r["suite"] == "slow"]
+    if not rs:
+        return "_not run_"
+    lines = []
+    for r in sorted(rs, key=lambda r: (r["conns"], r["depth"], r["delay_us"], label(r))):
+        if not ok(r):
+            lines.append([r["delay_us"], label(r), r["conns"], r["depth"], "–", "–", "–", "–", "–", "–", "–",
+                          status_cell(r)])
+            continue
+        base = _find(rows, suite="slow", server=r["server"], variant=r.get("variant"), delay_us=0, conns=r["conns"],
+                     depth=r["depth"])
+        red = _find(rows, suite="slow", server="redis", delay_us=r["delay_us"], conns=r["conns"], depth=r["depth"])
+        fences = r.get("fences_per_req")
+        lines.append([r["delay_us"], label(r), r["conns"], r["depth"], kfmt(r["rps"]),
+                      "%.2fx" % (r["rps"] / base["rps"]) if base and base.get("rps") else "–",
+                      "%.2fx" % (r["rps"] / red["rps"]) if red and red.get("rps") else "–",
+                      fmt(r.get("p50_us"), 0), fmt(r.get("p99_us"), 0), cpu_cell(r),
+                      fmt(fences, 3) if fences is not None else "–", status_cell(r)])
+    return table(["flush delay µs", "server", "-c", "-P", "SET/s", "vs own at 0 µs", "vs Redis same delay",
+                  "p50 µs", "p99 µs", "server CPU µs/req (user + sys)", "flushes/req", "status"], lines)
 
 
 def targets_md(rows):

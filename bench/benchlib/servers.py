@@ -96,6 +96,17 @@ def parse_info(text):
     return out
 
 
+def medium_env(ctx, medium):
+    """Environment of a server on `medium`: shm = emulated pmem (CLWB + SFENCE); slowN = tmpfs at
+    page granularity (one msync / fdatasync per batch) with bench/slowflush.c adding N µs to every
+    flush call of daxnet and Redis alike."""
+    if medium == "shm":
+        return {"PMEM2_FORCE_GRANULARITY": "CACHE_LINE"}
+    if medium.startswith("slow"):
+        return {"LD_PRELOAD": ctx.slowflush_lib(), "DAXNET_FLUSH_DELAY_US": medium[4:]}
+    return {}
+
+
 class Server:
     name = "?"          # row label: nginx, redis, daxnet-httpd, ...
     variant = ""        # transport or fsync mode
@@ -267,7 +278,8 @@ maxclients 20000
         path = os.path.join(self.dir, "redis.conf")
         with open(path, "w") as f:
             f.write(conf)
-        self.proc = procs.start(["redis-server", path], self.log, cpu=self.ctx.server_cpu)
+        self.proc = procs.start(["redis-server", path], self.log, env=medium_env(self.ctx, self.medium),
+                                cpu=self.ctx.server_cpu)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -344,7 +356,7 @@ class Daxnet(Server):
         port = procs.free_port()
         argv = [self.path(), "--pool", pool, "--pool-size", self.ctx.pool_size, "--port", str(port),
                 "--bind", "127.0.0.1", "--transport", self.transport, "--threads", "1"] + self.extra
-        env = {"PMEM2_FORCE_GRANULARITY": "CACHE_LINE"} if self.medium == "shm" else {}
+        env = medium_env(self.ctx, self.medium)
         env.update(self.env)
         self.proc = procs.start(argv, self.log, env=env, cpu=self.ctx.server_cpu)
         deadline = time.monotonic() + 30
