@@ -507,6 +507,15 @@ def test_daxnetctl(ctx):
     # A service that does not answer is reported, and fails `service`.
     rc, j = daxnetctl(ctx, "service", "127.0.0.1:%d" % port, check_rc=False)
     check(rc == 1 and "error" in j["services"][0], "dead service: %d %s" % (rc, j))
+    # --timeout: a peer that accepts and never answers is reported, not waited on forever.
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(1)
+    try:
+        rc, j = daxnetctl(ctx, "--timeout", "300", "service", "127.0.0.1:%d" % mute.getsockname()[1], check_rc=False)
+        check(rc == 1 and "error" in j["services"][0], "mute service: %d %s" % (rc, j))
+    finally:
+        mute.close()
     # The module section from a sysfs tree: refcnt, parameters, vnic counters.
     sysfs = os.path.join(ctx.tmp, "sys")
     for d in ("module/daxnet/parameters", "class/net/dxv0/daxnet", "class/net/lo"):
