@@ -3,6 +3,7 @@
 // Port API behaviour over loopback, once per transport (harness.h:
 // DAXNET_TEST_TRANSPORT selects; the kernel transport inherits every case).
 #include <fcntl.h>
+#include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -1041,4 +1042,26 @@ TEST_CASE("detach with DISCARD returns while a send to a peer that never reads i
 		CHECK(col.conns[id].after_end == 0);
 	}
 	check_no_leak(pool);
+}
+
+TEST_CASE("auto picks the kernel transport, else io_uring where COOP_TASKRUN works, else epoll", "[unit]")
+{
+	DramPool pool;
+	daxnet::PortOptions opt;  // transport = automatic
+	auto p = Port::open(pool.view, pool.src, opt);
+	REQUIRE(p.ok());
+	daxnet::TransportKind want = daxnet::TransportKind::epoll;
+	if (::access(DAXNET_DEVICE, F_OK) == 0) {
+		want = daxnet::TransportKind::kernel;
+	} else {
+		io_uring ring{};
+		io_uring_params prm{};
+		prm.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+		if (io_uring_queue_init_params(8, &ring, &prm) == 0) {
+			io_uring_queue_exit(&ring);
+			want = daxnet::TransportKind::uring;
+		}
+	}
+	std::printf("[auto] picked %s\n", std::string(daxnet::to_string(p->transport())).c_str());
+	CHECK(p->transport() == want);
 }
