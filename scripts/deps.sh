@@ -18,6 +18,7 @@ build_pkgs=(
 test_pkgs=(
 	clang libclang-rt-14-dev
 	redis-tools redis-server wrk curl nginx-light strace
+	tcl python3-redis
 	libbenchmark-dev gnuplot-nox python3
 	linux-headers-amd64 linux-image-amd64 linux-source-6.1
 	qemu-system-x86 busybox-static ndctl daxctl

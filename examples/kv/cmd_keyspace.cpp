@@ -1,13 +1,131 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //
-// Keyspace commands: keys as a whole (existence, expiry, databases).
+// Keyspace commands: keys as a whole (existence, expiry, names, databases).
+#include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <cstring>
+#include <functional>
+#include <random>
 
 #include "kv.h"
 
 namespace daxnet::kv {
 
 namespace resp = daxnet::proto::resp;
+
+namespace {
+
+bool parse_db(std::string_view s, int& db, OutBuf& o)
+{
+	std::int64_t n = 0;
+	if (!parse_i64(s, n)) {
+		resp::error(o, "ERR value is not an integer or out of range");
+		return false;
+	}
+	if (n < 0 || n >= kDatabases) {
+		resp::error(o, "ERR DB index is out of range");
+		return false;
+	}
+	db = static_cast<int>(n);
+	return true;
+}
+
+/// The user key of a stored key.
+std::string_view user_key(std::string_view stored) noexcept
+{
+	if (stored.size() >= 3 && stored[0] == '\xff' && stored[1] == '\xfe' &&
+	    static_cast<unsigned char>(stored[2]) < kDatabases)
+		return stored.substr(3);
+	return stored;
+}
+
+std::string stored_in(int db, std::string_view key)
+{
+	if (db == 0 && (key.size() < 2 || key[0] != '\xff' || key[1] != '\xfe'))
+		return std::string(key);
+	std::string s("\xff\xfe");
+	s.push_back(static_cast<char>(db));
+	s.append(key);
+	return s;
+}
+
+}  // namespace
+
+bool glob_match(std::string_view p, std::string_view s, bool nocase) noexcept
+{
+	auto lower = [nocase](char c) {
+		return nocase ? static_cast<char>(std::tolower(static_cast<unsigned char>(c))) : c;
+	};
+	std::size_t pi = 0, si = 0;
+	std::size_t star_p = std::string_view::npos, star_s = 0;
+	while (si < s.size()) {
+		bool matched = false;
+		std::size_t next_p = pi;
+		if (pi < p.size()) {
+			const char pc = p[pi];
+			if (pc == '*') {
+				while (pi < p.size() && p[pi] == '*')
+					++pi;
+				if (pi == p.size())
+					return true;
+				star_p = pi;
+				star_s = si;
+				continue;
+			}
+			if (pc == '?') {
+				matched = true;
+				next_p = pi + 1;
+			} else if (pc == '[') {
+				std::size_t q = pi + 1;
+				bool neg = false;
+				if (q < p.size() && p[q] == '^') {
+					neg = true;
+					++q;
+				}
+				bool hit = false;
+				while (q < p.size() && p[q] != ']') {
+					if (p[q] == '\\' && q + 1 < p.size()) {
+						++q;
+						if (lower(p[q]) == lower(s[si]))
+							hit = true;
+					} else if (q + 2 < p.size() && p[q + 1] == '-' && p[q + 2] != ']') {
+						char a = lower(p[q]), b = lower(p[q + 2]);
+						if (a > b)
+							std::swap(a, b);
+						const char c = lower(s[si]);
+						if (c >= a && c <= b)
+							hit = true;
+						q += 2;
+					} else if (lower(p[q]) == lower(s[si])) {
+						hit = true;
+					}
+					++q;
+				}
+				matched = neg ? !hit : hit;
+				next_p = q < p.size() ? q + 1 : q;
+			} else if (pc == '\\' && pi + 1 < p.size()) {
+				matched = lower(p[pi + 1]) == lower(s[si]);
+				next_p = pi + 2;
+			} else {
+				matched = lower(pc) == lower(s[si]);
+				next_p = pi + 1;
+			}
+		}
+		if (matched) {
+			pi = next_p;
+			++si;
+		} else if (star_p != std::string_view::npos) {
+			pi = star_p;
+			si = ++star_s;
+		} else {
+			return false;
+		}
+	}
+	while (pi < p.size() && p[pi] == '*')
+		++pi;
+	return pi == p.size();
+}
 
 void KvService::cmd_del(Ctx& x)
 {
@@ -41,56 +159,97 @@ void KvService::cmd_exists(Ctx& x)
 	resp::integer(x.o, count);
 }
 
-void KvService::cmd_dbsize(Ctx& x)
+void KvService::cmd_touch(Ctx& x)
 {
-	resp::integer(x.o, static_cast<std::int64_t>(kv_.dbsize()));
+	cmd_exists(x);
 }
 
-void KvService::cmd_flushall(Ctx& x)
+void KvService::cmd_dbsize(Ctx& x)
+{
+	resp::integer(x.o, static_cast<std::int64_t>(dbsize_of(x.cl.db)));
+}
+
+namespace {
+
+bool flush_args_ok(Ctx& x)
 {
 	if (x.argc() > 2 || (x.argc() == 2 && !ieq(x.arg(1), "sync") && !ieq(x.arg(1), "async"))) {
 		resp::error(x.o, "ERR syntax error");
-		return;
+		return false;
 	}
-	const int rc = kv_.flushall();  // may use the log room kept for frees
+	return true;
+}
+
+}  // namespace
+
+void KvService::cmd_flushall(Ctx& x)
+{
+	if (!flush_args_ok(x))
+		return;
+	touch_db(-1);
+	const int rc = flush_all_stored();
 	if (rc < 0) {
 		resp::error(x.o, fmt::format("ERR daxnet: flush failed ({})", std::strerror(-rc)));
 		return;
 	}
-	staged_ = true;
-	++writes_;
 	resp::ok(x.o);
 }
 
 void KvService::cmd_flushdb(Ctx& x)
 {
-	cmd_flushall(x);
+	if (!flush_args_ok(x))
+		return;
+	touch_db(x.cl.db);
+	if (!multi_db_ || dbsize_of(x.cl.db) == kv_.dbsize()) {
+		// this database holds every key: one FLUSHALL record
+		const int rc = flush_all_stored();
+		if (rc < 0) {
+			resp::error(x.o, fmt::format("ERR daxnet: flush failed ({})", std::strerror(-rc)));
+			return;
+		}
+		resp::ok(x.o);
+		return;
+	}
+	std::vector<std::string> keys;
+	const int db = x.cl.db;
+	kv_.for_each([&](std::string_view k, const ValueRef&) {
+		if (db_of(k) == db)
+			keys.emplace_back(k);
+	});
+	for (const std::string& k : keys) {
+		const int rc = del_stored(k);
+		if (rc < 0) {
+			resp::error(x.o, fmt::format("ERR daxnet: flush failed ({})", std::strerror(-rc)));
+			return;
+		}
+	}
+	resp::ok(x.o);
 }
 
 void KvService::cmd_select(Ctx& x)
 {
-	std::int64_t db = -1;
-	if (!parse_i64(x.arg(1), db))
-		resp::error(x.o, "ERR value is not an integer or out of range");
-	else if (db != 0)
-		resp::error(x.o, "ERR DB index is out of range");
-	else
-		resp::ok(x.o);
+	int db = 0;
+	if (!parse_db(x.arg(1), db, x.o))
+		return;
+	x.cl.db = db;
+	resp::ok(x.o);
 }
 
 namespace {
 
-void reply_ttl(OutBuf& o, KvStore& kv, std::string_view key, bool ms)
+void reply_ttl(OutBuf& o, int rc, const ValueRef& v, bool ms, bool absolute)
 {
-	ValueRef v{};
-	if (kv.get(key, v) != 1) {
+	if (rc != 1) {
 		resp::integer(o, -2);
 	} else if (v.expiry_ns == 0) {
 		resp::integer(o, -1);
+	} else if (absolute) {
+		resp::integer(o, static_cast<std::int64_t>(ms ? v.expiry_ns / 1000000 : v.expiry_ns / 1000000000));
 	} else {
-		const std::uint64_t now = daxnet::pmem::realtime_ns();
-		const std::uint64_t left = v.expiry_ns > now ? v.expiry_ns - now : 0;
-		resp::integer(o, static_cast<std::int64_t>(ms ? (left + 500000) / 1000000 : (left + 500000000) / 1000000000));
+		const std::uint64_t now_ms = daxnet::pmem::realtime_ns() / 1000000;
+		const std::uint64_t exp_ms = v.expiry_ns / 1000000;
+		const std::uint64_t left = exp_ms > now_ms ? exp_ms - now_ms : 0;
+		resp::integer(o, static_cast<std::int64_t>(ms ? left : (left + 500) / 1000));
 	}
 }
 
@@ -99,13 +258,494 @@ void reply_ttl(OutBuf& o, KvStore& kv, std::string_view key, bool ms)
 void KvService::cmd_ttl(Ctx& x)
 {
 	std::string buf;
-	reply_ttl(x.o, kv_, skey(x, x.arg(1), buf), false);
+	ValueRef v{};
+	const int rc = lookup(skey(x, x.arg(1), buf), v);
+	reply_ttl(x.o, rc, v, false, false);
 }
 
 void KvService::cmd_pttl(Ctx& x)
 {
 	std::string buf;
-	reply_ttl(x.o, kv_, skey(x, x.arg(1), buf), true);
+	ValueRef v{};
+	const int rc = lookup(skey(x, x.arg(1), buf), v);
+	reply_ttl(x.o, rc, v, true, false);
+}
+
+void KvService::cmd_expiretime(Ctx& x)
+{
+	std::string buf;
+	ValueRef v{};
+	const int rc = lookup(skey(x, x.arg(1), buf), v);
+	reply_ttl(x.o, rc, v, false, true);
+}
+
+void KvService::cmd_pexpiretime(Ctx& x)
+{
+	std::string buf;
+	ValueRef v{};
+	const int rc = lookup(skey(x, x.arg(1), buf), v);
+	reply_ttl(x.o, rc, v, true, true);
+}
+
+void KvService::expire_generic(Ctx& x, std::uint64_t base_ms, bool seconds)
+{
+	std::int64_t when = 0;
+	if (!parse_i64(x.arg(2), when)) {
+		resp::error(x.o, "ERR value is not an integer or out of range");
+		return;
+	}
+	bool nx = false, xx = false, gt = false, lt = false;
+	for (std::size_t i = 3; i < x.argc(); ++i) {
+		std::string_view o = x.arg(i);
+		if (ieq(o, "nx"))
+			nx = true;
+		else if (ieq(o, "xx"))
+			xx = true;
+		else if (ieq(o, "gt"))
+			gt = true;
+		else if (ieq(o, "lt"))
+			lt = true;
+		else {
+			resp::error(x.o, fmt::format("ERR Unsupported option {}", o.substr(0, 128)));
+			return;
+		}
+	}
+	if (nx && (xx || gt || lt)) {
+		resp::error(x.o, "ERR NX and XX, GT or LT options at the same time are not compatible");
+		return;
+	}
+	if (gt && lt) {
+		resp::error(x.o, "ERR GT and LT options at the same time are not compatible");
+		return;
+	}
+	const std::string cmd(x.cmd->name);
+	if (seconds) {
+		if (when > INT64_MAX / 1000 || when < INT64_MIN / 1000) {
+			resp::error(x.o, fmt::format("ERR invalid expire time in '{}' command", cmd));
+			return;
+		}
+		when *= 1000;
+	}
+	const auto base = static_cast<std::int64_t>(base_ms);
+	if (when > INT64_MAX - base) {
+		resp::error(x.o, fmt::format("ERR invalid expire time in '{}' command", cmd));
+		return;
+	}
+	when += base;
+	std::string buf;
+	const std::string_view key = skey(x, x.arg(1), buf);
+	ValueRef v{};
+	if (lookup(key, v) != 1) {
+		resp::integer(x.o, 0);
+		return;
+	}
+	const std::uint64_t new_ns = expiry_ns_of_ms(when);
+	const bool has = v.expiry_ns != 0;
+	if ((nx && has) || (xx && !has) || (gt && (!has || new_ns <= v.expiry_ns)) ||
+	    (lt && has && new_ns >= v.expiry_ns)) {
+		resp::integer(x.o, 0);
+		return;
+	}
+	std::string err;
+	if (when <= static_cast<std::int64_t>(now_ms())) {
+		// a time in the past deletes the key
+		const int rc = del_stored(key);
+		if (rc < 0) {
+			resp::error(x.o, fmt::format("ERR daxnet: delete failed ({})", std::strerror(-rc)));
+			return;
+		}
+		++expired_keys_;
+		resp::integer(x.o, 1);
+		return;
+	}
+	if (const char* e = put_slices(key, v.slices, new_ns, err)) {
+		resp::error(x.o, e);
+		return;
+	}
+	resp::integer(x.o, 1);
+}
+
+void KvService::cmd_expire(Ctx& x)
+{
+	expire_generic(x, now_ms(), true);
+}
+
+void KvService::cmd_pexpire(Ctx& x)
+{
+	expire_generic(x, now_ms(), false);
+}
+
+void KvService::cmd_expireat(Ctx& x)
+{
+	expire_generic(x, 0, true);
+}
+
+void KvService::cmd_pexpireat(Ctx& x)
+{
+	expire_generic(x, 0, false);
+}
+
+void KvService::cmd_persist(Ctx& x)
+{
+	std::string buf;
+	const std::string_view key = skey(x, x.arg(1), buf);
+	ValueRef v{};
+	if (lookup(key, v) != 1 || v.expiry_ns == 0) {
+		resp::integer(x.o, 0);
+		return;
+	}
+	std::string err;
+	if (const char* e = put_slices(key, v.slices, 0, err)) {
+		resp::error(x.o, e);
+		return;
+	}
+	resp::integer(x.o, 1);
+}
+
+void KvService::cmd_type(Ctx& x)
+{
+	std::string buf;
+	resp::simple(x.o, kv_.exists(skey(x, x.arg(1), buf)) ? "string" : "none");
+}
+
+void KvService::rename_impl(Ctx& x, bool nx)
+{
+	std::string b1;
+	const std::string src(skey(x, x.arg(1), b1));
+	const std::string dst = stored_in(x.cl.db, x.arg(2));
+	ValueRef v{};
+	if (lookup(src, v) != 1) {
+		resp::error(x.o, "ERR no such key");
+		return;
+	}
+	if (x.arg(2).size() > cfg_.max_key) {
+		resp::error(x.o, fmt::format("ERR daxnet: key too long ({} bytes, limit {})", x.arg(2).size(), cfg_.max_key));
+		return;
+	}
+	if (src == dst) {
+		if (nx)
+			resp::integer(x.o, 0);
+		else
+			resp::ok(x.o);
+		return;
+	}
+	if (nx && kv_.exists(dst)) {
+		resp::integer(x.o, 0);
+		return;
+	}
+	std::string err;
+	if (const char* e = put_slices(dst, v.slices, v.expiry_ns, err)) {
+		resp::error(x.o, e);
+		return;
+	}
+	(void)del_stored(src);
+	if (nx)
+		resp::integer(x.o, 1);
+	else
+		resp::ok(x.o);
+}
+
+void KvService::cmd_rename(Ctx& x)
+{
+	rename_impl(x, false);
+}
+
+void KvService::cmd_renamenx(Ctx& x)
+{
+	rename_impl(x, true);
+}
+
+void KvService::cmd_copy(Ctx& x)
+{
+	int db = x.cl.db;
+	bool replace = false;
+	for (std::size_t i = 3; i < x.argc(); ++i) {
+		if (ieq(x.arg(i), "replace")) {
+			replace = true;
+		} else if (ieq(x.arg(i), "db") && i + 1 < x.argc()) {
+			if (!parse_db(x.arg(++i), db, x.o))
+				return;
+		} else {
+			resp::error(x.o, "ERR syntax error");
+			return;
+		}
+	}
+	std::string b1;
+	const std::string src(skey(x, x.arg(1), b1));
+	const std::string dst = stored_in(db, x.arg(2));
+	if (src == dst) {
+		resp::error(x.o, "ERR source and destination objects are the same");
+		return;
+	}
+	if (x.arg(2).size() > cfg_.max_key) {
+		resp::error(x.o, fmt::format("ERR daxnet: key too long ({} bytes, limit {})", x.arg(2).size(), cfg_.max_key));
+		return;
+	}
+	ValueRef v{};
+	if (lookup(src, v) != 1 || (!replace && kv_.exists(dst))) {
+		resp::integer(x.o, 0);
+		return;
+	}
+	std::string err;
+	if (const char* e = put_slices(dst, v.slices, v.expiry_ns, err)) {
+		resp::error(x.o, e);
+		return;
+	}
+	resp::integer(x.o, 1);
+}
+
+void KvService::cmd_move(Ctx& x)
+{
+	int db = 0;
+	if (!parse_db(x.arg(2), db, x.o))
+		return;
+	if (db == x.cl.db) {
+		resp::error(x.o, "ERR source and destination objects are the same");
+		return;
+	}
+	std::string b1;
+	const std::string src(skey(x, x.arg(1), b1));
+	const std::string dst = stored_in(db, x.arg(1));
+	ValueRef v{};
+	if (lookup(src, v) != 1 || kv_.exists(dst)) {
+		resp::integer(x.o, 0);
+		return;
+	}
+	std::string err;
+	if (const char* e = put_slices(dst, v.slices, v.expiry_ns, err)) {
+		resp::error(x.o, e);
+		return;
+	}
+	(void)del_stored(src);
+	resp::integer(x.o, 1);
+}
+
+void KvService::cmd_swapdb(Ctx& x)
+{
+	int a = 0, b = 0;
+	std::int64_t na = 0, nb = 0;
+	if (!parse_i64(x.arg(1), na)) {
+		resp::error(x.o, "ERR invalid first DB index");
+		return;
+	}
+	if (!parse_i64(x.arg(2), nb)) {
+		resp::error(x.o, "ERR invalid second DB index");
+		return;
+	}
+	if (na < 0 || na >= kDatabases || nb < 0 || nb >= kDatabases) {
+		resp::error(x.o, "ERR DB index is out of range");
+		return;
+	}
+	a = static_cast<int>(na);
+	b = static_cast<int>(nb);
+	if (a == b) {
+		resp::ok(x.o);
+		return;
+	}
+	// Rewrites every key of both databases under the other's prefix (no
+	// value copies); all in this pass's commit batch.
+	struct Item {
+		std::string key;
+		std::vector<Slice> value;
+		std::uint64_t expiry;
+		int db;
+	};
+	std::vector<Item> items;
+	const std::uint64_t now = daxnet::pmem::realtime_ns();
+	kv_.for_each([&](std::string_view k, const ValueRef& v) {
+		const int d = db_of(k);
+		if ((d == a || d == b) && (v.expiry_ns == 0 || v.expiry_ns > now))
+			items.push_back({std::string(user_key(k)), std::vector<Slice>(v.slices.begin(), v.slices.end()),
+					 v.expiry_ns, d});
+	});
+	// watchers: a watched key that exists in either database changes
+	for (auto& [key, ids] : watched_) {
+		const int d = db_of(key);
+		if (d != a && d != b)
+			continue;
+		const std::string other = stored_in(d == a ? b : a, user_key(key));
+		if (kv_.exists(key) || kv_.exists(other))
+			for (std::uint64_t id : ids)
+				if (auto c = clients_.find(id); c != clients_.end())
+					c->second->dirty_cas = true;
+	}
+	for (const Item& it : items)
+		(void)del_stored(stored_in(it.db, it.key));
+	std::string err;
+	for (const Item& it : items)
+		if (const char* e = put_slices(stored_in(it.db == a ? b : a, it.key), it.value, it.expiry, err)) {
+			resp::error(x.o, e);
+			return;
+		}
+	multi_db_ = true;
+	resp::ok(x.o);
+}
+
+void KvService::cmd_keys(Ctx& x)
+{
+	const std::string_view pat = x.arg(1);
+	const std::uint64_t now = daxnet::pmem::realtime_ns();
+	const int db = x.cl.db;
+	std::vector<std::string_view> out;
+	kv_.for_each([&](std::string_view k, const ValueRef& v) {
+		if (v.expiry_ns != 0 && v.expiry_ns <= now)
+			return;
+		if (KvService::db_of(k) != db)
+			return;
+		const std::string_view uk = user_key(k);
+		if (pat == "*" || glob_match(pat, uk))
+			out.push_back(uk);
+	});
+	resp::array(x.o, out.size());
+	for (std::string_view k : out)
+		resp::bulk(x.o, k);
+}
+
+void KvService::cmd_scan(Ctx& x)
+{
+	// The cursor is a position in the order of the keys' 64-bit hashes:
+	// every call returns the keys whose hash is the next in that order, so
+	// a key present for the whole scan is returned at least once whatever
+	// the index does meanwhile (rehashes included).
+	std::uint64_t cursor = 0;
+	{
+		const std::string_view c = x.arg(1);
+		auto r = std::from_chars(c.data(), c.data() + c.size(), cursor);
+		if (c.empty() || r.ec != std::errc() || r.ptr != c.data() + c.size()) {
+			resp::error(x.o, "ERR invalid cursor");
+			return;
+		}
+	}
+	std::string_view pat;
+	std::int64_t count = 10;
+	bool type_filter = false, type_string = false;
+	for (std::size_t i = 2; i < x.argc(); ++i) {
+		if (ieq(x.arg(i), "match") && i + 1 < x.argc()) {
+			pat = x.arg(++i);
+		} else if (ieq(x.arg(i), "count") && i + 1 < x.argc()) {
+			if (!parse_i64(x.arg(++i), count)) {
+				resp::error(x.o, "ERR value is not an integer or out of range");
+				return;
+			}
+			if (count < 1) {
+				resp::error(x.o, "ERR syntax error");
+				return;
+			}
+		} else if (ieq(x.arg(i), "type") && i + 1 < x.argc()) {
+			type_filter = true;
+			type_string = ieq(x.arg(++i), "string");
+		} else {
+			resp::error(x.o, "ERR syntax error");
+			return;
+		}
+	}
+	const int db = x.cl.db;
+	std::hash<std::string_view> h;
+	std::vector<std::pair<std::uint64_t, std::string_view>> cand;
+	std::size_t total = 0;
+	kv_.for_each([&](std::string_view k, const ValueRef&) {
+		if (db_of(k) != db)
+			return;
+		++total;
+		const std::uint64_t hk = h(k);
+		if (hk >= cursor)
+			cand.emplace_back(hk, k);
+	});
+	// at least COUNT keys per call, and no more than ~64 calls in all
+	const std::size_t want = std::max<std::size_t>(static_cast<std::size_t>(count), total / 64 + 1);
+	std::uint64_t next = 0;
+	if (cand.size() > want) {
+		std::nth_element(cand.begin(), cand.begin() + static_cast<std::ptrdiff_t>(want - 1), cand.end());
+		const std::uint64_t bound = cand[want - 1].first;
+		std::erase_if(cand, [bound](const auto& e) { return e.first > bound; });
+		next = bound == UINT64_MAX ? 0 : bound + 1;
+	}
+	std::vector<std::string_view> out;
+	for (const auto& [hk, k] : cand) {
+		const std::string_view uk = user_key(k);
+		if (!pat.empty() && !glob_match(pat, uk))
+			continue;
+		if (type_filter && !type_string)
+			continue;
+		out.push_back(uk);
+	}
+	// expired keys are dropped (and not returned) as in Redis
+	std::vector<std::string> keep;
+	for (std::string_view k : out) {
+		if (kv_.exists(stored_in(db, k)))
+			keep.emplace_back(k);
+	}
+	resp::array(x.o, 2);
+	resp::bulk(x.o, std::to_string(next));
+	resp::array(x.o, keep.size());
+	for (const std::string& k : keep)
+		resp::bulk(x.o, k);
+}
+
+void KvService::cmd_randomkey(Ctx& x)
+{
+	static std::mt19937_64 rng{std::random_device{}()};
+	const std::uint64_t now = daxnet::pmem::realtime_ns();
+	const int db = x.cl.db;
+	std::string pick;
+	std::uint64_t seen = 0;
+	kv_.for_each([&](std::string_view k, const ValueRef& v) {
+		if (db_of(k) != db || (v.expiry_ns != 0 && v.expiry_ns <= now))
+			return;
+		if (rng() % ++seen == 0)
+			pick.assign(k);
+	});
+	if (seen == 0) {
+		reply_null(x);
+		return;
+	}
+	resp::bulk(x.o, user_key(pick));
+}
+
+void KvService::cmd_object(Ctx& x)
+{
+	const std::string_view sub = x.arg(1);
+	if (ieq(sub, "help")) {
+		resp::array(x.o, 5);
+		resp::simple(x.o, "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:");
+		resp::simple(x.o, "ENCODING <key>");
+		resp::simple(x.o, "FREQ <key>");
+		resp::simple(x.o, "IDLETIME <key>");
+		resp::simple(x.o, "REFCOUNT <key>");
+		return;
+	}
+	if (x.argc() != 3) {
+		resp::error(x.o, fmt::format("ERR unknown subcommand or wrong number of arguments for '{}'. Try OBJECT HELP.",
+					     sub.substr(0, 128)));
+		return;
+	}
+	std::string buf;
+	ValueRef v{};
+	if (lookup(skey(x, x.arg(2), buf), v) != 1) {
+		reply_null(x);
+		return;
+	}
+	if (ieq(sub, "encoding")) {
+		std::int64_t n = 0;
+		const std::string val = v.size <= 20 ? value_bytes(pool_, v) : std::string();
+		if (v.size <= 20 && parse_i64(val, n))
+			resp::bulk(x.o, "int");
+		else if (v.size <= 44)
+			resp::bulk(x.o, "embstr");
+		else
+			resp::bulk(x.o, "raw");
+	} else if (ieq(sub, "refcount")) {
+		resp::integer(x.o, 1);
+	} else if (ieq(sub, "idletime")) {
+		resp::integer(x.o, 0);
+	} else if (ieq(sub, "freq")) {
+		resp::error(x.o, "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note "
+				 "that when switching between policies at runtime LRU and LFU data will take some time to "
+				 "adjust.");
+	} else {
+		resp::error(x.o, fmt::format("ERR unknown subcommand or wrong number of arguments for '{}'. Try OBJECT HELP.",
+					     sub.substr(0, 128)));
+	}
 }
 
 }  // namespace daxnet::kv

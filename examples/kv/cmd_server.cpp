@@ -3,6 +3,10 @@
 // Server commands: INFO, COMMAND, CONFIG and friends.
 #include <sys/resource.h>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "daxnet/svc/options.h"
@@ -320,40 +324,378 @@ void KvService::cmd_command(Ctx& x)
 
 // ---- CONFIG --------------------------------------------------------------
 
+namespace {
+
+std::string lower(std::string_view s)
+{
+	std::string l(s);
+	for (char& c : l)
+		c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+	return l;
+}
+
+struct Param {
+	const char* name;
+	std::string value;
+	bool settable;
+};
+
+}  // namespace
+
 void KvService::cmd_config(Ctx& x)
 {
-	std::string_view sub = x.arg(1);
+	const std::string_view sub = x.arg(1);
 	auto& o = x.o;
-	if (ieq(sub, "get") && x.argc() == 3) {
-		std::string_view p = x.arg(2);
-		// What redis-benchmark asks at start; daxnet is durable per write.
-		if (ieq(p, "save")) {
-			resp::array(o, 2);
-			resp::bulk(o, "save");
-			resp::bulk(o, "");
-		} else if (ieq(p, "appendonly")) {
-			resp::array(o, 2);
-			resp::bulk(o, "appendonly");
-			resp::bulk(o, "yes");
-		} else if (ieq(p, "appendfsync")) {
-			resp::array(o, 2);
-			resp::bulk(o, "appendfsync");
-			resp::bulk(o, "always");
-		} else if (ieq(p, "databases")) {
-			resp::array(o, 2);
-			resp::bulk(o, "databases");
-			resp::bulk(o, "1");
-		} else {
-			resp::array(o, 0);
+	// What CONFIG GET reports; daxnet is durable per write (appendfsync
+	// always, no snapshots). Settable ones are marked.
+	const Param params[] = {
+		{"appendfsync", "always", false},
+		{"appendonly", "yes", false},
+		{"bind", cfg_.bind, false},
+		{"daxnet-max-key", std::to_string(cfg_.max_key), false},
+		{"daxnet-pack-small", std::to_string(cfg_.pack_small), true},
+		{"daxnet-pool", cfg_.pool_path, false},
+		{"daxnet-reserve", std::to_string(cfg_.reserve), true},
+		{"daxnet-transport", cfg_.transport_name, false},
+		{"databases", std::to_string(kDatabases), false},
+		{"dbfilename", "", false},
+		{"dir", "/", false},
+		{"hz", "10", false},
+		{"io-threads", "1", false},
+		{"latency-tracking", "no", false},
+		{"loglevel", "notice", false},
+		{"maxclients", std::to_string(maxclients_), true},
+		{"maxmemory", std::to_string(maxmemory_), true},
+		{"maxmemory-policy", "noeviction", false},
+		{"min-replicas-to-write", std::to_string(min_replicas_), true},
+		{"port", std::to_string(cfg_.port), false},
+		{"proto-max-bulk-len", std::to_string(cfg_.max_value), false},
+		{"protected-mode", "no", false},
+		{"requirepass", cfg_.requirepass, true},
+		{"save", "", true},
+		{"tcp-keepalive", "300", false},
+		{"timeout", "0", false},
+	};
+	if (ieq(sub, "get") && x.argc() >= 3) {
+		std::vector<std::pair<std::string_view, std::string_view>> hits;
+		auto seen = [&](std::string_view n) {
+			return std::find_if(hits.begin(), hits.end(), [n](const auto& h) { return h.first == n; }) !=
+			       hits.end();
+		};
+		for (std::size_t i = 2; i < x.argc(); ++i) {
+			for (const Param& p : params)
+				if (glob_match(x.arg(i), p.name, true) && !seen(p.name))
+					hits.emplace_back(p.name, p.value);
+			for (const auto& [n, v] : tuning_)
+				if (glob_match(x.arg(i), n, true) && !seen(n))
+					hits.emplace_back(n, v);
 		}
-	} else if (ieq(sub, "resetstat") && x.argc() == 2) {
+		reply_map(x, hits.size());
+		for (const auto& [n, v] : hits) {
+			resp::bulk(o, n);
+			resp::bulk(o, v);
+		}
+	} else if (ieq(sub, "set") && x.argc() >= 4 && x.argc() % 2 == 0) {
+		// validate all, then apply all (Redis: atomic)
+		for (std::size_t i = 2; i < x.argc(); i += 2) {
+			const Param* p = nullptr;
+			for (const Param& q : params)
+				if (ieq(x.arg(i), q.name))
+					p = &q;
+			if (!p && tuning_.contains(lower(x.arg(i)))) {
+				std::int64_t v = 0;
+				if (!parse_i64(x.arg(i + 1), v)) {
+					resp::error(o, fmt::format("ERR CONFIG SET failed (possibly related to argument '{}') - "
+								   "argument couldn't be parsed into an integer",
+								   x.arg(i).substr(0, 128)));
+					return;
+				}
+				continue;
+			}
+			if (!p) {
+				resp::error(o, fmt::format("ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+							   x.arg(i).substr(0, 128)));
+				return;
+			}
+			if (!p->settable) {
+				if (p->value == x.arg(i + 1))
+					continue;  // setting the value it has: accepted
+				resp::error(o, fmt::format("ERR CONFIG SET failed (possibly related to argument '{}') - "
+							   "daxnet: not changeable at run time",
+							   x.arg(i).substr(0, 128)));
+				return;
+			}
+			std::int64_t v = 0;
+			const std::string_view n(p->name);
+			if (n == "maxmemory" && !daxnet::parse_size(std::string(x.arg(i + 1)))) {
+				resp::error(o, fmt::format("ERR CONFIG SET failed (possibly related to argument '{}') - "
+							   "argument must be a memory value",
+							   x.arg(i).substr(0, 128)));
+				return;
+			}
+			if ((n == "maxclients" || n == "daxnet-reserve" || n == "daxnet-pack-small" ||
+			     n == "min-replicas-to-write") &&
+			    (!parse_i64(x.arg(i + 1), v) || v < 0 || v > UINT32_MAX)) {
+				resp::error(o, fmt::format("ERR CONFIG SET failed (possibly related to argument '{}') - "
+							   "argument couldn't be parsed into an integer",
+							   x.arg(i).substr(0, 128)));
+				return;
+			}
+		}
+		for (std::size_t i = 2; i < x.argc(); i += 2) {
+			const std::string_view n = x.arg(i), v = x.arg(i + 1);
+			std::int64_t iv = 0;
+			(void)parse_i64(v, iv);
+			if (auto t = tuning_.find(lower(n)); t != tuning_.end())
+				t->second.assign(v);
+			else if (ieq(n, "maxmemory"))
+				maxmemory_ = *daxnet::parse_size(std::string(v));
+			else if (ieq(n, "requirepass"))
+				cfg_.requirepass.assign(v);
+			else if (ieq(n, "min-replicas-to-write"))
+				min_replicas_ = static_cast<std::uint64_t>(iv);
+			else if (ieq(n, "maxclients"))
+				maxclients_ = static_cast<std::uint64_t>(iv);
+			else if (ieq(n, "daxnet-reserve"))
+				cfg_.reserve = static_cast<std::uint32_t>(iv);
+			else if (ieq(n, "daxnet-pack-small"))
+				cfg_.pack_small = static_cast<std::uint32_t>(iv);
+			// save: accepted, nothing to schedule (every write is durable)
+		}
 		resp::ok(o);
-	} else if (ieq(sub, "set")) {
-		resp::error(o, "ERR daxnet: CONFIG SET is not supported");
+	} else if (ieq(sub, "resetstat") && x.argc() == 2) {
+		for (CmdStat& c : cmd_stats_)
+			c = CmdStat{};
+		expired_keys_ = hits_ = misses_ = errors_ = 0;
+		resp::ok(o);
+	} else if (ieq(sub, "rewrite") && x.argc() == 2) {
+		resp::error(o, "ERR The server is running without a config file");
+	} else if (ieq(sub, "help") && x.argc() == 2) {
+		resp::array(o, 4);
+		resp::simple(o, "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:");
+		resp::simple(o, "GET <pattern>");
+		resp::simple(o, "SET <directive> <value>");
+		resp::simple(o, "RESETSTAT");
 	} else {
 		resp::error(o, fmt::format("ERR unknown subcommand or wrong number of arguments for '{}'. "
 					   "Try CONFIG HELP.",
-					   sub.substr(0, 64)));
+					   sub.substr(0, 128)));
+	}
+}
+
+// ---- the rest ---------------------------------------------------------------
+
+void KvService::cmd_time(Ctx& x)
+{
+	const std::uint64_t now = daxnet::pmem::realtime_ns();
+	resp::array(x.o, 2);
+	resp::bulk(x.o, std::to_string(now / 1000000000));
+	resp::bulk(x.o, std::to_string(now / 1000 % 1000000));
+}
+
+void KvService::cmd_lastsave(Ctx& x)
+{
+	resp::integer(x.o, static_cast<std::int64_t>(last_save_ns_ / 1000000000));
+}
+
+void KvService::cmd_save(Ctx& x)
+{
+	// Every acknowledged write is durable already; SAVE takes a checkpoint
+	// (which also makes what this pass staged durable).
+	const int rc = kv_.checkpoint();
+	if (rc < 0) {
+		resp::error(x.o, fmt::format("ERR daxnet: checkpoint failed ({})", std::strerror(-rc)));
+		return;
+	}
+	last_save_ns_ = daxnet::pmem::realtime_ns();
+	writes_at_save_ = writes_;
+	resp::ok(x.o);
+}
+
+void KvService::cmd_bgsave(Ctx& x)
+{
+	if (x.argc() > 2 || (x.argc() == 2 && !ieq(x.arg(1), "schedule"))) {
+		resp::error(x.o, "ERR syntax error");
+		return;
+	}
+	const int rc = kv_.checkpoint();
+	if (rc < 0) {
+		resp::error(x.o, fmt::format("ERR daxnet: checkpoint failed ({})", std::strerror(-rc)));
+		return;
+	}
+	last_save_ns_ = daxnet::pmem::realtime_ns();
+	writes_at_save_ = writes_;
+	resp::simple(x.o, "Background saving started");
+}
+
+void KvService::cmd_shutdown(Ctx& x)
+{
+	for (std::size_t i = 1; i < x.argc(); ++i) {
+		const std::string_view a = x.arg(i);
+		if (ieq(a, "abort")) {
+			resp::error(x.o, "ERR No shutdown in progress.");
+			return;
+		}
+		if (!ieq(a, "nosave") && !ieq(a, "save") && !ieq(a, "now") && !ieq(a, "force")) {
+			resp::error(x.o, "ERR syntax error");
+			return;
+		}
+	}
+	// everything acknowledged is durable: stop after this pass (the commit
+	// of the pass runs first), closing this connection without a reply
+	daxnet::svc::request_stop();
+	x.c.closing = true;
+}
+
+void KvService::cmd_wait(Ctx& x)
+{
+	std::int64_t n = 0, t = 0;
+	if (!parse_i64(x.arg(1), n) || !parse_i64(x.arg(2), t)) {
+		resp::error(x.o, "ERR value is not an integer or out of range");
+		return;
+	}
+	if (t < 0) {
+		resp::error(x.o, "ERR timeout is negative");
+		return;
+	}
+	resp::integer(x.o, 0);  // no replicas
+}
+
+void KvService::cmd_waitaof(Ctx& x)
+{
+	std::int64_t local = 0, repl = 0, t = 0;
+	if (!parse_i64(x.arg(1), local) || !parse_i64(x.arg(2), repl) || !parse_i64(x.arg(3), t) || local < 0 ||
+	    repl < 0) {
+		resp::error(x.o, "ERR value is not an integer or out of range");
+		return;
+	}
+	if (t < 0) {
+		resp::error(x.o, "ERR timeout is negative");
+		return;
+	}
+	// the writes this client was acknowledged are durable at reply: 1 local
+	resp::array(x.o, 2);
+	resp::integer(x.o, 1);
+	resp::integer(x.o, 0);
+}
+
+void KvService::cmd_function(Ctx& x)
+{
+	const std::string_view sub = x.arg(1);
+	if (ieq(sub, "flush") && x.argc() <= 3) {
+		if (x.argc() == 3 && !ieq(x.arg(2), "sync") && !ieq(x.arg(2), "async")) {
+			resp::error(x.o, "ERR FUNCTION FLUSH only supports SYNC|ASYNC option");
+			return;
+		}
+		resp::ok(x.o);  // no libraries
+	} else if (ieq(sub, "list")) {
+		resp::array(x.o, 0);
+	} else if (ieq(sub, "stats") && x.argc() == 2) {
+		reply_map(x, 2);
+		resp::bulk(x.o, "running_script");
+		reply_null(x);
+		resp::bulk(x.o, "engines");
+		reply_map(x, 0);
+	} else {
+		resp::error(x.o, fmt::format("ERR daxnet: FUNCTION {} is not supported (no scripting)", sub.substr(0, 64)));
+	}
+}
+
+void KvService::cmd_debug(Ctx& x)
+{
+	const std::string_view sub = x.arg(1);
+	if (ieq(sub, "set-active-expire") && x.argc() == 3) {
+		active_expire_ = x.arg(2) != "0";
+		resp::ok(x.o);
+	} else if (ieq(sub, "sleep") && x.argc() == 3) {
+		// blocks the event loop, as in Redis; bounded to 10 s
+		const double s = std::clamp(std::atof(std::string(x.arg(2)).c_str()), 0.0, 10.0);
+		::usleep(static_cast<useconds_t>(s * 1e6));
+		resp::ok(x.o);
+	} else if (ieq(sub, "reload") || ieq(sub, "loadaof")) {
+		// The data lives in the pool: a reload would find what is there
+		// now. A checkpoint stands in for the save half.
+		const int rc = kv_.checkpoint();
+		if (rc < 0) {
+			resp::error(x.o, fmt::format("ERR daxnet: checkpoint failed ({})", std::strerror(-rc)));
+			return;
+		}
+		resp::ok(x.o);
+	} else if (ieq(sub, "object") && x.argc() == 3) {
+		std::string buf;
+		ValueRef v{};
+		if (kv_.get(skey(x, x.arg(2), buf), v) != 1) {
+			resp::error(x.o, "ERR no such key");
+			return;
+		}
+		const char* enc = v.size <= 44 ? "embstr" : "raw";
+		std::int64_t n = 0;
+		if (v.size <= 20 && parse_i64(value_bytes(pool_, v), n))
+			enc = "int";
+		resp::simple(x.o, fmt::format("Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:0 "
+					      "lru_seconds_idle:0",
+					      enc, v.size));
+	} else if (ieq(sub, "protocol") && x.argc() == 3) {
+		// the reply types, for client tests (Redis' DEBUG PROTOCOL)
+		const std::string_view t = x.arg(2);
+		auto& o = x.o;
+		const bool r3 = x.resp3();
+		if (ieq(t, "string")) {
+			resp::bulk(o, "Hello World");
+		} else if (ieq(t, "integer")) {
+			resp::integer(o, 12345);
+		} else if (ieq(t, "double")) {
+			resp::dbl(o, 3.141, r3);
+		} else if (ieq(t, "bignum")) {
+			if (r3)
+				o.append("(1234567999999999999999999999999999999\r\n");
+			else
+				resp::bulk(o, "1234567999999999999999999999999999999");
+		} else if (ieq(t, "null")) {
+			reply_null(x);
+		} else if (ieq(t, "array") || ieq(t, "set")) {
+			if (ieq(t, "set"))
+				resp::set(o, 3, r3);
+			else
+				resp::array(o, 3);
+			for (int i = 0; i < 3; ++i)
+				resp::integer(o, i);
+		} else if (ieq(t, "map")) {
+			reply_map(x, 3);
+			for (int i = 0; i < 3; ++i) {
+				resp::integer(o, i);
+				resp::boolean(o, i == 1, r3);
+			}
+		} else if (ieq(t, "attrib")) {
+			if (r3) {
+				o.append("|1\r\n");
+				resp::bulk(o, "key-popularity");
+				resp::array(o, 2);
+				resp::bulk(o, "key:123");
+				resp::integer(o, 90);
+			}
+			resp::bulk(o, "Some real reply following the attribute");
+		} else if (ieq(t, "push")) {
+			if (!r3) {
+				resp::error(o, "ERR RESP2 is not supported by this command");
+				return;
+			}
+			o.append(">2\r\n");
+			resp::bulk(o, "server-cpu-usage");
+			resp::integer(o, 42);
+			resp::bulk(o, "Some real reply following the push reply");
+		} else if (ieq(t, "true") || ieq(t, "false")) {
+			resp::boolean(o, ieq(t, "true"), r3);
+		} else if (ieq(t, "verbatim")) {
+			reply_verbatim(x, "This is a verbatim\nstring");
+		} else {
+			resp::error(o, "ERR Wrong protocol type name. Please use one of the following: string|integer|double|"
+				       "bignum|null|array|set|map|attrib|push|verbatim|true|false");
+		}
+	} else if (ieq(sub, "change-repl-id")) {
+		resp::ok(x.o);
+	} else {
+		resp::error(x.o, fmt::format("ERR daxnet: DEBUG {} is not supported", sub.substr(0, 64)));
 	}
 }
 

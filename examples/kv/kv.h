@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -96,9 +97,16 @@ struct Client {
 	bool no_evict = false;
 	std::string name, lib_name, lib_ver;
 	std::uint64_t created_ns = 0, last_ns = 0;
-	std::string last_cmd = "NULL";
+	const char* last_cmd = "NULL";
 	std::vector<std::vector<std::string>> queue;  ///< MULTI: queued commands
-	std::vector<std::string> watched;             ///< stored keys
+	struct Watch {
+		std::string key;            ///< stored key
+		std::uint64_t expiry = 0;   ///< its expiry when watched, if alive then
+		bool alive = false;         ///< present and not expired when watched
+	};
+	std::vector<Watch> watched;
+	std::string addr;  ///< peer ip:port
+	std::string laddr;  ///< local ip:port
 };
 
 /// A request being executed: straight from the connection's buffers, or
@@ -125,6 +133,7 @@ struct KvConfig {
 	std::string transport_name;
 	std::string requirepass;
 	std::string pool_path;
+	std::string bind;
 	int port = 0;
 };
 
@@ -132,9 +141,6 @@ bool ieq(std::string_view a, std::string_view b) noexcept;
 bool parse_i64(std::string_view s, std::int64_t& v) noexcept;
 /// Redis' glob matching (*, ?, [..], \x), optionally case-insensitive.
 bool glob_match(std::string_view pattern, std::string_view s, bool nocase = false) noexcept;
-/// Splits an inline request line by Redis' rules (quotes, \xHH escapes);
-/// false on unbalanced quotes.
-bool split_inline(std::string_view line, std::vector<std::string>& out);
 
 class KvService final : public daxnet::svc::Service {
 public:
@@ -163,6 +169,22 @@ public:
 	void cmd_incrby(Ctx&);
 	void cmd_decrby(Ctx&);
 	void cmd_strlen(Ctx&);
+	void cmd_append(Ctx&);
+	void cmd_getset(Ctx&);
+	void cmd_getdel(Ctx&);
+	void cmd_getex(Ctx&);
+	void cmd_setnx(Ctx&);
+	void cmd_setex(Ctx&);
+	void cmd_psetex(Ctx&);
+	void cmd_msetnx(Ctx&);
+	void cmd_incrbyfloat(Ctx&);
+	void cmd_getrange(Ctx&);
+	void cmd_setrange(Ctx&);
+	void cmd_setbit(Ctx&);
+	void cmd_getbit(Ctx&);
+	void cmd_bitcount(Ctx&);
+	void cmd_bitpos(Ctx&);
+	void cmd_lcs(Ctx&);
 	// keyspace
 	void cmd_del(Ctx&);
 	void cmd_exists(Ctx&);
@@ -172,14 +194,51 @@ public:
 	void cmd_select(Ctx&);
 	void cmd_ttl(Ctx&);
 	void cmd_pttl(Ctx&);
+	void cmd_expire(Ctx&);
+	void cmd_pexpire(Ctx&);
+	void cmd_expireat(Ctx&);
+	void cmd_pexpireat(Ctx&);
+	void cmd_persist(Ctx&);
+	void cmd_expiretime(Ctx&);
+	void cmd_pexpiretime(Ctx&);
+	void cmd_type(Ctx&);
+	void cmd_rename(Ctx&);
+	void cmd_renamenx(Ctx&);
+	void cmd_copy(Ctx&);
+	void cmd_touch(Ctx&);
+	void cmd_keys(Ctx&);
+	void cmd_scan(Ctx&);
+	void cmd_randomkey(Ctx&);
+	void cmd_swapdb(Ctx&);
+	void cmd_move(Ctx&);
+	void cmd_object(Ctx&);
+	// transactions
+	void cmd_multi(Ctx&);
+	void cmd_exec(Ctx&);
+	void cmd_discard(Ctx&);
+	void cmd_watch(Ctx&);
+	void cmd_unwatch(Ctx&);
 	// connection
 	void cmd_ping(Ctx&);
 	void cmd_echo(Ctx&);
 	void cmd_quit(Ctx&);
+	void cmd_hello(Ctx&);
+	void cmd_auth(Ctx&);
+	void cmd_client(Ctx&);
+	void cmd_reset(Ctx&);
 	// server
 	void cmd_info(Ctx&);
 	void cmd_command(Ctx&);
 	void cmd_config(Ctx&);
+	void cmd_time(Ctx&);
+	void cmd_lastsave(Ctx&);
+	void cmd_save(Ctx&);
+	void cmd_bgsave(Ctx&);
+	void cmd_shutdown(Ctx&);
+	void cmd_wait(Ctx&);
+	void cmd_waitaof(Ctx&);
+	void cmd_function(Ctx&);
+	void cmd_debug(Ctx&);
 
 private:
 	friend struct Ctx;
@@ -225,6 +284,41 @@ private:
 	std::string info_text(Server& srv, std::span<const std::string_view> sections);
 	bool key_fits(Ctx& x, std::size_t i);
 	void cmd_incr_by(Ctx& x, std::int64_t delta);
+	bool auth_ok(std::string_view user, std::string_view pass) const;
+	std::string client_line(Server& srv, const Client& cl, std::string_view cmd);
+	bool config_get(std::string_view name, std::string& out) const;
+	void expire_generic(Ctx& x, std::uint64_t base_ms, bool seconds);
+	void getrange_impl(Ctx& x);
+	void rename_impl(Ctx& x, bool nx);
+	void set_with_expiry(Ctx& x, std::int64_t n, bool seconds);
+	/// EX/PX/EXAT/PXAT value -> absolute ms; false after replying the error.
+	bool parse_expiry(Ctx& x, std::string_view unit, std::string_view val, const char* cmd, std::int64_t& ms);
+	std::uint64_t now_ms() const noexcept { return daxnet::pmem::realtime_ns() / 1000000; }
+
+	// ---- stored-key helpers ----
+	/// The value of a stored key (1), or 0.
+	int lookup(std::string_view stored, ValueRef& v) noexcept;
+	static std::string value_bytes(const daxnet::pmem::PoolView& pool, const ValueRef& v);
+	/// Stores `bytes` under `stored` (copied into pool buffers); nullptr or the error.
+	const char* put_bytes(std::string_view stored, std::string_view bytes, std::uint64_t expiry, std::string& err);
+	/// Stores existing value slices under `stored` (no value copy).
+	const char* put_slices(std::string_view stored, std::span<const Slice> value, std::uint64_t expiry,
+			       std::string& err);
+	/// Deletes a stored key: 1, 0, -errno.
+	int del_stored(std::string_view stored);
+	/// Stages a FLUSHALL; 0 or -errno.
+	int flush_all_stored();
+	/// WATCH: a stored key was (or may have been) modified.
+	void touch(std::string_view stored);
+	/// WATCH: every watched key of database `db` (-1: all) that exists now.
+	void touch_db(int db);
+	void unwatch_all(Client& cl);
+	void note_expiry(std::string_view stored, std::uint64_t expiry_ns);
+	void active_expire();
+	/// Stored keys of database `db` (not expired), in any order.
+	void keys_of_db(int db, std::vector<std::string>& out);
+	std::uint64_t dbsize_of(int db);
+	std::uint64_t expiry_ns_of_ms(std::int64_t ms) const noexcept;
 	void refuse_pool_full(Ctx& x);
 	/// Admission of a multi-key write (key/value pairs from argument
 	/// `first`) as one batch, all or nothing (docs/wal-format.md
@@ -238,6 +332,7 @@ private:
 	KvConfig cfg_;
 	std::vector<Slice> values_;
 	std::vector<std::string_view> argv_;
+	std::vector<std::string> inline_args_;
 	std::string scratch_;
 	std::string keybuf_;
 	bool staged_ = false;
@@ -251,11 +346,43 @@ private:
 	std::uint64_t expired_keys_ = 0, hits_ = 0, misses_ = 0, errors_ = 0;
 	std::uint64_t start_ns_ = 0, last_save_ns_ = 0, writes_at_save_ = 0;
 	std::uint64_t maxclients_ = 10000;
+	std::uint64_t maxmemory_ = 0;
+	std::uint64_t min_replicas_ = 0;  ///< CONFIG SET min-replicas-to-write: > 0 refuses writes (no replicas)  ///< CONFIG SET maxmemory: denyoom commands refused above (0: none)
+	/// Redis tuning parameters (encodings of types daxnet-kv does not
+	/// store, and the like): CONFIG SET accepts integers, CONFIG GET shows
+	/// them; they change nothing.
+	std::map<std::string, std::string, std::less<>> tuning_ = {
+		{"hash-max-listpack-entries", "128"}, {"hash-max-listpack-value", "64"},
+		{"hash-max-ziplist-entries", "128"},  {"hash-max-ziplist-value", "64"},
+		{"list-compress-depth", "0"},	      {"list-max-listpack-size", "-2"},
+		{"list-max-ziplist-size", "-2"},      {"set-max-intset-entries", "512"},
+		{"set-max-listpack-entries", "128"},  {"set-max-listpack-value", "64"},
+		{"slowlog-log-slower-than", "10000"}, {"slowlog-max-len", "128"},
+		{"stream-node-max-bytes", "4096"},    {"stream-node-max-entries", "100"},
+		{"zset-max-listpack-entries", "128"}, {"zset-max-listpack-value", "64"},
+		{"zset-max-ziplist-entries", "128"},  {"zset-max-ziplist-value", "64"},
+		{"active-expire-effort", "1"},	      {"lua-time-limit", "5000"},
+		{"busy-reply-threshold", "5000"},     {"repl-ping-replica-period", "10"},
+		{"min-replicas-max-lag", "10"},
+	};
+	bool over_maxmemory() const noexcept
+	{
+		return maxmemory_ != 0 &&
+		       (alloc_.count() - alloc_.free_count()) * std::uint64_t{pool_.buffer_size()} > maxmemory_;
+	}
 	std::string run_id_;
 	struct CmdStat {
 		std::uint64_t calls = 0, rejected = 0, failed = 0;
 	};
 	std::vector<CmdStat> cmd_stats_;  ///< by command_table() index
+	std::unordered_map<std::uint64_t, Client*> clients_;  ///< by Client::id
+	std::unordered_map<std::string, std::vector<std::uint64_t>> watched_;  ///< stored key -> client ids
+	std::multimap<std::uint64_t, std::string> expq_;  ///< expiry ns -> stored key (may be stale)
+	std::uint64_t last_cycle_ns_ = 0;
+	bool active_expire_ = true;
+	bool in_exec_ = false;
+	bool multi_db_ = false;  ///< keys of databases other than 0 may exist
+	std::uint64_t cmds_offset_ = 0, conns_offset_ = 0;  ///< CONFIG RESETSTAT
 };
 
 }  // namespace daxnet::kv

@@ -28,9 +28,17 @@
 #include <optional>
 #include <string>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+// GCC 12 reports a false -Wnull-dereference inside CLI11's inlined string
+// splitting once main() grows; only that header is exempted.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnull-dereference"
 #include "daxnet/svc/options.h"
+#pragma GCC diagnostic pop
 #include "kv.h"
 
 namespace daxnet::kv {
@@ -72,6 +80,12 @@ KvService::KvService(KvStore& kv, const daxnet::pmem::PoolView& pool, daxnet::pm
 	if (cfg_.reserve == 0)
 		cfg_.reserve = std::max<std::uint32_t>(32, pool.buffer_count() / 16);
 	cmd_stats_.resize(command_table().size());
+	kv_.for_each([&](std::string_view k, const ValueRef& v) {
+		if (db_of(k) != 0 || (k.size() >= 2 && k[0] == '\xff' && k[1] == '\xfe'))
+			multi_db_ = true;
+		if (v.expiry_ns)
+			expq_.emplace(v.expiry_ns, std::string(k));
+	});
 	start_ns_ = last_save_ns_ = daxnet::pmem::realtime_ns();
 	std::uint64_t r = start_ns_ ^ (static_cast<std::uint64_t>(::getpid()) << 32);
 	for (int i = 0; i < 40; ++i) {
@@ -87,7 +101,7 @@ bool KvService::pool_full() noexcept
 {
 	if (alloc_.free_count() >= cfg_.reserve)
 		return false;
-	if (kv_.wal().next_seq() >= last_reclaim_ + 1024) {
+	if (!in_exec_ && kv_.wal().next_seq() >= last_reclaim_ + 1024) {
 		last_reclaim_ = kv_.wal().next_seq();
 		++reclaims_;
 		(void)kv_.reclaim();
@@ -254,6 +268,13 @@ const char* KvService::stage_set(const Slice& key, std::uint64_t expiry, std::st
 	if (rc == 0) {
 		staged_ = true;
 		++writes_;
+		const std::string_view k = key.len ? std::string_view(reinterpret_cast<const char*>(pool_.buffer(key.buf)) + key.off, key.len) : std::string_view();
+		if (expiry)
+			note_expiry(k, expiry);
+		if (!watched_.empty())
+			touch(k);
+		if (!multi_db_ && k.size() >= 2 && k[0] == '\xff' && k[1] == '\xfe')
+			multi_db_ = true;
 		return nullptr;
 	}
 	++refused_;
@@ -272,8 +293,172 @@ int KvService::stage_del(const Slice& key)
 	if (rc > 0) {
 		staged_ = true;
 		++writes_;
+		if (!watched_.empty())
+			touch(std::string_view(reinterpret_cast<const char*>(pool_.buffer(key.buf)) + key.off, key.len));
 	}
 	return rc;
+}
+
+int KvService::lookup(std::string_view stored, ValueRef& v) noexcept
+{
+	const int rc = kv_.get(stored, v);
+	if (rc == 1)
+		++hits_;
+	else
+		++misses_;
+	return rc;
+}
+
+std::string KvService::value_bytes(const daxnet::pmem::PoolView& pool, const ValueRef& v)
+{
+	std::string out;
+	out.reserve(v.size);
+	for (const Slice& s : v.slices) {
+		auto b = daxnet::pmem::slice_bytes(pool, s);
+		out.append(reinterpret_cast<const char*>(b.data()), b.size());
+	}
+	return out;
+}
+
+const char* KvService::put_bytes(std::string_view stored, std::string_view bytes, std::uint64_t expiry,
+				 std::string& err)
+{
+	Slice k;
+	if (bytes_slice(stored, k) < 0 || set_value_bytes(bytes) < 0) {
+		++refused_;
+		err = pool_full_msg();
+		return err.c_str();
+	}
+	return stage_set(k, expiry, err);
+}
+
+const char* KvService::put_slices(std::string_view stored, std::span<const Slice> value, std::uint64_t expiry,
+				  std::string& err)
+{
+	// copy first: `value` may point into the index entry being replaced
+	std::vector<Slice> v(value.begin(), value.end());
+	Slice k;
+	if (bytes_slice(stored, k) < 0) {
+		++refused_;
+		err = pool_full_msg();
+		return err.c_str();
+	}
+	values_ = std::move(v);
+	return stage_set(k, expiry, err);
+}
+
+int KvService::del_stored(std::string_view stored)
+{
+	if (!kv_.exists(stored))
+		return 0;
+	Slice k;
+	if (bytes_slice(stored, k) < 0)
+		return -ENOSPC;
+	return stage_del(k);
+}
+
+int KvService::flush_all_stored()
+{
+	const int rc = kv_.flushall();  // may use the log room kept for frees
+	if (rc == 0) {
+		staged_ = true;
+		++writes_;
+		multi_db_ = false;
+		expq_.clear();
+	}
+	return rc;
+}
+
+void KvService::touch(std::string_view stored)
+{
+	auto it = watched_.find(std::string(stored));
+	if (it == watched_.end())
+		return;
+	for (std::uint64_t id : it->second)
+		if (auto c = clients_.find(id); c != clients_.end())
+			c->second->dirty_cas = true;
+}
+
+void KvService::touch_db(int db)
+{
+	for (auto& [key, ids] : watched_) {
+		if (db >= 0 && db_of(key) != db)
+			continue;
+		if (!kv_.exists(key))
+			continue;
+		for (std::uint64_t id : ids)
+			if (auto c = clients_.find(id); c != clients_.end())
+				c->second->dirty_cas = true;
+	}
+}
+
+void KvService::unwatch_all(Client& cl)
+{
+	for (const Client::Watch& w : cl.watched) {
+		auto it = watched_.find(w.key);
+		if (it == watched_.end())
+			continue;
+		std::erase(it->second, cl.id);
+		if (it->second.empty())
+			watched_.erase(it);
+	}
+	cl.watched.clear();
+}
+
+void KvService::note_expiry(std::string_view stored, std::uint64_t expiry_ns)
+{
+	expq_.emplace(expiry_ns, std::string(stored));
+}
+
+void KvService::active_expire()
+{
+	const std::uint64_t now = daxnet::pmem::realtime_ns();
+	if (now - last_cycle_ns_ < 100000000ull || expq_.begin()->first > now)
+		return;
+	last_cycle_ns_ = now;
+	// Redis expires keys actively, in bounded steps: at most 2000 per cycle
+	for (int n = 0; n < 2000 && !expq_.empty() && expq_.begin()->first <= now; ++n) {
+		auto it = expq_.begin();
+		const std::string key = std::move(it->second);
+		expq_.erase(it);
+		ValueRef v{};
+		// the entry may be stale (key since re-set or deleted); a get of an
+		// expired key drops it from the index
+		if (kv_.get(key, v) == 0)
+			++expired_keys_;
+	}
+}
+
+void KvService::keys_of_db(int db, std::vector<std::string>& out)
+{
+	const std::uint64_t now = daxnet::pmem::realtime_ns();
+	kv_.for_each([&](std::string_view k, const ValueRef& v) {
+		if (v.expiry_ns != 0 && v.expiry_ns <= now)
+			return;
+		if (db_of(k) == db)
+			out.emplace_back(k);
+	});
+}
+
+std::uint64_t KvService::dbsize_of(int db)
+{
+	if (!multi_db_)
+		return db == 0 ? kv_.dbsize() : 0;
+	std::uint64_t n = 0;
+	kv_.for_each([&](std::string_view k, const ValueRef&) {
+		if (db_of(k) == db)
+			++n;
+	});
+	return n;
+}
+
+std::uint64_t KvService::expiry_ns_of_ms(std::int64_t ms) const noexcept
+{
+	if (ms <= 0)
+		return 1;  // in the past (0 would mean "no expiry")
+	if (static_cast<std::uint64_t>(ms) > UINT64_MAX / 1000000)
+		return UINT64_MAX;  // beyond year 2554: clamped
+	return static_cast<std::uint64_t>(ms) * 1000000ull;
 }
 
 bool KvService::key_fits(Ctx& x, std::size_t i)
@@ -313,6 +498,31 @@ void KvService::reply_value_copy(Ctx& x, const ValueRef& v)
 	resp::crlf(x.o);
 }
 
+namespace {
+
+std::string sock_name(int fd, bool peer)
+{
+	sockaddr_storage ss{};
+	socklen_t len = sizeof ss;
+	auto* sa = reinterpret_cast<sockaddr*>(&ss);
+	if ((peer ? ::getpeername(fd, sa, &len) : ::getsockname(fd, sa, &len)) != 0)
+		return "?:0";
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (ss.ss_family == AF_INET) {
+		auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+		::inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+		port = ntohs(in->sin_port);
+	} else if (ss.ss_family == AF_INET6) {
+		auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+		::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+		port = ntohs(in6->sin6_port);
+	}
+	return fmt::format("{}:{}", host, port);
+}
+
+}  // namespace
+
 Client& KvService::client_of(Server&, Conn& c)
 {
 	if (!c.app) {
@@ -321,42 +531,113 @@ Client& KvService::client_of(Server&, Conn& c)
 		cl->conn = c.id;
 		cl->fd = c.fd;
 		cl->authed = cfg_.requirepass.empty();
-		cl->created_ns = daxnet::pmem::realtime_ns();
+		cl->created_ns = cl->last_ns = daxnet::pmem::realtime_ns();
+		cl->addr = sock_name(c.fd, true);
+		cl->laddr = sock_name(c.fd, false);
+		clients_[cl->id] = cl.get();
 		c.app = std::move(cl);
 	}
 	return *static_cast<Client*>(c.app.get());
 }
 
-void KvService::on_close(Server&, Conn&) {}
+void KvService::on_close(Server&, Conn& c)
+{
+	if (!c.app)
+		return;
+	Client& cl = *static_cast<Client*>(c.app.get());
+	unwatch_all(cl);
+	clients_.erase(cl.id);
+}
 
 void KvService::on_resp(Server& srv, Conn& c)
 {
 	Client& cl = client_of(srv, c);
 	auto args = c.resp.args();
 	argv_.clear();
+	if (c.resp.inline_quoted()) {
+		// an inline request with quotes: split by Redis' rules (copies)
+		std::vector<char> tmp;
+		const std::string_view line = c.chain.view(c.resp.inline_line(), tmp);
+		if (!daxnet::proto::split_inline(line, inline_args_)) {
+			resp::error(c.tx.bytes(), "ERR Protocol error: unbalanced quotes in request");
+			srv.close_after_reply(c);
+			return;
+		}
+		if (inline_args_.empty())
+			return;
+		for (const std::string& a : inline_args_)
+			argv_.push_back(a);
+		Ctx x{srv, c, cl, c.tx.bytes(), argv_, nullptr};
+		dispatch(x);
+		return;
+	}
 	for (std::size_t i = 0; i < args.size(); ++i)
 		argv_.push_back(c.view(args[i], i));
 	Ctx x{srv, c, cl, c.tx.bytes(), argv_, args.data()};
 	dispatch(x);
 }
 
+namespace {
+
+bool tx_control(const Cmd* c) noexcept
+{
+	const std::string_view n(c->name);
+	return n == "exec" || n == "discard" || n == "multi" || n == "watch" || n == "quit" || n == "reset";
+}
+
+}  // namespace
+
 void KvService::dispatch(Ctx& x)
 {
 	const Cmd* cmd = find_command(x.arg(0));
+	Client& cl = x.cl;
 	if (!cmd) {
 		std::string_view shown[4];
 		std::size_t ns = 0;
 		for (std::size_t i = 1; i < x.argc() && ns < 4; ++i)
 			shown[ns++] = x.arg(i);
+		++errors_;
+		if (cl.in_multi)
+			cl.multi_error = true;
+		if (!cl.authed) {
+			resp::error(x.o, "NOAUTH Authentication required.");
+			return;
+		}
 		resp::unknown_command(x.o, x.arg(0), std::span<const std::string_view>(shown, ns));
 		return;
 	}
 	x.cmd = cmd;
 	CmdStat& st = cmd_stats_[static_cast<std::size_t>(cmd - command_table().data())];
+	if (!cl.authed && !(cmd->flags & kNoAuth)) {
+		++st.rejected;
+		++errors_;
+		resp::error(x.o, "NOAUTH Authentication required.");
+		return;
+	}
 	const auto argc = static_cast<int>(x.argc());
 	if ((cmd->arity > 0 && argc != cmd->arity) || (cmd->arity < 0 && argc < -cmd->arity)) {
 		++st.rejected;
+		++errors_;
+		if (cl.in_multi)
+			cl.multi_error = true;
 		resp::wrong_arity(x.o, cmd->name);
+		return;
+	}
+	if (cl.in_multi && !tx_control(cmd)) {
+		if (cmd->flags & kNoMulti) {
+			++st.rejected;
+			cl.multi_error = true;
+			resp::error(x.o, "ERR Command not allowed inside a transaction");
+			return;
+		}
+		if ((cmd->flags & kDenyOom) && over_maxmemory()) {
+			++st.rejected;
+			cl.multi_error = true;
+			resp::error(x.o, "OOM command not allowed when used memory > 'maxmemory'.");
+			return;
+		}
+		cl.queue.emplace_back(x.argv.begin(), x.argv.end());
+		resp::simple(x.o, "QUEUED");
 		return;
 	}
 	if ((cmd->flags & kDenyOom) && cmd->first_key > 0) {
@@ -373,8 +654,26 @@ void KvService::dispatch(Ctx& x)
 		refuse_pool_full(x);
 		return;
 	}
+	if ((cmd->flags & kWrite) && min_replicas_ > 0) {
+		++st.rejected;
+		++errors_;
+		resp::error(x.o, "NOREPLICAS Not enough good replicas to write.");
+		return;
+	}
+	if ((cmd->flags & kDenyOom) && over_maxmemory() && !in_exec_) {
+		++st.rejected;
+		++errors_;
+		resp::error(x.o, "OOM command not allowed when used memory > 'maxmemory'.");
+		return;
+	}
 	++st.calls;
+	cl.last_cmd = cmd->name;
+	const std::size_t before = x.o.size();
 	(this->*cmd->fn)(x);
+	if (x.o.size() > before && x.o.view()[before] == '-') {
+		++st.failed;
+		++errors_;
+	}
 }
 
 // ---- HTTP: GET/HEAD/PUT/POST/DELETE /kv/<key> ---------------------------------
@@ -533,6 +832,8 @@ void KvService::on_http(Server& srv, Conn& c)
 
 void KvService::end_of_pass(Server&)
 {
+	if (active_expire_ && !expq_.empty())
+		active_expire();
 	if (!staged_ && !kv_.checkpoint_pending())
 		return;  // (a pending checkpoint advances a step per pass)
 	staged_ = false;
@@ -564,6 +865,8 @@ int main(int argc, char** argv)
 		       "values up to this many bytes are copied once into packed buffers instead of pinning a "
 		       "received buffer each (0: never)")
 		->capture_default_str();
+	app.add_option("--requirepass", cfg.requirepass,
+		       "password of the `default` user: clients must AUTH (or HELLO ... AUTH) first");
 	app.add_option("--reserve", cfg.reserve, "free buffers kept for receiving (writes refused below; 0: auto)");
 	app.set_version_flag("--version", std::string("daxnet-kv ") + daxnet::svc::kVersion);
 	CLI11_PARSE(app, argc, argv);
@@ -611,6 +914,8 @@ int main(int argc, char** argv)
 	}
 	cfg.transport_name = std::string(daxnet::to_string(port.transport()));
 	cfg.pool_path = std::filesystem::absolute(opt.pool).lexically_normal().string();
+	cfg.port = resp_port;
+	cfg.bind = opt.bind;
 
 	daxnet::svc::ServerOptions so;
 	so.resp.max_bulk = cfg.max_value;

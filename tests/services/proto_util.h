@@ -45,6 +45,8 @@ struct RespOutcome {
 	std::vector<std::vector<std::string>> requests;
 	std::string error;  ///< empty when no protocol error
 	bool pending = false;  ///< a request was left incomplete
+	std::size_t quoted = 0;  ///< inline requests split by split_inline()
+	bool unbalanced = false;  ///< split_inline() refused one
 };
 
 inline RespOutcome run_resp(std::string_view wire, std::size_t step, const proto::RespLimits& lim = {})
@@ -60,8 +62,15 @@ inline RespOutcome run_resp(std::string_view wire, std::size_t step, const proto
 			from += r.used;
 			if (r.status == proto::ParseStatus::done) {
 				std::vector<std::string> args;
-				for (auto a : p.args())
-					args.push_back(in.str(a));
+				if (p.inline_quoted()) {
+					// what the service does: split the line by Redis' rules
+					++out.quoted;
+					if (!proto::split_inline(in.str(p.inline_line()), args))
+						out.unbalanced = true;
+				} else {
+					for (auto a : p.args())
+						args.push_back(in.str(a));
+				}
 				out.requests.push_back(std::move(args));
 				p.next();
 			} else if (r.status == proto::ParseStatus::error) {

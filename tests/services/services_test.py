@@ -302,7 +302,7 @@ def test_kv_redis_cli(ctx):
         (["DEL", "a", "nope"], "1"),
         (["DBSIZE"], "5"),
         (["SELECT", "0"], "OK"),
-        (["SELECT", "1"], "ERR DB index is out of range"),
+        (["SELECT", "16"], "ERR DB index is out of range"),
         (["GET"], "ERR wrong number of arguments for 'get' command"),
         (["FOO", "x", "y"], "ERR unknown command 'FOO', with args beginning with: 'x' 'y' "),
         (["SET", "k", "v", "BOGUS"], "ERR syntax error"),

@@ -59,6 +59,32 @@ TEST_CASE("RESP inline commands split on spaces and end at LF or CRLF", "[unit][
 	}
 }
 
+TEST_CASE("RESP inline commands with quotes are split by Redis' quoting rules", "[unit][resp]")
+{
+	for (std::size_t step : kSteps) {
+		auto out = run_resp("SET \"a b\" 'c\\'d'\r\nSET k \"\\x41\\n\\t\\\"\" \"\"\nGET plain\n", step);
+		REQUIRE(out.error.empty());
+		REQUIRE(out.requests.size() == 3);
+		CHECK(out.quoted == 2);
+		CHECK(!out.unbalanced);
+		CHECK(out.requests[0] == Args{"SET", "a b", "c'd"});
+		CHECK(out.requests[1] == Args{"SET", "k", "A\n\t\"", ""});
+		CHECK(out.requests[2] == Args{"GET", "plain"});
+	}
+}
+
+TEST_CASE("RESP inline quotes that do not close, or close inside a word, are refused", "[unit][resp]")
+{
+	std::vector<std::string> args;
+	CHECK(!daxnet::proto::split_inline("SET \"abc", args));
+	CHECK(!daxnet::proto::split_inline("SET 'abc", args));
+	CHECK(!daxnet::proto::split_inline("SET \"a\"b", args));
+	CHECK(daxnet::proto::split_inline("  ", args));
+	CHECK(args.empty());
+	CHECK(daxnet::proto::split_inline("a\"b c\" d", args));  // a quote inside a word opens a quoted part
+	CHECK(args == Args{"ab c", "d"});
+}
+
 TEST_CASE("RESP empty multibulk counts are skipped like Redis does", "[unit][resp]")
 {
 	auto out = run_resp("*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n", 1);

@@ -31,6 +31,8 @@ void RespParser::next() noexcept
 	digits_ = 0;
 	expected_ = 0;
 	bulk_left_ = 0;
+	quoted_ = false;
+	line_ = {};
 }
 
 FeedResult RespParser::fail(std::size_t used, std::string msg) noexcept
@@ -70,6 +72,7 @@ FeedResult RespParser::feed(const std::byte* p, std::size_t n, std::uint64_t off
 			} else {
 				cur_ = {pos, 0};
 				state_ = State::inl_word;
+				quoted_ = b == std::byte{'"'} || b == std::byte{'\''};
 			}
 			++i;
 			break;
@@ -180,6 +183,10 @@ FeedResult RespParser::feed(const std::byte* p, std::size_t n, std::uint64_t off
 				return fail(i, "Protocol error: too big inline request");
 			const bool sep = b == std::byte{' '} || b == std::byte{'\t'};
 			const bool eol = b == std::byte{'\n'} || b == std::byte{'\r'};
+			if (b == std::byte{'"'} || b == std::byte{'\''})
+				quoted_ = true;
+			if (eol)
+				line_ = {req_begin_, pos - req_begin_};
 			if (state_ == State::inl_word && (sep || eol)) {
 				cur_.len = pos - cur_.off;
 				if (args_.size() >= lim_.max_args)
@@ -216,6 +223,95 @@ FeedResult RespParser::feed(const std::byte* p, std::size_t n, std::uint64_t off
 		}
 	}
 	return {i, state_ == State::failed ? ParseStatus::error : ParseStatus::need_more};
+}
+
+namespace {
+
+int hex_digit(char c) noexcept
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+bool is_space(char c) noexcept
+{
+	return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f';
+}
+
+}  // namespace
+
+bool split_inline(std::string_view line, std::vector<std::string>& out)
+{
+	out.clear();
+	std::size_t i = 0;
+	const std::size_t n = line.size();
+	for (;;) {
+		while (i < n && is_space(line[i]))
+			++i;
+		if (i == n)
+			return true;
+		std::string cur;
+		bool dq = false, sq = false, done = false;
+		while (!done) {
+			if (dq) {
+				if (i == n)
+					return false;
+				const char c = line[i];
+				if (c == '\\' && i + 3 < n + 0 && line[i + 1] == 'x' && hex_digit(line[i + 2]) >= 0 &&
+				    hex_digit(line[i + 3]) >= 0) {
+					cur.push_back(static_cast<char>(hex_digit(line[i + 2]) * 16 + hex_digit(line[i + 3])));
+					i += 4;
+				} else if (c == '\\' && i + 1 < n) {
+					const char e = line[i + 1];
+					cur.push_back(e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e == 'b' ? '\b' : e == 'a' ? '\a' : e);
+					i += 2;
+				} else if (c == '"') {
+					if (i + 1 < n && !is_space(line[i + 1]))
+						return false;
+					done = true;
+					++i;
+				} else {
+					cur.push_back(c);
+					++i;
+				}
+			} else if (sq) {
+				if (i == n)
+					return false;
+				const char c = line[i];
+				if (c == '\\' && i + 1 < n && line[i + 1] == '\'') {
+					cur.push_back('\'');
+					i += 2;
+				} else if (c == '\'') {
+					if (i + 1 < n && !is_space(line[i + 1]))
+						return false;
+					done = true;
+					++i;
+				} else {
+					cur.push_back(c);
+					++i;
+				}
+			} else {
+				if (i == n || is_space(line[i])) {
+					done = true;
+				} else if (line[i] == '"') {
+					dq = true;
+					++i;
+				} else if (line[i] == '\'') {
+					sq = true;
+					++i;
+				} else {
+					cur.push_back(line[i]);
+					++i;
+				}
+			}
+		}
+		out.push_back(std::move(cur));
+	}
 }
 
 }  // namespace daxnet::proto

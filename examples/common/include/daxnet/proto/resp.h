@@ -4,8 +4,9 @@
 //
 // Accepts the two request forms Redis accepts:
 //   multibulk  *<n>\r\n then n times $<len>\r\n<len bytes>\r\n
-//   inline     words separated by spaces or tabs, ended by \n or \r\n
-//              (no quoting: quotes are ordinary bytes)
+//   inline     words separated by spaces or tabs, ended by \n or \r\n;
+//              a line with a quote character is flagged (inline_quoted()):
+//              split it with split_inline(), Redis' quoting rules
 // An empty inline line and a multibulk count <= 0 are skipped, as Redis does.
 //
 // The parser is a byte-level state machine fed with slices in stream order;
@@ -70,6 +71,11 @@ public:
 	std::uint64_t request_begin() const noexcept { return req_begin_; }
 	/// True while part of a request has been consumed (bytes are pending).
 	bool mid_request() const noexcept { return state_ != State::start; }
+	/// The completed request was an inline line holding a quote character:
+	/// its args() are the raw words; split inline_line() instead.
+	bool inline_quoted() const noexcept { return quoted_; }
+	/// The completed inline request's line, without the line end.
+	StreamRange inline_line() const noexcept { return line_; }
 	/// Redis-style message without the leading "-ERR " (valid after `error`).
 	std::string_view error_message() const noexcept { return err_; }
 
@@ -106,7 +112,16 @@ private:
 	std::uint64_t expected_ = 0;  // multibulk count
 	std::uint64_t bulk_left_ = 0;
 	StreamRange cur_{};           // argument being read
+	StreamRange line_{};          // inline: the line
+	bool quoted_ = false;         // inline: the line holds a quote
 	std::string err_;
 };
+
+/// Splits an inline request line the way Redis does (sdssplitargs rules):
+/// words separated by white space; "double quotes" with \n \r \t \b \a
+/// \xHH and \<char> escapes; 'single quotes' with \' ; a closing quote
+/// must be followed by white space or the end. Returns false on unbalanced
+/// quotes (Redis: "Protocol error: unbalanced quotes in request").
+bool split_inline(std::string_view line, std::vector<std::string>& out);
 
 }  // namespace daxnet::proto

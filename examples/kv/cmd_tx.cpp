@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// Transactions: MULTI / EXEC / DISCARD / WATCH / UNWATCH.
+//
+// Durability: every write of an EXEC is staged into the commit batch of the
+// event-loop pass that runs the EXEC and made durable by that pass's one
+// commit (docs/wal-format.md: a batch is recovered whole or not at all), so
+// after a crash either all of an EXEC's writes are there or none. EXEC is
+// admitted whole first (KvStore::admit: log room made, so no checkpoint
+// runs between its entries and makes part of it durable on its own).
+#include "kv.h"
+
+namespace daxnet::kv {
+
+namespace resp = daxnet::proto::resp;
+
+void KvService::cmd_multi(Ctx& x)
+{
+	if (x.cl.in_multi) {
+		x.cl.multi_error = true;
+		resp::error(x.o, "ERR MULTI calls can not be nested");
+		return;
+	}
+	x.cl.in_multi = true;
+	x.cl.multi_error = false;
+	x.cl.queue.clear();
+	resp::ok(x.o);
+}
+
+void KvService::cmd_discard(Ctx& x)
+{
+	if (!x.cl.in_multi) {
+		resp::error(x.o, "ERR DISCARD without MULTI");
+		return;
+	}
+	x.cl.in_multi = false;
+	x.cl.multi_error = false;
+	x.cl.queue.clear();
+	x.cl.dirty_cas = false;
+	unwatch_all(x.cl);
+	resp::ok(x.o);
+}
+
+void KvService::cmd_exec(Ctx& x)
+{
+	Client& cl = x.cl;
+	if (!cl.in_multi) {
+		resp::error(x.o, "ERR EXEC without MULTI");
+		return;
+	}
+	auto queue = std::move(cl.queue);
+	cl.queue.clear();
+	cl.in_multi = false;
+	bool uses_memory = false;
+	for (const auto& q : queue)
+		if (const Cmd* c = find_command(q[0]); c && (c->flags & kDenyOom))
+			uses_memory = true;
+	bool has_write = false;
+	for (const auto& q : queue)
+		if (const Cmd* c = find_command(q[0]); c && (c->flags & kWrite))
+			has_write = true;
+	if (has_write && min_replicas_ > 0 && !cl.multi_error) {
+		cl.dirty_cas = false;
+		unwatch_all(cl);
+		resp::error(x.o, "EXECABORT Transaction discarded because of: NOREPLICAS Not enough good replicas to write.");
+		return;
+	}
+	if (uses_memory && over_maxmemory() && !cl.multi_error) {
+		cl.dirty_cas = false;
+		unwatch_all(cl);
+		resp::error(x.o, "EXECABORT Transaction discarded because of: OOM command not allowed when used memory > "
+				 "'maxmemory'.");
+		return;
+	}
+	if (cl.multi_error) {
+		cl.multi_error = false;
+		cl.dirty_cas = false;
+		unwatch_all(cl);
+		resp::error(x.o, "EXECABORT Transaction discarded because of previous errors.");
+		return;
+	}
+	// a watched key that was alive at WATCH and has expired since changed
+	for (const Client::Watch& w : cl.watched)
+		if (w.alive && w.expiry != 0 && !kv_.exists(w.key))
+			cl.dirty_cas = true;
+	const bool aborted = cl.dirty_cas;
+	cl.dirty_cas = false;
+	unwatch_all(cl);
+	if (aborted) {
+		reply_null_array(x);
+		return;
+	}
+	// Admission of the whole transaction as one batch (docs/wal-format.md
+	// §Capacity): room in the log made now, so no checkpoint runs between
+	// its entries; refused whole when the store cannot take it. Every
+	// argument of a write command is counted as a possible new entry.
+	std::uint64_t recs = 0;
+	const std::uint32_t bsize = pool_.buffer_size();
+	for (const auto& q : queue) {
+		const Cmd* c = find_command(q[0]);
+		if (!c || !(c->flags & kWrite))
+			continue;
+		for (std::size_t i = 1; i < q.size(); ++i)
+			recs += daxnet::pmem::wal_records_for(q[i].size() / bsize + 2);
+	}
+	if (recs && kv_.admit(recs, recs) < 0) {
+		++refused_;
+		resp::error(x.o, "EXECABORT Transaction discarded because of: " + capacity_msg());
+		return;
+	}
+	if (recs)
+		(void)pool_full();  // start reclaiming now rather than in the middle
+	in_exec_ = true;
+	resp::array(x.o, queue.size());
+	std::vector<std::string_view> argv;
+	for (const auto& q : queue) {
+		argv.assign(q.begin(), q.end());
+		Ctx y{x.srv, x.c, cl, x.o, argv, nullptr};
+		dispatch(y);
+		if (x.c.closing)
+			break;
+	}
+	in_exec_ = false;
+}
+
+void KvService::cmd_watch(Ctx& x)
+{
+	Client& cl = x.cl;
+	if (cl.in_multi) {
+		resp::error(x.o, "ERR WATCH inside MULTI is not allowed");
+		return;
+	}
+	const std::uint64_t now = daxnet::pmem::realtime_ns();
+	for (std::size_t i = 1; i < x.argc(); ++i) {
+		std::string buf;
+		const std::string key(skey(x, x.arg(i), buf));
+		bool dup = false;
+		for (const Client::Watch& w : cl.watched)
+			if (w.key == key)
+				dup = true;
+		if (dup)
+			continue;
+		Client::Watch w;
+		w.key = key;
+		ValueRef v{};
+		if (kv_.get(key, v) == 1 && (v.expiry_ns == 0 || v.expiry_ns > now)) {
+			w.alive = true;
+			w.expiry = v.expiry_ns;
+		}
+		cl.watched.push_back(std::move(w));
+		watched_[key].push_back(cl.id);
+	}
+	resp::ok(x.o);
+}
+
+void KvService::cmd_unwatch(Ctx& x)
+{
+	unwatch_all(x.cl);
+	x.cl.dirty_cas = false;
+	resp::ok(x.o);
+}
+
+}  // namespace daxnet::kv

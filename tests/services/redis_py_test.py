@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
+"""redis-py usage test: the everyday calls of Debian's python3-redis against
+daxnet-kv, each checked against what Redis 7.0 answers.
+
+    redis_py_test.py --bin-dir build/bin [--transport epoll]
+
+When python3-redis is missing, scripts/deps.sh installs it (as in CI); the
+script re-runs itself with Debian's /usr/bin/python3 when the interpreter it
+was started with has no redis module.
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+try:
+    import redis
+except ImportError:
+    if not os.environ.get("DAXNET_REDIS_PY_RETRY"):
+        subprocess.run([os.path.join(ROOT, "scripts", "deps.sh")], check=True)
+        os.environ["DAXNET_REDIS_PY_RETRY"] = "1"
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+    sys.exit("redis_py_test: python3-redis missing after scripts/deps.sh")
+
+CHECKS = 0
+
+
+def check(cond, what):
+    global CHECKS
+    CHECKS += 1
+    if not cond:
+        raise AssertionError(what)
+
+
+def eq(got, want, what):
+    check(got == want, "%s: want %r, got %r" % (what, want, got))
+
+
+def start_kv(bin_dir, tmp, transport, extra=(), name="main"):
+    shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tmp
+    pool = os.path.join(shm, "daxnet-redis-py-%d-%s.pool" % (os.getpid(), name))
+    out_path = os.path.join(tmp, "kv.out")
+    out = open(out_path, "wb")
+    argv = [os.path.join(bin_dir, "daxnet-kv"), "--pool", pool, "--pool-size", "64M", "--port", "0",
+            "--bind", "127.0.0.1", "--transport", transport] + list(extra)
+    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    out.close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with open(out_path, "rb") as f:
+            m = re.search(rb"resp=[0-9.]+:(\d+)", f.read())
+        if m:
+            return proc, int(m.group(1)), pool
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    sys.exit("redis_py_test: daxnet-kv did not start")
+
+
+def strings(r):
+    eq(r.ping(), True, "ping")
+    eq(r.echo("hi"), b"hi", "echo")
+    eq(r.set("s", "v"), True, "set")
+    eq(r.get("s"), b"v", "get")
+    eq(r.get("nope"), None, "get missing")
+    eq(r.set("s", "w", nx=True), None, "set nx existing")
+    eq(r.set("s", "w", xx=True), True, "set xx")
+    eq(r.set("s", "x", get=True), b"w", "set get")
+    eq(r.set("e", "v", ex=100), True, "set ex")
+    check(98 <= r.ttl("e") <= 100, "ttl after set ex")
+    day200 = 200 * 86400 * 1000
+    eq(r.set("p", "v", px=day200), True, "set px=200 days")
+    check(day200 - 5000 <= r.pttl("p") <= day200, "pttl after px=200 days")
+    pxat = int(time.time() * 1000) + 60000
+    eq(r.set("pa", "v", pxat=pxat), True, "set pxat=<ms timestamp>")
+    check(55000 <= r.pttl("pa") <= 60000, "pttl after pxat")
+    eq(r.set("ea", "v", exat=int(time.time()) + 100), True, "set exat")
+    eq(r.set("p", "v2", keepttl=True), True, "set keepttl")
+    check(r.pttl("p") > 0, "keepttl kept the ttl")
+    eq(r.mset({"a": "1", "b": "2"}), True, "mset")
+    eq(r.mget("a", "b", "nope"), [b"1", b"2", None], "mget")
+    eq(r.msetnx({"a": "9", "c": "3"}), False, "msetnx with an existing key")
+    eq(r.msetnx({"c": "3", "d": "4"}), True, "msetnx")
+    eq(r.setnx("a", "x"), False, "setnx existing")
+    eq(r.setnx("n1", "x"), True, "setnx")
+    eq(r.setex("se", 100, "v"), True, "setex")
+    check(0 < r.ttl("se") <= 100, "setex ttl")
+    eq(r.psetex("pse", 100000, "v"), True, "psetex")
+    check(0 < r.pttl("pse") <= 100000, "psetex pttl")
+    eq(r.getset("a", "10"), b"1", "getset")
+    eq(r.getdel("d"), b"4", "getdel")
+    eq(r.exists("d"), 0, "getdel deleted")
+    eq(r.getex("a", ex=50), b"10", "getex ex")
+    check(0 < r.ttl("a") <= 50, "getex set the ttl")
+    eq(r.getex("a", persist=True), b"10", "getex persist")
+    eq(r.ttl("a"), -1, "getex persist removed the ttl")
+    eq(r.incr("a"), 11, "incr")
+    eq(r.incrby("a", 5), 16, "incrby")
+    eq(r.decr("a"), 15, "decr")
+    eq(r.decrby("a", 5), 10, "decrby")
+    eq(r.incrbyfloat("f", 10.5), 10.5, "incrbyfloat new")
+    eq(r.incrbyfloat("f", 0.1), 10.6, "incrbyfloat")
+    try:
+        r.incr("s")
+        check(False, "incr of a non-integer did not fail")
+    except redis.ResponseError as e:
+        eq(str(e), "value is not an integer or out of range", "incr error")
+    eq(r.append("ap", "Hello"), 5, "append new")
+    eq(r.append("ap", " World"), 11, "append")
+    eq(r.strlen("ap"), 11, "strlen")
+    eq(r.getrange("ap", 0, 4), b"Hello", "getrange")
+    eq(r.getrange("ap", -5, -1), b"World", "getrange negative")
+    eq(r.substr("ap", 6, 10), b"World", "substr")
+    eq(r.setrange("ap", 6, "Redis"), 11, "setrange")
+    eq(r.get("ap"), b"Hello Redis", "after setrange")
+    eq(r.setrange("pad", 3, "x"), 4, "setrange pads")
+    eq(r.get("pad"), b"\x00\x00\x00x", "padding is zeros")
+    eq(r.setbit("bits", 7, 1), 0, "setbit")
+    eq(r.getbit("bits", 7), 1, "getbit")
+    eq(r.bitcount("bits"), 1, "bitcount")
+    eq(r.bitpos("bits", 1), 7, "bitpos")
+    eq(r.set("bin", b"\x00\xff\r\n"), True, "binary value")
+    eq(r.get("bin"), b"\x00\xff\r\n", "binary value back")
+
+
+def keyspace(r, port):
+    r.flushall()
+    r.mset({"k1": "a", "k2": "b", "other": "c"})
+    eq(r.delete("k2", "nope"), 1, "delete")
+    eq(r.unlink("other"), 1, "unlink")
+    eq(r.exists("k1", "k2"), 1, "exists")
+    eq(r.touch("k1", "nope"), 1, "touch")
+    eq(r.type("k1"), b"string", "type")
+    eq(r.type("nope"), b"none", "type of a missing key")
+    eq(r.expire("k1", 100), True, "expire")
+    check(0 < r.ttl("k1") <= 100, "ttl")
+    eq(r.expire("k1", 50, gt=True), False, "expire gt refused")
+    eq(r.expire("k1", 200, gt=True), True, "expire gt")
+    eq(r.expire("k1", 300, nx=True), False, "expire nx with a ttl")
+    eq(r.pexpire("k1", 100000), True, "pexpire")
+    check(0 < r.pttl("k1") <= 100000, "pttl")
+    at = int(time.time()) + 1000
+    eq(r.expireat("k1", at), True, "expireat")
+    eq(int(r.execute_command("EXPIRETIME", "k1")), at, "expiretime")
+    eq(r.pexpireat("k1", at * 1000 + 5), True, "pexpireat")
+    eq(int(r.execute_command("PEXPIRETIME", "k1")), at * 1000 + 5, "pexpiretime")
+    eq(r.persist("k1"), True, "persist")
+    eq(r.ttl("k1"), -1, "ttl after persist")
+    eq(r.ttl("nope"), -2, "ttl of a missing key")
+    r.set("gone", "x", px=100)
+    time.sleep(0.25)
+    eq(r.get("gone"), None, "expired key")
+    eq(r.rename("k1", "k3"), True, "rename")
+    eq(r.get("k3"), b"a", "renamed value")
+    r.set("k4", "d")
+    eq(r.renamenx("k3", "k4"), False, "renamenx onto an existing key")
+    eq(r.copy("k3", "k5"), True, "copy")
+    eq(r.copy("k3", "k5"), False, "copy onto an existing key")
+    eq(r.copy("k3", "k5", replace=True), True, "copy replace")
+    try:
+        r.rename("nope", "x")
+        check(False, "rename of a missing key did not fail")
+    except redis.ResponseError as e:
+        eq(str(e), "no such key", "rename error")
+    eq(sorted(r.keys("*")), [b"k3", b"k4", b"k5"], "keys")
+    eq(sorted(r.keys("k[34]")), [b"k3", b"k4"], "keys pattern")
+    check(r.randomkey() in (b"k3", b"k4", b"k5"), "randomkey")
+    eq(r.dbsize(), 3, "dbsize")
+    eq(r.object("encoding", "k3"), b"embstr", "object encoding")
+    r.set("num", "12345")
+    eq(r.object("encoding", "num"), b"int", "object encoding int")
+    # scan_iter sees every key, also while keys are added (index rehashes)
+    r.flushdb()
+    r.mset({"s:%d" % i: i for i in range(2000)})
+    seen = set()
+    for i, k in enumerate(r.scan_iter(match="s:*", count=50)):
+        seen.add(k)
+        if i % 100 == 0:
+            r.mset({"new:%d:%d" % (i, j): 1 for j in range(200)})
+    eq(len(seen), 2000, "scan_iter returned every original key once or more")
+    cur, ks = r.scan(0, match="nomatch*")
+    check(isinstance(cur, int) and ks == [] or all(k.startswith(b"nomatch") for k in ks), "scan match")
+    eq(list(r.scan_iter(_type="list")), [], "scan type filter")
+    # databases
+    r.flushall()
+    r1 = redis.Redis(port=port, db=1)
+    r1.set("only1", "x")
+    eq(r.get("only1"), None, "db 0 does not see db 1")
+    eq(r1.get("only1"), b"x", "db=1")
+    eq(r1.dbsize(), 1, "dbsize db 1")
+    eq(r.dbsize(), 0, "dbsize db 0")
+    eq(r1.move("only1", 0), True, "move")
+    eq(r.get("only1"), b"x", "moved to db 0")
+    r1.set("k", "one")
+    r.set("k", "zero")
+    eq(r.swapdb(0, 1), True, "swapdb")
+    eq(r.get("k"), b"one", "swapdb db 0")
+    eq(r1.get("k"), b"zero", "swapdb db 1")
+    eq(r1.flushdb(), True, "flushdb db 1")
+    eq(r1.dbsize(), 0, "db 1 empty after flushdb")
+    eq(r.get("k"), b"one", "flushdb of db 1 kept db 0")
+    r1.close()
+
+
+def transactions(r, port):
+    r.flushall()
+    p = r.pipeline()  # transactional by default: MULTI ... EXEC
+    p.set("t1", "a").incr("tc").get("t1").expire("t1", 100)
+    eq(p.execute(), [True, 1, b"a", True], "pipeline()")
+    p = r.pipeline(transaction=False)
+    p.set("t2", "b").get("t2")
+    eq(p.execute(), [True, b"b"], "pipeline(transaction=False)")
+
+    def incr_twice(pipe):
+        v = int(pipe.get("tc"))
+        pipe.multi()
+        pipe.set("tc", v + 2)
+    r.transaction(incr_twice, "tc")
+    eq(r.get("tc"), b"3", "transaction() with WATCH")
+    # WATCH: a change by another client fails the EXEC
+    other = redis.Redis(port=port)
+    with r.pipeline() as p:
+        p.watch("w")
+        other.set("w", "changed")
+        p.multi()
+        p.set("w", "mine")
+        try:
+            p.execute()
+            check(False, "EXEC after a watched key changed succeeded")
+        except redis.WatchError:
+            pass
+    eq(r.get("w"), b"changed", "the failed EXEC wrote nothing")
+    # an error inside EXEC (not while queueing) does not stop the others
+    p = r.pipeline()
+    p.set("x", "notnum").incr("x").set("y", "1")
+    res = p.execute(raise_on_error=False)
+    check(res[0] is True and isinstance(res[1], redis.ResponseError) and res[2] is True, "EXEC errors: %r" % (res,))
+    other.close()
+
+
+def connection(r, port):
+    c = redis.Redis(port=port, client_name="daxnet-test")
+    check(c.client_getname() in ("daxnet-test", b"daxnet-test"), "client_name=: %r" % (c.client_getname(),))
+    eq(c.client_setname("renamed"), True, "client_setname")
+    cid = c.client_id()
+    check(isinstance(cid, int) and cid > 0, "client_id")
+    names = [cl.get("name") for cl in r.client_list()]
+    check("renamed" in names, "client_list shows the name: %r" % names)
+    info = c.client_info()
+    eq(info.get("name"), "renamed", "client_info")
+    eq(r.client_kill_filter(_id=cid), 1, "client kill id")
+    c.close()
+    info = r.info()
+    for key in ("redis_version", "connected_clients", "used_memory", "used_cpu_user", "total_commands_processed"):
+        check(key in info, "info lacks %s" % key)
+    check("db0" in r.info("keyspace") or r.dbsize() == 0, "info keyspace")
+    check("daxnet_transport" in r.info("daxnet"), "info daxnet")
+    cfg = r.config_get("*")
+    check(cfg.get("appendonly") == "yes" and "maxmemory" in cfg, "config_get(*): %r" % cfg)
+    eq(r.config_set("maxclients", 5000), True, "config_set")
+    eq(r.config_get("maxclients"), {"maxclients": "5000"}, "config_get after set")
+    eq(r.config_resetstat(), True, "config_resetstat")
+    t = r.time()
+    check(abs(t[0] - time.time()) < 5, "time")
+    check(r.lastsave() is not None, "lastsave")
+    eq(r.save(), True, "save")
+    check(r.bgsave() in (True, b"Background saving started", "Background saving started"), "bgsave")
+    check(r.command_count() > 50, "command_count")
+    eq(r.execute_command("WAIT", 0, 0), 0, "wait")
+
+
+def auth(bin_dir, tmp, transport):
+    proc, port, pool = start_kv(bin_dir, tmp, transport, ["--requirepass", "s3cret"], name="auth")
+    try:
+        try:
+            redis.Redis(port=port).get("x")
+            check(False, "no NOAUTH without a password")
+        except redis.AuthenticationError:
+            pass
+        except redis.ResponseError as e:
+            check("NOAUTH" in str(e), "NOAUTH: %s" % e)
+        try:
+            redis.Redis(port=port, password="wrong").ping()
+            check(False, "a wrong password was accepted")
+        except redis.AuthenticationError:
+            pass
+        except redis.ResponseError as e:  # redis-py 4.3 raises this for WRONGPASS
+            check(str(e).startswith("WRONGPASS"), "wrong password: %s" % e)
+        r = redis.Redis(port=port, password="s3cret")
+        eq(r.ping(), True, "password=")
+        r2 = redis.Redis(port=port, username="default", password="s3cret")
+        eq(r2.set("a", 1), True, "username=default")
+        r.close()
+        r2.close()
+    finally:
+        stop(proc, pool)
+
+
+def stop(proc, pool):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    try:
+        os.unlink(pool)
+    except OSError:
+        pass
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin-dir", required=True)
+    ap.add_argument("--transport", default="epoll")
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="daxnet-redis-py-")
+    proc, port, pool = start_kv(args.bin_dir, tmp, args.transport)
+    try:
+        r = redis.Redis(port=port)
+        for name, fn in (("strings", lambda: strings(r)), ("keyspace", lambda: keyspace(r, port)),
+                         ("transactions", lambda: transactions(r, port)),
+                         ("connection", lambda: connection(r, port))):
+            fn()
+            print("redis-py %s: ok" % name, flush=True)
+        r.close()
+        check(proc.poll() is None, "daxnet-kv died")
+        # recovery keeps the databases: db 1's key is there after a restart
+        r1 = redis.Redis(port=port, db=1)
+        r1.set("durable1", "yes")
+        r1.close()
+        stop(proc, "")
+        proc, port, _ = start_kv(args.bin_dir, tmp, args.transport)
+        eq(redis.Redis(port=port, db=1).get("durable1"), b"yes", "db 1 key after restart")
+        eq(redis.Redis(port=port).get("durable1"), None, "db 1 key stays in db 1 after restart")
+        auth(args.bin_dir, tmp, args.transport)
+        print("redis-py auth: ok")
+        print("redis-py: %d checks passed (redis-py %s)" % (CHECKS, redis.__version__))
+    finally:
+        stop(proc, pool)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
