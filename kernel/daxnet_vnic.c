@@ -30,6 +30,7 @@
 #include <linux/highmem.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
+#include <linux/libnvdimm.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/netdevice.h>
@@ -39,6 +40,8 @@
 #include <linux/string.h>
 #include <linux/tcp.h>
 #include <linux/u64_stats_sync.h>
+#include <linux/uaccess.h>
+#include <net/checksum.h>
 #include <net/ip.h>
 #include <net/rtnetlink.h>
 
@@ -67,6 +70,7 @@ struct dxn_vnic_stats {
 	u64 rx_page_bytes;	/* payload bytes written into ordinary pages */
 	u64 rx_pool_miss;	/* chunks the provider could not supply */
 	u64 rx_foreign;		/* TCP frames the provider refused (flow_ok) */
+	u64 rx_csum_bad;	/* unverified TCP frames with a bad checksum */
 	u64 rx_linear;		/* non-TCP frames copied whole */
 	u64 tx_packets;
 	u64 tx_bytes;
@@ -270,9 +274,17 @@ static bool dxn_vnic_get_chunk(struct dxn_vnic_provider *prov,
 	return true;
 }
 
-/* Copy len bytes of the sequential reader into dst; false if it ran out. */
+/*
+ * Copy len bytes of the sequential reader into dst, adding their checksum
+ * to *csum at payload offset *coff; false if the reader ran out or a source
+ * line is poisoned. The source may be persistent memory (a zero-copy TX
+ * pool's pages in the sender's skb): copy_mc_to_kernel() turns a poisoned
+ * line into an error (the frame is dropped) instead of a machine check. A
+ * pmem destination is written back (clwb) before the caller's fence.
+ */
 static bool dxn_vnic_copy(struct skb_seq_state *sq, unsigned int *pos,
-			  u8 *dst, unsigned int len, bool pmem)
+			  u8 *dst, unsigned int len, bool pmem, __wsum *csum,
+			  unsigned int *coff)
 {
 	while (len) {
 		const u8 *src;
@@ -281,13 +293,15 @@ static bool dxn_vnic_copy(struct skb_seq_state *sq, unsigned int *pos,
 		if (!n)
 			return false;
 		n = min(n, len);
+		if (copy_mc_to_kernel(dst, src, n))
+			return false;
+		*csum = csum_block_add(*csum, csum_partial(dst, n, 0), *coff);
 		if (pmem)
-			memcpy_flushcache(dst, src, n);
-		else
-			memcpy(dst, src, n);
+			arch_wb_cache_pmem(dst, n);
 		dst += n;
 		len -= n;
 		*pos += n;
+		*coff += n;
 	}
 	return true;
 }
@@ -308,12 +322,15 @@ static struct sk_buff *dxn_vnic_head(struct net_device *peer, const u8 *hdr,
 	return skb;
 }
 
-/* Finish a received skb: protocol, checksum state, queue it on the peer. */
+/*
+ * Finish a received skb: protocol, checksum state (CHECKSUM_UNNECESSARY
+ * only when this device computed or verified the checksum), queue it.
+ */
 static void dxn_vnic_finish(struct sk_buff *skb, struct net_device *peer,
-			    struct sk_buff_head *out)
+			    struct sk_buff_head *out, u8 summed)
 {
 	skb->protocol = eth_type_trans(skb, peer);
-	skb->ip_summed = CHECKSUM_UNNECESSARY;
+	skb->ip_summed = summed;
 	__skb_queue_tail(out, skb);
 }
 
@@ -322,9 +339,16 @@ static int dxn_vnic_rx_linear(struct sk_buff *skb, struct net_device *peer,
 			      struct sk_buff_head *out, struct dxn_vnic_stats *st)
 {
 	struct sk_buff *nskb;
+	u8 summed = CHECKSUM_NONE;
 
-	if (skb->ip_summed == CHECKSUM_PARTIAL && skb_checksum_help(skb))
-		return -EINVAL;
+	/* Local senders leave the checksum to us: compute it. */
+	if (skb->ip_summed == CHECKSUM_PARTIAL) {
+		if (skb_checksum_help(skb))
+			return -EINVAL;
+		summed = CHECKSUM_UNNECESSARY;
+	} else if (skb->ip_summed == CHECKSUM_UNNECESSARY) {
+		summed = CHECKSUM_UNNECESSARY;
+	}
 	nskb = netdev_alloc_skb(peer, skb->len);
 	if (!nskb)
 		return -ENOMEM;
@@ -333,7 +357,7 @@ static int dxn_vnic_rx_linear(struct sk_buff *skb, struct net_device *peer,
 		return -EINVAL;
 	}
 	st->rx_linear++;
-	dxn_vnic_finish(nskb, peer, out);
+	dxn_vnic_finish(nskb, peer, out, summed);
 	return 0;
 }
 
@@ -359,7 +383,8 @@ static int dxn_vnic_rx_tcp(struct sk_buff *skb, struct net_device *peer,
 	skb_prepare_seq_read(skb, hlen, hlen + payload, &sq);
 	do {
 		unsigned int n = min(payload - pos, mss);
-		unsigned int left = n;
+		unsigned int left = n, coff = 0;
+		__wsum csum = 0;
 		struct sk_buff *nskb;
 		struct iphdr *iph;
 		struct tcphdr *th;
@@ -396,7 +421,7 @@ static int dxn_vnic_rx_tcp(struct sk_buff *skb, struct net_device *peer,
 			k = min(c.len, left);
 			va = kmap_local_page(c.page);
 			ok = dxn_vnic_copy(&sq, &pos, va + c.off, k,
-					   pmem && pool);
+					   pmem && pool, &csum, &coff);
 			kunmap_local(va);
 			skb_add_rx_frag(nskb, skb_shinfo(nskb)->nr_frags,
 					c.page, c.off, k, c.truesize);
@@ -416,8 +441,13 @@ static int dxn_vnic_rx_tcp(struct sk_buff *skb, struct net_device *peer,
 			kfree_skb(nskb);
 			break;
 		}
+		/* The segment's real TCP checksum, over what was written. */
+		th->check = 0;
+		csum = csum_add(csum_partial(th, thl, 0), csum);
+		th->check = csum_tcpudp_magic(iph->saddr, iph->daddr, thl + n,
+					      IPPROTO_TCP, csum);
 		st->rx_segs++;
-		dxn_vnic_finish(nskb, peer, out);
+		dxn_vnic_finish(nskb, peer, out, CHECKSUM_UNNECESSARY);
 		seg++;
 	} while (pos < payload);
 	/* Drops the reader's frag mapping, which it keeps between calls. */
@@ -472,6 +502,21 @@ static int dxn_vnic_rx_build(struct sk_buff *skb, struct net_device *peer,
 				ntohs(iph->tot_len) - (hlen - ETH_HLEN));
 		mss = max(payload, 1U);
 	}
+	/*
+	 * A frame that did not come from the local stack (bridged, forwarded)
+	 * carries a checksum nobody verified: verify it before rebuilding
+	 * segments with fresh checksums, which would hide corruption.
+	 */
+	if (skb->ip_summed != CHECKSUM_PARTIAL &&
+	    skb->ip_summed != CHECKSUM_UNNECESSARY && !skb_is_gso(skb)) {
+		unsigned int tl = hlen - ETH_HLEN - iphl + payload;
+
+		if (csum_tcpudp_magic(iph->saddr, iph->daddr, tl, IPPROTO_TCP,
+				      skb_checksum(skb, ETH_HLEN + iphl, tl, 0))) {
+			st->rx_csum_bad++;
+			return -EINVAL;
+		}
+	}
 	/* Only flows the provider's owner may see land in its memory. */
 	if (prov && prov->ops->flow_ok &&
 	    !prov->ops->flow_ok(prov, peer, iph, th)) {
@@ -520,7 +565,7 @@ static netdev_tx_t dxn_vnic_xmit(struct sk_buff *skb, struct net_device *dev)
 	}
 	u64_stats_update_end(&pst->syncp);
 	if (prov && prov->pmem)
-		wmb();	/* order the non-temporal payload stores */
+		wmb();	/* the written-back payload before the frame */
 	if (prov && prov->ops->commit)
 		prov->ops->commit(prov);
 	rcu_read_unlock();
@@ -672,6 +717,7 @@ static void dxn_vnic_sum(struct net_device *dev, struct dxn_vnic_stats *sum)
 		sum->rx_page_bytes += t.rx_page_bytes;
 		sum->rx_pool_miss += t.rx_pool_miss;
 		sum->rx_foreign += t.rx_foreign;
+		sum->rx_csum_bad += t.rx_csum_bad;
 		sum->rx_linear += t.rx_linear;
 		sum->tx_packets += t.tx_packets;
 		sum->tx_bytes += t.tx_bytes;
@@ -753,6 +799,7 @@ static struct dxn_vnic_attr dxn_vnic_counters[] = {
 	DXN_VNIC_COUNTER(rx_drops, rx_drops),
 	DXN_VNIC_COUNTER(tx_tso, tx_tso),
 	DXN_VNIC_COUNTER(rx_foreign, rx_foreign),
+	DXN_VNIC_COUNTER(rx_csum_bad, rx_csum_bad),
 };
 
 /* Pages of the test pool still referenced by skbs (after a recycle pass). */
@@ -792,6 +839,7 @@ static struct attribute *dxn_vnic_attrs[] = {
 	&dxn_vnic_counters[6].attr.attr,
 	&dxn_vnic_counters[7].attr.attr,
 	&dxn_vnic_counters[8].attr.attr,
+	&dxn_vnic_counters[9].attr.attr,
 	&dev_attr_test_pool_busy.attr,
 	&dev_attr_test_pool_pages.attr,
 	NULL

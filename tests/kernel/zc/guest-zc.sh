@@ -23,6 +23,13 @@
 #                (EPERM); root's zero-copy port bound to a vnic end, uid
 #                2000's stream over the same end: its bytes never appear
 #                in root's pool (rx_foreign counts its frames)
+#   vnic.csum    every TCP segment the vnic rebuilt carries a valid TCP
+#                checksum (it is marked CHECKSUM_UNNECESSARY): captured
+#                with a packet socket on the receiving end, GRO off
+#   zc.devdax    zc.rx's stream and zc.tx's send on a device-DAX pool
+#                (/dev/daxN.0 on a second emulated NVDIMM, ndctl devdax
+#                namespace); skipped when there is no second NVDIMM (the
+#                kernel suite boots with one; run-zc.sh adds it)
 #   rmmod, dmesg
 #
 # Two ways to run: standalone (tests/kernel/zc/run-zc.sh: formats the
@@ -189,6 +196,28 @@ if wanted vnic.pool; then
 	[ $ok = 1 ] && pass vnic.pool || fail vnic.pool "see log"
 fi
 
+if wanted vnic.csum; then
+	ok=1
+	make_pair dxu nu nv 9 || { ok=0; say "pair setup failed"; }
+	if [ $ok = 1 ]; then
+		# (stream() sets $out: use another name)
+		cout=/tmp/csum.$$
+		ip netns exec nv timeout 60 "$bin/zc_guard" csum dxup 6 >"$cout" 2>&1 &
+		cpid=$!
+		sleep 0.5
+		stream "csum 4096B" nu nv 10.77.9.2 1048576 4096
+		[ $STREAM_OK = 1 ] || ok=0
+		wait $cpid || ok=0
+		line=$(grep 'good=' "$cout")
+		say "vnic.csum: $line"
+		[ -n "$line" ] || cat "$cout"
+		[ "$(field good "$line")" -gt 100 ] && [ "$(field bad "$line")" = 0 ] || ok=0
+		rm -f "$cout"
+	fi
+	ip -n nu link del dxu 2>/dev/null
+	[ $ok = 1 ] && pass vnic.csum || fail vnic.csum "see log"
+fi
+
 if wanted zc.rx; then
 	ok=1
 	make_pair dxe ne nf 3 || { ok=0; say "pair setup failed"; }
@@ -346,6 +375,55 @@ if wanted zc.xuser; then
 	fi
 	ip -n ns link del dxs 2>/dev/null
 	[ $ok = 1 ] && pass zc.xuser || fail zc.xuser "see log"
+fi
+
+if wanted zc.devdax; then
+	ok=1
+	dd=
+	modprobe device_dax 2>/dev/null
+	for ns in $(ndctl list -N -i 2>/dev/null | sed -n 's/.*"dev":"\(namespace[0-9]*\.0\)".*/\1/p'); do
+		[ "$ns" = namespace0.0 ] && continue
+		ndctl create-namespace -f -e "$ns" --mode=devdax >/dev/null 2>&1 || continue
+		dd=$(ls -d /dev/dax"${ns#namespace}" 2>/dev/null)
+		[ -n "$dd" ] && break
+	done
+	if [ -z "$dd" ]; then
+		say "zc.devdax: no second NVDIMM / devdax namespace; skipped"
+	else
+		say "zc.devdax: $dd, size $(cat /sys/bus/dax/devices/$(basename "$dd")/size)"
+		make_pair dxw nw nx 10 || { ok=0; say "pair setup failed"; }
+		if [ $ok = 1 ]; then
+			out=/tmp/devdax.$$
+			ip netns exec nx timeout 120 "$zr" server 7009 "$dd" --count 2 >"$out" 2>&1 &
+			spid=$!
+			sleep 0.5
+			for b in 65536 4194304; do
+				cl=$(ip netns exec nw timeout 60 "$zs" client 10.77.10.2 7009 $b 4096 2>&1)
+				say "zc.devdax rx: $cl"
+				sleep 0.3
+			done
+			wait $spid || ok=0
+			sv=$(grep 'server bytes' "$out" | tail -n 1)
+			say "zc.devdax rx: $sv"
+			case "$sv" in *" bad=0 "*mode=zc*) ;; *) ok=0; cat "$out" ;; esac
+			[ "${cl##*sum=}" = "$(echo "$sv" | sed -n 's/.* sum=\([0-9a-f]*\).*/\1/p')" ] || ok=0
+			[ "$(field rx_zc_bytes "$sv")" -gt 0 ] || ok=0
+			ip netns exec nx timeout 60 "$zs" server 7010 >"$out" 2>&1 &
+			spid=$!
+			sleep 0.5
+			cl=$(ip netns exec nw timeout 60 "$zr" client 10.77.10.2 7010 "$dd" 4194304 4096 2>&1)
+			wait $spid
+			sv=$(grep 'server bytes' "$out")
+			say "zc.devdax tx: $cl"
+			say "zc.devdax tx: $sv"
+			case "$cl" in *mode=zc*) ;; *) ok=0 ;; esac
+			[ "$(field tx_zc_bytes "$cl")" = 4194304 ] || ok=0
+			[ "$(echo "$cl" | sed -n 's/.* sum=\([0-9a-f]*\).*/\1/p')" = "${sv##*sum=}" ] || ok=0
+			rm -f "$out"
+		fi
+		ip -n nw link del dxw 2>/dev/null
+		[ $ok = 1 ] && pass zc.devdax || fail zc.devdax "see log"
+	fi
 fi
 
 # zc.persist: daxnet-kv and daxnet-wal on the zero-copy path. Each write is

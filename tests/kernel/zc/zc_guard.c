@@ -7,6 +7,7 @@
  *   zc_guard hold PORT STOPFILE
  *   zc_guard sink PORT
  *   zc_guard send ADDR PORT BYTES
+ *   zc_guard csum IFNAME SECONDS
  *
  * Registers a zero-copy port over a 4-buffer anonymous shared pool with a
  * 32768-entry spare ring, accepts one connection on PORT (zc_stream's
@@ -28,8 +29,13 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/ethtool.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +44,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/daxnet.h>
@@ -507,6 +515,84 @@ static int sendm(char **argv)
 	return 0;
 }
 
+static uint32_t sum16(const uint8_t *p, size_t n, uint32_t acc)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < n; i += 2)
+		acc += (uint32_t)p[i] << 8 | p[i + 1];
+	if (n & 1)
+		acc += (uint32_t)p[n - 1] << 8;
+	return acc;
+}
+
+/* GRO on or off for ifname (SIOCETHTOOL, ETHTOOL_SGRO). */
+static void set_gro(int s, const char *ifname, int on)
+{
+	struct ethtool_value ev = { .cmd = ETHTOOL_SGRO, .data = on };
+	struct ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	ifr.ifr_data = (void *)&ev;
+	if (ioctl(s, SIOCETHTOOL, &ifr))
+		die("ETHTOOL_SGRO");
+}
+
+/*
+ * csum IFNAME SECONDS: capture the IPv4/TCP frames IFNAME receives (a
+ * packet socket sees the skbs the vnic rebuilt; GRO is switched off
+ * meanwhile, merged skbs carry their first segment's header) and check
+ * each one's TCP checksum. Prints "zc_guard: csum good=N bad=M".
+ */
+static int csum_capture(char **argv)
+{
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET };
+	uint64_t good = 0, bad = 0;
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 200000 };
+	time_t end = time(NULL) + atoi(argv[3]);
+	static uint8_t f[70000];
+	int s;
+
+	s = socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_IP));
+	if (s < 0)
+		die("packet socket");
+	sll.sll_protocol = htons(ETH_P_IP);
+	sll.sll_ifindex = if_nametoindex(argv[2]);
+	set_gro(s, argv[2], 0);
+	if (bind(s, (struct sockaddr *)&sll, sizeof(sll)))
+		die("bind packet socket");
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	printf("zc_guard: csum capturing\n");
+	fflush(stdout);
+	while (time(NULL) < end) {
+		struct sockaddr_ll from;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(s, f, sizeof(f), 0, (struct sockaddr *)&from, &fl);
+		uint32_t ihl, tot, acc;
+
+		if (n < 20 || from.sll_pkttype == PACKET_OUTGOING)
+			continue;
+		ihl = (f[0] & 15) * 4;
+		tot = (uint32_t)f[2] << 8 | f[3];
+		if ((f[0] >> 4) != 4 || f[9] != IPPROTO_TCP || tot > n || tot < ihl + 20)
+			continue;
+		/* Pseudo header + TCP header and payload: sums to 0xffff. */
+		acc = sum16(f + 12, 8, 0) + IPPROTO_TCP + (tot - ihl);
+		acc = sum16(f + ihl, tot - ihl, acc);
+		while (acc >> 16)
+			acc = (acc & 0xffff) + (acc >> 16);
+		if (acc == 0xffff)
+			good++;
+		else
+			bad++;
+	}
+	set_gro(s, argv[2], 1);
+	printf("zc_guard: csum good=%llu bad=%llu\n",
+	       (unsigned long long)good, (unsigned long long)bad);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 3 && !strcmp(argv[1], "dup"))
@@ -519,6 +605,8 @@ int main(int argc, char **argv)
 		return sink(argv);
 	if (argc >= 5 && !strcmp(argv[1], "send"))
 		return sendm(argv);
+	if (argc >= 4 && !strcmp(argv[1], "csum"))
+		return csum_capture(argv);
 	fprintf(stderr, "usage: see the comment at the top of zc_guard.c\n");
 	return 2;
 }

@@ -95,9 +95,16 @@ static void port_open(struct port *p, const char *path, int zc)
 	uint32_t i;
 
 	memset(p, 0, sizeof(*p));
-	pfd = open(path, O_RDWR | O_CREAT, 0600);
-	if (pfd < 0 || ftruncate(pfd, (off_t)NBUFS * BS))
-		die("pool file");
+	/* A device-DAX character device (/dev/daxX.Y) is mapped as is. */
+	if (!strncmp(path, "/dev/dax", 8)) {
+		pfd = open(path, O_RDWR);
+		if (pfd < 0)
+			die("device-DAX pool");
+	} else {
+		pfd = open(path, O_RDWR | O_CREAT, 0600);
+		if (pfd < 0 || ftruncate(pfd, (off_t)NBUFS * BS))
+			die("pool file");
+	}
 	p->pool = mmap(NULL, (size_t)NBUFS * BS, PROT_READ | PROT_WRITE, mflags, pfd, 0);
 	if (p->pool == MAP_FAILED)
 		p->pool = mmap(NULL, (size_t)NBUFS * BS, PROT_READ | PROT_WRITE,
