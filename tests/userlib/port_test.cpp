@@ -969,9 +969,11 @@ TEST_CASE("requests split across two receives and kept by swapping a spare in le
 		}
 		std::printf("[split] transport=%s requests=%d peak_pool_buffers_in_use=%llu (spare_slots=%u rx_slots=%u)\n",
 			    tname.c_str(), kMsgs, static_cast<unsigned long long>(peak), opt.spare_slots, opt.rx_slots);
-		// The spare ring, the stock, buffers held for packing and the RX
-		// ring's slots bound what the port and its transport hold.
-		CHECK(peak <= 2 * opt.spare_slots + opt.rx_slots + 8);
+		// What the port and its transport hold is bounded: the transport at
+		// most spare_slots + rx_slots per pair (the ABI's bound; daxnet.ko's
+		// stock cap), the spare ring below spare_slots, plus the leases
+		// and RX slots held here (a few).
+		CHECK(peak <= 2 * opt.spare_slots + opt.rx_slots + 16);
 		CHECK(port.detach(id).ok());
 	}
 	check_no_leak(pool);
