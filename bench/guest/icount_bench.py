@@ -311,6 +311,18 @@ def measure_wrk(args, srv, suite, conns, profile):
                    timeout=VT)
     wrk = subprocess.Popen(["wrk", "-t1", "-c%d" % conns, "-d%ds" % dur, "--timeout", "10s", "-s", lua, url],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # The window starts once the load flows: wrk may still be starting (its
+    # pages read over 9p, while the idle vCPU's clock races ahead) or
+    # waiting for a SYN retransmit after a full accept backlog.
+    base = srv.counters()["requests"]
+    waited = time.monotonic()
+    while srv.counters()["requests"] < base + 2 * conns:
+        if wrk.poll() is not None:
+            raise RuntimeError("wrk exited %s before the load flowed: %s" % (
+                wrk.returncode, wrk.stdout.read().decode(errors="replace")[-300:]))
+        if time.monotonic() - waited > 3000:
+            raise RuntimeError("no load after 3000 virtual s")
+        time.sleep(0.05)
     time.sleep(args.settle)
     a = Snap(srv, wrk.pid)
     prof = None

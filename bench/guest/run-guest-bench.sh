@@ -78,6 +78,8 @@ if [ -n "$icount" ]; then
 	add "shift=$icount"
 	log=${log:-$work/icount-serial.log}
 	load0=$(cut -d' ' -f1-3 /proc/loadavg)
+	# The source tree's commit at the start (the binaries are whatever BUILD_DIR holds).
+	git0=$(git -C "$src" describe --always --dirty 2>/dev/null || echo '?')
 	t0=$(date +%s)
 	say "host load before: $load0, $(nproc) cores"
 else
@@ -104,7 +106,7 @@ if [ -n "$icount" ]; then
 	# The host's load, for the record (the icount figures do not depend on it).
 	printf 'DAXNET-ICOUNT-HOST {"load_before": "%s", "load_after": "%s", "cores": %d, "real_s": %d, "date": "%s", "git": "%s"}\n' \
 		"$load0" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)" $(($(date +%s) - t0)) \
-		"$(date -u '+%Y-%m-%d %H:%M UTC')" "$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo '?')" >>"$log"
+		"$(date -u '+%Y-%m-%d %H:%M UTC')" "$git0" >>"$log"
 fi
 if [ "$docs" = 1 ]; then
 	python3 "$here/collect.py" "${copt[@]}" "$log"
