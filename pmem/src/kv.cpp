@@ -9,6 +9,8 @@
 #include <ctime>
 #include <new>
 
+#include "daxnet/pmem/crc32c.h"
+
 namespace daxnet::pmem {
 
 std::uint64_t realtime_ns() noexcept
@@ -21,7 +23,7 @@ std::uint64_t realtime_ns() noexcept
 namespace {
 
 template <class T>
-void assign_slices(T& dst, std::span<const Slice> v)
+void assign_slices(T& dst, std::span<const Slice> v, std::span<const std::uint32_t> crc)
 {
 	dst.nslices = static_cast<std::uint32_t>(v.size());
 	dst.size = 0;
@@ -29,11 +31,23 @@ void assign_slices(T& dst, std::span<const Slice> v)
 		dst.size += s.len;
 	if (v.size() == 1) {
 		dst.first = v[0];
+		dst.first_crc = crc[0];
 		dst.many.clear();
+		dst.many_crc.clear();
 	} else {
 		dst.first = Slice{};
 		dst.many.assign(v.begin(), v.end());
+		dst.many_crc.assign(crc.begin(), crc.end());
 	}
+}
+
+/// The logged CRCs of a value stored by assign_slices.
+template <class T>
+std::span<const std::uint32_t> value_crcs(const T& it) noexcept
+{
+	if (it.nslices == 1)
+		return std::span<const std::uint32_t>(&it.first_crc, 1);
+	return std::span<const std::uint32_t>(it.many_crc);
 }
 
 template <class T>
@@ -98,6 +112,19 @@ Result<std::unique_ptr<KvStore>> KvStore::open(const PoolView& pool, BufferAlloc
 // mutating calls after their append succeeded.
 void KvStore::apply(const Entry& e)
 {
+	if (!e.crc_known) {
+		// Only the log and recovery apply entries, and both know the
+		// CRCs; compute them for any other caller.
+		Entry c = e;
+		crc_scratch_.clear();
+		for (const Slice& s : e.value)
+			crc_scratch_.push_back(crc32c(wal_.pool().buffer(s.buf) + s.off, s.len));
+		c.crc_known = true;
+		c.key_crc = e.key.len ? crc32c(wal_.pool().buffer(e.key.buf) + e.key.off, e.key.len) : 0;
+		c.value_crc = crc_scratch_;
+		apply(c);
+		return;
+	}
 	switch (e.type) {
 	case RecordType::kv_set: {
 		const std::string_view k = view(e.key);
@@ -117,8 +144,9 @@ void KvStore::apply(const Entry& e)
 		Item& item = it->second;
 		key_records_ += wal_records_for(e.value.size());
 		item.key = e.key;
+		item.key_crc = e.key_crc;
 		item.expiry = e.aux;
-		assign_slices(item, e.value);
+		assign_slices(item, e.value, e.value_crc);
 		break;
 	}
 	case RecordType::kv_del:
@@ -134,14 +162,14 @@ void KvStore::apply(const Entry& e)
 	case RecordType::stream_append: {
 		StreamEntry se;
 		se.stamp = e.aux;
-		assign_slices(se, e.value);
-		stream_for(e.key).entries.push_back(std::move(se));
+		assign_slices(se, e.value, e.value_crc);
+		stream_for(e.key, e.key_crc).entries.push_back(std::move(se));
 		stream_records_ += wal_records_for(e.value.size());
 		break;
 	}
 	case RecordType::stream_trim: {
 		// §Record, streams: first <- max(first, t); end <- max(end, t).
-		Stream& st = stream_for(e.key);
+		Stream& st = stream_for(e.key, e.key_crc);
 		while (st.first < e.aux && !st.entries.empty()) {
 			stream_records_ -= wal_records_for(st.entries.front().nslices);
 			st.entries.pop_front();
@@ -156,13 +184,14 @@ void KvStore::apply(const Entry& e)
 	}
 }
 
-KvStore::Stream& KvStore::stream_for(const Slice& name)
+KvStore::Stream& KvStore::stream_for(const Slice& name, std::uint32_t name_crc)
 {
 	const std::string_view n = view(name);
 	auto it = streams_.find(n);
 	if (it == streams_.end()) {
 		it = streams_.emplace(n, Stream{}).first;  // keyed by the bytes of its first name slice
 		it->second.name = name;
+		it->second.name_crc = name_crc;
 		stream_records_++;  // §Capacity: its STREAM_TRIM in a checkpoint
 	}
 	return it->second;
@@ -215,7 +244,13 @@ int KvStore::append_logged(const Entry& e, bool frees) noexcept
 	if (const int rc = wal_.append(e); rc < 0)
 		return rc;
 	try {
-		apply(e);
+		// The index keeps the CRCs the records hold: checkpoints reuse
+		// them instead of reading every payload again.
+		Entry a = e;
+		wal_.last_crcs(a.key_crc, crc_scratch_);
+		a.crc_known = true;
+		a.value_crc = crc_scratch_;
+		apply(a);
 	} catch (const std::bad_alloc&) {
 		return -ENOMEM;  // logged but not indexed: visible after restart
 	}
@@ -437,6 +472,8 @@ int KvStore::ckpt_step(std::uint64_t budget) noexcept
 				e.type = RecordType::stream_trim;
 				e.aux = t;
 				e.key = st.name;
+				e.crc_known = true;
+				e.key_crc = st.name_crc;
 				if (const int rc = w.add(e); rc < 0)
 					return fail(rc);
 				se.next = t;
@@ -455,6 +492,9 @@ int KvStore::ckpt_step(std::uint64_t budget) noexcept
 			e.aux = x.stamp;
 			e.key = st.name;
 			e.value = value_ref(x, 0).slices;
+			e.crc_known = true;
+			e.key_crc = st.name_crc;
+			e.value_crc = value_crcs(x);
 			if (const int rc = w.add(e); rc < 0)
 				return fail(rc);
 			done++;
@@ -489,6 +529,9 @@ int KvStore::ckpt_step(std::uint64_t budget) noexcept
 			e.aux = item.expiry;
 			e.key = item.key;
 			e.value = item.ref().slices;
+			e.crc_known = true;
+			e.key_crc = item.key_crc;
+			e.value_crc = value_crcs(item);
 			if (const int rc = w.add(e); rc < 0)
 				return fail(rc);
 			done++;

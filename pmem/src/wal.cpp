@@ -49,11 +49,11 @@ bool known_head_type(std::uint8_t t) noexcept
 	       t <= static_cast<std::uint8_t>(RecordType::stream_trim);
 }
 
-WalSlice make_slice(const PoolView& pool, const Slice& s) noexcept
+WalSlice make_slice(const PoolView& pool, const Slice& s, const std::uint32_t* known = nullptr) noexcept
 {
 	if (s.len == 0)
 		return WalSlice{0, 0, 0, 0};
-	return WalSlice{s.buf, s.off, s.len, crc32c(pool.buffer(s.buf) + s.off, s.len)};
+	return WalSlice{s.buf, s.off, s.len, known ? *known : crc32c(pool.buffer(s.buf) + s.off, s.len)};
 }
 
 /// Calls fn(buf) for every used slice of `r` (§Buffer lifetime: one
@@ -83,16 +83,19 @@ std::uint32_t encode_entry(const PoolView& pool, const Entry& e, std::uint64_t s
 			r.type = static_cast<std::uint8_t>(e.type);
 			r.nslices = static_cast<std::uint16_t>(e.value.size());
 			r.count = n;
-			r.s[0] = make_slice(pool, e.key);
-			if (vi < e.value.size())
-				r.s[1] = make_slice(pool, e.value[vi++]);
+			r.s[0] = make_slice(pool, e.key, e.crc_known ? &e.key_crc : nullptr);
+			if (vi < e.value.size()) {
+				r.s[1] = make_slice(pool, e.value[vi], e.crc_known ? &e.value_crc[vi] : nullptr);
+				vi++;
+			}
 		} else {
 			r.type = static_cast<std::uint8_t>(RecordType::cont);
 			r.count = i;
 			std::uint16_t used = 0;
 			for (auto& s : r.s)
 				if (vi < e.value.size()) {
-					s = make_slice(pool, e.value[vi++]);
+					s = make_slice(pool, e.value[vi], e.crc_known ? &e.value_crc[vi] : nullptr);
+					vi++;
 					used++;
 				}
 			r.nslices = used;
@@ -232,22 +235,29 @@ Decode decode_entry(const DecodeCtx& c, std::uint64_t seq, Rec&& rec, std::vecto
 	return Decode::ok;
 }
 
-/// Turns decoded records into an Entry (slices into `vals`).
-Entry to_entry(const std::vector<const WalRecord*>& recs, std::vector<Slice>& vals)
+/// Turns decoded records into an Entry (slices into `vals`, their CRCs
+/// into `crcs`).
+Entry to_entry(const std::vector<const WalRecord*>& recs, std::vector<Slice>& vals, std::vector<std::uint32_t>& crcs)
 {
 	const WalRecord& h = *recs[0];
 	vals.clear();
+	crcs.clear();
 	for (std::size_t i = 0; i < recs.size(); i++)
 		for (int j = (i == 0 ? 1 : 0); j < 2; j++) {
 			const WalSlice& s = recs[i]->s[j];
-			if (s.len)
+			if (s.len) {
 				vals.push_back(Slice{s.buf, s.off, s.len});
+				crcs.push_back(s.crc);
+			}
 		}
 	Entry e;
 	e.type = static_cast<RecordType>(h.type);
 	e.aux = h.aux;
 	e.key = Slice{h.s[0].buf, h.s[0].off, h.s[0].len};
 	e.value = vals;
+	e.crc_known = true;
+	e.key_crc = h.s[0].crc;
+	e.value_crc = crcs;
 	return e;
 }
 
@@ -424,6 +434,7 @@ Result<Wal> Wal::open(const PoolView& pool, BufferAllocator& alloc, const WalOpt
 	alloc.reset(pool.buffer_count());
 	std::vector<const WalRecord*> recs;
 	std::vector<Slice> vals;
+	std::vector<std::uint32_t> crcs;
 	std::string why;
 	bool saw_trim = false;  // §Log state, flags: keep TRIM set while trims exist
 	auto quarantine = [&](const WalRecord& r) {
@@ -464,7 +475,10 @@ Result<Wal> Wal::open(const PoolView& pool, BufferAllocator& alloc, const WalOpt
 					    std::to_string(pos) + " (" + std::string(to_string(static_cast<RecordType>(recs[0]->type))) +
 					    "): " + why + "; refusing to open (allow_truncate drops it)");
 			for (const auto* r : recs)
-				for_slices(*r, [&](std::uint32_t buf) { alloc.ref(buf); });
+				for_slices(*r, [&](std::uint32_t buf) {
+					alloc.ref(buf);
+					w.ckpt_refs_.push_back(buf);
+				});
 			if (d == Decode::bad_payload) {
 				rep.ckpt_dropped_entries++;
 				rep.problems.push_back("checkpoint entry at record " + std::to_string(pos) +
@@ -473,7 +487,7 @@ Result<Wal> Wal::open(const PoolView& pool, BufferAllocator& alloc, const WalOpt
 					quarantine(*r);
 			} else {
 				saw_trim |= recs[0]->type == static_cast<std::uint8_t>(RecordType::stream_trim);
-				replay(to_entry(recs, vals), 0);
+				replay(to_entry(recs, vals, crcs), 0);
 			}
 			pos += recs.size();
 			entries++;
@@ -511,7 +525,7 @@ Result<Wal> Wal::open(const PoolView& pool, BufferAllocator& alloc, const WalOpt
 			for (const auto* r : precs)
 				for_slices(*r, [&](std::uint32_t buf) { alloc.ref(buf); });
 			saw_trim |= precs[0]->type == static_cast<std::uint8_t>(RecordType::stream_trim);
-			replay(to_entry(precs, vals), pe.seq);
+			replay(to_entry(precs, vals, crcs), pe.seq);
 			rep.log_entries++;
 			rep.log_records += pe.n;
 		}
@@ -721,6 +735,8 @@ int Wal::append(const Entry& e, std::uint64_t* seq) noexcept
 		for_slices(*r, [this](std::uint32_t buf) { alloc_->ref(buf); });
 	}
 	last_staged_ = slot(seq0 + n - 1);
+	last_seq0_ = seq0;
+	last_n_ = n;
 	next_seq_ += n;
 	staged_entries_++;
 	stats_.entries++;
@@ -728,6 +744,20 @@ int Wal::append(const Entry& e, std::uint64_t* seq) noexcept
 	if (seq)
 		*seq = seq0;
 	return 0;
+}
+
+void Wal::last_crcs(std::uint32_t& key_crc, std::vector<std::uint32_t>& out) const
+{
+	out.clear();
+	key_crc = 0;
+	for (std::uint32_t i = 0; i < last_n_; i++) {
+		const WalRecord& r = *slot(last_seq0_ + i);
+		if (i == 0)
+			key_crc = r.s[0].crc;
+		for (int j = (i == 0 ? 1 : 0); j < 2; j++)
+			if (r.s[j].len)
+				out.push_back(r.s[j].crc);
+	}
 }
 
 int Wal::commit() noexcept
@@ -785,14 +815,6 @@ void CheckpointWriter::flush_written() noexcept
 	auto* base = reinterpret_cast<std::byte*>(half_ + kCkptHeaderPage);
 	pool_.domain().flush(base + flushed_ * kWalRecordSize, (nrecords_ - flushed_) * kWalRecordSize);
 	flushed_ = nrecords_;
-}
-
-void Wal::for_each_ckpt_slice(std::uint32_t half, std::uint64_t nrecords,
-			      const std::function<void(std::uint32_t)>& fn) const
-{
-	const auto* base = reinterpret_cast<const WalRecord*>(ckpt_half_base(pool_, half) + kCkptHeaderPage);
-	for (std::uint64_t i = 0; i < nrecords; i++)
-		for_slices(base[i], fn);
 }
 
 struct Wal::Pending {
@@ -868,9 +890,6 @@ int Wal::install_checkpoint() noexcept
 	d.drain();
 
 	// Step 2: install it.
-	const std::uint32_t old_half = state_.ckpt_half;
-	const std::uint64_t old_gen = state_.ckpt_gen;
-	const std::uint64_t old_nrec = ckpt_nrecords_;
 	LogState next = state_;
 	next.generation++;
 	next.head_seq = p.covers;
@@ -885,8 +904,9 @@ int Wal::install_checkpoint() noexcept
 	// covers_seq on stay in the live window and keep theirs.
 	for (auto b : p.refs)
 		alloc_->ref(b);
-	if (old_gen)
-		for_each_ckpt_slice(old_half, old_nrec, [this](std::uint32_t b) { alloc_->unref(b); });
+	for (auto b : ckpt_refs_)
+		alloc_->unref(b);  // the old checkpoint's, kept in DRAM
+	ckpt_refs_.swap(p.refs);
 	for (std::uint64_t s = head_seq_; s < p.covers; s++)
 		for_slices(*slot(s), [this](std::uint32_t b) { alloc_->unref(b); });
 	head_seq_ = p.covers;

@@ -224,6 +224,10 @@ private:
 		std::uint32_t nslices = 0;
 		Slice first{};            ///< the value when nslices == 1
 		std::vector<Slice> many;  ///< the value when nslices > 1
+		/// Payload CRCs as logged (a checkpoint reuses them, never
+		/// reading the payload again): key, first / many as above.
+		std::uint32_t key_crc = 0, first_crc = 0;
+		std::vector<std::uint32_t> many_crc;
 		ValueRef ref() const noexcept;
 	};
 	struct StreamEntry {
@@ -232,9 +236,12 @@ private:
 		std::uint32_t nslices = 0;
 		Slice first{};            ///< as in Item
 		std::vector<Slice> many;
+		std::uint32_t first_crc = 0;  ///< as in Item
+		std::vector<std::uint32_t> many_crc;
 	};
 	struct Stream {
 		Slice name{};
+		std::uint32_t name_crc = 0;
 		std::uint64_t first = 0;          ///< position of entries.front()
 		std::deque<StreamEntry> entries;  ///< positions [first, first + size)
 		std::uint64_t end() const noexcept { return first + entries.size(); }
@@ -260,7 +267,7 @@ private:
 	explicit KvStore(const KvOptions& opt) noexcept;
 	void apply(const Entry& e);
 	/// The stream named by `name`, created (empty, first 0) when missing.
-	Stream& stream_for(const Slice& name);
+	Stream& stream_for(const Slice& name, std::uint32_t name_crc);
 	int ckpt_begin() noexcept;
 	/// Writes up to `budget` more entries (a bucket is written whole); 1
 	/// when complete, 0 when not, -EAGAIN when the index rehashed (begin
@@ -290,6 +297,7 @@ private:
 	std::unique_ptr<CkptProgress> ckpt_;
 	CheckpointStats ckpt_stats_{};
 	std::vector<std::string_view> expired_;  ///< scratch of ckpt_step
+	std::vector<std::uint32_t> crc_scratch_;  ///< CRCs of the entry being applied
 	std::uint64_t key_records_ = 0;     ///< §Capacity: records of the live keys
 	std::uint64_t stream_records_ = 0;  ///< §Capacity: one per stream + its entries' records
 	std::uint64_t log_reserve_ = 8;

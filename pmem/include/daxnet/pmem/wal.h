@@ -125,6 +125,13 @@ struct Entry {
 				///< STREAM_TRIM: the stream's new first position (< 2^63)
 	Slice key{};
 	std::span<const Slice> value{};
+	/// The slices' payload CRCs when known (replay, and a checkpoint
+	/// writing what the log already checksummed: it reuses them instead
+	/// of reading every payload again). value_crc has value.size()
+	/// entries. Unknown (false): computed from the bytes.
+	bool crc_known = false;
+	std::uint32_t key_crc = 0;
+	std::span<const std::uint32_t> value_crc{};
 };
 
 /// Records needed for an entry with `value_slices` value slices.
@@ -241,6 +248,10 @@ public:
 	/// when opened read-only.
 	int append(const Entry& e, std::uint64_t* seq = nullptr) noexcept;
 
+	/// The payload CRCs of the entry the last successful append() staged
+	/// (key, then value slices in order), as its records hold them.
+	void last_crcs(std::uint32_t& key_crc, std::vector<std::uint32_t>& out) const;
+
 	/// Makes every staged entry durable with one drain (none when nothing is
 	/// staged). Returns the number of entries committed.
 	int commit() noexcept;
@@ -291,8 +302,6 @@ private:
 	Wal();
 	WalRecord* slot(std::uint64_t seq) const noexcept;
 	int write_state(const LogState& next) noexcept;
-	void for_each_ckpt_slice(std::uint32_t half, std::uint64_t nrecords,
-				 const std::function<void(std::uint32_t)>& fn) const;
 
 	PoolView pool_{};
 	BufferAllocator* alloc_ = nullptr;
@@ -304,7 +313,13 @@ private:
 	std::uint64_t head_seq_ = 1;
 	std::uint64_t next_seq_ = 1;
 	std::uint64_t ckpt_nrecords_ = 0;  ///< records in the active checkpoint
+	/// One buffer per slice of the active checkpoint (§Buffer lifetime):
+	/// installing the next one drops these from DRAM instead of reading
+	/// the old checkpoint back from the pool.
+	std::vector<std::uint32_t> ckpt_refs_;
 	WalRecord* last_staged_ = nullptr;
+	std::uint64_t last_seq0_ = 0;  ///< head seq of the last appended entry
+	std::uint32_t last_n_ = 0;     ///< its records
 	std::uint64_t staged_entries_ = 0;
 	std::uint64_t fault_counter_ = 0;
 	WalStats stats_{};
