@@ -576,6 +576,60 @@ def test_wal_large_records(ctx):
     srv.stop()
 
 
+def test_kv_isolation(ctx):
+    """Clients that never read their replies, or stall mid-request, do not starve a well-behaved one."""
+    srv = start_kv(ctx, extra=["--pool-size", "64M"])
+    p = srv.port("resp")
+    good = RespClient(p, timeout=60)  # the timeout only bounds the test; the assertion is the answer
+    value = os.urandom(1024)
+    check(good.call("SET", "v1k", value) == "OK", "SET")
+    hostile = []
+    # Two connections pipeline 20,000 GETs of a 1 KiB value and never read.
+    for _ in range(2):
+        s = socket.create_connection(("127.0.0.1", p), timeout=30)
+        s.setblocking(False)
+        data = RespClient.encode("GET", "v1k") * 20000
+        sent = 0
+        deadline = time.monotonic() + 20
+        while sent < len(data) and time.monotonic() < deadline:
+            try:
+                sent += s.send(data[sent:])
+            except BlockingIOError:
+                time.sleep(0.01)
+        hostile.append(s)
+        log("  a reader that never reads sent %d of %d bytes of GETs" % (sent, len(data)))
+    check(good.call("GET", "v1k") == value, "GET beside two clients that never read")
+    check(good.call("SET", "after", "1") == "OK", "SET beside two clients that never read")
+    # Connections that send most of a 2 MB value, then stall.
+    for i in range(24):
+        s = socket.create_connection(("127.0.0.1", p), timeout=30)
+        s.setblocking(False)
+        data = b"*3\r\n$3\r\nSET\r\n$5\r\nstall\r\n$2000000\r\n" + b"s" * (1 << 20)
+        sent = 0
+        deadline = time.monotonic() + 5
+        while sent < len(data) and time.monotonic() < deadline:
+            try:
+                sent += s.send(data[sent:])
+            except BlockingIOError:
+                time.sleep(0.01)
+        hostile.append(s)
+    check(good.call("GET", "v1k") == value, "GET beside 24 stalled 2 MB SETs")
+    check(good.call("SET", "after2", "2") == "OK", "SET beside 24 stalled 2 MB SETs")
+    check(good.call("PING") == "PONG", "PING")
+    t0 = time.monotonic()
+    srv.proc.send_signal(signal.SIGTERM)
+    try:
+        code = srv.proc.wait(DEADLINE_STOP)
+    except subprocess.TimeoutExpired:
+        srv.kill9()
+        raise TestFailure("SIGTERM did not stop the server beside hostile clients")
+    log("  stopped %.1f s after SIGTERM, exit %d" % (time.monotonic() - t0, code))
+    check(code == 0, "exit %d after SIGTERM" % code)
+    for s in hostile:
+        s.close()
+    good.close()
+
+
 def _kv_writer(port, wid, stop, acked, errors, big_every=13):
     """SETs unique values, pipelined 8 deep; records (key, value) on reply OK."""
     try:
@@ -612,6 +666,16 @@ def test_kv_checkpoint(ctx):
     def before_kill(port):
         info = RespClient(port).call("INFO")
         fields = dict(l.split(":", 1) for l in info.decode().splitlines() if ":" in l)
+        # Completion by steps, not within a time: a checkpoint begun
+        # under load advances a step every pass, so wait (under the
+        # same load) until one was installed; the deadline is only the
+        # test's timeout.
+        deadline = time.monotonic() + 90
+        while int(fields["daxnet_checkpoints_stepped"]) == 0:
+            check(time.monotonic() < deadline, "no stepped checkpoint within 90 s: %s" % fields)
+            time.sleep(0.2)
+            info = RespClient(port).call("INFO")
+            fields = dict(l.split(":", 1) for l in info.decode().splitlines() if ":" in l)
         stepped.append(int(fields["daxnet_checkpoints_stepped"]))
         check(int(fields["daxnet_checkpoint_fallbacks"]) == 0, "checkpoint fallbacks: %s" % fields)
         log("  INFO: %s checkpoints, %s stepped, %s finished early, pending %s" %
@@ -620,9 +684,9 @@ def test_kv_checkpoint(ctx):
 
     # redis-benchmark overwrites 5,000 keys (many checkpoints over a bounded
     # live state); one writer of unique keys logs what was acknowledged.
-    _kv_crash_rounds(ctx, ["--pool-size", "256M", "--checkpoint-step", "64"], 101, before_kill, rounds=2,
+    _kv_crash_rounds(ctx, ["--pool-size", "128M", "--checkpoint-step", "64"], 101, before_kill, rounds=2,
                      writers=1, bench=True)
-    check(sum(stepped) > 0, "no incremental checkpoint completed under load: %s" % stepped)
+    check(all(n > 0 for n in stepped), "a round installed no checkpoint by steps: %s" % stepped)
 
 
 def _kv_crash_rounds(ctx, extra, big_every, before_kill=None, rounds=2, writers=4, bench=False):
@@ -993,6 +1057,14 @@ TESTS = {
 }
 
 
+# Reproductions of open problems (issue 14, client isolation): run by name
+# only, never by default, until fixed: "services_test.py kv_isolation"
+# shows a plain GET unanswered beside two clients that never read.
+KNOWN_FAILING = {
+    "kv_isolation": test_kv_isolation,
+}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin-dir", default=os.environ.get("DAXNET_BIN_DIR", "build/bin"))
@@ -1001,7 +1073,8 @@ def main():
     ap.add_argument("--tmp", default=os.environ.get("DAXNET_TEST_TMP", shm),
                     help="where to make each test's directory for pools and logs (default: /dev/shm when "
                          "writable, else the system temp dir; $DAXNET_TEST_TMP overrides)")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the temporary directory with its pools (a failed test keeps only its logs)")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("tests", nargs="*")
     args = ap.parse_args()
@@ -1011,6 +1084,9 @@ def main():
         return 0
     names = args.tests or list(TESTS)
     for n in names:
+        if n in KNOWN_FAILING:
+            TESTS[n] = KNOWN_FAILING[n]
+            log("note: %s is a known failure (run by name only)" % n)
         if n not in TESTS:
             print("unknown test %s (see --list)" % n, file=sys.stderr)
             return 2
@@ -1039,6 +1115,14 @@ def main():
         log("%s %s (%.1f s)" % ("ok  " if ok else "FAIL", n, time.monotonic() - t0))
         if ok and not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
+        elif not args.keep:
+            # A failed test keeps its logs but not its pools: in the guest
+            # they live on the 512 MiB NVDIMM, and a kept 256 MiB pool made
+            # the tests after it fail with ENOSPC (--keep keeps them).
+            for f in os.listdir(tmp):
+                if f.endswith(".pool"):
+                    os.unlink(os.path.join(tmp, f))
+            log("   kept the logs in %s (pools removed; --keep keeps them)" % tmp)
         else:
             log("   kept " + tmp)
     if failed:
