@@ -644,12 +644,18 @@ def _kv_writer(port, wid, stop, acked, errors, big_every=13):
                 batch.append((key, val))
                 n += 1
             c.send_raw(b"".join(RespClient.encode("SET", k, v) for k, v in batch))
+            full = False
             for k, v in batch:
                 r = c.read_reply()
+                if isinstance(r, RespError) and str(r).startswith("OOM ") and "pool full" in str(r):
+                    full = True  # a clean refusal: the pool filled up (not acknowledged, not an error)
+                    continue
                 if r != "OK":
                     errors.append("SET %s -> %r" % (k, r))
                     return
                 acked.append((k, v))
+            if full:
+                return
     except (ConnectionError, OSError, socket.timeout):
         pass  # the server was killed
 
