@@ -30,6 +30,10 @@
 #                (/dev/daxN.0 on a second emulated NVDIMM, ndctl devdax
 #                namespace); skipped when there is no second NVDIMM (the
 #                kernel suite boots with one; run-zc.sh adds it)
+#   zc.race      zc_guard race: a bound zero-copy port synced with random
+#                spare entries and RX swaps (duplicates, held, junk) from
+#                one thread while another polls, the connection is detached
+#                and the port closed under them (4 s; dmesg must stay clean)
 #   rmmod, dmesg
 #
 # Two ways to run: standalone (tests/kernel/zc/run-zc.sh: formats the
@@ -424,6 +428,24 @@ if wanted zc.devdax; then
 		ip -n nw link del dxw 2>/dev/null
 		[ $ok = 1 ] && pass zc.devdax || fail zc.devdax "see log"
 	fi
+fi
+
+if wanted zc.race; then
+	ok=1
+	make_pair dxy ny nz 11 || { ok=0; say "pair setup failed"; }
+	if [ $ok = 1 ]; then
+		out=/tmp/race.$$
+		ip netns exec nz timeout 60 "$bin/zc_guard" race 7012 4 >"$out" 2>&1 &
+		spid=$!
+		sleep 0.5
+		ip netns exec ny timeout 30 "$zs" client 10.77.11.2 7012 67108864 4096 >/dev/null 2>&1
+		wait $spid || ok=0
+		say "zc.race: $(cat "$out")"
+		grep -q 'race syncs=' "$out" || ok=0
+		rm -f "$out"
+	fi
+	ip -n ny link del dxy 2>/dev/null
+	[ $ok = 1 ] && pass zc.race || fail zc.race "see log"
 fi
 
 # zc.persist: daxnet-kv and daxnet-wal on the zero-copy path. Each write is

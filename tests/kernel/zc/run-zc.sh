@@ -57,7 +57,7 @@ if [ "$do_build" = 1 ]; then
 	cc -O2 -Wall -Wextra -Werror -o "$build/zc/zc_stream" "$here/zc_stream.c"
 	cc -O2 -Wall -Wextra -Werror -I"$src/kernel/include/uapi" \
 		-o "$build/zc/zc_ring" "$here/zc_ring.c"
-	cc -O2 -Wall -Wextra -Werror -I"$src/kernel/include/uapi" \
+	cc -O2 -Wall -Wextra -Werror -pthread -I"$src/kernel/include/uapi" \
 		-o "$build/zc/zc_guard" "$here/zc_guard.c"
 fi
 [ -f "$build/kmod/daxnet.ko" ] || { say "FAIL: no daxnet.ko"; exit 1; }
