@@ -805,13 +805,15 @@ EchoStats small_echo(Port& port, Pair& p, std::uint32_t id, int n, std::size_t s
 		for (int i = 0; i < n && ok; i++) {
 			for (std::size_t k = 0; k < size; k++)
 				m[k] = static_cast<char>(pattern(static_cast<std::uint32_t>(i), k));
-			if (!write_all(p.client.get(), m.data(), m.size()) || read_n(p.client.get(), size, 10) != m)
+			if (!write_all(p.client.get(), m.data(), m.size()) || read_n(p.client.get(), size, 120) != m)
 				ok = false;
 		}
 		::shutdown(p.client.get(), SHUT_WR);
-		read_n(p.client.get(), 1, 10);  // until the echo side closes
+		read_n(p.client.get(), 1, 120);  // until the echo side closes
 	});
 	bool eof = false;
+	// The limits are hang guards, not speed checks: 2000 round trips
+	// under TCG on a loaded host took longer than 30 s.
 	bool done = run_until([&] { return eof; },
 			      [&] {
 				      port.wait(5);
@@ -833,7 +835,8 @@ EchoStats small_echo(Port& port, Pair& p, std::uint32_t id, int n, std::size_t s
 						      eof = true;
 					      }
 				      }
-			      });
+			      },
+			      std::chrono::seconds(600));
 	for (int i = 0; i < 5; i++) {
 		REQUIRE(port.sync() >= 0);
 		for (; port.rx_ready(); port.rx_pop())
