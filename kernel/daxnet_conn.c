@@ -9,12 +9,19 @@
  * work happens in DAXNET_IOC_SYNC under lock_sock(). The socket's file
  * reference taken by sockfd_lookup() is kept until detach, so close(fd)
  * while attached only drops the caller's descriptor.
+ *
+ * While attached, the socket also carries a placeholder ULP (dxn_ulp_ops):
+ * a socket has at most one ULP, so setsockopt(TCP_ULP) - kTLS, say - fails
+ * with EEXIST instead of wrapping our callbacks (kTLS would save ours and
+ * call them after detach, when the module may be gone). Detach removes the
+ * placeholder and restores each callback only if it is still ours.
  */
 #include <linux/file.h>
 #include <linux/slab.h>
 #include <linux/poll.h>
 #include <net/tcp.h>
 #include <net/inet_connection_sock.h>
+#include <linux/rcupdate.h>
 
 #include "daxnet_priv.h"
 #include "daxnet_zc.h"
@@ -58,6 +65,22 @@ static void dxn_mark_tx(struct dxn_conn *conn)
 }
 
 /*
+ * The placeholder ULP of an attached socket: no operations, no module
+ * reference (it never outlives the attachment; tcp_cleanup_ulp() would
+ * only clear it).
+ */
+static const struct tcp_ulp_ops dxn_ulp_ops = {
+	.name = "daxnet",
+};
+
+/* Our connection of sk; caller holds sk->sk_callback_lock (either side). */
+static struct dxn_conn *dxn_sk_conn(struct sock *sk)
+{
+	return rcu_dereference_check(__sk_user_data(sk),
+				     lockdep_is_held(&sk->sk_callback_lock));
+}
+
+/*
  * Socket callbacks. Called by TCP in softirq with the socket spinlock held,
  * or in process context from release_sock() (possibly our own sync's).
  * They take read_lock_bh(&sk->sk_callback_lock), tolerate a NULL
@@ -69,7 +92,7 @@ static void dxn_data_ready(struct sock *sk)
 	struct dxn_conn *conn;
 
 	read_lock_bh(&sk->sk_callback_lock);
-	conn = sk->sk_user_data;
+	conn = dxn_sk_conn(sk);
 	if (likely(conn))
 		dxn_mark_rx(conn);
 	read_unlock_bh(&sk->sk_callback_lock);
@@ -80,7 +103,7 @@ static void dxn_write_space(struct sock *sk)
 	struct dxn_conn *conn;
 
 	read_lock_bh(&sk->sk_callback_lock);
-	conn = sk->sk_user_data;
+	conn = dxn_sk_conn(sk);
 	if (likely(conn))
 		dxn_mark_tx(conn);
 	read_unlock_bh(&sk->sk_callback_lock);
@@ -91,11 +114,26 @@ static void dxn_state_change(struct sock *sk)
 	struct dxn_conn *conn;
 
 	read_lock_bh(&sk->sk_callback_lock);
-	conn = sk->sk_user_data;
+	conn = dxn_sk_conn(sk);
 	if (likely(conn)) {
 		dxn_mark_rx(conn);
 		dxn_mark_tx(conn);
 		conn->save_state_change(sk);
+	}
+	read_unlock_bh(&sk->sk_callback_lock);
+}
+
+/* A socket error (RST, ICMP, timeout): the next sync reports it. */
+static void dxn_error_report(struct sock *sk)
+{
+	struct dxn_conn *conn;
+
+	read_lock_bh(&sk->sk_callback_lock);
+	conn = dxn_sk_conn(sk);
+	if (likely(conn)) {
+		dxn_mark_rx(conn);
+		dxn_mark_tx(conn);
+		conn->save_error_report(sk);
 	}
 	read_unlock_bh(&sk->sk_callback_lock);
 }
@@ -116,7 +154,7 @@ bool dxn_sk_attached(struct sock *sk, const struct dxn_port *port)
 	read_lock_bh(&sk->sk_callback_lock);
 	/* sk_user_data is ours only while our callback is installed. */
 	if (READ_ONCE(sk->sk_data_ready) == dxn_data_ready)
-		conn = sk->sk_user_data;
+		conn = dxn_sk_conn(sk);
 	ret = conn && conn->port == port;
 	read_unlock_bh(&sk->sk_callback_lock);
 	return ret;
@@ -136,6 +174,7 @@ struct dxn_conn *dxn_conn_lookup(struct dxn_port *port, u32 id)
 	u32 idx = DAXNET_CONN_INDEX(id);
 	struct dxn_conn *conn;
 
+	lockdep_assert_held(&port->lock);
 	if (idx >= port->max_conns)
 		return NULL;
 	conn = port->conns[idx];
@@ -182,6 +221,7 @@ int dxn_attach(struct dxn_port *port, struct daxnet_attach *arg)
 	struct sock *sk;
 	int idx, err;
 
+	lockdep_assert_held(&port->lock);
 	if (arg->flags || arg->reserved[0] || arg->reserved[1] ||
 	    arg->pair >= port->num_pairs)
 		return -EINVAL;
@@ -191,12 +231,13 @@ int dxn_attach(struct dxn_port *port, struct daxnet_attach *arg)
 	if (!sock)
 		return err;
 
-	conn = kzalloc(sizeof(*conn), GFP_KERNEL);
+	conn = kzalloc(sizeof(*conn), GFP_KERNEL_ACCOUNT);
 	if (!conn) {
 		err = -ENOMEM;
 		goto out_put;
 	}
-	idx = ida_alloc_max(&port->ida, port->max_conns - 1, GFP_KERNEL);
+	idx = ida_alloc_max(&port->ida, port->max_conns - 1,
+			    GFP_KERNEL_ACCOUNT);
 	if (idx < 0) {
 		err = idx == -ENOSPC ? -ENOSPC : idx;
 		goto out_free;
@@ -243,11 +284,15 @@ int dxn_attach(struct dxn_port *port, struct daxnet_attach *arg)
 	conn->save_data_ready = sk->sk_data_ready;
 	conn->save_write_space = sk->sk_write_space;
 	conn->save_state_change = sk->sk_state_change;
-	sk->sk_user_data = conn;
+	conn->save_error_report = sk->sk_error_report;
+	rcu_assign_sk_user_data(sk, conn);
 	WRITE_ONCE(sk->sk_data_ready, dxn_data_ready);
 	WRITE_ONCE(sk->sk_write_space, dxn_write_space);
 	WRITE_ONCE(sk->sk_state_change, dxn_state_change);
+	WRITE_ONCE(sk->sk_error_report, dxn_error_report);
 	write_unlock_bh(&sk->sk_callback_lock);
+	/* No ULP may wrap our callbacks while attached (lock_sock held). */
+	inet_csk(sk)->icsk_ulp_ops = &dxn_ulp_ops;
 	release_sock(sk);
 
 	port->conns[idx] = conn;
@@ -271,19 +316,40 @@ out_put:
 	return err;
 }
 
-/* Give the socket its callbacks back. Process context; takes lock_sock. */
+/* Restore one callback of a socket if it is still ours. */
+static void dxn_restore(void (**cb)(struct sock *sk),
+			void (*ours)(struct sock *sk),
+			void (*saved)(struct sock *sk))
+{
+	if (*cb == ours)
+		WRITE_ONCE(*cb, saved);
+	else
+		pr_warn_once("daxnet: a socket callback was replaced while attached; not restored\n");
+}
+
+/*
+ * Give the socket its callbacks back, each only if still ours, and remove
+ * the placeholder ULP. Process context; takes lock_sock.
+ */
 static void dxn_unhook(struct dxn_conn *conn)
 {
 	struct sock *sk = conn->sk;
+	struct inet_connection_sock *icsk = inet_csk(sk);
 
 	lock_sock(sk);
 	/* Stop getting callbacks from the TCP socket. */
 	write_lock_bh(&sk->sk_callback_lock);
-	sk->sk_user_data = NULL;
-	WRITE_ONCE(sk->sk_data_ready, conn->save_data_ready);
-	WRITE_ONCE(sk->sk_write_space, conn->save_write_space);
-	WRITE_ONCE(sk->sk_state_change, conn->save_state_change);
+	rcu_assign_sk_user_data(sk, NULL);
+	dxn_restore(&sk->sk_data_ready, dxn_data_ready, conn->save_data_ready);
+	dxn_restore(&sk->sk_write_space, dxn_write_space,
+		    conn->save_write_space);
+	dxn_restore(&sk->sk_state_change, dxn_state_change,
+		    conn->save_state_change);
+	dxn_restore(&sk->sk_error_report, dxn_error_report,
+		    conn->save_error_report);
 	write_unlock_bh(&sk->sk_callback_lock);
+	if (icsk->icsk_ulp_ops == &dxn_ulp_ops)
+		icsk->icsk_ulp_ops = NULL;
 	/* Bytes we did not publish stay readable: tell the socket's owner. */
 	if (!skb_queue_empty(&sk->sk_receive_queue))
 		sk->sk_data_ready(sk);
@@ -297,6 +363,7 @@ static void dxn_conn_destroy(struct dxn_conn *conn)
 	struct dxn_pair *pair = conn->pair;
 	u32 idx = DAXNET_CONN_INDEX(conn->id);
 
+	lockdep_assert_held(&port->lock);
 	dxn_unhook(conn);
 
 	/* No callback can find conn now; take it off the ready lists. */

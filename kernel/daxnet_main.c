@@ -81,7 +81,73 @@ static int dxn_check_register(const struct daxnet_register *r)
 	if (!PAGE_ALIGNED(r->pool_addr) ||
 	    r->pool_len != (u64)r->buf_size * r->buf_count)
 		return -EINVAL;
+	if (r->buf_count > DXN_MAX_BUFS)
+		return -EINVAL;
 	return 0;
+}
+
+/*
+ * Bytes REGISTER would allocate for rings and the per-pair and
+ * per-connection arrays (not the per-buffer ones, bounded by
+ * DXN_MAX_BUFS): capped by DXN_MAX_PORT_BYTES.
+ */
+static u64 dxn_port_bytes(const struct daxnet_register *r, u64 region)
+{
+	u64 stock = min_t(u64, (u64)r->spare_slots + r->rx_slots, r->buf_count);
+	u64 pair = stock * sizeof(u32) +
+		   ((u64)r->spare_slots + r->rx_slots) * sizeof(u32) +
+		   ((u64)r->tx_slots + r->rx_slots) * sizeof(u32) +
+		   (u64)r->tx_slots * (sizeof(struct daxnet_slot) + sizeof(u32));
+
+	return region + r->num_pairs * (sizeof(struct dxn_pair) + pair) +
+	       (u64)r->max_conns * (sizeof(struct dxn_conn *) + sizeof(u16));
+}
+
+/*
+ * The ring region: zeroed pages charged to the caller's memory cgroup
+ * (vmalloc_user() cannot be charged), mapped contiguously for the kernel
+ * with vmap() and into the owner with vm_map_pages(). Process context.
+ */
+static int dxn_region_alloc(struct dxn_port *port, size_t size)
+{
+	unsigned long i, n = size >> PAGE_SHIFT;
+	struct page **pages;
+
+	pages = kvcalloc(n, sizeof(*pages), GFP_KERNEL_ACCOUNT);
+	if (!pages)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		pages[i] = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+		if (!pages[i])
+			goto err;
+	}
+	port->region = vmap(pages, n, VM_MAP, PAGE_KERNEL);
+	if (!port->region)
+		goto err;
+	port->region_pages = pages;
+	port->region_npages = n;
+	return 0;
+err:
+	while (i--)
+		__free_page(pages[i]);
+	kvfree(pages);
+	return -ENOMEM;
+}
+
+/* Free the ring region (no mapping is left: each held the file). */
+static void dxn_region_free(struct dxn_port *port)
+{
+	unsigned long i;
+
+	if (!port->region_pages)
+		return;
+	vunmap(port->region);
+	for (i = 0; i < port->region_npages; i++)
+		__free_page(port->region_pages[i]);
+	kvfree(port->region_pages);
+	port->region_pages = NULL;
+	port->region_npages = 0;
+	port->region = NULL;
 }
 
 /* Free what REGISTER allocated. Process context, port->lock held. */
@@ -106,8 +172,7 @@ static void dxn_port_free(struct dxn_port *port)
 	port->conns = NULL;
 	kvfree(port->gens);
 	port->gens = NULL;
-	vfree(port->region);
-	port->region = NULL;
+	dxn_region_free(port);
 	dxn_zc_destroy(port);
 	dxn_pool_unpin(&port->pool);
 	if (port->mm) {
@@ -121,16 +186,19 @@ static void dxn_port_free(struct dxn_port *port)
 /* Allocate the per-pair private arrays. */
 static int dxn_pair_alloc(struct dxn_pair *pair, const struct daxnet_register *r)
 {
-	pair->stock_cap = r->spare_slots + r->rx_slots;
-	pair->stock = kvmalloc_array(pair->stock_cap, sizeof(u32), GFP_KERNEL);
+	/* The stock never holds a buffer twice (pool->own). */
+	pair->stock_cap = min(r->spare_slots + r->rx_slots, r->buf_count);
+	pair->stock = kvmalloc_array(pair->stock_cap, sizeof(u32),
+				     GFP_KERNEL_ACCOUNT);
 	pair->intake = kvmalloc_array(r->spare_slots + r->rx_slots, sizeof(u32),
-				      GFP_KERNEL);
+				      GFP_KERNEL_ACCOUNT);
 	pair->rel_cap = r->tx_slots + r->rx_slots;
 	pair->releases = kvmalloc_array(pair->rel_cap, sizeof(u32),
-					GFP_KERNEL);
+					GFP_KERNEL_ACCOUNT);
 	pair->txcopy = kvmalloc_array(r->tx_slots, sizeof(*pair->txcopy),
-				      GFP_KERNEL);
-	pair->txnext = kvmalloc_array(r->tx_slots, sizeof(u32), GFP_KERNEL);
+				      GFP_KERNEL_ACCOUNT);
+	pair->txnext = kvmalloc_array(r->tx_slots, sizeof(u32),
+				      GFP_KERNEL_ACCOUNT);
 	if (!pair->stock || !pair->intake || !pair->releases || !pair->txcopy ||
 	    !pair->txnext)
 		return -ENOMEM;
@@ -172,17 +240,25 @@ static int dxn_register(struct dxn_port *port, void __user *uarg)
 		 dxn_ring_bytes(r.tx_slots, sizeof(struct daxnet_slot)) +
 		 dxn_ring_bytes(r.spare_slots, sizeof(u32)));
 	size = PAGE_ALIGN(size);
+	if (dxn_port_bytes(&r, size) > DXN_MAX_PORT_BYTES)
+		return -E2BIG;
 
 	port->pool.buf_size = r.buf_size;
 	port->pool.buf_count = r.buf_count;
 	port->num_pairs = r.num_pairs;
 	port->max_conns = r.max_conns;
 	port->region_size = size;
-	port->region = vmalloc_user(size);
-	port->pairs = kcalloc(r.num_pairs, sizeof(*port->pairs), GFP_KERNEL);
-	port->conns = kvcalloc(r.max_conns, sizeof(*port->conns), GFP_KERNEL);
-	port->gens = kvcalloc(r.max_conns, sizeof(*port->gens), GFP_KERNEL);
-	if (!port->region || !port->pairs || !port->conns || !port->gens) {
+	/* Everything per port is charged to the caller's memory cgroup. */
+	ret = dxn_region_alloc(port, size);
+	if (ret)
+		goto out_free;
+	port->pairs = kcalloc(r.num_pairs, sizeof(*port->pairs),
+			      GFP_KERNEL_ACCOUNT);
+	port->conns = kvcalloc(r.max_conns, sizeof(*port->conns),
+			       GFP_KERNEL_ACCOUNT);
+	port->gens = kvcalloc(r.max_conns, sizeof(*port->gens),
+			      GFP_KERNEL_ACCOUNT);
+	if (!port->pairs || !port->conns || !port->gens) {
 		ret = -ENOMEM;
 		goto out_free;
 	}
@@ -191,16 +267,19 @@ static int dxn_register(struct dxn_port *port, void __user *uarg)
 		if (ret)
 			goto out_free;
 	}
-	ret = dxn_pool_pin(&port->pool, r.pool_addr, r.pool_len);
+	ret = dxn_pool_check(&port->pool, r.pool_addr, r.pool_len);
 	if (ret)
 		goto out_free;
 	/* Every buffer starts with user space (DXN_OWN_USER = 0). */
-	port->pool.own = kvzalloc(r.buf_count, GFP_KERNEL);
+	port->pool.own = kvzalloc(r.buf_count, GFP_KERNEL_ACCOUNT);
 	if (!port->pool.own) {
 		ret = -ENOMEM;
 		goto out_free;
 	}
 	if (r.flags & DAXNET_REG_ZEROCOPY) {
+		ret = dxn_pool_pin(&port->pool);
+		if (ret)
+			goto out_free;
 		ret = dxn_zc_create(port);
 		if (ret)
 			goto out_free;
@@ -418,8 +497,8 @@ static int dxn_mmap(struct file *file, struct vm_area_struct *vma)
 	    !(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
 	/* The rings belong to the process that registered them. */
-	dxn_vma_set_flags(vma, VM_DONTCOPY);
-	return remap_vmalloc_range(vma, port->region, 0);
+	dxn_vma_set_flags(vma, VM_DONTCOPY | VM_DONTEXPAND | VM_DONTDUMP);
+	return vm_map_pages(vma, port->region_pages, port->region_npages);
 }
 
 /* Process context. */

@@ -1,21 +1,30 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The user's buffer pool, pinned for kernel access.
+ * The user's buffer pool.
  *
- * The pool is the caller's own mapping of the pool file (or any memory):
- * buffer i is at pool_addr + i * buf_size. It is pinned page by page with
- * pin_user_pages_fast() and reached through the pages' kernel mappings.
+ * The pool is the owner's own mapping of the pool file (or shared memory):
+ * buffer i is at pool_addr + i * buf_size in the address space of the
+ * process that registered the port.
  *
- * fsdax: 6.1 refuses FOLL_LONGTERM on a file-system DAX mapping
- * (check_vma_flags() returns -EOPNOTSUPP), so such a pool is pinned
- * without it. The consequence, documented in docs/kernel.md: while the
- * port is open, truncate, hole punching and reflink of the pool file wait
- * for the pins (the file system's layout break waits for the page counts
- * to drop), so the file must not be shrunk while registered. Anonymous,
- * shmem (/dev/shm) and device-DAX mappings take FOLL_LONGTERM.
+ * Copy mode pins nothing and keeps no kernel mapping: the sync (process
+ * context, the owner's mm, see dxn_port_owner()) moves bytes through that
+ * mapping exactly as recvmsg()/sendmsg() do (ITER_UBUF), faulting pages in
+ * as needed. So the file system keeps full control of its pages: truncate,
+ * hole punching and reflink of the pool file behave as with any mapping,
+ * no page-cache page is written behind the file system's back, and a
+ * poisoned pmem line hit by the copy is a recoverable uaccess machine check
+ * (-EFAULT, SIGBUS to the owner), never a kernel one.
+ *
+ * Zero-copy mode (daxnet_zc.c) hands pool pages to the network stack and
+ * needs them pinned for the life of the port: dxn_pool_pin() takes
+ * FOLL_LONGTERM pins, charged to locked_vm, of memory mm allows to be
+ * pinned long term (docs/kernel.md, "The pool").
+ *
+ * dxn_pool_check() decides what the pool is from every VMA covering it.
  */
 #include <linux/mm.h>
-#include <linux/highmem.h>
+#include <linux/fs.h>
+#include <linux/magic.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/string.h>
@@ -23,6 +32,92 @@
 
 #include "daxnet_priv.h"
 #include "daxnet_compat.h"
+
+/* What one VMA of the pool is. */
+static enum dxn_mem dxn_vma_mem(struct vm_area_struct *vma)
+{
+	unsigned long magic = file_inode(vma->vm_file)->i_sb->s_magic;
+
+	if (vma_is_dax(vma))
+		return vma_is_fsdax(vma) ? DXN_MEM_FSDAX : DXN_MEM_DEVDAX;
+	if (magic == TMPFS_MAGIC)
+		return DXN_MEM_SHMEM;
+	if (magic == HUGETLBFS_MAGIC)
+		return DXN_MEM_HUGETLB;
+	return DXN_MEM_FILE;
+}
+
+/**
+ * dxn_pool_check - check and record the user range that is the pool
+ * @pool: pool with buf_size and buf_count set
+ * @addr: page-aligned user address of buffer 0
+ * @len: pool length in bytes
+ *
+ * Every VMA covering [addr, addr + len) of the caller's mm must exist and
+ * be writable, and none may be VM_IO/VM_PFNMAP: copy mode moves bytes
+ * through this mapping as recvmsg() would, so any such memory will do
+ * (heap, MAP_PRIVATE, several files). What the memory is (pool->mem) is
+ * decided from every VMA: one kind only when every VMA is a MAP_SHARED
+ * mapping of one and the same file (shared anonymous memory is a tmpfs
+ * file); zero-copy (dxn_pool_pin()) accepts nothing else.
+ *
+ * Process context (REGISTER), port->lock held; takes mmap_read_lock.
+ *
+ * Return: 0, -EINVAL (too large, an I/O mapping), -EFAULT (part of the
+ * range is not mapped), -EACCES (not writable).
+ */
+int dxn_pool_check(struct dxn_pool *pool, u64 addr, u64 len)
+{
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	bool private = false, mixed = false;
+	struct file *file = NULL;
+	u64 pos = addr, end;
+	int ret = 0;
+
+	if (!len || len > ((u64)DXN_MAX_POOL_PAGES << PAGE_SHIFT) ||
+	    check_add_overflow(addr, len, &end) ||
+	    !access_ok(u64_to_user_ptr(addr), len))
+		return -EINVAL;
+	mmap_read_lock(mm);
+	while (pos < end) {
+		vma = find_vma(mm, pos);
+		if (!vma || vma->vm_start > pos) {
+			ret = -EFAULT;
+			break;
+		}
+		if (vma->vm_flags & (VM_IO | VM_PFNMAP)) {
+			ret = -EINVAL;
+			break;
+		}
+		if (!(vma->vm_flags & VM_WRITE)) {
+			ret = -EACCES;
+			break;
+		}
+		if (!(vma->vm_flags & VM_SHARED) || !vma->vm_file)
+			private = true;
+		else if (file && vma->vm_file != file)
+			mixed = true;
+		file = vma->vm_file;
+		pos = vma->vm_end;
+	}
+	if (!ret) {
+		if (private)
+			pool->mem = DXN_MEM_PRIVATE;
+		else if (mixed)
+			pool->mem = DXN_MEM_MIXED;
+		else
+			pool->mem = dxn_vma_mem(find_vma(mm, addr));
+		pool->dax = pool->mem == DXN_MEM_FSDAX ||
+			    pool->mem == DXN_MEM_DEVDAX;
+	}
+	mmap_read_unlock(mm);
+	if (ret)
+		return ret;
+	pool->addr = addr;
+	pool->len = len;
+	return 0;
+}
 
 /* Pin nr pages from addr into pages[]; returns pages pinned or -errno. */
 static long dxn_pin_range(u64 addr, unsigned long nr, unsigned int flags,
@@ -46,41 +141,43 @@ static long dxn_pin_range(u64 addr, unsigned long nr, unsigned int flags,
 	return done;
 }
 
-/* Is the mapping at addr a DAX mapping? Process context, takes mmap_lock. */
-static bool dxn_range_is_dax(u64 addr)
-{
-	struct vm_area_struct *vma;
-	bool dax = false;
-
-	mmap_read_lock(current->mm);
-	vma = vma_lookup(current->mm, addr);
-	if (vma)
-		dax = vma_is_dax(vma);
-	mmap_read_unlock(current->mm);
-	return dax;
-}
-
 /**
- * dxn_pool_pin - pin the user range [addr, addr + len) as the pool
- * @pool: pool with buf_size and buf_count set
- * @addr: page-aligned user address of buffer 0
- * @len: pool length in bytes
+ * dxn_pool_pin - pin a checked pool for zero-copy mode
+ * @pool: a pool dxn_pool_check() accepted
  *
  * Process context (REGISTER ioctl), port->lock held. Charges the pages to
  * the caller's locked_vm (RLIMIT_MEMLOCK unless CAP_IPC_LOCK).
  *
- * Return: 0, or -EINVAL (size), -ENOMEM, -EFAULT, -EPERM/-ENOMEM from the
- * locked_vm charge, or the pin's error.
+ * Long-term pins are taken only of memory mm allows to be pinned long
+ * term and that no file system writes back behind us: shared memory,
+ * hugetlbfs and device DAX, mapped MAP_SHARED from one file. A
+ * file-system DAX pool still gets a short-term pin (6.1 refuses
+ * FOLL_LONGTERM there) until the zero-copy tests move to device DAX;
+ * docs/kernel.md, "The pool", says what that costs. Page-cache files are
+ * refused.
+ *
+ * Return: 0, -EINVAL (MAP_PRIVATE or mixed mappings), -EOPNOTSUPP
+ * (memory that may not be pinned), -ENOMEM, -EFAULT, -EPERM/-ENOMEM from
+ * the locked_vm charge, or the pin's error.
  */
-int dxn_pool_pin(struct dxn_pool *pool, u64 addr, u64 len)
+int dxn_pool_pin(struct dxn_pool *pool)
 {
-	unsigned long nr = DIV_ROUND_UP_ULL(len, PAGE_SIZE);
+	unsigned long nr = DIV_ROUND_UP_ULL(pool->len, PAGE_SIZE);
+	unsigned int flags = FOLL_WRITE | FOLL_LONGTERM;
 	struct page **pages;
 	long ret;
 
-	if (!nr || nr > DXN_MAX_POOL_PAGES)
+	if (pool->mem == DXN_MEM_PRIVATE || pool->mem == DXN_MEM_MIXED) {
+		pr_info_ratelimited("daxnet: zero-copy needs the pool MAP_SHARED from one file or shared memory object\n");
 		return -EINVAL;
-	pages = kvcalloc(nr, sizeof(*pages), GFP_KERNEL);
+	}
+	if (pool->mem == DXN_MEM_FILE) {
+		pr_info_ratelimited("daxnet: zero-copy needs a pool in device DAX, shared memory or hugetlbfs, not a page-cache file\n");
+		return -EOPNOTSUPP;
+	}
+	if (pool->mem == DXN_MEM_FSDAX)
+		flags = FOLL_WRITE;
+	pages = kvcalloc(nr, sizeof(*pages), GFP_KERNEL_ACCOUNT);
 	if (!pages)
 		return -ENOMEM;
 
@@ -88,14 +185,8 @@ int dxn_pool_pin(struct dxn_pool *pool, u64 addr, u64 len)
 	if (ret)
 		goto out_free;
 
-	pool->dax = dxn_range_is_dax(addr);
-	pool->longterm = true;
-	ret = dxn_pin_range(addr, nr, FOLL_WRITE | FOLL_LONGTERM, pages);
-	if (ret == -EOPNOTSUPP) {
-		/* fsdax: 6.1 allows only short-term pins (see above). */
-		pool->longterm = false;
-		ret = dxn_pin_range(addr, nr, FOLL_WRITE, pages);
-	}
+	pool->longterm = flags & FOLL_LONGTERM;
+	ret = dxn_pin_range(pool->addr, nr, flags, pages);
 	if (ret < 0)
 		goto out_unaccount;
 
@@ -103,7 +194,6 @@ int dxn_pool_pin(struct dxn_pool *pool, u64 addr, u64 len)
 	pool->mm = current->mm;
 	pool->pages = pages;
 	pool->npages = nr;
-	pool->len = len;
 	return 0;
 
 out_unaccount:
@@ -115,10 +205,10 @@ out_free:
 
 /**
  * dxn_pool_unpin - release the pool's pins and the locked_vm charge
- * @pool: a pinned pool (or an empty one)
+ * @pool: a pinned pool (or an unpinned one: copy mode)
  *
- * Process context (port release). The pages are marked dirty: the kernel
- * wrote into them through their kernel mappings.
+ * Process context (port release). The pages are marked dirty: the network
+ * stack may have written into them.
  */
 void dxn_pool_unpin(struct dxn_pool *pool)
 {
@@ -133,39 +223,20 @@ void dxn_pool_unpin(struct dxn_pool *pool)
 }
 
 /**
- * dxn_pool_write - copy bytes into the pool at byte position pos
+ * dxn_pool_uptr - the owner's user address of pool byte @pos
  * @pool: the pool
  * @pos: byte position from the start of buffer 0 (caller checked range)
- * @src: kernel source
- * @len: bytes
  *
- * Any context that may not sleep is fine (no locks taken). A DAX pool is
- * written with non-temporal stores (memcpy_flushcache); the caller issues
- * the store fence before it publishes the slot.
+ * Valid only in the owner's process context (dxn_port_owner()).
  */
-void dxn_pool_write(struct dxn_pool *pool, u64 pos, const void *src,
-		    size_t len)
+void __user *dxn_pool_uptr(struct dxn_pool *pool, u64 pos)
 {
-	while (len) {
-		struct page *page = pool->pages[pos >> PAGE_SHIFT];
-		size_t po = offset_in_page(pos);
-		size_t n = min_t(size_t, len, PAGE_SIZE - po);
-		void *kaddr = kmap_local_page(page);
-
-		if (pool->dax)
-			memcpy_flushcache(kaddr + po, src, n);
-		else
-			memcpy(kaddr + po, src, n);
-		kunmap_local(kaddr);
-		pos += n;
-		src += n;
-		len -= n;
-	}
+	return u64_to_user_ptr(pool->addr + pos);
 }
 
 /**
- * dxn_pool_bvec - describe pool bytes [pos, pos + len) as bio_vecs
- * @pool: the pool
+ * dxn_pool_bvec - describe pinned pool bytes [pos, pos + len) as bio_vecs
+ * @pool: a pinned pool (zero-copy mode)
  * @pos: byte position (caller checked range)
  * @len: bytes
  * @bv: output array
@@ -173,13 +244,16 @@ void dxn_pool_write(struct dxn_pool *pool, u64 pos, const void *src,
  *
  * Any context.
  *
- * Return: the number of entries used, or -E2BIG.
+ * Return: the number of entries used, -E2BIG, or -EINVAL when the pool is
+ * not pinned.
  */
 int dxn_pool_bvec(struct dxn_pool *pool, u64 pos, u32 len,
 		  struct bio_vec *bv, int max)
 {
 	int n = 0;
 
+	if (!pool->pages)
+		return -EINVAL;
 	while (len) {
 		u32 po = offset_in_page(pos);
 		u32 chunk = min_t(u32, len, PAGE_SIZE - po);

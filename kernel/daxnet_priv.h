@@ -36,6 +36,13 @@
 
 /* Largest pool: 16 GiB (the page array is 32 MiB). */
 #define DXN_MAX_POOL_PAGES	(16UL << (30 - PAGE_SHIFT))
+/* Most buffers per pool (bounds the per-buffer arrays). */
+#define DXN_MAX_BUFS		BIT(22)
+/*
+ * Most bytes of ring region plus per-pair and per-connection arrays one
+ * port may allocate (docs/kernel.md, "Accounting and caps").
+ */
+#define DXN_MAX_PORT_BYTES	(64ULL << 20)
 /* Most bio_vecs one slice of the largest buffer can span. */
 #define DXN_MAX_SLICE_PAGES	(DAXNET_MAX_BUF_SIZE / PAGE_SIZE + 1)
 /* Most TX byte ranges queued in the kernel per ring pair. */
@@ -85,11 +92,13 @@ struct dxn_conn {
 	void (*save_data_ready)(struct sock *sk);
 	void (*save_write_space)(struct sock *sk);
 	void (*save_state_change)(struct sock *sk);
+	void (*save_error_report)(struct sock *sk);
 
 	/* Everything below: port->lock. */
 	bool new_conn_due;	/* NEW_CONN slot not published yet */
 	bool eof_done;		/* EOF slot published */
 	bool err_done;		/* ERROR slot published: connection is dead */
+	bool rx_fault;		/* the pool mapping faulted: RX stopped */
 	int err;		/* positive errno once the connection failed */
 
 	u32 rx_buf;		/* buffer being filled, DAXNET_NO_BUF if none */
@@ -120,7 +129,7 @@ struct dxn_pair {
 	u32 *stock;		/* spare buffers the kernel holds */
 	u32 *intake;		/* indices handed over in one sync */
 	u32 nstock;
-	u32 stock_cap;		/* spare_slots + rx_slots */
+	u32 stock_cap;		/* min(spare_slots + rx_slots, buf_count) */
 
 	u32 *releases;		/* buffers owed a RELEASE slot, FIFO */
 	u32 rel_head;
@@ -140,14 +149,33 @@ struct dxn_pair {
 	struct daxnet_counters cnt;	/* under port->lock */
 };
 
+/* What the pool's memory is (daxnet_pool.c, from every VMA of the pool). */
+enum dxn_mem {
+	DXN_MEM_SHMEM,		/* tmpfs, memfd, MAP_SHARED|MAP_ANONYMOUS */
+	DXN_MEM_HUGETLB,	/* hugetlbfs */
+	DXN_MEM_DEVDAX,		/* /dev/daxX.Y */
+	DXN_MEM_FSDAX,		/* a file on a DAX file system */
+	DXN_MEM_FILE,		/* any other file: page cache */
+	DXN_MEM_PRIVATE,	/* some VMA is MAP_PRIVATE (heap, private file) */
+	DXN_MEM_MIXED,		/* shared, but VMAs of more than one file */
+};
+
+/*
+ * The pool: the owner's mapping at addr. Copy mode reaches it only through
+ * that mapping, in the owner's process context (dxn_pool_uptr()). Zero-copy
+ * mode also pins it (pages != NULL).
+ */
 struct dxn_pool {
-	struct page **pages;
-	unsigned long npages;
+	u64 addr;		/* owner's user address of buffer 0 */
 	u64 len;
 	u32 buf_size;
 	u32 buf_count;
 	u8 *own;		/* buffer -> DXN_OWN_*, port->lock */
-	bool dax;		/* pool is a DAX mapping: flush kernel stores */
+	enum dxn_mem mem;	/* from every VMA of the pool */
+	bool dax;		/* DXN_MEM_FSDAX or DXN_MEM_DEVDAX */
+	/* Zero-copy mode only (dxn_pool_pin()): */
+	struct page **pages;
+	unsigned long npages;
 	bool longterm;		/* pinned with FOLL_LONGTERM */
 	struct mm_struct *mm;	/* charged locked_vm */
 };
@@ -167,7 +195,9 @@ struct dxn_port {
 
 	struct dxn_pool pool;
 	struct dxn_zc *zc;	/* zero-copy state, NULL in copy mode */
-	void *region;		/* vmalloc_user, mmap'd */
+	void *region;		/* vmap of region_pages, mmap'd */
+	struct page **region_pages;	/* charged to the memory cgroup */
+	unsigned long region_npages;
 	size_t region_size;
 	u32 num_pairs;
 	struct dxn_pair *pairs;
@@ -189,7 +219,7 @@ struct dxn_rxctx {
 	int stop;		/* why the actor stopped */
 };
 
-enum { DXN_GO, DXN_STOP_RING, DXN_STOP_SPARE };
+enum { DXN_GO, DXN_STOP_RING, DXN_STOP_SPARE, DXN_STOP_FAULT };
 
 /* Registered (acquire: the registration is fully visible)? Any context. */
 static inline bool dxn_port_registered(struct dxn_port *port)
@@ -221,10 +251,10 @@ static inline bool dxn_port_owner(const struct dxn_port *port)
 }
 
 /* daxnet_pool.c */
-int dxn_pool_pin(struct dxn_pool *pool, u64 addr, u64 len);
+int dxn_pool_check(struct dxn_pool *pool, u64 addr, u64 len);
+int dxn_pool_pin(struct dxn_pool *pool);
 void dxn_pool_unpin(struct dxn_pool *pool);
-void dxn_pool_write(struct dxn_pool *pool, u64 pos, const void *src,
-		    size_t len);
+void __user *dxn_pool_uptr(struct dxn_pool *pool, u64 pos);
 int dxn_pool_bvec(struct dxn_pool *pool, u64 pos, u32 len,
 		  struct bio_vec *bv, int max);
 

@@ -40,7 +40,8 @@ static u32 dxn_prev(u32 i, u32 n)
  */
 static int dxn_read_head(struct dxn_ringstate *rs, u32 *headp)
 {
-	u32 head = READ_ONCE(rs->ring->head);
+	/* Acquire: pairs with user space's release store of head. */
+	u32 head = smp_load_acquire(&rs->ring->head);
 	u32 cur = READ_ONCE(rs->ring->cur);
 	u32 n = rs->n;
 
@@ -70,6 +71,7 @@ int dxn_release_buf(struct dxn_pair *pair, u32 buf)
 {
 	u32 *n;
 
+	lockdep_assert_held(&pair->port->lock);
 	if (pair->rel_head + pair->rel_count == pair->rel_cap) {
 		if (pair->rel_head) {
 			memmove(pair->releases, pair->releases + pair->rel_head,
@@ -77,7 +79,7 @@ int dxn_release_buf(struct dxn_pair *pair, u32 buf)
 			pair->rel_head = 0;
 		} else {
 			n = kvmalloc_array(pair->rel_cap * 2, sizeof(u32),
-					   GFP_KERNEL);
+					   GFP_KERNEL_ACCOUNT);
 			if (!n)
 				return -ENOMEM;
 			memcpy(n, pair->releases, pair->rel_count * sizeof(u32));
@@ -113,6 +115,8 @@ void dxn_txq_drop(struct dxn_conn *conn, bool count)
 {
 	struct dxn_pair *pair = conn->pair;
 	struct dxn_txent *e, *tmp;
+
+	lockdep_assert_held(&pair->port->lock);
 
 	list_for_each_entry_safe(e, tmp, &conn->txq, node) {
 		if (e->buf != DAXNET_NO_BUF) {
@@ -204,35 +208,27 @@ void dxn_rx_close_slot(struct dxn_rxctx *ctx, bool held)
 	}
 }
 
-/* Copy skb bytes [from, from + len) into the pool at byte position pos. */
-static void dxn_rx_copy(struct dxn_pool *pool, struct sk_buff *skb,
-			unsigned int from, u64 pos, u32 len)
+/*
+ * Copy skb bytes [from, from + len) into the pool at byte position pos,
+ * through the owner's mapping (as recvmsg() does: it may fault). Returns
+ * 0 or -EFAULT. Process context of the port's owner, lock_sock held.
+ */
+static int dxn_rx_copy(struct dxn_pool *pool, struct sk_buff *skb,
+		       unsigned int from, u64 pos, u32 len)
 {
-	struct skb_seq_state st;
-	const u8 *data;
-	u32 got = 0;
-	unsigned int n;
+	struct iov_iter iter;
 
-	skb_prepare_seq_read(skb, from, from + len, &st);
-	while (got < len) {
-		n = skb_seq_read(got, &data, &st);
-		if (!n)
-			break;	/* skb_seq_read() aborted the walk itself */
-		n = min(n, len - got);
-		dxn_pool_write(pool, pos + got, data, n);
-		got += n;
-	}
-	if (got == len)
-		skb_abort_seq_read(&st);
-	WARN_ON_ONCE(got != len);
+	iov_iter_ubuf(&iter, ITER_DEST, dxn_pool_uptr(pool, pos), len);
+	return skb_copy_datagram_iter(skb, from, &iter, len);
 }
 
 /*
  * tcp_read_sock() actor: copy received bytes into the connection's pool
  * buffer, packing them behind earlier bytes, taking a spare when the
  * buffer is full. Returns bytes consumed; 0 stops the read (ring full or no
- * spare: TCP keeps the rest and its window closes). Process context,
- * lock_sock(sk) and port->lock held.
+ * spare: TCP keeps the rest and its window closes; a fault on the pool
+ * mapping fails the connection with EFAULT). Process context of the
+ * port's owner, lock_sock(sk) and port->lock held.
  */
 int dxn_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
 		 unsigned int offset, size_t len)
@@ -268,8 +264,13 @@ int dxn_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
 			ctx->slot_len = 0;
 		}
 		n = min_t(size_t, len - done, bs - conn->rx_fill);
-		dxn_rx_copy(pool, skb, offset + done,
-			    (u64)conn->rx_buf * bs + conn->rx_fill, n);
+		if (dxn_rx_copy(pool, skb, offset + done,
+				(u64)conn->rx_buf * bs + conn->rx_fill, n)) {
+			ctx->stop = DXN_STOP_FAULT;
+			if (!conn->err)
+				conn->err = EFAULT;
+			break;
+		}
 		conn->rx_fill += n;
 		ctx->slot_len += n;
 		done += n;
@@ -296,6 +297,8 @@ static int dxn_rx_conn(struct dxn_rxctx *ctx, struct dxn_conn *conn)
 	bool qempty, eof, final;
 	int err;
 
+	lockdep_assert_held(&pair->port->lock);
+
 	if (conn->err_done)
 		return DXN_GO;
 	if (conn->new_conn_due) {
@@ -311,8 +314,15 @@ static int dxn_rx_conn(struct dxn_rxctx *ctx, struct dxn_conn *conn)
 	rd.arg.data = ctx;
 
 	lock_sock(sk);
-	tcp_read_sock(sk, &rd, pair->port->zc ? dxn_zc_rx_actor : dxn_rx_actor);
-	qempty = skb_queue_empty(&sk->sk_receive_queue);
+	if (!conn->rx_fault)
+		tcp_read_sock(sk, &rd,
+			      pair->port->zc ? dxn_zc_rx_actor : dxn_rx_actor);
+	if (ctx->stop == DXN_STOP_FAULT) {
+		/* The pool is gone from under us: report ERROR, read no more. */
+		conn->rx_fault = true;
+		ctx->stop = DXN_GO;
+	}
+	qempty = conn->rx_fault || skb_queue_empty(&sk->sk_receive_queue);
 	if (qempty && !conn->err) {
 		err = sock_error(sk);
 		if (err)
@@ -323,6 +333,11 @@ static int dxn_rx_conn(struct dxn_rxctx *ctx, struct dxn_conn *conn)
 
 	/* Nothing more will arrive: the last slice gives the buffer back. */
 	final = qempty && (conn->err || eof);
+	if (ctx->slot_open && !ctx->slot_len) {
+		/* Reserved, but the copy faulted before any byte. */
+		ctx->slot_open = false;
+		ctx->room++;
+	}
 	if (ctx->slot_open)
 		dxn_rx_close_slot(ctx, !final);
 	if (final && conn->rx_buf != DAXNET_NO_BUF) {
@@ -455,6 +470,8 @@ static void dxn_rx(struct dxn_pair *pair)
 	LIST_HEAD(todo);
 	int stop;
 
+	lockdep_assert_held(&port->lock);
+
 	ctx.room = rs->n - 1 - daxnet_ring_space(rs->head, rs->tail, rs->n);
 	dxn_rx_releases(&ctx);
 
@@ -509,31 +526,30 @@ static void dxn_tx_result(struct daxnet_slot *c, u16 flags, int err)
 }
 
 /*
- * Send pool bytes on conn through the copy path. Returns bytes taken by
- * TCP, or -errno (-EAGAIN: the send buffer is full; the write_space
- * callback will mark conn). Process context, lock_sock(sk) held.
+ * Send pool bytes on conn through the copy path: TCP copies them from the
+ * owner's mapping, as sendmsg() does (it may fault). Returns bytes taken
+ * by TCP, or -errno (-EAGAIN: the send buffer is full; the write_space
+ * callback will mark conn; -EFAULT: the pool is not mapped any more).
+ * Process context of the port's owner, lock_sock(sk) held.
  */
 static int dxn_send(struct dxn_conn *conn, u32 buf, u32 off, u32 len,
 		    bool more)
 {
 	struct dxn_pair *pair = conn->pair;
 	struct dxn_pool *pool = &pair->port->pool;
-	struct bio_vec bv[DXN_MAX_SLICE_PAGES];
 	struct msghdr msg = {
 		.msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL | (more ? MSG_MORE : 0),
 	};
-	int nr, ret;
+	int ret;
 
+	sock_owned_by_me(conn->sk);
 	if (pair->port->zc) {
 		ret = dxn_zc_send(conn, buf, off, len, more);
 		if (ret != -EOPNOTSUPP)
 			return ret;
 	}
-	nr = dxn_pool_bvec(pool, (u64)buf * pool->buf_size + off, len, bv,
-			   ARRAY_SIZE(bv));
-	if (nr < 0)
-		return nr;
-	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, bv, nr, len);
+	iov_iter_ubuf(&msg.msg_iter, ITER_SOURCE,
+		      dxn_pool_uptr(pool, (u64)buf * pool->buf_size + off), len);
 	ret = tcp_sendmsg_locked(conn->sk, &msg, len);
 	if (ret > 0) {
 		pair->cnt.tx_bytes += ret;
@@ -554,7 +570,7 @@ static int dxn_txq_add(struct dxn_conn *conn, u32 buf, u32 off, u32 len)
 
 	if (pair->ntxq >= DXN_MAX_TXQ)
 		return -ENOBUFS;
-	e = kmalloc(sizeof(*e), GFP_KERNEL);
+	e = kmalloc(sizeof(*e), GFP_KERNEL_ACCOUNT);
 	if (!e)
 		return -ENOBUFS;
 	e->buf = buf;
@@ -578,6 +594,8 @@ static void dxn_tx_conn(struct dxn_pair *pair, struct dxn_conn *conn)
 	bool blocked = false, shut = false;
 	int ret;
 	u32 i, sent;
+
+	lockdep_assert_held(&pair->port->lock);
 
 	lock_sock(sk);
 	while (!list_empty(&conn->txq) && !conn->err) {
@@ -711,6 +729,8 @@ static void dxn_tx(struct dxn_pair *pair, u32 head)
 	LIST_HEAD(todo);
 	u32 i;
 
+	lockdep_assert_held(&port->lock);
+
 	/* Connections whose send buffer has room again. */
 	spin_lock_bh(&port->ready_lock);
 	list_for_each_entry_safe(conn, tmp, &pair->tx_ready, tx_node) {
@@ -782,6 +802,8 @@ int dxn_sync_pair(struct dxn_pair *pair, u32 flags)
 	bool rx = !flags || (flags & DAXNET_SYNC_RX);
 	u32 rx_head, tx_head, sp_head, nrx, nsp;
 
+	lockdep_assert_held(&pair->port->lock);
+
 	if (dxn_read_head(&pair->rx, &rx_head) ||
 	    dxn_read_head(&pair->tx, &tx_head) ||
 	    dxn_read_head(&pair->spare, &sp_head)) {
@@ -817,6 +839,8 @@ __poll_t dxn_pair_poll(struct dxn_pair *pair)
 	u32 tx_cur = READ_ONCE(pair->tx.ring->cur);
 	bool progress, pending, tx_pending;
 	__poll_t mask = 0;
+
+	lockdep_assert_held(&port->lock);
 
 	progress = READ_ONCE(pair->rx.ring->head) != pair->rx.head ||
 		   READ_ONCE(pair->spare.ring->head) != pair->spare.head;

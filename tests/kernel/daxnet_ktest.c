@@ -42,12 +42,19 @@
 #include <unistd.h>
 
 #include <linux/daxnet.h>
+#include <linux/tls.h>
 
 #ifndef MAP_SHARED_VALIDATE
 #define MAP_SHARED_VALIDATE 0x03
 #endif
 #ifndef MAP_SYNC
 #define MAP_SYNC 0x80000
+#endif
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+#ifndef TCP_ULP
+#define TCP_ULP 31
 #endif
 
 static const char *pool_dir = "/tmp";
@@ -1337,6 +1344,556 @@ static int t_register_mmap_race(void)
 	return 0;
 }
 
+/* ---------------------------------------- buffer ownership, pool kinds */
+
+/* REGISTER on fd with an explicit pool; returns 0 or -errno. */
+static int reg_raw(int fd, void *pool, size_t len, uint32_t bs, uint32_t n,
+		   uint32_t pairs, uint32_t rx, uint32_t tx, uint32_t sp,
+		   uint32_t flags)
+{
+	struct daxnet_register r;
+
+	memset(&r, 0, sizeof(r));
+	r.api_version = DAXNET_API;
+	r.flags = flags;
+	r.pool_addr = (uintptr_t)pool;
+	r.pool_len = len;
+	r.buf_size = bs;
+	r.buf_count = n;
+	r.num_pairs = pairs;
+	r.rx_slots = rx;
+	r.tx_slots = tx;
+	r.spare_slots = sp;
+	return ioctl(fd, DAXNET_IOC_REGISTER, &r) ? -errno : 0;
+}
+
+/* Hand buffer b on the spare ring (no mirror bookkeeping). */
+static void spare_push(struct kport *p, uint32_t b)
+{
+	uint32_t h = p->sp->head;
+
+	p->sps[h] = b;
+	h = daxnet_ring_next(h, p->sp->num_slots);
+	p->sp->head = p->sp->cur = h;
+}
+
+static int raw_sync(struct kport *p)
+{
+	struct daxnet_sync s = { .pair = 0 };
+
+	return ioctl(p->fd, DAXNET_IOC_SYNC, &s) ? -errno : 0;
+}
+
+/* Rewind the spare ring's head (after a sync that changed nothing). */
+static void spare_rewind(struct kport *p, uint32_t k)
+{
+	uint32_t n = p->sp->num_slots;
+
+	p->sp->head = p->sp->cur = (p->sp->head + n - k) % n;
+}
+
+/*
+ * Indices user space hands over are checked against the kernel's
+ * ownership state (pool->own): a duplicate spare, a spare the kernel
+ * already holds, a BUF_CHANGED swap naming a buffer the kernel fills -
+ * each fails the sync with EINVAL, nothing changed, counter bad_buf.
+ */
+static int t_dup_index(void)
+{
+	struct kport p;
+	struct daxnet_counters k0, k1;
+	int cli, srv;
+	uint32_t conn = 0, h, t;
+
+	CHECK(kport_open_ex(&p, true, 16, 4096, 8, 8, 8, 4, DAXNET_API) == 0, "register");
+	k0 = kport_counters(&p);
+	spare_push(&p, 3);
+	spare_push(&p, 3);
+	CHECK(raw_sync(&p) == -EINVAL, "a duplicate spare index must fail the sync with EINVAL");
+	k1 = kport_counters(&p);
+	CHECK(k1.bad_buf == k0.bad_buf + 1 && k1.bad_ring == k0.bad_ring,
+	      "bad_buf %llu (was %llu), bad_ring %llu", (unsigned long long)k1.bad_buf,
+	      (unsigned long long)k0.bad_buf, (unsigned long long)k1.bad_ring);
+	CHECK(ktail(p.sp) == p.sp->num_slots - 1, "nothing may change on EINVAL");
+	spare_rewind(&p, 1);
+	spare_push(&p, 4);
+	p.sps[p.sp->head ? p.sp->head - 1 : p.sp->num_slots - 1] = 4;
+	CHECK(raw_sync(&p) == 0, "distinct spares must be taken");
+	spare_push(&p, 3);
+	CHECK(raw_sync(&p) == -EINVAL, "a spare the kernel holds must be refused");
+	spare_rewind(&p, 1);
+	CHECK(kport_counters(&p).bad_buf == k0.bad_buf + 2, "two refusals");
+
+	/* RX lands in buffer 4 or 3 (held, packing); swap it in: refused. */
+	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
+	CHECK(kport_attach(&p, srv, 1, &conn) == 0, "attach");
+	CHECK(send(cli, "hi", 2, 0) == 2, "send");
+	/* Wait for the DATA slot (after NEW_CONN); keep the slots. */
+	for (h = 0; h < 5000; h++) {
+		for (t = p.rx->head; t != ktail(p.rx); t = daxnet_ring_next(t, p.rx->num_slots))
+			if (p.rxs[t].flags & DAXNET_SLOT_DATA)
+				break;
+		if (t != ktail(p.rx))
+			break;
+		usleep(1000);
+		raw_sync(&p);
+	}
+	CHECK(t != ktail(p.rx) && (p.rxs[t].flags & DAXNET_SLOT_BUF_HELD), "held RX slot");
+	p.rxs[t].flags |= DAXNET_SLOT_BUF_CHANGED;	/* names its own buffer */
+	h = p.rx->head;
+	p.rx->head = p.rx->cur = ktail(p.rx);
+	k0 = kport_counters(&p);
+	CHECK(raw_sync(&p) == -EINVAL, "swapping in a buffer the kernel fills must be refused");
+	CHECK(kport_counters(&p).bad_buf == k0.bad_buf + 1, "swap refusal counted");
+	p.rxs[t].flags &= ~DAXNET_SLOT_BUF_CHANGED;
+	p.rx->head = p.rx->cur = h;
+	close(cli);
+	CHECK(kport_detach(&p, conn, DAXNET_DETACH_DISCARD) == 0, "detach");
+	close(srv);
+	kport_close(&p);
+	return 0;
+}
+
+/*
+ * The zero-copy refill overflow input of issue 13: buf_count 4, a 32768
+ * entry spare ring full of index 0. The sync is refused (nothing taken),
+ * again and again; four distinct indices are then taken.
+ */
+static int t_zc_dup_spares(void)
+{
+	struct kport p;
+	size_t len = 4 * 4096;
+	uint32_t n = DAXNET_MAX_SLOTS, i;
+	uint8_t *pool = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct daxnet_register r;
+	struct daxnet_pair_desc *pd;
+
+	CHECK(pool != MAP_FAILED, "mmap");
+	memset(&p, 0, sizeof(p));
+	p.fd = open("/dev/daxnet", O_RDWR);
+	CHECK(p.fd >= 0, "open");
+	memset(&r, 0, sizeof(r));
+	r.api_version = DAXNET_API;
+	r.flags = DAXNET_REG_ZEROCOPY;
+	r.pool_addr = (uintptr_t)pool;
+	r.pool_len = len;
+	r.buf_size = 4096;
+	r.buf_count = 4;
+	r.num_pairs = 1;
+	r.rx_slots = 8;
+	r.tx_slots = 8;
+	r.spare_slots = n;
+	CHECK(ioctl(p.fd, DAXNET_IOC_REGISTER, &r) == 0, "REGISTER zero-copy");
+	p.region_size = r.region_size;
+	p.region = mmap(NULL, r.region_size, PROT_READ | PROT_WRITE, MAP_SHARED, p.fd, 0);
+	CHECK(p.region != MAP_FAILED, "mmap region");
+	pd = (void *)(p.region + ((struct daxnet_region *)p.region)->pairs_ofs);
+	p.sp = (void *)(p.region + pd->spare_ofs);
+	p.sps = (void *)(p.region + p.sp->slots_ofs);
+	for (i = 0; i + 1 < n; i++)
+		p.sps[i] = 0;
+	p.sp->head = p.sp->cur = n - 1;
+	for (i = 0; i < 100; i++)
+		CHECK(raw_sync(&p) == -EINVAL, "a spare ring full of index 0 must be refused (sync %u)", i);
+	CHECK(ktail(p.sp) == n - 1, "nothing may be taken");
+	CHECK(kport_counters(&p).bad_buf == 100, "bad_buf %llu",
+	      (unsigned long long)kport_counters(&p).bad_buf);
+	for (i = 0; i < 4; i++)
+		p.sps[i] = i;
+	p.sp->head = p.sp->cur = 4;
+	CHECK(raw_sync(&p) == 0, "four distinct spares must be taken");
+	munmap(p.region, p.region_size);
+	close(p.fd);
+	munmap(pool, len);
+	return 0;
+}
+
+/* REGISTER copy mode then zero-copy over m; returns both results. */
+static void reg_both(uint8_t *m, size_t len, int *copy, int *zc)
+{
+	int fd = open("/dev/daxnet", O_RDWR);
+
+	*copy = reg_raw(fd, m, len, 4096, len / 4096, 1, 8, 8, 8, 0);
+	close(fd);
+	fd = open("/dev/daxnet", O_RDWR);
+	*zc = reg_raw(fd, m, len, 4096, len / 4096, 1, 8, 8, 8, DAXNET_REG_ZEROCOPY);
+	close(fd);
+}
+
+/*
+ * What REGISTER accepts, decided from every VMA of the pool: copy mode
+ * works through the owner's mapping, so any writable memory (heap,
+ * MAP_PRIVATE, two files); zero-copy pins, so only one MAP_SHARED file
+ * or shared memory object (EINVAL otherwise). Holes and read-only
+ * mappings are refused in both.
+ */
+static int t_pool_kinds(void)
+{
+	size_t len = 16 * 4096;
+	char path[256];
+	int fd, pfd, qfd, ret, copy, zc;
+	uint8_t *m;
+
+	snprintf(path, sizeof(path), "%s/ktest-kinds-%d", shm_dir, getpid());
+	pfd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	unlink(path);
+	CHECK(pfd >= 0 && ftruncate(pfd, len) == 0, "pool file");
+	snprintf(path, sizeof(path), "%s/ktest-kinds2-%d", shm_dir, getpid());
+	qfd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	unlink(path);
+	CHECK(qfd >= 0 && ftruncate(qfd, len) == 0, "second file");
+
+	/* MAP_PRIVATE (file and anonymous). */
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, pfd, 0);
+	reg_both(m, len, &copy, &zc);
+	munmap(m, len);
+	CHECK(copy == 0 && zc == -EINVAL, "MAP_PRIVATE file pool: copy %d zc %d, want 0 EINVAL",
+	      copy, zc);
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	reg_both(m, len, &copy, &zc);
+	munmap(m, len);
+	CHECK(copy == 0 && zc == -EINVAL, "MAP_PRIVATE anonymous pool: copy %d zc %d, want 0 EINVAL",
+	      copy, zc);
+	/* Shared memory: both. */
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, pfd, 0);
+	reg_both(m, len, &copy, &zc);
+	munmap(m, len);
+	CHECK(copy == 0 && zc == 0, "shm pool: copy %d zc %d, want 0 0", copy, zc);
+
+	/* A hole in the middle. */
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, pfd, 0);
+	munmap(m + 5 * 4096, 4096);
+	fd = open("/dev/daxnet", O_RDWR);
+	ret = reg_raw(fd, m, len, 4096, 16, 1, 8, 8, 8, 0);
+	close(fd);
+	munmap(m, len);
+	CHECK(ret == -EFAULT, "pool with a hole: %d, want EFAULT", ret);
+
+	/* Read-only. */
+	m = mmap(NULL, len, PROT_READ, MAP_SHARED, pfd, 0);
+	fd = open("/dev/daxnet", O_RDWR);
+	ret = reg_raw(fd, m, len, 4096, 16, 1, 8, 8, 8, 0);
+	close(fd);
+	munmap(m, len);
+	CHECK(ret == -EACCES, "read-only pool: %d, want EACCES", ret);
+
+	/* Two files back to back (mixed mappings). */
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, pfd, 0);
+	CHECK(mmap(m + len / 2, len / 2, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		   qfd, 0) != MAP_FAILED, "second half");
+	reg_both(m, len, &copy, &zc);
+	munmap(m, len);
+	CHECK(copy == 0 && zc == -EINVAL, "pool over two files: copy %d zc %d, want 0 EINVAL",
+	      copy, zc);
+	close(pfd);
+	close(qfd);
+	return 0;
+}
+
+/*
+ * A one-page pool cannot make the kernel allocate hundreds of MiB: ring
+ * geometry beyond the per-port cap is refused with E2BIG.
+ */
+static int t_geometry_caps(void)
+{
+	uint8_t *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int fd, ret;
+
+	CHECK(m != MAP_FAILED, "mmap");
+	fd = open("/dev/daxnet", O_RDWR);
+	ret = reg_raw(fd, m, 4096, 512, 8, DAXNET_MAX_PAIRS, DAXNET_MAX_SLOTS,
+		      DAXNET_MAX_SLOTS, DAXNET_MAX_SLOTS, 0);
+	close(fd);
+	CHECK(ret == -E2BIG, "64 pairs of 32768-slot rings over one page: %d, want E2BIG", ret);
+	fd = open("/dev/daxnet", O_RDWR);
+	ret = reg_raw(fd, m, 4096, 512, 8, 4, 4096, 4096, 4096, 0);
+	close(fd);
+	CHECK(ret == 0, "a sane geometry over one page: %d", ret);
+	munmap(m, 4096);
+	return 0;
+}
+
+/* Child: truncate the registered pool file (must not wait for pins). */
+static int truncate_child(int pfd)
+{
+	alarm(20);
+	return ftruncate(pfd, 0) ? 1 : 0;
+}
+
+/*
+ * Copy mode pins no file page: truncating a registered fsdax pool file
+ * returns at once (a pinned pool makes it wait for the pins), and RX into
+ * the truncated pool fails the connection with EFAULT instead of writing
+ * to blocks the file system freed.
+ */
+static int t_truncate_pool(void)
+{
+	struct kport p;
+	struct capture *c = calloc(1, sizeof(*c));
+	size_t want = 2;
+	int cli, srv, st;
+	uint32_t conn = 0;
+	pid_t pid;
+	double end;
+
+	CHECK(kport_open(&p, false) == 0, "register (DAX pool)");
+	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
+	CHECK(kport_attach(&p, srv, 2, &conn) == 0, "attach");
+	refill(&p, 32);
+	CHECK(raw_sync(&p) == 0, "sync");
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (!pid)
+		_exit(truncate_child(p.pool_fd));
+	end = now_s() + 40;
+	while (waitpid(pid, &st, WNOHANG) == 0) {
+		CHECK(now_s() < end, "truncate of the pool file hangs");
+		usleep(100000);
+	}
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "truncate of a registered pool file must not wait (child %s %d)",
+	      WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+	CHECK(send(cli, "gone", 4, 0) == 4, "send");
+	CHECK(sync_until(&p, c, have_err, &want, 20) == 0, "no ERROR after the pool went away");
+	CHECK(c->errno_[2] == EFAULT, "ERROR errno %d, want EFAULT", c->errno_[2]);
+	close(cli);
+	close(srv);
+	kport_close(&p);
+	capture_free(c);
+	free(c);
+	return 0;
+}
+
+/*
+ * kTLS after attach: a socket carries at most one ULP and an attached one
+ * carries daxnet's placeholder, so TCP_ULP "tls" fails with EEXIST (kTLS
+ * would otherwise save our callbacks and call them after detach and
+ * rmmod). After detach the socket takes kTLS normally.
+ */
+static int t_ktls(void)
+{
+	struct tls12_crypto_info_aes_gcm_128 ci;
+	struct kport p;
+	int cli, srv, ret;
+	uint32_t conn = 0;
+	char buf[64];
+
+	CHECK(kport_open(&p, true) == 0, "register");
+	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
+	CHECK(kport_attach(&p, srv, 0, &conn) == 0, "attach");
+	ret = setsockopt(srv, IPPROTO_TCP, TCP_ULP, "tls", 3);
+	if (ret && errno == ENOENT) {
+		printf("  ktls: no tls module in this kernel: skipped\n");
+		goto out;
+	}
+	CHECK(ret < 0 && errno == EEXIST, "TCP_ULP tls on an attached socket must fail EEXIST (ret %d)",
+	      ret);
+	CHECK(kport_detach(&p, conn, 0) == 0, "detach");
+	CHECK(setsockopt(srv, IPPROTO_TCP, TCP_ULP, "tls", 3) == 0, "TCP_ULP tls after detach");
+	memset(&ci, 0, sizeof(ci));
+	ci.info.version = TLS_1_2_VERSION;
+	ci.info.cipher_type = TLS_CIPHER_AES_GCM_128;
+	ret = setsockopt(srv, SOL_TLS, TLS_TX, &ci, sizeof(ci));
+	if (ret && errno == ENOENT) {
+		printf("  ktls: no gcm(aes) in this kernel: TLS_TX skipped\n");
+		goto out;
+	}
+	CHECK(ret == 0, "TLS_TX");
+	CHECK(send(srv, "hello", 5, 0) == 5, "send over kTLS");
+	/* One record: 5 header + 8 nonce + 5 payload + 16 tag. */
+	CHECK(read_full(cli, buf, 34, 20) == 34, "TLS record");
+	CHECK(buf[0] == 23, "application data record");
+out:
+	close(cli);
+	close(srv);
+	kport_close(&p);
+	return 0;
+}
+
+/* ----------------------------------------------- multi-threaded fuzzer */
+
+struct fz {
+	volatile int fd;
+	volatile int stop;
+	struct kport *p;
+	uint32_t nbufs;
+	unsigned long syncs, attaches, mmaps, ioctls;
+};
+
+static uint32_t fz_rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return (uint32_t)*s;
+}
+
+/* Sync in a loop, feeding spares (often duplicates) and releasing RX. */
+static void *fz_sync(void *arg)
+{
+	struct fz *f = arg;
+	struct kport *p = f->p;
+	uint64_t s = 0x1234567ull;
+
+	while (!f->stop) {
+		struct daxnet_sync sy = { .pair = 0 };
+		uint32_t n = p->sp->num_slots, h = p->sp->head, t = ktail(p->sp);
+
+		if (daxnet_ring_space(h, t, n)) {
+			p->sps[h] = fz_rnd(&s) % (f->nbufs + 2);
+			p->sp->head = p->sp->cur = daxnet_ring_next(h, n);
+		}
+		p->rx->head = p->rx->cur = ktail(p->rx);
+		if (ioctl(f->fd, DAXNET_IOC_SYNC, &sy) && errno == EBADF)
+			break;
+		f->syncs++;
+	}
+	return NULL;
+}
+
+/* Attach, write, detach sockets in a loop. */
+static void *fz_attach(void *arg)
+{
+	struct fz *f = arg;
+	uint64_t s = 0x9876543ull;
+
+	while (!f->stop) {
+		struct daxnet_attach a = { .pair = 0 };
+		struct daxnet_detach d;
+		int cli, srv;
+
+		if (tcp_pair(&cli, &srv))
+			continue;
+		a.fd = srv;
+		if (ioctl(f->fd, DAXNET_IOC_ATTACH, &a) == 0) {
+			f->attaches++;
+			send(cli, "fuzz", 4, MSG_DONTWAIT);
+			if (fz_rnd(&s) % 2)
+				close(cli);
+			usleep(fz_rnd(&s) % 2000);
+			memset(&d, 0, sizeof(d));
+			d.conn = a.conn;
+			d.flags = fz_rnd(&s) % 2;
+			ioctl(f->fd, DAXNET_IOC_DETACH, &d);
+		}
+		close(cli);
+		close(srv);
+	}
+	return NULL;
+}
+
+/* mmap/munmap the rings in a loop. */
+static void *fz_mmap(void *arg)
+{
+	struct fz *f = arg;
+
+	while (!f->stop) {
+		void *m = mmap(NULL, f->p->region_size, PROT_READ | PROT_WRITE,
+			       MAP_SHARED, f->fd, 0);
+
+		if (m != MAP_FAILED)
+			munmap(m, f->p->region_size);
+		f->mmaps++;
+	}
+	return NULL;
+}
+
+/* Random ioctl commands and arguments (sizes, reserved fields, ids). */
+static void *fz_ioctl(void *arg)
+{
+	static const unsigned long cmds[] = {
+		DAXNET_IOC_REGISTER, DAXNET_IOC_ATTACH, DAXNET_IOC_DETACH,
+		DAXNET_IOC_SYNC, DAXNET_IOC_COUNTERS, _IOWR(DAXNET_IOC_MAGIC, 0x77, uint64_t),
+	};
+	struct fz *f = arg;
+	uint64_t s = 0x5555aaaa1ull;
+	uint32_t a[96];
+
+	while (!f->stop) {
+		unsigned long cmd = cmds[fz_rnd(&s) % 6];
+		uint32_t i;
+
+		for (i = 0; i < 96; i++)
+			a[i] = fz_rnd(&s) % 4 ? fz_rnd(&s) % 8 : fz_rnd(&s);
+		if (fz_rnd(&s) % 4 == 0)
+			a[0] = DAXNET_API;
+		if (cmd == DAXNET_IOC_ATTACH)
+			a[0] = fz_rnd(&s) % 64;		/* an fd number */
+		ioctl(f->fd, cmd, fz_rnd(&s) % 16 ? (void *)a : (void *)(uintptr_t)fz_rnd(&s));
+		f->ioctls++;
+	}
+	return NULL;
+}
+
+/* One round: a fresh port, four threads, closed under their feet. */
+static int fz_round(double secs)
+{
+	struct kport p;
+	struct fz f = { 0 };
+	pthread_t th[4];
+	int i;
+
+	if (kport_open_ex(&p, true, 64, 2048, 16, 16, 16, 64, DAXNET_API))
+		return 1;
+	f.p = &p;
+	f.fd = p.fd;
+	f.nbufs = 64;
+	if (pthread_create(&th[0], NULL, fz_sync, &f) ||
+	    pthread_create(&th[1], NULL, fz_attach, &f) ||
+	    pthread_create(&th[2], NULL, fz_mmap, &f) ||
+	    pthread_create(&th[3], NULL, fz_ioctl, &f))
+		return 2;
+	usleep((useconds_t)(secs * 1e6));
+	/* Close the port while the threads still use it. */
+	f.fd = -1;
+	close(p.fd);
+	usleep(20000);
+	f.stop = 1;
+	for (i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	p.fd = -1;
+	printf("  fuzz round: %lu syncs, %lu attaches, %lu mmaps, %lu random ioctls\n",
+	       f.syncs, f.attaches, f.mmaps, f.ioctls);
+	kport_close(&p);
+	return 0;
+}
+
+static int fz_child(double total)
+{
+	double end = now_s() + total;
+	int ret = 0;
+
+	while (!ret && now_s() < end)
+		ret = fz_round(total < 10 ? total / 2 : 5);
+	return ret;
+}
+
+/* Run the fuzzer in a child for secs; a hang is reported after a bound. */
+static int run_fuzz(double secs)
+{
+	double end;
+	pid_t pid;
+	int st = 0;
+
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (!pid)
+		_exit(fz_child(secs));
+	end = now_s() + secs + 60;
+	while (waitpid(pid, &st, WNOHANG) == 0) {
+		CHECK(now_s() < end, "fuzzer child %d hangs", pid);
+		usleep(100000);
+	}
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fuzzer child failed (status %d)",
+	      WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	return 0;
+}
+
+/* sync vs attach/detach vs mmap vs random ioctls vs close: 4 s. */
+static int t_fuzz(void) { return run_fuzz(4); }
+/* The same for 120 s (CTest kernel_fuzz_long, label slow). */
+static int t_fuzz_long(void) { return run_fuzz(120); }
+
 static int t_basic_dax(void) { return t_basic(false); }
 static int t_basic_shm(void) { return t_basic(true); }
 static int t_stream_dax(void) { return t_stream(false); }
@@ -1361,6 +1918,14 @@ static const struct {
 	{ "privileges", t_privileges },
 	{ "fd_passed", t_fd_passed },
 	{ "register_mmap_race", t_register_mmap_race },
+	{ "dup_index", t_dup_index },
+	{ "zc_dup_spares", t_zc_dup_spares },
+	{ "pool_kinds", t_pool_kinds },
+	{ "geometry_caps", t_geometry_caps },
+	{ "truncate_pool", t_truncate_pool },
+	{ "ktls", t_ktls },
+	{ "fuzz", t_fuzz },
+	{ "fuzz_long", t_fuzz_long },
 };
 
 int main(int argc, char **argv)
@@ -1388,6 +1953,9 @@ int main(int argc, char **argv)
 			if (!strcmp(only[j], tests[i].name))
 				break;
 		if (nonly && j == nonly)
+			continue;
+		/* The long variants run only when named (CTest label slow). */
+		if (!nonly && strstr(tests[i].name, "_long"))
 			continue;
 		t0 = now_s();
 		fail_msg[0] = 0;

@@ -160,7 +160,7 @@ public:
 		r.spare_empty = c.spare_empty;
 		r.tx_held = c.tx_held;
 		r.releases = c.releases;
-		r.bad = c.bad_ring + c.bad_slot;
+		r.bad = c.bad_ring + c.bad_slot + c.bad_buf;
 		r.rx_zc_bytes = c.rx_zc_bytes;
 		r.rx_copy_head = c.rx_copy_head;
 		r.rx_copy_other = c.rx_copy_other;

@@ -82,7 +82,7 @@ struct RingCounters {
 	std::uint64_t spare_empty = 0;  ///< reads stopped: no spare buffer
 	std::uint64_t tx_held = 0;      ///< TX slots returned with BUF_HELD
 	std::uint64_t releases = 0;     ///< RELEASE slots published
-	std::uint64_t bad = 0;          ///< bad ring indices + bad TX slots
+	std::uint64_t bad = 0;          ///< bad ring indices + bad TX slots + refused buffer indices (bad_buf)
 	// Kernel transport in zero-copy mode (Port::zerocopy()); zero otherwise.
 	std::uint64_t rx_zc_bytes = 0;   ///< RX bytes published in place (never copied)
 	std::uint64_t rx_copy_head = 0;  ///< RX bytes copied: TCP left them in an skb head

@@ -22,7 +22,9 @@
  *   pool        the buffer area: buf_count buffers of buf_size bytes,
  *               contiguous in the caller's address space at pool_addr.
  *               Buffer i is at pool_addr + i * buf_size. Registered once
- *               per port (DAXNET_IOC_REGISTER); the kernel pins it.
+ *               per port (DAXNET_IOC_REGISTER); the kernel reaches it
+ *               through the registering process's own mapping and pins
+ *               it only in zero-copy mode.
  *   ring pair   one RX ring, one TX ring and one spare ring (below).
  *   connection  an attached TCP socket, named by a connection id (conn id)
  *               returned by DAXNET_IOC_ATTACH. A connection belongs to
@@ -163,7 +165,8 @@
  *   flags keeps the user's bits and may gain DAXNET_SLOT_BUF_HELD and/or
  *   DAXNET_SLOT_ERROR; with ERROR, err = positive errno (EPIPE,
  *   ECONNRESET, ENOTCONN for an unknown or detached conn, EINVAL for a
- *   bad buffer range, ...) and the bytes were not (all) sent.
+ *   bad buffer range, EFAULT when the pool is no longer mapped, ...)
+ *   and the bytes were not (all) sent.
  *
  * =====================================================================
  * BUFFER OWNERSHIP AND RELEASE RULE (per-buffer reference counts)
@@ -329,8 +332,15 @@ struct daxnet_region {
  * port (EBUSY after). In: everything but region_size. Out: region_size.
  * EPROTO: api_version unknown. EINVAL: geometry out of range, pool_addr
  * not page aligned, pool_len != buf_size * buf_count, a reserved field or
- * flag non-zero. EFAULT/ENOMEM: the pool range cannot be pinned.
- * EPERM: DAXNET_REG_ZEROCOPY without CAP_NET_ADMIN.
+ * flag non-zero, buf_count above 4 Mi, the pool mapped VM_IO/VM_PFNMAP,
+ * or, with DAXNET_REG_ZEROCOPY, mapped MAP_PRIVATE or spanning more than
+ * one file (copy mode accepts any writable memory). EFAULT: part of the
+ * pool range is not mapped. EACCES: the pool mapping is not writable.
+ * E2BIG: the rings and per-pair/per-connection arrays would take more
+ * than 64 MiB of kernel memory. EPERM: DAXNET_REG_ZEROCOPY without
+ * CAP_NET_ADMIN. EOPNOTSUPP: DAXNET_REG_ZEROCOPY over page-cache memory
+ * (zero-copy pins long term: device DAX, shared memory, hugetlbfs).
+ * ENOMEM: out of memory, or the zero-copy pin exceeds RLIMIT_MEMLOCK.
  * After it, mmap(NULL, region_size, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0).
  *
  * Owner. The process that registered a port owns it: every other ioctl
@@ -398,6 +408,7 @@ struct daxnet_detach {
  * every connection of the pair, in one call. Never blocks; wait with
  * poll()/epoll on the port fd. flags 0 = TX then RX.
  * EINVAL: corrupt ring index (the pair is left unchanged) or bad argument.
+ * EPERM: not the registering process.
  *
  * poll(): EPOLLIN when a sync would publish RX slots beyond cur of some
  * RX ring (data, events, releases pending), EPOLLOUT when a TX ring has
