@@ -923,6 +923,7 @@ int main(int argc, char** argv)
 	cfg.bind = opt.bind;
 
 	daxnet::svc::ServerOptions so;
+	so.idle_timeout_s = opt.timeout;
 	so.resp.max_bulk = cfg.max_value;
 	so.resp.max_request = std::max<std::uint64_t>(cfg.max_value * 2, 1u << 20);
 	so.http.max_body = cfg.max_value;

@@ -813,6 +813,7 @@ int main(int argc, char** argv)
 		pack = static_cast<std::uint32_t>(pack_bytes);
 	}
 	daxnet::svc::ServerOptions so;
+	so.idle_timeout_s = opt.timeout;
 	so.http.max_body = *mb;
 	so.http.allow_chunked = true;  // streamed uploads (curl -T -, shippers): chunks stay in place
 	WalService svc(kv, view, alloc, tname, *mb, pack, std::filesystem::absolute(st->pool.path()).lexically_normal());

@@ -26,6 +26,7 @@ import json
 import os
 import random
 import re
+import select
 import shutil
 import signal
 import socket
@@ -630,6 +631,28 @@ def test_kv_isolation(ctx):
     good.close()
 
 
+def test_kv_timeout(ctx):
+    """--timeout N closes a connection idle N seconds (Redis's timeout); an active one stays; INFO counts it."""
+    srv = start_kv(ctx, extra=["--pool-size", "8M", "--timeout", "1"])
+    p = srv.port("resp")
+    idle = socket.create_connection(("127.0.0.1", p), timeout=60)  # the timeout only bounds the test
+    busy = RespClient(p)
+    t0 = time.monotonic()
+    closed = False
+    while not closed:
+        check(busy.call("PING") == "PONG", "an active connection was closed")
+        r, _, _ = select.select([idle], [], [], 0.3)
+        if r:
+            closed = idle.recv(100) == b""
+        check(time.monotonic() - t0 < 60, "an idle connection was not closed within 60 s")
+    log("  idle connection closed after %.1f s" % (time.monotonic() - t0))
+    check(busy.call("PING") == "PONG", "the active connection after the close")
+    check(int(_info(busy)["daxnet_idle_timeouts"]) == 1, "idle_timeouts: %s" % _info(busy).get("daxnet_idle_timeouts"))
+    idle.close()
+    busy.close()
+    srv.stop()
+
+
 def _kv_writer(port, wid, stop, acked, errors, big_every=13):
     """SETs unique values, pipelined 8 deep; records (key, value) on reply OK."""
     try:
@@ -1050,6 +1073,7 @@ TESTS = {
     "kv_bad_input": test_kv_bad_input,
     "kv_pool_full": test_kv_pool_full,
     "kv_capacity": test_kv_capacity,
+    "kv_timeout": test_kv_timeout,
     "kv_large_values": test_kv_large_values,
     "wal_large_records": test_wal_large_records,
     "kv_crash": test_kv_crash,

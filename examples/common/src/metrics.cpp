@@ -174,6 +174,7 @@ void add_server_metrics(Metrics& m, Server& srv, const pmem::PersistCounters& pc
 		.counter("connections", sc.connections, "Connections accepted.")
 		.gauge("open_connections", sc.open_connections, "Connections open now.")
 		.counter("protocol_errors", sc.protocol_errors, "Requests refused as malformed.")
+		.counter("idle_timeouts", sc.idle_timeouts, "Connections closed after --timeout seconds idle.")
 		.counter("passes", sc.passes, "Event-loop passes.")
 		.counter("waits", sc.waits, "Event-loop waits (poll) for work.")
 		.counter("fences", pc.drains, "Persistence fences (drains): one per commit of a pass.")

@@ -90,6 +90,9 @@ void add_common_options(CLI::App& app, CommonOptions& o, int default_port)
 	app.add_flag("--zerocopy", o.zerocopy,
 		     "kernel transport: zero-copy mode (payload lands in the pool via a daxnet vnic, "
 		     "TX by reference); see docs/kernel.md");
+	app.add_option("--timeout", o.timeout,
+		       "close a client connection after this many seconds without a request (Redis's timeout; 0: never)")
+		->capture_default_str();
 	app.add_option("--checkpoint-step", o.checkpoint_step,
 		       "daxnet-kv/daxnet-wal: a checkpoint writes this many entries per event-loop pass, so no "
 		       "pass stalls for a whole one (0: whole checkpoints, ~0.5 s per million keys)")

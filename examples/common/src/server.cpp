@@ -20,6 +20,13 @@ namespace daxnet::svc {
 namespace {
 constexpr std::size_t kMaxListeners = 4;
 constexpr std::uint64_t kCloseLingerNs = 10'000'000'000ull;  ///< 10 s for a closing peer to read its reply
+
+std::uint64_t mono_ns() noexcept
+{
+	timespec ts{};
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
 }  // namespace
 
 // ---- TxQueue ---------------------------------------------------------------
@@ -158,6 +165,7 @@ void Server::accept_all(const Listener& l)
 		c->resp = proto::RespParser(opt_.resp);
 		c->http = proto::HttpParser(opt_.http);
 		conns_[idx] = std::move(c);
+		conns_[idx]->last_active_ns = mono_ns();
 		++ctr_.connections;
 		++ctr_.open_connections;
 	}
@@ -280,8 +288,21 @@ void Server::compact(Conn& c)
 	c.last_kept = true;
 }
 
+void Server::close_idle(std::uint64_t now_ns)
+{
+	const std::uint64_t limit = std::uint64_t{opt_.idle_timeout_s} * 1000000000ull;
+	for (auto& c : conns_)
+		if (c && !c->closing && now_ns - c->last_active_ns > limit) {
+			++ctr_.idle_timeouts;
+			c->closing = true;
+			mark_dirty(*c);
+		}
+}
+
 void Server::on_data(Conn& c, const daxnet_slot& s)
 {
+	if (opt_.idle_timeout_s)
+		c.last_active_ns = mono_ns();
 	const proto::Slice& sl = c.chain.push(port_.buffer(s.buf_idx) + s.offset, s.len, s.buf_idx, s.offset);
 	c.last_kept = false;
 	parse(c, sl);
@@ -375,10 +396,7 @@ void Server::close_ready()
 		// Give up on a peer that has not taken the rest of its reply
 		// within kCloseLinger (a pass count gave up on a 16 MiB reply to
 		// a live reader after 2000 fast passes, truncating it).
-		timespec ts{};
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		const std::uint64_t now = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull +
-					  static_cast<std::uint64_t>(ts.tv_nsec);
+		const std::uint64_t now = mono_ns();
 		if (c->detach_tries++ == 0)
 			c->detach_since_ns = now;
 		const bool discard = c->failed || now - c->detach_since_ns > kCloseLingerNs;
@@ -443,6 +461,13 @@ int Server::run()
 			return -r;
 		}
 		close_ready();
+		if (opt_.idle_timeout_s) {
+			const std::uint64_t now = mono_ns();
+			if (now >= next_idle_check_ns_) {
+				close_idle(now);
+				next_idle_check_ns_ = now + 100'000'000ull;  // every 100 ms at most
+			}
+		}
 	}
 	// Stop: finish what is queued (acknowledged writes are durable already),
 	// then let every connection go.

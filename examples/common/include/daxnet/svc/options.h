@@ -37,6 +37,7 @@ struct CommonOptions {
 	bool require_dax = false;            ///< --require-dax
 	bool zerocopy = false;               ///< --zerocopy (kernel transport)
 	std::uint32_t checkpoint_step = 4096; ///< --checkpoint-step (KvOptions::checkpoint_step)
+	std::uint32_t timeout = 0;            ///< --timeout: close connections idle this many seconds (0: never)
 	bool version = false;
 };
 

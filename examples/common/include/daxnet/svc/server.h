@@ -89,6 +89,7 @@ struct Conn {
 	bool sent_continue = false;   ///< HTTP 100 Continue sent for this request
 	std::uint32_t detach_tries = 0;
 	std::uint64_t detach_since_ns = 0;  ///< CLOCK_MONOTONIC of the first detach try
+	std::uint64_t last_active_ns = 0;   ///< CLOCK_MONOTONIC of the last data received
 	std::vector<std::vector<char>> scratch;  ///< per-argument gather space
 	std::shared_ptr<void> app;    ///< the service's per-connection state
 
@@ -111,6 +112,7 @@ struct ServerCounters {
 	std::uint64_t bytes_compacted = 0; ///< trickled bytes copied to compact a chain
 	std::uint64_t tx_zerocopy = 0;     ///< reply bytes sent from stored buffers
 	std::uint64_t waits = 0;
+	std::uint64_t idle_timeouts = 0;   ///< connections closed by --timeout
 };
 
 class Server;
@@ -152,6 +154,9 @@ struct ServerOptions {
 	/// (resp.max_request, http.max_body + headers) at the lowest density
 	/// compaction leaves (a quarter of each buffer).
 	std::uint32_t max_slices = 0;
+	/// Close a connection idle (nothing received) this many seconds, as
+	/// Redis's `timeout`; 0: never.
+	std::uint32_t idle_timeout_s = 0;
 };
 
 class Server {
@@ -203,6 +208,7 @@ private:
 	void mark_dirty(Conn& c);
 	void flush_all();
 	void close_ready();
+	void close_idle(std::uint64_t now_ns);
 	void drop(Conn& c, bool discard);
 	Conn* find(std::uint32_t id) noexcept;
 
@@ -214,6 +220,7 @@ private:
 	std::vector<Conn*> dirty_;
 	std::vector<Conn*> closing_;
 	ServerCounters ctr_;
+	std::uint64_t next_idle_check_ns_ = 0;
 };
 
 }  // namespace daxnet::svc
