@@ -7,11 +7,10 @@
 // it), and its sync() obeys every ring rule of the ABI. Port does the
 // user-space half (walking slots, buffer references, spare refill).
 //
-// Adding the kernel transport: implement make_kernel_transport() in
-// userlib/src/transport_kernel.cpp (open DAXNET_DEVICE, DAXNET_IOC_REGISTER,
-// mmap region_size, ATTACH/DETACH/SYNC/COUNTERS ioctls, fd() = the port
-// fd). When that file exists CMake builds it instead of
-// transport_kernel_stub.cpp.
+// The kernel transport (transport_kernel.cpp) opens DAXNET_DEVICE, REGISTERs
+// the pool, mmaps the region and maps ATTACH/DETACH/SYNC/COUNTERS onto the
+// module's ioctls; its fd() is the port fd. The user-space transports share
+// the ring emulation in user_transport.cpp. HACKING.md says how to add one.
 #pragma once
 
 #include <linux/daxnet.h>
