@@ -164,6 +164,8 @@ def defaults_config(binary):
             continue
         elif re.match(r"--%s\s+U?INT\b" % re.escape(n), line):  # a number without a shown default
             lines.append("%s = 0" % n)
+        elif re.match(r"--%s\s+TEXT\b" % re.escape(n), line):  # a string without a shown default
+            lines.append('%s = ""' % n)
         elif not re.match(r"--%s\s+[A-Z]" % re.escape(n), line):  # a flag
             lines.append("%s = false" % n)
     return names, lines
