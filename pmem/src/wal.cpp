@@ -534,6 +534,14 @@ Result<Wal> Wal::open(const PoolView& pool, BufferAllocator& alloc, const WalOpt
 	std::uint64_t batch_end = expected;  // first seq after the last complete batch
 	std::uint32_t batch_epoch = 0;       // epoch of the last record of that batch
 	while (true) {
+		if (!pend.empty() && expected == c.epoch_seq && pend_epoch < c.cur_epoch) {
+			// A recovery started the current epoch here: everything
+			// before epoch_seq is what it accepted, so this batch is
+			// whole (ended by an epoch change that recovery saw).
+			batch_end = expected;
+			batch_epoch = pend_epoch;
+			apply_pending();
+		}
 		if (expected - w.head_seq_ >= w.nslots_) {
 			last = Decode::bad_record;
 			why = "log window full";
