@@ -577,6 +577,13 @@ bool parse_bit_offset(std::string_view s, std::uint64_t& off) noexcept
 	return true;
 }
 
+// The BYTE | BIT unit of BITCOUNT and BITPOS; false (syntax error) otherwise.
+bool parse_bit_unit(std::string_view s, bool& bits) noexcept
+{
+	bits = ieq(s, "bit");
+	return bits || ieq(s, "byte");
+}
+
 }  // namespace
 
 void KvService::cmd_setbit(Ctx& x)
@@ -648,13 +655,9 @@ void KvService::cmd_bitcount(Ctx& x)
 			resp::error(x.o, "ERR value is not an integer or out of range");
 			return;
 		}
-		if (x.argc() == 5) {
-			if (ieq(x.arg(4), "bit"))
-				bits = true;
-			else if (!ieq(x.arg(4), "byte")) {
-				resp::error(x.o, "ERR syntax error");
-				return;
-			}
+		if (x.argc() == 5 && !parse_bit_unit(x.arg(4), bits)) {
+			resp::error(x.o, "ERR syntax error");
+			return;
 		}
 	}
 	std::string sk;
@@ -704,13 +707,9 @@ void KvService::cmd_bitpos(Ctx& x)
 		}
 		end_given = true;
 	}
-	if (x.argc() == 6) {
-		if (ieq(x.arg(5), "bit"))
-			bits = true;
-		else if (!ieq(x.arg(5), "byte")) {
-			resp::error(x.o, "ERR syntax error");
-			return;
-		}
+	if (x.argc() == 6 && !parse_bit_unit(x.arg(5), bits)) {
+		resp::error(x.o, "ERR syntax error");
+		return;
 	}
 	std::string sk;
 	ValueRef v{};
