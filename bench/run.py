@@ -69,7 +69,7 @@ MODES = {
                  count=True, keyspace=100000, recovery=True,
                  mixed=dict(media=["shm", "ext4"], size=1024, conns=10, writers=4),
                  slow=dict(delays=[0, 10, 100], size=1024, cp=[(50, 1), (1, 1), (50, 16)])),
-    # Inside the emulated 6.1 guest (bench/guest/guest_bench.sh): daxnet's three
+    # Inside the emulated 6.1 guest (bench/guest/guest-bench-transports.sh): daxnet's three
     # transports on identical application code, pools on the DAX mount; ratios only.
     "guest": dict(seconds=4, repeats=1, target_repeats=3, kv_seconds=1, kv_repeats=1, rpc_conns=[10, 100], rpc_pipe=[],
                   wal_conns=[100], wal_pipe=[], wal_media=["dax"], kv_modes=[], kv=[], kv_extra=[],
@@ -603,7 +603,7 @@ def main():
     g.add_argument("--full", action="store_const", const="full", dest="mode", help="the whole matrix")
     g.add_argument("--smoke", action="store_const", const="smoke", dest="mode", help="a few seconds")
     g.add_argument("--guest", action="store_const", const="guest", dest="mode",
-                   help="inside the QEMU guest: kernel vs uring vs epoll (bench/guest/guest_bench.sh)")
+                   help="inside the QEMU guest: kernel vs uring vs epoll (bench/guest/guest-bench-transports.sh)")
     ap.add_argument("--bin-dir", default=os.path.join(REPO, "build", "bin"), help="where daxnet-* are")
     ap.add_argument("--out", default=None, help="docs directory to write (default: docs/, smoke: a temp dir)")
     ap.add_argument("--only", default="", help="comma-separated suites: rpc,wal,kv,mixed,slow,recovery")

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-2-Clause
 """Turns the guest's serial log into the guest section of docs/benchmarks.md.
 
-    tests/kernel/run-guest.sh --build build --only bench --timeout 1800
+    tests/kernel/host-kernel-tests.sh --build build --only bench --timeout 1800
     bench/guest/collect.py build/tests/kernel/guest/serial.log [--out docs]
     bench/guest/collect.py --icount build/bench/guest/icount-serial.log [--out docs]
 

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-2-Clause
 """Deterministic guest bench: server CPU per request as virtual time (runs in the guest).
 
-The guest of bench/guest/run-guest-bench.sh --icount has one vCPU and QEMU's
+The guest of bench/guest/host-bench.sh --icount has one vCPU and QEMU's
 -icount shift=S,align=off,sleep=off: the guest's clocks (TSC, sched_clock,
 CLOCK_MONOTONIC) advance by 2^S ns per executed instruction and jump over
 idle time, whatever the host's load. The server, the client and the kernel

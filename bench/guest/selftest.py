@@ -8,7 +8,7 @@ tables it writes: per-run values, spread, the ratio per run and its target
 verdict, and the profile's layers scaled to the measured CPU per request.
 Also checks icount_bench.classify() on hand-made call chains and
 fold_script() on perf-script text. No guest is booted (that takes minutes;
-bench/guest/run-guest-bench.sh --icount is run by hand).
+bench/guest/host-bench.sh --icount is run by hand).
 """
 
 import json

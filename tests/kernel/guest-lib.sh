@@ -6,10 +6,10 @@
 # mkinitramfs.sh + guest-init, the host root read-only over 9p, an emulated
 # NVDIMM, and pvpanic + oops=panic so that a guest kernel crash ends QEMU
 # with a failure status. Used by
-#   tests/kernel/run-guest.sh            (CTest `kernel`)
-#   tests/kernel/zc/run-zc.sh            (zero-copy tests)
-#   tests/reliability/guest/run-guest.sh (CTest `reliability: guest ...`)
-#   bench/guest/run-guest-bench.sh       (the guest benchmarks)
+#   tests/kernel/host-kernel-tests.sh           (CTest `kernel`)
+#   tests/kernel/zc/run-zc.sh                   (zero-copy tests)
+#   tests/reliability/guest/host-reliability.sh (CTest `reliability: guest ...`)
+#   bench/guest/host-bench.sh                   (the guest benchmarks)
 #
 #   guest_init TAG                  log prefix "[TAG   Ns]" (N: seconds since)
 #   guest_say MSG... / guest_skip MSG...   log a line / log "SKIP: MSG", exit 77

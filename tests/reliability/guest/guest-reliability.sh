@@ -3,7 +3,7 @@
 #
 # Guest side of the reliability tests (docs/reliability.md). Runs inside the
 # test guest booted by tests/kernel's initramfs (chroot of the read-only
-# host root, /tmp a tmpfs), started by tests/reliability/guest/run-guest.sh
+# host root, /tmp a tmpfs), started by tests/reliability/guest/host-reliability.sh
 # with dxrun= pointing here. DXARGS selects the steps:
 #
 #   ringfuzz        format the NVDIMM (fsdax, ext4 -o dax), load daxnet.ko,

@@ -9,11 +9,11 @@
 #   - the host root read-only over 9p (the guest runs host-built binaries),
 #   - an emulated NVDIMM, formatted once per run as fsdax + ext4 -o dax,
 #   - pvpanic + oops=panic, so a kernel crash fails the run at once,
-# and runs tests/kernel/guest-run.sh in the guest, which loads daxnet.ko,
+# and runs tests/kernel/guest-kernel-tests.sh in the guest, which loads daxnet.ko,
 # runs the tests, checks dmesg and unloads the module. The guest reports on
 # the serial console; this script parses the DAXNET-* marker lines.
 #
-#   run-guest.sh --build BUILD_DIR [--src SRC_DIR] [--targets "t1 t2"]
+#   host-kernel-tests.sh --build BUILD_DIR [--src SRC_DIR] [--targets "t1 t2"]
 #                [--timeout SECONDS] [--only a,b] [--no-build] [--no-checkpatch]
 #
 # Exit status: 0 pass, 1 fail, 77 skipped (no kernel image/headers/QEMU).
@@ -36,10 +36,10 @@ while [ $# -gt 0 ]; do
 	--only) only=$2; shift 2 ;;
 	--no-build) do_build=0; shift ;;
 	--no-checkpatch) do_checkpatch=0; shift ;;
-	*) echo "run-guest: unknown argument $1" >&2; exit 2 ;;
+	*) echo "host-kernel-tests: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
-[ -n "$build" ] || { echo "run-guest: --build is required" >&2; exit 2; }
+[ -n "$build" ] || { echo "host-kernel-tests: --build is required" >&2; exit 2; }
 build=$(cd "$build" && pwd)
 
 # shellcheck source=tests/kernel/guest-lib.sh
@@ -104,10 +104,10 @@ log=$work/serial.log
 say "booting $kver under TCG (timeout ${timeout_s}s); serial log: $log"
 qrc=0
 # A debug boot (slub_debug, KFENCE if built in, hung-task detector):
-# guest-run.sh fails the run on anything they report.
+# guest-kernel-tests.sh fails the run on anything they report.
 dbg=$(guest_debug_cmdline)
 say "debug kernel arguments: $dbg"
-guest_boot --run "$here/guest-run.sh" --src "$src" --build "$build" --args "$only" \
+guest_boot --run "$here/guest-kernel-tests.sh" --src "$src" --build "$build" --args "$only" \
 	--cmdline "$dbg" --log "$log" --timeout "$timeout_s" || qrc=$?
 guest_results "$log" "$qrc" "$timeout_s" || exit 1
 say "PASS"

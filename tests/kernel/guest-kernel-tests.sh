@@ -6,7 +6,7 @@
 # tree), DXARGS (optional list of steps to run; default: all).
 #
 # Every step prints "DAXNET-PASS <step>" or "DAXNET-FAIL <step>"; the host
-# runner (run-guest.sh) parses those lines and the final exit status.
+# runner (host-kernel-tests.sh) parses those lines and the final exit status.
 set -u
 ko=$DXBUILD/kernel/daxnet.ko
 cd /tmp
@@ -114,7 +114,7 @@ if grep -q '^daxnet ' /proc/modules; then
 fi
 
 # Any kernel warning, BUG or oops during the run is a failure, and so is
-# anything the debug boot (run-guest.sh: slub_debug=FZPU, KFENCE when built
+# anything the debug boot (host-kernel-tests.sh: slub_debug=FZPU, KFENCE when built
 # in, hung-task detector; lockdep when the kernel has it) reports.
 bad=$(dmesg | grep -E 'WARNING:|BUG:|BUG [A-Za-z0-9_:.-]+ \(|Oops|general protection|Call Trace|kernel BUG|UBSAN|refcount_t:|list_(add|del) corruption|stack-protector|KFENCE:|blocked for more than|circular locking|recursive locking|inconsistent lock state|suspicious RCU usage|Poison overwritten|Redzone overwritten|Object padding overwritten|Freepointer corrupt|FIX [A-Za-z0-9_:.-]+:')
 if [ -n "$bad" ]; then

@@ -2,12 +2,12 @@
 # SPDX-License-Identifier: BSD-2-Clause
 #
 # Boots the daxnet test guest (Debian's 6.1 kernel under QEMU TCG, the
-# initramfs and /init of tests/kernel/) with bench/guest/guest-run-bench.sh
+# initramfs and /init of tests/kernel/) with bench/guest/guest-bench.sh
 # as its script, then turns the serial log into the guest section of
 # docs/benchmarks.md (bench/guest/collect.py).
 #
-#   bench/guest/run-guest-bench.sh --build BUILD_DIR [--timeout 1800] [--no-docs]
-#   bench/guest/run-guest-bench.sh --build BUILD_DIR --icount [SHIFT] [--runs N]
+#   bench/guest/host-bench.sh --build BUILD_DIR [--timeout 1800] [--no-docs]
+#   bench/guest/host-bench.sh --build BUILD_DIR --icount [SHIFT] [--runs N]
 #       [--perf | --perf-only] [--workloads rpc100,wal100,kv50,rpc1000]
 #       [--transports kernel,uring,epoll] [--window S] [--settle S] [--kv N]
 #       [--sched batch|other]
@@ -55,10 +55,10 @@ while [ $# -gt 0 ]; do
 	--build) build=$2; shift 2 ;;
 	--timeout) timeout_s=$2; shift 2 ;;
 	--no-docs) docs=0; shift ;;
-	*) echo "run-guest-bench: unknown argument $1" >&2; exit 2 ;;
+	*) echo "host-bench: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
-[ -n "$build" ] || { echo "run-guest-bench: --build is required" >&2; exit 2; }
+[ -n "$build" ] || { echo "host-bench: --build is required" >&2; exit 2; }
 build=$(cd "$build" && pwd)
 . "$src/tests/kernel/guest-lib.sh"
 guest_init guest-bench
@@ -93,7 +93,7 @@ rm -f "$log.raw"
 (tail -F -n +1 "$log.raw" 2>/dev/null |
 	grep --line-buffered -a -E '^(daxnet-guest|DAXNET-(PASS|FAIL|GUEST))' | sed -u 's/\r$//') &
 follow=$!
-guest_boot --run "$here/guest-run-bench.sh" --src "$src" --build "$build" --log "$log" --timeout "$timeout_s" \
+guest_boot --run "$here/guest-bench.sh" --src "$src" --build "$build" --log "$log" --timeout "$timeout_s" \
 	--args "$gargs" "${mode[@]}" --show '' || qrc=$?
 sleep 1
 pkill -P "$follow" 2>/dev/null || true

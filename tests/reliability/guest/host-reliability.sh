@@ -3,14 +3,14 @@
 #
 # Host side of the guest reliability tests (docs/reliability.md). Boots
 # Debian's 6.1 kernel under QEMU/TCG with tests/kernel/guest-lib.sh, as
-# tests/kernel/run-guest.sh does (its initramfs and guest-init, the host root
+# tests/kernel/host-kernel-tests.sh does (its initramfs and guest-init, the host root
 # read-only over 9p, an emulated NVDIMM) but runs
 # tests/reliability/guest/guest-reliability.sh.
 #
-#   run-guest.sh --build DIR ringfuzz [--steps N]
+#   host-reliability.sh --build DIR ringfuzz [--steps N]
 #       one boot: daxnet_ringfuzz on a DAX pool and a shm pool; any
 #       WARN/BUG/oops fails.
-#   run-guest.sh --build DIR powercut [--cycles N] [--transport kernel|epoll|uring]
+#   host-reliability.sh --build DIR powercut [--cycles N] [--transport kernel|epoll|uring]
 #       N+1 boots on ONE NVDIMM image: each boot verifies what the boots
 #       before it acknowledged, then loads daxnet-kv and daxnet-wal until
 #       this script kills QEMU with kill -9 at a random moment; the last

@@ -1,9 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
 #
-# The guest's dxrun script for the benchmark boot (bench/guest/run-guest-bench.sh):
+# The guest's dxrun script for the benchmark boot (bench/guest/host-bench.sh):
 # formats the emulated NVDIMM (fsdax, ext4 -o dax), loads daxnet.ko, runs
-# bench/guest/guest_bench.sh (or, with the word `icount` in DXARGS,
+# bench/guest/guest-bench-transports.sh (or, with the word `icount` in DXARGS,
 # bench/guest/icount_bench.py), unloads the module. Environment from
 # tests/kernel/guest-init: DXSRC, DXBUILD, DXARGS (words: icount, perf,
 # perf-only, runs=N, window=S, settle=S, kv=N, shift=S,
@@ -50,7 +50,7 @@ if [ $icount = 1 ]; then
 	timeout -k 10 100000 python3 "$DXSRC/bench/guest/icount_bench.py" --bin-dir "$DXBUILD/bin" \
 		--dax-dir $pmem/icount "$@"
 else
-	DXBENCH_DAX=$pmem timeout -k 10 1500 sh "$DXSRC/bench/guest/guest_bench.sh"
+	DXBENCH_DAX=$pmem timeout -k 10 1500 sh "$DXSRC/bench/guest/guest-bench-transports.sh"
 fi
 rc=$?
 if [ $rc = 0 ]; then echo "DAXNET-PASS bench"; else echo "DAXNET-FAIL bench: exit status $rc"; fi
