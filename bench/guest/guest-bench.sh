@@ -9,22 +9,21 @@
 # perf-only, runs=N, window=S, settle=S, kv=N, shift=S,
 # workloads=a+b, transports=a+b).
 set -u
+# shellcheck source=tests/kernel/guest-common.sh
+. "$DXSRC/tests/kernel/guest-common.sh"
 pmem=/tmp/pmem
-say() { echo "daxnet-guest $*"; }
 say "kernel $(uname -r), $(nproc) cpus"
 ip link set lo up
-if ndctl create-namespace -f -e namespace0.0 --mode=fsdax >/dev/null &&
-	mkfs.ext4 -q -F -b 4096 /dev/pmem0 && mkdir -p $pmem &&
-	mount -t ext4 -o dax=always /dev/pmem0 $pmem; then
-	echo "DAXNET-PASS format"
+if mount_pmem $pmem 1; then
+	pass format
 else
-	echo "DAXNET-FAIL format"
+	fail format
 	exit 1
 fi
-if insmod "$DXBUILD/kernel/daxnet.ko" && [ -c /dev/daxnet ]; then
-	echo "DAXNET-PASS insmod"
+if load_daxnet "$DXBUILD/kernel/daxnet.ko"; then
+	pass insmod
 else
-	echo "DAXNET-FAIL insmod"
+	fail insmod
 fi
 icount=0
 set --
@@ -53,8 +52,7 @@ else
 	DXBENCH_DAX=$pmem timeout -k 10 1500 sh "$DXSRC/bench/guest/guest-bench-transports.sh"
 fi
 rc=$?
-if [ $rc = 0 ]; then echo "DAXNET-PASS bench"; else echo "DAXNET-FAIL bench: exit status $rc"; fi
+if [ $rc = 0 ]; then pass bench; else fail bench "exit status $rc"; fi
 grep -q '^daxnet ' /proc/modules && rmmod daxnet
-bad=$(dmesg | grep -E 'WARNING:|BUG:|Oops|general protection|Call Trace')
-[ -n "$bad" ] && { echo "DAXNET-FAIL dmesg"; dmesg | tail -n 60; }
+check_dmesg
 exit $rc

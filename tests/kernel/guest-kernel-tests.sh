@@ -8,16 +8,12 @@
 # Every step prints "DAXNET-PASS <step>" or "DAXNET-FAIL <step>"; the host
 # runner (host-kernel-tests.sh) parses those lines and the final exit status.
 set -u
+# shellcheck source=tests/kernel/guest-common.sh
+. "$DXSRC/tests/kernel/guest-common.sh"
 ko=$DXBUILD/kernel/daxnet.ko
-cd /tmp
+cd /tmp || exit 1
 ktest=$DXBUILD/tests/kernel/daxnet_ktest
 pmem=/tmp/pmem
-failed=0
-start=$(cut -d. -f1 /proc/uptime)
-
-say() { echo "daxnet-guest [$(($(cut -d. -f1 /proc/uptime) - start))s] $*"; }
-pass() { echo "DAXNET-PASS $1"; }
-fail() { echo "DAXNET-FAIL $1${2:+: $2}"; failed=1; }
 # DXARGS: steps to run (default all); a word ktest.NAME runs the step ktest
 # with only the daxnet_ktest tests named that way.
 ktests=
@@ -26,7 +22,7 @@ for w in $DXARGS; do
 done
 wanted() {
 	[ -z "$DXARGS" ] && return 0
-	for w in $DXARGS; do [ "$w" = "$1" ] && return 0; done
+	has "$1" && return 0
 	[ "$1" = ktest ] && [ -n "$ktests" ] && return 0
 	return 1
 }
@@ -56,9 +52,7 @@ ip link set lo up
 
 # The emulated NVDIMM: raw namespace -> fsdax -> ext4 -o dax.
 say "formatting the NVDIMM (fsdax, ext4)"
-if ndctl create-namespace -f -e namespace0.0 --mode=fsdax >/dev/null &&
-	mkfs.ext4 -q -F -b 4096 /dev/pmem0 && mkdir -p $pmem &&
-	mount -t ext4 -o dax=always /dev/pmem0 $pmem; then
+if mount_pmem $pmem 1; then
 	pass format
 else
 	fail format
@@ -69,7 +63,7 @@ if [ ! -f "$ko" ]; then
 	fail insmod "$ko is missing"
 	exit 1
 fi
-if insmod "$ko" && [ -c /dev/daxnet ]; then
+if load_daxnet "$ko"; then
 	pass insmod
 else
 	fail insmod "insmod failed or /dev/daxnet missing"
@@ -114,15 +108,9 @@ if grep -q '^daxnet ' /proc/modules; then
 fi
 
 # Any kernel warning, BUG or oops during the run is a failure, and so is
-# anything the debug boot (host-kernel-tests.sh: slub_debug=FZPU, KFENCE when built
-# in, hung-task detector; lockdep when the kernel has it) reports.
-bad=$(dmesg | grep -E 'WARNING:|BUG:|BUG [A-Za-z0-9_:.-]+ \(|Oops|general protection|Call Trace|kernel BUG|UBSAN|refcount_t:|list_(add|del) corruption|stack-protector|KFENCE:|blocked for more than|circular locking|recursive locking|inconsistent lock state|suspicious RCU usage|Poison overwritten|Redzone overwritten|Object padding overwritten|Freepointer corrupt|FIX [A-Za-z0-9_:.-]+:')
-if [ -n "$bad" ]; then
-	fail dmesg "kernel warnings:"
-	dmesg | tail -n 80
-else
-	pass dmesg
-fi
+# anything the debug boot (host-kernel-tests.sh: slub_debug=FZPU, KFENCE when
+# built in, hung-task detector; lockdep when the kernel has it) reports.
+check_dmesg
 say "daxnet dmesg lines:"
 dmesg | grep -i daxnet | tail -n 20
 say "done"

@@ -10,6 +10,7 @@
 #   tests/kernel/zc/run-zc.sh                   (zero-copy tests)
 #   tests/reliability/guest/host-reliability.sh (CTest `reliability: guest ...`)
 #   bench/guest/host-bench.sh                   (the guest benchmarks)
+# The scripts these boot run inside the guest and source guest-common.sh.
 #
 #   guest_init TAG                  log prefix "[TAG   Ns]" (N: seconds since)
 #   guest_say MSG... / guest_skip MSG...   log a line / log "SKIP: MSG", exit 77

@@ -18,56 +18,22 @@
 # Markers on the serial console: DAXNET-PASS/FAIL <step>, and the load's
 # PC-* lines (powercut.py) that the host turns into the expectation file.
 set -u
+# shellcheck source=tests/kernel/guest-common.sh
+. "$DXSRC/tests/kernel/guest-common.sh"
 here=$(dirname "$0")
 ko=$DXBUILD/kernel/daxnet.ko
 pmem=/tmp/pmem
-failed=0
-say() { echo "daxnet-guest [$(cut -d. -f1 /proc/uptime)s] $*"; }
-pass() { echo "DAXNET-PASS $1"; }
-fail() { echo "DAXNET-FAIL $1${2:+: $2}"; failed=1; }
-has() { for w in $DXARGS; do [ "$w" = "$1" ] && return 0; done; return 1; }
-# opt NAME DEFAULT: the value of NAME=value in DXARGS (dxargs= on the kernel
-# command line, comma separated), else DEFAULT.
-opt() {
-	for w in $DXARGS; do
-		case "$w" in "$1"=*) echo "${w#*=}"; return ;; esac
-	done
-	echo "$2"
-}
 
 ip link set lo up
-cd /tmp
-
-mount_pmem() {  # $1 = 1: format first
-	mkdir -p $pmem
-	if [ "$1" = 1 ]; then
-		ndctl create-namespace -f -e namespace0.0 --mode=fsdax >/dev/null &&
-			mkfs.ext4 -q -F -b 4096 /dev/pmem0 || return 1
-	fi
-	mount -t ext4 -o dax=always /dev/pmem0 $pmem
-}
-
-load_module() {
-	insmod "$ko" && [ -c /dev/daxnet ]
-}
-
-check_dmesg() {
-	bad=$(dmesg | grep -E 'WARNING:|BUG:|Oops|general protection|Call Trace|kernel BUG|UBSAN|refcount_t:|list_(add|del) corruption|stack-protector')
-	if [ -n "$bad" ]; then
-		fail dmesg "kernel warnings:"
-		dmesg | tail -n 80
-	else
-		pass dmesg
-	fi
-}
+cd /tmp || exit 1
 
 if has ringfuzz; then
-	if mount_pmem 1 && load_module; then
+	if mount_pmem $pmem 1 && load_daxnet "$ko"; then
 		pass setup
 		seed=$(cut -d' ' -f1 /proc/uptime | tr -d .)
 		for dir in $pmem /dev/shm; do
 			say "ringfuzz on $dir, seed $seed"
-			if timeout -k 5 600 "$DXBUILD/tests/reliability/daxnet_ringfuzz" --pool-dir $dir \
+			if timeout -k 5 600 "$DXBUILD/tests/reliability/daxnet_ringfuzz" --pool-dir "$dir" \
 				--steps "$(opt steps 20000)" --seed "$seed"; then
 				pass "ringfuzz $dir"
 			else
@@ -85,7 +51,7 @@ fi
 if has powercut-load || has powercut-verify; then
 	fresh=0
 	blkid /dev/pmem0 >/dev/null 2>&1 || fresh=1
-	if mount_pmem $fresh && load_module; then
+	if mount_pmem $pmem $fresh && load_daxnet "$ko"; then
 		pass setup
 	else
 		fail setup "NVDIMM or daxnet.ko"
