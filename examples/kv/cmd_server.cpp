@@ -98,10 +98,16 @@ std::string KvService::info_text(Server& srv, std::span<const std::string_view> 
 	}
 	if (on("stats")) {
 		header("Stats");
-		add(s, "total_connections_received", sc.connections);
-		add(s, "total_commands_processed", sc.requests);
+		add(s, "total_connections_received", sc.connections - conns_offset_);
+		add(s, "total_commands_processed", ops_ - cmds_offset_);
 		add(s, "total_net_input_bytes", rc.rx_bytes);
 		add(s, "total_net_output_bytes", rc.tx_bytes);
+		sample_rates(srv);
+		fmt::format_to(std::back_inserter(s),
+			       "instantaneous_ops_per_sec:{}\r\ninstantaneous_input_kbps:{:.2f}\r\n"
+			       "instantaneous_output_kbps:{:.2f}\r\n",
+			       static_cast<std::uint64_t>(rate_avg(rates_.ops, rates_.filled) + 0.5),
+			       rate_avg(rates_.in_kbps, rates_.filled), rate_avg(rates_.out_kbps, rates_.filled));
 		add(s, "rejected_connections", 0);
 		add(s, "expired_keys", expired_keys_);
 		add(s, "evicted_keys", 0);
@@ -132,8 +138,10 @@ std::string KvService::info_text(Server& srv, std::span<const std::string_view> 
 			if (st.calls == 0 && st.rejected == 0 && st.failed == 0)
 				continue;
 			fmt::format_to(std::back_inserter(s),
-				       "cmdstat_{}:calls={},usec=0,usec_per_call=0.00,rejected_calls={},failed_calls={}\r\n",
-				       tab[i].name, st.calls, st.rejected, st.failed);
+				       "cmdstat_{}:calls={},usec={},usec_per_call={:.2f},rejected_calls={},failed_calls={}\r\n",
+				       tab[i].name, st.calls, st.ns / 1000,
+				       st.calls ? static_cast<double>(st.ns) / 1000.0 / static_cast<double>(st.calls) : 0.0,
+				       st.rejected, st.failed);
 		}
 	}
 	if (on("errorstats")) {
@@ -466,6 +474,8 @@ void KvService::cmd_config(Ctx& x)
 	} else if (ieq(sub, "resetstat") && x.argc() == 2) {
 		for (CmdStat& c : cmd_stats_)
 			c = CmdStat{};
+		cmds_offset_ = ops_;
+		conns_offset_ = x.srv.counters().connections;
 		expired_keys_ = hits_ = misses_ = errors_ = 0;
 		resp::ok(o);
 	} else if (ieq(sub, "rewrite") && x.argc() == 2) {

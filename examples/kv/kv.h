@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include <cstdint>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <span>
@@ -136,6 +137,14 @@ struct KvConfig {
 	std::string bind;
 	int port = 0;
 };
+
+/// CLOCK_MONOTONIC in nanoseconds (command timings, rates).
+inline std::uint64_t mono_ns() noexcept
+{
+	timespec ts{};
+	::clock_gettime(CLOCK_MONOTONIC, &ts);
+	return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
 
 bool ieq(std::string_view a, std::string_view b) noexcept;
 bool parse_i64(std::string_view s, std::int64_t& v) noexcept;
@@ -373,7 +382,21 @@ private:
 	std::string run_id_;
 	struct CmdStat {
 		std::uint64_t calls = 0, rejected = 0, failed = 0;
+		std::uint64_t ns = 0;  ///< time in the handler (CLOCK_MONOTONIC)
 	};
+	/// INFO instantaneous_*: rates over the last 16 intervals of >= 100 ms
+	/// (sampled at the end of a pass and at INFO; an idle gap counts as
+	/// intervals of nothing).
+	struct RateSamples {
+		static constexpr int kSlots = 16;
+		std::uint64_t last_ns = 0, last_ops = 0, last_in = 0, last_out = 0;
+		double ops[kSlots] = {}, in_kbps[kSlots] = {}, out_kbps[kSlots] = {};
+		int next = 0, filled = 0;
+	};
+	RateSamples rates_;
+	std::uint64_t ops_ = 0;  ///< commands executed (handlers run)
+	void sample_rates(Server& srv) noexcept;
+	static double rate_avg(const double* v, int n) noexcept;
 	std::vector<CmdStat> cmd_stats_;  ///< by command_table() index
 	std::unordered_map<std::uint64_t, Client*> clients_;  ///< by Client::id
 	std::unordered_map<std::string, std::vector<std::uint64_t>> watched_;  ///< stored key -> client ids

@@ -667,9 +667,12 @@ void KvService::dispatch(Ctx& x)
 		return;
 	}
 	++st.calls;
+	++ops_;
 	cl.last_cmd = cmd->name;
 	const std::size_t before = x.o.size();
+	const std::uint64_t t0 = mono_ns();
 	(this->*cmd->fn)(x);
+	st.ns += mono_ns() - t0;
 	if (x.o.size() > before && x.o.view()[before] == '-') {
 		++st.failed;
 		++errors_;
@@ -830,8 +833,53 @@ void KvService::on_http(Server& srv, Conn& c)
 	daxnet::proto::http_response(o, 405, "text/plain", "method not allowed\n", ka, "Allow: GET, HEAD, PUT, POST, DELETE\r\n");
 }
 
-void KvService::end_of_pass(Server&)
+void KvService::sample_rates(Server& srv) noexcept
 {
+	constexpr std::uint64_t kInterval = 100000000ull;  // 100 ms, as Redis samples
+	RateSamples& r = rates_;
+	const std::uint64_t now = mono_ns();
+	const auto pc = srv.port().counters();
+	if (r.last_ns == 0) {
+		r.last_ns = now;
+		r.last_ops = ops_;
+		r.last_in = pc.rx_bytes;
+		r.last_out = pc.tx_bytes;
+		return;
+	}
+	if (now - r.last_ns < kInterval)
+		return;
+	const double secs = static_cast<double>(now - r.last_ns) / 1e9;
+	const double ops = static_cast<double>(ops_ - r.last_ops) / secs;
+	const double in = static_cast<double>(pc.rx_bytes - r.last_in) / secs / 1024;
+	const double out = static_cast<double>(pc.tx_bytes - r.last_out) / secs / 1024;
+	// a gap of k intervals (idle: no pass ran) fills k slots at its mean rate
+	const std::uint64_t k = std::min<std::uint64_t>((now - r.last_ns) / kInterval, RateSamples::kSlots);
+	for (std::uint64_t i = 0; i < k; ++i) {
+		r.ops[r.next] = ops;
+		r.in_kbps[r.next] = in;
+		r.out_kbps[r.next] = out;
+		r.next = (r.next + 1) % RateSamples::kSlots;
+		r.filled = std::min(r.filled + 1, RateSamples::kSlots);
+	}
+	r.last_ns = now;
+	r.last_ops = ops_;
+	r.last_in = pc.rx_bytes;
+	r.last_out = pc.tx_bytes;
+}
+
+double KvService::rate_avg(const double* v, int n) noexcept
+{
+	if (n == 0)
+		return 0;
+	double sum = 0;
+	for (int i = 0; i < n; ++i)
+		sum += v[i];
+	return sum / n;
+}
+
+void KvService::end_of_pass(Server& srv)
+{
+	sample_rates(srv);
 	if (active_expire_ && !expq_.empty())
 		active_expire();
 	if (!staged_ && !kv_.checkpoint_pending())

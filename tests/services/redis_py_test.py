@@ -278,6 +278,27 @@ def connection(r, port):
     eq(r.execute_command("WAIT", 0, 0), 0, "wait")
 
 
+def info_rates(r):
+    """INFO's timings are measured: commandstats usec, instantaneous_*."""
+    r.config_resetstat()
+    # keep commands flowing across several 100 ms sampling intervals
+    t_end = time.monotonic() + 0.35
+    rounds = 0
+    while time.monotonic() < t_end or rounds < 3:
+        p = r.pipeline(transaction=False)
+        for i in range(200):
+            p.set("rate:%d" % i, i)
+        p.execute()
+        rounds += 1
+    stats = r.info("stats")
+    check(stats.get("instantaneous_ops_per_sec", 0) > 0, "instantaneous_ops_per_sec: %r" % stats)
+    check(stats.get("instantaneous_input_kbps", 0) > 0, "instantaneous_input_kbps: %r" % stats)
+    check(stats.get("total_commands_processed", 0) >= 200 * rounds, "total_commands_processed: %r %d" % (stats, rounds))
+    cs = r.info("commandstats").get("cmdstat_set", {})
+    eq(cs.get("calls"), 200 * rounds, "cmdstat_set calls")
+    check(cs.get("usec", 0) > 0 and cs.get("usec_per_call", 0) > 0, "cmdstat_set usec: %r" % cs)
+
+
 def auth(bin_dir, tmp, transport):
     proc, port, pool = start_kv(bin_dir, tmp, transport, ["--requirepass", "s3cret"], name="auth")
     try:
@@ -330,7 +351,7 @@ def main():
         r = redis.Redis(port=port)
         for name, fn in (("strings", lambda: strings(r)), ("keyspace", lambda: keyspace(r, port)),
                          ("transactions", lambda: transactions(r, port)),
-                         ("connection", lambda: connection(r, port))):
+                         ("connection", lambda: connection(r, port)), ("info", lambda: info_rates(r))):
             fn()
             print("redis-py %s: ok" % name, flush=True)
         r.close()
