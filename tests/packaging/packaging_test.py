@@ -10,7 +10,9 @@ The packages are built with cpack from the build tree and installed into a
 scratch root with `dpkg -x` (never into the machine's own /usr); the
 services are then run from the scratch root's paths. Every server runs on
 port 0 under a deadline; each test works in a temporary directory removed
-on success (kept on failure).
+on success (a failed test keeps its logs, --keep everything). The CTest
+cases are this file's TESTS (--ctest-names). Servers and clients:
+tests/lib/daxnet_testlib.py.
 """
 
 import argparse
@@ -23,26 +25,19 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "services"))
-import services_test as st  # noqa: E402  (Server, RespClient, http_request, run, check)
-
-check = st.check
-TestFailure = st.TestFailure
-log = st.log
-run = st.run
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import daxnet_testlib as tl  # noqa: E402
+from daxnet_testlib import TestFailure, check, log, run  # noqa: E402
 
 
-class Ctx(st.Context):
+class Ctx(tl.TestContext):
     def __init__(self, args, tmp, bin_dir=None):
         self.args = args
         self.build_dir = os.path.abspath(args.build_dir)
         self.source_dir = os.path.abspath(args.source_dir)
-        ns = argparse.Namespace(bin_dir=bin_dir or os.path.join(self.build_dir, "bin"),
-                                transport=args.transport)
-        super().__init__(ns, tmp)
+        super().__init__(bin_dir or os.path.join(self.build_dir, "bin"), args.transport, tmp)
 
 
 # ---------------------------------------------------------------- readiness
@@ -73,34 +68,15 @@ class NotifySocket:
         self.sock.close()
 
 
-class NotifiedServer(st.Server):
-    """A service started with NOTIFY_SOCKET set (as systemd's Type=notify)."""
-
-    def __init__(self, ctx, binary, pool, extra, notify_env):
-        super().__init__(ctx, binary, pool, extra)
-        self.notify_env = notify_env
-
-    def start(self):
-        old = os.environ.get("NOTIFY_SOCKET")
-        os.environ["NOTIFY_SOCKET"] = self.notify_env
-        try:
-            return super().start()
-        finally:
-            if old is None:
-                del os.environ["NOTIFY_SOCKET"]
-            else:
-                os.environ["NOTIFY_SOCKET"] = old
-
-
 def start_notified(ctx, binary, extra, abstract=False):
     """Starts `binary` under a notify socket; returns (server, READY message).
     Checks READY=1 arrives and that the ports listen when it does."""
     ns = NotifySocket(ctx.tmp, abstract)
     try:
-        srv = NotifiedServer(ctx, binary, ctx.pool(), extra, ns.env)
-        ctx.servers.append(srv)
+        srv = ctx.new_server(binary, ctx.pool(), extra)
+        srv.env = {"NOTIFY_SOCKET": ns.env}   # as systemd's Type=notify
         srv.start()
-        msg = ns.receive(st.DEADLINE_START)
+        msg = ns.receive(tl.DEADLINE_START)
         check(msg is not None, "%s sent nothing to $NOTIFY_SOCKET" % binary)
         check("READY=1" in msg.split("\n"), "%s: notify message without READY=1: %r" % (binary, msg))
         # READY=1 is sent after the listeners exist: connecting now succeeds.
@@ -125,15 +101,15 @@ def stop_notified(srv):
 def test_notify_ready(ctx):
     """daxnet-kv and daxnet-wal send READY=1 to $NOTIFY_SOCKET once listening, STOPPING=1 on SIGTERM"""
     kv, _ = start_notified(ctx, "daxnet-kv", ["--http-port", "0", "--pool-size", "32M"])
-    check(st.redis_cli(kv.port("resp"), "PING").strip() == "PONG", "daxnet-kv not answering after READY=1")
+    check(tl.redis_cli(kv.port("resp"), "PING").strip() == "PONG", "daxnet-kv not answering after READY=1")
     stop_notified(kv)
     wal, _ = start_notified(ctx, "daxnet-wal", ["--pool-size", "32M"], abstract=True)
-    code, _ = st.http_request(wal.port("http"), "GET", "/stats")
+    code, _ = tl.http_request(wal.port("http"), "GET", "/stats")
     check(code == 200, "daxnet-wal /stats after READY=1: %d" % code)
     stop_notified(wal)
     # Without $NOTIFY_SOCKET the services run as before (nothing to notify).
     kv2 = ctx.server("daxnet-kv", ctx.pool(), ["--pool-size", "32M"])
-    check(st.redis_cli(kv2.port("resp"), "PING").strip() == "PONG", "daxnet-kv without NOTIFY_SOCKET")
+    check(tl.redis_cli(kv2.port("resp"), "PING").strip() == "PONG", "daxnet-kv without NOTIFY_SOCKET")
     kv2.stop()
 
 
@@ -188,10 +164,9 @@ def test_config_file(ctx):
         set_names = {l.split(" =")[0] for l in lines} | {"pool", "port", "bind"}
         missing = [n for n in names if n not in set_names and n != "transport"]
         check(not missing, "%s: options not written to the config: %s" % (binary, missing))
-        srv = st.Server(ctx, binary, pool, ["--config", conf])
+        srv = ctx.new_server(binary, pool, ["--config", conf])
         srv.argv = lambda s=srv, b=binary, c=conf: [os.path.join(ctx.bin_dir, b), "--config", c,
                                                      "--transport", ctx.transport]
-        ctx.servers.append(srv)
         srv.start()
         check("32 MiB" in srv.startup, "%s: pool-size from the config file not used: %s" % (binary, srv.startup))
         srv.stop()
@@ -208,10 +183,10 @@ def test_config_file(ctx):
         f.write("max-key = 8\nport = 1\nhttp-port = -1\n")
     kv = ctx.server("daxnet-kv", ctx.pool(), ["--config", conf, "--pool-size", "32M"])  # --port 0 on the command line wins
     check("http=" not in kv.startup, "http-port = -1 from the file ignored: " + kv.startup)
-    c = st.RespClient(kv.port("resp"))
+    c = tl.RespClient(kv.port("resp"))
     check(c.call("SET", "12345678", "v") == "OK", "8-byte key refused")
     r = c.call("SET", "123456789", "v")
-    check(isinstance(r, st.RespError) and "too long" in str(r), "max-key = 8 from the file not applied: %r" % r)
+    check(isinstance(r, tl.RespError) and "too long" in str(r), "max-key = 8 from the file not applied: %r" % r)
     c.close()
     kv.stop()
 
@@ -318,14 +293,14 @@ def test_package_install(ctx):
                                ["--config", os.path.join(root, "etc/daxnet/kv.conf"), "--http-port", "0",
                                 "--pool-size", "32M"])
         check(kv.proc.args[0].startswith(root), "not the installed binary")
-        c = st.RespClient(kv.port("resp"))
+        c = tl.RespClient(kv.port("resp"))
         check(c.call("SET", "pkg", "installed") == "OK", "SET on the installed daxnet-kv")
         check(c.call("GET", "pkg") == b"installed", "GET on the installed daxnet-kv")
         c.close()
         stop_notified(kv)
         wal, _ = start_notified(ictx, "daxnet-wal", ["--config", os.path.join(root, "etc/daxnet/wal.conf"),
                                                           "--pool-size", "32M"])
-        code, body = st.http_request(wal.port("http"), "POST", "/log/pkg", b"record")
+        code, body = tl.http_request(wal.port("http"), "POST", "/log/pkg", b"record")
         check(code == 201, "POST on the installed daxnet-wal: %d %r" % (code, body))
         stop_notified(wal)
         run([os.path.join(bindir, "daxnet-pool"), "info", kv.pool])
@@ -422,12 +397,12 @@ def test_metrics(ctx):
     wal = ctx.server("daxnet-wal", ctx.pool(), ["--pool-size", "32M"])
     port = wal.port("http")
     for i in range(5):
-        code, _ = st.http_request(port, "POST", "/log/m", b"x" * (10 + i))
+        code, _ = tl.http_request(port, "POST", "/log/m", b"x" * (10 + i))
         check(code == 201, "POST: %d" % code)
-    code, body = st.http_request(port, "GET", "/stats")
+    code, body = tl.http_request(port, "GET", "/stats")
     check(code == 200, "/stats: %d" % code)
     stats = json.loads(body)
-    code, body = st.http_request(port, "GET", "/metrics")
+    code, body = tl.http_request(port, "GET", "/metrics")
     check(code == 200, "/metrics: %d" % code)
     samples = parse_prometheus(body.decode())
     check(stats["appends"] == 5 and stats["append_bytes"] == 60, "/stats appends: %s" % stats)
@@ -438,15 +413,15 @@ def test_metrics(ctx):
     wal.stop()
     # daxnet-kv: INFO's daxnet section, /stats and /metrics (its HTTP port): one list.
     kv = ctx.server("daxnet-kv", ctx.pool(), ["--pool-size", "32M", "--http-port", "0"])
-    c = st.RespClient(kv.port("resp"))
+    c = tl.RespClient(kv.port("resp"))
     for i in range(7):
         check(c.call("SET", "m%d" % i, "v" * (i + 1)) == "OK", "SET")
     info = c.call("INFO", "daxnet")
     info = info.decode() if isinstance(info, bytes) else str(info)
     fields = dict(l.split(":", 1) for l in info.splitlines() if l.startswith("daxnet_"))
     hport = kv.port("http")
-    stats = json.loads(st.http_request(hport, "GET", "/stats")[1])
-    samples = parse_prometheus(st.http_request(hport, "GET", "/metrics")[1].decode())
+    stats = json.loads(tl.http_request(hport, "GET", "/stats")[1])
+    samples = parse_prometheus(tl.http_request(hport, "GET", "/metrics")[1].decode())
     check(set(fields) == {"daxnet_" + k for k in stats}, "INFO daxnet keys differ from /stats: %s" %
           sorted(set(fields) ^ {"daxnet_" + k for k in stats}))
     check(stats["service"] == "daxnet-kv" and stats["writes"] == 7 and stats["keys"] == 7, "kv /stats: %s" % stats)
@@ -484,7 +459,7 @@ def test_daxnetctl(ctx):
     with open(os.path.join(conf_dir, "kv.conf"), "w") as f:  # configured, never started
         f.write("pool = %s\nhttp-port = -1\n" % os.path.join(ctx.tmp, "never.pool"))
     for i in range(3):
-        check(st.http_request(port, "POST", "/log/ctl", b"r%d" % i)[0] == 201, "POST")
+        check(tl.http_request(port, "POST", "/log/ctl", b"r%d" % i)[0] == 201, "POST")
     _, j = daxnetctl(ctx, "--conf-dir", conf_dir)
     _, ref, _ = run([os.path.join(ctx.bin_dir, "daxnet-pool"), "info", "--json", pool], check_rc=False)
     check(len(j["pools"]) == 2 and len(j["services"]) == 1, "status: %s" % j)
@@ -546,32 +521,13 @@ def free_port():
     return port
 
 
-class FixedPortServer(st.Server):
-    """A service on a given port (a shard the proxy knows by address)."""
-
-    def __init__(self, ctx, binary, pool, port, extra=(), name=None):
-        super().__init__(ctx, binary, pool, extra, name)
-        self.fixed_port = port
-
-    def argv(self):
-        return [os.path.join(self.ctx.bin_dir, self.binary), "--pool", self.pool, "--port", str(self.fixed_port),
-                "--bind", "127.0.0.1", "--transport", self.ctx.transport] + self.extra
-
-
 def start_shards(ctx, binary, n, extra):
-    shards = []
-    for i in range(n):
-        s = FixedPortServer(ctx, binary, ctx.pool(), free_port(), extra, name="%s-%d" % (binary, i))
-        ctx.servers.append(s)
-        s.start()
-        shards.append(s)
-    return shards
+    """n servers on fixed ports (shards the proxy knows by address)."""
+    return [ctx.server(binary, ctx.pool(), extra, name="%s-%d" % (binary, i), port=free_port()) for i in range(n)]
 
 
 def restart(ctx, s):
-    again = FixedPortServer(ctx, s.binary, s.pool, s.fixed_port, s.extra, name=s.name)
-    ctx.servers.append(again)
-    return again.start()
+    return ctx.server(s.binary, s.pool, s.extra, name=s.name, port=s.fixed_port)
 
 
 class Proxy:
@@ -581,7 +537,7 @@ class Proxy:
         with open(self.out, "wb") as f:
             self.proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.name = name
-        deadline = time.monotonic() + st.DEADLINE_START
+        deadline = time.monotonic() + tl.DEADLINE_START
         while time.monotonic() < deadline:
             check(self.proc.poll() is None, "%s exited %s:\n%s" % (name, self.proc.returncode, self.output()))
             try:
@@ -651,9 +607,9 @@ def test_kv_twemproxy(ctx):
                          "-r", "1000", "-c", "4", "-q"], timeout=120)
         log("  redis-benchmark via twemproxy: " +
             "; ".join(l.split("\r")[-1].strip() for l in out.splitlines() if "requests per second" in l))
-        sizes = [int(st.redis_cli(s.fixed_port, "DBSIZE").strip()) for s in shards]
+        sizes = [int(tl.redis_cli(s.fixed_port, "DBSIZE").strip()) for s in shards]
         check(all(n > 0 for n in sizes) and sum(sizes) <= 1000, "keys per shard after the benchmark: %s" % sizes)
-        cli = [st.RespClient(pport)]
+        cli = [tl.RespClient(pport)]
 
         def reconnect():
             try:
@@ -661,7 +617,7 @@ def test_kv_twemproxy(ctx):
             except OSError:
                 pass
             try:
-                cli[0] = st.RespClient(pport)
+                cli[0] = tl.RespClient(pport)
             except OSError:
                 time.sleep(0.05)
 
@@ -674,7 +630,7 @@ def test_kv_twemproxy(ctx):
         log("  %d writes acknowledged, %d refused while a shard was down" % (len(acked), failed))
         check(failed > 0, "no write failed while shard 1 was down: the outage was not exercised")
         check(len(acked) > 600, "too few writes acknowledged: %d" % len(acked))
-        direct = [st.RespClient(s.fixed_port) for s in shards]
+        direct = [tl.RespClient(s.fixed_port) for s in shards]
         per_shard = [0, 0, 0]
         for key, val in acked:
             holders = [i for i, c in enumerate(direct) if c.call("GET", key) is not None]
@@ -728,7 +684,7 @@ def test_wal_haproxy(ctx):
         def write_one(n):
             stream = streams[n % len(streams)]
             body = ("%s:%d:" % (stream, n)).encode() + b"y" * (n % 900)
-            code, reply = st.http_request(pport, "POST", "/log/" + stream, body)
+            code, reply = tl.http_request(pport, "POST", "/log/" + stream, body)
             if code != 201:
                 return None
             return (stream, int(reply.strip()), body)
@@ -739,15 +695,15 @@ def test_wal_haproxy(ctx):
         home = {}
         for stream in streams:
             holders = [i for i, s in enumerate(shards)
-                       if st.http_request(s.fixed_port, "GET", "/log/%s?limit=1" % stream)[0] == 200]
+                       if tl.http_request(s.fixed_port, "GET", "/log/%s?limit=1" % stream)[0] == 200]
             check(len(holders) == 1, "stream %s is on shards %s (want exactly one)" % (stream, holders))
             home[stream] = holders[0]
         check(len(set(home.values())) == 3, "streams per shard: %s" % home)
         for stream, seq, body in acked:
             port = shards[home[stream]].fixed_port
-            code, got = st.http_request(port, "GET", "/log/%s?from=%d&limit=1&format=raw" % (stream, seq))
+            code, got = tl.http_request(port, "GET", "/log/%s?from=%d&limit=1&format=raw" % (stream, seq))
             check(code == 200 and got == body, "%s #%d on its shard: %d %r" % (stream, seq, code, got[:60]))
-            code, got = st.http_request(pport, "GET", "/log/%s?from=%d&limit=1&format=raw" % (stream, seq))
+            code, got = tl.http_request(pport, "GET", "/log/%s?from=%d&limit=1&format=raw" % (stream, seq))
             check(code == 200 and got == body, "%s #%d through haproxy: %d %r" % (stream, seq, code, got[:60]))
         log("  every acknowledged record is on its stream's shard %s" % sorted(set(home.values())))
     finally:
@@ -761,7 +717,7 @@ def test_wal_haproxy(ctx):
 
 
 def wal_get(port, path):
-    code, body = st.http_request(port, "GET", path)
+    code, body = tl.http_request(port, "GET", path)
     check(code == 200, "GET %s: %d %r" % (path, code, body[:200]))
     return body
 
@@ -790,7 +746,7 @@ def test_wal_ingest(ctx):
     check(out.split() == ["0", "300"], "batch reply: %r" % out)
     _, out, _ = run(["curl", "-sS", "-f", "--data-binary", "@-", url + "/log/nd?batch=lines"], input=b"last\n")
     check(out.split() == ["300", "1"], "batch reply: %r" % out)
-    code, out = st.http_request(port, "POST", "/log/nd?batch=json", b"x\n")
+    code, out = tl.http_request(port, "POST", "/log/nd?batch=json", b"x\n")
     check(code == 400, "unknown batch mode: %d" % code)
     # Durable before the reply: kill -9 right after it, recover, all there.
     wal.kill9()
@@ -800,7 +756,7 @@ def test_wal_ingest(ctx):
     got = wal_get(port, "/log/nd?from=0&limit=1000&format=raw")
     check(got == b"".join(lines) + b"last", "batch records after kill -9 differ (%d bytes)" % len(got))
     # 3. max_bytes: whole records while they fit, at least one.
-    code, body = st.http_request(port, "GET", "/log/nd?from=0&limit=100&max_bytes=%d&format=raw" %
+    code, body = tl.http_request(port, "GET", "/log/nd?from=0&limit=100&max_bytes=%d&format=raw" %
                                  (len(lines[0]) + len(lines[1]) + len(lines[2]) - 1))
     check(code == 200 and body == lines[0] + lines[1], "max_bytes read: %r" % body[:100])
     check(wal_get(port, "/log/up?from=0&max_bytes=1&format=raw") == blob, "max_bytes smaller than a record")
@@ -832,11 +788,11 @@ def test_wal_ingest(ctx):
                 f.write(line + "\n")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            code, body = st.http_request(port, "GET", "/log/shipped?from=0&limit=1000&format=raw")
+            code, body = tl.http_request(port, "GET", "/log/shipped?from=0&limit=1000&format=raw")
             if code == 200 and body.count(b"}") >= 300:
                 break
             time.sleep(0.2)
-        code, body = st.http_request(port, "GET", "/log/shipped?from=0&limit=1000")
+        code, body = tl.http_request(port, "GET", "/log/shipped?from=0&limit=1000")
         recs = re.findall(rb"(\d+) (\d+)\n", body)
         check(len(recs) == 300, "syslog-ng shipped %d of 300 lines: %r" % (len(recs), body[-300:]))
         check(wal_get(port, "/log/shipped?from=0&limit=1000&format=raw") == "".join(shipped).encode(),
@@ -893,18 +849,18 @@ def test_wal_long_poll(ctx):
         check(time.monotonic() < deadline and t.is_alive(), "the long poll did not wait: %s" % result)
         time.sleep(0.05)
     check(t.is_alive(), "the long poll returned before any append")
-    check(st.http_request(port, "POST", "/log/lp", b"first")[0] == 201, "POST")
+    check(tl.http_request(port, "POST", "/log/lp", b"first")[0] == 201, "POST")
     t.join(60)
     _, out, _ = result["r"]
     check(out.startswith("HTTP/1.1 200") and out.endswith("\r\n\r\nfirst") and "X-Daxnet-Next: 1" in out,
           "long poll answer: %r" % out)
     # Time runs out: 200 with no records (X-Daxnet-Next stays), or 404 without a stream.
-    code, body = st.http_request(port, "GET", "/log/lp?from=1&wait=200")
+    code, body = tl.http_request(port, "GET", "/log/lp?from=1&wait=200")
     check(code == 200 and body == b"", "timed-out long poll: %d %r" % (code, body))
-    code, _ = st.http_request(port, "GET", "/log/none?from=0&wait=200")
+    code, _ = tl.http_request(port, "GET", "/log/none?from=0&wait=200")
     check(code == 404, "timed-out long poll on no stream: %d" % code)
     # Records already there: no wait.
-    check(st.http_request(port, "GET", "/log/lp?from=0&wait=60000&format=raw")[1] == b"first", "no-wait read")
+    check(tl.http_request(port, "GET", "/log/lp?from=0&wait=60000&format=raw")[1] == b"first", "no-wait read")
     # A request pipelined behind a long poll answers the poll first, in order.
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.sendall(b"GET /log/lp?from=5&wait=60000 HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -946,43 +902,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build-dir", default="build")
     ap.add_argument("--source-dir", default=os.path.join(HERE, "..", ".."))
-    ap.add_argument("--transport", default=os.environ.get("DAXNET_TEST_TRANSPORT", "auto"))
-    ap.add_argument("--keep", action="store_true")
-    ap.add_argument("--list", action="store_true")
-    ap.add_argument("tests", nargs="*")
+    tl.add_runner_args(ap)
     args = ap.parse_args()
-    if args.list:
-        for n, fn in TESTS.items():
-            print("%-16s %s" % (n, fn.__doc__.strip()))
-        return 0
-    failed = []
-    for n in args.tests or list(TESTS):
-        if n not in TESTS:
-            print("unknown test " + n, file=sys.stderr)
-            return 2
-        tmp = tempfile.mkdtemp(prefix="daxnet-pkg-%s-" % n)
-        ctx = Ctx(args, tmp)
-        log("== " + n)
-        ok = False
-        try:
-            TESTS[n](ctx)
-            ok = True
-        except TestFailure as e:
-            log("FAIL %s: %s" % (n, e))
-        except Exception:
-            log("FAIL %s: unexpected exception\n%s" % (n, traceback.format_exc()))
-        finally:
-            ctx.cleanup()
-        if not ok:
-            failed.append(n)
-            for s in ctx.servers:
-                if s.out_path and os.path.exists(s.out_path):
-                    log("-- %s output (last 30 lines):\n%s" % (s.name, "\n".join(s.output().splitlines()[-30:])))
-            log("   kept " + tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-        log("%s %s" % ("ok  " if ok else "FAIL", n))
-    return 1 if failed else 0
+    return tl.run_main(args, TESTS, lambda tmp: Ctx(args, tmp), "daxnet-pkg-", tail=30, width=16)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,6 @@ import re
 import resource
 import selectors
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -46,138 +45,20 @@ import tempfile
 import threading
 import time
 
-START_DEADLINE = 30.0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from daxnet_testlib import (HttpReader, RespReader, Server, TestFailure, http_post,  # noqa: E402
+                            http_response, log, resp_encode)
+
+START_DEADLINE = 30.0   # powercut.py (guest, recovery under TCG) raises it
 
 
-class Failure(Exception):
-    pass
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-# ------------------------------------------------------------------ servers
-
-
-class Server:
-    def __init__(self, bin_dir, binary, pool, transport, tmp, extra=()):
-        self.argv = [os.path.join(bin_dir, binary), "--pool", pool, "--pool-size", "256M", "--port", "0",
-                     "--bind", "127.0.0.1", "--transport", transport] + list(extra)
-        self.name = binary
-        self.tmp = tmp
-        self.proc = None
-        self.addrs = {}
-        self.out_path = None
-        self.starts = 0
-
-    def start(self):
-        self.starts += 1
-        self.out_path = os.path.join(self.tmp, "%s.%d.out" % (self.name, self.starts))
-        with open(self.out_path, "wb") as out:
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + START_DEADLINE
-        while time.monotonic() < deadline:
-            text = self.output()
-            for line in text.splitlines():
-                if "transport=" in line and ("resp=" in line or "http=" in line):
-                    self.addrs = {k: int(p) for k, _, p in re.findall(r"\b(resp|http)=([0-9.]+):(\d+)", line)}
-                    return self
-            if self.proc.poll() is not None:
-                raise Failure("%s exited %d at start (recovery failed?):\n%s" %
-                              (self.name, self.proc.returncode, text[-3000:]))
-            time.sleep(0.02)
-        self.kill9()
-        raise Failure("%s printed no startup line within %.0f s:\n%s" %
-                      (self.name, START_DEADLINE, self.output()[-2000:]))
-
-    def output(self):
-        try:
-            with open(self.out_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill9(self):
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait(10)
-
-    def stop(self):
-        if not self.alive():
-            raise Failure("%s died (exit %s):\n%s" % (self.name, self.proc.returncode, self.output()[-3000:]))
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.kill9()
-            raise Failure("%s ignored SIGTERM" % self.name)
-        if rc != 0:
-            raise Failure("%s exited %d on SIGTERM:\n%s" % (self.name, rc, self.output()[-3000:]))
-
-    def rss_kib(self):
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
+def service(bin_dir, binary, pool, transport, tmp, extra=()):
+    """A daxnet-kv or daxnet-wal on a 256 MiB pool, quiet (restarted every cycle)."""
+    return Server(bin_dir, binary, pool, transport, tmp, extra, pool_size="256M",
+                  start_deadline=START_DEADLINE, verbose=False)
 
 
 # ------------------------------------------------------------------ RESP
-
-
-def resp_cmd(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        if isinstance(a, str):
-            a = a.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
-
-
-class RespReader:
-    """Incremental reply parser over a socket (binary safe)."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b""
-
-    def _fill(self):
-        data = self.sock.recv(1 << 16)
-        if not data:
-            raise ConnectionError("EOF")
-        self.buf += data
-
-    def _line(self):
-        while True:
-            i = self.buf.find(b"\r\n")
-            if i >= 0:
-                line, self.buf = self.buf[:i], self.buf[i + 2:]
-                return line
-            self._fill()
-
-    def reply(self):
-        line = self._line()
-        t, rest = line[:1], line[1:]
-        if t == b"+":
-            return rest.decode()
-        if t == b"-":
-            return Failure("server error: " + rest.decode(errors="replace"))
-        if t == b":":
-            return int(rest)
-        if t == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self._fill()
-            v, self.buf = self.buf[:n], self.buf[n + 2:]
-            return v
-        raise Failure("unexpected reply line %r" % line[:80])
 
 
 def kv_get_many(port, keys, timeout=30):
@@ -188,9 +69,9 @@ def kv_get_many(port, keys, timeout=30):
     try:
         for i in range(0, len(keys), 256):
             part = keys[i:i + 256]
-            s.sendall(b"".join(resp_cmd("GET", k) for k in part))
+            s.sendall(b"".join(resp_encode("GET", k) for k in part))
             for k in part:
-                v = r.reply()
+                v = r.read_reply()
                 if isinstance(v, Exception):
                     raise v
                 out[k] = v
@@ -249,9 +130,9 @@ class KvWriter(threading.Thread):
                     for k, v in batch:
                         self.model.keys.setdefault(k, KeyState()).later.append(v)
                 self.issued += len(batch)
-                s.sendall(b"".join(resp_cmd("SET", k, v) for k, v in batch))
+                s.sendall(b"".join(resp_encode("SET", k, v) for k, v in batch))
                 for k, v in batch:
-                    rep = r.reply()
+                    rep = r.read_reply()
                     if rep != "OK":
                         self.error = "SET %s answered %r" % (k, rep)
                         return
@@ -273,45 +154,6 @@ class KvModel:
 
 
 # ------------------------------------------------------------------ WAL model
-
-
-def http_post(sock, reader, path, body):
-    sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
-    return http_response(reader)
-
-
-class HttpReader:
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b""
-
-    def need(self, n):
-        while len(self.buf) < n:
-            d = self.sock.recv(1 << 16)
-            if not d:
-                raise ConnectionError("EOF")
-            self.buf += d
-
-    def until(self, sep):
-        while True:
-            i = self.buf.find(sep)
-            if i >= 0:
-                out, self.buf = self.buf[:i], self.buf[i + len(sep):]
-                return out
-            d = self.sock.recv(1 << 16)
-            if not d:
-                raise ConnectionError("EOF")
-            self.buf += d
-
-
-def http_response(r, want_head=False):
-    head = r.until(b"\r\n\r\n").decode(errors="replace")
-    status = int(head.split(" ", 2)[1])
-    m = re.search(r"(?im)^content-length:\s*(\d+)", head)
-    n = int(m.group(1)) if m else 0
-    r.need(n)
-    body, r.buf = r.buf[:n], r.buf[n:]
-    return (status, body, head) if want_head else (status, body)
 
 
 def http_trim(sock, reader, name, before):
@@ -405,11 +247,11 @@ def wal_read_stream_at(port, name, expect_max):
             if status == 404:
                 return 0, out
             if status != 200:
-                raise Failure("GET %s: %d %r" % (path, status, body[:200]))
+                raise TestFailure("GET %s: %d %r" % (path, status, body[:200]))
             if first is None:
                 m = re.search(r"(?im)^x-daxnet-first:\s*(\d+)", head)
                 if m is None:
-                    raise Failure("GET %s: no X-Daxnet-First header" % path)
+                    raise TestFailure("GET %s: no X-Daxnet-First header" % path)
                 first = int(m.group(1))
             got = 0
             i = 0
@@ -418,7 +260,7 @@ def wal_read_stream_at(port, name, expect_max):
                 seq_s, len_s = body[i:j].split(b" ")
                 seq, n = int(seq_s), int(len_s)
                 if seq != first + len(out):
-                    raise Failure("stream %s: record %d where %d was expected" % (name, seq, first + len(out)))
+                    raise TestFailure("stream %s: record %d where %d was expected" % (name, seq, first + len(out)))
                 out.append(body[j + 1:j + 1 + n])
                 i = j + 1 + n + 1
                 got += 1
@@ -432,7 +274,7 @@ def wal_read_stream(port, name, expect_max):
     """The retained records of a stream (list of bodies) of a never-trimmed stream."""
     first, out = wal_read_stream_at(port, name, expect_max)
     if first != 0:
-        raise Failure("stream %s starts at %d: it was trimmed" % (name, first))
+        raise TestFailure("stream %s starts at %d: it was trimmed" % (name, first))
     return out
 
 
@@ -442,7 +284,7 @@ def wal_read_stream(port, name, expect_max):
 def kill_cycle(args, cyc, rng, kv, wal, kvm, streams, tmp, totals):
     kv.start()
     wal.start()
-    kport, hport = kv.addrs["resp"], wal.addrs["http"]
+    kport, hport = kv.port("resp"), wal.port("http")
     acklog = open(os.path.join(tmp, "acked.%d.log" % cyc), "wb")
     bench = None
     if shutil.which("redis-benchmark") and not args.no_benchmark:
@@ -466,21 +308,21 @@ def load_and_kill(args, cyc, rng, kv, wal, kvm, streams, totals, acklog, bench, 
         t.start()
     time.sleep(args.min_load + rng.random() * (args.max_load - args.min_load))
     if not kv.alive() or not wal.alive():
-        raise Failure("a server died under load:\n%s\n%s" % (kv.output()[-2000:], wal.output()[-2000:]))
+        raise TestFailure("a server died under load:\n%s\n%s" % (kv.output()[-2000:], wal.output()[-2000:]))
     # kill -9 both at the same moment, under load
     kv.kill9()
     wal.kill9()
     for t in writers + wwriters:
         t.join(20)
         if t.is_alive():
-            raise Failure("a writer did not notice the kill")
+            raise TestFailure("a writer did not notice the kill")
     if bench:
         bench.kill()
         bench.wait(10)
     acklog.close()
     errs = [t.error for t in writers + wwriters if t.error]
     if errs:
-        raise Failure("writers saw errors before the kill: %s" % errs[:3])
+        raise TestFailure("writers saw errors before the kill: %s" % errs[:3])
     acked_sets = sum(t.acked for t in writers)
     acked_appends = sum(t.acked for t in wwriters)
     acked_trims = sum(t.trims for t in wwriters)
@@ -493,7 +335,7 @@ def load_and_kill(args, cyc, rng, kv, wal, kvm, streams, totals, acklog, bench, 
 
     # ---- verify KV
     keys = sorted(kvm.keys)
-    got = kv_get_many(kv.addrs["resp"], keys)
+    got = kv_get_many(kv.port("resp"), keys)
     lost, invented, inflight_kept = [], [], 0
     for k in keys:
         st = kvm.keys[k]
@@ -508,14 +350,14 @@ def load_and_kill(args, cyc, rng, kv, wal, kvm, streams, totals, acklog, bench, 
             invented.append(k)
     if lost or invented:
         k = (lost + invented)[0]
-        raise Failure("cycle %d: %d acknowledged keys lost, %d hold a value never written; e.g. %s: got %r, "
+        raise TestFailure("cycle %d: %d acknowledged keys lost, %d hold a value never written; e.g. %s: got %r, "
                       "acked %r, in flight %d" % (cyc, len(lost), len(invented), k, (got[k] or b"")[:60],
                                                    (kvm.keys[k].base or b"")[:60], len(kvm.keys[k].later)))
     for k in keys:  # what recovery returned is the baseline now
         kvm.keys[k].base = got[k]
         kvm.keys[k].later = []
     bkeys = ["key:%012d" % rng.randrange(args.bench_keys) for _ in range(200)]
-    bgot = kv_get_many(kv.addrs["resp"], bkeys)
+    bgot = kv_get_many(kv.port("resp"), bkeys)
     # redis-benchmark sends one value (pseudo-random bytes from a fixed
     # seed) for every SET of a run: every benchmark key holds that value.
     for v in bgot.values():
@@ -523,16 +365,16 @@ def load_and_kill(args, cyc, rng, kv, wal, kvm, streams, totals, acklog, bench, 
             totals["bench_value"] = v
     bad = [k for k, v in bgot.items() if v is not None and v != totals.get("bench_value")]
     if bad:
-        raise Failure("cycle %d: benchmark key %s holds %r" % (cyc, bad[0], bgot[bad[0]][:60]))
+        raise TestFailure("cycle %d: benchmark key %s holds %r" % (cyc, bad[0], bgot[bad[0]][:60]))
 
     # ---- verify WAL
     wal_lost = 0
     for w, st in enumerate(streams):
-        first, recs = wal_read_stream_at(wal.addrs["http"], "rw%d" % w, len(st.records) + len(st.inflight))
+        first, recs = wal_read_stream_at(wal.port("http"), "rw%d" % w, len(st.records) + len(st.inflight))
         # The first retained position is the baseline's or an issued trim's,
         # and no lower than the last acknowledged trim.
         if first not in [st.base] + st.trims or first < max(st.base, st.trim_acked):
-            raise Failure("cycle %d: stream rw%d starts at %d; baseline %d, trims issued %s, last acknowledged %d" %
+            raise TestFailure("cycle %d: stream rw%d starts at %d; baseline %d, trims issued %s, last acknowledged %d" %
                           (cyc, w, first, st.base, st.trims[-3:], st.trim_acked))
         end = first + len(recs)
         issued = (st.records + st.inflight)[first - st.base:]
@@ -540,7 +382,7 @@ def load_and_kill(args, cyc, rng, kv, wal, kvm, streams, totals, acklog, bench, 
             wal_lost += st.acked - end
         if end > st.end() or recs != issued[:len(recs)] or end < st.acked:
             first_bad = next((i for i, (a, b) in enumerate(zip(recs, issued)) if a != b), min(len(recs), len(issued)))
-            raise Failure("cycle %d: stream rw%d holds records %d..%d, %d acknowledged, %d issued; first difference "
+            raise TestFailure("cycle %d: stream rw%d holds records %d..%d, %d acknowledged, %d issued; first difference "
                           "at record %d" % (cyc, w, first, end, st.acked, st.end(), first + first_bad))
         st.base = first
         st.records = recs
@@ -577,8 +419,8 @@ def soak(args, tmp):
     then kill -9 and every acknowledged SET is there."""
     limit = raise_nofile(args.conns + 1024)
     if limit < args.conns + 256:
-        raise Failure("RLIMIT_NOFILE hard limit %d is too low for %d connections" % (limit, args.conns))
-    kv = Server(args.bin_dir, "daxnet-kv", os.path.join(tmp, "soak.pool"), args.transport, tmp)
+        raise TestFailure("RLIMIT_NOFILE hard limit %d is too low for %d connections" % (limit, args.conns))
+    kv = service(args.bin_dir, "daxnet-kv", os.path.join(tmp, "soak.pool"), args.transport, tmp)
     try:
         soak_run(args, kv)
     finally:
@@ -587,7 +429,7 @@ def soak(args, tmp):
 
 def soak_run(args, kv):
     kv.start()
-    port = kv.addrs["resp"]
+    port = kv.port("resp")
     sel = selectors.DefaultSelector()
     conns = []
     for i in range(args.conns):
@@ -612,17 +454,17 @@ def soak_run(args, kv):
             if rng.random() < 0.5:
                 c["op"], c["key"] = "SET", "soak:%d" % c["i"]
                 c["val"] = b"%d:%d" % (c["i"], c["n"])
-                msg = resp_cmd("SET", c["key"], c["val"])
+                msg = resp_encode("SET", c["key"], c["val"])
             else:
                 c["op"], c["key"] = "GET", "soak:%d" % c["i"]
-                msg = resp_cmd("GET", c["key"])
+                msg = resp_encode("GET", c["key"])
             c["sock"].sendall(msg)
             c["want"] = 1
         pending = len(conns)
         deadline = time.monotonic() + 60
         while pending:
             if time.monotonic() > deadline:
-                raise Failure("soak: %d connections got no reply within 60 s" % pending)
+                raise TestFailure("soak: %d connections got no reply within 60 s" % pending)
             for key, _ in sel.select(timeout=1):
                 c = key.data
                 try:
@@ -630,7 +472,7 @@ def soak_run(args, kv):
                 except BlockingIOError:
                     continue
                 if not d:
-                    raise Failure("soak: the server closed connection %d (of %d)" % (c["i"], len(conns)))
+                    raise TestFailure("soak: the server closed connection %d (of %d)" % (c["i"], len(conns)))
                 c["buf"] += d
                 if c["want"] and b"\r\n" in c["buf"]:
                     line = c["buf"].split(b"\r\n", 1)[0]
@@ -659,7 +501,7 @@ def soak_run(args, kv):
     for c in conns:
         c["sock"].close()
     kv.start()
-    got = kv_get_many(kv.addrs["resp"], sorted(acked))
+    got = kv_get_many(kv.port("resp"), sorted(acked))
     lost = [k for k, v in acked.items() if got.get(k) != v]
     kv.stop()
     warm = rss_samples[len(rss_samples) // 2] if rss_samples else rss0
@@ -668,10 +510,10 @@ def soak_run(args, kv):
         "rss_kib start=%d mid=%d end=%d" % (args.transport, held, rounds, rounds * held, errors, len(acked),
                                             len(lost), rss0, warm, last))
     if errors or lost:
-        raise Failure("soak: %d errors, %d acknowledged SETs lost" % (errors, len(lost)))
+        raise TestFailure("soak: %d errors, %d acknowledged SETs lost" % (errors, len(lost)))
     # memory flat: after warm-up, growth bounded (no per-request leak)
     if rounds >= 4 and last > warm * 1.25 + 8192:
-        raise Failure("soak: server RSS grew from %d KiB to %d KiB in the second half" % (warm, last))
+        raise TestFailure("soak: server RSS grew from %d KiB to %d KiB in the second half" % (warm, last))
 
 
 def main():
@@ -706,8 +548,8 @@ def main():
             soak(args, tmp)
             ok = True
             return 0
-        kv = Server(args.bin_dir, "daxnet-kv", os.path.join(tmp, "kv.pool"), args.transport, tmp)
-        wal = Server(args.bin_dir, "daxnet-wal", os.path.join(tmp, "wal.pool"), args.transport, tmp)
+        kv = service(args.bin_dir, "daxnet-kv", os.path.join(tmp, "kv.pool"), args.transport, tmp)
+        wal = service(args.bin_dir, "daxnet-wal", os.path.join(tmp, "wal.pool"), args.transport, tmp)
         kvm = KvModel()
         streams = [StreamState() for _ in range(args.wal_writers)]
         totals = {"acked_sets": 0, "acked_appends": 0, "acked_trims": 0, "inflight_kept": 0, "keys": 0,
@@ -723,7 +565,7 @@ def main():
              totals["max_recovery_s"], time.monotonic() - t0, seed))
         ok = True
         return 0
-    except Failure as e:
+    except TestFailure as e:
         log("FAIL (seed %d): %s" % (seed, e))
         return 1
     finally:

@@ -11,15 +11,15 @@ was started with has no redis module.
 """
 import argparse
 import os
-import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import daxnet_testlib as tl  # noqa: E402
 
 try:
     import redis
@@ -45,25 +45,11 @@ def eq(got, want, what):
 
 
 def start_kv(bin_dir, tmp, transport, extra=(), name="main"):
-    shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tmp
-    pool = os.path.join(shm, "daxnet-redis-py-%d-%s.pool" % (os.getpid(), name))
-    out_path = os.path.join(tmp, "kv.out")
-    out = open(out_path, "wb")
-    argv = [os.path.join(bin_dir, "daxnet-kv"), "--pool", pool, "--pool-size", "64M", "--port", "0",
-            "--bind", "127.0.0.1", "--transport", transport] + list(extra)
-    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    out.close()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with open(out_path, "rb") as f:
-            m = re.search(rb"resp=[0-9.]+:(\d+)", f.read())
-        if m:
-            return proc, int(m.group(1)), pool
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.kill()
-    sys.exit("redis_py_test: daxnet-kv did not start")
+    """daxnet-kv on a 64 MiB pool in /dev/shm (else tmp); returns the Server."""
+    pool_dir = tl.default_tmp() or tmp
+    pool = os.path.join(pool_dir, "daxnet-redis-py-%d-%s.pool" % (os.getpid(), name))
+    return tl.Server(bin_dir, "daxnet-kv", pool, transport, tmp, extra, pool_size="64M", start_deadline=30,
+                     verbose=False).start()
 
 
 def strings(r):
@@ -300,7 +286,8 @@ def info_rates(r):
 
 
 def auth(bin_dir, tmp, transport):
-    proc, port, pool = start_kv(bin_dir, tmp, transport, ["--requirepass", "s3cret"], name="auth")
+    srv = start_kv(bin_dir, tmp, transport, ["--requirepass", "s3cret"], name="auth")
+    port = srv.port("resp")
     try:
         try:
             redis.Redis(port=port).get("x")
@@ -323,21 +310,17 @@ def auth(bin_dir, tmp, transport):
         r.close()
         r2.close()
     finally:
-        stop(proc, pool)
+        stop(srv)
 
 
-def stop(proc, pool):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+def stop(srv, remove_pool=True):
+    """SIGTERM (SIGKILL after 20 s); removes the pool unless asked not to."""
+    srv.terminate(20)
+    if remove_pool:
         try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    try:
-        os.unlink(pool)
-    except OSError:
-        pass
+            os.unlink(srv.pool)
+        except OSError:
+            pass
 
 
 def main():
@@ -346,8 +329,10 @@ def main():
     ap.add_argument("--transport", default="epoll")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="daxnet-redis-py-")
-    proc, port, pool = start_kv(args.bin_dir, tmp, args.transport)
+    srv = None
     try:
+        srv = start_kv(args.bin_dir, tmp, args.transport)
+        port = srv.port("resp")
         r = redis.Redis(port=port)
         for name, fn in (("strings", lambda: strings(r)), ("keyspace", lambda: keyspace(r, port)),
                          ("transactions", lambda: transactions(r, port)),
@@ -355,20 +340,23 @@ def main():
             fn()
             print("redis-py %s: ok" % name, flush=True)
         r.close()
-        check(proc.poll() is None, "daxnet-kv died")
+        check(srv.alive(), "daxnet-kv died")
         # recovery keeps the databases: db 1's key is there after a restart
         r1 = redis.Redis(port=port, db=1)
         r1.set("durable1", "yes")
         r1.close()
-        stop(proc, "")
-        proc, port, _ = start_kv(args.bin_dir, tmp, args.transport)
+        stop(srv, remove_pool=False)
+        port = srv.start().port("resp")
         eq(redis.Redis(port=port, db=1).get("durable1"), b"yes", "db 1 key after restart")
         eq(redis.Redis(port=port).get("durable1"), None, "db 1 key stays in db 1 after restart")
         auth(args.bin_dir, tmp, args.transport)
         print("redis-py auth: ok")
         print("redis-py: %d checks passed (redis-py %s)" % (CHECKS, redis.__version__))
+    except tl.TestFailure as e:
+        sys.exit("redis_py_test: %s" % e)
     finally:
-        stop(proc, pool)
+        if srv is not None:
+            stop(srv)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

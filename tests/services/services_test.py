@@ -16,9 +16,9 @@ says which), every child process runs under a deadline, and each test gets
 a fresh pool file in its own temporary directory (kept on failure with
 --keep). Exit status 0 when every selected test passed.
 
-Startup line contract (first line the services print on stdout):
-    <name> <version>: ... transport=<t> pool=<path> ... resp=<host:port>
-    http=<host:port> ...
+Servers, clients and the startup line contract: tests/lib/daxnet_testlib.py.
+The CTest cases are this file's TESTS (--ctest-names), registered by
+tests/services/CMakeLists.txt.
 """
 
 import argparse
@@ -27,242 +27,17 @@ import os
 import random
 import re
 import select
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import traceback
 
-DEADLINE_START = 120.0  # hang guard, not a speed check: a 256 MiB DAX pool under TCG on a loaded host
-DEADLINE_STOP = 15.0    # seconds for a clean shutdown after SIGTERM
-
-
-class TestFailure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise TestFailure(msg)
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-# ---------------------------------------------------------------- servers
-
-
-class Server:
-    """One service process. start() waits for the startup line."""
-
-    def __init__(self, ctx, binary, pool, extra=(), name=None):
-        self.ctx = ctx
-        self.binary = binary
-        self.pool = pool
-        self.extra = list(extra)
-        self.name = name or binary
-        self.proc = None
-        self.addrs = {}
-        self.startup = ""
-        self.out_path = None
-
-    def argv(self):
-        return [os.path.join(self.ctx.bin_dir, self.binary), "--pool", self.pool, "--port", "0",
-                "--bind", "127.0.0.1", "--transport", self.ctx.transport] + self.extra
-
-    def start(self):
-        idx = len(os.listdir(self.ctx.tmp))
-        self.out_path = os.path.join(self.ctx.tmp, "%s.%d.out" % (self.name, idx))
-        out = open(self.out_path, "wb")
-        argv = self.argv()
-        log("  start: " + " ".join(argv))
-        self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        out.close()
-        deadline = time.monotonic() + DEADLINE_START
-        while time.monotonic() < deadline:
-            with open(self.out_path, "rb") as f:
-                text = f.read().decode(errors="replace")
-            for line in text.splitlines():
-                if "transport=" in line and ("resp=" in line or "http=" in line):
-                    self.startup = line
-                    for key, host, port in re.findall(r"\b(resp|http)=([0-9.]+):(\d+)", line):
-                        self.addrs[key] = (host, int(port))
-                    log("  up: " + line)
-                    return self
-            if self.proc.poll() is not None:
-                raise TestFailure("%s exited with %d before starting:\n%s" % (self.name, self.proc.returncode, text))
-            time.sleep(0.05)
-        self.kill9()
-        raise TestFailure("%s printed no startup line within %.0f s" % (self.name, DEADLINE_START))
-
-    def port(self, key):
-        check(key in self.addrs, "%s did not announce a %s address: %s" % (self.name, key, self.startup))
-        return self.addrs[key][1]
-
-    def output(self):
-        with open(self.out_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self):
-        """SIGTERM; the service must exit 0 promptly."""
-        if not self.alive():
-            code = self.proc.returncode if self.proc else None
-            raise TestFailure("%s was not running at stop (exit %s):\n%s" % (self.name, code, self.output()[-3000:]))
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(DEADLINE_STOP)
-        except subprocess.TimeoutExpired:
-            self.kill9()
-            raise TestFailure("%s ignored SIGTERM for %.0f s" % (self.name, DEADLINE_STOP))
-        check(code == 0, "%s exited %d after SIGTERM:\n%s" % (self.name, code, self.output()[-3000:]))
-
-    def kill9(self):
-        if self.alive():
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-class Context:
-    def __init__(self, args, tmp):
-        self.bin_dir = args.bin_dir
-        self.transport = args.transport
-        self.tmp = tmp
-        self.servers = []
-        self.pool_seq = 0
-
-    def pool(self, name="pool"):
-        self.pool_seq += 1
-        return os.path.join(self.tmp, "%s%d.pool" % (name, self.pool_seq))
-
-    def server(self, binary, pool, extra=(), name=None):
-        s = Server(self, binary, pool, extra, name)
-        self.servers.append(s)
-        return s.start()
-
-    def cleanup(self):
-        for s in self.servers:
-            s.kill9()
-
-
-def run(argv, timeout=60, input=None, check_rc=True):
-    """Runs a client under a deadline; returns (rc, stdout, stderr) as text."""
-    try:
-        p = subprocess.run(argv, input=input, capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise TestFailure("client timed out after %d s: %s" % (timeout, " ".join(argv)))
-    out = p.stdout.decode(errors="replace")
-    err = p.stderr.decode(errors="replace")
-    if check_rc and p.returncode != 0:
-        raise TestFailure("%s exited %d\nstdout: %s\nstderr: %s" % (" ".join(argv), p.returncode, out[-2000:], err[-2000:]))
-    return p.returncode, out, err
-
-
-# ---------------------------------------------------------------- clients
-
-
-class RespError(Exception):
-    pass
-
-
-class RespClient:
-    """Minimal RESP2 client: pipelined commands, replies in order."""
-
-    def __init__(self, port, timeout=10.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-
-    def close(self):
-        self.sock.close()
-
-    @staticmethod
-    def encode(*args):
-        out = [b"*%d\r\n" % len(args)]
-        for a in args:
-            if isinstance(a, str):
-                a = a.encode()
-            elif isinstance(a, int):
-                a = b"%d" % a
-            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        return b"".join(out)
-
-    def send_raw(self, data):
-        self.sock.sendall(data)
-
-    def _fill(self):
-        chunk = self.sock.recv(1 << 20)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        self.buf += chunk
-
-    def _line(self):
-        while True:
-            i = self.buf.find(b"\r\n")
-            if i >= 0:
-                line, self.buf = self.buf[:i], self.buf[i + 2:]
-                return line
-            self._fill()
-
-    def read_reply(self):
-        line = self._line()
-        t, rest = line[:1], line[1:]
-        if t == b"+":
-            return rest.decode()
-        if t == b"-":
-            return RespError(rest.decode())
-        if t == b":":
-            return int(rest)
-        if t == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self._fill()
-            data, self.buf = self.buf[:n], self.buf[n + 2:]
-            return data
-        if t == b"*":
-            n = int(rest)
-            if n < 0:
-                return None
-            return [self.read_reply() for _ in range(n)]
-        raise TestFailure("bad reply line %r" % line)
-
-    def call(self, *args):
-        self.send_raw(self.encode(*args))
-        return self.read_reply()
-
-
-def http_request(port, method, path, body=None, timeout=10.0, headers=()):
-    """One HTTP/1.1 request on a fresh connection; returns (status, body)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    try:
-        req = "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" % (method, path)
-        for h in headers:
-            req += h + "\r\n"
-        if body is not None:
-            req += "Content-Length: %d\r\n" % len(body)
-        req = req.encode() + b"\r\n" + (body or b"")
-        s.sendall(req)
-        data = b""
-        while True:
-            c = s.recv(1 << 20)
-            if not c:
-                break
-            data += c
-    finally:
-        s.close()
-    head, _, rest = data.partition(b"\r\n\r\n")
-    m = re.match(rb"HTTP/1\.[01] (\d+)", head)
-    check(m is not None, "no HTTP status line in %r" % data[:200])
-    return int(m.group(1)), rest
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from daxnet_testlib import (DEADLINE_STOP, RespClient, RespError, TestContext,  # noqa: E402
+                            TestFailure, add_runner_args, check, default_tmp, http_request, log, redis_cli,
+                            run, run_main)
 
 
 # ---------------------------------------------------------------- daxnet-kv
@@ -270,12 +45,6 @@ def http_request(port, method, path, body=None, timeout=10.0, headers=()):
 
 def start_kv(ctx, pool=None, extra=()):
     return ctx.server("daxnet-kv", pool or ctx.pool(), ["--http-port", "0"] + list(extra))
-
-
-def redis_cli(port, *args, stdin=None):
-    _, out, _ = run(["redis-cli", "-h", "127.0.0.1", "-p", str(port)] + list(args), timeout=30,
-                    input=stdin.encode() if stdin else None)
-    return out
 
 
 def test_kv_redis_cli(ctx):
@@ -1098,67 +867,13 @@ KNOWN_FAILING = {
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin-dir", default=os.environ.get("DAXNET_BIN_DIR", "build/bin"))
-    ap.add_argument("--transport", default=os.environ.get("DAXNET_TEST_TRANSPORT", "auto"))
-    shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-    ap.add_argument("--tmp", default=os.environ.get("DAXNET_TEST_TMP", shm),
+    ap.add_argument("--tmp", default=os.environ.get("DAXNET_TEST_TMP", default_tmp()),
                     help="where to make each test's directory for pools and logs (default: /dev/shm when "
                          "writable, else the system temp dir; $DAXNET_TEST_TMP overrides)")
-    ap.add_argument("--keep", action="store_true",
-                    help="keep the temporary directory with its pools (a failed test keeps only its logs)")
-    ap.add_argument("--list", action="store_true")
-    ap.add_argument("tests", nargs="*")
+    add_runner_args(ap)
     args = ap.parse_args()
-    if args.list:
-        for name, fn in TESTS.items():
-            print("%-14s %s" % (name, fn.__doc__.strip().splitlines()[0]))
-        return 0
-    names = args.tests or list(TESTS)
-    for n in names:
-        if n in KNOWN_FAILING:
-            TESTS[n] = KNOWN_FAILING[n]
-            log("note: %s is a known failure (run by name only)" % n)
-        if n not in TESTS:
-            print("unknown test %s (see --list)" % n, file=sys.stderr)
-            return 2
-    failed = []
-    for n in names:
-        tmp = tempfile.mkdtemp(prefix="daxnet-svc-%s-" % n, dir=args.tmp)
-        ctx = Context(args, tmp)
-        log("== %s [transport=%s]" % (n, args.transport))
-        t0 = time.monotonic()
-        ok = False
-        try:
-            TESTS[n](ctx)
-            ok = True
-        except TestFailure as e:
-            log("FAIL %s: %s" % (n, e))
-        except Exception:
-            log("FAIL %s: unexpected exception\n%s" % (n, traceback.format_exc()))
-        finally:
-            ctx.cleanup()
-        if not ok:
-            failed.append(n)
-            for s in ctx.servers:
-                if s.out_path and os.path.exists(s.out_path):
-                    log("-- %s output (last 40 lines):" % s.name)
-                    log("\n".join(s.output().splitlines()[-40:]))
-        log("%s %s (%.1f s)" % ("ok  " if ok else "FAIL", n, time.monotonic() - t0))
-        if ok and not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif not args.keep:
-            # A failed test keeps its logs but not its pools: in the guest
-            # they live on the 512 MiB NVDIMM, and a kept 256 MiB pool made
-            # the tests after it fail with ENOSPC (--keep keeps them).
-            for f in os.listdir(tmp):
-                if f.endswith(".pool"):
-                    os.unlink(os.path.join(tmp, f))
-            log("   kept the logs in %s (pools removed; --keep keeps them)" % tmp)
-        else:
-            log("   kept " + tmp)
-    if failed:
-        log("failed: " + " ".join(failed))
-        return 1
-    return 0
+    return run_main(args, TESTS, lambda tmp: TestContext(args.bin_dir, args.transport, tmp), "daxnet-svc-",
+                    args.tmp, KNOWN_FAILING, title=" [transport=%s]" % args.transport)
 
 
 if __name__ == "__main__":

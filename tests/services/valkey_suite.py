@@ -18,13 +18,14 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import daxnet_testlib as tl  # noqa: E402
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -37,35 +38,17 @@ def ensure_tclsh():
         sys.exit("valkey_suite: tclsh still missing after scripts/deps.sh")
 
 
-def start_kv(bin_dir, tmp, transport, extra):
-    pool = os.path.join(tmp, "pool")
-    out_path = os.path.join(tmp, "kv.out")
-    out = open(out_path, "wb")
-    argv = [os.path.join(bin_dir, "daxnet-kv"), "--pool", pool, "--pool-size", "256M", "--port", "0",
-            "--bind", "127.0.0.1", "--transport", transport] + extra
-    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    out.close()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with open(out_path, "rb") as f:
-            m = re.search(rb"resp=[0-9.]+:(\d+)", f.read())
-        if m:
-            return proc, int(m.group(1)), out_path
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.kill()
-    with open(out_path, "rb") as f:
-        sys.exit("valkey_suite: daxnet-kv did not start:\n" + f.read().decode(errors="replace"))
-
-
 def run_unit(args, suite_copy, unit):
     # the pool on tmpfs when there is one: a file pool on a disk makes every
     # commit an msync (milliseconds), and the suite runs thousands unpipelined
-    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    tmp = tempfile.mkdtemp(prefix="daxnet-valkey-", dir=shm)
+    tmp = tempfile.mkdtemp(prefix="daxnet-valkey-", dir=tl.default_tmp())
     try:
-        proc, port, out_path = start_kv(args.bin_dir, tmp, args.transport, [])
+        srv = tl.Server(args.bin_dir, "daxnet-kv", os.path.join(tmp, "pool"), args.transport, tmp,
+                        pool_size="256M", start_deadline=30, verbose=False)
+        try:
+            port = srv.start().port("resp")
+        except tl.TestFailure as e:
+            sys.exit("valkey_suite: daxnet-kv did not start: %s" % e)
         cmd = ["tclsh", "tests/test_helper.tcl", "--host", "127.0.0.1", "--port", str(port), "--singledb",
                "--clients", "1", "--timeout", "60", "--durable", "--dont-clean", "--ignore-encoding",
                "--ignore-digest", "--single", unit]
@@ -75,17 +58,9 @@ def run_unit(args, suite_copy, unit):
             text = r.stdout.decode(errors="replace")
         except subprocess.TimeoutExpired as e:
             text = (e.stdout or b"").decode(errors="replace") + "\n[valkey_suite: unit timed out]\n"
-        alive = proc.poll() is None
-        if alive:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        with open(out_path, "rb") as f:
-            server_out = f.read().decode(errors="replace")
-        return ANSI.sub("", text), alive, server_out
+        alive = srv.alive()
+        srv.terminate(20)
+        return ANSI.sub("", text), alive, srv.output()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -32,15 +32,18 @@ import argparse
 import hashlib
 import os
 import re
+import socket
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import killloop as kl  # noqa: E402  (Server, RESP and HTTP helpers)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
+import daxnet_testlib as tl  # noqa: E402  (Server, RESP and HTTP clients)
+import killloop as kl  # noqa: E402  (the verifiers: kv_get_many, wal_read_stream)
 
 KEYS = 64       # keys per KV writer
-kl.START_DEADLINE = 300   # recovery under TCG, CRC32C without SSE4.2
+START_DEADLINE = 300    # recovery under TCG, CRC32C without SSE4.2
 DEPTH = 8       # SETs per pipelined batch
 
 
@@ -122,14 +125,14 @@ def verify(expect, kport, hport):
 
 
 def kv_writer(w, port):
-    s = kl.socket.create_connection(("127.0.0.1", port), timeout=30)
-    r = kl.RespReader(s)
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    r = tl.RespReader(s)
     n = 0
     while True:
         batch = [(kv_key(w, i), kv_value(w, i)) for i in range(n, n + DEPTH)]
-        s.sendall(b"".join(kl.resp_cmd("SET", k, v) for k, v in batch))
+        s.sendall(b"".join(tl.resp_encode("SET", k, v) for k, v in batch))
         for _ in batch:
-            if r.reply() != "OK":
+            if r.read_reply() != "OK":
                 out("PC-FAIL SET refused")
                 return
         n += DEPTH
@@ -137,11 +140,11 @@ def kv_writer(w, port):
 
 
 def wal_writer(w, port):
-    s = kl.socket.create_connection(("127.0.0.1", port), timeout=30)
-    r = kl.HttpReader(s)
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    r = tl.HttpReader(s)
     n = 0
     while True:
-        status, body = kl.http_post(s, r, "/log/pc%d" % w, wal_body(w, n))
+        status, body = tl.http_post(s, r, "/log/pc%d" % w, wal_body(w, n))
         if status != 201:
             out("PC-FAIL POST answered %d" % status)
             return
@@ -158,27 +161,27 @@ def main():
     ap.add_argument("--boot", type=int, default=0)
     ap.add_argument("--transport", default="kernel")
     args = ap.parse_args()
-    kv = kl.Server(args.bin_dir, "daxnet-kv", os.path.join(args.dir, "kv.pool"), args.transport, args.dir,
-                   extra=["--require-dax"])
-    wal = kl.Server(args.bin_dir, "daxnet-wal", os.path.join(args.dir, "wal.pool"), args.transport, args.dir,
-                    extra=["--require-dax"])
-    kv.argv[kv.argv.index("--pool-size") + 1] = "32M"
-    wal.argv[wal.argv.index("--pool-size") + 1] = "32M"
+    def service(binary):
+        return tl.Server(args.bin_dir, binary, os.path.join(args.dir, binary[7:] + ".pool"), args.transport,
+                         args.dir, ["--require-dax"], pool_size="32M", start_deadline=START_DEADLINE,
+                         verbose=False)
+    kv = service("daxnet-kv")
+    wal = service("daxnet-wal")
     try:
         t0 = time.monotonic()
         kv.start()
         wal.start()
         out("PC-STARTED boot=%d recovery_s=%.2f" % (args.boot, time.monotonic() - t0))
-        if args.expect and os.path.exists(args.expect) and not verify(args.expect, kv.addrs["resp"],
-                                                                       wal.addrs["http"]):
+        if args.expect and os.path.exists(args.expect) and not verify(args.expect, kv.port("resp"),
+                                                                       wal.port("http")):
             return 1
         if args.mode == "verify":
             kv.stop()
             wal.stop()
             return 0
-        ts = [threading.Thread(target=kv_writer, args=(args.boot * 10 + i, kv.addrs["resp"]), daemon=True)
+        ts = [threading.Thread(target=kv_writer, args=(args.boot * 10 + i, kv.port("resp")), daemon=True)
               for i in range(2)]
-        ts += [threading.Thread(target=wal_writer, args=(args.boot * 10 + i, wal.addrs["http"]), daemon=True)
+        ts += [threading.Thread(target=wal_writer, args=(args.boot * 10 + i, wal.port("http")), daemon=True)
                for i in range(2)]
         for t in ts:
             t.start()
@@ -186,7 +189,7 @@ def main():
         for t in ts:
             t.join(600)   # the host cuts the power long before
         return 1
-    except kl.Failure as e:
+    except tl.TestFailure as e:
         out("PC-FAIL %s" % e)
         return 1
 
