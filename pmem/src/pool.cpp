@@ -140,21 +140,76 @@ std::string pmem2_text(int ret)
 	return s;
 }
 
-/// Reads and validates the superblock of an open pool file (§Validation).
+/// A device-DAX character device (/dev/daxX.Y, §Device DAX): it has no
+/// file size and no read()/write(); libpmem2 gives its size and the
+/// alignment every mapping of it must respect.
+struct DevDax {
+	std::uint64_t size = 0;
+	std::uint64_t align = 0;
+};
+
+Result<DevDax> devdax_geometry(int fd, const std::string& path)
+{
+	pmem2_source* src = nullptr;
+	int ret = pmem2_source_from_fd(&src, fd);
+	if (ret != 0)
+		return pool_error(path, EINVAL,
+				  "a character device that is not device DAX (/dev/daxX.Y): " + pmem2_text(ret));
+	std::size_t size = 0, align = 0;
+	ret = pmem2_source_size(src, &size);
+	if (ret == 0)
+		ret = pmem2_source_alignment(src, &align);
+	pmem2_source_delete(&src);
+	if (ret != 0)
+		return pool_error(path, ret < 0 && ret > -4096 ? -ret : EIO,
+				  "cannot read the device-DAX size: " + pmem2_text(ret));
+	if (size == 0 || align == 0 || size % align != 0)
+		return pool_error(path, EINVAL,
+				  "device-DAX size " + std::to_string(size) + " is not a multiple of its alignment " +
+					  std::to_string(align));
+	return DevDax{size, align};
+}
+
+/// Reads the superblock bytes: pread for a file; device DAX has no read(),
+/// so through a read-only shared mapping of its first alignment unit.
+int read_head(int fd, const DevDax* dd, Superblock& sb) noexcept
+{
+	if (!dd) {
+		ssize_t n = ::pread(fd, &sb, sizeof(sb), 0);
+		return n == static_cast<ssize_t>(sizeof(sb)) ? 0 : n < 0 ? errno : EIO;
+	}
+	void* p = ::mmap(nullptr, dd->align, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return errno;
+	std::memcpy(&sb, p, sizeof(sb));
+	::munmap(p, dd->align);
+	return 0;
+}
+
+/// Reads and validates the superblock of an open pool file or device-DAX
+/// device (§Validation); `file_size` is the device's size for device DAX.
 Result<Geometry> read_superblock(int fd, const std::string& path, Superblock& sb, std::uint64_t& file_size)
 {
 	struct stat st {};
 	if (::fstat(fd, &st) != 0)
 		return pool_error(path, errno, "cannot stat: " + errno_text(errno));
 	if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
-		return pool_error(path, EINVAL, "not a regular file or DAX device");
-	file_size = static_cast<std::uint64_t>(st.st_size);
+		return pool_error(path, EINVAL, "not a regular file or device-DAX device");
+	DevDax dd;
+	if (S_ISCHR(st.st_mode)) {
+		auto d = devdax_geometry(fd, path);
+		if (!d)
+			return d.error();
+		dd = *d;
+		file_size = dd.size;
+	} else {
+		file_size = static_cast<std::uint64_t>(st.st_size);
+	}
 	if (file_size < kSuperblockSize)
 		return pool_error(path, EINVAL,
 				  "truncated: " + std::to_string(file_size) + " bytes, a pool needs at least 4096");
-	ssize_t n = ::pread(fd, &sb, sizeof(sb), 0);
-	if (n != static_cast<ssize_t>(sizeof(sb)))
-		return pool_error(path, EIO, "cannot read superblock: " + errno_text(n < 0 ? errno : EIO));
+	if (int err = read_head(fd, S_ISCHR(st.st_mode) ? &dd : nullptr, sb); err != 0)
+		return pool_error(path, EIO, "cannot read superblock: " + errno_text(err));
 	auto g = parse_superblock(sb, file_size);
 	if (!g)
 		return pool_error(path, g.error().code, g.error().message);
@@ -382,7 +437,8 @@ Result<PoolInfo> inspect_pool(const std::string& path)
 		if (::fstat(fd.get(), &st) == 0)
 			info.holder_pid = lock_holder(st);
 	}
-	info.dax = probe_map_sync(fd.get(), nullptr);
+	struct stat st {};
+	info.dax = (::fstat(fd.get(), &st) == 0 && S_ISCHR(st.st_mode)) || probe_map_sync(fd.get(), nullptr);
 	return info;
 }
 
@@ -395,6 +451,7 @@ struct Pool::Impl {
 	std::unique_ptr<Pmem2Domain> domain;
 	PoolView view;
 	bool dax = false;
+	bool devdax = false;  ///< path is a device-DAX device (§Device DAX)
 	Uuid uuid{};
 
 	~Impl()
@@ -408,11 +465,12 @@ struct Pool::Impl {
 			pmem2_config_delete(&cfg);
 	}
 
-	/// Maps the whole file of `size` bytes; lock context: caller holds the flock.
+	/// Maps the whole file of `size` bytes (device DAX: the whole device,
+	/// a multiple of its alignment); caller holds the flock.
 	Status map_file(std::uint64_t size, bool require_dax)
 	{
 		int err = 0;
-		dax = probe_map_sync(fd.get(), &err);
+		dax = devdax || probe_map_sync(fd.get(), &err);
 		if (require_dax && !dax)
 			return pool_error(path, EOPNOTSUPP,
 					  "not DAX: MAP_SYNC is not supported for this file (" + errno_text(err) +
@@ -447,6 +505,54 @@ int Pool::fd() const noexcept { return impl_->fd.get(); }
 
 Result<Pool> Pool::create(const std::string& path, const CreateOptions& opt)
 {
+	// Device DAX (§Device DAX): the device exists and keeps its size; the
+	// pool takes all of it unless `opt.size` says less, and an existing
+	// pool on it is kept unless `opt.overwrite`.
+	if (struct stat st {}; ::stat(path.c_str(), &st) == 0 && S_ISCHR(st.st_mode)) {
+		auto impl = std::make_unique<Impl>();
+		impl->path = path;
+		impl->devdax = true;
+		impl->fd = Fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+		if (impl->fd.get() < 0)
+			return pool_error(path, errno, "cannot open: " + errno_text(errno));
+		if (::flock(impl->fd.get(), LOCK_EX | LOCK_NB) != 0)
+			return pool_error(path, EBUSY, "pool is in use by another process");
+		auto dd = devdax_geometry(impl->fd.get(), path);
+		if (!dd)
+			return dd.error();
+		if (opt.size > dd->size)
+			return pool_error(path, EINVAL,
+					  "pool size " + std::to_string(opt.size) + " exceeds the device's " +
+						  std::to_string(dd->size) + " bytes");
+		auto g = plan_geometry(opt.size ? opt.size : dd->size, opt.buffer_size, opt.wal_size, opt.ckpt_size);
+		if (!g)
+			return pool_error(path, g.error().code, g.error().message);
+		Superblock sb;
+		if (int err = read_head(impl->fd.get(), &*dd, sb); err != 0)
+			return pool_error(path, err, "cannot read the device: " + errno_text(err));
+		if (!opt.overwrite && std::memcmp(sb.magic, kPoolMagic.data(), sizeof(sb.magic)) == 0)
+			return pool_error(path, EEXIST, "the device already holds a daxnet pool (overwrite it explicitly)");
+		if (auto ms = impl->map_file(dd->size, opt.require_dax); !ms)
+			return ms.error();
+
+		// A device keeps what an earlier pool wrote: clear the superblock
+		// first (a crash from here on leaves no pool), then the WAL and
+		// checkpoint areas, as a new file has them; buffers need no clearing.
+		auto* base = static_cast<std::byte*>(pmem2_map_get_address(impl->map));
+		std::memset(base, 0, sizeof(Superblock));
+		impl->domain->persist(base, sizeof(Superblock));
+		std::memset(base + g->wal_offset, 0, g->buffer_offset - g->wal_offset);
+		impl->domain->persist(base + g->wal_offset, g->buffer_offset - g->wal_offset);
+		impl->view = PoolView(base, *g, impl->domain.get());
+		impl->uuid = random_uuid();
+		timespec ts{};
+		::clock_gettime(CLOCK_REALTIME, &ts);
+		format_superblock(sb, *g, impl->uuid,
+				  static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec));
+		std::memcpy(base, &sb, sizeof(sb));
+		impl->domain->persist(base, sizeof(sb));
+		return Pool(std::move(impl));
+	}
 	auto g = plan_geometry(opt.size, opt.buffer_size, opt.wal_size, opt.ckpt_size);
 	if (!g)
 		return pool_error(path, g.error().code, g.error().message);
@@ -511,8 +617,11 @@ Result<Pool> Pool::open(const std::string& path, const OpenOptions& opt)
 	auto g = read_superblock(impl->fd.get(), path, sb, file_size);
 	if (!g)
 		return g.error();
-	if (auto st = impl->map_file(g->pool_size, opt.require_dax); !st)
-		return st.error();
+	struct stat fst {};
+	impl->devdax = ::fstat(impl->fd.get(), &fst) == 0 && S_ISCHR(fst.st_mode);
+	// Device DAX is mapped whole (file_size is the device's size).
+	if (auto ms = impl->map_file(impl->devdax ? file_size : g->pool_size, opt.require_dax); !ms)
+		return ms.error();
 	auto* base = static_cast<std::byte*>(pmem2_map_get_address(impl->map));
 	impl->view = PoolView(base, *g, impl->domain.get());
 	std::memcpy(impl->uuid.data(), sb.uuid, impl->uuid.size());

@@ -3,6 +3,8 @@
 // daxnet-pool: create, inspect and check pool files (docs/pool-format.md).
 //
 //   daxnet-pool create FILE --size 1G [--buffer-size 4096] [--require-dax]
+//   daxnet-pool create /dev/daxX.Y [--size S] [--force]   (device DAX: the
+//                  whole device unless --size; --force replaces a pool on it)
 //   daxnet-pool info FILE [--json]
 //   daxnet-pool check FILE        exit 0 only when the pool is consistent
 //
@@ -10,6 +12,8 @@
 // exits non-zero; a file that fails validation is never written to.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
+
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <ctime>
@@ -62,13 +66,22 @@ std::string uuid_text(const Uuid& u)
 }
 
 int cmd_create(const std::string& path, const std::string& size_text, std::uint32_t buffer_size,
-	       const std::string& wal_text, const std::string& ckpt_text, bool require_dax)
+	       const std::string& wal_text, const std::string& ckpt_text, bool require_dax, bool force)
 {
 	Pool::CreateOptions opt;
-	auto size = daxnet::parse_size(size_text);
-	if (!size)
-		return fail(path + ": " + size.error().message);
-	opt.size = *size;
+	struct stat st {};
+	const bool device = ::stat(path.c_str(), &st) == 0 && S_ISCHR(st.st_mode);
+	if (!size_text.empty()) {
+		auto size = daxnet::parse_size(size_text);
+		if (!size)
+			return fail(path + ": " + size.error().message);
+		opt.size = *size;
+	} else if (!device) {
+		return fail(path + ": --size is required (only a device-DAX device has a size of its own)");
+	}
+	if (force && !device)
+		return fail(path + ": --force only replaces a pool on a device-DAX device; files are never overwritten");
+	opt.overwrite = force;
 	opt.buffer_size = buffer_size;
 	opt.require_dax = require_dax;
 	if (!wal_text.empty()) {
@@ -89,7 +102,8 @@ int cmd_create(const std::string& path, const std::string& size_text, std::uint3
 	const auto& g = pool->geometry();
 	fmt::print("created {}: {} buffers of {} bytes ({}), granularity {}{}\n", path, g.buffer_count,
 		   g.buffer_size, human(std::uint64_t{g.buffer_count} * g.buffer_size),
-		   to_string(pool->granularity()), pool->is_dax() ? ", DAX (MAP_SYNC)" : ", not DAX");
+		   to_string(pool->granularity()),
+		   device ? ", device DAX" : pool->is_dax() ? ", DAX (MAP_SYNC)" : ", not DAX");
 	return 0;
 }
 
@@ -126,7 +140,11 @@ int cmd_info(const std::string& path, bool json)
 		   g.buffer_offset, human(std::uint64_t{g.buffer_count} * g.buffer_size));
 	fmt::print("wal area       offset {}, {}\n", g.wal_offset, human(g.wal_size));
 	fmt::print("checkpoint     offset {}, {}\n", g.ckpt_offset, human(g.ckpt_size));
-	fmt::print("dax            {}\n", info->dax ? "yes (MAP_SYNC)" : "no (MAP_SYNC unsupported here)");
+	struct stat st {};
+	const bool device = ::stat(path.c_str(), &st) == 0 && S_ISCHR(st.st_mode);
+	fmt::print("dax            {}\n", device      ? "yes (device DAX)"
+				       : info->dax ? "yes (MAP_SYNC)"
+						   : "no (MAP_SYNC unsupported here)");
 	fmt::print("granularity    {} (expected when mapped; PMEM2_FORCE_GRANULARITY overrides)\n",
 		   info->dax ? "CACHE_LINE or BYTE" : "PAGE");
 	fmt::print("in use         {}\n", use);
@@ -162,16 +180,17 @@ int main(int argc, char** argv)
 
 	std::string path, size_text, wal_text, ckpt_text;
 	std::uint32_t buffer_size = kDefaultBufferSize;
-	bool require_dax = false, json = false, verbose = false;
+	bool require_dax = false, json = false, verbose = false, force = false;
 
-	auto* create = app.add_subcommand("create", "create a new pool file (never overwrites)");
-	create->add_option("FILE", path, "pool file to create")->required();
-	create->add_option("--size", size_text, "file size, e.g. 64M, 1G")->required();
+	auto* create = app.add_subcommand("create", "create a new pool file (never overwrites) or format a device-DAX device");
+	create->add_option("FILE", path, "pool file to create, or a device-DAX device /dev/daxX.Y")->required();
+	create->add_option("--size", size_text, "file size, e.g. 64M, 1G (device DAX: default the whole device)");
 	create->add_option("--buffer-size", buffer_size, "packet buffer size")->check(CLI::IsMember({2048, 4096}));
 	create->add_option("--wal-size", wal_text, "WAL area size (default size/16)");
 	create->add_option("--ckpt-size", ckpt_text, "checkpoint area size (default size/8)");
 	create->add_flag("--require-dax", require_dax, "fail unless the file supports MAP_SYNC (DAX)");
-	create->callback([&] { rc = cmd_create(path, size_text, buffer_size, wal_text, ckpt_text, require_dax); });
+	create->add_flag("--force", force, "device DAX: replace the pool the device holds");
+	create->callback([&] { rc = cmd_create(path, size_text, buffer_size, wal_text, ckpt_text, require_dax, force); });
 
 	auto* info = app.add_subcommand("info", "print geometry, granularity, DAX and lock state");
 	info->add_option("FILE", path, "pool file")->required();

@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -49,8 +50,12 @@ public:
 		const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			return make_error(errno, path + ": " + std::strerror(errno));
-		const std::uint64_t size = info->geometry.pool_size;
-		void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+		// Device DAX refuses private mappings and maps only whole
+		// alignment units: map all of it, shared (read-only all the same).
+		struct stat st {};
+		const bool device = ::fstat(fd, &st) == 0 && S_ISCHR(st.st_mode);
+		const std::uint64_t size = device ? info->file_size : info->geometry.pool_size;
+		void* p = ::mmap(nullptr, size, PROT_READ, device ? MAP_SHARED : MAP_PRIVATE, fd, 0);
 		const int err = errno;
 		::close(fd);
 		if (p == MAP_FAILED)

@@ -86,3 +86,23 @@ TEST_CASE("daxnet-pool create rejects bad sizes and existing files", "[pmem]")
 	CHECK_THAT(dax.out, Catch::Contains("not DAX"));
 	::unlink(path.c_str());
 }
+
+TEST_CASE("daxnet-pool create takes a size for files and device DAX only as a device", "[pmem]")
+{
+	std::string path = "/dev/shm/daxnet-cli-dev-" + std::to_string(::getpid());
+	::unlink(path.c_str());
+	auto nosize = run("create " + path);
+	CHECK(nosize.status != 0);
+	CHECK_THAT(nosize.out, Catch::Contains("--size is required"));
+	auto force = run("create " + path + " --size 4M --force");
+	CHECK(force.status != 0);
+	CHECK_THAT(force.out, Catch::Contains("files are never overwritten"));
+	CHECK(::access(path.c_str(), F_OK) != 0);
+	// A character device that is not device DAX is refused, untouched.
+	auto chr = run("create /dev/null");
+	CHECK(chr.status != 0);
+	CHECK_THAT(chr.out, Catch::Contains("not device DAX"));
+	auto info = run("info /dev/null");
+	CHECK(info.status != 0);
+	CHECK_THAT(info.out, Catch::Contains("not device DAX"));
+}

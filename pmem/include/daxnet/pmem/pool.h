@@ -132,7 +132,7 @@ struct PoolInfo {
 	std::uint64_t create_time_ns = 0;
 	bool in_use = false;    ///< another process holds the pool lock
 	long holder_pid = -1;   ///< that process, when /proc/locks tells
-	bool dax = false;       ///< MAP_SYNC mapping succeeds on this file
+	bool dax = false;       ///< device DAX, or MAP_SYNC mapping succeeds on this file
 };
 
 /// Reads and validates the superblock of `path`; never writes to the file.
@@ -146,6 +146,7 @@ public:
 		std::uint64_t wal_size = 0;                   ///< 0: default
 		std::uint64_t ckpt_size = 0;                  ///< 0: default
 		bool require_dax = false;                     ///< fail unless MAP_SYNC works
+		bool overwrite = false;  ///< device DAX: replace a pool the device holds
 	};
 	struct OpenOptions {
 		bool require_dax = false;  ///< fail unless MAP_SYNC works
@@ -153,6 +154,9 @@ public:
 
 	/// Creates a new pool file (fails with EEXIST if `path` exists),
 	/// formats it, persists the superblock and returns it mapped and locked.
+	/// A device-DAX path (/dev/daxX.Y) is formatted in place: the pool
+	/// takes the whole device unless `size` is given (EINVAL if larger),
+	/// and a device that holds a pool gives EEXIST unless `overwrite`.
 	static Result<Pool> create(const std::string& path, const CreateOptions& opt);
 	/// Opens an existing pool: locks it (EBUSY when another process has it),
 	/// validates the superblock before mapping, maps through libpmem2.
@@ -168,7 +172,7 @@ public:
 	const Geometry& geometry() const noexcept { return view().geometry(); }
 	PersistDomain& domain() const noexcept { return view().domain(); }
 	Granularity granularity() const noexcept;
-	bool is_dax() const noexcept;  ///< mapped with MAP_SYNC
+	bool is_dax() const noexcept;  ///< mapped with MAP_SYNC, or device DAX
 	const std::string& path() const noexcept;
 	Uuid uuid() const noexcept;
 	int fd() const noexcept;       ///< the locked file descriptor
