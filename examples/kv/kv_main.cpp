@@ -882,6 +882,7 @@ void KvService::end_of_pass(Server& srv)
 	sample_rates(srv);
 	if (active_expire_ && !expq_.empty())
 		active_expire();
+	staged_ |= kv_.clean() > 0;  // docs/wal-format.md §The cleaner: a bounded step, same fence
 	if (!staged_ && !kv_.checkpoint_pending())
 		return;  // (a pending checkpoint advances a step per pass)
 	staged_ = false;

@@ -123,6 +123,7 @@ public:
 	bool busy() const override { return kv_.checkpoint_pending(); }
 	void end_of_pass(Server& srv) override
 	{
+		staged_ |= kv_.clean() > 0;  // docs/wal-format.md §The cleaner: a bounded step, same fence
 		if (staged_ || kv_.checkpoint_pending()) {
 			// (a pending checkpoint advances a step per pass, also
 			// when nothing was appended)

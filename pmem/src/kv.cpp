@@ -10,6 +10,7 @@
 #include <new>
 
 #include "daxnet/pmem/crc32c.h"
+#include "cleaner_state.h"
 
 namespace daxnet::pmem {
 
@@ -72,7 +73,10 @@ ValueRef KvStore::Item::ref() const noexcept
 
 KvStore::KvStore(const KvOptions& opt) noexcept : opt_(opt) {}
 
-KvStore::~KvStore() = default;
+KvStore::~KvStore()
+{
+	clean_release_dest();
+}
 
 std::string_view KvStore::view(const Slice& s) const noexcept
 {
@@ -86,6 +90,9 @@ Result<std::unique_ptr<KvStore>> KvStore::open(const PoolView& pool, BufferAlloc
 {
 	std::unique_ptr<KvStore> kv(new KvStore(opt));
 	kv->wal_.pool_ = pool;  // view() works during replay
+	kv->live_bytes_.assign(pool.buffer_count(), 0);
+	kv->pinned_bytes_.assign(pool.buffer_count(), 0);
+	kv->move_limit_ = opt.cleaner.move_limit ? opt.cleaner.move_limit : pool.buffer_size() / 2;
 	kv->index_.reserve(ckpt_entries_hint(pool));
 	auto w = Wal::open(pool, alloc, opt.wal, [&kv](const Entry& e, std::uint64_t) { kv->apply(e); }, report);
 	if (!w)
@@ -147,6 +154,7 @@ void KvStore::apply(const Entry& e)
 		item.key_crc = e.key_crc;
 		item.expiry = e.aux;
 		assign_slices(item, e.value, e.value_crc);
+		account(item.key, item.ref().slices, item.size, 1, movable(item.size));
 		break;
 	}
 	case RecordType::kv_del:
@@ -156,6 +164,8 @@ void KvStore::apply(const Entry& e)
 		}
 		break;
 	case RecordType::kv_flushall:
+		for (const auto& kvp : index_)
+			forget_item(kvp.second);
 		index_.clear();
 		key_records_ = 0;
 		break;
@@ -163,7 +173,9 @@ void KvStore::apply(const Entry& e)
 		StreamEntry se;
 		se.stamp = e.aux;
 		assign_slices(se, e.value, e.value_crc);
-		stream_for(e.key, e.key_crc).entries.push_back(std::move(se));
+		Stream& st = stream_for(e.key, e.key_crc);
+		account(Slice{}, value_ref(se, 0).slices, se.size, 1, false);
+		st.entries.push_back(std::move(se));
 		stream_records_ += wal_records_for(e.value.size());
 		break;
 	}
@@ -171,7 +183,9 @@ void KvStore::apply(const Entry& e)
 		// §Record, streams: first <- max(first, t); end <- max(end, t).
 		Stream& st = stream_for(e.key, e.key_crc);
 		while (st.first < e.aux && !st.entries.empty()) {
-			stream_records_ -= wal_records_for(st.entries.front().nslices);
+			const StreamEntry& x = st.entries.front();
+			stream_records_ -= wal_records_for(x.nslices);
+			account(Slice{}, value_ref(x, 0).slices, x.size, -1, false);
 			st.entries.pop_front();
 			st.first++;
 			trimmed_since_ckpt_++;
@@ -192,9 +206,35 @@ KvStore::Stream& KvStore::stream_for(const Slice& name, std::uint32_t name_crc)
 		it = streams_.emplace(n, Stream{}).first;  // keyed by the bytes of its first name slice
 		it->second.name = name;
 		it->second.name_crc = name_crc;
+		account(name, {}, 0, 1, false);  // the name slice is kept for good
 		stream_records_++;  // §Capacity: its STREAM_TRIM in a checkpoint
 	}
 	return it->second;
+}
+
+void KvStore::forget_item(const Item& it) noexcept
+{
+	key_records_ -= wal_records_for(it.nslices);
+	account(it.key, it.ref().slices, it.size, -1, movable(it.size));
+}
+
+// The cleaner's view of the pool (§The cleaner): live bytes per buffer, and
+// the part of them it may not move.
+void KvStore::account(const Slice& key, std::span<const Slice> value, std::uint64_t size, int sign,
+		      bool can_move) noexcept
+{
+	auto add = [&](const Slice& s) {
+		if (s.len == 0 || s.buf >= live_bytes_.size())
+			return;
+		const std::uint32_t d = s.len;
+		live_bytes_[s.buf] = sign > 0 ? live_bytes_[s.buf] + d : live_bytes_[s.buf] - d;
+		if (!can_move)
+			pinned_bytes_[s.buf] = sign > 0 ? pinned_bytes_[s.buf] + d : pinned_bytes_[s.buf] - d;
+	};
+	add(key);
+	for (const Slice& s : value)
+		add(s);
+	live_payload_ = sign > 0 ? live_payload_ + size : live_payload_ - size;
 }
 
 // §Capacity: a checkpoint that failed (its live state did not fit a half)
@@ -398,6 +438,7 @@ int KvStore::commit() noexcept
 		if (rc == 1) {
 			rc = wal_.install_checkpoint();
 			if (rc == 0) {
+				after_install();
 				ckpt_stats_.stepped++;
 				trimmed_since_ckpt_ -= std::min(trimmed_since_ckpt_, ckpt_->trimmed_at_begin);
 				ckpt_.reset();
@@ -557,6 +598,7 @@ int KvStore::ckpt_finish() noexcept
 	}
 	if (const int i = wal_.install_checkpoint(); i < 0)
 		return i;
+	after_install();
 	trimmed_since_ckpt_ -= std::min(trimmed_since_ckpt_, ckpt_->trimmed_at_begin);
 	ckpt_.reset();
 	return 0;
@@ -581,6 +623,7 @@ int KvStore::checkpoint() noexcept
 		ckpt_.reset();
 		return i;
 	}
+	after_install();
 	ckpt_.reset();
 	trimmed_since_ckpt_ = 0;
 	return 0;

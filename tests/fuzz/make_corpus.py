@@ -170,6 +170,26 @@ def wal_recovery():
     w("expiry", start() + state() + log(0, entry(aux=100)) + log(1, entry(key=(2, 300, 3), aux=0)))
     w("ab-slots", start() + state(gen=1) + state(f=1, gen=2) + log(0, entry()))
 
+    # The cleaner's relocations (docs/wal-format.md §The cleaner): a KV_SET
+    # of the same key and value bytes at a new location, over a checkpoint
+    # naming the old one; uncommitted (the old location stays); a value
+    # split in two slices moved into one; replayed over a (fuzzy)
+    # checkpoint that already holds the new location.
+    def payload(buf, off, data):
+        return bytes([4, buf]) + struct.pack("<H", off) + bytes([len(data)]) + data
+
+    moved = payload(2, 100, b"key") + payload(1, 10, b"hello") + payload(5, 0, b"keyhello")
+    old = ckpt_hdr(nrec=1, nent=1) + ckpt_entry(1, entry(key=(2, 100, 3), vals=((1, 10, 5),), batch_end=False))
+    w("relocation", start() + moved + state(ckpt_gen=1) + old + log(0, entry(key=(5, 0, 3), vals=((5, 3, 5),))))
+    w("relocation-uncommitted", start() + moved + state(ckpt_gen=1) + old
+      + log(0, entry(key=(5, 0, 3), vals=((5, 3, 5),), batch_end=False)))
+    split = payload(2, 100, b"key") + payload(1, 10, b"hel") + payload(3, 0, b"lo") + payload(5, 0, b"keyhello")
+    w("relocation-coalesce", start() + split + state()
+      + log(0, entry(key=(2, 100, 3), vals=((1, 10, 3), (3, 0, 2)))) + log(1, entry(key=(5, 0, 3), vals=((5, 3, 5),))))
+    w("relocation-over-checkpoint", start() + moved + state(ckpt_gen=1) + ckpt_hdr(nrec=1, nent=1)
+      + ckpt_entry(1, entry(key=(5, 0, 3), vals=((5, 3, 5),), batch_end=False))
+      + log(0, entry(key=(5, 0, 3), vals=((5, 3, 5),))) + log(1, entry(key=(5, 0, 3), vals=((5, 3, 5),))))
+
 
 def ring():
     # [mode][ops]: see fuzz_ring.cpp. op % 10: 0 head, 1 cur, 2 TX slot,

@@ -222,7 +222,22 @@ void add_store_metrics(Metrics& m, const pmem::KvStore& kv)
 		.counter("refused_log", kv.capacity_stats().refused_log,
 			 "Writes refused: no log room outside the reserve kept for deletes.", "Persistence")
 		.counter("checkpoint_failures", kv.capacity_stats().ckpt_failures,
-			 "Checkpoints that failed (the live state did not fit a half).", "Persistence");
+			 "Checkpoints that failed (the live state did not fit a half).", "Persistence")
+		// docs/wal-format.md §The cleaner
+		.gauge("live_payload_bytes", kv.live_payload_bytes(), "Value and stream-body bytes the live state holds.",
+		       "Persistence")
+		.counter("cleaner_moved_bytes", kv.cleaner_stats().moved_bytes,
+			 "Key and value bytes the cleaner copied into dense buffers.", "Persistence")
+		.counter("cleaner_moved_entries", kv.cleaner_stats().moved_entries, "Keys the cleaner relocated.",
+			 "Persistence")
+		.counter("cleaner_freed_buffers", kv.cleaner_stats().freed_buffers,
+			 "Sparse buffers the cleaner emptied that came free.", "Persistence")
+		.counter("cleaner_cycles", kv.cleaner_stats().cycles, "Cleaning cycles completed.", "Persistence")
+		.counter("cleaner_victims", kv.cleaner_stats().victims, "Buffers chosen for cleaning.", "Persistence")
+		.counter("cleaner_skipped_corrupt", kv.cleaner_stats().skipped_corrupt,
+			 "Slices the cleaner left in place: payload CRC mismatch.", "Persistence")
+		.counter("cleaner_stalls", kv.cleaner_stats().stalls,
+			 "Cleaner calls stopped early: no log room or free buffer.", "Persistence");
 }
 
 }  // namespace daxnet::svc

@@ -97,6 +97,10 @@ void add_common_options(CLI::App& app, CommonOptions& o, int default_port)
 		       "daxnet-kv/daxnet-wal: a checkpoint writes this many entries per event-loop pass, so no "
 		       "pass stalls for a whole one (0: whole checkpoints, ~0.5 s per million keys)")
 		->capture_default_str();
+	app.add_option("--cleaner", o.cleaner,
+		       "daxnet-kv/daxnet-wal: move small live values out of sparsely used buffers into dense "
+		       "ones in the background (docs/wal-format.md, the cleaner)")
+		->capture_default_str();
 }
 
 Result<pmem::Pool> open_or_create_pool(const CommonOptions& o, bool* created)
@@ -137,6 +141,7 @@ std::unique_ptr<StoreStack> open_store_stack(const CommonOptions& o, const char*
 	st->alloc = std::make_unique<pmem::BufferAllocator>(view.buffer_count());
 	pmem::KvOptions ko;
 	ko.checkpoint_step = o.checkpoint_step;
+	ko.cleaner.enabled = o.cleaner;
 	auto kv = pmem::KvStore::open(view, *st->alloc, ko, &st->report);
 	if (!kv) {
 		fmt::print(stderr, "{}: {}: recovery failed: {}\n", prog, o.pool, kv.error().message);

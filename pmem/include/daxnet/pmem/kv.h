@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "daxnet/pmem/buffer_alloc.h"
+#include "daxnet/pmem/cleaner.h"
 #include "daxnet/pmem/pool.h"
 #include "daxnet/pmem/wal.h"
 #include "daxnet/result.h"
@@ -86,6 +87,8 @@ struct KvOptions {
 	/// Capacity: checkpoint records kept as slack for a fuzzy checkpoint
 	/// (keys added while it runs); 0 picks capacity / 32.
 	std::uint64_t ckpt_slack = 0;
+	/// The cleaner (docs/wal-format.md §The cleaner): see clean().
+	CleanerOptions cleaner{};
 };
 
 class KvStore {
@@ -145,6 +148,24 @@ public:
 	/// incremental checkpoint when none is pending (checkpoint_step > 0),
 	/// otherwise checkpoints whole. 0 or -errno.
 	int reclaim() noexcept;
+
+	/// The cleaner (docs/wal-format.md §The cleaner): moves live keys out
+	/// of sparsely used buffers into dense ones, a bounded amount per call
+	/// (KvOptions::cleaner), staging relocation entries like set() does.
+	/// Call it once per event-loop pass, before commit(). Returns the
+	/// entries it staged (0 when it had nothing to do or could make no
+	/// progress), or -errno. The old buffers come free at a later
+	/// checkpoint, which it requests itself once a cycle is done.
+	int clean() noexcept;
+	const CleanerStats& cleaner_stats() const noexcept { return cleaner_stats_; }
+	/// Value and stream-body bytes the live state holds (keys and stream
+	/// names not included): the denominator of the space figure.
+	std::uint64_t live_payload_bytes() const noexcept { return live_payload_; }
+	/// Bytes of live keys, values, stream names and bodies in buffer `b`.
+	std::uint32_t buffer_live_bytes(std::uint32_t b) const noexcept
+	{
+		return b < live_bytes_.size() ? live_bytes_[b] : 0;
+	}
 
 	// ---- capacity (docs/wal-format.md §Capacity) ----
 
@@ -286,7 +307,24 @@ private:
 	/// since (a failed checkpoint is not retried on every request).
 	int checkpoint_if_useful() noexcept;
 	bool slice_ok(const Slice& s) const noexcept;
-	void forget_item(const Item& it) noexcept { key_records_ -= wal_records_for(it.nslices); }
+	/// An item leaves the index: its records (§Capacity) and its bytes
+	/// (the cleaner's per-buffer live counts).
+	void forget_item(const Item& it) noexcept;
+	/// Adds (`sign` 1) or removes (-1) the live bytes of a key / stream
+	/// entry; `movable`: the cleaner may move it (small KV values only).
+	void account(const Slice& key, std::span<const Slice> value, std::uint64_t size, int sign,
+		     bool movable) noexcept;
+	bool movable(std::uint64_t size) const noexcept { return size <= move_limit_; }
+	/// After a checkpoint was installed: counts the cleaner's victims
+	/// that came free.
+	void after_install() noexcept;
+	// cleaner.cpp
+	struct CleanerState;
+	int clean_start() noexcept;
+	/// Moves item `key` when it touches a victim; 1 moved, 0 skipped,
+	/// -EAGAIN: stop for this call (no log room or free buffer).
+	int clean_move(std::string_view key) noexcept;
+	void clean_release_dest() noexcept;
 
 	Wal wal_;
 	KvOptions opt_;
@@ -305,6 +343,14 @@ private:
 	/// failed); no whole checkpoint is tried again until it drops below.
 	std::uint64_t ckpt_failed_at_ = UINT64_MAX;
 	CapacityStats cap_stats_{};
+	// The cleaner (cleaner.cpp): live bytes per buffer, and how many of
+	// them belong to what it never moves (stream data, large values).
+	std::vector<std::uint32_t> live_bytes_;
+	std::vector<std::uint32_t> pinned_bytes_;
+	std::uint64_t live_payload_ = 0;
+	std::uint64_t move_limit_ = 0;
+	std::unique_ptr<CleanerState> cleaner_;
+	CleanerStats cleaner_stats_{};
 };
 
 }  // namespace daxnet::pmem

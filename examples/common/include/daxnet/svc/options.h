@@ -38,6 +38,7 @@ struct CommonOptions {
 	bool zerocopy = false;               ///< --zerocopy (kernel transport)
 	std::uint32_t checkpoint_step = 4096; ///< --checkpoint-step (KvOptions::checkpoint_step)
 	std::uint32_t timeout = 0;            ///< --timeout: close connections idle this many seconds (0: never)
+	bool cleaner = true;                  ///< --cleaner (KvOptions::cleaner.enabled)
 	bool version = false;
 };
 
