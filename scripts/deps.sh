@@ -24,6 +24,7 @@ test_pkgs=(
 	qemu-system-x86 busybox-static ndctl daxctl
 	iproute2 kmod cpio gzip xz-utils e2fsprogs util-linux procps psmisc
 	dkms help2man nutcracker haproxy syslog-ng-core syslog-ng-mod-http
+	systemd-container debootstrap
 )
 
 mode=${1:-all}
