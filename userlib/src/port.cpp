@@ -417,6 +417,11 @@ long Port::send_copy(std::uint32_t conn, std::span<const std::byte> bytes, std::
 	return static_cast<long>(done);
 }
 
+TxQueued Port::tx_queued(std::uint32_t conn) const noexcept
+{
+	return t_->tx_queued(conn);
+}
+
 int Port::shutdown_write(std::uint32_t conn, std::uint32_t pair) noexcept
 {
 	return tx_push(conn, DAXNET_NO_BUF, 0, 0, pair, DAXNET_SLOT_EOF);

@@ -57,6 +57,9 @@ public:
 	virtual bool has_pending() const noexcept = 0;
 	/// Counters of `pair` or all pairs (DAXNET_RING_ALL).
 	virtual RingCounters counters(std::uint32_t pair) const noexcept = 0;
+	/// What `conn` has queued for TX inside the transport (Port::tx_queued);
+	/// zeros when the transport cannot tell.
+	virtual TxQueued tx_queued(std::uint32_t /*conn*/) const noexcept { return {}; }
 };
 
 /// One factory per transport. Each fails with a clear Error when the

@@ -320,6 +320,8 @@ protected:
 			pairs_[c.pair].ctr.syscalls++;
 			zombies_.push_back(Zombie{c.id, c.pair, c.txq_head});
 			c.txq_head = c.txq_tail = kNil;
+			c.txq_bytes = 0;
+			c.txq_items = 0;
 		}
 		if (s.fixed) {
 			// The table's reference would keep the socket open after the

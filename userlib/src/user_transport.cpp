@@ -190,7 +190,9 @@ Status UserTransport::init_common()
 	std::memset(region_, 0, region_size_);
 	region_format(region_, cfg_);
 
-	std::uint32_t item_cap = 4 * cfg_.tx_slots;
+	// Items: 4 per TX slot, plus a share per connection (Port::tx_queued)
+	// so that connections whose peers do not read cannot take them all.
+	std::uint32_t item_cap = 4 * cfg_.tx_slots + Port::kTxSlotsPerConn * cfg_.max_conns;
 	std::uint32_t pend_cap = cfg_.spare_slots + cfg_.rx_slots + 3 * cfg_.max_conns + item_cap + 16;
 	pairs_.resize(cfg_.pairs);
 	for (std::uint32_t p = 0; p < cfg_.pairs; p++) {
@@ -340,6 +342,8 @@ void UserTransport::finish_head(std::uint32_t ci) noexcept
 	c.txq_head = item.next;
 	if (c.txq_head == kNil)
 		c.txq_tail = kNil;
+	c.txq_bytes -= (item.flags & DAXNET_SLOT_DATA) ? item.len : 0;
+	c.txq_items--;
 	item.next = kNil;
 	item.done = true;
 	if (item.returned) {
@@ -459,6 +463,8 @@ int UserTransport::intake(std::uint32_t pair, bool tx, bool rx) noexcept
 		else
 			items_[c->txq_tail].next = it;
 		c->txq_tail = it;
+		c->txq_bytes += (item.flags & DAXNET_SLOT_DATA) ? item.len : 0;
+		c->txq_items++;
 		list_tx(item.conn);
 	}
 
@@ -595,6 +601,14 @@ RingCounters UserTransport::counters(std::uint32_t pair) const noexcept
 		if (pair == DAXNET_RING_ALL || pair == p)
 			r += pairs_[p].ctr;
 	return r;
+}
+
+TxQueued UserTransport::tx_queued(std::uint32_t conn) const noexcept
+{
+	std::uint32_t idx = DAXNET_CONN_INDEX(conn);
+	if (idx >= conns_.size() || conns_[idx].id != conn)
+		return {};
+	return {conns_[idx].txq_bytes, conns_[idx].txq_items};
 }
 
 Result<std::uint32_t> UserTransport::attach(int fd, std::uint32_t pair, std::uint64_t cookie)

@@ -62,6 +62,7 @@ public:
 	int sync(std::uint32_t pair, std::uint32_t flags) noexcept override;
 	bool has_pending() const noexcept override;
 	RingCounters counters(std::uint32_t pair) const noexcept override;
+	TxQueued tx_queued(std::uint32_t conn) const noexcept override;
 
 protected:
 	static constexpr std::uint32_t kNil = 0xffffffffu;
@@ -93,6 +94,8 @@ protected:
 		bool tx_listed = false;      ///< in its pair's tx_active list
 		std::uint32_t txq_head = kNil;
 		std::uint32_t txq_tail = kNil;
+		std::uint64_t txq_bytes = 0;  ///< len of queued items not yet done
+		std::uint32_t txq_items = 0;  ///< queued items not yet done
 		std::uint16_t gen = 0;
 	};
 

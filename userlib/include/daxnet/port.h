@@ -94,6 +94,13 @@ struct RingCounters {
 	RingCounters& operator+=(const RingCounters& o) noexcept;
 };
 
+/// What one connection has queued for TX and not yet handed to TCP
+/// (Port::tx_queued): the service's view for output limits and fairness.
+struct TxQueued {
+	std::uint64_t bytes = 0;  ///< payload bytes of slots not yet fully sent
+	std::uint32_t slots = 0;  ///< TX slots (with or without a buffer) not yet done
+};
+
 namespace detail {
 class Transport;
 }
@@ -183,6 +190,16 @@ public:
 	/// or no free buffer; sync and retry the rest), or -ENOSPC/-ENOBUFS
 	/// when nothing could be queued.
 	long send_copy(std::uint32_t conn, std::span<const std::byte> bytes, std::uint32_t pair = 0) noexcept;
+	/// Per-connection send accounting: what `conn` has queued in the
+	/// transport (consumed from the TX ring, not yet fully handed to TCP).
+	/// A peer that does not read keeps it from shrinking. The user-space
+	/// transports count exactly and queue at least kTxSlotsPerConn slots
+	/// per connection beyond 4 x tx_slots in all (so a connection that
+	/// keeps its queue within that share never finds the queue full
+	/// because of others); the kernel transport reports zeros (not
+	/// available through the ABI): only slots still in the TX ring.
+	TxQueued tx_queued(std::uint32_t conn) const noexcept;
+	static constexpr std::uint32_t kTxSlotsPerConn = 4;
 	/// Queues shutdown(SHUT_WR) after everything queued before on `conn`.
 	int shutdown_write(std::uint32_t conn, std::uint32_t pair = 0) noexcept;
 	/// A fresh buffer (count 1, the lease's), empty when none is free.
