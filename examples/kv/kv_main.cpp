@@ -976,6 +976,10 @@ int main(int argc, char** argv)
 	so.resp.max_bulk = cfg.max_value;
 	so.resp.max_request = std::max<std::uint64_t>(cfg.max_value * 2, 1u << 20);
 	so.http.max_body = cfg.max_value;
+	if (daxnet::Status ls = daxnet::svc::apply_client_limits(opt, view, &alloc, so); !ls) {
+		fmt::print(stderr, "daxnet-kv: {}\n", ls.error().message);
+		return 2;
+	}
 	daxnet::kv::KvService svc(kv, view, alloc, cfg);
 	daxnet::svc::Server server(port, svc, std::move(listeners), so);
 

@@ -817,6 +817,10 @@ int main(int argc, char** argv)
 	so.idle_timeout_s = opt.timeout;
 	so.http.max_body = *mb;
 	so.http.allow_chunked = true;  // streamed uploads (curl -T -, shippers): chunks stay in place
+	if (daxnet::Status ls = daxnet::svc::apply_client_limits(opt, view, &alloc, so); !ls) {
+		fmt::print(stderr, "daxnet-wal: {}\n", ls.error().message);
+		return 2;
+	}
 	WalService svc(kv, view, alloc, tname, *mb, pack, std::filesystem::absolute(st->pool.path()).lexically_normal());
 	daxnet::svc::Server server(port, svc, {{lfd.get(), daxnet::svc::Proto::http}}, so);
 	std::uint64_t streams = 0;

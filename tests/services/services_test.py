@@ -400,6 +400,152 @@ def test_kv_isolation(ctx):
     good.close()
 
 
+def _never_reader(port, payload, rcvbuf=4096, seconds=20):
+    """A connection with a small receive buffer that sends `payload` and never reads."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(30)
+    s.connect(("127.0.0.1", port))
+    s.setblocking(False)
+    sent = 0
+    deadline = time.monotonic() + seconds  # bounds the test, asserts nothing
+    while sent < len(payload) and time.monotonic() < deadline:
+        try:
+            sent += s.send(payload[sent:])
+        except BlockingIOError:
+            time.sleep(0.01)
+        except (ConnectionError, OSError):
+            break  # closed by the server already
+    return s
+
+
+def _closed_by_server(s, seconds=60):
+    """Reads until EOF or reset (the server closed it); False if still open at the deadline."""
+    s.setblocking(True)
+    s.settimeout(1.0)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if s.recv(1 << 20) == b"":
+                return True
+        except socket.timeout:
+            continue
+        except (ConnectionError, OSError):
+            return True
+    return False
+
+
+def _wait_info(c, name, at_least, seconds=60):
+    """Polls INFO until daxnet_<name> >= at_least (a hang guard, not a speed check); returns the INFO."""
+    deadline = time.monotonic() + seconds
+    while True:
+        info = _info(c)
+        if int(info.get("daxnet_" + name, "0")) >= at_least or time.monotonic() > deadline:
+            return info
+        time.sleep(0.1)
+
+
+def test_kv_output_limit(ctx):
+    """A client that never reads is closed over --client-output-buffer-limit (hard, then soft for its seconds); others are served."""
+    srv = start_kv(ctx, extra=["--pool-size", "64M", "--client-output-buffer-limit", "1mb 0 0"])
+    p = srv.port("resp")
+    good = RespClient(p, timeout=60)  # the timeout only bounds the test
+    value = os.urandom(1024)
+    check(good.call("SET", "v1k", value) == "OK", "SET")
+    # 4000 GETs of 1 KiB = 4 MB of replies, never read: over the 1 MB hard limit.
+    bad = _never_reader(p, RespClient.encode("GET", "v1k") * 4000)
+    info = _wait_info(good, "client_output_limit_closes", 1)
+    check(int(info["daxnet_client_output_limit_closes"]) == 1, "hard limit: closes = %s" %
+          info.get("daxnet_client_output_limit_closes"))
+    check(_closed_by_server(bad), "the client over the hard limit is still connected")
+    bad.close()
+    check(good.call("GET", "v1k") == value, "GET beside the closed client")
+    # A reader that keeps up is never closed, whatever it reads in total.
+    for _ in range(10):
+        replies = _pipeline(good, [("GET", "v1k")] * 200)
+        check(all(r == value for r in replies), "pipelined GETs of a reader")
+    check(int(_info(good)["daxnet_client_output_limit_closes"]) == 1, "a reader was closed")
+    good.close()
+    srv.stop()
+
+    # Soft limit: over 64 KiB for more than 1 s in a row closes the client.
+    srv = start_kv(ctx, extra=["--pool-size", "16M", "--client-output-buffer-limit", "normal 0 64kb 1"])
+    p = srv.port("resp")
+    good = RespClient(p, timeout=60)
+    check(good.call("SET", "v1k", value) == "OK", "SET")
+    bad = _never_reader(p, RespClient.encode("GET", "v1k") * 4000)
+    info = _wait_info(good, "client_output_limit_closes", 1)
+    check(int(info["daxnet_client_output_limit_closes"]) == 1, "soft limit: closes = %s" %
+          info.get("daxnet_client_output_limit_closes"))
+    check(_closed_by_server(bad), "the client over the soft limit is still connected")
+    bad.close()
+    check(good.call("PING") == "PONG", "PING")
+    good.close()
+    srv.stop()
+
+
+def test_kv_query_limits(ctx):
+    """Argument count, bulk length and request size are refused at their header with Redis's wording; stalled requests are evicted beyond --maxmemory-clients."""
+    srv = start_kv(ctx, extra=["--pool-size", "64M", "--max-value", "1mb", "--client-query-buffer-limit", "512kb",
+                               "--maxmemory-clients", "4mb"])
+    p = srv.port("resp")
+    good = RespClient(p, timeout=60)  # the timeout only bounds the test
+    check(good.call("SET", "keep", "safe") == "OK", "SET")
+
+    def refused(raw, want):
+        s = socket.create_connection(("127.0.0.1", p), timeout=30)
+        s.sendall(raw)
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        check(data.startswith(want), "%r answered %r, want %r" % (raw[:40], data[:200], want))
+        check(_closed_by_server(s), "connection left open after %r" % want)
+        s.close()
+
+    # Redis's max multibulk length is 1024*1024 arguments.
+    refused(b"*1048577\r\n", b"-ERR Protocol error: invalid multibulk length")
+    # proto-max-bulk-len: here --max-value 1mb.
+    refused(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048577\r\n", b"-ERR Protocol error: invalid bulk length")
+    # client-query-buffer-limit 512kb: a request announcing more is refused at its header.
+    refused(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$600000\r\n", b"-ERR Protocol error: request exceeds the limit")
+    # Many small arguments that add up beyond it, likewise.
+    # (519 arguments of 1000 bytes fit in 512 KiB; the header of the 520th
+    # would take the request beyond: nothing after it is sent.)
+    refused(b"*1000\r\n" + (b"$1000\r\n" + b"b" * 1000 + b"\r\n") * 519 + b"$1000\r\n",
+            b"-ERR Protocol error: request exceeds the limit")
+    info = _info(good)
+    check(int(info["daxnet_proto_limit_closes"]) == 2, "proto_limit_closes: %s" % info["daxnet_proto_limit_closes"])
+    check(int(info["daxnet_query_limit_closes"]) == 2, "query_limit_closes: %s" % info["daxnet_query_limit_closes"])
+    check(good.call("GET", "k") is None, "a refused SET was stored")
+
+    # 12 connections each send 400 KiB of a 500 KB value and stall: 4.8 MB
+    # pinned against --maxmemory-clients 4mb, so the biggest are closed
+    # until the rest fit; the others' requests and everybody else go on.
+    stalled = []
+    for i in range(12):
+        s = socket.create_connection(("127.0.0.1", p), timeout=30)
+        try:
+            s.sendall(b"*3\r\n$3\r\nSET\r\n$6\r\nstall%d\r\n$500000\r\n" % (i % 10) + b"s" * (400 << 10))
+        except (ConnectionError, OSError):
+            pass  # evicted already
+        stalled.append(s)
+    info = _wait_info(good, "evicted_clients", 2)
+    check(int(info["daxnet_evicted_clients"]) >= 2, "evicted_clients: %s" % info["daxnet_evicted_clients"])
+    check(int(info["daxnet_clients_rx_pinned_bytes"]) <= 4 << 20,
+          "pinned beyond the limit: %s" % info["daxnet_clients_rx_pinned_bytes"])
+    check(good.call("GET", "keep") == b"safe", "GET beside stalled requests")
+    check(good.call("SET", "after", "x" * 100000) == "OK", "SET beside stalled requests")
+    for s in stalled:
+        s.close()
+    log("  %d of 12 stalled connections evicted" % int(info["daxnet_evicted_clients"]))
+    check(good.call("PING") == "PONG", "PING")
+    good.close()
+    srv.stop()
+
+
 def test_kv_timeout(ctx):
     """--timeout N closes a connection idle N seconds (Redis's timeout); an active one stays; INFO counts it."""
     srv = start_kv(ctx, extra=["--pool-size", "8M", "--timeout", "1"])
@@ -843,6 +989,9 @@ TESTS = {
     "kv_pool_full": test_kv_pool_full,
     "kv_capacity": test_kv_capacity,
     "kv_timeout": test_kv_timeout,
+    "kv_isolation": test_kv_isolation,
+    "kv_output_limit": test_kv_output_limit,
+    "kv_query_limits": test_kv_query_limits,
     "kv_large_values": test_kv_large_values,
     "wal_large_records": test_wal_large_records,
     "kv_crash": test_kv_crash,
@@ -856,11 +1005,9 @@ TESTS = {
 }
 
 
-# Reproductions of open problems (issue 14, client isolation): run by name
-# only, never by default, until fixed: "services_test.py kv_isolation"
-# shows a plain GET unanswered beside two clients that never read.
+# Reproductions of open problems: run by name only, never by default, until
+# fixed (none now).
 KNOWN_FAILING = {
-    "kv_isolation": test_kv_isolation,
 }
 
 

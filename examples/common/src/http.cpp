@@ -56,6 +56,8 @@ void HttpParser::next() noexcept
 	chunked_total_ = 0;
 	trailer_bytes_ = 0;
 	chunks_.clear();
+	if (chunks_.capacity() > 1024)
+		std::vector<StreamRange>().swap(chunks_);  // a many-chunk body's ranges go back
 }
 
 FeedResult HttpParser::fail(std::size_t used, int status, const char* msg) noexcept

@@ -175,6 +175,18 @@ void add_server_metrics(Metrics& m, Server& srv, const pmem::PersistCounters& pc
 		.gauge("open_connections", sc.open_connections, "Connections open now.")
 		.counter("protocol_errors", sc.protocol_errors, "Requests refused as malformed.")
 		.counter("idle_timeouts", sc.idle_timeouts, "Connections closed after --timeout seconds idle.")
+		.counter("client_output_limit_closes", sc.output_limit_closes,
+			 "Connections closed over --client-output-buffer-limit (unsent replies).")
+		.counter("query_limit_closes", sc.query_limit_closes,
+			 "Connections closed: an incomplete request over --client-query-buffer-limit.")
+		.counter("proto_limit_closes", sc.proto_limit_closes,
+			 "Requests refused at their header (bulk length, argument count, body size), connection closed.")
+		.counter("evicted_clients", sc.evicted_clients,
+			 "Connections closed for pinning the most pool bytes (--maxmemory-clients, buffer reserve).")
+		.counter("tx_share_waits", sc.tx_share_waits,
+			 "Times a connection's replies waited: its fair share of the port's TX queue was full.")
+		.gauge("clients_rx_pinned_bytes", sc.rx_pinned_bytes, "Pool bytes incomplete requests pin now.")
+		.gauge("clients_tx_queued_bytes", sc.tx_inport_bytes, "Reply bytes queued in the port now (unsent).")
 		.counter("passes", sc.passes, "Event-loop passes.")
 		.counter("waits", sc.waits, "Event-loop waits (poll) for work.")
 		.counter("fences", pc.drains, "Persistence fences (drains): one per commit of a pass.")

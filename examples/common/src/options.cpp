@@ -13,6 +13,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <sstream>
+#include <vector>
+
+#include "daxnet/svc/server.h"
 #include <cerrno>
 #include <cstddef>
 #include <cstdlib>
@@ -93,6 +97,20 @@ void add_common_options(CLI::App& app, CommonOptions& o, int default_port)
 	app.add_option("--timeout", o.timeout,
 		       "close a client connection after this many seconds without a request (Redis's timeout; 0: never)")
 		->capture_default_str();
+	app.add_option("--client-output-buffer-limit", o.client_output_buffer_limit,
+		       "\"HARD SOFT SECONDS\" as Redis's client-output-buffer-limit for normal clients: a client whose "
+		       "unsent replies exceed HARD bytes, or SOFT bytes for SECONDS in a row, is closed (0: no limit; "
+		       "default 32mb: twice the largest value, since replies take pool buffers)")
+		->capture_default_str();
+	app.add_option("--client-query-buffer-limit", o.client_query_buffer_limit,
+		       "bytes one client's incomplete request may pin (Redis's client-query-buffer-limit); larger "
+		       "requests are refused at their header and the client closed (auto: the largest request the "
+		       "service accepts)")
+		->capture_default_str();
+	app.add_option("--maxmemory-clients", o.maxmemory_clients,
+		       "pool bytes all clients together may pin with incomplete requests and unsent replies, as a size "
+		       "or N% of the pool; beyond it the client pinning the most is closed (0: no limit)")
+		->capture_default_str();
 	app.add_option("--checkpoint-step", o.checkpoint_step,
 		       "daxnet-kv/daxnet-wal: a checkpoint writes this many entries per event-loop pass, so no "
 		       "pass stalls for a whole one (0: whole checkpoints, ~0.5 s per million keys)")
@@ -101,6 +119,66 @@ void add_common_options(CLI::App& app, CommonOptions& o, int default_port)
 		       "daxnet-kv/daxnet-wal: move small live values out of sparsely used buffers into dense "
 		       "ones in the background (docs/wal-format.md, the cleaner)")
 		->capture_default_str();
+}
+
+Status apply_client_limits(const CommonOptions& o, const pmem::PoolView& pool, const pmem::BufferAllocator* alloc,
+			   ServerOptions& so)
+{
+	// --client-output-buffer-limit [normal] HARD SOFT SECONDS
+	std::istringstream in(o.client_output_buffer_limit);
+	std::vector<std::string> w;
+	for (std::string t; in >> t;)
+		w.push_back(t);
+	if (!w.empty() && (w[0] == "normal" || w[0] == "NORMAL"))
+		w.erase(w.begin());
+	const std::string bad = "--client-output-buffer-limit '" + o.client_output_buffer_limit +
+				"': expected \"HARD SOFT SECONDS\", e.g. \"32mb 0 0\"";
+	if (w.size() != 3)
+		return make_error(EINVAL, bad);
+	auto hard = parse_size(w[0]);
+	auto soft = parse_size(w[1]);
+	if (!hard || !soft)
+		return make_error(EINVAL, bad + ": " + (hard ? soft.error() : hard.error()).message);
+	char* end = nullptr;
+	const unsigned long secs = std::strtoul(w[2].c_str(), &end, 10);
+	if (w[2].empty() || *end != '\0' || secs > 86400ul * 365)
+		return make_error(EINVAL, bad);
+	so.output_hard = *hard;
+	so.output_soft = *soft;
+	so.output_soft_s = static_cast<std::uint32_t>(secs);
+
+	if (o.client_query_buffer_limit != "auto") {
+		auto q = parse_size(o.client_query_buffer_limit);
+		if (!q)
+			return make_error(EINVAL, "--client-query-buffer-limit: " + q.error().message);
+		if (*q != 0 && *q < 1024)
+			return make_error(EINVAL, "--client-query-buffer-limit: at least 1kb (or 0: no limit)");
+		so.query_limit = *q;
+	} else {
+		// The largest request a parser lets through, and the slot that
+		// may end with the next one's first bytes.
+		so.query_limit = std::max<std::uint64_t>(so.resp.max_request,
+							 so.http.max_body + so.http.max_header_bytes) +
+				 pool.buffer_size();
+	}
+
+	const std::uint64_t pool_bytes = std::uint64_t{pool.buffer_count()} * pool.buffer_size();
+	const std::string& mc = o.maxmemory_clients;
+	if (!mc.empty() && mc.back() == '%') {
+		const std::string num = mc.substr(0, mc.size() - 1);
+		const unsigned long pct = std::strtoul(num.c_str(), &end, 10);
+		if (num.empty() || *end != '\0' || pct > 100)
+			return make_error(EINVAL, "--maxmemory-clients '" + mc + "': a size or 0% .. 100%");
+		so.clients_limit = pool_bytes / 100 * pct;
+	} else {
+		auto m = parse_size(mc);
+		if (!m)
+			return make_error(EINVAL, "--maxmemory-clients: " + m.error().message);
+		so.clients_limit = *m;
+	}
+	if (alloc)
+		so.free_buffers = [alloc] { return static_cast<std::uint64_t>(alloc->free_count()); };
+	return {};
 }
 
 Result<pmem::Pool> open_or_create_pool(const CommonOptions& o, bool* created)

@@ -26,6 +26,8 @@ void RespParser::next() noexcept
 {
 	state_ = State::start;
 	args_.clear();
+	if (args_.capacity() > 1024)
+		std::vector<StreamRange>().swap(args_);  // a huge multibulk's vector goes back
 	num_ = 0;
 	neg_ = false;
 	digits_ = 0;
@@ -35,9 +37,10 @@ void RespParser::next() noexcept
 	line_ = {};
 }
 
-FeedResult RespParser::fail(std::size_t used, std::string msg) noexcept
+FeedResult RespParser::fail(std::size_t used, std::string msg, int limit) noexcept
 {
 	state_ = State::failed;
+	limit_ = limit;
 	try {
 		err_ = std::move(msg);
 	} catch (...) {
@@ -105,7 +108,7 @@ FeedResult RespParser::feed(const std::byte* p, std::size_t n, std::uint64_t off
 				break;
 			}
 			if (num_ > lim_.max_args)
-				return fail(i, "Protocol error: invalid multibulk length");
+				return fail(i, "Protocol error: invalid multibulk length", kProtoLimit);
 			expected_ = num_;
 			num_ = 0;
 			digits_ = 0;
@@ -132,13 +135,13 @@ FeedResult RespParser::feed(const std::byte* p, std::size_t n, std::uint64_t off
 			if (num_ > lim_.max_bulk)
 				// Redis's wording (proto-max-bulk-len), refused at the
 				// header: nothing of the value is received or pinned.
-				return fail(i, "Protocol error: invalid bulk length");
+				return fail(i, "Protocol error: invalid bulk length", kProtoLimit);
 			const std::uint64_t data_at = off + i;
 			if (data_at + num_ + 2 - req_begin_ > lim_.max_request) {
 				char msg[128];
 				std::snprintf(msg, sizeof msg, "Protocol error: request exceeds the limit of %llu bytes",
 					      static_cast<unsigned long long>(lim_.max_request));
-				return fail(i, msg);
+				return fail(i, msg, kQueryLimit);
 			}
 			cur_ = {data_at, num_};
 			bulk_left_ = num_;
@@ -180,7 +183,7 @@ FeedResult RespParser::feed(const std::byte* p, std::size_t n, std::uint64_t off
 		case State::inl_space:
 		case State::inl_word: {
 			if (pos - req_begin_ >= lim_.max_inline)
-				return fail(i, "Protocol error: too big inline request");
+				return fail(i, "Protocol error: too big inline request", kProtoLimit);
 			const bool sep = b == std::byte{' '} || b == std::byte{'\t'};
 			const bool eol = b == std::byte{'\n'} || b == std::byte{'\r'};
 			if (b == std::byte{'"'} || b == std::byte{'\''})
@@ -190,7 +193,7 @@ FeedResult RespParser::feed(const std::byte* p, std::size_t n, std::uint64_t off
 			if (state_ == State::inl_word && (sep || eol)) {
 				cur_.len = pos - cur_.off;
 				if (args_.size() >= lim_.max_args)
-					return fail(i, "Protocol error: too many arguments in inline request");
+					return fail(i, "Protocol error: too many arguments in inline request", kProtoLimit);
 				push_arg(cur_);
 			}
 			++i;

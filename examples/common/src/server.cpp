@@ -31,11 +31,21 @@ std::uint64_t mono_ns() noexcept
 
 // ---- TxQueue ---------------------------------------------------------------
 
+namespace {
+/// Capacity an empty TxQueue keeps; beyond it its buffers are given back
+/// (a 16 MiB reply must not pin 16 MiB of DRAM for the connection's life).
+constexpr std::size_t kKeepOutBytes = 64u << 10;
+constexpr std::size_t kKeepSegs = 1024;
+}  // namespace
+
 void TxQueue::seal()
 {
-	if (out_.size() > mark_) {
-		segs_.push_back(Seg{false, 0, mark_, static_cast<std::uint32_t>(out_.size() - mark_)});
-		mark_ = out_.size();
+	while (out_.size() > mark_) {
+		// A seg's length is 32-bit: a larger run of bytes becomes several.
+		const auto len = static_cast<std::uint32_t>(std::min<std::size_t>(out_.size() - mark_, 1u << 30));
+		segs_.push_back(Seg{false, 0, mark_, len});
+		queued_ += len;
+		mark_ += len;
 	}
 }
 
@@ -44,34 +54,79 @@ void TxQueue::append_ref(BufferSource& src, std::uint32_t buf, std::uint32_t off
 	seal();
 	src.ref(buf);
 	segs_.push_back(Seg{true, buf, off, len});
+	queued_ += len;
 }
 
-bool TxQueue::flush(Port& port, std::uint32_t conn, std::uint64_t& zerocopy) noexcept
+void TxQueue::reset() noexcept
 {
-	seal();
-	while (head_ < segs_.size()) {
-		Seg& s = segs_[head_];
-		if (s.ref) {
-			if (port.tx_push(conn, s.buf, static_cast<std::uint32_t>(s.off), s.len) < 0)
-				return false;
-			port.source().unref(s.buf);
-			zerocopy += s.len;
-		} else {
-			long n = port.send_copy(conn, out_.bytes().subspan(s.off, s.len));
-			if (n <= 0)
-				return false;
-			s.off += static_cast<std::uint64_t>(n);
-			s.len -= static_cast<std::uint32_t>(n);
-			if (s.len != 0)
-				return false;
-		}
-		++head_;
-	}
 	segs_.clear();
 	head_ = 0;
 	out_.clear();
 	mark_ = 0;
-	return true;
+	queued_ = 0;
+	out_.shrink(kKeepOutBytes);
+	if (segs_.capacity() > kKeepSegs)
+		std::vector<Seg>().swap(segs_);
+}
+
+bool TxQueue::flush(Port& port, std::uint32_t conn, std::uint64_t& zerocopy, std::uint32_t& slots,
+		    std::uint64_t& bytes) noexcept
+{
+	seal();
+	const std::uint64_t bsize = port.pool().buffer_size();
+	while (head_ < segs_.size()) {
+		if (slots == 0 || bytes == 0)
+			break;
+		Seg& s = segs_[head_];
+		if (s.ref) {
+			if (port.tx_push(conn, s.buf, static_cast<std::uint32_t>(s.off), s.len) < 0)
+				break;
+			port.source().unref(s.buf);
+			zerocopy += s.len;
+			queued_ -= s.len;
+			--slots;
+			bytes -= std::min<std::uint64_t>(bytes, s.len);
+		} else {
+			const std::uint64_t cap = std::min<std::uint64_t>({s.len, slots * bsize, bytes});
+			long n = port.send_copy(conn, out_.bytes().subspan(s.off, cap));
+			if (n <= 0)
+				break;
+			const auto un = static_cast<std::uint64_t>(n);
+			s.off += un;
+			s.len -= static_cast<std::uint32_t>(un);
+			queued_ -= un;
+			slots -= static_cast<std::uint32_t>(std::min<std::uint64_t>(slots, (un + bsize - 1) / bsize));
+			bytes -= std::min<std::uint64_t>(bytes, un);
+			if (s.len != 0)
+				break;
+		}
+		++head_;
+	}
+	if (head_ == segs_.size()) {
+		reset();
+		return true;
+	}
+	// Something is left. Sent bytes at the front of out_ are dead: once
+	// they are most of it, move the rest down, so a reader that keeps up
+	// only partly does not grow out_ for as long as it is never empty.
+	std::size_t first = mark_;
+	for (std::size_t i = head_; i < segs_.size(); ++i)
+		if (!segs_[i].ref) {
+			first = segs_[i].off;
+			break;
+		}
+	if (first > kKeepOutBytes && first > out_.size() / 2) {
+		out_.consume(first);
+		for (std::size_t i = head_; i < segs_.size(); ++i)
+			if (!segs_[i].ref)
+				segs_[i].off -= first;
+		mark_ -= first;
+	}
+	if (head_ > kKeepSegs && head_ > segs_.size() / 2) {
+		segs_.erase(segs_.begin(), segs_.begin() + static_cast<std::ptrdiff_t>(head_));
+		head_ = 0;
+	}
+	return false;
 }
 
 void TxQueue::discard(BufferSource& src) noexcept
@@ -79,10 +134,7 @@ void TxQueue::discard(BufferSource& src) noexcept
 	for (std::size_t i = head_; i < segs_.size(); ++i)
 		if (segs_[i].ref)
 			src.unref(segs_[i].buf);
-	segs_.clear();
-	head_ = 0;
-	out_.clear();
-	mark_ = 0;
+	reset();
 }
 
 bool single_slice(const proto::SliceChain& chain, proto::StreamRange r, std::uint32_t& buf,
@@ -115,6 +167,15 @@ Server::Server(Port& port, Service& svc, std::vector<Listener> listeners, const 
 		opt_.max_slices = static_cast<std::uint32_t>(
 			std::min<std::uint64_t>(UINT32_MAX, 4 * (largest / bsize + 2) + opt_.compact_slices));
 	}
+	if (opt_.query_limit && opt_.resp.max_request > opt_.query_limit)
+		opt_.resp.max_request = opt_.query_limit;  // refused at the header, before it pins anything
+	if (opt_.buffer_reserve == 0)
+		opt_.buffer_reserve = std::max<std::uint32_t>(32, port_.pool().buffer_count() / 32);
+	opt_.tx_share_slots = std::max(opt_.tx_share_slots, Port::kTxSlotsPerConn);
+	if (opt_.tx_share_bytes == 0)
+		opt_.tx_share_bytes = port_.pool().buffer_size();
+	if (const daxnet_ring* tx = port_.raw_ring(0, DAXNET_RING_TX))
+		tx_slots_ = tx->num_slots;
 	dirty_.reserve(64);
 	closing_.reserve(16);
 }
@@ -210,7 +271,7 @@ void Server::on_slot(const daxnet_slot& s)
 void Server::parse(Conn& c, const proto::Slice& s)
 {
 	std::size_t from = 0;
-	while (from < s.len && !c.closing) {
+	while (!c.closing && from < s.len) {
 		proto::FeedResult r = c.proto == Proto::resp ? c.resp.feed(s, from) : c.http.feed(s, from);
 		from += r.used;
 		if (r.status == proto::ParseStatus::done) {
@@ -224,8 +285,17 @@ void Server::parse(Conn& c, const proto::Slice& s)
 				c.sent_continue = false;
 			}
 			mark_dirty(c);
+			shrink_scratch(c);
+			// Redis checks the output limit as replies are added: a
+			// pipeline of 20,000 GETs must not build 20 MB first.
+			if ((opt_.output_hard || opt_.output_soft) && output_over(c, 0))
+				return;
 		} else if (r.status == proto::ParseStatus::error) {
 			++ctr_.protocol_errors;
+			if (c.proto == Proto::resp && c.resp.limit_error() == proto::RespParser::kQueryLimit)
+				++ctr_.query_limit_closes;
+			else if (c.proto == Proto::resp ? c.resp.limit_error() != 0 : c.http.limit_error())
+				++ctr_.proto_limit_closes;
 			if (c.proto == Proto::resp) {
 				std::string msg = fmt::format("ERR {}", c.resp.error_message());
 				proto::resp::error(c.tx.bytes(), msg);
@@ -241,6 +311,18 @@ void Server::parse(Conn& c, const proto::Slice& s)
 			mark_dirty(c);
 		}
 	}
+}
+
+void Server::shrink_scratch(Conn& c) noexcept
+{
+	// Gather space of a large argument (or many) goes back after it.
+	if (c.scratch.size() > 64) {
+		std::vector<std::vector<char>>().swap(c.scratch);
+		return;
+	}
+	for (auto& v : c.scratch)
+		if (v.capacity() > (64u << 10))
+			std::vector<char>().swap(v);
 }
 
 void Server::trim(Conn& c)
@@ -288,6 +370,138 @@ void Server::compact(Conn& c)
 	c.last_kept = true;
 }
 
+void Server::release_chain(Conn& c) noexcept
+{
+	while (!c.chain.empty()) {
+		const bool held = c.chain.size() > 1 || c.last_kept;
+		proto::Slice s = c.chain.pop();
+		if (held)
+			source().unref(s.buf);
+	}
+	c.last_kept = true;
+	account_rx(c);
+}
+
+void Server::account_rx(Conn& c) noexcept
+{
+	const std::uint64_t now = c.chain.bytes();
+	ctr_.rx_pinned_bytes = ctr_.rx_pinned_bytes - c.rx_pinned + now;
+	c.rx_pinned = now;
+}
+
+bool Server::reserve_low() const
+{
+	return opt_.free_buffers && opt_.free_buffers() < opt_.buffer_reserve;
+}
+
+void Server::kill(Conn& c, std::uint64_t& counter, const char* why)
+{
+	if (c.failed && c.closing)
+		return;
+	++counter;
+	fmt::print(stderr, "closing connection {}: {} (input pinned {} bytes, output queued {} bytes)\n", c.id, why,
+		   c.rx_pinned, c.tx.queued() + c.inport.bytes);
+	c.failed = true;  // output discarded, detached without flushing
+	c.closing = true;
+	c.tx.discard(source());
+	release_chain(c);
+	mark_dirty(c);
+}
+
+bool Server::output_over(Conn& c, std::uint64_t now_ns)
+{
+	if (c.failed)
+		return false;
+	const std::uint64_t q = c.tx.queued() + c.inport.bytes;
+	if (opt_.output_hard && q > opt_.output_hard) {
+		kill(c, ctr_.output_limit_closes, "output buffer over the hard limit (client-output-buffer-limit)");
+		return true;
+	}
+	if (opt_.output_soft && q > opt_.output_soft) {
+		if (now_ns == 0)
+			now_ns = mono_ns();
+		if (c.soft_since_ns == 0) {
+			c.soft_since_ns = now_ns;
+		} else if (now_ns - c.soft_since_ns > std::uint64_t{opt_.output_soft_s} * 1000000000ull) {
+			kill(c, ctr_.output_limit_closes, "output buffer over the soft limit for too long "
+							  "(client-output-buffer-limit)");
+			return true;
+		}
+	} else {
+		c.soft_since_ns = 0;
+	}
+	return false;
+}
+
+void Server::tx_budget(Conn& c, std::uint32_t& slots, std::uint64_t& bytes) noexcept
+{
+	const TxQueued q = c.inport;
+	slots = q.slots < opt_.tx_share_slots ? opt_.tx_share_slots - q.slots : 0;
+	bytes = q.bytes < opt_.tx_share_bytes ? opt_.tx_share_bytes - q.bytes : 0;
+	// Beyond its guaranteed slots (the port keeps kTxSlotsPerConn per
+	// connection), a connection takes from what all share: not while
+	// those are mostly held, nor while the pool's free buffers are down
+	// to the reserve kept for new requests and replies.
+	const std::uint32_t g = Port::kTxSlotsPerConn;
+	if (inport_extra_ >= 2ull * tx_slots_ || reserve_low())
+		slots = std::min(slots, q.slots < g ? g - q.slots : 0);
+}
+
+void Server::check_inport()
+{
+	const std::uint32_t g = Port::kTxSlotsPerConn;
+	std::uint64_t extra = 0, bytes = 0;
+	std::size_t keep = 0;
+	for (Conn* c : inport_) {
+		c->inport = port_.tx_queued(c->id);
+		if (c->tx_blocked) {
+			std::uint32_t slots;
+			std::uint64_t b;
+			tx_budget(*c, slots, b);
+			if (slots != 0 && b != 0) {
+				c->tx_blocked = false;
+				mark_dirty(*c);
+			}
+		}
+		if (c->inport.slots == 0 && !c->tx_blocked) {
+			c->inport_listed = false;
+			continue;
+		}
+		extra += c->inport.slots > g ? c->inport.slots - g : 0;
+		bytes += c->inport.bytes;
+		inport_[keep++] = c;
+	}
+	inport_.resize(keep);
+	inport_extra_ = extra;
+	ctr_.tx_inport_bytes = bytes;
+}
+
+void Server::evict()
+{
+	const bool over = opt_.clients_limit && ctr_.rx_pinned_bytes + ctr_.tx_inport_bytes > opt_.clients_limit;
+	const bool low = ctr_.rx_pinned_bytes > 0 && reserve_low();
+	if (!over && !low)
+		return;
+	// One per pass: the connection pinning the most (Redis's client
+	// eviction picks the biggest too). On a low pool only incomplete
+	// requests count, and only one worth a few buffers.
+	Conn* big = nullptr;
+	std::uint64_t most = low && !over ? 16ull * port_.pool().buffer_size() : 0;
+	for (auto& c : conns_) {
+		if (!c || c->failed)
+			continue;
+		const std::uint64_t p = c->rx_pinned + (over ? c->inport.bytes : 0);
+		if (p > most) {
+			most = p;
+			big = c.get();
+		}
+	}
+	if (big)
+		kill(*big, ctr_.evicted_clients,
+		     over ? "clients pin more pool bytes than the limit (maxmemory-clients), this one the most"
+			  : "pool free buffers below the reserve, this incomplete request pins the most");
+}
+
 void Server::close_idle(std::uint64_t now_ns)
 {
 	const std::uint64_t limit = std::uint64_t{opt_.idle_timeout_s} * 1000000000ull;
@@ -307,6 +521,14 @@ void Server::on_data(Conn& c, const daxnet_slot& s)
 	c.last_kept = false;
 	parse(c, sl);
 	trim(c);
+	on_data_tail(c);
+	account_rx(c);
+}
+
+void Server::on_data_tail(Conn& c)
+{
+	if (c.chain.empty())
+		c.chain.shrink();
 	if (!c.chain.empty() && !c.last_kept) {
 		// The slot holds part of an incomplete request: keep its buffer.
 		BufferLease l = port_.keep();
@@ -320,6 +542,11 @@ void Server::on_data(Conn& c, const daxnet_slot& s)
 		(void)l.release();  // the chain slice owns this reference now
 		c.last_kept = true;
 		++ctr_.kept;
+		if (opt_.query_limit && c.chain.bytes() > opt_.query_limit) {
+			kill(c, ctr_.query_limit_closes, "incomplete request over the query buffer limit "
+							 "(client-query-buffer-limit)");
+			return;
+		}
 		const std::uint32_t bsize = port_.pool().buffer_size();
 		if (c.chain.size() > opt_.compact_slices &&
 		    c.chain.bytes() * 4 < std::uint64_t{c.chain.size()} * bsize)
@@ -340,13 +567,41 @@ void Server::on_data(Conn& c, const daxnet_slot& s)
 void Server::flush_all()
 {
 	std::size_t keep = 0;
-	for (Conn* c : dirty_) {
+	for (std::size_t i = 0; i < dirty_.size(); ++i) {
+		Conn* c = dirty_[i];
 		bool done;
+		if (!c->failed && (opt_.output_hard || opt_.output_soft))
+			(void)output_over(*c, 0);
 		if (c->failed) {
 			c->tx.discard(source());
 			done = true;
 		} else {
-			done = c->tx.flush(port_, c->id, ctr_.tx_zerocopy);
+			std::uint32_t slots;
+			std::uint64_t bytes;
+			tx_budget(*c, slots, bytes);
+			const std::uint32_t slots0 = slots;
+			const std::uint64_t queued0 = c->tx.queued();
+			done = c->tx.flush(port_, c->id, ctr_.tx_zerocopy, slots, bytes);
+			if (slots != slots0) {
+				c->inport.slots += slots0 - slots;
+				c->inport.bytes += queued0 - c->tx.queued();
+				if (!c->inport_listed) {
+					c->inport_listed = true;
+					inport_.push_back(c);
+				}
+			}
+			if (!done && (slots == 0 || bytes == 0)) {
+				// Its share of the port is full: wait until the peer
+				// reads (check_inport), without spinning the loop.
+				c->tx_blocked = true;
+				c->dirty = false;
+				++ctr_.tx_share_waits;
+				if (!c->inport_listed) {
+					c->inport_listed = true;
+					inport_.push_back(c);
+				}
+				continue;
+			}
 		}
 		if (done) {
 			c->dirty = false;
@@ -365,16 +620,13 @@ void Server::drop(Conn& c, bool discard)
 {
 	std::erase(dirty_, &c);
 	std::erase(closing_, &c);
+	std::erase(inport_, &c);
 	svc_.on_close(*this, c);
 	c.tx.discard(source());
-	// release every buffer the chain holds
-	while (!c.chain.empty()) {
-		const bool held = c.chain.size() > 1 || c.last_kept;
-		proto::Slice s = c.chain.pop();
-		if (held)
-			source().unref(s.buf);
-	}
-	(void)port_.detach(c.id, discard, 0);
+	release_chain(c);  // every buffer the chain holds
+	// Never wait for a peer: what it has not taken by now is dropped.
+	if (!port_.detach(c.id, discard, 0).ok() && !discard)
+		(void)port_.detach(c.id, true, 0);
 	if (c.fd >= 0)
 		::close(c.fd);
 	c.fd = -1;
@@ -407,12 +659,9 @@ void Server::close_ready()
 		}
 		svc_.on_close(*this, *c);
 		c->tx.discard(source());
-		while (!c->chain.empty()) {
-			const bool held = c->chain.size() > 1 || c->last_kept;
-			proto::Slice s = c->chain.pop();
-			if (held)
-				source().unref(s.buf);
-		}
+		release_chain(*c);
+		if (c->inport_listed)
+			std::erase(inport_, c);
 		::close(c->fd);
 		c->fd = -1;
 		--ctr_.open_connections;
@@ -460,11 +709,18 @@ int Server::run()
 			fmt::print(stderr, "sync: {}\n", std::strerror(-r));
 			return -r;
 		}
+		check_inport();
+		evict();
 		close_ready();
-		if (opt_.idle_timeout_s) {
+		if (opt_.idle_timeout_s || opt_.output_soft) {
 			const std::uint64_t now = mono_ns();
 			if (now >= next_idle_check_ns_) {
-				close_idle(now);
+				if (opt_.idle_timeout_s)
+					close_idle(now);
+				if (opt_.output_soft)
+					for (auto& c : conns_)
+						if (c && !c->closing && c->tx.queued() + c->inport.bytes > opt_.output_soft)
+							(void)output_over(*c, now);
 				next_idle_check_ns_ = now + 100'000'000ull;  // every 100 ms at most
 			}
 		}

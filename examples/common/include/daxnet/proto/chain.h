@@ -99,6 +99,16 @@ public:
 			end_ = start;
 	}
 
+	/// An empty chain gives back the ring a long request grew (a 16 MiB
+	/// value spans 4096 slices).
+	void shrink()
+	{
+		if (count_ == 0 && ring_.size() > 64) {
+			std::vector<Slice>(8).swap(ring_);
+			head_ = 0;
+		}
+	}
+
 	/// Removes the front slice (the caller releases its buffer).
 	Slice pop() noexcept
 	{

@@ -92,6 +92,8 @@ public:
 	/// After `error`: the status to answer (400, 413, 414, 431, 501, 505)
 	/// and a one-line reason for the body.
 	int error_status() const noexcept { return err_status_; }
+	/// The error was a size limit (413, 414, 431), not malformed input.
+	bool limit_error() const noexcept { return err_status_ == 413 || err_status_ == 414 || err_status_ == 431; }
 	std::string_view error_message() const noexcept { return err_; }
 
 	/// Forget the completed request; ready for the next one.

@@ -26,6 +26,13 @@ public:
 	std::span<const std::byte> bytes() const noexcept { return {buf_.data(), len_}; }
 	std::string_view view() const noexcept { return {reinterpret_cast<const char*>(buf_.data()), len_}; }
 	void clear() noexcept { len_ = 0; }
+	/// When empty and holding more than `keep` bytes of capacity, gives
+	/// the memory back (a large reply must not keep it for ever).
+	void shrink(std::size_t keep) noexcept
+	{
+		if (len_ == 0 && buf_.size() > keep)
+			std::vector<std::byte>().swap(buf_);
+	}
 	/// Drops the first n bytes (sent).
 	void consume(std::size_t n) noexcept
 	{

@@ -20,7 +20,8 @@
 // stream position is lost.
 //
 // Pure: no I/O, no allocation beyond the argument vector (which keeps its
-// capacity across requests).
+// capacity across requests, up to 1024 arguments; a larger one is given
+// back after its request).
 #pragma once
 
 #include <cstddef>
@@ -78,6 +79,11 @@ public:
 	StreamRange inline_line() const noexcept { return line_; }
 	/// Redis-style message without the leading "-ERR " (valid after `error`).
 	std::string_view error_message() const noexcept { return err_; }
+	/// The error was a limit, refused at the header before the bytes it
+	/// announced arrived: kProtoLimit (argument count, bulk length, inline
+	/// size) or kQueryLimit (the request's bytes, max_request); else 0.
+	static constexpr int kProtoLimit = 1, kQueryLimit = 2;
+	int limit_error() const noexcept { return limit_; }
 
 	/// Forget the completed request; ready for the next one.
 	void next() noexcept;
@@ -99,7 +105,7 @@ private:
 		failed,
 	};
 
-	FeedResult fail(std::size_t used, std::string msg) noexcept;
+	FeedResult fail(std::size_t used, std::string msg, int limit = 0) noexcept;
 	void push_arg(StreamRange r) noexcept;
 
 	RespLimits lim_;
@@ -114,6 +120,7 @@ private:
 	StreamRange cur_{};           // argument being read
 	StreamRange line_{};          // inline: the line
 	bool quoted_ = false;         // inline: the line holds a quote
+	int limit_ = 0;               // the error was a limit (kProtoLimit, kQueryLimit)
 	std::string err_;
 };
 

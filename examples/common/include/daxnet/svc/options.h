@@ -39,6 +39,15 @@ struct CommonOptions {
 	std::uint32_t checkpoint_step = 4096; ///< --checkpoint-step (KvOptions::checkpoint_step)
 	std::uint32_t timeout = 0;            ///< --timeout: close connections idle this many seconds (0: never)
 	bool cleaner = true;                  ///< --cleaner (KvOptions::cleaner.enabled)
+	/// --client-output-buffer-limit "HARD SOFT SECONDS" (Redis's normal
+	/// class; "normal" may lead, sizes as parse_size, 0: no limit).
+	std::string client_output_buffer_limit = "32mb 0 0";
+	/// --client-query-buffer-limit SIZE: bytes an incomplete request may
+	/// pin ("auto": the largest request the service accepts).
+	std::string client_query_buffer_limit = "auto";
+	/// --maxmemory-clients SIZE or N%: pool bytes all clients may pin
+	/// (incomplete requests + output queued in the port); 0: no limit.
+	std::string maxmemory_clients = "50%";
 	bool version = false;
 };
 
@@ -53,6 +62,15 @@ void add_common_options(CLI::App& app, CommonOptions& o, int default_port);
 
 /// Parses "4096", "64K", "64M", "1G" (binary multiples).
 using daxnet::parse_size;
+
+struct ServerOptions;
+
+/// Sets the client limits of `so` from `o` (--client-output-buffer-limit,
+/// --client-query-buffer-limit, --maxmemory-clients; percentages of
+/// `pool`'s buffer bytes) and, when `alloc` is given, the pool's free
+/// buffer count for the reserve. EINVAL naming the option on a bad value.
+Status apply_client_limits(const CommonOptions& o, const pmem::PoolView& pool, const pmem::BufferAllocator* alloc,
+			   ServerOptions& so);
 
 /// Opens the pool at o.pool, creating it (o.pool_size, o.buffer_size) when
 /// the file does not exist. `created` tells which happened.

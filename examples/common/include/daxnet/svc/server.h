@@ -23,9 +23,21 @@
 // A connection that trickles bytes (one per packet) would pin one buffer per
 // byte: when its chain holds many small slices they are compacted into fresh
 // buffers (one copy, counted in bytes_compacted).
+//
+// Limits and client isolation (docs/design.md, "Limits and client
+// isolation"): a connection's queued output (its TxQueue plus what the port
+// holds for it, Port::tx_queued) is bounded by the output-buffer limit
+// (Redis's client-output-buffer-limit: over the hard limit, or over the soft
+// one for its seconds, the client is closed); only a fair share of it is
+// handed to the port at a time (tx_share_*), the rest waits in DRAM; the
+// bytes an incomplete request pins are bounded per connection (query_limit)
+// and over all connections (clients_limit, and the pool's free buffers
+// kept above buffer_reserve): beyond, the connection pinning the most is
+// closed. Each limit has a counter (ServerCounters).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -49,11 +61,22 @@ public:
 	/// Sends [off, off+len) of pool buffer `buf` after what is queued;
 	/// takes a reference on `buf` until it is handed to the port.
 	void append_ref(BufferSource& src, std::uint32_t buf, std::uint32_t off, std::uint32_t len);
-	bool empty() const noexcept { return segs_.empty() && out_.size() == mark_; }
-	/// Hands as much as the TX ring takes to `port`. Returns false when
-	/// something is left (TX ring full or no free buffer).
-	/// `zerocopy` accumulates the bytes handed over in place.
-	bool flush(Port& port, std::uint32_t conn, std::uint64_t& zerocopy) noexcept;
+	bool empty() const noexcept { return head_ == segs_.size() && out_.size() == mark_; }
+	/// Bytes queued here, not yet handed to the port.
+	std::uint64_t queued() const noexcept { return queued_ + (out_.size() - mark_); }
+	/// Hands as much as the TX ring takes to `port`, at most `slots` TX
+	/// slots and about `bytes` bytes (both decremented by what was handed
+	/// over). Returns false when something is left (budget spent, TX ring
+	/// full or no free buffer). `zerocopy` accumulates the bytes handed
+	/// over in place. Once empty, large buffers are given back (shrink).
+	bool flush(Port& port, std::uint32_t conn, std::uint64_t& zerocopy, std::uint32_t& slots,
+		   std::uint64_t& bytes) noexcept;
+	bool flush(Port& port, std::uint32_t conn, std::uint64_t& zerocopy) noexcept
+	{
+		std::uint32_t s = UINT32_MAX;
+		std::uint64_t b = UINT64_MAX;
+		return flush(port, conn, zerocopy, s, b);
+	}
 	/// Drops everything (connection gone), releasing references.
 	void discard(BufferSource& src) noexcept;
 
@@ -65,11 +88,13 @@ private:
 		std::uint32_t len = 0;
 	};
 	void seal();  // turns bytes appended since the last seg into a seg
+	void reset() noexcept;
 
 	proto::OutBuf out_;
 	std::vector<Seg> segs_;
 	std::size_t head_ = 0;  ///< first unsent seg
 	std::size_t mark_ = 0;  ///< out_ bytes already covered by segs_
+	std::uint64_t queued_ = 0;  ///< bytes of segs_[head_..]
 };
 
 struct Conn {
@@ -87,6 +112,11 @@ struct Conn {
 	bool peer_closed = false;
 	bool failed = false;          ///< transport error: discard output
 	bool sent_continue = false;   ///< HTTP 100 Continue sent for this request
+	bool tx_blocked = false;      ///< output waits for its port share to drain
+	bool inport_listed = false;   ///< on the loop's list of connections with output in the port
+	TxQueued inport{};            ///< what the port holds for it (as of the last look)
+	std::uint64_t rx_pinned = 0;  ///< chain bytes counted in the loop's pinned total
+	std::uint64_t soft_since_ns = 0;  ///< over the soft output limit since (0: not over)
 	std::uint32_t detach_tries = 0;
 	std::uint64_t detach_since_ns = 0;  ///< CLOCK_MONOTONIC of the first detach try
 	std::uint64_t last_active_ns = 0;   ///< CLOCK_MONOTONIC of the last data received
@@ -113,6 +143,13 @@ struct ServerCounters {
 	std::uint64_t tx_zerocopy = 0;     ///< reply bytes sent from stored buffers
 	std::uint64_t waits = 0;
 	std::uint64_t idle_timeouts = 0;   ///< connections closed by --timeout
+	std::uint64_t output_limit_closes = 0;  ///< closed over the output-buffer limit (hard, or soft for its seconds)
+	std::uint64_t query_limit_closes = 0;   ///< closed: an incomplete request over the query-buffer limit
+	std::uint64_t proto_limit_closes = 0;   ///< refused at a header: bulk, argument count or body over its limit
+	std::uint64_t evicted_clients = 0;      ///< closed: pinned the most when all clients pinned too much
+	std::uint64_t tx_share_waits = 0;       ///< output held back: the connection's port share was full
+	std::uint64_t rx_pinned_bytes = 0;      ///< now: bytes incomplete requests pin
+	std::uint64_t tx_inport_bytes = 0;      ///< now: bytes the port holds for connections (user-space transports)
 };
 
 class Server;
@@ -157,6 +194,33 @@ struct ServerOptions {
 	/// Close a connection idle (nothing received) this many seconds, as
 	/// Redis's `timeout`; 0: never.
 	std::uint32_t idle_timeout_s = 0;
+	/// Redis's client-output-buffer-limit (normal class): a connection whose
+	/// queued output exceeds `output_hard` bytes, or `output_soft` bytes for
+	/// `output_soft_s` seconds in a row, is closed (its output discarded).
+	/// 0: no such limit. Queued output = its TxQueue + Port::tx_queued.
+	std::uint64_t output_hard = 32ull << 20;
+	std::uint64_t output_soft = 0;
+	std::uint32_t output_soft_s = 0;
+	/// Fair share of TX capacity: at most this many slots / bytes of one
+	/// connection are queued in the port at a time; the rest waits in its
+	/// TxQueue until the peer reads.
+	std::uint32_t tx_share_slots = 64;
+	std::uint64_t tx_share_bytes = 256u << 10;
+	/// Redis's client-query-buffer-limit: bytes a connection's incomplete
+	/// request (and what follows it) may pin; over it the connection is
+	/// closed. 0: no limit beyond the parsers' (resp.max_request).
+	std::uint64_t query_limit = 0;
+	/// Like Redis's maxmemory-clients, for pool bytes: what all connections
+	/// together may pin with incomplete requests and output queued in the
+	/// port; beyond it the connection pinning the most is closed. 0: none.
+	std::uint64_t clients_limit = 0;
+	/// Free pool buffers held for new requests and replies: below it, a
+	/// connection whose port share is partly used queues no more copies,
+	/// and the connection pinning the most with an incomplete request is
+	/// closed. 0: auto (max(32, buffers / 32)).
+	std::uint32_t buffer_reserve = 0;
+	/// The pool's free buffers now; unset: the reserve is not checked.
+	std::function<std::uint64_t()> free_buffers;
 };
 
 class Server {
@@ -204,12 +268,30 @@ private:
 	void on_data(Conn& c, const daxnet_slot& s);
 	void parse(Conn& c, const proto::Slice& s);
 	void trim(Conn& c);
+	void on_data_tail(Conn& c);
+	void shrink_scratch(Conn& c) noexcept;
 	void compact(Conn& c);
 	void mark_dirty(Conn& c);
 	void flush_all();
 	void close_ready();
 	void close_idle(std::uint64_t now_ns);
 	void drop(Conn& c, bool discard);
+	/// Closes `c` at once for a limit (output discarded, pins released),
+	/// counting it in `counter`.
+	void kill(Conn& c, std::uint64_t& counter, const char* why);
+	void release_chain(Conn& c) noexcept;
+	/// Updates the loop's pinned total after c's chain changed.
+	void account_rx(Conn& c) noexcept;
+	/// Output-buffer limit: true (and `c` closed) when over it.
+	bool output_over(Conn& c, std::uint64_t now_ns);
+	/// TX budget of `c` for this pass (fair share, reserve).
+	void tx_budget(Conn& c, std::uint32_t& slots, std::uint64_t& bytes) noexcept;
+	/// Refreshes what the port holds per connection; wakes connections
+	/// waiting for their share that have room again.
+	void check_inport();
+	/// Closes the biggest pinner while clients pin beyond the limits.
+	void evict();
+	bool reserve_low() const;
 	Conn* find(std::uint32_t id) noexcept;
 
 	Port& port_;
@@ -219,8 +301,11 @@ private:
 	std::vector<std::unique_ptr<Conn>> conns_;  ///< by DAXNET_CONN_INDEX(id)
 	std::vector<Conn*> dirty_;
 	std::vector<Conn*> closing_;
+	std::vector<Conn*> inport_;   ///< connections with output queued in the port (inport_listed)
+	std::uint32_t tx_slots_ = 0;  ///< TX ring size (the port queues 4x that beyond the per-connection share)
 	ServerCounters ctr_;
 	std::uint64_t next_idle_check_ns_ = 0;
+	std::uint64_t inport_extra_ = 0;  ///< slots connections hold in the port beyond Port::kTxSlotsPerConn each
 };
 
 }  // namespace daxnet::svc
