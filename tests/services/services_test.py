@@ -729,6 +729,72 @@ def test_wal_curl(ctx):
         check("record %d" % i in out, "dump lacks record %d:\n%s" % (i, out[:2000]))
 
 
+def _wal_stats(hp):
+    st, body = http_request(hp, "GET", "/stats", timeout=30)
+    check(st == 200, "/stats: %d" % st)
+    return json.loads(body)
+
+
+def _wait_stats(hp, name, at_least, seconds=60):
+    """Polls /stats until <name> >= at_least (a hang guard, not a speed check)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        stats = _wal_stats(hp)
+        if int(stats.get(name, 0)) >= at_least or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.1)
+
+
+def test_wal_isolation(ctx):
+    """HTTP clients that never read their responses or stall mid-body are closed by the limits; others are served; SIGTERM stops."""
+    srv = start_wal(ctx, extra=["--pool-size", "64M", "--client-output-buffer-limit", "1mb 0 0",
+                                "--maxmemory-clients", "4mb"])
+    hp = srv.port("http")
+    record = os.urandom(64 << 10)
+    st, _ = http_request(hp, "POST", "/log/r", record, timeout=60)  # the timeout only bounds the test
+    check(st == 201, "POST: %d" % st)
+    # Two keep-alive clients ask 200 times for the 64 KiB record (12.8 MB
+    # of responses) and never read: closed over the 1 MB hard limit.
+    get = b"GET /log/r?from=0&limit=1&format=raw HTTP/1.1\r\nHost: t\r\n\r\n"
+    readers = [_never_reader(hp, get * 200) for _ in range(2)]
+    stats = _wait_stats(hp, "client_output_limit_closes", 2)
+    check(int(stats["client_output_limit_closes"]) == 2, "client_output_limit_closes: %s" %
+          stats["client_output_limit_closes"])
+    for s in readers:
+        check(_closed_by_server(s), "a client over the output limit is still connected")
+        s.close()
+    st, got = http_request(hp, "GET", "/log/r?from=0&limit=1&format=raw", timeout=60)
+    check(st == 200 and got == record, "GET beside clients that never read: %d" % st)
+    # 12 clients send 400 KiB of a 500 KB body and stall: 4.8 MB pinned
+    # against --maxmemory-clients 4mb; the biggest are closed.
+    stalled = []
+    for _ in range(12):
+        s = socket.create_connection(("127.0.0.1", hp), timeout=30)
+        try:
+            s.sendall(b"POST /log/stall HTTP/1.1\r\nHost: t\r\nContent-Length: 500000\r\n\r\n" + b"s" * (400 << 10))
+        except (ConnectionError, OSError):
+            pass  # evicted already
+        stalled.append(s)
+    stats = _wait_stats(hp, "evicted_clients", 2)
+    check(int(stats["evicted_clients"]) >= 2, "evicted_clients: %s" % stats["evicted_clients"])
+    check(int(stats["clients_rx_pinned_bytes"]) <= 4 << 20, "pinned beyond the limit: %s" %
+          stats["clients_rx_pinned_bytes"])
+    st, _ = http_request(hp, "POST", "/log/ok", b"fine", timeout=60)
+    check(st == 201, "POST beside stalled bodies: %d" % st)
+    st, got = http_request(hp, "GET", "/log/r?from=0&limit=1&format=raw", timeout=60)
+    check(st == 200 and got == record, "GET beside stalled bodies: %d" % st)
+    # A body over --max-body is refused at its header (413) and counted.
+    s = socket.create_connection(("127.0.0.1", hp), timeout=30)
+    s.sendall(b"POST /log/big HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % ((16 << 20) + 1))
+    data = s.recv(4096)
+    s.close()
+    check(data.startswith(b"HTTP/1.1 413"), "oversized body: %r" % data[:100])
+    check(int(_wal_stats(hp)["proto_limit_closes"]) == 1, "proto_limit_closes")
+    srv.stop()  # SIGTERM with the stalled clients still connected
+    for s in stalled:
+        s.close()
+
+
 def test_wal_trim(ctx):
     """curl DELETE ?before=N trims a stream: positions kept, durable, and a full pool gets its space back."""
     pool = ctx.pool()
@@ -1000,6 +1066,7 @@ TESTS = {
     "wal_crash": test_wal_crash,
     "wal_trim": test_wal_trim,
     "wal_pack": test_wal_pack,
+    "wal_isolation": test_wal_isolation,
     "httpd_rpc": test_httpd_rpc,
     "httpd_wal": test_httpd_wal,
 }

@@ -1070,3 +1070,76 @@ TEST_CASE("auto picks the kernel transport, else io_uring where COOP_TASKRUN wor
 	std::printf("[auto] picked %s\n", std::string(daxnet::to_string(p->transport())).c_str());
 	CHECK(p->transport() == want);
 }
+
+TEST_CASE("tx_queued counts one connection's unsent TX until its peer reads it, and nobody else's", "[unit]")
+{
+	// Issue 14: the services bound each connection's share of the port
+	// by this count; a peer that never reads keeps it up, reading brings
+	// it to zero.
+	auto tname = GENERATE(from_range(transports()));
+	DramPool pool(64u << 20);
+	{
+		Port port = open_port(pool, tname);
+		Pair p = connected_pair();
+		Pair other = connected_pair();
+		int small = 4096;
+		::setsockopt(p.client.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+		::setsockopt(p.server.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+		std::uint32_t id = attach(port, p.server.get());
+		std::uint32_t id2 = attach(port, other.server.get());
+		Collector col;
+		REQUIRE(run_until([&] { return col.conns[id].new_conn > 0 && col.conns[id2].new_conn > 0; },
+				  [&] { round(port, col, 1); }));
+		CHECK(port.tx_queued(id).bytes == 0);
+		constexpr std::uint32_t kBufs = 256;  // 1 MiB the peer does not read yet
+		const std::uint32_t bs = pool.view.buffer_size();
+		std::uint32_t pushed = 0;
+		REQUIRE(run_until([&] { return pushed == kBufs; },
+				  [&] {
+					  while (pushed < kBufs && port.tx_space() > 0) {
+						  daxnet::BufferLease l = port.alloc();
+						  REQUIRE(l);
+						  std::memset(port.buffer(l.index()), 'q', bs);
+						  REQUIRE(port.tx_push(id, l.index(), 0, bs) == 0);
+						  pushed++;
+					  }
+					  REQUIRE(port.sync() >= 0);
+					  col.drain(port);
+				  }));
+		for (int i = 0; i < 10; i++)
+			round(port, col, 1);
+		const daxnet::TxQueued q = port.tx_queued(id);
+		const std::uint64_t sent = port.counters().tx_bytes;
+		if (tname == "kernel") {
+			CHECK(q.bytes == 0);  // not available through the ABI
+			CHECK(q.slots == 0);
+		} else {
+			CHECK(sent < std::uint64_t{kBufs} * bs);
+			CHECK(q.slots > 0);
+			CHECK(q.slots <= kBufs);
+			CHECK(q.bytes > 0);
+			CHECK(q.bytes <= std::uint64_t{kBufs} * bs);
+			CHECK(q.bytes >= std::uint64_t{kBufs} * bs - sent);
+		}
+		CHECK(port.tx_queued(id2).bytes == 0);
+		CHECK(port.tx_queued(id2).slots == 0);
+		CHECK(port.tx_queued(0x7fffff).slots == 0);  // no such connection
+		// The peer reads it all: nothing stays queued.
+		::fcntl(p.client.get(), F_SETFL, O_NONBLOCK);
+		std::uint64_t got = 0;
+		std::vector<char> sink(1 << 16);
+		REQUIRE(run_until([&] { return got == std::uint64_t{kBufs} * bs && port.tx_queued(id).slots == 0; },
+				  [&] {
+					  ssize_t r;
+					  while ((r = ::recv(p.client.get(), sink.data(), sink.size(), 0)) > 0)
+						  got += static_cast<std::uint64_t>(r);
+					  round(port, col, 1);
+				  }));
+		CHECK(port.tx_queued(id).bytes == 0);
+		REQUIRE(port.detach(id).ok());
+		REQUIRE(port.detach(id2).ok());
+		for (int i = 0; i < 5; i++)
+			round(port, col, 1);
+	}
+	check_no_leak(pool);
+}

@@ -98,9 +98,9 @@ void add_common_options(CLI::App& app, CommonOptions& o, int default_port)
 		       "close a client connection after this many seconds without a request (Redis's timeout; 0: never)")
 		->capture_default_str();
 	app.add_option("--client-output-buffer-limit", o.client_output_buffer_limit,
-		       "\"HARD SOFT SECONDS\" as Redis's client-output-buffer-limit for normal clients: a client whose "
-		       "unsent replies exceed HARD bytes, or SOFT bytes for SECONDS in a row, is closed (0: no limit; "
-		       "default 32mb: twice the largest value, since replies take pool buffers)")
+		       "\"HARD SOFT SECONDS\" (or HARD alone) as Redis's client-output-buffer-limit for normal "
+		       "clients: a client whose unsent replies exceed HARD bytes, or SOFT bytes for SECONDS in a row, "
+		       "is closed (0: no limit; default 32mb: twice the largest value, since replies take pool buffers)")
 		->capture_default_str();
 	app.add_option("--client-query-buffer-limit", o.client_query_buffer_limit,
 		       "bytes one client's incomplete request may pin (Redis's client-query-buffer-limit); larger "
@@ -133,6 +133,10 @@ Status apply_client_limits(const CommonOptions& o, const pmem::PoolView& pool, c
 		w.erase(w.begin());
 	const std::string bad = "--client-output-buffer-limit '" + o.client_output_buffer_limit +
 				"': expected \"HARD SOFT SECONDS\", e.g. \"32mb 0 0\"";
+	if (w.size() == 1) {  // HARD alone: no soft limit
+		w.push_back("0");
+		w.push_back("0");
+	}
 	if (w.size() != 3)
 		return make_error(EINVAL, bad);
 	auto hard = parse_size(w[0]);
