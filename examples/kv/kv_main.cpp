@@ -880,6 +880,14 @@ double KvService::rate_avg(const double* v, int n) noexcept
 void KvService::end_of_pass(Server& srv)
 {
 	sample_rates(srv);
+	// Vectors a large request grew (MSET of a million keys, a 16 MiB value
+	// in 4096 slices) go back after it (issue 14).
+	if (argv_.capacity() > 1024)
+		std::vector<std::string_view>().swap(argv_);
+	if (values_.capacity() > 1024)
+		std::vector<Slice>().swap(values_);
+	if (inline_args_.capacity() > 1024)
+		std::vector<std::string>().swap(inline_args_);
 	if (active_expire_ && !expq_.empty())
 		active_expire();
 	staged_ |= kv_.clean() > 0;  // docs/wal-format.md §The cleaner: a bounded step, same fence
