@@ -128,6 +128,28 @@ TEST_CASE("RESP limits on argument count, bulk size, inline size and request siz
 	      "Protocol error: request exceeds the limit of 30 bytes");
 }
 
+TEST_CASE("RESP limit refusals say which limit: argument count or bulk length, or the request's bytes",
+	  "[unit][resp]")
+{
+	// The server counts them apart (proto_limit_closes, query_limit_closes).
+	using daxnet::proto::RespParser;
+	daxnet::proto::RespLimits lim;
+	lim.max_args = 2;
+	lim.max_bulk = 10;
+	lim.max_request = 30;
+	auto kind = [&](std::string_view wire) {
+		RespParser p(lim);
+		auto r = p.feed(reinterpret_cast<const std::byte*>(wire.data()), wire.size(), 0);
+		REQUIRE(r.status == daxnet::proto::ParseStatus::error);
+		return p.limit_error();
+	};
+	CHECK(kind("*3\r\n") == RespParser::kProtoLimit);
+	CHECK(kind("*1\r\n$11\r\n") == RespParser::kProtoLimit);
+	CHECK(kind("*2\r\n$10\r\n0123456789\r\n$10\r\n") == RespParser::kQueryLimit);
+	CHECK(kind("*x\r\n") == 0);
+	CHECK(kind("*1\r\n+PING\r\n") == 0);
+}
+
 TEST_CASE("RESP a 1 MiB value spanning 256 slices comes out as one range, untouched", "[unit][resp]")
 {
 	std::string value(1u << 20, 'v');
