@@ -396,11 +396,12 @@ static void dxn_conn_destroy(struct dxn_conn *conn)
  *
  * Process context (DETACH ioctl), port->lock held.
  *
- * Return: 0, -ENOENT (not attached), -EBUSY (TX queued, no DISCARD) or
- * -EINVAL.
+ * Return: 0, -ENOENT (not attached), -EBUSY (TX queued, no DISCARD),
+ * -ENOMEM (no room to owe its RELEASEs; nothing changed) or -EINVAL.
  */
 int dxn_detach(struct dxn_port *port, u32 id, u32 flags)
 {
+	struct dxn_pair *pair;
 	struct dxn_conn *conn;
 
 	if (flags & ~DAXNET_DETACH_DISCARD)
@@ -410,7 +411,12 @@ int dxn_detach(struct dxn_port *port, u32 id, u32 flags)
 		return -ENOENT;
 	if (!list_empty(&conn->txq) && !(flags & DAXNET_DETACH_DISCARD))
 		return -EBUSY;
+	/* Its queued TX ranges and its RX buffer may each owe a RELEASE. */
+	pair = conn->pair;
+	if (dxn_release_promise(pair, pair->ntxq + 1))
+		return -ENOMEM;
 	dxn_conn_destroy(conn);
+	dxn_release_unpromise(pair);
 	return 0;
 }
 

@@ -18,7 +18,8 @@
  * Zero-copy mode (daxnet_zc.c) hands pool pages to the network stack and
  * needs them pinned for the life of the port: dxn_pool_pin() takes
  * FOLL_LONGTERM pins, charged to locked_vm, of memory mm allows to be
- * pinned long term (docs/kernel.md, "The pool").
+ * pinned long term - shared memory, hugetlbfs, device DAX - and refuses
+ * file pools, DAX file systems included (docs/kernel.md, "The pool").
  *
  * dxn_pool_check() decides what the pool is from every VMA covering it.
  */
@@ -32,6 +33,12 @@
 
 #include "daxnet_priv.h"
 #include "daxnet_compat.h"
+
+/* The port mutex that protects @pool (pools are embedded in ports). */
+static struct mutex *dxn_pool_lock(struct dxn_pool *pool)
+{
+	return &container_of(pool, struct dxn_port, pool)->lock;
+}
 
 /* What one VMA of the pool is. */
 static enum dxn_mem dxn_vma_mem(struct vm_area_struct *vma)
@@ -75,6 +82,7 @@ int dxn_pool_check(struct dxn_pool *pool, u64 addr, u64 len)
 	u64 pos = addr, end;
 	int ret = 0;
 
+	lockdep_assert_held(dxn_pool_lock(pool));
 	if (!len || len > ((u64)DXN_MAX_POOL_PAGES << PAGE_SHIFT) ||
 	    check_add_overflow(addr, len, &end) ||
 	    !access_ok(u64_to_user_ptr(addr), len))
@@ -148,35 +156,41 @@ static long dxn_pin_range(u64 addr, unsigned long nr, unsigned int flags,
  * Process context (REGISTER ioctl), port->lock held. Charges the pages to
  * the caller's locked_vm (RLIMIT_MEMLOCK unless CAP_IPC_LOCK).
  *
- * Long-term pins are taken only of memory mm allows to be pinned long
- * term and that no file system writes back behind us: shared memory,
- * hugetlbfs and device DAX, mapped MAP_SHARED from one file. A
- * file-system DAX pool still gets a short-term pin (6.1 refuses
- * FOLL_LONGTERM there) until the zero-copy tests move to device DAX;
- * docs/kernel.md, "The pool", says what that costs. Page-cache files are
- * refused.
+ * The pins are FOLL_LONGTERM and held for the life of the port, so only
+ * memory mm allows to be pinned long term and that no file system writes
+ * back or reallocates behind us is accepted: shared memory, hugetlbfs and
+ * device DAX, mapped MAP_SHARED from one file. A page-cache file and a
+ * file on a DAX file system are refused: the file system owns their
+ * blocks (truncate, hole punching, reflink would wait on the pins or
+ * write to blocks it freed), and 6.1 refuses FOLL_LONGTERM on fsdax.
  *
  * Return: 0, -EINVAL (MAP_PRIVATE or mixed mappings), -EOPNOTSUPP
- * (memory that may not be pinned), -ENOMEM, -EFAULT, -EPERM/-ENOMEM from
- * the locked_vm charge, or the pin's error.
+ * (memory that may not be pinned long term), -ENOMEM, -EFAULT,
+ * -EPERM/-ENOMEM from the locked_vm charge, or the pin's error.
  */
 int dxn_pool_pin(struct dxn_pool *pool)
 {
 	unsigned long nr = DIV_ROUND_UP_ULL(pool->len, PAGE_SIZE);
-	unsigned int flags = FOLL_WRITE | FOLL_LONGTERM;
 	struct page **pages;
 	long ret;
 
-	if (pool->mem == DXN_MEM_PRIVATE || pool->mem == DXN_MEM_MIXED) {
+	lockdep_assert_held(dxn_pool_lock(pool));
+	switch (pool->mem) {
+	case DXN_MEM_SHMEM:
+	case DXN_MEM_HUGETLB:
+	case DXN_MEM_DEVDAX:
+		break;
+	case DXN_MEM_PRIVATE:
+	case DXN_MEM_MIXED:
 		pr_info_ratelimited("daxnet: zero-copy needs the pool MAP_SHARED from one file or shared memory object\n");
 		return -EINVAL;
-	}
-	if (pool->mem == DXN_MEM_FILE) {
-		pr_info_ratelimited("daxnet: zero-copy needs a pool in device DAX, shared memory or hugetlbfs, not a page-cache file\n");
+	case DXN_MEM_FSDAX:
+		pr_info_ratelimited("daxnet: zero-copy needs a pool in device DAX (/dev/daxX.Y), shared memory or hugetlbfs, not a file on a DAX file system\n");
+		return -EOPNOTSUPP;
+	default:
+		pr_info_ratelimited("daxnet: zero-copy needs a pool in device DAX (/dev/daxX.Y), shared memory or hugetlbfs, not a page-cache file\n");
 		return -EOPNOTSUPP;
 	}
-	if (pool->mem == DXN_MEM_FSDAX)
-		flags = FOLL_WRITE;
 	pages = kvcalloc(nr, sizeof(*pages), GFP_KERNEL_ACCOUNT);
 	if (!pages)
 		return -ENOMEM;
@@ -185,8 +199,7 @@ int dxn_pool_pin(struct dxn_pool *pool)
 	if (ret)
 		goto out_free;
 
-	pool->longterm = flags & FOLL_LONGTERM;
-	ret = dxn_pin_range(pool->addr, nr, flags, pages);
+	ret = dxn_pin_range(pool->addr, nr, FOLL_WRITE | FOLL_LONGTERM, pages);
 	if (ret < 0)
 		goto out_unaccount;
 

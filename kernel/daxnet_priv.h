@@ -135,6 +135,7 @@ struct dxn_pair {
 	u32 rel_head;
 	u32 rel_count;
 	u32 rel_cap;
+	u32 rel_resv;		/* entries a sync/detach reserved, still free */
 
 	struct daxnet_slot *txcopy;	/* private copy of handed-over slots */
 	u32 *txnext;			/* per-connection chains in txcopy */
@@ -176,7 +177,6 @@ struct dxn_pool {
 	/* Zero-copy mode only (dxn_pool_pin()): */
 	struct page **pages;
 	unsigned long npages;
-	bool longterm;		/* pinned with FOLL_LONGTERM */
 	struct mm_struct *mm;	/* charged locked_vm */
 };
 
@@ -268,6 +268,10 @@ void dxn_mark_rx(struct dxn_conn *conn);
 
 /* daxnet_sync.c */
 int dxn_sync_pair(struct dxn_pair *pair, u32 flags);
+int dxn_release_promise(struct dxn_pair *pair, u32 n);
+void dxn_release_unpromise(struct dxn_pair *pair);
+bool dxn_release_room(struct dxn_pair *pair, u32 n);
+bool dxn_release_try(struct dxn_pair *pair, u32 buf);
 int dxn_release_buf(struct dxn_pair *pair, u32 buf);
 void dxn_txq_drop(struct dxn_conn *conn, bool count);
 __poll_t dxn_pair_poll(struct dxn_pair *pair);

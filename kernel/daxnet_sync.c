@@ -57,39 +57,140 @@ static int dxn_read_head(struct dxn_ringstate *rs, u32 *headp)
 	return 0;
 }
 
+/* Test hook: make every growth of a RELEASE queue fail (ktest.rel_nomem). */
+static bool test_release_nomem;
+module_param(test_release_nomem, bool, 0644);
+MODULE_PARM_DESC(test_release_nomem,
+		 "test only: RELEASE queue growth fails as if out of memory");
+
+/* Make room for n more RELEASE entries. port->lock held. 0 or -ENOMEM. */
+static int dxn_rel_room(struct dxn_pair *pair, u32 n)
+{
+	u32 cap, *q;
+
+	if (pair->rel_count + n <= pair->rel_cap - pair->rel_head)
+		return 0;
+	if (pair->rel_head) {
+		memmove(pair->releases, pair->releases + pair->rel_head,
+			pair->rel_count * sizeof(u32));
+		pair->rel_head = 0;
+	}
+	if (pair->rel_count + n <= pair->rel_cap)
+		return 0;
+	if (READ_ONCE(test_release_nomem))
+		return -ENOMEM;
+	cap = max(pair->rel_cap * 2, roundup_pow_of_two(pair->rel_count + n));
+	q = kvmalloc_array(cap, sizeof(u32), GFP_KERNEL_ACCOUNT);
+	if (!q)
+		return -ENOMEM;
+	memcpy(q, pair->releases, pair->rel_count * sizeof(u32));
+	kvfree(pair->releases);
+	pair->releases = q;
+	pair->rel_cap = cap;
+	return 0;
+}
+
+/**
+ * dxn_release_promise - reserve the RELEASE entries an operation may owe
+ * @pair: the ring pair
+ * @n: the most RELEASE slots the operation can owe on @pair
+ *
+ * A sync and a detach reserve their worst case before they change
+ * anything, so they can still fail cleanly (-ENOMEM, nothing changed) and
+ * dxn_release_buf() never needs memory afterwards: no buffer is lost to
+ * an allocation failure. dxn_release_unpromise() ends the reservation.
+ *
+ * Process context, port->lock held.
+ *
+ * Return: 0, or -ENOMEM (nothing changed, counter rel_nomem).
+ */
+int dxn_release_promise(struct dxn_pair *pair, u32 n)
+{
+	lockdep_assert_held(&pair->port->lock);
+	if (dxn_rel_room(pair, n)) {
+		pair->cnt.rel_nomem++;
+		return -ENOMEM;
+	}
+	pair->rel_resv = n;
+	return 0;
+}
+
+/* End the reservation of dxn_release_promise(). port->lock held. */
+void dxn_release_unpromise(struct dxn_pair *pair)
+{
+	lockdep_assert_held(&pair->port->lock);
+	pair->rel_resv = 0;
+}
+
+/* Queue a RELEASE for buf; room was checked. */
+static void dxn_rel_push(struct dxn_pair *pair, u32 buf)
+{
+	pair->releases[pair->rel_head + pair->rel_count++] = buf;
+}
+
 /**
  * dxn_release_buf - owe user space a RELEASE slot for buf
  * @pair: the ring pair
  * @buf: buffer index the kernel no longer references
  *
+ * Inside a sync or detach this takes an entry their promise reserved.
+ * Only port teardown owes without a promise (nobody reads its slots).
+ *
  * Process context, port->lock held.
  *
- * Return: 0, or -ENOMEM if the queue cannot grow (the buffer then stays
- * referenced until the port is closed).
+ * Return: 0, or -ENOMEM (no promise and the queue could not grow).
  */
 int dxn_release_buf(struct dxn_pair *pair, u32 buf)
 {
-	u32 *n;
-
 	lockdep_assert_held(&pair->port->lock);
-	if (pair->rel_head + pair->rel_count == pair->rel_cap) {
-		if (pair->rel_head) {
-			memmove(pair->releases, pair->releases + pair->rel_head,
-				pair->rel_count * sizeof(u32));
-			pair->rel_head = 0;
-		} else {
-			n = kvmalloc_array(pair->rel_cap * 2, sizeof(u32),
-					   GFP_KERNEL_ACCOUNT);
-			if (!n)
-				return -ENOMEM;
-			memcpy(n, pair->releases, pair->rel_count * sizeof(u32));
-			kvfree(pair->releases);
-			pair->releases = n;
-			pair->rel_cap *= 2;
-		}
-	}
-	pair->releases[pair->rel_head + pair->rel_count++] = buf;
+	if (pair->rel_resv)
+		pair->rel_resv--;
+	else if (dxn_rel_room(pair, 1))
+		return -ENOMEM;
+	dxn_rel_push(pair, buf);
 	return 0;
+}
+
+/**
+ * dxn_release_room - room for n RELEASE entries beyond those promised
+ * @pair: the ring pair
+ * @n: entries
+ *
+ * For callers that can keep their references and retry at a later sync
+ * (the zero-copy housekeeping); they then queue with dxn_release_try().
+ *
+ * Process context, port->lock held.
+ *
+ * Return: true, or false (counter rel_nomem) if the queue could not grow.
+ */
+bool dxn_release_room(struct dxn_pair *pair, u32 n)
+{
+	lockdep_assert_held(&pair->port->lock);
+	if (dxn_rel_room(pair, pair->rel_resv + n)) {
+		pair->cnt.rel_nomem++;
+		return false;
+	}
+	return true;
+}
+
+/**
+ * dxn_release_try - owe a RELEASE slot for buf if the queue has room
+ * @pair: the ring pair
+ * @buf: buffer index the kernel no longer references
+ *
+ * Takes no promised entry (see dxn_release_room()).
+ *
+ * Process context, port->lock held.
+ *
+ * Return: true if queued; false if the queue could not grow: the caller
+ * still holds the buffer.
+ */
+bool dxn_release_try(struct dxn_pair *pair, u32 buf)
+{
+	if (!dxn_release_room(pair, 1))
+		return false;
+	dxn_rel_push(pair, buf);
+	return true;
 }
 
 /* Give a buffer to the spare stock, or back to user space if it is full. */
@@ -800,7 +901,7 @@ int dxn_sync_pair(struct dxn_pair *pair, u32 flags)
 {
 	bool tx = !flags || (flags & DAXNET_SYNC_TX);
 	bool rx = !flags || (flags & DAXNET_SYNC_RX);
-	u32 rx_head, tx_head, sp_head, nrx, nsp;
+	u32 rx_head, tx_head, sp_head, nrx, nsp, owe;
 
 	lockdep_assert_held(&pair->port->lock);
 
@@ -810,8 +911,25 @@ int dxn_sync_pair(struct dxn_pair *pair, u32 flags)
 		pair->cnt.bad_ring++;
 		return -EINVAL;
 	}
-	if (dxn_intake_check(pair, rx, rx_head, sp_head, &nrx, &nsp))
+	/*
+	 * The RELEASEs this sync can owe at most: one per RX slot released
+	 * (its swapped-in buffer when the stock is full), per queued or new
+	 * TX range (a connection failing drops them), per connection (its
+	 * partly filled RX buffer at EOF/error). Reserved first, so a sync
+	 * either fails here with nothing changed or never loses a buffer
+	 * (the zero-copy housekeeping reserves on its own, dxn_release_try).
+	 */
+	owe = pair->ntxq + pair->nconns;
+	if (rx)
+		owe += daxnet_ring_space(pair->rx.head, rx_head, pair->rx.n);
+	if (tx)
+		owe += daxnet_ring_space(pair->tx.hwcur, tx_head, pair->tx.n);
+	if (dxn_release_promise(pair, owe))
+		return -ENOMEM;
+	if (dxn_intake_check(pair, rx, rx_head, sp_head, &nrx, &nsp)) {
+		dxn_release_unpromise(pair);
 		return -EINVAL;
+	}
 	pair->cnt.syncs++;
 	if (rx)
 		dxn_rx_release(pair, rx_head, nrx);
@@ -822,6 +940,7 @@ int dxn_sync_pair(struct dxn_pair *pair, u32 flags)
 		dxn_tx(pair, tx_head);
 	if (rx)
 		dxn_rx(pair);
+	dxn_release_unpromise(pair);
 	return 0;
 }
 

@@ -425,10 +425,11 @@ static void dxn_zc_reap(struct dxn_zc *zc)
 	for (i = 0; i < cnt; i++) {
 		u32 buf = batch[i];
 
-		if (dxn_zc_idle(zc, buf)) {
+		/* No room for the RELEASE: keep it closed, retry later. */
+		if (dxn_zc_idle(zc, buf) &&
+		    dxn_release_try(&zc->port->pairs[zc->owner[buf]], buf)) {
 			zc->port->pool.own[buf] = DXN_OWN_USER;
 			zc->nnic--;
-			dxn_release_buf(&zc->port->pairs[zc->owner[buf]], buf);
 			batch[i] = DAXNET_NO_BUF;
 		}
 	}
@@ -689,11 +690,11 @@ static struct dxn_zc_batch *dxn_zc_batch(struct dxn_zc *zc,
 
 	if (b)
 		return b;
-	b = kzalloc(sizeof(*b), GFP_KERNEL);
+	b = kzalloc(sizeof(*b), GFP_KERNEL_ACCOUNT);
 	if (!b)
 		return NULL;
 	b->cap = 16;
-	b->bufs = kmalloc_array(b->cap, sizeof(*b->bufs), GFP_KERNEL);
+	b->bufs = kmalloc_array(b->cap, sizeof(*b->bufs), GFP_KERNEL_ACCOUNT);
 	if (!b->bufs) {
 		kfree(b);
 		return NULL;
@@ -750,7 +751,7 @@ int dxn_zc_send(struct dxn_conn *conn, u32 buf, u32 off, u32 len, bool more)
 		return -EOPNOTSUPP;
 	if (b->n == b->cap) {
 		nb = krealloc_array(b->bufs, b->cap * 2, sizeof(*nb),
-				    GFP_KERNEL);
+				    GFP_KERNEL_ACCOUNT);
 		if (!nb)
 			return -EOPNOTSUPP;
 		b->bufs = nb;
@@ -877,7 +878,7 @@ static void dxn_zc_tx_reap(struct dxn_zc *zc)
 	struct dxn_zc_batch *b, *tmp;
 	unsigned long flags;
 	LIST_HEAD(done);
-	u32 i, buf;
+	u32 i, buf, owe;
 
 	spin_lock_irqsave(&zc->txq->lock, flags);
 	list_splice_init(&zc->txq->done, &done);
@@ -901,6 +902,14 @@ static void dxn_zc_tx_reap(struct dxn_zc *zc)
 			dxn_zc_want_ack(b->sk);
 			continue;
 		}
+		/*
+		 * Room for every RELEASE the batch may complete first: else
+		 * it stays on ackwait, buffers held, and is retried.
+		 */
+		for (owe = 0, i = 0; i < b->n; i++)
+			owe += zc->txowed[b->bufs[i]];
+		if (owe && !dxn_release_room(pair, owe))
+			continue;
 		pair->cnt.tx_zc_batches++;
 		if (b->copied)
 			pair->cnt.tx_zc_copied++;
@@ -908,10 +917,8 @@ static void dxn_zc_tx_reap(struct dxn_zc *zc)
 			buf = b->bufs[i];
 			if (--zc->txref[buf])
 				continue;
-			while (zc->txowed[buf]) {
+			while (zc->txowed[buf] && dxn_release_try(pair, buf))
 				zc->txowed[buf]--;
-				dxn_release_buf(pair, buf);
-			}
 		}
 		list_del(&b->node);
 		dxn_zc_batch_free(b);
@@ -998,7 +1005,7 @@ int dxn_zc_create(struct dxn_port *port)
 
 	if (pool->buf_size % PAGE_SIZE)
 		return 0;
-	zc = kzalloc(sizeof(*zc), GFP_KERNEL);
+	zc = kzalloc(sizeof(*zc), GFP_KERNEL_ACCOUNT);
 	if (!zc)
 		return -ENOMEM;
 	zc->port = port;
@@ -1010,13 +1017,13 @@ int dxn_zc_create(struct dxn_port *port)
 	spin_lock_init(&zc->lock);
 	timer_setup(&zc->recheck, dxn_zc_recheck, 0);
 	xa_init(&zc->pfns);
-	zc->owner = kvcalloc(pool->buf_count, sizeof(*zc->owner), GFP_KERNEL);
-	zc->free = kvcalloc(pool->buf_count, sizeof(*zc->free), GFP_KERNEL);
-	zc->closed = kvcalloc(pool->buf_count, sizeof(*zc->closed), GFP_KERNEL);
-	zc->base = kvcalloc(pool->npages, sizeof(*zc->base), GFP_KERNEL);
-	zc->txref = kvcalloc(pool->buf_count, sizeof(*zc->txref), GFP_KERNEL);
-	zc->txowed = kvcalloc(pool->buf_count, sizeof(*zc->txowed), GFP_KERNEL);
-	zc->txq = kzalloc(sizeof(*zc->txq), GFP_KERNEL);
+	zc->owner = kvcalloc(pool->buf_count, sizeof(*zc->owner), GFP_KERNEL_ACCOUNT);
+	zc->free = kvcalloc(pool->buf_count, sizeof(*zc->free), GFP_KERNEL_ACCOUNT);
+	zc->closed = kvcalloc(pool->buf_count, sizeof(*zc->closed), GFP_KERNEL_ACCOUNT);
+	zc->base = kvcalloc(pool->npages, sizeof(*zc->base), GFP_KERNEL_ACCOUNT);
+	zc->txref = kvcalloc(pool->buf_count, sizeof(*zc->txref), GFP_KERNEL_ACCOUNT);
+	zc->txowed = kvcalloc(pool->buf_count, sizeof(*zc->txowed), GFP_KERNEL_ACCOUNT);
+	zc->txq = kzalloc(sizeof(*zc->txq), GFP_KERNEL_ACCOUNT);
 	if (!zc->owner || !zc->free || !zc->closed || !zc->base ||
 	    !zc->txref || !zc->txowed || !zc->txq)
 		goto err;
@@ -1027,7 +1034,7 @@ int dxn_zc_create(struct dxn_port *port)
 	zc->txq->wq = &port->wq;
 	for (i = 0; i < pool->npages; i++) {
 		err = xa_err(xa_store(&zc->pfns, page_to_pfn(pool->pages[i]),
-				      xa_mk_value(i), GFP_KERNEL));
+				      xa_mk_value(i), GFP_KERNEL_ACCOUNT));
 		if (err)
 			goto err;
 	}

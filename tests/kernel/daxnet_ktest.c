@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * daxnet_ktest: tests of daxnet.ko, run inside the test guest by
- * guest-run.sh (needs root, /dev/daxnet and the module loaded).
+ * guest-kernel-tests.sh (needs root, /dev/daxnet and the module loaded).
  *
  *   daxnet_ktest [--pool-dir DIR] [--shm-dir DIR] [--rmmod-name NAME] [TEST...]
  *
@@ -43,6 +43,8 @@
 
 #include <linux/daxnet.h>
 #include <linux/tls.h>
+
+#include "ktest_util.h"
 
 #ifndef MAP_SHARED_VALIDATE
 #define MAP_SHARED_VALIDATE 0x03
@@ -108,11 +110,6 @@ static uint32_t rspace(uint32_t h, uint32_t t, uint32_t n)
 	return daxnet_ring_space(h, t, n);
 }
 
-static uint32_t ktail(const struct daxnet_ring *r)
-{
-	return __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
-}
-
 static void buf_put(struct kport *p, uint32_t b)
 {
 	p->freel[p->nfree++] = b;
@@ -133,10 +130,13 @@ static int kport_open_ex(struct kport *p, bool shm, uint32_t nbufs,
 			 uint32_t bs, uint32_t rx, uint32_t tx, uint32_t spare,
 			 uint32_t max_conns, uint32_t api)
 {
+	struct dxt_geom g = { .buf_size = bs, .buf_count = nbufs, .rx = rx,
+			      .tx = tx, .spare = spare, .max_conns = max_conns,
+			      .api = api };
+	struct dxt_rings k;
+	uint64_t rsize;
 	char path[256];
-	struct daxnet_register r;
-	struct daxnet_pair_desc *pd;
-	int flags = MAP_SHARED;
+	int flags = MAP_SHARED, ret;
 	uint32_t i;
 
 	memset(p, 0, sizeof(*p));
@@ -157,30 +157,18 @@ static int kport_open_ex(struct kport *p, bool shm, uint32_t nbufs,
 
 	p->fd = open("/dev/daxnet", O_RDWR | O_CLOEXEC);
 	CHECK(p->fd >= 0, "open /dev/daxnet");
-	memset(&r, 0, sizeof(r));
-	r.api_version = api;
-	r.pool_addr = (uintptr_t)p->pool;
-	r.pool_len = p->pool_len;
-	r.buf_size = bs;
-	r.buf_count = nbufs;
-	r.num_pairs = 1;
-	r.rx_slots = rx;
-	r.tx_slots = tx;
-	r.spare_slots = spare;
-	r.max_conns = max_conns;
-	if (ioctl(p->fd, DAXNET_IOC_REGISTER, &r) < 0)
-		return -errno;
-	p->region_size = r.region_size;
-	p->region = mmap(NULL, r.region_size, PROT_READ | PROT_WRITE,
-			 MAP_SHARED, p->fd, 0);
-	CHECK(p->region != MAP_FAILED, "mmap region");
-	pd = (void *)(p->region + ((struct daxnet_region *)p->region)->pairs_ofs);
-	p->rx = (void *)(p->region + pd->rx_ofs);
-	p->tx = (void *)(p->region + pd->tx_ofs);
-	p->sp = (void *)(p->region + pd->spare_ofs);
-	p->rxs = (void *)(p->region + p->rx->slots_ofs);
-	p->txs = (void *)(p->region + p->tx->slots_ofs);
-	p->sps = (void *)(p->region + p->sp->slots_ofs);
+	ret = dxt_register(p->fd, p->pool, p->pool_len, &g, &rsize);
+	if (ret)
+		return ret;
+	CHECK(dxt_map_rings(p->fd, rsize, &k) == 0, "mmap region");
+	p->region = k.region;
+	p->region_size = k.region_size;
+	p->rx = k.rx;
+	p->tx = k.tx;
+	p->sp = k.sp;
+	p->rxs = k.rxs;
+	p->txs = k.txs;
+	p->sps = k.sps;
 	p->freel = calloc(nbufs, sizeof(uint32_t));
 	p->kheld = calloc(nbufs, sizeof(uint32_t));
 	for (i = nbufs; i > 0; i--)
@@ -213,7 +201,7 @@ static void refill(struct kport *p, uint32_t keep)
 {
 	uint32_t n = p->sp->num_slots, h = p->sp->head;
 
-	while (rspace(h, ktail(p->sp), n) && p->nfree > keep) {
+	while (rspace(h, dxt_ktail(p->sp), n) && p->nfree > keep) {
 		uint32_t b = p->freel[--p->nfree];
 
 		p->sps[h] = b;
@@ -243,7 +231,7 @@ static int kport_sync(struct kport *p, rx_fn cb, void *arg)
 		return ret;
 	/* TX slots passed by tail. */
 	n = p->tx->num_slots;
-	t = ktail(p->tx);
+	t = dxt_ktail(p->tx);
 	for (i = p->tx_ret; i != t; i = daxnet_ring_next(i, n)) {
 		struct daxnet_slot *ts = &p->txs[i];
 
@@ -256,7 +244,7 @@ static int kport_sync(struct kport *p, rx_fn cb, void *arg)
 	p->tx_ret = t;
 	/* RX slots. */
 	n = p->rx->num_slots;
-	t = ktail(p->rx);
+	t = dxt_ktail(p->rx);
 	for (i = p->rx->head; i != t; i = daxnet_ring_next(i, n)) {
 		struct daxnet_slot *rs = &p->rxs[i];
 		const uint8_t *data = NULL;
@@ -284,7 +272,7 @@ static int kport_tx(struct kport *p, uint32_t conn, const void *data,
 	struct daxnet_slot *s;
 	int tries = 0;
 
-	while (!rspace(h, ktail(p->tx), n) || (len && !p->nfree)) {
+	while (!rspace(h, dxt_ktail(p->tx), n) || (len && !p->nfree)) {
 		int ret = kport_sync(p, cb, arg);
 
 		if (ret)
@@ -960,7 +948,7 @@ static int t_garbage(void)
 			/* TX: hand over up to all free slots, each garbage. */
 			n = p.tx->num_slots;
 			h = p.tx->head;
-			t = ktail(p.tx);
+			t = dxt_ktail(p.tx);
 			for (i = rnd() % (rspace(h, t, n) + 1); i; i--) {
 				garbage_slot(&p, &p.txs[h], conn);
 				h = daxnet_ring_next(h, n);
@@ -968,7 +956,7 @@ static int t_garbage(void)
 			p.tx->head = p.tx->cur = h;
 			/* RX: release everything, random BUF_CHANGED swaps. */
 			n = p.rx->num_slots;
-			t = ktail(p.rx);
+			t = dxt_ktail(p.rx);
 			for (h = p.rx->head; h != t; h = daxnet_ring_next(h, n)) {
 				p.rxs[h].flags = rnd();
 				p.rxs[h].buf_idx = rnd_index(p.nbufs);
@@ -977,7 +965,7 @@ static int t_garbage(void)
 			/* Spare: random indices in every free entry. */
 			n = p.sp->num_slots;
 			h = p.sp->head;
-			t = ktail(p.sp);
+			t = dxt_ktail(p.sp);
 			for (i = rspace(h, t, n); i; i--) {
 				p.sps[h] = rnd_index(p.nbufs);
 				h = daxnet_ring_next(h, n);
@@ -1134,26 +1122,20 @@ static int child_group_member(void)
 	kport_close(&p);
 	/* The same geometry with DAXNET_REG_ZEROCOPY. */
 	{
-		struct daxnet_register r;
+		struct dxt_geom g = { .buf_size = 4096, .buf_count = 16,
+				      .rx = 8, .tx = 8, .spare = 8,
+				      .flags = DAXNET_REG_ZEROCOPY };
 		size_t len = 16 * 4096;
 		void *pool = mmap(NULL, len, PROT_READ | PROT_WRITE,
 				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-		int fd = open("/dev/daxnet", O_RDWR);
+		int fd = open("/dev/daxnet", O_RDWR), zret;
 
 		if (pool == MAP_FAILED || fd < 0)
 			return 11;
-		memset(&r, 0, sizeof(r));
-		r.api_version = DAXNET_API;
-		r.flags = DAXNET_REG_ZEROCOPY;
-		r.pool_addr = (uintptr_t)pool;
-		r.pool_len = len;
-		r.buf_size = 4096;
-		r.buf_count = 16;
-		r.num_pairs = 1;
-		r.rx_slots = r.tx_slots = r.spare_slots = 8;
-		if (ioctl(fd, DAXNET_IOC_REGISTER, &r) == 0)
+		zret = dxt_register(fd, pool, len, &g, NULL);
+		if (zret == 0)
 			return 12;
-		if (errno != EPERM)
+		if (zret != -EPERM)
 			return 13;
 		close(fd);
 		munmap(pool, len);
@@ -1292,7 +1274,8 @@ static int race_register_child(double secs)
 	if (r.fd < 0 || pthread_create(&th, NULL, race_mmap, &r))
 		return 3;
 	while (now_s() < end) {
-		struct daxnet_register g;
+		struct dxt_geom g = { .buf_size = 4096, .buf_count = 64,
+				      .rx = 64, .tx = 64, .spare = 64 };
 		int nfd = open("/dev/daxnet", O_RDWR), old;
 
 		if (nfd < 0)
@@ -1300,15 +1283,7 @@ static int race_register_child(double secs)
 		old = r.fd;
 		r.fd = nfd;
 		close(old);
-		memset(&g, 0, sizeof(g));
-		g.api_version = DAXNET_API;
-		g.pool_addr = (uintptr_t)pool;
-		g.pool_len = plen;
-		g.buf_size = 4096;
-		g.buf_count = 64;
-		g.num_pairs = 1;
-		g.rx_slots = g.tx_slots = g.spare_slots = 64;
-		if (ioctl(nfd, DAXNET_IOC_REGISTER, &g))
+		if (dxt_register(nfd, pool, plen, &g, NULL))
 			return 5;
 		regs++;
 	}
@@ -1351,20 +1326,10 @@ static int reg_raw(int fd, void *pool, size_t len, uint32_t bs, uint32_t n,
 		   uint32_t pairs, uint32_t rx, uint32_t tx, uint32_t sp,
 		   uint32_t flags)
 {
-	struct daxnet_register r;
+	struct dxt_geom g = { .buf_size = bs, .buf_count = n, .pairs = pairs,
+			      .rx = rx, .tx = tx, .spare = sp, .flags = flags };
 
-	memset(&r, 0, sizeof(r));
-	r.api_version = DAXNET_API;
-	r.flags = flags;
-	r.pool_addr = (uintptr_t)pool;
-	r.pool_len = len;
-	r.buf_size = bs;
-	r.buf_count = n;
-	r.num_pairs = pairs;
-	r.rx_slots = rx;
-	r.tx_slots = tx;
-	r.spare_slots = sp;
-	return ioctl(fd, DAXNET_IOC_REGISTER, &r) ? -errno : 0;
+	return dxt_register(fd, pool, len, &g, NULL);
 }
 
 /* Hand buffer b on the spare ring (no mirror bookkeeping). */
@@ -1414,7 +1379,7 @@ static int t_dup_index(void)
 	CHECK(k1.bad_buf == k0.bad_buf + 1 && k1.bad_ring == k0.bad_ring,
 	      "bad_buf %llu (was %llu), bad_ring %llu", (unsigned long long)k1.bad_buf,
 	      (unsigned long long)k0.bad_buf, (unsigned long long)k1.bad_ring);
-	CHECK(ktail(p.sp) == p.sp->num_slots - 1, "nothing may change on EINVAL");
+	CHECK(dxt_ktail(p.sp) == p.sp->num_slots - 1, "nothing may change on EINVAL");
 	spare_rewind(&p, 1);
 	spare_push(&p, 4);
 	p.sps[p.sp->head ? p.sp->head - 1 : p.sp->num_slots - 1] = 4;
@@ -1430,18 +1395,18 @@ static int t_dup_index(void)
 	CHECK(send(cli, "hi", 2, 0) == 2, "send");
 	/* Wait for the DATA slot (after NEW_CONN); keep the slots. */
 	for (h = 0; h < 5000; h++) {
-		for (t = p.rx->head; t != ktail(p.rx); t = daxnet_ring_next(t, p.rx->num_slots))
+		for (t = p.rx->head; t != dxt_ktail(p.rx); t = daxnet_ring_next(t, p.rx->num_slots))
 			if (p.rxs[t].flags & DAXNET_SLOT_DATA)
 				break;
-		if (t != ktail(p.rx))
+		if (t != dxt_ktail(p.rx))
 			break;
 		usleep(1000);
 		raw_sync(&p);
 	}
-	CHECK(t != ktail(p.rx) && (p.rxs[t].flags & DAXNET_SLOT_BUF_HELD), "held RX slot");
+	CHECK(t != dxt_ktail(p.rx) && (p.rxs[t].flags & DAXNET_SLOT_BUF_HELD), "held RX slot");
 	p.rxs[t].flags |= DAXNET_SLOT_BUF_CHANGED;	/* names its own buffer */
 	h = p.rx->head;
-	p.rx->head = p.rx->cur = ktail(p.rx);
+	p.rx->head = p.rx->cur = dxt_ktail(p.rx);
 	k0 = kport_counters(&p);
 	CHECK(raw_sync(&p) == -EINVAL, "swapping in a buffer the kernel fills must be refused");
 	CHECK(kport_counters(&p).bad_buf == k0.bad_buf + 1, "swap refusal counted");
@@ -1465,37 +1430,27 @@ static int t_zc_dup_spares(void)
 	size_t len = 4 * 4096;
 	uint32_t n = DAXNET_MAX_SLOTS, i;
 	uint8_t *pool = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	struct daxnet_register r;
-	struct daxnet_pair_desc *pd;
+	struct dxt_geom g = { .buf_size = 4096, .buf_count = 4, .rx = 8,
+			      .tx = 8, .spare = n, .flags = DAXNET_REG_ZEROCOPY };
+	struct dxt_rings k;
+	uint64_t rsize;
 
 	CHECK(pool != MAP_FAILED, "mmap");
 	memset(&p, 0, sizeof(p));
 	p.fd = open("/dev/daxnet", O_RDWR);
 	CHECK(p.fd >= 0, "open");
-	memset(&r, 0, sizeof(r));
-	r.api_version = DAXNET_API;
-	r.flags = DAXNET_REG_ZEROCOPY;
-	r.pool_addr = (uintptr_t)pool;
-	r.pool_len = len;
-	r.buf_size = 4096;
-	r.buf_count = 4;
-	r.num_pairs = 1;
-	r.rx_slots = 8;
-	r.tx_slots = 8;
-	r.spare_slots = n;
-	CHECK(ioctl(p.fd, DAXNET_IOC_REGISTER, &r) == 0, "REGISTER zero-copy");
-	p.region_size = r.region_size;
-	p.region = mmap(NULL, r.region_size, PROT_READ | PROT_WRITE, MAP_SHARED, p.fd, 0);
-	CHECK(p.region != MAP_FAILED, "mmap region");
-	pd = (void *)(p.region + ((struct daxnet_region *)p.region)->pairs_ofs);
-	p.sp = (void *)(p.region + pd->spare_ofs);
-	p.sps = (void *)(p.region + p.sp->slots_ofs);
+	CHECK(dxt_register(p.fd, pool, len, &g, &rsize) == 0, "REGISTER zero-copy");
+	CHECK(dxt_map_rings(p.fd, rsize, &k) == 0, "mmap region");
+	p.region = k.region;
+	p.region_size = k.region_size;
+	p.sp = k.sp;
+	p.sps = k.sps;
 	for (i = 0; i + 1 < n; i++)
 		p.sps[i] = 0;
 	p.sp->head = p.sp->cur = n - 1;
 	for (i = 0; i < 100; i++)
 		CHECK(raw_sync(&p) == -EINVAL, "a spare ring full of index 0 must be refused (sync %u)", i);
-	CHECK(ktail(p.sp) == n - 1, "nothing may be taken");
+	CHECK(dxt_ktail(p.sp) == n - 1, "nothing may be taken");
 	CHECK(kport_counters(&p).bad_buf == 100, "bad_buf %llu",
 	      (unsigned long long)kport_counters(&p).bad_buf);
 	for (i = 0; i < 4; i++)
@@ -1587,6 +1542,136 @@ static int t_pool_kinds(void)
 	      copy, zc);
 	close(pfd);
 	close(qfd);
+	return 0;
+}
+
+/* Whether a kernel log record after the position of kfd contains what. */
+static bool kmsg_has(int kfd, const char *what)
+{
+	char rec[1024];
+	ssize_t n;
+
+	for (;;) {
+		n = read(kfd, rec, sizeof(rec) - 1);
+		if (n < 0 && errno == EPIPE)	/* overwritten records: go on */
+			continue;
+		if (n <= 0)
+			return false;
+		rec[n] = 0;
+		if (strstr(rec, what))
+			return true;
+	}
+}
+
+/*
+ * Zero-copy pins the pool for the life of the port, so a file on a DAX
+ * file system (whose blocks the file system owns: truncate, hole punching)
+ * is refused with EOPNOTSUPP and a kernel message naming what is
+ * accepted; copy mode takes the same mapping. The pool is a file of
+ * --pool-dir, which must be DAX (MAP_SYNC works).
+ */
+static int t_zc_fsdax(void)
+{
+	size_t len = 16 * 4096;
+	char path[256];
+	int pfd, kfd, fd, copy, zc, ret;
+	uint8_t *m;
+
+	snprintf(path, sizeof(path), "%s/ktest-fsdax-%d", pool_dir, getpid());
+	pfd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	unlink(path);
+	CHECK(pfd >= 0 && ftruncate(pfd, len) == 0, "pool file %s", path);
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED_VALIDATE | MAP_SYNC, pfd, 0);
+	CHECK(m != MAP_FAILED, "MAP_SYNC mapping of %s: --pool-dir must be on a DAX file system",
+	      path);
+	kfd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+	CHECK(kfd >= 0, "open /dev/kmsg");
+	lseek(kfd, 0, SEEK_END);
+	reg_both(m, len, &copy, &zc);
+	CHECK(copy == 0 && zc == -EOPNOTSUPP, "fsdax pool: copy %d zc %d, want 0 EOPNOTSUPP",
+	      copy, zc);
+	CHECK(kmsg_has(kfd, "device DAX"), "no kernel message naming device DAX");
+	close(kfd);
+	munmap(m, len);
+	/* A plain MAP_SHARED mapping of the same file: the same answer. */
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, pfd, 0);
+	CHECK(m != MAP_FAILED, "MAP_SHARED mapping");
+	fd = open("/dev/daxnet", O_RDWR);
+	ret = reg_raw(fd, m, len, 4096, 16, 1, 8, 8, 8, DAXNET_REG_ZEROCOPY);
+	close(fd);
+	munmap(m, len);
+	CHECK(ret == -EOPNOTSUPP, "fsdax pool, MAP_SHARED: zc %d, want EOPNOTSUPP", ret);
+	/* Nothing stayed pinned: truncating does not wait (hung-task check). */
+	ret = ftruncate(pfd, 0);
+	close(pfd);
+	CHECK(ret == 0, "truncate after the refusal");
+	return 0;
+}
+
+/* Write v to /sys/module/daxnet/parameters/name; 0 or -1. */
+static int set_param(const char *name, const char *v)
+{
+	char path[256];
+	int fd, ok;
+
+	snprintf(path, sizeof(path), "/sys/module/%s/parameters/%s", rmmod_name, name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, v, strlen(v)) == (ssize_t)strlen(v);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/*
+ * A sync reserves room for every RELEASE it may owe before it changes
+ * anything. When the RELEASE queue cannot grow (the test_release_nomem
+ * hook fails every growth), the sync fails with ENOMEM, counts rel_nomem
+ * and changes nothing - the spare it was handed stays with user space and
+ * is taken by the next sync - instead of dropping a RELEASE and losing
+ * the buffer until the port closes. 20 connections on 8+8-slot rings
+ * need more than the queue's initial 16 entries.
+ */
+static int t_rel_nomem(void)
+{
+	enum { N = 20 };
+	struct kport p;
+	struct daxnet_counters k0, k1;
+	int cli[N], srv[N], lfd, i, r1, r2;
+	uint32_t conn[N], tail0, tail1;
+	uint16_t port;
+
+	CHECK(kport_open_ex(&p, true, 64, 2048, 8, 8, 8, 32, DAXNET_API) == 0, "register");
+	lfd = listener(&port);
+	CHECK(lfd >= 0, "listener");
+	for (i = 0; i < N; i++) {
+		CHECK(tcp_pair_on(lfd, port, &cli[i], &srv[i]) == 0, "pair %d", i);
+		CHECK(kport_attach(&p, srv[i], i, &conn[i]) == 0, "attach %d", i);
+	}
+	close(lfd);
+	tail0 = dxt_ktail(p.sp);
+	spare_push(&p, 5);
+	k0 = kport_counters(&p);
+	CHECK(set_param("test_release_nomem", "1") == 0, "set test_release_nomem");
+	r1 = raw_sync(&p);
+	tail1 = dxt_ktail(p.sp);
+	k1 = kport_counters(&p);
+	set_param("test_release_nomem", "0");
+	r2 = raw_sync(&p);
+	CHECK(r1 == -ENOMEM, "sync without room for its RELEASEs: %d, want ENOMEM", r1);
+	CHECK(k1.rel_nomem == k0.rel_nomem + 1 && k1.syncs == k0.syncs,
+	      "rel_nomem %llu (was %llu), syncs %llu (was %llu)",
+	      (unsigned long long)k1.rel_nomem, (unsigned long long)k0.rel_nomem,
+	      (unsigned long long)k1.syncs, (unsigned long long)k0.syncs);
+	CHECK(tail1 == tail0, "the failed sync took a spare");
+	CHECK(r2 == 0, "sync once the queue can grow: %d", r2);
+	CHECK(dxt_ktail(p.sp) != tail0, "the spare was not taken afterwards");
+	for (i = 0; i < N; i++) {
+		CHECK(kport_detach(&p, conn[i], DAXNET_DETACH_DISCARD) == 0, "detach %d", i);
+		close(cli[i]);
+		close(srv[i]);
+	}
+	kport_close(&p);
 	return 0;
 }
 
@@ -1737,13 +1822,13 @@ static void *fz_sync(void *arg)
 
 	while (!f->stop) {
 		struct daxnet_sync sy = { .pair = 0 };
-		uint32_t n = p->sp->num_slots, h = p->sp->head, t = ktail(p->sp);
+		uint32_t n = p->sp->num_slots, h = p->sp->head, t = dxt_ktail(p->sp);
 
 		if (daxnet_ring_space(h, t, n)) {
 			p->sps[h] = fz_rnd(&s) % (f->nbufs + 2);
 			p->sp->head = p->sp->cur = daxnet_ring_next(h, n);
 		}
-		p->rx->head = p->rx->cur = ktail(p->rx);
+		p->rx->head = p->rx->cur = dxt_ktail(p->rx);
 		if (ioctl(f->fd, DAXNET_IOC_SYNC, &sy) && errno == EBADF)
 			break;
 		f->syncs++;
@@ -1921,6 +2006,8 @@ static const struct {
 	{ "dup_index", t_dup_index },
 	{ "zc_dup_spares", t_zc_dup_spares },
 	{ "pool_kinds", t_pool_kinds },
+	{ "zc_fsdax", t_zc_fsdax },
+	{ "rel_nomem", t_rel_nomem },
 	{ "geometry_caps", t_geometry_caps },
 	{ "truncate_pool", t_truncate_pool },
 	{ "ktls", t_ktls },

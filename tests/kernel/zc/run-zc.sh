@@ -54,7 +54,8 @@ if [ "$do_build" = 1 ]; then
 		"$src"/kernel/include "$build/kmod/"
 	make -s -C "/lib/modules/$kver/build" M="$build/kmod" modules \
 		>"$work/build.log" 2>&1 || { cat "$work/build.log"; say "FAIL: module build"; exit 1; }
-	cc -O2 -Wall -Wextra -Werror -o "$build/zc/zc_stream" "$here/zc_stream.c"
+	cc -O2 -Wall -Wextra -Werror -I"$src/kernel/include/uapi" \
+		-o "$build/zc/zc_stream" "$here/zc_stream.c"
 	cc -O2 -Wall -Wextra -Werror -I"$src/kernel/include/uapi" \
 		-o "$build/zc/zc_ring" "$here/zc_ring.c"
 	cc -O2 -Wall -Wextra -Werror -pthread -I"$src/kernel/include/uapi" \

@@ -9,6 +9,8 @@
  *   zc_guard send ADDR PORT BYTES
  *   zc_guard csum IFNAME SECONDS
  *   zc_guard race PORT SECONDS
+ *   zc_guard badsum IFNAME ADDR PORT BYTES N
+ *   zc_guard wake PORT
  *
  * Registers a zero-copy port over a 4-buffer anonymous shared pool with a
  * 32768-entry spare ring, accepts one connection on PORT (zc_stream's
@@ -52,6 +54,8 @@
 
 #include <linux/daxnet.h>
 
+#include "../ktest_util.h"
+
 #define MAXBUFS	256
 #define BS	4096
 
@@ -59,13 +63,6 @@ static int failed;
 static uint32_t nbufs = 4;	/* pool buffers */
 static uint32_t nspare = 32768;	/* spare ring slots */
 static const uint8_t marker = 'Z';	/* the foreign stream's byte */
-
-static uint8_t pattern(uint64_t i)
-{
-	uint64_t x = (i >> 3) * 0x9E3779B97F4A7C15ull;
-
-	return (uint8_t)(x >> (8 * (i & 7)) ^ (x >> 61));
-}
 
 static void die(const char *what)
 {
@@ -93,17 +90,13 @@ struct port {
 	uint32_t kheld[MAXBUFS];	/* kernel references per buffer */
 };
 
-static uint32_t ktail(const struct daxnet_ring *r)
-{
-	return __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
-}
-
 static void port_open(struct port *p)
 {
-	struct daxnet_register r = { .api_version = DAXNET_API };
-	struct daxnet_pair_desc *pd;
-	struct daxnet_region *reg;
-	uint8_t *region;
+	struct dxt_geom g = { .buf_size = BS, .buf_count = nbufs, .rx = 64,
+			      .tx = 8, .spare = nspare,
+			      .flags = DAXNET_REG_ZEROCOPY };
+	struct dxt_rings k;
+	uint64_t rsize;
 
 	memset(p, 0, sizeof(*p));
 	p->pool = mmap(NULL, (size_t)nbufs * BS, PROT_READ | PROT_WRITE,
@@ -113,28 +106,15 @@ static void port_open(struct port *p)
 	p->fd = open(DAXNET_DEVICE, O_RDWR | O_CLOEXEC);
 	if (p->fd < 0)
 		die("open " DAXNET_DEVICE);
-	r.flags = DAXNET_REG_ZEROCOPY;
-	r.pool_addr = (uintptr_t)p->pool;
-	r.pool_len = (uint64_t)nbufs * BS;
-	r.buf_size = BS;
-	r.buf_count = nbufs;
-	r.num_pairs = 1;
-	r.rx_slots = 64;
-	r.tx_slots = 8;
-	r.spare_slots = nspare;
-	if (ioctl(p->fd, DAXNET_IOC_REGISTER, &r))
+	if (dxt_register(p->fd, p->pool, (uint64_t)nbufs * BS, &g, &rsize))
 		die("REGISTER");
-	region = mmap(NULL, r.region_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		      p->fd, 0);
-	if (region == MAP_FAILED)
+	if (dxt_map_rings(p->fd, rsize, &k))
 		die("mmap region");
-	reg = (struct daxnet_region *)region;
-	p->flags = reg->flags;
-	pd = (void *)(region + reg->pairs_ofs);
-	p->rx = (void *)(region + pd->rx_ofs);
-	p->sp = (void *)(region + pd->spare_ofs);
-	p->rxs = (void *)(region + p->rx->slots_ofs);
-	p->sps = (void *)(region + p->sp->slots_ofs);
+	p->flags = k.flags;
+	p->rx = k.rx;
+	p->sp = k.sp;
+	p->rxs = k.rxs;
+	p->sps = k.sps;
 }
 
 static int sync_flags(struct port *p, uint32_t flags)
@@ -175,7 +155,7 @@ static void give_spares(struct port *p)
 	uint32_t n = p->sp->num_slots, h = p->sp->head, b;
 
 	for (b = 0; b < nbufs; b++) {
-		if (p->kheld[b] || !daxnet_ring_space(h, ktail(p->sp), n))
+		if (p->kheld[b] || !daxnet_ring_space(h, dxt_ktail(p->sp), n))
 			continue;
 		p->sps[h] = b;
 		p->kheld[b]++;
@@ -193,7 +173,7 @@ struct stream {
 /* Consume the RX slots the kernel published. */
 static void rx_consume(struct port *p, struct stream *st)
 {
-	uint32_t n = p->rx->num_slots, t = ktail(p->rx), i, k;
+	uint32_t n = p->rx->num_slots, t = dxt_ktail(p->rx), i, k;
 
 	for (i = p->rx->head; i != t; i = daxnet_ring_next(i, n)) {
 		const struct daxnet_slot *s = &p->rxs[i];
@@ -213,7 +193,7 @@ static void rx_consume(struct port *p, struct stream *st)
 			continue;
 		d = p->pool + (size_t)s->buf_idx * BS + s->offset;
 		for (k = 0; k < s->len; k++) {
-			st->bad += d[k] != pattern(st->pos + k);
+			st->bad += d[k] != dxt_pattern(st->pos + k);
 			st->h = (st->h ^ d[k]) * 0x100000001b3ull;
 		}
 		st->pos += s->len;
@@ -271,7 +251,7 @@ static int dup_test(int argc, char **argv)
 	check("spare-dup", ret == -EINVAL && c.bad_buf == c0.bad_buf + 1,
 	      "sync=%lld", (long long)ret);
 	/* Nothing was taken: the entries can still be rewritten. */
-	check("spare-dup-tail", ktail(p.sp) == n - 1, "tail=%llu", ktail(p.sp));
+	check("spare-dup-tail", dxt_ktail(p.sp) == n - 1, "tail=%llu", dxt_ktail(p.sp));
 	for (i = 0; i < n - 1; i++)
 		p.sps[i] = DAXNET_NO_BUF;
 	p.sps[0] = 1;
@@ -295,7 +275,7 @@ static int dup_test(int argc, char **argv)
 	p.kheld[2]++;
 
 	/* rx-held: the NEW_CONN slot released with buffer 1 swapped in. */
-	if (ktail(p.rx) == p.rx->head ||
+	if (dxt_ktail(p.rx) == p.rx->head ||
 	    !(p.rxs[p.rx->head].flags & DAXNET_SLOT_NEW_CONN)) {
 		check("rx-held", 0, "no NEW_CONN slot at %llu", p.rx->head);
 	} else {
@@ -366,13 +346,65 @@ static uint32_t accept_attach(struct port *p, const char *port)
 }
 
 /*
+ * wake PORT: a lost-wakeup test. A zero-copy port over 4 buffers receives
+ * a stream (zc_stream client) by the rules and sleeps in poll() - up to
+ * 30 s - whenever a sync brought no slot. With 4 buffers the stream keeps
+ * stalling until vnic buffers come back from freed skbs, and nothing in
+ * the stack wakes the poller when the last skb of a buffer goes: only
+ * daxnet's recheck timer (armed by poll while closed buffers wait). A
+ * poll that times out with the stream unfinished is a lost wakeup.
+ * Prints "zc_guard: wake ok|FAIL waits=N" and the server line.
+ */
+static int wake_test(char **argv)
+{
+	struct stream st = { .h = DXT_FNV_SEED };
+	struct daxnet_counters c;
+	static struct port p;
+	uint64_t waits = 0, lost = 0;
+	uint32_t head;
+	int ret, tries;
+
+	port_open(&p);
+	st.conn = accept_attach(&p, argv[2]);
+	for (tries = 0; !st.eof && !st.err && tries < 200000; tries++) {
+		struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
+
+		head = p.rx->head;
+		give_spares(&p);
+		ret = sync_pair(&p);
+		if (ret) {
+			errno = -ret;
+			die("SYNC");
+		}
+		rx_consume(&p, &st);
+		if (st.eof || st.err || p.rx->head != head)
+			continue;
+		waits++;
+		if (poll(&pfd, 1, 30000) == 0) {
+			lost++;
+			break;
+		}
+	}
+	c = counters(&p);
+	check("wake", st.eof && !st.err && !st.bad && !lost, "waits=%llu", waits);
+	printf("zc_guard: server bytes=%llu bad=%llu sum=%016llx rx_zc_bytes=%llu rx_copied=%llu releases=%llu\n",
+	       (unsigned long long)st.pos, (unsigned long long)st.bad,
+	       (unsigned long long)st.h, (unsigned long long)c.rx_zc_bytes,
+	       (unsigned long long)c.rx_copied, (unsigned long long)c.releases);
+	close(p.fd);
+	return failed;
+}
+
+/*
  * zcperm: an unprivileged caller cannot put a port in zero-copy mode
  * (EPERM), or cannot open the device at all; copy mode still works when
  * it can open it.
  */
 static int zcperm_test(void)
 {
-	struct daxnet_register r = { .api_version = DAXNET_API };
+	struct dxt_geom g = { .buf_size = BS, .buf_count = 4, .rx = 64,
+			      .tx = 64, .spare = 64,
+			      .flags = DAXNET_REG_ZEROCOPY };
 	void *pool;
 	int fd, ret;
 
@@ -386,19 +418,10 @@ static int zcperm_test(void)
 		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (pool == MAP_FAILED)
 		die("mmap pool");
-	r.flags = DAXNET_REG_ZEROCOPY;
-	r.pool_addr = (uintptr_t)pool;
-	r.pool_len = 4 * BS;
-	r.buf_size = BS;
-	r.buf_count = 4;
-	r.num_pairs = 1;
-	r.rx_slots = 64;
-	r.tx_slots = 64;
-	r.spare_slots = 64;
-	ret = ioctl(fd, DAXNET_IOC_REGISTER, &r) ? errno : 0;
+	ret = -dxt_register(fd, pool, 4 * BS, &g, NULL);
 	check("zcperm", ret == EPERM, "register errno=%llu", ret);
-	r.flags = 0;
-	ret = ioctl(fd, DAXNET_IOC_REGISTER, &r) ? errno : 0;
+	g.flags = 0;
+	ret = -dxt_register(fd, pool, 4 * BS, &g, NULL);
 	check("zcperm-copy", ret == 0, "register errno=%llu", ret);
 	close(fd);
 	return failed;
@@ -595,6 +618,134 @@ static int csum_capture(char **argv)
 	return 0;
 }
 
+/* Fold a 32-bit ones' complement sum to 16 bits. */
+static uint16_t fold16(uint32_t acc)
+{
+	while (acc >> 16)
+		acc = (acc & 0xffff) + (acc >> 16);
+	return (uint16_t)acc;
+}
+
+/*
+ * One IPv4/TCP frame from lo:lport to re:rport with len marker bytes,
+ * built for a packet socket (the vnic then gets it CHECKSUM_NONE, like a
+ * bridged or forwarded frame) with a TCP checksum that is right, or wrong
+ * when bad. Returns the frame length.
+ */
+static size_t badsum_frame(uint8_t *f, const struct sockaddr_in *lo,
+			   const struct sockaddr_in *re, uint16_t rport,
+			   size_t len, int bad)
+{
+	uint8_t *ip = f + 14, *th = ip + 20;
+	size_t tot = 20 + 20 + len;
+	uint16_t c;
+
+	memset(f, 0xff, 6);		/* broadcast: the vnic drops first */
+	memset(f + 6, 0x02, 6);
+	f[12] = 0x08;
+	f[13] = 0x00;
+	memset(ip, 0, 40);
+	ip[0] = 0x45;
+	ip[2] = tot >> 8;
+	ip[3] = tot & 0xff;
+	ip[8] = 64;
+	ip[9] = IPPROTO_TCP;
+	memcpy(ip + 12, &lo->sin_addr, 4);
+	memcpy(ip + 16, &re->sin_addr, 4);
+	c = ~fold16(sum16(ip, 20, 0));
+	ip[10] = c >> 8;
+	ip[11] = c & 0xff;
+	memcpy(th, &lo->sin_port, 2);
+	th[2] = rport >> 8;
+	th[3] = rport & 0xff;
+	th[7] = 1;			/* seq 1: far out of the window */
+	th[12] = 5 << 4;
+	th[13] = 0x18;			/* ACK | PSH */
+	th[14] = 0x10;			/* window */
+	memset(th + 20, marker, len);
+	c = ~fold16(sum16(th, 20 + len, sum16(ip + 12, 8, 0) + IPPROTO_TCP + 20 + len));
+	if (bad)
+		c ^= 0x5a5a;
+	th[16] = c >> 8;
+	th[17] = c & 0xff;
+	return 14 + tot;
+}
+
+/*
+ * badsum IFNAME ADDR PORT BYTES N: connect to ADDR:PORT (a zero-copy
+ * zc_ring server over the vnic), send BYTES of zc_stream's pattern, then
+ * put N frames of the connection's own 4-tuple carrying 1000 marker bytes
+ * and a wrong TCP checksum on IFNAME with a packet socket (plus one frame
+ * with a right checksum to PORT + 1, where nothing listens: a control the
+ * vnic must not count), then finish the stream. The vnic must drop the N
+ * frames before any pool sees them and count them in the receiving end's
+ * rx_csum_bad; the server's byte check sees only the pattern. Prints
+ * "zc_guard: badsum sent=N bytes=B sum=HEX".
+ */
+static int badsum_test(char **argv)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET }, lo;
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET };
+	uint64_t total = strtoull(argv[5], NULL, 0), pos = 0;
+	uint64_t h = DXT_FNV_SEED;
+	int n = atoi(argv[6]), s, ps, tries, i, sent = 0;
+	uint16_t rport = (uint16_t)atoi(argv[4]);
+	socklen_t ll = sizeof(lo);
+	static uint8_t f[2048], buf[4096];
+	size_t flen;
+
+	a.sin_port = htons(rport);
+	if (inet_pton(AF_INET, argv[3], &a.sin_addr) != 1)
+		die("address");
+	for (tries = 0;; tries++) {
+		s = socket(AF_INET, SOCK_STREAM, 0);
+		if (s < 0)
+			die("socket");
+		if (!connect(s, (struct sockaddr *)&a, sizeof(a)))
+			break;
+		if (tries == 100)
+			die("connect");
+		close(s);
+		usleep(100000);
+	}
+	if (getsockname(s, (struct sockaddr *)&lo, &ll))
+		die("getsockname");
+	ps = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_IP));
+	if (ps < 0)
+		die("packet socket");
+	sll.sll_protocol = htons(ETH_P_IP);
+	sll.sll_ifindex = if_nametoindex(argv[2]);
+	sll.sll_halen = 6;
+	memset(sll.sll_addr, 0xff, 6);
+	for (; pos < total || sent < n;) {
+		size_t k = total - pos < sizeof(buf) ? total - pos : sizeof(buf), j;
+
+		for (j = 0; j < k; j++)
+			buf[j] = dxt_pattern(pos + j);
+		h = dxt_fnv1a(h, buf, k);
+		if (k && write(s, buf, k) != (ssize_t)k)
+			die("write");
+		pos += k;
+		/* Interleaved with the stream, while the flow is attached. */
+		for (i = 0; i < 4 && sent < n; i++, sent++) {
+			flen = badsum_frame(f, &lo, &a, rport, 1000, 1);
+			if (sendto(ps, f, flen, 0, (struct sockaddr *)&sll, sizeof(sll)) != (ssize_t)flen)
+				die("sendto bad frame");
+		}
+	}
+	flen = badsum_frame(f, &lo, &a, rport + 1, 1000, 0);
+	if (sendto(ps, f, flen, 0, (struct sockaddr *)&sll, sizeof(sll)) != (ssize_t)flen)
+		die("sendto control frame");
+	shutdown(s, SHUT_WR);
+	while (read(s, buf, sizeof(buf)) > 0)
+		;
+	close(s);
+	close(ps);
+	printf("zc_guard: badsum sent=%d bytes=%llu sum=%016llx\n", sent,
+	       (unsigned long long)pos, (unsigned long long)h);
+	return 0;
+}
+
 static uint32_t rnd_state = 12345;
 
 static uint32_t rnd(void)
@@ -622,11 +773,11 @@ static void *race_sync(void *arg)
 		uint32_t n = p->sp->num_slots, h = p->sp->head, k, t;
 		struct daxnet_sync s = { .pair = 0 };
 
-		for (k = rnd() % 8; k && daxnet_ring_space(h, ktail(p->sp), n); k--) {
+		for (k = rnd() % 8; k && daxnet_ring_space(h, dxt_ktail(p->sp), n); k--) {
 			p->sps[h] = rnd() % 4 ? rnd() % nbufs : rnd();
 			h = daxnet_ring_next(h, n);
 		}
-		t = ktail(p->rx);
+		t = dxt_ktail(p->rx);
 		for (k = p->rx->head; k != t; k = daxnet_ring_next(k, p->rx->num_slots)) {
 			if (rnd() % 4 == 0) {
 				p->rxs[k].buf_idx = rnd() % nbufs;
@@ -717,6 +868,10 @@ int main(int argc, char **argv)
 		return csum_capture(argv);
 	if (argc >= 4 && !strcmp(argv[1], "race"))
 		return race_test(argv);
+	if (argc >= 7 && !strcmp(argv[1], "badsum"))
+		return badsum_test(argv);
+	if (argc >= 3 && !strcmp(argv[1], "wake"))
+		return wake_test(argv);
 	fprintf(stderr, "usage: see the comment at the top of zc_guard.c\n");
 	return 2;
 }

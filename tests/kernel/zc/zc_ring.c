@@ -36,6 +36,8 @@
 
 #include <linux/daxnet.h>
 
+#include "../ktest_util.h"
+
 #ifndef MAP_SHARED_VALIDATE
 #define MAP_SHARED_VALIDATE 0x03
 #endif
@@ -45,13 +47,6 @@
 
 #define NBUFS	4096
 #define BS	4096
-
-static uint8_t pattern(uint64_t i)
-{
-	uint64_t x = (i >> 3) * 0x9E3779B97F4A7C15ull;
-
-	return (uint8_t)(x >> (8 * (i & 7)) ^ (x >> 61));
-}
 
 static void die(const char *what)
 {
@@ -71,11 +66,6 @@ struct port {
 	uint32_t tx_ret;
 };
 
-static uint32_t ktail(const struct daxnet_ring *r)
-{
-	return __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
-}
-
 static void kdrop(struct port *p, uint32_t b)
 {
 	if (b >= NBUFS || !p->kheld[b]) {
@@ -88,9 +78,10 @@ static void kdrop(struct port *p, uint32_t b)
 
 static void port_open(struct port *p, const char *path, int zc)
 {
-	struct daxnet_register r = { .api_version = DAXNET_API };
-	struct daxnet_pair_desc *pd;
-	uint8_t *region;
+	struct dxt_geom g = { .buf_size = BS, .buf_count = NBUFS, .rx = 1024,
+			      .tx = 1024, .spare = 512 };
+	struct dxt_rings k;
+	uint64_t rsize;
 	int pfd, mflags = MAP_SHARED_VALIDATE | MAP_SYNC;
 	uint32_t i;
 
@@ -114,28 +105,18 @@ static void port_open(struct port *p, const char *path, int zc)
 	p->fd = open(DAXNET_DEVICE, O_RDWR | O_CLOEXEC);
 	if (p->fd < 0)
 		die("open /dev/daxnet");
-	r.flags = zc ? DAXNET_REG_ZEROCOPY : 0;
-	r.pool_addr = (uintptr_t)p->pool;
-	r.pool_len = (uint64_t)NBUFS * BS;
-	r.buf_size = BS;
-	r.buf_count = NBUFS;
-	r.num_pairs = 1;
-	r.rx_slots = 1024;
-	r.tx_slots = 1024;
-	r.spare_slots = 512;
-	if (ioctl(p->fd, DAXNET_IOC_REGISTER, &r))
+	g.flags = zc ? DAXNET_REG_ZEROCOPY : 0;
+	if (dxt_register(p->fd, p->pool, (uint64_t)NBUFS * BS, &g, &rsize))
 		die("REGISTER");
-	region = mmap(NULL, r.region_size, PROT_READ | PROT_WRITE, MAP_SHARED, p->fd, 0);
-	if (region == MAP_FAILED)
+	if (dxt_map_rings(p->fd, rsize, &k))
 		die("mmap region");
-	p->flags = ((struct daxnet_region *)region)->flags;
-	pd = (void *)(region + ((struct daxnet_region *)region)->pairs_ofs);
-	p->rx = (void *)(region + pd->rx_ofs);
-	p->tx = (void *)(region + pd->tx_ofs);
-	p->sp = (void *)(region + pd->spare_ofs);
-	p->rxs = (void *)(region + p->rx->slots_ofs);
-	p->txs = (void *)(region + p->tx->slots_ofs);
-	p->sps = (void *)(region + p->sp->slots_ofs);
+	p->flags = k.flags;
+	p->rx = k.rx;
+	p->tx = k.tx;
+	p->sp = k.sp;
+	p->rxs = k.rxs;
+	p->txs = k.txs;
+	p->sps = k.sps;
 	for (i = NBUFS; i > 0; i--)
 		p->freel[p->nfree++] = i - 1;
 }
@@ -144,7 +125,7 @@ static void refill(struct port *p, uint32_t keep)
 {
 	uint32_t n = p->sp->num_slots, h = p->sp->head;
 
-	while (daxnet_ring_space(h, ktail(p->sp), n) && p->nfree > keep) {
+	while (daxnet_ring_space(h, dxt_ktail(p->sp), n) && p->nfree > keep) {
 		uint32_t b = p->freel[--p->nfree];
 
 		p->sps[h] = b;
@@ -165,7 +146,7 @@ static void port_sync(struct port *p, uint32_t keep, rx_fn cb, void *arg)
 	if (ioctl(p->fd, DAXNET_IOC_SYNC, &s))
 		die("SYNC");
 	n = p->tx->num_slots;
-	t = ktail(p->tx);
+	t = dxt_ktail(p->tx);
 	for (i = p->tx_ret; i != t; i = daxnet_ring_next(i, n)) {
 		struct daxnet_slot *ts = &p->txs[i];
 
@@ -178,7 +159,7 @@ static void port_sync(struct port *p, uint32_t keep, rx_fn cb, void *arg)
 	}
 	p->tx_ret = t;
 	n = p->rx->num_slots;
-	t = ktail(p->rx);
+	t = dxt_ktail(p->rx);
 	for (i = p->rx->head; i != t; i = daxnet_ring_next(i, n)) {
 		struct daxnet_slot *rs = &p->rxs[i];
 
@@ -260,7 +241,7 @@ static void rx_cb(struct port *p, const struct daxnet_slot *s, void *arg)
 		return;
 	d = p->pool + (size_t)s->buf_idx * BS + s->offset;
 	for (i = 0; i < s->len; i++) {
-		st->bad += d[i] != pattern(st->pos + i);
+		st->bad += d[i] != dxt_pattern(st->pos + i);
 		st->h = (st->h ^ d[i]) * 0x100000001b3ull;
 	}
 	st->pos += s->len;
@@ -380,7 +361,7 @@ static int client(int argc, char **argv)
 	for (;;) {
 		uint32_t n = p.tx->num_slots, hd = p.tx->head;
 
-		while (daxnet_ring_space(hd, ktail(p.tx), n) && !eof_sent) {
+		while (daxnet_ring_space(hd, dxt_ktail(p.tx), n) && !eof_sent) {
 			struct daxnet_slot *ts = &p.txs[hd];
 
 			memset(ts, 0, sizeof(*ts));
@@ -397,7 +378,7 @@ static int client(int argc, char **argv)
 				b = p.freel[--p.nfree];
 				p.kheld[b]++;
 				for (i = 0; i < len; i++) {
-					uint8_t c = pattern(pos + i);
+					uint8_t c = dxt_pattern(pos + i);
 
 					p.pool[(size_t)b * BS + i] = c;
 					h = (h ^ c) * 0x100000001b3ull;

@@ -5,7 +5,7 @@
  *   zc_stream server PORT [--rcvbuf N] [--lag-ms N] [--count K]
  *   zc_stream client ADDR PORT BYTES WRITE_SIZE
  *
- * Byte i of every stream is pattern(i); the server checks each byte it
+ * Byte i of every stream is dxt_pattern(i); the server checks each byte it
  * receives and prints one line per stream:
  *   zc_stream: server bytes=N bad=M sum=HEX
  * and the client prints "zc_stream: client bytes=N sum=HEX" (sum is FNV-1a
@@ -23,21 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint8_t pattern(uint64_t i)
-{
-	uint64_t x = (i >> 3) * 0x9E3779B97F4A7C15ull;
-
-	return (uint8_t)(x >> (8 * (i & 7)) ^ (x >> 61));
-}
-
-static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n)
-{
-	while (n--) {
-		h ^= *p++;
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
+#include "../ktest_util.h"
 
 static void die(const char *what)
 {
@@ -79,7 +65,7 @@ static int server(int argc, char **argv)
 	printf("zc_stream: listening on %d\n", port);
 	fflush(stdout);
 	while (count--) {
-		uint64_t pos = 0, bad = 0, h = 0xcbf29ce484222325ull;
+		uint64_t pos = 0, bad = 0, h = DXT_FNV_SEED;
 		int s = accept(ls, NULL, NULL);
 		ssize_t n;
 
@@ -94,8 +80,8 @@ static int server(int argc, char **argv)
 			if (n == 0)
 				break;
 			for (i = 0; i < n; i++)
-				bad += buf[i] != pattern(pos + i);
-			h = fnv(h, buf, n);
+				bad += buf[i] != dxt_pattern(pos + i);
+			h = dxt_fnv1a(h, buf, n);
 			pos += n;
 			if (lag)
 				msleep(lag);
@@ -115,7 +101,7 @@ static int client(char **argv)
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	uint64_t total = strtoull(argv[4], NULL, 0), pos = 0;
 	size_t wsize = strtoul(argv[5], NULL, 0);
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t h = DXT_FNV_SEED;
 	uint8_t *buf = malloc(wsize);
 	int s, one = 1, tries;
 
@@ -140,8 +126,8 @@ static int client(char **argv)
 		size_t n = total - pos < wsize ? total - pos : wsize, i, off = 0;
 
 		for (i = 0; i < n; i++)
-			buf[i] = pattern(pos + i);
-		h = fnv(h, buf, n);
+			buf[i] = dxt_pattern(pos + i);
+		h = dxt_fnv1a(h, buf, n);
 		while (off < n) {
 			ssize_t w = write(s, buf + off, n - off);
 

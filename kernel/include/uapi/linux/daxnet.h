@@ -338,8 +338,9 @@ struct daxnet_region {
  * pool range is not mapped. EACCES: the pool mapping is not writable.
  * E2BIG: the rings and per-pair/per-connection arrays would take more
  * than 64 MiB of kernel memory. EPERM: DAXNET_REG_ZEROCOPY without
- * CAP_NET_ADMIN. EOPNOTSUPP: DAXNET_REG_ZEROCOPY over page-cache memory
- * (zero-copy pins long term: device DAX, shared memory, hugetlbfs).
+ * CAP_NET_ADMIN. EOPNOTSUPP: DAXNET_REG_ZEROCOPY over a file, page cache
+ * or a DAX file system (zero-copy pins long term: device DAX, shared
+ * memory, hugetlbfs only).
  * ENOMEM: out of memory, or the zero-copy pin exceeds RLIMIT_MEMLOCK.
  * After it, mmap(NULL, region_size, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0).
  *
@@ -392,6 +393,8 @@ struct daxnet_attach {
  * bytes not yet published stay in the socket. ENOENT: conn not attached.
  * EBUSY: TX bytes of conn are still queued in the kernel (sync and retry),
  * unless DAXNET_DETACH_DISCARD, which drops them (counter tx_discarded).
+ * ENOMEM: no room for the RELEASE slots it would owe (nothing changed;
+ * counter rel_nomem).
  */
 #define DAXNET_DETACH_DISCARD	0x0001
 
@@ -408,7 +411,8 @@ struct daxnet_detach {
  * every connection of the pair, in one call. Never blocks; wait with
  * poll()/epoll on the port fd. flags 0 = TX then RX.
  * EINVAL: corrupt ring index (the pair is left unchanged) or bad argument.
- * EPERM: not the registering process.
+ * ENOMEM: no room for the RELEASE slots the sync could owe (the pair is
+ * left unchanged; counter rel_nomem). EPERM: not the registering process.
  *
  * poll(): EPOLLIN when a sync would publish RX slots beyond cur of some
  * RX ring (data, events, releases pending), EPOLLOUT when a TX ring has
@@ -456,7 +460,11 @@ struct daxnet_counters {
 	__u64 bad_buf;		/* syncs failed: a spare or swapped-in index was
 				 * held by the kernel or given twice (Added in
 				 * DAXNET_API 1, from reserved[0]) */
-	__u64 reserved[9];	/* zero */
+	__u64 rel_nomem;	/* syncs/detaches failed with ENOMEM (nothing
+				 * changed) and zero-copy RELEASEs deferred: the
+				 * RELEASE queue could not grow (Added in
+				 * DAXNET_API 1, from reserved[0]) */
+	__u64 reserved[8];	/* zero */
 };
 
 /*
