@@ -9,8 +9,10 @@ without the cleaner (docs/wal-format.md, "The cleaner").
 For each transport, value size and cleaner setting, one fresh daxnet-kv on a
 pool in /dev/shm: SET `budget / size` distinct keys (at most --max-keys),
 pipelined 64 deep; DEL three keys of every four (interleaved, so every
-buffer keeps some live data); then drive the event loop with PINGs until
-the cleaner and the checkpoints it asks for have settled. The figure is
+buffer keeps some live data); SAVE (a checkpoint: what was deleted comes
+back where whole buffers were freed); then drive the event loop with
+PINGs until the cleaner and the checkpoints it asks for have settled.
+The figure is
 
     pool bytes per live payload byte =
         (pool_buffers - pool_buffers_free) * buffer_size / live_payload_bytes
@@ -127,6 +129,7 @@ def run_one(binary, tmp, transport, size, cleaner, args):
         depth = 64 if size <= 65536 else 4
         refused = c.pipeline([resp_cmd("SET", "k:%08d" % i, value_of(i, size)) for i in range(n)], depth)
         c.pipeline([resp_cmd("DEL", "k:%08d" % i) for i in range(n) if i % 4], 256)
+        c.pipeline([resp_cmd("SAVE")], 1)  # a checkpoint: the deleted values' buffers come back
         # Let the cleaner and the checkpoints settle: PINGs drive passes.
         last, stable = None, 0
         deadline = time.monotonic() + args.settle

@@ -62,8 +62,10 @@ int KvStore::clean_start() noexcept
 	const std::uint32_t bsize = wal_.pool().buffer_size();
 	const auto limit = static_cast<std::uint32_t>(o.sparse * bsize);
 	c.cand.clear();
+	std::uint32_t holding = 0;  // buffers with live data (the rest wait for a checkpoint)
 	for (std::uint32_t b = 0; b < n; b++) {
 		const std::uint32_t live = live_bytes_[b];
+		holding += live != 0;
 		if (live == 0 || live >= limit || pinned_bytes_[b] != 0 || a.is_free(b) || b == c.dest)
 			continue;
 		c.cand.emplace_back(live, b);
@@ -74,14 +76,20 @@ int KvStore::clean_start() noexcept
 	std::partial_sort(c.cand.begin(), c.cand.begin() + static_cast<std::ptrdiff_t>(k), c.cand.end());
 	// The victims' live bytes fit in `need` buffers; items are not split
 	// across destination buffers, so allow one buffer in eight of waste.
-	std::uint64_t live = 0;
-	for (std::size_t i = 0; i < k; i++)
-		live += c.cand[i].first;
-	const std::uint64_t need = (live + live / 8 + bsize - 1) / bsize + 1;
-	const std::int64_t gain = static_cast<std::int64_t>(k) - static_cast<std::int64_t>(need);
+	auto gain_of = [bsize](std::uint64_t live, std::size_t bufs) {
+		const std::uint64_t need = (live + live / 8 + bsize - 1) / bsize + 1;
+		return static_cast<std::int64_t>(bufs) - static_cast<std::int64_t>(need);
+	};
+	std::uint64_t live = 0, live_all = 0;
+	for (std::size_t i = 0; i < c.cand.size(); i++)
+		(i < k ? live : live_all) += c.cand[i].first;
+	live_all += live;
+	// This cycle wins `gain`; fragmentation is judged on every candidate
+	// (later cycles take the rest).
+	const std::int64_t gain = gain_of(live, k);
+	const std::int64_t gain_all = gain_of(live_all, c.cand.size());
 	const bool low = static_cast<double>(a.free_count()) < o.low_free * n;
-	const double used = static_cast<double>(n - a.free_count());
-	const bool frag = gain >= 8 && static_cast<double>(gain) >= o.frag_gain * used;
+	const bool frag = gain_all >= 8 && static_cast<double>(gain_all) >= o.frag_gain * holding;
 	if (gain < 1 || !(low || frag))
 		return 0;
 	c.victims.clear();

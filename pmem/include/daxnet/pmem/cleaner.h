@@ -34,7 +34,7 @@ struct CleanerOptions {
 	/// pool (space is low) and it can win at least one buffer ...
 	double low_free = 0.25;
 	/// ... or, whatever is free, when it can win at least 8 buffers and
-	/// this fraction of the buffers in use (fragmentation is high).
+	/// this fraction of the buffers holding live data (fragmentation is high).
 	double frag_gain = 0.25;
 	/// Calls to wait after finding nothing worth a cycle.
 	std::uint32_t backoff = 256;
