@@ -211,7 +211,7 @@ void KvService::cmd_flushdb(Ctx& x)
 		return;
 	}
 	std::vector<std::string> keys;
-	const int db = x.cl.db;
+	const int db = phys(x.cl.db);
 	kv_.for_each([&](std::string_view k, const ValueRef&) {
 		if (db_of(k) == db)
 			keys.emplace_back(k);
@@ -412,7 +412,7 @@ void KvService::rename_impl(Ctx& x, bool nx)
 {
 	std::string b1;
 	const std::string src(skey(x, x.arg(1), b1));
-	const std::string dst = stored_in(x.cl.db, x.arg(2));
+	const std::string dst = stored_in(phys(x.cl.db), x.arg(2));
 	ValueRef v{};
 	if (lookup(src, v) != 1) {
 		resp::error(x.o, "ERR no such key");
@@ -472,7 +472,7 @@ void KvService::cmd_copy(Ctx& x)
 	}
 	std::string b1;
 	const std::string src(skey(x, x.arg(1), b1));
-	const std::string dst = stored_in(db, x.arg(2));
+	const std::string dst = stored_in(phys(db), x.arg(2));
 	if (src == dst) {
 		resp::error(x.o, "ERR source and destination objects are the same");
 		return;
@@ -505,7 +505,7 @@ void KvService::cmd_move(Ctx& x)
 	}
 	std::string b1;
 	const std::string src(skey(x, x.arg(1), b1));
-	const std::string dst = stored_in(db, x.arg(1));
+	const std::string dst = stored_in(phys(db), x.arg(1));
 	ValueRef v{};
 	if (lookup(src, v) != 1 || kv_.exists(dst)) {
 		resp::integer(x.o, 0);
@@ -542,42 +542,52 @@ void KvService::cmd_swapdb(Ctx& x)
 		resp::ok(x.o);
 		return;
 	}
-	// Rewrites every key of both databases under the other's prefix (no
-	// value copies); all in this pass's commit batch.
-	struct Item {
-		std::string key;
-		std::vector<Slice> value;
-		std::uint64_t expiry;
-		int db;
-	};
-	std::vector<Item> items;
-	const std::uint64_t now = daxnet::pmem::realtime_ns();
-	kv_.for_each([&](std::string_view k, const ValueRef& v) {
-		const int d = db_of(k);
-		if ((d == a || d == b) && (v.expiry_ns == 0 || v.expiry_ns > now))
-			items.push_back({std::string(user_key(k)), std::vector<Slice>(v.slices.begin(), v.slices.end()),
-					 v.expiry_ns, d});
-	});
-	// watchers: a watched key that exists in either database changes
+	// Swaps the two entries of the database map and stores it: one record
+	// (kv.h), however many keys either database holds.
+	const int pa = phys(a), pb = phys(b);
+	// watchers (as Redis): a watched key of either database that exists in
+	// either database changes
 	for (auto& [key, ids] : watched_) {
 		const int d = db_of(key);
-		if (d != a && d != b)
+		if (d != pa && d != pb)
 			continue;
-		const std::string other = stored_in(d == a ? b : a, user_key(key));
+		const std::string other = stored_in(d == pa ? pb : pa, user_key(key));
 		if (kv_.exists(key) || kv_.exists(other))
 			for (std::uint64_t id : ids)
 				if (auto c = clients_.find(id); c != clients_.end())
 					c->second->dirty_cas = true;
 	}
-	for (const Item& it : items)
-		(void)del_stored(stored_in(it.db, it.key));
+	std::swap(db_map_[a], db_map_[b]);
 	std::string err;
-	for (const Item& it : items)
-		if (const char* e = put_slices(stored_in(it.db == a ? b : a, it.key), it.value, it.expiry, err)) {
-			resp::error(x.o, e);
-			return;
-		}
+	if (const char* e = put_bytes(kDbMapKey, std::string_view(reinterpret_cast<const char*>(db_map_), kDatabases),
+				      0, err)) {
+		std::swap(db_map_[a], db_map_[b]);
+		resp::error(x.o, e);
+		return;
+	}
+	db_unmap_[pa] = static_cast<std::uint8_t>(b);
+	db_unmap_[pb] = static_cast<std::uint8_t>(a);
 	multi_db_ = true;
+	// a watch is on a key of a database as SELECTed: follow it to its new
+	// physical database
+	std::unordered_map<std::string, std::vector<std::uint64_t>> moved;
+	for (auto it = watched_.begin(); it != watched_.end();) {
+		const int d = db_of(it->first);
+		if (d != pa && d != pb) {
+			++it;
+			continue;
+		}
+		moved.emplace(stored_in(d == pa ? pb : pa, user_key(it->first)), std::move(it->second));
+		it = watched_.erase(it);
+	}
+	for (auto& [key, ids] : moved)
+		watched_[key] = std::move(ids);
+	for (auto& [id, cl] : clients_)
+		for (Client::Watch& w : cl->watched) {
+			const int d = db_of(w.key);
+			if (d == pa || d == pb)
+				w.key = stored_in(d == pa ? pb : pa, user_key(w.key));
+		}
 	resp::ok(x.o);
 }
 
@@ -585,7 +595,7 @@ void KvService::cmd_keys(Ctx& x)
 {
 	const std::string_view pat = x.arg(1);
 	const std::uint64_t now = daxnet::pmem::realtime_ns();
-	const int db = x.cl.db;
+	const int db = phys(x.cl.db);
 	std::vector<std::string_view> out;
 	kv_.for_each([&](std::string_view k, const ValueRef& v) {
 		if (v.expiry_ns != 0 && v.expiry_ns <= now)
@@ -639,7 +649,7 @@ void KvService::cmd_scan(Ctx& x)
 			return;
 		}
 	}
-	const int db = x.cl.db;
+	const int db = phys(x.cl.db);
 	std::hash<std::string_view> h;
 	std::vector<std::pair<std::uint64_t, std::string_view>> cand;
 	std::size_t total = 0;
@@ -686,7 +696,7 @@ void KvService::cmd_randomkey(Ctx& x)
 {
 	static std::mt19937_64 rng{std::random_device{}()};
 	const std::uint64_t now = daxnet::pmem::realtime_ns();
-	const int db = x.cl.db;
+	const int db = phys(x.cl.db);
 	std::string pick;
 	std::uint64_t seen = 0;
 	kv_.for_each([&](std::string_view k, const ValueRef& v) {

@@ -153,7 +153,10 @@ std::string KvService::info_text(Server& srv, std::span<const std::string_view> 
 		kv_.for_each([&](std::string_view k, const ValueRef& v) {
 			if (v.expiry_ns != 0 && v.expiry_ns <= now)
 				return;
-			const int db = db_of(k);
+			const int p = db_of(k);
+			if (p < 0)
+				return;  // the database map
+			const int db = logical(p);
 			++keys[db];
 			if (v.expiry_ns)
 				++expires[db];

@@ -9,9 +9,14 @@
 // reserve for `denyoom` commands, key length for the key positions -- and
 // only then the handler. Handlers are grouped by family in cmd_*.cpp.
 //
-// Keys of database 0 are stored as given; keys of databases 1..15 (and keys
-// of database 0 that begin with the two marker bytes FF FE) are stored with
-// a three-byte prefix FF FE <db>. Recovery keeps them as any other key.
+// Keys of physical database 0 are stored as given; keys of physical
+// databases 1..15 (and keys of physical database 0 that begin with the two
+// marker bytes FF FE) are stored with a three-byte prefix FF FE <db>.
+// Recovery keeps them as any other key. The databases clients SELECT are
+// mapped onto physical ones by a permutation (identity until a SWAPDB),
+// stored in the reserved key FF FE 10 "dbmap" (16 bytes): SWAPDB swaps two
+// entries and rewrites that one key -- one record, atomic, whatever the
+// number of keys.
 #pragma once
 
 #include <fmt/format.h>
@@ -282,14 +287,23 @@ private:
 	void reply_null_array(Ctx& x) { daxnet::proto::resp::null_array(x.o, x.resp3()); }
 	void reply_map(Ctx& x, std::uint64_t n) { daxnet::proto::resp::map(x.o, n, x.resp3()); }
 	void reply_verbatim(Ctx& x, std::string_view s) { daxnet::proto::resp::verbatim(x.o, s, x.resp3()); }
-	/// The database a stored key belongs to (see the top).
+	/// The physical database a stored key belongs to (see the top); -1 for
+	/// the reserved keys (FF FE <byte >= 16>: the database map).
 	static int db_of(std::string_view stored) noexcept
 	{
-		if (stored.size() >= 3 && stored[0] == '\xff' && stored[1] == '\xfe' &&
-		    static_cast<unsigned char>(stored[2]) < kDatabases)
-			return static_cast<unsigned char>(stored[2]);
+		if (stored.size() >= 3 && stored[0] == '\xff' && stored[1] == '\xfe')
+			return static_cast<unsigned char>(stored[2]) < kDatabases ? static_cast<unsigned char>(stored[2]) : -1;
 		return 0;
 	}
+	/// Physical database of database `db` (as SELECTed).
+	int phys(int db) const noexcept { return db_map_[static_cast<std::size_t>(db)]; }
+	/// Database (as SELECTed) of physical database `p`.
+	int logical(int p) const noexcept { return db_unmap_[static_cast<std::size_t>(p)]; }
+	/// The stored key of the database map (see the top).
+	static constexpr std::string_view kDbMapKey{"\xff\xfe\x10" "dbmap", 8};
+	/// Reads the database map (identity when absent or malformed).
+	void load_db_map();
+	void set_db_map_identity() noexcept;
 	std::string info_text(Server& srv, std::span<const std::string_view> sections);
 	bool key_fits(Ctx& x, std::size_t i);
 	void cmd_incr_by(Ctx& x, std::int64_t delta);
@@ -404,7 +418,8 @@ private:
 	std::uint64_t last_cycle_ns_ = 0;
 	bool active_expire_ = true;
 	bool in_exec_ = false;
-	bool multi_db_ = false;  ///< keys of databases other than 0 may exist
+	bool multi_db_ = false;  ///< keys of databases other than 0 (or the map) may exist
+	std::uint8_t db_map_[kDatabases] = {}, db_unmap_[kDatabases] = {};  ///< logical -> physical, inverse
 	std::uint64_t cmds_offset_ = 0, conns_offset_ = 0;  ///< CONFIG RESETSTAT
 };
 

@@ -80,6 +80,7 @@ KvService::KvService(KvStore& kv, const daxnet::pmem::PoolView& pool, daxnet::pm
 	if (cfg_.reserve == 0)
 		cfg_.reserve = std::max<std::uint32_t>(32, pool.buffer_count() / 16);
 	cmd_stats_.resize(command_table().size());
+	load_db_map();
 	kv_.for_each([&](std::string_view k, const ValueRef& v) {
 		if (db_of(k) != 0 || (k.size() >= 2 && k[0] == '\xff' && k[1] == '\xfe'))
 			multi_db_ = true;
@@ -162,10 +163,11 @@ void KvService::refuse_pool_full(Ctx& x)
 
 std::string_view KvService::skey(const Ctx& x, std::string_view key, std::string& buf) const
 {
-	if (x.cl.db == 0 && (key.size() < 2 || key[0] != '\xff' || key[1] != '\xfe'))
+	const int p = phys(x.cl.db);
+	if (p == 0 && (key.size() < 2 || key[0] != '\xff' || key[1] != '\xfe'))
 		return key;
 	buf.assign("\xff\xfe");
-	buf.push_back(static_cast<char>(x.cl.db));
+	buf.push_back(static_cast<char>(p));
 	buf.append(key);
 	return buf;
 }
@@ -365,6 +367,7 @@ int KvService::flush_all_stored()
 		++writes_;
 		multi_db_ = false;
 		expq_.clear();
+		set_db_map_identity();  // the map's key went with the rest
 	}
 	return rc;
 }
@@ -379,10 +382,39 @@ void KvService::touch(std::string_view stored)
 			c->second->dirty_cas = true;
 }
 
+void KvService::set_db_map_identity() noexcept
+{
+	for (int i = 0; i < kDatabases; ++i)
+		db_map_[i] = db_unmap_[i] = static_cast<std::uint8_t>(i);
+}
+
+void KvService::load_db_map()
+{
+	set_db_map_identity();
+	ValueRef v{};
+	if (kv_.get(kDbMapKey, v) != 1 || v.size != kDatabases)
+		return;
+	const std::string m = value_bytes(pool_, v);
+	bool seen[kDatabases] = {};
+	for (char ch : m) {
+		const auto p = static_cast<unsigned char>(ch);
+		if (p >= kDatabases || seen[p]) {
+			fmt::print(stderr, "daxnet-kv: malformed database map ignored (identity used)\n");
+			return;
+		}
+		seen[p] = true;
+	}
+	for (int i = 0; i < kDatabases; ++i) {
+		db_map_[i] = static_cast<std::uint8_t>(m[static_cast<std::size_t>(i)]);
+		db_unmap_[db_map_[i]] = static_cast<std::uint8_t>(i);
+	}
+}
+
 void KvService::touch_db(int db)
 {
+	const int p = db >= 0 ? phys(db) : -1;
 	for (auto& [key, ids] : watched_) {
-		if (db >= 0 && db_of(key) != db)
+		if (p >= 0 && db_of(key) != p)
 			continue;
 		if (!kv_.exists(key))
 			continue;
@@ -431,6 +463,7 @@ void KvService::active_expire()
 
 void KvService::keys_of_db(int db, std::vector<std::string>& out)
 {
+	db = phys(db);
 	const std::uint64_t now = daxnet::pmem::realtime_ns();
 	kv_.for_each([&](std::string_view k, const ValueRef& v) {
 		if (v.expiry_ns != 0 && v.expiry_ns <= now)
@@ -442,6 +475,7 @@ void KvService::keys_of_db(int db, std::vector<std::string>& out)
 
 std::uint64_t KvService::dbsize_of(int db)
 {
+	db = phys(db);
 	if (!multi_db_)
 		return db == 0 ? kv_.dbsize() : 0;
 	std::uint64_t n = 0;
@@ -736,10 +770,11 @@ void KvService::on_http(Server& srv, Conn& c)
 		}
 		key = scratch_;
 	}
-	if (key.size() >= 2 && key[0] == '\xff' && key[1] == '\xfe') {
-		// a database-0 key that looks like a prefixed one (kv.h): stored escaped
+	if (phys(0) != 0 || (key.size() >= 2 && key[0] == '\xff' && key[1] == '\xfe')) {
+		// database 0 after a SWAPDB, or a key that looks like a prefixed
+		// one (kv.h): stored with the prefix
 		keybuf_.assign("\xff\xfe");
-		keybuf_.push_back('\0');
+		keybuf_.push_back(static_cast<char>(phys(0)));
 		keybuf_.append(key);
 		scratch_ = keybuf_;
 		key = scratch_;
