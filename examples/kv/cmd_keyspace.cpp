@@ -355,6 +355,7 @@ void KvService::expire_generic(Ctx& x, std::uint64_t base_ms, bool seconds)
 			return;
 		}
 		++expired_keys_;
+		propagate_as(x, {expire_del_name(), std::string(x.arg(1))});
 		resp::integer(x.o, 1);
 		return;
 	}
@@ -362,6 +363,8 @@ void KvService::expire_generic(Ctx& x, std::uint64_t base_ms, bool seconds)
 		resp::error(x.o, e);
 		return;
 	}
+	// replicas get the absolute time (no drift from their lag)
+	propagate_as(x, {"PEXPIREAT", std::string(x.arg(1)), std::to_string(when)});
 	resp::integer(x.o, 1);
 }
 

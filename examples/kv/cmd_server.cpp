@@ -117,7 +117,22 @@ std::string KvService::info_text(Server& srv, std::span<const std::string_view> 
 	}
 	if (on("replication")) {
 		header("Replication");
-		s += "role:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\nrepl_backlog_active:0\r\n";
+		fmt::format_to(std::back_inserter(s), "role:master\r\nconnected_slaves:{}\r\n", replicas_.size());
+		int n = 0;
+		for (std::uint64_t id : replicas_) {
+			auto it = clients_.find(id);
+			if (it == clients_.end())
+				continue;
+			const Client& r = *it->second;
+			const std::string_view ip = std::string_view(r.addr).substr(0, r.addr.rfind(':'));
+			fmt::format_to(std::back_inserter(s), "slave{}:ip={},port={},state=online,offset={},lag=0\r\n", n++,
+				       ip, r.repl_port, r.repl_ack);
+		}
+		fmt::format_to(std::back_inserter(s),
+			       "master_failover_state:no-failover\r\nmaster_replid:{}\r\n"
+			       "master_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{}\r\n"
+			       "second_repl_offset:-1\r\nrepl_backlog_active:0\r\n",
+			       repl_id_, repl_offset_);
 	}
 	if (on("cpu")) {
 		header("CPU");
@@ -372,6 +387,14 @@ void KvService::cmd_config(Ctx& x)
 		{"dbfilename", "", false},
 		{"dir", "/", false},
 		{"hz", "10", false},
+		// daxnet always frees lazily (a deleted value's buffers return at
+		// the next checkpoint); lazyfree-lazy-expire also names what an
+		// expiry propagates as: UNLINK (yes) or DEL (no)
+		{"lazyfree-lazy-eviction", "yes", false},
+		{"lazyfree-lazy-expire", lazy_expire_unlink_ ? "yes" : "no", true},
+		{"lazyfree-lazy-server-del", "yes", false},
+		{"lazyfree-lazy-user-del", "yes", false},
+		{"lazyfree-lazy-user-flush", "yes", false},
 		{"io-threads", "1", false},
 		{"latency-tracking", "no", false},
 		{"loglevel", "notice", false},
@@ -444,6 +467,12 @@ void KvService::cmd_config(Ctx& x)
 							   x.arg(i).substr(0, 128)));
 				return;
 			}
+			if (n == "lazyfree-lazy-expire" && !ieq(x.arg(i + 1), "yes") && !ieq(x.arg(i + 1), "no")) {
+				resp::error(o, fmt::format("ERR CONFIG SET failed (possibly related to argument '{}') - "
+							   "argument must be 'yes' or 'no'",
+							   x.arg(i).substr(0, 128)));
+				return;
+			}
 			if ((n == "maxclients" || n == "daxnet-reserve" || n == "daxnet-pack-small" ||
 			     n == "min-replicas-to-write") &&
 			    (!parse_i64(x.arg(i + 1), v) || v < 0 || v > UINT32_MAX)) {
@@ -469,6 +498,8 @@ void KvService::cmd_config(Ctx& x)
 				maxclients_ = static_cast<std::uint64_t>(iv);
 			else if (ieq(n, "daxnet-reserve"))
 				cfg_.reserve = static_cast<std::uint32_t>(iv);
+			else if (ieq(n, "lazyfree-lazy-expire"))
+				lazy_expire_unlink_ = ieq(x.arg(i + 1), "yes");
 			else if (ieq(n, "daxnet-pack-small"))
 				cfg_.pack_small = static_cast<std::uint32_t>(iv);
 			// save: accepted, nothing to schedule (every write is durable)

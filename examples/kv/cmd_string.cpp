@@ -56,6 +56,8 @@ void KvService::cmd_set(Ctx& x)
 {
 	bool nx = false, xx = false, keepttl = false, get = false;
 	std::uint64_t expiry = 0;
+	std::size_t exp_at = 0;  // argument of a relative / EXAT expiry (propagated as PXAT)
+	std::int64_t exp_ms = 0;
 	for (std::size_t i = 3; i < x.argc(); ++i) {
 		std::string_view o = x.arg(i);
 		const bool has_next = i + 1 < x.argc();
@@ -73,6 +75,9 @@ void KvService::cmd_set(Ctx& x)
 			if (!parse_expiry(x, o, x.arg(i + 1), "set", ms))
 				return;
 			expiry = expiry_ns_of_ms(ms);
+			if (!ieq(o, "pxat"))
+				exp_at = i;
+			exp_ms = ms;
 			++i;
 		} else {
 			resp::error(x.o, "ERR syntax error");
@@ -99,6 +104,23 @@ void KvService::cmd_set(Ctx& x)
 		else
 			reply_null(x);
 	}
+	if (expiry != 0 && expiry <= daxnet::pmem::realtime_ns()) {
+		// already expired: nothing is stored and an old value goes (as
+		// Redis 7.2 does; 7.0 stored a key nobody could read)
+		prop_custom_ = true;
+		if (exists) {
+			if (const int rc = del_stored(skey(x, x.arg(1), buf)); rc < 0) {
+				if (!get)
+					resp::error(x.o, fmt::format("ERR daxnet: delete failed ({})", std::strerror(-rc)));
+				return;
+			}
+			++expired_keys_;
+			propagate_as(x, {expire_del_name(), std::string(x.arg(1))});
+		}
+		if (!get)
+			resp::ok(x.o);
+		return;
+	}
 	Slice k;
 	if (arg_kv_slices(x, 1, 2, k) < 0) {
 		if (!get)
@@ -110,6 +132,13 @@ void KvService::cmd_set(Ctx& x)
 		if (!get)
 			resp::error(x.o, e);
 		return;
+	}
+	if (exp_at && !replicas_.empty()) {
+		// replicas get the absolute time (no drift from their lag)
+		std::vector<std::string> argv(x.argv.begin(), x.argv.end());
+		argv[exp_at] = "PXAT";
+		argv[exp_at + 1] = std::to_string(exp_ms);
+		propagate_as(x, std::move(argv));
 	}
 	if (!get)
 		resp::ok(x.o);
@@ -332,7 +361,8 @@ void KvService::cmd_getset(Ctx& x)
 		++refused_;
 		return;
 	}
-	(void)stage_set(k, 0, err);
+	if (!stage_set(k, 0, err))
+		propagate_as(x, {"SET", std::string(x.arg(1)), std::string(x.arg(2))});
 }
 
 void KvService::cmd_getdel(Ctx& x)
@@ -345,7 +375,8 @@ void KvService::cmd_getdel(Ctx& x)
 		return;
 	}
 	reply_value_copy(x, v);
-	(void)del_stored(key);
+	if (del_stored(key) > 0)
+		propagate_as(x, {"DEL", std::string(x.arg(1))});
 }
 
 void KvService::cmd_getex(Ctx& x)
@@ -379,10 +410,15 @@ void KvService::cmd_getex(Ctx& x)
 	if (!change || (persist && v.expiry_ns == 0))
 		return;
 	std::string err;
-	if (!persist && expiry <= daxnet::pmem::realtime_ns())
-		(void)del_stored(key);
-	else
-		(void)put_slices(key, v.slices, persist ? 0 : expiry, err);
+	if (!persist && expiry <= daxnet::pmem::realtime_ns()) {
+		if (del_stored(key) > 0)
+			propagate_as(x, {expire_del_name(), std::string(x.arg(1))});
+	} else if (!put_slices(key, v.slices, persist ? 0 : expiry, err)) {
+		if (persist)
+			propagate_as(x, {"PERSIST", std::string(x.arg(1))});
+		else
+			propagate_as(x, {"PEXPIREAT", std::string(x.arg(1)), std::to_string(expiry / 1000000)});
+	}
 }
 
 void KvService::cmd_setnx(Ctx& x)
@@ -424,6 +460,8 @@ void KvService::set_with_expiry(Ctx& x, std::int64_t n, bool seconds)
 		resp::error(x.o, e);
 		return;
 	}
+	propagate_as(x, {"SET", std::string(x.arg(1)), std::string(x.arg(3)), "PXAT",
+			 std::to_string((seconds ? n * 1000 : n) + now)});
 	resp::ok(x.o);
 }
 
@@ -503,6 +541,8 @@ void KvService::cmd_incrbyfloat(Ctx& x)
 		resp::error(x.o, e);
 		return;
 	}
+	// the result, not the increment: float formatting may differ on a replica
+	propagate_as(x, {"SET", std::string(x.arg(1)), out, "KEEPTTL"});
 	resp::bulk(x.o, out);
 }
 

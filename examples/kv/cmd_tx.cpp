@@ -59,7 +59,7 @@ void KvService::cmd_exec(Ctx& x)
 	for (const auto& q : queue)
 		if (const Cmd* c = find_command(q[0]); c && (c->flags & kWrite))
 			has_write = true;
-	if (has_write && min_replicas_ > 0 && !cl.multi_error) {
+	if (has_write && min_replicas_ > replicas_.size() && !cl.multi_error) {
 		cl.dirty_cas = false;
 		unwatch_all(cl);
 		resp::error(x.o, "EXECABORT Transaction discarded because of: NOREPLICAS Not enough good replicas to write.");

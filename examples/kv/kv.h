@@ -111,6 +111,9 @@ struct Client {
 		bool alive = false;         ///< present and not expired when watched
 	};
 	std::vector<Watch> watched;
+	bool replica = false;          ///< SYNC/PSYNC done: gets the write stream, no replies
+	std::uint64_t repl_ack = 0;    ///< last REPLCONF ACK offset
+	int repl_port = 0;             ///< REPLCONF listening-port
 	std::string addr;  ///< peer ip:port
 	std::string laddr;  ///< local ip:port
 };
@@ -155,6 +158,8 @@ bool ieq(std::string_view a, std::string_view b) noexcept;
 bool parse_i64(std::string_view s, std::int64_t& v) noexcept;
 /// Redis' glob matching (*, ?, [..], \x), optionally case-insensitive.
 bool glob_match(std::string_view pattern, std::string_view s, bool nocase = false) noexcept;
+/// CRC-64/Jones (RDB files, DUMP payloads), continuing from `crc`.
+std::uint64_t crc64_jones(std::uint64_t crc, std::string_view data) noexcept;
 
 class KvService final : public daxnet::svc::Service {
 public:
@@ -253,9 +258,41 @@ public:
 	void cmd_waitaof(Ctx&);
 	void cmd_function(Ctx&);
 	void cmd_debug(Ctx&);
+	// replication (cmd_repl.cpp)
+	void cmd_sync(Ctx&);
+	void cmd_replconf(Ctx&);
 
 private:
 	friend struct Ctx;
+	// ---- replication (cmd_repl.cpp) ----
+	struct Effect {
+		int db;
+		std::vector<std::string> argv;
+	};
+	/// RDB (version 10) of every database.
+	std::string rdb_snapshot();
+	/// A replica's request: no reply (REPLCONF ACK noted).
+	void replica_input(Ctx& x);
+	/// Records a write's effect for the replicas (nothing without any).
+	void propagate(int db, std::vector<std::string> argv);
+	/// The running command propagates as `argv` instead of itself.
+	void propagate_as(Ctx& x, std::vector<std::string> argv);
+	/// Sends the effects of one command / EXEC (MULTI-wrapped when several).
+	void send_unit(std::vector<Effect>& unit);
+	void send_replicas(std::string_view bytes);
+	void flush_propagation();
+	void repl_tick();
+	void drop_replica(std::uint64_t id);
+	static void on_expired(void* ctx, std::string_view stored) noexcept;
+	Server* srv_ = nullptr;
+	std::vector<std::uint64_t> replicas_;  ///< client ids
+	std::vector<Effect> prop_;             ///< effects of the running command (or EXEC)
+	bool prop_custom_ = false;             ///< the handler called propagate_as()
+	int repl_db_ = -1;                     ///< database the stream last SELECTed
+	std::uint64_t repl_offset_ = 0;
+	std::string repl_id_;
+	std::uint64_t last_repl_ping_ns_ = 0;
+	bool lazy_expire_unlink_ = true;  ///< lazyfree-lazy-expire: expiries as UNLINK (else DEL)
 	void dispatch(Ctx& x);
 	Client& client_of(Server& srv, Conn& c);
 
@@ -316,6 +353,8 @@ private:
 	void set_with_expiry(Ctx& x, std::int64_t n, bool seconds);
 	/// EX/PX/EXAT/PXAT value -> absolute ms; false after replying the error.
 	bool parse_expiry(Ctx& x, std::string_view unit, std::string_view val, const char* cmd, std::int64_t& ms);
+	/// The name an expiry deletion propagates as (lazyfree-lazy-expire).
+	const char* expire_del_name() const noexcept { return lazy_expire_unlink_ ? "UNLINK" : "DEL"; }
 	std::uint64_t now_ms() const noexcept { return daxnet::pmem::realtime_ns() / 1000000; }
 
 	// ---- stored-key helpers ----

@@ -81,6 +81,7 @@ KvService::KvService(KvStore& kv, const daxnet::pmem::PoolView& pool, daxnet::pm
 		cfg_.reserve = std::max<std::uint32_t>(32, pool.buffer_count() / 16);
 	cmd_stats_.resize(command_table().size());
 	load_db_map();
+	kv_.set_expire_hook(&KvService::on_expired, this);
 	kv_.for_each([&](std::string_view k, const ValueRef& v) {
 		if (db_of(k) != 0 || (k.size() >= 2 && k[0] == '\xff' && k[1] == '\xfe'))
 			multi_db_ = true;
@@ -92,6 +93,10 @@ KvService::KvService(KvStore& kv, const daxnet::pmem::PoolView& pool, daxnet::pm
 	for (int i = 0; i < 40; ++i) {
 		r = r * 6364136223846793005ull + 1442695040888963407ull;
 		run_id_.push_back("0123456789abcdef"[(r >> 60) & 15]);
+	}
+	for (int i = 0; i < 40; ++i) {
+		r = r * 6364136223846793005ull + 1442695040888963407ull;
+		repl_id_.push_back("0123456789abcdef"[(r >> 60) & 15]);
 	}
 }
 
@@ -580,12 +585,15 @@ void KvService::on_close(Server&, Conn& c)
 		return;
 	Client& cl = *static_cast<Client*>(c.app.get());
 	unwatch_all(cl);
+	if (cl.replica)
+		drop_replica(cl.id);
 	clients_.erase(cl.id);
 }
 
 void KvService::on_resp(Server& srv, Conn& c)
 {
 	Client& cl = client_of(srv, c);
+	srv_ = &srv;
 	auto args = c.resp.args();
 	argv_.clear();
 	if (c.resp.inline_quoted()) {
@@ -623,8 +631,12 @@ bool tx_control(const Cmd* c) noexcept
 
 void KvService::dispatch(Ctx& x)
 {
-	const Cmd* cmd = find_command(x.arg(0));
 	Client& cl = x.cl;
+	if (cl.replica) {
+		replica_input(x);
+		return;
+	}
+	const Cmd* cmd = find_command(x.arg(0));
 	if (!cmd) {
 		std::string_view shown[4];
 		std::size_t ns = 0;
@@ -688,7 +700,7 @@ void KvService::dispatch(Ctx& x)
 		refuse_pool_full(x);
 		return;
 	}
-	if ((cmd->flags & kWrite) && min_replicas_ > 0) {
+	if ((cmd->flags & kWrite) && min_replicas_ > replicas_.size()) {
 		++st.rejected;
 		++errors_;
 		resp::error(x.o, "NOREPLICAS Not enough good replicas to write.");
@@ -704,9 +716,21 @@ void KvService::dispatch(Ctx& x)
 	++ops_;
 	cl.last_cmd = cmd->name;
 	const std::size_t before = x.o.size();
+	const std::uint64_t w0 = writes_;
+	prop_custom_ = false;
 	const std::uint64_t t0 = mono_ns();
 	(this->*cmd->fn)(x);
 	st.ns += mono_ns() - t0;
+	if (!replicas_.empty()) {
+		// a write that changed something propagates as itself unless the
+		// handler gave its effect (propagate_as); EXEC's effects are its
+		// commands'
+		if (writes_ != w0 && !prop_custom_ && (cmd->flags & kWrite) && cmd->fn != &KvService::cmd_exec)
+			propagate(cl.db, std::vector<std::string>(x.argv.begin(), x.argv.end()));
+		prop_custom_ = false;
+		if (!in_exec_)
+			flush_propagation();
+	}
 	if (x.o.size() > before && x.o.view()[before] == '-') {
 		++st.failed;
 		++errors_;
@@ -923,6 +947,9 @@ void KvService::end_of_pass(Server& srv)
 		std::vector<Slice>().swap(values_);
 	if (inline_args_.capacity() > 1024)
 		std::vector<std::string>().swap(inline_args_);
+	srv_ = &srv;
+	if (!replicas_.empty())
+		repl_tick();
 	if (active_expire_ && !expq_.empty())
 		active_expire();
 	staged_ |= kv_.clean() > 0;  // docs/wal-format.md §The cleaner: a bounded step, same fence

@@ -579,6 +579,8 @@ int KvStore::ckpt_step(std::uint64_t budget) noexcept
 		}
 		for (std::string_view k : expired_) {
 			auto it = index_.find(k);
+			if (expire_hook_)
+				expire_hook_(expire_ctx_, k);
 			forget_item(it->second);
 			index_.erase(it);  // erase never rehashes
 		}
@@ -635,6 +637,8 @@ int KvStore::get(std::string_view key, ValueRef& out) noexcept
 	if (it == index_.end())
 		return 0;
 	if (it->second.expiry && it->second.expiry <= opt_.clock()) {
+		if (expire_hook_)
+			expire_hook_(expire_ctx_, it->first);
 		forget_item(it->second);
 		index_.erase(it);
 		return 0;

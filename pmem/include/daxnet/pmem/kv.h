@@ -228,6 +228,16 @@ public:
 	/// max(from, stream_first()). Returns the number filled.
 	std::size_t stream_read(std::string_view name, std::uint64_t from, std::span<StreamEntryRef> out) const noexcept;
 
+	/// Called with the key when get()/exists() or a checkpoint step drops
+	/// an expired key from the index (a server propagates the deletion to
+	/// its replicas). Runs before the key's entry is erased.
+	using ExpireHook = void (*)(void* ctx, std::string_view key) noexcept;
+	void set_expire_hook(ExpireHook fn, void* ctx) noexcept
+	{
+		expire_hook_ = fn;
+		expire_ctx_ = ctx;
+	}
+
 	/// Visits every key (unordered), including expired ones not yet dropped.
 	void for_each(const std::function<void(std::string_view key, const ValueRef& v)>& fn) const;
 	/// Visits every stream name with its stream_length() (unordered).
@@ -351,6 +361,8 @@ private:
 	std::uint64_t move_limit_ = 0;
 	std::unique_ptr<CleanerState> cleaner_;
 	CleanerStats cleaner_stats_{};
+	ExpireHook expire_hook_ = nullptr;
+	void* expire_ctx_ = nullptr;
 };
 
 }  // namespace daxnet::pmem
