@@ -202,6 +202,16 @@ void KvService::cmd_replconf(Ctx& x)
 	resp::ok(x.o);
 }
 
+void KvService::cmd_replicaof(Ctx& x)
+{
+	// daxnet-kv is a master only: NO ONE is what it already is
+	if (ieq(x.arg(1), "no") && ieq(x.arg(2), "one")) {
+		resp::ok(x.o);
+		return;
+	}
+	resp::error(x.o, "ERR daxnet: this server cannot become a replica (it is a replication master only)");
+}
+
 void KvService::replica_input(Ctx& x)
 {
 	// a replica's requests get no reply (it reads the stream); it sends

@@ -261,6 +261,7 @@ public:
 	// replication (cmd_repl.cpp)
 	void cmd_sync(Ctx&);
 	void cmd_replconf(Ctx&);
+	void cmd_replicaof(Ctx&);
 
 private:
 	friend struct Ctx;
