@@ -51,8 +51,10 @@ def run_unit(args, suite_copy, unit):
         except tl.TestFailure as e:
             sys.exit("valkey_suite: daxnet-kv did not start: %s" % e)
         # The harness's own control socket listens at baseport-32 (first free of
-        # 32): a fixed base makes two copies of the suite take the same port.
-        base = random.randrange(30000, 60000, 64)
+        # 32, and it also needs port+10000 free): a fixed base makes two copies
+        # of the suite take the same port. Below the ephemeral range, and
+        # port+10000 a valid port.
+        base = random.randrange(20032, 30000, 64)
         cmd = ["tclsh", "tests/test_helper.tcl", "--host", "127.0.0.1", "--port", str(port), "--singledb",
                "--baseport", str(base), "--portcount", "32",
                "--clients", "1", "--timeout", "60", "--durable", "--dont-clean", "--ignore-encoding",

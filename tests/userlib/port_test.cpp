@@ -1128,13 +1128,18 @@ TEST_CASE("tx_queued counts one connection's unsent TX until its peer reads it, 
 		::fcntl(p.client.get(), F_SETFL, O_NONBLOCK);
 		std::uint64_t got = 0;
 		std::vector<char> sink(1 << 16);
+		// Open the window again (4 KiB buffers make every window update a
+		// persist-timer wait); the limit only bounds the test.
+		int big = 1 << 20;
+		::setsockopt(p.client.get(), SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
 		REQUIRE(run_until([&] { return got == std::uint64_t{kBufs} * bs && port.tx_queued(id).slots == 0; },
 				  [&] {
 					  ssize_t r;
 					  while ((r = ::recv(p.client.get(), sink.data(), sink.size(), 0)) > 0)
 						  got += static_cast<std::uint64_t>(r);
 					  round(port, col, 1);
-				  }));
+				  },
+				  std::chrono::minutes(10)));
 		CHECK(port.tx_queued(id).bytes == 0);
 		REQUIRE(port.detach(id).ok());
 		REQUIRE(port.detach(id2).ok());
