@@ -157,6 +157,25 @@ void KvService::cmd_mget(Ctx& x)
 	}
 }
 
+// Stages SET of every key/value pair from argument 1 on (MSET, MSETNX);
+// false with the refusal written when one cannot be staged.
+bool KvService::stage_pairs(Ctx& x)
+{
+	for (std::size_t i = 1; i < x.argc(); i += 2) {
+		Slice k;
+		if (arg_kv_slices(x, i, i + 1, k) < 0) {
+			refuse_pool_full(x);
+			return false;
+		}
+		std::string err;
+		if (const char* e = stage_set(k, 0, err)) {
+			resp::error(x.o, e);
+			return false;
+		}
+	}
+	return true;
+}
+
 void KvService::cmd_mset(Ctx& x)
 {
 	if (x.argc() % 2 == 0) {
@@ -165,18 +184,8 @@ void KvService::cmd_mset(Ctx& x)
 	}
 	if (!admit_batch(x, 1))
 		return;
-	for (std::size_t i = 1; i < x.argc(); i += 2) {
-		Slice k;
-		if (arg_kv_slices(x, i, i + 1, k) < 0) {
-			refuse_pool_full(x);
-			return;
-		}
-		std::string err;
-		if (const char* e = stage_set(k, 0, err)) {
-			resp::error(x.o, e);
-			return;
-		}
-	}
+	if (!stage_pairs(x))
+		return;
 	resp::ok(x.o);
 }
 
@@ -497,18 +506,8 @@ void KvService::cmd_msetnx(Ctx& x)
 			resp::integer(x.o, 0);
 			return;
 		}
-	for (std::size_t i = 1; i < x.argc(); i += 2) {
-		Slice k;
-		if (arg_kv_slices(x, i, i + 1, k) < 0) {
-			refuse_pool_full(x);
-			return;
-		}
-		std::string err;
-		if (const char* e = stage_set(k, 0, err)) {
-			resp::error(x.o, e);
-			return;
-		}
-	}
+	if (!stage_pairs(x))
+		return;
 	resp::integer(x.o, 1);
 }
 

@@ -387,6 +387,7 @@ private:
 	/// `first`) as one batch, all or nothing (docs/wal-format.md
 	/// §Capacity). Replies and returns false when refused.
 	bool admit_batch(Ctx& x, std::size_t first);
+	bool stage_pairs(Ctx& x);
 
 	KvStore& kv_;
 	daxnet::pmem::PoolView pool_;
