@@ -206,14 +206,22 @@ static int dxn_check_sock(struct socket *sock)
  * dxn_attach - attach a connected TCP socket to a ring pair
  * @port: a registered port
  * @arg: the ioctl argument (fd, pair, cookie in; conn out)
+ * @uarg: where user space wants @arg back
+ *
+ * The result (@arg with the connection id) is copied to @uarg before the
+ * socket is hooked, so a fault there fails the ATTACH through the ordinary
+ * error path: nothing is attached and nothing has to be undone (a detach
+ * could itself fail).
  *
  * Process context (ATTACH ioctl), port->lock held. Takes lock_sock(sk),
  * then write_lock_bh(&sk->sk_callback_lock).
  *
  * Return: 0 (arg->conn set), -EBADF, -ENOTSOCK, -EPROTONOSUPPORT,
- * -ENOTCONN, -EBUSY (owned or has a ULP), -ENOSPC, -EINVAL or -ENOMEM.
+ * -ENOTCONN, -EBUSY (owned or has a ULP), -ENOSPC, -EINVAL, -EFAULT or
+ * -ENOMEM.
  */
-int dxn_attach(struct dxn_port *port, struct daxnet_attach *arg)
+int dxn_attach(struct dxn_port *port, struct daxnet_attach *arg,
+	       struct daxnet_attach __user *uarg)
 {
 	struct dxn_conn *conn;
 	struct socket *sock;
@@ -259,6 +267,11 @@ int dxn_attach(struct dxn_port *port, struct daxnet_attach *arg)
 	if (!port->gens[idx])
 		port->gens[idx] = 1;
 	conn->id = ((u32)port->gens[idx] << DAXNET_CONN_INDEX_BITS) | idx;
+	arg->conn = conn->id;
+	if (copy_to_user(uarg, arg, sizeof(*arg))) {
+		err = -EFAULT;
+		goto out_ida;
+	}
 
 	sk = sock->sk;
 	if (!sk) {
@@ -298,7 +311,6 @@ int dxn_attach(struct dxn_port *port, struct daxnet_attach *arg)
 	port->conns[idx] = conn;
 	pair->nconns++;
 	pair->cnt.conns = pair->nconns;
-	arg->conn = conn->id;
 	/* The NEW_CONN slot, and any bytes that arrived before attach. */
 	dxn_mark_rx(conn);
 	if (port->zc)

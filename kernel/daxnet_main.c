@@ -339,11 +339,15 @@ out_free:
 	return ret;
 }
 
-/* DAXNET_IOC_SYNC. Process context, port->lock held. */
+/*
+ * DAXNET_IOC_SYNC. With DAXNET_RING_ALL every pair is synced even when one
+ * fails; the first failure's errno (-EINVAL, -ENOMEM) is returned.
+ * Process context, port->lock held.
+ */
 static int dxn_sync(struct dxn_port *port, void __user *uarg)
 {
 	struct daxnet_sync s;
-	int ret = 0;
+	int err, ret = 0;
 	u32 i;
 
 	lockdep_assert_held(&port->lock);
@@ -357,9 +361,11 @@ static int dxn_sync(struct dxn_port *port, void __user *uarg)
 			return -EINVAL;
 		return dxn_sync_pair(&port->pairs[s.pair], s.flags);
 	}
-	for (i = 0; i < port->num_pairs; i++)
-		if (dxn_sync_pair(&port->pairs[i], s.flags))
-			ret = -EINVAL;
+	for (i = 0; i < port->num_pairs; i++) {
+		err = dxn_sync_pair(&port->pairs[i], s.flags);
+		if (err && !ret)
+			ret = err;
+	}
 	return ret;
 }
 
@@ -429,11 +435,8 @@ static long dxn_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		ret = -EINVAL;
 		if (!port->registered)
 			break;
-		ret = dxn_attach(port, &at);
-		if (!ret && copy_to_user(uarg, &at, sizeof(at))) {
-			dxn_detach(port, at.conn, DAXNET_DETACH_DISCARD);
-			ret = -EFAULT;
-		}
+		/* Writes the result out before the socket is hooked. */
+		ret = dxn_attach(port, &at, uarg);
 		break;
 	case DAXNET_IOC_DETACH:
 		ret = -EFAULT;
@@ -528,6 +531,7 @@ static int dxn_release(struct inode *inode, struct file *file)
 	struct dxn_port *port = file->private_data;
 
 	mutex_lock(&port->lock);
+	port->closing = true;
 	dxn_detach_all(port);
 	dxn_port_free(port);
 	mutex_unlock(&port->lock);

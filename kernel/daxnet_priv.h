@@ -47,6 +47,12 @@
 #define DXN_MAX_SLICE_PAGES	(DAXNET_MAX_BUF_SIZE / PAGE_SIZE + 1)
 /* Most TX byte ranges queued in the kernel per ring pair. */
 #define DXN_MAX_TXQ		65536
+/*
+ * Most RELEASE slots one ring pair may owe (a power of two; 64 MiB of
+ * queue). Far above what the buffers and references of a port can owe:
+ * it only keeps the queue arithmetic from wrapping.
+ */
+#define DXN_MAX_RELEASES	BIT(24)
 
 /* conn->flags bits, under port->ready_lock or atomic bitops. */
 enum {
@@ -190,6 +196,8 @@ struct dxn_port {
 	 * outside port->lock (->mmap) use dxn_port_registered().
 	 */
 	bool registered;
+	/* The file is being released: no RELEASE slot will be read. */
+	bool closing;
 	struct net *net;		/* netns of the opener (held) */
 	struct mm_struct *mm;		/* owner: the REGISTER caller (mmgrab) */
 
@@ -259,7 +267,8 @@ int dxn_pool_bvec(struct dxn_pool *pool, u64 pos, u32 len,
 		  struct bio_vec *bv, int max);
 
 /* daxnet_conn.c */
-int dxn_attach(struct dxn_port *port, struct daxnet_attach *arg);
+int dxn_attach(struct dxn_port *port, struct daxnet_attach *arg,
+	       struct daxnet_attach __user *uarg);
 int dxn_detach(struct dxn_port *port, u32 id, u32 flags);
 void dxn_detach_all(struct dxn_port *port);
 struct dxn_conn *dxn_conn_lookup(struct dxn_port *port, u32 id);
@@ -272,7 +281,7 @@ int dxn_release_promise(struct dxn_pair *pair, u32 n);
 void dxn_release_unpromise(struct dxn_pair *pair);
 bool dxn_release_room(struct dxn_pair *pair, u32 n);
 bool dxn_release_try(struct dxn_pair *pair, u32 buf);
-int dxn_release_buf(struct dxn_pair *pair, u32 buf);
+void dxn_release_buf(struct dxn_pair *pair, u32 buf);
 void dxn_txq_drop(struct dxn_conn *conn, bool count);
 __poll_t dxn_pair_poll(struct dxn_pair *pair);
 void dxn_rx_write(struct dxn_pair *pair, u32 conn, u32 buf, u32 off,

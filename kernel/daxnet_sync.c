@@ -63,24 +63,36 @@ module_param(test_release_nomem, bool, 0644);
 MODULE_PARM_DESC(test_release_nomem,
 		 "test only: RELEASE queue growth fails as if out of memory");
 
-/* Make room for n more RELEASE entries. port->lock held. 0 or -ENOMEM. */
+/*
+ * Make room for n more RELEASE entries behind the rel_count queued ones.
+ * The queue never exceeds DXN_MAX_RELEASES entries (a power of two), so
+ * neither the sum nor the doubling below can wrap. A failed growth is
+ * reported to the caller, which handles it: no allocation warning.
+ * port->lock held. 0 or -ENOMEM.
+ */
 static int dxn_rel_room(struct dxn_pair *pair, u32 n)
 {
-	u32 cap, *q;
+	u32 need, cap, *q;
 
-	if (pair->rel_count + n <= pair->rel_cap - pair->rel_head)
+	lockdep_assert_held(&pair->port->lock);
+	if (check_add_overflow(pair->rel_count, n, &need) ||
+	    need > DXN_MAX_RELEASES)
+		return -ENOMEM;
+	if (need <= pair->rel_cap - pair->rel_head)
 		return 0;
 	if (pair->rel_head) {
 		memmove(pair->releases, pair->releases + pair->rel_head,
 			pair->rel_count * sizeof(u32));
 		pair->rel_head = 0;
 	}
-	if (pair->rel_count + n <= pair->rel_cap)
+	if (need <= pair->rel_cap)
 		return 0;
 	if (READ_ONCE(test_release_nomem))
 		return -ENOMEM;
-	cap = max(pair->rel_cap * 2, roundup_pow_of_two(pair->rel_count + n));
-	q = kvmalloc_array(cap, sizeof(u32), GFP_KERNEL_ACCOUNT);
+	/* rel_cap <= DXN_MAX_RELEASES: doubling it fits in a u32. */
+	cap = min_t(u32, max_t(u32, pair->rel_cap * 2, roundup_pow_of_two(need)),
+		    DXN_MAX_RELEASES);
+	q = kvmalloc_array(cap, sizeof(u32), GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	if (!q)
 		return -ENOMEM;
 	memcpy(q, pair->releases, pair->rel_count * sizeof(u32));
@@ -133,22 +145,30 @@ static void dxn_rel_push(struct dxn_pair *pair, u32 buf)
  * @pair: the ring pair
  * @buf: buffer index the kernel no longer references
  *
- * Inside a sync or detach this takes an entry their promise reserved.
- * Only port teardown owes without a promise (nobody reads its slots).
+ * Cannot fail: inside a sync or detach it takes an entry their promise
+ * reserved (dxn_release_promise() counted every call), and once the port
+ * is closing nobody reads the RX ring, so nothing is queued at all (the
+ * buffer goes with the pool). A call outside both is a bug: it warns
+ * once, and the buffer stays with the kernel if the queue cannot grow.
  *
  * Process context, port->lock held.
- *
- * Return: 0, or -ENOMEM (no promise and the queue could not grow).
  */
-int dxn_release_buf(struct dxn_pair *pair, u32 buf)
+void dxn_release_buf(struct dxn_pair *pair, u32 buf)
 {
 	lockdep_assert_held(&pair->port->lock);
-	if (pair->rel_resv)
+	if (pair->port->closing)
+		return;
+	if (pair->rel_resv) {
 		pair->rel_resv--;
-	else if (dxn_rel_room(pair, 1))
-		return -ENOMEM;
+	} else {
+		WARN_ON_ONCE(1);	/* a caller outside any promise */
+		if (dxn_rel_room(pair, 1)) {
+			pr_err_ratelimited("daxnet: RELEASE of buffer %u lost\n",
+					   buf);
+			return;
+		}
+	}
 	dxn_rel_push(pair, buf);
-	return 0;
 }
 
 /**
@@ -671,7 +691,7 @@ static int dxn_txq_add(struct dxn_conn *conn, u32 buf, u32 off, u32 len)
 
 	if (pair->ntxq >= DXN_MAX_TXQ)
 		return -ENOBUFS;
-	e = kmalloc(sizeof(*e), GFP_KERNEL_ACCOUNT);
+	e = kmalloc(sizeof(*e), GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	if (!e)
 		return -ENOBUFS;
 	e->buf = buf;
@@ -895,7 +915,8 @@ static void dxn_tx(struct dxn_pair *pair, u32 head)
  *
  * Return: 0, or -EINVAL, with nothing changed, when a user ring index is
  * corrupt (bad_ring) or a buffer index handed over is held by the kernel
- * or given twice (bad_buf).
+ * or given twice (bad_buf), or -ENOMEM, with nothing changed, when the
+ * RELEASE queue cannot hold what the sync may owe (rel_nomem).
  */
 int dxn_sync_pair(struct dxn_pair *pair, u32 flags)
 {

@@ -690,11 +690,13 @@ static struct dxn_zc_batch *dxn_zc_batch(struct dxn_zc *zc,
 
 	if (b)
 		return b;
-	b = kzalloc(sizeof(*b), GFP_KERNEL_ACCOUNT);
+	/* No memory: the caller sends by copy instead, no warning. */
+	b = kzalloc(sizeof(*b), GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	if (!b)
 		return NULL;
 	b->cap = 16;
-	b->bufs = kmalloc_array(b->cap, sizeof(*b->bufs), GFP_KERNEL_ACCOUNT);
+	b->bufs = kmalloc_array(b->cap, sizeof(*b->bufs),
+				GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	if (!b->bufs) {
 		kfree(b);
 		return NULL;
@@ -751,7 +753,7 @@ int dxn_zc_send(struct dxn_conn *conn, u32 buf, u32 off, u32 len, bool more)
 		return -EOPNOTSUPP;
 	if (b->n == b->cap) {
 		nb = krealloc_array(b->bufs, b->cap * 2, sizeof(*nb),
-				    GFP_KERNEL_ACCOUNT);
+				    GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 		if (!nb)
 			return -EOPNOTSUPP;
 		b->bufs = nb;
@@ -872,6 +874,26 @@ bool dxn_zc_tx_pending(struct dxn_port *port)
 	return dxn_zc_rx_pending(zc);
 }
 
+/*
+ * The RELEASE slots completing batch b gives back: txowed of each buffer
+ * whose last TX reference the batch holds. The batch's references are
+ * dropped for the count and taken back, so a buffer listed k times counts
+ * once. Saturates at U32_MAX. port->lock held.
+ */
+static u32 dxn_zc_batch_owe(struct dxn_zc *zc, struct dxn_zc_batch *b)
+{
+	u32 i, owe = 0;
+
+	lockdep_assert_held(&zc->port->lock);
+	for (i = 0; i < b->n; i++)
+		if (!--zc->txref[b->bufs[i]] &&
+		    check_add_overflow(owe, zc->txowed[b->bufs[i]], &owe))
+			owe = U32_MAX;
+	for (i = 0; i < b->n; i++)
+		zc->txref[b->bufs[i]]++;
+	return owe;
+}
+
 /* Turn completed batches into RELEASE slots. port->lock held. */
 static void dxn_zc_tx_reap(struct dxn_zc *zc)
 {
@@ -903,11 +925,13 @@ static void dxn_zc_tx_reap(struct dxn_zc *zc)
 			continue;
 		}
 		/*
-		 * Room for every RELEASE the batch may complete first: else
-		 * it stays on ackwait, buffers held, and is retried.
+		 * Room for every RELEASE the batch completes first: else it
+		 * stays on ackwait, buffers held, and is retried. A buffer
+		 * the batch sent several times is counted once, when its
+		 * last reference goes (txref reaches 0), and the sum is
+		 * saturated: then the room check simply fails.
 		 */
-		for (owe = 0, i = 0; i < b->n; i++)
-			owe += zc->txowed[b->bufs[i]];
+		owe = dxn_zc_batch_owe(zc, b);
 		if (owe && !dxn_release_room(pair, owe))
 			continue;
 		pair->cnt.tx_zc_batches++;
@@ -917,6 +941,7 @@ static void dxn_zc_tx_reap(struct dxn_zc *zc)
 			buf = b->bufs[i];
 			if (--zc->txref[buf])
 				continue;
+			/* Cannot fail: the room was made above. */
 			while (zc->txowed[buf] && dxn_release_try(pair, buf))
 				zc->txowed[buf]--;
 		}

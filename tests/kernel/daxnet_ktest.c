@@ -1623,6 +1623,12 @@ static int set_param(const char *name, const char *v)
 	return ok ? 0 : -1;
 }
 
+/* Make every growth of a RELEASE queue fail (or not); 0 or -1. */
+static int fail_release_grow(bool on)
+{
+	return set_param("test_release_nomem", on ? "1" : "0");
+}
+
 /*
  * A sync reserves room for every RELEASE it may owe before it changes
  * anything. When the RELEASE queue cannot grow (the test_release_nomem
@@ -1630,14 +1636,16 @@ static int set_param(const char *name, const char *v)
  * and changes nothing - the spare it was handed stays with user space and
  * is taken by the next sync - instead of dropping a RELEASE and losing
  * the buffer until the port closes. 20 connections on 8+8-slot rings
- * need more than the queue's initial 16 entries.
+ * need more than the queue's initial 16 entries. A sync of
+ * DAXNET_RING_ALL fails with the same ENOMEM (it used to say EINVAL).
  */
 static int t_rel_nomem(void)
 {
 	enum { N = 20 };
 	struct kport p;
+	struct daxnet_sync all = { .pair = DAXNET_RING_ALL };
 	struct daxnet_counters k0, k1;
-	int cli[N], srv[N], lfd, i, r1, r2;
+	int cli[N], srv[N], lfd, i, r1, r2, r3;
 	uint32_t conn[N], tail0, tail1;
 	uint16_t port;
 
@@ -1652,13 +1660,16 @@ static int t_rel_nomem(void)
 	tail0 = dxt_ktail(p.sp);
 	spare_push(&p, 5);
 	k0 = kport_counters(&p);
-	CHECK(set_param("test_release_nomem", "1") == 0, "set test_release_nomem");
+	CHECK(fail_release_grow(true) == 0, "turn on the RELEASE queue fault");
 	r1 = raw_sync(&p);
 	tail1 = dxt_ktail(p.sp);
 	k1 = kport_counters(&p);
-	set_param("test_release_nomem", "0");
+	/* DAXNET_RING_ALL reports the pair's errno, not EINVAL. */
+	r3 = ioctl(p.fd, DAXNET_IOC_SYNC, &all) ? -errno : 0;
+	fail_release_grow(false);
 	r2 = raw_sync(&p);
 	CHECK(r1 == -ENOMEM, "sync without room for its RELEASEs: %d, want ENOMEM", r1);
+	CHECK(r3 == -ENOMEM, "sync of DAXNET_RING_ALL without room: %d, want ENOMEM", r3);
 	CHECK(k1.rel_nomem == k0.rel_nomem + 1 && k1.syncs == k0.syncs,
 	      "rel_nomem %llu (was %llu), syncs %llu (was %llu)",
 	      (unsigned long long)k1.rel_nomem, (unsigned long long)k0.rel_nomem,
@@ -1672,6 +1683,80 @@ static int t_rel_nomem(void)
 		close(srv[i]);
 	}
 	kport_close(&p);
+	return 0;
+}
+
+/*
+ * A port with 8+8-slot rings (RELEASE queue of 16) and connection *conn
+ * whose peer *cli never reads: at least `held` TX slots of it are queued
+ * in the kernel (ntxq of the pair beyond the queue's size).
+ */
+static int txq_setup(struct kport *p, struct capture *c, int *cli, int *srv,
+		     uint32_t *conn, uint64_t held)
+{
+	static char blob[2048];
+	int i, small = 4096;
+
+	CHECK(kport_open_ex(p, true, 128, 2048, 8, 8, 8, 8, DAXNET_API) == 0, "register");
+	CHECK(tcp_pair(cli, srv) == 0, "tcp pair");
+	setsockopt(*cli, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	setsockopt(*srv, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	CHECK(kport_attach(p, *srv, 1, conn) == 0, "attach");
+	for (i = 0; i < 200 && kport_counters(p).tx_held < held; i++) {
+		CHECK(kport_tx(p, *conn, blob, sizeof(blob), DAXNET_SLOT_DATA, capture_cb, c) == 0,
+		      "tx");
+		if (i % 4 == 3)
+			CHECK(kport_sync(p, capture_cb, c) == 0, "sync");
+	}
+	CHECK(kport_counters(p).tx_held >= held, "only %llu TX slots queued, want %llu",
+	      (unsigned long long)kport_counters(p).tx_held, (unsigned long long)held);
+	return 0;
+}
+
+/*
+ * ATTACH whose result cannot be written back (the argument is in a
+ * read-only page) fails with EFAULT and leaves nothing attached, also
+ * while the RELEASE queue cannot grow and the pair has TX ranges queued:
+ * the result is written before the socket is hooked, so nothing has to be
+ * undone. (The ioctl used to detach the new connection after the fact, a
+ * step that needed RELEASE room and could itself fail with ENOMEM.)
+ */
+static int t_attach_efault(void)
+{
+	struct kport p;
+	struct capture *c = calloc(1, sizeof(*c));
+	struct daxnet_attach *ro;
+	int cli, srv, cli2, srv2, ret;
+	uint32_t conn = 0, conn2 = 0;
+	uint64_t conns;
+
+	if (txq_setup(&p, c, &cli, &srv, &conn, 20))
+		return -1;
+	CHECK(tcp_pair(&cli2, &srv2) == 0, "tcp pair");
+	ro = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(ro != MAP_FAILED, "mmap");
+	memset(ro, 0, sizeof(*ro));
+	ro->fd = srv2;
+	ro->cookie = 2;
+	CHECK(mprotect(ro, 4096, PROT_READ) == 0, "mprotect");
+	CHECK(fail_release_grow(true) == 0, "turn on the RELEASE queue fault");
+	ret = ioctl(p.fd, DAXNET_IOC_ATTACH, ro) ? -errno : 0;
+	conns = kport_counters(&p).conns;
+	fail_release_grow(false);
+	CHECK(ret == -EFAULT, "ATTACH with a read-only argument: %d, want EFAULT", ret);
+	CHECK(conns == 1, "%llu connections attached after the failed ATTACH, want 1",
+	      (unsigned long long)conns);
+	CHECK(kport_attach(&p, srv2, 2, &conn2) == 0, "the socket must be attachable again");
+	CHECK(kport_detach(&p, conn2, 0) == 0, "detach");
+	CHECK(kport_detach(&p, conn, DAXNET_DETACH_DISCARD) == 0, "detach DISCARD");
+	munmap(ro, 4096);
+	close(cli);
+	close(srv);
+	close(cli2);
+	close(srv2);
+	kport_close(&p);
+	capture_free(c);
+	free(c);
 	return 0;
 }
 
@@ -2008,6 +2093,7 @@ static const struct {
 	{ "pool_kinds", t_pool_kinds },
 	{ "zc_fsdax", t_zc_fsdax },
 	{ "rel_nomem", t_rel_nomem },
+	{ "attach_efault", t_attach_efault },
 	{ "geometry_caps", t_geometry_caps },
 	{ "truncate_pool", t_truncate_pool },
 	{ "ktls", t_ktls },

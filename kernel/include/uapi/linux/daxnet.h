@@ -376,7 +376,8 @@ struct daxnet_register {
  * ENOTCONN: not connected (listening, closed, connecting). EBUSY: socket
  * already attached (to this or any port) or owned by another user of
  * sk_user_data / a ULP. ENOSPC: max_conns reached. EINVAL: pair out of
- * range, flags/reserved non-zero, not registered.
+ * range, flags/reserved non-zero, not registered. EFAULT: the argument
+ * cannot be read or written back (nothing is attached).
  */
 struct daxnet_attach {
 	__s32 fd;		/* in */
@@ -413,6 +414,8 @@ struct daxnet_detach {
  * EINVAL: corrupt ring index (the pair is left unchanged) or bad argument.
  * ENOMEM: no room for the RELEASE slots the sync could owe (the pair is
  * left unchanged; counter rel_nomem). EPERM: not the registering process.
+ * With DAXNET_RING_ALL every pair is synced even if one fails; the errno
+ * is that of the first pair that failed.
  *
  * poll(): EPOLLIN when a sync would publish RX slots beyond cur of some
  * RX ring (data, events, releases pending), EPOLLOUT when a TX ring has
