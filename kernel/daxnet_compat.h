@@ -25,6 +25,22 @@ static inline void dxn_vma_set_flags(struct vm_area_struct *vma,
 }
 
 /*
+ * 6.5 dropped the vmas argument of pin_user_pages() (the caller holds
+ * mmap_lock; the pin never drops it).
+ */
+static inline long dxn_pin_user_pages(unsigned long start,
+				      unsigned long nr_pages,
+				      unsigned int gup_flags,
+				      struct page **pages)
+{
+#ifdef DXN_HAVE_PIN_USER_PAGES_VMAS
+	return pin_user_pages(start, nr_pages, gup_flags, pages, NULL);
+#else
+	return pin_user_pages(start, nr_pages, gup_flags, pages);
+#endif
+}
+
+/*
  * 6.10 moved the ubuf_info completion callback into ubuf_info->ops
  * (ubuf_info_ops.complete, same arguments).
  */

@@ -21,11 +21,13 @@
  * pinned long term - shared memory, hugetlbfs, device DAX - and refuses
  * file pools, DAX file systems included (docs/kernel.md, "The pool").
  *
- * dxn_pool_check() decides what the pool is from every VMA covering it.
+ * dxn_pool_check() decides what the pool is from every VMA covering it;
+ * dxn_pool_pin() decides again under the mmap_lock it pins with.
  */
 #include <linux/mm.h>
 #include <linux/fs.h>
-#include <linux/magic.h>
+#include <linux/hugetlb_inline.h>
+#include <linux/shmem_fs.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/string.h>
@@ -40,18 +42,67 @@ static struct mutex *dxn_pool_lock(struct dxn_pool *pool)
 	return &container_of(pool, struct dxn_port, pool)->lock;
 }
 
-/* What one VMA of the pool is. */
+/*
+ * What one MAP_SHARED file VMA of the pool is. Shared memory is a file
+ * whose mapping is shmem's (tmpfs, memfd, shared anonymous memory): not
+ * the file system's magic, which devtmpfs shares, so a character device
+ * node in /dev is not taken for shared memory.
+ */
 static enum dxn_mem dxn_vma_mem(struct vm_area_struct *vma)
 {
-	unsigned long magic = file_inode(vma->vm_file)->i_sb->s_magic;
-
 	if (vma_is_dax(vma))
 		return vma_is_fsdax(vma) ? DXN_MEM_FSDAX : DXN_MEM_DEVDAX;
-	if (magic == TMPFS_MAGIC)
+	if (shmem_file(vma->vm_file))
 		return DXN_MEM_SHMEM;
-	if (magic == HUGETLBFS_MAGIC)
+	if (is_vm_hugetlb_page(vma))
 		return DXN_MEM_HUGETLB;
 	return DXN_MEM_FILE;
+}
+
+/*
+ * Walk every VMA of [addr, end) of mm and say what the pool is (*mem).
+ * Driver mappings (VM_IO, VM_PFNMAP, VM_MIXEDMAP: device memory, or pages
+ * a driver inserted) are no pool. mmap_lock held (read).
+ * Return: 0, -EFAULT (a hole), -EINVAL (a driver mapping), -EACCES.
+ */
+static int dxn_pool_walk(struct mm_struct *mm, u64 addr, u64 end,
+			 enum dxn_mem *mem)
+{
+	struct vm_area_struct *vma;
+	bool private = false, mixed = false;
+	struct file *file = NULL;
+	u64 pos = addr;
+
+	mmap_assert_locked(mm);
+	while (pos < end) {
+		vma = find_vma(mm, pos);
+		if (!vma || vma->vm_start > pos)
+			return -EFAULT;
+		if (vma->vm_flags & (VM_IO | VM_PFNMAP | VM_MIXEDMAP))
+			return -EINVAL;
+		if (!(vma->vm_flags & VM_WRITE))
+			return -EACCES;
+		if (!(vma->vm_flags & VM_SHARED) || !vma->vm_file)
+			private = true;
+		else if (file && vma->vm_file != file)
+			mixed = true;
+		file = vma->vm_file;
+		pos = vma->vm_end;
+	}
+	if (private)
+		*mem = DXN_MEM_PRIVATE;
+	else if (mixed)
+		*mem = DXN_MEM_MIXED;
+	else
+		*mem = dxn_vma_mem(find_vma(mm, addr));
+	return 0;
+}
+
+/* Record what the pool is. */
+static void dxn_pool_set_mem(struct dxn_pool *pool, enum dxn_mem mem)
+{
+	pool->mem = mem;
+	pool->dax = mem == DXN_MEM_FSDAX || mem == DXN_MEM_DEVDAX;
 }
 
 /**
@@ -61,26 +112,25 @@ static enum dxn_mem dxn_vma_mem(struct vm_area_struct *vma)
  * @len: pool length in bytes
  *
  * Every VMA covering [addr, addr + len) of the caller's mm must exist and
- * be writable, and none may be VM_IO/VM_PFNMAP: copy mode moves bytes
- * through this mapping as recvmsg() would, so any such memory will do
- * (heap, MAP_PRIVATE, several files). What the memory is (pool->mem) is
- * decided from every VMA: one kind only when every VMA is a MAP_SHARED
- * mapping of one and the same file (shared anonymous memory is a tmpfs
- * file); zero-copy (dxn_pool_pin()) accepts nothing else.
+ * be writable, and none may be a driver mapping (VM_IO, VM_PFNMAP,
+ * VM_MIXEDMAP): copy mode moves bytes through this mapping as recvmsg()
+ * would, so any other memory will do (heap, MAP_PRIVATE, several files).
+ * What the memory is (pool->mem) is decided from every VMA: one kind only
+ * when every VMA is a MAP_SHARED mapping of one and the same file (shared
+ * anonymous memory is a shmem file); zero-copy (dxn_pool_pin()) accepts
+ * nothing else, and decides again under the lock it pins with.
  *
  * Process context (REGISTER), port->lock held; takes mmap_read_lock.
  *
- * Return: 0, -EINVAL (too large, an I/O mapping), -EFAULT (part of the
+ * Return: 0, -EINVAL (too large, a driver mapping), -EFAULT (part of the
  * range is not mapped), -EACCES (not writable).
  */
 int dxn_pool_check(struct dxn_pool *pool, u64 addr, u64 len)
 {
 	struct mm_struct *mm = current->mm;
-	struct vm_area_struct *vma;
-	bool private = false, mixed = false;
-	struct file *file = NULL;
-	u64 pos = addr, end;
-	int ret = 0;
+	enum dxn_mem mem;
+	u64 end;
+	int ret;
 
 	lockdep_assert_held(dxn_pool_lock(pool));
 	if (!len || len > ((u64)DXN_MAX_POOL_PAGES << PAGE_SHIFT) ||
@@ -88,56 +138,56 @@ int dxn_pool_check(struct dxn_pool *pool, u64 addr, u64 len)
 	    !access_ok(u64_to_user_ptr(addr), len))
 		return -EINVAL;
 	mmap_read_lock(mm);
-	while (pos < end) {
-		vma = find_vma(mm, pos);
-		if (!vma || vma->vm_start > pos) {
-			ret = -EFAULT;
-			break;
-		}
-		if (vma->vm_flags & (VM_IO | VM_PFNMAP)) {
-			ret = -EINVAL;
-			break;
-		}
-		if (!(vma->vm_flags & VM_WRITE)) {
-			ret = -EACCES;
-			break;
-		}
-		if (!(vma->vm_flags & VM_SHARED) || !vma->vm_file)
-			private = true;
-		else if (file && vma->vm_file != file)
-			mixed = true;
-		file = vma->vm_file;
-		pos = vma->vm_end;
-	}
-	if (!ret) {
-		if (private)
-			pool->mem = DXN_MEM_PRIVATE;
-		else if (mixed)
-			pool->mem = DXN_MEM_MIXED;
-		else
-			pool->mem = dxn_vma_mem(find_vma(mm, addr));
-		pool->dax = pool->mem == DXN_MEM_FSDAX ||
-			    pool->mem == DXN_MEM_DEVDAX;
-	}
+	ret = dxn_pool_walk(mm, addr, end, &mem);
 	mmap_read_unlock(mm);
 	if (ret)
 		return ret;
+	dxn_pool_set_mem(pool, mem);
 	pool->addr = addr;
 	pool->len = len;
 	return 0;
 }
 
-/* Pin nr pages from addr into pages[]; returns pages pinned or -errno. */
-static long dxn_pin_range(u64 addr, unsigned long nr, unsigned int flags,
-			  struct page **pages)
+/*
+ * May zero-copy pin pool memory of this kind long term? 0, or -EINVAL /
+ * -EOPNOTSUPP with a message naming what is accepted.
+ */
+static int dxn_pool_pinnable(enum dxn_mem mem)
+{
+	switch (mem) {
+	case DXN_MEM_SHMEM:
+	case DXN_MEM_HUGETLB:
+	case DXN_MEM_DEVDAX:
+		return 0;
+	case DXN_MEM_PRIVATE:
+	case DXN_MEM_MIXED:
+		pr_info_ratelimited("daxnet: zero-copy needs the pool MAP_SHARED from one file or shared memory object\n");
+		return -EINVAL;
+	case DXN_MEM_FSDAX:
+		pr_info_ratelimited("daxnet: zero-copy needs a pool in device DAX (/dev/daxX.Y), shared memory or hugetlbfs, not a file on a DAX file system\n");
+		return -EOPNOTSUPP;
+	default:
+		pr_info_ratelimited("daxnet: zero-copy needs a pool in device DAX (/dev/daxX.Y), shared memory or hugetlbfs, not a page-cache file\n");
+		return -EOPNOTSUPP;
+	}
+}
+
+/*
+ * Pin nr pages from addr into pages[]; returns pages pinned or -errno.
+ * mmap_lock held (read) throughout, so the VMAs the caller checked are
+ * the ones pinned: pin_user_pages() never drops it.
+ */
+static long dxn_pin_range(struct mm_struct *mm, u64 addr, unsigned long nr,
+			  unsigned int flags, struct page **pages)
 {
 	unsigned long done = 0;
 	long ret;
 
+	mmap_assert_locked(mm);
 	while (done < nr) {
-		ret = pin_user_pages_fast(addr + (done << PAGE_SHIFT),
-					  min_t(unsigned long, nr - done, 512),
-					  flags, pages + done);
+		ret = dxn_pin_user_pages(addr + (done << PAGE_SHIFT),
+					 min_t(unsigned long, nr - done, 512),
+					 flags, pages + done);
 		if (ret <= 0) {
 			if (done)
 				unpin_user_pages(pages, done);
@@ -164,53 +214,57 @@ static long dxn_pin_range(u64 addr, unsigned long nr, unsigned int flags,
  * blocks (truncate, hole punching, reflink would wait on the pins or
  * write to blocks it freed), and 6.1 refuses FOLL_LONGTERM on fsdax.
  *
- * Return: 0, -EINVAL (MAP_PRIVATE or mixed mappings), -EOPNOTSUPP
- * (memory that may not be pinned long term), -ENOMEM, -EFAULT,
- * -EPERM/-ENOMEM from the locked_vm charge, or the pin's error.
+ * The kind is decided again, under the same mmap_read_lock as the pin:
+ * between dxn_pool_check() and here another thread may have mapped
+ * something else at the pool's address, and what is pinned must be what
+ * was judged.
+ *
+ * Return: 0, -EINVAL (MAP_PRIVATE or mixed mappings, a driver mapping),
+ * -EOPNOTSUPP (memory that may not be pinned long term), -ENOMEM,
+ * -EFAULT, -EACCES, -EPERM/-ENOMEM from the locked_vm charge, or the
+ * pin's error.
  */
 int dxn_pool_pin(struct dxn_pool *pool)
 {
 	unsigned long nr = DIV_ROUND_UP_ULL(pool->len, PAGE_SIZE);
+	struct mm_struct *mm = current->mm;
 	struct page **pages;
+	enum dxn_mem mem;
 	long ret;
 
 	lockdep_assert_held(dxn_pool_lock(pool));
-	switch (pool->mem) {
-	case DXN_MEM_SHMEM:
-	case DXN_MEM_HUGETLB:
-	case DXN_MEM_DEVDAX:
-		break;
-	case DXN_MEM_PRIVATE:
-	case DXN_MEM_MIXED:
-		pr_info_ratelimited("daxnet: zero-copy needs the pool MAP_SHARED from one file or shared memory object\n");
-		return -EINVAL;
-	case DXN_MEM_FSDAX:
-		pr_info_ratelimited("daxnet: zero-copy needs a pool in device DAX (/dev/daxX.Y), shared memory or hugetlbfs, not a file on a DAX file system\n");
-		return -EOPNOTSUPP;
-	default:
-		pr_info_ratelimited("daxnet: zero-copy needs a pool in device DAX (/dev/daxX.Y), shared memory or hugetlbfs, not a page-cache file\n");
-		return -EOPNOTSUPP;
-	}
+	ret = dxn_pool_pinnable(pool->mem);
+	if (ret)
+		return ret;
 	pages = kvcalloc(nr, sizeof(*pages), GFP_KERNEL_ACCOUNT);
 	if (!pages)
 		return -ENOMEM;
 
-	ret = account_locked_vm(current->mm, nr, true);
+	/* Takes mmap_write_lock: before the read lock below. */
+	ret = account_locked_vm(mm, nr, true);
 	if (ret)
 		goto out_free;
 
-	ret = dxn_pin_range(pool->addr, nr, FOLL_WRITE | FOLL_LONGTERM, pages);
+	mmap_read_lock(mm);
+	ret = dxn_pool_walk(mm, pool->addr, pool->addr + pool->len, &mem);
+	if (!ret)
+		ret = dxn_pool_pinnable(mem);
+	if (!ret)
+		ret = dxn_pin_range(mm, pool->addr, nr,
+				    FOLL_WRITE | FOLL_LONGTERM, pages);
+	mmap_read_unlock(mm);
 	if (ret < 0)
 		goto out_unaccount;
 
-	mmgrab(current->mm);
-	pool->mm = current->mm;
+	dxn_pool_set_mem(pool, mem);
+	mmgrab(mm);
+	pool->mm = mm;
 	pool->pages = pages;
 	pool->npages = nr;
 	return 0;
 
 out_unaccount:
-	account_locked_vm(current->mm, nr, false);
+	account_locked_vm(mm, nr, false);
 out_free:
 	kvfree(pages);
 	return ret;

@@ -976,26 +976,41 @@ int dxn_sync_pair(struct dxn_pair *pair, u32 flags)
 __poll_t dxn_pair_poll(struct dxn_pair *pair)
 {
 	struct dxn_port *port = pair->port;
+	struct dxn_ringstate *rx = &pair->rx;
 	u32 tx_cur = READ_ONCE(pair->tx.ring->cur);
-	bool progress, pending, tx_pending;
+	bool rx_moved, progress, room, news, rel, tx_pending = false;
+	struct dxn_conn *conn;
 	__poll_t mask = 0;
 
 	lockdep_assert_held(&port->lock);
 
-	progress = READ_ONCE(pair->rx.ring->head) != pair->rx.head ||
+	rx_moved = READ_ONCE(rx->ring->head) != rx->head;
+	progress = rx_moved ||
 		   READ_ONCE(pair->spare.ring->head) != pair->spare.head;
+	/* A free RX slot now, or one the next sync frees (user released). */
+	room = rx_moved || daxnet_ring_space(rx->head, rx->tail, rx->n) < rx->n - 1;
 	spin_lock_bh(&port->ready_lock);
-	pending = !list_empty(&pair->rx_ready);
-	tx_pending = !list_empty(&pair->tx_ready);
+	news = !list_empty(&pair->rx_ready);
+	/* Write space came back for a connection with TX queued (txq: port->lock). */
+	list_for_each_entry(conn, &pair->tx_ready, tx_node) {
+		if (!list_empty(&conn->txq)) {
+			tx_pending = true;
+			break;
+		}
+	}
 	spin_unlock_bh(&port->ready_lock);
-	pending = pending || pair->rel_count || dxn_zc_tx_pending(port);
+	/* RELEASE slots owed now or by the zero-copy housekeeping. */
+	rel = room && (pair->rel_count || dxn_zc_tx_pending(port));
 
 	/*
-	 * EPOLLIN only when a sync would publish something new: connections
-	 * with news, RELEASE slots owed, TX to resume. After a stop for lack
-	 * of RX room or spares, only once user space gave some back.
+	 * EPOLLIN only when a sync would publish something new or move TX
+	 * on: connections with news, RELEASE slots owed while the RX ring
+	 * has room for them, queued TX whose socket has room again. After a
+	 * stop for lack of RX room or spares, news count only once user
+	 * space gave some back; that same step (moving head) is what makes
+	 * owed RELEASEs publishable, so nothing else needs to wake for it.
 	 */
-	if ((pending && (!pair->stalled || progress)) || tx_pending)
+	if ((news && (!pair->stalled || progress)) || rel || tx_pending)
 		mask |= EPOLLIN | EPOLLRDNORM;
 	if (tx_cur < pair->tx.n &&
 	    daxnet_ring_space(tx_cur, pair->tx.tail, pair->tx.n))

@@ -52,6 +52,8 @@
 #define DXN_ZC_SCAN		64
 /* How long closing a port waits for skbs to drop pool pages. */
 #define DXN_ZC_DRAIN_MS		3000
+/* Retry period of RELEASEs deferred because the queue could not grow. */
+#define DXN_ZC_NOMEM_MS		100
 
 /*
  * Completed TX batches on their way to the next sync. A batch whose port is
@@ -126,6 +128,14 @@ struct dxn_zc {
 	u32 pack_off;
 
 	struct timer_list recheck;	/* wakes pollers, dxn_zc_rx_pending() */
+	/*
+	 * The last housekeeping deferred a RELEASE because the queue could
+	 * not grow (port->lock). poll() then reports the housekeeping only
+	 * once rel_retry is set by the recheck timer: a retry every
+	 * DXN_ZC_NOMEM_MS instead of a busy loop.
+	 */
+	bool rel_stuck;
+	bool rel_retry;			/* READ_ONCE/WRITE_ONCE: timer */
 };
 
 /* TX slices shorter than this take the copy path (docs/kernel.md). */
@@ -425,13 +435,16 @@ static void dxn_zc_reap(struct dxn_zc *zc)
 	for (i = 0; i < cnt; i++) {
 		u32 buf = batch[i];
 
+		if (!dxn_zc_idle(zc, buf))
+			continue;
 		/* No room for the RELEASE: keep it closed, retry later. */
-		if (dxn_zc_idle(zc, buf) &&
-		    dxn_release_try(&zc->port->pairs[zc->owner[buf]], buf)) {
-			zc->port->pool.own[buf] = DXN_OWN_USER;
-			zc->nnic--;
-			batch[i] = DAXNET_NO_BUF;
+		if (!dxn_release_try(&zc->port->pairs[zc->owner[buf]], buf)) {
+			zc->rel_stuck = true;
+			continue;
 		}
+		zc->port->pool.own[buf] = DXN_OWN_USER;
+		zc->nnic--;
+		batch[i] = DAXNET_NO_BUF;
 	}
 	spin_lock_bh(&zc->lock);
 	for (i = 0; i < cnt; i++)
@@ -818,11 +831,15 @@ void dxn_zc_tx_end(struct dxn_conn *conn)
 	dxn_zc_tx_callback(NULL, &b->ubuf, true);
 }
 
-/* Timer: buffers wait in the closed FIFO; make pollers look again. */
+/*
+ * Timer: buffers wait in the closed FIFO, or deferred RELEASEs are due
+ * for a retry; make pollers look again. Softirq.
+ */
 static void dxn_zc_recheck(struct timer_list *t)
 {
 	struct dxn_zc *zc = from_timer(zc, t, recheck);
 
+	WRITE_ONCE(zc->rel_retry, true);
 	wake_up_interruptible(&zc->port->wq);
 }
 
@@ -856,16 +873,24 @@ static bool dxn_zc_rx_pending(struct dxn_zc *zc)
  * @port: the port
  *
  * Process context, port->lock held. For poll(): a sync would publish
- * RELEASE slots.
+ * RELEASE slots. Not while the last sync could not queue its RELEASEs
+ * for lack of memory: then only after the recheck timer (a retry every
+ * DXN_ZC_NOMEM_MS), so a poller does not spin on work that cannot move.
  */
 bool dxn_zc_tx_pending(struct dxn_port *port)
 {
 	struct dxn_zc *zc = port->zc;
-
 	struct dxn_zc_batch *b;
 
+	lockdep_assert_held(&port->lock);
 	if (!zc)
 		return false;
+	if (zc->rel_stuck && !READ_ONCE(zc->rel_retry)) {
+		if (!timer_pending(&zc->recheck))
+			mod_timer(&zc->recheck,
+				  jiffies + msecs_to_jiffies(DXN_ZC_NOMEM_MS));
+		return false;
+	}
 	if (!list_empty_careful(&zc->txq->done))
 		return true;
 	list_for_each_entry(b, &zc->ackwait, node)
@@ -932,8 +957,10 @@ static void dxn_zc_tx_reap(struct dxn_zc *zc)
 		 * saturated: then the room check simply fails.
 		 */
 		owe = dxn_zc_batch_owe(zc, b);
-		if (owe && !dxn_release_room(pair, owe))
+		if (owe && !dxn_release_room(pair, owe)) {
+			zc->rel_stuck = true;
 			continue;
+		}
 		pair->cnt.tx_zc_batches++;
 		if (b->copied)
 			pair->cnt.tx_zc_copied++;
@@ -964,8 +991,12 @@ void dxn_zc_sync(struct dxn_pair *pair)
 {
 	struct dxn_zc *zc = pair->port->zc;
 
+	lockdep_assert_held(&pair->port->lock);
 	if (READ_ONCE(zc->want))
 		dxn_zc_bind(zc);
+	/* This housekeeping retries what was deferred: start afresh. */
+	zc->rel_stuck = false;
+	WRITE_ONCE(zc->rel_retry, false);
 	dxn_zc_tx_reap(zc);
 	dxn_zc_reap(zc);
 	if (READ_ONCE(zc->dev))

@@ -43,6 +43,7 @@
 
 #include <linux/daxnet.h>
 #include <linux/tls.h>
+#include <linux/userfaultfd.h>
 
 #include "ktest_util.h"
 
@@ -1542,6 +1543,115 @@ static int t_pool_kinds(void)
 	      copy, zc);
 	close(pfd);
 	close(qfd);
+
+	/*
+	 * Pages a driver inserted (VM_MIXEDMAP: here the rings of another
+	 * port, a character device on devtmpfs, whose magic is tmpfs's) are
+	 * no pool in either mode; zero-copy used to take them for shared
+	 * memory and pin them.
+	 */
+	{
+		struct kport q;
+
+		CHECK(kport_open_ex(&q, true, 16, 4096, 8, 8, 8, 4, DAXNET_API) == 0,
+		      "register the port whose rings serve as the pool");
+		reg_both(q.region, q.region_size, &copy, &zc);
+		kport_close(&q);
+		CHECK(copy == -EINVAL && zc == -EINVAL,
+		      "pool in another port's ring mapping: copy %d zc %d, want EINVAL EINVAL",
+		      copy, zc);
+	}
+	return 0;
+}
+
+struct uffd_swap {
+	int uffd;
+	uint8_t *pool;
+	size_t len;
+	volatile int done;	/* REGISTER returned */
+	int swapped;		/* the mapping was replaced during REGISTER */
+};
+
+/*
+ * At the first missing-page fault in the pool (the pin), replace the
+ * shared-memory mapping with private anonymous memory, then let the
+ * fault go on.
+ */
+static void *uffd_swapper(void *arg)
+{
+	struct uffd_swap *u = arg;
+	struct uffd_msg msg;
+	struct uffdio_range r = { .start = (uintptr_t)u->pool, .len = u->len };
+
+	while (!u->done) {
+		struct pollfd pfd = { .fd = u->uffd, .events = POLLIN };
+
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		if (read(u->uffd, &msg, sizeof(msg)) != sizeof(msg) ||
+		    msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		if (mmap(u->pool, u->len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED)
+			u->swapped = 1;
+		ioctl(u->uffd, UFFDIO_WAKE, &r);
+		break;
+	}
+	return NULL;
+}
+
+/*
+ * Zero-copy judges the pool's memory and pins it under one mmap_lock:
+ * another thread cannot swap what was judged (shared memory) for what
+ * may not be pinned (private memory) in between. The swap is tried at
+ * the pin itself with userfaultfd: the pin's first fault stops in the
+ * swapper, which remaps the range MAP_PRIVATE and wakes it. Holding the
+ * lock, the pin cannot wait there (the fault fails, EFAULT); a pin that
+ * dropped the lock to wait would pin private pages of a "shared memory"
+ * pool. (6.1's FOLL_LONGTERM slow path never drops it, so this does not
+ * fail on the code before the fix, whose window lay between judgement
+ * and pin; it guards kernels whose GUP waits with the lock dropped.)
+ */
+static int t_pool_swap_race(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffd_swap u = { .len = 16 * 4096 };
+	pthread_t th;
+	char path[256];
+	int pfd, fd, ret;
+
+	snprintf(path, sizeof(path), "%s/ktest-swap-%d", shm_dir, getpid());
+	pfd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	unlink(path);
+	CHECK(pfd >= 0 && ftruncate(pfd, u.len) == 0, "pool file");
+	u.pool = mmap(NULL, u.len, PROT_READ | PROT_WRITE, MAP_SHARED, pfd, 0);
+	CHECK(u.pool != MAP_FAILED, "mmap pool");
+	u.uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (u.uffd < 0) {
+		printf("  pool_swap_race: no userfaultfd (errno %d): skipped\n", errno);
+		munmap(u.pool, u.len);
+		close(pfd);
+		return 0;
+	}
+	CHECK(ioctl(u.uffd, UFFDIO_API, &api) == 0, "UFFDIO_API");
+	reg.range.start = (uintptr_t)u.pool;
+	reg.range.len = u.len;
+	CHECK(ioctl(u.uffd, UFFDIO_REGISTER, &reg) == 0, "UFFDIO_REGISTER on shared memory");
+	CHECK(pthread_create(&th, NULL, uffd_swapper, &u) == 0, "thread");
+	fd = open("/dev/daxnet", O_RDWR);
+	ret = reg_raw(fd, u.pool, u.len, 4096, 16, 1, 8, 8, 8, DAXNET_REG_ZEROCOPY);
+	u.done = 1;
+	pthread_join(th, NULL);
+	close(fd);
+	close(u.uffd);
+	munmap(u.pool, u.len);
+	close(pfd);
+	printf("  pool_swap_race: REGISTER %d, mapping swapped during it: %s\n", ret,
+	       u.swapped ? "yes" : "no");
+	CHECK(!(ret == 0 && u.swapped),
+	      "zero-copy REGISTER pinned a pool remapped MAP_PRIVATE after it was judged shared");
+	CHECK(ret == 0 || ret == -EFAULT, "REGISTER %d, want 0 or EFAULT", ret);
 	return 0;
 }
 
@@ -1755,6 +1865,93 @@ static int t_attach_efault(void)
 	close(cli2);
 	close(srv2);
 	kport_close(&p);
+	capture_free(c);
+	free(c);
+	return 0;
+}
+
+static bool poll_in(struct kport *p)
+{
+	struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
+}
+
+/*
+ * poll() reports EPOLLIN only for work a sync can do. A RELEASE owed
+ * while user space keeps the RX ring full cannot be published: poll()
+ * must not report it (it did, and a poll loop spun without end), and
+ * reports it again as soon as user space releases RX slots; the next
+ * sync then publishes it.
+ */
+static int t_poll_release(void)
+{
+	static char blob[2048];
+	struct kport p;
+	struct capture *c = calloc(1, sizeof(*c));
+	struct daxnet_counters k0, k1;
+	int cli, srv, i, small = 4096, quiet = -1, ne, ecli[8], esrv[8];
+	uint32_t conn = 0, econn, n;
+	size_t want = 0, got = 0;
+	char sink[65536];
+
+	CHECK(kport_open_ex(&p, true, 64, 2048, 8, 8, 8, 16, DAXNET_API) == 0, "register");
+	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
+	setsockopt(cli, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	setsockopt(srv, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	CHECK(kport_attach(&p, srv, 1, &conn) == 0, "attach");
+	/*
+	 * TX the client does not read yet: more queued in the kernel than
+	 * the sockets' buffers can drain while the RX ring fills.
+	 */
+	for (i = 0; i < 200 && kport_counters(&p).tx_held < 8; i++) {
+		CHECK(kport_tx(&p, conn, blob, sizeof(blob), DAXNET_SLOT_DATA, capture_cb, c) == 0,
+		      "tx");
+		want += sizeof(blob);
+	}
+	CHECK(kport_sync(&p, capture_cb, c) == 0, "sync");
+	CHECK(kport_counters(&p).tx_held >= 8, "fewer than 8 TX slots were queued");
+	/*
+	 * Fill the RX ring with NEW_CONN slots of more connections, one per
+	 * sync, and keep it full (head stays): nothing else is pending.
+	 */
+	n = p.rx->num_slots;
+	for (ne = 0; ne < 8 && rspace(p.rx->head, dxt_ktail(p.rx), n) < n - 1; ne++) {
+		CHECK(tcp_pair(&ecli[ne], &esrv[ne]) == 0, "tcp pair");
+		CHECK(kport_attach(&p, esrv[ne], 10 + ne, &econn) == 0, "attach %d", ne);
+		CHECK(raw_sync(&p) == 0, "sync");
+	}
+	CHECK(rspace(p.rx->head, dxt_ktail(p.rx), n) == n - 1, "the RX ring did not fill");
+	/* The client reads all: the queued TX goes out, its buffers are owed. */
+	for (i = 0; i < 400; i++) {
+		ssize_t r;
+
+		while ((r = recv(cli, sink, sizeof(sink), MSG_DONTWAIT)) > 0)
+			got += r;
+		CHECK(raw_sync(&p) == 0, "sync");
+		if (got == want && !poll_in(&p)) {
+			quiet = i;
+			break;
+		}
+		usleep(2000);
+	}
+	CHECK(got == want, "the client got %zu of %zu bytes", got, want);
+	CHECK(quiet >= 0, "poll() keeps reporting EPOLLIN with the RX ring full");
+	/* Release the RX ring: ready again, and the RELEASE comes. */
+	p.rx->head = p.rx->cur = dxt_ktail(p.rx);
+	CHECK(poll_in(&p), "no EPOLLIN after the RX ring was released");
+	k0 = kport_counters(&p);
+	CHECK(raw_sync(&p) == 0, "sync");
+	k1 = kport_counters(&p);
+	CHECK(k1.releases > k0.releases, "no RELEASE slot after the ring was released");
+	CHECK(kport_detach(&p, conn, DAXNET_DETACH_DISCARD) == 0, "detach");
+	close(cli);
+	close(srv);
+	kport_close(&p);
+	for (i = 0; i < ne; i++) {
+		close(ecli[i]);
+		close(esrv[i]);
+	}
 	capture_free(c);
 	free(c);
 	return 0;
@@ -2091,9 +2288,11 @@ static const struct {
 	{ "dup_index", t_dup_index },
 	{ "zc_dup_spares", t_zc_dup_spares },
 	{ "pool_kinds", t_pool_kinds },
+	{ "pool_swap_race", t_pool_swap_race },
 	{ "zc_fsdax", t_zc_fsdax },
 	{ "rel_nomem", t_rel_nomem },
 	{ "attach_efault", t_attach_efault },
+	{ "poll_release", t_poll_release },
 	{ "geometry_caps", t_geometry_caps },
 	{ "truncate_pool", t_truncate_pool },
 	{ "ktls", t_ktls },

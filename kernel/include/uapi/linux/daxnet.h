@@ -419,7 +419,8 @@ struct daxnet_detach {
  *
  * poll(): EPOLLIN when a sync would publish RX slots beyond cur of some
  * RX ring (data, events, releases pending), EPOLLOUT when a TX ring has
- * free slots beyond cur. poll() itself moves nothing.
+ * free slots beyond cur. poll() itself moves nothing. Releases owed while
+ * the RX ring is full count once user space released RX slots.
  */
 #define DAXNET_SYNC_TX		0x0001	/* only TX (and spare intake) */
 #define DAXNET_SYNC_RX		0x0002	/* only RX (and spare intake) */
