@@ -49,6 +49,7 @@
 #include <string>
 #include <vector>
 
+#include "daxnet/fd.h"
 #include "daxnet/pmem/buffer_alloc.h"
 #include "daxnet/pmem/kv.h"
 #include "daxnet/pmem/pool.h"
@@ -173,7 +174,8 @@ json fetch_stats(const std::string& addr, int timeout_ms)
 		err["error"] = std::string("resolve: ") + ::gai_strerror(rc);
 		return err;
 	}
-	int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	const daxnet::UniqueFd sock(::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+	const int fd = sock.get();
 	timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
 	::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -181,13 +183,11 @@ json fetch_stats(const std::string& addr, int timeout_ms)
 	::freeaddrinfo(res);
 	if (rc < 0) {
 		err["error"] = std::string("connect: ") + std::strerror(errno);
-		::close(fd);
 		return err;
 	}
 	const std::string req = "GET /stats HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n";
 	if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
 		err["error"] = std::string("send: ") + std::strerror(errno);
-		::close(fd);
 		return err;
 	}
 	std::string resp;
@@ -198,7 +198,6 @@ json fetch_stats(const std::string& addr, int timeout_ms)
 			break;
 		resp.append(buf, static_cast<std::size_t>(n));
 	}
-	::close(fd);
 	const auto hdr_end = resp.find("\r\n\r\n");
 	if (resp.rfind("HTTP/1.", 0) != 0 || hdr_end == std::string::npos) {
 		err["error"] = "no HTTP response";

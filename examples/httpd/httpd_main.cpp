@@ -297,12 +297,13 @@ int main(int argc, char** argv)
 			return 1;
 		}
 		w.port.emplace(std::move(*port));
-		auto lf = daxnet::svc::listen_tcp(opt.bind, actual, &actual, n > 1);
+		auto lf = daxnet::listen_tcp(opt.bind, static_cast<std::uint16_t>(actual), {.reuseport = n > 1});
 		if (!lf) {
 			fmt::print(stderr, "daxnet-httpd: {}\n", lf.error().message);
 			return 1;
 		}
 		w.lfd = std::move(*lf);
+		actual = daxnet::local_port(w.lfd.get());
 		w.svc = std::make_unique<HttpdService>(wal_workload, wal ? &*wal : nullptr, view,
 						       std::string(daxnet::to_string(w.port->transport())));
 		if (!w.svc->prepare(*w.port, alloc.get())) {

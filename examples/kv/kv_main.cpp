@@ -568,11 +568,11 @@ Client& KvService::client_of(Server&, Conn& c)
 		auto cl = std::make_shared<Client>();
 		cl->id = next_client_id_++;
 		cl->conn = c.id;
-		cl->fd = c.fd;
+		cl->fd = c.fd.get();
 		cl->authed = cfg_.requirepass.empty();
 		cl->created_ns = cl->last_ns = daxnet::pmem::realtime_ns();
-		cl->addr = sock_name(c.fd, true);
-		cl->laddr = sock_name(c.fd, false);
+		cl->addr = sock_name(c.fd.get(), true);
+		cl->laddr = sock_name(c.fd.get(), false);
 		clients_[cl->id] = cl.get();
 		c.app = std::move(cl);
 	}
@@ -1014,21 +1014,23 @@ int main(int argc, char** argv)
 	daxnet::Port& port = *st->port;
 	std::vector<daxnet::svc::Listener> listeners;
 	int resp_port = 0, actual_http = 0;
-	auto lr = daxnet::svc::listen_tcp(opt.bind, opt.port, &resp_port);
+	auto lr = daxnet::listen_tcp(opt.bind, static_cast<std::uint16_t>(opt.port));
 	if (!lr) {
 		fmt::print(stderr, "daxnet-kv: {}\n", lr.error().message);
 		return 1;
 	}
 	daxnet::UniqueFd resp_fd = std::move(*lr);
+	resp_port = daxnet::local_port(resp_fd.get());
 	daxnet::UniqueFd http_fd;
 	listeners.push_back({resp_fd.get(), daxnet::svc::Proto::resp});
 	if (http_port >= 0) {
-		auto lh = daxnet::svc::listen_tcp(opt.bind, http_port, &actual_http);
+		auto lh = daxnet::listen_tcp(opt.bind, static_cast<std::uint16_t>(http_port));
 		if (!lh) {
 			fmt::print(stderr, "daxnet-kv: {}\n", lh.error().message);
 			return 1;
 		}
 		http_fd = std::move(*lh);
+		actual_http = daxnet::local_port(http_fd.get());
 		listeners.push_back({http_fd.get(), daxnet::svc::Proto::http});
 	}
 	cfg.transport_name = std::string(daxnet::to_string(port.transport()));

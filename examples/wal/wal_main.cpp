@@ -793,13 +793,13 @@ int main(int argc, char** argv)
 	auto& alloc = *st->alloc;
 	KvStore& kv = *st->kv;
 	daxnet::Port& port = *st->port;
-	int actual = 0;
-	auto lf = daxnet::svc::listen_tcp(opt.bind, opt.port, &actual);
+	auto lf = daxnet::listen_tcp(opt.bind, static_cast<std::uint16_t>(opt.port));
 	if (!lf) {
 		fmt::print(stderr, "daxnet-wal: {}\n", lf.error().message);
 		return 1;
 	}
 	daxnet::UniqueFd lfd = std::move(*lf);
+	const int actual = daxnet::local_port(lfd.get());
 	const std::string tname(daxnet::to_string(port.transport()));
 	// uring receives every message into a buffer of its own: records up to
 	// half a buffer are copied once into packed buffers (a 1 KiB record

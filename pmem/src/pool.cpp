@@ -19,6 +19,7 @@
 #include <random>
 #include <sstream>
 
+#include "daxnet/fd.h"
 #include "daxnet/pmem/crc32c.h"
 
 #ifndef MAP_SHARED_VALIDATE
@@ -29,6 +30,8 @@
 #endif
 
 namespace daxnet::pmem {
+
+using daxnet::UniqueFd;
 
 std::string_view to_string(Granularity g) noexcept
 {
@@ -59,34 +62,6 @@ constexpr std::size_t kChecksummed = offsetof(Superblock, checksum);
 std::uint64_t round_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
 
 std::string errno_text(int err) { return std::strerror(err); }
-
-/// RAII file descriptor.
-class Fd {
-public:
-	Fd() = default;
-	explicit Fd(int fd) noexcept : fd_(fd) {}
-	Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-	Fd& operator=(Fd&& o) noexcept
-	{
-		if (this != &o) {
-			reset();
-			fd_ = std::exchange(o.fd_, -1);
-		}
-		return *this;
-	}
-	~Fd() { reset(); }
-	void reset() noexcept
-	{
-		if (fd_ >= 0)
-			::close(fd_);
-		fd_ = -1;
-	}
-	int get() const noexcept { return fd_; }
-	int release() noexcept { return std::exchange(fd_, -1); }
-
-private:
-	int fd_ = -1;
-};
 
 /// True when a MAP_SHARED_VALIDATE|MAP_SYNC mapping of `fd` succeeds; the
 /// probe maps one page read-only and never writes.
@@ -419,7 +394,7 @@ Result<Geometry> parse_superblock(const Superblock& sb, std::uint64_t file_size)
 
 Result<PoolInfo> inspect_pool(const std::string& path)
 {
-	Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+	UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
 	if (fd.get() < 0)
 		return pool_error(path, errno, "cannot open: " + errno_text(errno));
 	Superblock sb{};
@@ -444,7 +419,7 @@ Result<PoolInfo> inspect_pool(const std::string& path)
 
 struct Pool::Impl {
 	std::string path;
-	Fd fd;
+	UniqueFd fd;
 	pmem2_config* cfg = nullptr;
 	pmem2_source* src = nullptr;
 	pmem2_map* map = nullptr;
@@ -512,7 +487,7 @@ Result<Pool> Pool::create(const std::string& path, const CreateOptions& opt)
 		auto impl = std::make_unique<Impl>();
 		impl->path = path;
 		impl->devdax = true;
-		impl->fd = Fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+		impl->fd = UniqueFd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
 		if (impl->fd.get() < 0)
 			return pool_error(path, errno, "cannot open: " + errno_text(errno));
 		if (::flock(impl->fd.get(), LOCK_EX | LOCK_NB) != 0)
@@ -559,7 +534,7 @@ Result<Pool> Pool::create(const std::string& path, const CreateOptions& opt)
 
 	auto impl = std::make_unique<Impl>();
 	impl->path = path;
-	impl->fd = Fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+	impl->fd = UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
 	if (impl->fd.get() < 0)
 		return pool_error(path, errno, "cannot create: " + errno_text(errno));
 	// From here on the file is ours: remove it on any failure.
@@ -602,7 +577,7 @@ Result<Pool> Pool::open(const std::string& path, const OpenOptions& opt)
 {
 	auto impl = std::make_unique<Impl>();
 	impl->path = path;
-	impl->fd = Fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+	impl->fd = UniqueFd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
 	if (impl->fd.get() < 0)
 		return pool_error(path, errno, "cannot open: " + errno_text(errno));
 	if (::flock(impl->fd.get(), LOCK_EX | LOCK_NB) != 0) {

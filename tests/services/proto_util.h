@@ -55,7 +55,7 @@ inline RespOutcome run_resp(std::string_view wire, std::size_t step, const proto
 	proto::RespParser p(lim);
 	RespOutcome out;
 	for (std::size_t i = 0; i < in.chain.size(); ++i) {
-		const proto::Slice& s = in.chain.at(i);
+		const proto::RxSlice& s = in.chain.at(i);
 		std::size_t from = 0;
 		while (from < s.len) {
 			auto r = p.feed(s, from);
@@ -101,7 +101,7 @@ inline HttpOutcome run_http(std::string_view wire, std::size_t step, const proto
 	proto::HttpParser p(lim);
 	HttpOutcome out;
 	for (std::size_t i = 0; i < in.chain.size(); ++i) {
-		const proto::Slice& s = in.chain.at(i);
+		const proto::RxSlice& s = in.chain.at(i);
 		std::size_t from = 0;
 		while (from < s.len) {
 			auto r = p.feed(s, from);

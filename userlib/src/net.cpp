@@ -45,7 +45,7 @@ Result<UniqueFd> listen_tcp(const std::string& host, std::uint16_t port, const L
 	sockaddr_storage ss;
 	socklen_t len;
 	if (!make_addr(host, port, ss, len))
-		return make_error(EINVAL, "listen: bad address " + host);
+		return make_error(EINVAL, "listen: " + host + ": not an IPv4 or IPv6 address");
 	int type = SOCK_STREAM | SOCK_CLOEXEC | (opt.nonblocking ? SOCK_NONBLOCK : 0);
 	UniqueFd fd(::socket(ss.ss_family, type, IPPROTO_TCP));
 	if (!fd)
@@ -66,7 +66,7 @@ Result<UniqueFd> connect_tcp(const std::string& host, std::uint16_t port)
 	sockaddr_storage ss;
 	socklen_t len;
 	if (!make_addr(host, port, ss, len))
-		return make_error(EINVAL, "connect: bad address " + host);
+		return make_error(EINVAL, "connect: " + host + ": not an IPv4 or IPv6 address");
 	UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP));
 	if (!fd)
 		return make_error(errno, "connect: socket() failed");

@@ -57,6 +57,7 @@
 #include <string>
 #include <vector>
 
+#include "daxnet/fd.h"
 #include "user_transport.h"
 
 namespace daxnet::detail {
@@ -102,8 +103,6 @@ public:
 			if (u.br)
 				::munmap(u.br, u.br_bytes);
 		}
-		if (top_ >= 0)
-			::close(top_);
 	}
 
 	Status init()
@@ -171,16 +170,16 @@ public:
 		if (cfg_.pairs == 1) {
 			fd_ = rings_[0].ring.ring_fd;
 		} else {
-			top_ = ::epoll_create1(EPOLL_CLOEXEC);
-			if (top_ < 0)
+			top_.reset(::epoll_create1(EPOLL_CLOEXEC));
+			if (!top_)
 				return make_error(errno, "uring transport: epoll_create1 failed");
 			for (std::uint32_t p = 0; p < cfg_.pairs; p++) {
 				epoll_event ev{};
 				ev.events = EPOLLIN;
 				ev.data.u32 = p;
-				::epoll_ctl(top_, EPOLL_CTL_ADD, rings_[p].ring.ring_fd, &ev);
+				::epoll_ctl(top_.get(), EPOLL_CTL_ADD, rings_[p].ring.ring_fd, &ev);
 			}
-			fd_ = top_;
+			fd_ = top_.get();
 		}
 		return {};
 	}
@@ -638,7 +637,7 @@ private:
 	std::vector<ConnIo> state_;
 	std::vector<Zombie> zombies_;
 	int fd_ = -1;
-	int top_ = -1;
+	UniqueFd top_;
 };
 
 }  // namespace

@@ -250,31 +250,6 @@ std::string describe_pool(const pmem::Pool& pool, bool created)
 			   pool.is_dax() ? "yes" : "no", created ? ", created" : "");
 }
 
-Result<UniqueFd> listen_tcp(const std::string& bind, int port, int* actual, bool reuseport)
-{
-	sockaddr_in sa{};
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons(static_cast<std::uint16_t>(port));
-	if (::inet_pton(AF_INET, bind.c_str(), &sa.sin_addr) != 1)
-		return make_error(EINVAL, "--bind " + bind + ": not an IPv4 address");
-	UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-	if (!fd)
-		return make_error(errno, std::string("socket: ") + std::strerror(errno));
-	int one = 1;
-	::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (reuseport)
-		::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-	if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) < 0)
-		return make_error(errno, fmt::format("bind {}:{}: {}", bind, port, std::strerror(errno)));
-	if (::listen(fd.get(), 1024) < 0)
-		return make_error(errno, fmt::format("listen {}:{}: {}", bind, port, std::strerror(errno)));
-	socklen_t len = sizeof sa;
-	::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&sa), &len);
-	if (actual)
-		*actual = ntohs(sa.sin_port);
-	return fd;
-}
-
 PortOptions port_options_for(const CommonOptions& o, const pmem::PoolView& pool)
 {
 	PortOptions po;
@@ -311,15 +286,14 @@ int notify_supervisor(std::string_view state) noexcept
 	std::memcpy(sa.sun_path, path, len);
 	if (path[0] == '@')
 		sa.sun_path[0] = '\0';  // abstract namespace; the length excludes a trailing NUL
-	const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	const UniqueFd sock(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+	if (!sock)
 		return -errno;
+	const int fd = sock.get();
 	const auto salen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
 	const ssize_t n = ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&sa),
 				   salen);
-	const int err = n < 0 ? errno : 0;
-	::close(fd);
-	return -err;
+	return n < 0 ? -errno : 0;
 }
 
 void install_stop_signals()

@@ -145,7 +145,7 @@ bool single_slice(const proto::SliceChain& chain, proto::StreamRange r, std::uin
 	std::size_t i = chain.find(r.off);
 	if (i == chain.size())
 		return false;
-	const proto::Slice& s = chain.at(i);
+	const proto::RxSlice& s = chain.at(i);
 	if (r.end() > s.stream_end())
 		return false;
 	buf = s.buf;
@@ -198,8 +198,8 @@ Conn* Server::find(std::uint32_t id) noexcept
 void Server::accept_all(const Listener& l)
 {
 	for (;;) {
-		int fd = ::accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
+		UniqueFd fd(::accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+		if (!fd) {
 			if (errno == EINTR)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
@@ -207,12 +207,11 @@ void Server::accept_all(const Listener& l)
 			return;
 		}
 		int one = 1;
-		::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		auto id = port_.attach(fd, 0, static_cast<std::uint64_t>(l.proto));
+		::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		auto id = port_.attach(fd.get(), 0, static_cast<std::uint64_t>(l.proto));
 		if (!id) {
 			fmt::print(stderr, "attach: {}\n", id.error().message);
-			::close(fd);
-			continue;
+			continue;  // fd closes here
 		}
 		std::uint32_t idx = DAXNET_CONN_INDEX(*id);
 		if (idx >= conns_.size())
@@ -221,7 +220,7 @@ void Server::accept_all(const Listener& l)
 			drop(*conns_[idx], true);  // stale: the port reused the index
 		auto c = std::make_unique<Conn>();
 		c->id = *id;
-		c->fd = fd;
+		c->fd = std::move(fd);
 		c->proto = l.proto;
 		c->resp = proto::RespParser(opt_.resp);
 		c->http = proto::HttpParser(opt_.http);
@@ -268,7 +267,7 @@ void Server::on_slot(const daxnet_slot& s)
 	}
 }
 
-void Server::parse(Conn& c, const proto::Slice& s)
+void Server::parse(Conn& c, const proto::RxSlice& s)
 {
 	std::size_t from = 0;
 	while (!c.closing && from < s.len) {
@@ -336,7 +335,7 @@ void Server::trim(Conn& c)
 	}
 	while (!c.chain.empty() && c.chain.front().stream_end() <= keep_from) {
 		const bool held = c.chain.size() > 1 || c.last_kept;
-		proto::Slice s = c.chain.pop();
+		proto::RxSlice s = c.chain.pop();
 		if (held)
 			source().unref(s.buf);
 		if (c.chain.empty())
@@ -374,7 +373,7 @@ void Server::release_chain(Conn& c) noexcept
 {
 	while (!c.chain.empty()) {
 		const bool held = c.chain.size() > 1 || c.last_kept;
-		proto::Slice s = c.chain.pop();
+		proto::RxSlice s = c.chain.pop();
 		if (held)
 			source().unref(s.buf);
 	}
@@ -517,7 +516,7 @@ void Server::on_data(Conn& c, const daxnet_slot& s)
 {
 	if (opt_.idle_timeout_s)
 		c.last_active_ns = mono_ns();
-	const proto::Slice& sl = c.chain.push(port_.buffer(s.buf_idx) + s.offset, s.len, s.buf_idx, s.offset);
+	const proto::RxSlice& sl = c.chain.push(port_.buffer(s.buf_idx) + s.offset, s.len, s.buf_idx, s.offset);
 	c.last_kept = false;
 	parse(c, sl);
 	trim(c);
@@ -627,9 +626,7 @@ void Server::drop(Conn& c, bool discard)
 	// Never wait for a peer: what it has not taken by now is dropped.
 	if (!port_.detach(c.id, discard, 0).ok() && !discard)
 		(void)port_.detach(c.id, true, 0);
-	if (c.fd >= 0)
-		::close(c.fd);
-	c.fd = -1;
+	c.fd.reset();
 	std::uint32_t idx = DAXNET_CONN_INDEX(c.id);
 	--ctr_.open_connections;
 	conns_[idx].reset();  // destroys c
@@ -662,8 +659,7 @@ void Server::close_ready()
 		release_chain(*c);
 		if (c->inport_listed)
 			std::erase(inport_, c);
-		::close(c->fd);
-		c->fd = -1;
+		c->fd.reset();
 		--ctr_.open_connections;
 		conns_[DAXNET_CONN_INDEX(c->id)].reset();
 	}

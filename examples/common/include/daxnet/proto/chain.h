@@ -41,7 +41,7 @@ struct StreamRange {
 /// One received slice held in memory. `buf` / `buf_off` name where it lives
 /// in the pool (an RX slot's buffer index and offset); the chain never
 /// interprets them, it hands them back in pieces().
-struct Slice {
+struct RxSlice {
 	std::uint64_t stream_off = 0;  ///< stream offset of data[0]
 	const std::byte* data = nullptr;
 	std::uint32_t len = 0;
@@ -53,7 +53,7 @@ struct Slice {
 
 /// A piece of a range inside one slice.
 struct Piece {
-	const Slice* slice = nullptr;
+	const RxSlice* slice = nullptr;
 	std::uint32_t off = 0;  ///< offset inside slice->data
 	std::uint32_t len = 0;
 
@@ -76,17 +76,17 @@ public:
 	std::uint64_t begin() const noexcept { return count_ ? at(0).stream_off : end_; }
 	std::uint64_t bytes() const noexcept { return end() - begin(); }
 
-	const Slice& at(std::size_t i) const noexcept { return ring_[(head_ + i) & (ring_.size() - 1)]; }
-	const Slice& front() const noexcept { return at(0); }
-	const Slice& back() const noexcept { return at(count_ - 1); }
+	const RxSlice& at(std::size_t i) const noexcept { return ring_[(head_ + i) & (ring_.size() - 1)]; }
+	const RxSlice& front() const noexcept { return at(0); }
+	const RxSlice& back() const noexcept { return at(count_ - 1); }
 
 	/// Appends a slice of `len` bytes; its stream offset is end(). Returns it.
-	const Slice& push(const std::byte* data, std::uint32_t len, std::uint32_t buf, std::uint32_t buf_off)
+	const RxSlice& push(const std::byte* data, std::uint32_t len, std::uint32_t buf, std::uint32_t buf_off)
 	{
 		if (count_ == ring_.size())
 			grow();
-		Slice& s = ring_[(head_ + count_) & (ring_.size() - 1)];
-		s = Slice{end_, data, len, buf, buf_off};
+		RxSlice& s = ring_[(head_ + count_) & (ring_.size() - 1)];
+		s = RxSlice{end_, data, len, buf, buf_off};
 		++count_;
 		end_ += len;
 		return s;
@@ -104,15 +104,15 @@ public:
 	void shrink()
 	{
 		if (count_ == 0 && ring_.size() > 64) {
-			std::vector<Slice>(8).swap(ring_);
+			std::vector<RxSlice>(8).swap(ring_);
 			head_ = 0;
 		}
 	}
 
 	/// Removes the front slice (the caller releases its buffer).
-	Slice pop() noexcept
+	RxSlice pop() noexcept
 	{
-		Slice s = ring_[head_];
+		RxSlice s = ring_[head_];
 		head_ = (head_ + 1) & (ring_.size() - 1);
 		--count_;
 		return s;
@@ -126,7 +126,7 @@ public:
 		std::size_t lo = 0, hi = count_;
 		while (lo < hi) {
 			std::size_t mid = (lo + hi) / 2;
-			const Slice& s = at(mid);
+			const RxSlice& s = at(mid);
 			if (off < s.stream_off)
 				hi = mid;
 			else if (off >= s.stream_end())
@@ -149,7 +149,7 @@ public:
 		std::size_t i = find(r.off);
 		std::uint64_t pos = r.off;
 		while (pos < r.end()) {
-			const Slice& s = at(i++);
+			const RxSlice& s = at(i++);
 			auto off = static_cast<std::uint32_t>(pos - s.stream_off);
 			std::uint64_t n = s.len - off;
 			if (n > r.end() - pos)
@@ -171,7 +171,7 @@ public:
 			// an empty range at end()
 			return r.len == 0 && count_ ? back().data + back().len : nullptr;
 		}
-		const Slice& s = at(i);
+		const RxSlice& s = at(i);
 		if (r.end() > s.stream_end())
 			return nullptr;
 		return s.data + (r.off - s.stream_off);
@@ -207,14 +207,14 @@ public:
 private:
 	void grow()
 	{
-		std::vector<Slice> n(ring_.size() * 2);
+		std::vector<RxSlice> n(ring_.size() * 2);
 		for (std::size_t i = 0; i < count_; ++i)
 			n[i] = at(i);
 		ring_ = std::move(n);
 		head_ = 0;
 	}
 
-	std::vector<Slice> ring_;
+	std::vector<RxSlice> ring_;
 	std::size_t head_ = 0;
 	std::size_t count_ = 0;
 	std::uint64_t end_ = 0;

@@ -70,7 +70,7 @@ public:
 	/// headers, even when body bytes follow, so the caller can answer
 	/// `Expect: 100-continue` (headers_complete()); feed the rest again.
 	FeedResult feed(const std::byte* p, std::size_t n, std::uint64_t off) noexcept;
-	FeedResult feed(const Slice& s, std::size_t from = 0) noexcept
+	FeedResult feed(const RxSlice& s, std::size_t from = 0) noexcept
 	{
 		return feed(s.data + from, s.len - from, s.stream_off + from);
 	}

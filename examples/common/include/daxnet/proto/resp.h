@@ -61,7 +61,7 @@ public:
 	/// until a request completes, an error is found, or the bytes run out.
 	/// After `done`, the rest of the slice (p + used) is the next request.
 	FeedResult feed(const std::byte* p, std::size_t n, std::uint64_t off) noexcept;
-	FeedResult feed(const Slice& s, std::size_t from = 0) noexcept
+	FeedResult feed(const RxSlice& s, std::size_t from = 0) noexcept
 	{
 		return feed(s.data + from, s.len - from, s.stream_off + from);
 	}

@@ -15,6 +15,7 @@
 
 #include "daxnet/buffer.h"
 #include "daxnet/fd.h"
+#include "daxnet/net.h"
 #include "daxnet/pmem/kv.h"
 #include "daxnet/pmem/pool.h"
 #include "daxnet/port.h"
@@ -96,11 +97,6 @@ std::unique_ptr<StoreStack> open_store_stack(const CommonOptions& o, const char*
 
 /// "pool=/p/kv.pool (256 MiB, 58982 buffers x 4096, granularity=page, dax=no, created)"
 std::string describe_pool(const pmem::Pool& pool, bool created);
-
-/// A non-blocking listening TCP socket on bind:port (port 0: any free
-/// port); `*actual` receives the port bound. `reuseport`: SO_REUSEPORT,
-/// for one listener per event-loop thread on the same port.
-Result<UniqueFd> listen_tcp(const std::string& bind, int port, int* actual, bool reuseport = false);
 
 /// Port ring sizes scaled to the pool (a small pool must not hand every
 /// buffer to the spare ring).

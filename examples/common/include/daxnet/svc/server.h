@@ -43,6 +43,7 @@
 #include <string>
 #include <vector>
 
+#include "daxnet/fd.h"
 #include "daxnet/port.h"
 #include "daxnet/proto/chain.h"
 #include "daxnet/proto/http.h"
@@ -99,7 +100,7 @@ private:
 
 struct Conn {
 	std::uint32_t id = 0;
-	int fd = -1;
+	UniqueFd fd;
 	Proto proto = Proto::resp;
 	proto::SliceChain chain;
 	bool last_kept = true;        ///< the chain's last slice is held by us
@@ -266,7 +267,7 @@ private:
 	void accept_all(const Listener& l);
 	void on_slot(const daxnet_slot& s);
 	void on_data(Conn& c, const daxnet_slot& s);
-	void parse(Conn& c, const proto::Slice& s);
+	void parse(Conn& c, const proto::RxSlice& s);
 	void trim(Conn& c);
 	void on_data_tail(Conn& c);
 	void shrink_scratch(Conn& c) noexcept;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //
-// UniqueFd: owns one file descriptor, closes it on destruction (RAII).
+// UniqueFd: owns one file descriptor, closes it on destruction (RAII). The
+// one fd wrapper of the tree (pool files, sockets, eventfds, /dev/daxnet):
+// header-only, in the lowest layer so that every library can use it.
 #pragma once
 
 #include <unistd.h>
