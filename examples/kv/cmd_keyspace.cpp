@@ -346,7 +346,6 @@ void KvService::expire_generic(Ctx& x, std::uint64_t base_ms, bool seconds)
 		resp::integer(x.o, 0);
 		return;
 	}
-	std::string err;
 	if (when <= static_cast<std::int64_t>(now_ms())) {
 		// a time in the past deletes the key
 		const int rc = del_stored(key);
@@ -359,8 +358,8 @@ void KvService::expire_generic(Ctx& x, std::uint64_t base_ms, bool seconds)
 		resp::integer(x.o, 1);
 		return;
 	}
-	if (const char* e = put_slices(key, v.slices, new_ns, err)) {
-		resp::error(x.o, e);
+	if (const auto why = put_slices(key, v.slices, new_ns)) {
+		resp_refusal(x.o, *why);
 		return;
 	}
 	// replicas get the absolute time (no drift from their lag)
@@ -397,9 +396,8 @@ void KvService::cmd_persist(Ctx& x)
 		resp::integer(x.o, 0);
 		return;
 	}
-	std::string err;
-	if (const char* e = put_slices(key, v.slices, 0, err)) {
-		resp::error(x.o, e);
+	if (const auto why = put_slices(key, v.slices, 0)) {
+		resp_refusal(x.o, *why);
 		return;
 	}
 	resp::integer(x.o, 1);
@@ -436,9 +434,8 @@ void KvService::rename_impl(Ctx& x, bool nx)
 		resp::integer(x.o, 0);
 		return;
 	}
-	std::string err;
-	if (const char* e = put_slices(dst, v.slices, v.expiry_ns, err)) {
-		resp::error(x.o, e);
+	if (const auto why = put_slices(dst, v.slices, v.expiry_ns)) {
+		resp_refusal(x.o, *why);
 		return;
 	}
 	(void)del_stored(src);
@@ -489,9 +486,8 @@ void KvService::cmd_copy(Ctx& x)
 		resp::integer(x.o, 0);
 		return;
 	}
-	std::string err;
-	if (const char* e = put_slices(dst, v.slices, v.expiry_ns, err)) {
-		resp::error(x.o, e);
+	if (const auto why = put_slices(dst, v.slices, v.expiry_ns)) {
+		resp_refusal(x.o, *why);
 		return;
 	}
 	resp::integer(x.o, 1);
@@ -514,9 +510,8 @@ void KvService::cmd_move(Ctx& x)
 		resp::integer(x.o, 0);
 		return;
 	}
-	std::string err;
-	if (const char* e = put_slices(dst, v.slices, v.expiry_ns, err)) {
-		resp::error(x.o, e);
+	if (const auto why = put_slices(dst, v.slices, v.expiry_ns)) {
+		resp_refusal(x.o, *why);
 		return;
 	}
 	(void)del_stored(src);
@@ -561,11 +556,10 @@ void KvService::cmd_swapdb(Ctx& x)
 					c->second->dirty_cas = true;
 	}
 	std::swap(db_map_[a], db_map_[b]);
-	std::string err;
-	if (const char* e = put_bytes(kDbMapKey, std::string_view(reinterpret_cast<const char*>(db_map_), kDatabases),
-				      0, err)) {
+	if (const auto why = put_bytes(kDbMapKey, std::string_view(reinterpret_cast<const char*>(db_map_), kDatabases),
+				      0)) {
 		std::swap(db_map_[a], db_map_[b]);
-		resp::error(x.o, e);
+		resp_refusal(x.o, *why);
 		return;
 	}
 	db_unmap_[pa] = static_cast<std::uint8_t>(b);

@@ -202,13 +202,12 @@ daxnet::svc::Metrics KvService::metrics(Server& srv) const
 		.label("pool", cfg_.pool_path);
 	daxnet::svc::add_server_metrics(m, srv, pc, alloc_.count(), alloc_.free_count());
 	daxnet::svc::add_store_metrics(m, kv_);
+	core_.add_metrics(m);
 	m.counter("writes", writes_, "Keys written or deleted.")
 		.counter("writes_refused", refused_, "Writes refused (pool full, value too large).")
-		.counter("commits", commits_, "Group commits (one per pass with writes).")
 		.ratio("fences_per_write", static_cast<double>(pc.drains) / wr, "Fences per write.")
 		.ratio("fences_per_request", static_cast<double>(pc.drains) / req, "Fences per request.")
 		.counter("packed_bytes", packed_, "Bytes of small keys and values copied into packed buffers.")
-		.counter("reclaim_checkpoints", reclaims_, "Checkpoints run to reclaim superseded values' buffers.")
 		.gauge("keys", kv_.dbsize(), "Keys in the store (all databases, expired ones not yet dropped).");
 	return m;
 }
@@ -497,7 +496,7 @@ void KvService::cmd_config(Ctx& x)
 			else if (ieq(n, "maxclients"))
 				maxclients_ = static_cast<std::uint64_t>(iv);
 			else if (ieq(n, "daxnet-reserve"))
-				cfg_.reserve = static_cast<std::uint32_t>(iv);
+				core_.set_reserve(cfg_.reserve = static_cast<std::uint32_t>(iv));
 			else if (ieq(n, "lazyfree-lazy-expire"))
 				lazy_expire_unlink_ = ieq(x.arg(i + 1), "yes");
 			else if (ieq(n, "daxnet-pack-small"))

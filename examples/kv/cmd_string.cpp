@@ -127,10 +127,9 @@ void KvService::cmd_set(Ctx& x)
 			refuse_pool_full(x);
 		return;
 	}
-	std::string err;
-	if (const char* e = stage_set(k, expiry, err)) {
+	if (const auto why = stage_set(k, expiry)) {
 		if (!get)
-			resp::error(x.o, e);
+			resp_refusal(x.o, *why);
 		return;
 	}
 	if (exp_at && !replicas_.empty()) {
@@ -167,9 +166,8 @@ bool KvService::stage_pairs(Ctx& x)
 			refuse_pool_full(x);
 			return false;
 		}
-		std::string err;
-		if (const char* e = stage_set(k, 0, err)) {
-			resp::error(x.o, e);
+		if (const auto why = stage_set(k, 0)) {
+			resp_refusal(x.o, *why);
 			return false;
 		}
 	}
@@ -226,9 +224,8 @@ void KvService::cmd_incr_by(Ctx& x, std::int64_t delta)
 		return;
 	}
 	values_.assign(1, v);
-	std::string err;
-	if (const char* e = stage_set(k, expiry, err)) {
-		resp::error(x.o, e);
+	if (const auto why = stage_set(k, expiry)) {
+		resp_refusal(x.o, *why);
 		return;
 	}
 	resp::integer(x.o, cur);
@@ -347,9 +344,8 @@ void KvService::cmd_append(Ctx& x)
 		return;
 	}
 	cur.append(x.arg(2));
-	std::string err;
-	if (const char* e = put_bytes(key, cur, expiry, err)) {
-		resp::error(x.o, e);
+	if (const auto why = put_bytes(key, cur, expiry)) {
+		resp_refusal(x.o, *why);
 		return;
 	}
 	resp::integer(x.o, static_cast<std::int64_t>(cur.size()));
@@ -365,12 +361,11 @@ void KvService::cmd_getset(Ctx& x)
 	else
 		reply_null(x);
 	Slice k;
-	std::string err;
 	if (arg_kv_slices(x, 1, 2, k) < 0) {
 		++refused_;
 		return;
 	}
-	if (!stage_set(k, 0, err))
+	if (!stage_set(k, 0))
 		propagate_as(x, {"SET", std::string(x.arg(1)), std::string(x.arg(2))});
 }
 
@@ -418,11 +413,10 @@ void KvService::cmd_getex(Ctx& x)
 	reply_value_copy(x, v);
 	if (!change || (persist && v.expiry_ns == 0))
 		return;
-	std::string err;
 	if (!persist && expiry <= daxnet::pmem::realtime_ns()) {
 		if (del_stored(key) > 0)
 			propagate_as(x, {expire_del_name(), std::string(x.arg(1))});
-	} else if (!put_slices(key, v.slices, persist ? 0 : expiry, err)) {
+	} else if (!put_slices(key, v.slices, persist ? 0 : expiry)) {
 		if (persist)
 			propagate_as(x, {"PERSIST", std::string(x.arg(1))});
 		else
@@ -438,13 +432,12 @@ void KvService::cmd_setnx(Ctx& x)
 		return;
 	}
 	Slice k;
-	std::string err;
 	if (arg_kv_slices(x, 1, 2, k) < 0) {
 		refuse_pool_full(x);
 		return;
 	}
-	if (const char* e = stage_set(k, 0, err)) {
-		resp::error(x.o, e);
+	if (const auto why = stage_set(k, 0)) {
+		resp_refusal(x.o, *why);
 		return;
 	}
 	resp::integer(x.o, 1);
@@ -460,13 +453,12 @@ void KvService::set_with_expiry(Ctx& x, std::int64_t n, bool seconds)
 	}
 	const std::uint64_t expiry = expiry_ns_of_ms((seconds ? n * 1000 : n) + now);
 	Slice k;
-	std::string err;
 	if (arg_kv_slices(x, 1, 3, k) < 0) {
 		refuse_pool_full(x);
 		return;
 	}
-	if (const char* e = stage_set(k, expiry, err)) {
-		resp::error(x.o, e);
+	if (const auto why = stage_set(k, expiry)) {
+		resp_refusal(x.o, *why);
 		return;
 	}
 	propagate_as(x, {"SET", std::string(x.arg(1)), std::string(x.arg(3)), "PXAT",
@@ -535,9 +527,8 @@ void KvService::cmd_incrbyfloat(Ctx& x)
 		return;
 	}
 	const std::string out = format_ld(cur);
-	std::string err;
-	if (const char* e = put_bytes(key, out, expiry, err)) {
-		resp::error(x.o, e);
+	if (const auto why = put_bytes(key, out, expiry)) {
+		resp_refusal(x.o, *why);
 		return;
 	}
 	// the result, not the increment: float formatting may differ on a replica
@@ -597,9 +588,8 @@ void KvService::cmd_setrange(Ctx& x)
 	if (cur.size() < o + add.size())
 		cur.resize(o + add.size(), '\0');
 	cur.replace(o, add.size(), add);
-	std::string err;
-	if (const char* e = put_bytes(key, cur, expiry, err)) {
-		resp::error(x.o, e);
+	if (const auto why = put_bytes(key, cur, expiry)) {
+		resp_refusal(x.o, *why);
 		return;
 	}
 	resp::integer(x.o, static_cast<std::int64_t>(cur.size()));
@@ -656,9 +646,8 @@ void KvService::cmd_setbit(Ctx& x)
 		ch = static_cast<unsigned char>(ch | (1u << bit));
 	else
 		ch = static_cast<unsigned char>(ch & ~(1u << bit));
-	std::string err;
-	if (const char* e = put_bytes(key, cur, exists ? v.expiry_ns : 0, err)) {
-		resp::error(x.o, e);
+	if (const auto why = put_bytes(key, cur, exists ? v.expiry_ns : 0)) {
+		resp_refusal(x.o, *why);
 		return;
 	}
 	resp::integer(x.o, old);

@@ -105,11 +105,11 @@ void KvService::cmd_exec(Ctx& x)
 	}
 	if (recs && kv_.admit(recs, recs) < 0) {
 		++refused_;
-		resp::error(x.o, "EXECABORT Transaction discarded because of: " + capacity_msg());
+		resp::error(x.o, "EXECABORT Transaction discarded because of: " + capacity_refusal().resp());
 		return;
 	}
 	if (recs)
-		(void)pool_full();  // start reclaiming now rather than in the middle
+		core_.reclaim_if_short();  // start reclaiming now rather than in the middle
 	in_exec_ = true;
 	resp::array(x.o, queue.size());
 	std::vector<std::string_view> argv;

@@ -34,6 +34,7 @@
 #include "daxnet/pmem/kv.h"
 #include "daxnet/svc/metrics.h"
 #include "daxnet/svc/server.h"
+#include "daxnet/svc/store_core.h"
 
 namespace daxnet::kv {
 
@@ -43,10 +44,12 @@ using daxnet::pmem::ValueRef;
 using daxnet::proto::OutBuf;
 using daxnet::proto::StreamRange;
 using daxnet::svc::Conn;
+using daxnet::svc::MaybeRefusal;
+using daxnet::svc::Refusal;
+using daxnet::svc::resp_refusal;
 using daxnet::svc::Server;
 
 inline constexpr int kDatabases = 16;
-inline constexpr std::uint64_t kInlineValueMax = 1024;  ///< larger values go out zero-copy
 
 /// Command flags (the names COMMAND INFO reports).
 enum CmdFlag : std::uint32_t {
@@ -169,7 +172,7 @@ public:
 	void on_resp(Server& srv, Conn& c) override;
 	void on_http(Server& srv, Conn& c) override;
 	void end_of_pass(Server& srv) override;
-	bool busy() const override { return kv_.checkpoint_pending(); }
+	bool busy() const override { return core_.busy(); }
 	void on_close(Server& srv, Conn& c) override;
 
 	std::uint64_t writes() const noexcept { return writes_; }
@@ -298,12 +301,10 @@ private:
 	Client& client_of(Server& srv, Conn& c);
 
 	// ---- store helpers (kv_main.cpp) ----
-	/// True when fewer than `reserve` buffers are free, after trying to
-	/// reclaim the buffers of superseded values with a checkpoint (at most
-	/// once per 1024 log records).
-	bool pool_full() noexcept;
-	std::string pool_full_msg() const;
-	std::string capacity_msg() const;
+	/// Redis's OOM refusal, saying what is full: the pool's buffers, or the
+	/// checkpoint/log capacity (docs/wal-format.md §Capacity).
+	Refusal pool_full_refusal() const;
+	Refusal capacity_refusal() const;
 	/// The stored form of `key` in the client's database (see the top).
 	std::string_view skey(const Ctx& x, std::string_view key, std::string& buf) const;
 	/// Key bytes of argument i as a pool slice: in place when possible.
@@ -315,8 +316,8 @@ private:
 	int set_value_bytes(std::string_view bytes);
 	/// Key and value slices for argument i (key) and j (value).
 	int arg_kv_slices(Ctx& x, std::size_t i, std::size_t j, Slice& k);
-	/// Stages a SET of values_; returns nullptr or the RESP error to send.
-	const char* stage_set(const Slice& key, std::uint64_t expiry, std::string& err);
+	/// Stages a SET of values_; nullopt or why not.
+	MaybeRefusal stage_set(const Slice& key, std::uint64_t expiry);
 	/// Stages a DEL; 1, 0 or -errno.
 	int stage_del(const Slice& key);
 	void reply_value(Ctx& x, const ValueRef& v);
@@ -362,11 +363,10 @@ private:
 	/// The value of a stored key (1), or 0.
 	int lookup(std::string_view stored, ValueRef& v) noexcept;
 	static std::string value_bytes(const daxnet::pmem::PoolView& pool, const ValueRef& v);
-	/// Stores `bytes` under `stored` (copied into pool buffers); nullptr or the error.
-	const char* put_bytes(std::string_view stored, std::string_view bytes, std::uint64_t expiry, std::string& err);
+	/// Stores `bytes` under `stored` (copied into pool buffers); nullopt or why not.
+	MaybeRefusal put_bytes(std::string_view stored, std::string_view bytes, std::uint64_t expiry);
 	/// Stores existing value slices under `stored` (no value copy).
-	const char* put_slices(std::string_view stored, std::span<const Slice> value, std::uint64_t expiry,
-			       std::string& err);
+	MaybeRefusal put_slices(std::string_view stored, std::span<const Slice> value, std::uint64_t expiry);
 	/// Deletes a stored key: 1, 0, -errno.
 	int del_stored(std::string_view stored);
 	/// Stages a FLUSHALL; 0 or -errno.
@@ -394,18 +394,15 @@ private:
 	daxnet::pmem::BufferAllocator& alloc_;
 	daxnet::pmem::ScratchArena arena_;
 	KvConfig cfg_;
+	daxnet::svc::StoreCore core_;  ///< commit per pass, reclaim policy
 	std::vector<Slice> values_;
 	std::vector<std::string_view> argv_;
 	std::vector<std::string> inline_args_;
 	std::string scratch_;
 	std::string keybuf_;
-	bool staged_ = false;
 	std::uint64_t next_client_id_ = 1;
 	std::uint64_t writes_ = 0;
-	std::uint64_t commits_ = 0;
 	std::uint64_t refused_ = 0;
-	std::uint64_t last_reclaim_ = 0;
-	std::uint64_t reclaims_ = 0;
 	std::uint64_t packed_ = 0;  ///< bytes of small keys+values copied into packed buffers
 	std::uint64_t expired_keys_ = 0, hits_ = 0, misses_ = 0, errors_ = 0;
 	std::uint64_t start_ns_ = 0, last_save_ns_ = 0, writes_at_save_ = 0;

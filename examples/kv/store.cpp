@@ -1,0 +1,402 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// daxnet-kv's store helpers: refusals, admission of multi-key writes, key
+// and value slices (in place, packed or copied into the arena), staging
+// writes and deletes into the pass's batch, WATCH bookkeeping, the database
+// map, expiry and per-database walks.
+#include <fmt/format.h>
+
+#include <cstring>
+#include <string>
+
+#include "kv.h"
+
+namespace daxnet::kv {
+
+namespace resp = daxnet::proto::resp;
+
+// Redis's wording for a write refused at maxmemory, with what is full.
+Refusal KvService::pool_full_refusal() const
+{
+	return {Refusal::Code::full,
+		fmt::format("command not allowed when used memory > 'maxmemory' (daxnet: pool full, {} of {} buffers free, "
+			    "{} reserved; reads still served)",
+			    alloc_.free_count(), alloc_.count(), core_.reserve())};
+}
+
+Refusal KvService::capacity_refusal() const
+{
+	return {Refusal::Code::full,
+		fmt::format("command not allowed when used memory > 'maxmemory' (daxnet: pool full, {} of {} checkpoint "
+			    "records live, {} log records used of {}; DEL, FLUSHALL and reads still served)",
+			    kv_.live_records(), kv_.record_limit(), kv_.wal().used(), kv_.wal().nslots())};
+}
+
+bool KvService::admit_batch(Ctx& x, std::size_t first)
+{
+	// Packed pairs and keys that must be copied go into arena buffers as
+	// they are staged: refuse up front when those might not be there, so
+	// staging cannot fail half way. (An arena buffer fills at least half
+	// way; a key split between received slices is copied too, at most
+	// one per slice.)
+	const std::uint32_t bsize = pool_.buffer_size();
+	std::uint64_t recs = 0, copied = 0;
+	for (std::size_t i = first + 1; i < x.argc(); i += 2) {
+		const std::uint64_t len = x.arg(i).size();
+		const bool packed = len != 0 && len <= cfg_.pack_small;
+		recs += daxnet::pmem::wal_records_for(packed ? 1 : len / bsize + 2);
+		copied += x.arg(i - 1).size() + (packed ? len : 0);
+	}
+	if (2 * copied / bsize + x.c.chain.size() + 2 > alloc_.free_count()) {
+		refuse_pool_full(x);
+		return false;
+	}
+	// Every key counted as new; log room for all entries made now, so no
+	// checkpoint runs between them and they commit as one batch.
+	if (kv_.admit(recs, recs) < 0) {
+		++refused_;
+		resp_refusal(x.o, capacity_refusal());
+		return false;
+	}
+	return true;
+}
+
+void KvService::refuse_pool_full(Ctx& x)
+{
+	++refused_;
+	resp_refusal(x.o, pool_full_refusal());
+}
+
+std::string_view KvService::skey(const Ctx& x, std::string_view key, std::string& buf) const
+{
+	const int p = phys(x.cl.db);
+	if (p == 0 && (key.size() < 2 || key[0] != '\xff' || key[1] != '\xfe'))
+		return key;
+	buf.assign("\xff\xfe");
+	buf.push_back(static_cast<char>(p));
+	buf.append(key);
+	return buf;
+}
+
+int KvService::bytes_slice(std::string_view bytes, Slice& out)
+{
+	if (bytes.empty()) {
+		out = Slice{};
+		return 0;
+	}
+	return arena_.write(std::as_bytes(std::span<const char>(bytes.data(), bytes.size())), out);
+}
+
+int KvService::key_slice(Ctx& x, std::size_t i, Slice& out)
+{
+	std::string_view key = x.arg(i);
+	std::string_view sk = skey(x, key, keybuf_);
+	if (sk.data() == key.data() && x.ranges) {
+		const StreamRange r = x.ranges[i];
+		if (r.len == 0) {
+			out = Slice{};
+			return 0;
+		}
+		std::uint32_t buf = 0, off = 0;
+		if (daxnet::svc::single_slice(x.c.chain, r, buf, off)) {
+			out = Slice{buf, off, static_cast<std::uint32_t>(r.len)};
+			return 0;
+		}
+	}
+	return bytes_slice(sk, out);
+}
+
+void KvService::value_slices(Conn& c, StreamRange r)
+{
+	values_.clear();
+	c.chain.pieces(r, [&](const daxnet::proto::Piece& p) { values_.push_back(Slice{p.buf(), p.buf_off(), p.len}); });
+}
+
+int KvService::kv_slices(Conn& c, StreamRange key, StreamRange value, Slice& k)
+{
+	if (value.len > cfg_.pack_small || value.len == 0) {
+		// zero-copy: key and value stay in the received buffers
+		std::uint32_t buf = 0, off = 0;
+		if (key.len == 0) {
+			k = Slice{};
+		} else if (daxnet::svc::single_slice(c.chain, key, buf, off)) {
+			k = Slice{buf, off, static_cast<std::uint32_t>(key.len)};
+		} else {
+			std::vector<char> tmp;
+			if (bytes_slice(c.chain.view(key, tmp), k) < 0)
+				return -ENOSPC;
+		}
+		value_slices(c, value);
+		return 0;
+	}
+	// A small value would pin a whole received buffer: copy key and value
+	// once into a packed pool buffer instead (counted in daxnet_packed_bytes).
+	std::string_view kv = c.view(key, 62), vv = c.view(value, 63);
+	Slice v;
+	if (bytes_slice(kv, k) < 0 || bytes_slice(vv, v) < 0)
+		return -ENOSPC;
+	values_.assign(1, v);
+	packed_ += key.len + value.len;
+	return 0;
+}
+
+int KvService::set_value_bytes(std::string_view bytes)
+{
+	values_.clear();
+	const std::size_t chunk = pool_.buffer_size();
+	for (std::size_t at = 0; at < bytes.size(); at += chunk) {
+		Slice v;
+		if (bytes_slice(bytes.substr(at, chunk), v) < 0)
+			return -ENOSPC;
+		values_.push_back(v);
+	}
+	return 0;
+}
+
+int KvService::arg_kv_slices(Ctx& x, std::size_t i, std::size_t j, Slice& k)
+{
+	std::string_view key = x.arg(i);
+	if (x.ranges && skey(x, key, keybuf_).data() == key.data())
+		return kv_slices(x.c, x.ranges[i], x.ranges[j], k);
+	if (bytes_slice(skey(x, key, keybuf_), k) < 0)
+		return -ENOSPC;
+	if (x.ranges && (x.ranges[j].len > cfg_.pack_small || x.ranges[j].len == 0)) {
+		value_slices(x.c, x.ranges[j]);
+		return 0;
+	}
+	packed_ += key.size() + x.arg(j).size();
+	return set_value_bytes(x.arg(j));
+}
+
+MaybeRefusal KvService::stage_set(const Slice& key, std::uint64_t expiry)
+{
+	// The store admits against checkpoint capacity and log room itself
+	// (docs/wal-format.md §Capacity); a refusal costs no checkpoint.
+	const int rc = kv_.set(key, values_, expiry);
+	if (rc == 0) {
+		core_.staged();
+		++writes_;
+		const std::string_view k = key.len ? std::string_view(reinterpret_cast<const char*>(pool_.buffer(key.buf)) + key.off, key.len) : std::string_view();
+		if (expiry)
+			note_expiry(k, expiry);
+		if (!watched_.empty())
+			touch(k);
+		if (!multi_db_ && k.size() >= 2 && k[0] == '\xff' && k[1] == '\xfe')
+			multi_db_ = true;
+		return std::nullopt;
+	}
+	++refused_;
+	return Refusal::from_store(rc, rc == -ENOSPC ? capacity_refusal().message : std::string(), "value", "write");
+}
+
+int KvService::stage_del(const Slice& key)
+{
+	const int rc = kv_.del(key);  // may use the log room kept for frees
+	if (rc > 0) {
+		core_.staged();
+		++writes_;
+		if (!watched_.empty())
+			touch(std::string_view(reinterpret_cast<const char*>(pool_.buffer(key.buf)) + key.off, key.len));
+	}
+	return rc;
+}
+
+int KvService::lookup(std::string_view stored, ValueRef& v) noexcept
+{
+	const int rc = kv_.get(stored, v);
+	if (rc == 1)
+		++hits_;
+	else
+		++misses_;
+	return rc;
+}
+
+std::string KvService::value_bytes(const daxnet::pmem::PoolView& pool, const ValueRef& v)
+{
+	std::string out;
+	out.reserve(v.size);
+	for (const Slice& s : v.slices) {
+		auto b = daxnet::pmem::slice_bytes(pool, s);
+		out.append(reinterpret_cast<const char*>(b.data()), b.size());
+	}
+	return out;
+}
+
+MaybeRefusal KvService::put_bytes(std::string_view stored, std::string_view bytes, std::uint64_t expiry)
+{
+	Slice k;
+	if (bytes_slice(stored, k) < 0 || set_value_bytes(bytes) < 0) {
+		++refused_;
+		return pool_full_refusal();
+	}
+	return stage_set(k, expiry);
+}
+
+MaybeRefusal KvService::put_slices(std::string_view stored, std::span<const Slice> value, std::uint64_t expiry)
+{
+	// copy first: `value` may point into the index entry being replaced
+	std::vector<Slice> v(value.begin(), value.end());
+	Slice k;
+	if (bytes_slice(stored, k) < 0) {
+		++refused_;
+		return pool_full_refusal();
+	}
+	values_ = std::move(v);
+	return stage_set(k, expiry);
+}
+
+int KvService::del_stored(std::string_view stored)
+{
+	if (!kv_.exists(stored))
+		return 0;
+	Slice k;
+	if (bytes_slice(stored, k) < 0)
+		return -ENOSPC;
+	return stage_del(k);
+}
+
+int KvService::flush_all_stored()
+{
+	const int rc = kv_.flushall();  // may use the log room kept for frees
+	if (rc == 0) {
+		core_.staged();
+		++writes_;
+		multi_db_ = false;
+		expq_.clear();
+		set_db_map_identity();  // the map's key went with the rest
+	}
+	return rc;
+}
+
+void KvService::touch(std::string_view stored)
+{
+	auto it = watched_.find(std::string(stored));
+	if (it == watched_.end())
+		return;
+	for (std::uint64_t id : it->second)
+		if (auto c = clients_.find(id); c != clients_.end())
+			c->second->dirty_cas = true;
+}
+
+void KvService::set_db_map_identity() noexcept
+{
+	for (int i = 0; i < kDatabases; ++i)
+		db_map_[i] = db_unmap_[i] = static_cast<std::uint8_t>(i);
+}
+
+void KvService::load_db_map()
+{
+	set_db_map_identity();
+	ValueRef v{};
+	if (kv_.get(kDbMapKey, v) != 1 || v.size != kDatabases)
+		return;
+	const std::string m = value_bytes(pool_, v);
+	bool seen[kDatabases] = {};
+	for (char ch : m) {
+		const auto p = static_cast<unsigned char>(ch);
+		if (p >= kDatabases || seen[p]) {
+			fmt::print(stderr, "daxnet-kv: malformed database map ignored (identity used)\n");
+			return;
+		}
+		seen[p] = true;
+	}
+	for (int i = 0; i < kDatabases; ++i) {
+		db_map_[i] = static_cast<std::uint8_t>(m[static_cast<std::size_t>(i)]);
+		db_unmap_[db_map_[i]] = static_cast<std::uint8_t>(i);
+	}
+}
+
+void KvService::touch_db(int db)
+{
+	const int p = db >= 0 ? phys(db) : -1;
+	for (auto& [key, ids] : watched_) {
+		if (p >= 0 && db_of(key) != p)
+			continue;
+		if (!kv_.exists(key))
+			continue;
+		for (std::uint64_t id : ids)
+			if (auto c = clients_.find(id); c != clients_.end())
+				c->second->dirty_cas = true;
+	}
+}
+
+void KvService::unwatch_all(Client& cl)
+{
+	for (const Client::Watch& w : cl.watched) {
+		auto it = watched_.find(w.key);
+		if (it == watched_.end())
+			continue;
+		std::erase(it->second, cl.id);
+		if (it->second.empty())
+			watched_.erase(it);
+	}
+	cl.watched.clear();
+}
+
+void KvService::note_expiry(std::string_view stored, std::uint64_t expiry_ns)
+{
+	expq_.emplace(expiry_ns, std::string(stored));
+}
+
+void KvService::active_expire()
+{
+	const std::uint64_t now = daxnet::pmem::realtime_ns();
+	if (now - last_cycle_ns_ < 100000000ull || expq_.begin()->first > now)
+		return;
+	last_cycle_ns_ = now;
+	// Redis expires keys actively, in bounded steps: at most 2000 per cycle
+	for (int n = 0; n < 2000 && !expq_.empty() && expq_.begin()->first <= now; ++n) {
+		auto it = expq_.begin();
+		const std::string key = std::move(it->second);
+		expq_.erase(it);
+		ValueRef v{};
+		// the entry may be stale (key since re-set or deleted); a get of an
+		// expired key drops it from the index
+		if (kv_.get(key, v) == 0)
+			++expired_keys_;
+	}
+}
+
+void KvService::keys_of_db(int db, std::vector<std::string>& out)
+{
+	db = phys(db);
+	const std::uint64_t now = daxnet::pmem::realtime_ns();
+	kv_.for_each([&](std::string_view k, const ValueRef& v) {
+		if (v.expiry_ns != 0 && v.expiry_ns <= now)
+			return;
+		if (db_of(k) == db)
+			out.emplace_back(k);
+	});
+}
+
+std::uint64_t KvService::dbsize_of(int db)
+{
+	db = phys(db);
+	if (!multi_db_)
+		return db == 0 ? kv_.dbsize() : 0;
+	std::uint64_t n = 0;
+	kv_.for_each([&](std::string_view k, const ValueRef&) {
+		if (db_of(k) == db)
+			++n;
+	});
+	return n;
+}
+
+std::uint64_t KvService::expiry_ns_of_ms(std::int64_t ms) const noexcept
+{
+	if (ms <= 0)
+		return 1;  // in the past (0 would mean "no expiry")
+	if (static_cast<std::uint64_t>(ms) > UINT64_MAX / 1000000)
+		return UINT64_MAX;  // beyond year 2554: clamped
+	return static_cast<std::uint64_t>(ms) * 1000000ull;
+}
+
+bool KvService::key_fits(Ctx& x, std::size_t i)
+{
+	if (x.arg(i).size() <= cfg_.max_key)
+		return true;
+	resp::error(x.o, fmt::format("ERR daxnet: key too long ({} bytes, limit {})", x.arg(i).size(), cfg_.max_key));
+	return false;
+}
+
+}  // namespace daxnet::kv
