@@ -38,12 +38,7 @@ void KvService::on_http(Server& srv, Conn& c)
 	std::string_view path = target.substr(0, q);
 	if ((path == "/stats" || path == "/metrics") &&
 	    (rq.method == HttpMethod::get || rq.method == HttpMethod::head)) {
-		const auto m = metrics(srv);
-		if (path == "/metrics")
-			daxnet::proto::http_response(o, 200, daxnet::svc::kPrometheusContentType, m.prometheus(),
-						     rq.keep_alive);
-		else
-			daxnet::proto::http_response(o, 200, "application/json", m.json(), rq.keep_alive);
+		daxnet::svc::http_metrics(o, metrics(srv), path == "/metrics", rq.keep_alive);
 		c.closing = !rq.keep_alive;
 		return;
 	}

@@ -113,7 +113,6 @@ int main(int argc, char** argv)
 	cfg.bind = opt.bind;
 
 	daxnet::svc::ServerOptions so;
-	so.idle_timeout_s = opt.timeout;
 	so.resp.max_bulk = cfg.max_value;
 	so.resp.max_request = std::max<std::uint64_t>(cfg.max_value * 2, 1u << 20);
 	so.http.max_body = cfg.max_value;
@@ -129,11 +128,7 @@ int main(int argc, char** argv)
 		   "ckpt_entries={}\n",
 		   daxnet::svc::kVersion, cfg.transport_name, daxnet::svc::describe_pool(st->pool, st->created), opt.bind,
 		   resp_port, http_addr, kv.dbsize(), st->report.log_entries, st->report.ckpt_entries);
-	std::fflush(stdout);
-	daxnet::svc::notify_supervisor("READY=1\nSTATUS=serving");  // systemd Type=notify
-
-	const int rc = server.run();
-	daxnet::svc::notify_supervisor("STOPPING=1");
+	const int rc = daxnet::svc::serve(server);
 	const auto& pc = view.domain().counters();
 	fmt::print("daxnet-kv: stopping ({}): {} requests, {} writes, {} fences\n",
 		   daxnet::svc::stop_signal() ? strsignal(daxnet::svc::stop_signal()) : "error",

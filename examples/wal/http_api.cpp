@@ -437,16 +437,6 @@ daxnet::svc::Metrics WalService::metrics(Server& srv) const
 	return m;
 }
 
-void WalService::stats(Server& srv, Conn& c, bool prometheus)
-{
-	const auto m = metrics(srv);
-	if (prometheus)
-		daxnet::proto::http_response(c.tx.bytes(), 200, daxnet::svc::kPrometheusContentType, m.prometheus(),
-					     c.http.request().keep_alive);
-	else
-		daxnet::proto::http_response(c.tx.bytes(), 200, "application/json", m.json(), c.http.request().keep_alive);
-}
-
 void WalService::on_http(Server& srv, Conn& c)
 {
 	using daxnet::proto::HttpMethod;
@@ -465,7 +455,7 @@ void WalService::on_http(Server& srv, Conn& c)
 	std::string_view query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
 	const bool get = rq.method == HttpMethod::get || rq.method == HttpMethod::head;
 	if ((path == "/stats" || path == "/metrics") && get) {
-		stats(srv, c, path == "/metrics");
+		daxnet::svc::http_metrics(o, metrics(srv), path == "/metrics", ka);
 		return;
 	}
 	if (path == "/log" && get) {

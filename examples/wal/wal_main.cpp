@@ -92,7 +92,6 @@ int main(int argc, char** argv)
 		pack = static_cast<std::uint32_t>(pack_bytes);
 	}
 	daxnet::svc::ServerOptions so;
-	so.idle_timeout_s = opt.timeout;
 	so.http.max_body = *mb;
 	so.http.allow_chunked = true;  // streamed uploads (curl -T -, shippers): chunks stay in place
 	if (daxnet::Status ls = daxnet::svc::apply_client_limits(opt, view, &alloc, so); !ls) {
@@ -106,11 +105,7 @@ int main(int argc, char** argv)
 	fmt::print("daxnet-wal {}: transport={} {} http={}:{} threads=1 streams={} recovered_log_entries={} "
 		   "ckpt_entries={} pack_small={}\n",
 		   daxnet::svc::kVersion, tname, daxnet::svc::describe_pool(st->pool, st->created), opt.bind, actual, streams,
-		   st->report.log_entries, st->report.ckpt_entries, pack);
-	std::fflush(stdout);
-	daxnet::svc::notify_supervisor("READY=1\nSTATUS=serving");  // systemd Type=notify
-	const int rc = server.run();
-	daxnet::svc::notify_supervisor("STOPPING=1");
+		   st->report.log_entries, st->report.ckpt_entries, pack);	const int rc = daxnet::svc::serve(server);
 	fmt::print("daxnet-wal: stopping: {} requests, {} appends, {} fences\n", server.counters().requests,
 		   svc.appends(), view.domain().counters().drains);
 	return rc == 0 ? 0 : 1;

@@ -132,7 +132,6 @@ private:
 	}
 	/// Every counter, once: /stats renders it as JSON, /metrics as Prometheus text.
 	daxnet::svc::Metrics metrics(Server& srv) const;
-	void stats(Server& srv, Conn& c, bool prometheus);
 
 	KvStore& kv_;
 	daxnet::pmem::PoolView pool_;

@@ -5,6 +5,7 @@
 
 #include "daxnet/pmem/kv.h"
 #include "daxnet/pmem/persist.h"
+#include "daxnet/proto/reply.h"
 #include "daxnet/svc/server.h"
 
 namespace daxnet::svc {
@@ -250,6 +251,14 @@ void add_store_metrics(Metrics& m, const pmem::KvStore& kv)
 			 "Slices the cleaner left in place: payload CRC mismatch.", "Persistence")
 		.counter("cleaner_stalls", kv.cleaner_stats().stalls,
 			 "Cleaner calls stopped early: no log room or free buffer.", "Persistence");
+}
+
+void http_metrics(proto::OutBuf& o, const Metrics& m, bool prometheus, bool keep_alive)
+{
+	if (prometheus)
+		proto::http_response(o, 200, kPrometheusContentType, m.prometheus(), keep_alive);
+	else
+		proto::http_response(o, 200, "application/json", m.json(), keep_alive);
 }
 
 }  // namespace daxnet::svc

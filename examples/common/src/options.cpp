@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <sstream>
 #include <vector>
 
@@ -124,6 +125,7 @@ void add_common_options(CLI::App& app, CommonOptions& o, int default_port)
 Status apply_client_limits(const CommonOptions& o, const pmem::PoolView& pool, const pmem::BufferAllocator* alloc,
 			   ServerOptions& so)
 {
+	so.idle_timeout_s = o.timeout;
 	// --client-output-buffer-limit [normal] HARD SOFT SECONDS
 	std::istringstream in(o.client_output_buffer_limit);
 	std::vector<std::string> w;
@@ -294,6 +296,15 @@ int notify_supervisor(std::string_view state) noexcept
 	const ssize_t n = ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&sa),
 				   salen);
 	return n < 0 ? -errno : 0;
+}
+
+int serve(Server& server)
+{
+	std::fflush(stdout);
+	notify_supervisor("READY=1\nSTATUS=serving");  // systemd Type=notify
+	const int rc = server.run();
+	notify_supervisor("STOPPING=1");
+	return rc;
 }
 
 void install_stop_signals()

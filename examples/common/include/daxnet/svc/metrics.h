@@ -19,6 +19,10 @@
 #include <string_view>
 #include <vector>
 
+namespace daxnet::proto {
+class OutBuf;
+}  // namespace daxnet::proto
+
 namespace daxnet::pmem {
 class KvStore;
 struct PersistCounters;
@@ -89,5 +93,8 @@ void add_store_metrics(Metrics& m, const pmem::KvStore& kv);
 
 /// Content type of GET /metrics.
 inline constexpr std::string_view kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The whole response to GET /stats (JSON) or, `prometheus`, GET /metrics.
+void http_metrics(proto::OutBuf& o, const Metrics& m, bool prometheus, bool keep_alive);
 
 }  // namespace daxnet::svc

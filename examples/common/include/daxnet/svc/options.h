@@ -65,9 +65,11 @@ void add_common_options(CLI::App& app, CommonOptions& o, int default_port);
 using daxnet::parse_size;
 
 struct ServerOptions;
+class Server;
 
-/// Sets the client limits of `so` from `o` (--client-output-buffer-limit,
-/// --client-query-buffer-limit, --maxmemory-clients; percentages of
+/// Sets the client limits of `so` from `o` (--timeout,
+/// --client-output-buffer-limit, --client-query-buffer-limit,
+/// --maxmemory-clients; percentages of
 /// `pool`'s buffer bytes) and, when `alloc` is given, the pool's free
 /// buffer count for the reserve. EINVAL naming the option on a bad value.
 Status apply_client_limits(const CommonOptions& o, const pmem::PoolView& pool, const pmem::BufferAllocator* alloc,
@@ -107,6 +109,11 @@ PortOptions port_options_for(const CommonOptions& o, const pmem::PoolView& pool)
 /// "@name" for the abstract namespace). Returns 0 when sent or when
 /// $NOTIFY_SOCKET is unset (no supervisor), else -errno.
 int notify_supervisor(std::string_view state) noexcept;
+
+/// After the startup line: flushes stdout, tells a supervisor the service
+/// is ready (systemd Type=notify), runs `server` until asked to stop and
+/// says it is stopping. Returns Server::run()'s result.
+int serve(Server& server);
 
 /// Installs SIGINT/SIGTERM handlers that set stop_requested() (and ignores
 /// SIGPIPE). Handlers are installed without SA_RESTART so blocking waits
