@@ -300,7 +300,7 @@ private:
 	void dispatch(Ctx& x);
 	Client& client_of(Server& srv, Conn& c);
 
-	// ---- store helpers (kv_main.cpp) ----
+	// ---- store helpers (store.cpp) ----
 	/// Redis's OOM refusal, saying what is full: the pool's buffers, or the
 	/// checkpoint/log capacity (docs/wal-format.md §Capacity).
 	Refusal pool_full_refusal() const;

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //
 // daxnet-wal: an ingestion service (wal_service.h: the service; http_api.cpp:
-// the HTTP API; dump.cpp: the offline dump; wal_main.cpp: options, main). Clients append records to named streams
-// over HTTP; a record's body stays in the pool buffers it was received in,
+// the HTTP API; dump.cpp: the offline dump; wal_main.cpp: options, main).
+// Clients append records to named streams over HTTP; a record's body stays in the pool buffers it was received in,
 // is flushed in place and referenced from the WAL — never copied.
 //
 //   POST /log/<stream>            append the body; "201 Created" with the

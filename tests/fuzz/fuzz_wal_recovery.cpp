@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //
-// Fuzzes WAL and checkpoint recovery (pmem/src/wal.cpp, pmem/src/kv.cpp)
+// Fuzzes WAL and checkpoint recovery (pmem/src/wal_recovery.cpp, pmem/src/kv.cpp)
 // on hostile pool images, against docs/wal-format.md.
 //
 // The image is a 1 MiB pool in DRAM (plan_geometry + format_superblock,

@@ -2,7 +2,7 @@
 // needs: daxnet_pmem
 //
 // A bug the WAL recovery fuzzer (tests/fuzz/fuzz_wal_recovery.cpp) found in
-// pmem/src/wal.cpp, as a named regression test; the saved fuzzer inputs are
+// pmem/src/wal.cpp (now wal_recovery.cpp), as a named regression test; the saved fuzzer inputs are
 // in tests/fuzz/regressions/wal_recovery/.
 //
 // Recovery moves to epoch state.epoch + 1 without looking at the epochs
