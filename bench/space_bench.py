@@ -135,7 +135,7 @@ def run_one(binary, tmp, transport, size, cleaner, args):
         deadline = time.monotonic() + args.settle
         while time.monotonic() < deadline and stable < 3:
             # One PING per pass: the cleaner takes one bounded step per
-            # event-loop pass and rescans for work every 256 passes.
+            # event-loop pass (its victim scan too, spread over passes).
             c.pipeline([resp_cmd("PING")] * 300, 1)
             inf = c.info()
             cur = (inf.get("daxnet_pool_buffers_free"), inf.get("daxnet_cleaner_moved_entries"),

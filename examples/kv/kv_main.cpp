@@ -55,7 +55,9 @@ int main(int argc, char** argv)
 		->capture_default_str();
 	app.add_option("--requirepass", cfg.requirepass,
 		       "password of the `default` user: clients must AUTH (or HELLO ... AUTH) first");
-	app.add_option("--reserve", cfg.reserve, "free buffers kept for receiving (writes refused below; 0: auto)");
+	app.add_option("--reserve", cfg.reserve,
+		       "free buffers kept for receiving (writes refused below, the cleaner takes none of them; "
+		       "0: auto, max(32, buffers/16))");
 	app.set_version_flag("--version", std::string("daxnet-kv ") + daxnet::svc::kVersion);
 	CLI11_PARSE(app, argc, argv);
 

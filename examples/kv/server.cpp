@@ -52,7 +52,7 @@ KvService::KvService(KvStore& kv, const daxnet::pmem::PoolView& pool, daxnet::pm
 		     const KvConfig& cfg)
     : kv_(kv), pool_(pool), alloc_(alloc), arena_(pool, alloc), cfg_(cfg),
       core_("daxnet-kv", kv, alloc,
-	    cfg.reserve ? cfg.reserve : std::max<std::uint32_t>(32, pool.buffer_count() / 16),
+	    cfg.reserve ? cfg.reserve : daxnet::pmem::service_reserve(pool.buffer_count()),
 	    // short: below the reserve; a checkpoint only gives back the
 	    // buffers of values superseded since the last one
 	    daxnet::svc::ReclaimPolicy{.low_buffers = 0, .min_new_entries = 1024})

@@ -80,7 +80,7 @@ public:
 		   std::string transport, std::uint64_t max_body, std::uint32_t pack_small, std::string pool_path)
 	    : kv_(kv), pool_(pool), alloc_(alloc), arena_(pool, alloc), transport_(std::move(transport)),
 	      pool_path_(std::move(pool_path)), max_body_(max_body), pack_small_(pack_small),
-	      core_("daxnet-wal", kv, alloc, std::max<std::uint32_t>(32, pool.buffer_count() / 16),
+	      core_("daxnet-wal", kv, alloc, daxnet::pmem::service_reserve(pool.buffer_count()),
 		    reclaim_policy(pool.buffer_count()))
 	{
 		entries_.resize(kMaxLimit);
@@ -123,7 +123,7 @@ private:
 	/// after one failed.
 	static daxnet::svc::ReclaimPolicy reclaim_policy(std::uint32_t buffers) noexcept
 	{
-		const std::uint64_t reserve = std::max<std::uint32_t>(32, buffers / 16);
+		const std::uint64_t reserve = daxnet::pmem::service_reserve(buffers);
 		return {.low_buffers = std::max<std::uint64_t>(buffers / 4, reserve * 2),
 			.min_new_entries = 0,
 			.only_trimmed = true,

@@ -3,13 +3,14 @@
 // The cleaner (docs/wal-format.md §The cleaner): copies the live keys of
 // sparsely used buffers into dense buffers and logs each move as a KV_SET
 // of the same bytes, so the next checkpoint names only the new location and
-// the old buffers come free. A bounded amount per call; it never forces a
-// checkpoint or takes the last free buffers.
+// the old buffers come free. A bounded amount of work per call; it never
+// takes the buffers the service reserves, and asks for one checkpoint per
+// cycle that emptied a buffer, none for a cycle that emptied nothing.
 //
-// A cycle: pick victims (the buffers with the lowest live fraction that hold
-// nothing unmovable), walk the index bucket by bucket over as many calls as
-// it takes, moving every movable key that touches a victim; then ask for a
-// checkpoint. Keys set since the walk passed their bucket were received
+// A cycle: scan the buffers for victims (the lowest live fraction, nothing
+// unmovable), a bounded number per call; walk the index bucket by bucket
+// over as many calls as it takes, moving every movable key that touches a
+// victim; then, if it emptied a victim, ask for a checkpoint. Keys set since the walk passed their bucket were received
 // into buffers the network layer held, never into a victim (victims are
 // allocated), except a victim that was still a receive buffer: it is simply
 // not freed this time.
@@ -36,7 +37,7 @@ void KvStore::clean_release_dest() noexcept
 
 void KvStore::after_install() noexcept
 {
-	if (!cleaner_ || cleaner_->waiting.empty())
+	if (!cleaner_)
 		return;
 	CleanerState& c = *cleaner_;
 	const BufferAllocator& a = wal_.allocator();
@@ -51,6 +52,76 @@ void KvStore::after_install() noexcept
 	// again: it is no longer ours to count.
 	if (wal_.head_seq() >= c.reclaim_seq)
 		c.waiting.clear();
+	// A checkpoint drops expired keys and may have changed what the
+	// buffers a cycle could not empty hold: they are candidates again.
+	if (c.stuck) {
+		for (std::uint8_t& v : c.victim)
+			if (v == CleanerState::kStuck)
+				v = 0;
+		c.stuck = 0;
+		c.scanned = false;
+	}
+}
+
+bool KvStore::cleaner_busy() const noexcept
+{
+	return cleaner_ && (cleaner_->cycle || cleaner_->reclaim_seq != 0);
+}
+
+bool KvStore::clean_candidate(std::uint32_t b) const noexcept
+{
+	const CleanerState& c = *cleaner_;
+	const auto limit = static_cast<std::uint32_t>(opt_.cleaner.sparse * wal_.pool().buffer_size());
+	const std::uint32_t live = live_bytes_[b];
+	return live != 0 && live < limit && pinned_bytes_[b] == 0 && c.victim[b] == 0 && b != c.dest &&
+	       !wal_.allocator().is_free(b);
+}
+
+// A scan that found nothing is repeated only when what it judged changed
+// enough for a cycle to be worth it: a buffer's worth of key and value
+// bytes left the index (one when space is low, eight otherwise: the
+// fragmentation trigger wants at least 8 buffers), or 1/64 of the pool was
+// taken since it began.
+bool KvStore::clean_rescan_due() const noexcept
+{
+	const CleanerState& c = *cleaner_;
+	if (!c.scanned)
+		return true;
+	const BufferAllocator& a = wal_.allocator();
+	const std::uint32_t n = a.count();
+	const std::uint64_t bsize = wal_.pool().buffer_size();
+	const bool low = static_cast<double>(a.free_count()) < opt_.cleaner.low_free * n;
+	if (a.free_count() + std::max<std::size_t>(1, n / 64) <= c.free_at_scan)
+		return true;
+	return forgotten_bytes_ - c.forgotten_at_scan >= (low ? 1 : 8) * bsize;
+}
+
+std::uint64_t KvStore::clean_scan(std::uint64_t budget) noexcept
+{
+	CleanerState& c = *cleaner_;
+	const std::uint32_t n = wal_.allocator().count();
+	// Within what was reserved: victims are copied from here.
+	const std::size_t k = std::min(c.cand.capacity(), c.victims.capacity());
+	std::uint64_t done = 0;
+	for (; c.scan_pos < n && done < budget; c.scan_pos++, done++) {
+		const std::uint32_t b = c.scan_pos;
+		const std::uint32_t live = live_bytes_[b];
+		c.holding += live != 0;
+		if (!clean_candidate(b))
+			continue;
+		c.ncand++;
+		c.live_all += live;
+		// Keep the k sparsest: the heap's front is the fullest of them.
+		if (c.cand.size() < k) {
+			c.cand.emplace_back(live, b);  // within the reserved capacity
+			std::push_heap(c.cand.begin(), c.cand.end());
+		} else if (k && live < c.cand.front().first) {
+			std::pop_heap(c.cand.begin(), c.cand.end());
+			c.cand.back() = {live, b};
+			std::push_heap(c.cand.begin(), c.cand.end());
+		}
+	}
+	return done;
 }
 
 int KvStore::clean_start() noexcept
@@ -60,42 +131,37 @@ int KvStore::clean_start() noexcept
 	const BufferAllocator& a = wal_.allocator();
 	const std::uint32_t n = a.count();
 	const std::uint32_t bsize = wal_.pool().buffer_size();
-	const auto limit = static_cast<std::uint32_t>(o.sparse * bsize);
-	c.cand.clear();
-	std::uint32_t holding = 0;  // buffers with live data (the rest wait for a checkpoint)
-	for (std::uint32_t b = 0; b < n; b++) {
-		const std::uint32_t live = live_bytes_[b];
-		holding += live != 0;
-		if (live == 0 || live >= limit || pinned_bytes_[b] != 0 || a.is_free(b) || b == c.dest)
-			continue;
-		c.cand.emplace_back(live, b);
-	}
+	// The scan took several calls: judge its choice as the buffers are now.
+	std::erase_if(c.cand, [this](std::pair<std::uint32_t, std::uint32_t>& x) {
+		if (!clean_candidate(x.second))
+			return true;
+		x.first = live_bytes_[x.second];
+		return false;
+	});
 	if (c.cand.empty())
 		return 0;
-	const std::size_t k = std::min<std::size_t>(c.cand.size(), o.max_victims);
-	std::partial_sort(c.cand.begin(), c.cand.begin() + static_cast<std::ptrdiff_t>(k), c.cand.end());
+	const std::size_t k = c.cand.size();
 	// The victims' live bytes fit in `need` buffers; items are not split
 	// across destination buffers, so allow one buffer in eight of waste.
-	auto gain_of = [bsize](std::uint64_t live, std::size_t bufs) {
+	auto gain_of = [bsize](std::uint64_t live, std::uint64_t bufs) {
 		const std::uint64_t need = (live + live / 8 + bsize - 1) / bsize + 1;
 		return static_cast<std::int64_t>(bufs) - static_cast<std::int64_t>(need);
 	};
-	std::uint64_t live = 0, live_all = 0;
-	for (std::size_t i = 0; i < c.cand.size(); i++)
-		(i < k ? live : live_all) += c.cand[i].first;
-	live_all += live;
+	std::uint64_t live = 0;
+	for (const auto& x : c.cand)
+		live += x.first;
 	// This cycle wins `gain`; fragmentation is judged on every candidate
-	// (later cycles take the rest).
+	// the scan saw (later cycles take the rest).
 	const std::int64_t gain = gain_of(live, k);
-	const std::int64_t gain_all = gain_of(live_all, c.cand.size());
+	const std::int64_t gain_all = gain_of(std::max(c.live_all, live), std::max<std::uint64_t>(c.ncand, k));
 	const bool low = static_cast<double>(a.free_count()) < o.low_free * n;
-	const bool frag = gain_all >= 8 && static_cast<double>(gain_all) >= o.frag_gain * holding;
+	const bool frag = gain_all >= 8 && static_cast<double>(gain_all) >= o.frag_gain * c.holding;
 	if (gain < 1 || !(low || frag))
 		return 0;
 	c.victims.clear();
-	for (std::size_t i = 0; i < k; i++) {
-		c.victims.push_back(c.cand[i].second);
-		c.victim[c.cand[i].second] = 1;
+	for (const auto& x : c.cand) {
+		c.victims.push_back(x.second);  // capacity max_victims >= k
+		c.victim[x.second] = CleanerState::kVictim;
 	}
 	cleaner_stats_.victims += k;
 	c.cycle = true;
@@ -116,9 +182,10 @@ int KvStore::clean_move(std::string_view key) noexcept
 	if (!movable(item.size))
 		return 0;
 	const auto slices = item.ref().slices;
-	bool touches = item.key.len && c.victim[item.key.buf];
+	constexpr std::uint8_t kV = CleanerState::kVictim;
+	bool touches = item.key.len && c.victim[item.key.buf] == kV;
 	for (const Slice& s : slices)
-		touches |= c.victim[s.buf] != 0;
+		touches |= c.victim[s.buf] == kV;
 	if (!touches)
 		return 0;
 	const std::uint32_t bsize = wal_.pool().buffer_size();
@@ -131,8 +198,8 @@ int KvStore::clean_move(std::string_view key) noexcept
 		return -EAGAIN;
 	BufferAllocator& a = wal_.allocator();
 	if (c.dest < 0 || bsize - c.dest_used < bytes) {
-		const std::uint32_t keep = opt_.cleaner.keep_free ? opt_.cleaner.keep_free
-								  : std::max<std::uint32_t>(4, a.count() / 64);
+		// What the service keeps for receiving is not ours to take.
+		const std::uint32_t keep = opt_.cleaner.keep_free ? opt_.cleaner.keep_free : service_reserve(a.count());
 		if (a.free_count() <= keep)
 			return -EAGAIN;
 		clean_release_dest();
@@ -144,27 +211,27 @@ int KvStore::clean_move(std::string_view key) noexcept
 	}
 	const PoolView& p = wal_.pool();
 	std::byte* dst = p.buffer(static_cast<std::uint32_t>(c.dest)) + c.dest_used;
-	// Copy, checking each source slice against the CRC its record holds: a
-	// damaged payload is left where it is (recovery reports it), never
-	// given a fresh CRC here.
+	// Copy, then check the copy -- the bytes the relocation will name --
+	// against the CRC each source record holds: a damaged source, or one
+	// that changed under the copy, is left where it is (recovery reports
+	// it), never given a fresh CRC here. The bytes written so far are
+	// not named by anything and are overwritten by the next move.
 	if (item.key.len) {
-		const std::byte* src = p.buffer(item.key.buf) + item.key.off;
-		if (crc32c(src, item.key.len) != item.key_crc) {
+		std::memcpy(dst, p.buffer(item.key.buf) + item.key.off, item.key.len);
+		if (crc32c(dst, item.key.len) != item.key_crc) {
 			cleaner_stats_.skipped_corrupt++;
 			return 0;
 		}
-		std::memcpy(dst, src, item.key.len);
 	}
 	std::byte* vdst = dst + item.key.len;
 	std::uint64_t at = 0;
 	const std::uint32_t* crcs = item.nslices == 1 ? &item.first_crc : item.many_crc.data();
 	for (std::size_t i = 0; i < slices.size(); i++) {
-		const std::byte* src = p.buffer(slices[i].buf) + slices[i].off;
-		if (crc32c(src, slices[i].len) != crcs[i]) {
+		std::memcpy(vdst + at, p.buffer(slices[i].buf) + slices[i].off, slices[i].len);
+		if (crc32c(vdst + at, slices[i].len) != crcs[i]) {
 			cleaner_stats_.skipped_corrupt++;
 			return 0;
 		}
-		std::memcpy(vdst + at, src, slices[i].len);
 		at += slices[i].len;
 	}
 	const auto d = static_cast<std::uint32_t>(c.dest);
@@ -179,11 +246,25 @@ int KvStore::clean_move(std::string_view key) noexcept
 	e.crc_known = true;
 	e.key_crc = item.key_crc;
 	e.value_crc = std::span<const std::uint32_t>(&vcrc, item.size ? 1 : 0);
-	// `item` and `key` die with the re-keying in apply(): nothing of
-	// them is used after this call.
-	if (const int rc = append_logged(e, false); rc < 0)
-		return rc == -ENOSPC ? -EAGAIN : rc;
+	// The bytes are taken before the entry is staged: an append that
+	// fails after the WAL took the entry (-ENOMEM while indexing it)
+	// leaves a staged record naming them, which the next move must not
+	// overwrite. A failure before staging only wastes them.
 	c.dest_used += static_cast<std::uint32_t>(bytes);
+	// `item` and `key` die with the re-keying in apply(): nothing of
+	// them is used after this point.
+	int rc;
+	if (opt_.cleaner.fault_enomem_every && ++c.relocations % opt_.cleaner.fault_enomem_every == 0) {
+		// Test hook: staged, then indexing "runs out of memory", as in
+		// append_logged().
+		rc = wal_.append(e);
+		if (rc == 0)
+			rc = -ENOMEM;
+	} else {
+		rc = append_logged(e, false);
+	}
+	if (rc < 0)
+		return rc == -ENOSPC ? -EAGAIN : rc;
 	cleaner_stats_.moved_bytes += bytes;
 	cleaner_stats_.moved_entries++;
 	return 1;
@@ -195,88 +276,127 @@ int KvStore::clean() noexcept
 	if (!o.enabled || opt_.wal.read_only)
 		return 0;
 	if (!cleaner_) {
+		// Everything the noexcept paths below add to is reserved here.
 		try {
-			cleaner_ = std::make_unique<CleanerState>();
-			cleaner_->victim.assign(wal_.allocator().count(), 0);
+			const std::uint32_t n = wal_.allocator().count();
+			const std::size_t k = std::clamp<std::size_t>(o.max_victims, 1, n ? n : 1);
+			auto c = std::make_unique<CleanerState>();
+			c->victim.assign(n, 0);
+			c->victims.reserve(k);
+			c->waiting.reserve(k);
+			c->cand.reserve(k);
+			c->todo.reserve(64);
+			cleaner_ = std::move(c);
 		} catch (const std::bad_alloc&) {
-			cleaner_.reset();
 			return -ENOMEM;
 		}
 	}
 	CleanerState& c = *cleaner_;
 	// The last cycle's victims come free at a checkpoint that covers it:
-	// ask for one (incremental; never a whole one from here).
+	// ask for one, once per cycle that emptied a buffer (incremental; a
+	// whole one when the store checkpoints whole, checkpoint_step 0).
 	if (c.reclaim_seq && !checkpoint_pending()) {
 		if (wal_.head_seq() >= c.reclaim_seq)
 			c.reclaim_seq = 0;
-		else if (opt_.checkpoint_step)
+		else
 			(void)reclaim();
 	}
+	std::uint64_t work = 0;
 	if (!c.cycle) {
 		if (index_.empty())
 			return 0;  // nothing it could move (stream data never moves)
 		if (c.reclaim_seq)
 			return 0;  // the last cycle's buffers are not back yet
-		// After a scan that found nothing worth a cycle, wait: `backoff`
-		// calls, 16 when space is low, none once 1/64 of the pool was
-		// taken since.
 		const BufferAllocator& a = wal_.allocator();
-		const bool low = static_cast<double>(a.free_count()) < o.low_free * a.count();
-		if (c.backoff && a.free_count() + a.count() / 64 >= c.free_at_scan) {
-			c.backoff--;
-			if (!low || c.backoff % 16 != 0)
+		if (!c.scanning) {
+			if (!clean_rescan_due())
 				return 0;
+			c.scanning = true;
+			c.scan_pos = 0;
+			c.holding = 0;
+			c.ncand = 0;
+			c.live_all = 0;
+			c.cand.clear();
+			c.free_at_scan = a.free_count();
+			c.forgotten_at_scan = forgotten_bytes_;
 		}
-		c.free_at_scan = a.free_count();
-		if (clean_start() <= 0) {
-			c.backoff = o.backoff;
+		work += clean_scan(o.max_visits);
+		cleaner_stats_.work += work;
+		if (c.scan_pos < a.count())
+			return 0;  // the scan goes on next call
+		c.scanning = false;
+		c.scanned = true;
+		cleaner_stats_.scans++;
+		if (clean_start() <= 0)
 			return 0;
-		}
-		c.backoff = 0;
 	}
 	if (index_.bucket_count() != c.buckets) {
 		c.buckets = index_.bucket_count();  // rehashed: walk again
 		c.bucket = 0;
 	}
 	int moved = 0;
-	std::uint64_t visits = 0;
 	const std::uint64_t bytes0 = cleaner_stats_.moved_bytes;
+	const std::uint64_t work0 = work;
+	auto done = [&](int rc) {
+		cleaner_stats_.work += work - work0;
+		return rc;
+	};
 	for (; c.bucket < c.buckets; c.bucket++) {
-		if (visits >= o.max_visits || static_cast<std::uint32_t>(moved) >= o.max_entries ||
+		// Every bucket visited counts, empty or not: a sparse index
+		// costs no more per call than a dense one.
+		if (work >= o.max_visits || static_cast<std::uint32_t>(moved) >= o.max_entries ||
 		    cleaner_stats_.moved_bytes - bytes0 >= o.max_bytes)
-			return moved;
+			return done(moved);
 		c.todo.clear();
 		try {
 			for (auto it = index_.begin(c.bucket); it != index_.end(c.bucket); ++it)
 				c.todo.push_back(it->first);
 		} catch (const std::bad_alloc&) {
-			return moved ? moved : -ENOMEM;
+			return done(moved ? moved : -ENOMEM);
 		}
-		visits += c.todo.size();
+		work += 1 + c.todo.size();
 		// Moving re-keys onto the new key slice (same bucket, no
 		// rehash); a bucket is finished even past the budget.
 		for (std::size_t i = 0; i < c.todo.size(); i++) {
 			const int rc = clean_move(c.todo[i]);
 			if (rc == -EAGAIN) {
 				cleaner_stats_.stalls++;
-				return moved;  // this bucket again next time
+				return done(moved);  // this bucket again next time
 			}
-			if (rc < 0)
-				return moved ? moved : rc;
+			if (rc < 0) {
+				// -ENOMEM: the bucket again next time (a key already
+				// moved is skipped: it touches no victim any more).
+				return done(moved ? moved : rc);
+			}
 			moved += rc;
 		}
 	}
 	// The walk is done: every movable key of the victims was moved.
+	std::uint32_t emptied = 0;
 	for (std::uint32_t b : c.victims) {
-		c.victim[b] = 0;
-		if (live_bytes_[b] == 0)
-			c.waiting.push_back(b);
+		if (live_bytes_[b] == 0) {
+			c.victim[b] = 0;
+			emptied++;
+			if (c.waiting.size() < c.waiting.capacity())
+				c.waiting.push_back(b);  // never grows: reserved for max_victims
+		} else {
+			// Something here cannot move (an expired key, a damaged
+			// payload) or arrived since: not a victim again before the
+			// next checkpoint.
+			c.victim[b] = CleanerState::kStuck;
+			c.stuck++;
+		}
 	}
 	c.victims.clear();
 	c.cycle = false;
 	cleaner_stats_.cycles++;
+	if (emptied == 0) {
+		// A futile cycle: nothing to reclaim, so no checkpoint.
+		cleaner_stats_.futile_cycles++;
+		return done(moved);
+	}
 	c.reclaim_seq = wal_.next_seq();
-	return moved;
+	return done(moved);
 }
 
 }  // namespace daxnet::pmem

@@ -227,6 +227,8 @@ void KvStore::account(const Slice& key, std::span<const Slice> value, std::uint6
 		if (s.len == 0 || s.buf >= live_bytes_.size())
 			return;
 		const std::uint32_t d = s.len;
+		if (sign < 0)
+			forgotten_bytes_ += d;
 		live_bytes_[s.buf] = sign > 0 ? live_bytes_[s.buf] + d : live_bytes_[s.buf] - d;
 		if (!can_move)
 			pinned_bytes_[s.buf] = sign > 0 ? pinned_bytes_[s.buf] + d : pinned_bytes_[s.buf] - d;

@@ -6,7 +6,11 @@
 // accepting writes; large values are never moved; recovery is exact.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cerrno>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "wal_test_util.h"
 
@@ -203,4 +207,288 @@ TEST_CASE("the cleaner does nothing in a dense pool and bounds its work per call
 	CHECK(kv->cleaner_stats().cycles == 1);
 	CHECK(kv->cleaner_stats().moved_entries == 100);
 	CHECK(calls >= 10);
+}
+
+namespace {
+
+/// A clock tests move (expiry during a cycle).
+std::uint64_t g_now = kv_test_clock();
+std::uint64_t moving_clock() noexcept
+{
+	return g_now;
+}
+
+/// Runs passes until the cleaner completed `cycles` cycles (at most
+/// `limit` passes). Returns the passes run.
+int run_until_cycles(KvStore& kv, RxSim& rx, std::uint64_t cycles, int limit = 20000)
+{
+	int pass = 0;
+	for (; pass < limit && kv.cleaner_stats().cycles < cycles; pass++)
+		end_of_pass(kv, rx);
+	return pass;
+}
+
+/// The key and value bytes of `key`, damaged in place (one value byte
+/// flipped): its payload no longer matches its record's CRC.
+void damage(KvStore& kv, const std::string& key)
+{
+	ValueRef v;
+	REQUIRE(kv.get(key, v) == 1);
+	REQUIRE_FALSE(v.slices.empty());
+	std::byte* b = kv.pool().buffer(v.slices[0].buf) + v.slices[0].off;
+	*b ^= std::byte{0x5a};
+}
+
+}  // namespace
+
+TEST_CASE("a relocation that fails with ENOMEM after it was staged keeps its bytes", "[unit][pmem]")
+{
+	// Regression: the destination offset was advanced only after a
+	// successful append, so a relocation staged and then refused with
+	// -ENOMEM (indexing it ran out of memory) had its bytes overwritten by
+	// the next move, and recovery found a committed record whose payload
+	// fails its CRC.
+	const std::uint32_t every = GENERATE(1u, 2u, 3u, 7u);
+	CAPTURE(every);
+	MemPool p(frag_pool());
+	BufferAllocator alloc;
+	KvOptions o = opts(true);
+	o.cleaner.fault_enomem_every = every;
+	o.cleaner.max_entries = 1;  // the failing move is a call's only one
+	auto kv = std::move(*KvStore::open(p.view(), alloc, o));
+	RxSim rx(p.view(), alloc);
+	const std::size_t n = fragment(*kv, rx);
+	int enomem = 0;
+	for (int pass = 0; pass < 3000 && kv->cleaner_stats().moved_entries < 150; pass++) {
+		const int rc = kv->clean();
+		REQUIRE((rc >= 0 || rc == -ENOMEM));
+		enomem += rc == -ENOMEM;
+		REQUIRE(kv->commit() >= 0);
+	}
+	CHECK(enomem > 0);
+	CHECK(kv->cleaner_stats().moved_entries >= (every == 1 ? 0u : 150u));
+	check_values(*kv, n, 0, 0);
+	const FlatState live = flatten(*kv, kv_test_clock());
+	Recovered r(p, opts(false));
+	CHECK(r.report.stop == RecoveryReport::Stop::clean);
+	CHECK(flatten(*r.kv, kv_test_clock()) == live);
+	CHECK(r.alloc.check());
+}
+
+TEST_CASE("the cleaner's work per call is bounded, counting empty buckets and the victim scan", "[unit][pmem]")
+{
+	// Regression: the victim scan looked at every buffer in one call and
+	// empty index buckets were not counted, so one call's work grew with
+	// the pool and the bucket count rather than with the budget.
+	MemPool p({.buffer_size = 2048, .buffers = 4096, .wal_size = 4096 + 64 * 2048, .ckpt_size = 2048 * 1024});
+	BufferAllocator alloc;
+	KvOptions o = opts(true);
+	o.cleaner.max_visits = 64;
+	o.cleaner.low_free = 2.0;  // always short of space: clean whatever wins a buffer
+	auto kv = std::move(*KvStore::open(p.view(), alloc, o));
+	RxSim rx(p.view(), alloc);
+	// 40 sparse buffers (one live key each) in a large index.
+	REQUIRE(write_keys(*kv, rx, 0, 40 * 16, 100) == 40 * 16);
+	for (std::size_t i = 0; i < 40 * 16; i++)
+		if (i % 16)
+			REQUIRE(kv->del(rx.receive_one("key:" + std::to_string(i))) == 1);
+	REQUIRE(kv->commit() >= 0);
+	rx.release();
+	REQUIRE(kv->checkpoint() == 0);
+	std::uint64_t calls = 0, max_work = 0;
+	for (int pass = 0; pass < 20000 && kv->cleaner_stats().cycles == 0; pass++) {
+		const std::uint64_t w0 = kv->cleaner_stats().work;
+		REQUIRE(kv->clean() >= 0);
+		max_work = std::max(max_work, kv->cleaner_stats().work - w0);
+		calls++;
+		REQUIRE(kv->commit() >= 0);
+	}
+	CHECK(kv->cleaner_stats().cycles == 1);
+	CHECK(kv->cleaner_stats().moved_entries == 40);
+	// A bucket is finished past the budget: a few entries at most here.
+	CHECK(max_work <= 64 + 8);
+	// 4096 buffers scanned and thousands of buckets walked, 64 a call.
+	CHECK(calls >= 4096 / 64);
+}
+
+TEST_CASE("fragmentation alone starts a cycle when it wins enough buffers", "[unit][pmem]")
+{
+	// Plenty free (the low-space trigger is off): 40 buffers at 5 % live
+	// fit in 4, a win of 36 buffers, over a quarter of those holding data.
+	const bool frag = GENERATE(true, false);
+	CAPTURE(frag);
+	MemPool p(frag_pool());
+	BufferAllocator alloc;
+	KvOptions o = opts(true);
+	o.cleaner.low_free = 0;
+	o.cleaner.frag_gain = frag ? 0.25 : 1.5;  // 1.5: more than every buffer holding data, never
+	auto kv = std::move(*KvStore::open(p.view(), alloc, o));
+	RxSim rx(p.view(), alloc);
+	REQUIRE(write_keys(*kv, rx, 0, 40 * 16, 100) == 40 * 16);
+	for (std::size_t i = 0; i < 40 * 16; i++)
+		if (i % 16)
+			REQUIRE(kv->del(rx.receive_one("key:" + std::to_string(i))) == 1);
+	end_of_pass(*kv, rx);
+	REQUIRE(kv->checkpoint() == 0);
+	const auto& cs = kv->cleaner_stats();
+	const std::uint64_t scans = cs.scans;
+	for (int pass = 0; pass < 2000; pass++)
+		end_of_pass(*kv, rx);
+	CHECK(alloc.free_count() > 256 / 2);  // space was never low
+	if (!frag) {
+		CHECK(cs.cycles == 0);
+		CHECK(cs.moved_entries == 0);
+		CHECK(cs.scans <= scans + 1);  // nothing changed: no scan again and again
+		CHECK(alloc.free_count() < 256 - 30);
+		return;
+	}
+	CHECK(cs.cycles >= 1);
+	CHECK(cs.moved_entries >= 30);
+	CHECK(cs.freed_buffers >= 30);
+	CHECK(alloc.free_count() >= 256 - 8);
+	check_values(*kv, 40 * 16, 0, 0);
+}
+
+TEST_CASE("a cycle that cannot empty a buffer asks for no checkpoint", "[unit][pmem]")
+{
+	// Regression: a cycle whose victims kept their live data (payloads
+	// that fail their CRC, expired keys) still asked for a checkpoint,
+	// and the next scan chose the same victims: a checkpoint per cycle for
+	// nothing, for ever.
+	MemPool p(frag_pool());
+	BufferAllocator alloc;
+	auto kv = std::move(*KvStore::open(p.view(), alloc, opts(true)));
+	RxSim rx(p.view(), alloc);
+	const std::size_t n = fragment(*kv, rx);
+	for (std::size_t i = 0; i < n; i += 16)
+		damage(*kv, "key:" + std::to_string(i));
+	const std::uint64_t ckpts = kv->wal().stats().checkpoints;
+	// Clients keep writing (new keys, packed densely): the log moves on,
+	// so a checkpoint asked for would be begun and installed.
+	for (std::size_t pass = 0; pass < 300; pass++) {
+		REQUIRE(kv->set(rx.receive_one("new:" + std::to_string(pass)), rx.receive(value_of(pass, 100))) == 0);
+		REQUIRE(kv->clean() >= 0);
+		REQUIRE(kv->commit() >= 0);
+	}
+	rx.release();
+	const auto& cs = kv->cleaner_stats();
+	CHECK_FALSE(kv->cleaner_busy());
+	CHECK(cs.cycles >= 1);
+	CHECK(cs.futile_cycles == cs.cycles);
+	CHECK(cs.skipped_corrupt >= n / 16);
+	CHECK(kv->wal().stats().checkpoints == ckpts);
+	// The stuck buffers are not chosen again before a checkpoint.
+	CHECK(cs.cycles == 1);
+}
+
+TEST_CASE("with whole checkpoints (checkpoint_step 0) the cleaner still gets its buffers back", "[unit][pmem]")
+{
+	// Regression: with checkpoint_step 0 the cleaner never asked for a
+	// checkpoint, so a store that wrote nothing more never got the emptied
+	// buffers back (and never started another cycle).
+	MemPool p(frag_pool());
+	BufferAllocator alloc;
+	KvOptions o = opts(true);
+	o.checkpoint_step = 0;
+	auto kv = std::move(*KvStore::open(p.view(), alloc, o));
+	RxSim rx(p.view(), alloc);
+	const std::size_t n = fragment(*kv, rx);
+	const std::size_t free0 = alloc.free_count();
+	for (int pass = 0; pass < 3000; pass++)
+		end_of_pass(*kv, rx);
+	CHECK(kv->cleaner_stats().cycles >= 1);
+	CHECK(kv->cleaner_stats().freed_buffers >= 150);
+	CHECK(alloc.free_count() >= free0 + 150);
+	check_values(*kv, n, 0, 0);
+}
+
+TEST_CASE("the cleaner never takes the buffers the service reserves", "[unit][pmem]")
+{
+	// Regression: the cleaner kept max(4, n/64) buffers free, below the
+	// max(32, n/16) the services keep for receiving, so it could take
+	// the buffers the next requests needed.
+	MemPool p(frag_pool());
+	BufferAllocator alloc;
+	auto kv = std::move(*KvStore::open(p.view(), alloc, opts(true)));
+	RxSim rx(p.view(), alloc);
+	(void)fragment(*kv, rx);
+	const std::uint32_t reserve = service_reserve(alloc.count());
+	CHECK(reserve == 32);
+	// The network layer holds all but `reserve` free buffers.
+	std::vector<std::uint32_t> held;
+	while (alloc.free_count() > reserve)
+		held.push_back(static_cast<std::uint32_t>(alloc.alloc()));
+	for (int pass = 0; pass < 2000; pass++) {
+		end_of_pass(*kv, rx);
+		REQUIRE(alloc.free_count() >= reserve);
+	}
+	CHECK(kv->cleaner_stats().moved_entries == 0);
+	CHECK(kv->cleaner_stats().stalls > 0);
+	// Given room, it cleans.
+	for (std::uint32_t b : held)
+		alloc.unref(b);
+	run_until_cycles(*kv, rx, 1);
+	CHECK(kv->cleaner_stats().moved_entries > 0);
+}
+
+TEST_CASE("keys that expire, are overwritten or deleted during a cycle end as the client left them",
+	  "[unit][pmem]")
+{
+	g_now = kv_test_clock();
+	MemPool p(frag_pool());
+	BufferAllocator alloc;
+	KvOptions o = opts(true);
+	o.clock = moving_clock;
+	o.cleaner.max_entries = 4;  // a cycle spans many passes
+	o.cleaner.max_visits = 64;
+	auto kv = std::move(*KvStore::open(p.view(), alloc, o));
+	RxSim rx(p.view(), alloc);
+	// 200 sparse buffers, each with one live key; a third of them expire
+	// a second from now.
+	const std::size_t n = 200 * 16;
+	for (std::size_t i = 0; i < n; i++) {
+		const std::uint64_t exp = (i / 16) % 3 == 0 ? g_now + 1'000'000'000 : 0;
+		REQUIRE(kv->set(rx.receive_one("key:" + std::to_string(i)), rx.receive(value_of(i, 100)), exp) == 0);
+		if (i % 16 == 15)
+			end_of_pass(*kv, rx);
+	}
+	for (std::size_t i = 0; i < n; i++)
+		if (i % 16)
+			REQUIRE(kv->del(rx.receive_one("key:" + std::to_string(i))) == 1);
+	end_of_pass(*kv, rx);
+	REQUIRE(kv->checkpoint() == 0);
+	// Run until the cycle has moved some keys, then change the rest under it.
+	for (int pass = 0; pass < 20000 && kv->cleaner_stats().moved_entries < 20; pass++)
+		end_of_pass(*kv, rx);
+	REQUIRE(kv->cleaner_stats().moved_entries >= 20);
+	REQUIRE(kv->cleaner_stats().cycles == 0);
+	g_now += 2'000'000'000;  // a third of the keys expired
+	std::map<std::string, std::string> want;
+	for (std::size_t i = 0; i < n; i += 16) {
+		const std::string k = "key:" + std::to_string(i);
+		if ((i / 16) % 3 == 0)
+			continue;  // expired
+		if ((i / 16) % 3 == 1 && (i / 16) % 2 == 0) {
+			REQUIRE(kv->set(rx.receive_one(k), rx.receive(value_of(i + 1, 60))) == 0);
+			want[k] = value_of(i + 1, 60);
+		} else if ((i / 16) % 3 == 1) {
+			REQUIRE(kv->del(rx.receive_one(k)) == 1);
+		} else {
+			want[k] = value_of(i, 100);
+		}
+	}
+	end_of_pass(*kv, rx);
+	REQUIRE(run_until_cycles(*kv, rx, 1) < 20000);
+	for (int pass = 0; pass < 500; pass++)
+		end_of_pass(*kv, rx);
+	FlatState expect;
+	for (const auto& [k, v] : want)
+		expect.kv[k] = {v, 0};
+	CHECK(flatten(*kv, g_now) == expect);
+	Recovered r(p, opts(false));
+	CHECK(flatten(*r.kv, g_now) == expect);
+	CHECK(r.alloc.check());
+	// The expired keys' buffers come back too: the checkpoint the cycle
+	// asked for drops them.
+	CHECK(kv->cleaner_stats().freed_buffers >= 100);
 }

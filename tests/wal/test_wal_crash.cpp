@@ -12,6 +12,7 @@
 // 8-byte words) and after it -- the durable image is copied, recovered on the
 // copy, and checked: the recovered state must equal the state after some
 // prefix of the issued operations that contains every acknowledged one.
+#include <cerrno>
 #include <catch2/catch.hpp>
 
 #include <cstdio>
@@ -88,6 +89,8 @@ struct CrashResult {
 	std::uint64_t moved = 0;            ///< relocation entries the cleaner staged
 	std::uint64_t freed = 0;            ///< buffers the cleaner got back
 	std::uint64_t cleaner_commits = 0;  ///< commits that carried relocations
+	std::uint64_t cycle_drains = 0;     ///< drains while a cleaning cycle or its checkpoint was under way
+	std::uint64_t cleaner_enomem = 0;   ///< relocations staged then failed with -ENOMEM (fault hook)
 	std::string first_violation;
 };
 
@@ -95,10 +98,12 @@ struct CrashResult {
 /// `atomic`: every batch is admitted whole first (KvStore::admit, as MSET
 /// is) and must be recovered all or nothing. `cleaner`: the cleaner runs
 /// before every commit, eagerly (docs/wal-format.md §The cleaner), and
-/// every recovery is checked to be repeatable.
+/// every recovery is checked to be repeatable; `enomem_every`: every Nth
+/// relocation is staged and then fails with -ENOMEM (CleanerOptions
+/// fault_enomem_every).
 CrashResult run_crash_workload(std::uint64_t seed, std::uint64_t nops, WalOptions::Fault fault,
 				double checkpoint_fraction = 0.5, std::uint32_t checkpoint_step = 0, bool atomic = false,
-				bool cleaner = false)
+				bool cleaner = false, std::uint32_t enomem_every = 0)
 {
 	MemPool p({.buffer_size = 2048, .buffers = 1024, .wal_size = 64 * 1024, .ckpt_size = 512 * 1024});
 	BufferAllocator alloc;
@@ -117,8 +122,8 @@ CrashResult run_crash_workload(std::uint64_t seed, std::uint64_t nops, WalOption
 		o.cleaner.max_entries = 6;
 		o.cleaner.max_bytes = 2048;
 		o.cleaner.max_victims = 16;
-		o.cleaner.backoff = 2;
 		o.cleaner.keep_free = 8;
+		o.cleaner.fault_enomem_every = enomem_every;
 	}
 	auto kv = std::move(*KvStore::open(p.view(), alloc, o));
 	RxSim rx(p.view(), alloc);
@@ -187,6 +192,7 @@ CrashResult run_crash_workload(std::uint64_t seed, std::uint64_t nops, WalOption
 	};
 	p.shadow()->before_drain = [&] {
 		res.drains++;
+		res.cycle_drains += kv->cleaner_busy() ? 1 : 0;
 		check(ShadowDomain::Extra::none, "before");
 		check(ShadowDomain::Extra::random, "before(random lines)");
 		if (res.drains % 4 == 0)
@@ -290,7 +296,8 @@ CrashResult run_crash_workload(std::uint64_t seed, std::uint64_t nops, WalOption
 		}
 		if (cleaner) {
 			const int moved = kv->clean();
-			REQUIRE(moved >= 0);
+			REQUIRE((moved >= 0 || (enomem_every && moved == -ENOMEM)));
+			res.cleaner_enomem += moved == -ENOMEM ? 1 : 0;
 			res.cleaner_commits += moved > 0 ? 1 : 0;
 		}
 		REQUIRE(kv->commit() >= 0);
@@ -395,20 +402,35 @@ TEST_CASE("cleaner relocations keep the prefix property at every drain and recov
 	// a crash at any persist point recovers either the old or the new
 	// location of every moved key, with the same bytes, never a buffer
 	// that was handed out again, and a second recovery of the same image
-	// gives the same state.
-	for (std::uint32_t step : {0u, 8u}) {
-		const auto r = run_crash_workload(46 + step, 4000, WalOptions::Fault::none, 0.5, step, false, true);
-		report(step ? "crash:cleaner/8" : "crash:cleaner", r);
-		std::printf("  %llu relocations in %llu commits, %llu buffers freed by the cleaner\n",
+	// gives the same state. Every drain is a crash point: those of the
+	// commits that carry relocations, of the checkpoints a cycle asks for
+	// (begin, steps, install) and of the cycles' passes in between. With
+	// the fault hook, every 5th relocation is staged and then refused
+	// with -ENOMEM: its bytes must survive the moves after it.
+	struct Run {
+		std::uint32_t step, enomem;
+		const char* name;
+	};
+	for (const Run& run : {Run{0, 0, "crash:cleaner"}, Run{8, 0, "crash:cleaner/8"},
+			       Run{8, 5, "crash:cleaner/8+enomem"}}) {
+		const auto r = run_crash_workload(46 + run.step + run.enomem, 4000, WalOptions::Fault::none, 0.5,
+						  run.step, false, true, run.enomem);
+		report(run.name, r);
+		std::printf("  %llu relocations in %llu commits, %llu buffers freed by the cleaner, %llu crash "
+			    "points inside a cycle, %llu ENOMEM\n",
 			    static_cast<unsigned long long>(r.moved), static_cast<unsigned long long>(r.cleaner_commits),
-			    static_cast<unsigned long long>(r.freed));
-		INFO("step " << step << ": " << r.first_violation);
+			    static_cast<unsigned long long>(r.freed), static_cast<unsigned long long>(r.cycle_drains),
+			    static_cast<unsigned long long>(r.cleaner_enomem));
+		INFO(run.name << ": " << r.first_violation);
 		CHECK(r.violations == 0);
 		CHECK(r.checkpoints > 3);
 		CHECK(r.moved > 100);
 		CHECK(r.cleaner_commits > 15);
 		CHECK(r.freed > 20);
 		CHECK(r.torn_tails > 0);
+		CHECK(r.cycle_drains > 100);
+		if (run.enomem)
+			CHECK(r.cleaner_enomem > 5);
 	}
 }
 

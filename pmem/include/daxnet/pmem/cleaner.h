@@ -7,9 +7,19 @@
 // lets the next checkpoint release the old buffers.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 namespace daxnet::pmem {
+
+/// Free buffers a service keeps for receiving requests and replies: writes
+/// are refused below it (daxnet-kv `--reserve` default, daxnet-wal), and
+/// the cleaner never takes a destination buffer at or below it. One
+/// formula for all of them: max(32, buffers / 16).
+inline std::uint32_t service_reserve(std::uint32_t buffers) noexcept
+{
+	return std::max<std::uint32_t>(32, buffers / 16);
+}
 
 struct CleanerOptions {
 	bool enabled = true;
@@ -17,7 +27,10 @@ struct CleanerOptions {
 	std::uint32_t max_bytes = 64 * 1024;
 	/// ... this many entries moved ...
 	std::uint32_t max_entries = 256;
-	/// ... and this many index entries visited (a bucket is finished).
+	/// ... and this many units of work done: a buffer looked at by the
+	/// victim scan, an index bucket visited (empty or not) and an index
+	/// entry visited each count one (a bucket is finished, so a call may
+	/// pass it by the size of one bucket).
 	std::uint32_t max_visits = 4096;
 	/// Values larger than this are never moved (stay zero-copy where they
 	/// were received). 0: half a buffer.
@@ -28,7 +41,8 @@ struct CleanerOptions {
 	/// Victims per cleaning cycle, at most.
 	std::uint32_t max_victims = 1024;
 	/// Never take a destination buffer when no more than this many are
-	/// free (0: 4, or 1/64 of the pool when larger).
+	/// free (0: service_reserve(), what the services keep for receiving;
+	/// they pass their own reserve when it is set by an option).
 	std::uint32_t keep_free = 0;
 	/// A cycle starts when free buffers are below this fraction of the
 	/// pool (space is low) and it can win at least one buffer ...
@@ -36,8 +50,10 @@ struct CleanerOptions {
 	/// ... or, whatever is free, when it can win at least 8 buffers and
 	/// this fraction of the buffers holding live data (fragmentation is high).
 	double frag_gain = 0.25;
-	/// Calls to wait after finding nothing worth a cycle.
-	std::uint32_t backoff = 256;
+	/// Test hook, off (0) in every service: every Nth relocation is
+	/// staged and then fails with -ENOMEM, as when indexing it runs out of
+	/// memory after the WAL took it. Checked on the cleaner's path only.
+	std::uint32_t fault_enomem_every = 0;
 };
 
 struct CleanerStats {
@@ -48,6 +64,9 @@ struct CleanerStats {
 	std::uint64_t victims = 0;         ///< buffers chosen as victims
 	std::uint64_t skipped_corrupt = 0; ///< slices left in place: payload CRC mismatch
 	std::uint64_t stalls = 0;          ///< calls stopped early: no log room or no free buffer
+	std::uint64_t futile_cycles = 0;   ///< cycles that emptied no victim (no checkpoint asked)
+	std::uint64_t scans = 0;           ///< victim scans completed
+	std::uint64_t work = 0;            ///< units of work done (see CleanerOptions::max_visits)
 };
 
 }  // namespace daxnet::pmem

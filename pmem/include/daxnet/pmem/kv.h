@@ -158,6 +158,12 @@ public:
 	/// checkpoint, which it requests itself once a cycle is done.
 	int clean() noexcept;
 	const CleanerStats& cleaner_stats() const noexcept { return cleaner_stats_; }
+	/// The free buffers the cleaner leaves alone (CleanerOptions::keep_free):
+	/// a service passes the reserve it keeps for receiving.
+	void set_cleaner_keep_free(std::uint32_t n) noexcept { opt_.cleaner.keep_free = n; }
+	/// Whether a cleaning cycle is under way (scan done, index walk not)
+	/// or waits for the checkpoint that releases its buffers.
+	bool cleaner_busy() const noexcept;
 	/// Value and stream-body bytes the live state holds (keys and stream
 	/// names not included): the denominator of the space figure.
 	std::uint64_t live_payload_bytes() const noexcept { return live_payload_; }
@@ -331,6 +337,11 @@ private:
 	// cleaner.cpp
 	struct CleanerState;
 	int clean_start() noexcept;
+	/// Looks at up to `budget` more buffers for the victim scan; returns
+	/// how many it looked at.
+	std::uint64_t clean_scan(std::uint64_t budget) noexcept;
+	bool clean_candidate(std::uint32_t b) const noexcept;
+	bool clean_rescan_due() const noexcept;
 	/// Moves item `key` when it touches a victim; 1 moved, 0 skipped,
 	/// -EAGAIN: stop for this call (no log room or free buffer).
 	int clean_move(std::string_view key) noexcept;
@@ -358,6 +369,9 @@ private:
 	std::vector<std::uint32_t> live_bytes_;
 	std::vector<std::uint32_t> pinned_bytes_;
 	std::uint64_t live_payload_ = 0;
+	/// Key and value bytes that left the index so far (deleted,
+	/// overwritten, expired): the cleaner scans again when enough did.
+	std::uint64_t forgotten_bytes_ = 0;
 	std::uint64_t move_limit_ = 0;
 	std::unique_ptr<CleanerState> cleaner_;
 	CleanerStats cleaner_stats_{};

@@ -54,11 +54,13 @@ struct ReclaimPolicy {
 class StoreCore {
 public:
 	/// `prog` names the service in messages; below `reserve` free buffers
-	/// writes are refused (is_full()).
+	/// writes are refused (is_full()), and the cleaner takes none of them
+	/// (default: pmem::service_reserve()).
 	StoreCore(const char* prog, pmem::KvStore& kv, pmem::BufferAllocator& alloc, std::uint32_t reserve,
 		  const ReclaimPolicy& policy) noexcept
 	    : prog_(prog), kv_(kv), alloc_(alloc), reserve_(reserve), policy_(policy)
 	{
+		kv_.set_cleaner_keep_free(reserve_);
 	}
 
 	/// A write was staged in this pass: end_of_pass() commits it.
@@ -76,7 +78,11 @@ public:
 	/// reads and the transport keep working. Does no work.
 	bool is_full() const noexcept { return alloc_.free_count() < reserve_; }
 	std::uint32_t reserve() const noexcept { return reserve_; }
-	void set_reserve(std::uint32_t reserve) noexcept { reserve_ = reserve; }
+	void set_reserve(std::uint32_t reserve) noexcept
+	{
+		reserve_ = reserve;
+		kv_.set_cleaner_keep_free(reserve);
+	}
 	/// Starts reclaiming (an incremental checkpoint, advanced by later
 	/// passes; never a whole one inside a request) when the pool is short
 	/// by the policy. docs/wal-format.md §Capacity.
