@@ -415,7 +415,9 @@ int dxn_detach(struct dxn_port *port, u32 id, u32 flags)
 {
 	struct dxn_pair *pair;
 	struct dxn_conn *conn;
+	u32 owe;
 
+	lockdep_assert_held(&port->lock);
 	if (flags & ~DAXNET_DETACH_DISCARD)
 		return -EINVAL;
 	conn = dxn_conn_lookup(port, id);
@@ -423,9 +425,16 @@ int dxn_detach(struct dxn_port *port, u32 id, u32 flags)
 		return -ENOENT;
 	if (!list_empty(&conn->txq) && !(flags & DAXNET_DETACH_DISCARD))
 		return -EBUSY;
-	/* Its queued TX ranges and its RX buffer may each owe a RELEASE. */
+	/*
+	 * Its own queued TX ranges and its RX buffer may each owe a RELEASE:
+	 * reserve those, not the whole pair's queue. A connection that holds
+	 * neither needs no room and cannot fail here.
+	 */
 	pair = conn->pair;
-	if (dxn_release_promise(pair, pair->ntxq + 1))
+	owe = conn->ntxq;
+	if (conn->rx_buf != DAXNET_NO_BUF)
+		owe++;
+	if (dxn_release_promise(pair, owe))
 		return -ENOMEM;
 	dxn_conn_destroy(conn);
 	dxn_release_unpromise(pair);

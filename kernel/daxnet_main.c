@@ -11,6 +11,7 @@
  * lifecycle and locking.
  */
 #include <linux/module.h>
+#include <linux/debugfs.h>
 #include <linux/miscdevice.h>
 #include <linux/sched/mm.h>
 #include <linux/nsproxy.h>
@@ -563,6 +564,25 @@ static struct miscdevice dxn_misc = {
 	.mode = 0660,
 };
 
+/*
+ * Fault injection for the tests, in debugfs (root only; gone without
+ * CONFIG_DEBUG_FS and under lockdown): daxnet/fail_release_grow makes
+ * every growth of a RELEASE queue fail (dxn_fault_release_grow()). Not
+ * the fault-injection framework (should_fail(), fault_attr): Debian's
+ * 6.1 is built without CONFIG_FAULT_INJECTION, and the guest tests run
+ * on that kernel. Not a module parameter: those are writable in
+ * production.
+ */
+bool dxn_fail_release_grow;
+static struct dentry *dxn_debugfs;
+
+static void dxn_debugfs_init(void)
+{
+	dxn_debugfs = debugfs_create_dir("daxnet", NULL);
+	debugfs_create_bool("fail_release_grow", 0600, dxn_debugfs,
+			    &dxn_fail_release_grow);
+}
+
 static int __init dxn_init(void)
 {
 	int err = dxn_vnic_init();
@@ -572,11 +592,13 @@ static int __init dxn_init(void)
 	err = dxn_zc_init();
 	if (err)
 		goto err_vnic;
+	dxn_debugfs_init();
 	err = misc_register(&dxn_misc);
 	if (err)
-		goto err_zc;
+		goto err_debugfs;
 	return 0;
-err_zc:
+err_debugfs:
+	debugfs_remove_recursive(dxn_debugfs);
 	dxn_zc_exit();
 err_vnic:
 	dxn_vnic_exit();
@@ -586,6 +608,7 @@ err_vnic:
 static void __exit dxn_exit(void)
 {
 	misc_deregister(&dxn_misc);
+	debugfs_remove_recursive(dxn_debugfs);
 	dxn_zc_exit();
 	dxn_vnic_exit();
 }

@@ -111,6 +111,7 @@ struct dxn_conn {
 	u32 rx_fill;		/* bytes of rx_buf already written */
 
 	struct list_head txq;	/* struct dxn_txent, in stream order */
+	u32 ntxq;		/* entries on txq */
 	struct dxn_zc_batch *zc_batch;	/* zero-copy TX batch of this sync */
 	struct daxnet_counters cnt;	/* byte counters of this conn; port->lock */
 	bool tx_shut;		/* EOF slot seen: no DATA may follow */
@@ -256,6 +257,18 @@ static inline bool dxn_may_admin(struct net *net)
 static inline bool dxn_port_owner(const struct dxn_port *port)
 {
 	return port->mm && port->mm == current->mm;
+}
+
+/*
+ * Fault injection for the tests (daxnet_main.c): every growth of a
+ * RELEASE queue fails as if out of memory while root sets
+ * /sys/kernel/debug/daxnet/fail_release_grow (ktest.rel_nomem).
+ */
+extern bool dxn_fail_release_grow;
+
+static inline bool dxn_fault_release_grow(void)
+{
+	return IS_ENABLED(CONFIG_DEBUG_FS) && READ_ONCE(dxn_fail_release_grow);
 }
 
 /* daxnet_pool.c */

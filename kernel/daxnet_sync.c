@@ -57,12 +57,6 @@ static int dxn_read_head(struct dxn_ringstate *rs, u32 *headp)
 	return 0;
 }
 
-/* Test hook: make every growth of a RELEASE queue fail (ktest.rel_nomem). */
-static bool test_release_nomem;
-module_param(test_release_nomem, bool, 0644);
-MODULE_PARM_DESC(test_release_nomem,
-		 "test only: RELEASE queue growth fails as if out of memory");
-
 /*
  * Make room for n more RELEASE entries behind the rel_count queued ones.
  * The queue never exceeds DXN_MAX_RELEASES entries (a power of two), so
@@ -87,7 +81,7 @@ static int dxn_rel_room(struct dxn_pair *pair, u32 n)
 	}
 	if (need <= pair->rel_cap)
 		return 0;
-	if (READ_ONCE(test_release_nomem))
+	if (dxn_fault_release_grow())
 		return -ENOMEM;
 	/* rel_cap <= DXN_MAX_RELEASES: doubling it fits in a u32. */
 	cap = min_t(u32, max_t(u32, pair->rel_cap * 2, roundup_pow_of_two(need)),
@@ -181,13 +175,17 @@ void dxn_release_buf(struct dxn_pair *pair, u32 buf)
  *
  * Process context, port->lock held.
  *
- * Return: true, or false (counter rel_nomem) if the queue could not grow.
+ * Return: true, or false (counter rel_deferred: the caller keeps the
+ * buffer and retries, nothing fails) if the queue could not grow.
  */
 bool dxn_release_room(struct dxn_pair *pair, u32 n)
 {
+	u32 need;
+
 	lockdep_assert_held(&pair->port->lock);
-	if (dxn_rel_room(pair, pair->rel_resv + n)) {
-		pair->cnt.rel_nomem++;
+	if (check_add_overflow(pair->rel_resv, n, &need) ||
+	    dxn_rel_room(pair, need)) {
+		pair->cnt.rel_deferred++;
 		return false;
 	}
 	return true;
@@ -249,6 +247,7 @@ void dxn_txq_drop(struct dxn_conn *conn, bool count)
 		list_del(&e->node);
 		kfree(e);
 		pair->ntxq--;
+		conn->ntxq--;
 	}
 }
 
@@ -699,6 +698,7 @@ static int dxn_txq_add(struct dxn_conn *conn, u32 buf, u32 off, u32 len)
 	e->len = len;
 	list_add_tail(&e->node, &conn->txq);
 	pair->ntxq++;
+	conn->ntxq++;
 	return 0;
 }
 
@@ -745,6 +745,7 @@ static void dxn_tx_conn(struct dxn_pair *pair, struct dxn_conn *conn)
 		list_del(&e->node);
 		kfree(e);
 		pair->ntxq--;
+		conn->ntxq--;
 	}
 
 	for (i = conn->batch_first; i != DXN_NONE; i = pair->txnext[i]) {

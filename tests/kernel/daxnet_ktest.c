@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1718,31 +1719,32 @@ static int t_zc_fsdax(void)
 	return 0;
 }
 
-/* Write v to /sys/module/daxnet/parameters/name; 0 or -1. */
-static int set_param(const char *name, const char *v)
+#define DBG_DIR "/sys/kernel/debug"
+#define FAIL_GROW DBG_DIR "/daxnet/fail_release_grow"
+
+/*
+ * Make every growth of a RELEASE queue fail (or not), with the module's
+ * debugfs knob (mounting debugfs if needed); 0 or -1.
+ */
+static int fail_release_grow(bool on)
 {
-	char path[256];
 	int fd, ok;
 
-	snprintf(path, sizeof(path), "/sys/module/%s/parameters/%s", rmmod_name, name);
-	fd = open(path, O_WRONLY);
+	if (access(FAIL_GROW, F_OK))
+		mount("debugfs", DBG_DIR, "debugfs", 0, NULL);
+	fd = open(FAIL_GROW, O_WRONLY);
 	if (fd < 0)
 		return -1;
-	ok = write(fd, v, strlen(v)) == (ssize_t)strlen(v);
+	ok = write(fd, on ? "Y" : "N", 1) == 1;
 	close(fd);
 	return ok ? 0 : -1;
 }
 
-/* Make every growth of a RELEASE queue fail (or not); 0 or -1. */
-static int fail_release_grow(bool on)
-{
-	return set_param("test_release_nomem", on ? "1" : "0");
-}
-
 /*
  * A sync reserves room for every RELEASE it may owe before it changes
- * anything. When the RELEASE queue cannot grow (the test_release_nomem
- * hook fails every growth), the sync fails with ENOMEM, counts rel_nomem
+ * anything. When the RELEASE queue cannot grow (the debugfs knob
+ * daxnet/fail_release_grow fails every growth), the sync fails with
+ * ENOMEM, counts rel_nomem (not rel_deferred, the zero-copy deferrals)
  * and changes nothing - the spare it was handed stays with user space and
  * is taken by the next sync - instead of dropping a RELEASE and losing
  * the buffer until the port closes. 20 connections on 8+8-slot rings
@@ -1757,8 +1759,12 @@ static int t_rel_nomem(void)
 	struct daxnet_counters k0, k1;
 	int cli[N], srv[N], lfd, i, r1, r2, r3;
 	uint32_t conn[N], tail0, tail1;
+	char path[256];
 	uint16_t port;
 
+	/* The fault is injected through debugfs: no module parameter for it. */
+	snprintf(path, sizeof(path), "/sys/module/%s/parameters/test_release_nomem", rmmod_name);
+	CHECK(access(path, F_OK) != 0, "%s exists: a writable test knob in production", path);
 	CHECK(kport_open_ex(&p, true, 64, 2048, 8, 8, 8, 32, DAXNET_API) == 0, "register");
 	lfd = listener(&port);
 	CHECK(lfd >= 0, "listener");
@@ -1785,6 +1791,7 @@ static int t_rel_nomem(void)
 	      (unsigned long long)k1.rel_nomem, (unsigned long long)k0.rel_nomem,
 	      (unsigned long long)k1.syncs, (unsigned long long)k0.syncs);
 	CHECK(tail1 == tail0, "the failed sync took a spare");
+	CHECK(k1.rel_deferred == k0.rel_deferred, "a failed sync counted as deferred");
 	CHECK(r2 == 0, "sync once the queue can grow: %d", r2);
 	CHECK(dxt_ktail(p.sp) != tail0, "the spare was not taken afterwards");
 	for (i = 0; i < N; i++) {
@@ -1857,7 +1864,11 @@ static int t_attach_efault(void)
 	CHECK(conns == 1, "%llu connections attached after the failed ATTACH, want 1",
 	      (unsigned long long)conns);
 	CHECK(kport_attach(&p, srv2, 2, &conn2) == 0, "the socket must be attachable again");
-	CHECK(kport_detach(&p, conn2, 0) == 0, "detach");
+	/* Its DETACH reserves its own RELEASEs (none), not the pair's queue. */
+	CHECK(fail_release_grow(true) == 0, "turn on the RELEASE queue fault");
+	ret = kport_detach(&p, conn2, 0);
+	fail_release_grow(false);
+	CHECK(ret == 0, "DETACH of a connection that owes nothing: %d, want 0", ret);
 	CHECK(kport_detach(&p, conn, DAXNET_DETACH_DISCARD) == 0, "detach DISCARD");
 	munmap(ro, 4096);
 	close(cli);

@@ -465,10 +465,13 @@ struct daxnet_counters {
 				 * held by the kernel or given twice (Added in
 				 * DAXNET_API 1, from reserved[0]) */
 	__u64 rel_nomem;	/* syncs/detaches failed with ENOMEM (nothing
-				 * changed) and zero-copy RELEASEs deferred: the
+				 * changed): the RELEASE queue could not grow
+				 * (Added in DAXNET_API 1, from reserved[0]) */
+	__u64 rel_deferred;	/* zero-copy RELEASEs kept for a later sync
+				 * (the buffer stays held, nothing fails): the
 				 * RELEASE queue could not grow (Added in
 				 * DAXNET_API 1, from reserved[0]) */
-	__u64 reserved[8];	/* zero */
+	__u64 reserved[7];	/* zero */
 };
 
 /*
