@@ -3,6 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+#include <nlohmann/json.hpp>
+
 #include "daxnet/pmem/kv.h"
 #include "daxnet/pmem/persist.h"
 #include "daxnet/proto/reply.h"
@@ -11,22 +14,6 @@
 namespace daxnet::svc {
 
 namespace {
-
-void json_string(std::string& out, std::string_view s)
-{
-	out += '"';
-	for (char c : s) {
-		if (c == '"' || c == '\\') {
-			out += '\\';
-			out += c;
-		} else if (static_cast<unsigned char>(c) < 0x20) {
-			out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-		} else {
-			out += c;
-		}
-	}
-	out += '"';
-}
 
 /// Prometheus label values escape backslash, double quote and newline.
 void prom_label_value(std::string& out, std::string_view s)
@@ -85,26 +72,18 @@ std::uint64_t Metrics::value(std::string_view name) const noexcept
 
 std::string Metrics::json() const
 {
-	std::string out = "{";
-	bool first = true;
-	for (const auto& l : labels_) {
-		if (!first)
-			out += ',';
-		first = false;
-		json_string(out, l.name);
-		out += ':';
-		json_string(out, l.value);
-	}
+	// ordered: labels first, then the metrics in the list's order
+	nlohmann::ordered_json j = nlohmann::ordered_json::object();
+	for (const auto& l : labels_)
+		j[std::string(l.name)] = l.value;
 	for (const auto& m : m_) {
-		if (!first)
-			out += ',';
-		first = false;
-		json_string(out, m.name);
-		out += ':';
-		value_text(out, m);
+		if (m.is_ratio)
+			j[std::string(m.name)] = std::round(m.d * 1e4) / 1e4;  // 4 decimals, as the text renderings
+		else
+			j[std::string(m.name)] = m.u;
 	}
-	out += "}\n";
-	return out;
+	// a label (the pool's path) need not be UTF-8: replaced, never thrown
+	return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 std::string Metrics::prometheus() const

@@ -68,7 +68,8 @@ public:
 	/// The value of `name` (0 when absent; ratios truncated). Tests.
 	std::uint64_t value(std::string_view name) const noexcept;
 
-	/// One JSON object, labels first, then every metric; ends with "\n".
+	/// One JSON object (nlohmann-json), labels first, then every metric;
+	/// ends with "\n".
 	std::string json() const;
 	/// Prometheus text exposition format 0.0.4.
 	std::string prometheus() const;
