@@ -315,9 +315,9 @@ int main(int argc, char** argv)
 						    daxnet::svc::ServerOptions{});
 		HttpdService::all.emplace_back(w.svc.get(), w.server.get());
 	}
-	fmt::print("daxnet-httpd {}: transport={} {} http={}:{} threads={} workload={}\n", daxnet::svc::kVersion,
-		   daxnet::to_string(workers[0].port->transport()), daxnet::svc::describe_pool(*pool, created), opt.bind,
-		   actual, n, workload);
+	fmt::print("daxnet-httpd {}: transport={} {} http={} threads={} workload={}\n", daxnet::svc::kVersion,
+		   daxnet::to_string(workers[0].port->transport()), daxnet::svc::describe_pool(*pool, created),
+		   daxnet::svc::host_port(opt.bind, actual), n, workload);
 	std::fflush(stdout);
 	daxnet::svc::notify_supervisor("READY=1\nSTATUS=serving");  // systemd Type=notify
 

@@ -125,11 +125,12 @@ int main(int argc, char** argv)
 	daxnet::kv::KvService svc(kv, view, alloc, cfg);
 	daxnet::svc::Server server(port, svc, std::move(listeners), so);
 
-	std::string http_addr = http_port >= 0 ? fmt::format(" http={}:{}", opt.bind, actual_http) : "";
-	fmt::print("daxnet-kv {}: transport={} {} resp={}:{}{} threads=1 keys={} recovered_log_entries={} "
+	std::string http_addr = http_port >= 0 ? " http=" + daxnet::svc::host_port(opt.bind, actual_http) : "";
+	fmt::print("daxnet-kv {}: transport={} {} resp={}{} threads=1 keys={} recovered_log_entries={} "
 		   "ckpt_entries={}\n",
-		   daxnet::svc::kVersion, cfg.transport_name, daxnet::svc::describe_pool(st->pool, st->created), opt.bind,
-		   resp_port, http_addr, kv.dbsize(), st->report.log_entries, st->report.ckpt_entries);
+		   daxnet::svc::kVersion, cfg.transport_name, daxnet::svc::describe_pool(st->pool, st->created),
+		   daxnet::svc::host_port(opt.bind, resp_port), http_addr, kv.dbsize(), st->report.log_entries,
+		   st->report.ckpt_entries);
 	const int rc = daxnet::svc::serve(server);
 	const auto& pc = view.domain().counters();
 	fmt::print("daxnet-kv: stopping ({}): {} requests, {} writes, {} fences\n",

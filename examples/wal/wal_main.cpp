@@ -102,10 +102,11 @@ int main(int argc, char** argv)
 	daxnet::svc::Server server(port, svc, {{lfd.get(), daxnet::svc::Proto::http}}, so);
 	std::uint64_t streams = 0;
 	kv.for_each_stream([&](std::string_view, std::uint64_t) { ++streams; });
-	fmt::print("daxnet-wal {}: transport={} {} http={}:{} threads=1 streams={} recovered_log_entries={} "
+	fmt::print("daxnet-wal {}: transport={} {} http={} threads=1 streams={} recovered_log_entries={} "
 		   "ckpt_entries={} pack_small={}\n",
-		   daxnet::svc::kVersion, tname, daxnet::svc::describe_pool(st->pool, st->created), opt.bind, actual, streams,
-		   st->report.log_entries, st->report.ckpt_entries, pack);	const int rc = daxnet::svc::serve(server);
+		   daxnet::svc::kVersion, tname, daxnet::svc::describe_pool(st->pool, st->created),
+		   daxnet::svc::host_port(opt.bind, actual), streams, st->report.log_entries, st->report.ckpt_entries, pack);
+	const int rc = daxnet::svc::serve(server);
 	fmt::print("daxnet-wal: stopping: {} requests, {} appends, {} fences\n", server.counters().requests,
 		   svc.appends(), view.domain().counters().drains);
 	return rc == 0 ? 0 : 1;

@@ -93,13 +93,13 @@ def parse_startup(text):
 class Server:
     """One service process (daxnet-kv, daxnet-wal, daxnet-httpd).
 
-    argv: BIN --pool POOL [--pool-size S] --port PORT --bind 127.0.0.1
-    --transport T EXTRA...; stdout and stderr go to <out_dir>/<name>.<n>.out.
+    argv: BIN --pool POOL [--pool-size S] --port PORT --bind BIND (default
+    127.0.0.1) --transport T EXTRA...; stdout and stderr go to <out_dir>/<name>.<n>.out.
     start() returns once the startup line is printed; it may be called again
     after a kill9() or stop() (a restart: recovery on the same pool)."""
 
     def __init__(self, bin_dir, binary, pool, transport, out_dir, extra=(), name=None, pool_size=None,
-                 port=0, start_deadline=None, verbose=True):
+                 port=0, start_deadline=None, verbose=True, bind="127.0.0.1"):
         self.bin_dir = bin_dir
         self.binary = binary
         self.pool = pool
@@ -109,6 +109,7 @@ class Server:
         self.name = name or binary
         self.pool_size = pool_size
         self.fixed_port = port
+        self.bind = bind
         self.start_deadline = start_deadline
         self.verbose = verbose
         self.env = None
@@ -120,7 +121,7 @@ class Server:
     def argv(self):
         size = ["--pool-size", self.pool_size] if self.pool_size else []
         return [os.path.join(self.bin_dir, self.binary), "--pool", self.pool] + size + \
-            ["--port", str(self.fixed_port), "--bind", "127.0.0.1", "--transport", self.transport] + self.extra
+            ["--port", str(self.fixed_port), "--bind", self.bind, "--transport", self.transport] + self.extra
 
     def start(self):
         n = 0

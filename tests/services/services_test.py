@@ -150,6 +150,38 @@ def test_kv_http(ctx):
     srv.stop()
 
 
+def ipv6_loopback():
+    """True when this host can listen on ::1 (IPv6 may be disabled)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def test_kv_ipv6(ctx):
+    """--bind ::1: daxnet-kv serves RESP and HTTP on IPv6 and writes [::1]:port in its startup line."""
+    if not ipv6_loopback():
+        log("no IPv6 loopback on this host: nothing to test")
+        return
+    srv = ctx.server("daxnet-kv", ctx.pool(), ["--http-port", "0"], bind="::1")
+    check("resp=[::1]:" in srv.startup and "http=[::1]:" in srv.startup, "startup line: %s" % srv.startup)
+    with socket.create_connection(("::1", srv.port("resp")), timeout=10) as s:
+        s.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nv6\r\n")
+        check(s.recv(64) == b"+OK\r\n", "SET over IPv6")
+    with socket.create_connection(("::1", srv.port("http")), timeout=10) as s:
+        s.sendall(b"GET /kv/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while True:
+            part = s.recv(4096)
+            if not part:
+                break
+            reply += part
+        check(reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"\r\n\r\nv6"), "HTTP GET over IPv6: %r" % reply)
+    srv.stop()
+
+
 def test_kv_bad_input(ctx):
     """Malformed, oversized, trickled and abandoned requests hurt nobody else."""
     srv = start_kv(ctx, extra=["--max-key", "256", "--max-value", "1048576"])
@@ -1079,6 +1111,7 @@ TESTS = {
     "kv_redis_cli": test_kv_redis_cli,
     "kv_benchmark": test_kv_benchmark,
     "kv_http": test_kv_http,
+    "kv_ipv6": test_kv_ipv6,
     "kv_bad_input": test_kv_bad_input,
     "kv_pool_full": test_kv_pool_full,
     "kv_capacity": test_kv_capacity,

@@ -299,6 +299,13 @@ int notify_supervisor(std::string_view state) noexcept
 	return n < 0 ? -errno : 0;
 }
 
+std::string host_port(std::string_view host, int port)
+{
+	if (host.find(':') != std::string_view::npos)
+		return fmt::format("[{}]:{}", host, port);
+	return fmt::format("{}:{}", host, port);
+}
+
 int serve(Server& server)
 {
 	std::fflush(stdout);

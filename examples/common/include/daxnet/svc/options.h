@@ -100,6 +100,10 @@ std::unique_ptr<StoreStack> open_store_stack(const CommonOptions& o, const char*
 /// "pool=/p/kv.pool (256 MiB, 58982 buffers x 4096, granularity=page, dax=no, created)"
 std::string describe_pool(const pmem::Pool& pool, bool created);
 
+/// "host:port" as the startup line writes it: an IPv6 host in brackets
+/// ("[::1]:6380"; tests/lib/daxnet_testlib.py, the startup line contract).
+std::string host_port(std::string_view host, int port);
+
 /// Port ring sizes scaled to the pool (a small pool must not hand every
 /// buffer to the spare ring).
 PortOptions port_options_for(const CommonOptions& o, const pmem::PoolView& pool);
