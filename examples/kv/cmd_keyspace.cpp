@@ -646,36 +646,34 @@ void KvService::cmd_scan(Ctx& x)
 			return;
 		}
 	}
+	// The cursor is the next index bucket (low 32 bits) and the bucket
+	// count when it was issued (high 32 bits). Without a rehash a key never
+	// changes bucket, so a key present for the whole scan is returned at
+	// least once; after a rehash the walk starts again from bucket 0
+	// (duplicates, as Redis allows). The index only grows, so a scan ends.
+	// Each call looks at no more than 10 x COUNT buckets (Redis's bound),
+	// whatever the size of the keyspace.
 	const int db = phys(x.cl.db);
-	std::hash<std::string_view> h;
-	std::vector<std::pair<std::uint64_t, std::string_view>> cand;
-	std::size_t total = 0;
-	kv_.for_each([&](std::string_view k, const ValueRef&) {
-		if (db_of(k) != db)
-			return;
-		++total;
-		const std::uint64_t hk = h(k);
-		if (hk >= cursor)
-			cand.emplace_back(hk, k);
-	});
-	// at least COUNT keys per call, and no more than ~64 calls in all
-	const std::size_t want = std::max<std::size_t>(static_cast<std::size_t>(count), total / 64 + 1);
-	std::uint64_t next = 0;
-	if (cand.size() > want) {
-		std::nth_element(cand.begin(), cand.begin() + static_cast<std::ptrdiff_t>(want - 1), cand.end());
-		const std::uint64_t bound = cand[want - 1].first;
-		std::erase_if(cand, [bound](const auto& e) { return e.first > bound; });
-		next = bound == UINT64_MAX ? 0 : bound + 1;
-	}
+	const std::uint64_t nb = kv_.index_buckets() & 0xffffffffu;
+	std::size_t bucket = 0;
+	if (cursor != 0 && (cursor >> 32) == nb)
+		bucket = static_cast<std::size_t>(cursor & 0xffffffffu);
+	const std::size_t want = static_cast<std::size_t>(std::min<std::int64_t>(count, 1 << 20));
 	std::vector<std::string_view> out;
-	for (const auto& [hk, k] : cand) {
-		const std::string_view uk = user_key(k);
-		if (!pat.empty() && !glob_match(pat, uk))
-			continue;
-		if (type_filter && !type_string)
-			continue;
-		out.push_back(uk);
-	}
+	std::size_t looked = 0;
+	do {
+		bucket = kv_.visit_buckets(bucket, 1, [&](std::string_view k, const ValueRef&) {
+			if (db_of(k) != db)
+				return;
+			const std::string_view uk = user_key(k);
+			if (!pat.empty() && !glob_match(pat, uk))
+				return;
+			if (type_filter && !type_string)
+				return;
+			out.push_back(uk);
+		});
+	} while (bucket != 0 && out.size() < want && ++looked < want * 10);
+	const std::uint64_t next = bucket == 0 ? 0 : (nb << 32) | bucket;
 	// expired keys are dropped (and not returned) as in Redis
 	std::vector<std::string> keep;
 	for (std::string_view k : out) {
@@ -691,17 +689,34 @@ void KvService::cmd_scan(Ctx& x)
 
 void KvService::cmd_randomkey(Ctx& x)
 {
+	// A random bucket of the index, then a random key of this database in
+	// it: O(1) expected, as Redis's. Expired keys met on the way are
+	// dropped (as Redis does). Only when 64 samples found nothing (the
+	// database is a small share of the index, or mostly expired) is the
+	// whole index walked.
 	static std::mt19937_64 rng{std::random_device{}()};
 	const std::uint64_t now = daxnet::pmem::realtime_ns();
 	const int db = phys(x.cl.db);
 	std::string pick;
+	std::vector<std::string> expired;
 	std::uint64_t seen = 0;
-	kv_.for_each([&](std::string_view k, const ValueRef& v) {
-		if (db_of(k) != db || (v.expiry_ns != 0 && v.expiry_ns <= now))
+	auto visit = [&](std::string_view k, const ValueRef& v) {
+		if (db_of(k) != db)
 			return;
+		if (v.expiry_ns != 0 && v.expiry_ns <= now) {
+			if (expired.size() < 64)
+				expired.emplace_back(k);
+			return;
+		}
 		if (rng() % ++seen == 0)
 			pick.assign(k);
-	});
+	};
+	for (int i = 0; i < 64 && seen == 0 && kv_.dbsize() != 0; ++i)
+		kv_.visit_random_bucket(rng(), 64, visit);
+	if (seen == 0)
+		kv_.for_each(visit);
+	for (const std::string& k : expired)
+		(void)kv_.exists(k);  // drops it (and tells replicas)
 	if (seen == 0) {
 		reply_null(x);
 		return;

@@ -689,6 +689,36 @@ void KvStore::for_each(const std::function<void(std::string_view, const ValueRef
 		fn(k, item.ref());
 }
 
+std::size_t KvStore::visit_buckets(std::size_t bucket, std::size_t max_buckets,
+				   const std::function<void(std::string_view, const ValueRef&)>& fn) const
+{
+	const std::size_t n = index_.bucket_count();
+	std::size_t b = bucket;
+	for (std::size_t done = 0; b < n && done < max_buckets; ++b, ++done) {
+		for (auto it = index_.begin(b); it != index_.end(b); ++it)
+			fn(it->first, it->second.ref());
+	}
+	return b < n ? b : 0;
+}
+
+std::size_t KvStore::visit_random_bucket(std::uint64_t seed, std::size_t max_buckets,
+					 const std::function<void(std::string_view, const ValueRef&)>& fn) const
+{
+	const std::size_t n = index_.bucket_count();
+	if (index_.empty() || n == 0)
+		return 0;
+	std::size_t b = static_cast<std::size_t>(seed % n);
+	for (std::size_t i = 0; i < max_buckets; ++i, b = (b + 1) % n) {
+		if (index_.bucket_size(b) == 0)
+			continue;
+		std::size_t visited = 0;
+		for (auto it = index_.begin(b); it != index_.end(b); ++it, ++visited)
+			fn(it->first, it->second.ref());
+		return visited;
+	}
+	return 0;
+}
+
 void KvStore::for_each_stream(const std::function<void(std::string_view, std::uint64_t)>& fn) const
 {
 	for (const auto& [n, st] : streams_)

@@ -177,6 +177,34 @@ def keyspace(r, port):
     cur, ks = r.scan(0, match="nomatch*")
     check(isinstance(cur, int) and ks == [] or all(k.startswith(b"nomatch") for k in ks), "scan match")
     eq(list(r.scan_iter(_type="list")), [], "scan type filter")
+    # SCAN's work per call follows COUNT, not the size of the keyspace
+    r.flushdb()
+    r.mset({"b:%d" % i: i for i in range(20000)})
+    cur, ks = r.scan(0, count=10)
+    check(cur != 0 and 1 <= len(ks) <= 100, "SCAN COUNT 10 over 20000 keys returned %d keys" % len(ks))
+    eq(len(set(r.scan_iter(count=10))), 20000, "scan_iter COUNT 10 returned every key")
+    # RANDOMKEY samples the index (the keys of another database are
+    # skipped) and drops the expired keys it meets, as Redis does
+    r.flushall()
+    r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+    try:
+        r.mset({"gone:%d" % i: 1 for i in range(50)})
+        for i in range(50):
+            r.pexpire("gone:%d" % i, 20)
+        r.set("k:live", "v")
+        while r.pttl("gone:0") != -2:  # until the keys have expired (this one is dropped)
+            time.sleep(0.05)
+        seen_keys = {r.randomkey() for _ in range(200)}
+        eq(seen_keys, {b"k:live"}, "randomkey returns only the live key")
+        r.delete("k:live")
+        eq(r.randomkey(), None, "randomkey with only expired keys left")
+        eq(r.dbsize(), 0, "randomkey dropped the expired keys it met (dbsize)")
+        r1x = redis.Redis(port=port, db=3)
+        r1x.set("db3only", "x")
+        eq(r1x.randomkey(), b"db3only", "randomkey in a database holding one key of many")
+        r1x.close()
+    finally:
+        r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "1")
     # databases
     r.flushall()
     r1 = redis.Redis(port=port, db=1)

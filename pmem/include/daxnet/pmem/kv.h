@@ -246,6 +246,18 @@ public:
 
 	/// Visits every key (unordered), including expired ones not yet dropped.
 	void for_each(const std::function<void(std::string_view key, const ValueRef& v)>& fn) const;
+	/// Visits the keys of up to `max_buckets` index buckets, from bucket
+	/// `bucket` on (expired ones not yet dropped included). Returns the
+	/// bucket to continue from, 0 after the last. Without a rehash (see
+	/// index_buckets()) a key never changes bucket, so a walk from 0 to 0
+	/// visits every key present throughout it once.
+	std::size_t visit_buckets(std::size_t bucket, std::size_t max_buckets,
+				  const std::function<void(std::string_view key, const ValueRef& v)>& fn) const;
+	/// Visits the keys of one index bucket chosen from `seed` (the first
+	/// non-empty one from there, at most `max_buckets` looked at): a cheap
+	/// random sample for RANDOMKEY. Returns the number of keys visited.
+	std::size_t visit_random_bucket(std::uint64_t seed, std::size_t max_buckets,
+					const std::function<void(std::string_view key, const ValueRef& v)>& fn) const;
 	/// Visits every stream name with its stream_length() (unordered).
 	void for_each_stream(const std::function<void(std::string_view name, std::uint64_t length)>& fn) const;
 
