@@ -545,9 +545,8 @@ void KvService::cmd_save(Ctx& x)
 {
 	// Every acknowledged write is durable already; SAVE takes a checkpoint
 	// (which also makes what this pass staged durable).
-	const int rc = kv_.checkpoint();
-	if (rc < 0) {
-		resp::error(x.o, fmt::format("ERR daxnet: checkpoint failed ({})", std::strerror(-rc)));
+	if (const auto why = checkpoint_now()) {
+		resp_refusal(x.o, *why);
 		return;
 	}
 	last_save_ns_ = daxnet::pmem::realtime_ns();
@@ -561,9 +560,8 @@ void KvService::cmd_bgsave(Ctx& x)
 		resp::error(x.o, "ERR syntax error");
 		return;
 	}
-	const int rc = kv_.checkpoint();
-	if (rc < 0) {
-		resp::error(x.o, fmt::format("ERR daxnet: checkpoint failed ({})", std::strerror(-rc)));
+	if (const auto why = checkpoint_now()) {
+		resp_refusal(x.o, *why);
 		return;
 	}
 	last_save_ns_ = daxnet::pmem::realtime_ns();
@@ -658,9 +656,8 @@ void KvService::cmd_debug(Ctx& x)
 	} else if (ieq(sub, "reload") || ieq(sub, "loadaof")) {
 		// The data lives in the pool: a reload would find what is there
 		// now. A checkpoint stands in for the save half.
-		const int rc = kv_.checkpoint();
-		if (rc < 0) {
-			resp::error(x.o, fmt::format("ERR daxnet: checkpoint failed ({})", std::strerror(-rc)));
+		if (const auto why = checkpoint_now()) {
+			resp_refusal(x.o, *why);
 			return;
 		}
 		resp::ok(x.o);

@@ -318,6 +318,8 @@ private:
 	int arg_kv_slices(Ctx& x, std::size_t i, std::size_t j, Slice& k);
 	/// Stages a SET of values_; nullopt or why not.
 	MaybeRefusal stage_set(const Slice& key, std::uint64_t expiry);
+	/// A whole checkpoint now (SAVE, BGSAVE, DEBUG RELOAD); nullopt or why not.
+	MaybeRefusal checkpoint_now();
 	/// Stages a DEL; 1, 0 or -errno.
 	int stage_del(const Slice& key);
 	void reply_value(Ctx& x, const ValueRef& v);

@@ -189,6 +189,14 @@ MaybeRefusal KvService::stage_set(const Slice& key, std::uint64_t expiry)
 	return Refusal::from_store(rc, rc == -ENOSPC ? capacity_refusal().message : std::string(), "value", "write");
 }
 
+MaybeRefusal KvService::checkpoint_now()
+{
+	const int rc = kv_.checkpoint();
+	if (rc < 0)
+		return Refusal{Refusal::Code::failed, fmt::format("daxnet: checkpoint failed ({})", std::strerror(-rc))};
+	return std::nullopt;
+}
+
 int KvService::stage_del(const Slice& key)
 {
 	const int rc = kv_.del(key);  // may use the log room kept for frees
