@@ -610,10 +610,6 @@ void KvService::cmd_keys(Ctx& x)
 
 void KvService::cmd_scan(Ctx& x)
 {
-	// The cursor is a position in the order of the keys' 64-bit hashes:
-	// every call returns the keys whose hash is the next in that order, so
-	// a key present for the whole scan is returned at least once whatever
-	// the index does meanwhile (rehashes included).
 	std::uint64_t cursor = 0;
 	{
 		const std::string_view c = x.arg(1);
@@ -660,18 +656,19 @@ void KvService::cmd_scan(Ctx& x)
 		bucket = static_cast<std::size_t>(cursor & 0xffffffffu);
 	const std::size_t want = static_cast<std::size_t>(std::min<std::int64_t>(count, 1 << 20));
 	std::vector<std::string_view> out;
+	const std::function<void(std::string_view, const ValueRef&)> take = [&](std::string_view k, const ValueRef&) {
+		if (db_of(k) != db)
+			return;
+		const std::string_view uk = user_key(k);
+		if (!pat.empty() && !glob_match(pat, uk))
+			return;
+		if (type_filter && !type_string)
+			return;
+		out.push_back(uk);
+	};
 	std::size_t looked = 0;
 	do {
-		bucket = kv_.visit_buckets(bucket, 1, [&](std::string_view k, const ValueRef&) {
-			if (db_of(k) != db)
-				return;
-			const std::string_view uk = user_key(k);
-			if (!pat.empty() && !glob_match(pat, uk))
-				return;
-			if (type_filter && !type_string)
-				return;
-			out.push_back(uk);
-		});
+		bucket = kv_.visit_buckets(bucket, 1, take);
 	} while (bucket != 0 && out.size() < want && ++looked < want * 10);
 	const std::uint64_t next = bucket == 0 ? 0 : (nb << 32) | bucket;
 	// expired keys are dropped (and not returned) as in Redis
@@ -697,6 +694,10 @@ void KvService::cmd_randomkey(Ctx& x)
 	static std::mt19937_64 rng{std::random_device{}()};
 	const std::uint64_t now = daxnet::pmem::realtime_ns();
 	const int db = phys(x.cl.db);
+	if (!multi_db_ && db != 0) {
+		reply_null(x);  // no key was ever stored outside physical database 0
+		return;
+	}
 	std::string pick;
 	std::vector<std::string> expired;
 	std::uint64_t seen = 0;

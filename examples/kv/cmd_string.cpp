@@ -96,9 +96,11 @@ void KvService::cmd_set(Ctx& x)
 	}
 	if (keepttl && exists)
 		expiry = old.expiry_ns;
+	// SET ... GET replies with the old value before it is replaced (copied
+	// now: its slices are invalid after the set); a refused write takes
+	// that reply back and sends the refusal instead.
+	const std::size_t mark = x.o.size();
 	if (get) {
-		// reply with the old value before it is replaced (copied now:
-		// its slices are invalid after the set)
 		if (exists)
 			reply_value_copy(x, old);
 		else
@@ -110,8 +112,8 @@ void KvService::cmd_set(Ctx& x)
 		prop_custom_ = true;
 		if (exists) {
 			if (const int rc = del_stored(skey(x, x.arg(1), buf)); rc < 0) {
-				if (!get)
-					resp::error(x.o, fmt::format("ERR daxnet: delete failed ({})", std::strerror(-rc)));
+				x.o.truncate(mark);
+				resp::error(x.o, fmt::format("ERR daxnet: delete failed ({})", std::strerror(-rc)));
 				return;
 			}
 			++expired_keys_;
@@ -123,13 +125,13 @@ void KvService::cmd_set(Ctx& x)
 	}
 	Slice k;
 	if (arg_kv_slices(x, 1, 2, k) < 0) {
-		if (!get)
-			refuse_pool_full(x);
+		x.o.truncate(mark);
+		refuse_pool_full(x);
 		return;
 	}
 	if (const auto why = stage_set(k, expiry)) {
-		if (!get)
-			resp_refusal(x.o, *why);
+		x.o.truncate(mark);
+		resp_refusal(x.o, *why);
 		return;
 	}
 	if (exp_at && !replicas_.empty()) {
@@ -356,17 +358,23 @@ void KvService::cmd_getset(Ctx& x)
 	std::string sk;
 	const std::string_view key = skey(x, x.arg(1), sk);
 	ValueRef v{};
+	const std::size_t mark = x.o.size();  // the old value is taken back if the write is refused
 	if (lookup(key, v) == 1)
 		reply_value_copy(x, v);
 	else
 		reply_null(x);
 	Slice k;
 	if (arg_kv_slices(x, 1, 2, k) < 0) {
-		++refused_;
+		x.o.truncate(mark);
+		refuse_pool_full(x);
 		return;
 	}
-	if (!stage_set(k, 0))
-		propagate_as(x, {"SET", std::string(x.arg(1)), std::string(x.arg(2))});
+	if (const auto why = stage_set(k, 0)) {
+		x.o.truncate(mark);
+		resp_refusal(x.o, *why);
+		return;
+	}
+	propagate_as(x, {"SET", std::string(x.arg(1)), std::string(x.arg(2))});
 }
 
 void KvService::cmd_getdel(Ctx& x)
@@ -410,17 +418,24 @@ void KvService::cmd_getex(Ctx& x)
 		reply_null(x);
 		return;
 	}
+	const std::size_t mark = x.o.size();  // taken back if the change is refused
 	reply_value_copy(x, v);
 	if (!change || (persist && v.expiry_ns == 0))
 		return;
 	if (!persist && expiry <= daxnet::pmem::realtime_ns()) {
-		if (del_stored(key) > 0)
+		if (const int rc = del_stored(key); rc > 0) {
 			propagate_as(x, {expire_del_name(), std::string(x.arg(1))});
-	} else if (!put_slices(key, v.slices, persist ? 0 : expiry)) {
-		if (persist)
-			propagate_as(x, {"PERSIST", std::string(x.arg(1))});
-		else
-			propagate_as(x, {"PEXPIREAT", std::string(x.arg(1)), std::to_string(expiry / 1000000)});
+		} else if (rc < 0) {
+			x.o.truncate(mark);
+			resp::error(x.o, fmt::format("ERR daxnet: delete failed ({})", std::strerror(-rc)));
+		}
+	} else if (const auto why = put_slices(key, v.slices, persist ? 0 : expiry)) {
+		x.o.truncate(mark);
+		resp_refusal(x.o, *why);
+	} else if (persist) {
+		propagate_as(x, {"PERSIST", std::string(x.arg(1))});
+	} else {
+		propagate_as(x, {"PEXPIREAT", std::string(x.arg(1)), std::to_string(expiry / 1000000)});
 	}
 }
 

@@ -306,6 +306,15 @@ def test_kv_capacity(ctx):
     info = _info(c)
     check(int(info.get("daxnet_refused_capacity", "0")) >= 1000, "refusals not counted: %s" % info.get("daxnet_refused_capacity", "0"))
     check(int(info.get("daxnet_checkpoint_failures", "0")) == 0, "a checkpoint failed: %s" % info)
+    # Commands that reply with the old value refuse the write as plainly:
+    # an old value (or nil) in the reply would say the write was taken.
+    # (New keys are refused; an overwrite needs no new record and is taken.)
+    for cmd in (("SET", "more:x", val, "GET"), ("GETSET", "more:y", val)):
+        r = c.call(*cmd)
+        check(isinstance(r, RespError) and str(r).startswith("OOM "), "%s when full answered %r" % (cmd[0], r))
+    check(c.call("GET", "more:x") is None and c.call("GET", "more:y") is None, "a refused SET GET/GETSET stored")
+    check(c.call("SET", "key:%012d" % 8, b"w" * 16, "GET") == val and c.call("GET", "key:%012d" % 8) == b"w" * 16,
+          "an overwrite by SET GET when full")
     check(c.call("GET", "key:%012d" % 7) == val, "read when full")
     check(c.call("DEL", "key:%012d" % 0) == 1, "DEL when full")
     check(c.call("SET", "freed", val) == "OK", "SET into the room a DEL freed")

@@ -26,6 +26,12 @@ public:
 	std::span<const std::byte> bytes() const noexcept { return {buf_.data(), len_}; }
 	std::string_view view() const noexcept { return {reinterpret_cast<const char*>(buf_.data()), len_}; }
 	void clear() noexcept { len_ = 0; }
+	/// Drops what was appended after size() was `n` (a reply taken back).
+	void truncate(std::size_t n) noexcept
+	{
+		if (n < len_)
+			len_ = n;
+	}
 	/// When empty and holding more than `keep` bytes of capacity, gives
 	/// the memory back (a large reply must not keep it for ever).
 	void shrink(std::size_t keep) noexcept
