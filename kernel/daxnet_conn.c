@@ -309,6 +309,7 @@ int dxn_attach(struct dxn_port *port, struct daxnet_attach *arg,
 	release_sock(sk);
 
 	port->conns[idx] = conn;
+	dxn_cs_attach(conn);
 	pair->nconns++;
 	pair->cnt.conns = pair->nconns;
 	/* The NEW_CONN slot, and any bytes that arrived before attach. */
@@ -386,6 +387,7 @@ static void dxn_conn_destroy(struct dxn_conn *conn)
 	list_del_init(&conn->work_node);
 
 	dxn_txq_drop(conn, true);
+	dxn_cs_detach(conn);
 	if (conn->rx_buf != DAXNET_NO_BUF) {
 		port->pool.own[conn->rx_buf] = DXN_OWN_USER;
 		dxn_release_buf(pair, conn->rx_buf);

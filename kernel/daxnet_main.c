@@ -62,7 +62,8 @@ static int dxn_check_register(const struct daxnet_register *r)
 
 	if (r->api_version != DAXNET_API)
 		return -EPROTO;
-	if (r->flags & ~DAXNET_REG_ZEROCOPY || r->reserved0)
+	if (r->flags & ~(DAXNET_REG_ZEROCOPY | DAXNET_REG_CONNSTATE) ||
+	    r->reserved0)
 		return -EINVAL;
 	for (i = 0; i < ARRAY_SIZE(r->reserved); i++)
 		if (r->reserved[i])
@@ -147,6 +148,7 @@ static void dxn_region_free(struct dxn_port *port)
 		__free_page(port->region_pages[i]);
 	kvfree(port->region_pages);
 	port->region_pages = NULL;
+	port->cstate = NULL;
 	port->region_npages = 0;
 	port->region = NULL;
 }
@@ -205,6 +207,8 @@ static int dxn_pair_alloc(struct dxn_pair *pair, const struct daxnet_register *r
 		return -ENOMEM;
 	INIT_LIST_HEAD(&pair->rx_ready);
 	INIT_LIST_HEAD(&pair->tx_ready);
+	INIT_LIST_HEAD(&pair->cs_tx);
+	INIT_LIST_HEAD(&pair->rx_paused);
 	return 0;
 }
 
@@ -217,7 +221,7 @@ static int dxn_register(struct dxn_port *port, void __user *uarg)
 	struct daxnet_register r;
 	struct daxnet_region *reg;
 	struct daxnet_pair_desc *pd;
-	u64 size, ofs;
+	u64 size, ofs, cs_ofs = 0;
 	u32 i;
 	int ret;
 
@@ -240,6 +244,12 @@ static int dxn_register(struct dxn_port *port, void __user *uarg)
 		(dxn_ring_bytes(r.rx_slots, sizeof(struct daxnet_slot)) +
 		 dxn_ring_bytes(r.tx_slots, sizeof(struct daxnet_slot)) +
 		 dxn_ring_bytes(r.spare_slots, sizeof(u32)));
+	if (r.flags & DAXNET_REG_CONNSTATE) {
+		/* The connection state table, after the rings. */
+		cs_ofs = ALIGN(size, SMP_CACHE_BYTES);
+		size = cs_ofs +
+		       (u64)r.max_conns * sizeof(struct daxnet_conn_state);
+	}
 	size = PAGE_ALIGN(size);
 	if (dxn_port_bytes(&r, size) > DXN_MAX_PORT_BYTES)
 		return -E2BIG;
@@ -299,6 +309,13 @@ static int dxn_register(struct dxn_port *port, void __user *uarg)
 	reg->max_conns = r.max_conns;
 	reg->flags = port->zc ? DAXNET_REG_ZEROCOPY : 0;
 	reg->pairs_ofs = sizeof(*reg);
+	if (cs_ofs) {
+		port->cstate = port->region + cs_ofs;
+		for (i = 0; i < r.max_conns; i++)
+			port->cstate[i].conn = DAXNET_NO_CONN;
+		reg->conn_state_ofs = cs_ofs;
+		reg->flags |= DAXNET_REG_CONNSTATE;
+	}
 	pd = port->region + reg->pairs_ofs;
 	ofs = ALIGN(sizeof(*reg) + r.num_pairs * sizeof(*pd), SMP_CACHE_BYTES);
 	for (i = 0; i < r.num_pairs; i++) {

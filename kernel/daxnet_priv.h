@@ -112,6 +112,10 @@ struct dxn_conn {
 
 	struct list_head txq;	/* struct dxn_txent, in stream order */
 	u32 ntxq;		/* entries on txq */
+	u64 txq_bytes;		/* payload bytes on txq */
+	/* Connection state table (daxnet_cstate.c), port->lock: */
+	struct list_head cs_node;	/* pair->cs_tx: TX state to refresh */
+	struct list_head pause_node;	/* pair->rx_paused: at rx_limit */
 	struct dxn_zc_batch *zc_batch;	/* zero-copy TX batch of this sync */
 	struct daxnet_counters cnt;	/* byte counters of this conn; port->lock */
 	bool tx_shut;		/* EOF slot seen: no DATA may follow */
@@ -152,6 +156,8 @@ struct dxn_pair {
 	struct list_head rx_blocked;	/* ring full / no spare; port->lock */
 	u32 nconns;
 	u32 ntxq;		/* struct dxn_txent queued over all conns */
+	struct list_head cs_tx;		/* conns whose TX state may change */
+	struct list_head rx_paused;	/* conns stopped at their rx_limit */
 	bool stalled;		/* last RX phase ran out of room or spares */
 
 	struct daxnet_counters cnt;	/* under port->lock */
@@ -208,6 +214,8 @@ struct dxn_port {
 	struct page **region_pages;	/* charged to the memory cgroup */
 	unsigned long region_npages;
 	size_t region_size;
+	/* DAXNET_REG_CONNSTATE: the table in the region, else NULL. */
+	struct daxnet_conn_state *cstate;
 	u32 num_pairs;
 	struct dxn_pair *pairs;
 
@@ -226,9 +234,13 @@ struct dxn_rxctx {
 	u32 slot_off;
 	u32 slot_len;
 	int stop;		/* why the actor stopped */
+	u64 budget;		/* bytes conn may still publish (rx_limit) */
 };
 
-enum { DXN_GO, DXN_STOP_RING, DXN_STOP_SPARE, DXN_STOP_FAULT };
+enum {
+	DXN_GO, DXN_STOP_RING, DXN_STOP_SPARE, DXN_STOP_FAULT,
+	DXN_STOP_LIMIT,		/* the connection's rx_limit is reached */
+};
 
 /* Registered (acquire: the registration is fully visible)? Any context. */
 static inline bool dxn_port_registered(struct dxn_port *port)
@@ -287,6 +299,15 @@ void dxn_detach_all(struct dxn_port *port);
 struct dxn_conn *dxn_conn_lookup(struct dxn_port *port, u32 id);
 bool dxn_sk_attached(struct sock *sk, const struct dxn_port *port);
 void dxn_mark_rx(struct dxn_conn *conn);
+
+/* daxnet_cstate.c */
+void dxn_cs_attach(struct dxn_conn *conn);
+void dxn_cs_detach(struct dxn_conn *conn);
+void dxn_cs_tx_touch(struct dxn_conn *conn);
+void dxn_cs_refresh(struct dxn_pair *pair);
+u64 dxn_cs_rx_budget(struct dxn_conn *conn);
+void dxn_cs_rx_done(struct dxn_conn *conn, bool paused, u32 pending);
+void dxn_cs_rx_resume(struct dxn_pair *pair);
 
 /* daxnet_sync.c */
 int dxn_sync_pair(struct dxn_pair *pair, u32 flags);

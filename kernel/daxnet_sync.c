@@ -244,11 +244,13 @@ void dxn_txq_drop(struct dxn_conn *conn, bool count)
 			if (count)
 				pair->cnt.tx_discarded += e->len;
 		}
+		conn->txq_bytes -= e->len;
 		list_del(&e->node);
 		kfree(e);
 		pair->ntxq--;
 		conn->ntxq--;
 	}
+	dxn_cs_tx_touch(conn);
 }
 
 /* Remember that conn failed with errno err. port->lock held. */
@@ -405,6 +407,32 @@ int dxn_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
 }
 
 /*
+ * The actor tcp_read_sock() calls: the copy or zero-copy actor, offered at
+ * most the connection's RX budget (rx_limit, daxnet_cstate.c). Same
+ * context as they.
+ */
+static int dxn_rx_limited(read_descriptor_t *rd, struct sk_buff *skb,
+			  unsigned int offset, size_t len)
+{
+	struct dxn_rxctx *ctx = rd->arg.data;
+	int n;
+
+	if (!ctx->budget) {
+		ctx->stop = DXN_STOP_LIMIT;
+		return 0;
+	}
+	if (len > ctx->budget)
+		len = ctx->budget;
+	if (ctx->pair->port->zc)
+		n = dxn_zc_rx_actor(rd, skb, offset, len);
+	else
+		n = dxn_rx_actor(rd, skb, offset, len);
+	if (n > 0)
+		ctx->budget -= n;
+	return n;
+}
+
+/*
  * RX for one connection: NEW_CONN, the bytes TCP has queued, then EOF or
  * ERROR once the queue is empty. Returns DXN_GO or why it stopped.
  * Process context, port->lock held; takes lock_sock(sk).
@@ -414,7 +442,8 @@ static int dxn_rx_conn(struct dxn_rxctx *ctx, struct dxn_conn *conn)
 	struct dxn_pair *pair = ctx->pair;
 	struct sock *sk = conn->sk;
 	read_descriptor_t rd = {};
-	bool qempty, eof, final;
+	bool qempty, eof, final, paused = false;
+	u32 pending;
 	int err;
 
 	lockdep_assert_held(&pair->port->lock);
@@ -430,13 +459,18 @@ static int dxn_rx_conn(struct dxn_rxctx *ctx, struct dxn_conn *conn)
 	ctx->conn = conn;
 	ctx->slot_open = false;
 	ctx->stop = DXN_GO;
+	ctx->budget = dxn_cs_rx_budget(conn);
 	rd.count = 1;		/* never decremented: read until the actor stops */
 	rd.arg.data = ctx;
 
 	lock_sock(sk);
 	if (!conn->rx_fault)
-		tcp_read_sock(sk, &rd,
-			      pair->port->zc ? dxn_zc_rx_actor : dxn_rx_actor);
+		tcp_read_sock(sk, &rd, dxn_rx_limited);
+	if (ctx->stop == DXN_STOP_LIMIT) {
+		/* At rx_limit: the rest waits in the socket, window closing. */
+		paused = true;
+		ctx->stop = DXN_GO;
+	}
 	if (ctx->stop == DXN_STOP_FAULT) {
 		/* The pool is gone from under us: report ERROR, read no more. */
 		conn->rx_fault = true;
@@ -449,7 +483,9 @@ static int dxn_rx_conn(struct dxn_rxctx *ctx, struct dxn_conn *conn)
 			conn->err = -err;
 	}
 	eof = qempty && (sk->sk_shutdown & RCV_SHUTDOWN);
+	pending = qempty ? 0 : tcp_inq(sk);
 	release_sock(sk);
+	dxn_cs_rx_done(conn, paused, pending);
 
 	/* Nothing more will arrive: the last slice gives the buffer back. */
 	final = qempty && (conn->err || eof);
@@ -594,6 +630,8 @@ static void dxn_rx(struct dxn_pair *pair)
 
 	ctx.room = rs->n - 1 - daxnet_ring_space(rs->head, rs->tail, rs->n);
 	dxn_rx_releases(&ctx);
+	/* Paused connections whose rx_limit was raised read again. */
+	dxn_cs_rx_resume(pair);
 
 	spin_lock_bh(&port->ready_lock);
 	list_splice_init(&pair->rx_ready, &todo);
@@ -699,6 +737,7 @@ static int dxn_txq_add(struct dxn_conn *conn, u32 buf, u32 off, u32 len)
 	list_add_tail(&e->node, &conn->txq);
 	pair->ntxq++;
 	conn->ntxq++;
+	conn->txq_bytes += len;
 	return 0;
 }
 
@@ -733,6 +772,7 @@ static void dxn_tx_conn(struct dxn_pair *pair, struct dxn_conn *conn)
 			}
 			e->off += ret;
 			e->len -= ret;
+			conn->txq_bytes -= ret;
 			if (e->len) {
 				blocked = true;
 				break;
@@ -803,6 +843,7 @@ static void dxn_tx_conn(struct dxn_pair *pair, struct dxn_conn *conn)
 	}
 	dxn_zc_tx_end(conn);
 	release_sock(sk);
+	dxn_cs_tx_touch(conn);
 
 	if (conn->err)
 		dxn_txq_drop(conn, true);
@@ -962,6 +1003,7 @@ int dxn_sync_pair(struct dxn_pair *pair, u32 flags)
 		dxn_tx(pair, tx_head);
 	if (rx)
 		dxn_rx(pair);
+	dxn_cs_refresh(pair);
 	dxn_release_unpromise(pair);
 	return 0;
 }

@@ -66,6 +66,8 @@ static const char *shm_dir = "/dev/shm";
 static const char *rmmod_name = "daxnet";
 static int failures;
 static char fail_msg[512];
+/* DAXNET_REG_* flags kport_open_ex() registers with (t_conn_state). */
+static uint32_t kport_reg_flags;
 
 #define CHECK(cond, ...)                                                  \
 	do {                                                              \
@@ -134,7 +136,7 @@ static int kport_open_ex(struct kport *p, bool shm, uint32_t nbufs,
 {
 	struct dxt_geom g = { .buf_size = bs, .buf_count = nbufs, .rx = rx,
 			      .tx = tx, .spare = spare, .max_conns = max_conns,
-			      .api = api };
+			      .api = api, .flags = kport_reg_flags };
 	struct dxt_rings k;
 	uint64_t rsize;
 	char path[256];
@@ -2268,6 +2270,170 @@ static int run_fuzz(double secs)
 }
 
 /* sync vs attach/detach vs mmap vs random ioctls vs close: 4 s. */
+/* ------------------------------------------------- connection state */
+
+/* Entry of conn in the state table of a DAXNET_REG_CONNSTATE port. */
+static struct daxnet_conn_state *cstate(struct kport *p, uint32_t conn)
+{
+	const struct daxnet_region *reg = (const void *)p->region;
+	struct daxnet_conn_state *t = (void *)(p->region + reg->conn_state_ofs);
+
+	return &t[DAXNET_CONN_INDEX(conn)];
+}
+
+static int cs_open(struct kport *p, uint32_t max_conns)
+{
+	int ret;
+
+	kport_reg_flags = DAXNET_REG_CONNSTATE;
+	ret = kport_open_ex(p, true, 128, 2048, 64, 64, 16, max_conns, DAXNET_API);
+	kport_reg_flags = 0;
+	return ret;
+}
+
+/*
+ * DAXNET_REG_CONNSTATE: the region holds one daxnet_conn_state per
+ * connection index; the kernel keeps the TX bytes it queued for a peer
+ * that does not read, the unacknowledged and the unpublished RX bytes
+ * there, and stops publishing RX at the user-written rx_limit (a limit
+ * lowered below what was published pauses, it is not an error), resuming
+ * when it is raised. Without the flag there is no table; an unknown flag
+ * is refused.
+ */
+static int t_conn_state(void)
+{
+	static char blob[2048];
+	struct kport p = { 0 }, q = { 0 };
+	struct capture *c = calloc(1, sizeof(*c));
+	const struct daxnet_region *reg;
+	struct daxnet_conn_state *st;
+	struct daxnet_counters_arg ca;
+	uint8_t *sent = malloc(5000), *back = malloc(1 << 20);
+	size_t want[2] = { 1, 1000 };
+	int cli, srv, small = 4096, i;
+	uint64_t rsize;
+	uint32_t conn = 0;
+	ssize_t got;
+
+	CHECK(c && sent && back, "malloc");
+	/* Without the flag: no table. An undefined flag: EINVAL. */
+	CHECK(kport_open_ex(&q, true, 64, 2048, 16, 16, 16, 8, DAXNET_API) == 0, "register");
+	reg = (const void *)q.region;
+	CHECK(!(reg->flags & DAXNET_REG_CONNSTATE) && !reg->conn_state_ofs,
+	      "a table without DAXNET_REG_CONNSTATE");
+	{
+		struct dxt_geom g = { .buf_size = 2048, .buf_count = 64, .rx = 16, .tx = 16,
+				      .spare = 16, .max_conns = 8, .flags = 0x8000 };
+		int fd = open("/dev/daxnet", O_RDWR | O_CLOEXEC);
+
+		CHECK(fd >= 0, "open");
+		CHECK(dxt_register(fd, q.pool, q.pool_len, &g, &rsize) == -EINVAL,
+		      "an undefined REGISTER flag was accepted");
+		close(fd);
+	}
+	kport_close(&q);
+
+	CHECK(cs_open(&p, 8) == 0, "register with DAXNET_REG_CONNSTATE");
+	reg = (const void *)p.region;
+	CHECK(reg->flags & DAXNET_REG_CONNSTATE, "region flags lack CONNSTATE");
+	CHECK(reg->conn_state_ofs && reg->conn_state_ofs % 64 == 0 &&
+	      reg->conn_state_ofs + 8 * sizeof(*st) <= p.region_size,
+	      "conn_state_ofs %llu outside the region", (unsigned long long)reg->conn_state_ofs);
+	for (i = 0; i < 8; i++)
+		CHECK(cstate(&p, i)->conn == DAXNET_NO_CONN, "entry %d of no connection", i);
+
+	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
+	setsockopt(cli, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	setsockopt(srv, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	CHECK(kport_attach(&p, srv, 1, &conn) == 0, "attach");
+	st = cstate(&p, conn);
+	CHECK(st->conn == conn && !st->tx_slots && !st->tx_bytes && !st->rx_limit,
+	      "entry after attach: conn %#x tx %u/%llu", st->conn, st->tx_slots,
+	      (unsigned long long)st->tx_bytes);
+
+	/* TX: a peer that never reads; what the socket cannot take is queued. */
+	for (i = 0; i < 100 && st->tx_slots < 4; i++) {
+		CHECK(kport_tx(&p, conn, blob, sizeof(blob), DAXNET_SLOT_DATA, capture_cb, c) == 0,
+		      "tx");
+		CHECK(kport_sync(&p, capture_cb, c) == 0, "sync");
+	}
+	CHECK(st->tx_slots >= 4, "only %u TX slots queued after %d", st->tx_slots, i);
+	CHECK(st->tx_bytes > 3 * sizeof(blob) && st->tx_bytes <= (uint64_t)st->tx_slots * sizeof(blob),
+	      "tx_bytes %llu for %u slots", (unsigned long long)st->tx_bytes, st->tx_slots);
+	CHECK(st->tx_unacked > 0, "nothing unacknowledged beside a full queue");
+	/* The peer reads it all: the queue and the unacknowledged bytes drain. */
+	{
+		double end = now_s() + 30;
+		size_t total = 0;
+
+		while ((st->tx_slots || st->tx_bytes || st->tx_unacked) && now_s() < end) {
+			got = recv(cli, back, 1 << 20, MSG_DONTWAIT);
+			if (got > 0)
+				total += got;
+			else
+				usleep(1000);
+			CHECK(kport_sync(&p, capture_cb, c) == 0, "sync");
+		}
+		CHECK(!st->tx_slots && !st->tx_bytes && !st->tx_unacked,
+		      "after the peer read %zu bytes: %u slots, %llu bytes, %llu unacked", total,
+		      st->tx_slots, (unsigned long long)st->tx_bytes,
+		      (unsigned long long)st->tx_unacked);
+	}
+
+	/* RX at most up to rx_limit; the rest stays in the socket. */
+	for (i = 0; i < 5000; i++)
+		sent[i] = dxt_pattern(i);
+	CHECK(sync_until(&p, c, have_bytes, (size_t[]){ 1, 0 }, 5) == 0 && c->newconn[1] == 1,
+	      "NEW_CONN");
+	st->rx_limit = 1000;
+	CHECK(write(cli, sent, 5000) == 5000, "write");
+	CHECK(sync_until(&p, c, have_bytes, want, 10) == 0, "the first 1000 bytes");
+	for (i = 0; i < 20; i++) {
+		CHECK(kport_sync(&p, capture_cb, c) == 0, "sync");
+		usleep(2000);
+	}
+	CHECK(c->len[1] == 1000 && st->rx_bytes == 1000,
+	      "published %zu bytes (entry %llu) with rx_limit 1000", c->len[1],
+	      (unsigned long long)st->rx_bytes);
+	CHECK(st->rx_pending == 4000, "rx_pending %llu, want 4000",
+	      (unsigned long long)st->rx_pending);
+	CHECK(st->rx_paused >= 1, "rx_paused not counted");
+	/* A limit below what was published: paused, not an error. */
+	st->rx_limit = 10;
+	for (i = 0; i < 5; i++)
+		CHECK(kport_sync(&p, capture_cb, c) == 0, "sync with a lowered rx_limit");
+	CHECK(c->len[1] == 1000 && st->rx_bytes == 1000, "published %zu with rx_limit 10", c->len[1]);
+	/* Raised: the next sync publishes up to it, then the rest. */
+	st->rx_limit = 3000;
+	want[1] = 3000;
+	CHECK(sync_until(&p, c, have_bytes, want, 10) == 0, "up to the raised limit");
+	for (i = 0; i < 5; i++)
+		CHECK(kport_sync(&p, capture_cb, c) == 0, "sync");
+	CHECK(c->len[1] == 3000 && st->rx_pending == 2000, "published %zu, pending %llu at 3000",
+	      c->len[1], (unsigned long long)st->rx_pending);
+	st->rx_limit = 0;
+	want[1] = 5000;
+	CHECK(sync_until(&p, c, have_bytes, want, 10) == 0, "all bytes without a limit");
+	CHECK(c->len[1] == 5000 && !memcmp(c->data[1], sent, 5000), "the stream is intact");
+	CHECK(st->rx_bytes == 5000 && !st->rx_pending, "entry rx %llu pending %llu",
+	      (unsigned long long)st->rx_bytes, (unsigned long long)st->rx_pending);
+	memset(&ca, 0, sizeof(ca));
+	ca.pair = DAXNET_RING_ALL;
+	CHECK(ioctl(p.fd, DAXNET_IOC_COUNTERS, &ca) == 0 && ca.c.rx_paused >= 2,
+	      "counter rx_paused %llu", (unsigned long long)ca.c.rx_paused);
+
+	CHECK(kport_detach(&p, conn, 0) == 0, "detach");
+	CHECK(st->conn == DAXNET_NO_CONN, "entry of a detached connection: %#x", st->conn);
+	close(cli);
+	close(srv);
+	kport_close(&p);
+	capture_free(c);
+	free(c);
+	free(sent);
+	free(back);
+	return 0;
+}
+
 static int t_fuzz(void) { return run_fuzz(4); }
 /* The same for 120 s (CTest kernel_fuzz_long, label slow). */
 static int t_fuzz_long(void) { return run_fuzz(120); }
@@ -2307,6 +2473,7 @@ static const struct {
 	{ "geometry_caps", t_geometry_caps },
 	{ "truncate_pool", t_truncate_pool },
 	{ "ktls", t_ktls },
+	{ "conn_state", t_conn_state },
 	{ "fuzz", t_fuzz },
 	{ "fuzz_long", t_fuzz_long },
 };

@@ -15,15 +15,27 @@ cd /tmp || exit 1
 ktest=$DXBUILD/tests/kernel/daxnet_ktest
 pmem=/tmp/pmem
 # DXARGS: steps to run (default all); a word ktest.NAME runs the step ktest
-# with only the daxnet_ktest tests named that way.
+# with only the daxnet_ktest tests named that way, services.NAME the step
+# services with only the services_test.py tests named that way, and
+# userlib.PREFIX the step userlib with only the Catch2 test cases whose
+# names start with PREFIX (host-kernel-tests.sh --only
+# ktest.conn_state,services.kv_isolation).
 ktests=
+stests=
+utests=
 for w in $DXARGS; do
-	case "$w" in ktest.*) ktests="$ktests ${w#ktest.}" ;; esac
+	case "$w" in
+	ktest.*) ktests="$ktests ${w#ktest.}" ;;
+	services.*) stests="$stests ${w#services.}" ;;
+	userlib.*) utests="${w#userlib.}*" ;;
+	esac
 done
 wanted() {
 	[ -z "$DXARGS" ] && return 0
 	has "$1" && return 0
 	[ "$1" = ktest ] && [ -n "$ktests" ] && return 0
+	[ "$1" = services ] && [ -n "$stests" ] && return 0
+	[ "$1" = userlib ] && [ -n "$utests" ] && return 0
 	return 1
 }
 
@@ -85,15 +97,17 @@ fi
 # The userlib Port tests, every case on the kernel transport.
 ut=$DXBUILD/tests/test_userlib_port
 if wanted userlib && [ -x "$ut" ]; then
-	run_step userlib 600 env DAXNET_TEST_TRANSPORT=kernel "$ut"
+	# shellcheck disable=SC2086
+	run_step userlib 600 env DAXNET_TEST_TRANSPORT=kernel "$ut" ${utests:+"$utests"}
 fi
 
 # The services' integration tests on the kernel transport, pools on the
 # DAX mount.
 st=$DXSRC/tests/services/services_test.py
 if wanted services && [ -f "$st" ] && [ -x "$DXBUILD/bin/daxnet-kv" ]; then
+	# shellcheck disable=SC2086
 	run_step services 600 env TMPDIR=$pmem DAXNET_TEST_TRANSPORT=kernel \
-		python3 "$st" --bin-dir "$DXBUILD/bin" --transport kernel --tmp $pmem
+		python3 "$st" --bin-dir "$DXBUILD/bin" --transport kernel --tmp $pmem $stests
 fi
 
 # The zero-copy tests (tests/kernel/zc/guest-zc.sh): daxnet vnic pair

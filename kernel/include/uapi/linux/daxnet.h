@@ -44,6 +44,8 @@
  *   base + ring.slots_ofs    struct daxnet_slot[num_slots]
  *   base + pair.spare_ofs    struct daxnet_ring  (spare ring header)
  *   base + ring.slots_ofs    __u32 buf_idx[num_slots]
+ *   base + conn_state_ofs    struct daxnet_conn_state[max_conns]
+ *                            (only with DAXNET_REG_CONNSTATE)
  *
  * Every offset is in bytes from the start of the mapping. The region holds
  * no pointers. The pool is not part of the region: user space already maps
@@ -320,7 +322,55 @@ struct daxnet_region {
 	__u32 max_conns;	/* connections per port */
 	__u32 flags;		/* DAXNET_REG_* in effect */
 	__u64 pairs_ofs;	/* struct daxnet_pair_desc[num_pairs] */
-	__u64 reserved[9];	/* zero */
+	__u64 conn_state_ofs;	/* struct daxnet_conn_state[max_conns] with
+				 * DAXNET_REG_CONNSTATE, else 0 (Added in
+				 * DAXNET_API 1, from reserved[0]) */
+	__u64 reserved[8];	/* zero */
+};
+
+/*
+ * Per-connection state table (DAXNET_REG_CONNSTATE, added in DAXNET_API 1).
+ * One entry per connection index: entry DAXNET_CONN_INDEX(id) belongs to
+ * connection id while it is attached. The kernel writes the (k) fields
+ * only inside ATTACH, DETACH and SYNC of the connection's ring pair (like
+ * the rings): between syncs they do not change, and they describe the
+ * connection as of the end of the last sync of its pair.
+ *
+ * conn        (k) the attached connection's id; DAXNET_NO_CONN when the
+ *             index is free. An entry whose conn is not the id user space
+ *             asks about says nothing about that connection.
+ * tx_slots    (k) TX slots of conn the kernel has consumed but whose bytes
+ *             the socket has not taken yet (queued, BUF_HELD), plus a
+ *             queued shutdown (EOF slot); tx_bytes their payload bytes.
+ *             These hold pool buffers on behalf of a peer that does not
+ *             read.
+ * tx_unacked  (k) bytes TCP has taken and the peer has not acknowledged
+ *             (write_seq - snd_una, a FIN counts one). In zero-copy mode
+ *             these pin pool buffers until the ACK; in copy mode they are
+ *             in socket memory.
+ * rx_bytes    (k) stream bytes published (DATA slots) since ATTACH.
+ * rx_pending  (k) bytes TCP has received for conn and not yet published.
+ * rx_paused   (k) RX phases that stopped at rx_limit (counts up).
+ * rx_limit    (u) the stream position (in rx_bytes) up to which the kernel
+ *             may publish; 0 = no limit (ATTACH sets 0). Read once per RX
+ *             phase of the connection; a value at or below rx_bytes (also
+ *             one lowered below it) pauses RX: the bytes stay in the
+ *             socket (its window closes) and are published once user
+ *             space raises the limit and syncs (raising it wakes nobody:
+ *             sync after writing it). EOF and ERROR follow the last byte
+ *             as usual, so a paused connection reports them only once its
+ *             bytes are published.
+ */
+struct daxnet_conn_state {
+	DAXNET_KCONST __u32 conn;	/* (k) */
+	DAXNET_KCONST __u32 tx_slots;	/* (k) */
+	DAXNET_KCONST __u64 tx_bytes;	/* (k) */
+	DAXNET_KCONST __u64 tx_unacked;	/* (k) */
+	DAXNET_KCONST __u64 rx_bytes;	/* (k) */
+	DAXNET_KCONST __u64 rx_pending;	/* (k) */
+	DAXNET_KCONST __u64 rx_paused;	/* (k) */
+	__u64 rx_limit;			/* (u) */
+	DAXNET_KCONST __u64 reserved;	/* (k) zero */
 };
 
 /* ---------------------------------------------------------------- ioctls */
@@ -349,6 +399,13 @@ struct daxnet_region {
  * or inherited); poll() and close() work anywhere.
  */
 #define DAXNET_REG_ZEROCOPY	0x0001	/* prefer zero-copy RX/TX when possible */
+/*
+ * DAXNET_REG_CONNSTATE (added in DAXNET_API 1): the region also holds a
+ * struct daxnet_conn_state per connection index at conn_state_ofs, and the
+ * flag is set in daxnet_region.flags. A kernel without it refuses the flag
+ * with EINVAL (it was must-be-zero): user space may retry without it.
+ */
+#define DAXNET_REG_CONNSTATE	0x0002
 
 struct daxnet_register {
 	__u32 api_version;	/* in: DAXNET_API */
@@ -471,14 +528,17 @@ struct daxnet_counters {
 				 * (the buffer stays held, nothing fails): the
 				 * RELEASE queue could not grow (Added in
 				 * DAXNET_API 1, from reserved[0]) */
-	__u64 reserved[7];	/* zero */
+	__u64 rx_paused;	/* RX phases of a connection that stopped at
+				 * its rx_limit (DAXNET_REG_CONNSTATE; Added
+				 * in DAXNET_API 1, from reserved[0]) */
+	__u64 reserved[6];	/* zero */
 };
 
 /*
  * DAXNET_COUNTERS_CONN (added in DAXNET_API 1): `pair` holds a connection
  * id instead; the answer is that connection's byte counters since attach
  * (rx_bytes, rx_copied, rx_zc_bytes, rx_copy_head, rx_copy_other, tx_bytes,
- * tx_copied, tx_zc_bytes; every other field zero). ENOENT: not attached.
+ * tx_copied, tx_zc_bytes, rx_paused; every other field zero). ENOENT: not attached.
  */
 #define DAXNET_COUNTERS_CONN	0x0001
 
@@ -523,6 +583,9 @@ DAXNET_STATIC_ASSERT(sizeof(struct daxnet_ring) == 64, "daxnet_ring is one cache
 DAXNET_STATIC_ASSERT(__builtin_offsetof(struct daxnet_ring, slots_ofs) == 32, "ring.slots_ofs at 32");
 DAXNET_STATIC_ASSERT(sizeof(struct daxnet_pair_desc) == 32, "daxnet_pair_desc is 32 bytes");
 DAXNET_STATIC_ASSERT(sizeof(struct daxnet_region) == 128, "daxnet_region is 128 bytes");
+DAXNET_STATIC_ASSERT(sizeof(struct daxnet_conn_state) == 64, "daxnet_conn_state is one cache line");
+DAXNET_STATIC_ASSERT(__builtin_offsetof(struct daxnet_conn_state, rx_limit) == 48,
+		     "conn_state.rx_limit at 48");
 DAXNET_STATIC_ASSERT(sizeof(struct daxnet_register) == 96, "daxnet_register is 96 bytes");
 DAXNET_STATIC_ASSERT(sizeof(struct daxnet_attach) == 40, "daxnet_attach is 40 bytes");
 DAXNET_STATIC_ASSERT(sizeof(struct daxnet_detach) == 24, "daxnet_detach is 24 bytes");
