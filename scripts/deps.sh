@@ -13,7 +13,7 @@ set -euo pipefail
 build_pkgs=(
 	build-essential cmake ninja-build pkg-config
 	libpmem2-dev liburing-dev libnuma-dev
-	catch2 libcli11-dev libfmt-dev nlohmann-json3-dev
+	catch2 libcli11-dev libfmt-dev nlohmann-json3-dev liblua5.1-0-dev
 )
 test_pkgs=(
 	clang libclang-rt-14-dev

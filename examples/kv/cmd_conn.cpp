@@ -11,6 +11,13 @@ namespace resp = daxnet::proto::resp;
 
 void KvService::cmd_ping(Ctx& x)
 {
+	if (x.argc() <= 2 && x.cl.resp == 2 && subscriptions(x.cl) > 0) {
+		// subscribed mode (RESP2): PING answers as a message would
+		resp::array(x.o, 2);
+		resp::bulk(x.o, "pong");
+		resp::bulk(x.o, x.argc() == 2 ? x.arg(1) : std::string_view());
+		return;
+	}
 	if (x.argc() == 1)
 		resp::simple(x.o, "PONG");
 	else if (x.argc() == 2)
@@ -354,6 +361,7 @@ void KvService::cmd_reset(Ctx& x)
 	cl.in_multi = cl.multi_error = cl.dirty_cas = false;
 	cl.queue.clear();
 	unwatch_all(cl);
+	unsubscribe_all(cl);
 	cl.db = 0;
 	cl.resp = 2;
 	cl.name.clear();

@@ -485,7 +485,9 @@ void KvService::cmd_config(Ctx& x)
 			const std::string_view n = x.arg(i), v = x.arg(i + 1);
 			std::int64_t iv = 0;
 			(void)parse_i64(v, iv);
-			if (auto t = tuning_.find(lower(n)); t != tuning_.end())
+			if (ieq(n, "lua-time-limit") || ieq(n, "busy-reply-threshold"))
+				tuning_["lua-time-limit"] = tuning_["busy-reply-threshold"] = std::string(v);  // aliases
+			else if (auto t = tuning_.find(lower(n)); t != tuning_.end())
 				t->second.assign(v);
 			else if (ieq(n, "maxmemory"))
 				maxmemory_ = *daxnet::parse_size(std::string(v));

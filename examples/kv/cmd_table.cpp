@@ -17,7 +17,7 @@ using S = KvService;
 // Flag shorthands.
 constexpr std::uint32_t W = kWrite, R = kReadonly, OOM = kDenyOom, F = kFast, L = kLoading, ST = kStale,
 			A = kAdmin, NS = kNoscript, NA = kNoAuth, AB = kAllowBusy, NM = kNoMulti,
-			SS = kSkipSlowlog;
+			SS = kSkipSlowlog, PS = kPubsub, MR = kMayReplicate;
 
 // name, handler, arity, flags, first key, last key, step, group, since, summary
 const Cmd kTable[] = {
@@ -37,6 +37,10 @@ const Cmd kTable[] = {
 	{"del", &S::cmd_del, -2, W, 1, -1, 1, "generic", "1.0.0", "Delete a key"},
 	{"discard", &S::cmd_discard, 1, NS|L|ST|F|AB, 0, 0, 0, "transactions", "2.0.0", "Discard all commands issued after MULTI"},
 	{"echo", &S::cmd_echo, 2, F, 0, 0, 0, "connection", "1.0.0", "Echo the given string"},
+	{"eval", &S::cmd_eval, -3, NS|ST|SS, 0, 0, 0, "scripting", "2.6.0", "Execute a Lua script server side"},
+	{"eval_ro", &S::cmd_eval_ro, -3, NS|ST|SS|R, 0, 0, 0, "scripting", "7.0.0", "Execute a read-only Lua script server side"},
+	{"evalsha", &S::cmd_evalsha, -3, NS|ST|SS, 0, 0, 0, "scripting", "2.6.0", "Execute a Lua script server side"},
+	{"evalsha_ro", &S::cmd_evalsha_ro, -3, NS|ST|SS|R, 0, 0, 0, "scripting", "7.0.0", "Execute a read-only Lua script server side"},
 	{"exec", &S::cmd_exec, 1, NS|L|ST|SS, 0, 0, 0, "transactions", "1.2.0", "Execute all commands issued after MULTI"},
 	{"exists", &S::cmd_exists, -2, R|F, 1, -1, 1, "generic", "1.0.0", "Determine if a key exists"},
 	{"expire", &S::cmd_expire, -3, W|F, 1, 1, 1, "generic", "1.0.0", "Set a key's time to live in seconds"},
@@ -71,8 +75,12 @@ const Cmd kTable[] = {
 	{"pexpiretime", &S::cmd_pexpiretime, 2, R|F, 1, 1, 1, "generic", "7.0.0", "Get the expiration Unix timestamp for a key in milliseconds"},
 	{"ping", &S::cmd_ping, -1, F, 0, 0, 0, "connection", "1.0.0", "Ping the server"},
 	{"psetex", &S::cmd_psetex, 4, W|OOM, 1, 1, 1, "string", "2.6.0", "Set the value and expiration in milliseconds of a key"},
+	{"psubscribe", &S::cmd_psubscribe, -2, PS|NS|L|ST, 0, 0, 0, "pubsub", "2.0.0", "Listen for messages published to channels matching the given patterns"},
 	{"psync", &S::cmd_sync, -3, A|NS|NM, 0, 0, 0, "server", "2.8.0", "An internal command used in replication"},
 	{"pttl", &S::cmd_pttl, 2, R|F, 1, 1, 1, "generic", "2.6.0", "Get the time to live for a key in milliseconds"},
+	{"publish", &S::cmd_publish, 3, PS|L|ST|F|MR, 0, 0, 0, "pubsub", "2.0.0", "Post a message to a channel"},
+	{"pubsub", &S::cmd_pubsub, -2, PS|L|ST, 0, 0, 0, "pubsub", "2.8.0", "A container for Pub/Sub commands"},
+	{"punsubscribe", &S::cmd_punsubscribe, -1, PS|NS|L|ST, 0, 0, 0, "pubsub", "2.0.0", "Stop listening for messages posted to channels matching the given patterns"},
 	{"quit", &S::cmd_quit, -1, NS|L|ST|F|NA|AB, 0, 0, 0, "connection", "1.0.0", "Close the connection"},
 	{"randomkey", &S::cmd_randomkey, 1, R, 0, 0, 0, "generic", "1.0.0", "Return a random key from the keyspace"},
 	{"rename", &S::cmd_rename, 3, W, 1, 2, 1, "generic", "1.0.0", "Rename a key"},
@@ -82,6 +90,7 @@ const Cmd kTable[] = {
 	{"reset", &S::cmd_reset, 1, NS|L|ST|F|NA|AB, 0, 0, 0, "connection", "6.2.0", "Reset the connection"},
 	{"save", &S::cmd_save, 1, A|NS|NM, 0, 0, 0, "server", "1.0.0", "Synchronously save the dataset to disk"},
 	{"scan", &S::cmd_scan, -2, R, 0, 0, 0, "generic", "2.8.0", "Incrementally iterate the keys space"},
+	{"script", &S::cmd_script, -2, NS, 0, 0, 0, "scripting", "2.6.0", "A container for Lua scripts management commands"},
 	{"select", &S::cmd_select, 2, L|ST|F, 0, 0, 0, "connection", "1.0.0", "Change the selected database for the current connection"},
 	{"set", &S::cmd_set, -3, W|OOM, 1, 1, 1, "string", "1.0.0", "Set the string value of a key"},
 	{"setbit", &S::cmd_setbit, 4, W|OOM, 1, 1, 1, "bitmap", "2.2.0", "Sets or clears the bit at offset in the string value stored at key"},
@@ -91,6 +100,7 @@ const Cmd kTable[] = {
 	{"shutdown", &S::cmd_shutdown, -1, A|NS|L|ST|NM|AB, 0, 0, 0, "server", "1.0.0", "Synchronously save the dataset to disk and then shut down the server"},
 	{"slaveof", &S::cmd_replicaof, 3, A|NS|ST, 0, 0, 0, "server", "1.0.0", "Make the server a replica of another instance, or promote it as master"},
 	{"strlen", &S::cmd_strlen, 2, R|F, 1, 1, 1, "string", "2.2.0", "Get the length of the value stored in a key"},
+	{"subscribe", &S::cmd_subscribe, -2, PS|NS|L|ST, 0, 0, 0, "pubsub", "2.0.0", "Listen for messages published to the given channels"},
 	{"substr", &S::cmd_getrange, 4, R, 1, 1, 1, "string", "1.0.0", "Get a substring of the string stored at a key"},
 	{"swapdb", &S::cmd_swapdb, 3, W|F, 0, 0, 0, "server", "4.0.0", "Swaps two Redis databases"},
 	{"sync", &S::cmd_sync, 1, A|NS|NM, 0, 0, 0, "server", "1.0.0", "Internal command used for replication"},
@@ -99,6 +109,7 @@ const Cmd kTable[] = {
 	{"ttl", &S::cmd_ttl, 2, R|F, 1, 1, 1, "generic", "1.0.0", "Get the time to live for a key in seconds"},
 	{"type", &S::cmd_type, 2, R|F, 1, 1, 1, "generic", "1.0.0", "Determine the type stored at key"},
 	{"unlink", &S::cmd_del, -2, W|F, 1, -1, 1, "generic", "4.0.0", "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking."},
+	{"unsubscribe", &S::cmd_unsubscribe, -1, PS|NS|L|ST, 0, 0, 0, "pubsub", "2.0.0", "Stop listening for messages posted to the given channels"},
 	{"unwatch", &S::cmd_unwatch, 1, NS|L|ST|F|AB, 0, 0, 0, "transactions", "2.2.0", "Forget about all watched keys"},
 	{"wait", &S::cmd_wait, 3, NS, 0, 0, 0, "generic", "3.0.0", "Wait for the synchronous replication of all the write commands sent in the context of the current connection"},
 	{"waitaof", &S::cmd_waitaof, 4, NS, 0, 0, 0, "generic", "7.2.0", "Wait for all write commands sent by the client to be fsynced to the AOF of the local host and/or replicas"},

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <ctime>
 #include <map>
+#include <set>
 #include <memory>
 #include <span>
 #include <string>
@@ -35,6 +36,8 @@
 #include "daxnet/svc/metrics.h"
 #include "daxnet/svc/server.h"
 #include "daxnet/svc/store_core.h"
+
+struct lua_State;
 
 namespace daxnet::kv {
 
@@ -118,6 +121,7 @@ struct Client {
 	std::uint64_t repl_ack = 0;    ///< last REPLCONF ACK offset
 	int repl_port = 0;             ///< REPLCONF listening-port
 	std::string addr;  ///< peer ip:port
+	std::set<std::string> channels, patterns;  ///< SUBSCRIBE / PSUBSCRIBE (cmd_pubsub.cpp)
 	std::string laddr;  ///< local ip:port
 };
 
@@ -163,6 +167,8 @@ bool parse_i64(std::string_view s, std::int64_t& v) noexcept;
 bool glob_match(std::string_view pattern, std::string_view s, bool nocase = false) noexcept;
 /// CRC-64/Jones (RDB files, DUMP payloads), continuing from `crc`.
 std::uint64_t crc64_jones(std::uint64_t crc, std::string_view data) noexcept;
+/// SHA-1 of `data` in lower-case hex (script ids).
+std::string sha1_hex(std::string_view data);
 
 class KvService final : public daxnet::svc::Service {
 public:
@@ -265,6 +271,22 @@ public:
 	void cmd_sync(Ctx&);
 	void cmd_replconf(Ctx&);
 	void cmd_replicaof(Ctx&);
+	// scripting (cmd_script.cpp)
+	void cmd_eval(Ctx&);
+	void cmd_evalsha(Ctx&);
+	void cmd_eval_ro(Ctx&);
+	void cmd_evalsha_ro(Ctx&);
+	void cmd_script(Ctx&);
+	/// redis.call from a script: runs the command given by the Lua stack's
+	/// `argc` arguments and returns its reply (RESP), or sets `err`.
+	std::string script_call(lua_State* L, int argc, std::string& err);
+	// publish/subscribe (cmd_pubsub.cpp)
+	void cmd_subscribe(Ctx&);
+	void cmd_unsubscribe(Ctx&);
+	void cmd_psubscribe(Ctx&);
+	void cmd_punsubscribe(Ctx&);
+	void cmd_publish(Ctx&);
+	void cmd_pubsub(Ctx&);
 
 private:
 	friend struct Ctx;
@@ -299,6 +321,42 @@ private:
 	bool lazy_expire_unlink_ = true;  ///< lazyfree-lazy-expire: expiries as UNLINK (else DEL)
 	void dispatch(Ctx& x);
 	Client& client_of(Server& srv, Conn& c);
+
+	// ---- scripting (cmd_script.cpp) ----
+	struct LuaDeleter {
+		void operator()(lua_State* L) const noexcept;
+	};
+	struct ScriptCaller {
+		Server* srv_ptr = nullptr;
+		Conn* c_ptr = nullptr;
+	};
+	struct ScriptRun {
+		bool running = false;
+		bool read_only = false;  ///< EVAL_RO / EVALSHA_RO
+		ScriptCaller* caller = nullptr;
+	};
+	/// The interpreter, created on first use (nullptr when it cannot be).
+	lua_State* lua();
+	/// Compiles and caches `body` (sha1 -> function); false after replying
+	/// the compile error.
+	bool script_load(Ctx& x, std::string_view body, std::string& sha);
+	void eval_generic(Ctx& x, bool by_sha, bool read_only);
+	std::unique_ptr<lua_State, LuaDeleter> lua_;
+	std::unordered_map<std::string, std::string> script_bodies_;  ///< sha1 -> body
+	Client script_client_;  ///< the client a script's commands run as
+	ScriptRun script_;
+
+	// ---- publish/subscribe (cmd_pubsub.cpp) ----
+	static std::size_t subscriptions(const Client& cl) noexcept;
+	void subscribe_generic(Ctx& x, bool pattern);
+	void unsubscribe_generic(Ctx& x, bool pattern);
+	void drop_subscription(Client& cl, const std::string& ch, bool pattern);
+	/// RESET, close: leaves every channel and pattern.
+	void unsubscribe_all(Client& cl);
+	/// Delivers to every subscriber; the number that got it.
+	std::int64_t publish(std::string_view channel, std::string_view message);
+	std::map<std::string, std::vector<std::uint64_t>> channels_;  ///< channel -> client ids
+	std::map<std::string, std::vector<std::uint64_t>> patterns_;            ///< pattern -> client ids
 
 	// ---- store helpers (store.cpp) ----
 	/// Redis's OOM refusal, saying what is full: the pool's buffers, or the

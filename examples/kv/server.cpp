@@ -91,6 +91,10 @@ void KvService::reply_null(Ctx& x)
 
 void KvService::reply_value(Ctx& x, const ValueRef& v)
 {
+	if (&x.o != &x.c.tx.bytes()) {
+		reply_value_copy(x, v);  // a reply captured (a script's redis.call)
+		return;
+	}
 	resp::bulk_header(x.o, v.size);
 	daxnet::svc::send_value(x.srv, x.c, pool_, v.slices, v.size);
 	resp::crlf(x.o);
@@ -152,6 +156,7 @@ void KvService::on_close(Server&, Conn& c)
 		return;
 	Client& cl = *static_cast<Client*>(c.app.get());
 	unwatch_all(cl);
+	unsubscribe_all(cl);
 	if (cl.replica)
 		drop_replica(cl.id);
 	clients_.erase(cl.id);
@@ -187,6 +192,14 @@ void KvService::on_resp(Server& srv, Conn& c)
 }
 
 namespace {
+
+/// What a RESP2 client in subscribed mode may run.
+bool pubsub_context_ok(const Cmd* c) noexcept
+{
+	const std::string_view n(c->name);
+	return n == "subscribe" || n == "psubscribe" || n == "unsubscribe" || n == "punsubscribe" || n == "ping" ||
+	       n == "quit" || n == "reset";
+}
 
 bool tx_control(const Cmd* c) noexcept
 {
@@ -234,6 +247,14 @@ void KvService::dispatch(Ctx& x)
 		if (cl.in_multi)
 			cl.multi_error = true;
 		resp::wrong_arity(x.o, cmd->name);
+		return;
+	}
+	if (cl.resp == 2 && subscriptions(cl) > 0 && !pubsub_context_ok(cmd)) {
+		++st.rejected;
+		++errors_;
+		resp::error(x.o, fmt::format("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
+					     "QUIT / RESET are allowed in this context",
+					     cmd->name));
 		return;
 	}
 	if (cl.in_multi && !tx_control(cmd)) {

@@ -10,6 +10,7 @@ script re-runs itself with Debian's /usr/bin/python3 when the interpreter it
 was started with has no redis module.
 """
 import argparse
+import hashlib
 import os
 import shutil
 import socket
@@ -329,6 +330,121 @@ def connection(r, port):
     eq(r.execute_command("WAIT", 0, 0), 0, "wait")
 
 
+def scripting(r, port):
+    """EVAL / EVALSHA / SCRIPT on Lua 5.1, with Redis' conversions and errors."""
+    r.flushall()
+    eq(r.eval("return redis.call('set', KEYS[1], ARGV[1])", 1, "k", "v"), b"OK", "eval set")
+    eq(r.eval("return redis.call('get', KEYS[1])", 1, "k"), b"v", "eval get")
+    eq(r.eval("return {1, 'two', {3}, false, 5}", 0), [1, b"two", [3], None, 5], "false in an array is a null")
+    eq(r.eval("return {1, nil, 3}", 0), [1], "an array ends at its first nil")
+    eq(r.eval("return 3.99", 0), 3, "numbers are truncated to integers")
+    eq(r.eval("return true", 0), 1, "true is 1")
+    eq(r.eval("return redis.status_reply('FINE')", 0), b"FINE", "status reply")
+    eq(r.eval("return redis.sha1hex('')", 0), b"da39a3ee5e6b4b0d3255bfef95601890afd80709", "sha1hex")
+    eq(r.eval("return #KEYS + #ARGV * 10", 2, "a", "b", "x"), 12, "KEYS and ARGV")
+    eq(r.eval("return redis.call('get', 'nosuchkey')", 0), None, "nil bulk is false, then null")
+    eq(r.eval("return type(redis.call('get', 'nosuchkey'))", 0), b"boolean", "nil bulk converts to false")
+    r.set("n", "abc")
+    for script, want in (("return redis.call('incr', 'n')", "value is not an integer"),
+                         ("return redis.error_reply('MYERR custom')", "MYERR custom"),
+                         ("return x", "nonexistent global variable 'x'"),
+                         ("y = 1", "create global variable 'y'"),
+                         ("return redis.call('nosuch')", "Unknown Redis command"),
+                         ("return redis.call('multi')", "not allowed from script"),
+                         ("return redis.call()", "at least one argument"),
+                         ("retur", "Error compiling script")):
+        try:
+            r.eval(script, 0)
+            check(False, "%r raised no error" % script)
+        except redis.ResponseError as e:
+            check(want in str(e), "%r: error %r lacks %r" % (script, str(e), want))
+    eq(r.eval("local e = redis.pcall('incr', 'n'); return type(e) == 'table' and e.err ~= nil", 0), 1,
+       "pcall returns the error as a table")
+    try:
+        r.eval_ro("return redis.call('set', 'a', 'b')", 0) if hasattr(r, "eval_ro") else \
+            r.execute_command("EVAL_RO", "return redis.call('set', 'a', 'b')", 0)
+        check(False, "EVAL_RO wrote")
+    except redis.ResponseError as e:
+        check("read-only" in str(e), "EVAL_RO refusal: %s" % e)
+    sha = r.script_load("return ARGV[1] .. '!'")
+    eq(sha, hashlib.sha1(b"return ARGV[1] .. '!'").hexdigest(), "script load returns the SHA-1")
+    eq(len(sha), 40, "sha1 hex")
+    eq(r.evalsha(sha, 0, "hi"), b"hi!", "evalsha")
+    eq(r.script_exists(sha, "0" * 40), [True, False], "script exists")
+    s = r.register_script("return redis.call('incrby', KEYS[1], ARGV[1])")
+    eq(s(keys=["cnt"], args=[5]), 5, "register_script (EVALSHA, EVAL on NOSCRIPT)")
+    eq(s(keys=["cnt"], args=[2]), 7, "register_script again")
+    eq(r.script_flush(), True, "script flush")
+    eq(r.script_exists(sha), [False], "flushed")
+    try:
+        r.evalsha(sha, 0)
+        check(False, "evalsha after flush")
+    except redis.exceptions.NoScriptError:
+        pass
+    # a script's writes are one unit inside MULTI too
+    p = r.pipeline()
+    p.eval("redis.call('set', 'p1', 'a'); return redis.call('append', 'p1', 'b')", 0).get("p1")
+    eq(p.execute(), [2, b"ab"], "eval inside MULTI/EXEC")
+    # a script that never ends is stopped at busy-reply-threshold, and the
+    # server answers again (a busy script used to freeze every client)
+    r.config_set("busy-reply-threshold", 100)
+    try:
+        r.eval("while true do end", 0)
+        check(False, "endless script returned")
+    except redis.ResponseError as e:
+        check("lua-time-limit" in str(e), "endless script error: %s" % e)
+    eq(r.config_get("lua-time-limit"), {"lua-time-limit": "100"}, "lua-time-limit is busy-reply-threshold")
+    r.config_set("busy-reply-threshold", 5000)
+    eq(r.ping(), True, "server answers after a stopped script")
+    eq(r.eval("return redis.call('get', 'p1')", 0), b"ab", "state after a stopped script")
+
+
+def pubsub(r, port):
+    """SUBSCRIBE / PSUBSCRIBE / PUBLISH / PUBSUB as redis-py uses them."""
+    p = r.pubsub()
+    p.subscribe("news")
+    p.psubscribe("n*")
+
+    def next_msg():
+        m = p.get_message(timeout=30)  # bounds the test; the assertion is the message
+        check(m is not None, "a pubsub message arrived")
+        return m
+    eq(next_msg()["type"], "subscribe", "subscribe confirmation")
+    eq(next_msg()["type"], "psubscribe", "psubscribe confirmation")
+    eq(r.publish("news", "hello"), 2, "publish reaches the channel and the pattern subscriber")
+    got = [next_msg(), next_msg()]
+    eq(sorted((m["type"], m["channel"], m["data"]) for m in got),
+       [("message", b"news", b"hello"), ("pmessage", b"news", b"hello")], "message and pmessage")
+    eq(got[[m["type"] for m in got].index("pmessage")]["pattern"], b"n*", "pmessage pattern")
+    eq(r.publish("other", "x"), 0, "no subscriber")
+    eq(r.pubsub_channels(), [b"news"], "pubsub channels")
+    eq(r.pubsub_numsub("news", "none"), [(b"news", 1), (b"none", 0)], "pubsub numsub")
+    eq(r.pubsub_numpat(), 1, "pubsub numpat")
+    # RESP2 subscribed mode refuses other commands, with Redis' wording
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(b"SUBSCRIBE c1\r\nGET x\r\nPING\r\nUNSUBSCRIBE\r\nGET x\r\n")
+    want = (b"*3\r\n$9\r\nsubscribe\r\n$2\r\nc1\r\n:1\r\n"
+            b"-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed "
+            b"in this context\r\n"
+            b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+            b"*3\r\n$11\r\nunsubscribe\r\n$2\r\nc1\r\n:0\r\n$-1\r\n")
+    data = b""
+    while len(data) < len(want):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    eq(data, want, "subscribed mode replies")
+    p.unsubscribe()
+    p.punsubscribe()
+    eq(next_msg()["type"], "unsubscribe", "unsubscribe confirmation")
+    eq(next_msg()["type"], "punsubscribe", "punsubscribe confirmation")
+    eq(r.publish("news", "late"), 0, "nobody subscribed after unsubscribe")
+    p.close()
+    eq(r.pubsub_numpat(), 0, "a closed subscriber leaves its patterns")
+
+
 def info_rates(r):
     """INFO's timings are measured: commandstats usec, instantaneous_*."""
     r.config_resetstat()
@@ -443,6 +559,10 @@ def replication(r, port, bin_dir, tmp):
     eq(r.get("gone"), None, "expired")
     r.set("old", "v")
     r.set("old", "v", exat=int(time.time()) - 100)
+    # a script propagates as its effects (one MULTI/EXEC), PUBLISH as itself
+    r.eval("redis.call('set', KEYS[1], '1') redis.call('set', KEYS[2], '2')", 2, "s1", "s2")
+    r.eval("return redis.call('get', KEYS[1])", 1, "s1")  # no effect: nothing propagated
+    r.publish("chan", "m")
     r.set("end", 1)
     got = st.until(b"end")
     want = [[b"select", b"0"], [b"set", b"foo", b"bar"], [b"set", b"e1", b"v", b"PXAT", None],
@@ -451,7 +571,8 @@ def replication(r, port, bin_dir, tmp):
             [b"set", b"f", b"1.5", b"KEEPTTL"],
             [b"multi"], [b"set", b"a", b"1"], [b"set", b"b", b"2"], [b"exec"], [b"set", b"c", b"3"],
             [b"select", b"1"], [b"set", b"one", b"1"], [b"select", b"0"], [b"set", b"gone", b"v", b"PXAT", None],
-            [b"unlink", b"gone"], [b"set", b"old", b"v"], [b"unlink", b"old"]]
+            [b"unlink", b"gone"], [b"set", b"old", b"v"], [b"unlink", b"old"],
+            [b"multi"], [b"set", b"s1", b"1"], [b"set", b"s2", b"2"], [b"exec"], [b"publish", b"chan", b"m"]]
     same = len(got) == len(want) and all(
         len(g) == len(w) and all(wa is None or ga == wa for ga, wa in zip(g, w)) for g, w in zip(got, want))
     check(same, "replication stream:\n got  %r\n want %r" % (got, want))
@@ -555,6 +676,7 @@ def main():
         for name, fn in (("strings", lambda: strings(r)), ("keyspace", lambda: keyspace(r, port)),
                          ("transactions", lambda: transactions(r, port)),
                          ("connection", lambda: connection(r, port)), ("info", lambda: info_rates(r)),
+                         ("scripting", lambda: scripting(r, port)), ("pubsub", lambda: pubsub(r, port)),
                          ("replication", lambda: replication(r, port, args.bin_dir, tmp))):
             fn()
             print("redis-py %s: ok" % name, flush=True)
@@ -563,6 +685,7 @@ def main():
         # recovery keeps the databases: db 1's key is there after a restart
         r1 = redis.Redis(port=port, db=1)
         r1.set("durable1", "yes")
+        r1.eval("redis.call('set', 'sk1', 'a'); redis.call('set', 'sk2', 'b')", 0)
         r1.close()
         r2 = redis.Redis(port=port, db=2)
         r2.set("durable2", "yes")
@@ -571,6 +694,7 @@ def main():
         stop(srv, remove_pool=False)
         port = srv.start().port("resp")
         eq(redis.Redis(port=port, db=1).get("durable1"), b"yes", "db 1 key after restart")
+        eq(redis.Redis(port=port, db=1).mget("sk1", "sk2"), [b"a", b"b"], "a script's writes after restart")
         eq(redis.Redis(port=port).get("durable1"), None, "db 1 key stays in db 1 after restart")
         eq(redis.Redis(port=port, db=3).get("durable2"), b"yes", "swapdb 2 3 after restart")
         eq(redis.Redis(port=port, db=2).dbsize(), 0, "db 2 empty after swapdb and restart")

@@ -1,0 +1,726 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// Scripting: EVAL / EVALSHA / EVAL_RO / EVALSHA_RO and SCRIPT LOAD / EXISTS /
+// FLUSH / KILL, on Lua 5.1 (Debian liblua5.1-0) as Redis 7.0 does.
+//
+// A script runs to completion inside the event-loop pass of its EVAL: no
+// other client's command runs in between (Redis' atomicity), and its writes
+// are staged into that pass's commit batch like an EXEC's, so after a crash
+// all of a script's writes are there or none (docs/design.md). Admission is
+// per command (a write refused for a full pool raises the refusal inside the
+// script, as Redis' OOM does); no checkpoint runs between a script's writes.
+// Replicas get the script's effects (the write commands it ran), wrapped in
+// MULTI/EXEC when there are several, never the script itself.
+//
+// redis.call / redis.pcall go through dispatch() like any request, with the
+// reply captured and converted to Lua values (RESP2 conversion rules);
+// the script's own return value is converted back to the caller's
+// protocol. Globals are protected (a script cannot create or read unknown
+// globals); the io, os, package and debug libraries and loadfile/dofile are
+// not there.
+//
+// Busy scripts: daxnet-kv serves no other client while a script runs (its
+// event loop is the script's caller), so it cannot take a SCRIPT KILL from
+// another client as Redis does. A script that runs longer than
+// busy-reply-threshold (alias lua-time-limit; 5 s by default) is
+// stopped with an error instead; writes it made before are kept (Redis
+// cannot kill a script that wrote either, only SHUTDOWN NOSAVE). The
+// interpreter's memory is capped (kLuaMemoryLimit): an allocation past it
+// fails the script with "not enough memory".
+#include <array>
+#include <cstdlib>
+#include <cstring>
+
+extern "C" {
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+}
+
+#include "kv.h"
+
+namespace daxnet::kv {
+
+namespace resp = daxnet::proto::resp;
+
+namespace {
+
+// ---- SHA-1 (FIPS 180-4), for script ids as Redis names them ----
+
+std::uint32_t rol(std::uint32_t v, int n) noexcept
+{
+	return (v << n) | (v >> (32 - n));
+}
+
+}  // namespace
+
+std::string sha1_hex(std::string_view data)
+{
+	std::uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
+	std::string msg(data);
+	const std::uint64_t bits = static_cast<std::uint64_t>(data.size()) * 8;
+	msg.push_back('\x80');
+	while (msg.size() % 64 != 56)
+		msg.push_back('\0');
+	for (int i = 7; i >= 0; --i)
+		msg.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
+	for (std::size_t off = 0; off < msg.size(); off += 64) {
+		std::uint32_t w[80];
+		for (int i = 0; i < 16; ++i) {
+			const auto* p = reinterpret_cast<const unsigned char*>(msg.data() + off + 4 * i);
+			w[i] = (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+		}
+		for (int i = 16; i < 80; ++i)
+			w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+		std::uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+		for (int i = 0; i < 80; ++i) {
+			std::uint32_t f, k;
+			if (i < 20) {
+				f = (b & c) | (~b & d);
+				k = 0x5A827999u;
+			} else if (i < 40) {
+				f = b ^ c ^ d;
+				k = 0x6ED9EBA1u;
+			} else if (i < 60) {
+				f = (b & c) | (b & d) | (c & d);
+				k = 0x8F1BBCDCu;
+			} else {
+				f = b ^ c ^ d;
+				k = 0xCA62C1D6u;
+			}
+			const std::uint32_t t = rol(a, 5) + f + e + k + w[i];
+			e = d;
+			d = c;
+			c = rol(b, 30);
+			b = a;
+			a = t;
+		}
+		h[0] += a;
+		h[1] += b;
+		h[2] += c;
+		h[3] += d;
+		h[4] += e;
+	}
+	std::string out;
+	for (std::uint32_t v : h)
+		out += fmt::format("{:08x}", v);
+	return out;
+}
+
+namespace {
+
+constexpr std::size_t kLuaMemoryLimit = std::size_t{512} << 20;
+
+struct LuaHeap {
+	std::size_t used = 0;
+};
+
+void* lua_heap_alloc(void* ud, void* ptr, std::size_t osize, std::size_t nsize) noexcept
+{
+	auto* heap = static_cast<LuaHeap*>(ud);
+	if (nsize == 0) {
+		std::free(ptr);
+		heap->used -= osize;
+		return nullptr;
+	}
+	if (nsize > osize && heap->used + (nsize - osize) > kLuaMemoryLimit)
+		return nullptr;
+	void* p = std::realloc(ptr, nsize);
+	if (p)
+		heap->used = heap->used - osize + nsize;
+	return p;
+}
+
+LuaHeap g_lua_heap;
+/// CLOCK_MONOTONIC deadline of the running script (one thread).
+std::uint64_t g_script_deadline_ns = 0;
+std::uint64_t g_script_limit_ms = 0;
+
+void script_hook(lua_State* L, lua_Debug*)
+{
+	if (mono_ns() > g_script_deadline_ns)
+		luaL_error(L, "Script ran longer than lua-time-limit (%d ms) and was stopped: daxnet-kv serves no "
+			      "other client while a script runs",
+			   static_cast<int>(g_script_limit_ms));
+}
+
+KvService* service_of(lua_State* L) noexcept
+{
+	return static_cast<KvService*>(lua_touserdata(L, lua_upvalueindex(1)));
+}
+
+/// Pushes the Lua value of one RESP2/RESP3 reply at `s[pos..]` (Redis'
+/// conversion: integer -> number, bulk -> string, null -> false, array ->
+/// table, status -> {ok=...}, error -> {err=...}). Returns false when the
+/// bytes are not one whole reply (never for a handler's output).
+bool push_reply(lua_State* L, std::string_view s, std::size_t& pos)
+{
+	if (pos >= s.size())
+		return false;
+	const std::size_t eol = s.find("\r\n", pos);
+	if (eol == std::string_view::npos)
+		return false;
+	const char t = s[pos];
+	const std::string_view line = s.substr(pos + 1, eol - pos - 1);
+	pos = eol + 2;
+	auto num = [&](std::int64_t& v) { return parse_i64(line, v); };
+	std::int64_t n = 0;
+	switch (t) {
+	case '+':
+		lua_newtable(L);
+		lua_pushlstring(L, line.data(), line.size());
+		lua_setfield(L, -2, "ok");
+		return true;
+	case '-':
+		lua_newtable(L);
+		lua_pushlstring(L, line.data(), line.size());
+		lua_setfield(L, -2, "err");
+		return true;
+	case ':':
+		if (!num(n))
+			return false;
+		lua_pushnumber(L, static_cast<lua_Number>(n));
+		return true;
+	case '_':
+		lua_pushboolean(L, 0);
+		return true;
+	case '#':
+		lua_pushboolean(L, line == "t");
+		return true;
+	case ',':
+		lua_pushlstring(L, line.data(), line.size());
+		return true;
+	case '$':
+	case '=':
+		if (!num(n))
+			return false;
+		if (n < 0) {
+			lua_pushboolean(L, 0);
+			return true;
+		}
+		if (pos + static_cast<std::size_t>(n) + 2 > s.size())
+			return false;
+		if (t == '=' && n >= 4)
+			lua_pushlstring(L, s.data() + pos + 4, static_cast<std::size_t>(n) - 4);
+		else
+			lua_pushlstring(L, s.data() + pos, static_cast<std::size_t>(n));
+		pos += static_cast<std::size_t>(n) + 2;
+		return true;
+	case '*':
+	case '~':
+	case '%':
+	case '>': {
+		if (!num(n))
+			return false;
+		if (n < 0) {
+			lua_pushboolean(L, 0);
+			return true;
+		}
+		const std::int64_t items = t == '%' ? 2 * n : n;
+		lua_createtable(L, static_cast<int>(std::min<std::int64_t>(items, 1 << 16)), 0);
+		for (std::int64_t i = 1; i <= items; ++i) {
+			if (!lua_checkstack(L, 4) || !push_reply(L, s, pos))
+				return false;
+			lua_rawseti(L, -2, static_cast<int>(i));
+		}
+		return true;
+	}
+	default:
+		return false;
+	}
+}
+
+/// redis.call (raise = true) and redis.pcall.
+int redis_call(lua_State* L, bool raise)
+{
+	KvService* svc = service_of(L);
+	const int argc = lua_gettop(L);
+	std::string err;
+	std::string reply = svc->script_call(L, argc, err);
+	if (!err.empty()) {
+		lua_newtable(L);
+		lua_pushlstring(L, err.data(), err.size());
+		lua_setfield(L, -2, "err");
+		if (raise)
+			return lua_error(L);
+		return 1;
+	}
+	std::size_t pos = 0;
+	if (!push_reply(L, reply, pos)) {
+		lua_pushstring(L, "ERR reply of the command could not be read");
+		return lua_error(L);
+	}
+	if (raise && lua_istable(L, -1)) {
+		lua_getfield(L, -1, "err");
+		const bool is_err = lua_isstring(L, -1);
+		lua_pop(L, 1);
+		if (is_err)
+			return lua_error(L);  // the {err=...} table itself
+	}
+	return 1;
+}
+
+int l_call(lua_State* L)
+{
+	return redis_call(L, true);
+}
+
+int l_pcall(lua_State* L)
+{
+	return redis_call(L, false);
+}
+
+int l_sha1hex(lua_State* L)
+{
+	if (lua_gettop(L) != 1) {
+		lua_pushstring(L, "wrong number of arguments");
+		return lua_error(L);
+	}
+	std::size_t n = 0;
+	const char* p = lua_tolstring(L, 1, &n);
+	const std::string h = sha1_hex(p ? std::string_view(p, n) : std::string_view());
+	lua_pushlstring(L, h.data(), h.size());
+	return 1;
+}
+
+int status_or_error(lua_State* L, const char* field)
+{
+	if (lua_gettop(L) != 1 || !lua_isstring(L, 1)) {
+		lua_pushstring(L, "wrong number or type of arguments");
+		return lua_error(L);
+	}
+	lua_newtable(L);
+	lua_pushvalue(L, 1);
+	lua_setfield(L, -2, field);
+	return 1;
+}
+
+int l_status_reply(lua_State* L)
+{
+	return status_or_error(L, "ok");
+}
+
+int l_error_reply(lua_State* L)
+{
+	return status_or_error(L, "err");
+}
+
+int l_log(lua_State* L)
+{
+	if (lua_gettop(L) < 2) {
+		lua_pushstring(L, "redis.log() requires two arguments or more.");
+		return lua_error(L);
+	}
+	return 0;  // daxnet-kv keeps no log file of scripts
+}
+
+int l_setresp(lua_State* L)
+{
+	if (lua_gettop(L) != 1 || lua_tonumber(L, 1) != 2) {
+		lua_pushstring(L, "RESP version must be 2 (daxnet-kv scripts speak RESP2)");
+		return lua_error(L);
+	}
+	return 0;
+}
+
+void open_lib(lua_State* L, lua_CFunction f, const char* name)
+{
+	lua_pushcfunction(L, f);
+	lua_pushstring(L, name);
+	lua_call(L, 1, 0);
+}
+
+// Installed after the libraries: unknown globals cannot be read or created.
+constexpr const char* kProtect =
+	"local dbg_error = error\n"
+	"setmetatable(_G, {\n"
+	"  __newindex = function(t, n, v) dbg_error(\"Script attempted to create global variable '\" .. tostring(n) .. \"'\", 2) end,\n"
+	"  __index = function(t, n) dbg_error(\"Script attempted to access nonexistent global variable '\" .. tostring(n) .. \"'\", 2) end,\n"
+	"})\n";
+
+}  // namespace
+
+void KvService::LuaDeleter::operator()(lua_State* L) const noexcept
+{
+	lua_close(L);
+}
+
+lua_State* KvService::lua()
+{
+	if (lua_)
+		return lua_.get();
+	g_lua_heap = {};
+	lua_State* L = lua_newstate(lua_heap_alloc, &g_lua_heap);
+	if (!L)
+		return nullptr;
+	lua_.reset(L);
+	open_lib(L, luaopen_base, "");
+	open_lib(L, luaopen_table, LUA_TABLIBNAME);
+	open_lib(L, luaopen_string, LUA_STRLIBNAME);
+	open_lib(L, luaopen_math, LUA_MATHLIBNAME);
+	for (const char* g : {"loadfile", "dofile"}) {
+		lua_pushnil(L);
+		lua_setglobal(L, g);
+	}
+	lua_newtable(L);
+	const std::pair<const char*, lua_CFunction> fns[] = {
+		{"call", l_call},
+		{"pcall", l_pcall},
+		{"sha1hex", l_sha1hex},
+		{"status_reply", l_status_reply},
+		{"error_reply", l_error_reply},
+		{"log", l_log},
+		{"setresp", l_setresp},
+	};
+	for (const auto& [name, fn] : fns) {
+		lua_pushlightuserdata(L, this);
+		lua_pushcclosure(L, fn, 1);
+		lua_setfield(L, -2, name);
+	}
+	const std::pair<const char*, int> levels[] = {
+		{"LOG_DEBUG", 0}, {"LOG_VERBOSE", 1}, {"LOG_NOTICE", 2}, {"LOG_WARNING", 3}};
+	for (const auto& [name, v] : levels) {
+		lua_pushnumber(L, v);
+		lua_setfield(L, -2, name);
+	}
+	lua_setglobal(L, "redis");
+	if (luaL_dostring(L, kProtect) != 0) {
+		lua_.reset();
+		return nullptr;
+	}
+	return L;
+}
+
+std::string KvService::script_call(lua_State* L, int argc, std::string& err)
+{
+	if (argc == 0) {
+		err = "ERR Please specify at least one argument for this redis lib call";
+		return {};
+	}
+	std::vector<std::string> args;
+	args.reserve(static_cast<std::size_t>(argc));
+	for (int i = 1; i <= argc; ++i) {
+		const int t = lua_type(L, i);
+		if (t != LUA_TSTRING && t != LUA_TNUMBER) {
+			err = "ERR Lua redis lib command arguments must be strings or integers";
+			return {};
+		}
+		std::size_t n = 0;
+		const char* p = lua_tolstring(L, i, &n);
+		args.emplace_back(p, n);
+	}
+	const Cmd* cmd = find_command(args[0]);
+	if (!cmd) {
+		err = "ERR Unknown Redis command called from script";
+		return {};
+	}
+	if (cmd->flags & kNoscript) {
+		err = "ERR This Redis command is not allowed from script";
+		return {};
+	}
+	if (script_.read_only && (cmd->flags & kWrite)) {
+		err = "ERR Write commands are not allowed from read-only scripts.";
+		return {};
+	}
+	std::vector<std::string_view> argv(args.begin(), args.end());
+	OutBuf out;
+	Ctx y{*script_.caller->srv_ptr, *script_.caller->c_ptr, script_client_, out, argv, nullptr};
+	dispatch(y);
+	return std::string(out.view());
+}
+
+void KvService::cmd_eval(Ctx& x)
+{
+	eval_generic(x, false, false);
+}
+
+void KvService::cmd_evalsha(Ctx& x)
+{
+	eval_generic(x, true, false);
+}
+
+void KvService::cmd_eval_ro(Ctx& x)
+{
+	eval_generic(x, false, true);
+}
+
+void KvService::cmd_evalsha_ro(Ctx& x)
+{
+	eval_generic(x, true, true);
+}
+
+namespace {
+
+/// The script's return value (top of the stack) as a reply (Redis' Lua to
+/// RESP conversion); pops it.
+void reply_lua(lua_State* L, OutBuf& o, bool resp3, int depth = 0)
+{
+	switch (lua_type(L, -1)) {
+	case LUA_TSTRING: {
+		std::size_t n = 0;
+		const char* p = lua_tolstring(L, -1, &n);
+		resp::bulk(o, std::string_view(p, n));
+		break;
+	}
+	case LUA_TBOOLEAN:
+		if (lua_toboolean(L, -1))
+			resp::integer(o, 1);
+		else
+			resp::null(o, resp3);
+		break;
+	case LUA_TNUMBER:
+		resp::integer(o, static_cast<std::int64_t>(lua_tonumber(L, -1)));
+		break;
+	case LUA_TTABLE: {
+		lua_getfield(L, -1, "err");
+		if (lua_isstring(L, -1)) {
+			std::size_t n = 0;
+			const char* p = lua_tolstring(L, -1, &n);
+			std::string e(p, n);
+			for (char& ch : e)
+				if (ch == '\r' || ch == '\n')
+					ch = ' ';
+			resp::error(o, e);
+			lua_pop(L, 2);
+			return;
+		}
+		lua_pop(L, 1);
+		lua_getfield(L, -1, "ok");
+		if (lua_isstring(L, -1)) {
+			std::size_t n = 0;
+			const char* p = lua_tolstring(L, -1, &n);
+			std::string s(p, n);
+			for (char& ch : s)
+				if (ch == '\r' || ch == '\n')
+					ch = ' ';
+			resp::simple(o, s);
+			lua_pop(L, 2);
+			return;
+		}
+		lua_pop(L, 1);
+		// an array up to the first nil
+		std::size_t n = 0;
+		for (;; ++n) {
+			lua_rawgeti(L, -1, static_cast<int>(n + 1));
+			const bool nil = lua_isnil(L, -1);
+			lua_pop(L, 1);
+			if (nil)
+				break;
+		}
+		if (depth > 100) {
+			resp::error(o, "ERR reached lua stack limit");
+			break;
+		}
+		resp::array(o, n);
+		for (std::size_t i = 1; i <= n; ++i) {
+			lua_rawgeti(L, -1, static_cast<int>(i));
+			reply_lua(L, o, resp3, depth + 1);
+		}
+		break;
+	}
+	default:
+		resp::null(o, resp3);
+		break;
+	}
+	lua_pop(L, 1);
+}
+
+/// The registry table of compiled scripts (sha -> function).
+void push_scripts(lua_State* L)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, "daxnet_scripts");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		lua_newtable(L);
+		lua_pushvalue(L, -1);
+		lua_setfield(L, LUA_REGISTRYINDEX, "daxnet_scripts");
+	}
+}
+
+}  // namespace
+
+bool KvService::script_load(Ctx& x, std::string_view body, std::string& sha)
+{
+	lua_State* L = lua();
+	if (!L) {
+		resp::error(x.o, "ERR the Lua interpreter could not be created");
+		return false;
+	}
+	sha = sha1_hex(body);
+	push_scripts(L);
+	lua_getfield(L, -1, sha.c_str());
+	const bool have = lua_isfunction(L, -1);
+	lua_pop(L, 1);
+	if (have) {
+		lua_pop(L, 1);
+		return true;
+	}
+	if (luaL_loadbuffer(L, body.data(), body.size(), "@user_script") != 0) {
+		std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "?";
+		lua_pop(L, 2);
+		for (char& ch : msg)
+			if (ch == '\r' || ch == '\n')
+				ch = ' ';
+		resp::error(x.o, "ERR Error compiling script (new function): " + msg);
+		return false;
+	}
+	lua_setfield(L, -2, sha.c_str());
+	lua_pop(L, 1);
+	script_bodies_[sha] = std::string(body);
+	return true;
+}
+
+void KvService::eval_generic(Ctx& x, bool by_sha, bool read_only)
+{
+	std::int64_t numkeys = 0;
+	if (!parse_i64(x.arg(2), numkeys)) {
+		resp::error(x.o, "ERR value is not an integer or out of range");
+		return;
+	}
+	if (numkeys < 0) {
+		resp::error(x.o, "ERR Number of keys can't be negative");
+		return;
+	}
+	if (static_cast<std::uint64_t>(numkeys) > x.argc() - 3) {
+		resp::error(x.o, "ERR Number of keys can't be greater than number of args");
+		return;
+	}
+	if (script_.running) {
+		resp::error(x.o, "ERR This Redis command is not allowed from script");
+		return;
+	}
+	std::string sha;
+	if (by_sha) {
+		sha.assign(x.arg(1));
+		for (char& ch : sha)
+			ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+		if (!script_bodies_.contains(sha)) {
+			resp::error(x.o, "NOSCRIPT No matching script. Please use EVAL.");
+			return;
+		}
+	} else if (!script_load(x, x.arg(1), sha)) {
+		return;
+	}
+	lua_State* L = lua();
+	const int top = lua_gettop(L);
+	auto set_array = [&](const char* name, std::size_t from, std::size_t to) {
+		lua_createtable(L, static_cast<int>(to - from), 0);
+		for (std::size_t i = from; i < to; ++i) {
+			lua_pushlstring(L, x.arg(i).data(), x.arg(i).size());
+			lua_rawseti(L, -2, static_cast<int>(i - from + 1));
+		}
+		lua_pushstring(L, name);
+		lua_insert(L, -2);
+		lua_rawset(L, LUA_GLOBALSINDEX);
+	};
+	const std::size_t kend = 3 + static_cast<std::size_t>(numkeys);
+	set_array("KEYS", 3, kend);
+	set_array("ARGV", kend, x.argc());
+	push_scripts(L);
+	lua_getfield(L, -1, sha.c_str());
+	lua_remove(L, -2);
+
+	// the script's commands: a client of its own in the caller's database;
+	// its writes join this pass's batch with no checkpoint in between
+	script_client_ = Client{};
+	script_client_.authed = true;
+	script_client_.db = x.cl.db;
+	script_client_.id = 0;
+	ScriptCaller caller{&x.srv, &x.c};
+	script_ = {true, read_only, &caller};
+	const bool was_in_exec = in_exec_;
+	if (!was_in_exec)
+		core_.reclaim_if_short();
+	in_exec_ = true;
+	std::uint64_t limit_ms = 5000;
+	if (auto it = tuning_.find("busy-reply-threshold"); it != tuning_.end()) {
+		std::int64_t v = 0;
+		if (parse_i64(it->second, v) && v > 0)
+			limit_ms = static_cast<std::uint64_t>(v);
+	}
+	g_script_limit_ms = limit_ms;
+	g_script_deadline_ns = mono_ns() + limit_ms * 1000000ull;
+	lua_sethook(L, script_hook, LUA_MASKCOUNT, 100000);
+	const int rc = lua_pcall(L, 0, 1, 0);
+	lua_sethook(L, nullptr, 0, 0);
+	in_exec_ = was_in_exec;
+	script_ = {};
+	if (rc != 0) {
+		if (lua_istable(L, -1)) {
+			lua_getfield(L, -1, "err");
+			std::string e = lua_tostring(L, -1) ? lua_tostring(L, -1) : "ERR unknown error";
+			lua_pop(L, 2);
+			for (char& ch : e)
+				if (ch == '\r' || ch == '\n')
+					ch = ' ';
+			resp::error(x.o, fmt::format("{} script: {}, on @user_script.", e, sha));
+		} else {
+			std::string e = lua_tostring(L, -1) ? lua_tostring(L, -1) : "unknown error";
+			lua_pop(L, 1);
+			for (char& ch : e)
+				if (ch == '\r' || ch == '\n')
+					ch = ' ';
+			resp::error(x.o, fmt::format("ERR {} script: {}, on @user_script.", e, sha));
+		}
+	} else {
+		reply_lua(L, x.o, x.resp3());
+	}
+	lua_settop(L, top);
+	lua_gc(L, LUA_GCSTEP, 1);
+}
+
+void KvService::cmd_script(Ctx& x)
+{
+	const std::string_view sub = x.arg(1);
+	if (ieq(sub, "load") && x.argc() == 3) {
+		std::string sha;
+		if (script_load(x, x.arg(2), sha))
+			resp::bulk(x.o, sha);
+		return;
+	}
+	if (ieq(sub, "exists") && x.argc() >= 3) {
+		resp::array(x.o, x.argc() - 2);
+		for (std::size_t i = 2; i < x.argc(); ++i) {
+			std::string sha(x.arg(i));
+			for (char& ch : sha)
+				ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+			resp::integer(x.o, script_bodies_.contains(sha) ? 1 : 0);
+		}
+		return;
+	}
+	if (ieq(sub, "flush") && x.argc() <= 3) {
+		if (x.argc() == 3 && !ieq(x.arg(2), "sync") && !ieq(x.arg(2), "async")) {
+			resp::error(x.o, "ERR SCRIPT FLUSH only support SYNC|ASYNC option");
+			return;
+		}
+		script_bodies_.clear();
+		lua_.reset();
+		resp::ok(x.o);
+		return;
+	}
+	if (ieq(sub, "kill") && x.argc() == 2) {
+		resp::error(x.o, "NOTBUSY No scripts in execution right now.");
+		return;
+	}
+	if (ieq(sub, "help") && x.argc() == 2) {
+		static constexpr std::array<std::string_view, 9> kHelp = {
+			"SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+			"EXISTS <sha1> [<sha1> ...]",
+			"    Return information about the existence of the scripts in the script cache.",
+			"FLUSH [ASYNC|SYNC]",
+			"    Flush the Lua scripts cache.",
+			"KILL",
+			"    Kill the currently executing Lua script (daxnet-kv: there is never one).",
+			"LOAD <script>",
+			"    Load a script into the scripts cache without executing it.",
+		};
+		resp::array(x.o, kHelp.size());
+		for (std::string_view l : kHelp)
+			resp::simple(x.o, l);
+		return;
+	}
+	resp::error(x.o, fmt::format("ERR unknown subcommand or wrong number of arguments for '{}'. Try SCRIPT HELP.",
+				     sub));
+}
+
+}  // namespace daxnet::kv
