@@ -19,6 +19,349 @@ std::uint64_t Wal::ckpt_capacity() const noexcept
 	return ckpt_half_capacity(pool_);
 }
 
+/// One recovery (§Recovery): the state its steps share and the steps, in the
+/// order Wal::open runs them (numbered as §Recovery numbers them). An error
+/// from a step ends the open.
+class WalRecovery {
+public:
+	WalRecovery(Wal& w, const PoolView& pool, BufferAllocator& alloc, const WalOptions& opt, const ReplayFn& replay,
+		    RecoveryReport& rep) noexcept
+	    : w_(w), pool_(pool), alloc_(alloc), opt_(opt), replay_(replay), rep_(rep)
+	{
+	}
+
+	/// Step 1: §Log state: the newer valid slot, or a fresh log.
+	Status read_log_state();
+	/// Step 2: the allocator rebuilt from nothing, then the checkpoint
+	/// the log state names replayed.
+	Status replay_checkpoint();
+	/// Step 3: the log scanned from head_seq, whole batches replayed.
+	Status scan_log();
+	/// Steps 4 and 5: the stop classified (clean, torn tail, corruption)
+	/// from the records beyond it; corruption refused or, allow_truncate,
+	/// the buffers beyond quarantined.
+	Status classify_stop();
+	/// Step 6, first: records of an epoch newer than the log state's (a
+	/// lost slot) reported; far newer ones refused.
+	Status check_ring_epoch();
+	/// Step 6: a new epoch above every epoch in the ring (§Epochs), written
+	/// before anything is appended.
+	Status start_epoch();
+
+private:
+	Error fail(std::string msg);
+	void quarantine(const WalRecord& r);
+	void apply_pending();
+
+	Wal& w_;
+	const PoolView& pool_;
+	BufferAllocator& alloc_;
+	const WalOptions& opt_;
+	const ReplayFn& replay_;
+	RecoveryReport& rep_;
+
+	// shared by the steps
+	std::vector<const WalRecord*> recs_;
+	std::vector<Slice> vals_;
+	std::vector<std::uint32_t> crcs_;
+	std::string why_;
+	bool saw_trim_ = false;  // §Log state, flags: keep TRIM set while trims exist
+
+	// the log scan (step 3), read by steps 4 to 6
+	DecodeCtx c_{};
+	std::uint64_t expected_ = 0;  ///< the first seq not recovered
+	Decode last_ = Decode::ok;
+	// §Recovery, batches: entries are applied a whole batch at a time (up
+	// to a record with BATCH_END, or an epoch change, which ends the batch
+	// of a run that crashed before recoveries of this version truncated
+	// it); the entries of an unterminated last batch are not recovered.
+	struct Pend {
+		std::uint64_t seq;
+		std::uint32_t n;
+	};
+	std::vector<Pend> pend_;
+	std::uint32_t pend_epoch_ = 0;
+	std::vector<const WalRecord*> precs_;
+	std::uint32_t ring_epoch_ = 0;  ///< step 4: the highest epoch of any valid record in the ring
+};
+
+Error WalRecovery::fail(std::string msg)
+{
+	rep_.problems.push_back(msg);
+	return make_error(EIO, std::move(msg));
+}
+
+void WalRecovery::quarantine(const WalRecord& r)
+{
+	for (const auto& s : r.s)
+		if (s.len && pool_.valid_buffer(s.buf)) {
+			alloc_.ref(s.buf);
+			rep_.quarantined.push_back(s.buf);
+		}
+}
+
+Status WalRecovery::read_log_state()
+{
+	const LogState* a = wal_state_slot(pool_, 0);
+	const LogState* b = wal_state_slot(pool_, 1);
+	const bool va = log_state_valid(*a, w_.seed_, w_.nslots_);
+	const bool vb = log_state_valid(*b, w_.seed_, w_.nslots_);
+	if (!va && !vb) {
+		if (!all_zero(a, sizeof(*a)) || !all_zero(b, sizeof(*b)))
+			return fail("WAL log state unreadable: neither slot A nor slot B is valid");
+		rep_.fresh = true;
+		w_.state_ = LogState{};
+		std::memcpy(w_.state_.magic, kStateMagic, 8);
+		w_.state_.head_seq = 1;
+		w_.state_.epoch_seq = 1;
+		w_.state_.nslots = static_cast<std::uint32_t>(w_.nslots_);
+		w_.state_slot_ = 1;  // the first write goes to slot A
+	} else {
+		const bool use_b = vb && (!va || b->generation > a->generation);
+		w_.state_ = use_b ? *b : *a;
+		w_.state_slot_ = use_b ? 1 : 0;
+		if (!(va && vb))
+			rep_.problems.push_back(std::string("log state slot ") + (use_b ? "A" : "B") +
+						" invalid (harmless: slot " + (use_b ? "B" : "A") + " is current)");
+	}
+	rep_.state_generation = w_.state_.generation;
+	rep_.head_seq = w_.state_.head_seq;
+	rep_.ckpt_gen = w_.state_.ckpt_gen;
+	rep_.ckpt_half = w_.state_.ckpt_half;
+	w_.head_seq_ = w_.state_.head_seq;
+	return {};
+}
+
+Status WalRecovery::replay_checkpoint()
+{
+	alloc_.reset(pool_.buffer_count());
+	if (w_.state_.ckpt_gen == 0)
+		return {};
+	const std::uint32_t h = w_.state_.ckpt_half;
+	const auto* hdr = reinterpret_cast<const CkptHeader*>(ckpt_half_base(pool_, h));
+	const std::uint64_t cap = ckpt_half_capacity(pool_);
+	if (!ckpt_header_valid(*hdr, w_.seed_) || hdr->ckpt_gen != w_.state_.ckpt_gen ||
+	    hdr->covers_seq != w_.state_.head_seq || hdr->nrecords > cap)
+		return fail("checkpoint " + std::to_string(w_.state_.ckpt_gen) + " (half " + std::to_string(h) +
+			    ") header invalid or does not match the log state");
+	const WalRecord* base = reinterpret_cast<const WalRecord*>(ckpt_half_base(pool_, h) + kCkptHeaderPage);
+	const std::uint64_t nrec = hdr->nrecords;
+	DecodeCtx c{&pool_, wal_ckpt_seed(w_.seed_, hdr->ckpt_gen), false, 0, 0, 0, UINT32_MAX};
+	auto rec = [&](std::uint64_t seq) -> const WalRecord* {
+		return seq >= 1 && seq <= nrec ? &base[seq - 1] : nullptr;
+	};
+	std::uint64_t pos = 1, entries = 0;
+	while (pos <= nrec) {
+		const Decode d = decode_entry(c, pos, rec, recs_, why_);
+		if (d == Decode::bad_record)
+			return fail("checkpoint " + std::to_string(hdr->ckpt_gen) + " record " + std::to_string(pos) +
+				    ": " + why_);
+		if (d == Decode::bad_payload && !opt_.allow_truncate)
+			// §Recovery step 2: dropping the entry would lose an
+			// acknowledged value or renumber the stream entries
+			// after it (positions already returned to clients).
+			return fail("checkpoint " + std::to_string(hdr->ckpt_gen) + " entry at record " +
+				    std::to_string(pos) + " (" +
+				    std::string(to_string(static_cast<RecordType>(recs_[0]->type))) + "): " + why_ +
+				    "; refusing to open (allow_truncate drops it)");
+		for (const auto* r : recs_)
+			for_slices(*r, [&](std::uint32_t buf) {
+				alloc_.ref(buf);
+				w_.ckpt_refs_.push_back(buf);
+			});
+		if (d == Decode::bad_payload) {
+			rep_.ckpt_dropped_entries++;
+			rep_.problems.push_back("checkpoint entry at record " + std::to_string(pos) + " dropped: " + why_);
+			for (const auto* r : recs_)
+				quarantine(*r);
+		} else {
+			saw_trim_ |= recs_[0]->type == static_cast<std::uint8_t>(RecordType::stream_trim);
+			replay_(to_entry(recs_, vals_, crcs_), 0);
+		}
+		pos += recs_.size();
+		entries++;
+	}
+	if (entries != hdr->nentries)
+		return fail("checkpoint " + std::to_string(hdr->ckpt_gen) + " holds " + std::to_string(entries) +
+			    " entries, header says " + std::to_string(hdr->nentries));
+	rep_.ckpt_entries = entries;
+	rep_.ckpt_records = nrec;
+	w_.ckpt_nrecords_ = nrec;
+	return {};
+}
+
+void WalRecovery::apply_pending()
+{
+	for (const Pend& pe : pend_) {
+		precs_.clear();
+		for (std::uint32_t k = 0; k < pe.n; k++)
+			precs_.push_back(w_.slot(pe.seq + k));
+		for (const auto* r : precs_)
+			for_slices(*r, [&](std::uint32_t buf) { alloc_.ref(buf); });
+		saw_trim_ |= precs_[0]->type == static_cast<std::uint8_t>(RecordType::stream_trim);
+		replay_(to_entry(precs_, vals_, crcs_), pe.seq);
+		rep_.log_entries++;
+		rep_.log_records += pe.n;
+	}
+	pend_.clear();
+}
+
+Status WalRecovery::scan_log()
+{
+	c_ = DecodeCtx{&pool_, w_.seed_, true, 0, w_.state_.epoch, w_.state_.epoch_seq,
+		       static_cast<std::uint32_t>(w_.nslots_ / 4)};
+	auto rec = [this](std::uint64_t seq) -> const WalRecord* { return w_.slot(seq); };
+	expected_ = w_.head_seq_;
+	last_ = Decode::ok;
+	std::uint64_t batch_end = expected_;  // first seq after the last complete batch
+	std::uint32_t batch_epoch = 0;        // epoch of the last record of that batch
+	while (true) {
+		if (!pend_.empty() && expected_ == c_.epoch_seq && pend_epoch_ < c_.cur_epoch) {
+			// A recovery started the current epoch here: everything
+			// before epoch_seq is what it accepted, so this batch is
+			// whole (ended by an epoch change that recovery saw).
+			batch_end = expected_;
+			batch_epoch = pend_epoch_;
+			apply_pending();
+		}
+		if (expected_ - w_.head_seq_ >= w_.nslots_) {
+			last_ = Decode::bad_record;
+			why_ = "log window full";
+			break;
+		}
+		last_ = decode_entry(c_, expected_, rec, recs_, why_);
+		if (last_ == Decode::ok && expected_ + recs_.size() - w_.head_seq_ > w_.nslots_) {
+			last_ = Decode::bad_record;
+			why_ = "entry overruns the ring";
+		}
+		if (last_ != Decode::ok)
+			break;
+		if (!pend_.empty() && recs_[0]->epoch != pend_epoch_) {
+			batch_end = expected_;  // an older run's batch, cut by its crash
+			batch_epoch = pend_epoch_;
+			apply_pending();
+		}
+		try {
+			pend_.push_back({expected_, static_cast<std::uint32_t>(recs_.size())});
+		} catch (const std::bad_alloc&) {
+			return make_error(ENOMEM, "recovery: out of memory");
+		}
+		pend_epoch_ = recs_.back()->epoch;
+		c_.min_epoch = recs_.back()->epoch;
+		expected_ += recs_.size();
+		if (recs_.back()->flags & kRecBatchEnd) {
+			batch_end = expected_;
+			batch_epoch = recs_.back()->epoch;
+			apply_pending();
+		}
+	}
+	if (!pend_.empty()) {
+		// The last batch has no BATCH_END: it was never committed (no
+		// reply was sent). Drop it whole; its records are counted
+		// beyond the stop below, like any torn tail.
+		rep_.uncommitted_entries = pend_.size();
+		why_ = "uncommitted batch from seq " + std::to_string(batch_end) + " (no BATCH_END; " +
+		       std::to_string(pend_.size()) + " entries), then " + why_;
+		pend_.clear();
+		expected_ = batch_end;
+		c_.min_epoch = batch_epoch;
+		last_ = Decode::bad_record;
+	}
+	return {};
+}
+
+Status WalRecovery::classify_stop()
+{
+	// The accepted records fill the slots of [head_seq, expected) and this
+	// scan visits the others, so together they see every slot once:
+	// ring_epoch is the highest epoch of any record with a valid CRC
+	// anywhere in the ring (§Epochs).
+	const WalRecord* at = w_.slot(expected_);
+	bool torn = last_ == Decode::bad_payload || (at->seq == expected_ && why_ != "log window full");
+	bool batch_end_seen = false, corrupt = false;
+	std::uint64_t corrupt_seq = 0;
+	ring_epoch_ = std::max(rep_.log_records ? c_.min_epoch : 0, pend_epoch_);
+	std::vector<const WalRecord*> beyond;
+	for (std::uint64_t s = expected_; s < w_.head_seq_ + w_.nslots_; s++) {
+		const WalRecord* r = w_.slot(s);
+		if (r->crc != crc60(*r, w_.seed_))
+			continue;
+		ring_epoch_ = std::max(ring_epoch_, r->epoch);
+		const bool epoch_ok = s >= c_.epoch_seq ? r->epoch == c_.cur_epoch
+							: r->epoch < c_.cur_epoch && r->epoch >= c_.min_epoch;
+		if (r->seq != s || s >= kWalSeqLimit || !epoch_ok)
+			continue;
+		beyond.push_back(r);
+		if (batch_end_seen && !corrupt) {
+			corrupt = true;
+			corrupt_seq = s;
+		}
+		if (r->flags & kRecBatchEnd)
+			batch_end_seen = true;
+	}
+	rep_.dropped_records = beyond.size();
+	if (!beyond.empty())
+		torn = true;
+	rep_.next_seq = expected_;
+	if (corrupt) {
+		rep_.stop = RecoveryReport::Stop::corruption;
+		rep_.stop_reason = "seq " + std::to_string(expected_) + ": " + why_ +
+				   "; committed records follow (seq " + std::to_string(corrupt_seq) + ")";
+		rep_.problems.push_back("WAL corruption: " + rep_.stop_reason);
+		if (!opt_.allow_truncate)
+			return make_error(EIO, "WAL corruption at " + rep_.stop_reason +
+						       "; refusing to open (allow_truncate salvages up to it)");
+		for (const auto* r : beyond)
+			quarantine(*r);
+	} else if (torn) {
+		rep_.stop = RecoveryReport::Stop::torn_tail;
+		rep_.stop_reason = "seq " + std::to_string(expected_) + ": " + why_;
+	}
+	w_.next_seq_ = expected_;
+	std::sort(rep_.quarantined.begin(), rep_.quarantined.end());
+	rep_.quarantined.erase(std::unique(rep_.quarantined.begin(), rep_.quarantined.end()), rep_.quarantined.end());
+	return {};
+}
+
+Status WalRecovery::check_ring_epoch()
+{
+	rep_.ring_epoch = ring_epoch_;
+	if (ring_epoch_ <= w_.state_.epoch)
+		return {};
+	const std::string msg = "ring holds records of epoch " + std::to_string(ring_epoch_) +
+				", newer than the log state's epoch " + std::to_string(w_.state_.epoch);
+	// §Epochs: each lost newest log-state slot puts the ring one epoch
+	// ahead; far more cannot come from this state, and jumping there
+	// would spend the epoch space a forged record chose.
+	if (std::uint64_t{ring_epoch_} > std::uint64_t{w_.state_.epoch} + kWalMaxEpochLead && !opt_.read_only)
+		return fail(msg + ": more than " + std::to_string(kWalMaxEpochLead) +
+			    " ahead, the log state does not belong to this ring");
+	rep_.problems.push_back(msg + " (a newer log-state slot was lost); they are not recovered");
+	return {};
+}
+
+Status WalRecovery::start_epoch()
+{
+	// Before anything is appended, so no record already on media can ever
+	// match the new epoch.
+	if (!opt_.read_only) {
+		const std::uint32_t top = std::max(w_.state_.epoch, ring_epoch_);
+		if (top == UINT32_MAX)
+			return fail("no writer epoch left: the log state or a ring record has epoch " +
+				    std::to_string(top));
+		LogState next = w_.state_;
+		next.generation++;
+		next.epoch = top + 1;
+		next.epoch_seq = expected_;
+		if (saw_trim_)
+			next.flags |= kStateFlagTrim;  // lost with a newer slot, or never set
+		if (w_.write_state(next) != 0)
+			return make_error(EIO, "cannot write the WAL log state");
+	}
+	rep_.epoch = w_.state_.epoch;
+	return {};
+}
+
 Result<Wal> Wal::open(const PoolView& pool, BufferAllocator& alloc, const WalOptions& opt, const ReplayFn& replay,
 		      RecoveryReport* report)
 {
@@ -35,274 +378,13 @@ Result<Wal> Wal::open(const PoolView& pool, BufferAllocator& alloc, const WalOpt
 		return make_error(EINVAL, "WAL area of " + std::to_string(pool.geometry().wal_size) +
 						  " bytes is too small (needs 4096 + 64 records of 64 bytes)");
 	w.seed_ = wal_pool_seed(pool);
-	auto fail = [&rep](std::string msg) {
-		rep.problems.push_back(msg);
-		return make_error(EIO, std::move(msg));
-	};
 
-	// Step 1: §Log state.
-	const LogState* a = wal_state_slot(pool, 0);
-	const LogState* b = wal_state_slot(pool, 1);
-	const bool va = log_state_valid(*a, w.seed_, w.nslots_);
-	const bool vb = log_state_valid(*b, w.seed_, w.nslots_);
-	if (!va && !vb) {
-		if (!all_zero(a, sizeof(*a)) || !all_zero(b, sizeof(*b)))
-			return fail("WAL log state unreadable: neither slot A nor slot B is valid");
-		rep.fresh = true;
-		w.state_ = LogState{};
-		std::memcpy(w.state_.magic, kStateMagic, 8);
-		w.state_.head_seq = 1;
-		w.state_.epoch_seq = 1;
-		w.state_.nslots = static_cast<std::uint32_t>(w.nslots_);
-		w.state_slot_ = 1;  // the first write goes to slot A
-	} else {
-		const bool use_b = vb && (!va || b->generation > a->generation);
-		w.state_ = use_b ? *b : *a;
-		w.state_slot_ = use_b ? 1 : 0;
-		if (!(va && vb))
-			rep.problems.push_back(std::string("log state slot ") + (use_b ? "A" : "B") +
-					       " invalid (harmless: slot " + (use_b ? "B" : "A") + " is current)");
-	}
-	rep.state_generation = w.state_.generation;
-	rep.head_seq = w.state_.head_seq;
-	rep.ckpt_gen = w.state_.ckpt_gen;
-	rep.ckpt_half = w.state_.ckpt_half;
-	w.head_seq_ = w.state_.head_seq;
-
-	alloc.reset(pool.buffer_count());
-	std::vector<const WalRecord*> recs;
-	std::vector<Slice> vals;
-	std::vector<std::uint32_t> crcs;
-	std::string why;
-	bool saw_trim = false;  // §Log state, flags: keep TRIM set while trims exist
-	auto quarantine = [&](const WalRecord& r) {
-		for (const auto& s : r.s)
-			if (s.len && pool.valid_buffer(s.buf)) {
-				alloc.ref(s.buf);
-				rep.quarantined.push_back(s.buf);
-			}
-	};
-
-	// Step 2: the checkpoint.
-	if (w.state_.ckpt_gen != 0) {
-		const std::uint32_t h = w.state_.ckpt_half;
-		const auto* hdr = reinterpret_cast<const CkptHeader*>(ckpt_half_base(pool, h));
-		const std::uint64_t cap = ckpt_half_capacity(pool);
-		if (!ckpt_header_valid(*hdr, w.seed_) || hdr->ckpt_gen != w.state_.ckpt_gen ||
-		    hdr->covers_seq != w.state_.head_seq || hdr->nrecords > cap)
-			return fail("checkpoint " + std::to_string(w.state_.ckpt_gen) + " (half " + std::to_string(h) +
-				    ") header invalid or does not match the log state");
-		const WalRecord* base =
-			reinterpret_cast<const WalRecord*>(ckpt_half_base(pool, h) + kCkptHeaderPage);
-		const std::uint64_t nrec = hdr->nrecords;
-		DecodeCtx c{&pool, wal_ckpt_seed(w.seed_, hdr->ckpt_gen), false, 0, 0, 0, UINT32_MAX};
-		auto rec = [&](std::uint64_t seq) -> const WalRecord* {
-			return seq >= 1 && seq <= nrec ? &base[seq - 1] : nullptr;
-		};
-		std::uint64_t pos = 1, entries = 0;
-		while (pos <= nrec) {
-			const Decode d = decode_entry(c, pos, rec, recs, why);
-			if (d == Decode::bad_record)
-				return fail("checkpoint " + std::to_string(hdr->ckpt_gen) + " record " +
-					    std::to_string(pos) + ": " + why);
-			if (d == Decode::bad_payload && !opt.allow_truncate)
-				// §Recovery step 2: dropping the entry would lose an
-				// acknowledged value or renumber the stream entries
-				// after it (positions already returned to clients).
-				return fail("checkpoint " + std::to_string(hdr->ckpt_gen) + " entry at record " +
-					    std::to_string(pos) + " (" + std::string(to_string(static_cast<RecordType>(recs[0]->type))) +
-					    "): " + why + "; refusing to open (allow_truncate drops it)");
-			for (const auto* r : recs)
-				for_slices(*r, [&](std::uint32_t buf) {
-					alloc.ref(buf);
-					w.ckpt_refs_.push_back(buf);
-				});
-			if (d == Decode::bad_payload) {
-				rep.ckpt_dropped_entries++;
-				rep.problems.push_back("checkpoint entry at record " + std::to_string(pos) +
-						       " dropped: " + why);
-				for (const auto* r : recs)
-					quarantine(*r);
-			} else {
-				saw_trim |= recs[0]->type == static_cast<std::uint8_t>(RecordType::stream_trim);
-				replay(to_entry(recs, vals, crcs), 0);
-			}
-			pos += recs.size();
-			entries++;
-		}
-		if (entries != hdr->nentries)
-			return fail("checkpoint " + std::to_string(hdr->ckpt_gen) + " holds " + std::to_string(entries) +
-				    " entries, header says " + std::to_string(hdr->nentries));
-		rep.ckpt_entries = entries;
-		rep.ckpt_records = nrec;
-		w.ckpt_nrecords_ = nrec;
-	}
-
-	// Step 3: scan the log.
-	DecodeCtx c{&pool, w.seed_, true, 0, w.state_.epoch, w.state_.epoch_seq,
-		    static_cast<std::uint32_t>(w.nslots_ / 4)};
-	auto rec = [&w](std::uint64_t seq) -> const WalRecord* { return w.slot(seq); };
-	std::uint64_t expected = w.head_seq_;
-	Decode last = Decode::ok;
-	// §Recovery, batches: entries are applied a whole batch at a time (up
-	// to a record with BATCH_END, or an epoch change, which ends the batch
-	// of a run that crashed before recoveries of this version truncated
-	// it); the entries of an unterminated last batch are not recovered.
-	struct Pend {
-		std::uint64_t seq;
-		std::uint32_t n;
-	};
-	std::vector<Pend> pend;
-	std::uint32_t pend_epoch = 0;
-	std::vector<const WalRecord*> precs;
-	auto apply_pending = [&] {
-		for (const Pend& pe : pend) {
-			precs.clear();
-			for (std::uint32_t k = 0; k < pe.n; k++)
-				precs.push_back(w.slot(pe.seq + k));
-			for (const auto* r : precs)
-				for_slices(*r, [&](std::uint32_t buf) { alloc.ref(buf); });
-			saw_trim |= precs[0]->type == static_cast<std::uint8_t>(RecordType::stream_trim);
-			replay(to_entry(precs, vals, crcs), pe.seq);
-			rep.log_entries++;
-			rep.log_records += pe.n;
-		}
-		pend.clear();
-	};
-	std::uint64_t batch_end = expected;  // first seq after the last complete batch
-	std::uint32_t batch_epoch = 0;       // epoch of the last record of that batch
-	while (true) {
-		if (!pend.empty() && expected == c.epoch_seq && pend_epoch < c.cur_epoch) {
-			// A recovery started the current epoch here: everything
-			// before epoch_seq is what it accepted, so this batch is
-			// whole (ended by an epoch change that recovery saw).
-			batch_end = expected;
-			batch_epoch = pend_epoch;
-			apply_pending();
-		}
-		if (expected - w.head_seq_ >= w.nslots_) {
-			last = Decode::bad_record;
-			why = "log window full";
-			break;
-		}
-		last = decode_entry(c, expected, rec, recs, why);
-		if (last == Decode::ok && expected + recs.size() - w.head_seq_ > w.nslots_) {
-			last = Decode::bad_record;
-			why = "entry overruns the ring";
-		}
-		if (last != Decode::ok)
-			break;
-		if (!pend.empty() && recs[0]->epoch != pend_epoch) {
-			batch_end = expected;  // an older run's batch, cut by its crash
-			batch_epoch = pend_epoch;
-			apply_pending();
-		}
-		try {
-			pend.push_back({expected, static_cast<std::uint32_t>(recs.size())});
-		} catch (const std::bad_alloc&) {
-			return make_error(ENOMEM, "recovery: out of memory");
-		}
-		pend_epoch = recs.back()->epoch;
-		c.min_epoch = recs.back()->epoch;
-		expected += recs.size();
-		if (recs.back()->flags & kRecBatchEnd) {
-			batch_end = expected;
-			batch_epoch = recs.back()->epoch;
-			apply_pending();
-		}
-	}
-	if (!pend.empty()) {
-		// The last batch has no BATCH_END: it was never committed (no
-		// reply was sent). Drop it whole; its records are counted
-		// beyond the stop below, like any torn tail.
-		rep.uncommitted_entries = pend.size();
-		why = "uncommitted batch from seq " + std::to_string(batch_end) + " (no BATCH_END; " +
-		      std::to_string(pend.size()) + " entries), then " + why;
-		pend.clear();
-		expected = batch_end;
-		c.min_epoch = batch_epoch;
-		last = Decode::bad_record;
-	}
-
-	// Step 4: classify the stop. The accepted records fill the slots of
-	// [head_seq, expected) and this scan visits the others, so together
-	// they see every slot once: ring_epoch is the highest epoch of any
-	// record with a valid CRC anywhere in the ring (§Epochs).
-	const WalRecord* at = w.slot(expected);
-	bool torn = last == Decode::bad_payload || (at->seq == expected && why != "log window full");
-	bool batch_end_seen = false, corrupt = false;
-	std::uint64_t corrupt_seq = 0;
-	std::uint32_t ring_epoch = std::max(rep.log_records ? c.min_epoch : 0, pend_epoch);
-	std::vector<const WalRecord*> beyond;
-	for (std::uint64_t s = expected; s < w.head_seq_ + w.nslots_; s++) {
-		const WalRecord* r = w.slot(s);
-		if (r->crc != crc60(*r, w.seed_))
-			continue;
-		ring_epoch = std::max(ring_epoch, r->epoch);
-		const bool epoch_ok = s >= c.epoch_seq ? r->epoch == c.cur_epoch
-						       : r->epoch < c.cur_epoch && r->epoch >= c.min_epoch;
-		if (r->seq != s || s >= kWalSeqLimit || !epoch_ok)
-			continue;
-		beyond.push_back(r);
-		if (batch_end_seen && !corrupt) {
-			corrupt = true;
-			corrupt_seq = s;
-		}
-		if (r->flags & kRecBatchEnd)
-			batch_end_seen = true;
-	}
-	rep.dropped_records = beyond.size();
-	if (!beyond.empty())
-		torn = true;
-	rep.next_seq = expected;
-	if (corrupt) {
-		rep.stop = RecoveryReport::Stop::corruption;
-		rep.stop_reason = "seq " + std::to_string(expected) + ": " + why + "; committed records follow (seq " +
-				  std::to_string(corrupt_seq) + ")";
-		rep.problems.push_back("WAL corruption: " + rep.stop_reason);
-		if (!opt.allow_truncate)
-			return make_error(EIO, "WAL corruption at " + rep.stop_reason +
-						       "; refusing to open (allow_truncate salvages up to it)");
-		for (const auto* r : beyond)
-			quarantine(*r);
-	} else if (torn) {
-		rep.stop = RecoveryReport::Stop::torn_tail;
-		rep.stop_reason = "seq " + std::to_string(expected) + ": " + why;
-	}
-	w.next_seq_ = expected;
-	std::sort(rep.quarantined.begin(), rep.quarantined.end());
-	rep.quarantined.erase(std::unique(rep.quarantined.begin(), rep.quarantined.end()), rep.quarantined.end());
-	rep.ring_epoch = ring_epoch;
-	if (ring_epoch > w.state_.epoch) {
-		const std::string msg = "ring holds records of epoch " + std::to_string(ring_epoch) +
-					", newer than the log state's epoch " + std::to_string(w.state_.epoch);
-		// §Epochs: each lost newest log-state slot puts the ring one epoch
-		// ahead; far more cannot come from this state, and jumping there
-		// would spend the epoch space a forged record chose.
-		if (std::uint64_t{ring_epoch} > std::uint64_t{w.state_.epoch} + kWalMaxEpochLead && !opt.read_only)
-			return fail(msg + ": more than " + std::to_string(kWalMaxEpochLead) +
-				    " ahead, the log state does not belong to this ring");
-		rep.problems.push_back(msg + " (a newer log-state slot was lost); they are not recovered");
-	}
-
-	// Step 6: move to a new epoch above every epoch in the ring (§Epochs)
-	// before anything is appended, so no record already on media can ever
-	// match it.
-	if (!opt.read_only) {
-		const std::uint32_t top = std::max(w.state_.epoch, ring_epoch);
-		if (top == UINT32_MAX)
-			return fail("no writer epoch left: the log state or a ring record has epoch " +
-				    std::to_string(top));
-		LogState next = w.state_;
-		next.generation++;
-		next.epoch = top + 1;
-		next.epoch_seq = expected;
-		if (saw_trim)
-			next.flags |= kStateFlagTrim;  // lost with a newer slot, or never set
-		if (w.write_state(next) != 0)
-			return make_error(EIO, "cannot write the WAL log state");
-	}
-	rep.epoch = w.state_.epoch;
+	WalRecovery r(w, pool, alloc, opt, replay, rep);
+	for (Status (WalRecovery::*step)() : {&WalRecovery::read_log_state, &WalRecovery::replay_checkpoint,
+					      &WalRecovery::scan_log, &WalRecovery::classify_stop,
+					      &WalRecovery::check_ring_epoch, &WalRecovery::start_epoch})
+		if (Status st = (r.*step)(); !st)
+			return st.error();
 	return w;
 }
 

@@ -298,6 +298,7 @@ public:
 
 private:
 	friend class KvStore;  // constructs an empty Wal, then opens into it
+	friend class WalRecovery;  // Wal::open's steps (wal_recovery.cpp)
 	struct Pending;
 	Wal();
 	WalRecord* slot(std::uint64_t seq) const noexcept;
