@@ -4,6 +4,9 @@
 // of /dev/daxnet; REGISTER pins the pool's buffer area and creates the
 // rings, which are mapped from the port fd; ATTACH/DETACH/SYNC/COUNTERS
 // are ioctls on it, and the fd itself is the pollable fd (docs/kernel.md).
+// The port asks for the per-connection state table (DAXNET_REG_CONNSTATE)
+// and answers tx_queued() from it without a syscall; a module without the
+// table refuses the flag (EINVAL) and the port opens without it.
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -48,7 +51,7 @@ public:
 		}
 		daxnet_register r{};
 		r.api_version = DAXNET_API;
-		r.flags = cfg.reg_flags;
+		r.flags = cfg.reg_flags | DAXNET_REG_CONNSTATE;
 		r.pool_addr = reinterpret_cast<std::uintptr_t>(area.data());
 		r.pool_len = area.size();
 		r.buf_size = bs;
@@ -58,7 +61,15 @@ public:
 		r.tx_slots = cfg.tx_slots;
 		r.spare_slots = cfg.spare_slots;
 		r.max_conns = cfg.max_conns;
-		if (::ioctl(fd_.get(), DAXNET_IOC_REGISTER, &r) < 0) {
+		int rc = ::ioctl(fd_.get(), DAXNET_IOC_REGISTER, &r);
+		if (rc < 0 && errno == EINVAL && !(cfg.reg_flags & DAXNET_REG_CONNSTATE)) {
+			// A module older than the table: the same port without it
+			// (tx_queued() reports zeros then).
+			r.flags = cfg.reg_flags;
+			r.region_size = 0;
+			rc = ::ioctl(fd_.get(), DAXNET_IOC_REGISTER, &r);
+		}
+		if (rc < 0) {
 			int e = errno;
 			return make_error(e, errno_text(e == EPROTO ? "REGISTER (daxnet.ko speaks another DAXNET_API)" : "REGISTER", e));
 		}
@@ -83,6 +94,11 @@ public:
 			tx_rings_.push_back(region_ring(region_, region_pair(region_, i)->tx_ofs));
 			tx_synced_.push_back(0);
 		}
+		if (h->flags & DAXNET_REG_CONNSTATE) {
+			cstate_ = reinterpret_cast<const daxnet_conn_state*>(region_ + h->conn_state_ofs);
+			max_conns_ = h->max_conns;
+		}
+		zerocopy_ = (h->flags & DAXNET_REG_ZEROCOPY) != 0;
 		return {};
 	}
 
@@ -141,6 +157,26 @@ public:
 		return false;
 	}
 
+	// From the connection's entry of the state table, as of the last sync
+	// of its pair: TX slots and bytes the kernel queued because the socket
+	// could not take them. In zero-copy mode the bytes TCP took by
+	// reference and the peer has not ACKed pin pool buffers too: counted.
+	TxQueued tx_queued(std::uint32_t conn) const noexcept override
+	{
+		const std::uint32_t idx = DAXNET_CONN_INDEX(conn);
+		if (!cstate_ || idx >= max_conns_)
+			return {};
+		const daxnet_conn_state& e = cstate_[idx];
+		if (__atomic_load_n(&e.conn, __ATOMIC_RELAXED) != conn)
+			return {};
+		TxQueued q;
+		q.slots = __atomic_load_n(&e.tx_slots, __ATOMIC_RELAXED);
+		q.bytes = __atomic_load_n(&e.tx_bytes, __ATOMIC_RELAXED);
+		if (zerocopy_)
+			q.bytes += __atomic_load_n(&e.tx_unacked, __ATOMIC_RELAXED);
+		return q;
+	}
+
 	RingCounters counters(std::uint32_t pair) const noexcept override
 	{
 		RingCounters r;
@@ -184,6 +220,11 @@ private:
 		const daxnet_region* h = region_header(region_);
 		if (h->region_size != size || h->num_pairs != cfg.pairs ||
 		    !inside(h->pairs_ofs, std::uint64_t{cfg.pairs} * sizeof(daxnet_pair_desc)))
+			return false;
+		const std::uint32_t max_conns = cfg.max_conns ? cfg.max_conns : 1024;  // REGISTER's default
+		if ((h->flags & DAXNET_REG_CONNSTATE) &&
+		    (h->max_conns != max_conns ||
+		     !inside(h->conn_state_ofs, std::uint64_t{max_conns} * sizeof(daxnet_conn_state))))
 			return false;
 		for (std::uint32_t p = 0; p < cfg.pairs; p++) {
 			const daxnet_pair_desc* d = region_pair(region_, p);
@@ -230,6 +271,9 @@ private:
 	std::vector<std::uint32_t> tx_synced_;     // TX head at the last sync, per pair
 	std::byte* region_ = nullptr;
 	std::size_t region_size_ = 0;
+	const daxnet_conn_state* cstate_ = nullptr;  // DAXNET_REG_CONNSTATE table
+	std::uint32_t max_conns_ = 0;
+	bool zerocopy_ = false;
 	// Syscalls sync() made (the kernel counts syncs, not syscalls; a
 	// counters() ioctl is not a data-path syscall and is not counted).
 	std::uint64_t syscalls_ = 0;

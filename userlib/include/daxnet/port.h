@@ -196,8 +196,12 @@ public:
 	/// transports count exactly and queue at least kTxSlotsPerConn slots
 	/// per connection beyond 4 x tx_slots in all (so a connection that
 	/// keeps its queue within that share never finds the queue full
-	/// because of others); the kernel transport reports zeros (not
-	/// available through the ABI): only slots still in the TX ring.
+	/// because of others); the kernel transport reads the connection's
+	/// entry of the state table (DAXNET_REG_CONNSTATE, docs/abi.md) as of
+	/// the last sync, no syscall: the slots and bytes daxnet.ko queued
+	/// because the socket could not take them (in zero-copy mode plus
+	/// the bytes TCP holds by reference until ACKed); zeros with a module
+	/// that has no such table.
 	TxQueued tx_queued(std::uint32_t conn) const noexcept;
 	static constexpr std::uint32_t kTxSlotsPerConn = 4;
 	/// Queues shutdown(SHUT_WR) after everything queued before on `conn`.
