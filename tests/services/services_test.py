@@ -389,10 +389,6 @@ def test_wal_large_records(ctx):
 
 def test_kv_isolation(ctx):
     """Clients that never read their replies, or stall mid-request, do not starve a well-behaved one."""
-    if ctx.transport == "kernel":
-        # Not done on the kernel transport (issue 14); the log says why.
-        log("  NOT SUPPORTED on the kernel transport: the ring ABI has no per-connection count of queued TX or of RX bytes the kernel holds, so the service cannot bound what one client pins; a SET beside 80 stalled 2 MB SETs was refused")
-        return
     srv = start_kv(ctx, extra=["--pool-size", "64M"])
     p = srv.port("resp")
     good = RespClient(p, timeout=60)  # the timeout only bounds the test; the assertion is the answer
@@ -512,10 +508,6 @@ def _wait_info(c, name, at_least, seconds=60):
 
 def test_kv_output_limit(ctx):
     """A client that never reads is closed over --client-output-buffer-limit (hard, then soft for its seconds); others are served."""
-    if ctx.transport == "kernel":
-        # Not done on the kernel transport (issue 14); the log says why.
-        log("  NOT SUPPORTED on the kernel transport: the ring ABI has no per-connection count of queued TX, so the output-buffer limit sees only what the service holds and the soft limit never fires")
-        return
     srv = start_kv(ctx, extra=["--pool-size", "64M", "--client-output-buffer-limit", "1mb 0 0"])
     p = srv.port("resp")
     good = RespClient(p, timeout=60)  # the timeout only bounds the test
