@@ -4,9 +4,10 @@
  *
  * The module targets Debian 12's Linux 6.1; these wrappers keep it building
  * on later kernels. Each entry names the release that changed the API.
- * Differences are detected by feature (Kbuild greps the kernel headers and
- * defines DXN_HAVE_*), not by LINUX_VERSION_CODE, because vendor kernels
- * backport.
+ * Differences are detected by feature: Kbuild compiles a line using the
+ * API against the target's headers and defines DXN_HAVE_* when it builds
+ * (dxn_have in kernel/Kbuild), not by LINUX_VERSION_CODE, because vendor
+ * kernels backport.
  */
 #ifndef _DAXNET_COMPAT_H
 #define _DAXNET_COMPAT_H

@@ -60,6 +60,8 @@ static void dxn_mark_tx(struct dxn_conn *conn)
 		return;
 	spin_lock_bh(&port->ready_lock);
 	list_add_tail(&conn->tx_node, &conn->pair->tx_ready);
+	if (conn->txq_busy)
+		conn->pair->ntx_resume++;
 	spin_unlock_bh(&port->ready_lock);
 	dxn_wake(port);
 }
@@ -208,10 +210,14 @@ static int dxn_check_sock(struct socket *sock)
  * @arg: the ioctl argument (fd, pair, cookie in; conn out)
  * @uarg: where user space wants @arg back
  *
- * The result (@arg with the connection id) is copied to @uarg before the
- * socket is hooked, so a fault there fails the ATTACH through the ordinary
- * error path: nothing is attached and nothing has to be undone (a detach
- * could itself fail).
+ * Everything that can refuse the socket is checked, and the socket is
+ * claimed (sk_user_data, under its callback lock), before the result
+ * (@arg with the connection id) is copied to @uarg; the callbacks are
+ * swapped only after that copy succeeded. So a failed ATTACH leaves
+ * nothing visible: @uarg is not written by a refusal, and a fault on the
+ * copy only drops the claim, which nobody else could observe (the socket
+ * stays locked throughout). Nothing is undone with a detach (which could
+ * itself fail).
  *
  * Process context (ATTACH ioctl), port->lock held. Takes lock_sock(sk),
  * then write_lock_bh(&sk->sk_callback_lock).
@@ -267,11 +273,6 @@ int dxn_attach(struct dxn_port *port, struct daxnet_attach *arg,
 	if (!port->gens[idx])
 		port->gens[idx] = 1;
 	conn->id = ((u32)port->gens[idx] << DAXNET_CONN_INDEX_BITS) | idx;
-	arg->conn = conn->id;
-	if (copy_to_user(uarg, arg, sizeof(*arg))) {
-		err = -EFAULT;
-		goto out_ida;
-	}
 
 	sk = sock->sk;
 	if (!sk) {
@@ -284,9 +285,10 @@ int dxn_attach(struct dxn_port *port, struct daxnet_attach *arg,
 		goto out_release;
 
 	/*
-	 * Check if sk_user_data is already used by us or someone else. Must
-	 * be done under the callback lock to race with neither kcm, sockmap,
-	 * sunrpc nor a concurrent attach of the same socket to another port.
+	 * Claim sk_user_data unless we or someone else use it. Must be done
+	 * under the callback lock to race with neither kcm, sockmap, sunrpc
+	 * nor a concurrent attach of the same socket to another port. Our
+	 * callbacks are not installed yet, so nothing reads the claim.
 	 */
 	write_lock_bh(&sk->sk_callback_lock);
 	if (sk->sk_user_data) {
@@ -294,11 +296,28 @@ int dxn_attach(struct dxn_port *port, struct daxnet_attach *arg,
 		err = -EBUSY;
 		goto out_release;
 	}
+	rcu_assign_sk_user_data(sk, conn);
+	write_unlock_bh(&sk->sk_callback_lock);
+
+	/*
+	 * Nothing can refuse the socket any more: write the result (a user
+	 * fault with lock_sock held, as in tcp_recvmsg()). A fault drops the
+	 * claim.
+	 */
+	arg->conn = conn->id;
+	if (copy_to_user(uarg, arg, sizeof(*arg))) {
+		write_lock_bh(&sk->sk_callback_lock);
+		rcu_assign_sk_user_data(sk, NULL);
+		write_unlock_bh(&sk->sk_callback_lock);
+		err = -EFAULT;
+		goto out_release;
+	}
+
+	write_lock_bh(&sk->sk_callback_lock);
 	conn->save_data_ready = sk->sk_data_ready;
 	conn->save_write_space = sk->sk_write_space;
 	conn->save_state_change = sk->sk_state_change;
 	conn->save_error_report = sk->sk_error_report;
-	rcu_assign_sk_user_data(sk, conn);
 	WRITE_ONCE(sk->sk_data_ready, dxn_data_ready);
 	WRITE_ONCE(sk->sk_write_space, dxn_write_space);
 	WRITE_ONCE(sk->sk_state_change, dxn_state_change);
@@ -379,6 +398,8 @@ static void dxn_conn_destroy(struct dxn_conn *conn)
 	lockdep_assert_held(&port->lock);
 	dxn_unhook(conn);
 
+	/* Before it leaves tx_ready: keeps pair->ntx_resume exact. */
+	dxn_txq_drop(conn, true);
 	/* No callback can find conn now; take it off the ready lists. */
 	spin_lock_bh(&port->ready_lock);
 	list_del_init(&conn->rx_node);
@@ -386,7 +407,6 @@ static void dxn_conn_destroy(struct dxn_conn *conn)
 	spin_unlock_bh(&port->ready_lock);
 	list_del_init(&conn->work_node);
 
-	dxn_txq_drop(conn, true);
 	dxn_cs_detach(conn);
 	if (conn->rx_buf != DAXNET_NO_BUF) {
 		port->pool.own[conn->rx_buf] = DXN_OWN_USER;
@@ -454,6 +474,7 @@ void dxn_detach_all(struct dxn_port *port)
 {
 	u32 i;
 
+	lockdep_assert_held(&port->lock);
 	if (!port->conns)
 		return;
 	for (i = 0; i < port->max_conns; i++) {

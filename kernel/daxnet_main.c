@@ -158,6 +158,7 @@ static void dxn_port_free(struct dxn_port *port)
 {
 	u32 i;
 
+	lockdep_assert_held(&port->lock);
 	if (port->pairs) {
 		for (i = 0; i < port->num_pairs; i++) {
 			struct dxn_pair *pair = &port->pairs[i];
@@ -186,6 +187,23 @@ static void dxn_port_free(struct dxn_port *port)
 	port->pool.own = NULL;
 }
 
+/*
+ * The most RELEASE slots a pair may owe (docs/kernel.md, "Accounting and
+ * caps"): what waits unpublished while the RX ring is full - the ranges
+ * the TX queue gave back (with the queue itself at most DXN_MAX_TXQ, see
+ * dxn_txq_add()), a buffer per connection, a swapped-in buffer per RX
+ * slot, a vnic or stock buffer per pool buffer - plus what one sync may
+ * reserve on top (dxn_sync_pair()). At most 2^23 entries: max_conns <=
+ * 2^20, rings <= 2^15 slots, buf_count <= 2^22.
+ */
+static u32 dxn_rel_max(const struct daxnet_register *r)
+{
+	u32 n = 2 * DXN_MAX_TXQ + 2 * r->max_conns + 2 * r->rx_slots +
+		r->tx_slots + r->buf_count;
+
+	return roundup_pow_of_two(n);
+}
+
 /* Allocate the per-pair private arrays. */
 static int dxn_pair_alloc(struct dxn_pair *pair, const struct daxnet_register *r)
 {
@@ -196,6 +214,7 @@ static int dxn_pair_alloc(struct dxn_pair *pair, const struct daxnet_register *r
 	pair->intake = kvmalloc_array(r->spare_slots + r->rx_slots, sizeof(u32),
 				      GFP_KERNEL_ACCOUNT);
 	pair->rel_cap = r->tx_slots + r->rx_slots;
+	pair->rel_max = dxn_rel_max(r);
 	pair->releases = kvmalloc_array(pair->rel_cap, sizeof(u32),
 					GFP_KERNEL_ACCOUNT);
 	pair->txcopy = kvmalloc_array(r->tx_slots, sizeof(*pair->txcopy),
@@ -453,7 +472,7 @@ static long dxn_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		ret = -EINVAL;
 		if (!port->registered)
 			break;
-		/* Writes the result out before the socket is hooked. */
+		/* Writes the result out only once nothing can refuse it. */
 		ret = dxn_attach(port, &at, uarg);
 		break;
 	case DAXNET_IOC_DETACH:
@@ -522,6 +541,14 @@ static int dxn_mmap(struct file *file, struct vm_area_struct *vma)
 	return vm_map_pages(vma, port->region_pages, port->region_npages);
 }
 
+/* port->retry: a backoff after an allocation failure ended. Softirq. */
+static void dxn_retry_timer(struct timer_list *t)
+{
+	struct dxn_port *port = from_timer(port, t, retry);
+
+	wake_up_interruptible_poll(&port->wq, EPOLLIN | EPOLLRDNORM);
+}
+
 /* Process context. */
 static int dxn_open(struct inode *inode, struct file *file)
 {
@@ -534,6 +561,7 @@ static int dxn_open(struct inode *inode, struct file *file)
 	mutex_init(&port->lock);
 	spin_lock_init(&port->ready_lock);
 	init_waitqueue_head(&port->wq);
+	timer_setup(&port->retry, dxn_retry_timer, 0);
 	ida_init(&port->ida);
 	file->private_data = port;
 	return stream_open(inode, file);
@@ -553,6 +581,8 @@ static int dxn_release(struct inode *inode, struct file *file)
 	dxn_detach_all(port);
 	dxn_port_free(port);
 	mutex_unlock(&port->lock);
+	/* Only poll() arms it, and no poll() runs on a released file. */
+	del_timer_sync(&port->retry);
 	ida_destroy(&port->ida);
 	mutex_destroy(&port->lock);
 	put_net(port->net);
@@ -582,14 +612,16 @@ static struct miscdevice dxn_misc = {
 };
 
 /*
- * Fault injection for the tests, in debugfs (root only; gone without
+ * Fault injection for the tests, compiled in only with
+ * CONFIG_DAXNET_FAULT_INJECT=y (kernel/Kbuild: the CMake test build, never
+ * the DKMS build users install), in debugfs (root only; gone without
  * CONFIG_DEBUG_FS and under lockdown): daxnet/fail_release_grow makes
  * every growth of a RELEASE queue fail (dxn_fault_release_grow()). Not
  * the fault-injection framework (should_fail(), fault_attr): Debian's
  * 6.1 is built without CONFIG_FAULT_INJECTION, and the guest tests run
- * on that kernel. Not a module parameter: those are writable in
- * production.
+ * on that kernel. Not a module parameter: those are writable.
  */
+#if IS_ENABLED(CONFIG_DAXNET_FAULT_INJECT) && IS_ENABLED(CONFIG_DEBUG_FS)
 bool dxn_fail_release_grow;
 static struct dentry *dxn_debugfs;
 
@@ -599,6 +631,20 @@ static void dxn_debugfs_init(void)
 	debugfs_create_bool("fail_release_grow", 0600, dxn_debugfs,
 			    &dxn_fail_release_grow);
 }
+
+static void dxn_debugfs_exit(void)
+{
+	debugfs_remove_recursive(dxn_debugfs);
+}
+#else
+static void dxn_debugfs_init(void)
+{
+}
+
+static void dxn_debugfs_exit(void)
+{
+}
+#endif
 
 static int __init dxn_init(void)
 {
@@ -615,7 +661,7 @@ static int __init dxn_init(void)
 		goto err_debugfs;
 	return 0;
 err_debugfs:
-	debugfs_remove_recursive(dxn_debugfs);
+	dxn_debugfs_exit();
 	dxn_zc_exit();
 err_vnic:
 	dxn_vnic_exit();
@@ -625,7 +671,7 @@ err_vnic:
 static void __exit dxn_exit(void)
 {
 	misc_deregister(&dxn_misc);
-	debugfs_remove_recursive(dxn_debugfs);
+	dxn_debugfs_exit();
 	dxn_zc_exit();
 	dxn_vnic_exit();
 }

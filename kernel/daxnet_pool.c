@@ -123,7 +123,8 @@ static void dxn_pool_set_mem(struct dxn_pool *pool, enum dxn_mem mem)
  * Process context (REGISTER), port->lock held; takes mmap_read_lock.
  *
  * Return: 0, -EINVAL (too large, a driver mapping), -EFAULT (part of the
- * range is not mapped), -EACCES (not writable).
+ * range is not mapped), -EACCES (not writable), -EINTR (killed while
+ * waiting for mmap_lock).
  */
 int dxn_pool_check(struct dxn_pool *pool, u64 addr, u64 len)
 {
@@ -137,7 +138,9 @@ int dxn_pool_check(struct dxn_pool *pool, u64 addr, u64 len)
 	    check_add_overflow(addr, len, &end) ||
 	    !access_ok(u64_to_user_ptr(addr), len))
 		return -EINVAL;
-	mmap_read_lock(mm);
+	/* A writer (another thread's mmap) can make this wait: killable. */
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
 	ret = dxn_pool_walk(mm, addr, end, &mem);
 	mmap_read_unlock(mm);
 	if (ret)
@@ -221,8 +224,8 @@ static long dxn_pin_range(struct mm_struct *mm, u64 addr, unsigned long nr,
  *
  * Return: 0, -EINVAL (MAP_PRIVATE or mixed mappings, a driver mapping),
  * -EOPNOTSUPP (memory that may not be pinned long term), -ENOMEM,
- * -EFAULT, -EACCES, -EPERM/-ENOMEM from the locked_vm charge, or the
- * pin's error.
+ * -EFAULT, -EACCES, -EPERM/-ENOMEM from the locked_vm charge, -EINTR
+ * (killed while waiting for mmap_lock), or the pin's error.
  */
 int dxn_pool_pin(struct dxn_pool *pool)
 {
@@ -240,12 +243,21 @@ int dxn_pool_pin(struct dxn_pool *pool)
 	if (!pages)
 		return -ENOMEM;
 
-	/* Takes mmap_write_lock: before the read lock below. */
-	ret = account_locked_vm(mm, nr, true);
+	/* account_locked_vm(), with a wait a kill can end. */
+	if (mmap_write_lock_killable(mm)) {
+		ret = -EINTR;
+		goto out_free;
+	}
+	ret = __account_locked_vm(mm, nr, true, current,
+				  capable(CAP_IPC_LOCK));
+	mmap_write_unlock(mm);
 	if (ret)
 		goto out_free;
 
-	mmap_read_lock(mm);
+	if (mmap_read_lock_killable(mm)) {
+		ret = -EINTR;
+		goto out_unaccount;
+	}
 	ret = dxn_pool_walk(mm, pool->addr, pool->addr + pool->len, &mem);
 	if (!ret)
 		ret = dxn_pool_pinnable(mem);

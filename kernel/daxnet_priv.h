@@ -48,11 +48,20 @@
 /* Most TX byte ranges queued in the kernel per ring pair. */
 #define DXN_MAX_TXQ		65536
 /*
- * Most RELEASE slots one ring pair may owe (a power of two; 64 MiB of
- * queue). Far above what the buffers and references of a port can owe:
- * it only keeps the queue arithmetic from wrapping.
+ * Most RELEASE slots one ring pair may owe: pair->rel_max, set at REGISTER
+ * from the geometry (dxn_rel_max(), docs/kernel.md "Accounting and caps"),
+ * a power of two of at most 2^23 entries (32 MiB at the largest geometry;
+ * 512 KiB for 1024-slot rings, 1024 connections and 4096 buffers).
  */
-#define DXN_MAX_RELEASES	BIT(24)
+
+/*
+ * After an allocation failure (a sync refused with -ENOMEM, zero-copy
+ * RELEASEs deferred), poll() holds back EPOLLIN for the work that failed
+ * this long, then reports it again (port->retry wakes the pollers): a
+ * retry every DXN_NOMEM_MS instead of a poller spinning on a sync that
+ * cannot make progress.
+ */
+#define DXN_NOMEM_MS		100
 
 /* conn->flags bits, under port->ready_lock or atomic bitops. */
 enum {
@@ -116,6 +125,12 @@ struct dxn_conn {
 	/* Connection state table (daxnet_cstate.c), port->lock: */
 	struct list_head cs_node;	/* pair->cs_tx: TX state to refresh */
 	struct list_head pause_node;	/* pair->rx_paused: at rx_limit */
+	/*
+	 * !list_empty(&txq), written under port->lock *and* ready_lock
+	 * (dxn_txq_busy_update()), read under either: counts the connection
+	 * in pair->ntx_resume while it is on pair->tx_ready.
+	 */
+	bool txq_busy;
 	struct dxn_zc_batch *zc_batch;	/* zero-copy TX batch of this sync */
 	struct daxnet_counters cnt;	/* byte counters of this conn; port->lock */
 	bool tx_shut;		/* EOF slot seen: no DATA may follow */
@@ -146,6 +161,7 @@ struct dxn_pair {
 	u32 rel_head;
 	u32 rel_count;
 	u32 rel_cap;
+	u32 rel_max;		/* cap of rel_cap (power of two) */
 	u32 rel_resv;		/* entries a sync/detach reserved, still free */
 
 	struct daxnet_slot *txcopy;	/* private copy of handed-over slots */
@@ -153,12 +169,25 @@ struct dxn_pair {
 
 	struct list_head rx_ready;	/* under port->ready_lock */
 	struct list_head tx_ready;	/* under port->ready_lock */
+	/*
+	 * Connections on tx_ready with TX queued (txq_busy), under
+	 * ready_lock: poll()'s "write space back for queued TX", without a
+	 * walk of tx_ready.
+	 */
+	u32 ntx_resume;
 	struct list_head rx_blocked;	/* ring full / no spare; port->lock */
 	u32 nconns;
 	u32 ntxq;		/* struct dxn_txent queued over all conns */
 	struct list_head cs_tx;		/* conns whose TX state may change */
 	struct list_head rx_paused;	/* conns stopped at their rx_limit */
 	bool stalled;		/* last RX phase ran out of room or spares */
+	/*
+	 * The last sync failed with -ENOMEM at nomem_at (jiffies): poll()
+	 * reports no EPOLLIN for the pair until DXN_NOMEM_MS later
+	 * (dxn_nomem_backoff()). Cleared by a sync that gets through.
+	 */
+	bool nomem;
+	unsigned long nomem_at;
 
 	struct daxnet_counters cnt;	/* under port->lock */
 };
@@ -197,6 +226,7 @@ struct dxn_port {
 	struct mutex lock;		/* see the lock order above */
 	spinlock_t ready_lock;		/* ready lists, conn->flags */
 	wait_queue_head_t wq;		/* poll() waiters */
+	struct timer_list retry;	/* wakes wq when a backoff ends */
 	/*
 	 * Set once by REGISTER with smp_store_release() after everything
 	 * below is in place; immutable afterwards until release. Readers
@@ -272,16 +302,24 @@ static inline bool dxn_port_owner(const struct dxn_port *port)
 }
 
 /*
- * Fault injection for the tests (daxnet_main.c): every growth of a
- * RELEASE queue fails as if out of memory while root sets
- * /sys/kernel/debug/daxnet/fail_release_grow (ktest.rel_nomem).
+ * Fault injection for the tests (daxnet_main.c), only in a module built
+ * with CONFIG_DAXNET_FAULT_INJECT=y (kernel/Kbuild; the CMake test build):
+ * every growth of a RELEASE queue fails as if out of memory while root
+ * sets /sys/kernel/debug/daxnet/fail_release_grow (ktest.rel_nomem).
  */
+#if IS_ENABLED(CONFIG_DAXNET_FAULT_INJECT) && IS_ENABLED(CONFIG_DEBUG_FS)
 extern bool dxn_fail_release_grow;
 
 static inline bool dxn_fault_release_grow(void)
 {
-	return IS_ENABLED(CONFIG_DEBUG_FS) && READ_ONCE(dxn_fail_release_grow);
+	return READ_ONCE(dxn_fail_release_grow);
 }
+#else
+static inline bool dxn_fault_release_grow(void)
+{
+	return false;
+}
+#endif
 
 /* daxnet_pool.c */
 int dxn_pool_check(struct dxn_pool *pool, u64 addr, u64 len);
@@ -310,6 +348,8 @@ void dxn_cs_rx_done(struct dxn_conn *conn, bool paused, u32 pending);
 void dxn_cs_rx_resume(struct dxn_pair *pair);
 
 /* daxnet_sync.c */
+bool dxn_nomem_backoff(struct dxn_port *port, bool failed,
+		       unsigned long since);
 int dxn_sync_pair(struct dxn_pair *pair, u32 flags);
 int dxn_release_promise(struct dxn_pair *pair, u32 n);
 void dxn_release_unpromise(struct dxn_pair *pair);
@@ -317,6 +357,7 @@ bool dxn_release_room(struct dxn_pair *pair, u32 n);
 bool dxn_release_try(struct dxn_pair *pair, u32 buf);
 void dxn_release_buf(struct dxn_pair *pair, u32 buf);
 void dxn_txq_drop(struct dxn_conn *conn, bool count);
+void dxn_txq_busy_update(struct dxn_conn *conn);
 __poll_t dxn_pair_poll(struct dxn_pair *pair);
 void dxn_rx_write(struct dxn_pair *pair, u32 conn, u32 buf, u32 off,
 		  u32 len, u16 flags, u16 err, u64 user_data);

@@ -59,8 +59,8 @@ static int dxn_read_head(struct dxn_ringstate *rs, u32 *headp)
 
 /*
  * Make room for n more RELEASE entries behind the rel_count queued ones.
- * The queue never exceeds DXN_MAX_RELEASES entries (a power of two), so
- * neither the sum nor the doubling below can wrap. A failed growth is
+ * The queue never exceeds rel_max entries (a power of two, at most 2^23),
+ * so neither the sum nor the doubling below can wrap. A failed growth is
  * reported to the caller, which handles it: no allocation warning.
  * port->lock held. 0 or -ENOMEM.
  */
@@ -70,7 +70,7 @@ static int dxn_rel_room(struct dxn_pair *pair, u32 n)
 
 	lockdep_assert_held(&pair->port->lock);
 	if (check_add_overflow(pair->rel_count, n, &need) ||
-	    need > DXN_MAX_RELEASES)
+	    need > pair->rel_max)
 		return -ENOMEM;
 	if (need <= pair->rel_cap - pair->rel_head)
 		return 0;
@@ -83,9 +83,9 @@ static int dxn_rel_room(struct dxn_pair *pair, u32 n)
 		return 0;
 	if (dxn_fault_release_grow())
 		return -ENOMEM;
-	/* rel_cap <= DXN_MAX_RELEASES: doubling it fits in a u32. */
+	/* rel_cap <= rel_max <= 2^23: doubling it fits in a u32. */
 	cap = min_t(u32, max_t(u32, pair->rel_cap * 2, roundup_pow_of_two(need)),
-		    DXN_MAX_RELEASES);
+		    pair->rel_max);
 	q = kvmalloc_array(cap, sizeof(u32), GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	if (!q)
 		return -ENOMEM;
@@ -205,6 +205,7 @@ bool dxn_release_room(struct dxn_pair *pair, u32 n)
  */
 bool dxn_release_try(struct dxn_pair *pair, u32 buf)
 {
+	lockdep_assert_held(&pair->port->lock);
 	if (!dxn_release_room(pair, 1))
 		return false;
 	dxn_rel_push(pair, buf);
@@ -221,6 +222,35 @@ static void dxn_stock_put(struct dxn_pair *pair, u32 buf)
 		pair->port->pool.own[buf] = DXN_OWN_USER;
 		dxn_release_buf(pair, buf);
 	}
+}
+
+/**
+ * dxn_txq_busy_update - note whether a connection has TX queued
+ * @conn: the connection, after its txq changed
+ *
+ * Keeps conn->txq_busy and pair->ntx_resume (what poll() reads instead of
+ * walking tx_ready) in step with conn->txq. Takes ready_lock only when the
+ * answer changes.
+ *
+ * Process context, port->lock held.
+ */
+void dxn_txq_busy_update(struct dxn_conn *conn)
+{
+	struct dxn_pair *pair = conn->pair;
+	bool busy = !list_empty(&conn->txq);
+
+	lockdep_assert_held(&pair->port->lock);
+	if (busy == conn->txq_busy)
+		return;
+	spin_lock_bh(&pair->port->ready_lock);
+	conn->txq_busy = busy;
+	if (!list_empty(&conn->tx_node)) {
+		if (busy)
+			pair->ntx_resume++;
+		else
+			pair->ntx_resume--;
+	}
+	spin_unlock_bh(&pair->port->ready_lock);
 }
 
 /**
@@ -251,11 +281,13 @@ void dxn_txq_drop(struct dxn_conn *conn, bool count)
 		conn->ntxq--;
 	}
 	dxn_cs_tx_touch(conn);
+	dxn_txq_busy_update(conn);
 }
 
 /* Remember that conn failed with errno err. port->lock held. */
 static void dxn_conn_fail(struct dxn_conn *conn, int err)
 {
+	lockdep_assert_held(&conn->port->lock);
 	if (!conn->err)
 		conn->err = err;
 	dxn_mark_rx(conn);
@@ -270,6 +302,7 @@ void dxn_rx_write(struct dxn_pair *pair, u32 conn, u32 buf, u32 off,
 	struct dxn_ringstate *rs = &pair->rx;
 	struct daxnet_slot *s = dxn_slot(rs, rs->tail);
 
+	lockdep_assert_held(&pair->port->lock);
 	s->conn = conn;
 	s->buf_idx = buf;
 	s->offset = off;
@@ -363,6 +396,8 @@ int dxn_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
 	size_t done = 0;
 	u32 n;
 
+	lockdep_assert_held(&pair->port->lock);
+	sock_owned_by_me(conn->sk);
 	while (done < len) {
 		if (!ctx->slot_open) {
 			if (!ctx->room) {
@@ -535,6 +570,7 @@ static int dxn_intake_check(struct dxn_pair *pair, bool rx, u32 rx_head,
 	u32 *ent = pair->spare.slots;
 	u32 i, k, buf, n = 0, stock;
 
+	lockdep_assert_held(&pair->port->lock);
 	for (i = rs->head; rx && i != rx_head; i = daxnet_ring_next(i, rs->n)) {
 		struct daxnet_slot *s = dxn_slot(rs, i);
 
@@ -726,7 +762,12 @@ static int dxn_txq_add(struct dxn_conn *conn, u32 buf, u32 off, u32 len)
 	struct dxn_pair *pair = conn->pair;
 	struct dxn_txent *e;
 
-	if (pair->ntxq >= DXN_MAX_TXQ)
+	/*
+	 * A queued range owes a RELEASE once sent, and RELEASEs wait in the
+	 * queue while the RX ring is full: both count against DXN_MAX_TXQ,
+	 * which keeps the RELEASE debt within rel_max (dxn_rel_max()).
+	 */
+	if (pair->ntxq + pair->rel_count >= DXN_MAX_TXQ)
 		return -ENOBUFS;
 	e = kmalloc(sizeof(*e), GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	if (!e)
@@ -899,6 +940,8 @@ static void dxn_tx(struct dxn_pair *pair, u32 head)
 	list_for_each_entry_safe(conn, tmp, &pair->tx_ready, tx_node) {
 		list_del_init(&conn->tx_node);
 		clear_bit(DXN_TX_READY, &conn->flags);
+		if (conn->txq_busy)
+			pair->ntx_resume--;
 		if (!list_empty(&conn->txq)) {
 			conn->batch_first = DXN_NONE;
 			list_add_tail(&conn->work_node, &todo);
@@ -929,6 +972,7 @@ static void dxn_tx(struct dxn_pair *pair, u32 head)
 
 	list_for_each_entry_safe(conn, tmp, &todo, work_node) {
 		dxn_tx_conn(pair, conn);
+		dxn_txq_busy_update(conn);
 		list_del_init(&conn->work_node);
 		conn->batch_first = DXN_NONE;
 	}
@@ -946,6 +990,32 @@ static void dxn_tx(struct dxn_pair *pair, u32 head)
 	rs->tail = dxn_prev(head, rs->n);
 	/* Slot results before tail; pairs with user space's acquire load. */
 	smp_store_release(&rs->ring->tail, rs->tail);
+}
+
+/**
+ * dxn_nomem_backoff - hold back work that failed for lack of memory?
+ * @port: the port
+ * @failed: the work failed for lack of memory at @since
+ * @since: jiffies of that failure
+ *
+ * For poll(): true while @failed and less than DXN_NOMEM_MS have passed
+ * since @since; port->retry then wakes the pollers when the period ends,
+ * so the work is retried every DXN_NOMEM_MS rather than in a busy loop.
+ *
+ * Process context, port->lock held.
+ *
+ * Return: true if poll() must not report that work yet.
+ */
+bool dxn_nomem_backoff(struct dxn_port *port, bool failed,
+		       unsigned long since)
+{
+	unsigned long until = since + msecs_to_jiffies(DXN_NOMEM_MS);
+
+	lockdep_assert_held(&port->lock);
+	if (!failed || time_after_eq(jiffies, until))
+		return false;
+	timer_reduce(&port->retry, until);
+	return true;
 }
 
 /**
@@ -987,12 +1057,17 @@ int dxn_sync_pair(struct dxn_pair *pair, u32 flags)
 		owe += daxnet_ring_space(pair->rx.head, rx_head, pair->rx.n);
 	if (tx)
 		owe += daxnet_ring_space(pair->tx.hwcur, tx_head, pair->tx.n);
-	if (dxn_release_promise(pair, owe))
+	if (dxn_release_promise(pair, owe)) {
+		/* poll() backs off (dxn_nomem_backoff()) instead of spinning. */
+		pair->nomem = true;
+		pair->nomem_at = jiffies;
 		return -ENOMEM;
+	}
 	if (dxn_intake_check(pair, rx, rx_head, sp_head, &nrx, &nsp)) {
 		dxn_release_unpromise(pair);
 		return -EINVAL;
 	}
+	pair->nomem = false;
 	pair->cnt.syncs++;
 	if (rx)
 		dxn_rx_release(pair, rx_head, nrx);
@@ -1021,11 +1096,21 @@ __poll_t dxn_pair_poll(struct dxn_pair *pair)
 	struct dxn_port *port = pair->port;
 	struct dxn_ringstate *rx = &pair->rx;
 	u32 tx_cur = READ_ONCE(pair->tx.ring->cur);
-	bool rx_moved, progress, room, news, rel, tx_pending = false;
-	struct dxn_conn *conn;
+	bool rx_moved, progress, room, news, rel, tx_pending;
 	__poll_t mask = 0;
 
 	lockdep_assert_held(&port->lock);
+
+	if (tx_cur < pair->tx.n &&
+	    daxnet_ring_space(tx_cur, pair->tx.tail, pair->tx.n))
+		mask |= EPOLLOUT | EPOLLWRNORM;
+	/*
+	 * The last sync failed for lack of memory: whatever it would do now
+	 * needs the same reservation. Report it again only after the
+	 * backoff, or a poller spins on syncs that fail.
+	 */
+	if (dxn_nomem_backoff(port, pair->nomem, pair->nomem_at))
+		return mask;
 
 	rx_moved = READ_ONCE(rx->ring->head) != rx->head;
 	progress = rx_moved ||
@@ -1034,13 +1119,8 @@ __poll_t dxn_pair_poll(struct dxn_pair *pair)
 	room = rx_moved || daxnet_ring_space(rx->head, rx->tail, rx->n) < rx->n - 1;
 	spin_lock_bh(&port->ready_lock);
 	news = !list_empty(&pair->rx_ready);
-	/* Write space came back for a connection with TX queued (txq: port->lock). */
-	list_for_each_entry(conn, &pair->tx_ready, tx_node) {
-		if (!list_empty(&conn->txq)) {
-			tx_pending = true;
-			break;
-		}
-	}
+	/* Write space came back for a connection with TX queued. */
+	tx_pending = pair->ntx_resume;
 	spin_unlock_bh(&port->ready_lock);
 	/* RELEASE slots owed now or by the zero-copy housekeeping. */
 	rel = room && (pair->rel_count || dxn_zc_tx_pending(port));
@@ -1055,8 +1135,5 @@ __poll_t dxn_pair_poll(struct dxn_pair *pair)
 	 */
 	if ((news && (!pair->stalled || progress)) || rel || tx_pending)
 		mask |= EPOLLIN | EPOLLRDNORM;
-	if (tx_cur < pair->tx.n &&
-	    daxnet_ring_space(tx_cur, pair->tx.tail, pair->tx.n))
-		mask |= EPOLLOUT | EPOLLWRNORM;
 	return mask;
 }

@@ -52,8 +52,6 @@
 #define DXN_ZC_SCAN		64
 /* How long closing a port waits for skbs to drop pool pages. */
 #define DXN_ZC_DRAIN_MS		3000
-/* Retry period of RELEASEs deferred because the queue could not grow. */
-#define DXN_ZC_NOMEM_MS		100
 
 /*
  * Completed TX batches on their way to the next sync. A batch whose port is
@@ -129,13 +127,14 @@ struct dxn_zc {
 
 	struct timer_list recheck;	/* wakes pollers, dxn_zc_rx_pending() */
 	/*
-	 * The last housekeeping deferred a RELEASE because the queue could
-	 * not grow (port->lock). poll() then reports the housekeeping only
-	 * once rel_retry is set by the recheck timer: a retry every
-	 * DXN_ZC_NOMEM_MS instead of a busy loop.
+	 * The last housekeeping (port-wide: any pair's sync runs it for
+	 * every pair) deferred a RELEASE at rel_stuck_at (jiffies) because
+	 * a RELEASE queue could not grow (port->lock). poll() then reports
+	 * the housekeeping only DXN_NOMEM_MS later (dxn_nomem_backoff(),
+	 * port->retry), not when some other timer fires.
 	 */
 	bool rel_stuck;
-	bool rel_retry;			/* READ_ONCE/WRITE_ONCE: timer */
+	unsigned long rel_stuck_at;
 };
 
 /* TX slices shorter than this take the copy path (docs/kernel.md). */
@@ -307,6 +306,7 @@ static void dxn_zc_bind(struct dxn_zc *zc)
 {
 	struct net_device *dev;
 
+	lockdep_assert_held(&zc->port->lock);
 	rtnl_lock();
 	dev = zc->want;
 	zc->want = NULL;
@@ -413,6 +413,7 @@ static void dxn_zc_reap(struct dxn_zc *zc)
 	u32 i, cnt = 0;
 	bool kick;
 
+	lockdep_assert_held(&zc->port->lock);
 	spin_lock_bh(&zc->lock);
 	kick = zc->nfree < DXN_ZC_SCAN && zc->nclosed > DXN_ZC_SCAN;
 	if (zc->pack >= 0 && zc->pack == zc->pack_seen_buf &&
@@ -611,6 +612,8 @@ int dxn_zc_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
 		.rd = rd, .top = skb, .from = offset, .end = offset + len,
 	};
 
+	lockdep_assert_held(&ctx->pair->port->lock);
+	sock_owned_by_me(ctx->conn->sk);
 	dxn_zc_learn(zc, ctx->conn->sk);
 	dxn_zc_walk_skb(zc, &w, skb, 0);
 	return w.from - offset;
@@ -758,6 +761,8 @@ int dxn_zc_send(struct dxn_conn *conn, u32 buf, u32 off, u32 len, bool more)
 	int nr, ret;
 	u32 *nb;
 
+	lockdep_assert_held(&pair->port->lock);
+	sock_owned_by_me(conn->sk);
 	if (!zc || len < READ_ONCE(zc_tx_min) ||
 	    !(conn->sk->sk_route_caps & NETIF_F_SG))
 		return -EOPNOTSUPP;
@@ -808,6 +813,7 @@ bool dxn_zc_tx_owe(struct dxn_pair *pair, u32 buf)
 {
 	struct dxn_zc *zc = pair->port->zc;
 
+	lockdep_assert_held(&pair->port->lock);
 	if (!zc || !zc->txref[buf])
 		return false;
 	zc->txowed[buf]++;
@@ -825,21 +831,19 @@ void dxn_zc_tx_end(struct dxn_conn *conn)
 {
 	struct dxn_zc_batch *b = conn->zc_batch;
 
+	lockdep_assert_held(&conn->port->lock);
+	sock_owned_by_me(conn->sk);
 	if (!b)
 		return;
 	conn->zc_batch = NULL;
 	dxn_zc_tx_callback(NULL, &b->ubuf, true);
 }
 
-/*
- * Timer: buffers wait in the closed FIFO, or deferred RELEASEs are due
- * for a retry; make pollers look again. Softirq.
- */
+/* Timer: buffers wait in the closed FIFO; make pollers look again. Softirq. */
 static void dxn_zc_recheck(struct timer_list *t)
 {
 	struct dxn_zc *zc = from_timer(zc, t, recheck);
 
-	WRITE_ONCE(zc->rel_retry, true);
 	wake_up_interruptible(&zc->port->wq);
 }
 
@@ -854,6 +858,7 @@ static bool dxn_zc_rx_pending(struct dxn_zc *zc)
 	u32 n = zc->port->pool.buf_count, i, k, buf;
 	bool idle = false;
 
+	lockdep_assert_held(&zc->port->lock);
 	spin_lock_bh(&zc->lock);
 	k = min_t(u32, zc->nclosed, 8);
 	for (i = 0; i < k && !idle; i++) {
@@ -873,9 +878,10 @@ static bool dxn_zc_rx_pending(struct dxn_zc *zc)
  * @port: the port
  *
  * Process context, port->lock held. For poll(): a sync would publish
- * RELEASE slots. Not while the last sync could not queue its RELEASEs
- * for lack of memory: then only after the recheck timer (a retry every
- * DXN_ZC_NOMEM_MS), so a poller does not spin on work that cannot move.
+ * RELEASE slots. Not while the last housekeeping could not queue its
+ * RELEASEs for lack of memory: then only DXN_NOMEM_MS later
+ * (dxn_nomem_backoff()), so a poller does not spin on work that cannot
+ * move.
  */
 bool dxn_zc_tx_pending(struct dxn_port *port)
 {
@@ -885,12 +891,8 @@ bool dxn_zc_tx_pending(struct dxn_port *port)
 	lockdep_assert_held(&port->lock);
 	if (!zc)
 		return false;
-	if (zc->rel_stuck && !READ_ONCE(zc->rel_retry)) {
-		if (!timer_pending(&zc->recheck))
-			mod_timer(&zc->recheck,
-				  jiffies + msecs_to_jiffies(DXN_ZC_NOMEM_MS));
+	if (dxn_nomem_backoff(port, zc->rel_stuck, zc->rel_stuck_at))
 		return false;
-	}
 	if (!list_empty_careful(&zc->txq->done))
 		return true;
 	list_for_each_entry(b, &zc->ackwait, node)
@@ -927,6 +929,7 @@ static void dxn_zc_tx_reap(struct dxn_zc *zc)
 	LIST_HEAD(done);
 	u32 i, buf, owe;
 
+	lockdep_assert_held(&zc->port->lock);
 	spin_lock_irqsave(&zc->txq->lock, flags);
 	list_splice_init(&zc->txq->done, &done);
 	spin_unlock_irqrestore(&zc->txq->lock, flags);
@@ -996,9 +999,10 @@ void dxn_zc_sync(struct dxn_pair *pair)
 		dxn_zc_bind(zc);
 	/* This housekeeping retries what was deferred: start afresh. */
 	zc->rel_stuck = false;
-	WRITE_ONCE(zc->rel_retry, false);
 	dxn_zc_tx_reap(zc);
 	dxn_zc_reap(zc);
+	if (zc->rel_stuck)
+		zc->rel_stuck_at = jiffies;
 	if (READ_ONCE(zc->dev))
 		dxn_zc_refill(zc, pair);
 }
@@ -1016,6 +1020,7 @@ void dxn_zc_attach(struct dxn_pair *pair, struct sock *sk)
 {
 	struct dxn_zc *zc = pair->port->zc;
 
+	lockdep_assert_held(&pair->port->lock);
 	dxn_zc_learn(zc, sk);
 	if (READ_ONCE(zc->want))
 		dxn_zc_bind(zc);
@@ -1117,6 +1122,7 @@ static u32 dxn_zc_busy(struct dxn_zc *zc)
 {
 	u32 b, busy = 0;
 
+	lockdep_assert_held(&zc->port->lock);
 	for (b = 0; b < zc->port->pool.buf_count; b++)
 		if (zc->port->pool.own[b] == DXN_OWN_NIC && !dxn_zc_idle(zc, b))
 			busy++;
@@ -1140,6 +1146,7 @@ void dxn_zc_destroy(struct dxn_port *port)
 	u32 busy, inflight, waited = 0;
 	LIST_HEAD(done);
 
+	lockdep_assert_held(&port->lock);
 	if (!zc)
 		return;
 	rtnl_lock();

@@ -1806,6 +1806,66 @@ static int t_rel_nomem(void)
 }
 
 /*
+ * A sync refused with ENOMEM makes poll() back off: the work that failed
+ * is reported again only after a pause (100 ms), when a timer wakes the
+ * poller, not at once. Before, poll() kept reporting EPOLLIN for work
+ * every sync refused, and a poll loop spun at full speed while memory
+ * stayed short. The bound below only loosens when the machine is slow.
+ */
+static int t_nomem_poll(void)
+{
+	enum { N = 20 };
+	struct pollfd pfd;
+	struct kport p;
+	int cli[N], srv[N], lfd, i, r, wakeups = 0;
+	uint32_t conn[N];
+	double t0, el;
+	uint16_t port;
+
+	CHECK(kport_open_ex(&p, true, 64, 2048, 8, 8, 8, 32, DAXNET_API) == 0, "register");
+	lfd = listener(&port);
+	CHECK(lfd >= 0, "listener");
+	for (i = 0; i < N; i++) {
+		CHECK(tcp_pair_on(lfd, port, &cli[i], &srv[i]) == 0, "pair %d", i);
+		CHECK(kport_attach(&p, srv[i], i, &conn[i]) == 0, "attach %d", i);
+	}
+	close(lfd);
+	/* 20 NEW_CONNs are due; a sync owes more than the queue holds. */
+	CHECK(fail_release_grow(true) == 0, "turn on the RELEASE queue fault");
+	r = raw_sync(&p);
+	CHECK(r == -ENOMEM, "sync without room for its RELEASEs: %d, want ENOMEM", r);
+	t0 = now_s();
+	do {
+		pfd = (struct pollfd){ .fd = p.fd, .events = POLLIN };
+		if (poll(&pfd, 1, 200) == 1 && (pfd.revents & POLLIN)) {
+			wakeups++;
+			r = raw_sync(&p);
+			if (r != -ENOMEM)
+				break;
+		}
+		el = now_s() - t0;
+	} while (el < 1.0 || (!wakeups && el < 30));
+	fail_release_grow(false);
+	CHECK(r == -ENOMEM, "sync under the fault: %d, want ENOMEM", r);
+	CHECK(wakeups >= 1, "poll() never reported the failed work again (%.1f s)", el);
+	CHECK(wakeups <= 2 + (int)(el * 20),
+	      "poll() reported EPOLLIN %d times in %.2f s for syncs that failed: spinning",
+	      wakeups, el);
+	/* Memory is back: the next report leads to a sync that works. */
+	pfd = (struct pollfd){ .fd = p.fd, .events = POLLIN };
+	CHECK(poll(&pfd, 1, 30000) == 1 && (pfd.revents & POLLIN), "no EPOLLIN after the backoff");
+	r = raw_sync(&p);
+	CHECK(r == 0, "sync once the queue can grow: %d", r);
+	for (i = 0; i < N; i++) {
+		CHECK(kport_detach(&p, conn[i], DAXNET_DETACH_DISCARD) == 0, "detach %d", i);
+		close(cli[i]);
+		close(srv[i]);
+	}
+	kport_close(&p);
+	return 0;
+}
+
+/*
  * A port with 8+8-slot rings (RELEASE queue of 16) and connection *conn
  * whose peer *cli never reads: at least `held` TX slots of it are queued
  * in the kernel (ntxq of the pair beyond the queue's size).
@@ -1880,6 +1940,46 @@ static int t_attach_efault(void)
 	kport_close(&p);
 	capture_free(c);
 	free(c);
+	return 0;
+}
+
+/*
+ * A refused ATTACH leaves its argument as it was: the connection id is
+ * written back only once nothing can refuse the socket any more. (It used
+ * to be copied out first, so a listening or already attached socket got
+ * an error and a connection id that named nothing.)
+ */
+static int t_attach_refused(void)
+{
+	struct daxnet_attach a;
+	struct kport p;
+	int cli, srv, lfd, ret;
+	uint32_t conn = 0;
+	uint16_t port;
+
+	CHECK(kport_open_ex(&p, true, 64, 2048, 8, 8, 8, 8, DAXNET_API) == 0, "register");
+	lfd = listener(&port);
+	CHECK(lfd >= 0, "listener");
+	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
+	CHECK(kport_attach(&p, srv, 1, &conn) == 0, "attach");
+	memset(&a, 0, sizeof(a));
+	a.fd = lfd;
+	a.conn = 0xdeadbeef;
+	ret = ioctl(p.fd, DAXNET_IOC_ATTACH, &a) ? -errno : 0;
+	CHECK(ret == -ENOTCONN, "ATTACH of a listener: %d, want ENOTCONN", ret);
+	CHECK(a.conn == 0xdeadbeef, "a refused ATTACH (ENOTCONN) wrote conn %#x", a.conn);
+	memset(&a, 0, sizeof(a));
+	a.fd = srv;
+	a.conn = 0xdeadbeef;
+	ret = ioctl(p.fd, DAXNET_IOC_ATTACH, &a) ? -errno : 0;
+	CHECK(ret == -EBUSY, "second ATTACH of a socket: %d, want EBUSY", ret);
+	CHECK(a.conn == 0xdeadbeef, "a refused ATTACH (EBUSY) wrote conn %#x", a.conn);
+	CHECK(kport_counters(&p).conns == 1, "a refused ATTACH changed the connection count");
+	CHECK(kport_detach(&p, conn, DAXNET_DETACH_DISCARD) == 0, "detach");
+	close(lfd);
+	close(cli);
+	close(srv);
+	kport_close(&p);
 	return 0;
 }
 
@@ -2468,7 +2568,9 @@ static const struct {
 	{ "pool_swap_race", t_pool_swap_race },
 	{ "zc_fsdax", t_zc_fsdax },
 	{ "rel_nomem", t_rel_nomem },
+	{ "nomem_poll", t_nomem_poll },
 	{ "attach_efault", t_attach_efault },
+	{ "attach_refused", t_attach_refused },
 	{ "poll_release", t_poll_release },
 	{ "geometry_caps", t_geometry_caps },
 	{ "truncate_pool", t_truncate_pool },

@@ -382,8 +382,8 @@ struct daxnet_conn_state {
  * port (EBUSY after). In: everything but region_size. Out: region_size.
  * EPROTO: api_version unknown. EINVAL: geometry out of range, pool_addr
  * not page aligned, pool_len != buf_size * buf_count, a reserved field or
- * flag non-zero, buf_count above 4 Mi, the pool mapped VM_IO/VM_PFNMAP,
- * or, with DAXNET_REG_ZEROCOPY, mapped MAP_PRIVATE or spanning more than
+ * flag non-zero, buf_count above 4 Mi, the pool mapped VM_IO/VM_PFNMAP/
+ * VM_MIXEDMAP (device memory, driver-inserted pages), or, with DAXNET_REG_ZEROCOPY, mapped MAP_PRIVATE or spanning more than
  * one file (copy mode accepts any writable memory). EFAULT: part of the
  * pool range is not mapped. EACCES: the pool mapping is not writable.
  * E2BIG: the rings and per-pair/per-connection arrays would take more
@@ -392,6 +392,7 @@ struct daxnet_conn_state {
  * or a DAX file system (zero-copy pins long term: device DAX, shared
  * memory, hugetlbfs only).
  * ENOMEM: out of memory, or the zero-copy pin exceeds RLIMIT_MEMLOCK.
+ * EINTR: killed while waiting for the mmap lock.
  * After it, mmap(NULL, region_size, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0).
  *
  * Owner. The process that registered a port owns it: every other ioctl
@@ -434,7 +435,9 @@ struct daxnet_register {
  * already attached (to this or any port) or owned by another user of
  * sk_user_data / a ULP. ENOSPC: max_conns reached. EINVAL: pair out of
  * range, flags/reserved non-zero, not registered. EFAULT: the argument
- * cannot be read or written back (nothing is attached).
+ * cannot be read or written back (nothing is attached). conn is written
+ * only when the ATTACH succeeds: a refused ATTACH leaves the argument as
+ * it was.
  */
 struct daxnet_attach {
 	__s32 fd;		/* in */
@@ -477,7 +480,10 @@ struct daxnet_detach {
  * poll(): EPOLLIN when a sync would publish RX slots beyond cur of some
  * RX ring (data, events, releases pending), EPOLLOUT when a TX ring has
  * free slots beyond cur. poll() itself moves nothing. Releases owed while
- * the RX ring is full count once user space released RX slots.
+ * the RX ring is full count once user space released RX slots. After a
+ * sync of a pair failed with ENOMEM, poll() reports no EPOLLIN for that
+ * pair for 100 ms, then wakes the poller to retry (no busy loop while
+ * memory is short).
  */
 #define DAXNET_SYNC_TX		0x0001	/* only TX (and spare intake) */
 #define DAXNET_SYNC_RX		0x0002	/* only RX (and spare intake) */
