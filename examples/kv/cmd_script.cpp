@@ -231,22 +231,35 @@ bool push_reply(lua_State* L, std::string_view s, std::size_t& pos)
 }
 
 /// redis.call (raise = true) and redis.pcall.
+///
+/// Lua 5.1 raises errors with longjmp, which skips C++ destructors: no C++
+/// object may be alive in a frame when lua_error() (or a Lua allocation
+/// that can fail) runs. The command's outcome is therefore moved into a
+/// Lua string (stack slot argc + 1) inside a block, and converted from
+/// there.
 int redis_call(lua_State* L, bool raise)
 {
-	KvService* svc = service_of(L);
 	const int argc = lua_gettop(L);
-	std::string err;
-	std::string reply = svc->script_call(L, argc, err);
-	if (!err.empty()) {
+	bool failed = false;
+	{
+		std::string err;
+		std::string reply = service_of(L)->script_call(L, argc, err);
+		failed = !err.empty();
+		const std::string& out = failed ? err : reply;
+		lua_pushlstring(L, out.data(), out.size());
+	}
+	std::size_t n = 0;
+	const char* p = lua_tolstring(L, argc + 1, &n);
+	if (failed) {
 		lua_newtable(L);
-		lua_pushlstring(L, err.data(), err.size());
+		lua_pushvalue(L, argc + 1);
 		lua_setfield(L, -2, "err");
 		if (raise)
 			return lua_error(L);
 		return 1;
 	}
 	std::size_t pos = 0;
-	if (!push_reply(L, reply, pos)) {
+	if (!push_reply(L, std::string_view(p, n), pos)) {
 		lua_pushstring(L, "ERR reply of the command could not be read");
 		return lua_error(L);
 	}
@@ -278,8 +291,12 @@ int l_sha1hex(lua_State* L)
 	}
 	std::size_t n = 0;
 	const char* p = lua_tolstring(L, 1, &n);
-	const std::string h = sha1_hex(p ? std::string_view(p, n) : std::string_view());
-	lua_pushlstring(L, h.data(), h.size());
+	char hex[41];
+	{
+		const std::string h = sha1_hex(p ? std::string_view(p, n) : std::string_view());
+		std::memcpy(hex, h.data(), 40);
+	}
+	lua_pushlstring(L, hex, 40);  // may raise: no C++ object alive here
 	return 1;
 }
 
@@ -453,6 +470,15 @@ namespace {
 
 /// The script's return value (top of the stack) as a reply (Redis' Lua to
 /// RESP conversion); pops it.
+/// Pushes t[name] of the table at the top without metamethods: a script's
+/// tables may carry any metatable, and an error raised outside lua_pcall
+/// would abort the process.
+void raw_field(lua_State* L, const char* name)
+{
+	lua_pushstring(L, name);
+	lua_rawget(L, -2);
+}
+
 void reply_lua(lua_State* L, OutBuf& o, bool resp3, int depth = 0)
 {
 	switch (lua_type(L, -1)) {
@@ -472,7 +498,7 @@ void reply_lua(lua_State* L, OutBuf& o, bool resp3, int depth = 0)
 		resp::integer(o, static_cast<std::int64_t>(lua_tonumber(L, -1)));
 		break;
 	case LUA_TTABLE: {
-		lua_getfield(L, -1, "err");
+		raw_field(L, "err");
 		if (lua_isstring(L, -1)) {
 			std::size_t n = 0;
 			const char* p = lua_tolstring(L, -1, &n);
@@ -485,7 +511,7 @@ void reply_lua(lua_State* L, OutBuf& o, bool resp3, int depth = 0)
 			return;
 		}
 		lua_pop(L, 1);
-		lua_getfield(L, -1, "ok");
+		raw_field(L, "ok");
 		if (lua_isstring(L, -1)) {
 			std::size_t n = 0;
 			const char* p = lua_tolstring(L, -1, &n);
@@ -647,7 +673,7 @@ void KvService::eval_generic(Ctx& x, bool by_sha, bool read_only)
 	script_ = {};
 	if (rc != 0) {
 		if (lua_istable(L, -1)) {
-			lua_getfield(L, -1, "err");
+			raw_field(L, "err");
 			std::string e = lua_tostring(L, -1) ? lua_tostring(L, -1) : "ERR unknown error";
 			lua_pop(L, 2);
 			for (char& ch : e)

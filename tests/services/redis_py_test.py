@@ -360,6 +360,16 @@ def scripting(r, port):
             check(want in str(e), "%r: error %r lacks %r" % (script, str(e), want))
     eq(r.eval("local e = redis.pcall('incr', 'n'); return type(e) == 'table' and e.err ~= nil", 0), 1,
        "pcall returns the error as a table")
+    # the reply conversion runs outside the script's protected call: a
+    # metatable that raises must not reach it (it aborted the server)
+    eq(r.eval("return setmetatable({7}, {__index = function() error('boom') end})", 0), [7],
+       "a returned table's metatable is not consulted")
+    try:
+        r.eval("error(setmetatable({}, {__index = function() error('boom') end}))", 0)
+        check(False, "error with a table raised nothing")
+    except redis.ResponseError as e:
+        check("unknown error" in str(e), "error object without err: %s" % e)
+    eq(r.ping(), True, "alive after metatable tricks")
     try:
         r.eval_ro("return redis.call('set', 'a', 'b')", 0) if hasattr(r, "eval_ro") else \
             r.execute_command("EVAL_RO", "return redis.call('set', 'a', 'b')", 0)
