@@ -8,6 +8,7 @@
 #   - a cached busybox initramfs (mkinitramfs.sh, guest-init),
 #   - the host root read-only over 9p (the guest runs host-built binaries),
 #   - an emulated NVDIMM, formatted once per run as fsdax + ext4 -o dax,
+#   - a second one, 512 MiB, for the zero-copy suite's device-DAX step,
 #   - pvpanic + oops=panic, so a kernel crash fails the run at once,
 # and runs tests/kernel/guest-kernel-tests.sh in the guest, which loads daxnet.ko,
 # runs the tests, checks dmesg and unloads the module. The guest reports on
@@ -107,7 +108,16 @@ qrc=0
 # guest-kernel-tests.sh fails the run on anything they report.
 dbg=$(guest_debug_cmdline)
 say "debug kernel arguments: $dbg"
+# A second emulated NVDIMM for the zero-copy suite's zc.devdax (the guest
+# makes whichever is not namespace0.0 a device-DAX namespace; the firmware
+# may list this one first, so both have the same size). Guest RAM 2G plus
+# both NVDIMMs stays within guest_boot's maxmem (8G) and its two memory
+# slots; the images are sparse files on the host.
+truncate -s 0 "$work/nvdimm-devdax.img"
+truncate -s 512M "$work/nvdimm-devdax.img"
 guest_boot --run "$here/guest-kernel-tests.sh" --src "$src" --build "$build" --args "$only" \
-	--cmdline "$dbg" --log "$log" --timeout "$timeout_s" || qrc=$?
+	--cmdline "$dbg" --log "$log" --timeout "$timeout_s" -- \
+	-object "memory-backend-file,id=mem2,share=on,mem-path=$work/nvdimm-devdax.img,size=512M" \
+	-device nvdimm,id=nv2,memdev=mem2 || qrc=$?
 guest_results "$log" "$qrc" "$timeout_s" || exit 1
 say "PASS"

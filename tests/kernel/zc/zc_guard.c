@@ -11,6 +11,7 @@
  *   zc_guard race PORT SECONDS
  *   zc_guard badsum IFNAME ADDR PORT BYTES N
  *   zc_guard wake PORT
+ *   zc_guard owe ADDR PORT
  *
  * Registers a zero-copy port over a 4-buffer anonymous shared pool with a
  * 32768-entry spare ring, accepts one connection on PORT (zc_stream's
@@ -62,6 +63,7 @@
 static int failed;
 static uint32_t nbufs = 4;	/* pool buffers */
 static uint32_t nspare = 32768;	/* spare ring slots */
+static uint32_t nrx = 64, ntx = 8;	/* RX and TX ring slots */
 static const uint8_t marker = 'Z';	/* the foreign stream's byte */
 
 static void die(const char *what)
@@ -84,16 +86,16 @@ struct port {
 	int fd;
 	uint8_t *pool;
 	uint32_t flags;
-	struct daxnet_ring *rx, *sp;
-	struct daxnet_slot *rxs;
+	struct daxnet_ring *rx, *sp, *tx;
+	struct daxnet_slot *rxs, *txs;
 	uint32_t *sps;
 	uint32_t kheld[MAXBUFS];	/* kernel references per buffer */
 };
 
 static void port_open(struct port *p)
 {
-	struct dxt_geom g = { .buf_size = BS, .buf_count = nbufs, .rx = 64,
-			      .tx = 8, .spare = nspare,
+	struct dxt_geom g = { .buf_size = BS, .buf_count = nbufs, .rx = nrx,
+			      .tx = ntx, .spare = nspare,
 			      .flags = DAXNET_REG_ZEROCOPY };
 	struct dxt_rings k;
 	uint64_t rsize;
@@ -115,6 +117,8 @@ static void port_open(struct port *p)
 	p->sp = k.sp;
 	p->rxs = k.rxs;
 	p->sps = k.sps;
+	p->tx = k.tx;
+	p->txs = k.txs;
 }
 
 static int sync_flags(struct port *p, uint32_t flags)
@@ -852,6 +856,111 @@ static int race_test(char **argv)
 	return !(r.syncs && r.einval);
 }
 
+/* The debugfs fault knob of a test build: every RELEASE queue growth fails. */
+static int fail_grow(int on)
+{
+	const char *knob = "/sys/kernel/debug/daxnet/fail_release_grow";
+	int fd, ok;
+
+	if (access(knob, F_OK))
+		system("mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null");
+	fd = open(knob, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, on ? "Y" : "N", 1) == 1;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/*
+ * owe ADDR PORT: the RELEASEs a zero-copy TX batch owes are counted once
+ * per buffer. A zero-copy port with 8-slot rings (a RELEASE queue of 16
+ * entries that the fault knob keeps from growing) sends 6 TX slots naming
+ * the same 4 KiB buffer in one sync: one batch, 6 references to the
+ * buffer, 6 RELEASEs owed when it completes. The reap must find room for
+ * 6; the code before dxn_zc_batch_owe() summed the buffer's 6 owed
+ * RELEASEs once per send (36), found no room without growing the queue
+ * and deferred the batch for as long as the queue could not grow. The 6
+ * RELEASE slots must arrive while growth fails, with no deferral.
+ * The peer is "zc_guard sink" (the bytes are the marker byte).
+ */
+static int owe_test(char **argv)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct daxnet_attach at = { 0 };
+	struct stream st = { .h = DXT_FNV_SEED };
+	struct daxnet_counters c;
+	static struct port p;
+	uint32_t h, h0, n, i, k = 6, got = 0;
+	int s, tries, ret;
+
+	nbufs = 4;
+	nspare = 8;
+	nrx = 8;
+	ntx = 8;
+	port_open(&p);
+	a.sin_port = htons(atoi(argv[3]));
+	inet_pton(AF_INET, argv[2], &a.sin_addr);
+	for (tries = 0;; tries++) {
+		s = socket(AF_INET, SOCK_STREAM, 0);
+		if (!connect(s, (struct sockaddr *)&a, sizeof(a)))
+			break;
+		if (tries == 100)
+			die("connect");
+		close(s);
+		usleep(100000);
+	}
+	at.fd = s;
+	if (ioctl(p.fd, DAXNET_IOC_ATTACH, &at))
+		die("ATTACH");
+	st.conn = at.conn;
+	ret = sync_pair(&p);
+	check("owe-sync", ret == 0, "first sync %lld", ret);
+	rx_consume(&p, &st);
+	memset(p.pool + BS, marker, BS);
+	n = p.tx->num_slots;
+	h = h0 = p.tx->head;
+	for (i = 0; i < k; i++) {
+		p.txs[h] = (struct daxnet_slot){ .conn = at.conn, .buf_idx = 1,
+						 .len = BS, .flags = DAXNET_SLOT_DATA };
+		p.kheld[1]++;
+		h = daxnet_ring_next(h, n);
+	}
+	p.tx->head = p.tx->cur = h;
+	if (fail_grow(1)) {
+		check("owe-knob", 0, "no fault knob (a build without CONFIG_DAXNET_FAULT_INJECT) %llu", 0);
+		return failed;
+	}
+	ret = sync_flags(&p, DAXNET_SYNC_TX);
+	/* Every slot comes back held (zero copy); RELEASEs follow the ACKs. */
+	for (i = h0; i != h; i = daxnet_ring_next(i, n))
+		if (!(p.txs[i].flags & DAXNET_SLOT_BUF_HELD))
+			kdrop(&p, 1);
+	for (tries = 0; ret == 0 && p.kheld[1] && tries < 200; tries++) {
+		struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
+
+		poll(&pfd, 1, 50);
+		ret = sync_flags(&p, DAXNET_SYNC_RX);
+		for (i = p.rx->head; i != dxt_ktail(p.rx); i = daxnet_ring_next(i, p.rx->num_slots))
+			got += (p.rxs[i].flags & DAXNET_SLOT_RELEASE) && p.rxs[i].buf_idx == 1;
+		rx_consume(&p, &st);
+	}
+	c = counters(&p);
+	fail_grow(0);
+	check("owe-sync", ret == 0, "syncs %lld", ret);
+	check("owe-zc", c.tx_zc_bytes == (uint64_t)k * BS, "tx_zc_bytes=%llu",
+	      (unsigned long long)c.tx_zc_bytes);
+	check("owe-releases", !p.kheld[1], "buffer 1 still held %llu times with the queue unable to grow",
+	      p.kheld[1]);
+	check("owe-deferred", c.rel_deferred == 0, "rel_deferred=%llu",
+	      (unsigned long long)c.rel_deferred);
+	printf("zc_guard: owe releases=%u tx_zc_batches=%llu rel_deferred=%llu\n", got,
+	       (unsigned long long)c.tx_zc_batches, (unsigned long long)c.rel_deferred);
+	close(s);
+	close(p.fd);
+	return failed;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 3 && !strcmp(argv[1], "dup"))
@@ -872,6 +981,8 @@ int main(int argc, char **argv)
 		return badsum_test(argv);
 	if (argc >= 3 && !strcmp(argv[1], "wake"))
 		return wake_test(argv);
+	if (argc >= 4 && !strcmp(argv[1], "owe"))
+		return owe_test(argv);
 	fprintf(stderr, "usage: see the comment at the top of zc_guard.c\n");
 	return 2;
 }
