@@ -37,6 +37,10 @@
 #                RELEASEs, counted once per buffer: they arrive while the
 #                RELEASE queue cannot grow (debugfs fault knob), nothing
 #                deferred (zc_guard owe)
+#   zc.defer     zero-copy RELEASEs deferred for lack of memory (fault
+#                knob) make poll() back off: at most ~10 reports a second,
+#                then the RELEASEs arrive once the queue may grow
+#                (zc_guard defer)
 #   vnic.csum    every TCP segment the vnic rebuilt carries a valid TCP
 #                checksum (it is marked CHECKSUM_UNNECESSARY): captured
 #                with a packet socket on the receiving end, GRO off
@@ -306,6 +310,24 @@ if wanted zc.owe; then
 	fi
 	ip -n no1 link del dxo 2>/dev/null
 	[ $ok = 1 ] && pass zc.owe || fail zc.owe "see log"
+fi
+
+if wanted zc.defer; then
+	ok=1
+	make_pair dxq nq1 nq2 15 || { ok=0; say "pair setup failed"; }
+	if [ $ok = 1 ]; then
+		out=/tmp/defer.$$
+		ip netns exec nq2 timeout 120 "$bin/zc_guard" sink 7017 >"$out" 2>&1 &
+		spid=$!
+		sleep 0.5
+		ip netns exec nq1 timeout 120 "$bin/zc_guard" defer 10.77.15.2 7017 >"$out.c" 2>&1 || ok=0
+		wait $spid || ok=0
+		while read -r line; do say "zc.defer: $line"; done <"$out.c"
+		grep -q FAIL "$out.c" && ok=0
+		rm -f "$out" "$out.c"
+	fi
+	ip -n nq1 link del dxq 2>/dev/null
+	[ $ok = 1 ] && pass zc.defer || fail zc.defer "see log"
 fi
 
 if wanted zc.rx; then

@@ -12,6 +12,7 @@
  *   zc_guard badsum IFNAME ADDR PORT BYTES N
  *   zc_guard wake PORT
  *   zc_guard owe ADDR PORT
+ *   zc_guard defer ADDR PORT
  *
  * Registers a zero-copy port over a 4-buffer anonymous shared pool with a
  * 32768-entry spare ring, accepts one connection on PORT (zc_stream's
@@ -961,6 +962,171 @@ static int owe_test(char **argv)
 	return failed;
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Connect to ADDR:PORT (retrying while the server starts) and ATTACH. */
+static int connect_attach(struct port *p, const char *addr, const char *port,
+			  uint32_t *conn)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct daxnet_attach at = { 0 };
+	int s, tries;
+
+	a.sin_port = htons(atoi(port));
+	inet_pton(AF_INET, addr, &a.sin_addr);
+	for (tries = 0;; tries++) {
+		s = socket(AF_INET, SOCK_STREAM, 0);
+		if (!connect(s, (struct sockaddr *)&a, sizeof(a)))
+			break;
+		if (tries == 100)
+			die("connect");
+		close(s);
+		usleep(100000);
+	}
+	at.fd = s;
+	if (ioctl(p->fd, DAXNET_IOC_ATTACH, &at))
+		die("ATTACH");
+	*conn = at.conn;
+	return s;
+}
+
+/* Release at most max RX slots (RELEASEs counted back); true if some left. */
+static int rx_release_some(struct port *p, uint32_t max)
+{
+	uint32_t n = p->rx->num_slots, t = dxt_ktail(p->rx), i = p->rx->head;
+
+	for (; i != t && max; i = daxnet_ring_next(i, n), max--)
+		if (p->rxs[i].flags & DAXNET_SLOT_RELEASE)
+			kdrop(p, p->rxs[i].buf_idx);
+	p->rx->head = p->rx->cur = i;
+	return i != t;
+}
+
+/*
+ * defer ADDR PORT: zero-copy RELEASEs deferred for lack of memory make
+ * poll() back off instead of spinning. A zero-copy port with 8-slot rings
+ * (a 16-entry RELEASE queue, growth blocked by the fault knob) sends 6
+ * TX slots naming one buffer (a sync reserving 1 + 6 entries), then
+ * attaches 10 more connections (over lo). Every later sync reserves 11
+ * entries for its connections, so the batch's 6 RELEASEs do not fit:
+ * the housekeeping defers them (rel_deferred) at every sync while the
+ * syncs themselves succeed. poll() must report that work only every
+ * 100 ms (a timer wakes the poller), not at once: a poll loop spun on it
+ * before the backoff. With growth allowed again the 6 RELEASEs arrive.
+ */
+static int defer_test(char **argv)
+{
+	struct sockaddr_in la = { .sin_family = AF_INET };
+	struct stream st = { .h = DXT_FNV_SEED };
+	struct daxnet_attach at = { 0 };
+	struct daxnet_counters c;
+	static struct port p;
+	socklen_t al = sizeof(la);
+	uint32_t h, n, i, k = 6, conn;
+	int s, ls, cl[10], sv[10], ret, tries, wakeups = 0, e;
+	double t0, el = 0;
+
+	nbufs = 4;
+	nspare = 8;
+	nrx = 8;
+	ntx = 8;
+	port_open(&p);
+	if (fail_grow(1)) {
+		check("defer-knob", 0, "no fault knob (a build without CONFIG_DAXNET_FAULT_INJECT) %llu", 0);
+		return failed;
+	}
+	s = connect_attach(&p, argv[2], argv[3], &conn);
+	st.conn = conn;
+	ret = sync_pair(&p);
+	rx_consume(&p, &st);
+	memset(p.pool + BS, marker, BS);
+	n = p.tx->num_slots;
+	h = p.tx->head;
+	for (i = 0; i < k; i++) {
+		p.txs[h] = (struct daxnet_slot){ .conn = conn, .buf_idx = 1,
+						 .len = BS, .flags = DAXNET_SLOT_DATA };
+		p.kheld[1]++;
+		h = daxnet_ring_next(h, n);
+	}
+	p.tx->head = p.tx->cur = h;
+	if (!ret)
+		ret = sync_flags(&p, DAXNET_SYNC_TX);
+	check("defer-tx", ret == 0, "TX sync %lld", ret);
+	/* Ten more connections over lo: later syncs reserve 11 entries. */
+	la.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ls = socket(AF_INET, SOCK_STREAM, 0);
+	if (bind(ls, (struct sockaddr *)&la, sizeof(la)) || listen(ls, 16) ||
+	    getsockname(ls, (struct sockaddr *)&la, &al))
+		die("listen lo");
+	for (e = 0; e < 10; e++) {
+		cl[e] = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(cl[e], (struct sockaddr *)&la, sizeof(la)))
+			die("connect lo");
+		sv[e] = accept(ls, NULL, NULL);
+		at = (struct daxnet_attach){ .fd = sv[e] };
+		if (ioctl(p.fd, DAXNET_IOC_ATTACH, &at))
+			die("ATTACH lo");
+	}
+	close(ls);
+	/* Drain the NEW_CONN slots, at most 5 per sync (11 + 5 fit). */
+	for (tries = 0; !ret && tries < 100; tries++) {
+		ret = sync_flags(&p, DAXNET_SYNC_RX);
+		if (!rx_release_some(&p, 5) && counters(&p).rel_deferred)
+			break;
+		usleep(20000);
+	}
+	c = counters(&p);
+	check("defer-deferred", !ret && c.rel_deferred > 0 && p.kheld[1] == k,
+	      "rel_deferred=%llu", (unsigned long long)c.rel_deferred);
+	/* Poll loop: each report is a sync that defers again. */
+	ret = sync_flags(&p, DAXNET_SYNC_RX);
+	t0 = now_s();
+	do {
+		struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
+
+		if (poll(&pfd, 1, 200) == 1 && (pfd.revents & POLLIN)) {
+			wakeups++;
+			ret = sync_flags(&p, DAXNET_SYNC_RX);
+			rx_release_some(&p, 5);
+			if (ret || !p.kheld[1])
+				break;
+		}
+		el = now_s() - t0;
+	} while (el < 1.0 || (!wakeups && el < 30));
+	fail_grow(0);
+	check("defer-still", ret == 0 && p.kheld[1] == k, "buffer 1 held %llu times", p.kheld[1]);
+	check("defer-retry", wakeups >= 1, "wakeups %llu", wakeups);
+	check("defer-backoff", wakeups <= 2 + (int)(el * 20),
+	      "%llu EPOLLIN reports in one second for RELEASEs that stay deferred", wakeups);
+	/* Growth allowed: the RELEASEs come. */
+	for (tries = 0; !ret && p.kheld[1] && tries < 100; tries++) {
+		struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
+
+		poll(&pfd, 1, 200);
+		ret = sync_flags(&p, DAXNET_SYNC_RX);
+		rx_release_some(&p, 8);
+	}
+	check("defer-released", !ret && !p.kheld[1], "buffer 1 still held %llu times",
+	      p.kheld[1]);
+	c = counters(&p);
+	printf("zc_guard: defer wakeups=%d in %.2f s rel_deferred=%llu tx_zc_batches=%llu\n",
+	       wakeups, el, (unsigned long long)c.rel_deferred,
+	       (unsigned long long)c.tx_zc_batches);
+	for (e = 0; e < 10; e++) {
+		close(cl[e]);
+		close(sv[e]);
+	}
+	close(s);
+	close(p.fd);
+	return failed;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 3 && !strcmp(argv[1], "dup"))
@@ -983,6 +1149,8 @@ int main(int argc, char **argv)
 		return wake_test(argv);
 	if (argc >= 4 && !strcmp(argv[1], "owe"))
 		return owe_test(argv);
+	if (argc >= 4 && !strcmp(argv[1], "defer"))
+		return defer_test(argv);
 	fprintf(stderr, "usage: see the comment at the top of zc_guard.c\n");
 	return 2;
 }
