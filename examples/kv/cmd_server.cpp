@@ -16,180 +16,16 @@ namespace daxnet::kv {
 
 namespace resp = daxnet::proto::resp;
 
-namespace {
-
-void add(std::string& s, std::string_view name, std::uint64_t v)
-{
-	fmt::format_to(std::back_inserter(s), "{}:{}\r\n", name, v);
-}
-
-}  // namespace
-
 std::string KvService::info_text(Server& srv, std::span<const std::string_view> wanted)
 {
-	// Sections: the default set, "all" (+ commandstats), "everything".
-	constexpr const char* kDefault[] = {"server", "clients", "memory", "persistence", "stats",
-					    "replication", "cpu", "keyspace", "daxnet"};
-	bool want_all = false, want_default = wanted.empty();
-	std::vector<std::string> named;
-	for (std::string_view w : wanted) {
-		if (ieq(w, "all") || ieq(w, "everything"))
-			want_all = true;
-		else if (ieq(w, "default"))
-			want_default = true;
-		else {
-			std::string l(w);
-			for (char& ch : l)
-				ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-			named.push_back(std::move(l));
-		}
-	}
-	auto on = [&](std::string_view sec) {
-		if (want_all)
-			return true;
-		if (want_default && std::find(std::begin(kDefault), std::end(kDefault), sec) != std::end(kDefault))
-			return true;
-		return std::find(named.begin(), named.end(), sec) != named.end();
-	};
-	const auto& sc = srv.counters();
-	const auto rc = srv.port().counters();
-	const std::uint64_t now = daxnet::pmem::realtime_ns();
-	std::string s;
-	s.reserve(4096);
-	auto header = [&](const char* title) {
-		if (!s.empty())
-			s += "\r\n";
-		fmt::format_to(std::back_inserter(s), "# {}\r\n", title);
-	};
-	if (on("server")) {
-		header("Server");
-		fmt::format_to(std::back_inserter(s),
-			       "redis_version:7.0.15\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\n"
-			       "redis_mode:standalone\r\nos:Linux\r\narch_bits:64\r\nmultiplexing_api:daxnet\r\n"
-			       "process_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\n"
-			       "uptime_in_seconds:{}\r\nuptime_in_days:{}\r\nexecutable:daxnet-kv\r\n"
-			       "daxnet_version:{}\r\n",
-			       ::getpid(), run_id_, cfg_.port, now / 1000, (now - start_ns_) / 1000000000,
-			       (now - start_ns_) / 86400000000000ull, daxnet::svc::kVersion);
-	}
-	if (on("clients")) {
-		header("Clients");
-		add(s, "connected_clients", sc.open_connections);
-		add(s, "blocked_clients", 0);
-		add(s, "tracking_clients", 0);
-		add(s, "maxclients", maxclients_);
-	}
-	if (on("memory")) {
-		header("Memory");
-		const std::uint64_t used = (alloc_.count() - alloc_.free_count()) * std::uint64_t{pool_.buffer_size()};
-		add(s, "used_memory", used);
-		fmt::format_to(std::back_inserter(s), "used_memory_human:{:.2f}K\r\n", static_cast<double>(used) / 1024);
-		add(s, "used_memory_peak", used);
-		add(s, "maxmemory", alloc_.count() * std::uint64_t{pool_.buffer_size()});
-		s += "maxmemory_policy:noeviction\r\nmem_allocator:daxnet-pool\r\n";
-	}
-	if (on("persistence")) {
-		header("Persistence");
-		fmt::format_to(std::back_inserter(s),
-			       "loading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\n"
-			       "rdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\n"
-			       "aof_enabled:1\r\naof_rewrite_in_progress:0\r\naof_last_write_status:ok\r\n",
-			       writes_ - writes_at_save_, last_save_ns_ / 1000000000);
-	}
-	if (on("stats")) {
-		header("Stats");
-		add(s, "total_connections_received", sc.connections - conns_offset_);
-		add(s, "total_commands_processed", ops_ - cmds_offset_);
-		add(s, "total_net_input_bytes", rc.rx_bytes);
-		add(s, "total_net_output_bytes", rc.tx_bytes);
-		sample_rates(srv);
-		fmt::format_to(std::back_inserter(s),
-			       "instantaneous_ops_per_sec:{}\r\ninstantaneous_input_kbps:{:.2f}\r\n"
-			       "instantaneous_output_kbps:{:.2f}\r\n",
-			       static_cast<std::uint64_t>(rate_avg(rates_.ops, rates_.filled) + 0.5),
-			       rate_avg(rates_.in_kbps, rates_.filled), rate_avg(rates_.out_kbps, rates_.filled));
-		add(s, "rejected_connections", 0);
-		add(s, "expired_keys", expired_keys_);
-		add(s, "evicted_keys", 0);
-		add(s, "keyspace_hits", hits_);
-		add(s, "keyspace_misses", misses_);
-		add(s, "total_error_replies", errors_);
-	}
-	if (on("replication")) {
-		header("Replication");
-		fmt::format_to(std::back_inserter(s), "role:master\r\nconnected_slaves:{}\r\n", replicas_.size());
-		int n = 0;
-		for (std::uint64_t id : replicas_) {
-			auto it = clients_.find(id);
-			if (it == clients_.end())
-				continue;
-			const Client& r = *it->second;
-			const std::string_view ip = std::string_view(r.addr).substr(0, r.addr.rfind(':'));
-			fmt::format_to(std::back_inserter(s), "slave{}:ip={},port={},state=online,offset={},lag=0\r\n", n++,
-				       ip, r.repl_port, r.repl_ack);
-		}
-		fmt::format_to(std::back_inserter(s),
-			       "master_failover_state:no-failover\r\nmaster_replid:{}\r\n"
-			       "master_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{}\r\n"
-			       "second_repl_offset:-1\r\nrepl_backlog_active:0\r\n",
-			       repl_id_, repl_offset_);
-	}
-	if (on("cpu")) {
-		header("CPU");
-		rusage self{}, ch{};
-		::getrusage(RUSAGE_SELF, &self);
-		::getrusage(RUSAGE_CHILDREN, &ch);
-		auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
-		fmt::format_to(std::back_inserter(s),
-			       "used_cpu_sys:{:.6f}\r\nused_cpu_user:{:.6f}\r\nused_cpu_sys_children:{:.6f}\r\n"
-			       "used_cpu_user_children:{:.6f}\r\n",
-			       secs(self.ru_stime), secs(self.ru_utime), secs(ch.ru_stime), secs(ch.ru_utime));
-	}
-	if (on("commandstats")) {
-		header("Commandstats");
-		auto tab = command_table();
-		for (std::size_t i = 0; i < tab.size(); ++i) {
-			const CmdStat& st = cmd_stats_[i];
-			if (st.calls == 0 && st.rejected == 0 && st.failed == 0)
-				continue;
-			fmt::format_to(std::back_inserter(s),
-				       "cmdstat_{}:calls={},usec={},usec_per_call={:.2f},rejected_calls={},failed_calls={}\r\n",
-				       tab[i].name, st.calls, st.ns / 1000,
-				       st.calls ? static_cast<double>(st.ns) / 1000.0 / static_cast<double>(st.calls) : 0.0,
-				       st.rejected, st.failed);
-		}
-	}
-	if (on("errorstats")) {
-		header("Errorstats");
-	}
-	if (on("keyspace")) {
-		header("Keyspace");
-		std::uint64_t keys[kDatabases] = {}, expires[kDatabases] = {};
-		kv_.for_each([&](std::string_view k, const ValueRef& v) {
-			if (v.expiry_ns != 0 && v.expiry_ns <= now)
-				return;
-			const int p = db_of(k);
-			if (p < 0)
-				return;  // the database map
-			const int db = logical(p);
-			++keys[db];
-			if (v.expiry_ns)
-				++expires[db];
-		});
-		for (int db = 0; db < kDatabases; ++db)
-			if (keys[db])
-				fmt::format_to(std::back_inserter(s), "db{}:keys={},expires={},avg_ttl=0\r\n", db, keys[db],
-					       expires[db]);
-	}
-	if (on("daxnet")) {
-		header("Daxnet");
-		s += metrics(srv).info();
-	}
-	return s;
+	const daxnet::svc::InfoSelection sel(wanted);
+	sample_rates(srv);
+	return metrics(srv, &sel).info(sel);
 }
 
-daxnet::svc::Metrics KvService::metrics(Server& srv) const
+daxnet::svc::Metrics KvService::metrics(Server& srv, const daxnet::svc::InfoSelection* tables) const
 {
+	using daxnet::svc::MetricType;
 	const auto& pc = pool_.domain().counters();
 	const auto& sc = srv.counters();
 	const double req = sc.requests ? static_cast<double>(sc.requests) : 1.0;
@@ -209,6 +45,132 @@ daxnet::svc::Metrics KvService::metrics(Server& srv) const
 		.ratio("fences_per_request", static_cast<double>(pc.drains) / req, "Fences per request.")
 		.counter("packed_bytes", packed_, "Bytes of small keys and values copied into packed buffers.")
 		.gauge("keys", kv_.dbsize(), "Keys in the store (all databases, expired ones not yet dropped).");
+
+	// INFO's Redis sections, with Redis's field names (clients read them:
+	// redis-cli, redis-py, the Valkey test suite).
+	const std::uint64_t now = daxnet::pmem::realtime_ns();
+	const std::uint64_t used = (alloc_.count() - alloc_.free_count()) * std::uint64_t{pool_.buffer_size()};
+	m.info_section("Server")
+		.info_field("redis_version", "7.0.15")
+		.info_field("redis_git_sha1", "00000000")
+		.info_field("redis_git_dirty", "0")
+		.info_field("redis_mode", "standalone")
+		.info_field("os", "Linux")
+		.info_field("arch_bits", "64")
+		.info_field("multiplexing_api", "daxnet")
+		.info_field("process_id", std::to_string(::getpid()))
+		.info_field("run_id", run_id_)
+		.info_field("tcp_port", std::to_string(cfg_.port))
+		.info_field("server_time_usec", std::to_string(now / 1000))
+		.gauge("uptime_in_seconds", (now - start_ns_) / 1000000000, "Seconds since the service started.")
+		.info_field("uptime_in_days", std::to_string((now - start_ns_) / 86400000000000ull))
+		.info_field("executable", "daxnet-kv")
+		.info_field("daxnet_version", daxnet::svc::kVersion);
+	m.info_section("Clients")
+		.info_alias("connected_clients", "open_connections")
+		.info_field("blocked_clients", "0")
+		.info_field("tracking_clients", "0")
+		.gauge("maxclients", maxclients_, "Connections accepted at most (CONFIG SET maxclients).");
+	m.info_section("Memory")
+		.gauge("used_memory", used, "Pool bytes in buffers taken (values, keys, rings, replies).")
+		.info_field("used_memory_human", fmt::format("{:.2f}K", static_cast<double>(used) / 1024))
+		.info_alias("used_memory_peak", "used_memory")
+		.gauge("maxmemory", alloc_.count() * std::uint64_t{pool_.buffer_size()}, "Pool bytes in all buffers.")
+		.info_field("maxmemory_policy", "noeviction")
+		.info_field("mem_allocator", "daxnet-pool");
+	m.info_section("Persistence")
+		.info_field("loading", "0")
+		.info_field("async_loading", "0")
+		.gauge("rdb_changes_since_last_save", writes_ - writes_at_save_, "Writes since the last SAVE.")
+		.info_field("rdb_bgsave_in_progress", "0")
+		.gauge("rdb_last_save_time", last_save_ns_ / 1000000000, "Unix time of the last SAVE (or the start).")
+		.info_field("rdb_last_bgsave_status", "ok")
+		.info_field("aof_enabled", "1")
+		.info_field("aof_rewrite_in_progress", "0")
+		.info_field("aof_last_write_status", "ok");
+	m.info_section("Stats")
+		.counter("total_connections_received", sc.connections - conns_offset_,
+			 "Connections accepted since CONFIG RESETSTAT.")
+		.counter("total_commands_processed", ops_ - cmds_offset_, "Commands executed since CONFIG RESETSTAT.")
+		.info_alias("total_net_input_bytes", "rx_bytes")
+		.info_alias("total_net_output_bytes", "tx_bytes")
+		.gauge("instantaneous_ops_per_sec", static_cast<std::uint64_t>(rate_avg(rates_.ops, rates_.filled) + 0.5),
+		       "Commands per second, over the last 16 intervals of 100 ms.")
+		.real("instantaneous_input_kbps", rate_avg(rates_.in_kbps, rates_.filled),
+		      "KiB received per second, over the last 16 intervals of 100 ms.", MetricType::gauge, 2)
+		.real("instantaneous_output_kbps", rate_avg(rates_.out_kbps, rates_.filled),
+		      "KiB sent per second, over the last 16 intervals of 100 ms.", MetricType::gauge, 2)
+		.info_field("rejected_connections", "0")
+		.counter("expired_keys", expired_keys_, "Keys dropped at their expiry since CONFIG RESETSTAT.")
+		.info_field("evicted_keys", "0")
+		.counter("keyspace_hits", hits_, "Reads that found their key since CONFIG RESETSTAT.")
+		.counter("keyspace_misses", misses_, "Reads that found no key since CONFIG RESETSTAT.")
+		.counter("total_error_replies", errors_, "Error replies since CONFIG RESETSTAT.");
+	m.info_section("Replication")
+		.info_field("role", "master")
+		.gauge("connected_slaves", replicas_.size(), "Replicas attached (SYNC/PSYNC).");
+	int n = 0;
+	for (std::uint64_t id : replicas_) {
+		auto it = clients_.find(id);
+		if (it == clients_.end())
+			continue;
+		const Client& r = *it->second;
+		const std::string_view ip = std::string_view(r.addr).substr(0, r.addr.rfind(':'));
+		m.info_field(fmt::format("slave{}", n++),
+			     fmt::format("ip={},port={},state=online,offset={},lag=0", ip, r.repl_port, r.repl_ack));
+	}
+	m.info_field("master_failover_state", "no-failover")
+		.info_field("master_replid", repl_id_)
+		.info_field("master_replid2", "0000000000000000000000000000000000000000")
+		.counter("master_repl_offset", repl_offset_, "Bytes of the replication stream.")
+		.info_field("second_repl_offset", "-1")
+		.info_field("repl_backlog_active", "0");
+	rusage self{}, ch{};
+	::getrusage(RUSAGE_SELF, &self);
+	::getrusage(RUSAGE_CHILDREN, &ch);
+	auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+	m.info_section("CPU")
+		.real("used_cpu_sys", secs(self.ru_stime), "CPU seconds in the kernel.", MetricType::counter, 6)
+		.real("used_cpu_user", secs(self.ru_utime), "CPU seconds in user space.", MetricType::counter, 6)
+		.real("used_cpu_sys_children", secs(ch.ru_stime), "CPU seconds of child processes in the kernel.",
+		      MetricType::counter, 6)
+		.real("used_cpu_user_children", secs(ch.ru_utime), "CPU seconds of child processes in user space.",
+		      MetricType::counter, 6);
+	// the tables, only when INFO asks for them (the keyspace is a walk)
+	if (tables && tables->on("Commandstats")) {
+		m.info_section("Commandstats");
+		auto tab = command_table();
+		for (std::size_t i = 0; i < tab.size(); ++i) {
+			const CmdStat& st = cmd_stats_[i];
+			if (st.calls == 0 && st.rejected == 0 && st.failed == 0)
+				continue;
+			m.info_field(fmt::format("cmdstat_{}", tab[i].name),
+				     fmt::format("calls={},usec={},usec_per_call={:.2f},rejected_calls={},failed_calls={}",
+						 st.calls, st.ns / 1000,
+						 st.calls ? static_cast<double>(st.ns) / 1000.0 / static_cast<double>(st.calls)
+							  : 0.0,
+						 st.rejected, st.failed));
+		}
+	}
+	if (tables && tables->on("Keyspace")) {
+		m.info_section("Keyspace");
+		std::uint64_t keys[kDatabases] = {}, expires[kDatabases] = {};
+		kv_.for_each([&](std::string_view k, const ValueRef& v) {
+			if (v.expiry_ns != 0 && v.expiry_ns <= now)
+				return;
+			const int p = db_of(k);
+			if (p < 0)
+				return;  // the database map
+			const int db = logical(p);
+			++keys[db];
+			if (v.expiry_ns)
+				++expires[db];
+		});
+		for (int db = 0; db < kDatabases; ++db)
+			if (keys[db])
+				m.info_field(fmt::format("db{}", db),
+					     fmt::format("keys={},expires={},avg_ttl=0", keys[db], expires[db]));
+	}
 	return m;
 }
 

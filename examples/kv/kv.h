@@ -182,9 +182,11 @@ public:
 	void on_close(Server& srv, Conn& c) override;
 
 	std::uint64_t writes() const noexcept { return writes_; }
-	/// Every daxnet counter, once: INFO's daxnet section, GET /stats (JSON)
-	/// and GET /metrics (Prometheus) on the HTTP port render it.
-	daxnet::svc::Metrics metrics(Server& srv) const;
+	/// Every counter, once: INFO (its Redis sections and its daxnet
+	/// section), GET /stats (JSON) and GET /metrics (Prometheus) on the HTTP
+	/// port render it. INFO's tables (commandstats, keyspace) are added only
+	/// when `tables` selects their section.
+	daxnet::svc::Metrics metrics(Server& srv, const daxnet::svc::InfoSelection* tables = nullptr) const;
 
 	// ---- handlers (cmd_*.cpp) ----
 	// strings

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -30,13 +32,48 @@ void prom_label_value(std::string& out, std::string_view s)
 
 void value_text(std::string& out, const Metric& m)
 {
-	if (m.is_ratio)
-		out += fmt::format("{:.4f}", m.d);
+	if (m.decimals)
+		out += fmt::format("{:.{}f}", m.d, m.decimals);
 	else
 		out += fmt::format("{}", m.u);
 }
 
+bool ieq(std::string_view a, std::string_view b) noexcept
+{
+	if (a.size() != b.size())
+		return false;
+	for (std::size_t i = 0; i < a.size(); ++i)
+		if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+			return false;
+	return true;
+}
+
 }  // namespace
+
+InfoSelection::InfoSelection(std::span<const std::string_view> args) : defaults_(args.empty())
+{
+	for (std::string_view a : args) {
+		if (ieq(a, "all") || ieq(a, "everything"))
+			all_ = true;
+		else if (ieq(a, "default"))
+			defaults_ = true;
+		else
+			named_.emplace_back(a);
+	}
+}
+
+bool InfoSelection::on(std::string_view title) const noexcept
+{
+	if (all_)
+		return true;
+	for (const auto& s : kInfoSections)
+		if (s.title == title && s.by_default && defaults_)
+			return true;
+	for (const auto& n : named_)
+		if (ieq(n, title))
+			return true;
+	return false;
+}
 
 Metrics& Metrics::label(std::string_view name, std::string value)
 {
@@ -44,21 +81,56 @@ Metrics& Metrics::label(std::string_view name, std::string value)
 	return *this;
 }
 
-Metrics& Metrics::counter(std::string_view name, std::uint64_t v, std::string_view help, std::string_view section)
+Metrics& Metrics::add(Metric m)
 {
-	m_.push_back({name, help, section, MetricType::counter, false, v, 0.0});
+	m.section = section_;
+	if (!section_.empty())
+		info_.push_back({section_, std::string(m.name), static_cast<int>(m_.size()), {}});
+	m_.push_back(m);
 	return *this;
 }
 
-Metrics& Metrics::gauge(std::string_view name, std::uint64_t v, std::string_view help, std::string_view section)
+Metrics& Metrics::counter(std::string_view name, std::uint64_t v, std::string_view help)
 {
-	m_.push_back({name, help, section, MetricType::gauge, false, v, 0.0});
+	return add({name, help, {}, MetricType::counter, 0, v, 0.0});
+}
+
+Metrics& Metrics::gauge(std::string_view name, std::uint64_t v, std::string_view help)
+{
+	return add({name, help, {}, MetricType::gauge, 0, v, 0.0});
+}
+
+Metrics& Metrics::ratio(std::string_view name, double v, std::string_view help)
+{
+	return add({name, help, {}, MetricType::gauge, 4, 0, v});
+}
+
+Metrics& Metrics::real(std::string_view name, double v, std::string_view help, MetricType type, std::uint8_t decimals)
+{
+	return add({name, help, {}, type, static_cast<std::uint8_t>(std::clamp<int>(decimals, 1, 9)), 0, v});
+}
+
+Metrics& Metrics::info_section(std::string_view title)
+{
+	section_ = title;
 	return *this;
 }
 
-Metrics& Metrics::ratio(std::string_view name, double v, std::string_view help, std::string_view section)
+Metrics& Metrics::info_alias(std::string_view redis_name, std::string_view metric)
 {
-	m_.push_back({name, help, section, MetricType::gauge, true, 0, v});
+	for (std::size_t i = 0; i < m_.size(); ++i)
+		if (m_[i].name == metric) {
+			info_.push_back({section_, std::string(redis_name), static_cast<int>(i), {}});
+			return *this;
+		}
+	// a name not in the list is a programming error; shown, never hidden
+	info_.push_back({section_, std::string(redis_name), -1, "(no metric " + std::string(metric) + ")"});
+	return *this;
+}
+
+Metrics& Metrics::info_field(std::string name, std::string text)
+{
+	info_.push_back({section_, std::move(name), -1, std::move(text)});
 	return *this;
 }
 
@@ -66,7 +138,7 @@ std::uint64_t Metrics::value(std::string_view name) const noexcept
 {
 	for (const auto& m : m_)
 		if (m.name == name)
-			return m.is_ratio ? static_cast<std::uint64_t>(m.d) : m.u;
+			return m.decimals ? static_cast<std::uint64_t>(m.d) : m.u;
 	return 0;
 }
 
@@ -77,10 +149,12 @@ std::string Metrics::json() const
 	for (const auto& l : labels_)
 		j[std::string(l.name)] = l.value;
 	for (const auto& m : m_) {
-		if (m.is_ratio)
-			j[std::string(m.name)] = std::round(m.d * 1e4) / 1e4;  // 4 decimals, as the text renderings
-		else
+		if (m.decimals) {
+			const double scale = std::pow(10.0, m.decimals);  // as many decimals as the text renderings
+			j[std::string(m.name)] = std::round(m.d * scale) / scale;
+		} else {
 			j[std::string(m.name)] = m.u;
+		}
 	}
 	// a label (the pool's path) need not be UTF-8: replaced, never thrown
 	return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
@@ -113,15 +187,14 @@ std::string Metrics::prometheus() const
 	return out;
 }
 
-std::string Metrics::info(std::string_view section) const
+std::string Metrics::info_daxnet() const
 {
 	std::string out;
-	if (section == "Server")
-		for (const auto& l : labels_)
-			out += fmt::format("daxnet_{}:{}\r\n", l.name, l.value);
+	for (const auto& l : labels_)
+		out += fmt::format("daxnet_{}:{}\r\n", l.name, l.value);
 	for (const auto& m : m_) {
-		if (m.section != section)
-			continue;
+		if (!m.section.empty())
+			continue;  // in its Redis section
 		out += fmt::format("daxnet_{}:", m.name);
 		value_text(out, m);
 		out += "\r\n";
@@ -129,15 +202,31 @@ std::string Metrics::info(std::string_view section) const
 	return out;
 }
 
-std::string Metrics::info() const
+std::string Metrics::info(const InfoSelection& sel) const
 {
 	std::string out;
-	for (const auto& l : labels_)
-		out += fmt::format("daxnet_{}:{}\r\n", l.name, l.value);
-	for (const auto& m : m_) {
-		out += fmt::format("daxnet_{}:", m.name);
-		value_text(out, m);
-		out += "\r\n";
+	out.reserve(4096);
+	for (const auto& sec : kInfoSections) {
+		if (!sel.on(sec.title))
+			continue;
+		if (!out.empty())
+			out += "\r\n";
+		out += fmt::format("# {}\r\n", sec.title);
+		if (sec.title == "Daxnet") {
+			out += info_daxnet();
+			continue;
+		}
+		for (const auto& f : info_) {
+			if (f.section != sec.title)
+				continue;
+			out += f.name;
+			out += ':';
+			if (f.metric >= 0)
+				value_text(out, m_[static_cast<std::size_t>(f.metric)]);
+			else
+				out += f.text;
+			out += "\r\n";
+		}
 	}
 	return out;
 }
@@ -194,42 +283,36 @@ void add_server_metrics(Metrics& m, Server& srv, const pmem::PersistCounters& pc
 void add_store_metrics(Metrics& m, const pmem::KvStore& kv)
 {
 	const auto& ck = kv.checkpoint_stats();
-	m.gauge("wal_used_records", kv.wal().used(), "WAL records not yet covered by a checkpoint.", "Persistence")
-		.gauge("wal_slots", kv.wal().nslots(), "WAL record slots in the pool.", "Persistence")
-		.counter("checkpoints", kv.wal().stats().checkpoints, "Checkpoints completed.", "Persistence")
-		.gauge("checkpoint_pending", kv.checkpoint_pending() ? 1 : 0, "1 while a stepped checkpoint runs.",
-		       "Persistence")
-		.counter("checkpoints_stepped", ck.stepped, "Checkpoints written a step per pass.", "Persistence")
-		.counter("checkpoints_finished_early", ck.finished, "Stepped checkpoints finished at once.",
-			 "Persistence")
-		.counter("checkpoints_restarted", ck.restarted, "Stepped checkpoints restarted.", "Persistence")
-		.counter("checkpoint_fallbacks", ck.fallbacks, "Stepped checkpoints that fell back to a whole one.",
-			 "Persistence")
+	m.gauge("wal_used_records", kv.wal().used(), "WAL records not yet covered by a checkpoint.")
+		.gauge("wal_slots", kv.wal().nslots(), "WAL record slots in the pool.")
+		.counter("checkpoints", kv.wal().stats().checkpoints, "Checkpoints completed.")
+		.gauge("checkpoint_pending", kv.checkpoint_pending() ? 1 : 0, "1 while a stepped checkpoint runs.")
+		.counter("checkpoints_stepped", ck.stepped, "Checkpoints written a step per pass.")
+		.counter("checkpoints_finished_early", ck.finished, "Stepped checkpoints finished at once.")
+		.counter("checkpoints_restarted", ck.restarted, "Stepped checkpoints restarted.")
+		.counter("checkpoint_fallbacks", ck.fallbacks, "Stepped checkpoints that fell back to a whole one.")
 		// docs/wal-format.md §Capacity
-		.gauge("live_records", kv.live_records(), "Checkpoint records the live state needs.", "Persistence")
-		.gauge("record_limit", kv.record_limit(), "What live_records may reach (writes refused beyond).",
-		       "Persistence")
+		.gauge("live_records", kv.live_records(), "Checkpoint records the live state needs.")
+		.gauge("record_limit", kv.record_limit(), "What live_records may reach (writes refused beyond).")
 		.counter("refused_capacity", kv.capacity_stats().refused_capacity,
-			 "Writes refused: the live state would not fit a checkpoint.", "Persistence")
+			 "Writes refused: the live state would not fit a checkpoint.")
 		.counter("refused_log", kv.capacity_stats().refused_log,
-			 "Writes refused: no log room outside the reserve kept for deletes.", "Persistence")
+			 "Writes refused: no log room outside the reserve kept for deletes.")
 		.counter("checkpoint_failures", kv.capacity_stats().ckpt_failures,
-			 "Checkpoints that failed (the live state did not fit a half).", "Persistence")
+			 "Checkpoints that failed (the live state did not fit a half).")
 		// docs/wal-format.md §The cleaner
-		.gauge("live_payload_bytes", kv.live_payload_bytes(), "Value and stream-body bytes the live state holds.",
-		       "Persistence")
+		.gauge("live_payload_bytes", kv.live_payload_bytes(), "Value and stream-body bytes the live state holds.")
 		.counter("cleaner_moved_bytes", kv.cleaner_stats().moved_bytes,
-			 "Key and value bytes the cleaner copied into dense buffers.", "Persistence")
-		.counter("cleaner_moved_entries", kv.cleaner_stats().moved_entries, "Keys the cleaner relocated.",
-			 "Persistence")
+			 "Key and value bytes the cleaner copied into dense buffers.")
+		.counter("cleaner_moved_entries", kv.cleaner_stats().moved_entries, "Keys the cleaner relocated.")
 		.counter("cleaner_freed_buffers", kv.cleaner_stats().freed_buffers,
-			 "Sparse buffers the cleaner emptied that came free.", "Persistence")
-		.counter("cleaner_cycles", kv.cleaner_stats().cycles, "Cleaning cycles completed.", "Persistence")
-		.counter("cleaner_victims", kv.cleaner_stats().victims, "Buffers chosen for cleaning.", "Persistence")
+			 "Sparse buffers the cleaner emptied that came free.")
+		.counter("cleaner_cycles", kv.cleaner_stats().cycles, "Cleaning cycles completed.")
+		.counter("cleaner_victims", kv.cleaner_stats().victims, "Buffers chosen for cleaning.")
 		.counter("cleaner_skipped_corrupt", kv.cleaner_stats().skipped_corrupt,
-			 "Slices the cleaner left in place: payload CRC mismatch.", "Persistence")
+			 "Slices the cleaner left in place: payload CRC mismatch.")
 		.counter("cleaner_stalls", kv.cleaner_stats().stalls,
-			 "Cleaner calls stopped early: no log room or free buffer.", "Persistence");
+			 "Cleaner calls stopped early: no log room or free buffer.");
 }
 
 void http_metrics(proto::OutBuf& o, const Metrics& m, bool prometheus, bool keep_alive)
