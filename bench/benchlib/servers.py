@@ -14,10 +14,13 @@ import json
 import os
 import re
 import shutil
-import socket
+import sys
 import time
 
 from . import procs
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "lib"))
+import daxnet_testlib as tl  # noqa: E402  (the startup line, the RESP client)
 
 RPC_BODY = "0123456789abcdef" * 4  # 64 bytes, PASTE's rpc response body
 
@@ -41,27 +44,9 @@ def http_get(port, path, timeout=5.0):
 
 
 def resp_command(port, *args, timeout=5.0):
-    """One RESP2 command; returns the raw reply text (bulk/simple/int/error)."""
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a.encode() if isinstance(a, str) else a
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(b"".join(out))
-        buf = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-            if buf[:1] == b"$":
-                n = int(buf[1:buf.index(b"\r\n")])
-                hdr = buf.index(b"\r\n") + 2
-                if n < 0 or len(buf) >= hdr + n + 2:
-                    return buf[hdr:hdr + max(n, 0)].decode(errors="replace")
-            elif buf.endswith(b"\r\n"):
-                return buf[1:-2].decode(errors="replace")
-    return buf.decode(errors="replace")
+    """One RESP2 command (daxnet_testlib's client); returns the reply as text (bulk/simple/int/error)."""
+    r = tl.resp_call(port, *args, timeout=timeout)
+    return r.decode(errors="replace") if isinstance(r, bytes) else str(r)
 
 
 def flatten(obj, prefix=""):
@@ -78,22 +63,7 @@ def flatten(obj, prefix=""):
     return out
 
 
-def parse_info(text):
-    """Redis INFO text -> {field: number} for numeric fields."""
-    out = {}
-    for line in text.splitlines():
-        if ":" not in line or line.startswith("#"):
-            continue
-        k, v = line.split(":", 1)
-        v = v.strip()
-        try:
-            out[k] = int(v)
-        except ValueError:
-            try:
-                out[k] = float(v)
-            except ValueError:
-                pass
-    return out
+parse_info = tl.info_fields  # Redis INFO text -> {field: number}
 
 
 def medium_env(ctx, medium):
@@ -312,13 +282,6 @@ maxclients 20000
 # ---------------------------------------------------------------- daxnet services
 
 
-def _startup_addrs(text):
-    addrs = {}
-    for key, host, port in re.findall(r"\b(resp|http)=([0-9.]+):(\d+)", text):
-        addrs[key] = int(port)
-    return addrs
-
-
 class Daxnet(Server):
     """daxnet-httpd / daxnet-kv / daxnet-wal, common CLI (examples/common/.../options.h)."""
 
@@ -362,14 +325,14 @@ class Daxnet(Server):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             text = self.log_tail(20000)
-            for line in text.splitlines():
-                if "transport=" in line and ("resp=" in line or "http=" in line):
-                    self.startup = line.strip()
-                    self.addrs = _startup_addrs(line)
-                    self.port = self.addrs.get(self.proto) or port
-                    self.info = self.startup
-                    if procs.wait_port(self.port, self.proc, 10):
-                        return
+            line, addrs = tl.parse_startup(text)  # the startup line contract
+            if line:
+                self.startup = line.strip()
+                self.addrs = {key: p for key, (_, p) in addrs.items()}
+                self.port = self.addrs.get(self.proto) or port
+                self.info = self.startup
+                if procs.wait_port(self.port, self.proc, 10):
+                    return
             if self.proc.poll() is not None:
                 raise StartError("%s exited %s at start: %s" % (self.binary, self.proc.returncode, text[-1500:]))
             time.sleep(0.05)

@@ -56,6 +56,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "lib"))
+import daxnet_testlib as tl  # noqa: E402  (the RESP client, INFO's fields)
+
 HOST = "bench.daxnet.local"  # "GET / HTTP/1.1\r\nHost: bench.daxnet.local\r\n\r\n" is 44 bytes (PASTE's rpc)
 WAL_BODY = 1024
 
@@ -146,27 +149,8 @@ def http_stats(port):
 
 
 def resp_info(port):
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-        s.sendall(b"*1\r\n$4\r\nINFO\r\n")
-        buf = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-            if buf.startswith(b"$") and b"\r\n" in buf:
-                n = int(buf[1:buf.index(b"\r\n")])
-                if len(buf) >= buf.index(b"\r\n") + 2 + n + 2:
-                    break
-    out = {}
-    for line in buf.decode(errors="replace").splitlines():
-        if ":" in line and not line.startswith("#"):
-            k, v = line.split(":", 1)
-            try:
-                out[k] = float(v) if "." in v else int(v)
-            except ValueError:
-                pass
-    return out
+    """INFO's numeric fields (daxnet_testlib's RESP client)."""
+    return tl.info_fields(tl.resp_call(port, "INFO", timeout=30))
 
 
 class Server:

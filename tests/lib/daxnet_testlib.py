@@ -2,8 +2,9 @@
 """The Python test library of daxnet: what every service test driver shares.
 
 Used by tests/services (services_test.py, redis_py_test.py, valkey_suite.py),
-tests/packaging/packaging_test.py, tests/reliability/killloop.py and the
-guest's tests/reliability/guest/powercut.py. A driver finds it with
+tests/packaging/packaging_test.py, tests/reliability/killloop.py, the
+guest's tests/reliability/guest/powercut.py and the bench (bench/benchlib,
+bench/guest/icount_bench.py). A driver finds it with
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
     import daxnet_testlib as tl
@@ -21,9 +22,11 @@ What is here:
                                  --ctest-names: the one list of CTest cases)
   SocketReader, resp_encode(),   RESP2 client: pipelined commands, replies in
   RespReader, RespClient,        order (errors are returned as RespError values);
-  RespError, redis_cli()         the redis-cli program
+  RespError, resp_call(),        one command on a fresh connection; INFO's
+  info_fields(), redis_cli()     numeric fields; the redis-cli program
   HttpReader, http_response(),   HTTP/1.1: keep-alive reader, one-shot request
-  http_post(), http_request()
+  http_post(), http_request()    (every client takes host=, e.g. "::1")
+  read_until(), exchange()       raw bytes: a reply's first line, or all of it
 
 The startup line (a contract: tests, the bench and operators parse it). The
 first line a service prints on stdout once it listens:
@@ -337,6 +340,26 @@ def resp_encode(*args):
     return b"".join(out)
 
 
+def read_until(sock, sep=b"\r\n"):
+    """Reads from `sock` until the data holds `sep` (None: until the peer
+    closes) or the peer closes; returns all bytes read."""
+    data = b""
+    while sep is None or sep not in data:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def exchange(port, data, sep=b"\r\n", host="127.0.0.1", timeout=30.0):
+    """Sends raw `data` on a fresh connection; returns what read_until(sep)
+    reads back (a reply's first line, or with sep=None all of it)."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(data)
+        return read_until(s, sep)
+
+
 class SocketReader:
     """Buffered reads from a connected socket: need(n) bytes, until(sep)."""
 
@@ -394,12 +417,12 @@ class RespReader(SocketReader):
 
 
 class RespClient(RespReader):
-    """A RESP2 connection to 127.0.0.1:port: pipelined commands, replies in order."""
+    """A RESP2 connection to host:port: pipelined commands, replies in order."""
 
     encode = staticmethod(resp_encode)
 
-    def __init__(self, port, timeout=10.0):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=10.0, host="127.0.0.1"):
+        sock = socket.create_connection((host, port), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().__init__(sock)
 
@@ -412,6 +435,35 @@ class RespClient(RespReader):
     def call(self, *args):
         self.send_raw(resp_encode(*args))
         return self.read_reply()
+
+
+def resp_call(port, *args, timeout=10.0, host="127.0.0.1"):
+    """One command on a fresh connection; its reply as read_reply() gives it."""
+    c = RespClient(port, timeout=timeout, host=host)
+    try:
+        return c.call(*args)
+    finally:
+        c.close()
+
+
+def info_fields(text):
+    """INFO's text -> {field: number} for its numeric fields (int or float)."""
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    out = {}
+    for line in text.splitlines():
+        if ":" not in line or line.startswith("#"):
+            continue
+        k, v = line.split(":", 1)
+        v = v.strip()
+        try:
+            out[k] = int(v)
+        except ValueError:
+            try:
+                out[k] = float(v)
+            except ValueError:
+                pass
+    return out
 
 
 def redis_cli(port, *args, stdin=None):
@@ -446,9 +498,9 @@ def http_post(sock, reader, path, body):
     return http_response(reader)
 
 
-def http_request(port, method, path, body=None, timeout=10.0, headers=()):
+def http_request(port, method, path, body=None, timeout=10.0, headers=(), host="127.0.0.1"):
     """One HTTP/1.1 request on a fresh connection; returns (status, body)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s = socket.create_connection((host, port), timeout=timeout)
     try:
         req = "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" % (method, path)
         for h in headers:
@@ -457,12 +509,7 @@ def http_request(port, method, path, body=None, timeout=10.0, headers=()):
             req += "Content-Length: %d\r\n" % len(body)
         req = req.encode() + b"\r\n" + (body or b"")
         s.sendall(req)
-        data = b""
-        while True:
-            c = s.recv(1 << 20)
-            if not c:
-                break
-            data += c
+        data = read_until(s, None)
     finally:
         s.close()
     head, _, rest = data.partition(b"\r\n\r\n")

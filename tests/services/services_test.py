@@ -35,9 +35,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from daxnet_testlib import (DEADLINE_STOP, RespClient, RespError, TestContext,  # noqa: E402
-                            TestFailure, add_runner_args, check, default_tmp, http_request, log, redis_cli,
-                            run, run_main)
+from daxnet_testlib import (DEADLINE_STOP, HttpReader, RespClient, RespError, TestContext,  # noqa: E402
+                            TestFailure, add_runner_args, check, default_tmp, exchange, http_post, http_request,
+                            log, read_until, redis_cli, run, run_main)
 
 
 # ---------------------------------------------------------------- daxnet-kv
@@ -167,18 +167,11 @@ def test_kv_ipv6(ctx):
         return
     srv = ctx.server("daxnet-kv", ctx.pool(), ["--http-port", "0"], bind="::1")
     check("resp=[::1]:" in srv.startup and "http=[::1]:" in srv.startup, "startup line: %s" % srv.startup)
-    with socket.create_connection(("::1", srv.port("resp")), timeout=10) as s:
-        s.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nv6\r\n")
-        check(s.recv(64) == b"+OK\r\n", "SET over IPv6")
-    with socket.create_connection(("::1", srv.port("http")), timeout=10) as s:
-        s.sendall(b"GET /kv/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        reply = b""
-        while True:
-            part = s.recv(4096)
-            if not part:
-                break
-            reply += part
-        check(reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"\r\n\r\nv6"), "HTTP GET over IPv6: %r" % reply)
+    c = RespClient(srv.port("resp"), host="::1")
+    check(c.call("SET", "k", "v6") == "OK", "SET over IPv6")
+    c.close()
+    st, body = http_request(srv.port("http"), "GET", "/kv/k", host="::1")
+    check(st == 200 and body == b"v6", "HTTP GET over IPv6: %d %r" % (st, body))
     srv.stop()
 
 
@@ -348,15 +341,7 @@ def test_kv_large_values(ctx):
         check(c.call("GET", "big%d" % size) == value, "GET of %d bytes" % size)
     # One byte over: the header alone is refused, before any byte of the
     # value is sent (nothing pinned), and the connection is closed.
-    s = socket.create_connection(("127.0.0.1", p), timeout=30)
-    s.sendall(b"*3\r\n$3\r\nSET\r\n$4\r\nhuge\r\n$%d\r\n" % ((16 << 20) + 1))
-    data = b""
-    while b"\r\n" not in data:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
+    data = exchange(p, b"*3\r\n$3\r\nSET\r\n$4\r\nhuge\r\n$%d\r\n" % ((16 << 20) + 1))
     check(data.startswith(b"-ERR Protocol error: invalid bulk length"), "over-limit SET answered %r" % data[:200])
     check(c.call("GET", "huge") is None, "the refused value was stored")
     check(c.call("STRLEN", "big%d" % (16 << 20)) == 16 << 20, "STRLEN after the refusal")
@@ -374,15 +359,7 @@ def test_wal_large_records(ctx):
     st, got = http_request(hp, "GET", "/log/big?from=0&limit=1&format=raw", timeout=60)
     check(st == 200 and got == body, "16 MiB record read back: %d, %d bytes" % (st, len(got)))
     # One byte over: refused at the header, before the body is sent.
-    s = socket.create_connection(("127.0.0.1", hp), timeout=30)
-    s.sendall(b"POST /log/big HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % ((16 << 20) + 1))
-    data = b""
-    while b"\r\n" not in data:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
+    data = exchange(hp, b"POST /log/big HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % ((16 << 20) + 1))
     check(data.startswith(b"HTTP/1.1 413"), "POST of 16 MiB + 1 answered %r" % data[:200])
     srv.stop()
 
@@ -556,12 +533,7 @@ def test_kv_query_limits(ctx):
     def refused(raw, want):
         s = socket.create_connection(("127.0.0.1", p), timeout=30)
         s.sendall(raw)
-        data = b""
-        while b"\r\n" not in data:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+        data = read_until(s)
         check(data.startswith(want), "%r answered %r, want %r" % (raw[:40], data[:200], want))
         check(_closed_by_server(s), "connection left open after %r" % want)
         s.close()
@@ -923,24 +895,14 @@ def test_wal_trim(ctx):
 def _wal_post_many(port, stream, bodies):
     """POSTs every body on one keep-alive connection; returns the sequence numbers."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    f = s.makefile("rb")
+    r = HttpReader(s)
     seqs = []
     try:
         for body in bodies:
-            s.sendall(b"POST /log/%s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % (stream.encode(), len(body))
-                      + body)
-            status = f.readline()
-            check(status.startswith(b"HTTP/1.1 201"), "POST answered %r" % status)
-            n = 0
-            while True:
-                line = f.readline()
-                if line in (b"\r\n", b""):
-                    break
-                if line.lower().startswith(b"content-length:"):
-                    n = int(line.split(b":")[1])
-            seqs.append(int(f.read(n)))
+            st, out = http_post(s, r, "/log/%s" % stream, body)
+            check(st == 201, "POST answered %d %r" % (st, out[:100]))
+            seqs.append(int(out))
     finally:
-        f.close()
         s.close()
     return seqs
 
