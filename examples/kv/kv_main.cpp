@@ -22,10 +22,10 @@
 // so that reads (and the transport) keep working.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
 #include <string>
+#include <vector>
 
 // GCC 12 reports a false -Wnull-dereference inside CLI11's inlined string
 // splitting once main() grows; only that header is exempted.
@@ -67,74 +67,31 @@ int main(int argc, char** argv)
 		return 2;
 	}
 	cfg.max_value = *mv;
-	if (opt.threads != 1) {
-		fmt::print(stderr, "daxnet-kv: --threads {}: the store is single-threaded in this version; use --threads 1\n",
-			   opt.threads);
-		return 2;
-	}
-	daxnet::svc::install_stop_signals();
-
-	auto st = daxnet::svc::open_store_stack(opt, "daxnet-kv");
-	if (!st)
-		return 1;
-	const auto& view = st->pool.view();
-	if (cfg.max_key > view.buffer_size())
-		cfg.max_key = view.buffer_size();
-	auto& alloc = *st->alloc;
-	daxnet::pmem::KvStore& kv = *st->kv;
-	daxnet::Port& port = *st->port;
-	std::vector<daxnet::svc::Listener> listeners;
-	int resp_port = 0, actual_http = 0;
-	auto lr = daxnet::listen_tcp(opt.bind, static_cast<std::uint16_t>(opt.port));
-	if (!lr) {
-		fmt::print(stderr, "daxnet-kv: {}\n", lr.error().message);
-		return 1;
-	}
-	daxnet::UniqueFd resp_fd = std::move(*lr);
-	resp_port = daxnet::local_port(resp_fd.get());
-	daxnet::UniqueFd http_fd;
-	listeners.push_back({resp_fd.get(), daxnet::svc::Proto::resp});
-	if (http_port >= 0) {
-		auto lh = daxnet::listen_tcp(opt.bind, static_cast<std::uint16_t>(http_port));
-		if (!lh) {
-			fmt::print(stderr, "daxnet-kv: {}\n", lh.error().message);
-			return 1;
-		}
-		http_fd = std::move(*lh);
-		actual_http = daxnet::local_port(http_fd.get());
-		listeners.push_back({http_fd.get(), daxnet::svc::Proto::http});
-	}
-	cfg.transport_name = std::string(daxnet::to_string(port.transport()));
-	// uring receives every message into a buffer of its own: unless told
-	// otherwise, values up to half a buffer are packed there (a 1 KiB SET
-	// sent alone pinned a whole 4 KiB buffer: 4.2 pool bytes per byte).
-	if (pack_opt->count() == 0 && port.transport() == daxnet::TransportKind::uring)
-		cfg.pack_small = view.buffer_size() / 2;
-	cfg.pool_path = std::filesystem::absolute(opt.pool).lexically_normal().string();
-	cfg.port = resp_port;
-	cfg.bind = opt.bind;
-
 	daxnet::svc::ServerOptions so;
 	so.resp.max_bulk = cfg.max_value;
 	so.resp.max_request = std::max<std::uint64_t>(cfg.max_value * 2, 1u << 20);
 	so.http.max_body = cfg.max_value;
-	if (daxnet::Status ls = daxnet::svc::apply_client_limits(opt, view, &alloc, so); !ls) {
-		fmt::print(stderr, "daxnet-kv: {}\n", ls.error().message);
-		return 2;
-	}
-	daxnet::kv::KvService svc(kv, view, alloc, cfg);
-	daxnet::svc::Server server(port, svc, std::move(listeners), so);
+	std::vector<daxnet::svc::ListenSpec> listen{{opt.port, daxnet::svc::Proto::resp}};
+	if (http_port >= 0)
+		listen.push_back({http_port, daxnet::svc::Proto::http});
+	daxnet::svc::StoreService s;
+	if (const int ec = daxnet::svc::open_store_service(opt, "daxnet-kv", listen, so, s))
+		return ec;
 
-	std::string http_addr = http_port >= 0 ? " http=" + daxnet::svc::host_port(opt.bind, actual_http) : "";
-	fmt::print("daxnet-kv {}: transport={} {} resp={}{} threads=1 keys={} recovered_log_entries={} "
-		   "ckpt_entries={}\n",
-		   daxnet::svc::kVersion, cfg.transport_name, daxnet::svc::describe_pool(st->pool, st->created),
-		   daxnet::svc::host_port(opt.bind, resp_port), http_addr, kv.dbsize(), st->report.log_entries,
-		   st->report.ckpt_entries);
-	const int rc = daxnet::svc::serve(server);
-	const auto& pc = view.domain().counters();
-	fmt::print("daxnet-kv: stopping ({}): {} requests, {} writes, {} fences\n",
-		   daxnet::svc::stop_signal() ? strsignal(daxnet::svc::stop_signal()) : "error",
-		   server.counters().requests, svc.writes(), pc.drains);
-	return rc == 0 ? 0 : 1;
+	const auto& view = s.pool();
+	if (cfg.max_key > view.buffer_size())
+		cfg.max_key = view.buffer_size();
+	cfg.transport_name = s.transport;
+	// uring receives every message into a buffer of its own: unless told
+	// otherwise, values up to half a buffer are packed there (a 1 KiB SET
+	// sent alone pinned a whole 4 KiB buffer: 4.2 pool bytes per byte).
+	if (pack_opt->count() == 0 && s.auto_pack_small() != 0)
+		cfg.pack_small = s.auto_pack_small();
+	cfg.pool_path = s.pool_path;
+	cfg.port = s.ports[0];
+	cfg.bind = opt.bind;
+	daxnet::kv::KvService svc(s.kv(), view, s.alloc(), cfg);
+	daxnet::svc::Server server(s.port(), svc, s.listeners, so);
+	daxnet::svc::print_startup_line(s, opt, "daxnet-kv", fmt::format("keys={}", s.kv().dbsize()));
+	return daxnet::svc::serve_store_service(s, server, "daxnet-kv", svc.writes(), "writes");
 }

@@ -6,7 +6,6 @@
 
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <string>
 
 // GCC 12 reports a false -Wnull-dereference inside CLI11's inlined string
@@ -18,7 +17,6 @@
 #include "wal_service.h"
 
 using daxnet::wal::WalService;
-using daxnet::wal::KvStore;
 
 int main(int argc, char** argv)
 {
@@ -48,11 +46,6 @@ int main(int argc, char** argv)
 		fmt::print(stderr, "daxnet-wal: --max-body: {}\n", mb.error().message);
 		return 2;
 	}
-	if (opt.threads != 1) {
-		fmt::print(stderr, "daxnet-wal: --threads {}: one WAL per pool, one thread in this version; use --threads 1\n",
-			   opt.threads);
-		return 2;
-	}
 	std::uint64_t pack_bytes = 0;  // --pack-small as a number (checked again against the pool's buffers)
 	if (pack_small != "auto") {
 		auto ps = daxnet::svc::parse_size(pack_small);
@@ -63,51 +56,28 @@ int main(int argc, char** argv)
 		}
 		pack_bytes = *ps;
 	}
-	daxnet::svc::install_stop_signals();
-	auto st = daxnet::svc::open_store_stack(opt, "daxnet-wal");
-	if (!st)
-		return 1;
-	const auto& view = st->pool.view();
-	auto& alloc = *st->alloc;
-	KvStore& kv = *st->kv;
-	daxnet::Port& port = *st->port;
-	auto lf = daxnet::listen_tcp(opt.bind, static_cast<std::uint16_t>(opt.port));
-	if (!lf) {
-		fmt::print(stderr, "daxnet-wal: {}\n", lf.error().message);
-		return 1;
-	}
-	daxnet::UniqueFd lfd = std::move(*lf);
-	const int actual = daxnet::local_port(lfd.get());
-	const std::string tname(daxnet::to_string(port.transport()));
-	// uring receives every message into a buffer of its own: records up to
-	// half a buffer are copied once into packed buffers (a 1 KiB record
-	// would otherwise pin 4 KiB).
-	std::uint32_t pack = port.transport() == daxnet::TransportKind::uring ? view.buffer_size() / 2 : 0;
+	daxnet::svc::ServerOptions so;
+	so.http.max_body = *mb;
+	so.http.allow_chunked = true;  // streamed uploads (curl -T -, shippers): chunks stay in place
+	const daxnet::svc::ListenSpec listen[] = {{opt.port, daxnet::svc::Proto::http}};
+	daxnet::svc::StoreService s;
+	if (const int ec = daxnet::svc::open_store_service(opt, "daxnet-wal", listen, so, s))
+		return ec;
+
+	std::uint32_t pack = s.auto_pack_small();
 	if (pack_small != "auto") {
-		if (pack_bytes > view.buffer_size() / 2) {
+		if (pack_bytes > s.pool().buffer_size() / 2) {
 			fmt::print(stderr, "daxnet-wal: --pack-small {}: a size up to half a buffer ({} bytes), or auto\n",
-				   pack_small, view.buffer_size() / 2);
+				   pack_small, s.pool().buffer_size() / 2);
 			return 2;
 		}
 		pack = static_cast<std::uint32_t>(pack_bytes);
 	}
-	daxnet::svc::ServerOptions so;
-	so.http.max_body = *mb;
-	so.http.allow_chunked = true;  // streamed uploads (curl -T -, shippers): chunks stay in place
-	if (daxnet::Status ls = daxnet::svc::apply_client_limits(opt, view, &alloc, so); !ls) {
-		fmt::print(stderr, "daxnet-wal: {}\n", ls.error().message);
-		return 2;
-	}
-	WalService svc(kv, view, alloc, tname, *mb, pack, std::filesystem::absolute(st->pool.path()).lexically_normal());
-	daxnet::svc::Server server(port, svc, {{lfd.get(), daxnet::svc::Proto::http}}, so);
+	WalService svc(s.kv(), s.pool(), s.alloc(), s.transport, *mb, pack, s.pool_path);
+	daxnet::svc::Server server(s.port(), svc, s.listeners, so);
 	std::uint64_t streams = 0;
-	kv.for_each_stream([&](std::string_view, std::uint64_t) { ++streams; });
-	fmt::print("daxnet-wal {}: transport={} {} http={} threads=1 streams={} recovered_log_entries={} "
-		   "ckpt_entries={} pack_small={}\n",
-		   daxnet::svc::kVersion, tname, daxnet::svc::describe_pool(st->pool, st->created),
-		   daxnet::svc::host_port(opt.bind, actual), streams, st->report.log_entries, st->report.ckpt_entries, pack);
-	const int rc = daxnet::svc::serve(server);
-	fmt::print("daxnet-wal: stopping: {} requests, {} appends, {} fences\n", server.counters().requests,
-		   svc.appends(), view.domain().counters().drains);
-	return rc == 0 ? 0 : 1;
+	s.kv().for_each_stream([&](std::string_view, std::uint64_t) { ++streams; });
+	daxnet::svc::print_startup_line(s, opt, "daxnet-wal", fmt::format("streams={}", streams),
+					fmt::format(" pack_small={}", pack));
+	return daxnet::svc::serve_store_service(s, server, "daxnet-wal", svc.appends(), "appends");
 }

@@ -1057,7 +1057,7 @@ def test_httpd_wal(ctx):
 
 
 def test_cli(ctx):
-    """--help and --version work for every service; a bad option fails."""
+    """--help and --version work for every service; a bad option fails; --threads 2 is refused."""
     for b in ("daxnet-kv", "daxnet-wal", "daxnet-httpd"):
         path = os.path.join(ctx.bin_dir, b)
         _, out, _ = run([path, "--help"], timeout=10)
@@ -1067,6 +1067,13 @@ def test_cli(ctx):
         check(re.search(r"\d+\.\d+", out), "%s --version: %r" % (b, out))
         rc, _, _ = run([path, "--no-such-option"], timeout=10, check_rc=False)
         check(rc != 0, "%s accepted a bad option" % b)
+    # the store services refuse --threads 2 before opening anything (exit 2)
+    for b in ("daxnet-kv", "daxnet-wal"):
+        pool = os.path.join(ctx.tmp, b + ".pool")
+        rc, _, err = run([os.path.join(ctx.bin_dir, b), "--pool", pool, "--threads", "2"], timeout=10,
+                         check_rc=False)
+        check(rc == 2 and "--threads 2" in err and "use --threads 1" in err, "%s --threads 2: %d %r" % (b, rc, err))
+        check(not os.path.exists(pool), "%s --threads 2 created its pool" % b)
 
 
 TESTS = {

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 #include <vector>
 
@@ -243,6 +244,64 @@ std::unique_ptr<StoreStack> open_store_stack(const CommonOptions& o, const char*
 	}
 	st->port = std::make_unique<Port>(std::move(*port));
 	return st;
+}
+
+std::uint32_t StoreService::auto_pack_small() const noexcept
+{
+	return stack->port->transport() == TransportKind::uring ? pool().buffer_size() / 2 : 0;
+}
+
+int open_store_service(const CommonOptions& o, const char* prog, std::span<const ListenSpec> listen, ServerOptions& so,
+		       StoreService& out)
+{
+	if (o.threads != 1) {
+		fmt::print(stderr, "{}: --threads {}: one store per pool, one thread in this version; use --threads 1\n",
+			   prog, o.threads);
+		return 2;
+	}
+	install_stop_signals();
+	out.stack = open_store_stack(o, prog);
+	if (!out.stack)
+		return 1;
+	for (const ListenSpec& l : listen) {
+		auto fd = listen_tcp(o.bind, static_cast<std::uint16_t>(l.port));
+		if (!fd) {
+			fmt::print(stderr, "{}: {}\n", prog, fd.error().message);
+			return 1;
+		}
+		out.ports.push_back(local_port(fd->get()));
+		out.listeners.push_back({fd->get(), l.proto});
+		out.fds.push_back(std::move(*fd));
+	}
+	out.transport = std::string(to_string(out.port().transport()));
+	out.pool_path = std::filesystem::absolute(out.stack->pool.path()).lexically_normal().string();
+	if (Status ls = apply_client_limits(o, out.pool(), out.stack->alloc.get(), so); !ls) {
+		fmt::print(stderr, "{}: {}\n", prog, ls.error().message);
+		return 2;
+	}
+	return 0;
+}
+
+void print_startup_line(const StoreService& s, const CommonOptions& o, const char* prog, std::string_view facts,
+			std::string_view tail)
+{
+	std::string addrs;
+	for (std::size_t i = 0; i < s.listeners.size(); ++i)
+		addrs += fmt::format("{}{}={}", i ? " " : "", s.listeners[i].proto == Proto::resp ? "resp" : "http",
+				     host_port(o.bind, s.ports[i]));
+	fmt::print("{} {}: transport={} {} {} threads=1 {} recovered_log_entries={} ckpt_entries={}{}\n", prog, kVersion,
+		   s.transport, describe_pool(s.stack->pool, s.stack->created), addrs, facts,
+		   s.stack->report.log_entries, s.stack->report.ckpt_entries, tail);
+}
+
+int serve_store_service(const StoreService& s, Server& server, const char* prog, std::uint64_t done,
+			std::string_view what)
+{
+	const int rc = serve(server);
+	fmt::print("{}: stopping ({}): {} requests, {} {}, {} fences\n", prog,
+		   stop_signal() ? strsignal(stop_signal()) : "error", server.counters().requests, done, what,
+		   s.pool().domain().counters().drains);
+	return rc == 0 ? 0 : 1;
 }
 
 std::string describe_pool(const pmem::Pool& pool, bool created)

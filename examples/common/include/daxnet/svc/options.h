@@ -10,8 +10,10 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "daxnet/buffer.h"
 #include "daxnet/fd.h"
@@ -21,6 +23,7 @@
 #include "daxnet/port.h"
 #include "daxnet/result.h"
 #include "daxnet/size.h"
+#include "daxnet/svc/server.h"
 
 namespace daxnet::svc {
 
@@ -64,9 +67,6 @@ void add_common_options(CLI::App& app, CommonOptions& o, int default_port);
 /// Parses "4096", "64K", "64M", "1G" (binary multiples).
 using daxnet::parse_size;
 
-struct ServerOptions;
-class Server;
-
 /// Sets the client limits of `so` from `o` (--timeout,
 /// --client-output-buffer-limit, --client-query-buffer-limit,
 /// --maxmemory-clients; percentages of
@@ -96,6 +96,57 @@ struct StoreStack {
 /// Opens the stack for `o`. On failure prints "<prog>: <reason>" (and the
 /// recovery report's problems) to stderr and returns nullptr.
 std::unique_ptr<StoreStack> open_store_stack(const CommonOptions& o, const char* prog);
+
+/// A socket a store service listens on: the port asked for (0: any) and
+/// the protocol spoken there.
+struct ListenSpec {
+	int port = 0;
+	Proto proto = Proto::resp;
+};
+
+/// A store service (daxnet-kv, daxnet-wal) ready to serve: what its main()
+/// opens after parsing the options (open_store_service()).
+struct StoreService {
+	std::unique_ptr<StoreStack> stack;
+	std::vector<UniqueFd> fds;        ///< the listening sockets, one per ListenSpec
+	std::vector<Listener> listeners;  ///< the same, for the Server
+	std::vector<int> ports;           ///< each ListenSpec's port as bound
+	std::string transport;            ///< the port's transport by name ("uring", ...)
+	std::string pool_path;            ///< the pool's absolute, normalized path
+
+	const pmem::PoolView& pool() const noexcept { return stack->pool.view(); }
+	pmem::BufferAllocator& alloc() noexcept { return *stack->alloc; }
+	pmem::KvStore& kv() noexcept { return *stack->kv; }
+	Port& port() noexcept { return *stack->port; }
+	/// --pack-small's automatic value: half a buffer on uring, whose
+	/// receive puts every message in a buffer of its own (a 1 KiB value
+	/// would pin 4 KiB), 0 (never) on kernel and epoll, which pack small
+	/// messages as they receive.
+	std::uint32_t auto_pack_small() const noexcept;
+};
+
+/// What both store services' main() do after parsing their options, in
+/// order: --threads must be 1 (one store per pool, one thread in this
+/// version); the stop signals (install_stop_signals()); the store stack
+/// (open_store_stack()); a listener on --bind for each of `listen`; the
+/// client limits of `so` (apply_client_limits(), after the service set
+/// its protocol limits). Returns 0, or the exit code after printing
+/// "<prog>: <reason>" to stderr: 2 for a bad option, 1 when the pool, the
+/// store, the transport or a listener cannot be opened.
+int open_store_service(const CommonOptions& o, const char* prog, std::span<const ListenSpec> listen, ServerOptions& so,
+		       StoreService& out);
+
+/// Prints the startup line (a contract: tests/lib/daxnet_testlib.py):
+/// "<prog> <version>: transport=<t> pool=<...> resp=<host:port> http=<host:port>
+///  threads=1 <facts> recovered_log_entries=N ckpt_entries=M<tail>", the
+/// addresses those of s's listeners.
+void print_startup_line(const StoreService& s, const CommonOptions& o, const char* prog, std::string_view facts,
+			std::string_view tail = {});
+
+/// Runs `server` (serve()), then prints "<prog>: stopping (<signal>): N
+/// requests, <done> <what>, N fences". Returns main()'s exit code.
+int serve_store_service(const StoreService& s, Server& server, const char* prog, std::uint64_t done,
+			std::string_view what);
 
 /// "pool=/p/kv.pool (256 MiB, 58982 buffers x 4096, granularity=page, dax=no, created)"
 std::string describe_pool(const pmem::Pool& pool, bool created);
