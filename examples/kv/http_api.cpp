@@ -43,8 +43,7 @@ void KvService::on_http(Server& srv, Conn& c)
 		return;
 	}
 	if (path.substr(0, 4) != "/kv/" || path.size() == 4) {
-		daxnet::proto::http_response(o, 404, "text/plain", "not found: use /kv/<key>, /stats or /metrics\n",
-					     rq.keep_alive);
+		http_refusal(o, {Refusal::Code::not_found, "not found: use /kv/<key>, /stats or /metrics"}, rq.keep_alive);
 		c.closing = !rq.keep_alive;
 		return;
 	}
@@ -78,7 +77,8 @@ void KvService::on_http(Server& srv, Conn& c)
 		encoded = true;
 	}
 	if (key.size() > cfg_.max_key + 3) {
-		srv.http_error(c, 414, fmt::format("key too long ({} bytes, limit {})", key.size(), cfg_.max_key));
+		srv.http_error(c, {Refusal::Code::too_long,
+				   fmt::format("key too long ({} bytes, limit {})", key.size(), cfg_.max_key)});
 		return;
 	}
 	const bool ka = rq.keep_alive;
@@ -88,24 +88,24 @@ void KvService::on_http(Server& srv, Conn& c)
 	case HttpMethod::head: {
 		ValueRef v{};
 		if (kv_.get(key, v) != 1) {
-			daxnet::proto::http_response(o, 404, "text/plain", "no such key\n", ka);
+			http_refusal(o, {Refusal::Code::not_found, "no such key"}, ka);
 			return;
 		}
 		daxnet::proto::http_head(o, 200, "application/octet-stream", v.size, ka);
 		if (rq.method != HttpMethod::head)
-			daxnet::svc::send_value(srv, c, pool_, v.slices, v.size);
+			daxnet::svc::send_value(srv, c, o, pool_, v.slices, v.size);
 		return;
 	}
 	case HttpMethod::put:
 	case HttpMethod::post: {
 		if (rq.content_length > cfg_.max_value) {
-			srv.http_error(c, 413, fmt::format("value too large (limit {} bytes)", cfg_.max_value));
+			srv.http_error(c, {Refusal::Code::too_large, fmt::format("value too large (limit {} bytes)", cfg_.max_value)});
 			return;
 		}
 		core_.reclaim_if_short();
 		if (core_.is_full()) {
 			++refused_;
-			daxnet::svc::http_refusal(o, pool_full_refusal(), ka);
+			http_refusal(o, pool_full_refusal(), ka);
 			return;
 		}
 		Slice k;
@@ -117,11 +117,11 @@ void KvService::on_http(Server& srv, Conn& c)
 			rc = kv_slices(c, key_range, rq.body, k);
 		}
 		if (rc < 0) {
-			daxnet::svc::http_refusal(o, pool_full_refusal(), ka);
+			http_refusal(o, pool_full_refusal(), ka);
 			return;
 		}
 		if (const auto why = stage_set(k, 0)) {
-			daxnet::svc::http_refusal(o, *why, ka);
+			http_refusal(o, *why, ka);
 			return;
 		}
 		daxnet::proto::http_response(o, 200, "text/plain", "OK\n", ka);
@@ -129,7 +129,7 @@ void KvService::on_http(Server& srv, Conn& c)
 	}
 	case HttpMethod::del: {
 		if (!kv_.exists(key)) {
-			daxnet::proto::http_response(o, 404, "text/plain", "no such key\n", ka);
+			http_refusal(o, {Refusal::Code::not_found, "no such key"}, ka);
 			return;
 		}
 		Slice k;
@@ -146,7 +146,7 @@ void KvService::on_http(Server& srv, Conn& c)
 		if (rc == 0)
 			rc = stage_del(k);
 		if (rc < 0) {
-			daxnet::proto::http_response(o, 507, "text/plain", "delete failed\n", ka);
+			http_refusal(o, {Refusal::Code::failed, "delete failed"}, ka);
 			return;
 		}
 		daxnet::proto::http_response(o, 200, "text/plain", "1\n", ka);
@@ -155,7 +155,7 @@ void KvService::on_http(Server& srv, Conn& c)
 	case HttpMethod::other:
 		break;
 	}
-	daxnet::proto::http_response(o, 405, "text/plain", "method not allowed\n", ka, "Allow: GET, HEAD, PUT, POST, DELETE\r\n");
+	http_refusal(o, {Refusal::Code::not_allowed, "method not allowed"}, ka, "Allow: GET, HEAD, PUT, POST, DELETE\r\n");
 }
 
 }  // namespace daxnet::kv

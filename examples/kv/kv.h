@@ -47,6 +47,7 @@ using daxnet::pmem::ValueRef;
 using daxnet::proto::OutBuf;
 using daxnet::proto::StreamRange;
 using daxnet::svc::Conn;
+using daxnet::svc::http_refusal;
 using daxnet::svc::MaybeRefusal;
 using daxnet::svc::Refusal;
 using daxnet::svc::resp_refusal;

@@ -91,12 +91,9 @@ void KvService::reply_null(Ctx& x)
 
 void KvService::reply_value(Ctx& x, const ValueRef& v)
 {
-	if (&x.o != &x.c.tx.bytes()) {
-		reply_value_copy(x, v);  // a reply captured (a script's redis.call)
-		return;
-	}
+	// send_value() copies into a captured reply (a script's redis.call)
 	resp::bulk_header(x.o, v.size);
-	daxnet::svc::send_value(x.srv, x.c, pool_, v.slices, v.size);
+	daxnet::svc::send_value(x.srv, x.c, x.o, pool_, v.slices, v.size);
 	resp::crlf(x.o);
 }
 

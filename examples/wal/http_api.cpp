@@ -112,13 +112,12 @@ void WalService::append(Server& srv, Conn& c, std::string_view name, StreamRange
 	auto& o = c.tx.bytes();
 	const bool ka = rq.keep_alive;
 	if (rq.content_length > max_body_) {
-		srv.http_error(c, 413, fmt::format("body too large (limit {} bytes)", max_body_));
+		srv.http_error(c, {Refusal::Code::too_large, fmt::format("body too large (limit {} bytes)", max_body_)});
 		return;
 	}
 	const std::string_view batch = query_param(query, "batch");
 	if (!batch.empty() && batch != "lines") {
-		daxnet::proto::http_response(o, 400, "text/plain", "batch=lines (one record per line) is the only batch mode\n",
-					     ka);
+		http_refusal(o, {Refusal::Code::bad_request, "batch=lines (one record per line) is the only batch mode"}, ka);
 		return;
 	}
 	if (core_.is_full())
@@ -219,7 +218,7 @@ void WalService::append(Server& srv, Conn& c, std::string_view name, StreamRange
 	if (!batch.empty()) {
 		++batches_;
 		if (count == 0) {
-			daxnet::proto::http_response(o, 400, "text/plain", "batch=lines: the body has no line\n", ka);
+			http_refusal(o, {Refusal::Code::bad_request, "batch=lines: the body has no line"}, ka);
 			return;
 		}
 		daxnet::proto::http_response(
@@ -251,7 +250,7 @@ void WalService::read(Server& srv, Conn& c, std::string_view name, std::string_v
 			 mb = query_param(query, "max_bytes"), w = query_param(query, "wait");
 	if ((!f.empty() && !parse_u64(f, a.from)) || (!l.empty() && !parse_u64(l, a.limit)) ||
 	    (!mb.empty() && !parse_u64(mb, a.max_bytes)) || (!w.empty() && !parse_u64(w, wait_ms))) {
-		daxnet::proto::http_response(o, 400, "text/plain", "from, limit, max_bytes and wait must be numbers\n", ka);
+		http_refusal(o, {Refusal::Code::bad_request, "from, limit, max_bytes and wait must be numbers"}, ka);
 		return;
 	}
 	a.limit = std::min(a.limit, kMaxLimit);
@@ -283,7 +282,7 @@ void WalService::respond_read(Server& srv, Conn& c, std::string_view name, const
 	auto& o = c.tx.bytes();
 	const bool ka = a.keep_alive;
 	if (!kv_.stream_exists(name)) {
-		daxnet::proto::http_response(o, 404, "text/plain", "no such stream\n", ka);
+		http_refusal(o, {Refusal::Code::not_found, "no such stream"}, ka);
 		return;
 	}
 	const std::uint64_t length = kv_.stream_length(name);
@@ -326,7 +325,7 @@ void WalService::respond_read(Server& srv, Conn& c, std::string_view name, const
 					       static_cast<unsigned long long>(e.body.size));
 			o.append(line, static_cast<std::size_t>(ll));
 		}
-		daxnet::svc::send_value(srv, c, pool_, e.body.slices, e.body.size);
+		daxnet::svc::send_value(srv, c, o, pool_, e.body.slices, e.body.size);
 		if (!raw)
 			o.put('\n');
 	}
@@ -367,19 +366,21 @@ void WalService::trim(Server&, Conn& c, std::string_view name, StreamRange name_
 	const bool ka = c.http.request().keep_alive;
 	std::uint64_t before = 0;
 	if (!parse_u64(query_param(query, "before"), before)) {
-		daxnet::proto::http_response(o, 400, "text/plain",
-					     "DELETE /log/<stream>?before=N: N (a number) is the first record to keep\n", ka);
+		http_refusal(o,
+			     {Refusal::Code::bad_request, "DELETE /log/<stream>?before=N: N (a number) is the first record to keep"},
+			     ka);
 		return;
 	}
 	if (!kv_.stream_exists(name)) {
-		daxnet::proto::http_response(o, 404, "text/plain", "no such stream\n", ka);
+		http_refusal(o, {Refusal::Code::not_found, "no such stream"}, ka);
 		return;
 	}
 	const std::uint64_t length = kv_.stream_length(name);
 	if (before > length) {
-		daxnet::proto::http_response(
-			o, 416, "text/plain",
-			fmt::format("before={} is beyond the stream's end ({} records appended)\n", before, length), ka);
+		http_refusal(o,
+			     {Refusal::Code::out_of_range,
+			      fmt::format("before={} is beyond the stream's end ({} records appended)", before, length)},
+			     ka);
 		return;
 	}
 	std::int64_t rc = 0;
@@ -391,9 +392,10 @@ void WalService::trim(Server&, Conn& c, std::string_view name, StreamRange name_
 			return n.len ? kv_.stream_trim(n, before) : -ENOSPC;
 		});
 		if (rc < 0) {
-			daxnet::proto::http_response(o, 507, "text/plain",
-						     fmt::format("daxnet: trim failed: {}\n", std::strerror(static_cast<int>(-rc))),
-						     ka);
+			http_refusal(o,
+				     {Refusal::Code::failed,
+				      fmt::format("daxnet: trim failed: {}", std::strerror(static_cast<int>(-rc)))},
+				     ka);
 			return;
 		}
 		core_.staged();
@@ -467,13 +469,12 @@ void WalService::on_http(Server& srv, Conn& c)
 		return;
 	}
 	if (path.substr(0, 5) != "/log/") {
-		daxnet::proto::http_response(o, 404, "text/plain", "not found: use /log/<stream>, /stats or /metrics\n", ka);
+		http_refusal(o, {Refusal::Code::not_found, "not found: use /log/<stream>, /stats or /metrics"}, ka);
 		return;
 	}
 	std::string_view name = path.substr(5);
 	if (!valid_stream_name(name)) {
-		daxnet::proto::http_response(o, 400, "text/plain",
-					     "stream names are 1-200 characters of A-Z a-z 0-9 . _ -\n", ka);
+		http_refusal(o, {Refusal::Code::bad_request, "stream names are 1-200 characters of A-Z a-z 0-9 . _ -"}, ka);
 		return;
 	}
 	if (rq.method == HttpMethod::post || rq.method == HttpMethod::put)
@@ -483,8 +484,7 @@ void WalService::on_http(Server& srv, Conn& c)
 	else if (get)
 		read(srv, c, name, query);
 	else
-		daxnet::proto::http_response(o, 405, "text/plain", "method not allowed\n", ka,
-					     "Allow: GET, HEAD, POST, DELETE\r\n");
+		http_refusal(o, {Refusal::Code::not_allowed, "method not allowed"}, ka, "Allow: GET, HEAD, POST, DELETE\r\n");
 }
 
 }  // namespace daxnet::wal

@@ -26,6 +26,16 @@ int Refusal::http_status() const noexcept
 		return 507;
 	case Code::too_large:
 		return 413;
+	case Code::bad_request:
+		return 400;
+	case Code::not_found:
+		return 404;
+	case Code::not_allowed:
+		return 405;
+	case Code::too_long:
+		return 414;
+	case Code::out_of_range:
+		return 416;
 	case Code::error:
 		break;
 	}
@@ -55,11 +65,10 @@ void http_refusal(proto::OutBuf& o, const Refusal& r, bool keep_alive, std::stri
 
 // ---- replies ----------------------------------------------------------------
 
-void send_value(Server& srv, Conn& c, const pmem::PoolView& pool, std::span<const pmem::Slice> slices,
-		std::uint64_t size)
+void send_value(Server& srv, Conn& c, proto::OutBuf& o, const pmem::PoolView& pool,
+		std::span<const pmem::Slice> slices, std::uint64_t size)
 {
-	if (size <= kInlineValueMax) {
-		auto& o = c.tx.bytes();
+	if (size <= kInlineValueMax || &o != &c.tx.bytes()) {
 		for (const pmem::Slice& s : slices)
 			o.append(pmem::slice_bytes(pool, s));
 		return;

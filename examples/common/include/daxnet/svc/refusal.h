@@ -19,10 +19,15 @@ namespace daxnet::svc {
 
 struct Refusal {
 	enum class Code : std::uint8_t {
-		error,      ///< anything else: RESP "ERR", HTTP 500
-		full,       ///< pool or log full (ENOSPC): RESP "OOM", HTTP 507
-		too_large,  ///< larger than the store takes (EMSGSIZE): RESP "ERR", HTTP 413
-		failed,     ///< the store refused the write otherwise: RESP "ERR", HTTP 507
+		error,         ///< anything else: RESP "ERR", HTTP 500
+		full,          ///< pool or log full (ENOSPC): RESP "OOM", HTTP 507
+		too_large,     ///< larger than the store takes (EMSGSIZE): RESP "ERR", HTTP 413
+		failed,        ///< the store refused the write otherwise: RESP "ERR", HTTP 507
+		bad_request,   ///< malformed arguments: RESP "ERR", HTTP 400
+		not_found,     ///< no such key, stream or path: RESP "ERR", HTTP 404
+		not_allowed,   ///< a method the resource does not take: RESP "ERR", HTTP 405
+		too_long,      ///< a key or name over its limit: RESP "ERR", HTTP 414
+		out_of_range,  ///< a position beyond the end: RESP "ERR", HTTP 416
 	};
 	Code code = Code::error;
 	std::string message;  ///< without a protocol prefix ("daxnet: ...", Redis's wording)

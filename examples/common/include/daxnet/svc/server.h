@@ -49,6 +49,7 @@
 #include "daxnet/proto/http.h"
 #include "daxnet/proto/reply.h"
 #include "daxnet/proto/resp.h"
+#include "daxnet/svc/refusal.h"
 
 namespace daxnet::svc {
 
@@ -244,6 +245,9 @@ public:
 	void resp_error(Conn& c, std::string_view msg) { proto::resp::error(c.tx.bytes(), msg); }
 	/// Queues an HTTP error response and closes the connection after it.
 	void http_error(Conn& c, int status, std::string_view msg);
+	/// The same for a service's refusal (its status and message), when
+	/// the request cannot be read on (a body over the limit).
+	void http_error(Conn& c, const Refusal& r) { http_error(c, r.http_status(), r.message); }
 	/// A reply was queued on `c` outside on_resp/on_http (e.g. from
 	/// end_of_pass, for a request that waited): send it this pass.
 	void wake(Conn& c) { mark_dirty(c); }

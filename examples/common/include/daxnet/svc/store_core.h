@@ -30,11 +30,13 @@ namespace daxnet::svc {
 /// from the pool buffers that hold them.
 inline constexpr std::uint64_t kInlineValueMax = 1024;
 
-/// Queues the stored value `slices` (`size` bytes in all) on c's replies:
-/// copied when at most kInlineValueMax bytes, else as TX slots naming the
-/// buffers (a reference on each until it is handed to the port).
-void send_value(Server& srv, Conn& c, const pmem::PoolView& pool, std::span<const pmem::Slice> slices,
-		std::uint64_t size);
+/// Appends the stored value `slices` (`size` bytes in all) to the reply
+/// `o`: copied when at most kInlineValueMax bytes or when `o` is not c's
+/// reply stream (c.tx.bytes()), else sent from the buffers holding it, as
+/// TX slots after what `o` holds (a reference on each until it is handed to
+/// the port).
+void send_value(Server& srv, Conn& c, proto::OutBuf& o, const pmem::PoolView& pool,
+		std::span<const pmem::Slice> slices, std::uint64_t size);
 
 /// When reclaim_if_short() starts a checkpoint.
 struct ReclaimPolicy {
