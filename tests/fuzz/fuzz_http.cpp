@@ -22,12 +22,13 @@
 #include <vector>
 
 #include "daxnet/proto/http.h"
-#include "fuzz.h"
+#include "fuzz_parser.h"
 
 namespace {
 
-using daxnet::fuzz::FuzzInput;
+using daxnet::fuzz::same_however_sliced;
 using daxnet::fuzz::Slicer;
+using daxnet::fuzz::WireSlices;
 using daxnet::proto::HttpLimits;
 using daxnet::proto::HttpMethod;
 using daxnet::proto::HttpParser;
@@ -110,17 +111,8 @@ void check_request(const Request& q, std::span<const std::uint8_t> w, const Http
 
 Outcome run(std::span<const std::uint8_t> w, const HttpLimits& lim, Slicer* sl, bool bytewise)
 {
-	std::vector<std::vector<std::byte>> store;
-	SliceChain chain;
-	for (std::size_t at = 0; at < w.size();) {
-		std::size_t n = bytewise ? 1 : sl ? sl->next() : w.size();
-		if (n > w.size() - at)
-			n = w.size() - at;
-		auto& v = store.emplace_back(n);
-		std::memcpy(v.data(), w.data() + at, n);
-		chain.push(v.data(), static_cast<std::uint32_t>(n), static_cast<std::uint32_t>(store.size()), 0);
-		at += n;
-	}
+	const WireSlices ws(w, sl, bytewise);
+	const SliceChain& chain = ws.chain();
 
 	HttpParser p(lim);
 	Outcome out;
@@ -168,18 +160,5 @@ Outcome run(std::span<const std::uint8_t> w, const HttpLimits& lim, Slicer* sl, 
 
 DAXNET_FUZZ_TARGET(http)
 {
-	FuzzInput in(data, size);
-	const HttpLimits lim = limits_from(in.u8());
-	const std::uint8_t seed = in.u8();
-	const auto wire = in.rest();
-
-	const Outcome whole = run(wire, lim, nullptr, false);
-	Slicer sl(seed, 1 + (seed & 15));
-	const Outcome cut = run(wire, lim, &sl, false);
-	FUZZ_CHECK_MSG(cut == whole, "sliced: " + describe(cut) + " vs whole: " + describe(whole));
-	if (wire.size() <= 4096) {
-		const Outcome bytes = run(wire, lim, nullptr, true);
-		FUZZ_CHECK_MSG(bytes == whole, "bytewise: " + describe(bytes) + " vs whole: " + describe(whole));
-	}
-	return 0;
+	return same_however_sliced(data, size, limits_from, run, describe);
 }

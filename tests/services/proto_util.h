@@ -41,6 +41,31 @@ struct SlicedInput {
 	}
 };
 
+/// Feeds every slice of `in` to the parser `p`: `done()` for each complete
+/// request (then p.next()), `other()` after each feed that completed none;
+/// stops at a protocol error (false).
+template <class Parser, class Done, class Other>
+bool feed_all(const SlicedInput& in, Parser& p, Done done, Other other)
+{
+	for (std::size_t i = 0; i < in.chain.size(); ++i) {
+		const proto::RxSlice& s = in.chain.at(i);
+		std::size_t from = 0;
+		while (from < s.len) {
+			auto r = p.feed(s, from);
+			from += r.used;
+			if (r.status == proto::ParseStatus::done) {
+				done();
+				p.next();
+			} else if (r.status == proto::ParseStatus::error) {
+				return false;
+			} else {
+				other();
+			}
+		}
+	}
+	return true;
+}
+
 struct RespOutcome {
 	std::vector<std::vector<std::string>> requests;
 	std::string error;  ///< empty when no protocol error
@@ -54,30 +79,25 @@ inline RespOutcome run_resp(std::string_view wire, std::size_t step, const proto
 	SlicedInput in(wire, step);
 	proto::RespParser p(lim);
 	RespOutcome out;
-	for (std::size_t i = 0; i < in.chain.size(); ++i) {
-		const proto::RxSlice& s = in.chain.at(i);
-		std::size_t from = 0;
-		while (from < s.len) {
-			auto r = p.feed(s, from);
-			from += r.used;
-			if (r.status == proto::ParseStatus::done) {
-				std::vector<std::string> args;
-				if (p.inline_quoted()) {
-					// what the service does: split the line by Redis' rules
-					++out.quoted;
-					if (!proto::split_inline(in.str(p.inline_line()), args))
-						out.unbalanced = true;
-				} else {
-					for (auto a : p.args())
-						args.push_back(in.str(a));
-				}
-				out.requests.push_back(std::move(args));
-				p.next();
-			} else if (r.status == proto::ParseStatus::error) {
-				out.error = std::string(p.error_message());
-				return out;
+	const bool ok = feed_all(
+		in, p,
+		[&] {
+			std::vector<std::string> args;
+			if (p.inline_quoted()) {
+				// what the service does: split the line by Redis' rules
+				++out.quoted;
+				if (!proto::split_inline(in.str(p.inline_line()), args))
+					out.unbalanced = true;
+			} else {
+				for (auto a : p.args())
+					args.push_back(in.str(a));
 			}
-		}
+			out.requests.push_back(std::move(args));
+		},
+		[] {});
+	if (!ok) {
+		out.error = std::string(p.error_message());
+		return out;
 	}
 	out.pending = p.mid_request();
 	return out;
@@ -100,24 +120,20 @@ inline HttpOutcome run_http(std::string_view wire, std::size_t step, const proto
 	SlicedInput in(wire, step);
 	proto::HttpParser p(lim);
 	HttpOutcome out;
-	for (std::size_t i = 0; i < in.chain.size(); ++i) {
-		const proto::RxSlice& s = in.chain.at(i);
-		std::size_t from = 0;
-		while (from < s.len) {
-			auto r = p.feed(s, from);
-			from += r.used;
-			if (r.status == proto::ParseStatus::done) {
-				const auto& q = p.request();
-				out.requests.push_back({q, in.str(q.method_range), in.str(q.target), in.str(q.body)});
-				p.next();
-			} else if (r.status == proto::ParseStatus::error) {
-				out.status = p.error_status();
-				out.error = std::string(p.error_message());
-				return out;
-			} else if (p.headers_complete()) {
+	const bool ok = feed_all(
+		in, p,
+		[&] {
+			const auto& q = p.request();
+			out.requests.push_back({q, in.str(q.method_range), in.str(q.target), in.str(q.body)});
+		},
+		[&] {
+			if (p.headers_complete())
 				out.headers_seen_pending = true;
-			}
-		}
+		});
+	if (!ok) {
+		out.status = p.error_status();
+		out.error = std::string(p.error_message());
+		return out;
 	}
 	out.pending = p.mid_request();
 	return out;
