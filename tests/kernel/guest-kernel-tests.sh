@@ -114,7 +114,7 @@ fi
 # across two netns, zero-copy RX/TX on the DAX pool.
 zc=$DXSRC/tests/kernel/zc/guest-zc.sh
 if wanted zc && [ -x "$DXBUILD/tests/kernel/zc/zc_ring" ]; then
-	run_step zc 600 env DXZC_SUITE=1 sh "$zc"
+	run_step zc 900 env DXZC_SUITE=1 sh "$zc"
 fi
 
 if grep -q '^daxnet ' /proc/modules; then
