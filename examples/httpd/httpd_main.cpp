@@ -208,7 +208,7 @@ void HttpdService::on_http(Server& srv, Conn& c)
 		}
 		if (rc < 0) {
 			++refused_;
-			daxnet::proto::http_response(c.tx.bytes(), 507, "text/plain", "daxnet: log full\n", ka);
+			daxnet::svc::http_refusal(c.tx.bytes(), {daxnet::svc::Refusal::Code::full, "daxnet: log full"}, ka);
 			return;
 		}
 		++staged_;
@@ -216,7 +216,7 @@ void HttpdService::on_http(Server& srv, Conn& c)
 		return;
 	}
 	if (rq.method != HttpMethod::get && rq.method != HttpMethod::head) {
-		daxnet::proto::http_response(c.tx.bytes(), 405, "text/plain", "method not allowed\n", ka);
+		daxnet::svc::http_refusal(c.tx.bytes(), {daxnet::svc::Refusal::Code::not_allowed, "method not allowed"}, ka);
 		return;
 	}
 	if (ka && rq.method == HttpMethod::get) {
