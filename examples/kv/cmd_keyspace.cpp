@@ -255,36 +255,32 @@ void reply_ttl(OutBuf& o, int rc, const ValueRef& v, bool ms, bool absolute)
 
 }  // namespace
 
-void KvService::cmd_ttl(Ctx& x)
+void KvService::ttl_generic(Ctx& x, bool ms, bool absolute)
 {
 	std::string buf;
 	ValueRef v{};
 	const int rc = lookup(skey(x, x.arg(1), buf), v);
-	reply_ttl(x.o, rc, v, false, false);
+	reply_ttl(x.o, rc, v, ms, absolute);
+}
+
+void KvService::cmd_ttl(Ctx& x)
+{
+	ttl_generic(x, false, false);
 }
 
 void KvService::cmd_pttl(Ctx& x)
 {
-	std::string buf;
-	ValueRef v{};
-	const int rc = lookup(skey(x, x.arg(1), buf), v);
-	reply_ttl(x.o, rc, v, true, false);
+	ttl_generic(x, true, false);
 }
 
 void KvService::cmd_expiretime(Ctx& x)
 {
-	std::string buf;
-	ValueRef v{};
-	const int rc = lookup(skey(x, x.arg(1), buf), v);
-	reply_ttl(x.o, rc, v, false, true);
+	ttl_generic(x, false, true);
 }
 
 void KvService::cmd_pexpiretime(Ctx& x)
 {
-	std::string buf;
-	ValueRef v{};
-	const int rc = lookup(skey(x, x.arg(1), buf), v);
-	reply_ttl(x.o, rc, v, true, true);
+	ttl_generic(x, true, true);
 }
 
 void KvService::expire_generic(Ctx& x, std::uint64_t base_ms, bool seconds)

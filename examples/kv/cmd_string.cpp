@@ -458,8 +458,13 @@ void KvService::cmd_setnx(Ctx& x)
 	resp::integer(x.o, 1);
 }
 
-void KvService::set_with_expiry(Ctx& x, std::int64_t n, bool seconds)
+void KvService::set_with_expiry(Ctx& x, bool seconds)
 {
+	std::int64_t n = 0;
+	if (!parse_i64(x.arg(2), n)) {
+		resp::error(x.o, "ERR value is not an integer or out of range");
+		return;
+	}
 	const char* name = seconds ? "setex" : "psetex";
 	const auto now = static_cast<std::int64_t>(now_ms());
 	if (n <= 0 || (seconds && n > INT64_MAX / 1000) || (seconds ? n * 1000 : n) > INT64_MAX - now) {
@@ -483,22 +488,12 @@ void KvService::set_with_expiry(Ctx& x, std::int64_t n, bool seconds)
 
 void KvService::cmd_setex(Ctx& x)
 {
-	std::int64_t n = 0;
-	if (!parse_i64(x.arg(2), n)) {
-		resp::error(x.o, "ERR value is not an integer or out of range");
-		return;
-	}
-	set_with_expiry(x, n, true);
+	set_with_expiry(x, true);
 }
 
 void KvService::cmd_psetex(Ctx& x)
 {
-	std::int64_t n = 0;
-	if (!parse_i64(x.arg(2), n)) {
-		resp::error(x.o, "ERR value is not an integer or out of range");
-		return;
-	}
-	set_with_expiry(x, n, false);
+	set_with_expiry(x, false);
 }
 
 void KvService::cmd_msetnx(Ctx& x)

@@ -413,9 +413,12 @@ private:
 	std::string client_line(Server& srv, const Client& cl, std::string_view cmd);
 	bool config_get(std::string_view name, std::string& out) const;
 	void expire_generic(Ctx& x, std::uint64_t base_ms, bool seconds);
+	/// TTL, PTTL, EXPIRETIME, PEXPIRETIME: `ms` or seconds, left or `absolute`.
+	void ttl_generic(Ctx& x, bool ms, bool absolute);
 	void getrange_impl(Ctx& x);
 	void rename_impl(Ctx& x, bool nx);
-	void set_with_expiry(Ctx& x, std::int64_t n, bool seconds);
+	/// SETEX (`seconds`) and PSETEX: key, time (argument 2), value.
+	void set_with_expiry(Ctx& x, bool seconds);
 	/// EX/PX/EXAT/PXAT value -> absolute ms; false after replying the error.
 	bool parse_expiry(Ctx& x, std::string_view unit, std::string_view val, const char* cmd, std::int64_t& ms);
 	/// The name an expiry deletion propagates as (lazyfree-lazy-expire).
