@@ -134,6 +134,11 @@ void KvStore::apply(const Entry& e)
 	}
 	switch (e.type) {
 	case RecordType::kv_set: {
+		// Everything that allocates comes first (the new slice lists,
+		// the index node): a failure (bad_alloc) leaves the index and
+		// its counts as they were, the old value in place.
+		Item fresh;
+		assign_slices(fresh, e.value, e.value_crc);
 		const std::string_view k = view(e.key);
 		auto it = index_.find(k);
 		if (it == index_.end()) {
@@ -143,7 +148,8 @@ void KvStore::apply(const Entry& e)
 		}
 		if (k.data() != it->first.data()) {
 			// Re-key onto the newest key slice, so the old buffer can be
-			// released by the next checkpoint.
+			// released by the next checkpoint (the map keeps its size:
+			// no rehash, nothing allocated).
 			auto nh = index_.extract(it);
 			nh.key() = k;
 			it = index_.insert(std::move(nh)).position;
@@ -153,7 +159,12 @@ void KvStore::apply(const Entry& e)
 		item.key = e.key;
 		item.key_crc = e.key_crc;
 		item.expiry = e.aux;
-		assign_slices(item, e.value, e.value_crc);
+		item.size = fresh.size;
+		item.nslices = fresh.nslices;
+		item.first = fresh.first;
+		item.first_crc = fresh.first_crc;
+		item.many.swap(fresh.many);
+		item.many_crc.swap(fresh.many_crc);
 		account(item.key, item.ref().slices, item.size, 1, movable(item.size));
 		break;
 	}
@@ -170,12 +181,27 @@ void KvStore::apply(const Entry& e)
 		key_records_ = 0;
 		break;
 	case RecordType::stream_append: {
+		// Allocations first, as for kv_set: a failure changes nothing.
 		StreamEntry se;
 		se.stamp = e.aux;
 		assign_slices(se, e.value, e.value_crc);
-		Stream& st = stream_for(e.key, e.key_crc);
-		account(Slice{}, value_ref(se, 0).slices, se.size, 1, false);
-		st.entries.push_back(std::move(se));
+		const std::string_view n = view(e.key);
+		auto it = streams_.find(n);
+		const bool created = it == streams_.end();
+		if (created)
+			it = streams_.emplace(n, Stream{}).first;
+		Stream& st = it->second;
+		try {
+			st.entries.push_back(std::move(se));
+		} catch (...) {
+			if (created)
+				streams_.erase(it);  // a stream no pending checkpoint knows
+			throw;
+		}
+		if (created)
+			stream_created(st, e.key, e.key_crc);
+		const StreamEntry& x = st.entries.back();
+		account(Slice{}, value_ref(x, 0).slices, x.size, 1, false);
 		stream_records_ += wal_records_for(e.value.size());
 		break;
 	}
@@ -204,12 +230,17 @@ KvStore::Stream& KvStore::stream_for(const Slice& name, std::uint32_t name_crc)
 	auto it = streams_.find(n);
 	if (it == streams_.end()) {
 		it = streams_.emplace(n, Stream{}).first;  // keyed by the bytes of its first name slice
-		it->second.name = name;
-		it->second.name_crc = name_crc;
-		account(name, {}, 0, 1, false);  // the name slice is kept for good
-		stream_records_++;  // §Capacity: its STREAM_TRIM in a checkpoint
+		stream_created(it->second, name, name_crc);
 	}
 	return it->second;
+}
+
+void KvStore::stream_created(Stream& st, const Slice& name, std::uint32_t name_crc) noexcept
+{
+	st.name = name;
+	st.name_crc = name_crc;
+	account(name, {}, 0, 1, false);  // the name slice is kept for good
+	stream_records_++;  // §Capacity: its STREAM_TRIM in a checkpoint
 }
 
 void KvStore::forget_item(const Item& it) noexcept
@@ -286,15 +317,23 @@ int KvStore::append_logged(const Entry& e, bool frees) noexcept
 	if (const int rc = wal_.append(e); rc < 0)
 		return rc;
 	try {
+		if (fault_apply_) {
+			fault_apply_ = false;
+			throw std::bad_alloc();  // test hook (CleanerOptions::fault_enomem_every)
+		}
 		// The index keeps the CRCs the records hold: checkpoints reuse
 		// them instead of reading every payload again.
 		Entry a = e;
 		wal_.last_crcs(a.key_crc, crc_scratch_);
 		a.crc_known = true;
 		a.value_crc = crc_scratch_;
-		apply(a);
+		apply(a);  // all or nothing: a failure leaves the index unchanged
 	} catch (const std::bad_alloc&) {
-		return -ENOMEM;  // logged but not indexed: visible after restart
+		// All or nothing: the log takes the entry back, so the index and
+		// the log agree (no value, no stream position, that a restart
+		// would see and this run does not).
+		(void)wal_.unstage_last();
+		return -ENOMEM;
 	}
 	if (frees && live_records() < ckpt_failed_at_)
 		ckpt_failed_at_ = UINT64_MAX;  // space was freed: a checkpoint may fit again

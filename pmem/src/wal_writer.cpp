@@ -108,6 +108,35 @@ void Wal::last_crcs(std::uint32_t& key_crc, std::vector<std::uint32_t>& out) con
 	}
 }
 
+int Wal::unstage_last() noexcept
+{
+	if (last_n_ == 0 || staged_entries_ == 0 || last_seq0_ + last_n_ != next_seq_)
+		return -EINVAL;
+	// The records may already be durable in their slots (flushed at
+	// append). A valid record right after the next BATCH_END would read
+	// as "a later batch was started" (§Recovery step 4) and make a torn
+	// payload before it look like corruption: overwrite them with an
+	// invalid record (zeros) and make that durable now, before anything
+	// else is committed. Rare (an allocation failed): one drain.
+	PersistDomain& d = pool_.domain();
+	for (std::uint32_t i = 0; i < last_n_; i++) {
+		WalRecord* r = slot(last_seq0_ + i);
+		for_slices(*r, [this](std::uint32_t buf) { alloc_->unref(buf); });
+		std::memset(static_cast<void*>(r), 0, sizeof(*r));
+		d.flush(*r);
+	}
+	d.drain();
+	next_seq_ = last_seq0_;
+	staged_entries_--;
+	stats_.entries--;
+	stats_.records -= last_n_;
+	// The previous staged entry (if any) ends right before: it is the one
+	// commit() marks with BATCH_END.
+	last_staged_ = staged_entries_ ? slot(next_seq_ - 1) : nullptr;
+	last_n_ = 0;
+	return 0;
+}
+
 int Wal::commit() noexcept
 {
 	if (staged_entries_ == 0)

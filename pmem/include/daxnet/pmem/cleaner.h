@@ -52,7 +52,8 @@ struct CleanerOptions {
 	double frag_gain = 0.25;
 	/// Test hook, off (0) in every service: every Nth relocation is
 	/// staged and then fails with -ENOMEM, as when indexing it runs out of
-	/// memory after the WAL took it. Checked on the cleaner's path only.
+	/// memory after the WAL took it (the log takes it back: all or
+	/// nothing). Checked on the cleaner's path only.
 	std::uint32_t fault_enomem_every = 0;
 };
 

@@ -317,6 +317,8 @@ private:
 	void apply(const Entry& e);
 	/// The stream named by `name`, created (empty, first 0) when missing.
 	Stream& stream_for(const Slice& name, std::uint32_t name_crc);
+	/// A stream just added to streams_: its name and counts.
+	void stream_created(Stream& st, const Slice& name, std::uint32_t name_crc) noexcept;
 	int ckpt_begin() noexcept;
 	/// Writes up to `budget` more entries (a bucket is written whole); 1
 	/// when complete, 0 when not, -EAGAIN when the index rehashed (begin
@@ -387,6 +389,9 @@ private:
 	std::uint64_t move_limit_ = 0;
 	std::unique_ptr<CleanerState> cleaner_;
 	CleanerStats cleaner_stats_{};
+	/// Test hook: the next append_logged() fails to index its entry
+	/// (bad_alloc) after the WAL staged it (CleanerOptions::fault_enomem_every).
+	bool fault_apply_ = false;
 	ExpireHook expire_hook_ = nullptr;
 	void* expire_ctx_ = nullptr;
 };

@@ -252,6 +252,16 @@ public:
 	/// (key, then value slices in order), as its records hold them.
 	void last_crcs(std::uint32_t& key_crc, std::vector<std::uint32_t>& out) const;
 
+	/// Takes back the entry the last successful append() staged, when it is
+	/// still the newest and not committed (docs/wal-format.md §Appending:
+	/// a caller that cannot index it makes the append all or nothing). Its
+	/// buffer references are dropped, its records overwritten with an
+	/// invalid one (zeros) and made durable (one drain: a valid leftover
+	/// after a later BATCH_END would mislead recovery), and its seqs are
+	/// given again by the next append. Returns 0, or -EINVAL when there is
+	/// nothing to take back.
+	int unstage_last() noexcept;
+
 	/// Makes every staged entry durable with one drain (none when nothing is
 	/// staged). Returns the number of entries committed.
 	int commit() noexcept;
