@@ -8,12 +8,14 @@
 // cycle that emptied a buffer, none for a cycle that emptied nothing.
 //
 // A cycle: scan the buffers for victims (the lowest live fraction, nothing
-// unmovable), a bounded number per call; walk the index bucket by bucket
-// over as many calls as it takes, moving every movable key that touches a
-// victim; then, if it emptied a victim, ask for a checkpoint. Keys set since the walk passed their bucket were received
-// into buffers the network layer held, never into a victim (victims are
-// allocated), except a victim that was still a receive buffer: it is simply
-// not freed this time.
+// unmovable), a bounded number per call; walk the victims over as many
+// calls as it takes, moving every movable key that has a slice in one (the
+// keys of a buffer are listed in buf_items_, so a cycle costs what its
+// victims hold, not what the index holds); then, if it emptied a victim,
+// ask for a checkpoint. Keys set since the walk passed their victim were
+// received into buffers the network layer held, never into a victim
+// (victims are allocated), except a victim that was still a receive
+// buffer: it is simply not freed this time.
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -153,6 +155,7 @@ int KvStore::clean_start() noexcept
 	// This cycle wins `gain`; fragmentation is judged on every candidate
 	// the scan saw (later cycles take the rest).
 	const std::int64_t gain = gain_of(live, k);
+	const auto need = static_cast<std::uint32_t>(static_cast<std::int64_t>(k) - gain);
 	const std::int64_t gain_all = gain_of(std::max(c.live_all, live), std::max<std::uint64_t>(c.ncand, k));
 	const bool low = static_cast<double>(a.free_count()) < o.low_free * n;
 	const bool frag = gain_all >= 8 && static_cast<double>(gain_all) >= o.frag_gain * c.holding;
@@ -165,8 +168,9 @@ int KvStore::clean_start() noexcept
 	}
 	cleaner_stats_.victims += k;
 	c.cycle = true;
-	c.buckets = index_.bucket_count();
-	c.bucket = 0;
+	c.vi = 0;
+	c.need = need;
+	c.taken = 0;
 	return 1;
 }
 
@@ -198,9 +202,15 @@ int KvStore::clean_move(std::string_view key) noexcept
 		return -EAGAIN;
 	BufferAllocator& a = wal_.allocator();
 	if (c.dest < 0 || bsize - c.dest_used < bytes) {
-		// What the service keeps for receiving is not ours to take.
+		// What the service keeps for receiving is not ours to take --
+		// except by a cycle known to free more than it takes (its gain
+		// was >= 1 when it started): it may take the destination buffers
+		// it was judged to need, down to half the reserve. Without that
+		// a fragmented pool full to the reserve, which refuses writes,
+		// would never be cleaned.
 		const std::uint32_t keep = opt_.cleaner.keep_free ? opt_.cleaner.keep_free : service_reserve(a.count());
-		if (a.free_count() <= keep)
+		const bool from_reserve = a.free_count() <= keep;
+		if (from_reserve && (c.taken >= c.need || a.free_count() <= keep / 2))
 			return -EAGAIN;
 		clean_release_dest();
 		const std::int64_t b = a.alloc();
@@ -208,6 +218,8 @@ int KvStore::clean_move(std::string_view key) noexcept
 			return -EAGAIN;
 		c.dest = b;
 		c.dest_used = 0;
+		c.taken++;
+		cleaner_stats_.reserve_buffers += from_reserve;
 	}
 	const PoolView& p = wal_.pool();
 	std::byte* dst = p.buffer(static_cast<std::uint32_t>(c.dest)) + c.dest_used;
@@ -287,13 +299,14 @@ int KvStore::clean() noexcept
 	}
 	CleanerState& c = *cleaner_;
 	// The last cycle's victims come free at a checkpoint that covers it:
-	// ask for one, once per cycle that emptied a buffer (incremental; a
-	// whole one when the store checkpoints whole, checkpoint_step 0).
+	// ask for one, once per cycle that emptied a buffer. It is always
+	// incremental, a bounded step per pass (commit()), also when the
+	// store otherwise checkpoints whole (checkpoint_step 0).
 	if (c.reclaim_seq && !checkpoint_pending()) {
 		if (wal_.head_seq() >= c.reclaim_seq)
 			c.reclaim_seq = 0;
-		else
-			(void)reclaim();
+		else if (live_records() < ckpt_failed_at_)
+			(void)ckpt_begin();
 	}
 	std::uint64_t work = 0;
 	if (!c.cycle) {
@@ -324,10 +337,6 @@ int KvStore::clean() noexcept
 		if (clean_start() <= 0)
 			return 0;
 	}
-	if (index_.bucket_count() != c.buckets) {
-		c.buckets = index_.bucket_count();  // rehashed: walk again
-		c.bucket = 0;
-	}
 	int moved = 0;
 	const std::uint64_t bytes0 = cleaner_stats_.moved_bytes;
 	const std::uint64_t work0 = work;
@@ -335,31 +344,31 @@ int KvStore::clean() noexcept
 		cleaner_stats_.work += work - work0;
 		return rc;
 	};
-	for (; c.bucket < c.buckets; c.bucket++) {
-		// Every bucket visited counts, empty or not: a sparse index
-		// costs no more per call than a dense one.
+	for (; c.vi < c.victims.size(); c.vi++) {
 		if (work >= o.max_visits || static_cast<std::uint32_t>(moved) >= o.max_entries ||
 		    cleaner_stats_.moved_bytes - bytes0 >= o.max_bytes)
 			return done(moved);
+		// The movable keys with a slice in this victim. Moving one
+		// unlinks it from here (and links it to the destination), so
+		// the list is copied first.
 		c.todo.clear();
 		try {
-			for (auto it = index_.begin(c.bucket); it != index_.end(c.bucket); ++it)
-				c.todo.push_back(it->first);
+			for (const Item* it : buf_items_[c.victims[c.vi]])
+				c.todo.push_back(view(it->key));
 		} catch (const std::bad_alloc&) {
 			return done(moved ? moved : -ENOMEM);
 		}
 		work += 1 + c.todo.size();
-		// Moving re-keys onto the new key slice (same bucket, no
-		// rehash); a bucket is finished even past the budget.
+		// A victim is finished even past the budget.
 		for (std::size_t i = 0; i < c.todo.size(); i++) {
 			const int rc = clean_move(c.todo[i]);
 			if (rc == -EAGAIN) {
 				cleaner_stats_.stalls++;
-				return done(moved);  // this bucket again next time
+				return done(moved);  // this victim again next time
 			}
 			if (rc < 0) {
-				// -ENOMEM: the bucket again next time (a key already
-				// moved is skipped: it touches no victim any more).
+				// -ENOMEM: the victim again next time (a key already
+				// moved is no longer listed there).
 				return done(moved ? moved : rc);
 			}
 			moved += rc;

@@ -39,9 +39,12 @@ struct KvStore::CleanerState {
 	std::uint64_t live_all = 0;   ///< their live bytes
 	std::size_t free_at_scan = 0;        ///< free buffers when the last scan began
 	std::uint64_t forgotten_at_scan = 0; ///< KvStore::forgotten_bytes_ then
-	// The cycle: a walk over the index, a few buckets per call.
+	// The cycle: a walk over the victims' keys (KvStore::buf_items_), a
+	// few victims per call.
 	bool cycle = false;
-	std::size_t buckets = 0, bucket = 0;
+	std::size_t vi = 0;            ///< next victim to walk
+	std::uint32_t need = 0;        ///< destination buffers the cycle was judged to need
+	std::uint32_t taken = 0;       ///< destination buffers it took so far
 	std::int64_t dest = -1;  ///< destination buffer (we hold one reference)
 	std::uint32_t dest_used = 0;
 	std::uint64_t relocations = 0;  ///< for CleanerOptions::fault_enomem_every

@@ -92,6 +92,7 @@ Result<std::unique_ptr<KvStore>> KvStore::open(const PoolView& pool, BufferAlloc
 	kv->wal_.pool_ = pool;  // view() works during replay
 	kv->live_bytes_.assign(pool.buffer_count(), 0);
 	kv->pinned_bytes_.assign(pool.buffer_count(), 0);
+	kv->buf_items_.resize(pool.buffer_count());
 	kv->move_limit_ = opt.cleaner.move_limit ? opt.cleaner.move_limit : pool.buffer_size() / 2;
 	kv->index_.reserve(ckpt_entries_hint(pool));
 	auto w = Wal::open(pool, alloc, opt.wal, [&kv](const Entry& e, std::uint64_t) { kv->apply(e); }, report);
@@ -139,6 +140,8 @@ void KvStore::apply(const Entry& e)
 		// its counts as they were, the old value in place.
 		Item fresh;
 		assign_slices(fresh, e.value, e.value_crc);
+		if (movable(fresh.size))
+			make_link_room(e.key, e.value);
 		const std::string_view k = view(e.key);
 		auto it = index_.find(k);
 		if (it == index_.end()) {
@@ -166,6 +169,8 @@ void KvStore::apply(const Entry& e)
 		item.many.swap(fresh.many);
 		item.many_crc.swap(fresh.many_crc);
 		account(item.key, item.ref().slices, item.size, 1, movable(item.size));
+		if (movable(item.size))
+			link(item, true);
 		break;
 	}
 	case RecordType::kv_del:
@@ -176,7 +181,9 @@ void KvStore::apply(const Entry& e)
 		break;
 	case RecordType::kv_flushall:
 		for (const auto& kvp : index_)
-			forget_item(kvp.second);
+			forget_item(kvp.second, false);
+		for (auto& l : buf_items_)
+			l.clear();
 		index_.clear();
 		key_records_ = 0;
 		break;
@@ -243,10 +250,57 @@ void KvStore::stream_created(Stream& st, const Slice& name, std::uint32_t name_c
 	stream_records_++;  // §Capacity: its STREAM_TRIM in a checkpoint
 }
 
-void KvStore::forget_item(const Item& it) noexcept
+void KvStore::forget_item(const Item& it, bool unlink) noexcept
 {
 	key_records_ -= wal_records_for(it.nslices);
 	account(it.key, it.ref().slices, it.size, -1, movable(it.size));
+	if (unlink && movable(it.size))
+		link(it, false);
+}
+
+// The movable keys of each buffer (the cleaner's walk): an item is listed
+// once in every distinct buffer its key or value slices lie in.
+template <class F>
+void KvStore::for_distinct_buffers(const Slice& key, std::span<const Slice> value, F&& fn) const
+{
+	auto seen = [&](std::uint32_t b, std::size_t upto) {
+		if (key.len && key.buf == b)
+			return true;
+		for (std::size_t j = 0; j < upto; j++)
+			if (value[j].len && value[j].buf == b)
+				return true;
+		return false;
+	};
+	if (key.len && key.buf < buf_items_.size())
+		fn(key.buf);
+	for (std::size_t i = 0; i < value.size(); i++)
+		if (value[i].len && value[i].buf < buf_items_.size() && !seen(value[i].buf, i))
+			fn(value[i].buf);
+}
+
+void KvStore::make_link_room(const Slice& key, std::span<const Slice> value)
+{
+	for_distinct_buffers(key, value, [this](std::uint32_t b) {
+		auto& l = buf_items_[b];
+		if (l.size() == l.capacity())
+			l.reserve(std::max<std::size_t>(8, 2 * l.capacity()));  // may throw: nothing changed yet
+	});
+}
+
+void KvStore::link(const Item& item, bool add) noexcept
+{
+	for_distinct_buffers(item.key, item.ref().slices, [&](std::uint32_t b) {
+		auto& l = buf_items_[b];
+		if (add) {
+			if (l.size() < l.capacity())  // room made by make_link_room()
+				l.push_back(&item);
+			return;
+		}
+		if (auto p = std::find(l.begin(), l.end(), &item); p != l.end()) {
+			*p = l.back();
+			l.pop_back();
+		}
+	});
 }
 
 // The cleaner's view of the pool (§The cleaner): live bytes per buffer, and
@@ -471,7 +525,10 @@ int KvStore::commit() noexcept
 		// At least twice the entries this batch logged: the checkpoint
 		// outruns the log, so it completes before the ring fills when the
 		// live state is smaller than what is left of the ring.
-		int rc = ckpt_step(std::max<std::uint64_t>(opt_.checkpoint_step, 2 * static_cast<std::uint64_t>(n)));
+		// With checkpoint_step 0 only the cleaner begins one: it advances
+		// by the cleaner's work budget per pass.
+		const std::uint64_t step = opt_.checkpoint_step ? opt_.checkpoint_step : opt_.cleaner.max_visits;
+		int rc = ckpt_step(std::max<std::uint64_t>(step, 2 * static_cast<std::uint64_t>(n)));
 		if (rc == -EAGAIN) {
 			ckpt_stats_.restarted++;
 			rc = ckpt_begin();  // the index rehashed: begin again from here

@@ -150,6 +150,39 @@ def test_kv_http(ctx):
     srv.stop()
 
 
+def test_kv_cleaner_stats(ctx):
+    """The cleaner's counters (scans, work, futile cycles, reserve use, ...) are in INFO, /stats and /metrics."""
+    srv = start_kv(ctx, None, ["--pool-size", "16M"])
+    c = RespClient(srv.port("resp"), timeout=60)
+    _pipeline(c, [("SET", "k%05d" % i, "v" * 100) for i in range(2000)])
+    _pipeline(c, [("DEL", "k%05d" % i) for i in range(2000) if i % 4])
+    names = ("cleaner_scans", "cleaner_work", "cleaner_futile_cycles", "cleaner_reserve_buffers",
+             "cleaner_cycles", "cleaner_moved_entries", "cleaner_stalls")
+    deadline = time.monotonic() + 60
+    info = _info(c)
+    while int(info.get("daxnet_cleaner_scans", "0")) < 1:  # the loop scans once it has keys
+        check(time.monotonic() < deadline, "no cleaner scan reported: %s" %
+              {k: v for k, v in info.items() if "cleaner" in k})
+        c.call("PING")
+        info = _info(c)
+    for n in names:
+        check("daxnet_" + n in info, "INFO lacks daxnet_%s" % n)
+    check(int(info["daxnet_cleaner_work"]) > 0, "cleaner work not counted: %s" % info["daxnet_cleaner_work"])
+    hp = srv.port("http")
+    st, body = http_request(hp, "GET", "/stats")
+    stats = json.loads(body)
+    check(st == 200 and all(n in stats for n in names), "/stats lacks cleaner counters: %s" %
+          [n for n in names if n not in stats])
+    check(stats["cleaner_scans"] >= 1, "/stats cleaner_scans %r" % stats["cleaner_scans"])
+    st, body = http_request(hp, "GET", "/metrics")
+    text = body.decode()
+    check(st == 200 and all(re.search(r"^daxnet_%s_total " % n, text, re.M) for n in names),
+          "/metrics lacks cleaner counters: %s" %
+          [n for n in names if not re.search(r"^daxnet_%s_total " % n, text, re.M)])
+    c.close()
+    srv.stop()
+
+
 def ipv6_loopback():
     """True when this host can listen on ::1 (IPv6 may be disabled)."""
     try:
@@ -1081,6 +1114,7 @@ TESTS = {
     "kv_redis_cli": test_kv_redis_cli,
     "kv_benchmark": test_kv_benchmark,
     "kv_http": test_kv_http,
+    "kv_cleaner_stats": test_kv_cleaner_stats,
     "kv_ipv6": test_kv_ipv6,
     "kv_bad_input": test_kv_bad_input,
     "kv_pool_full": test_kv_pool_full,

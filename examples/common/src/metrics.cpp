@@ -312,7 +312,14 @@ void add_store_metrics(Metrics& m, const pmem::KvStore& kv)
 		.counter("cleaner_skipped_corrupt", kv.cleaner_stats().skipped_corrupt,
 			 "Slices the cleaner left in place: payload CRC mismatch.")
 		.counter("cleaner_stalls", kv.cleaner_stats().stalls,
-			 "Cleaner calls stopped early: no log room or free buffer.");
+			 "Cleaner calls stopped early: no log room or free buffer.")
+		.counter("cleaner_futile_cycles", kv.cleaner_stats().futile_cycles,
+			 "Cleaning cycles that emptied no buffer (no checkpoint asked).")
+		.counter("cleaner_scans", kv.cleaner_stats().scans, "Victim scans the cleaner completed.")
+		.counter("cleaner_work", kv.cleaner_stats().work,
+			 "Units of cleaner work (buffers scanned, victims and their keys visited).")
+		.counter("cleaner_reserve_buffers", kv.cleaner_stats().reserve_buffers,
+			 "Destination buffers the cleaner took from the service reserve (a cycle that frees more).");
 }
 
 void http_metrics(proto::OutBuf& o, const Metrics& m, bool prometheus, bool keep_alive)

@@ -28,9 +28,11 @@ struct CleanerOptions {
 	/// ... this many entries moved ...
 	std::uint32_t max_entries = 256;
 	/// ... and this many units of work done: a buffer looked at by the
-	/// victim scan, an index bucket visited (empty or not) and an index
-	/// entry visited each count one (a bucket is finished, so a call may
-	/// pass it by the size of one bucket).
+	/// victim scan, a victim visited and a key of a victim visited each
+	/// count one (a victim's keys are finished, so a call may pass it by
+	/// the keys of one buffer). The same budget bounds the entries a
+	/// checkpoint the cleaner asked for writes per pass when the store
+	/// otherwise checkpoints whole (checkpoint_step 0).
 	std::uint32_t max_visits = 4096;
 	/// Values larger than this are never moved (stay zero-copy where they
 	/// were received). 0: half a buffer.
@@ -42,7 +44,11 @@ struct CleanerOptions {
 	std::uint32_t max_victims = 1024;
 	/// Never take a destination buffer when no more than this many are
 	/// free (0: service_reserve(), what the services keep for receiving;
-	/// they pass their own reserve when it is set by an option).
+	/// they pass their own reserve when it is set by an option) -- except
+	/// a cycle known to free more buffers than it takes: it may take the
+	/// destination buffers it was judged to need from that reserve, never
+	/// the last half of it (a fragmented pool full to the reserve is
+	/// exactly the one cleaning gives buffers back to).
 	std::uint32_t keep_free = 0;
 	/// A cycle starts when free buffers are below this fraction of the
 	/// pool (space is low) and it can win at least one buffer ...
@@ -68,6 +74,9 @@ struct CleanerStats {
 	std::uint64_t futile_cycles = 0;   ///< cycles that emptied no victim (no checkpoint asked)
 	std::uint64_t scans = 0;           ///< victim scans completed
 	std::uint64_t work = 0;            ///< units of work done (see CleanerOptions::max_visits)
+	/// Destination buffers taken from the service reserve (by a cycle known
+	/// to free more buffers than it takes).
+	std::uint64_t reserve_buffers = 0;
 };
 
 }  // namespace daxnet::pmem

@@ -339,7 +339,16 @@ private:
 	bool slice_ok(const Slice& s) const noexcept;
 	/// An item leaves the index: its records (§Capacity) and its bytes
 	/// (the cleaner's per-buffer live counts).
-	void forget_item(const Item& it) noexcept;
+	/// `unlink`: also drop it from buf_items_ (FLUSHALL clears those whole).
+	void forget_item(const Item& it, bool unlink = true) noexcept;
+	/// Calls fn(b) once for each distinct buffer of `key` and `value`.
+	template <class F>
+	void for_distinct_buffers(const Slice& key, std::span<const Slice> value, F&& fn) const;
+	/// Makes room in buf_items_ for an item with these slices (may throw
+	/// bad_alloc, changing nothing), so that link() allocates nothing.
+	void make_link_room(const Slice& key, std::span<const Slice> value);
+	/// Lists (`add`) or unlists a movable item in buf_items_.
+	void link(const Item& item, bool add) noexcept;
 	/// Adds (`sign` 1) or removes (-1) the live bytes of a key / stream
 	/// entry; `movable`: the cleaner may move it (small KV values only).
 	void account(const Slice& key, std::span<const Slice> value, std::uint64_t size, int sign,
@@ -382,6 +391,10 @@ private:
 	// them belong to what it never moves (stream data, large values).
 	std::vector<std::uint32_t> live_bytes_;
 	std::vector<std::uint32_t> pinned_bytes_;
+	/// Per buffer, the movable keys with a slice in it (each listed once
+	/// per buffer): the cleaner walks its victims' lists, so a cycle costs
+	/// what the victims hold, not the index's size or bucket count.
+	std::vector<std::vector<const Item*>> buf_items_;
 	std::uint64_t live_payload_ = 0;
 	/// Key and value bytes that left the index so far (deleted,
 	/// overwritten, expired): the cleaner scans again when enough did.
