@@ -524,6 +524,13 @@ void KvService::cmd_bgsave(Ctx& x)
 		resp::error(x.o, "ERR syntax error");
 		return;
 	}
+	if (in_exec_) {
+		// Redis schedules a BGSAVE inside a transaction: it runs once
+		// the EXEC's writes are staged (checkpoint_now()).
+		(void)checkpoint_now();
+		resp::simple(x.o, "Background saving scheduled");
+		return;
+	}
 	if (const auto why = checkpoint_now()) {
 		resp_refusal(x.o, *why);
 		return;

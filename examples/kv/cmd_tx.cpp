@@ -7,7 +7,11 @@
 // commit (docs/wal-format.md: a batch is recovered whole or not at all), so
 // after a crash either all of an EXEC's writes are there or none. EXEC is
 // admitted whole first (KvStore::admit: log room made, so no checkpoint
-// runs between its entries and makes part of it durable on its own).
+// runs between its entries and makes part of it durable on its own). A
+// BGSAVE or DEBUG RELOAD queued in the transaction checkpoints after its
+// last write was staged (see checkpoint_now()), never in between.
+#include <cstdio>
+
 #include "kv.h"
 
 namespace daxnet::kv {
@@ -121,6 +125,17 @@ void KvService::cmd_exec(Ctx& x)
 			break;
 	}
 	in_exec_ = false;
+	if (checkpoint_after_exec_) {
+		// BGSAVE / DEBUG RELOAD inside the transaction: the checkpoint
+		// now covers all of it (its batch is staged whole), never half.
+		checkpoint_after_exec_ = false;
+		if (const auto why = checkpoint_now())
+			std::fprintf(stderr, "daxnet-kv: checkpoint scheduled by EXEC failed: %s\n", why->message.c_str());
+		else {
+			last_save_ns_ = daxnet::pmem::realtime_ns();
+			writes_at_save_ = writes_;
+		}
+	}
 }
 
 void KvService::cmd_watch(Ctx& x)

@@ -380,6 +380,8 @@ private:
 	/// Stages a SET of values_; nullopt or why not.
 	MaybeRefusal stage_set(const Slice& key, std::uint64_t expiry);
 	/// A whole checkpoint now (SAVE, BGSAVE, DEBUG RELOAD); nullopt or why not.
+	/// Inside EXEC it is only scheduled: EXEC takes it once all of its
+	/// writes are staged, so it never makes part of a transaction durable.
 	MaybeRefusal checkpoint_now();
 	/// Stages a DEL; 1, 0 or -errno.
 	int stage_del(const Slice& key);
@@ -522,6 +524,7 @@ private:
 	std::uint64_t last_cycle_ns_ = 0;
 	bool active_expire_ = true;
 	bool in_exec_ = false;
+	bool checkpoint_after_exec_ = false;  ///< a command inside EXEC asked for a checkpoint
 	bool multi_db_ = false;  ///< keys of databases other than 0 (or the map) may exist
 	std::uint8_t db_map_[kDatabases] = {}, db_unmap_[kDatabases] = {};  ///< logical -> physical, inverse
 	std::uint64_t cmds_offset_ = 0, conns_offset_ = 0;  ///< CONFIG RESETSTAT

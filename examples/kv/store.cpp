@@ -191,6 +191,15 @@ MaybeRefusal KvService::stage_set(const Slice& key, std::uint64_t expiry)
 
 MaybeRefusal KvService::checkpoint_now()
 {
+	if (in_exec_) {
+		// A checkpoint makes everything staged durable: inside EXEC it
+		// would make the writes queued before it durable without those
+		// after (a crash then keeps half the transaction). It runs when
+		// the EXEC has staged all of its writes (cmd_exec), as Redis
+		// schedules a BGSAVE issued inside a transaction.
+		checkpoint_after_exec_ = true;
+		return std::nullopt;
+	}
 	const int rc = kv_.checkpoint();
 	if (rc < 0)
 		return Refusal{Refusal::Code::failed, fmt::format("daxnet: checkpoint failed ({})", std::strerror(-rc))};

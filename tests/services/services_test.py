@@ -634,6 +634,61 @@ def test_kv_timeout(ctx):
     srv.stop()
 
 
+def _sleeping(pid):
+    """True when a thread of process `pid` is in nanosleep (the server inside DEBUG SLEEP)."""
+    import platform
+    nrs = {"x86_64": ("35", "230"), "aarch64": ("101", "115")}.get(platform.machine(), ())
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/syscall" % (pid, tid)) as f:
+                if f.read().split()[0] in nrs:
+                    return True
+        except (OSError, IndexError):
+            pass
+        try:
+            with open("/proc/%d/task/%s/wchan" % (pid, tid)) as f:
+                if "nanosleep" in f.read():
+                    return True
+        except OSError:
+            pass
+    return False
+
+
+def test_kv_exec_checkpoint(ctx):
+    """BGSAVE and DEBUG RELOAD inside MULTI checkpoint after the EXEC's writes: a crash inside the EXEC keeps none of them."""
+    pool = ctx.pool()
+    srv = start_kv(ctx, pool)
+    c = RespClient(srv.port("resp"), timeout=60)
+    # Without a crash: BGSAVE is scheduled (Redis's reply), and both
+    # checkpoint once, after the transaction.
+    for cmd, reply in ((("BGSAVE",), "Background saving scheduled"), (("DEBUG", "RELOAD"), "OK")):
+        before = int(_info(c)["daxnet_checkpoints"])
+        got = _pipeline(c, [("MULTI",), ("SET", "x", "1"), cmd, ("SET", "y", "2"), ("EXEC",)])
+        check(got[-1] == ["OK", reply, "OK"], "%s inside MULTI: %r" % (cmd[0], got))
+        after = int(_info(c)["daxnet_checkpoints"])
+        check(after == before + 1, "%s inside EXEC: %d checkpoints, expected one" % (cmd[0], after - before))
+    # A crash while the EXEC runs (DEBUG SLEEP after the checkpointing
+    # command, before the last write): none of the transaction is durable.
+    for i, cmd in enumerate((("BGSAVE",), ("DEBUG", "RELOAD"))):
+        a, b = "a%d" % i, "b%d" % i
+        c.send_raw(b"".join(RespClient.encode(*q) for q in
+                            [("MULTI",), ("SET", a, "1"), cmd, ("DEBUG", "SLEEP", "10"), ("SET", b, "2"), ("EXEC",)]))
+        deadline = time.monotonic() + 60
+        while not _sleeping(srv.proc.pid):
+            check(time.monotonic() < deadline, "the server never reached DEBUG SLEEP inside EXEC")
+            time.sleep(0.005)
+        srv.kill9()
+        c.close()
+        srv = start_kv(ctx, pool)
+        c = RespClient(srv.port("resp"), timeout=60)
+        got = (c.call("GET", a), c.call("GET", b))
+        check(got == (None, None), "%s inside EXEC, crash before its end: %s=%r %s=%r survived (half a "
+              "transaction)" % (cmd[0], a, got[0], b, got[1]))
+        check(c.call("GET", "x") == b"1" and c.call("GET", "y") == b"2", "the earlier transactions were lost")
+    c.close()
+    srv.stop()
+
+
 def _kv_writer(port, wid, stop, acked, errors, big_every=13):
     """SETs unique values, pipelined 8 deep; records (key, value) on reply OK."""
     try:
@@ -1126,6 +1181,7 @@ TESTS = {
     "kv_large_values": test_kv_large_values,
     "wal_large_records": test_wal_large_records,
     "kv_crash": test_kv_crash,
+    "kv_exec_checkpoint": test_kv_exec_checkpoint,
     "kv_checkpoint": test_kv_checkpoint,
     "wal_curl": test_wal_curl,
     "wal_crash": test_wal_crash,
