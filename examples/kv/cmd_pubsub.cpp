@@ -6,7 +6,8 @@
 // Messages are not stored (fire and forget, as in Redis): PUBLISH appends
 // the message to every subscriber's output at once and answers how many
 // received it. A subscriber's output is bounded like any reply
-// (--client-output-limit): one that never reads is closed, others go on.
+// (--client-output-buffer-limit), checked after every message: one that
+// never reads is closed, others go on.
 // RESP2 clients in subscribed mode may only (un)subscribe, PING, QUIT and
 // RESET (dispatch() refuses the rest); RESP3 clients get messages as push
 // replies and may run any command. PUBLISH propagates to replicas.
@@ -128,7 +129,7 @@ std::int64_t KvService::publish(std::string_view channel, std::string_view messa
 		if (it == clients_.end() || !srv_)
 			return;
 		Conn* c = srv_->conn(it->second->conn);
-		if (!c)
+		if (!c || c->closing || c->failed)
 			return;
 		OutBuf& o = c->tx.bytes();
 		const bool r3 = it->second->resp >= 3;
@@ -138,8 +139,11 @@ std::int64_t KvService::publish(std::string_view channel, std::string_view messa
 			resp::bulk(o, *pattern);
 		resp::bulk(o, channel);
 		resp::bulk(o, message);
-		srv_->wake(*c);
 		++receivers;
+		// the limit holds within the pass too: one PUBLISH to a client
+		// with many matching patterns must not queue gigabytes
+		if (!srv_->check_output_limit(*c))
+			srv_->wake(*c);
 	};
 	if (auto it = channels_.find(std::string(channel)); it != channels_.end())
 		for (std::uint64_t id : it->second)
@@ -172,7 +176,7 @@ void KvService::cmd_pubsub(Ctx& x)
 		return;
 	}
 	if (ieq(sub, "numsub")) {
-		reply_map(x, x.argc() - 2);
+		resp::array(x.o, 2 * (x.argc() - 2));  // a flat array in RESP3 too, as Redis 7.0
 		for (std::size_t i = 2; i < x.argc(); ++i) {
 			resp::bulk(x.o, x.arg(i));
 			auto it = channels_.find(std::string(x.arg(i)));
@@ -189,7 +193,7 @@ void KvService::cmd_pubsub(Ctx& x)
 		if (ieq(sub, "shardchannels"))
 			resp::array(x.o, 0);
 		else {
-			reply_map(x, x.argc() - 2);
+			resp::array(x.o, 2 * (x.argc() - 2));
 			for (std::size_t i = 2; i < x.argc(); ++i) {
 				resp::bulk(x.o, x.arg(i));
 				resp::integer(x.o, 0);

@@ -15,18 +15,35 @@
 // redis.call / redis.pcall go through dispatch() like any request, with the
 // reply captured and converted to Lua values (RESP2 conversion rules);
 // the script's own return value is converted back to the caller's
-// protocol. Globals are protected (a script cannot create or read unknown
-// globals); the io, os, package and debug libraries and loadfile/dofile are
-// not there.
+// protocol.
+//
+// Every EVAL runs in a fresh interpreter (compiled from the cached body):
+// nothing a script does -- globals, library functions, metatables, memory
+// it keeps -- is seen by the next one, at the cost of a compile per call
+// (tens of microseconds). Globals are protected (a script cannot create or
+// read unknown globals); the io, os, package and debug libraries,
+// loadfile, dofile and newproxy (the only way to a __gc finaliser in 5.1)
+// are not there; string.rep is bounded.
+//
+// Lua 5.1 raises errors with longjmp, which skips C++ destructors and,
+// outside lua_pcall, ends the process: no C++ object with a destructor is
+// alive in a frame a Lua error can cross (redis.call keeps its buffers in
+// the service), and outside the script's lua_pcall the heap has headroom
+// above the script's cap, so the little the service allocates there
+// cannot fail.
 //
 // Busy scripts: daxnet-kv serves no other client while a script runs (its
 // event loop is the script's caller), so it cannot take a SCRIPT KILL from
 // another client as Redis does. A script that runs longer than
 // busy-reply-threshold (alias lua-time-limit; 5 s by default) is
 // stopped with an error instead; writes it made before are kept (Redis
-// cannot kill a script that wrote either, only SHUTDOWN NOSAVE). The
+// cannot kill a script that wrote either, only SHUTDOWN NOSAVE). Once
+// stopped, every instruction raises again, so pcall/xpcall/coroutines
+// cannot catch the stop and go on. Time inside one C library call (a
+// pathological string.find pattern) is not interrupted, as in Redis. The
 // interpreter's memory is capped (kLuaMemoryLimit): an allocation past it
 // fails the script with "not enough memory".
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <cstring>
@@ -110,9 +127,17 @@ std::string sha1_hex(std::string_view data)
 namespace {
 
 constexpr std::size_t kLuaMemoryLimit = std::size_t{512} << 20;
+/// Above the script's cap, for what the service allocates outside the
+/// script's lua_pcall (arguments, reply conversion): it must not fail.
+constexpr std::size_t kLuaHeadroom = std::size_t{64} << 20;
+/// KEYS + ARGV bytes an EVAL may hand to a script (within kLuaHeadroom).
+constexpr std::size_t kLuaArgsLimit = std::size_t{32} << 20;
+/// string.rep results larger than this raise an error.
+constexpr double kRepLimit = 64.0 * 1024 * 1024;
 
 struct LuaHeap {
 	std::size_t used = 0;
+	std::size_t limit = kLuaMemoryLimit + kLuaHeadroom;
 };
 
 void* lua_heap_alloc(void* ud, void* ptr, std::size_t osize, std::size_t nsize) noexcept
@@ -123,7 +148,7 @@ void* lua_heap_alloc(void* ud, void* ptr, std::size_t osize, std::size_t nsize) 
 		heap->used -= osize;
 		return nullptr;
 	}
-	if (nsize > osize && heap->used + (nsize - osize) > kLuaMemoryLimit)
+	if (nsize > osize && heap->used + (nsize - osize) > heap->limit)
 		return nullptr;
 	void* p = std::realloc(ptr, nsize);
 	if (p)
@@ -135,13 +160,21 @@ LuaHeap g_lua_heap;
 /// CLOCK_MONOTONIC deadline of the running script (one thread).
 std::uint64_t g_script_deadline_ns = 0;
 std::uint64_t g_script_limit_ms = 0;
+bool g_script_stopped = false;
 
 void script_hook(lua_State* L, lua_Debug*)
 {
-	if (mono_ns() > g_script_deadline_ns)
-		luaL_error(L, "Script ran longer than lua-time-limit (%d ms) and was stopped: daxnet-kv serves no "
-			      "other client while a script runs",
-			   static_cast<int>(g_script_limit_ms));
+	if (!g_script_stopped && mono_ns() <= g_script_deadline_ns)
+		return;
+	if (!g_script_stopped) {
+		// from now on every instruction raises: a pcall that catches
+		// the stop cannot run on
+		g_script_stopped = true;
+		lua_sethook(L, script_hook, LUA_MASKCOUNT, 1);
+	}
+	luaL_error(L, "Script ran longer than lua-time-limit (%d ms) and was stopped: daxnet-kv serves no "
+		      "other client while a script runs",
+		   static_cast<int>(g_script_limit_ms));
 }
 
 KvService* service_of(lua_State* L) noexcept
@@ -234,20 +267,16 @@ bool push_reply(lua_State* L, std::string_view s, std::size_t& pos)
 ///
 /// Lua 5.1 raises errors with longjmp, which skips C++ destructors: no C++
 /// object may be alive in a frame when lua_error() (or a Lua allocation
-/// that can fail) runs. The command's outcome is therefore moved into a
-/// Lua string (stack slot argc + 1) inside a block, and converted from
-/// there.
+/// that can fail) runs. The command's outcome (the reply or the error) is
+/// kept by the service, copied into a Lua string (stack slot argc + 1) and
+/// converted from there.
 int redis_call(lua_State* L, bool raise)
 {
 	const int argc = lua_gettop(L);
 	bool failed = false;
-	{
-		std::string err;
-		std::string reply = service_of(L)->script_call(L, argc, err);
-		failed = !err.empty();
-		const std::string& out = failed ? err : reply;
-		lua_pushlstring(L, out.data(), out.size());
-	}
+	// the outcome lives in the service (no C++ object in this frame)
+	const std::string& out = service_of(L)->script_call(L, argc, failed);
+	lua_pushlstring(L, out.data(), out.size());
 	std::size_t n = 0;
 	const char* p = lua_tolstring(L, argc + 1, &n);
 	if (failed) {
@@ -350,6 +379,14 @@ void open_lib(lua_State* L, lua_CFunction f, const char* name)
 // Installed after the libraries: unknown globals cannot be read or created.
 constexpr const char* kProtect =
 	"local dbg_error = error\n"
+	"local rep, limit, max, tostr = string.rep, __rep_limit, math.max, tostring\n"
+	"string.rep = function(s, n)\n"
+	"  if type(n) == 'number' and n * max(#tostr(s), 1) > limit then\n"
+	"    dbg_error('string.rep: result larger than 64 MiB', 2)\n"
+	"  end\n"
+	"  return rep(s, n)\n"
+	"end\n"
+	"__rep_limit = nil\n"
 	"setmetatable(_G, {\n"
 	"  __newindex = function(t, n, v) dbg_error(\"Script attempted to create global variable '\" .. tostring(n) .. \"'\", 2) end,\n"
 	"  __index = function(t, n) dbg_error(\"Script attempted to access nonexistent global variable '\" .. tostring(n) .. \"'\", 2) end,\n"
@@ -357,25 +394,26 @@ constexpr const char* kProtect =
 
 }  // namespace
 
-void KvService::LuaDeleter::operator()(lua_State* L) const noexcept
-{
-	lua_close(L);
-}
+namespace {
 
-lua_State* KvService::lua()
+struct LuaClose {
+	void operator()(lua_State* L) const noexcept { lua_close(L); }
+};
+using LuaPtr = std::unique_ptr<lua_State, LuaClose>;
+
+}  // namespace
+
+lua_State* KvService::new_lua()
 {
-	if (lua_)
-		return lua_.get();
-	g_lua_heap = {};
+	g_lua_heap = {};  // one interpreter at a time
 	lua_State* L = lua_newstate(lua_heap_alloc, &g_lua_heap);
 	if (!L)
 		return nullptr;
-	lua_.reset(L);
 	open_lib(L, luaopen_base, "");
 	open_lib(L, luaopen_table, LUA_TABLIBNAME);
 	open_lib(L, luaopen_string, LUA_STRLIBNAME);
 	open_lib(L, luaopen_math, LUA_MATHLIBNAME);
-	for (const char* g : {"loadfile", "dofile"}) {
+	for (const char* g : {"loadfile", "dofile", "newproxy"}) {
 		lua_pushnil(L);
 		lua_setglobal(L, g);
 	}
@@ -401,49 +439,65 @@ lua_State* KvService::lua()
 		lua_setfield(L, -2, name);
 	}
 	lua_setglobal(L, "redis");
+	lua_pushnumber(L, kRepLimit);
+	lua_setglobal(L, "__rep_limit");
 	if (luaL_dostring(L, kProtect) != 0) {
-		lua_.reset();
+		lua_close(L);
 		return nullptr;
 	}
 	return L;
 }
 
-std::string KvService::script_call(lua_State* L, int argc, std::string& err)
+const std::string& KvService::script_call(lua_State* L, int argc, bool& failed)
 {
+	failed = true;
+	script_out_.clear();
+	if (!script_.running) {
+		script_out_ = "ERR redis.call can only be called inside a script invocation";
+		return script_out_;
+	}
 	if (argc == 0) {
-		err = "ERR Please specify at least one argument for this redis lib call";
-		return {};
+		script_out_ = "ERR Please specify at least one argument for this redis lib call";
+		return script_out_;
 	}
-	std::vector<std::string> args;
-	args.reserve(static_cast<std::size_t>(argc));
-	for (int i = 1; i <= argc; ++i) {
-		const int t = lua_type(L, i);
-		if (t != LUA_TSTRING && t != LUA_TNUMBER) {
-			err = "ERR Lua redis lib command arguments must be strings or integers";
-			return {};
+	try {
+		script_args_.clear();
+		for (int i = 1; i <= argc; ++i) {
+			const int t = lua_type(L, i);
+			if (t == LUA_TSTRING) {
+				std::size_t n = 0;
+				const char* p = lua_tolstring(L, i, &n);  // a string: no allocation, cannot raise
+				script_args_.emplace_back(p, n);
+			} else if (t == LUA_TNUMBER) {
+				script_args_.push_back(fmt::format("{:.14g}", lua_tonumber(L, i)));  // as Lua converts
+			} else {
+				script_out_ = "ERR Lua redis lib command arguments must be strings or integers";
+				return script_out_;
+			}
 		}
-		std::size_t n = 0;
-		const char* p = lua_tolstring(L, i, &n);
-		args.emplace_back(p, n);
+		const Cmd* cmd = find_command(script_args_[0]);
+		if (!cmd) {
+			script_out_ = "ERR Unknown Redis command called from script";
+			return script_out_;
+		}
+		if (cmd->flags & kNoscript) {
+			script_out_ = "ERR This Redis command is not allowed from script";
+			return script_out_;
+		}
+		if (script_.read_only && (cmd->flags & kWrite)) {
+			script_out_ = "ERR Write commands are not allowed from read-only scripts.";
+			return script_out_;
+		}
+		std::vector<std::string_view> argv(script_args_.begin(), script_args_.end());
+		OutBuf out;
+		Ctx y{*script_.caller->srv_ptr, *script_.caller->c_ptr, script_client_, out, argv, nullptr};
+		dispatch(y);
+		script_out_.assign(out.view());
+		failed = false;
+	} catch (const std::bad_alloc&) {
+		script_out_ = "ERR out of memory";  // never unwound through Lua's C frames
 	}
-	const Cmd* cmd = find_command(args[0]);
-	if (!cmd) {
-		err = "ERR Unknown Redis command called from script";
-		return {};
-	}
-	if (cmd->flags & kNoscript) {
-		err = "ERR This Redis command is not allowed from script";
-		return {};
-	}
-	if (script_.read_only && (cmd->flags & kWrite)) {
-		err = "ERR Write commands are not allowed from read-only scripts.";
-		return {};
-	}
-	std::vector<std::string_view> argv(args.begin(), args.end());
-	OutBuf out;
-	Ctx y{*script_.caller->srv_ptr, *script_.caller->c_ptr, script_client_, out, argv, nullptr};
-	dispatch(y);
-	return std::string(out.view());
+	return script_out_;
 }
 
 void KvService::cmd_eval(Ctx& x)
@@ -470,13 +524,43 @@ namespace {
 
 /// The script's return value (top of the stack) as a reply (Redis' Lua to
 /// RESP conversion); pops it.
+/// The string (or number) at the top of the stack on one line -- CR and LF
+/// would end a RESP simple string or error early -- or `fallback`; pops it.
+std::string pop_line(lua_State* L, const char* fallback)
+{
+	std::string s(fallback);
+	if (lua_type(L, -1) == LUA_TSTRING) {
+		std::size_t n = 0;
+		const char* p = lua_tolstring(L, -1, &n);
+		s.assign(p, n);
+	} else if (lua_type(L, -1) == LUA_TNUMBER) {
+		s = fmt::format("{:.14g}", lua_tonumber(L, -1));  // as Lua prints it, no Lua allocation
+	}
+	lua_pop(L, 1);
+	std::replace_if(s.begin(), s.end(), [](char ch) { return ch == '\r' || ch == '\n'; }, ' ');
+	return s;
+}
+
 /// Pushes t[name] of the table at the top without metamethods: a script's
 /// tables may carry any metatable, and an error raised outside lua_pcall
-/// would abort the process.
+/// would end the process.
 void raw_field(lua_State* L, const char* name)
 {
 	lua_pushstring(L, name);
 	lua_rawget(L, -2);
+}
+
+/// A Lua number as a RESP integer: truncated, NaN as 0, infinities clamped
+/// (a plain cast of those is undefined).
+std::int64_t lua_integer(lua_Number v) noexcept
+{
+	if (!(v == v))
+		return 0;
+	if (v >= 9.2233720368547758e18)
+		return INT64_MAX;
+	if (v <= -9.2233720368547758e18)
+		return INT64_MIN;
+	return static_cast<std::int64_t>(v);
 }
 
 void reply_lua(lua_State* L, OutBuf& o, bool resp3, int depth = 0)
@@ -495,35 +579,26 @@ void reply_lua(lua_State* L, OutBuf& o, bool resp3, int depth = 0)
 			resp::null(o, resp3);
 		break;
 	case LUA_TNUMBER:
-		resp::integer(o, static_cast<std::int64_t>(lua_tonumber(L, -1)));
+		resp::integer(o, lua_integer(lua_tonumber(L, -1)));
 		break;
 	case LUA_TTABLE: {
-		raw_field(L, "err");
-		if (lua_isstring(L, -1)) {
-			std::size_t n = 0;
-			const char* p = lua_tolstring(L, -1, &n);
-			std::string e(p, n);
-			for (char& ch : e)
-				if (ch == '\r' || ch == '\n')
-					ch = ' ';
-			resp::error(o, e);
-			lua_pop(L, 2);
-			return;
+		for (const char* field : {"err", "ok"}) {
+			raw_field(L, field);
+			if (lua_isstring(L, -1)) {
+				const std::string line = pop_line(L, "");
+				if (field[0] == 'e')
+					resp::error(o, line);
+				else
+					resp::simple(o, line);
+				lua_pop(L, 1);
+				return;
+			}
+			lua_pop(L, 1);
 		}
-		lua_pop(L, 1);
-		raw_field(L, "ok");
-		if (lua_isstring(L, -1)) {
-			std::size_t n = 0;
-			const char* p = lua_tolstring(L, -1, &n);
-			std::string s(p, n);
-			for (char& ch : s)
-				if (ch == '\r' || ch == '\n')
-					ch = ' ';
-			resp::simple(o, s);
-			lua_pop(L, 2);
-			return;
+		if (depth > 100 || !lua_checkstack(L, 4)) {
+			resp::error(o, "ERR reached lua stack limit");
+			break;
 		}
-		lua_pop(L, 1);
 		// an array up to the first nil
 		std::size_t n = 0;
 		for (;; ++n) {
@@ -532,10 +607,6 @@ void reply_lua(lua_State* L, OutBuf& o, bool resp3, int depth = 0)
 			lua_pop(L, 1);
 			if (nil)
 				break;
-		}
-		if (depth > 100) {
-			resp::error(o, "ERR reached lua stack limit");
-			break;
 		}
 		resp::array(o, n);
 		for (std::size_t i = 1; i <= n; ++i) {
@@ -551,48 +622,25 @@ void reply_lua(lua_State* L, OutBuf& o, bool resp3, int depth = 0)
 	lua_pop(L, 1);
 }
 
-/// The registry table of compiled scripts (sha -> function).
-void push_scripts(lua_State* L)
-{
-	lua_getfield(L, LUA_REGISTRYINDEX, "daxnet_scripts");
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		lua_newtable(L);
-		lua_pushvalue(L, -1);
-		lua_setfield(L, LUA_REGISTRYINDEX, "daxnet_scripts");
-	}
-}
-
 }  // namespace
 
 bool KvService::script_load(Ctx& x, std::string_view body, std::string& sha)
 {
-	lua_State* L = lua();
-	if (!L) {
+	sha = sha1_hex(body);
+	if (script_bodies_.contains(sha))
+		return true;
+	LuaPtr st(new_lua());
+	if (!st) {
 		resp::error(x.o, "ERR the Lua interpreter could not be created");
 		return false;
 	}
-	sha = sha1_hex(body);
-	push_scripts(L);
-	lua_getfield(L, -1, sha.c_str());
-	const bool have = lua_isfunction(L, -1);
-	lua_pop(L, 1);
-	if (have) {
-		lua_pop(L, 1);
-		return true;
-	}
+	lua_State* L = st.get();
 	if (luaL_loadbuffer(L, body.data(), body.size(), "@user_script") != 0) {
-		std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "?";
-		lua_pop(L, 2);
-		for (char& ch : msg)
-			if (ch == '\r' || ch == '\n')
-				ch = ' ';
+		const std::string msg = pop_line(L, "?");
 		resp::error(x.o, "ERR Error compiling script (new function): " + msg);
 		return false;
 	}
-	lua_setfield(L, -2, sha.c_str());
-	lua_pop(L, 1);
-	script_bodies_[sha] = std::string(body);
+	script_bodies_.emplace(sha, std::string(body));
 	return true;
 }
 
@@ -615,6 +663,19 @@ void KvService::eval_generic(Ctx& x, bool by_sha, bool read_only)
 		resp::error(x.o, "ERR This Redis command is not allowed from script");
 		return;
 	}
+	if (!read_only && over_maxmemory()) {
+		++refused_;
+		resp::error(x.o, "OOM command not allowed when used memory > 'maxmemory'.");
+		return;
+	}
+	std::size_t arg_bytes = 0;
+	for (std::size_t i = 3; i < x.argc(); ++i)
+		arg_bytes += x.arg(i).size() + 32;
+	if (arg_bytes > kLuaArgsLimit) {
+		resp::error(x.o, fmt::format("ERR daxnet: script arguments too large ({} bytes, limit {})", arg_bytes,
+					     kLuaArgsLimit));
+		return;
+	}
 	std::string sha;
 	if (by_sha) {
 		sha.assign(x.arg(1));
@@ -627,8 +688,13 @@ void KvService::eval_generic(Ctx& x, bool by_sha, bool read_only)
 	} else if (!script_load(x, x.arg(1), sha)) {
 		return;
 	}
-	lua_State* L = lua();
-	const int top = lua_gettop(L);
+	const std::string& body = script_bodies_.at(sha);  // SCRIPT cannot run inside a script
+	LuaPtr st(new_lua());
+	if (!st) {
+		resp::error(x.o, "ERR the Lua interpreter could not be created");
+		return;
+	}
+	lua_State* L = st.get();
 	auto set_array = [&](const char* name, std::size_t from, std::size_t to) {
 		lua_createtable(L, static_cast<int>(to - from), 0);
 		for (std::size_t i = from; i < to; ++i) {
@@ -642,9 +708,11 @@ void KvService::eval_generic(Ctx& x, bool by_sha, bool read_only)
 	const std::size_t kend = 3 + static_cast<std::size_t>(numkeys);
 	set_array("KEYS", 3, kend);
 	set_array("ARGV", kend, x.argc());
-	push_scripts(L);
-	lua_getfield(L, -1, sha.c_str());
-	lua_remove(L, -2);
+	if (luaL_loadbuffer(L, body.data(), body.size(), "@user_script") != 0) {
+		const std::string msg = pop_line(L, "?");
+		resp::error(x.o, "ERR Error compiling script (new function): " + msg);
+		return;
+	}
 
 	// the script's commands: a client of its own in the caller's database;
 	// its writes join this pass's batch with no checkpoint in between
@@ -666,33 +734,27 @@ void KvService::eval_generic(Ctx& x, bool by_sha, bool read_only)
 	}
 	g_script_limit_ms = limit_ms;
 	g_script_deadline_ns = mono_ns() + limit_ms * 1000000ull;
+	g_script_stopped = false;
+	g_lua_heap.limit = kLuaMemoryLimit;  // the script's cap; headroom outside
 	lua_sethook(L, script_hook, LUA_MASKCOUNT, 100000);
 	const int rc = lua_pcall(L, 0, 1, 0);
 	lua_sethook(L, nullptr, 0, 0);
+	g_lua_heap.limit = kLuaMemoryLimit + kLuaHeadroom;
 	in_exec_ = was_in_exec;
 	script_ = {};
 	if (rc != 0) {
 		if (lua_istable(L, -1)) {
 			raw_field(L, "err");
-			std::string e = lua_tostring(L, -1) ? lua_tostring(L, -1) : "ERR unknown error";
-			lua_pop(L, 2);
-			for (char& ch : e)
-				if (ch == '\r' || ch == '\n')
-					ch = ' ';
+			const std::string e = pop_line(L, "ERR unknown error");
+			lua_pop(L, 1);
 			resp::error(x.o, fmt::format("{} script: {}, on @user_script.", e, sha));
 		} else {
-			std::string e = lua_tostring(L, -1) ? lua_tostring(L, -1) : "unknown error";
-			lua_pop(L, 1);
-			for (char& ch : e)
-				if (ch == '\r' || ch == '\n')
-					ch = ' ';
+			const std::string e = pop_line(L, "unknown error");
 			resp::error(x.o, fmt::format("ERR {} script: {}, on @user_script.", e, sha));
 		}
 	} else {
 		reply_lua(L, x.o, x.resp3());
 	}
-	lua_settop(L, top);
-	lua_gc(L, LUA_GCSTEP, 1);
 }
 
 void KvService::cmd_script(Ctx& x)
@@ -720,7 +782,6 @@ void KvService::cmd_script(Ctx& x)
 			return;
 		}
 		script_bodies_.clear();
-		lua_.reset();
 		resp::ok(x.o);
 		return;
 	}

@@ -281,8 +281,10 @@ public:
 	void cmd_evalsha_ro(Ctx&);
 	void cmd_script(Ctx&);
 	/// redis.call from a script: runs the command given by the Lua stack's
-	/// `argc` arguments and returns its reply (RESP), or sets `err`.
-	std::string script_call(lua_State* L, int argc, std::string& err);
+	/// `argc` arguments and returns its reply (RESP), or the error text
+	/// with `failed` set. The text lives in the service (a Lua error may
+	/// longjmp past the caller's frame).
+	const std::string& script_call(lua_State* L, int argc, bool& failed);
 	// publish/subscribe (cmd_pubsub.cpp)
 	void cmd_subscribe(Ctx&);
 	void cmd_unsubscribe(Ctx&);
@@ -326,9 +328,6 @@ private:
 	Client& client_of(Server& srv, Conn& c);
 
 	// ---- scripting (cmd_script.cpp) ----
-	struct LuaDeleter {
-		void operator()(lua_State* L) const noexcept;
-	};
 	struct ScriptCaller {
 		Server* srv_ptr = nullptr;
 		Conn* c_ptr = nullptr;
@@ -338,14 +337,15 @@ private:
 		bool read_only = false;  ///< EVAL_RO / EVALSHA_RO
 		ScriptCaller* caller = nullptr;
 	};
-	/// The interpreter, created on first use (nullptr when it cannot be).
-	lua_State* lua();
-	/// Compiles and caches `body` (sha1 -> function); false after replying
-	/// the compile error.
+	/// A fresh interpreter for one script (nullptr when it cannot be made).
+	lua_State* new_lua();
+	/// Checks that `body` compiles and caches it (sha1 -> body); false
+	/// after replying the compile error.
 	bool script_load(Ctx& x, std::string_view body, std::string& sha);
 	void eval_generic(Ctx& x, bool by_sha, bool read_only);
-	std::unique_ptr<lua_State, LuaDeleter> lua_;
 	std::unordered_map<std::string, std::string> script_bodies_;  ///< sha1 -> body
+	std::string script_out_;                ///< script_call()'s result
+	std::vector<std::string> script_args_;  ///< script_call()'s arguments
 	Client script_client_;  ///< the client a script's commands run as
 	ScriptRun script_;
 

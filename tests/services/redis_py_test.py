@@ -404,8 +404,37 @@ def scripting(r, port):
     except redis.ResponseError as e:
         check("lua-time-limit" in str(e), "endless script error: %s" % e)
     eq(r.config_get("lua-time-limit"), {"lua-time-limit": "100"}, "lua-time-limit is busy-reply-threshold")
+    # a stopped script cannot catch the stop with pcall and run on (it
+    # used to: the server never answered again)
+    try:
+        r.eval("local n = 0 while true do n = n + 1 pcall(function() while true do end end) "
+               "if n > 50 then return n end end", 0)
+        check(False, "a script caught its own stop")
+    except redis.ResponseError as e:
+        check("lua-time-limit" in str(e), "pcall-wrapped endless script: %s" % e)
     r.config_set("busy-reply-threshold", 5000)
     eq(r.ping(), True, "server answers after a stopped script")
+    # hostile scripts get errors, the server stays up (each of these killed
+    # it or froze it: a deep reply overflowed the Lua stack, string.rep ran
+    # for seconds in C, newproxy's finaliser ran redis.call outside a script)
+    for script, want in (("local r = {} local t = r for i = 1, 200 do local n = {} t[1] = n t[2] = 'x' t = n end "
+                          "return r", "lua stack limit"),
+                         ("return string.rep('', 2^31 - 1)", "string.rep"),
+                         ("return string.rep('abc', 2^30)", "string.rep"),
+                         ("return newproxy(true)", "nonexistent global variable 'newproxy'")):
+        try:
+            got = r.eval(script, 0)
+            check(want == "lua stack limit" and isinstance(got, list), "%r returned %r" % (script, got))
+        except redis.ResponseError as e:
+            check(want in str(e), "%r: error %r lacks %r" % (script, str(e), want))
+        eq(r.ping(), True, "alive after %r" % script[:40])
+    eq(r.eval("return 0/0", 0), 0, "NaN converts to 0")
+    # each EVAL has a fresh interpreter: nothing one script changes is seen
+    # by the next (library functions, globals, metatables)
+    r.eval("string.upper = nil; rawset(_G, 'leak', 1); setmetatable(_G, nil); "
+           "getmetatable('').__index = {upper = function() return 'hijacked' end}", 0)
+    eq(r.eval("return {string.upper('a'), ('b'):upper(), rawget(_G, 'leak') == nil}", 0), [b"A", b"B", 1],
+       "a script's changes do not reach the next script")
     eq(r.eval("return redis.call('get', 'p1')", 0), b"ab", "state after a stopped script")
 
 
@@ -452,7 +481,44 @@ def pubsub(r, port):
     eq(next_msg()["type"], "punsubscribe", "punsubscribe confirmation")
     eq(r.publish("news", "late"), 0, "nobody subscribed after unsubscribe")
     p.close()
+    # a subscriber that closes leaves its patterns (RESET or close)
+    q = socket.create_connection(("127.0.0.1", port), timeout=30)
+    q.sendall(b"PSUBSCRIBE gone*\r\n")
+    ack = b""
+    while not ack.endswith(b":1\r\n"):
+        chunk = q.recv(4096)
+        check(chunk != b"", "psubscribe answered")
+        ack += chunk
+    eq(r.pubsub_numpat(), 1, "pattern of the open subscriber counted")
+    q.close()
+    for _ in range(600):  # bounded wait for the server to see the close
+        if r.pubsub_numpat() == 0:
+            break
+        time.sleep(0.05)
     eq(r.pubsub_numpat(), 0, "a closed subscriber leaves its patterns")
+    # one PUBLISH to a subscriber of many matching patterns stops at its
+    # output limit (it used to queue every copy: 300 x 256 KiB here)
+    hog = socket.create_connection(("127.0.0.1", port), timeout=30)
+    pats = [b"*" * (i + 1) for i in range(300)]
+    hog.sendall(b"".join(b"PSUBSCRIBE " + pt + b"\r\n" for pt in pats))
+    want_tail = b":300\r\n"
+    got = b""
+    while not got.endswith(want_tail):
+        chunk = hog.recv(65536)
+        check(chunk != b"", "subscriber closed early")
+        got += chunk
+    n = r.publish("x", "v" * (256 << 10))
+    check(0 < n < 300, "PUBLISH stopped delivering at the subscriber's output limit (%d of 300 copies)" % n)
+    hog.settimeout(30)
+    total = 0
+    while True:  # the server closes the subscriber (its output discarded)
+        chunk = hog.recv(1 << 20)
+        if not chunk:
+            break
+        total += len(chunk)
+    check(total < (64 << 20), "the subscriber got %d bytes, more than its limit" % total)
+    hog.close()
+    eq(r.ping(), True, "publisher served after the subscriber was closed")
 
 
 def info_rates(r):

@@ -251,6 +251,10 @@ public:
 	/// A reply was queued on `c` outside on_resp/on_http (e.g. from
 	/// end_of_pass, for a request that waited): send it this pass.
 	void wake(Conn& c) { mark_dirty(c); }
+	/// Output queued on `c` outside its own requests (a PUBLISH to a
+	/// subscriber): closes it now when over the client-output-buffer-limit
+	/// and returns true, as the check after a request would.
+	bool check_output_limit(Conn& c) { return output_over(c, 0); }
 	/// The connection with this id, or nullptr.
 	Conn* conn(std::uint32_t id) noexcept { return find(id); }
 	/// Closes `c` once what is queued for it is sent.
