@@ -44,6 +44,46 @@ void operator delete(void* p, std::size_t) noexcept
 	std::free(p);
 }
 
+// Every other non-aligned form too, so that whatever is allocated here is
+// freed here: under ASan a form left out is ASan's, and its memory freed by
+// the delete above is an alloc-dealloc mismatch (the whole binary fails).
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept
+{
+	if (g_fail_in > 0 && --g_fail_in == 0)
+		return nullptr;
+	return std::malloc(n ? n : 1);
+}
+
+void* operator new[](std::size_t n)
+{
+	return operator new(n);
+}
+
+void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept
+{
+	return operator new(n, t);
+}
+
+void operator delete(void* p, const std::nothrow_t&) noexcept
+{
+	std::free(p);
+}
+
+void operator delete[](void* p) noexcept
+{
+	std::free(p);
+}
+
+void operator delete[](void* p, std::size_t) noexcept
+{
+	std::free(p);
+}
+
+void operator delete[](void* p, const std::nothrow_t&) noexcept
+{
+	std::free(p);
+}
+
 using namespace daxnet::test;
 
 namespace {
