@@ -3,7 +3,10 @@
 #
 # The daxnet .deb under a real systemd: a Debian 12 container (debootstrap,
 # booted by systemd-nspawn with systemd as its PID 1, a private network and
-# a throw-away overlay on the root), `dpkg -i daxnet_*.deb`, then
+# a throw-away overlay on the root), `apt-get install ./daxnet_*.deb`
+# resolving the package's dependencies from a local archive (the
+# container has no network; the root lacks those dependencies until apt
+# installs them), then
 #   systemctl start daxnet-kv    -> active (Type=notify: READY=1 after listen)
 #   redis-cli SET/GET, curl /metrics on the unit's ports, as user daxnet,
 #   inside the unit's sandbox (ProtectSystem=strict, SystemCallFilter)
@@ -15,6 +18,8 @@
 # The Debian root is built once per package list and cached under
 # /var/cache/daxnet-tests (DAXNET_NSPAWN_CACHE), read-only to every run:
 # each run boots it with --volatile=overlay, so nothing it does persists.
+# A run stopped by SIGINT/SIGTERM powers its container off; a container
+# left by a run killed harder (SIGKILL) is stopped by the next run.
 set -euo pipefail
 
 build=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
@@ -44,6 +49,27 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# Containers of earlier runs that died without cleaning up: the machine
+# name carries the test's PID; a container whose test process is gone is
+# an orphan (one whose test still runs, e.g. a second copy of the suite,
+# is left alone).
+for p in $(pgrep -f -- 'systemd-nspawn .*--machine=daxnet-test-[0-9]+' || true); do
+	owner=$(tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | sed -n 's/^--machine=daxnet-test-//p')
+	[ -n "$owner" ] || continue
+	if ! kill -0 "$owner" 2>/dev/null; then
+		say "stopping the orphaned container daxnet-test-$owner (nspawn pid $p)"
+		kill -TERM "$p" 2>/dev/null || true
+		for _ in $(seq 1 50); do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$p" 2>/dev/null || true
+	fi
+done
 
 # A sanitizer build's package needs the sanitizer runtimes, which the
 # container does not hold: this test is for the release build.
@@ -63,20 +89,37 @@ cpack -G DEB --config "$build/CPackConfig.cmake" -B "$tmp/pkgs" >"$tmp/cpack.log
 deb=$(ls "$tmp"/pkgs/daxnet_*.deb)
 [ -f "$deb" ] || fail "no daxnet_*.deb from cpack"
 
-# 2. A Debian root holding what the package depends on (the container has a
-# private network: nothing is fetched inside it).
+# 2. A Debian root holding systemd and the test's tools but not what the
+# package depends on: those are downloaded once into a local archive
+# inside the root (/var/local/debs, the root's only apt source), from
+# which apt resolves them when the package is installed. The container
+# has a private network: nothing is fetched inside it.
 deps=$(dpkg-deb -f "$deb" Depends | tr ',|' '\n\n' | sed 's/(.*)//; s/[[:space:]]//g' | grep -v '^$' | sort -u)
-want=$(printf '%s\n' systemd systemd-sysv dbus redis-tools curl $deps | sort -u | tr '\n' ',' | sed 's/,$//')
-key=$(printf '%s' "$want" | sha256sum | cut -c1-12)
+base=$(printf '%s\n' systemd systemd-sysv dbus redis-tools curl | sort -u | tr '\n' ',' | sed 's/,$//')
+key=$(printf 'apt-v1 %s %s' "$base" "$deps" | sha256sum | cut -c1-12)
 root="$cache/bookworm-$key"
 mkdir -p "$cache"
 (
 	flock 9
 	if [ ! -e "$root/.complete" ]; then
-		say "== debootstrap (once per package list; cached in $root): $want"
+		say "== debootstrap (once per package list; cached in $root): $base"
 		rm -rf "$root.new"
-		debootstrap --variant=minbase --include="$want" bookworm "$root.new" "$mirror" \
+		debootstrap --variant=minbase --include="$base" bookworm "$root.new" "$mirror" \
 			>"$tmp/debootstrap.log" 2>&1 || { tail -20 "$tmp/debootstrap.log"; exit 1; }
+		say "== local archive of the dependencies: $(tr '\n' ' ' <<<"$deps")"
+		cp /etc/resolv.conf "$root.new/etc/resolv.conf"
+		# shellcheck disable=SC2086 # one word per package
+		chroot "$root.new" apt-get -q -o APT::Sandbox::User=root install -y --download-only $deps \
+			>"$tmp/download.log" 2>&1 || { tail -20 "$tmp/download.log"; exit 1; }
+		mkdir -p "$root.new/var/local/debs"
+		mv "$root.new"/var/cache/apt/archives/*.deb "$root.new/var/local/debs/"
+		(cd "$root.new/var/local/debs" && dpkg-scanpackages -m . /dev/null >Packages 2>/dev/null) ||
+			exit 1
+		echo 'deb [trusted=yes] file:/var/local/debs ./' >"$root.new/etc/apt/sources.list"
+		rm -rf "$root.new"/var/lib/apt/lists/*
+		chroot "$root.new" apt-get -q -o APT::Sandbox::User=root update >>"$tmp/download.log" 2>&1 ||
+			{ tail -20 "$tmp/download.log"; exit 1; }
+		: >"$root.new/etc/resolv.conf"
 		touch "$root.new/.complete"
 		rm -rf "$root"
 		mv "$root.new" "$root"
@@ -113,9 +156,23 @@ running | degraded) say "container: systemd $state" ;;
 esac
 [ "$(in_ct cat /proc/1/comm)" = systemd ] || fail "PID 1 of the container is not systemd"
 
-# 4. Install, as a user would.
-say "== dpkg -i $(basename "$deb")"
-in_ct dpkg -i "/pkgs/$(basename "$deb")" >"$tmp/dpkg.log" 2>&1 || { cat "$tmp/dpkg.log"; fail "dpkg -i"; }
+# 4. Install, as a user would: apt resolves and installs the dependencies.
+# shellcheck disable=SC2016 # ${...} is dpkg-query's format, not the shell's
+installed() { [ "$(in_ct dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]; }
+# The dependencies without alternatives must be installed by apt (one of
+# "a | b" may be satisfied either way).
+single=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | grep -v '|' | sed 's/(.*)//; s/[[:space:]]//g' | grep -v '^$')
+missing=
+for d in $single; do
+	installed "$d" || missing="$missing $d"
+done
+[ -n "$missing" ] || fail "the root already holds every dependency: apt would resolve nothing"
+say "== apt-get install ./$(basename "$deb") (dependencies to resolve:$missing)"
+in_ct env DEBIAN_FRONTEND=noninteractive apt-get install -y "/pkgs/$(basename "$deb")" >"$tmp/apt.log" 2>&1 ||
+	{ cat "$tmp/apt.log"; fail "apt-get install"; }
+for d in $missing; do
+	installed "$d" || fail "apt did not install the dependency $d"
+done
 in_ct getent passwd daxnet >/dev/null || fail "postinst did not create user daxnet"
 in_ct systemctl cat daxnet-kv.service >/dev/null || fail "daxnet-kv.service not known to systemd"
 
