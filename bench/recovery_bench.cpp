@@ -27,18 +27,6 @@ using namespace daxnet::pmem;
 
 namespace {
 
-class CountingDomain final : public PersistDomain {
-public:
-	Granularity granularity() const noexcept override { return Granularity::byte; }
-	void flush(const void*, std::size_t n) noexcept override
-	{
-		counters_.flush_calls++;
-		counters_.flushed_bytes += n;
-	}
-	void drain() noexcept override { counters_.drains++; }
-	using PersistDomain::flush;
-};
-
 struct Image {
 	Geometry geo{};
 	std::byte* mem = nullptr;

@@ -57,6 +57,7 @@
 namespace {
 
 using json = nlohmann::ordered_json;
+using daxnet::pmem::human_bytes;
 
 std::string read_file(const std::string& path, bool* ok = nullptr)
 {
@@ -82,18 +83,6 @@ std::vector<std::string> list_dir(const std::string& dir)
 	}
 	std::sort(out.begin(), out.end());
 	return out;
-}
-
-std::string human(std::uint64_t n)
-{
-	const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-	double v = static_cast<double>(n);
-	int u = 0;
-	while (v >= 1024.0 && u < 4) {
-		v /= 1024.0;
-		u++;
-	}
-	return u == 0 ? fmt::format("{} B", n) : fmt::format("{:.1f} {}", v, units[u]);
 }
 
 // ---- configuration files ----------------------------------------------------
@@ -230,8 +219,8 @@ void print_service(const json& s)
 	fmt::print("  connections    {} open, {} accepted\n", s.value("open_connections", 0), s.value("connections", 0));
 	fmt::print("  requests       {} ({} protocol errors)\n", s.value("requests", 0), s.value("protocol_errors", 0));
 	fmt::print("  port           {} syncs, rx {} tx {}, cpu-copied {}, rx ring full {}, spare empty {}\n",
-		   s.value("syncs", 0), human(s.value("rx_bytes", 0ull)), human(s.value("tx_bytes", 0ull)),
-		   human(s.value("cpu_copied_bytes", 0ull)), s.value("rx_ring_full", 0), s.value("spare_empty", 0));
+		   s.value("syncs", 0), human_bytes(s.value("rx_bytes", 0ull)), human_bytes(s.value("tx_bytes", 0ull)),
+		   human_bytes(s.value("cpu_copied_bytes", 0ull)), s.value("rx_ring_full", 0), s.value("spare_empty", 0));
 	fmt::print("  pool buffers   {} of {} free\n", s.value("pool_buffers_free", 0), s.value("pool_buffers", 0));
 	fmt::print("  wal            {} of {} records used, {} checkpoints, {} fences\n",
 		   s.value("wal_used_records", 0), s.value("wal_slots", 0), s.value("checkpoints", 0),
@@ -319,7 +308,7 @@ void print_pool(const json& p)
 		return;
 	}
 	fmt::print("pool {}: {}, {} buffers x {}, dax={}, in use={}{}\n", p["path"].get<std::string>(),
-		   human(p["pool_size"].get<std::uint64_t>()), p["buffer_count"].get<std::uint64_t>(),
+		   human_bytes(p["pool_size"].get<std::uint64_t>()), p["buffer_count"].get<std::uint64_t>(),
 		   p["buffer_size"].get<std::uint64_t>(), p["dax"].get<bool>() ? "yes" : "no",
 		   p["in_use"].get<bool>() ? "yes" : "no",
 		   p.contains("holder_pid") ? fmt::format(" (pid {})", p["holder_pid"].get<long>()) : std::string());

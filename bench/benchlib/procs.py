@@ -110,24 +110,29 @@ def proc_cpu_seconds(pid):
     return u + s
 
 
-def proc_runtime_seconds(pid):
-    """Exact on-CPU time of the live threads of pid (sum of /proc/PID/task/*/schedstat).
-
-    A cross-check of the tick-sampled utime+stime: exited threads are lost,
-    which never happens to the servers measured here.
-    """
+def task_ns(pid):
+    """On-CPU ns of the live threads of pid (sum of /proc/PID/task/*/schedstat); 0 if gone."""
     total = 0
     try:
         tids = os.listdir("/proc/%d/task" % pid)
     except OSError:
-        return 0.0
+        return 0
     for t in tids:
         try:
             with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
                 total += int(f.read().split()[0])
         except (OSError, ValueError, IndexError):
             pass
-    return total / 1e9
+    return total
+
+
+def proc_runtime_seconds(pid):
+    """Exact on-CPU time of the live threads of pid, in seconds (task_ns).
+
+    A cross-check of the tick-sampled utime+stime: exited threads are lost,
+    which never happens to the servers measured here.
+    """
+    return task_ns(pid) / 1e9
 
 
 def children(pid):

@@ -59,6 +59,9 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "lib"))
 import daxnet_testlib as tl  # noqa: E402  (the RESP client, INFO's fields)
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib.procs import task_ns  # noqa: E402  (on-CPU ns of a process)
+
 HOST = "bench.daxnet.local"  # "GET / HTTP/1.1\r\nHost: bench.daxnet.local\r\n\r\n" is 44 bytes (PASTE's rpc)
 WAL_BODY = 1024
 
@@ -89,22 +92,6 @@ def emit(kind, obj):
 
 
 # ------------------------------------------------------------------ /proc
-
-
-def task_ns(pid):
-    """On-CPU ns of the live threads of pid (schedstat), 0 if gone."""
-    total = 0
-    try:
-        tids = os.listdir("/proc/%d/task" % pid)
-    except OSError:
-        return 0
-    for t in tids:
-        try:
-            with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
-                total += int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
 
 
 def idle_ns():

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -44,6 +45,23 @@ std::string_view to_string(Granularity g) noexcept
 		return "PAGE";
 	}
 	return "?";
+}
+
+std::string human_bytes(std::uint64_t n)
+{
+	static const char* const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	double v = static_cast<double>(n);
+	int u = 0;
+	while (v >= 1024.0 && u < 4) {
+		v /= 1024.0;
+		u++;
+	}
+	char out[32];
+	if (u == 0)
+		std::snprintf(out, sizeof out, "%llu B", static_cast<unsigned long long>(n));
+	else
+		std::snprintf(out, sizeof out, "%.1f %s", v, units[u]);
+	return out;
 }
 
 namespace {

@@ -42,18 +42,6 @@ int fail(const std::string& msg)
 	return 1;
 }
 
-std::string human(std::uint64_t n)
-{
-	const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-	double v = static_cast<double>(n);
-	int u = 0;
-	while (v >= 1024.0 && u < 4) {
-		v /= 1024.0;
-		u++;
-	}
-	return u == 0 ? fmt::format("{} B", n) : fmt::format("{:.1f} {}", v, units[u]);
-}
-
 std::string uuid_text(const Uuid& u)
 {
 	std::string s;
@@ -101,7 +89,7 @@ int cmd_create(const std::string& path, const std::string& size_text, std::uint3
 		return fail(pool.error().message);
 	const auto& g = pool->geometry();
 	fmt::print("created {}: {} buffers of {} bytes ({}), granularity {}{}\n", path, g.buffer_count,
-		   g.buffer_size, human(std::uint64_t{g.buffer_count} * g.buffer_size),
+		   g.buffer_size, human_bytes(std::uint64_t{g.buffer_count} * g.buffer_size),
 		   to_string(pool->granularity()),
 		   device ? ", device DAX" : pool->is_dax() ? ", DAX (MAP_SYNC)" : ", not DAX");
 	return 0;
@@ -134,12 +122,12 @@ int cmd_info(const std::string& path, bool json)
 	fmt::print("pool           {}\n", path);
 	fmt::print("format         version {}, uuid {}\n", info->version, uuid_text(info->uuid));
 	fmt::print("created        {}\n", when);
-	fmt::print("size           {} ({} bytes; file {} bytes)\n", human(g.pool_size), g.pool_size,
+	fmt::print("size           {} ({} bytes; file {} bytes)\n", human_bytes(g.pool_size), g.pool_size,
 		   info->file_size);
 	fmt::print("buffers        {} x {} bytes at offset {} ({})\n", g.buffer_count, g.buffer_size,
-		   g.buffer_offset, human(std::uint64_t{g.buffer_count} * g.buffer_size));
-	fmt::print("wal area       offset {}, {}\n", g.wal_offset, human(g.wal_size));
-	fmt::print("checkpoint     offset {}, {}\n", g.ckpt_offset, human(g.ckpt_size));
+		   g.buffer_offset, human_bytes(std::uint64_t{g.buffer_count} * g.buffer_size));
+	fmt::print("wal area       offset {}, {}\n", g.wal_offset, human_bytes(g.wal_size));
+	fmt::print("checkpoint     offset {}, {}\n", g.ckpt_offset, human_bytes(g.ckpt_size));
 	struct stat st {};
 	const bool device = ::stat(path.c_str(), &st) == 0 && S_ISCHR(st.st_mode);
 	fmt::print("dax            {}\n", device      ? "yes (device DAX)"

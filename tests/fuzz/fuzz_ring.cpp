@@ -49,17 +49,9 @@ using namespace daxnet;
 constexpr std::uint64_t kPoolSize = 1u << 20;
 constexpr std::uint32_t kSlots = 8;
 
-class NullDomain final : public pmem::PersistDomain {
-public:
-	pmem::Granularity granularity() const noexcept override { return pmem::Granularity::byte; }
-	void flush(const void*, std::size_t) noexcept override {}
-	void drain() noexcept override {}
-	using pmem::PersistDomain::flush;
-};
-
 struct Pool {
 	std::byte* mem = nullptr;
-	NullDomain domain;
+	pmem::CountingDomain domain;
 	pmem::PoolView view;
 	Pool()
 	{

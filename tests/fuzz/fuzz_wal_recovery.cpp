@@ -69,23 +69,10 @@ std::uint64_t fixed_clock() noexcept
 	return kNow;
 }
 
-/// Flush and drain that only count: the image is the durable state.
-class NullDomain final : public PersistDomain {
-public:
-	Granularity granularity() const noexcept override { return Granularity::byte; }
-	void flush(const void*, std::size_t n) noexcept override
-	{
-		counters_.flush_calls++;
-		counters_.flushed_bytes += n;
-	}
-	void drain() noexcept override { counters_.drains++; }
-	using PersistDomain::flush;
-};
-
 struct Image {
 	Geometry geo{};
 	std::byte* mem = nullptr;
-	NullDomain domain;
+	CountingDomain domain;
 	PoolView view;
 	std::uint32_t seed = 0;
 	std::uint64_t nslots = 0;

@@ -20,7 +20,10 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <exception>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "daxnet/buffer.h"
@@ -130,6 +133,48 @@ inline bool write_all(int fd, const void* p, std::size_t n)
 		n -= static_cast<std::size_t>(r);
 	}
 	return true;
+}
+
+/// A peer on its own thread, joined when it goes out of scope. When a
+/// REQUIRE throws while it runs, the destructor first shuts `fd` down both
+/// ways, so that a send or recv the peer is blocked in returns: the test
+/// reports its failure instead of std::terminate on a joinable thread or a
+/// join that never returns.
+class PeerThread {
+public:
+	template <class F>
+	PeerThread(int fd, F&& f) : fd_(fd), t_(std::forward<F>(f))
+	{
+	}
+	PeerThread(const PeerThread&) = delete;
+	PeerThread& operator=(const PeerThread&) = delete;
+	~PeerThread()
+	{
+		if (!t_.joinable())
+			return;
+		if (std::uncaught_exceptions() > 0)
+			::shutdown(fd_, SHUT_RDWR);
+		t_.join();
+	}
+	void join()
+	{
+		if (t_.joinable())
+			t_.join();
+	}
+
+private:
+	int fd_;
+	std::thread t_;
+};
+
+/// A peer that sends `msg` (which must outlive it) to `fd`, then shuts its
+/// write side: the receiver sees the bytes and then EOF.
+inline PeerThread stream_peer(int fd, const std::string& msg)
+{
+	return PeerThread(fd, [fd, &msg] {
+		write_all(fd, msg.data(), msg.size());
+		::shutdown(fd, SHUT_WR);
+	});
 }
 
 /// Reads until EOF or `n` bytes (blocking), with a receive timeout.

@@ -66,7 +66,7 @@ TEST_CASE("one connection: NEW_CONN first, 1-byte and 1 MiB messages in order, E
 		Pair p = connected_pair();
 		std::uint32_t id = attach(port, p.server.get(), 42);
 		std::string msg = std::string(1, 'x') + make_stream(1, 1u << 20);
-		std::thread peer([&] {
+		PeerThread peer(p.client.get(), [&] {
 			write_all(p.client.get(), msg.data(), 1);
 			std::this_thread::sleep_for(20ms);
 			write_all(p.client.get(), msg.data() + 1, msg.size() - 1);
@@ -108,7 +108,7 @@ TEST_CASE("echo: TX straight from received buffers, kept buffers and copies reac
 		std::string msg = make_stream(2, 300000);
 		std::string got;
 		std::atomic<bool> peer_done{false};
-		std::thread peer([&] {
+		PeerThread peer(p.client.get(), [&] {
 			write_all(p.client.get(), msg.data(), msg.size());
 			got = read_n(p.client.get(), msg.size() + 5);
 			peer_done = true;
@@ -241,7 +241,7 @@ TEST_CASE("byte-at-a-time sender: every byte arrives once, in order", "[unit]")
 		Pair p = connected_pair();
 		std::uint32_t id = attach(port, p.server.get());
 		std::string msg = make_stream(3, 3000);
-		std::thread peer([&] {
+		PeerThread peer(p.client.get(), [&] {
 			for (std::size_t i = 0; i < msg.size(); i++) {
 				write_all(p.client.get(), msg.data() + i, 1);
 				if (i % 64 == 0)
@@ -307,10 +307,7 @@ TEST_CASE("a full RX ring stops reading without losing bytes", "[unit]")
 		Pair p = connected_pair();
 		std::uint32_t id = attach(port, p.server.get());
 		std::string msg = make_stream(5, 4u << 20);
-		std::thread peer([&] {
-			write_all(p.client.get(), msg.data(), msg.size());
-			::shutdown(p.client.get(), SHUT_WR);
-		});
+		PeerThread peer = stream_peer(p.client.get(), msg);
 		// Do not release anything for a while: the ring fills and stays full.
 		for (int i = 0; i < 20; i++) {
 			port.wait(5);
@@ -339,10 +336,7 @@ TEST_CASE("an exhausted pool stops reading without losing bytes; kept buffers st
 		Pair p = connected_pair();
 		std::uint32_t id = attach(port, p.server.get());
 		std::string msg = make_stream(6, 8u << 20);
-		std::thread peer([&] {
-			write_all(p.client.get(), msg.data(), msg.size());
-			::shutdown(p.client.get(), SHUT_WR);
-		});
+		PeerThread peer = stream_peer(p.client.get(), msg);
 		// Keep every received buffer until the pool runs dry.
 		struct Kept {
 			daxnet::BufferLease lease;
@@ -647,7 +641,7 @@ TEST_CASE("detach flushes queued TX first; a detached connection gets no more sl
 		std::string msg = make_stream(7, 200000);
 		REQUIRE(port.send_copy(id, std::as_bytes(std::span(msg))) == static_cast<long>(msg.size()));
 		std::string got;
-		std::thread peer([&] { got = read_n(p.client.get(), msg.size()); });
+		PeerThread peer(p.client.get(), [&] { got = read_n(p.client.get(), msg.size()); });
 		REQUIRE(port.detach(id, false, 10000).ok());
 		peer.join();
 		CHECK((got == msg));
@@ -710,10 +704,7 @@ TEST_CASE("detach mid-stream without DISCARD: bytes published before it + bytes 
 		Pair p = connected_pair();
 		std::uint32_t id = attach(port, p.server.get());
 		std::string msg = make_stream(8, 6u << 20);
-		std::thread peer([&] {
-			write_all(p.client.get(), msg.data(), msg.size());
-			::shutdown(p.client.get(), SHUT_WR);
-		});
+		PeerThread peer = stream_peer(p.client.get(), msg);
 		Collector col;
 		REQUIRE(run_until([&] { return col.conns[id].data.size() >= (256u << 10); }, [&] { round(port, col, 2); }));
 		// More syncs without releasing anything: completions and received
@@ -764,10 +755,7 @@ TEST_CASE("detach with DISCARD mid-stream drops unpublished bytes without leakin
 		Pair p = connected_pair();
 		std::uint32_t id = attach(port, p.server.get());
 		std::string msg = make_stream(9, 2u << 20);
-		std::thread peer([&] {
-			write_all(p.client.get(), msg.data(), msg.size());
-			::shutdown(p.client.get(), SHUT_WR);
-		});
+		PeerThread peer = stream_peer(p.client.get(), msg);
 		Collector col;
 		REQUIRE(run_until([&] { return col.conns[id].data.size() >= (64u << 10); }, [&] { round(port, col, 2); }));
 		for (int i = 0; i < 3; i++) {
@@ -800,7 +788,7 @@ EchoStats small_echo(Port& port, Pair& p, std::uint32_t id, int n, std::size_t s
 {
 	EchoStats st;
 	std::atomic<bool> ok{true};
-	std::thread peer([&] {
+	PeerThread peer(p.client.get(), [&] {
 		std::string m(size, '\0');
 		for (int i = 0; i < n && ok; i++) {
 			for (std::size_t k = 0; k < size; k++)

@@ -25,19 +25,6 @@ namespace daxnet::test {
 
 using namespace daxnet::pmem;
 
-/// Flush/drain that only count (for recovering copies).
-class CountingDomain final : public PersistDomain {
-public:
-	Granularity granularity() const noexcept override { return Granularity::byte; }
-	void flush(const void*, std::size_t n) noexcept override
-	{
-		counters_.flush_calls++;
-		counters_.flushed_bytes += n;
-	}
-	void drain() noexcept override { counters_.drains++; }
-	using PersistDomain::flush;
-};
-
 struct AlignedFree {
 	void operator()(std::byte* p) const noexcept { std::free(p); }
 };

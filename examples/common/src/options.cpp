@@ -37,18 +37,6 @@ extern "C" void on_stop_signal(int sig)
 	g_stop.store(true, std::memory_order_release);
 }
 
-std::string human(std::uint64_t v)
-{
-	static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-	int u = 0;
-	double d = static_cast<double>(v);
-	while (d >= 1024.0 && u < 4) {
-		d /= 1024.0;
-		++u;
-	}
-	return u == 0 ? fmt::format("{} B", v) : fmt::format("{:.4g} {}", d, units[u]);
-}
-
 /// Every attached connection holds a socket fd: raise the soft limit on
 /// open files towards the hard limit so --max-conns is reachable.
 void raise_nofile_limit(std::uint32_t conns)
@@ -308,7 +296,7 @@ std::string describe_pool(const pmem::Pool& pool, bool created)
 {
 	const auto& g = pool.geometry();
 	return fmt::format("pool={} ({}, {} buffers x {}, granularity={}, dax={}{})", pool.path(),
-			   human(g.pool_size), g.buffer_count, g.buffer_size, pmem::to_string(pool.granularity()),
+			   pmem::human_bytes(g.pool_size), g.buffer_count, g.buffer_size, pmem::to_string(pool.granularity()),
 			   pool.is_dax() ? "yes" : "no", created ? ", created" : "");
 }
 

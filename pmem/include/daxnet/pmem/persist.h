@@ -16,6 +16,9 @@
 //     drain(), never once per flush call.
 //   * ShadowDomain (tests): a durable image that only flush+drain update, for
 //     crash-point testing.
+//   * CountingDomain (below): memory that is not persistent at all (a pool
+//     image in DRAM for a benchmark, a fuzzer or a recovering copy): counts
+//     the calls, makes nothing durable.
 //
 // Lock context: a domain is used by one thread at a time (one per port /
 // worker); it is not internally synchronised.
@@ -95,6 +98,25 @@ public:
 
 protected:
 	PersistCounters counters_;
+};
+
+/// A domain over memory that is not persistent: flush() and drain() only
+/// count (counters()). For pool images in DRAM (benchmarks, fuzzers,
+/// recovering a copy); never for a pool whose contents must survive.
+class CountingDomain final : public PersistDomain {
+public:
+	explicit CountingDomain(Granularity g = Granularity::byte) noexcept : granularity_(g) {}
+	Granularity granularity() const noexcept override { return granularity_; }
+	void flush(const void*, std::size_t n) noexcept override
+	{
+		counters_.flush_calls++;
+		counters_.flushed_bytes += n;
+	}
+	void drain() noexcept override { counters_.drains++; }
+	using PersistDomain::flush;
+
+private:
+	Granularity granularity_;
 };
 
 }  // namespace daxnet::pmem
