@@ -315,6 +315,11 @@ void Server::parse(Conn& c, const proto::RxSlice& s)
 void Server::shrink_scratch(Conn& c) noexcept
 {
 	// Gather space of a large argument (or many) goes back after it.
+	// Nothing to look at unless view() gathered or grew the slots (a
+	// packed SET names slots 62 and 63: a walk of 64 per request).
+	if (!c.scratch_grown)
+		return;
+	c.scratch_grown = false;
 	if (c.scratch.size() > 64) {
 		std::vector<std::vector<char>>().swap(c.scratch);
 		return;

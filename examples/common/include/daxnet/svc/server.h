@@ -123,14 +123,21 @@ struct Conn {
 	std::uint64_t detach_since_ns = 0;  ///< CLOCK_MONOTONIC of the first detach try
 	std::uint64_t last_active_ns = 0;   ///< CLOCK_MONOTONIC of the last data received
 	std::vector<std::vector<char>> scratch;  ///< per-argument gather space
+	bool scratch_grown = false;   ///< an argument was gathered since the last shrink_scratch
 	std::shared_ptr<void> app;    ///< the service's per-connection state
 
 	/// `r` as a string_view: in place or gathered (scratch slot `i`).
 	std::string_view view(proto::StreamRange r, std::size_t i)
 	{
-		if (scratch.size() <= i)
+		if (scratch.size() <= i) {
 			scratch.resize(i + 1);
-		return chain.view(r, scratch[i]);
+			scratch_grown = true;
+		}
+		std::vector<char>& v = scratch[i];
+		const std::string_view out = chain.view(r, v);
+		if (!v.empty() && out.data() == v.data())
+			scratch_grown = true;
+		return out;
 	}
 };
 
