@@ -251,7 +251,7 @@ int KvStore::clean_move(std::string_view key) noexcept
 	const Slice nval{d, c.dest_used + item.key.len, static_cast<std::uint32_t>(item.size)};
 	const std::uint32_t vcrc = slices.size() == 1 ? crcs[0] : crc32c(vdst, item.size);
 	Entry e;
-	e.type = RecordType::kv_set;
+	e.type = item.typed ? RecordType::kv_set_typed : RecordType::kv_set;
 	e.aux = item.expiry;
 	e.key = nkey;
 	e.value = item.size ? std::span<const Slice>(&nval, 1) : std::span<const Slice>();

@@ -68,7 +68,9 @@ ValueRef value_ref(const T& it, std::uint64_t expiry) noexcept
 
 ValueRef KvStore::Item::ref() const noexcept
 {
-	return value_ref(*this, expiry);
+	ValueRef r = value_ref(*this, expiry);
+	r.typed = typed;
+	return r;
 }
 
 KvStore::KvStore(const KvOptions& opt) noexcept : opt_(opt) {}
@@ -134,7 +136,8 @@ void KvStore::apply(const Entry& e)
 		return;
 	}
 	switch (e.type) {
-	case RecordType::kv_set: {
+	case RecordType::kv_set:
+	case RecordType::kv_set_typed: {
 		// Everything that allocates comes first (the new slice lists,
 		// the index node): a failure (bad_alloc) leaves the index and
 		// its counts as they were, the old value in place.
@@ -162,6 +165,7 @@ void KvStore::apply(const Entry& e)
 		item.key = e.key;
 		item.key_crc = e.key_crc;
 		item.expiry = e.aux;
+		item.typed = e.type == RecordType::kv_set_typed;
 		item.size = fresh.size;
 		item.nslices = fresh.nslices;
 		item.first = fresh.first;
@@ -430,7 +434,7 @@ int KvStore::reclaim() noexcept
 	return opt_.checkpoint_step ? ckpt_begin() : checkpoint_if_useful();
 }
 
-int KvStore::set(const Slice& key, std::span<const Slice> value, std::uint64_t expiry_ns) noexcept
+int KvStore::set(const Slice& key, std::span<const Slice> value, std::uint64_t expiry_ns, bool typed) noexcept
 {
 	if (!slice_ok(key))
 		return -EINVAL;
@@ -444,7 +448,7 @@ int KvStore::set(const Slice& key, std::span<const Slice> value, std::uint64_t e
 		return -ENOSPC;
 	}
 	Entry e;
-	e.type = RecordType::kv_set;
+	e.type = typed ? RecordType::kv_set_typed : RecordType::kv_set;
 	e.aux = expiry_ns;
 	e.key = key;
 	e.value = value;
@@ -664,7 +668,7 @@ int KvStore::ckpt_step(std::uint64_t budget) noexcept
 				continue;
 			}
 			Entry e;
-			e.type = RecordType::kv_set;
+			e.type = item.typed ? RecordType::kv_set_typed : RecordType::kv_set;
 			e.aux = item.expiry;
 			e.key = item.key;
 			e.value = item.ref().slices;

@@ -101,6 +101,8 @@ std::string_view to_string(RecordType t) noexcept
 		return "STREAM_APPEND";
 	case RecordType::stream_trim:
 		return "STREAM_TRIM";
+	case RecordType::kv_set_typed:
+		return "KV_SET_TYPED";
 	case RecordType::cont:
 		return "CONT";
 	}

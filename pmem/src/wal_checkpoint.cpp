@@ -12,13 +12,12 @@ using namespace walfmt;
 
 int CheckpointWriter::add(const Entry& e) noexcept
 {
-	if (e.type != RecordType::kv_set && e.type != RecordType::stream_append && e.type != RecordType::stream_trim)
+	if (e.type != RecordType::kv_set && e.type != RecordType::kv_set_typed && e.type != RecordType::stream_append &&
+	    e.type != RecordType::stream_trim)
 		return -EINVAL;
-	if (e.type == RecordType::stream_trim) {
-		if (e.aux >= kWalSeqLimit)
-			return -EINVAL;
-		has_trim_ = true;
-	}
+	if (e.type == RecordType::stream_trim && e.aux >= kWalSeqLimit)
+		return -EINVAL;
+	state_flags_ |= state_flag_for(e.type);
 	if (e.value.size() > UINT16_MAX)
 		return -EMSGSIZE;
 	const std::uint32_t n = wal_records_for(e.value.size());
@@ -112,8 +111,7 @@ int Wal::install_checkpoint() noexcept
 	next.head_seq = p.covers;
 	next.ckpt_gen = p.gen;
 	next.ckpt_half = p.half;
-	if (wr.has_trim_)
-		next.flags |= kStateFlagTrim;  // §Log state, flags
+	next.flags |= wr.state_flags_;  // §Log state, flags
 	write_state(next);
 
 	// Step 3: swap references (§Buffer lifetime); new ones first so a

@@ -51,7 +51,7 @@ inline bool slice_in_bounds(const PoolView& pool, std::uint32_t buf, std::uint32
 inline bool known_head_type(std::uint8_t t) noexcept
 {
 	return t >= static_cast<std::uint8_t>(RecordType::kv_set) &&
-	       t <= static_cast<std::uint8_t>(RecordType::stream_trim);
+	       t <= static_cast<std::uint8_t>(RecordType::kv_set_typed);
 }
 
 inline WalSlice make_slice(const PoolView& pool, const Slice& s, const std::uint32_t* known = nullptr) noexcept
@@ -176,7 +176,7 @@ inline bool record_ok(const DecodeCtx& c, const WalRecord& r, std::uint64_t seq,
 			return false;
 		}
 		const bool has_key = t != RecordType::kv_flushall;
-		const bool has_value = t == RecordType::kv_set || t == RecordType::stream_append;
+		const bool has_value = t == RecordType::kv_set || t == RecordType::kv_set_typed || t == RecordType::stream_append;
 		const bool has_aux = has_value || t == RecordType::stream_trim;
 		if ((!has_value && r.nslices) || (!has_key && !slice_zero(r.s[0])) || (!has_aux && r.aux) ||
 		    (t == RecordType::stream_trim && r.aux >= kWalSeqLimit)) {

@@ -65,7 +65,7 @@ private:
 	std::vector<Slice> vals_;
 	std::vector<std::uint32_t> crcs_;
 	std::string why_;
-	bool saw_trim_ = false;  // §Log state, flags: keep TRIM set while trims exist
+	std::uint32_t saw_flags_ = 0;  // §Log state, flags: keep TRIM / TYPED set while such entries exist
 
 	// the log scan (step 3), read by steps 4 to 6
 	DecodeCtx c_{};
@@ -175,7 +175,7 @@ Status WalRecovery::replay_checkpoint()
 			for (const auto* r : recs_)
 				quarantine(*r);
 		} else {
-			saw_trim_ |= recs_[0]->type == static_cast<std::uint8_t>(RecordType::stream_trim);
+			saw_flags_ |= state_flag_for(static_cast<RecordType>(recs_[0]->type));
 			replay_(to_entry(recs_, vals_, crcs_), 0);
 		}
 		pos += recs_.size();
@@ -198,7 +198,7 @@ void WalRecovery::apply_pending()
 			precs_.push_back(w_.slot(pe.seq + k));
 		for (const auto* r : precs_)
 			for_slices(*r, [&](std::uint32_t buf) { alloc_.ref(buf); });
-		saw_trim_ |= precs_[0]->type == static_cast<std::uint8_t>(RecordType::stream_trim);
+		saw_flags_ |= state_flag_for(static_cast<RecordType>(precs_[0]->type));
 		replay_(to_entry(precs_, vals_, crcs_), pe.seq);
 		rep_.log_entries++;
 		rep_.log_records += pe.n;
@@ -353,8 +353,7 @@ Status WalRecovery::start_epoch()
 		next.generation++;
 		next.epoch = top + 1;
 		next.epoch_seq = expected_;
-		if (saw_trim_)
-			next.flags |= kStateFlagTrim;  // lost with a newer slot, or never set
+		next.flags |= saw_flags_;  // lost with a newer slot, or never set
 		if (w_.write_state(next) != 0)
 			return make_error(EIO, "cannot write the WAL log state");
 	}

@@ -32,7 +32,8 @@ int Wal::append(const Entry& e, std::uint64_t* seq) noexcept
 	const auto t = static_cast<std::uint8_t>(e.type);
 	if (!known_head_type(t))
 		return -EINVAL;
-	const bool has_value = e.type == RecordType::kv_set || e.type == RecordType::stream_append;
+	const bool has_value =
+		e.type == RecordType::kv_set || e.type == RecordType::kv_set_typed || e.type == RecordType::stream_append;
 	const bool trim = e.type == RecordType::stream_trim;
 	if ((!has_value && !e.value.empty()) || (e.type == RecordType::kv_flushall && e.key.len) ||
 	    (!has_value && !trim && e.aux) || (trim && e.aux >= kWalSeqLimit))
@@ -55,12 +56,13 @@ int Wal::append(const Entry& e, std::uint64_t* seq) noexcept
 		if (s.len == 0 || !held(s))
 			return -EINVAL;
 
-	if (trim && !(state_.flags & kStateFlagTrim)) {
-		// §Log state, flags: readers that do not know STREAM_TRIM must
-		// refuse this log before the first trim can be durable.
+	if (const std::uint32_t need = state_flag_for(e.type); need && !(state_.flags & need)) {
+		// §Log state, flags: readers that do not know STREAM_TRIM (or
+		// KV_SET_TYPED) must refuse this log before the first such entry
+		// can be durable.
 		LogState next = state_;
 		next.generation++;
-		next.flags |= kStateFlagTrim;
+		next.flags |= need;
 		write_state(next);
 	}
 

@@ -257,7 +257,7 @@ void run_program(Image& img, FuzzInput& in, Ctx& ctx)
 			s.epoch = ctx.epoch;
 			s.ckpt_half = (f & 2) ? in.u8() : (f >> 2) & 1;
 			s.nslots = (f & 8) ? in.u32() : static_cast<std::uint32_t>(img.nslots);
-			s.flags = ((f & 16) ? daxnet::pmem::kStateFlagTrim : 0) | ((f & 64) ? 2u : 0u);  // 2: unknown
+			s.flags = ((f & 16) ? daxnet::pmem::kStateFlagTrim : 0) | ((f & 64) ? 4u : 0u);  // 4: unknown
 			s.epoch_seq = s.head_seq + in.u8();
 			s.crc = crc60(s, img.seed);
 			if (f & 32)
@@ -402,7 +402,7 @@ void check_entries(const Image& img, const Opened& o, const Wal& w, const Buffer
 	std::vector<std::uint32_t> naming(img.geo.buffer_count, 0);
 	for (const auto& g : o.entries) {
 		const auto t = static_cast<std::uint8_t>(g.type);
-		FUZZ_CHECK_MSG(t >= 1 && t <= 5, "replayed type " + std::to_string(t));
+		FUZZ_CHECK_MSG(t >= 1 && t <= 6, "replayed type " + std::to_string(t));
 		FUZZ_CHECK(slice_ok(img, g.key));
 		if (g.type == RecordType::kv_flushall)
 			FUZZ_CHECK(g.key.len == 0);
@@ -466,6 +466,7 @@ Model model_of(const Image& img, const std::vector<Got>& entries)
 	for (const auto& g : entries) {
 		switch (g.type) {
 		case RecordType::kv_set:
+		case RecordType::kv_set_typed:
 			m.kv[str(img, g.key)] = {value_str(img, g.value), g.aux};
 			break;
 		case RecordType::kv_del:

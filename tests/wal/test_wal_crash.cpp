@@ -3,7 +3,8 @@
 // Crash-point testing of the WAL + KV store on the shadow domain
 // (shared/research/pmem.md §2.4; docs/wal-format.md §Recovery).
 //
-// A seeded workload of mixed operations (SET, SET with expiry, DEL,
+// A seeded workload of mixed operations (SET, SET with expiry, typed SET
+// (KV_SET_TYPED: the type must survive too), DEL,
 // FLUSHALL, stream appends; small values packed into shared buffers, large
 // values chained across buffers) runs in batches; the ring is small so it
 // wraps and checkpoints often. At EVERY drain -- before it (pending lines
@@ -45,22 +46,29 @@ struct Op {
 	std::string key;  ///< key or stream name
 	std::string value;
 	std::uint64_t aux = 0;  ///< expiry (set), stamp (append) or new first position (trim)
+	bool typed = false;     ///< set: a typed value (KV_SET_TYPED)
 };
 
 void apply(FlatState& st, const Op& op)
 {
 	switch (op.kind) {
 	case Op::set:
-		if (op.aux && op.aux <= kNow)
+		st.typed.erase(op.key);
+		if (op.aux && op.aux <= kNow) {
 			st.kv.erase(op.key);  // already expired: absent
-		else
+		} else {
 			st.kv[op.key] = {op.value, op.aux};
+			if (op.typed)
+				st.typed.insert(op.key);
+		}
 		break;
 	case Op::del:
 		st.kv.erase(op.key);
+		st.typed.erase(op.key);
 		break;
 	case Op::flushall:
 		st.kv.clear();
+		st.typed.clear();
 		break;
 	case Op::append:
 		st.streams[op.key].emplace_back(op.value, op.aux);
@@ -228,6 +236,7 @@ CrashResult run_crash_workload(std::uint64_t seed, std::uint64_t nops, WalOption
 				op.value = value_for(i, len);
 				if (dice >= 480 && dice < 550)
 					op.aux = (rng() & 1) ? kNow + 1'000'000'000 : kNow - 1;
+				op.typed = i % 5 == 2;  // no draw: the workload stays as it was
 			} else if (dice < 750) {
 				op.kind = Op::del;
 				op.key = "key:" + std::to_string(rng() % 150);
@@ -257,7 +266,8 @@ CrashResult run_crash_workload(std::uint64_t seed, std::uint64_t nops, WalOption
 				const int got = kv->get(k, v);
 				auto it = model_live.kv.find(k);
 				const bool want = it != model_live.kv.end();
-				if ((got == 1) != want || (want && bytes_of(p.view(), v) != it->second.first))
+				if ((got == 1) != want ||
+				    (want && (bytes_of(p.view(), v) != it->second.first || v.typed != model_live.typed.contains(k))))
 					violation("GET " + k + " disagrees with the model before any crash");
 				continue;
 			}
@@ -269,7 +279,7 @@ CrashResult run_crash_workload(std::uint64_t seed, std::uint64_t nops, WalOption
 				const Slice ks = rx.receive_one(op.key);
 				const auto vs = rx.receive(op.value);
 				REQUIRE_FALSE(vs.empty());
-				rc = kv->set(ks, vs, op.aux);
+				rc = kv->set(ks, vs, op.aux, op.typed);
 				break;
 			}
 			case Op::del:

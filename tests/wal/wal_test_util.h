@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <cstring>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -168,6 +169,7 @@ struct FlatState {
 	std::map<std::string, std::pair<std::string, std::uint64_t>> kv;  ///< key -> (value, expiry)
 	std::map<std::string, std::vector<std::pair<std::string, std::uint64_t>>> streams;  ///< name -> retained (body, stamp)
 	std::map<std::string, std::uint64_t> stream_first;  ///< name -> first retained position
+	std::set<std::string> typed;  ///< keys whose value was stored typed (KV_SET_TYPED)
 
 	friend bool operator==(const FlatState&, const FlatState&) = default;
 };
@@ -180,6 +182,8 @@ inline FlatState flatten(const KvStore& kv, std::uint64_t now)
 		if (v.expiry_ns && v.expiry_ns <= now)
 			return;
 		f.kv[std::string(k)] = {bytes_of(kv.pool(), v), v.expiry_ns};
+		if (v.typed)
+			f.typed.emplace(k);
 	});
 	kv.for_each_stream([&](std::string_view name, std::uint64_t len) {
 		auto& out = f.streams[std::string(name)];
@@ -217,7 +221,8 @@ struct Recovered {
 
 inline std::string describe(const FlatState& f)
 {
-	std::string s = std::to_string(f.kv.size()) + " keys, " + std::to_string(f.streams.size()) + " streams (";
+	std::string s = std::to_string(f.kv.size()) + " keys (" + std::to_string(f.typed.size()) + " typed), " +
+			std::to_string(f.streams.size()) + " streams (";
 	for (const auto& [n, v] : f.streams)
 		s += n + ":" + std::to_string(v.size()) + " ";
 	return s + ")";

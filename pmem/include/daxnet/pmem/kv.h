@@ -48,6 +48,7 @@ struct ValueRef {
 	std::span<const Slice> slices;
 	std::uint64_t size = 0;       ///< total bytes
 	std::uint64_t expiry_ns = 0;  ///< absolute, CLOCK_REALTIME; 0 = none
+	bool typed = false;           ///< stored by a typed set (KV_SET_TYPED): not a plain string
 };
 
 /// The bytes of `s` in `pool` (no check: slices from the store are valid).
@@ -111,7 +112,10 @@ public:
 	/// and `value` must lie in buffers someone holds (refcount > 0).
 	/// Returns 0, -ENOSPC (log/checkpoint full), -EMSGSIZE (value too large
 	/// for the ring), -EINVAL (bad slice).
-	int set(const Slice& key, std::span<const Slice> value, std::uint64_t expiry_ns = 0) noexcept;
+	/// `typed`: logs KV_SET_TYPED instead (docs/wal-format.md §Record):
+	/// the same, but get() reports the value as typed (ValueRef::typed),
+	/// and checkpoints and the cleaner keep it so.
+	int set(const Slice& key, std::span<const Slice> value, std::uint64_t expiry_ns = 0, bool typed = false) noexcept;
 	int set(const Slice& key, const Slice& value, std::uint64_t expiry_ns = 0) noexcept
 	{
 		return set(key, std::span<const Slice>(&value, 1), expiry_ns);
@@ -271,6 +275,7 @@ private:
 		std::uint64_t expiry = 0;
 		std::uint64_t size = 0;
 		std::uint32_t nslices = 0;
+		bool typed = false;       ///< logged as KV_SET_TYPED
 		Slice first{};            ///< the value when nslices == 1
 		std::vector<Slice> many;  ///< the value when nslices > 1
 		/// Payload CRCs as logged (a checkpoint reuses them, never

@@ -53,13 +53,21 @@ enum class RecordType : std::uint8_t {
 	kv_flushall = 3,
 	stream_append = 4,
 	stream_trim = 5,
+	kv_set_typed = 6,  ///< KV_SET of a typed (non-string) value
 	cont = 15,
 };
 
 /// §Log state, `flags`: the log or a checkpoint may hold STREAM_TRIM entries.
 inline constexpr std::uint32_t kStateFlagTrim = 1;
+/// §Log state, `flags`: the log or a checkpoint may hold KV_SET_TYPED entries.
+inline constexpr std::uint32_t kStateFlagTyped = 2;
 /// §Log state: every `flags` bit this version knows.
-inline constexpr std::uint32_t kStateKnownFlags = kStateFlagTrim;
+inline constexpr std::uint32_t kStateKnownFlags = kStateFlagTrim | kStateFlagTyped;
+/// §Log state, `flags`: the bit a record type needs set (0: none).
+constexpr std::uint32_t state_flag_for(RecordType t) noexcept
+{
+	return t == RecordType::stream_trim ? kStateFlagTrim : t == RecordType::kv_set_typed ? kStateFlagTyped : 0;
+}
 
 inline constexpr std::uint8_t kRecBatchEnd = 1;  ///< §Record, flags bit 0
 
@@ -219,7 +227,7 @@ private:
 	std::uint64_t nentries_ = 0;
 	std::uint64_t flushed_ = 0;  ///< records flushed by flush_written()
 	std::uint32_t seed_ = 0;
-	bool has_trim_ = false;  ///< a STREAM_TRIM was added (§Log state, flags)
+	std::uint32_t state_flags_ = 0;  ///< kStateFlag* bits its entries need (§Log state, flags)
 	std::vector<std::uint32_t>* refs_ = nullptr;  ///< buffers referenced
 };
 
