@@ -3,9 +3,10 @@
 // The cleaner (docs/wal-format.md §The cleaner): copies the live keys of
 // sparsely used buffers into dense buffers and logs each move as a KV_SET
 // of the same bytes, so the next checkpoint names only the new location and
-// the old buffers come free. A bounded amount of work per call; it never
-// takes the buffers the service reserves, and asks for one checkpoint per
-// cycle that emptied a buffer, none for a cycle that emptied nothing.
+// the old buffers come free. A bounded amount of work per call; it takes
+// from the buffers the service reserves only for a cycle that frees more
+// than it takes (never the last half of them), and asks for one checkpoint
+// per cycle that emptied a buffer, none for a cycle that emptied nothing.
 //
 // A cycle: scan the buffers for victims (the lowest live fraction, nothing
 // unmovable), a bounded number per call; walk the victims over as many
@@ -95,6 +96,10 @@ bool KvStore::clean_rescan_due() const noexcept
 	const bool low = static_cast<double>(a.free_count()) < opt_.cleaner.low_free * n;
 	if (a.free_count() + std::max<std::size_t>(1, n / 64) <= c.free_at_scan)
 		return true;
+	// A cycle it judged worth it was held back (or cut) for want of free
+	// buffers: again once enough came back.
+	if (c.short_of_buffers && a.free_count() >= c.free_at_scan + std::max<std::size_t>(1, n / 64))
+		return true;
 	return forgotten_bytes_ - c.forgotten_at_scan >= (low ? 1 : 8) * bsize;
 }
 
@@ -126,6 +131,11 @@ std::uint64_t KvStore::clean_scan(std::uint64_t budget) noexcept
 	return done;
 }
 
+std::uint32_t KvStore::clean_keep() const noexcept
+{
+	return opt_.cleaner.keep_free ? opt_.cleaner.keep_free : service_reserve(wal_.allocator().count());
+}
+
 int KvStore::clean_start() noexcept
 {
 	CleanerState& c = *cleaner_;
@@ -142,34 +152,73 @@ int KvStore::clean_start() noexcept
 	});
 	if (c.cand.empty())
 		return 0;
-	const std::size_t k = c.cand.size();
-	// The victims' live bytes fit in `need` buffers; items are not split
-	// across destination buffers, so allow one buffer in eight of waste.
-	auto gain_of = [bsize](std::uint64_t live, std::uint64_t bufs) {
-		const std::uint64_t need = (live + live / 8 + bsize - 1) / bsize + 1;
-		return static_cast<std::int64_t>(bufs) - static_cast<std::int64_t>(need);
+	// Sparsest first: a cycle cut short (no destination buffer left) has
+	// emptied the victims that cost least to empty.
+	std::sort(c.cand.begin(), c.cand.end());
+	// The destination buffers the victims' keys fill, an estimate: items
+	// are not split across buffers, so next-fit packing leaves about one
+	// average item of each buffer unused (the keys of a buffer are listed
+	// in buf_items_: their count is known without walking them).
+	auto need_of = [bsize](std::uint64_t live, std::uint64_t items) -> std::uint64_t {
+		if (live == 0)
+			return 0;
+		const std::uint64_t avg = std::min<std::uint64_t>(live / std::max<std::uint64_t>(items, 1), bsize / 2);
+		const std::uint64_t per = bsize - avg;
+		return (live + per - 1) / per;
 	};
-	std::uint64_t live = 0;
-	for (const auto& x : c.cand)
+	std::uint64_t live = 0, items = 0;
+	for (const auto& x : c.cand) {
 		live += x.first;
-	// This cycle wins `gain`; fragmentation is judged on every candidate
-	// the scan saw (later cycles take the rest).
-	const std::int64_t gain = gain_of(live, k);
-	const auto need = static_cast<std::uint32_t>(static_cast<std::int64_t>(k) - gain);
-	const std::int64_t gain_all = gain_of(std::max(c.live_all, live), std::max<std::uint64_t>(c.ncand, k));
+		items += buf_items_[x.second].size();
+	}
+	// Fragmentation is judged on every candidate the scan saw (later
+	// cycles take the rest).
+	const std::uint64_t k_all = std::max<std::uint64_t>(c.ncand, c.cand.size());
+	const std::uint64_t live_all = std::max(c.live_all, live);
+	const std::uint64_t items_all = live ? items * live_all / live : items;
+	const std::int64_t gain_all =
+		static_cast<std::int64_t>(k_all) - static_cast<std::int64_t>(need_of(live_all, items_all));
 	const bool low = static_cast<double>(a.free_count()) < o.low_free * n;
 	const bool frag = gain_all >= 8 && static_cast<double>(gain_all) >= o.frag_gain * c.holding;
-	if (gain < 1 || !(low || frag))
+	if (!(low || frag))
 		return 0;
-	c.victims.clear();
+	// This cycle takes the sparsest victims whose keys fit in the
+	// destination buffers it may take: the room left in the one it holds,
+	// and the free buffers down to half the service reserve (below which
+	// it never takes one, see clean_move()). A cycle judged to need more
+	// than that would stall with its victims half moved and never ask for
+	// the checkpoint that gives them back.
+	const std::uint32_t keep = clean_keep();
+	const std::size_t fr = a.free_count();
+	const std::uint64_t avail = fr > keep / 2 ? fr - keep / 2 : 0;
+	const std::uint64_t room = c.dest >= 0 ? bsize - c.dest_used : 0;
+	std::size_t k = 0;
+	std::uint64_t need = 0;
+	live = items = 0;
 	for (const auto& x : c.cand) {
-		c.victims.push_back(x.second);  // capacity max_victims >= k
-		c.victim[x.second] = CleanerState::kVictim;
+		const std::uint64_t l = live + x.first, i = items + buf_items_[x.second].size();
+		const std::uint64_t nd = need_of(l > room ? l - room : 0, i);
+		if (nd > avail)
+			break;
+		live = l;
+		items = i;
+		need = nd;
+		k++;
+	}
+	if (static_cast<std::int64_t>(k) - static_cast<std::int64_t>(need) < 1) {
+		c.short_of_buffers = k < c.cand.size();
+		return 0;
+	}
+	c.short_of_buffers = false;
+	c.victims.clear();
+	for (std::size_t i = 0; i < k; i++) {
+		c.victims.push_back(c.cand[i].second);  // capacity max_victims >= k
+		c.victim[c.cand[i].second] = CleanerState::kVictim;
 	}
 	cleaner_stats_.victims += k;
 	c.cycle = true;
 	c.vi = 0;
-	c.need = need;
+	c.need = static_cast<std::uint32_t>(need);
 	c.taken = 0;
 	return 1;
 }
@@ -208,14 +257,14 @@ int KvStore::clean_move(std::string_view key) noexcept
 		// it was judged to need, down to half the reserve. Without that
 		// a fragmented pool full to the reserve, which refuses writes,
 		// would never be cleaned.
-		const std::uint32_t keep = opt_.cleaner.keep_free ? opt_.cleaner.keep_free : service_reserve(a.count());
+		const std::uint32_t keep = clean_keep();
 		const bool from_reserve = a.free_count() <= keep;
 		if (from_reserve && (c.taken >= c.need || a.free_count() <= keep / 2))
-			return -EAGAIN;
+			return -ENOBUFS;
 		clean_release_dest();
 		const std::int64_t b = a.alloc();
 		if (b < 0)
-			return -EAGAIN;
+			return -ENOBUFS;
 		c.dest = b;
 		c.dest_used = 0;
 		c.taken++;
@@ -344,7 +393,8 @@ int KvStore::clean() noexcept
 		cleaner_stats_.work += work - work0;
 		return rc;
 	};
-	for (; c.vi < c.victims.size(); c.vi++) {
+	bool cut = false;
+	for (; c.vi < c.victims.size() && !cut; c.vi++) {
 		if (work >= o.max_visits || static_cast<std::uint32_t>(moved) >= o.max_entries ||
 		    cleaner_stats_.moved_bytes - bytes0 >= o.max_bytes)
 			return done(moved);
@@ -364,7 +414,21 @@ int KvStore::clean() noexcept
 			const int rc = clean_move(c.todo[i]);
 			if (rc == -EAGAIN) {
 				cleaner_stats_.stalls++;
-				return done(moved);  // this victim again next time
+				return done(moved);  // this victim again next time (log room comes back)
+			}
+			if (rc == -ENOBUFS) {
+				// No destination buffer it may take: the estimate was
+				// short or the network layer took the free buffers.
+				// Waiting would hold the victims half moved for good
+				// (nothing else frees them): the cycle ends here, the
+				// victims it emptied are released by its checkpoint and
+				// the others are candidates again.
+				cleaner_stats_.stalls++;
+				cleaner_stats_.cut_cycles++;
+				c.short_of_buffers = true;
+				c.free_at_scan = wal_.allocator().free_count();  // rescan once buffers come back
+				cut = true;
+				break;
 			}
 			if (rc < 0) {
 				// -ENOMEM: the victim again next time (a key already
@@ -374,14 +438,18 @@ int KvStore::clean() noexcept
 			moved += rc;
 		}
 	}
-	// The walk is done: every movable key of the victims was moved.
+	// The walk is done (every movable key of the victims was moved) or
+	// was cut short after victim vi - 1 (the loop's increment passed it).
 	std::uint32_t emptied = 0;
-	for (std::uint32_t b : c.victims) {
+	for (std::size_t i = 0; i < c.victims.size(); i++) {
+		const std::uint32_t b = c.victims[i];
 		if (live_bytes_[b] == 0) {
 			c.victim[b] = 0;
 			emptied++;
 			if (c.waiting.size() < c.waiting.capacity())
 				c.waiting.push_back(b);  // never grows: reserved for max_victims
+		} else if (cut && i + 1 >= c.vi) {
+			c.victim[b] = 0;  // not (wholly) walked: a candidate again
 		} else {
 			// Something here cannot move (an expired key, a damaged
 			// payload) or arrived since: not a victim again before the

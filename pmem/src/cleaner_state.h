@@ -33,6 +33,9 @@ struct KvStore::CleanerState {
 	// The victim scan, resumable: a few buffers per call.
 	bool scanning = false;
 	bool scanned = false;         ///< a scan was completed since the last change it waits for
+	/// The last scan's cycle was held back or cut short for want of free
+	/// buffers: scan again once free buffers rose (clean_rescan_due()).
+	bool short_of_buffers = false;
 	std::uint32_t scan_pos = 0;
 	std::uint32_t holding = 0;    ///< buffers with live data seen by the scan
 	std::uint64_t ncand = 0;      ///< candidates seen by the scan

@@ -319,7 +319,9 @@ void add_store_metrics(Metrics& m, const pmem::KvStore& kv)
 		.counter("cleaner_work", kv.cleaner_stats().work,
 			 "Units of cleaner work (buffers scanned, victims and their keys visited).")
 		.counter("cleaner_reserve_buffers", kv.cleaner_stats().reserve_buffers,
-			 "Destination buffers the cleaner took from the service reserve (a cycle that frees more).");
+			 "Destination buffers the cleaner took from the service reserve (a cycle that frees more).")
+		.counter("cleaner_cut_cycles", kv.cleaner_stats().cut_cycles,
+			 "Cleaning cycles ended early: no destination buffer left to take.");
 }
 
 void http_metrics(proto::OutBuf& o, const Metrics& m, bool prometheus, bool keep_alive)

@@ -14,8 +14,10 @@ namespace daxnet::pmem {
 
 /// Free buffers a service keeps for receiving requests and replies: writes
 /// are refused below it (daxnet-kv `--reserve` default, daxnet-wal), and
-/// the cleaner never takes a destination buffer at or below it. One
-/// formula for all of them: max(32, buffers / 16).
+/// the cleaner takes a destination buffer at or below it only for a cycle
+/// that frees more than it takes, never the last half of it
+/// (CleanerOptions::keep_free). One formula for all of them:
+/// max(32, buffers / 16).
 inline std::uint32_t service_reserve(std::uint32_t buffers) noexcept
 {
 	return std::max<std::uint32_t>(32, buffers / 16);
@@ -46,9 +48,11 @@ struct CleanerOptions {
 	/// free (0: service_reserve(), what the services keep for receiving;
 	/// they pass their own reserve when it is set by an option) -- except
 	/// a cycle known to free more buffers than it takes: it may take the
-	/// destination buffers it was judged to need from that reserve, never
-	/// the last half of it (a fragmented pool full to the reserve is
-	/// exactly the one cleaning gives buffers back to).
+	/// destination buffers it was estimated to need from that reserve,
+	/// never the last half of it (a fragmented pool full to the reserve is
+	/// exactly the one cleaning gives buffers back to). A cycle takes only
+	/// the victims that fit what it may take, and one that runs out all
+	/// the same ends early (CleanerStats::cut_cycles) rather than wait.
 	std::uint32_t keep_free = 0;
 	/// A cycle starts when free buffers are below this fraction of the
 	/// pool (space is low) and it can win at least one buffer ...
@@ -77,6 +81,9 @@ struct CleanerStats {
 	/// Destination buffers taken from the service reserve (by a cycle known
 	/// to free more buffers than it takes).
 	std::uint64_t reserve_buffers = 0;
+	/// Cycles ended before all their victims were walked: no destination
+	/// buffer was left to take (their emptied victims are still released).
+	std::uint64_t cut_cycles = 0;
 };
 
 }  // namespace daxnet::pmem

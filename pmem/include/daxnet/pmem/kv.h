@@ -370,8 +370,11 @@ private:
 	std::uint64_t clean_scan(std::uint64_t budget) noexcept;
 	bool clean_candidate(std::uint32_t b) const noexcept;
 	bool clean_rescan_due() const noexcept;
+	/// The free buffers the cleaner leaves alone (CleanerOptions::keep_free).
+	std::uint32_t clean_keep() const noexcept;
 	/// Moves item `key` when it touches a victim; 1 moved, 0 skipped,
-	/// -EAGAIN: stop for this call (no log room or free buffer).
+	/// -EAGAIN: stop for this call (no log room), -ENOBUFS: no destination
+	/// buffer it may take (the cycle ends early).
 	int clean_move(std::string_view key) noexcept;
 	void clean_release_dest() noexcept;
 
