@@ -8,6 +8,7 @@
 #include <functional>
 #include <random>
 
+#include "coll.h"
 #include "kv.h"
 
 namespace daxnet::kv {
@@ -354,7 +355,7 @@ void KvService::expire_generic(Ctx& x, std::uint64_t base_ms, bool seconds)
 		resp::integer(x.o, 1);
 		return;
 	}
-	if (const auto why = put_slices(key, v.slices, new_ns)) {
+	if (const auto why = put_slices(key, v.slices, new_ns, v.typed)) {
 		resp_refusal(x.o, *why);
 		return;
 	}
@@ -392,7 +393,7 @@ void KvService::cmd_persist(Ctx& x)
 		resp::integer(x.o, 0);
 		return;
 	}
-	if (const auto why = put_slices(key, v.slices, 0)) {
+	if (const auto why = put_slices(key, v.slices, 0, v.typed)) {
 		resp_refusal(x.o, *why);
 		return;
 	}
@@ -402,7 +403,11 @@ void KvService::cmd_persist(Ctx& x)
 void KvService::cmd_type(Ctx& x)
 {
 	std::string buf;
-	resp::simple(x.o, kv_.exists(skey(x, x.arg(1), buf)) ? "string" : "none");
+	ValueRef v{};
+	if (kv_.get(skey(x, x.arg(1), buf), v) != 1)
+		resp::simple(x.o, "none");
+	else
+		resp::simple(x.o, v.typed ? coll::type_name(vtype_of(v)) : "string");
 }
 
 void KvService::rename_impl(Ctx& x, bool nx)
@@ -430,7 +435,7 @@ void KvService::rename_impl(Ctx& x, bool nx)
 		resp::integer(x.o, 0);
 		return;
 	}
-	if (const auto why = put_slices(dst, v.slices, v.expiry_ns)) {
+	if (const auto why = put_slices(dst, v.slices, v.expiry_ns, v.typed)) {
 		resp_refusal(x.o, *why);
 		return;
 	}
@@ -482,7 +487,7 @@ void KvService::cmd_copy(Ctx& x)
 		resp::integer(x.o, 0);
 		return;
 	}
-	if (const auto why = put_slices(dst, v.slices, v.expiry_ns)) {
+	if (const auto why = put_slices(dst, v.slices, v.expiry_ns, v.typed)) {
 		resp_refusal(x.o, *why);
 		return;
 	}
@@ -506,7 +511,7 @@ void KvService::cmd_move(Ctx& x)
 		resp::integer(x.o, 0);
 		return;
 	}
-	if (const auto why = put_slices(dst, v.slices, v.expiry_ns)) {
+	if (const auto why = put_slices(dst, v.slices, v.expiry_ns, v.typed)) {
 		resp_refusal(x.o, *why);
 		return;
 	}
@@ -617,7 +622,8 @@ void KvService::cmd_scan(Ctx& x)
 	}
 	std::string_view pat;
 	std::int64_t count = 10;
-	bool type_filter = false, type_string = false;
+	bool type_filter = false;
+	std::uint8_t type_want = 0xff;  // 0 string, coll::kList, coll::kSet; 0xff: a type never stored
 	for (std::size_t i = 2; i < x.argc(); ++i) {
 		if (ieq(x.arg(i), "match") && i + 1 < x.argc()) {
 			pat = x.arg(++i);
@@ -632,7 +638,8 @@ void KvService::cmd_scan(Ctx& x)
 			}
 		} else if (ieq(x.arg(i), "type") && i + 1 < x.argc()) {
 			type_filter = true;
-			type_string = ieq(x.arg(++i), "string");
+			const std::string_view t = x.arg(++i);
+			type_want = ieq(t, "string") ? 0 : ieq(t, "list") ? coll::kList : ieq(t, "set") ? coll::kSet : 0xff;
 		} else {
 			resp::error(x.o, "ERR syntax error");
 			return;
@@ -652,13 +659,13 @@ void KvService::cmd_scan(Ctx& x)
 		bucket = static_cast<std::size_t>(cursor & 0xffffffffu);
 	const std::size_t want = static_cast<std::size_t>(std::min<std::int64_t>(count, 1 << 20));
 	std::vector<std::string_view> out;
-	const std::function<void(std::string_view, const ValueRef&)> take = [&](std::string_view k, const ValueRef&) {
+	const std::function<void(std::string_view, const ValueRef&)> take = [&](std::string_view k, const ValueRef& v) {
 		if (db_of(k) != db)
 			return;
 		const std::string_view uk = user_key(k);
 		if (!pat.empty() && !glob_match(pat, uk))
 			return;
-		if (type_filter && !type_string)
+		if (type_filter && vtype_of(v) != type_want)
 			return;
 		out.push_back(uk);
 	};
@@ -744,7 +751,14 @@ void KvService::cmd_object(Ctx& x)
 		reply_null(x);
 		return;
 	}
-	if (ieq(sub, "encoding")) {
+	if (ieq(sub, "encoding") && v.typed) {
+		std::uint8_t t = 0;
+		std::vector<std::string> items;
+		if (!coll::decode(value_bytes(pool_, v), t, items))
+			resp::error(x.o, "ERR daxnet: malformed collection value");
+		else
+			resp::bulk(x.o, coll_encoding(t, items));
+	} else if (ieq(sub, "encoding")) {
 		std::int64_t n = 0;
 		const std::string val = v.size <= 20 ? value_bytes(pool_, v) : std::string();
 		if (v.size <= 20 && parse_i64(val, n))

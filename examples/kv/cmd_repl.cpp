@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "daxnet/proto/resp.h"
+#include "coll.h"
 #include "kv.h"
 
 namespace daxnet::kv {
@@ -137,9 +138,23 @@ std::string KvService::rdb_snapshot()
 		put_len(out, by_db[db].size());
 		put_len(out, expires);
 		for (const Key& k : by_db[db]) {
+			std::uint8_t t = 0;
+			std::vector<std::string> items;
+			if (k.v.typed && !coll::decode(value_bytes(pool_, k.v), t, items))
+				continue;  // not a collection this version knows: left out
 			if (k.v.expiry_ns) {
 				out.push_back(static_cast<char>(0xfc));  // EXPIRETIME_MS
 				put_le64(out, k.v.expiry_ns / 1000000);
+			}
+			if (k.v.typed) {
+				// a list as RDB_TYPE_LIST (1), a set as RDB_TYPE_SET (2):
+				// the plain forms every Redis loads
+				out.push_back(static_cast<char>(t == coll::kList ? 1 : 2));
+				put_str(out, user_key_of(k.stored));
+				put_len(out, items.size());
+				for (const std::string& it : items)
+					put_str(out, it);
+				continue;
 			}
 			out.push_back('\0');  // string
 			put_str(out, user_key_of(k.stored));

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //
-// String commands (Redis 7.0 semantics; the only value type daxnet-kv
-// stores).
+// String commands (Redis 7.0 semantics). A key holding a list or a set (a
+// typed value, coll.h) answers WRONGTYPE: one flag test on the value's
+// reference, nothing more on the strings' path.
 #include <bit>
 #include <cctype>
 #include <cerrno>
@@ -46,10 +47,13 @@ void KvService::cmd_get(Ctx& x)
 {
 	ValueRef v{};
 	std::string buf;
-	if (kv_.get(skey(x, x.arg(1), buf), v) == 1)
+	if (kv_.get(skey(x, x.arg(1), buf), v) == 1) {
+		if (v.typed) [[unlikely]]
+			return wrong_type(x);
 		reply_value(x, v);
-	else
+	} else {
 		reply_null(x);
+	}
 }
 
 void KvService::cmd_set(Ctx& x)
@@ -87,6 +91,8 @@ void KvService::cmd_set(Ctx& x)
 	std::string buf;
 	ValueRef old{};
 	const bool exists = kv_.get(skey(x, x.arg(1), buf), old) == 1;
+	if (get && exists && old.typed)
+		return wrong_type(x);
 	if ((nx && exists) || (xx && !exists)) {
 		if (get && exists)
 			reply_value(x, old);
@@ -151,7 +157,7 @@ void KvService::cmd_mget(Ctx& x)
 	std::string buf;
 	for (std::size_t i = 1; i < x.argc(); ++i) {
 		ValueRef v{};
-		if (kv_.get(skey(x, x.arg(i), buf), v) == 1)
+		if (kv_.get(skey(x, x.arg(i), buf), v) == 1 && !v.typed)
 			reply_value(x, v);
 		else
 			reply_null(x);
@@ -196,6 +202,8 @@ void KvService::cmd_incr_by(Ctx& x, std::int64_t delta)
 	std::int64_t cur = 0;
 	std::uint64_t expiry = 0;
 	if (kv_.get(skey(x, x.arg(1), buf), old) == 1) {
+		if (old.typed)
+			return wrong_type(x);
 		char tmp[24];
 		if (old.size > 20) {
 			resp::error(x.o, "ERR value is not an integer or out of range");
@@ -271,7 +279,10 @@ void KvService::cmd_strlen(Ctx& x)
 {
 	std::string buf;
 	ValueRef v{};
-	resp::integer(x.o, kv_.get(skey(x, x.arg(1), buf), v) == 1 ? static_cast<std::int64_t>(v.size) : 0);
+	const bool exists = kv_.get(skey(x, x.arg(1), buf), v) == 1;
+	if (exists && v.typed)
+		return wrong_type(x);
+	resp::integer(x.o, exists ? static_cast<std::int64_t>(v.size) : 0);
 }
 
 namespace {
@@ -338,6 +349,8 @@ void KvService::cmd_append(Ctx& x)
 	std::string cur;
 	std::uint64_t expiry = 0;
 	if (lookup(key, v) == 1) {
+		if (v.typed)
+			return wrong_type(x);
 		cur = value_bytes(pool_, v);
 		expiry = v.expiry_ns;
 	}
@@ -359,7 +372,10 @@ void KvService::cmd_getset(Ctx& x)
 	const std::string_view key = skey(x, x.arg(1), sk);
 	ValueRef v{};
 	const std::size_t mark = x.o.size();  // the old value is taken back if the write is refused
-	if (lookup(key, v) == 1)
+	const int found = lookup(key, v);
+	if (found == 1 && v.typed)
+		return wrong_type(x);
+	if (found == 1)
 		reply_value_copy(x, v);
 	else
 		reply_null(x);
@@ -386,6 +402,8 @@ void KvService::cmd_getdel(Ctx& x)
 		reply_null(x);
 		return;
 	}
+	if (v.typed)
+		return wrong_type(x);
 	reply_value_copy(x, v);
 	if (del_stored(key) > 0)
 		propagate_as(x, {"DEL", std::string(x.arg(1))});
@@ -418,6 +436,8 @@ void KvService::cmd_getex(Ctx& x)
 		reply_null(x);
 		return;
 	}
+	if (v.typed)
+		return wrong_type(x);
 	const std::size_t mark = x.o.size();  // taken back if the change is refused
 	reply_value_copy(x, v);
 	if (!change || (persist && v.expiry_ns == 0))
@@ -521,6 +541,8 @@ void KvService::cmd_incrbyfloat(Ctx& x)
 	long double cur = 0, incr = 0;
 	std::uint64_t expiry = 0;
 	if (lookup(key, v) == 1) {
+		if (v.typed)
+			return wrong_type(x);
 		if (!parse_ld(value_bytes(pool_, v), cur)) {
 			resp::error(x.o, "ERR value is not a valid float");
 			return;
@@ -559,6 +581,8 @@ void KvService::cmd_getrange(Ctx& x)
 		resp::bulk(x.o, "");
 		return;
 	}
+	if (v.typed)
+		return wrong_type(x);
 	const std::string val = value_bytes(pool_, v);
 	if (!norm_range(start, end, static_cast<std::int64_t>(val.size()))) {
 		resp::bulk(x.o, "");
@@ -584,6 +608,8 @@ void KvService::cmd_setrange(Ctx& x)
 	const std::string_view add = x.arg(3);
 	ValueRef v{};
 	const bool exists = lookup(key, v) == 1;
+	if (exists && v.typed)
+		return wrong_type(x);
 	if (add.empty()) {
 		resp::integer(x.o, exists ? static_cast<std::int64_t>(v.size) : 0);
 		return;
@@ -641,6 +667,8 @@ void KvService::cmd_setbit(Ctx& x)
 	const std::string_view key = skey(x, x.arg(1), sk);
 	ValueRef v{};
 	const bool exists = lookup(key, v) == 1;
+	if (exists && v.typed)
+		return wrong_type(x);
 	std::string cur = exists ? value_bytes(pool_, v) : std::string();
 	const std::uint64_t byte = off >> 3;
 	if (byte + 1 > cfg_.max_value) {
@@ -672,7 +700,10 @@ void KvService::cmd_getbit(Ctx& x)
 	}
 	std::string sk;
 	ValueRef v{};
-	if (lookup(skey(x, x.arg(1), sk), v) != 1 || (off >> 3) >= v.size) {
+	const bool exists = lookup(skey(x, x.arg(1), sk), v) == 1;
+	if (exists && v.typed)
+		return wrong_type(x);
+	if (!exists || (off >> 3) >= v.size) {
 		resp::integer(x.o, 0);
 		return;
 	}
@@ -704,6 +735,8 @@ void KvService::cmd_bitcount(Ctx& x)
 		resp::integer(x.o, 0);
 		return;
 	}
+	if (v.typed)
+		return wrong_type(x);
 	const std::string cur = value_bytes(pool_, v);
 	const auto len = static_cast<std::int64_t>(cur.size()) * (bits ? 8 : 1);
 	if (!norm_range(start, end, len)) {
@@ -755,6 +788,8 @@ void KvService::cmd_bitpos(Ctx& x)
 		resp::integer(x.o, want ? -1 : 0);
 		return;
 	}
+	if (v.typed)
+		return wrong_type(x);
 	const std::string cur = value_bytes(pool_, v);
 	const auto len = static_cast<std::int64_t>(cur.size()) * (bits ? 8 : 1);
 	if (!norm_range(start, end, len)) {
@@ -804,8 +839,16 @@ void KvService::cmd_lcs(Ctx& x)
 	}
 	std::string sk;
 	ValueRef v{};
-	const std::string a = lookup(skey(x, x.arg(1), sk), v) == 1 ? value_bytes(pool_, v) : std::string();
-	const std::string b = lookup(skey(x, x.arg(2), sk), v) == 1 ? value_bytes(pool_, v) : std::string();
+	std::string a, b;
+	for (int i = 1; i <= 2; ++i) {
+		if (lookup(skey(x, x.arg(static_cast<std::size_t>(i)), sk), v) != 1)
+			continue;
+		if (v.typed) {
+			resp::error(x.o, "ERR The specified keys must contain string values");
+			return;
+		}
+		(i == 1 ? a : b) = value_bytes(pool_, v);
+	}
 	if (a.size() >= 1u << 16 || b.size() >= 1u << 16 || (a.size() + 1) * (b.size() + 1) > (64u << 20)) {
 		resp::error(x.o, "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");
 		return;

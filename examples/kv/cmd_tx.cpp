@@ -12,6 +12,8 @@
 // last write was staged (see checkpoint_now()), never in between.
 #include <cstdio>
 
+#include <cstring>
+
 #include "kv.h"
 
 namespace daxnet::kv {
@@ -106,6 +108,16 @@ void KvService::cmd_exec(Ctx& x)
 			continue;
 		for (std::size_t i = 1; i < q.size(); ++i)
 			recs += daxnet::pmem::wal_records_for(q[i].size() / bsize + 2);
+		// a list or set write rewrites its keys' values whole (coll.h)
+		if (c->first_key > 0 && (std::strcmp(c->group, "list") == 0 || std::strcmp(c->group, "set") == 0)) {
+			const std::size_t last = c->last_key < 0 ? q.size() - 1 : static_cast<std::size_t>(c->last_key);
+			std::string buf;
+			for (std::size_t i = static_cast<std::size_t>(c->first_key); i <= last && i < q.size(); i += static_cast<std::size_t>(c->step)) {
+				ValueRef v{};
+				if (kv_.get(skey(x, q[i], buf), v) == 1)
+					recs += daxnet::pmem::wal_records_for(v.size / bsize + 2);
+			}
+		}
 	}
 	if (recs && kv_.admit(recs, recs) < 0) {
 		++refused_;

@@ -91,6 +91,10 @@ void KvService::on_http(Server& srv, Conn& c)
 			http_refusal(o, {Refusal::Code::not_found, "no such key"}, ka);
 			return;
 		}
+		if (v.typed) {
+			http_refusal(o, {Refusal::Code::bad_request, "the key holds a list or a set, not a string"}, ka);
+			return;
+		}
 		daxnet::proto::http_head(o, 200, "application/octet-stream", v.size, ka);
 		if (rq.method != HttpMethod::head)
 			daxnet::svc::send_value(srv, c, o, pool_, v.slices, v.size);

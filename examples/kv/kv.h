@@ -292,6 +292,40 @@ public:
 	void cmd_punsubscribe(Ctx&);
 	void cmd_publish(Ctx&);
 	void cmd_pubsub(Ctx&);
+	// lists (cmd_list.cpp)
+	void cmd_lpush(Ctx&);
+	void cmd_rpush(Ctx&);
+	void cmd_lpushx(Ctx&);
+	void cmd_rpushx(Ctx&);
+	void cmd_lpop(Ctx&);
+	void cmd_rpop(Ctx&);
+	void cmd_llen(Ctx&);
+	void cmd_lrange(Ctx&);
+	void cmd_lindex(Ctx&);
+	void cmd_lset(Ctx&);
+	void cmd_lrem(Ctx&);
+	void cmd_ltrim(Ctx&);
+	void cmd_linsert(Ctx&);
+	void cmd_lpos(Ctx&);
+	void cmd_lmove(Ctx&);
+	void cmd_rpoplpush(Ctx&);
+	// sets (cmd_set.cpp)
+	void cmd_sadd(Ctx&);
+	void cmd_srem(Ctx&);
+	void cmd_smembers(Ctx&);
+	void cmd_sismember(Ctx&);
+	void cmd_smismember(Ctx&);
+	void cmd_scard(Ctx&);
+	void cmd_spop(Ctx&);
+	void cmd_srandmember(Ctx&);
+	void cmd_sinter(Ctx&);
+	void cmd_sunion(Ctx&);
+	void cmd_sdiff(Ctx&);
+	void cmd_sinterstore(Ctx&);
+	void cmd_sunionstore(Ctx&);
+	void cmd_sdiffstore(Ctx&);
+	void cmd_sintercard(Ctx&);
+	void cmd_smove(Ctx&);
 
 private:
 	friend struct Ctx;
@@ -361,6 +395,44 @@ private:
 	std::map<std::string, std::vector<std::uint64_t>> channels_;  ///< channel -> client ids
 	std::map<std::string, std::vector<std::uint64_t>> patterns_;            ///< pattern -> client ids
 
+	// ---- collections (coll.cpp; the encoding: coll.h) ----
+	/// The type of a stored value: 0 a string, else coll::kList / kSet.
+	std::uint8_t vtype_of(const ValueRef& v) const noexcept
+	{
+		if (!v.typed || v.slices.empty()) [[likely]]
+			return 0;
+		return static_cast<std::uint8_t>(pool_.buffer(v.slices[0].buf)[v.slices[0].off]);
+	}
+	/// Redis's WRONGTYPE error.
+	static void wrong_type(Ctx& x);
+	/// A collection read for a command.
+	struct CollVal {
+		bool exists = false;
+		std::uint64_t expiry = 0;
+		std::vector<std::string> items;
+	};
+	/// Reads stored key `stored` as a collection of type `type` (absent:
+	/// exists false, no items). False after replying WRONGTYPE (a value of
+	/// another type) or an error (a malformed value).
+	bool read_coll(Ctx& x, std::string_view stored, std::uint8_t type, CollVal& out);
+	/// Stores `items` as the collection `stored` of type `type` (deletes the
+	/// key when empty: Redis has no empty collections), with `expiry`.
+	/// False after replying the refusal (too large: coll::kMaxBytes; pool
+	/// or log full).
+	bool write_coll(Ctx& x, std::string_view stored, std::uint8_t type, const std::vector<std::string>& items,
+			std::uint64_t expiry);
+	/// A set's members in their stored order (coll.h): ascending when all
+	/// are integers and fit set-max-intset-entries.
+	void order_set(std::vector<std::string>& members) const;
+	/// The encoding OBJECT ENCODING reports for a collection (Redis 7.0).
+	std::string coll_encoding(std::uint8_t type, const std::vector<std::string>& items) const;
+	void push_generic(Ctx& x, bool left, bool only_existing);
+	void pop_generic(Ctx& x, bool left);
+	/// SINTER/SUNION/SDIFF of the keys from argument `first` (`op` 0, 1,
+	/// 2); false after replying an error.
+	bool set_algebra(Ctx& x, std::size_t first, int op, std::vector<std::string>& out);
+	void set_algebra_store(Ctx& x, int op);
+
 	// ---- store helpers (store.cpp) ----
 	/// Redis's OOM refusal, saying what is full: the pool's buffers, or the
 	/// checkpoint/log capacity (docs/wal-format.md §Capacity).
@@ -373,12 +445,15 @@ private:
 	int bytes_slice(std::string_view bytes, Slice& out);
 	void value_slices(Conn& c, StreamRange r);
 	int kv_slices(Conn& c, StreamRange key, StreamRange value, Slice& k);
-	/// values_ = `bytes` copied into pool buffers (several when large).
+	/// values_ = `bytes` copied into pool buffers (several when large:
+	/// then held in held_ until release_held(), after staging).
 	int set_value_bytes(std::string_view bytes);
+	void release_held() noexcept;
+	std::vector<std::uint32_t> held_;  ///< buffers of a large value being written
 	/// Key and value slices for argument i (key) and j (value).
 	int arg_kv_slices(Ctx& x, std::size_t i, std::size_t j, Slice& k);
 	/// Stages a SET of values_; nullopt or why not.
-	MaybeRefusal stage_set(const Slice& key, std::uint64_t expiry);
+	MaybeRefusal stage_set(const Slice& key, std::uint64_t expiry, bool typed = false);
 	/// A whole checkpoint now (SAVE, BGSAVE, DEBUG RELOAD); nullopt or why not.
 	/// Inside EXEC it is only scheduled: EXEC takes it once all of its
 	/// writes are staged, so it never makes part of a transaction durable.
@@ -432,9 +507,12 @@ private:
 	int lookup(std::string_view stored, ValueRef& v) noexcept;
 	static std::string value_bytes(const daxnet::pmem::PoolView& pool, const ValueRef& v);
 	/// Stores `bytes` under `stored` (copied into pool buffers); nullopt or why not.
-	MaybeRefusal put_bytes(std::string_view stored, std::string_view bytes, std::uint64_t expiry);
-	/// Stores existing value slices under `stored` (no value copy).
-	MaybeRefusal put_slices(std::string_view stored, std::span<const Slice> value, std::uint64_t expiry);
+	/// `typed`: a collection (coll.h), stored as a typed value.
+	MaybeRefusal put_bytes(std::string_view stored, std::string_view bytes, std::uint64_t expiry, bool typed = false);
+	/// Stores existing value slices under `stored` (no value copy), typed
+	/// when `typed` (the source's ValueRef::typed).
+	MaybeRefusal put_slices(std::string_view stored, std::span<const Slice> value, std::uint64_t expiry,
+				bool typed = false);
 	/// Deletes a stored key: 1, 0, -errno.
 	int del_stored(std::string_view stored);
 	/// Stages a FLUSHALL; 0 or -errno.

@@ -371,6 +371,7 @@ double KvService::rate_avg(const double* v, int n) noexcept
 void KvService::end_of_pass(Server& srv)
 {
 	sample_rates(srv);
+	release_held();  // a large value's buffers, when a caller staged it itself
 	// Vectors a large request grew (MSET of a million keys, a 16 MiB value
 	// in 4096 slices) go back after it (issue 14).
 	if (argv_.capacity() > 1024)

@@ -143,14 +143,40 @@ int KvService::kv_slices(Conn& c, StreamRange key, StreamRange value, Slice& k)
 int KvService::set_value_bytes(std::string_view bytes)
 {
 	values_.clear();
+	release_held();
 	const std::size_t chunk = pool_.buffer_size();
-	for (std::size_t at = 0; at < bytes.size(); at += chunk) {
+	if (bytes.size() <= chunk) {
 		Slice v;
-		if (bytes_slice(bytes.substr(at, chunk), v) < 0)
+		if (bytes_slice(bytes, v) < 0)
 			return -ENOSPC;
-		values_.push_back(v);
+		if (v.len)
+			values_.push_back(v);
+		return 0;
+	}
+	// Larger than a buffer: whole buffers of its own, held until the
+	// write is staged (release_held()). The arena keeps a hold on its
+	// current buffer only, so a value it spread over several would have
+	// lost its first buffers before the log took them.
+	for (std::size_t at = 0; at < bytes.size(); at += chunk) {
+		const std::int64_t b = alloc_.alloc();
+		if (b < 0) {
+			values_.clear();
+			release_held();
+			return -ENOSPC;
+		}
+		held_.push_back(static_cast<std::uint32_t>(b));
+		const std::string_view part = bytes.substr(at, chunk);
+		std::memcpy(pool_.buffer(static_cast<std::uint32_t>(b)), part.data(), part.size());
+		values_.push_back(Slice{static_cast<std::uint32_t>(b), 0, static_cast<std::uint32_t>(part.size())});
 	}
 	return 0;
+}
+
+void KvService::release_held() noexcept
+{
+	for (std::uint32_t b : held_)
+		alloc_.unref(b);
+	held_.clear();
 }
 
 int KvService::arg_kv_slices(Ctx& x, std::size_t i, std::size_t j, Slice& k)
@@ -168,11 +194,11 @@ int KvService::arg_kv_slices(Ctx& x, std::size_t i, std::size_t j, Slice& k)
 	return set_value_bytes(x.arg(j));
 }
 
-MaybeRefusal KvService::stage_set(const Slice& key, std::uint64_t expiry)
+MaybeRefusal KvService::stage_set(const Slice& key, std::uint64_t expiry, bool typed)
 {
 	// The store admits against checkpoint capacity and log room itself
 	// (docs/wal-format.md §Capacity); a refusal costs no checkpoint.
-	const int rc = kv_.set(key, values_, expiry);
+	const int rc = kv_.set(key, values_, expiry, typed);
 	if (rc == 0) {
 		core_.staged();
 		++writes_;
@@ -239,17 +265,21 @@ std::string KvService::value_bytes(const daxnet::pmem::PoolView& pool, const Val
 	return out;
 }
 
-MaybeRefusal KvService::put_bytes(std::string_view stored, std::string_view bytes, std::uint64_t expiry)
+MaybeRefusal KvService::put_bytes(std::string_view stored, std::string_view bytes, std::uint64_t expiry, bool typed)
 {
 	Slice k;
 	if (bytes_slice(stored, k) < 0 || set_value_bytes(bytes) < 0) {
 		++refused_;
+		release_held();
 		return pool_full_refusal();
 	}
-	return stage_set(k, expiry);
+	auto why = stage_set(k, expiry, typed);
+	release_held();  // the log holds what it staged
+	return why;
 }
 
-MaybeRefusal KvService::put_slices(std::string_view stored, std::span<const Slice> value, std::uint64_t expiry)
+MaybeRefusal KvService::put_slices(std::string_view stored, std::span<const Slice> value, std::uint64_t expiry,
+				   bool typed)
 {
 	// copy first: `value` may point into the index entry being replaced
 	std::vector<Slice> v(value.begin(), value.end());
@@ -259,7 +289,7 @@ MaybeRefusal KvService::put_slices(std::string_view stored, std::span<const Slic
 		return pool_full_refusal();
 	}
 	values_ = std::move(v);
-	return stage_set(k, expiry);
+	return stage_set(k, expiry, typed);
 }
 
 int KvService::del_stored(std::string_view stored)

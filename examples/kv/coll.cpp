@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// Reading and writing daxnet-kv's collections (coll.h; docs/design.md
+// §daxnet-kv collections): one typed value per key, decoded whole by a
+// command and rewritten whole by a write.
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+#include "coll.h"
+#include "kv.h"
+
+namespace daxnet::kv {
+
+namespace resp = daxnet::proto::resp;
+
+void KvService::wrong_type(Ctx& x)
+{
+	resp::error(x.o, "WRONGTYPE Operation against a key holding the wrong kind of value");
+}
+
+bool KvService::read_coll(Ctx& x, std::string_view stored, std::uint8_t type, CollVal& out)
+{
+	out.exists = false;
+	out.expiry = 0;
+	out.items.clear();
+	ValueRef v{};
+	if (lookup(stored, v) != 1)
+		return true;
+	if (vtype_of(v) != type) {
+		wrong_type(x);
+		return false;
+	}
+	std::uint8_t t = 0;
+	if (!coll::decode(value_bytes(pool_, v), t, out.items) || t != type) {
+		resp::error(x.o, "ERR daxnet: malformed collection value");
+		return false;
+	}
+	out.exists = true;
+	out.expiry = v.expiry_ns;
+	return true;
+}
+
+bool KvService::write_coll(Ctx& x, std::string_view stored, std::uint8_t type, const std::vector<std::string>& items,
+			   std::uint64_t expiry)
+{
+	if (items.empty()) {
+		const int rc = del_stored(stored);
+		if (rc < 0) {
+			resp::error(x.o, fmt::format("ERR daxnet: delete failed ({})", std::strerror(-rc)));
+			return false;
+		}
+		return true;
+	}
+	const std::size_t size = coll::encoded_size(items);
+	if (size > coll::kMaxBytes) {
+		++refused_;
+		resp::error(x.o, fmt::format("ERR daxnet: {} too large ({} bytes encoded, limit {}: every write "
+					     "rewrites a collection whole)",
+					     coll::type_name(type), size, coll::kMaxBytes));
+		return false;
+	}
+	if (const auto why = put_bytes(stored, coll::encode(type, items), expiry, true)) {
+		resp_refusal(x.o, *why);
+		return false;
+	}
+	return true;
+}
+
+namespace {
+
+bool all_integers(const std::vector<std::string>& v)
+{
+	std::int64_t n = 0;
+	return std::all_of(v.begin(), v.end(), [&](const std::string& s) { return parse_i64(s, n) && s == std::to_string(n); });
+}
+
+}  // namespace
+
+void KvService::order_set(std::vector<std::string>& members) const
+{
+	const auto it = tuning_.find("set-max-intset-entries");
+	std::int64_t limit = 512;
+	if (it != tuning_.end())
+		(void)parse_i64(it->second, limit);
+	if (static_cast<std::int64_t>(members.size()) > limit || !all_integers(members))
+		return;
+	std::sort(members.begin(), members.end(), [](const std::string& a, const std::string& b) {
+		std::int64_t x = 0, y = 0;
+		(void)parse_i64(a, x);
+		(void)parse_i64(b, y);
+		return x < y;
+	});
+}
+
+std::string KvService::coll_encoding(std::uint8_t type, const std::vector<std::string>& items) const
+{
+	if (type == coll::kList)
+		return "quicklist";  // Redis 7.0: every list
+	const auto it = tuning_.find("set-max-intset-entries");
+	std::int64_t limit = 512;
+	if (it != tuning_.end())
+		(void)parse_i64(it->second, limit);
+	return static_cast<std::int64_t>(items.size()) <= limit && all_integers(items) ? "intset" : "hashtable";
+}
+
+}  // namespace daxnet::kv

@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// daxnet-kv's collections (lists, sets): the encoding of a typed value
+// (docs/design.md §daxnet-kv collections). A collection is one value,
+// stored with KvStore::set(..., typed = true) (a KV_SET_TYPED entry,
+// docs/wal-format.md §Record) and rewritten whole by every write:
+//
+//   byte 0     type: 1 list, 2 set
+//   byte 1     version of this encoding: 1
+//   bytes 2-5  element count n, u32 little-endian
+//   then n times: u32 little-endian length, then that many bytes
+//
+// A list's elements are in list order (head first); a set's members are
+// distinct, in the order SMEMBERS reports (ascending for an all-integer
+// set of at most set-max-intset-entries members, as Redis's intset;
+// otherwise insertion order). Nothing else may follow the last element.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace daxnet::kv::coll {
+
+inline constexpr std::uint8_t kList = 1;
+inline constexpr std::uint8_t kSet = 2;
+inline constexpr std::uint8_t kVersion = 1;
+inline constexpr std::size_t kHeader = 6;
+/// Encoded size a collection may reach (a write beyond it is refused): every
+/// write rewrites the whole value, so this bounds a write's cost.
+inline constexpr std::size_t kMaxBytes = 1u << 20;
+
+inline const char* type_name(std::uint8_t t) noexcept
+{
+	return t == kList ? "list" : t == kSet ? "set" : "unknown";
+}
+
+/// Encoded size of `items`.
+inline std::size_t encoded_size(const std::vector<std::string>& items) noexcept
+{
+	std::size_t n = kHeader;
+	for (const auto& s : items)
+		n += 4 + s.size();
+	return n;
+}
+
+inline void put_u32(std::string& out, std::uint32_t v)
+{
+	const char b[4] = {static_cast<char>(v & 0xff), static_cast<char>((v >> 8) & 0xff),
+			   static_cast<char>((v >> 16) & 0xff), static_cast<char>((v >> 24) & 0xff)};
+	out.append(b, 4);
+}
+
+inline std::uint32_t get_u32(const char* p) noexcept
+{
+	const auto* u = reinterpret_cast<const unsigned char*>(p);
+	return static_cast<std::uint32_t>(u[0]) | static_cast<std::uint32_t>(u[1]) << 8 |
+	       static_cast<std::uint32_t>(u[2]) << 16 | static_cast<std::uint32_t>(u[3]) << 24;
+}
+
+inline std::string encode(std::uint8_t type, const std::vector<std::string>& items)
+{
+	std::string out;
+	out.reserve(encoded_size(items));
+	out.push_back(static_cast<char>(type));
+	out.push_back(static_cast<char>(kVersion));
+	put_u32(out, static_cast<std::uint32_t>(items.size()));
+	for (const auto& s : items) {
+		put_u32(out, static_cast<std::uint32_t>(s.size()));
+		out.append(s);
+	}
+	return out;
+}
+
+/// Decodes `b`: its type, and its elements into `items`. False when `b` is
+/// not a collection of this version (a type or version not known, a count
+/// or a length that does not match the bytes).
+inline bool decode(std::string_view b, std::uint8_t& type, std::vector<std::string>& items)
+{
+	items.clear();
+	if (b.size() < kHeader || (b[0] != kList && b[0] != kSet) || b[1] != kVersion)
+		return false;
+	type = static_cast<std::uint8_t>(b[0]);
+	const std::uint32_t n = get_u32(b.data() + 2);
+	if (n > (b.size() - kHeader) / 4)
+		return false;
+	items.reserve(n);
+	std::size_t at = kHeader;
+	for (std::uint32_t i = 0; i < n; i++) {
+		if (b.size() - at < 4)
+			return false;
+		const std::uint32_t len = get_u32(b.data() + at);
+		at += 4;
+		if (b.size() - at < len)
+			return false;
+		items.emplace_back(b.substr(at, len));
+		at += len;
+	}
+	return at == b.size();
+}
+
+}  // namespace daxnet::kv::coll
