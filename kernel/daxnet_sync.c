@@ -1096,7 +1096,7 @@ __poll_t dxn_pair_poll(struct dxn_pair *pair)
 	struct dxn_port *port = pair->port;
 	struct dxn_ringstate *rx = &pair->rx;
 	u32 tx_cur = READ_ONCE(pair->tx.ring->cur);
-	bool rx_moved, progress, room, news, rel, tx_pending;
+	bool rx_moved, tx_moved, progress, room, news, rel, tx_pending;
 	__poll_t mask = 0;
 
 	lockdep_assert_held(&port->lock);
@@ -1113,6 +1113,14 @@ __poll_t dxn_pair_poll(struct dxn_pair *pair)
 		return mask;
 
 	rx_moved = READ_ONCE(rx->ring->head) != rx->head;
+	/*
+	 * TX slots handed over (head moved) that no sync has consumed: the
+	 * next sync sends them and returns the slots. Without this, TX work
+	 * refused once with ENOMEM was never reported again: after the
+	 * backoff nothing else said a sync was due, and with the TX ring
+	 * full there was no EPOLLOUT either, so a poller slept for good.
+	 */
+	tx_moved = READ_ONCE(pair->tx.ring->head) != pair->tx.hwcur;
 	progress = rx_moved ||
 		   READ_ONCE(pair->spare.ring->head) != pair->spare.head;
 	/* A free RX slot now, or one the next sync frees (user released). */
@@ -1128,12 +1136,14 @@ __poll_t dxn_pair_poll(struct dxn_pair *pair)
 	/*
 	 * EPOLLIN only when a sync would publish something new or move TX
 	 * on: connections with news, RELEASE slots owed while the RX ring
-	 * has room for them, queued TX whose socket has room again. After a
+	 * has room for them, TX slots handed over and not yet consumed,
+	 * queued TX whose socket has room again. After a
 	 * stop for lack of RX room or spares, news count only once user
 	 * space gave some back; that same step (moving head) is what makes
 	 * owed RELEASEs publishable, so nothing else needs to wake for it.
 	 */
-	if ((news && (!pair->stalled || progress)) || rel || tx_pending)
+	if ((news && (!pair->stalled || progress)) || rel || tx_moved ||
+	    tx_pending)
 		mask |= EPOLLIN | EPOLLRDNORM;
 	return mask;
 }

@@ -1865,6 +1865,100 @@ static int t_nomem_poll(void)
 	return 0;
 }
 
+static bool poll_in(struct kport *p)
+{
+	struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
+}
+
+/*
+ * The TX-only variant of nomem_poll: the pair's only work is TX slots
+ * handed over (the TX ring full, so no EPOLLOUT either) and the sync that
+ * would send them is refused with ENOMEM. poll() must report that work
+ * again after the backoff, not spin, and the sync after the fault sends
+ * it. Before, poll() reported EPOLLIN only for RX-side work (news,
+ * RELEASEs, write space back): after the backoff it reported nothing and
+ * a poller slept for good with 31 TX slots handed over.
+ */
+static int t_nomem_poll_tx(void)
+{
+	enum { N = 12 };
+	static const char byte = 'x';
+	struct pollfd pfd;
+	struct kport p;
+	int cli[N], srv[N], lfd, i, r, wakeups = 0;
+	uint32_t conn[N], n;
+	char sink[64];
+	size_t got = 0;
+	double t0, el;
+	uint16_t port;
+
+	/*
+	 * RELEASE queue of rx + tx = 40 entries; a sync owes one per
+	 * connection and per TX slot handed over: 12 + 31 do not fit.
+	 */
+	CHECK(kport_open_ex(&p, true, 64, 2048, 8, 32, 8, 16, DAXNET_API) == 0, "register");
+	lfd = listener(&port);
+	CHECK(lfd >= 0, "listener");
+	for (i = 0; i < N; i++) {
+		CHECK(tcp_pair_on(lfd, port, &cli[i], &srv[i]) == 0, "pair %d", i);
+		CHECK(kport_attach(&p, srv[i], i, &conn[i]) == 0, "attach %d", i);
+	}
+	close(lfd);
+	/* Publish the NEW_CONNs: then nothing is pending on the RX side. */
+	for (i = 0; i < 20 && (i < 2 || poll_in(&p)); i++)
+		CHECK(kport_sync(&p, NULL, NULL) == 0, "sync (NEW_CONN)");
+	CHECK(!poll_in(&p), "EPOLLIN with nothing to do");
+	n = p.tx->num_slots;
+	for (i = 0; i < (int)n - 1; i++)
+		CHECK(kport_tx(&p, conn[0], &byte, 1, DAXNET_SLOT_DATA, NULL, NULL) == 0,
+		      "tx %d", i);
+	CHECK(rspace(p.tx->cur, dxt_ktail(p.tx), n) == 0, "the TX ring is not full");
+	CHECK(fail_release_grow(true) == 0, "turn on the RELEASE queue fault");
+	r = raw_sync(&p);
+	if (r != -ENOMEM)
+		fail_release_grow(false);
+	CHECK(r == -ENOMEM, "sync without room for its RELEASEs: %d, want ENOMEM", r);
+	t0 = now_s();
+	do {
+		pfd = (struct pollfd){ .fd = p.fd, .events = POLLIN | POLLOUT };
+		if (poll(&pfd, 1, 200) == 1 && (pfd.revents & (POLLIN | POLLOUT))) {
+			wakeups++;
+			r = raw_sync(&p);
+			if (r != -ENOMEM)
+				break;
+		}
+		el = now_s() - t0;
+	} while (el < 1.0 || (!wakeups && el < 30));
+	fail_release_grow(false);
+	CHECK(r == -ENOMEM, "sync under the fault: %d, want ENOMEM", r);
+	CHECK(wakeups >= 1, "poll() never reported the refused TX work again (%.1f s)", el);
+	CHECK(wakeups <= 2 + (int)(el * 20),
+	      "poll() reported %d times in %.2f s for syncs that failed: spinning", wakeups, el);
+	/* Memory is back: the next report leads to a sync that sends. */
+	pfd = (struct pollfd){ .fd = p.fd, .events = POLLIN | POLLOUT };
+	CHECK(poll(&pfd, 1, 30000) == 1 && (pfd.revents & POLLIN), "no EPOLLIN after the backoff");
+	CHECK(kport_sync(&p, NULL, NULL) == 0, "sync once the queue can grow");
+	CHECK(!poll_in(&p), "EPOLLIN after the TX slots were consumed");
+	for (i = 0; i < 3000 && got < n - 1; i++) {
+		ssize_t k = recv(cli[0], sink, sizeof(sink), MSG_DONTWAIT);
+
+		if (k > 0)
+			got += k;
+		else
+			usleep(1000);
+	}
+	CHECK(got == n - 1, "the peer got %zu of %u bytes", got, n - 1);
+	for (i = 0; i < N; i++) {
+		CHECK(kport_detach(&p, conn[i], DAXNET_DETACH_DISCARD) == 0, "detach %d", i);
+		close(cli[i]);
+		close(srv[i]);
+	}
+	kport_close(&p);
+	return 0;
+}
+
 /*
  * A port with 8+8-slot rings (RELEASE queue of 16) and connection *conn
  * whose peer *cli never reads: at least `held` TX slots of it are queued
@@ -1981,13 +2075,6 @@ static int t_attach_refused(void)
 	close(srv);
 	kport_close(&p);
 	return 0;
-}
-
-static bool poll_in(struct kport *p)
-{
-	struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
-
-	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
 }
 
 /*
@@ -2569,6 +2656,7 @@ static const struct {
 	{ "zc_fsdax", t_zc_fsdax },
 	{ "rel_nomem", t_rel_nomem },
 	{ "nomem_poll", t_nomem_poll },
+	{ "nomem_poll_tx", t_nomem_poll_tx },
 	{ "attach_efault", t_attach_efault },
 	{ "attach_refused", t_attach_refused },
 	{ "poll_release", t_poll_release },

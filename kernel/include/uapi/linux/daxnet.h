@@ -478,7 +478,8 @@ struct daxnet_detach {
  * is that of the first pair that failed.
  *
  * poll(): EPOLLIN when a sync would publish RX slots beyond cur of some
- * RX ring (data, events, releases pending), EPOLLOUT when a TX ring has
+ * RX ring (data, events, releases pending) or consume TX slots handed
+ * over (head moved) that no sync took yet, EPOLLOUT when a TX ring has
  * free slots beyond cur. poll() itself moves nothing. Releases owed while
  * the RX ring is full count once user space released RX slots. After a
  * sync of a pair failed with ENOMEM, poll() reports no EPOLLIN for that
