@@ -33,11 +33,26 @@ static bool dxn_cs_tx_write(struct dxn_conn *conn,
 			    struct daxnet_conn_state *st)
 {
 	const struct tcp_sock *tp = tcp_sk(conn->sk);
-	u32 unacked = 0;
+	u32 unacked = 0, seq, una;
 
-	/* A snapshot; TCP moves snd_una from softirq context. */
-	if (!conn->err && READ_ONCE(conn->sk->sk_state) != TCP_CLOSE)
-		unacked = READ_ONCE(tp->write_seq) - READ_ONCE(tp->snd_una);
+	/*
+	 * A racy snapshot, on purpose: we hold the port mutex, not the
+	 * socket lock, and TCP moves snd_una from softirq context (under
+	 * the socket spinlock, as tcp_poll() and tcp_get_info() read it,
+	 * also locklessly). write_seq moves only in sends, which for an
+	 * attached socket only our own syncs make, under the port mutex.
+	 * Both are aligned u32s (READ_ONCE: one load each, no tearing).
+	 * The value is only reported to user space, never used by the
+	 * kernel; a stale or mixed pair gives a figure a little off, so it
+	 * is clamped at 0 (snd_una never passes write_seq).
+	 */
+	if (!conn->err && READ_ONCE(conn->sk->sk_state) != TCP_CLOSE) {
+		seq = READ_ONCE(tp->write_seq);
+		/* Racy with tcp_ack() by design, see above. */
+		una = data_race(READ_ONCE(tp->snd_una));
+		if ((s32)(seq - una) > 0)
+			unacked = seq - una;
+	}
 	WRITE_ONCE(st->tx_slots, conn->ntxq);
 	WRITE_ONCE(st->tx_bytes, conn->txq_bytes);
 	WRITE_ONCE(st->tx_unacked, unacked);
@@ -92,34 +107,62 @@ void dxn_cs_detach(struct dxn_conn *conn)
 }
 
 /**
- * dxn_cs_tx_touch - conn's TX state may have changed in this sync
+ * dxn_cs_tx_touch - conn's TX state changed in this sync
  * @conn: the connection
  *
- * Its entry is written by dxn_cs_refresh() at the end of the sync and at
- * every later sync of the pair while it has TX queued or unacknowledged.
- * Process context, port->lock held.
+ * Its entry is written by dxn_cs_refresh() at the end of the sync; while
+ * it then has TX queued or unacknowledged it stays on the pair's watch
+ * list. Process context, port->lock held.
  */
 void dxn_cs_tx_touch(struct dxn_conn *conn)
 {
 	lockdep_assert_held(&conn->port->lock);
-	if (conn->port->cstate && list_empty(&conn->cs_node))
-		list_add_tail(&conn->cs_node, &conn->pair->cs_tx);
+	if (conn->port->cstate)
+		list_move_tail(&conn->cs_node, &conn->pair->cs_tx);
 }
+
+/* Entries of the watch list refreshed per sync (besides the touched). */
+#define DXN_CS_WATCH_BATCH	16
 
 /**
  * dxn_cs_refresh - write the TX fields of the pair's busy connections
  * @pair: the ring pair at the end of a sync
+ *
+ * Bounded work per sync: every connection whose TX state this sync
+ * changed (pair->cs_tx: it sent, queued, failed; the sync did work for
+ * it anyway), then at most DXN_CS_WATCH_BATCH of the others that still
+ * have TX queued or unacknowledged (pair->cs_watch, round robin), whose
+ * only field that can move without a sync is tx_unacked (ACKs). Before,
+ * every sync walked every connection with unacknowledged bytes: up to
+ * max_conns (2^20) per sync. So tx_unacked of a connection the sync did
+ * not touch is at most ceil(watched / 16) syncs old.
  *
  * Process context, port->lock held.
  */
 void dxn_cs_refresh(struct dxn_pair *pair)
 {
 	struct dxn_conn *conn, *tmp;
+	u32 n = 0, k = 0;
 
 	lockdep_assert_held(&pair->port->lock);
-	list_for_each_entry_safe(conn, tmp, &pair->cs_tx, cs_node)
+	/* The touched ones; those still busy stay listed. */
+	list_for_each_entry_safe(conn, tmp, &pair->cs_tx, cs_node) {
+		n++;
 		if (!dxn_cs_tx_write(conn, dxn_cs(conn)))
 			list_del_init(&conn->cs_node);
+	}
+	/* The longest unrefreshed watched ones, behind them. */
+	while (k < DXN_CS_WATCH_BATCH && !list_empty(&pair->cs_watch)) {
+		conn = list_first_entry(&pair->cs_watch, struct dxn_conn,
+					cs_node);
+		k++;
+		if (dxn_cs_tx_write(conn, dxn_cs(conn)))
+			list_move_tail(&conn->cs_node, &pair->cs_tx);
+		else
+			list_del_init(&conn->cs_node);
+	}
+	list_splice_tail_init(&pair->cs_tx, &pair->cs_watch);
+	dxn_stat_cs_refresh(n + k);
 }
 
 /**

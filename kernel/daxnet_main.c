@@ -227,6 +227,7 @@ static int dxn_pair_alloc(struct dxn_pair *pair, const struct daxnet_register *r
 	INIT_LIST_HEAD(&pair->rx_ready);
 	INIT_LIST_HEAD(&pair->tx_ready);
 	INIT_LIST_HEAD(&pair->cs_tx);
+	INIT_LIST_HEAD(&pair->cs_watch);
 	INIT_LIST_HEAD(&pair->rx_paused);
 	return 0;
 }
@@ -616,13 +617,16 @@ static struct miscdevice dxn_misc = {
  * CONFIG_DAXNET_FAULT_INJECT=y (kernel/Kbuild: the CMake test build, never
  * the DKMS build users install), in debugfs (root only; gone without
  * CONFIG_DEBUG_FS and under lockdown): daxnet/fail_release_grow makes
- * every growth of a RELEASE queue fail (dxn_fault_release_grow()). Not
+ * every growth of a RELEASE queue fail (dxn_fault_release_grow()), and
+ * daxnet/cs_refresh_max shows the most connection-state entries one sync
+ * wrote (dxn_stat_cs_refresh(), the bound ktest.cs_refresh_bound checks). Not
  * the fault-injection framework (should_fail(), fault_attr): Debian's
  * 6.1 is built without CONFIG_FAULT_INJECTION, and the guest tests run
  * on that kernel. Not a module parameter: those are writable.
  */
 #if IS_ENABLED(CONFIG_DAXNET_FAULT_INJECT) && IS_ENABLED(CONFIG_DEBUG_FS)
 bool dxn_fail_release_grow;
+u32 dxn_stat_cs_refresh_max;
 static struct dentry *dxn_debugfs;
 
 static void dxn_debugfs_init(void)
@@ -630,6 +634,8 @@ static void dxn_debugfs_init(void)
 	dxn_debugfs = debugfs_create_dir("daxnet", NULL);
 	debugfs_create_bool("fail_release_grow", 0600, dxn_debugfs,
 			    &dxn_fail_release_grow);
+	debugfs_create_u32("cs_refresh_max", 0600, dxn_debugfs,
+			   &dxn_stat_cs_refresh_max);
 }
 
 static void dxn_debugfs_exit(void)

@@ -123,7 +123,7 @@ struct dxn_conn {
 	u32 ntxq;		/* entries on txq */
 	u64 txq_bytes;		/* payload bytes on txq */
 	/* Connection state table (daxnet_cstate.c), port->lock: */
-	struct list_head cs_node;	/* pair->cs_tx: TX state to refresh */
+	struct list_head cs_node;	/* pair->cs_tx or cs_watch */
 	struct list_head pause_node;	/* pair->rx_paused: at rx_limit */
 	/*
 	 * !list_empty(&txq), written under port->lock *and* ready_lock
@@ -178,7 +178,8 @@ struct dxn_pair {
 	struct list_head rx_blocked;	/* ring full / no spare; port->lock */
 	u32 nconns;
 	u32 ntxq;		/* struct dxn_txent queued over all conns */
-	struct list_head cs_tx;		/* conns whose TX state may change */
+	struct list_head cs_tx;		/* conns whose TX changed this sync */
+	struct list_head cs_watch;	/* conns with TX queued or unACKed */
 	struct list_head rx_paused;	/* conns stopped at their rx_limit */
 	bool stalled;		/* last RX phase ran out of room or spares */
 	/*
@@ -309,15 +310,30 @@ static inline bool dxn_port_owner(const struct dxn_port *port)
  */
 #if IS_ENABLED(CONFIG_DAXNET_FAULT_INJECT) && IS_ENABLED(CONFIG_DEBUG_FS)
 extern bool dxn_fail_release_grow;
+extern u32 dxn_stat_cs_refresh_max;
 
 static inline bool dxn_fault_release_grow(void)
 {
 	return READ_ONCE(dxn_fail_release_grow);
 }
+
+/*
+ * The most entries one dxn_cs_refresh() wrote since root last reset
+ * daxnet/cs_refresh_max (ktest.cs_refresh_bound).
+ */
+static inline void dxn_stat_cs_refresh(u32 n)
+{
+	if (n > READ_ONCE(dxn_stat_cs_refresh_max))
+		WRITE_ONCE(dxn_stat_cs_refresh_max, n);
+}
 #else
 static inline bool dxn_fault_release_grow(void)
 {
 	return false;
+}
+
+static inline void dxn_stat_cs_refresh(u32 n)
+{
 }
 #endif
 

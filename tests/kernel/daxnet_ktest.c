@@ -2621,6 +2621,107 @@ static int t_conn_state(void)
 	return 0;
 }
 
+#define CS_REFRESH_MAX DBG_DIR "/daxnet/cs_refresh_max"
+
+/* The debugfs statistic daxnet/cs_refresh_max (reset when set), or -1. */
+static long cs_refresh_max(bool reset)
+{
+	char b[32] = "";
+	long v = -1;
+	int fd;
+
+	fd = open(CS_REFRESH_MAX, reset ? O_WRONLY : O_RDONLY);
+	if (fd < 0)
+		return -1;
+	if (reset)
+		v = write(fd, "0", 1) == 1 ? 0 : -1;
+	else if (read(fd, b, sizeof(b) - 1) > 0)
+		v = strtol(b, NULL, 10);
+	close(fd);
+	return v;
+}
+
+/*
+ * The connection-state refresh at the end of a sync is bounded: it
+ * writes the connections whose TX the sync touched and at most 16 more of
+ * those with TX queued or unacknowledged (round robin), not every such
+ * connection at every sync. 32 connections whose peers do not read keep
+ * bytes unacknowledged; three syncs that touch none of them write fewer
+ * than 32 entries each (debugfs daxnet/cs_refresh_max). Once the peers
+ * have read everything, every entry reaches 0 within a few syncs and the
+ * refresh has nothing left to write.
+ */
+static int t_cs_refresh_bound(void)
+{
+	enum { N = 32, SLOTS = 4 };
+	static char blob[2048];
+	struct kport p;
+	int cli[N], srv[N], lfd, i, j, one = 1, busy;
+	uint32_t conn[N];
+	char *sink = malloc(1 << 16);
+	uint16_t port;
+	long mx;
+	double end;
+
+	CHECK(sink, "malloc");
+	if (access(CS_REFRESH_MAX, F_OK))
+		mount("debugfs", DBG_DIR, "debugfs", 0, NULL);
+	CHECK(cs_refresh_max(true) == 0, "reset %s", CS_REFRESH_MAX);
+	CHECK(cs_open(&p, 64) == 0, "register with DAXNET_REG_CONNSTATE");
+	lfd = listener(&port);
+	CHECK(lfd >= 0, "listener");
+	for (i = 0; i < N; i++) {
+		CHECK(tcp_pair_on(lfd, port, &cli[i], &srv[i]) == 0, "pair %d", i);
+		setsockopt(cli[i], SOL_SOCKET, SO_RCVBUF, &one, sizeof(one));
+		setsockopt(srv[i], SOL_SOCKET, SO_SNDBUF, &one, sizeof(one));
+		CHECK(kport_attach(&p, srv[i], i, &conn[i]) == 0, "attach %d", i);
+	}
+	close(lfd);
+	/* 8 KiB to each peer: more than its receive and our send buffer. */
+	for (j = 0; j < SLOTS; j++)
+		for (i = 0; i < N; i++)
+			CHECK(kport_tx(&p, conn[i], blob, sizeof(blob), DAXNET_SLOT_DATA, NULL,
+				       NULL) == 0, "tx %d/%d", i, j);
+	for (i = 0; i < 10; i++) {
+		CHECK(kport_sync(&p, NULL, NULL) == 0, "sync");
+		usleep(10000);
+	}
+	for (i = 0, busy = 0; i < N; i++)
+		busy += cstate(&p, conn[i])->tx_slots || cstate(&p, conn[i])->tx_unacked;
+	CHECK(busy == N, "only %d of %d connections hold unacknowledged bytes", busy, N);
+	CHECK(cs_refresh_max(true) == 0, "reset %s", CS_REFRESH_MAX);
+	for (i = 0; i < 3; i++)
+		CHECK(kport_sync(&p, NULL, NULL) == 0, "sync");
+	mx = cs_refresh_max(false);
+	CHECK(mx >= 0 && mx < N, "one sync wrote %ld connection-state entries with %d listed",
+	      mx, N);
+	/* The peers read: every entry reaches 0, refreshed round robin. */
+	end = now_s() + 60;
+	do {
+		for (i = 0; i < N; i++)
+			while (recv(cli[i], sink, 1 << 16, MSG_DONTWAIT) > 0)
+				;
+		CHECK(kport_sync(&p, NULL, NULL) == 0, "sync");
+		for (i = 0, busy = 0; i < N; i++)
+			busy += cstate(&p, conn[i])->tx_slots || cstate(&p, conn[i])->tx_unacked;
+		if (busy)
+			usleep(2000);
+	} while (busy && now_s() < end);
+	CHECK(!busy, "%d entries still show TX queued or unacknowledged", busy);
+	CHECK(cs_refresh_max(true) == 0, "reset %s", CS_REFRESH_MAX);
+	CHECK(kport_sync(&p, NULL, NULL) == 0, "sync");
+	mx = cs_refresh_max(false);
+	CHECK(mx == 0, "a sync with nothing to refresh wrote %ld entries", mx);
+	for (i = 0; i < N; i++) {
+		CHECK(kport_detach(&p, conn[i], 0) == 0, "detach %d", i);
+		close(cli[i]);
+		close(srv[i]);
+	}
+	kport_close(&p);
+	free(sink);
+	return 0;
+}
+
 static int t_fuzz(void) { return run_fuzz(4); }
 /* The same for 120 s (CTest kernel_fuzz_long, label slow). */
 static int t_fuzz_long(void) { return run_fuzz(120); }
@@ -2657,6 +2758,7 @@ static const struct {
 	{ "rel_nomem", t_rel_nomem },
 	{ "nomem_poll", t_nomem_poll },
 	{ "nomem_poll_tx", t_nomem_poll_tx },
+	{ "cs_refresh_bound", t_cs_refresh_bound },
 	{ "attach_efault", t_attach_efault },
 	{ "attach_refused", t_attach_refused },
 	{ "poll_release", t_poll_release },
