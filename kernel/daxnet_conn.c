@@ -95,7 +95,13 @@ static void dxn_data_ready(struct sock *sk)
 
 	read_lock_bh(&sk->sk_callback_lock);
 	conn = dxn_sk_conn(sk);
-	if (likely(conn))
+	/*
+	 * A connection paused at its rx_limit cannot publish the bytes: no
+	 * wakeup per segment. The pause transition itself was one RX phase;
+	 * raising the limit marks it ready (dxn_cs_rx_resume()). State
+	 * changes and errors still mark it (dxn_state_change()).
+	 */
+	if (likely(conn) && !test_bit(DXN_RX_PAUSED, &conn->flags))
 		dxn_mark_rx(conn);
 	read_unlock_bh(&sk->sk_callback_lock);
 }

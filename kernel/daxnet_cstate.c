@@ -209,6 +209,11 @@ void dxn_cs_rx_done(struct dxn_conn *conn, bool paused, u32 pending)
 		if (list_empty(&conn->pause_node))
 			list_add_tail(&conn->pause_node,
 				      &conn->pair->rx_paused);
+		/*
+		 * From now on arriving segments do not wake the poller:
+		 * nothing can be published before the limit is raised.
+		 */
+		set_bit(DXN_RX_PAUSED, &conn->flags);
 	}
 	if (!st)
 		return;
@@ -232,6 +237,7 @@ void dxn_cs_rx_resume(struct dxn_pair *pair)
 		if (!dxn_cs_rx_budget(conn))
 			continue;
 		list_del_init(&conn->pause_node);
+		clear_bit(DXN_RX_PAUSED, &conn->flags);
 		dxn_mark_rx(conn);
 	}
 }

@@ -67,6 +67,12 @@
 enum {
 	DXN_RX_READY,		/* on pair->rx_ready: socket has news */
 	DXN_TX_READY,		/* on pair->tx_ready: write space came back */
+	/*
+	 * At its rx_limit (on pair->rx_paused): new data does not mark it
+	 * ready, dxn_cs_rx_resume() does once the limit is raised. Set and
+	 * cleared under port->lock, read by dxn_data_ready().
+	 */
+	DXN_RX_PAUSED,
 };
 
 /*

@@ -2722,6 +2722,71 @@ static int t_cs_refresh_bound(void)
 	return 0;
 }
 
+/*
+ * A connection paused at its rx_limit does not wake the poller for every
+ * segment that arrives: nothing can be published until the limit is
+ * raised. Before, each segment marked it ready, poll() reported EPOLLIN
+ * and the sync ran an RX phase that published nothing (rx_paused counted
+ * one more). 20 segments after the pause: at most one report. Raising the
+ * limit publishes everything.
+ */
+static int t_pause_wake(void)
+{
+	struct kport p;
+	struct capture *c = calloc(1, sizeof(*c));
+	struct daxnet_conn_state *st;
+	uint8_t sent[400];
+	size_t want[2] = { 1, 100 };
+	int cli, srv, i, one = 1, reports = 0;
+	uint32_t conn = 0;
+	uint64_t paused0;
+
+	CHECK(c, "malloc");
+	for (i = 0; i < (int)sizeof(sent); i++)
+		sent[i] = dxt_pattern(i);
+	CHECK(cs_open(&p, 8) == 0, "register with DAXNET_REG_CONNSTATE");
+	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
+	setsockopt(cli, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	CHECK(kport_attach(&p, srv, 1, &conn) == 0, "attach");
+	st = cstate(&p, conn);
+	st->rx_limit = 100;
+	CHECK(write(cli, sent, 200) == 200, "write");
+	CHECK(sync_until(&p, c, have_bytes, want, 10) == 0, "the first 100 bytes");
+	for (i = 0; i < 5; i++) {
+		CHECK(kport_sync(&p, capture_cb, c) == 0, "sync");
+		usleep(2000);
+	}
+	CHECK(c->len[1] == 100 && st->rx_paused >= 1, "published %zu, rx_paused %llu",
+	      c->len[1], (unsigned long long)st->rx_paused);
+	CHECK(!poll_in(&p), "EPOLLIN for a paused connection with nothing new");
+	paused0 = st->rx_paused;
+	for (i = 0; i < 20; i++) {
+		struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
+
+		CHECK(write(cli, sent + 200 + 10 * i, 10) == 10, "write %d", i);
+		if (poll(&pfd, 1, 100) == 1 && (pfd.revents & POLLIN)) {
+			reports++;
+			CHECK(kport_sync(&p, capture_cb, c) == 0, "sync");
+		}
+	}
+	CHECK(c->len[1] == 100, "published %zu bytes beyond rx_limit 100", c->len[1]);
+	CHECK(reports <= 1, "poll() reported EPOLLIN %d times for 20 segments to a paused "
+	      "connection (rx_paused +%llu)", reports,
+	      (unsigned long long)(st->rx_paused - paused0));
+	/* Raised: everything comes, intact. */
+	st->rx_limit = 0;
+	want[1] = sizeof(sent);
+	CHECK(sync_until(&p, c, have_bytes, want, 10) == 0, "all bytes after the limit was lifted");
+	CHECK(!memcmp(c->data[1], sent, sizeof(sent)), "the stream is intact");
+	CHECK(kport_detach(&p, conn, 0) == 0, "detach");
+	close(cli);
+	close(srv);
+	kport_close(&p);
+	capture_free(c);
+	free(c);
+	return 0;
+}
+
 static int t_fuzz(void) { return run_fuzz(4); }
 /* The same for 120 s (CTest kernel_fuzz_long, label slow). */
 static int t_fuzz_long(void) { return run_fuzz(120); }
@@ -2759,6 +2824,7 @@ static const struct {
 	{ "nomem_poll", t_nomem_poll },
 	{ "nomem_poll_tx", t_nomem_poll_tx },
 	{ "cs_refresh_bound", t_cs_refresh_bound },
+	{ "pause_wake", t_pause_wake },
 	{ "attach_efault", t_attach_efault },
 	{ "attach_refused", t_attach_refused },
 	{ "poll_release", t_poll_release },
