@@ -619,7 +619,9 @@ static struct miscdevice dxn_misc = {
  * CONFIG_DEBUG_FS and under lockdown): daxnet/fail_release_grow makes
  * every growth of a RELEASE queue fail (dxn_fault_release_grow()), and
  * daxnet/cs_refresh_max shows the most connection-state entries one sync
- * wrote (dxn_stat_cs_refresh(), the bound ktest.cs_refresh_bound checks). Not
+ * wrote (dxn_stat_cs_refresh(), the bound ktest.cs_refresh_bound checks),
+ * and daxnet/txq_max lowers DXN_MAX_TXQ (dxn_txq_max(), 0: the default)
+ * so the tests reach the ENOBUFS rule with a few slots. Not
  * the fault-injection framework (should_fail(), fault_attr): Debian's
  * 6.1 is built without CONFIG_FAULT_INJECTION, and the guest tests run
  * on that kernel. Not a module parameter: those are writable.
@@ -627,6 +629,7 @@ static struct miscdevice dxn_misc = {
 #if IS_ENABLED(CONFIG_DAXNET_FAULT_INJECT) && IS_ENABLED(CONFIG_DEBUG_FS)
 bool dxn_fail_release_grow;
 u32 dxn_stat_cs_refresh_max;
+u32 dxn_test_txq_max;
 static struct dentry *dxn_debugfs;
 
 static void dxn_debugfs_init(void)
@@ -636,6 +639,7 @@ static void dxn_debugfs_init(void)
 			    &dxn_fail_release_grow);
 	debugfs_create_u32("cs_refresh_max", 0600, dxn_debugfs,
 			   &dxn_stat_cs_refresh_max);
+	debugfs_create_u32("txq_max", 0600, dxn_debugfs, &dxn_test_txq_max);
 }
 
 static void dxn_debugfs_exit(void)

@@ -317,6 +317,15 @@ static inline bool dxn_port_owner(const struct dxn_port *port)
 #if IS_ENABLED(CONFIG_DAXNET_FAULT_INJECT) && IS_ENABLED(CONFIG_DEBUG_FS)
 extern bool dxn_fail_release_grow;
 extern u32 dxn_stat_cs_refresh_max;
+extern u32 dxn_test_txq_max;
+
+/* DXN_MAX_TXQ, or the test's lower value (daxnet/txq_max, 0: default). */
+static inline u32 dxn_txq_max(void)
+{
+	u32 v = READ_ONCE(dxn_test_txq_max);
+
+	return v && v < DXN_MAX_TXQ ? v : DXN_MAX_TXQ;
+}
 
 static inline bool dxn_fault_release_grow(void)
 {
@@ -340,6 +349,11 @@ static inline bool dxn_fault_release_grow(void)
 
 static inline void dxn_stat_cs_refresh(u32 n)
 {
+}
+
+static inline u32 dxn_txq_max(void)
+{
+	return DXN_MAX_TXQ;
 }
 #endif
 

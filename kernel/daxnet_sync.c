@@ -767,7 +767,7 @@ static int dxn_txq_add(struct dxn_conn *conn, u32 buf, u32 off, u32 len)
 	 * queue while the RX ring is full: both count against DXN_MAX_TXQ,
 	 * which keeps the RELEASE debt within rel_max (dxn_rel_max()).
 	 */
-	if (pair->ntxq + pair->rel_count >= DXN_MAX_TXQ)
+	if (pair->ntxq + pair->rel_count >= dxn_txq_max())
 		return -ENOBUFS;
 	e = kmalloc(sizeof(*e), GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	if (!e)
@@ -841,6 +841,11 @@ static void dxn_tx_conn(struct dxn_pair *pair, struct dxn_conn *conn)
 		}
 		if (c->flags & DAXNET_SLOT_DATA) {
 			sent = 0;
+			/* Would owe a RELEASE beyond DXN_MAX_TXQ: ENOBUFS. */
+			if (dxn_zc_tx_full(pair, c->buf_idx)) {
+				dxn_tx_result(c, DAXNET_SLOT_ERROR, ENOBUFS);
+				continue;
+			}
 			if (!blocked) {
 				ret = dxn_send(conn, c->buf_idx, c->offset,
 					       c->len,

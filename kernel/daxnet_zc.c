@@ -110,6 +110,7 @@ struct dxn_zc {
 	struct list_head ackwait;	/* completed batches waiting for ACK */
 	u32 *txref;			/* buffer -> batches still sending it */
 	u32 *txowed;			/* buffer -> RELEASEs owed at txref 0 */
+	u32 nowed;			/* sum of txowed (dxn_zc_send()) */
 
 	/*
 	 * zc->lock (BH). A buffer is on at most one of free, pack and closed,
@@ -766,6 +767,19 @@ int dxn_zc_send(struct dxn_conn *conn, u32 buf, u32 off, u32 len, bool more)
 	if (!zc || len < READ_ONCE(zc_tx_min) ||
 	    !(conn->sk->sk_route_caps & NETIF_F_SG))
 		return -EOPNOTSUPP;
+	/*
+	 * Every zero-copy send owes a RELEASE when its batch completes, and
+	 * completed batches wait on ackwait until then. The DXN_MAX_TXQ
+	 * rule of the copy path (queued ranges plus unpublished RELEASEs,
+	 * dxn_txq_add()) covers this debt too: at the limit the bytes go by
+	 * copy, which owes nothing once TCP took them (and whatever it must
+	 * queue meets the ENOBUFS rule). So the RELEASEs owed, hence the
+	 * non-empty batches on ackwait, stay below DXN_MAX_TXQ per port.
+	 */
+	if (zc->nowed + pair->ntxq + pair->rel_count >= dxn_txq_max()) {
+		pair->cnt.tx_zc_limited++;
+		return -EOPNOTSUPP;
+	}
 	b = dxn_zc_batch(zc, conn);
 	if (!b)
 		return -EOPNOTSUPP;
@@ -817,7 +831,31 @@ bool dxn_zc_tx_owe(struct dxn_pair *pair, u32 buf)
 	if (!zc || !zc->txref[buf])
 		return false;
 	zc->txowed[buf]++;
+	zc->nowed++;
 	return true;
+}
+
+/**
+ * dxn_zc_tx_full - would sending buf now owe a RELEASE beyond the limit?
+ * @pair: the connection's ring pair
+ * @buf: the buffer a new TX slot names
+ *
+ * A slot naming a buffer that zero-copy batches still send owes a RELEASE
+ * however it is sent (the buffer comes back only when they complete). The
+ * ENOBUFS rule (dxn_txq_add()) bounds that debt with the rest: queued
+ * ranges, unpublished RELEASEs and owed zero-copy RELEASEs of the port
+ * together stay below DXN_MAX_TXQ; at the limit such a slot fails with
+ * ENOBUFS. Process context, port->lock held.
+ *
+ * Return: true if the slot must be refused.
+ */
+bool dxn_zc_tx_full(struct dxn_pair *pair, u32 buf)
+{
+	struct dxn_zc *zc = pair->port->zc;
+
+	lockdep_assert_held(&pair->port->lock);
+	return zc && zc->txref[buf] &&
+	       zc->nowed + pair->ntxq + pair->rel_count >= dxn_txq_max();
 }
 
 /**
@@ -896,7 +934,7 @@ bool dxn_zc_tx_pending(struct dxn_port *port)
 	if (!list_empty_careful(&zc->txq->done))
 		return true;
 	list_for_each_entry(b, &zc->ackwait, node)
-		if (!dxn_zc_unacked(b))
+		if (!b->n || !dxn_zc_unacked(b))
 			return true;
 	return dxn_zc_rx_pending(zc);
 }
@@ -943,9 +981,11 @@ static void dxn_zc_tx_reap(struct dxn_zc *zc)
 		 * ACK (their bytes were copied into a neighbour skb), which
 		 * completes the batch early. Retransmissions then still carry
 		 * the batch's bytes: give its buffers back only once they are
-		 * ACKed or the connection is gone.
+		 * ACKed or the connection is gone. A batch whose every send
+		 * was refused (EAGAIN) holds nothing and has no end_seq: it
+		 * goes at once.
 		 */
-		if (dxn_zc_unacked(b)) {
+		if (b->n && dxn_zc_unacked(b)) {
 			if (!b->early)
 				pair->cnt.tx_zc_early++;
 			b->early = true;
@@ -972,8 +1012,10 @@ static void dxn_zc_tx_reap(struct dxn_zc *zc)
 			if (--zc->txref[buf])
 				continue;
 			/* Cannot fail: the room was made above. */
-			while (zc->txowed[buf] && dxn_release_try(pair, buf))
+			while (zc->txowed[buf] && dxn_release_try(pair, buf)) {
 				zc->txowed[buf]--;
+				zc->nowed--;
+			}
 		}
 		list_del(&b->node);
 		dxn_zc_batch_free(b);

@@ -25,6 +25,7 @@ int dxn_zc_rx_actor(read_descriptor_t *rd, struct sk_buff *skb,
 		    unsigned int offset, size_t len);
 int dxn_zc_send(struct dxn_conn *conn, u32 buf, u32 off, u32 len, bool more);
 bool dxn_zc_tx_owe(struct dxn_pair *pair, u32 buf);
+bool dxn_zc_tx_full(struct dxn_pair *pair, u32 buf);
 void dxn_zc_tx_end(struct dxn_conn *conn);
 bool dxn_zc_tx_pending(struct dxn_port *port);
 

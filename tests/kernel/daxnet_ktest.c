@@ -2787,6 +2787,86 @@ static int t_pause_wake(void)
 	return 0;
 }
 
+#define TXQ_MAX DBG_DIR "/daxnet/txq_max"
+
+/* The test build's debugfs daxnet/txq_max (0: DXN_MAX_TXQ); 0 or -1. */
+static int txq_max(unsigned int v)
+{
+	char b[16];
+	int fd, n, ok;
+
+	if (access(TXQ_MAX, F_OK))
+		mount("debugfs", DBG_DIR, "debugfs", 0, NULL);
+	fd = open(TXQ_MAX, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	n = snprintf(b, sizeof(b), "%u", v);
+	ok = write(fd, b, n) == n;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/*
+ * The ENOBUFS rule: a TX slot that would have to be queued while the
+ * pair's queued ranges plus unpublished RELEASEs reach DXN_MAX_TXQ
+ * (lowered to 4 with the test build's debugfs daxnet/txq_max) comes back
+ * ERROR/ENOBUFS; the queue never exceeds the limit, nothing else fails,
+ * and once the peer reads, the queued bytes go out.
+ */
+static int t_txq_enobufs(void)
+{
+	static char blob[2048];
+	struct kport p;
+	struct daxnet_conn_state *st;
+	int cli, srv, one = 1, i, enobufs = 0, other = 0;
+	uint32_t conn = 0, maxq = 0, n, h;
+	char *sink = malloc(1 << 16);
+
+	CHECK(sink, "malloc");
+	CHECK(cs_open(&p, 8) == 0, "register with DAXNET_REG_CONNSTATE");
+	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
+	setsockopt(cli, SOL_SOCKET, SO_RCVBUF, &one, sizeof(one));
+	setsockopt(srv, SOL_SOCKET, SO_SNDBUF, &one, sizeof(one));
+	CHECK(kport_attach(&p, srv, 1, &conn) == 0, "attach");
+	st = cstate(&p, conn);
+	CHECK(txq_max(4) == 0, "set %s (a build without CONFIG_DAXNET_FAULT_INJECT?)", TXQ_MAX);
+	n = p.tx->num_slots;
+	for (i = 0; i < 64 && !enobufs; i++) {
+		h = p.tx->head;
+		if (kport_tx(&p, conn, blob, sizeof(blob), DAXNET_SLOT_DATA, NULL, NULL) ||
+		    kport_sync(&p, NULL, NULL))
+			break;
+		if (p.txs[h].flags & DAXNET_SLOT_ERROR) {
+			if (p.txs[h].err == ENOBUFS)
+				enobufs++;
+			else
+				other++;
+		}
+		if (st->tx_slots > maxq)
+			maxq = st->tx_slots;
+	}
+	txq_max(0);
+	(void)n;
+	CHECK(enobufs == 1 && !other, "after %d slots: %d ENOBUFS, %d other errors", i, enobufs,
+	      other);
+	CHECK(maxq <= 4, "%u ranges queued with the limit at 4", maxq);
+	CHECK(kport_counters(&p).bad_slot == 0, "bad_slot counted");
+	/* The peer reads: the queue drains. */
+	for (i = 0; i < 3000 && (st->tx_slots || st->tx_unacked); i++) {
+		while (recv(cli, sink, 1 << 16, MSG_DONTWAIT) > 0)
+			;
+		CHECK(kport_sync(&p, NULL, NULL) == 0, "sync");
+		usleep(1000);
+	}
+	CHECK(!st->tx_slots, "%u ranges still queued", st->tx_slots);
+	CHECK(kport_detach(&p, conn, DAXNET_DETACH_DISCARD) == 0, "detach");
+	close(cli);
+	close(srv);
+	kport_close(&p);
+	free(sink);
+	return 0;
+}
+
 static int t_fuzz(void) { return run_fuzz(4); }
 /* The same for 120 s (CTest kernel_fuzz_long, label slow). */
 static int t_fuzz_long(void) { return run_fuzz(120); }
@@ -2825,6 +2905,7 @@ static const struct {
 	{ "nomem_poll_tx", t_nomem_poll_tx },
 	{ "cs_refresh_bound", t_cs_refresh_bound },
 	{ "pause_wake", t_pause_wake },
+	{ "txq_enobufs", t_txq_enobufs },
 	{ "attach_efault", t_attach_efault },
 	{ "attach_refused", t_attach_refused },
 	{ "poll_release", t_poll_release },

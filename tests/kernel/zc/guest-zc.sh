@@ -41,6 +41,10 @@
 #                knob) make poll() back off: at most ~10 reports a second,
 #                then the RELEASEs arrive once the queue may grow
 #                (zc_guard defer)
+#   zc.limit     the RELEASEs zero-copy sends owe count against the
+#                ENOBUFS rule's DXN_MAX_TXQ (lowered to 4 with the debugfs
+#                knob txq_max): of 8 sends, 4 by reference, 4 by copy
+#                (tx_zc_limited), none fails (zc_guard limit)
 #   vnic.csum    every TCP segment the vnic rebuilt carries a valid TCP
 #                checksum (it is marked CHECKSUM_UNNECESSARY): captured
 #                with a packet socket on the receiving end, GRO off
@@ -328,6 +332,25 @@ if wanted zc.defer; then
 	fi
 	ip -n nq1 link del dxq 2>/dev/null
 	[ $ok = 1 ] && pass zc.defer || fail zc.defer "see log"
+fi
+
+if wanted zc.limit; then
+	ok=1
+	make_pair dxt nli1 nli2 16 || { ok=0; say "pair setup failed"; }
+	if [ $ok = 1 ]; then
+		out=/tmp/limit.$$
+		ip netns exec nli2 timeout 120 "$bin/zc_guard" sink 7018 >"$out" 2>&1 &
+		spid=$!
+		sleep 0.5
+		ip netns exec nli1 timeout 120 "$bin/zc_guard" limit 10.77.16.2 7018 >"$out.c" 2>&1 || ok=0
+		wait $spid || ok=0
+		while read -r line; do say "zc.limit: $line"; done <"$out.c"
+		while read -r line; do say "zc.limit: $line"; done <"$out"
+		grep -q FAIL "$out.c" && ok=0
+		rm -f "$out" "$out.c"
+	fi
+	ip -n nli1 link del dxt 2>/dev/null
+	[ $ok = 1 ] && pass zc.limit || fail zc.limit "see log"
 fi
 
 if wanted zc.rx; then

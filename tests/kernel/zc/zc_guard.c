@@ -13,6 +13,7 @@
  *   zc_guard wake PORT
  *   zc_guard owe ADDR PORT
  *   zc_guard defer ADDR PORT
+ *   zc_guard limit ADDR PORT
  *
  * Registers a zero-copy port over a 4-buffer anonymous shared pool with a
  * 32768-entry spare ring, accepts one connection on PORT (zc_stream's
@@ -962,6 +963,124 @@ static int owe_test(char **argv)
 	return failed;
 }
 
+/* The test build's debugfs daxnet/txq_max (0: DXN_MAX_TXQ); 0 or -1. */
+static int txq_max(unsigned int v)
+{
+	const char *knob = "/sys/kernel/debug/daxnet/txq_max";
+	char b[16];
+	int fd, n, ok;
+
+	if (access(knob, F_OK))
+		system("mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null");
+	fd = open(knob, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	n = snprintf(b, sizeof(b), "%u", v);
+	ok = write(fd, b, n) == n;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/*
+ * limit ADDR PORT: the RELEASEs zero-copy sends owe count against the
+ * ENOBUFS rule's limit (DXN_MAX_TXQ, lowered to 4 with the test build's
+ * debugfs daxnet/txq_max). One sync of a zero-copy port over the vnic
+ * pair, 8 TX slots of 4 KiB: 4 naming buffer 1 go by reference (BUF_HELD,
+ * a RELEASE owed each) and bring the debt to the limit; then 2 naming
+ * buffer 2 (in no batch) go by copy, owing nothing (tx_zc_limited); then
+ * 2 naming buffer 1 again, which would owe a RELEASE however sent, fail
+ * with ENOBUFS. The 6 others' bytes arrive and buffer 1's 4 RELEASEs
+ * come. Before, nothing bounded that debt (nor the completed batches
+ * waiting for their ACK on zc->ackwait): all 8 went by reference.
+ * The peer is "zc_guard sink".
+ */
+static int limit_test(char **argv)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct daxnet_attach at = { 0 };
+	struct stream st = { .h = DXT_FNV_SEED };
+	struct daxnet_counters c;
+	static struct port p;
+	uint32_t h, h0, n, i, k = 8, lim = 4, held = 0, errs = 0;
+	int s, tries, ret, big = 1 << 20;
+
+	nbufs = 4;
+	nspare = 8;
+	nrx = 16;
+	ntx = 16;
+	port_open(&p);
+	a.sin_port = htons(atoi(argv[3]));
+	inet_pton(AF_INET, argv[2], &a.sin_addr);
+	for (tries = 0;; tries++) {
+		s = socket(AF_INET, SOCK_STREAM, 0);
+		setsockopt(s, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+		if (!connect(s, (struct sockaddr *)&a, sizeof(a)))
+			break;
+		if (tries == 100)
+			die("connect");
+		close(s);
+		usleep(100000);
+	}
+	at.fd = s;
+	if (ioctl(p.fd, DAXNET_IOC_ATTACH, &at))
+		die("ATTACH");
+	st.conn = at.conn;
+	ret = sync_pair(&p);
+	check("limit-sync", ret == 0, "first sync %lld", ret);
+	rx_consume(&p, &st);
+	memset(p.pool + BS, marker, BS);
+	n = p.tx->num_slots;
+	h = h0 = p.tx->head;
+	memset(p.pool + 2 * BS, marker, BS);
+	for (i = 0; i < k; i++) {
+		uint32_t b = i >= 4 && i < 6 ? 2 : 1;
+
+		p.txs[h] = (struct daxnet_slot){ .conn = at.conn, .buf_idx = b,
+						 .len = BS, .flags = DAXNET_SLOT_DATA };
+		p.kheld[b]++;
+		h = daxnet_ring_next(h, n);
+	}
+	p.tx->head = p.tx->cur = h;
+	if (txq_max(lim)) {
+		check("limit-knob", 0, "no txq_max knob (a build without CONFIG_DAXNET_FAULT_INJECT) %llu", 0);
+		return failed;
+	}
+	ret = sync_flags(&p, DAXNET_SYNC_TX);
+	for (i = h0; i != h; i = daxnet_ring_next(i, n)) {
+		if (p.txs[i].flags & DAXNET_SLOT_ERROR)
+			errs += p.txs[i].err == ENOBUFS && p.txs[i].buf_idx == 1;
+		if (p.txs[i].flags & DAXNET_SLOT_BUF_HELD)
+			held++;
+		else
+			kdrop(&p, p.txs[i].buf_idx);
+	}
+	c = counters(&p);
+	txq_max(0);
+	check("limit-sync", ret == 0, "TX sync %lld", ret);
+	check("limit-enobufs", errs == 2, "%llu slots of buffer 1 failed with ENOBUFS, want 2", errs);
+	check("limit-held", held == lim, "%llu slots sent by reference (held), want 4", held);
+	check("limit-zc", c.tx_zc_bytes == (uint64_t)lim * BS, "tx_zc_bytes=%llu",
+	      (unsigned long long)c.tx_zc_bytes);
+	check("limit-counted", c.tx_zc_limited == 2, "tx_zc_limited=%llu, want 2",
+	      (unsigned long long)c.tx_zc_limited);
+	check("limit-bytes", c.tx_bytes == 6ull * BS, "tx_bytes=%llu",
+	      (unsigned long long)c.tx_bytes);
+	for (tries = 0; ret == 0 && p.kheld[1] && tries < 200; tries++) {
+		struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
+
+		poll(&pfd, 1, 50);
+		ret = sync_flags(&p, DAXNET_SYNC_RX);
+		rx_consume(&p, &st);
+	}
+	check("limit-releases", !p.kheld[1], "buffer 1 still held %llu times",
+	      (unsigned long long)p.kheld[1]);
+	printf("zc_guard: limit held=%u tx_zc_limited=%llu tx_zc_batches=%llu\n", held,
+	       (unsigned long long)c.tx_zc_limited, (unsigned long long)c.tx_zc_batches);
+	close(s);
+	close(p.fd);
+	return failed;
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -1151,6 +1270,8 @@ int main(int argc, char **argv)
 		return owe_test(argv);
 	if (argc >= 4 && !strcmp(argv[1], "defer"))
 		return defer_test(argv);
+	if (argc >= 4 && !strcmp(argv[1], "limit"))
+		return limit_test(argv);
 	fprintf(stderr, "usage: see the comment at the top of zc_guard.c\n");
 	return 2;
 }

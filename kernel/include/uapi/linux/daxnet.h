@@ -167,8 +167,10 @@
  *   flags keeps the user's bits and may gain DAXNET_SLOT_BUF_HELD and/or
  *   DAXNET_SLOT_ERROR; with ERROR, err = positive errno (EPIPE,
  *   ECONNRESET, ENOTCONN for an unknown or detached conn, EINVAL for a
- *   bad buffer range, EFAULT when the pool is no longer mapped, ...)
- *   and the bytes were not (all) sent.
+ *   bad buffer range, EFAULT when the pool is no longer mapped, ENOBUFS
+ *   when the slot would raise the pair's RELEASE debt - queued TX
+ *   ranges, unpublished RELEASEs, RELEASEs owed by zero-copy sends - to
+ *   65536, ...) and the bytes were not (all) sent.
  *
  * =====================================================================
  * BUFFER OWNERSHIP AND RELEASE RULE (per-buffer reference counts)
@@ -538,7 +540,12 @@ struct daxnet_counters {
 	__u64 rx_paused;	/* RX phases of a connection that stopped at
 				 * its rx_limit (DAXNET_REG_CONNSTATE; Added
 				 * in DAXNET_API 1, from reserved[0]) */
-	__u64 reserved[6];	/* zero */
+	__u64 tx_zc_limited;	/* zero-copy-eligible TX sends made by copy
+				 * because the pair's RELEASE debt (queued TX
+				 * ranges, unpublished RELEASEs and RELEASEs
+				 * owed by zero-copy batches) reached 65536
+				 * (Added in DAXNET_API 1, from reserved[0]) */
+	__u64 reserved[5];	/* zero */
 };
 
 /*
