@@ -2279,10 +2279,13 @@ out:
 
 /* ----------------------------------------------- multi-threaded fuzzer */
 
+static struct daxnet_conn_state *cstate(struct kport *p, uint32_t conn);
+
 struct fz {
 	volatile int fd;
 	volatile int stop;
 	struct kport *p;
+	struct daxnet_conn_state *cs;	/* the DAXNET_REG_CONNSTATE table or NULL */
 	uint32_t nbufs;
 	unsigned long syncs, attaches, mmaps, ioctls;
 };
@@ -2311,6 +2314,13 @@ static void *fz_sync(void *arg)
 			p->sp->head = p->sp->cur = daxnet_ring_next(h, n);
 		}
 		p->rx->head = p->rx->cur = dxt_ktail(p->rx);
+		/* Any rx_limit: none, ahead, behind what was published. */
+		if (f->cs && fz_rnd(&s) % 4 == 0) {
+			struct daxnet_conn_state *e = &f->cs[fz_rnd(&s) % 64];
+
+			e->rx_limit = fz_rnd(&s) % 3 ? e->rx_bytes + fz_rnd(&s) % 4096 - 1024 :
+				      fz_rnd(&s) % 2 ? 0 : ((uint64_t)fz_rnd(&s) << 32 | fz_rnd(&s));
+		}
 		if (ioctl(f->fd, DAXNET_IOC_SYNC, &sy) && errno == EBADF)
 			break;
 		f->syncs++;
@@ -2395,13 +2405,20 @@ static void *fz_ioctl(void *arg)
 /* One round: a fresh port, four threads, closed under their feet. */
 static int fz_round(double secs)
 {
+	static unsigned int round;
 	struct kport p;
 	struct fz f = { 0 };
 	pthread_t th[4];
-	int i;
+	int i, ret;
 
-	if (kport_open_ex(&p, true, 64, 2048, 16, 16, 16, 64, DAXNET_API))
+	/* Every other round with the connection-state table (rx_limit). */
+	kport_reg_flags = round++ % 2 ? DAXNET_REG_CONNSTATE : 0;
+	ret = kport_open_ex(&p, true, 64, 2048, 16, 16, 16, 64, DAXNET_API);
+	kport_reg_flags = 0;
+	if (ret)
 		return 1;
+	if (((const struct daxnet_region *)p.region)->flags & DAXNET_REG_CONNSTATE)
+		f.cs = cstate(&p, 0);
 	f.p = &p;
 	f.fd = p.fd;
 	f.nbufs = 64;
@@ -2419,8 +2436,8 @@ static int fz_round(double secs)
 	for (i = 0; i < 4; i++)
 		pthread_join(th[i], NULL);
 	p.fd = -1;
-	printf("  fuzz round: %lu syncs, %lu attaches, %lu mmaps, %lu random ioctls\n",
-	       f.syncs, f.attaches, f.mmaps, f.ioctls);
+	printf("  fuzz round%s: %lu syncs, %lu attaches, %lu mmaps, %lu random ioctls\n",
+	       f.cs ? " (CONNSTATE)" : "", f.syncs, f.attaches, f.mmaps, f.ioctls);
 	kport_close(&p);
 	return 0;
 }

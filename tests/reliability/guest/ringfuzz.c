@@ -20,6 +20,9 @@
  *   - COUNTERS, ATTACH (good sockets, listening sockets, non-sockets,
  *     garbage fds, already attached ones), DETACH (any id, any flags), a
  *     second REGISTER, a wrong mmap;
+ *   - write the connection-state table (DAXNET_REG_CONNSTATE): rx_limit
+ *     (none, ahead, just below what was published, any 64-bit value) or
+ *     a field the kernel owns;
  *   - the peer sends bytes, shuts down or resets;
  *   - a tidy step that plays by the rules (release RX, refill spares with
  *     valid buffers, send a valid TX slot), so real work is interleaved.
@@ -99,6 +102,7 @@ struct ring_ptrs {
 static int port_fd = -1;
 static unsigned char *region;
 static size_t region_size;
+static struct daxnet_conn_state *cstab;	/* DAXNET_REG_CONNSTATE table */
 static struct ring_ptrs pr[PAIRS];
 static unsigned char *pool;
 static int listener = -1;
@@ -523,6 +527,36 @@ static void step(void)
 		}
 		break;
 	}
+	case 16: { /* the connection-state table: rx_limit, or a kernel field */
+		struct daxnet_conn_state *e = &cstab[below(MAX_CONNS)];
+
+		switch (below(6)) {
+		case 0:
+			e->rx_limit = 0;
+			break;
+		case 1:
+			e->rx_limit = e->rx_bytes + below(4096);
+			break;
+		case 2:
+			e->rx_limit = e->rx_bytes > 0 ? e->rx_bytes - 1 : 1;
+			break;
+		case 3:
+			e->rx_limit = ((__u64)rnd() << 32) | rnd();
+			break;
+		case 4: /* kernel-owned (const in the header): scribble anyway */
+			*(__u32 *)(void *)&e->conn = rnd();
+			*(__u32 *)(void *)&e->tx_slots = rnd();
+			break;
+		default:
+			*(__u64 *)(void *)&e->tx_bytes = ((__u64)rnd() << 32) | rnd();
+			*(__u64 *)(void *)&e->rx_bytes = rnd();
+			*(__u64 *)(void *)&e->reserved = rnd();
+			break;
+		}
+		if (below(2))
+			do_sync(p, 0, 0);
+		break;
+	}
 	default:
 		tidy(p);
 		if (below(2))
@@ -594,6 +628,8 @@ int main(int argc, char **argv)
 	reg.num_pairs = PAIRS;
 	reg.rx_slots = reg.tx_slots = reg.spare_slots = SLOTS;
 	reg.max_conns = MAX_CONNS;
+	/* The connection-state table too: its rx_limit is user-written. */
+	reg.flags = DAXNET_REG_CONNSTATE;
 	if (ioctl(port_fd, DAXNET_IOC_REGISTER, &reg) != 0) {
 		fprintf(stderr, "ringfuzz: REGISTER: %s\n", strerror(errno));
 		return 2;
@@ -605,6 +641,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const struct daxnet_region *hdr = (const struct daxnet_region *)region;
+
+	if (!(hdr->flags & DAXNET_REG_CONNSTATE) || !hdr->conn_state_ofs) {
+		fprintf(stderr, "ringfuzz: no connection-state table\n");
+		return 2;
+	}
+	cstab = (struct daxnet_conn_state *)(region + hdr->conn_state_ofs);
 	const struct daxnet_pair_desc *pd = (const struct daxnet_pair_desc *)(region + hdr->pairs_ofs);
 
 	for (__u32 p = 0; p < PAIRS; p++) {
@@ -645,11 +687,12 @@ int main(int argc, char **argv)
 		BAD("COUNTERS(ALL): %s", strerror(errno));
 	printf("ringfuzz: seed %llu steps %lu syncs %lu (einval %lu) polls %lu attaches %lu (refused %lu) "
 	       "detaches %lu (refused %lu) tidy %lu scribbles %lu rx_slots_checked %lu; module counters: "
-	       "syncs %llu rx_slots %llu tx_slots %llu bad_ring %llu bad_slot %llu; failures %d\n",
+	       "syncs %llu rx_slots %llu tx_slots %llu bad_ring %llu bad_slot %llu rx_paused %llu; failures %d\n",
 	       (unsigned long long)seed, st.steps, st.syncs, st.sync_einval, st.polls, st.attaches, st.attach_fail,
 	       st.detaches, st.detach_fail, st.tidy, st.scribbles, st.rx_checked, (unsigned long long)ca.c.syncs,
 	       (unsigned long long)ca.c.rx_slots, (unsigned long long)ca.c.tx_slots,
-	       (unsigned long long)ca.c.bad_ring, (unsigned long long)ca.c.bad_slot, failures);
+	       (unsigned long long)ca.c.bad_ring, (unsigned long long)ca.c.bad_slot,
+	       (unsigned long long)ca.c.rx_paused, failures);
 	for (int i = 0; i < NCONN; i++) {
 		close_rst(conns[i].client);
 		close_rst(conns[i].server);
