@@ -54,10 +54,22 @@
 /* Received skbs queued to one end before it drops. */
 #define DXN_VNIC_RXQ_MAX	4096
 
+/*
+ * The test hook (guest-zc.sh vnic.pool), a writable module parameter:
+ * only in the test build, like the debugfs fault knobs
+ * (CONFIG_DAXNET_FAULT_INJECT, kernel/Kbuild); the DKMS build users
+ * install has neither the parameter nor, after dead-code elimination,
+ * the test pool.
+ */
+#if IS_ENABLED(CONFIG_DAXNET_FAULT_INJECT)
 static unsigned int vnic_test_pool;
 module_param(vnic_test_pool, uint, 0644);
 MODULE_PARM_DESC(vnic_test_pool,
 		 "test hook: give each new daxnet vnic a private pool of this many module pages (0 = off)");
+#define dxn_vnic_test_pool_pages()	READ_ONCE(vnic_test_pool)
+#else
+#define dxn_vnic_test_pool_pages()	0U
+#endif
 
 /* Per-CPU counters of one end; all are about frames this end receives. */
 struct dxn_vnic_stats {
@@ -894,7 +906,7 @@ static struct rtnl_link_ops dxn_vnic_link_ops;
 static int dxn_vnic_attach_testpool(struct net_device *dev)
 {
 	struct dxn_vnic *vn = netdev_priv(dev);
-	unsigned int n = READ_ONCE(vnic_test_pool);
+	unsigned int n = dxn_vnic_test_pool_pages();
 
 	if (!n)
 		return 0;

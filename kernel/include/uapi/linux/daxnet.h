@@ -471,7 +471,9 @@ struct daxnet_detach {
  * DAXNET_IOC_SYNC: for ring pair `pair` (or all with DAXNET_RING_ALL): TX
  * (consume [hwcur, head) of the TX ring, send, return slots), spare ring
  * intake, RX (release [old head, head), publish new slots at tail) - for
- * every connection of the pair, in one call. Never blocks; wait with
+ * every connection of the pair, in one call. Never waits for the network
+ * (it may sleep on the port mutex, a socket lock, a page fault on the
+ * pool or an allocation, as any syscall); wait with
  * poll()/epoll on the port fd. flags 0 = TX then RX.
  * EINVAL: corrupt ring index (the pair is left unchanged) or bad argument.
  * ENOMEM: no room for the RELEASE slots the sync could owe (the pair is
