@@ -304,6 +304,20 @@ void KvStore::link(const Item& item, bool add) noexcept
 			*p = l.back();
 			l.pop_back();
 		}
+		// A list a burst of keys grew gives its memory back once mostly
+		// empty, keeping room to spare (apply() makes room for the new
+		// item before it unlinks the old one) -- not inside a batch, whose
+		// batch_undo() lists keys again in the room they left.
+		if (l.capacity() > 64 && l.size() < l.capacity() / 8 && batch_depth_ == 0) {
+			try {
+				std::vector<const Item*> s;
+				s.reserve(2 * l.size() + 8);
+				s.assign(l.begin(), l.end());
+				l.swap(s);
+			} catch (const std::bad_alloc&) {
+				// keeps the larger list
+			}
+		}
 	});
 }
 
@@ -365,15 +379,28 @@ int KvStore::append_logged(const Entry& e, bool frees) noexcept
 		return -EMSGSIZE;
 	// §Capacity: entries that add data leave log_reserve_ slots for those
 	// that free it, so DEL, FLUSHALL and trims are logged even when the
-	// store is full.
+	// store is full. Inside a batch no checkpoint runs to make room: it
+	// would make the batch's entries staged so far durable on their own.
 	const std::uint64_t limit = frees ? wal_.nslots() : wal_.nslots() - log_reserve_;
-	if (wal_.used() + n > limit && log_room(n, limit) < 0) {
+	if (wal_.used() + n > limit && (batch_depth_ || log_room(n, limit) < 0)) {
 		if (!frees)
 			cap_stats_.refused_log++;
+		if (batch_depth_)
+			batch_refused_ = true;
 		return -ENOSPC;
 	}
-	if (const int rc = wal_.append(e); rc < 0)
+	if (batch_depth_) {
+		try {
+			batch_prepare(e);
+		} catch (const std::bad_alloc&) {
+			return -ENOMEM;
+		}
+	}
+	if (const int rc = wal_.append(e); rc < 0) {
+		if (batch_depth_)
+			batch_unprepare();
 		return rc;
+	}
 	try {
 		if (fault_apply_) {
 			fault_apply_ = false;
@@ -385,17 +412,217 @@ int KvStore::append_logged(const Entry& e, bool frees) noexcept
 		wal_.last_crcs(a.key_crc, crc_scratch_);
 		a.crc_known = true;
 		a.value_crc = crc_scratch_;
-		apply(a);  // all or nothing: a failure leaves the index unchanged
+		if (batch_depth_)
+			batch_apply(a);
+		else
+			apply(a);  // all or nothing: a failure leaves the index unchanged
 	} catch (const std::bad_alloc&) {
 		// All or nothing: the log takes the entry back, so the index and
 		// the log agree (no value, no stream position, that a restart
-		// would see and this run does not).
-		(void)wal_.unstage_last();
-		return -ENOMEM;
+		// would see and this run does not). It is the newest entry and
+		// staged: unstage_last() cannot fail here.
+		if (batch_depth_)
+			batch_unprepare();
+		const int u = wal_.unstage_last();
+		return u < 0 ? u : -ENOMEM;
 	}
 	if (frees && live_records() < ckpt_failed_at_)
 		ckpt_failed_at_ = UINT64_MAX;  // space was freed: a checkpoint may fit again
 	return 0;
+}
+
+int KvStore::refuse_capacity() noexcept
+{
+	cap_stats_.refused_capacity++;
+	if (batch_depth_)
+		batch_refused_ = true;
+	return -ENOSPC;
+}
+
+// Batch mode: every container an undo record needs is grown here, before
+// the entry is staged; batch_apply() and batch_undo() allocate nothing.
+void KvStore::batch_prepare(const Entry& e)
+{
+	prep_item_ = prep_map_ = false;
+	undo_.reserve(undo_.size() + 1);
+	switch (e.type) {
+	case RecordType::kv_set:
+	case RecordType::kv_set_typed:
+		if (auto it = index_.find(view(e.key)); it != index_.end()) {
+			undo_items_.reserve(undo_items_.size() + 1);
+			undo_items_.push_back(it->second);  // the item as it was (copies its slice lists)
+			prep_item_ = true;
+		}
+		break;
+	case RecordType::kv_del:
+		undo_nodes_.reserve(undo_nodes_.size() + 1);
+		break;
+	case RecordType::kv_flushall:
+		undo_maps_.reserve(undo_maps_.size() + 1);
+		undo_maps_.emplace_back();
+		prep_map_ = true;
+		break;
+	default:
+		break;
+	}
+}
+
+void KvStore::batch_unprepare() noexcept
+{
+	if (prep_item_)
+		undo_items_.pop_back();
+	if (prep_map_)
+		undo_maps_.pop_back();
+	prep_item_ = prep_map_ = false;
+}
+
+void KvStore::batch_apply(const Entry& e)
+{
+	Undo u;
+	switch (e.type) {
+	case RecordType::kv_set:
+	case RecordType::kv_set_typed:
+		apply(e);  // may throw: append_logged() unprepares
+		u.kind = prep_item_ ? Undo::Kind::restore : Undo::Kind::erase;
+		u.key = view(e.key);
+		u.at = undo_items_.size() - 1;
+		break;
+	case RecordType::kv_del: {
+		// apply() without the erase: the node is kept for batch_undo().
+		auto it = index_.find(view(e.key));
+		if (it == index_.end()) {
+			u.kind = Undo::Kind::none;  // nothing was there: nothing to put back
+			break;
+		}
+		forget_item(it->second);
+		undo_nodes_.push_back(index_.extract(it));  // reserved by batch_prepare()
+		u.kind = Undo::Kind::reinsert;
+		u.at = undo_nodes_.size() - 1;
+		break;
+	}
+	case RecordType::kv_flushall: {
+		// apply() on a swapped-out index: the old one is kept whole.
+		auto& [old, records] = undo_maps_.back();
+		old.swap(index_);
+		records = key_records_;
+		for (const auto& kvp : old)
+			forget_item(kvp.second, false);
+		for (auto& l : buf_items_)
+			l.clear();  // keeps their capacity: batch_undo() lists the keys again
+		key_records_ = 0;
+		u.kind = Undo::Kind::flushall;
+		u.at = undo_maps_.size() - 1;
+		break;
+	}
+	default:
+		apply(e);
+		u.kind = Undo::Kind::stream;  // stream entries are never taken back
+		break;
+	}
+	prep_item_ = prep_map_ = false;
+	undo_.push_back(u);  // reserved by batch_prepare()
+}
+
+KvStore::BatchMark KvStore::batch_begin() noexcept
+{
+	batch_depth_++;
+	return {wal_.next_seq(), undo_.size()};
+}
+
+void KvStore::batch_end() noexcept
+{
+	if (batch_depth_ == 0 || --batch_depth_ > 0)
+		return;
+	batch_refused_ = false;
+	undo_.clear();
+	undo_items_.clear();
+	undo_nodes_.clear();  // frees the deleted keys' nodes
+	undo_maps_.clear();
+	if (undo_.capacity() > 1024) {
+		// a large batch (MSET of many keys) gives its memory back
+		std::vector<Undo>().swap(undo_);
+		std::vector<Item>().swap(undo_items_);
+		std::vector<Index::node_type>().swap(undo_nodes_);
+	}
+}
+
+int KvStore::batch_undo(const BatchMark& m) noexcept
+{
+	if (batch_depth_ == 0 || m.undo > undo_.size())
+		return -EINVAL;
+	for (std::size_t i = m.undo; i < undo_.size(); i++)
+		if (undo_[i].kind == Undo::Kind::stream)
+			return -EBUSY;
+	// An item back in the index: its records, bytes and lists (its old
+	// place in the lists is free again: what the batch added since was
+	// taken back first).
+	auto relist = [this](const Item& item) {
+		key_records_ += wal_records_for(item.nslices);
+		account(item.key, item.ref().slices, item.size, 1, movable(item.size));
+		if (movable(item.size))
+			link(item, true);
+	};
+	// Newest first: each step finds the index as its entry left it
+	// (lazy expiry erases nothing inside a batch).
+	while (undo_.size() > m.undo) {
+		const Undo u = undo_.back();
+		undo_.pop_back();
+		switch (u.kind) {
+		case Undo::Kind::erase:
+			if (auto it = index_.find(u.key); it != index_.end()) {
+				forget_item(it->second);
+				index_.erase(it);
+			}
+			break;
+		case Undo::Kind::restore: {
+			Item& was = undo_items_[u.at];
+			auto it = index_.find(u.key);
+			if (it != index_.end()) {
+				forget_item(it->second);
+				Item& item = it->second;
+				item.key = was.key;
+				item.key_crc = was.key_crc;
+				item.expiry = was.expiry;
+				item.typed = was.typed;
+				item.size = was.size;
+				item.nslices = was.nslices;
+				item.first = was.first;
+				item.first_crc = was.first_crc;
+				item.many.swap(was.many);
+				item.many_crc.swap(was.many_crc);
+				if (const std::string_view k = view(item.key); k.data() != it->first.data()) {
+					// Back onto the key slice it had (same size: no rehash).
+					auto nh = index_.extract(it);
+					nh.key() = k;
+					it = index_.insert(std::move(nh)).position;
+				}
+				relist(it->second);
+			}
+			undo_items_.pop_back();
+			break;
+		}
+		case Undo::Kind::reinsert: {
+			// The size it had before the delete: no rehash, nothing allocated.
+			auto it = index_.insert(std::move(undo_nodes_[u.at])).position;
+			undo_nodes_.pop_back();
+			relist(it->second);
+			break;
+		}
+		case Undo::Kind::flushall: {
+			auto& [old, records] = undo_maps_[u.at];
+			index_.swap(old);
+			key_records_ = 0;
+			for (const auto& kvp : index_)
+				relist(kvp.second);
+			undo_maps_.pop_back();
+			break;
+		}
+		case Undo::Kind::none:
+		case Undo::Kind::stream:
+			break;
+		}
+	}
+	return wal_.unstage_to(m.seq);
 }
 
 std::uint64_t KvStore::record_limit() const noexcept
@@ -413,15 +640,16 @@ bool KvStore::slice_ok(const Slice& s) const noexcept
 
 int KvStore::admit(std::uint64_t new_records, std::uint64_t log_records) noexcept
 {
-	if (live_records() + new_records > record_limit()) {
-		cap_stats_.refused_capacity++;
-		return -ENOSPC;
-	}
+	if (live_records() + new_records > record_limit())
+		return refuse_capacity();
 	const std::uint64_t limit = wal_.nslots() - log_reserve_;
 	if (log_records > limit)
 		return -EMSGSIZE;
-	if (wal_.used() + log_records > limit && log_room(log_records, limit) < 0) {
+	// Inside a batch no checkpoint makes room (see append_logged()).
+	if (wal_.used() + log_records > limit && (batch_depth_ || log_room(log_records, limit) < 0)) {
 		cap_stats_.refused_log++;
+		if (batch_depth_)
+			batch_refused_ = true;
 		return -ENOSPC;
 	}
 	return 0;
@@ -429,8 +657,8 @@ int KvStore::admit(std::uint64_t new_records, std::uint64_t log_records) noexcep
 
 int KvStore::reclaim() noexcept
 {
-	if (ckpt_ || live_records() >= ckpt_failed_at_)
-		return 0;
+	if (ckpt_ || live_records() >= ckpt_failed_at_ || batch_depth_)
+		return 0;  // (inside a batch: after it, see batch_begin())
 	return opt_.checkpoint_step ? ckpt_begin() : checkpoint_if_useful();
 }
 
@@ -443,10 +671,8 @@ int KvStore::set(const Slice& key, std::span<const Slice> value, std::uint64_t e
 	const std::uint64_t n = wal_records_for(value.size());
 	const auto it = index_.find(view(key));
 	const std::uint64_t old = it == index_.end() ? 0 : wal_records_for(it->second.nslices);
-	if (n > old && live_records() + (n - old) > record_limit()) {
-		cap_stats_.refused_capacity++;
-		return -ENOSPC;
-	}
+	if (n > old && live_records() + (n - old) > record_limit())
+		return refuse_capacity();
 	Entry e;
 	e.type = typed ? RecordType::kv_set_typed : RecordType::kv_set;
 	e.aux = expiry_ns;
@@ -484,10 +710,8 @@ int KvStore::stream_append(const Slice& name, std::span<const Slice> body, std::
 	if (it != streams_.end() && it->second.end() >= kWalSeqLimit - 1)
 		return -EOVERFLOW;  // positions stay below 2^63, like trim targets
 	const std::uint64_t n = wal_records_for(body.size()) + (it == streams_.end() ? 1 : 0);
-	if (live_records() + n > record_limit()) {
-		cap_stats_.refused_capacity++;
-		return -ENOSPC;
-	}
+	if (live_records() + n > record_limit())
+		return refuse_capacity();
 	Entry e;
 	e.type = RecordType::stream_append;
 	e.aux = stamp;
@@ -713,6 +937,8 @@ int KvStore::ckpt_finish() noexcept
 // live state (§Checkpoint header: streams first, then the live keys).
 int KvStore::checkpoint() noexcept
 {
+	if (batch_depth_)
+		return -EBUSY;  // it would make part of the batch durable on its own
 	if (ckpt_) {
 		wal_.abort_checkpoint();
 		ckpt_.reset();
@@ -739,6 +965,8 @@ int KvStore::get(std::string_view key, ValueRef& out) noexcept
 	if (it == index_.end())
 		return 0;
 	if (it->second.expiry && it->second.expiry <= opt_.clock()) {
+		if (batch_depth_)
+			return 0;  // kept until the batch ends: batch_undo() may restore it
 		if (expire_hook_)
 			expire_hook_(expire_ctx_, it->first);
 		forget_item(it->second);

@@ -88,6 +88,8 @@ int Wal::append(const Entry& e, std::uint64_t* seq) noexcept
 	last_seq0_ = seq0;
 	last_n_ = n;
 	next_seq_ += n;
+	if (staged_entries_ == 0)
+		staged_from_ = seq0;
 	staged_entries_++;
 	stats_.entries++;
 	stats_.records += n;
@@ -134,6 +136,36 @@ int Wal::unstage_last() noexcept
 	stats_.records -= last_n_;
 	// The previous staged entry (if any) ends right before: it is the one
 	// commit() marks with BATCH_END.
+	last_staged_ = staged_entries_ ? slot(next_seq_ - 1) : nullptr;
+	last_n_ = 0;
+	return 0;
+}
+
+int Wal::unstage_to(std::uint64_t seq) noexcept
+{
+	if (seq == next_seq_)
+		return 0;
+	if (seq > next_seq_ || staged_entries_ == 0 || seq < staged_from_)
+		return -EINVAL;
+	std::uint64_t entries = 0;
+	for (std::uint64_t q = seq; q < next_seq_; q++)
+		entries += slot(q)->type != static_cast<std::uint8_t>(RecordType::cont);
+	if (entries == 0 || entries > staged_entries_ ||
+	    slot(seq)->type == static_cast<std::uint8_t>(RecordType::cont))
+		return -EINVAL;  // not an entry's head record
+	// As unstage_last(): no valid record may stay after the next BATCH_END.
+	PersistDomain& d = pool_.domain();
+	for (std::uint64_t q = next_seq_; q-- > seq;) {
+		WalRecord* r = slot(q);
+		for_slices(*r, [this](std::uint32_t buf) { alloc_->unref(buf); });
+		std::memset(static_cast<void*>(r), 0, sizeof(*r));
+		d.flush(*r);
+	}
+	d.drain();
+	stats_.entries -= entries;
+	stats_.records -= next_seq_ - seq;
+	next_seq_ = seq;
+	staged_entries_ -= entries;
 	last_staged_ = staged_entries_ ? slot(next_seq_ - 1) : nullptr;
 	last_n_ = 0;
 	return 0;

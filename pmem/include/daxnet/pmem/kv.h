@@ -71,7 +71,9 @@ struct KvOptions {
 	/// Clock for expiry (tests substitute their own).
 	std::uint64_t (*clock)() noexcept = realtime_ns;
 	/// 0: a checkpoint runs whole inside the commit() that triggers it
-	/// (about 0.5 s per million keys). N > 0: it is incremental
+	/// (about 0.5 s per million keys) -- except the one the cleaner asks
+	/// for after a cycle, always incremental (CleanerOptions::max_visits
+	/// entries per commit). N > 0: it is incremental
 	/// (docs/wal-format.md §Checkpoints, fuzzy): begun by that commit and
 	/// advanced by max(N, 2 x the entries the commit made durable) entries
 	/// per later commit(), installed when done, so a commit stalls for that
@@ -146,7 +148,7 @@ public:
 	/// durable regardless).
 	int commit() noexcept;
 	/// Checkpoints now, whole (two drains); drops a pending incremental one
-	/// first. 0 or -errno.
+	/// first. 0 or -errno (-EBUSY inside a batch: see batch_begin()).
 	int checkpoint() noexcept;
 	/// Starts reclaiming superseded buffers without stalling: begins an
 	/// incremental checkpoint when none is pending (checkpoint_step > 0),
@@ -196,6 +198,33 @@ public:
 	/// checkpoint in between (which would make part of the batch durable
 	/// on its own). 0 or -errno.
 	int admit(std::uint64_t new_records, std::uint64_t log_records) noexcept;
+	// ---- batches admitted whole or refused whole ----
+	/// Where a batch (or a part of one) began: batch_undo() takes back
+	/// everything staged since.
+	struct BatchMark {
+		std::uint64_t seq = 0;   ///< the WAL's next_seq()
+		std::size_t undo = 0;    ///< undo records then
+	};
+	/// Enters batch mode (calls nest; each is matched by batch_end()).
+	/// Until the outermost batch_end(), an entry that lacks log room is
+	/// refused with -ENOSPC instead of running a checkpoint (which would
+	/// make the part of the batch staged so far durable on its own), a
+	/// refusal for space is remembered (batch_refused()), lazy expiry drops
+	/// nothing from the index, and every KV entry staged can be taken back
+	/// with batch_undo(). Returns the mark of this point.
+	BatchMark batch_begin() noexcept;
+	/// Takes back, from the index and the log, every entry staged since
+	/// `m` (newest first). 0; -EBUSY when a stream entry was staged since
+	/// (never taken back: nothing is undone); -EINVAL outside a batch.
+	int batch_undo(const BatchMark& m) noexcept;
+	/// Leaves batch mode; the outermost call forgets the undo records and
+	/// batch_refused().
+	void batch_end() noexcept;
+	bool in_batch() const noexcept { return batch_depth_ > 0; }
+	/// Whether an entry was refused with -ENOSPC since the outermost
+	/// batch_begin() (checkpoint capacity or log room).
+	bool batch_refused() const noexcept { return batch_refused_; }
+
 	struct CapacityStats {
 		std::uint64_t refused_capacity = 0;  ///< writes refused: checkpoint capacity
 		std::uint64_t refused_log = 0;       ///< writes refused: log room (reserve kept)
@@ -284,6 +313,17 @@ private:
 		std::vector<std::uint32_t> many_crc;
 		ValueRef ref() const noexcept;
 	};
+	using Index = std::unordered_map<std::string_view, Item>;
+	/// How to take back one entry staged in a batch (batch_undo()).
+	struct Undo {
+		/// erase: a SET of a new key; restore: a SET over a key; reinsert:
+		/// a DEL; flushall; stream: a stream entry (never taken back);
+		/// none: nothing changed.
+		enum class Kind : std::uint8_t { erase, restore, reinsert, flushall, stream, none };
+		Kind kind = Kind::erase;
+		std::string_view key;  ///< erase, restore: the key's bytes
+		std::size_t at = 0;    ///< restore: undo_items_, reinsert: undo_nodes_, flushall: undo_maps_
+	};
 	struct StreamEntry {
 		std::uint64_t stamp = 0;
 		std::uint64_t size = 0;
@@ -335,6 +375,16 @@ private:
 	/// Appends and applies `e`. `frees`: a freeing entry, which may use the
 	/// reserved log room (§Capacity).
 	int append_logged(const Entry& e, bool frees) noexcept;
+	/// A write refused for checkpoint capacity (§Capacity).
+	int refuse_capacity() noexcept;
+	/// Batch mode: makes room for taking `e` back, and applies it so that
+	/// it can be (kv_del keeps the key's node, kv_flushall the index).
+	/// prepare: may throw bad_alloc (nothing changed); apply: after the
+	/// WAL staged `e`.
+	void batch_prepare(const Entry& e);
+	/// Drops what batch_prepare() made for an entry that was not applied.
+	void batch_unprepare() noexcept;
+	void batch_apply(const Entry& e);
 	/// Makes room for `n` more log records below `limit` (completes the
 	/// pending checkpoint, or checkpoints whole). 0 or -ENOSPC.
 	int log_room(std::uint64_t n, std::uint64_t limit) noexcept;
@@ -380,7 +430,7 @@ private:
 
 	Wal wal_;
 	KvOptions opt_;
-	std::unordered_map<std::string_view, Item> index_;
+	Index index_;
 	std::unordered_map<std::string_view, Stream> streams_;
 	std::vector<Slice> scratch_;
 	std::uint64_t trimmed_since_ckpt_ = 0;
@@ -413,6 +463,14 @@ private:
 	/// Test hook: the next append_logged() fails to index its entry
 	/// (bad_alloc) after the WAL staged it (CleanerOptions::fault_enomem_every).
 	bool fault_apply_ = false;
+	// Batch mode (batch_begin()).
+	std::uint32_t batch_depth_ = 0;
+	bool batch_refused_ = false;
+	bool prep_item_ = false, prep_map_ = false;  ///< what batch_prepare() made
+	std::vector<Undo> undo_;
+	std::vector<Item> undo_items_;          ///< items as they were before a SET
+	std::vector<Index::node_type> undo_nodes_;  ///< deleted keys' nodes
+	std::vector<std::pair<Index, std::uint64_t>> undo_maps_;  ///< index and key_records_ before a FLUSHALL
 	ExpireHook expire_hook_ = nullptr;
 	void* expire_ctx_ = nullptr;
 };

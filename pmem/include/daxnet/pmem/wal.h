@@ -269,6 +269,12 @@ public:
 	/// given again by the next append. Returns 0, or -EINVAL when there is
 	/// nothing to take back.
 	int unstage_last() noexcept;
+	/// Takes back every entry staged from `seq` on (a seq an append returned
+	/// since the last commit, or next_seq(): nothing), newest first, as
+	/// unstage_last() does for one: a caller that refuses a batch of
+	/// entries as a whole. One drain. Returns 0, or -EINVAL when `seq` is
+	/// not within the staged, uncommitted entries.
+	int unstage_to(std::uint64_t seq) noexcept;
 
 	/// Makes every staged entry durable with one drain (none when nothing is
 	/// staged). Returns the number of entries committed.
@@ -340,6 +346,7 @@ private:
 	std::uint64_t last_seq0_ = 0;  ///< head seq of the last appended entry
 	std::uint32_t last_n_ = 0;     ///< its records
 	std::uint64_t staged_entries_ = 0;
+	std::uint64_t staged_from_ = 0;  ///< head seq of the first staged entry (when any)
 	std::uint64_t fault_counter_ = 0;
 	WalStats stats_{};
 	std::unique_ptr<Pending> pending_;

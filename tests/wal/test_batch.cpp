@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// KvStore's batch mode (kv.h, batch_begin): a group of entries -- an MSET,
+// an EXEC, a script's writes -- is admitted whole or refused whole. No
+// checkpoint runs inside it (it would make the part staged so far durable
+// on its own), and batch_undo() takes back every entry staged since a mark,
+// from the index and from the log (Wal::unstage_to).
+#include <catch2/catch.hpp>
+
+#include <cerrno>
+#include <string>
+
+#include "wal_test_util.h"
+
+using namespace daxnet::test;
+
+namespace {
+
+// A ring of 512 slots (32 kept for freeing entries), checkpoint halves of
+// 448 records.
+MemPool::Layout small_ring()
+{
+	return {.buffer_size = 2048, .buffers = 1024, .wal_size = 4096 + 64 * 512, .ckpt_size = 64 * 1024};
+}
+
+KvOptions opts(std::uint32_t step)
+{
+	KvOptions o;
+	o.clock = kv_test_clock;
+	o.checkpoint_step = step;
+	return o;
+}
+
+std::string val(const std::string& key, int gen)
+{
+	return key + "=v" + std::to_string(gen);
+}
+
+int put(KvStore& kv, RxSim& rx, const std::string& key, const std::string& value)
+{
+	const Slice k = rx.receive_one(key);
+	return kv.set(k, rx.receive(value));
+}
+
+/// 40 keys k0..k39 (k30.. with two slices), committed and checkpointed.
+void base(KvStore& kv, RxSim& rx)
+{
+	for (int i = 0; i < 40; i++) {
+		const std::string key = "k" + std::to_string(i);
+		REQUIRE(put(kv, rx, key, i >= 30 ? std::string(3000, 'x') + val(key, 0) : val(key, 0)) == 0);
+	}
+	const Slice k = rx.receive_one("typed");
+	REQUIRE(kv.set(k, rx.receive("a typed value"), 0, true) == 0);
+	REQUIRE(kv.commit() >= 0);
+	rx.release();
+	REQUIRE(kv.checkpoint() == 0);
+}
+
+}  // namespace
+
+TEST_CASE("a batch that runs out of log room is taken back whole, with no checkpoint inside it",
+	  "[unit][pmem]")
+{
+	// Regression (issue 14 review): an entry that lacked log room ran a
+	// checkpoint, which made the entries of the group staged before it
+	// durable on their own (half an EXEC, half a script after a crash).
+	const std::uint32_t step = GENERATE(0u, 16u);
+	CAPTURE(step);
+	MemPool p(small_ring());
+	BufferAllocator alloc;
+	auto kv = std::move(*KvStore::open(p.view(), alloc, opts(step)));
+	RxSim rx(p.view(), alloc);
+	base(*kv, rx);
+	const FlatState before = flatten(*kv, kv_test_clock());
+	const std::uint64_t records = kv->live_records();
+	const std::uint64_t checkpoints = kv->wal().stats().checkpoints;
+	const std::uint64_t seq = kv->wal().next_seq();
+
+	const KvStore::BatchMark m = kv->batch_begin();
+	CHECK(kv->in_batch());
+	// Overwrites (some twice), deletes (one of a key the batch set), new
+	// keys, until the log has no room outside its reserve.
+	for (int i = 0; i < 10; i++)
+		REQUIRE(put(*kv, rx, "k" + std::to_string(i), val("k", 1)) == 0);
+	REQUIRE(put(*kv, rx, "k3", std::string(2500, 'y')) == 0);
+	REQUIRE(put(*kv, rx, "k31", "short now") == 0);
+	REQUIRE(put(*kv, rx, "typed", "a string now") == 0);
+	REQUIRE(kv->set(rx.receive_one("k7"), rx.receive("typed now"), 0, true) == 0);
+	for (int i = 10; i < 15; i++)
+		REQUIRE(kv->del(rx.receive_one("k" + std::to_string(i))) == 1);
+	REQUIRE(kv->del(rx.receive_one("k5")) == 1);
+	REQUIRE(kv->del(rx.receive_one("k32")) == 1);
+	int rc = 0, added = 0;
+	for (; added < 1000 && rc == 0; added++) {
+		rc = put(*kv, rx, "new" + std::to_string(added % 20), "n");  // no new records
+		if (added % 16 == 0)
+			rx.release();  // the network layer lets go; the log holds them
+	}
+	CHECK(rc == -ENOSPC);
+	CHECK(kv->batch_refused());
+	CHECK(added > 400);
+	CHECK(kv->wal().stats().checkpoints == checkpoints);
+	CHECK(kv->wal().next_seq() > seq + 400);
+
+	REQUIRE(kv->batch_undo(m) == 0);
+	kv->batch_end();
+	CHECK(!kv->in_batch());
+	CHECK(!kv->batch_refused());
+	CHECK(kv->wal().next_seq() == seq);
+	CHECK(kv->live_records() == records);
+	CHECK(flatten(*kv, kv_test_clock()) == before);
+	REQUIRE(kv->commit() >= 0);
+	rx.release();
+	CHECK(alloc.check());
+	{
+		Recovered r(p, opts(step));
+		CHECK(r.report.stop == RecoveryReport::Stop::clean);
+		CHECK(flatten(*r.kv, kv_test_clock()) == before);
+	}
+	// Outside a batch the same writes make their room with a checkpoint.
+	for (int i = 0; i < 600; i++) {
+		REQUIRE(put(*kv, rx, "after" + std::to_string(i % 300), "a") == 0);
+		if (i % 16 == 15) {
+			REQUIRE(kv->commit() >= 0);
+			rx.release();
+		}
+	}
+	REQUIRE(kv->commit() >= 0);
+	rx.release();
+	CHECK(kv->wal().stats().checkpoints > checkpoints);
+	const FlatState now = flatten(*kv, kv_test_clock());
+	Recovered r(p, opts(step));
+	CHECK(flatten(*r.kv, kv_test_clock()) == now);
+}
+
+TEST_CASE("a multi-key write refused at its k-th key keeps none of the keys before it", "[unit][pmem]")
+{
+	// MSET's all or nothing (examples/kv stage_pairs): the keys staged
+	// before a refused one are taken back, also inside a larger group
+	// (a nested mark), which keeps what it staged before.
+	MemPool p(small_ring());
+	BufferAllocator alloc;
+	auto kv = std::move(*KvStore::open(p.view(), alloc, opts(16)));
+	RxSim rx(p.view(), alloc);
+	base(*kv, rx);
+	const KvStore::BatchMark outer = kv->batch_begin();
+	REQUIRE(put(*kv, rx, "k1", "outer") == 0);
+	const FlatState mid = flatten(*kv, kv_test_clock());
+	const KvStore::BatchMark inner = kv->batch_begin();
+	REQUIRE(put(*kv, rx, "m1", "1") == 0);
+	REQUIRE(put(*kv, rx, "k2", "2") == 0);
+	REQUIRE(put(*kv, rx, "m1", "3") == 0);
+	// The k-th key: a value with more slices than the log takes.
+	std::vector<Slice> huge(2 * 512, rx.receive_one("z"));
+	CHECK(kv->set(rx.receive_one("m2"), huge) < 0);
+	REQUIRE(kv->batch_undo(inner) == 0);
+	kv->batch_end();
+	CHECK(flatten(*kv, kv_test_clock()) == mid);
+	kv->batch_end();
+	REQUIRE(kv->commit() == 1);
+	rx.release();
+	Recovered r(p, opts(16));
+	CHECK(flatten(*r.kv, kv_test_clock()) == mid);
+	(void)outer;
+}
+
+TEST_CASE("a FLUSHALL inside a batch is taken back whole", "[unit][pmem]")
+{
+	MemPool p(small_ring());
+	BufferAllocator alloc;
+	auto kv = std::move(*KvStore::open(p.view(), alloc, opts(16)));
+	RxSim rx(p.view(), alloc);
+	base(*kv, rx);
+	const FlatState before = flatten(*kv, kv_test_clock());
+	const std::uint64_t records = kv->live_records();
+	const KvStore::BatchMark m = kv->batch_begin();
+	REQUIRE(put(*kv, rx, "k1", "changed") == 0);
+	REQUIRE(kv->flushall() == 0);
+	CHECK(kv->dbsize() == 0);
+	REQUIRE(put(*kv, rx, "k2", "after the flush") == 0);
+	REQUIRE(put(*kv, rx, "fresh", "x") == 0);
+	REQUIRE(kv->batch_undo(m) == 0);
+	kv->batch_end();
+	CHECK(kv->live_records() == records);
+	CHECK(flatten(*kv, kv_test_clock()) == before);
+	// The cleaner's per-buffer lists are whole again: a DEL of every key
+	// and a checkpoint give every buffer back.
+	for (int i = 0; i < 40; i++)
+		REQUIRE(kv->del(rx.receive_one("k" + std::to_string(i))) == 1);
+	REQUIRE(kv->del(rx.receive_one("typed")) == 1);
+	REQUIRE(kv->commit() >= 0);
+	rx.release();
+	REQUIRE(kv->checkpoint() == 0);
+	CHECK(alloc.free_count() == alloc.count());
+	CHECK(alloc.check());
+}
+
+TEST_CASE("a write refused for checkpoint capacity inside a batch is remembered", "[unit][pmem]")
+{
+	MemPool p(small_ring());
+	BufferAllocator alloc;
+	auto kv = std::move(*KvStore::open(p.view(), alloc, opts(16)));
+	RxSim rx(p.view(), alloc);
+	const KvStore::BatchMark m = kv->batch_begin();
+	CHECK(kv->admit(kv->record_limit() + 1, 1) == -ENOSPC);
+	CHECK(kv->batch_refused());
+	REQUIRE(kv->batch_undo(m) == 0);
+	kv->batch_end();
+	CHECK(!kv->batch_refused());
+	CHECK(kv->batch_undo(m) == -EINVAL);  // outside a batch
+}
