@@ -726,6 +726,9 @@ void KvService::eval_generic(Ctx& x, bool by_sha, bool read_only)
 	if (!was_in_exec)
 		core_.reclaim_if_short();
 	in_exec_ = true;
+	// The script's writes are one atomic group (see cmd_exec): a write
+	// refused for space takes all of them back and fails the script.
+	const Atomic grp = begin_atomic();
 	std::uint64_t limit_ms = 5000;
 	if (auto it = tuning_.find("busy-reply-threshold"); it != tuning_.end()) {
 		std::int64_t v = 0;
@@ -742,6 +745,14 @@ void KvService::eval_generic(Ctx& x, bool by_sha, bool read_only)
 	g_lua_heap.limit = kLuaMemoryLimit + kLuaHeadroom;
 	in_exec_ = was_in_exec;
 	script_ = {};
+	const bool refused = atomic_refused(grp);
+	end_atomic(grp, refused);
+	if (refused) {
+		++refused_;
+		resp::error(x.o, "OOM command not allowed when used memory > 'maxmemory'. (daxnet: a write of the script "
+				 "found the pool full; none of its writes were applied)");
+		return;
+	}
 	if (rc != 0) {
 		if (lua_istable(L, -1)) {
 			raw_field(L, "err");

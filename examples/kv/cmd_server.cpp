@@ -41,6 +41,8 @@ daxnet::svc::Metrics KvService::metrics(Server& srv, const daxnet::svc::InfoSele
 	core_.add_metrics(m);
 	m.counter("writes", writes_, "Keys written or deleted.")
 		.counter("writes_refused", refused_, "Writes refused (pool full, value too large).")
+		.counter("atomic_undos", atomic_undos_,
+			 "Multi-write commands, EXECs and scripts refused whole: their writes taken back.")
 		.ratio("fences_per_write", static_cast<double>(pc.drains) / wr, "Fences per write.")
 		.ratio("fences_per_request", static_cast<double>(pc.drains) / req, "Fences per request.")
 		.counter("packed_bytes", packed_, "Bytes of small keys and values copied into packed buffers.")
@@ -626,10 +628,16 @@ void KvService::cmd_debug(Ctx& x)
 		resp::ok(x.o);
 	} else if (ieq(sub, "reload") || ieq(sub, "loadaof")) {
 		// The data lives in the pool: a reload would find what is there
-		// now. A checkpoint stands in for the save half.
+		// now. A checkpoint stands in for the save half, and is a save
+		// for LASTSAVE as in Redis (inside EXEC it runs, and counts,
+		// after the transaction: cmd_exec).
 		if (const auto why = checkpoint_now()) {
 			resp_refusal(x.o, *why);
 			return;
+		}
+		if (!in_exec_) {
+			last_save_ns_ = daxnet::pmem::realtime_ns();
+			writes_at_save_ = writes_;
 		}
 		resp::ok(x.o);
 	} else if (ieq(sub, "object") && x.argc() == 3) {

@@ -6,8 +6,11 @@
 // event-loop pass that runs the EXEC and made durable by that pass's one
 // commit (docs/wal-format.md: a batch is recovered whole or not at all), so
 // after a crash either all of an EXEC's writes are there or none. EXEC is
-// admitted whole first (KvStore::admit: log room made, so no checkpoint
-// runs between its entries and makes part of it durable on its own). A
+// admitted whole first (KvStore::admit: log room made) and runs in the
+// store's batch mode (KvStore::batch_begin: no checkpoint between its
+// entries makes part of it durable on its own); a write refused for space
+// while it runs (a queued script's, which no admission can count) takes
+// the whole transaction back: -EXECABORT ... OOM, nothing applied. A
 // BGSAVE or DEBUG RELOAD queued in the transaction checkpoints after its
 // last write was staged (see checkpoint_now()), never in between.
 #include <cstdio>
@@ -57,13 +60,18 @@ void KvService::cmd_exec(Ctx& x)
 	auto queue = std::move(cl.queue);
 	cl.queue.clear();
 	cl.in_multi = false;
+	// A queued script (EVAL, EVALSHA; not the _RO forms) may write: it
+	// counts as a write and as using memory, like the commands it calls.
+	auto may_write = [](const Cmd* c) {
+		return c && ((c->flags & kWrite) || c->fn == &KvService::cmd_eval || c->fn == &KvService::cmd_evalsha);
+	};
 	bool uses_memory = false;
 	for (const auto& q : queue)
-		if (const Cmd* c = find_command(q[0]); c && (c->flags & kDenyOom))
+		if (const Cmd* c = find_command(q[0]); c && ((c->flags & kDenyOom) || may_write(c)))
 			uses_memory = true;
 	bool has_write = false;
 	for (const auto& q : queue)
-		if (const Cmd* c = find_command(q[0]); c && (c->flags & kWrite))
+		if (may_write(find_command(q[0])))
 			has_write = true;
 	if (has_write && min_replicas_ > replicas_.size() && !cl.multi_error) {
 		cl.dirty_cas = false;
@@ -99,12 +107,12 @@ void KvService::cmd_exec(Ctx& x)
 	// Admission of the whole transaction as one batch (docs/wal-format.md
 	// §Capacity): room in the log made now, so no checkpoint runs between
 	// its entries; refused whole when the store cannot take it. Every
-	// argument of a write command is counted as a possible new entry.
+	// argument of a write command or a script is counted as a possible new
+	// entry (what a script writes is known only when it runs: see below).
 	std::uint64_t recs = 0;
 	const std::uint32_t bsize = pool_.buffer_size();
 	for (const auto& q : queue) {
-		const Cmd* c = find_command(q[0]);
-		if (!c || !(c->flags & kWrite))
+		if (!may_write(find_command(q[0])))
 			continue;
 		for (std::size_t i = 1; i < q.size(); ++i)
 			recs += daxnet::pmem::wal_records_for(q[i].size() / bsize + 2);
@@ -126,17 +134,41 @@ void KvService::cmd_exec(Ctx& x)
 	}
 	if (recs)
 		core_.reclaim_if_short();  // start reclaiming now rather than in the middle
+	// The transaction runs as one atomic group (the store's batch mode: no
+	// checkpoint between its entries, each can be taken back): a write
+	// refused for space on the way -- what the admission above could not
+	// foresee, such as a script's writes -- refuses the whole transaction
+	// with every write taken back, as Redis refuses it before it runs. Its
+	// replies are held (values copied) until it is known to stand.
 	in_exec_ = true;
-	resp::array(x.o, queue.size());
+	const Atomic a = begin_atomic();
+	daxnet::proto::OutBuf& out = exec_out_;
+	out.clear();
+	resp::array(out, queue.size());
 	std::vector<std::string_view> argv;
 	for (const auto& q : queue) {
 		argv.assign(q.begin(), q.end());
-		Ctx y{x.srv, x.c, cl, x.o, argv, nullptr};
+		Ctx y{x.srv, x.c, cl, out, argv, nullptr};
 		dispatch(y);
 		if (x.c.closing)
 			break;
 	}
 	in_exec_ = false;
+	const bool refused = atomic_refused(a);
+	end_atomic(a, refused);
+	if (refused) {
+		out.clear();
+		out.shrink(64 * 1024);
+		checkpoint_after_exec_ = false;
+		++refused_;
+		resp::error(x.o, "EXECABORT Transaction discarded because of: OOM command not allowed when used memory > "
+				 "'maxmemory'. (daxnet: a write of the transaction found the pool full; none of it was "
+				 "applied)");
+		return;
+	}
+	x.o.append(out.bytes());
+	out.clear();
+	out.shrink(64 * 1024);
 	if (checkpoint_after_exec_) {
 		// BGSAVE / DEBUG RELOAD inside the transaction: the checkpoint
 		// now covers all of it (its batch is staged whole), never half.

@@ -534,6 +534,23 @@ private:
 	/// §Capacity). Replies and returns false when refused.
 	bool admit_batch(Ctx& x, std::size_t first);
 	bool stage_pairs(Ctx& x);
+	/// A group of writes admitted whole or refused whole (MSET, EXEC, a
+	/// script): the store's batch mode (KvStore::batch_begin(): no
+	/// checkpoint in between, every entry can be taken back) and what the
+	/// service queued for replicas and counted meanwhile. Nests.
+	struct Atomic {
+		KvStore::BatchMark mark;
+		std::size_t prop = 0;
+		std::uint64_t writes = 0, space_refusals = 0;
+		bool store_refused = false;
+	};
+	Atomic begin_atomic();
+	/// Whether a write was refused for space since `a` began (pool full,
+	/// checkpoint capacity, log room): the group is then refused whole.
+	bool atomic_refused(const Atomic& a) const noexcept;
+	/// Ends `a`; `undo`: takes back every write staged since it began
+	/// (store, replication queue, counters).
+	void end_atomic(const Atomic& a, bool undo);
 
 	KvStore& kv_;
 	daxnet::pmem::PoolView pool_;
@@ -549,6 +566,12 @@ private:
 	std::uint64_t next_client_id_ = 1;
 	std::uint64_t writes_ = 0;
 	std::uint64_t refused_ = 0;
+	/// Refusals for space (pool full, checkpoint capacity, log room): an
+	/// atomic group that saw one is refused whole (atomic_refused()).
+	mutable std::uint64_t space_refusals_ = 0;
+	std::uint64_t atomic_undos_ = 0;  ///< atomic groups taken back whole
+	bool flushed_in_atomic_ = false;  ///< a FLUSHALL/FLUSHDB ran in an atomic group
+	daxnet::proto::OutBuf exec_out_;  ///< EXEC's replies until it is known to stand
 	std::uint64_t packed_ = 0;  ///< bytes of small keys+values copied into packed buffers
 	std::uint64_t expired_keys_ = 0, hits_ = 0, misses_ = 0, errors_ = 0;
 	std::uint64_t start_ns_ = 0, last_save_ns_ = 0, writes_at_save_ = 0;

@@ -6,6 +6,7 @@
 // map, expiry and per-database walks.
 #include <fmt/format.h>
 
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -18,6 +19,7 @@ namespace resp = daxnet::proto::resp;
 // Redis's wording for a write refused at maxmemory, with what is full.
 Refusal KvService::pool_full_refusal() const
 {
+	++space_refusals_;
 	return {Refusal::Code::full,
 		fmt::format("command not allowed when used memory > 'maxmemory' (daxnet: pool full, {} of {} buffers free, "
 			    "{} reserved; reads still served)",
@@ -26,6 +28,7 @@ Refusal KvService::pool_full_refusal() const
 
 Refusal KvService::capacity_refusal() const
 {
+	++space_refusals_;
 	return {Refusal::Code::full,
 		fmt::format("command not allowed when used memory > 'maxmemory' (daxnet: pool full, {} of {} checkpoint "
 			    "records live, {} log records used of {}; DEL, FLUSHALL and reads still served)",
@@ -59,6 +62,51 @@ bool KvService::admit_batch(Ctx& x, std::size_t first)
 		return false;
 	}
 	return true;
+}
+
+KvService::Atomic KvService::begin_atomic()
+{
+	Atomic a;
+	a.mark = kv_.batch_begin();
+	a.prop = prop_.size();
+	a.writes = writes_;
+	a.space_refusals = space_refusals_;
+	a.store_refused = kv_.batch_refused();
+	if (a.mark.undo == 0)
+		flushed_in_atomic_ = false;
+	return a;
+}
+
+bool KvService::atomic_refused(const Atomic& a) const noexcept
+{
+	return space_refusals_ != a.space_refusals || (kv_.batch_refused() && !a.store_refused);
+}
+
+void KvService::end_atomic(const Atomic& a, bool undo)
+{
+	if (undo) {
+		++atomic_undos_;
+		if (const int rc = kv_.batch_undo(a.mark); rc < 0)
+			std::fprintf(stderr, "daxnet-kv: taking back a refused batch failed: %s\n", std::strerror(-rc));
+		if (prop_.size() > a.prop)
+			prop_.resize(a.prop);
+		writes_ = a.writes;
+		if (flushed_in_atomic_) {
+			// The flush's side state: the database map and the expiry
+			// queue, as the store holds them again.
+			load_db_map();
+			expq_.clear();
+			kv_.for_each([&](std::string_view k, const ValueRef& v) {
+				if (db_of(k) != 0 || (k.size() >= 2 && k[0] == '\xff' && k[1] == '\xfe'))
+					multi_db_ = true;
+				if (v.expiry_ns)
+					expq_.emplace(v.expiry_ns, std::string(k));
+			});
+		}
+	}
+	kv_.batch_end();
+	if (!kv_.in_batch())
+		flushed_in_atomic_ = false;
 }
 
 void KvService::refuse_pool_full(Ctx& x)
@@ -306,6 +354,8 @@ int KvService::flush_all_stored()
 {
 	const int rc = kv_.flushall();  // may use the log room kept for frees
 	if (rc == 0) {
+		if (kv_.in_batch())
+			flushed_in_atomic_ = true;
 		core_.staged();
 		++writes_;
 		multi_db_ = false;

@@ -689,6 +689,52 @@ def test_kv_exec_checkpoint(ctx):
     srv.stop()
 
 
+def test_kv_atomic_oom(ctx):
+    """A script or an EXEC whose writes run out of pool space is refused whole: none of its writes stay."""
+    # Regression (issue 14 review): a queued EVAL was not counted by EXEC's
+    # admission, and a script's writes were applied up to the one refused.
+    srv = start_kv(ctx, None, ["--pool-size", "8M"])
+    c = RespClient(srv.port("resp"), timeout=60)
+    val = b"v" * 16
+    full, i = False, 0
+    while not full and i < 400000:
+        replies = _pipeline(c, [("SET", "key:%012d" % (i + j), val) for j in range(1000)])
+        full = any(isinstance(r, RespError) for r in replies)
+        i += 1000
+    check(full, "an 8 MiB pool took %d small entries without refusing" % i)
+    # Room for about 20 new keys; the script writes 100.
+    check(_pipeline(c, [("DEL", "key:%012d" % j) for j in range(20)]) == [1] * 20, "DEL when full")
+    script = ("redis.call('SET', KEYS[1], 'changed') "
+              "for i = 1, 100 do redis.pcall('SET', 'new:' .. i, 'x') end return 'done'")
+    new_keys = ["new:%d" % k for k in range(1, 101)]
+    r = c.call("EVAL", script, "1", "key:%012d" % 100)
+    check(isinstance(r, RespError) and str(r).startswith("OOM "), "a script whose writes ran out: %r" % (r,))
+    check(c.call("GET", "key:%012d" % 100) == val, "the refused script's first write stayed")
+    check(c.call("EXISTS", *new_keys) == 0, "some of the refused script's writes stayed")
+    # A queued script is counted by EXEC's admission and what it writes
+    # beyond that refuses the transaction whole.
+    got = _pipeline(c, [("MULTI",), ("SET", "key:%012d" % 101, "changed"), ("EVAL", script, "1", "key:%012d" % 102),
+                        ("EXEC",)])
+    check(isinstance(got[-1], RespError) and str(got[-1]).startswith("EXECABORT") and "OOM" in str(got[-1]),
+          "EXEC whose script ran out: %r" % (got[-1],))
+    check(c.call("GET", "key:%012d" % 101) == val and c.call("GET", "key:%012d" % 102) == val,
+          "a write of the refused transaction stayed")
+    check(c.call("EXISTS", *new_keys) == 0, "a write of the refused transaction's script stayed")
+    # What fits is applied, and the store goes on.
+    r = c.call("EVAL", "redis.call('SET', KEYS[1], 'changed') for i = 1, 5 do redis.call('SET', 'ok:' .. i, 'x') end "
+               "return 'done'", "1", "key:%012d" % 103)
+    check(r == b"done", "a script that fits: %r" % (r,))
+    check(c.call("GET", "key:%012d" % 103) == b"changed" and c.call("EXISTS", "ok:1", "ok:5") == 2,
+          "the writes of a script that fits")
+    got = _pipeline(c, [("MULTI",), ("SET", "key:%012d" % 104, "changed"), ("DEL", "key:%012d" % 105), ("EXEC",)])
+    check(got[-1] == ["OK", 1], "EXEC that fits: %r" % (got[-1],))
+    info = _info(c)
+    check(int(info.get("daxnet_atomic_undos", "0")) >= 2, "refused groups not counted: %s" %
+          info.get("daxnet_atomic_undos"))
+    c.close()
+    srv.stop()
+
+
 def _kv_writer(port, wid, stop, acked, errors, big_every=13):
     """SETs unique values, pipelined 8 deep; records (key, value) on reply OK."""
     try:
@@ -1182,6 +1228,7 @@ TESTS = {
     "wal_large_records": test_wal_large_records,
     "kv_crash": test_kv_crash,
     "kv_exec_checkpoint": test_kv_exec_checkpoint,
+    "kv_atomic_oom": test_kv_atomic_oom,
     "kv_checkpoint": test_kv_checkpoint,
     "wal_curl": test_wal_curl,
     "wal_crash": test_wal_crash,
