@@ -164,22 +164,25 @@ void KvService::cmd_mget(Ctx& x)
 	}
 }
 
-// Stages SET of every key/value pair from argument 1 on (MSET, MSETNX);
-// false with the refusal written when one cannot be staged.
+// Stages SET of every key/value pair from argument 1 on (MSET, MSETNX),
+// all or nothing: when one cannot be staged, those staged before it are
+// taken back (store and replication queue) and the refusal is written.
 bool KvService::stage_pairs(Ctx& x)
 {
-	for (std::size_t i = 1; i < x.argc(); i += 2) {
+	const Atomic a = begin_atomic();
+	bool ok = true;
+	for (std::size_t i = 1; i < x.argc() && ok; i += 2) {
 		Slice k;
 		if (arg_kv_slices(x, i, i + 1, k) < 0) {
 			refuse_pool_full(x);
-			return false;
-		}
-		if (const auto why = stage_set(k, 0)) {
+			ok = false;
+		} else if (const auto why = stage_set(k, 0)) {
 			resp_refusal(x.o, *why);
-			return false;
+			ok = false;
 		}
 	}
-	return true;
+	end_atomic(a, !ok);
+	return ok;
 }
 
 void KvService::cmd_mset(Ctx& x)
