@@ -56,8 +56,8 @@ int main(int argc, char** argv)
 	app.add_option("--requirepass", cfg.requirepass,
 		       "password of the `default` user: clients must AUTH (or HELLO ... AUTH) first");
 	app.add_option("--reserve", cfg.reserve,
-		       "free buffers kept for receiving (writes refused below, the cleaner takes none of them; "
-		       "0: auto, max(32, buffers/16))");
+		       "free buffers kept for receiving (writes refused below; the cleaner borrows from them only for "
+		       "a cycle that frees more than it takes, never the last half; 0: auto, max(32, buffers/16))");
 	app.set_version_flag("--version", std::string("daxnet-kv ") + daxnet::svc::kVersion);
 	CLI11_PARSE(app, argc, argv);
 

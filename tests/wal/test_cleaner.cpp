@@ -266,7 +266,11 @@ TEST_CASE("a relocation that fails with ENOMEM after it was staged keeps its byt
 		REQUIRE(kv->commit() >= 0);
 	}
 	CHECK(enomem > 0);
-	CHECK(kv->cleaner_stats().moved_entries >= (every == 1 ? 0u : 150u));
+	// every 1: each relocation fails after it was staged, none counts.
+	if (every == 1)
+		CHECK(kv->cleaner_stats().moved_entries == 0);
+	else
+		CHECK(kv->cleaner_stats().moved_entries >= 150);
 	check_values(*kv, n, 0, 0);
 	const FlatState live = flatten(*kv, kv_test_clock());
 	Recovered r(p, opts(false));

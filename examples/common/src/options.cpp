@@ -103,8 +103,8 @@ void add_common_options(CLI::App& app, CommonOptions& o, int default_port)
 		->capture_default_str();
 	app.add_option("--checkpoint-step", o.checkpoint_step,
 		       "daxnet-kv/daxnet-wal: a checkpoint writes this many entries per event-loop pass, so no "
-		       "pass stalls for a whole one (0: whole checkpoints, ~0.5 s per million keys, also the one the "
-		       "cleaner asks for after a cycle that emptied buffers)")
+		       "pass stalls for a whole one (0: whole checkpoints, ~0.5 s per million keys -- except the one "
+		       "the cleaner asks for after a cycle that emptied buffers, always written a bounded step per pass)")
 		->capture_default_str();
 	app.add_option("--cleaner", o.cleaner,
 		       "daxnet-kv/daxnet-wal: move small live values out of sparsely used buffers into dense "
