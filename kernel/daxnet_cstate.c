@@ -214,6 +214,14 @@ void dxn_cs_rx_done(struct dxn_conn *conn, bool paused, u32 pending)
 		 * nothing can be published before the limit is raised.
 		 */
 		set_bit(DXN_RX_PAUSED, &conn->flags);
+	} else if (!list_empty(&conn->pause_node)) {
+		/*
+		 * It read with a limit raised after dxn_cs_rx_resume() looked
+		 * and did not stop: arriving segments must wake the poller
+		 * again.
+		 */
+		list_del_init(&conn->pause_node);
+		clear_bit(DXN_RX_PAUSED, &conn->flags);
 	}
 	if (!st)
 		return;

@@ -792,7 +792,7 @@ static void dxn_tx_conn(struct dxn_pair *pair, struct dxn_conn *conn)
 	struct sock *sk = conn->sk;
 	struct dxn_txent *e;
 	struct daxnet_slot *c;
-	bool blocked = false, shut = false;
+	bool blocked = false, shut = false, refused = false;
 	int ret;
 	u32 i, sent;
 
@@ -839,11 +839,22 @@ static void dxn_tx_conn(struct dxn_pair *pair, struct dxn_conn *conn)
 			dxn_tx_result(c, DAXNET_SLOT_ERROR, EPIPE);
 			continue;
 		}
+		/*
+		 * A slot of conn was refused without failing it: every later
+		 * DATA or EOF slot of conn in this sync is refused too, so
+		 * that no byte after the gap reaches the peer (the stream
+		 * stays whole; the application resends from the first one).
+		 */
+		if (refused && (c->flags & (DAXNET_SLOT_DATA | DAXNET_SLOT_EOF))) {
+			dxn_tx_result(c, DAXNET_SLOT_ERROR, ENOBUFS);
+			continue;
+		}
 		if (c->flags & DAXNET_SLOT_DATA) {
 			sent = 0;
 			/* Would owe a RELEASE beyond DXN_MAX_TXQ: ENOBUFS. */
 			if (dxn_zc_tx_full(pair, c->buf_idx)) {
 				dxn_tx_result(c, DAXNET_SLOT_ERROR, ENOBUFS);
+				refused = true;
 				continue;
 			}
 			if (!blocked) {
@@ -868,6 +879,7 @@ static void dxn_tx_conn(struct dxn_pair *pair, struct dxn_conn *conn)
 						dxn_conn_fail(conn, -ret);
 					dxn_tx_result(c, DAXNET_SLOT_ERROR,
 						      -ret);
+					refused = true;
 					continue;
 				}
 				dxn_tx_result(c, DAXNET_SLOT_BUF_HELD, 0);

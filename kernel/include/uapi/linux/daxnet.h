@@ -170,7 +170,11 @@
  *   bad buffer range, EFAULT when the pool is no longer mapped, ENOBUFS
  *   when the slot would raise the pair's RELEASE debt - queued TX
  *   ranges, unpublished RELEASEs, RELEASEs owed by zero-copy sends - to
- *   65536, ...) and the bytes were not (all) sent.
+ *   65536, ...) and the bytes were not (all) sent. After a slot refused
+ *   with ENOBUFS (the connection is not failed), every later DATA or EOF
+ *   slot of the same connection in that sync is refused with ENOBUFS
+ *   too: no byte after the refused one reaches the peer; resend from the
+ *   first refused slot, in order.
  *
  * =====================================================================
  * BUFFER OWNERSHIP AND RELEASE RULE (per-buffer reference counts)
