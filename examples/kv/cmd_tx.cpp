@@ -112,7 +112,8 @@ void KvService::cmd_exec(Ctx& x)
 	std::uint64_t recs = 0;
 	const std::uint32_t bsize = pool_.buffer_size();
 	for (const auto& q : queue) {
-		if (!may_write(find_command(q[0])))
+		const Cmd* c = find_command(q[0]);
+		if (!may_write(c))
 			continue;
 		for (std::size_t i = 1; i < q.size(); ++i)
 			recs += daxnet::pmem::wal_records_for(q[i].size() / bsize + 2);
