@@ -728,7 +728,7 @@ void KvService::eval_generic(Ctx& x, bool by_sha, bool read_only)
 	in_exec_ = true;
 	// The script's writes are one atomic group (see cmd_exec): a write
 	// refused for space takes all of them back and fails the script.
-	const Atomic grp = begin_atomic();
+	AtomicGroup grp(*this);
 	std::uint64_t limit_ms = 5000;
 	if (auto it = tuning_.find("busy-reply-threshold"); it != tuning_.end()) {
 		std::int64_t v = 0;
@@ -745,8 +745,8 @@ void KvService::eval_generic(Ctx& x, bool by_sha, bool read_only)
 	g_lua_heap.limit = kLuaMemoryLimit + kLuaHeadroom;
 	in_exec_ = was_in_exec;
 	script_ = {};
-	const bool refused = atomic_refused(grp);
-	end_atomic(grp, refused);
+	const bool refused = grp.refused();
+	grp.end(refused);
 	if (refused) {
 		++refused_;
 		resp::error(x.o, "OOM command not allowed when used memory > 'maxmemory'. (daxnet: a write of the script "

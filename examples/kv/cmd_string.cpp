@@ -169,7 +169,7 @@ void KvService::cmd_mget(Ctx& x)
 // taken back (store and replication queue) and the refusal is written.
 bool KvService::stage_pairs(Ctx& x)
 {
-	const Atomic a = begin_atomic();
+	AtomicGroup grp(*this);
 	bool ok = true;
 	for (std::size_t i = 1; i < x.argc() && ok; i += 2) {
 		Slice k;
@@ -181,7 +181,7 @@ bool KvService::stage_pairs(Ctx& x)
 			ok = false;
 		}
 	}
-	end_atomic(a, !ok);
+	grp.end(!ok);
 	return ok;
 }
 

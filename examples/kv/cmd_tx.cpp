@@ -142,7 +142,7 @@ void KvService::cmd_exec(Ctx& x)
 	// with every write taken back, as Redis refuses it before it runs. Its
 	// replies are held (values copied) until it is known to stand.
 	in_exec_ = true;
-	const Atomic a = begin_atomic();
+	AtomicGroup grp(*this);
 	daxnet::proto::OutBuf& out = exec_out_;
 	out.clear();
 	resp::array(out, queue.size());
@@ -155,8 +155,8 @@ void KvService::cmd_exec(Ctx& x)
 			break;
 	}
 	in_exec_ = false;
-	const bool refused = atomic_refused(a);
-	end_atomic(a, refused);
+	const bool refused = grp.refused();
+	grp.end(refused);
 	if (refused) {
 		out.clear();
 		out.shrink(64 * 1024);

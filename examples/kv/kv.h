@@ -549,8 +549,34 @@ private:
 	/// checkpoint capacity, log room): the group is then refused whole.
 	bool atomic_refused(const Atomic& a) const noexcept;
 	/// Ends `a`; `undo`: takes back every write staged since it began
-	/// (store, replication queue, counters).
-	void end_atomic(const Atomic& a, bool undo);
+	/// (store, replication queue, counters, the database map). Never
+	/// throws: batch mode always ends.
+	void end_atomic(const Atomic& a, bool undo) noexcept;
+	/// An atomic group as a scope. end() ends it; leaving the scope
+	/// without end() (an exception such as bad_alloc on the way) takes
+	/// the group back, so batch mode never outlives the command.
+	class AtomicGroup {
+	public:
+		explicit AtomicGroup(KvService& s) : s_(s), a_(s.begin_atomic()) {}
+		AtomicGroup(const AtomicGroup&) = delete;
+		AtomicGroup& operator=(const AtomicGroup&) = delete;
+		~AtomicGroup()
+		{
+			if (!ended_)
+				s_.end_atomic(a_, true);
+		}
+		bool refused() const noexcept { return s_.atomic_refused(a_); }
+		void end(bool undo) noexcept
+		{
+			ended_ = true;
+			s_.end_atomic(a_, undo);
+		}
+
+	private:
+		KvService& s_;
+		Atomic a_;
+		bool ended_ = false;
+	};
 
 	KvStore& kv_;
 	daxnet::pmem::PoolView pool_;

@@ -82,19 +82,28 @@ bool KvService::atomic_refused(const Atomic& a) const noexcept
 	return space_refusals_ != a.space_refusals || (kv_.batch_refused() && !a.store_refused);
 }
 
-void KvService::end_atomic(const Atomic& a, bool undo)
+void KvService::end_atomic(const Atomic& a, bool undo) noexcept
 {
+	const bool flushed = flushed_in_atomic_;
 	if (undo) {
 		++atomic_undos_;
 		if (const int rc = kv_.batch_undo(a.mark); rc < 0)
 			std::fprintf(stderr, "daxnet-kv: taking back a refused batch failed: %s\n", std::strerror(-rc));
 		if (prop_.size() > a.prop)
-			prop_.resize(a.prop);
+			prop_.erase(prop_.begin() + static_cast<std::ptrdiff_t>(a.prop), prop_.end());
 		writes_ = a.writes;
-		if (flushed_in_atomic_) {
-			// The flush's side state: the database map and the expiry
-			// queue, as the store holds them again.
-			load_db_map();
+	}
+	kv_.batch_end();
+	if (!kv_.in_batch())
+		flushed_in_atomic_ = false;
+	if (!undo)
+		return;
+	// The side state of what was taken back, as the store holds it again:
+	// the database map (a SWAPDB or FLUSHALL of the group changed it) and,
+	// after a flush, the expiry queue.
+	try {
+		load_db_map();
+		if (flushed) {
 			expq_.clear();
 			kv_.for_each([&](std::string_view k, const ValueRef& v) {
 				if (db_of(k) != 0 || (k.size() >= 2 && k[0] == '\xff' && k[1] == '\xfe'))
@@ -103,10 +112,11 @@ void KvService::end_atomic(const Atomic& a, bool undo)
 					expq_.emplace(v.expiry_ns, std::string(k));
 			});
 		}
+	} catch (const std::exception& e) {
+		// Only allocation can fail here; keys missing from the expiry
+		// queue still expire when read (lazy expiry).
+		std::fprintf(stderr, "daxnet-kv: rebuilding state after a refused batch: %s\n", e.what());
 	}
-	kv_.batch_end();
-	if (!kv_.in_batch())
-		flushed_in_atomic_ = false;
 }
 
 void KvService::refuse_pool_full(Ctx& x)

@@ -439,26 +439,39 @@ int KvStore::refuse_capacity() noexcept
 	return -ENOSPC;
 }
 
+namespace {
+
+// Room for one more element, growing geometrically: reserve(size() + 1)
+// reallocates to exactly that, which made a batch of N entries O(N^2).
+template <class V>
+void reserve_one_more(V& v)
+{
+	if (v.size() == v.capacity())
+		v.reserve(std::max<std::size_t>(16, 2 * v.capacity()));
+}
+
+}  // namespace
+
 // Batch mode: every container an undo record needs is grown here, before
 // the entry is staged; batch_apply() and batch_undo() allocate nothing.
 void KvStore::batch_prepare(const Entry& e)
 {
 	prep_item_ = prep_map_ = false;
-	undo_.reserve(undo_.size() + 1);
+	reserve_one_more(undo_);
 	switch (e.type) {
 	case RecordType::kv_set:
 	case RecordType::kv_set_typed:
 		if (auto it = index_.find(view(e.key)); it != index_.end()) {
-			undo_items_.reserve(undo_items_.size() + 1);
+			reserve_one_more(undo_items_);
 			undo_items_.push_back(it->second);  // the item as it was (copies its slice lists)
 			prep_item_ = true;
 		}
 		break;
 	case RecordType::kv_del:
-		undo_nodes_.reserve(undo_nodes_.size() + 1);
+		reserve_one_more(undo_nodes_);
 		break;
 	case RecordType::kv_flushall:
-		undo_maps_.reserve(undo_maps_.size() + 1);
+		reserve_one_more(undo_maps_);
 		undo_maps_.emplace_back();
 		prep_map_ = true;
 		break;

@@ -720,6 +720,13 @@ def test_kv_atomic_oom(ctx):
     check(c.call("GET", "key:%012d" % 101) == val and c.call("GET", "key:%012d" % 102) == val,
           "a write of the refused transaction stayed")
     check(c.call("EXISTS", *new_keys) == 0, "a write of the refused transaction's script stayed")
+    # A SWAPDB of a refused group is taken back with the group: the
+    # database map in memory follows the store's (review of issue 14:
+    # the map stayed swapped, so db 0 read db 1's keys).
+    got = _pipeline(c, [("MULTI",), ("SWAPDB", "0", "1"), ("EVAL", script, "1", "key:%012d" % 106), ("EXEC",)])
+    check(isinstance(got[-1], RespError) and str(got[-1]).startswith("EXECABORT"),
+          "EXEC with SWAPDB whose script ran out: %r" % (got[-1],))
+    check(c.call("GET", "key:%012d" % 106) == val, "db 0 after a refused SWAPDB does not hold its keys")
     # What fits is applied, and the store goes on.
     r = c.call("EVAL", "redis.call('SET', KEYS[1], 'changed') for i = 1, 5 do redis.call('SET', 'ok:' .. i, 'x') end "
                "return 'done'", "1", "key:%012d" % 103)
