@@ -43,8 +43,10 @@
 #                (zc_guard defer)
 #   zc.limit     the RELEASEs zero-copy sends owe count against the
 #                ENOBUFS rule's DXN_MAX_TXQ (lowered to 4 with the debugfs
-#                knob txq_max): of 8 sends, 4 by reference, 4 by copy
-#                (tx_zc_limited), none fails (zc_guard limit)
+#                knob txq_max): of 8 sends, 4 by reference, 2 by copy
+#                (tx_zc_limited), 2 fail with ENOBUFS - the second of them
+#                one that could go by copy, refused because it follows a
+#                refused slot (no gap in the stream) (zc_guard limit)
 #   vnic.csum    every TCP segment the vnic rebuilt carries a valid TCP
 #                checksum (it is marked CHECKSUM_UNNECESSARY): captured
 #                with a packet socket on the receiving end, GRO off

@@ -168,9 +168,9 @@
  *   DAXNET_SLOT_ERROR; with ERROR, err = positive errno (EPIPE,
  *   ECONNRESET, ENOTCONN for an unknown or detached conn, EINVAL for a
  *   bad buffer range, EFAULT when the pool is no longer mapped, ENOBUFS
- *   when the slot would raise the pair's RELEASE debt - queued TX
- *   ranges, unpublished RELEASEs, RELEASEs owed by zero-copy sends - to
- *   65536, ...) and the bytes were not (all) sent. After a slot refused
+ *   when the slot would raise the RELEASE debt - the pair's queued TX
+ *   ranges and unpublished RELEASEs plus the RELEASEs the port's
+ *   zero-copy batches owe - to 65536, ...) and the bytes were not (all) sent. After a slot refused
  *   with ENOBUFS (the connection is not failed), every later DATA or EOF
  *   slot of the same connection in that sync is refused with ENOBUFS
  *   too: no byte after the refused one reaches the peer; resend from the
@@ -546,10 +546,11 @@ struct daxnet_counters {
 	__u64 rx_paused;	/* RX phases of a connection that stopped at
 				 * its rx_limit (DAXNET_REG_CONNSTATE; Added
 				 * in DAXNET_API 1, from reserved[0]) */
-	__u64 tx_zc_limited;	/* zero-copy-eligible TX sends made by copy
-				 * because the pair's RELEASE debt (queued TX
-				 * ranges, unpublished RELEASEs and RELEASEs
-				 * owed by zero-copy batches) reached 65536
+	__u64 tx_zc_limited;	/* zero-copy-eligible TX send attempts made
+				 * by copy because the RELEASE debt (the
+				 * pair's queued TX ranges and unpublished
+				 * RELEASEs plus the RELEASEs the port's
+				 * zero-copy batches owe) reached 65536
 				 * (Added in DAXNET_API 1, from reserved[0]) */
 	__u64 reserved[5];	/* zero */
 };
