@@ -59,6 +59,8 @@ std::string human_bytes(std::uint64_t n)
 	char out[32];
 	if (u == 0)
 		std::snprintf(out, sizeof out, "%llu B", static_cast<unsigned long long>(n));
+	else if (v == static_cast<double>(static_cast<std::uint64_t>(v)))
+		std::snprintf(out, sizeof out, "%.0f %s", v, units[u]);  // "32 MiB"
 	else
 		std::snprintf(out, sizeof out, "%.1f %s", v, units[u]);
 	return out;

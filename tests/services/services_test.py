@@ -456,7 +456,16 @@ def test_kv_isolation(ctx):
     log("  evicted %s stalled clients; %s bytes pinned by incomplete requests" %
         (info["daxnet_evicted_clients"], info["daxnet_clients_rx_pinned_bytes"]))
     check(int(info["daxnet_evicted_clients"]) >= 1, "no stalled client evicted")
-    check(int(info["daxnet_clients_rx_pinned_bytes"]) <= 32 << 20, "incomplete requests pin beyond the limit")
+    # Eviction follows reading (as Redis's maxmemory-clients does): within
+    # a pass the pinned bytes may overshoot the limit until the biggest
+    # clients are closed; what must hold is that the server brings them
+    # under it (bounded wait).
+    deadline = time.monotonic() + 120
+    while int(info["daxnet_clients_rx_pinned_bytes"]) > 32 << 20 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        info = _info(good)
+    check(int(info["daxnet_clients_rx_pinned_bytes"]) <= 32 << 20, "incomplete requests pin beyond the limit: %s" %
+          info["daxnet_clients_rx_pinned_bytes"])
     t0 = time.monotonic()
     srv.proc.send_signal(signal.SIGTERM)
     try:

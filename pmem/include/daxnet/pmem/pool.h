@@ -138,8 +138,9 @@ struct PoolInfo {
 /// Reads and validates the superblock of `path`; never writes to the file.
 Result<PoolInfo> inspect_pool(const std::string& path);
 
-/// A byte count as an operator reads it: "512 B", "64.0 MiB", "1.5 GiB"
-/// (binary units, one decimal). For banners and tools, not the hot path.
+/// A byte count as an operator reads it: "512 B", "64 MiB", "1.5 GiB"
+/// (binary units; one decimal unless whole). For banners and tools, not
+/// the hot path.
 std::string human_bytes(std::uint64_t n);
 
 class Pool {
