@@ -16,44 +16,22 @@
  * slot passed by tail without BUF_HELD, or a RELEASE slot).
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
+#include "ktest_util.h"
+
 #include <netinet/tcp.h>
 #include <grp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-#include <linux/daxnet.h>
 #include <linux/tls.h>
 #include <linux/userfaultfd.h>
 
-#include "ktest_util.h"
-
-#ifndef MAP_SHARED_VALIDATE
-#define MAP_SHARED_VALIDATE 0x03
-#endif
-#ifndef MAP_SYNC
-#define MAP_SYNC 0x80000
-#endif
 #ifndef SOL_TLS
 #define SOL_TLS 282
 #endif
@@ -366,6 +344,52 @@ static int tcp_pair_on(int lfd, uint16_t port, int *cli, int *srv)
 	return *srv < 0 ? -1 : 0;
 }
 
+/* Return -1 if a helper that CHECKs failed (its fail_msg stands). */
+#define TRY(call)                         \
+	do {                              \
+		if ((call) != 0)          \
+			return -1;        \
+	} while (0)
+
+/* n loopback pairs, each server end attached to p (cookie i); 0 or -1. */
+static int attach_pairs(struct kport *p, int n, int *cli, int *srv, uint32_t *conn)
+{
+	uint16_t port;
+	int lfd = listener(&port), i;
+
+	CHECK(lfd >= 0, "listener");
+	for (i = 0; i < n; i++) {
+		CHECK(tcp_pair_on(lfd, port, &cli[i], &srv[i]) == 0, "pair %d", i);
+		CHECK(kport_attach(p, srv[i], i, &conn[i]) == 0, "attach %d", i);
+	}
+	close(lfd);
+	return 0;
+}
+
+/* Close both ends of n pairs. */
+static void close_pairs(int n, const int *cli, const int *srv)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		close(cli[i]);
+		close(srv[i]);
+	}
+}
+
+/* Detach (DISCARD) and close the n pairs of attach_pairs(); 0 or -1. */
+static int detach_pairs(struct kport *p, int n, const int *cli, const int *srv, const uint32_t *conn)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		CHECK(kport_detach(p, conn[i], DAXNET_DETACH_DISCARD) == 0, "detach %d", i);
+		close(cli[i]);
+		close(srv[i]);
+	}
+	return 0;
+}
+
 static int tcp_pair(int *cli, int *srv)
 {
 	uint16_t port;
@@ -451,13 +475,14 @@ static void capture_cb(struct kport *p, const struct daxnet_slot *s,
 	}
 }
 
+/* Free a calloc()ed capture and what it collected. */
 static void capture_free(struct capture *c)
 {
 	int i;
 
 	for (i = 0; i < MAXC; i++)
 		free(c->data[i]);
-	memset(c, 0, sizeof(*c));
+	free(c);
 }
 
 /* Sync until pred(c) holds or timeout; returns 0 when it held. */
@@ -567,7 +592,6 @@ static int t_basic(bool shm)
 	close(srv);
 	kport_close(&p);
 	capture_free(c);
-	free(c);
 	return 0;
 }
 
@@ -637,7 +661,6 @@ static int t_stream(bool shm)
 	close(srv);
 	kport_close(&p);
 	capture_free(c);
-	free(c);
 	free(src);
 	free(back);
 	return 0;
@@ -665,20 +688,13 @@ static int t_conn1000(void)
 	struct daxnet_counters k;
 	char msg[16], buf[16];
 	size_t want[2] = { N, 8 };
-	uint16_t port;
-	int lfd, i, ok = 0;
+	int i, ok = 0;
 	uint64_t syncs0;
 
 	setrlimit(RLIMIT_NOFILE, &rl);
 	CHECK(kport_open_ex(&p, false, 4096, 2048, 4096, 4096, 2048, 1024,
 			    DAXNET_API) == 0, "register");
-	lfd = listener(&port);
-	CHECK(lfd >= 0, "listener");
-	for (i = 0; i < N; i++) {
-		CHECK(tcp_pair_on(lfd, port, &cli[i], &srv[i]) == 0, "pair %d", i);
-		CHECK(kport_attach(&p, srv[i], i, &conn[i]) == 0, "attach %d", i);
-	}
-	close(lfd);
+	TRY(attach_pairs(&p, N, cli, srv, conn));
 	for (i = 0; i < N; i++) {
 		snprintf(msg, sizeof(msg), "c%06d", i);
 		CHECK(send(cli[i], msg, 8, 0) == 8, "send %d", i);
@@ -705,12 +721,8 @@ static int t_conn1000(void)
 	CHECK(ok == N, "%d of %d clients got their reply", ok, N);
 	/* Closing the port detaches all 1000. */
 	kport_close(&p);
-	for (i = 0; i < N; i++) {
-		close(cli[i]);
-		close(srv[i]);
-	}
+	close_pairs(N, cli, srv);
 	capture_free(c);
-	free(c);
 	return 0;
 }
 
@@ -739,7 +751,6 @@ static int t_close_fd(void)
 	close(cli);
 	kport_close(&p);
 	capture_free(c);
-	free(c);
 	return 0;
 }
 
@@ -771,7 +782,6 @@ static int t_peer_reset(void)
 	close(srv);
 	kport_close(&p);
 	capture_free(c);
-	free(c);
 	return 0;
 }
 
@@ -814,7 +824,6 @@ static int t_detach_inflight(void)
 	close(srv);
 	kport_close(&p);
 	capture_free(c);
-	free(c);
 	return 0;
 }
 
@@ -1228,7 +1237,6 @@ static int t_fd_passed(void)
 	close(cli);
 	close(srv);
 	capture_free(c);
-	free(c);
 	return 0;
 }
 
@@ -1721,8 +1729,7 @@ static int t_zc_fsdax(void)
 	return 0;
 }
 
-#define DBG_DIR "/sys/kernel/debug"
-#define FAIL_GROW DBG_DIR "/daxnet/fail_release_grow"
+#define DBG_DIR DXT_DEBUGFS
 
 /*
  * Make every growth of a RELEASE queue fail (or not), with the module's
@@ -1730,16 +1737,7 @@ static int t_zc_fsdax(void)
  */
 static int fail_release_grow(bool on)
 {
-	int fd, ok;
-
-	if (access(FAIL_GROW, F_OK))
-		mount("debugfs", DBG_DIR, "debugfs", 0, NULL);
-	fd = open(FAIL_GROW, O_WRONLY);
-	if (fd < 0)
-		return -1;
-	ok = write(fd, on ? "Y" : "N", 1) == 1;
-	close(fd);
-	return ok ? 0 : -1;
+	return dxt_knob_write("fail_release_grow", on ? "Y" : "N");
 }
 
 /*
@@ -1759,22 +1757,15 @@ static int t_rel_nomem(void)
 	struct kport p;
 	struct daxnet_sync all = { .pair = DAXNET_RING_ALL };
 	struct daxnet_counters k0, k1;
-	int cli[N], srv[N], lfd, i, r1, r2, r3;
+	int cli[N], srv[N], r1, r2, r3;
 	uint32_t conn[N], tail0, tail1;
 	char path[256];
-	uint16_t port;
 
 	/* The fault is injected through debugfs: no module parameter for it. */
 	snprintf(path, sizeof(path), "/sys/module/%s/parameters/test_release_nomem", rmmod_name);
 	CHECK(access(path, F_OK) != 0, "%s exists: a writable test knob in production", path);
 	CHECK(kport_open_ex(&p, true, 64, 2048, 8, 8, 8, 32, DAXNET_API) == 0, "register");
-	lfd = listener(&port);
-	CHECK(lfd >= 0, "listener");
-	for (i = 0; i < N; i++) {
-		CHECK(tcp_pair_on(lfd, port, &cli[i], &srv[i]) == 0, "pair %d", i);
-		CHECK(kport_attach(&p, srv[i], i, &conn[i]) == 0, "attach %d", i);
-	}
-	close(lfd);
+	TRY(attach_pairs(&p, N, cli, srv, conn));
 	tail0 = dxt_ktail(p.sp);
 	spare_push(&p, 5);
 	k0 = kport_counters(&p);
@@ -1796,11 +1787,7 @@ static int t_rel_nomem(void)
 	CHECK(k1.rel_deferred == k0.rel_deferred, "a failed sync counted as deferred");
 	CHECK(r2 == 0, "sync once the queue can grow: %d", r2);
 	CHECK(dxt_ktail(p.sp) != tail0, "the spare was not taken afterwards");
-	for (i = 0; i < N; i++) {
-		CHECK(kport_detach(&p, conn[i], DAXNET_DETACH_DISCARD) == 0, "detach %d", i);
-		close(cli[i]);
-		close(srv[i]);
-	}
+	TRY(detach_pairs(&p, N, cli, srv, conn));
 	kport_close(&p);
 	return 0;
 }
@@ -1817,19 +1804,12 @@ static int t_nomem_poll(void)
 	enum { N = 20 };
 	struct pollfd pfd;
 	struct kport p;
-	int cli[N], srv[N], lfd, i, r, wakeups = 0;
+	int cli[N], srv[N], r, wakeups = 0;
 	uint32_t conn[N];
-	double t0, el;
-	uint16_t port;
+	double t0, el = 0;
 
 	CHECK(kport_open_ex(&p, true, 64, 2048, 8, 8, 8, 32, DAXNET_API) == 0, "register");
-	lfd = listener(&port);
-	CHECK(lfd >= 0, "listener");
-	for (i = 0; i < N; i++) {
-		CHECK(tcp_pair_on(lfd, port, &cli[i], &srv[i]) == 0, "pair %d", i);
-		CHECK(kport_attach(&p, srv[i], i, &conn[i]) == 0, "attach %d", i);
-	}
-	close(lfd);
+	TRY(attach_pairs(&p, N, cli, srv, conn));
 	/* 20 NEW_CONNs are due; a sync owes more than the queue holds. */
 	CHECK(fail_release_grow(true) == 0, "turn on the RELEASE queue fault");
 	r = raw_sync(&p);
@@ -1856,11 +1836,7 @@ static int t_nomem_poll(void)
 	CHECK(poll(&pfd, 1, 30000) == 1 && (pfd.revents & POLLIN), "no EPOLLIN after the backoff");
 	r = raw_sync(&p);
 	CHECK(r == 0, "sync once the queue can grow: %d", r);
-	for (i = 0; i < N; i++) {
-		CHECK(kport_detach(&p, conn[i], DAXNET_DETACH_DISCARD) == 0, "detach %d", i);
-		close(cli[i]);
-		close(srv[i]);
-	}
+	TRY(detach_pairs(&p, N, cli, srv, conn));
 	kport_close(&p);
 	return 0;
 }
@@ -1887,25 +1863,18 @@ static int t_nomem_poll_tx(void)
 	static const char byte = 'x';
 	struct pollfd pfd;
 	struct kport p;
-	int cli[N], srv[N], lfd, i, r, wakeups = 0;
+	int cli[N], srv[N], i, r, wakeups = 0;
 	uint32_t conn[N], n;
 	char sink[64];
 	size_t got = 0;
-	double t0, el;
-	uint16_t port;
+	double t0, el = 0;
 
 	/*
 	 * RELEASE queue of rx + tx = 40 entries; a sync owes one per
 	 * connection and per TX slot handed over: 12 + 31 do not fit.
 	 */
 	CHECK(kport_open_ex(&p, true, 64, 2048, 8, 32, 8, 16, DAXNET_API) == 0, "register");
-	lfd = listener(&port);
-	CHECK(lfd >= 0, "listener");
-	for (i = 0; i < N; i++) {
-		CHECK(tcp_pair_on(lfd, port, &cli[i], &srv[i]) == 0, "pair %d", i);
-		CHECK(kport_attach(&p, srv[i], i, &conn[i]) == 0, "attach %d", i);
-	}
-	close(lfd);
+	TRY(attach_pairs(&p, N, cli, srv, conn));
 	/* Publish the NEW_CONNs: then nothing is pending on the RX side. */
 	for (i = 0; i < 20 && (i < 2 || poll_in(&p)); i++)
 		CHECK(kport_sync(&p, NULL, NULL) == 0, "sync (NEW_CONN)");
@@ -1950,11 +1919,7 @@ static int t_nomem_poll_tx(void)
 			usleep(1000);
 	}
 	CHECK(got == n - 1, "the peer got %zu of %u bytes", got, n - 1);
-	for (i = 0; i < N; i++) {
-		CHECK(kport_detach(&p, conn[i], DAXNET_DETACH_DISCARD) == 0, "detach %d", i);
-		close(cli[i]);
-		close(srv[i]);
-	}
+	TRY(detach_pairs(&p, N, cli, srv, conn));
 	kport_close(&p);
 	return 0;
 }
@@ -2033,7 +1998,6 @@ static int t_attach_efault(void)
 	close(srv2);
 	kport_close(&p);
 	capture_free(c);
-	free(c);
 	return 0;
 }
 
@@ -2148,12 +2112,8 @@ static int t_poll_release(void)
 	close(cli);
 	close(srv);
 	kport_close(&p);
-	for (i = 0; i < ne; i++) {
-		close(ecli[i]);
-		close(esrv[i]);
-	}
+	close_pairs(ne, ecli, esrv);
 	capture_free(c);
-	free(c);
 	return 0;
 }
 
@@ -2227,7 +2187,6 @@ static int t_truncate_pool(void)
 	close(srv);
 	kport_close(&p);
 	capture_free(c);
-	free(c);
 	return 0;
 }
 
@@ -2632,7 +2591,6 @@ static int t_conn_state(void)
 	close(srv);
 	kport_close(&p);
 	capture_free(c);
-	free(c);
 	free(sent);
 	free(back);
 	return 0;
@@ -2800,7 +2758,6 @@ static int t_pause_wake(void)
 	close(srv);
 	kport_close(&p);
 	capture_free(c);
-	free(c);
 	return 0;
 }
 
@@ -2809,18 +2766,7 @@ static int t_pause_wake(void)
 /* The test build's debugfs daxnet/txq_max (0: DXN_MAX_TXQ); 0 or -1. */
 static int txq_max(unsigned int v)
 {
-	char b[16];
-	int fd, n, ok;
-
-	if (access(TXQ_MAX, F_OK))
-		mount("debugfs", DBG_DIR, "debugfs", 0, NULL);
-	fd = open(TXQ_MAX, O_WRONLY);
-	if (fd < 0)
-		return -1;
-	n = snprintf(b, sizeof(b), "%u", v);
-	ok = write(fd, b, n) == n;
-	close(fd);
-	return ok ? 0 : -1;
+	return dxt_knob_u32("txq_max", v);
 }
 
 /*

@@ -1,23 +1,42 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * ktest_util.h - port setup shared by the daxnet guest test programs
- * (daxnet_ktest.c, zc/zc_ring.c, zc/zc_guard.c, zc/zc_stream.c): REGISTER
- * with an explicit geometry, mapping the ring region and finding the first
- * pair's rings, the acquire load of a kernel tail, the stream pattern and
- * its checksum.
+ * ktest_util.h - what the daxnet guest test programs share
+ * (daxnet_ktest.c, zc/zc_ring.c, zc/zc_guard.c, zc/zc_stream.c,
+ * tests/reliability/guest/ringfuzz.c): the system headers they all use,
+ * MAP_SYNC for older libcs, REGISTER with an explicit geometry, mapping the
+ * ring region and finding the first pair's rings, the acquire load of a
+ * kernel tail, the stream pattern and its checksum, a TCP connect that
+ * waits for the server, and the test build's debugfs knobs.
  * Header-only (static functions) so each program stays one source file.
  */
 #ifndef DAXNET_KTEST_UTIL_H
 #define DAXNET_KTEST_UTIL_H
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <linux/daxnet.h>
+
+#ifndef MAP_SHARED_VALIDATE
+#define MAP_SHARED_VALIDATE 0x03
+#endif
+#ifndef MAP_SYNC
+#define MAP_SYNC 0x80000
+#endif
 
 /* The geometry of one REGISTER (everything but the pool). */
 struct dxt_geom {
@@ -113,6 +132,67 @@ static inline uint64_t dxt_fnv1a(uint64_t h, const uint8_t *p, size_t n)
 		h *= 0x100000001b3ull;
 	}
 	return h;
+}
+
+/*
+ * A TCP connection to addr:port, retried every 100 ms for 10 s while the
+ * server starts; the socket, or -1 with errno set (EINVAL: no IPv4 address).
+ */
+static inline int dxt_connect(const char *addr, const char *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct timespec pause = { 0, 100 * 1000 * 1000 };
+	int s, tries;
+
+	a.sin_port = htons((uint16_t)atoi(port));
+	if (inet_pton(AF_INET, addr, &a.sin_addr) != 1) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (tries = 0;; tries++) {
+		s = socket(AF_INET, SOCK_STREAM, 0);
+		if (s < 0)
+			return -1;
+		if (!connect(s, (struct sockaddr *)&a, sizeof(a)))
+			return s;
+		close(s);
+		if (tries == 100)
+			return -1;
+		nanosleep(&pause, NULL);
+	}
+}
+
+#define DXT_DEBUGFS "/sys/kernel/debug"
+
+/*
+ * Write val to the test build's debugfs knob daxnet/<name> (mounting
+ * debugfs first if needed); 0, or -1 when there is no such knob (a build
+ * without CONFIG_DAXNET_FAULT_INJECT) or the write fails.
+ */
+static inline int dxt_knob_write(const char *name, const char *val)
+{
+	char path[128];
+	size_t n = strlen(val);
+	int fd, ok;
+
+	snprintf(path, sizeof(path), DXT_DEBUGFS "/daxnet/%s", name);
+	if (access(path, F_OK))
+		mount("debugfs", DXT_DEBUGFS, "debugfs", 0, NULL);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, val, n) == (ssize_t)n;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/* dxt_knob_write() of an unsigned number. */
+static inline int dxt_knob_u32(const char *name, uint32_t v)
+{
+	char b[16];
+
+	snprintf(b, sizeof(b), "%u", v);
+	return dxt_knob_write(name, b);
 }
 
 #endif /* DAXNET_KTEST_UTIL_H */

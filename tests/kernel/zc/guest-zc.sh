@@ -302,60 +302,41 @@ if wanted zc.wake; then
 	[ $ok = 1 ] && pass zc.wake || fail zc.wake "see log"
 fi
 
-if wanted zc.owe; then
+# zc_guard MODE (the step's name after "zc.") on a new vnic pair DEV
+# (namespaces NS1 and NS2, 10.77.SUBNET.0/24) against "zc_guard sink" on
+# PORT; SINKLOG=1 logs the sink's output as well.
+#   guard_vs_sink STEP DEV NS1 NS2 SUBNET PORT SINKLOG
+guard_vs_sink() {
 	ok=1
-	make_pair dxo no1 no2 14 || { ok=0; say "pair setup failed"; }
+	make_pair "$2" "$3" "$4" "$5" || { ok=0; say "pair setup failed"; }
 	if [ $ok = 1 ]; then
-		out=/tmp/owe.$$
-		ip netns exec no2 timeout 120 "$bin/zc_guard" sink 7016 >"$out" 2>&1 &
+		out=/tmp/${1#zc.}.$$
+		ip netns exec "$4" timeout 120 "$bin/zc_guard" sink "$6" >"$out" 2>&1 &
 		spid=$!
 		sleep 0.5
-		ip netns exec no1 timeout 120 "$bin/zc_guard" owe 10.77.14.2 7016 >"$out.c" 2>&1 || ok=0
+		ip netns exec "$3" timeout 120 "$bin/zc_guard" "${1#zc.}" "10.77.$5.2" "$6" >"$out.c" 2>&1 || ok=0
 		wait $spid || ok=0
-		while read -r line; do say "zc.owe: $line"; done <"$out.c"
-		while read -r line; do say "zc.owe: $line"; done <"$out"
+		while read -r line; do say "$1: $line"; done <"$out.c"
+		if [ "$7" = 1 ]; then
+			while read -r line; do say "$1: $line"; done <"$out"
+		fi
 		grep -q FAIL "$out.c" && ok=0
 		rm -f "$out" "$out.c"
 	fi
-	ip -n no1 link del dxo 2>/dev/null
-	[ $ok = 1 ] && pass zc.owe || fail zc.owe "see log"
+	ip -n "$3" link del "$2" 2>/dev/null
+	if [ $ok = 1 ]; then pass "$1"; else fail "$1" "see log"; fi
+}
+
+if wanted zc.owe; then
+	guard_vs_sink zc.owe dxo no1 no2 14 7016 1
 fi
 
 if wanted zc.defer; then
-	ok=1
-	make_pair dxq nq1 nq2 15 || { ok=0; say "pair setup failed"; }
-	if [ $ok = 1 ]; then
-		out=/tmp/defer.$$
-		ip netns exec nq2 timeout 120 "$bin/zc_guard" sink 7017 >"$out" 2>&1 &
-		spid=$!
-		sleep 0.5
-		ip netns exec nq1 timeout 120 "$bin/zc_guard" defer 10.77.15.2 7017 >"$out.c" 2>&1 || ok=0
-		wait $spid || ok=0
-		while read -r line; do say "zc.defer: $line"; done <"$out.c"
-		grep -q FAIL "$out.c" && ok=0
-		rm -f "$out" "$out.c"
-	fi
-	ip -n nq1 link del dxq 2>/dev/null
-	[ $ok = 1 ] && pass zc.defer || fail zc.defer "see log"
+	guard_vs_sink zc.defer dxq nq1 nq2 15 7017 0
 fi
 
 if wanted zc.limit; then
-	ok=1
-	make_pair dxt nli1 nli2 16 || { ok=0; say "pair setup failed"; }
-	if [ $ok = 1 ]; then
-		out=/tmp/limit.$$
-		ip netns exec nli2 timeout 120 "$bin/zc_guard" sink 7018 >"$out" 2>&1 &
-		spid=$!
-		sleep 0.5
-		ip netns exec nli1 timeout 120 "$bin/zc_guard" limit 10.77.16.2 7018 >"$out.c" 2>&1 || ok=0
-		wait $spid || ok=0
-		while read -r line; do say "zc.limit: $line"; done <"$out.c"
-		while read -r line; do say "zc.limit: $line"; done <"$out"
-		grep -q FAIL "$out.c" && ok=0
-		rm -f "$out" "$out.c"
-	fi
-	ip -n nli1 link del dxt 2>/dev/null
-	[ $ok = 1 ] && pass zc.limit || fail zc.limit "see log"
+	guard_vs_sink zc.limit dxt nli1 nli2 16 7018 1
 fi
 
 if wanted zc.rx; then

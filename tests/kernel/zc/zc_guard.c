@@ -33,31 +33,15 @@
  * (cross-user exposure and the capability needed for zero-copy mode).
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
+#include "../ktest_util.h"
+
 #include <linux/ethtool.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
-#include <fcntl.h>
 #include <net/if.h>
-#include <netinet/in.h>
 #include <linux/sockios.h>
-#include <poll.h>
 #include <pthread.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/time.h>
-#include <time.h>
-#include <unistd.h>
-
-#include <linux/daxnet.h>
-
-#include "../ktest_util.h"
 
 #define MAXBUFS	256
 #define BS	4096
@@ -209,31 +193,107 @@ static void rx_consume(struct port *p, struct stream *st)
 	p->rx->head = p->rx->cur = t;
 }
 
-static int dup_test(int argc, char **argv)
+/* Attach the connected socket s to p (or die); the conn id. */
+static uint32_t attach_fd(struct port *p, int s)
+{
+	struct daxnet_attach at = { .fd = s };
+
+	if (ioctl(p->fd, DAXNET_IOC_ATTACH, &at))
+		die("ATTACH");
+	return at.conn;
+}
+
+/* Accept one TCP connection on port (or die); the socket. */
+static int accept_one(const char *port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
-	struct stream st = { .h = 0xcbf29ce484222325ull };
-	struct daxnet_attach at = { 0 };
-	struct daxnet_counters c0, c;
-	static struct port p;
-	uint32_t i, h, n, held;
-	int one = 1, ls, s, ret, tries;
+	int one = 1, ls, s;
 
-	(void)argc;
-	port_open(&p);
 	ls = socket(AF_INET, SOCK_STREAM, 0);
 	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	a.sin_port = htons(atoi(argv[2]));
+	a.sin_port = htons(atoi(port));
 	if (bind(ls, (struct sockaddr *)&a, sizeof(a)) || listen(ls, 1))
 		die("bind/listen");
 	s = accept(ls, NULL, NULL);
 	if (s < 0)
 		die("accept");
-	at.fd = s;
-	if (ioctl(p.fd, DAXNET_IOC_ATTACH, &at))
-		die("ATTACH");
+	close(ls);
+	return s;
+}
+
+/* Accept one connection on port and attach it; returns the conn id. */
+static uint32_t accept_attach(struct port *p, const char *port)
+{
+	int s = accept_one(port);
+	uint32_t conn = attach_fd(p, s);
+
 	close(s);
-	st.conn = at.conn;
+	return conn;
+}
+
+/* Connect to ADDR:PORT, waiting while the server starts (or die). */
+static int connect_or_die(const char *addr, const char *port)
+{
+	int s = dxt_connect(addr, port);
+
+	if (s < 0)
+		die("connect");
+	return s;
+}
+
+/* Connect to ADDR:PORT (retrying while the server starts) and ATTACH. */
+static int connect_attach(struct port *p, const char *addr, const char *port,
+			  uint32_t *conn)
+{
+	int s = connect_or_die(addr, port);
+
+	*conn = attach_fd(p, s);
+	return s;
+}
+
+/* Queue a TX DATA slot of BS bytes of buffer b at h; the next head. */
+static uint32_t tx_put(struct port *p, uint32_t h, uint32_t conn, uint32_t b)
+{
+	p->txs[h] = (struct daxnet_slot){ .conn = conn, .buf_idx = b,
+					  .len = BS, .flags = DAXNET_SLOT_DATA };
+	p->kheld[b]++;
+	return daxnet_ring_next(h, p->tx->num_slots);
+}
+
+/*
+ * Sync RX (poll 50 ms between) until buffer b is held no more, a sync
+ * fails or 200 rounds passed; adds the RELEASE slots naming b to *got
+ * (if not NULL). The last sync's result.
+ */
+static int await_release(struct port *p, struct stream *st, uint32_t b, uint32_t *got)
+{
+	uint32_t i;
+	int ret = 0, tries;
+
+	for (tries = 0; ret == 0 && p->kheld[b] && tries < 200; tries++) {
+		struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
+
+		poll(&pfd, 1, 50);
+		ret = sync_flags(p, DAXNET_SYNC_RX);
+		for (i = p->rx->head; got && i != dxt_ktail(p->rx);
+		     i = daxnet_ring_next(i, p->rx->num_slots))
+			*got += (p->rxs[i].flags & DAXNET_SLOT_RELEASE) && p->rxs[i].buf_idx == b;
+		rx_consume(p, st);
+	}
+	return ret;
+}
+
+static int dup_test(int argc, char **argv)
+{
+	struct stream st = { .h = 0xcbf29ce484222325ull };
+	struct daxnet_counters c0, c;
+	static struct port p;
+	uint32_t i, h, n, held;
+	int ret, tries;
+
+	(void)argc;
+	port_open(&p);
+	st.conn = accept_attach(&p, argv[2]);
 	check("zerocopy", p.flags & DAXNET_REG_ZEROCOPY, "flags=%llu", p.flags);
 	/* Publishes NEW_CONN; no data yet (no spare buffers). */
 	if (sync_pair(&p))
@@ -326,29 +386,6 @@ static int dup_test(int argc, char **argv)
 	       (unsigned long long)c.rx_copied, held);
 	close(p.fd);
 	return failed;
-}
-
-/* Accept one connection on port and attach it; returns the conn id. */
-static uint32_t accept_attach(struct port *p, const char *port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	struct daxnet_attach at = { 0 };
-	int one = 1, ls, s;
-
-	ls = socket(AF_INET, SOCK_STREAM, 0);
-	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	a.sin_port = htons(atoi(port));
-	if (bind(ls, (struct sockaddr *)&a, sizeof(a)) || listen(ls, 1))
-		die("bind/listen");
-	s = accept(ls, NULL, NULL);
-	if (s < 0)
-		die("accept");
-	close(ls);
-	at.fd = s;
-	if (ioctl(p->fd, DAXNET_IOC_ATTACH, &at))
-		die("ATTACH");
-	close(s);
-	return at.conn;
 }
 
 /*
@@ -490,20 +527,11 @@ static int hold_test(char **argv)
 /* sink PORT: accept one connection and read it to EOF (plain socket). */
 static int sink(char **argv)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
 	uint64_t total = 0, odd = 0;
-	int one = 1, ls, s;
+	int s = accept_one(argv[2]);
 	uint8_t buf[65536];
 	ssize_t n, k;
 
-	ls = socket(AF_INET, SOCK_STREAM, 0);
-	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	a.sin_port = htons(atoi(argv[2]));
-	if (bind(ls, (struct sockaddr *)&a, sizeof(a)) || listen(ls, 1))
-		die("bind/listen");
-	s = accept(ls, NULL, NULL);
-	if (s < 0)
-		die("accept");
 	while ((n = read(s, buf, sizeof(buf))) > 0) {
 		for (k = 0; k < n; k++)
 			odd += buf[k] != marker;
@@ -517,24 +545,13 @@ static int sink(char **argv)
 /* send ADDR PORT BYTES: connect and send BYTES marker bytes. */
 static int sendm(char **argv)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
 	uint64_t total = strtoull(argv[4], NULL, 0), sent = 0;
 	uint8_t buf[65536];
-	int s, tries;
 	ssize_t n;
+	int s;
 
 	memset(buf, marker, sizeof(buf));
-	a.sin_port = htons(atoi(argv[3]));
-	inet_pton(AF_INET, argv[2], &a.sin_addr);
-	for (tries = 0;; tries++) {
-		s = socket(AF_INET, SOCK_STREAM, 0);
-		if (!connect(s, (struct sockaddr *)&a, sizeof(a)))
-			break;
-		if (tries == 100)
-			die("connect");
-		close(s);
-		usleep(100000);
-	}
+	s = connect_or_die(argv[2], argv[3]);
 	while (sent < total) {
 		n = write(s, buf, total - sent < sizeof(buf) ? total - sent : sizeof(buf));
 		if (n <= 0)
@@ -694,7 +711,7 @@ static int badsum_test(char **argv)
 	struct sockaddr_ll sll = { .sll_family = AF_PACKET };
 	uint64_t total = strtoull(argv[5], NULL, 0), pos = 0;
 	uint64_t h = DXT_FNV_SEED;
-	int n = atoi(argv[6]), s, ps, tries, i, sent = 0;
+	int n = atoi(argv[6]), s, ps, i, sent = 0;
 	uint16_t rport = (uint16_t)atoi(argv[4]);
 	socklen_t ll = sizeof(lo);
 	static uint8_t f[2048], buf[4096];
@@ -703,17 +720,7 @@ static int badsum_test(char **argv)
 	a.sin_port = htons(rport);
 	if (inet_pton(AF_INET, argv[3], &a.sin_addr) != 1)
 		die("address");
-	for (tries = 0;; tries++) {
-		s = socket(AF_INET, SOCK_STREAM, 0);
-		if (s < 0)
-			die("socket");
-		if (!connect(s, (struct sockaddr *)&a, sizeof(a)))
-			break;
-		if (tries == 100)
-			die("connect");
-		close(s);
-		usleep(100000);
-	}
+	s = connect_or_die(argv[3], argv[4]);
 	if (getsockname(s, (struct sockaddr *)&lo, &ll))
 		die("getsockname");
 	ps = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_IP));
@@ -858,22 +865,6 @@ static int race_test(char **argv)
 	return !(r.syncs && r.einval);
 }
 
-/* The debugfs fault knob of a test build: every RELEASE queue growth fails. */
-static int fail_grow(int on)
-{
-	const char *knob = "/sys/kernel/debug/daxnet/fail_release_grow";
-	int fd, ok;
-
-	if (access(knob, F_OK))
-		system("mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null");
-	fd = open(knob, O_WRONLY);
-	if (fd < 0)
-		return -1;
-	ok = write(fd, on ? "Y" : "N", 1) == 1;
-	close(fd);
-	return ok ? 0 : -1;
-}
-
 /*
  * owe ADDR PORT: the RELEASEs a zero-copy TX batch owes are counted once
  * per buffer. A zero-copy port with 8-slot rings (a RELEASE queue of 16
@@ -888,48 +879,28 @@ static int fail_grow(int on)
  */
 static int owe_test(char **argv)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	struct daxnet_attach at = { 0 };
 	struct stream st = { .h = DXT_FNV_SEED };
 	struct daxnet_counters c;
 	static struct port p;
 	uint32_t h, h0, n, i, k = 6, got = 0;
-	int s, tries, ret;
+	int s, ret;
 
 	nbufs = 4;
 	nspare = 8;
 	nrx = 8;
 	ntx = 8;
 	port_open(&p);
-	a.sin_port = htons(atoi(argv[3]));
-	inet_pton(AF_INET, argv[2], &a.sin_addr);
-	for (tries = 0;; tries++) {
-		s = socket(AF_INET, SOCK_STREAM, 0);
-		if (!connect(s, (struct sockaddr *)&a, sizeof(a)))
-			break;
-		if (tries == 100)
-			die("connect");
-		close(s);
-		usleep(100000);
-	}
-	at.fd = s;
-	if (ioctl(p.fd, DAXNET_IOC_ATTACH, &at))
-		die("ATTACH");
-	st.conn = at.conn;
+	s = connect_attach(&p, argv[2], argv[3], &st.conn);
 	ret = sync_pair(&p);
 	check("owe-sync", ret == 0, "first sync %lld", ret);
 	rx_consume(&p, &st);
 	memset(p.pool + BS, marker, BS);
 	n = p.tx->num_slots;
 	h = h0 = p.tx->head;
-	for (i = 0; i < k; i++) {
-		p.txs[h] = (struct daxnet_slot){ .conn = at.conn, .buf_idx = 1,
-						 .len = BS, .flags = DAXNET_SLOT_DATA };
-		p.kheld[1]++;
-		h = daxnet_ring_next(h, n);
-	}
+	for (i = 0; i < k; i++)
+		h = tx_put(&p, h, st.conn, 1);
 	p.tx->head = p.tx->cur = h;
-	if (fail_grow(1)) {
+	if (dxt_knob_write("fail_release_grow", "Y")) {
 		check("owe-knob", 0, "no fault knob (a build without CONFIG_DAXNET_FAULT_INJECT) %llu", 0);
 		return failed;
 	}
@@ -938,17 +909,10 @@ static int owe_test(char **argv)
 	for (i = h0; i != h; i = daxnet_ring_next(i, n))
 		if (!(p.txs[i].flags & DAXNET_SLOT_BUF_HELD))
 			kdrop(&p, 1);
-	for (tries = 0; ret == 0 && p.kheld[1] && tries < 200; tries++) {
-		struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
-
-		poll(&pfd, 1, 50);
-		ret = sync_flags(&p, DAXNET_SYNC_RX);
-		for (i = p.rx->head; i != dxt_ktail(p.rx); i = daxnet_ring_next(i, p.rx->num_slots))
-			got += (p.rxs[i].flags & DAXNET_SLOT_RELEASE) && p.rxs[i].buf_idx == 1;
-		rx_consume(&p, &st);
-	}
+	if (ret == 0)
+		ret = await_release(&p, &st, 1, &got);
 	c = counters(&p);
-	fail_grow(0);
+	dxt_knob_write("fail_release_grow", "N");
 	check("owe-sync", ret == 0, "syncs %lld", ret);
 	check("owe-zc", c.tx_zc_bytes == (uint64_t)k * BS, "tx_zc_bytes=%llu",
 	      (unsigned long long)c.tx_zc_bytes);
@@ -961,24 +925,6 @@ static int owe_test(char **argv)
 	close(s);
 	close(p.fd);
 	return failed;
-}
-
-/* The test build's debugfs daxnet/txq_max (0: DXN_MAX_TXQ); 0 or -1. */
-static int txq_max(unsigned int v)
-{
-	const char *knob = "/sys/kernel/debug/daxnet/txq_max";
-	char b[16];
-	int fd, n, ok;
-
-	if (access(knob, F_OK))
-		system("mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null");
-	fd = open(knob, O_WRONLY);
-	if (fd < 0)
-		return -1;
-	n = snprintf(b, sizeof(b), "%u", v);
-	ok = write(fd, b, n) == n;
-	close(fd);
-	return ok ? 0 : -1;
 }
 
 /*
@@ -998,35 +944,20 @@ static int txq_max(unsigned int v)
  */
 static int limit_test(char **argv)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	struct daxnet_attach at = { 0 };
 	struct stream st = { .h = DXT_FNV_SEED };
 	struct daxnet_counters c;
 	static struct port p;
 	uint32_t h, h0, n, i, k = 8, lim = 4, held = 0, errs = 0;
-	int s, tries, ret, big = 1 << 20;
+	int s, ret, big = 1 << 20;
 
 	nbufs = 4;
 	nspare = 8;
 	nrx = 16;
 	ntx = 16;
 	port_open(&p);
-	a.sin_port = htons(atoi(argv[3]));
-	inet_pton(AF_INET, argv[2], &a.sin_addr);
-	for (tries = 0;; tries++) {
-		s = socket(AF_INET, SOCK_STREAM, 0);
-		setsockopt(s, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-		if (!connect(s, (struct sockaddr *)&a, sizeof(a)))
-			break;
-		if (tries == 100)
-			die("connect");
-		close(s);
-		usleep(100000);
-	}
-	at.fd = s;
-	if (ioctl(p.fd, DAXNET_IOC_ATTACH, &at))
-		die("ATTACH");
-	st.conn = at.conn;
+	s = connect_or_die(argv[2], argv[3]);
+	setsockopt(s, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+	st.conn = attach_fd(&p, s);
 	ret = sync_pair(&p);
 	check("limit-sync", ret == 0, "first sync %lld", ret);
 	rx_consume(&p, &st);
@@ -1034,16 +965,10 @@ static int limit_test(char **argv)
 	n = p.tx->num_slots;
 	h = h0 = p.tx->head;
 	memset(p.pool + 2 * BS, marker, BS);
-	for (i = 0; i < k; i++) {
-		uint32_t b = (i >= 4 && i < 6) || i == 7 ? 2 : 1;
-
-		p.txs[h] = (struct daxnet_slot){ .conn = at.conn, .buf_idx = b,
-						 .len = BS, .flags = DAXNET_SLOT_DATA };
-		p.kheld[b]++;
-		h = daxnet_ring_next(h, n);
-	}
+	for (i = 0; i < k; i++)
+		h = tx_put(&p, h, st.conn, (i >= 4 && i < 6) || i == 7 ? 2 : 1);
 	p.tx->head = p.tx->cur = h;
-	if (txq_max(lim)) {
+	if (dxt_knob_u32("txq_max", lim)) {
 		check("limit-knob", 0, "no txq_max knob (a build without CONFIG_DAXNET_FAULT_INJECT) %llu", 0);
 		return failed;
 	}
@@ -1057,7 +982,7 @@ static int limit_test(char **argv)
 			kdrop(&p, p.txs[i].buf_idx);
 	}
 	c = counters(&p);
-	txq_max(0);
+	dxt_knob_u32("txq_max", 0);
 	check("limit-sync", ret == 0, "TX sync %lld", ret);
 	check("limit-enobufs", errs == 2, "%llu slots failed with ENOBUFS, want 2", errs);
 	check("limit-gapless", p.txs[(h + n - 1) % n].flags & DAXNET_SLOT_ERROR,
@@ -1069,13 +994,8 @@ static int limit_test(char **argv)
 	      (unsigned long long)c.tx_zc_limited);
 	check("limit-bytes", c.tx_bytes == 6ull * BS, "tx_bytes=%llu",
 	      (unsigned long long)c.tx_bytes);
-	for (tries = 0; ret == 0 && p.kheld[1] && tries < 200; tries++) {
-		struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
-
-		poll(&pfd, 1, 50);
-		ret = sync_flags(&p, DAXNET_SYNC_RX);
-		rx_consume(&p, &st);
-	}
+	if (ret == 0)
+		ret = await_release(&p, &st, 1, NULL);
 	check("limit-releases", !p.kheld[1], "buffer 1 still held %llu times",
 	      (unsigned long long)p.kheld[1]);
 	printf("zc_guard: limit held=%u tx_zc_limited=%llu tx_zc_batches=%llu\n", held,
@@ -1091,32 +1011,6 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* Connect to ADDR:PORT (retrying while the server starts) and ATTACH. */
-static int connect_attach(struct port *p, const char *addr, const char *port,
-			  uint32_t *conn)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	struct daxnet_attach at = { 0 };
-	int s, tries;
-
-	a.sin_port = htons(atoi(port));
-	inet_pton(AF_INET, addr, &a.sin_addr);
-	for (tries = 0;; tries++) {
-		s = socket(AF_INET, SOCK_STREAM, 0);
-		if (!connect(s, (struct sockaddr *)&a, sizeof(a)))
-			break;
-		if (tries == 100)
-			die("connect");
-		close(s);
-		usleep(100000);
-	}
-	at.fd = s;
-	if (ioctl(p->fd, DAXNET_IOC_ATTACH, &at))
-		die("ATTACH");
-	*conn = at.conn;
-	return s;
 }
 
 /* Release at most max RX slots (RELEASEs counted back); true if some left. */
@@ -1151,7 +1045,7 @@ static int defer_test(char **argv)
 	struct daxnet_counters c;
 	static struct port p;
 	socklen_t al = sizeof(la);
-	uint32_t h, n, i, k = 6, conn;
+	uint32_t h, i, k = 6, conn;
 	int s, ls, cl[10], sv[10], ret, tries, wakeups = 0, e;
 	double t0, el = 0;
 
@@ -1160,7 +1054,7 @@ static int defer_test(char **argv)
 	nrx = 8;
 	ntx = 8;
 	port_open(&p);
-	if (fail_grow(1)) {
+	if (dxt_knob_write("fail_release_grow", "Y")) {
 		check("defer-knob", 0, "no fault knob (a build without CONFIG_DAXNET_FAULT_INJECT) %llu", 0);
 		return failed;
 	}
@@ -1169,14 +1063,9 @@ static int defer_test(char **argv)
 	ret = sync_pair(&p);
 	rx_consume(&p, &st);
 	memset(p.pool + BS, marker, BS);
-	n = p.tx->num_slots;
 	h = p.tx->head;
-	for (i = 0; i < k; i++) {
-		p.txs[h] = (struct daxnet_slot){ .conn = conn, .buf_idx = 1,
-						 .len = BS, .flags = DAXNET_SLOT_DATA };
-		p.kheld[1]++;
-		h = daxnet_ring_next(h, n);
-	}
+	for (i = 0; i < k; i++)
+		h = tx_put(&p, h, conn, 1);
 	p.tx->head = p.tx->cur = h;
 	if (!ret)
 		ret = sync_flags(&p, DAXNET_SYNC_TX);
@@ -1222,7 +1111,7 @@ static int defer_test(char **argv)
 		}
 		el = now_s() - t0;
 	} while (el < 1.0 || (!wakeups && el < 30));
-	fail_grow(0);
+	dxt_knob_write("fail_release_grow", "N");
 	check("defer-still", ret == 0 && p.kheld[1] == k, "buffer 1 held %llu times", p.kheld[1]);
 	check("defer-retry", wakeups >= 1, "wakeups %llu", wakeups);
 	check("defer-backoff", wakeups <= 2 + (int)(el * 20),

@@ -18,32 +18,9 @@
  * Buffer ownership follows the release rule of daxnet.h exactly.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-
-#include <linux/daxnet.h>
-
 #include "../ktest_util.h"
 
-#ifndef MAP_SHARED_VALIDATE
-#define MAP_SHARED_VALIDATE 0x03
-#endif
-#ifndef MAP_SYNC
-#define MAP_SYNC 0x80000
-#endif
+#include <sys/resource.h>
 
 #define NBUFS	4096
 #define BS	4096
@@ -330,30 +307,21 @@ static int server(int argc, char **argv)
 
 static int client(int argc, char **argv)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
 	uint64_t total = strtoull(argv[5], NULL, 0), pos = 0;
 	uint32_t ws = strtoul(argv[6], NULL, 0), held, b, i;
 	uint64_t h = 0xcbf29ce484222325ull;
 	struct daxnet_attach at = { 0 };
 	static struct port p;
-	int s, tries, eof_sent = 0;
+	int s, eof_sent = 0;
 
 	long long t0 = cpu_us();
 
 	if (!ws || ws > BS)
 		ws = BS;
 	port_open(&p, argv[4], !(argc > 7 && !strcmp(argv[7], "--copy")));
-	a.sin_port = htons(atoi(argv[3]));
-	inet_pton(AF_INET, argv[2], &a.sin_addr);
-	for (tries = 0;; tries++) {
-		s = socket(AF_INET, SOCK_STREAM, 0);
-		if (!connect(s, (struct sockaddr *)&a, sizeof(a)))
-			break;
-		if (tries == 100)
-			die("connect");
-		close(s);
-		msleep(100);
-	}
+	s = dxt_connect(argv[2], argv[3]);
+	if (s < 0)
+		die("connect");
 	at.fd = s;
 	if (ioctl(p.fd, DAXNET_IOC_ATTACH, &at))
 		die("ATTACH");

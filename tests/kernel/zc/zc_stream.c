@@ -11,19 +11,9 @@
  * and the client prints "zc_stream: client bytes=N sum=HEX" (sum is FNV-1a
  * 64 over the stream). The guest script compares the two sums and bad=0.
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-
 #include "../ktest_util.h"
+
+#include <netinet/tcp.h>
 
 static void die(const char *what)
 {
@@ -98,29 +88,17 @@ static int server(int argc, char **argv)
 
 static int client(char **argv)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
 	uint64_t total = strtoull(argv[4], NULL, 0), pos = 0;
 	size_t wsize = strtoul(argv[5], NULL, 0);
 	uint64_t h = DXT_FNV_SEED;
 	uint8_t *buf = malloc(wsize);
-	int s, one = 1, tries;
+	int s, one = 1;
 
 	if (!buf)
 		die("malloc");
-	a.sin_port = htons(atoi(argv[3]));
-	if (inet_pton(AF_INET, argv[2], &a.sin_addr) != 1)
-		die("address");
-	for (tries = 0;; tries++) {
-		s = socket(AF_INET, SOCK_STREAM, 0);
-		if (s < 0)
-			die("socket");
-		if (!connect(s, (struct sockaddr *)&a, sizeof(a)))
-			break;
-		if (tries == 100)
-			die("connect");
-		close(s);
-		msleep(100);
-	}
+	s = dxt_connect(argv[2], argv[3]);
+	if (s < 0)
+		die("connect");
 	setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	while (pos < total) {
 		size_t n = total - pos < wsize ? total - pos : wsize, i, off = 0;
