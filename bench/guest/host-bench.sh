@@ -58,11 +58,9 @@ while [ $# -gt 0 ]; do
 	*) echo "host-bench: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
-[ -n "$build" ] || { echo "host-bench: --build is required" >&2; exit 2; }
-build=$(cd "$build" && pwd)
 . "$src/tests/kernel/guest-lib.sh"
+guest_build_arg host-bench
 guest_init guest-bench
-say() { guest_say "$@"; }
 guest_require
 [ -f "$build/kernel/daxnet.ko" ] || { say "FAIL: $build/kernel/daxnet.ko not built"; exit 1; }
 [ -x "$build/bin/daxnet-httpd" ] || { say "FAIL: $build/bin/daxnet-httpd not built"; exit 1; }

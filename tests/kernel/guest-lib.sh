@@ -71,9 +71,18 @@ GUEST_PASSES=0
 GUEST_FAILS=0
 GUEST_SHOW_DEFAULT='^(daxnet-guest|DAXNET-|guest-init|\[ *[0-9.]+\] )'
 
+# guest_init TAG: messages from here on are "[TAG  SECONDS] ..." (say).
 guest_init() {
 	GUEST_TAG=$1
 	GUEST_T0=$(date +%s)
+	# shellcheck disable=SC2317 # called by the sourcing script
+	say() { guest_say "$@"; }
+}
+# guest_build_arg NAME: the script's --build (in $build) is required;
+# makes it absolute. NAME prefixes the usage error.
+guest_build_arg() {
+	[ -n "${build:-}" ] || { echo "$1: --build is required" >&2; exit 2; }
+	build=$(cd "$build" && pwd)
 }
 
 guest_say() {

@@ -40,13 +40,11 @@ while [ $# -gt 0 ]; do
 	*) echo "host-kernel-tests: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
-[ -n "$build" ] || { echo "host-kernel-tests: --build is required" >&2; exit 2; }
-build=$(cd "$build" && pwd)
 
 # shellcheck source=tests/kernel/guest-lib.sh
 . "$here/guest-lib.sh"
+guest_build_arg host-kernel-tests
 guest_init kernel-test
-say() { guest_say "$@"; }
 guest_require headers busybox
 kver=$GUEST_KVER
 

@@ -2,11 +2,12 @@
 /*
  * ktest_util.h - what the daxnet guest test programs share
  * (daxnet_ktest.c, zc/zc_ring.c, zc/zc_guard.c, zc/zc_stream.c,
- * tests/reliability/guest/ringfuzz.c): the system headers they all use,
- * MAP_SYNC for older libcs, REGISTER with an explicit geometry, mapping the
- * ring region and finding the first pair's rings, the acquire load of a
- * kernel tail, the stream pattern and its checksum, a TCP connect that
- * waits for the server, and the test build's debugfs knobs.
+ * tests/reliability/guest/ringfuzz.c): the system headers they all use
+ * (MAP_SYNC needs glibc 2.28 and _GNU_SOURCE), REGISTER with an explicit
+ * geometry, mapping the ring region and finding the first pair's rings,
+ * the acquire load of a kernel tail, the stream pattern and its checksum,
+ * a TCP connect that waits for the server, and the test build's debugfs
+ * knobs.
  * Header-only (static functions) so each program stays one source file.
  */
 #ifndef DAXNET_KTEST_UTIL_H
@@ -30,13 +31,6 @@
 #include <unistd.h>
 
 #include <linux/daxnet.h>
-
-#ifndef MAP_SHARED_VALIDATE
-#define MAP_SHARED_VALIDATE 0x03
-#endif
-#ifndef MAP_SYNC
-#define MAP_SYNC 0x80000
-#endif
 
 /* The geometry of one REGISTER (everything but the pool). */
 struct dxt_geom {

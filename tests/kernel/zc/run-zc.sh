@@ -36,7 +36,6 @@ build=$(cd "$build" && pwd)
 # shellcheck source=tests/kernel/guest-lib.sh
 . "$here/../guest-lib.sh"
 guest_init zc-test
-say() { guest_say "$@"; }
 guest_require headers
 kver=$GUEST_KVER
 

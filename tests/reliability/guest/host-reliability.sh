@@ -42,7 +42,6 @@ if [ -z "$build" ] || [ -z "$mode" ]; then echo "usage: $0 --build DIR ringfuzz|
 # shellcheck source=tests/kernel/guest-lib.sh
 . "$src/tests/kernel/guest-lib.sh"
 guest_init reliability-guest
-say() { guest_say "$@"; }
 # shellcheck disable=SC2119 # (no optional requirements)
 guest_require
 [ -f "$build/kernel/daxnet.ko" ] || guest_skip "$build/kernel/daxnet.ko is not built"
