@@ -375,20 +375,28 @@ def keyspace(r, port):
     eq(r1.copy("in1", "in1c", destination_db=0), True, "copy db after swapdb")
     eq(r.get("in1c"), b"x", "copied into (swapped) db 0")
     # a WATCH follows its key to the database's new place
-    with r.pipeline() as p:
-        p.watch("wk")
+    def swap_and_set():
         eq(r.swapdb(0, 1), True, "swapdb while watching a missing key")
         r.set("wk", "other")
-        p.multi()
-        p.set("wk", "mine")
-        try:
-            p.execute()
-            check(False, "EXEC after a watched key was set (after a SWAPDB) succeeded")
-        except redis.WatchError:
-            pass
+    exec_fails_after(r, "wk", swap_and_set, "EXEC after a watched key was set (after a SWAPDB) succeeded")
     r.flushall()
     eq((r.dbsize(), r1.dbsize()), (0, 0), "flushall after swapdb")
     r1.close()
+
+
+def exec_fails_after(r, key, change, what):
+    """WATCH key, change() (another client's write), then MULTI, SET key,
+    EXEC: the EXEC must fail with WatchError (`what` says otherwise)."""
+    with r.pipeline() as p:
+        p.watch(key)
+        change()
+        p.multi()
+        p.set(key, "mine")
+        try:
+            p.execute()
+            check(False, what)
+        except redis.WatchError:
+            pass
 
 
 def transactions(r, port):
@@ -408,16 +416,7 @@ def transactions(r, port):
     eq(r.get("tc"), b"3", "transaction() with WATCH")
     # WATCH: a change by another client fails the EXEC
     other = redis.Redis(port=port)
-    with r.pipeline() as p:
-        p.watch("w")
-        other.set("w", "changed")
-        p.multi()
-        p.set("w", "mine")
-        try:
-            p.execute()
-            check(False, "EXEC after a watched key changed succeeded")
-        except redis.WatchError:
-            pass
+    exec_fails_after(r, "w", lambda: other.set("w", "changed"), "EXEC after a watched key changed succeeded")
     eq(r.get("w"), b"changed", "the failed EXEC wrote nothing")
     # an error inside EXEC (not while queueing) does not stop the others
     p = r.pipeline()

@@ -525,20 +525,29 @@ def _wait_info(c, name, at_least, seconds=60):
         time.sleep(0.1)
 
 
-def test_kv_output_limit(ctx):
-    """A client that never reads is closed over --client-output-buffer-limit (hard, then soft for its seconds); others are served."""
-    srv = start_kv(ctx, extra=["--pool-size", "64M", "--client-output-buffer-limit", "1mb 0 0"])
+def _output_limit_closes(ctx, pool_size, limit, value, which):
+    """A kv with --client-output-buffer-limit `limit` closes a client that
+    pipelines 4000 GETs of the 1 KiB `value` and never reads (once); returns
+    the server and a second client that reads (`which` limit: for the
+    messages)."""
+    srv = start_kv(ctx, extra=["--pool-size", pool_size, "--client-output-buffer-limit", limit])
     p = srv.port("resp")
     good = RespClient(p, timeout=60)  # the timeout only bounds the test
-    value = os.urandom(1024)
     check(good.call("SET", "v1k", value) == "OK", "SET")
-    # 4000 GETs of 1 KiB = 4 MB of replies, never read: over the 1 MB hard limit.
     bad = _never_reader(p, RespClient.encode("GET", "v1k") * 4000)
     info = _wait_info(good, "client_output_limit_closes", 1)
-    check(int(info["daxnet_client_output_limit_closes"]) == 1, "hard limit: closes = %s" %
-          info.get("daxnet_client_output_limit_closes"))
-    check(_closed_by_server(bad), "the client over the hard limit is still connected")
+    check(int(info["daxnet_client_output_limit_closes"]) == 1, "%s limit: closes = %s" %
+          (which, info.get("daxnet_client_output_limit_closes")))
+    check(_closed_by_server(bad), "the client over the %s limit is still connected" % which)
     bad.close()
+    return srv, good
+
+
+def test_kv_output_limit(ctx):
+    """A client that never reads is closed over --client-output-buffer-limit (hard, then soft for its seconds); others are served."""
+    value = os.urandom(1024)
+    # 4000 GETs of 1 KiB = 4 MB of replies, never read: over the 1 MB hard limit.
+    srv, good = _output_limit_closes(ctx, "64M", "1mb 0 0", value, "hard")
     check(good.call("GET", "v1k") == value, "GET beside the closed client")
     # A reader that keeps up is never closed, whatever it reads in total.
     for _ in range(10):
@@ -549,16 +558,7 @@ def test_kv_output_limit(ctx):
     srv.stop()
 
     # Soft limit: over 64 KiB for more than 1 s in a row closes the client.
-    srv = start_kv(ctx, extra=["--pool-size", "16M", "--client-output-buffer-limit", "normal 0 64kb 1"])
-    p = srv.port("resp")
-    good = RespClient(p, timeout=60)
-    check(good.call("SET", "v1k", value) == "OK", "SET")
-    bad = _never_reader(p, RespClient.encode("GET", "v1k") * 4000)
-    info = _wait_info(good, "client_output_limit_closes", 1)
-    check(int(info["daxnet_client_output_limit_closes"]) == 1, "soft limit: closes = %s" %
-          info.get("daxnet_client_output_limit_closes"))
-    check(_closed_by_server(bad), "the client over the soft limit is still connected")
-    bad.close()
+    srv, good = _output_limit_closes(ctx, "16M", "normal 0 64kb 1", value, "soft")
     check(good.call("PING") == "PONG", "PING")
     good.close()
     srv.stop()
