@@ -55,16 +55,38 @@ void check_no_leak(DramPool& pool)
 	CHECK(pool.alloc.check());
 }
 
+// The options of the nearly-full-ring cases: 8 RX and 8 spare slots.
+daxnet::PortOptions small_rings()
+{
+	daxnet::PortOptions opt;
+	opt.rx_slots = 8;
+	opt.spare_slots = 8;
+	return opt;
+}
+
+// The frame of most cases: a port on pool with opt, one loopback pair
+// whose server end is attached (with cookie); body(port, pair, id), then the port
+// closes and every pool buffer must be back.
+template <class Body>
+void with_one_conn(DramPool& pool, const std::string& tname, const daxnet::PortOptions& opt, Body&& body,
+		   std::uint64_t cookie = 0)
+{
+	{
+		Port port = open_port(pool, tname, opt);
+		Pair p = connected_pair();
+		std::uint32_t id = attach(port, p.server.get(), cookie);
+		body(port, p, id);
+	}
+	check_no_leak(pool);
+}
+
 }  // namespace
 
 TEST_CASE("one connection: NEW_CONN first, 1-byte and 1 MiB messages in order, EOF once", "[unit]")
 {
 	auto tname = GENERATE(from_range(transports()));
 	DramPool pool;
-	{
-		Port port = open_port(pool, tname);
-		Pair p = connected_pair();
-		std::uint32_t id = attach(port, p.server.get(), 42);
+	with_one_conn(pool, tname, {}, [&](Port& port, Pair& p, std::uint32_t id) {
 		std::string msg = std::string(1, 'x') + make_stream(1, 1u << 20);
 		PeerThread peer(p.client.get(), [&] {
 			write_all(p.client.get(), msg.data(), 1);
@@ -93,18 +115,14 @@ TEST_CASE("one connection: NEW_CONN first, 1-byte and 1 MiB messages in order, E
 		CHECK(k.rx_bytes == msg.size());
 		CHECK(k.syncs > 0);
 		CHECK(port.detach(id).ok());
-	}
-	check_no_leak(pool);
+	}, 42);
 }
 
 TEST_CASE("echo: TX straight from received buffers, kept buffers and copies reach the peer in order", "[unit]")
 {
 	auto tname = GENERATE(from_range(transports()));
 	DramPool pool;
-	{
-		Port port = open_port(pool, tname);
-		Pair p = connected_pair();
-		std::uint32_t id = attach(port, p.server.get());
+	with_one_conn(pool, tname, {}, [&](Port& port, Pair& p, std::uint32_t id) {
 		std::string msg = make_stream(2, 300000);
 		std::string got;
 		std::atomic<bool> peer_done{false};
@@ -155,8 +173,7 @@ TEST_CASE("echo: TX straight from received buffers, kept buffers and copies reac
 		CHECK((got.substr(0, msg.size()) == msg));
 		CHECK(got.substr(msg.size()) == "done!");
 		CHECK(port.detach(id).ok());
-	}
-	check_no_leak(pool);
+	});
 }
 
 TEST_CASE("1000 concurrent connections each deliver their own checksummed stream", "[unit]")
@@ -236,10 +253,7 @@ TEST_CASE("byte-at-a-time sender: every byte arrives once, in order", "[unit]")
 {
 	auto tname = GENERATE(from_range(transports()));
 	DramPool pool;
-	{
-		Port port = open_port(pool, tname);
-		Pair p = connected_pair();
-		std::uint32_t id = attach(port, p.server.get());
+	with_one_conn(pool, tname, {}, [&](Port& port, Pair& p, std::uint32_t id) {
 		std::string msg = make_stream(3, 3000);
 		PeerThread peer(p.client.get(), [&] {
 			for (std::size_t i = 0; i < msg.size(); i++) {
@@ -255,8 +269,7 @@ TEST_CASE("byte-at-a-time sender: every byte arrives once, in order", "[unit]")
 		REQUIRE(ok);
 		CHECK((col.conns[id].data == msg));
 		CHECK(port.detach(id).ok());
-	}
-	check_no_leak(pool);
+	});
 }
 
 TEST_CASE("peer close mid-message: all bytes, then EOF once; reset: ERROR once, nothing after", "[unit]")
@@ -299,13 +312,7 @@ TEST_CASE("a full RX ring stops reading without losing bytes", "[unit]")
 {
 	auto tname = GENERATE(from_range(transports()));
 	DramPool pool;
-	{
-		daxnet::PortOptions opt;
-		opt.rx_slots = 8;
-		opt.spare_slots = 8;
-		Port port = open_port(pool, tname, opt);
-		Pair p = connected_pair();
-		std::uint32_t id = attach(port, p.server.get());
+	with_one_conn(pool, tname, small_rings(), [&](Port& port, Pair& p, std::uint32_t id) {
 		std::string msg = make_stream(5, 4u << 20);
 		PeerThread peer = stream_peer(p.client.get(), msg);
 		// Do not release anything for a while: the ring fills and stays full.
@@ -323,18 +330,14 @@ TEST_CASE("a full RX ring stops reading without losing bytes", "[unit]")
 		CHECK(daxnet::pmem::crc32c(col.conns[id].data.data(), msg.size()) ==
 		      daxnet::pmem::crc32c(msg.data(), msg.size()));
 		CHECK(port.detach(id).ok());
-	}
-	check_no_leak(pool);
+	});
 }
 
 TEST_CASE("an exhausted pool stops reading without losing bytes; kept buffers stay intact", "[unit]")
 {
 	auto tname = GENERATE(from_range(transports()));
 	DramPool pool(4u << 20);  // few hundred buffers
-	{
-		Port port = open_port(pool, tname);
-		Pair p = connected_pair();
-		std::uint32_t id = attach(port, p.server.get());
+	with_one_conn(pool, tname, {}, [&](Port& port, Pair& p, std::uint32_t id) {
 		std::string msg = make_stream(6, 8u << 20);
 		PeerThread peer = stream_peer(p.client.get(), msg);
 		// Keep every received buffer until the pool runs dry.
@@ -381,8 +384,7 @@ TEST_CASE("an exhausted pool stops reading without losing bytes; kept buffers st
 		REQUIRE(data.size() == msg.size());
 		CHECK(daxnet::pmem::crc32c(data.data(), data.size()) == daxnet::pmem::crc32c(msg.data(), msg.size()));
 		CHECK(port.detach(id).ok());
-	}
-	check_no_leak(pool);
+	});
 }
 
 TEST_CASE("bad input is refused with a clear error", "[unit]")
@@ -449,10 +451,7 @@ TEST_CASE("a corrupt ring index fails the sync with EINVAL and changes nothing",
 {
 	auto tname = GENERATE(from_range(transports()));
 	DramPool pool;
-	{
-		Port port = open_port(pool, tname);
-		Pair p = connected_pair();
-		std::uint32_t id = attach(port, p.server.get());
+	with_one_conn(pool, tname, {}, [&](Port& port, Pair&, std::uint32_t id) {
 		REQUIRE(port.sync() >= 0);
 		// Write the shared ring the way a buggy application would.
 		daxnet_ring* ring = port.raw_ring(0, DAXNET_RING_RX);
@@ -464,8 +463,7 @@ TEST_CASE("a corrupt ring index fails the sync with EINVAL and changes nothing",
 		CHECK(port.sync() >= 0);
 		CHECK(port.counters().bad >= 1);
 		CHECK(port.detach(id).ok());
-	}
-	check_no_leak(pool);
+	});
 }
 
 TEST_CASE("kernel-owned ring fields scribbled by the application are never trusted and tails are repaired",
@@ -634,10 +632,7 @@ TEST_CASE("detach flushes queued TX first; a detached connection gets no more sl
 {
 	auto tname = GENERATE(from_range(transports()));
 	DramPool pool;
-	{
-		Port port = open_port(pool, tname);
-		Pair p = connected_pair();
-		std::uint32_t id = attach(port, p.server.get());
+	with_one_conn(pool, tname, {}, [&](Port& port, Pair& p, std::uint32_t id) {
 		std::string msg = make_stream(7, 200000);
 		REQUIRE(port.send_copy(id, std::as_bytes(std::span(msg))) == static_cast<long>(msg.size()));
 		std::string got;
@@ -653,8 +648,7 @@ TEST_CASE("detach flushes queued TX first; a detached connection gets no more sl
 		// The bytes stayed in the socket.
 		char buf[8];
 		CHECK(::recv(p.server.get(), buf, sizeof(buf), MSG_DONTWAIT) == 4);
-	}
-	check_no_leak(pool);
+	});
 }
 
 TEST_CASE("ports with several ring pairs keep connections on their own pair", "[unit]")
@@ -694,15 +688,8 @@ TEST_CASE("detach mid-stream without DISCARD: bytes published before it + bytes 
 	auto tname = GENERATE(from_range(transports()));
 	auto small_ring = GENERATE(false, true);  // small RX ring: detach may meet a full ring (EBUSY, retry)
 	DramPool pool;
-	{
-		daxnet::PortOptions opt;
-		if (small_ring) {
-			opt.rx_slots = 8;
-			opt.spare_slots = 8;
-		}
-		Port port = open_port(pool, tname, opt);
-		Pair p = connected_pair();
-		std::uint32_t id = attach(port, p.server.get());
+	const daxnet::PortOptions opt = small_ring ? small_rings() : daxnet::PortOptions{};
+	with_one_conn(pool, tname, opt, [&](Port& port, Pair& p, std::uint32_t id) {
 		std::string msg = make_stream(8, 6u << 20);
 		PeerThread peer = stream_peer(p.client.get(), msg);
 		Collector col;
@@ -739,21 +726,14 @@ TEST_CASE("detach mid-stream without DISCARD: bytes published before it + bytes 
 		std::string all = before + after;
 		CHECK(daxnet::pmem::crc32c(all.data(), all.size()) == daxnet::pmem::crc32c(msg.data(), msg.size()));
 		CHECK(col.conns[id].error == 0);
-	}
-	check_no_leak(pool);
+	});
 }
 
 TEST_CASE("detach with DISCARD mid-stream drops unpublished bytes without leaking buffers", "[unit]")
 {
 	auto tname = GENERATE(from_range(transports()));
 	DramPool pool;
-	{
-		daxnet::PortOptions opt;
-		opt.rx_slots = 8;
-		opt.spare_slots = 8;
-		Port port = open_port(pool, tname, opt);
-		Pair p = connected_pair();
-		std::uint32_t id = attach(port, p.server.get());
+	with_one_conn(pool, tname, small_rings(), [&](Port& port, Pair& p, std::uint32_t id) {
 		std::string msg = make_stream(9, 2u << 20);
 		PeerThread peer = stream_peer(p.client.get(), msg);
 		Collector col;
@@ -769,8 +749,7 @@ TEST_CASE("detach with DISCARD mid-stream drops unpublished bytes without leakin
 		peer.join();
 		CHECK(col.conns[id].data.size() + rest.size() <= msg.size());
 		CHECK(col.conns[id].after_end == 0);
-	}
-	check_no_leak(pool);
+	});
 }
 
 namespace {
@@ -842,10 +821,7 @@ TEST_CASE("echo of 64-byte messages: pool buffers per 1000 messages; slices, BUF
 {
 	auto tname = GENERATE(from_range(transports()));
 	DramPool pool;
-	{
-		Port port = open_port(pool, tname);
-		Pair p = connected_pair();
-		std::uint32_t id = attach(port, p.server.get());
+	with_one_conn(pool, tname, {}, [&](Port& port, Pair& p, std::uint32_t id) {
 		constexpr int kMsgs = 2000;
 		EchoStats st = small_echo(port, p, id, kMsgs, 64);
 		std::printf("[packing] transport=%s messages=%d rx_data_slots=%llu pool_buffers=%llu "
@@ -864,18 +840,14 @@ TEST_CASE("echo of 64-byte messages: pool buffers per 1000 messages; slices, BUF
 		if (tname == "uring")
 			CHECK(st.held == 0);  // provided buffers are consumed whole
 		CHECK(port.detach(id).ok());
-	}
-	check_no_leak(pool);
+	});
 }
 
 TEST_CASE("DAXNET_SYNC_TX moves only TX, DAXNET_SYNC_RX only RX", "[unit]")
 {
 	auto tname = GENERATE(from_range(transports()));
 	DramPool pool;
-	{
-		Port port = open_port(pool, tname);
-		Pair p = connected_pair();
-		std::uint32_t id = attach(port, p.server.get());
+	with_one_conn(pool, tname, {}, [&](Port& port, Pair& p, std::uint32_t id) {
 		Collector col;
 		REQUIRE(run_until([&] { return col.conns[id].new_conn > 0; }, [&] { round(port, col, 1); }));
 		CHECK(port.sync(DAXNET_RING_ALL, 0x80) == -EINVAL);
@@ -908,8 +880,7 @@ TEST_CASE("DAXNET_SYNC_TX moves only TX, DAXNET_SYNC_RX only RX", "[unit]")
 		REQUIRE(port.sync(DAXNET_RING_ALL, DAXNET_SYNC_TX) >= 0);
 		CHECK(read_n(p.client.get(), 3, 10) == "xyz");
 		CHECK(port.detach(id).ok());
-	}
-	check_no_leak(pool);
+	});
 }
 
 TEST_CASE("requests split across two receives and kept by swapping a spare in leave the transport's stock bounded",
