@@ -26,15 +26,11 @@
 
 namespace {
 
-using daxnet::fuzz::same_however_sliced;
-using daxnet::fuzz::Slicer;
-using daxnet::fuzz::WireSlices;
+using namespace daxnet::fuzz;
 using daxnet::proto::HttpLimits;
 using daxnet::proto::HttpMethod;
 using daxnet::proto::HttpParser;
 using daxnet::proto::HttpRequest;
-using daxnet::proto::ParseStatus;
-using daxnet::proto::SliceChain;
 
 struct Request {
 	HttpRequest r;

@@ -16,9 +16,14 @@
 #include <vector>
 
 #include "daxnet/proto/chain.h"
+#include "daxnet/proto/resp.h"  // ParseStatus
 #include "fuzz.h"
 
 namespace daxnet::fuzz {
+
+// What both parser fuzzers name.
+using proto::ParseStatus;
+using proto::SliceChain;
 
 /// The wire as a chain of slices: whole (`sl` null), cut by `sl`, or a
 /// byte at a time (`bytewise`).

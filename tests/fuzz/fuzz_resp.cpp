@@ -25,13 +25,9 @@
 
 namespace {
 
-using daxnet::fuzz::same_however_sliced;
-using daxnet::fuzz::Slicer;
-using daxnet::fuzz::WireSlices;
-using daxnet::proto::ParseStatus;
+using namespace daxnet::fuzz;
 using daxnet::proto::RespLimits;
 using daxnet::proto::RespParser;
-using daxnet::proto::SliceChain;
 using daxnet::proto::StreamRange;
 
 struct Request {

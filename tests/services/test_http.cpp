@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <utility>
 
 #include "proto_util.h"
 
@@ -66,19 +67,25 @@ TEST_CASE("HTTP Expect 100-continue is reported once the headers are complete", 
 
 TEST_CASE("HTTP malformed requests are refused with the matching status", "[unit][http]")
 {
-	CHECK(run_http("GET\r\n\r\n", 1).status == 400);
-	CHECK(run_http("GET  HTTP/1.1\r\n\r\n", 1).status == 400);
-	CHECK(run_http("GET / HTTP/2.0\r\n\r\n", 1).status == 505);
-	CHECK(run_http("GET / FOO/1.1\r\n\r\n", 1).status == 400);
-	CHECK(run_http("GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", 1).status == 400);
-	CHECK(run_http("GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", 1).status == 400);
-	CHECK(run_http("GET / HTTP/1.1\rX", 1).status == 400);
-	CHECK(run_http("POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", 1).status == 400);
-	CHECK(run_http("POST / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n", 1).status == 400);
-	CHECK(run_http("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 1).status == 400);
-	CHECK(run_http("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", 1).status == 400);
-	CHECK(run_http("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 1).status == 501);
-	CHECK(run_http("G\x01T / HTTP/1.1\r\n\r\n", 1).status == 400);
+	const std::pair<std::string, int> cases[] = {
+		{"GET\r\n\r\n", 400},
+		{"GET  HTTP/1.1\r\n\r\n", 400},
+		{"GET / HTTP/2.0\r\n\r\n", 505},
+		{"GET / FOO/1.1\r\n\r\n", 400},
+		{"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", 400},
+		{"GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", 400},
+		{"GET / HTTP/1.1\rX", 400},
+		{"POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", 400},
+		{"POST / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n", 400},
+		{"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400},
+		{"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", 400},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 501},
+		{"G\x01T / HTTP/1.1\r\n\r\n", 400},
+	};
+	for (const auto& [wire, status] : cases) {
+		CAPTURE(wire);
+		CHECK(run_http(wire, 1).status == status);
+	}
 }
 
 TEST_CASE("HTTP header and body limits give 414, 431 and 413", "[unit][http]")
