@@ -16,21 +16,6 @@ using namespace daxnet::test;
 
 namespace {
 
-// A ring of 512 slots (32 kept for freeing entries), checkpoint halves of
-// 448 records.
-MemPool::Layout small_ring()
-{
-	return {.buffer_size = 2048, .buffers = 1024, .wal_size = 4096 + 64 * 512, .ckpt_size = 64 * 1024};
-}
-
-KvOptions opts(std::uint32_t step)
-{
-	KvOptions o;
-	o.clock = kv_test_clock;
-	o.checkpoint_step = step;
-	return o;
-}
-
 std::string val(const std::string& key, int gen)
 {
 	return key + "=v" + std::to_string(gen);
@@ -66,9 +51,9 @@ TEST_CASE("a batch that runs out of log room is taken back whole, with no checkp
 	// durable on their own (half an EXEC, half a script after a crash).
 	const std::uint32_t step = GENERATE(0u, 16u);
 	CAPTURE(step);
-	MemPool p(small_ring());
+	MemPool p(small_ring_layout());
 	BufferAllocator alloc;
-	auto kv = std::move(*KvStore::open(p.view(), alloc, opts(step)));
+	auto kv = std::move(*KvStore::open(p.view(), alloc, kv_test_options(step)));
 	RxSim rx(p.view(), alloc);
 	base(*kv, rx);
 	const FlatState before = flatten(*kv, kv_test_clock());
@@ -113,7 +98,7 @@ TEST_CASE("a batch that runs out of log room is taken back whole, with no checkp
 	rx.release();
 	CHECK(alloc.check());
 	{
-		Recovered r(p, opts(step));
+		Recovered r(p, kv_test_options(step));
 		CHECK(r.report.stop == RecoveryReport::Stop::clean);
 		CHECK(flatten(*r.kv, kv_test_clock()) == before);
 	}
@@ -129,19 +114,16 @@ TEST_CASE("a batch that runs out of log room is taken back whole, with no checkp
 	rx.release();
 	CHECK(kv->wal().stats().checkpoints > checkpoints);
 	const FlatState now = flatten(*kv, kv_test_clock());
-	Recovered r(p, opts(step));
+	Recovered r(p, kv_test_options(step));
 	CHECK(flatten(*r.kv, kv_test_clock()) == now);
 }
 
-TEST_CASE("a multi-key write refused at its k-th key keeps none of the keys before it", "[unit][pmem]")
+TEST_CASE_METHOD(SmallRingStore<16>, "a multi-key write refused at its k-th key keeps none of the keys before it",
+		 "[unit][pmem]")
 {
 	// MSET's all or nothing (examples/kv stage_pairs): the keys staged
 	// before a refused one are taken back, also inside a larger group
 	// (a nested mark), which keeps what it staged before.
-	MemPool p(small_ring());
-	BufferAllocator alloc;
-	auto kv = std::move(*KvStore::open(p.view(), alloc, opts(16)));
-	RxSim rx(p.view(), alloc);
 	base(*kv, rx);
 	const KvStore::BatchMark outer = kv->batch_begin();
 	REQUIRE(put(*kv, rx, "k1", "outer") == 0);
@@ -159,17 +141,13 @@ TEST_CASE("a multi-key write refused at its k-th key keeps none of the keys befo
 	kv->batch_end();
 	REQUIRE(kv->commit() == 1);
 	rx.release();
-	Recovered r(p, opts(16));
+	Recovered r(p, kv_test_options(16));
 	CHECK(flatten(*r.kv, kv_test_clock()) == mid);
 	(void)outer;
 }
 
-TEST_CASE("a FLUSHALL inside a batch is taken back whole", "[unit][pmem]")
+TEST_CASE_METHOD(SmallRingStore<16>, "a FLUSHALL inside a batch is taken back whole", "[unit][pmem]")
 {
-	MemPool p(small_ring());
-	BufferAllocator alloc;
-	auto kv = std::move(*KvStore::open(p.view(), alloc, opts(16)));
-	RxSim rx(p.view(), alloc);
 	base(*kv, rx);
 	const FlatState before = flatten(*kv, kv_test_clock());
 	const std::uint64_t records = kv->live_records();
@@ -195,12 +173,9 @@ TEST_CASE("a FLUSHALL inside a batch is taken back whole", "[unit][pmem]")
 	CHECK(alloc.check());
 }
 
-TEST_CASE("a write refused for checkpoint capacity inside a batch is remembered", "[unit][pmem]")
+TEST_CASE_METHOD(SmallRingStore<16>, "a write refused for checkpoint capacity inside a batch is remembered",
+		 "[unit][pmem]")
 {
-	MemPool p(small_ring());
-	BufferAllocator alloc;
-	auto kv = std::move(*KvStore::open(p.view(), alloc, opts(16)));
-	RxSim rx(p.view(), alloc);
 	const KvStore::BatchMark m = kv->batch_begin();
 	CHECK(kv->admit(kv->record_limit() + 1, 1) == -ENOSPC);
 	CHECK(kv->batch_refused());

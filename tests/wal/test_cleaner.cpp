@@ -107,6 +107,45 @@ void check_values(KvStore& kv, std::size_t n_old, std::size_t from, std::size_t 
 	}
 }
 
+/// The store of most tests (TEST_CASE_METHOD: the body sees p, alloc, kv,
+/// rx): a fragmentation-test pool, the cleaner on.
+struct CleanerStore {
+	MemPool p{frag_pool()};
+	BufferAllocator alloc;
+	std::unique_ptr<KvStore> kv = std::move(*KvStore::open(p.view(), alloc, opts(true)));
+	RxSim rx{p.view(), alloc};
+
+	/// Ends passes until more than `above` buffers are free (3000 passes
+	/// at most); returns the fewest free seen.
+	std::size_t passes_until_free(std::size_t above)
+	{
+		std::size_t lowest = alloc.free_count();
+		for (int pass = 0; pass < 3000 && alloc.free_count() <= above; pass++) {
+			end_of_pass(*kv, rx);
+			lowest = std::min(lowest, alloc.free_count());
+		}
+		return lowest;
+	}
+};
+
+/// Takes free buffers until `floor` are left (the network layer holding
+/// them, as in a service at its reserve); they go into held.
+void hold_down_to(BufferAllocator& alloc, std::size_t floor, std::vector<std::uint32_t>& held)
+{
+	while (alloc.free_count() > floor)
+		held.push_back(static_cast<std::uint32_t>(alloc.alloc()));
+}
+
+/// Gives the held buffers back, then checks that recovery finds what kv holds.
+void unhold_and_check_recovery(MemPool& p, BufferAllocator& alloc, const std::vector<std::uint32_t>& held,
+			       const KvStore& kv)
+{
+	for (std::uint32_t b : held)
+		alloc.unref(b);
+	Recovered r(p, opts(false));
+	CHECK(flatten(*r.kv, kv_test_clock()) == flatten(kv, kv_test_clock()));
+}
+
 }  // namespace
 
 TEST_CASE("a pool fragmented by deletes keeps accepting writes through the cleaner", "[unit][pmem]")
@@ -353,16 +392,12 @@ TEST_CASE("fragmentation alone starts a cycle when it wins enough buffers", "[un
 	check_values(*kv, 40 * 16, 0, 0);
 }
 
-TEST_CASE("a cycle that cannot empty a buffer asks for no checkpoint", "[unit][pmem]")
+TEST_CASE_METHOD(CleanerStore, "a cycle that cannot empty a buffer asks for no checkpoint", "[unit][pmem]")
 {
 	// Regression: a cycle whose victims kept their live data (payloads
 	// that fail their CRC, expired keys) still asked for a checkpoint,
 	// and the next scan chose the same victims: a checkpoint per cycle for
 	// nothing, for ever.
-	MemPool p(frag_pool());
-	BufferAllocator alloc;
-	auto kv = std::move(*KvStore::open(p.view(), alloc, opts(true)));
-	RxSim rx(p.view(), alloc);
 	const std::size_t n = fragment(*kv, rx);
 	for (std::size_t i = 0; i < n; i += 16)
 		damage(*kv, "key:" + std::to_string(i));
@@ -408,7 +443,7 @@ TEST_CASE("with whole checkpoints (checkpoint_step 0) the cleaner still gets its
 	check_values(*kv, n, 0, 0);
 }
 
-TEST_CASE("a fragmented pool full to the service reserve gets its buffers back", "[unit][pmem]")
+TEST_CASE_METHOD(CleanerStore, "a fragmented pool full to the service reserve gets its buffers back", "[unit][pmem]")
 {
 	// Regression (issue 14): the cleaner took no destination buffer once
 	// free buffers were at the service reserve -- exactly when a service
@@ -416,23 +451,14 @@ TEST_CASE("a fragmented pool full to the service reserve gets its buffers back",
 	// cycle would give most of it back. A cycle known to free more than
 	// it takes may now use the reserve for what it was judged to need,
 	// never the last half of it.
-	MemPool p(frag_pool());
-	BufferAllocator alloc;
-	auto kv = std::move(*KvStore::open(p.view(), alloc, opts(true)));
-	RxSim rx(p.view(), alloc);
 	const std::size_t n = fragment(*kv, rx);
 	const std::uint32_t reserve = service_reserve(alloc.count());
 	CHECK(reserve == 32);
 	// The rest of the pool is taken (the network layer holds it): free
 	// buffers are at the reserve, where the services refuse writes.
 	std::vector<std::uint32_t> held;
-	while (alloc.free_count() > reserve)
-		held.push_back(static_cast<std::uint32_t>(alloc.alloc()));
-	std::size_t lowest = alloc.free_count();
-	for (int pass = 0; pass < 3000 && alloc.free_count() <= reserve + 100; pass++) {
-		end_of_pass(*kv, rx);
-		lowest = std::min(lowest, alloc.free_count());
-	}
+	hold_down_to(alloc, reserve, held);
+	const std::size_t lowest = passes_until_free(reserve + 100);
 	const auto& cs = kv->cleaner_stats();
 	CHECK(cs.cycles >= 1);
 	CHECK(cs.moved_entries == n / 16);
@@ -442,14 +468,12 @@ TEST_CASE("a fragmented pool full to the service reserve gets its buffers back",
 	CHECK(lowest < reserve);
 	CHECK(alloc.free_count() > reserve + 100);
 	check_values(*kv, n, 0, 0);
-	for (std::uint32_t b : held)
-		alloc.unref(b);
-	Recovered r(p, opts(false));
-	CHECK(flatten(*r.kv, kv_test_clock()) == flatten(*kv, kv_test_clock()));
+	unhold_and_check_recovery(p, alloc, held, *kv);
 }
 
-TEST_CASE("a cycle that needs more than half the reserve still finishes and the store stays usable",
-	  "[unit][pmem]")
+TEST_CASE_METHOD(CleanerStore,
+		 "a cycle that needs more than half the reserve still finishes and the store stays usable",
+		 "[unit][pmem]")
 {
 	// Regression (issue 14 review): a cycle started at the reserve took
 	// every candidate and was judged to need more destination buffers than
@@ -457,10 +481,6 @@ TEST_CASE("a cycle that needs more than half the reserve still finishes and the 
 	// a buffer forever with its victims half moved, never asking for the
 	// checkpoint that gives them back. Now it takes the victims that fit
 	// what it may take (and one that runs short all the same ends early).
-	MemPool p(frag_pool());
-	BufferAllocator alloc;
-	auto kv = std::move(*KvStore::open(p.view(), alloc, opts(true)));
-	RxSim rx(p.view(), alloc);
 	// 200 buffers of 16 keys; 7 of each 16 stay: every buffer 37 % live.
 	const std::size_t n = 200 * 16;
 	REQUIRE(write_keys(*kv, rx, 0, n, 100) == n);
@@ -479,14 +499,9 @@ TEST_CASE("a cycle that needs more than half the reserve still finishes and the 
 	REQUIRE(kv->checkpoint() == 0);
 	const std::uint32_t reserve = service_reserve(alloc.count());
 	std::vector<std::uint32_t> held;
-	while (alloc.free_count() > reserve)
-		held.push_back(static_cast<std::uint32_t>(alloc.alloc()));
+	hold_down_to(alloc, reserve, held);
 	// Nothing is written: only the cleaner can give buffers back.
-	std::size_t lowest = alloc.free_count();
-	for (int pass = 0; pass < 3000 && alloc.free_count() <= reserve + 60; pass++) {
-		end_of_pass(*kv, rx);
-		lowest = std::min(lowest, alloc.free_count());
-	}
+	const std::size_t lowest = passes_until_free(reserve + 60);
 	const auto& cs = kv->cleaner_stats();
 	CHECK(cs.cycles >= 2);
 	CHECK(cs.freed_buffers >= 60);
@@ -515,10 +530,7 @@ TEST_CASE("a cycle that needs more than half the reserve still finishes and the 
 		if (present)
 			REQUIRE(bytes_of(kv->pool(), v) == value_of(live[j], 100));
 	}
-	for (std::uint32_t b : held)
-		alloc.unref(b);
-	Recovered r(p, opts(false));
-	CHECK(flatten(*r.kv, kv_test_clock()) == flatten(*kv, kv_test_clock()));
+	unhold_and_check_recovery(p, alloc, held, *kv);
 }
 
 TEST_CASE("a cycle left without a destination buffer ends early and releases what it emptied",
@@ -537,16 +549,14 @@ TEST_CASE("a cycle left without a destination buffer ends early and releases wha
 	const std::size_t n = fragment(*kv, rx);
 	const std::uint32_t reserve = service_reserve(alloc.count());
 	std::vector<std::uint32_t> held;
-	while (alloc.free_count() > reserve)
-		held.push_back(static_cast<std::uint32_t>(alloc.alloc()));
+	hold_down_to(alloc, reserve, held);
 	const auto& cs = kv->cleaner_stats();
 	for (int pass = 0; pass < 3000 && cs.moved_entries == 0; pass++)
 		end_of_pass(*kv, rx);
 	REQUIRE(kv->cleaner_busy());
 	REQUIRE(cs.moved_entries > 0);
 	REQUIRE(cs.moved_entries < n / 16);
-	while (alloc.free_count() > reserve / 2)
-		held.push_back(static_cast<std::uint32_t>(alloc.alloc()));
+	hold_down_to(alloc, reserve / 2, held);
 	const std::size_t free0 = alloc.free_count();
 	for (int pass = 0; pass < 3000 && cs.cut_cycles == 0; pass++)
 		end_of_pass(*kv, rx);
@@ -562,24 +572,16 @@ TEST_CASE("a cycle left without a destination buffer ends early and releases wha
 	CHECK(cs.cycles >= 2);
 	CHECK(alloc.free_count() > free0 + 150);
 	check_values(*kv, n, 0, 0);
-	for (std::uint32_t b : held)
-		alloc.unref(b);
-	Recovered r(p, opts(false));
-	CHECK(flatten(*r.kv, kv_test_clock()) == flatten(*kv, kv_test_clock()));
+	unhold_and_check_recovery(p, alloc, held, *kv);
 }
 
-TEST_CASE("a cycle that cannot win takes nothing from the service reserve", "[unit][pmem]")
+TEST_CASE_METHOD(CleanerStore, "a cycle that cannot win takes nothing from the service reserve", "[unit][pmem]")
 {
 	// Dense buffers (nothing deleted) at the reserve: no cycle, no move.
-	MemPool p(frag_pool());
-	BufferAllocator alloc;
-	auto kv = std::move(*KvStore::open(p.view(), alloc, opts(true)));
-	RxSim rx(p.view(), alloc);
 	REQUIRE(write_keys(*kv, rx, 0, 1600, 100) == 1600);
 	const std::uint32_t reserve = service_reserve(alloc.count());
 	std::vector<std::uint32_t> held;
-	while (alloc.free_count() > reserve)
-		held.push_back(static_cast<std::uint32_t>(alloc.alloc()));
+	hold_down_to(alloc, reserve, held);
 	for (int pass = 0; pass < 2000; pass++) {
 		end_of_pass(*kv, rx);
 		REQUIRE(alloc.free_count() == reserve);

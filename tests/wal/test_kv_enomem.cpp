@@ -139,10 +139,73 @@ struct Snapshot {
 	friend bool operator==(const Snapshot&, const Snapshot&) = default;
 };
 
+/// The store of a test below (TEST_CASE_METHOD: the body sees p, alloc,
+/// kv, rx). No shadow domain: its flush allocates, and only the store's
+/// allocations are to fail here. A two-slice value first, so the CRC
+/// scratch has its capacity and the first allocation of a path is the
+/// index's.
+struct EnomemStore {
+	MemPool p{MemPool::Layout{.buffer_size = 2048, .buffers = 256, .wal_size = 4096 + 64 * 2048,
+				  .ckpt_size = 512 * 1024},
+		  false};
+	BufferAllocator alloc;
+	std::unique_ptr<KvStore> kv = std::move(*KvStore::open(p.view(), alloc, enomem_opts()));
+	RxSim rx{p.view(), alloc};
+
+	EnomemStore()
+	{
+		const std::vector<Slice> warm{rx.receive_one("abc"), rx.receive_one("def")};
+		REQUIRE(kv->set(rx.receive_one("warm"), warm) == 0);
+	}
+
+	/// Commits what is staged and drops the receive path's holds.
+	void commit()
+	{
+		REQUIRE(kv->commit() >= 0);
+		rx.release();
+	}
+
+	struct Outcome {
+		int failures = 0;  ///< refusals
+		int rc = -ENOMEM;  ///< the last attempt's result
+	};
+
+	/// Fails an operation's 1st, 2nd, ... allocation (63 at most) until it
+	/// succeeds. make() receives the operation's arguments, outside the
+	/// failing window, and returns it. A refusal must be -ENOMEM and leave
+	/// the store as it was; refused() checks more, then the refusal is
+	/// committed and recovery from the whole image must find the state of
+	/// before it; recovered(r) checks more of that.
+	template <class Make, class Refused, class Check>
+	Outcome fail_each_allocation(Make&& make, Refused&& refused, Check&& recovered)
+	{
+		Outcome o;
+		for (long n = 1; n < 64; n++) {
+			CAPTURE(n);
+			const Snapshot before(*kv);
+			auto op = make();
+			o.rc = failing_nth(n, op);
+			if (o.rc == 0)
+				break;
+			REQUIRE(o.rc == -ENOMEM);
+			o.failures++;
+			CHECK(Snapshot(*kv) == before);
+			refused();
+			commit();
+			// The log agrees: what recovery finds is what this run has.
+			Reopened r(p);
+			CHECK(flatten(*r.kv, kv_test_clock()) == before.state);
+			recovered(r);
+		}
+		return o;
+	}
+};
+
 }  // namespace
 
-TEST_CASE("a SET that runs out of memory while indexing keeps the old value, in DRAM and in the log",
-	  "[unit][pmem]")
+TEST_CASE_METHOD(EnomemStore,
+		 "a SET that runs out of memory while indexing keeps the old value, in DRAM and in the log",
+		 "[unit][pmem]")
 {
 	// Regression (issue 14): apply() forgot the old value before it
 	// allocated the new value's slice list, and append_logged() left the
@@ -152,100 +215,62 @@ TEST_CASE("a SET that runs out of memory while indexing keeps the old value, in 
 	// and a new one.
 	const bool existing = GENERATE(true, false);
 	CAPTURE(existing);
-	// No shadow domain: its flush allocates, and only the store's
-	// allocations are to fail here.
-	MemPool p({.buffer_size = 2048, .buffers = 256, .wal_size = 4096 + 64 * 2048, .ckpt_size = 512 * 1024}, false);
-	BufferAllocator alloc;
-	auto kv = std::move(*KvStore::open(p.view(), alloc, enomem_opts()));
-	RxSim rx(p.view(), alloc);
-	// A two-slice value first, so the CRC scratch has its capacity and
-	// the first allocation of the path is the index's.
-	const std::vector<Slice> warm{rx.receive_one("abc"), rx.receive_one("def")};
-	REQUIRE(kv->set(rx.receive_one("warm"), warm) == 0);
 	if (existing)
 		REQUIRE(kv->set(rx.receive_one("k"), rx.receive_one("old value")) == 0);
-	REQUIRE(kv->commit() >= 0);
-	rx.release();
+	commit();
 
-	int failures = 0;
-	for (long n = 1; n < 64; n++) {
-		CAPTURE(n);
-		const Snapshot before(*kv);
-		const Slice key = rx.receive_one("k");
-		const std::vector<Slice> value{rx.receive_one("new "), rx.receive_one("value")};
-		const int rc = failing_nth(n, [&] { return kv->set(key, value); });
-		if (rc == 0) {
+	const Outcome o = fail_each_allocation(
+		[&] {
+			const Slice key = rx.receive_one("k");
+			const std::vector<Slice> value{rx.receive_one("new "), rx.receive_one("value")};
+			return [this, key, value] { return kv->set(key, value); };
+		},
+		[&] {
 			ValueRef v;
-			REQUIRE(kv->get("k", v) == 1);
-			CHECK(bytes_of(kv->pool(), v) == "new value");
-			break;
-		}
-		REQUIRE(rc == -ENOMEM);
-		failures++;
-		CHECK(Snapshot(*kv) == before);
+			REQUIRE(kv->get("k", v) == (existing ? 1 : 0));
+			if (existing)
+				CHECK(bytes_of(kv->pool(), v) == "old value");
+		},
+		[&](const Reopened& r) {
+			CHECK(r.report.stop != RecoveryReport::Stop::corruption);
+			CHECK(r.alloc.check());
+		});
+	if (o.rc == 0) {
 		ValueRef v;
-		REQUIRE(kv->get("k", v) == (existing ? 1 : 0));
-		if (existing)
-			CHECK(bytes_of(kv->pool(), v) == "old value");
-		REQUIRE(kv->commit() >= 0);
-		rx.release();
-		// The log agrees: what recovery finds is what this run has.
-		Reopened r(p);
-		CHECK(r.report.stop != RecoveryReport::Stop::corruption);
-		CHECK(flatten(*r.kv, kv_test_clock()) == before.state);
-		CHECK(r.alloc.check());
+		REQUIRE(kv->get("k", v) == 1);
+		CHECK(bytes_of(kv->pool(), v) == "new value");
 	}
-	CHECK(failures >= 1);
-	REQUIRE(kv->commit() >= 0);
-	rx.release();
+	CHECK(o.failures >= 1);
+	commit();
 	CHECK(alloc.check());
 	Reopened r(p);
 	CHECK(flatten(*r.kv, kv_test_clock()) == flatten(*kv, kv_test_clock()));
 }
 
-TEST_CASE("a stream append that runs out of memory while indexing shifts no position", "[unit][pmem]")
+TEST_CASE_METHOD(EnomemStore, "a stream append that runs out of memory while indexing shifts no position",
+		 "[unit][pmem]")
 {
 	// Regression (issue 14): the refused append stayed staged, so after a
 	// restart the stream had one entry more than this run had returned
 	// positions for, and every later position was off by one.
 	const bool existing = GENERATE(true, false);
 	CAPTURE(existing);
-	// No shadow domain: its flush allocates, and only the store's
-	// allocations are to fail here.
-	MemPool p({.buffer_size = 2048, .buffers = 256, .wal_size = 4096 + 64 * 2048, .ckpt_size = 512 * 1024}, false);
-	BufferAllocator alloc;
-	auto kv = std::move(*KvStore::open(p.view(), alloc, enomem_opts()));
-	RxSim rx(p.view(), alloc);
-	const std::vector<Slice> warm{rx.receive_one("abc"), rx.receive_one("def")};
-	REQUIRE(kv->set(rx.receive_one("warm"), warm) == 0);
 	std::uint64_t pos = 0;
 	if (existing) {
 		REQUIRE(kv->stream_append(rx.receive_one("s"), rx.receive("e0"), 0, &pos) == 0);
 		REQUIRE(pos == 0);
 	}
-	REQUIRE(kv->commit() >= 0);
-	rx.release();
+	commit();
 
-	int failures = 0;
-	for (long n = 1; n < 64; n++) {
-		CAPTURE(n);
-		const Snapshot before(*kv);
-		const Slice name = rx.receive_one("s");
-		const std::vector<Slice> body{rx.receive_one("bo"), rx.receive_one("dy")};
-		const int rc = failing_nth(n, [&] { return kv->stream_append(name, body, 7, &pos); });
-		if (rc == 0)
-			break;
-		REQUIRE(rc == -ENOMEM);
-		failures++;
-		CHECK(Snapshot(*kv) == before);
-		CHECK(kv->stream_exists("s") == existing);
-		REQUIRE(kv->commit() >= 0);
-		rx.release();
-		Reopened r(p);
-		CHECK(flatten(*r.kv, kv_test_clock()) == before.state);
-		CHECK(r.kv->stream_length("s") == kv->stream_length("s"));
-	}
-	CHECK(failures >= 1);
+	const Outcome o = fail_each_allocation(
+		[&] {
+			const Slice name = rx.receive_one("s");
+			const std::vector<Slice> body{rx.receive_one("bo"), rx.receive_one("dy")};
+			return [this, name, body, &pos] { return kv->stream_append(name, body, 7, &pos); };
+		},
+		[&] { CHECK(kv->stream_exists("s") == existing); },
+		[&](const Reopened& r) { CHECK(r.kv->stream_length("s") == kv->stream_length("s")); });
+	CHECK(o.failures >= 1);
 	CHECK(pos == (existing ? 1u : 0u));
 	REQUIRE(kv->stream_append(rx.receive_one("s"), rx.receive("next"), 0, &pos) == 0);
 	CHECK(pos == (existing ? 2u : 1u));

@@ -23,14 +23,6 @@ using daxnet::pmem::ValueRef;
 
 namespace {
 
-KvOptions opts(std::uint32_t step = 0)
-{
-	KvOptions o;
-	o.clock = kv_test_clock;
-	o.checkpoint_step = step;
-	return o;
-}
-
 const LogState* newest_state(MemPool& p)
 {
 	const auto* a = reinterpret_cast<const LogState*>(p.view().wal_area().data());
@@ -56,7 +48,7 @@ TEST_CASE("a typed value stays typed across restart, checkpoints and a crash", "
 	for (const std::uint32_t step : {0u, 4u}) {
 		MemPool p({});
 		BufferAllocator alloc;
-		auto kv = std::move(*KvStore::open(p.view(), alloc, opts(step)));
+		auto kv = std::move(*KvStore::open(p.view(), alloc, kv_test_options(step)));
 		RxSim rx(p.view(), alloc);
 		const std::string big(5000, 'x');  // several slices: CONT records
 		REQUIRE(kv->set(rx.receive_one("list"), rx.receive(std::string("\x01\x01", 2) + "abc"), 0, true) == 0);
@@ -84,7 +76,7 @@ TEST_CASE("a typed value stays typed across restart, checkpoints and a crash", "
 		};
 		{
 			INFO("the log replayed, step " << step);
-			Recovered r(p, opts(step));
+			Recovered r(p, kv_test_options(step));
 			check(*r.kv);
 		}
 		// A checkpoint (whole, or stepped over several commits) writes
@@ -102,14 +94,14 @@ TEST_CASE("a typed value stays typed across restart, checkpoints and a crash", "
 		}
 		{
 			INFO("from the checkpoint, step " << step);
-			Recovered r(p, opts(step));
+			Recovered r(p, kv_test_options(step));
 			CHECK(r.report.ckpt_entries > 0);
 			check(*r.kv);
 			// and again after that recovery's own checkpoint
 			REQUIRE(r.kv->checkpoint() == 0);
 			MemPool d2(r.pool.geometry(), r.pool.image());
 			BufferAllocator a2;
-			auto r2 = KvStore::open(d2.view(), a2, opts(step));
+			auto r2 = KvStore::open(d2.view(), a2, kv_test_options(step));
 			REQUIRE(r2);
 			check(**r2);
 		}
@@ -122,7 +114,7 @@ TEST_CASE("the first typed value sets the TYPED flag before it is durable; strin
 {
 	MemPool p({});
 	BufferAllocator alloc;
-	auto kv = std::move(*KvStore::open(p.view(), alloc, opts()));
+	auto kv = std::move(*KvStore::open(p.view(), alloc, kv_test_options()));
 	RxSim rx(p.view(), alloc);
 	REQUIRE(kv->set(rx.receive_one("s"), rx.receive("v"), 0) == 0);
 	REQUIRE(kv->commit() > 0);
@@ -145,7 +137,7 @@ TEST_CASE("a recovery that replays a typed value sets TYPED even when the state 
 {
 	MemPool p({});
 	BufferAllocator alloc;
-	auto kv = std::move(*KvStore::open(p.view(), alloc, opts()));
+	auto kv = std::move(*KvStore::open(p.view(), alloc, kv_test_options()));
 	RxSim rx(p.view(), alloc);
 	REQUIRE(kv->set(rx.receive_one("t"), rx.receive("\x01\x01xyz"), 0, true) == 0);
 	REQUIRE(kv->commit() == 1);
@@ -156,7 +148,7 @@ TEST_CASE("a recovery that replays a typed value sets TYPED even when the state 
 	REQUIRE((newest->flags & daxnet::pmem::kStateFlagTyped) != 0);
 	std::memset(static_cast<void*>(newest), 0xa5, sizeof *newest);
 	BufferAllocator a2;
-	auto r = KvStore::open(d.view(), a2, opts());
+	auto r = KvStore::open(d.view(), a2, kv_test_options());
 	REQUIRE(r);
 	CHECK(typed_of(**r, "t") == 1);
 	CHECK((newest_state(d)->flags & daxnet::pmem::kStateFlagTyped) != 0);

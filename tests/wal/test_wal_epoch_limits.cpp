@@ -105,6 +105,27 @@ struct LogPool {
 	{
 		return std::equal(before.begin(), before.end(), pool.image().begin());
 	}
+
+	/// Opening for writing fails with EIO and writes nothing.
+	void refuses_to_open()
+	{
+		const auto before = snapshot();
+		auto o = open();
+		REQUIRE_FALSE(o->kv);
+		CHECK(o->kv.error().code == EIO);
+		CHECK(unchanged(before));
+	}
+
+	/// A read-only recovery still opens and finds "a" (and writes nothing).
+	std::unique_ptr<Opened> read_only_finds_a()
+	{
+		const auto before = snapshot();
+		auto ro = open(true);
+		REQUIRE(ro->kv);
+		CHECK((*ro->kv)->exists("a"));
+		CHECK(unchanged(before));
+		return ro;
+	}
 };
 
 }  // namespace
@@ -158,16 +179,9 @@ TEST_CASE("a ring record more than 2^16 epochs ahead of the log state refuses to
 	SECTION("2^16 + 1 ahead: EIO, image untouched; read-only recovery still reports")
 	{
 		p.forge_record(next, epoch + kWalMaxEpochLead + 1);
-		const auto before = p.snapshot();
-		auto o = p.open();
-		REQUIRE_FALSE(o->kv);
-		CHECK(o->kv.error().code == EIO);
-		CHECK(p.unchanged(before));
-		auto ro = p.open(true);
-		REQUIRE(ro->kv);
-		CHECK((*ro->kv)->exists("a"));
+		p.refuses_to_open();
+		auto ro = p.read_only_finds_a();
 		CHECK(ro->rep.ring_epoch == epoch + kWalMaxEpochLead + 1);
-		CHECK(p.unchanged(before));
 	}
 }
 
@@ -179,14 +193,8 @@ TEST_CASE("a log state at the last epoch refuses to open for writing and writes 
 	s->epoch = UINT32_MAX;
 	s->epoch_seq = s->head_seq + 10;  // "a" (epoch 1) stays below epoch_seq
 	p.reseal(s);
-	const auto before = p.snapshot();
-	auto o = p.open();
-	REQUIRE_FALSE(o->kv);
-	CHECK(o->kv.error().code == EIO);
-	CHECK(p.unchanged(before));
-	auto ro = p.open(true);
-	REQUIRE(ro->kv);
-	CHECK((*ro->kv)->exists("a"));
+	p.refuses_to_open();
+	p.read_only_finds_a();
 }
 
 TEST_CASE("sequence numbers stop below 2^63: appends past it fail and the head never wraps to 0", "[pmem][unit]")
@@ -246,9 +254,5 @@ TEST_CASE("a log-state slot whose head_seq is above 2^63 is invalid", "[pmem][un
 		p.slot(i)->head_seq = kWalSeqLimit + 1;
 		p.reseal(p.slot(i));
 	}
-	const auto before = p.snapshot();
-	auto o = p.open();
-	REQUIRE_FALSE(o->kv);
-	CHECK(o->kv.error().code == EIO);
-	CHECK(p.unchanged(before));
+	p.refuses_to_open();
 }

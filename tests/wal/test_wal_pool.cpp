@@ -27,6 +27,23 @@ struct TempPool {
 	~TempPool() { std::remove(path.c_str()); }
 };
 
+/// The pool file reopened like a restarted server and its store recovered
+/// (both REQUIREd to succeed); rep says how recovery ended.
+struct Restarted {
+	daxnet::Result<Pool> pool;
+	BufferAllocator alloc;
+	RecoveryReport rep;
+	std::unique_ptr<KvStore> kv;
+
+	explicit Restarted(const std::string& path) : pool(Pool::open(path))
+	{
+		REQUIRE(pool);
+		auto k = KvStore::open(pool->view(), alloc, {}, &rep);
+		REQUIRE(k);
+		kv = std::move(*k);
+	}
+};
+
 struct Run {
 	int rc = -1;
 	std::string out;
@@ -81,17 +98,12 @@ TEST_CASE("a KV store on a pool file survives reopening, and daxnet-pool check/d
 		REQUIRE((*kv)->commit() >= 0);
 	}
 	{
-		auto pool = Pool::open(tp.path);
-		REQUIRE(pool);
-		BufferAllocator alloc;
-		RecoveryReport rep;
-		auto kv = KvStore::open(pool->view(), alloc, {}, &rep);
-		REQUIRE(kv);
-		CHECK(rep.stop == RecoveryReport::Stop::clean);
-		CHECK((*kv)->dbsize() == 500);
+		Restarted r(tp.path);
+		CHECK(r.rep.stop == RecoveryReport::Stop::clean);
+		CHECK(r.kv->dbsize() == 500);
 		ValueRef v;
-		REQUIRE((*kv)->get("key7", v) == 1);
-		CHECK(bytes_of(pool->view(), v) == "value1507");
+		REQUIRE(r.kv->get("key7", v) == 1);
+		CHECK(bytes_of(r.pool->view(), v) == "value1507");
 	}
 
 	const std::string before = file_bytes(tp.path);
@@ -108,14 +120,10 @@ TEST_CASE("a KV store on a pool file survives reopening, and daxnet-pool check/d
 
 	// Flip a bit in a committed record that later batches follow.
 	{
-		auto pool = Pool::open(tp.path);
-		REQUIRE(pool);
-		BufferAllocator alloc;
-		RecoveryReport rep;
-		{
-			auto kv = KvStore::open(pool->view(), alloc, {}, &rep);
-			REQUIRE(kv);
-		}
+		Restarted r(tp.path);
+		r.kv.reset();
+		auto& pool = r.pool;
+		auto& rep = r.rep;
 		const std::uint64_t n = daxnet::pmem::wal_nslots(pool->geometry().wal_size);
 		const std::uint64_t seq = rep.head_seq + (rep.next_seq - rep.head_seq) / 2;
 		auto* rec = pool->view().wal_area().data() + 4096 + (seq % n) * 64;

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //
 // Helpers for the WAL/KV tests: a pool image in DRAM with a shadow domain,
-// a simulated receive path that packs payloads into pool buffers, and a
-// flat copy of a store's state for comparisons.
+// a simulated receive path that packs payloads into pool buffers, a flat
+// copy of a store's state for comparisons, and the stores tests start from.
 #pragma once
+
+#include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cstdlib>
@@ -202,6 +204,40 @@ inline std::uint64_t kv_test_clock() noexcept
 {
 	return 1'000'000'000'000'000'000ull;
 }
+
+/// KvOptions of the tests: the standing clock, a checkpoint every `step`
+/// entries (0: the store's default).
+inline KvOptions kv_test_options(std::uint32_t step = 0)
+{
+	KvOptions o;
+	o.clock = kv_test_clock;
+	o.checkpoint_step = step;
+	return o;
+}
+
+/// A small pool whose log is a ring of 512 slots (32 kept for freeing
+/// entries) and whose checkpoint halves hold 448 records.
+inline MemPool::Layout small_ring_layout()
+{
+	return {.buffer_size = 2048, .buffers = 1024, .wal_size = 4096 + 64 * 512, .ckpt_size = 64 * 1024};
+}
+
+/// Opens a store on `pool` (REQUIREd to succeed).
+inline std::unique_ptr<KvStore> open_kv(MemPool& pool, BufferAllocator& alloc, const KvOptions& o)
+{
+	auto kv = KvStore::open(pool.view(), alloc, o);
+	REQUIRE(kv.ok());
+	return std::move(*kv);
+}
+
+/// A store on a small_ring_layout() pool checkpointing every Step entries,
+/// for TEST_CASE_METHOD (the body sees p, alloc, kv and rx).
+template <std::uint32_t Step> struct SmallRingStore {
+	MemPool p{small_ring_layout()};
+	BufferAllocator alloc;
+	std::unique_ptr<KvStore> kv = open_kv(p, alloc, kv_test_options(Step));
+	RxSim rx{p.view(), alloc};
+};
 
 /// Recovers a copy of `src`'s durable image (what survives power loss now).
 struct Recovered {
