@@ -130,7 +130,7 @@ def main():
         new_sha = git("rev-parse", args.new)
         args.new_bin = build_base(new_sha, args.scratch, args.jobs)
     else:
-        new_sha = git("rev-parse", "HEAD")
+        new_sha = None  # a binary given by path: its commit is unknown (not necessarily HEAD)
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2
     server_cpu, client_cpu = (0, 1) if pin else (None, None)
     tmp = tempfile.mkdtemp(prefix="daxnet-table-ab-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
@@ -162,9 +162,10 @@ def main():
         worst = max(worst, ratio)
         lines.append("| %s | %.3f | %.3f | %.3f | %.0f | %.0f |" % (
             op, b, n, ratio, statistics.median(rps[("base", op)]), statistics.median(rps[("new", op)])))
+    new_label = new_sha[:12] if new_sha else os.path.abspath(args.new_bin)
     head = ("daxnet-kv CPU per request, base %s vs new %s; redis-benchmark "
             "-c %d -P %d -d %d, %d requests, median of %d rounds (server pinned: %s)" % (
-                base_sha[:12], new_sha[:12], args.conns, args.pipeline, args.size, args.requests, args.rounds,
+                base_sha[:12], new_label, args.conns, args.pipeline, args.size, args.requests, args.rounds,
                 "yes" if pin else "no"))
     ok = worst <= 1.0 + args.limit / 100.0
     verdict = "within %.0f %%: %s (worst new/base %.3f)" % (args.limit, "yes" if ok else "NO", worst)
