@@ -64,6 +64,34 @@ daxnet::PortOptions small_rings()
 	return opt;
 }
 
+// Small socket buffers: the client receives and the server sends 4 KiB at
+// a time, so a peer that does not read stops the TX soon.
+void small_socket_buffers(Pair& p)
+{
+	int small = 4096;
+	::setsockopt(p.client.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+	::setsockopt(p.server.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+}
+
+// Queues n pool buffers of bs bytes of `fill` on conn id (syncing as the
+// TX ring makes room), for a peer that does not read.
+void push_unread(Port& port, Collector& col, std::uint32_t id, std::uint32_t n, std::uint32_t bs, char fill)
+{
+	std::uint32_t pushed = 0;
+	REQUIRE(run_until([&] { return pushed == n; },
+			  [&] {
+				  while (pushed < n && port.tx_space() > 0) {
+					  daxnet::BufferLease l = port.alloc();
+					  REQUIRE(l);
+					  std::memset(port.buffer(l.index()), fill, bs);
+					  REQUIRE(port.tx_push(id, l.index(), 0, bs) == 0);
+					  pushed++;
+				  }
+				  REQUIRE(port.sync() >= 0);
+				  col.drain(port);
+			  }));
+}
+
 // The frame of most cases: a port on pool with opt, one loopback pair
 // whose server end is attached (with cookie); body(port, pair, id), then the port
 // closes and every pool buffer must be back.
@@ -952,28 +980,14 @@ TEST_CASE("detach with DISCARD returns while a send to a peer that never reads i
 	{
 		Port port = open_port(pool, tname);
 		Pair p = connected_pair();
-		int small = 4096;
-		::setsockopt(p.client.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-		::setsockopt(p.server.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+		small_socket_buffers(p);
 		std::uint32_t id = attach(port, p.server.get());
 		Collector col;
 		REQUIRE(run_until([&] { return col.conns[id].new_conn > 0; }, [&] { round(port, col, 1); }));
 		// 8 MiB the peer never reads.
 		constexpr std::uint32_t kBufs = 2048;
 		const std::uint32_t bs = pool.view.buffer_size();
-		std::uint32_t pushed = 0;
-		REQUIRE(run_until([&] { return pushed == kBufs; },
-				  [&] {
-					  while (pushed < kBufs && port.tx_space() > 0) {
-						  daxnet::BufferLease l = port.alloc();
-						  REQUIRE(l);
-						  std::memset(port.buffer(l.index()), 'z', bs);
-						  REQUIRE(port.tx_push(id, l.index(), 0, bs) == 0);
-						  pushed++;
-					  }
-					  REQUIRE(port.sync() >= 0);
-					  col.drain(port);
-				  }));
+		push_unread(port, col, id, kBufs, bs, 'z');
 		for (int i = 0; i < 10; i++)
 			round(port, col, 1);
 		REQUIRE(port.counters().tx_bytes < std::uint64_t{kBufs} * bs);  // still queued
@@ -1041,9 +1055,7 @@ TEST_CASE("tx_queued counts one connection's unsent TX until its peer reads it, 
 		Port port = open_port(pool, tname);
 		Pair p = connected_pair();
 		Pair other = connected_pair();
-		int small = 4096;
-		::setsockopt(p.client.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-		::setsockopt(p.server.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+		small_socket_buffers(p);
 		std::uint32_t id = attach(port, p.server.get());
 		std::uint32_t id2 = attach(port, other.server.get());
 		Collector col;
@@ -1052,19 +1064,7 @@ TEST_CASE("tx_queued counts one connection's unsent TX until its peer reads it, 
 		CHECK(port.tx_queued(id).bytes == 0);
 		constexpr std::uint32_t kBufs = 256;  // 1 MiB the peer does not read yet
 		const std::uint32_t bs = pool.view.buffer_size();
-		std::uint32_t pushed = 0;
-		REQUIRE(run_until([&] { return pushed == kBufs; },
-				  [&] {
-					  while (pushed < kBufs && port.tx_space() > 0) {
-						  daxnet::BufferLease l = port.alloc();
-						  REQUIRE(l);
-						  std::memset(port.buffer(l.index()), 'q', bs);
-						  REQUIRE(port.tx_push(id, l.index(), 0, bs) == 0);
-						  pushed++;
-					  }
-					  REQUIRE(port.sync() >= 0);
-					  col.drain(port);
-				  }));
+		push_unread(port, col, id, kBufs, bs, 'q');
 		for (int i = 0; i < 10; i++)
 			round(port, col, 1);
 		const daxnet::TxQueued q = port.tx_queued(id);

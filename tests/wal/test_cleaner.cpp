@@ -73,6 +73,16 @@ std::size_t write_keys(KvStore& kv, RxSim& rx, std::size_t from, std::size_t n, 
 	return stored;
 }
 
+/// Writes n keys of 100 bytes (16 to a buffer), then deletes all but
+/// every 16th: n / 16 sparse buffers, one live key each. Nothing committed.
+void thin_out(KvStore& kv, RxSim& rx, std::size_t n)
+{
+	REQUIRE(write_keys(kv, rx, 0, n, 100) == n);
+	for (std::size_t i = 0; i < n; i++)
+		if (i % 16)
+			REQUIRE(kv.del(rx.receive_one("key:" + std::to_string(i))) == 1);
+}
+
 /// Fills most of the pool with 100-byte values, then deletes 15 keys of
 /// every 16 and checkpoints: every buffer keeps one live key. Returns the
 /// keys written.
@@ -331,10 +341,7 @@ TEST_CASE("the cleaner's work per call is bounded, counting empty buckets and th
 	auto kv = std::move(*KvStore::open(p.view(), alloc, o));
 	RxSim rx(p.view(), alloc);
 	// 40 sparse buffers (one live key each) in a large index.
-	REQUIRE(write_keys(*kv, rx, 0, 40 * 16, 100) == 40 * 16);
-	for (std::size_t i = 0; i < 40 * 16; i++)
-		if (i % 16)
-			REQUIRE(kv->del(rx.receive_one("key:" + std::to_string(i))) == 1);
+	thin_out(*kv, rx, 40 * 16);
 	REQUIRE(kv->commit() >= 0);
 	rx.release();
 	REQUIRE(kv->checkpoint() == 0);
@@ -367,10 +374,7 @@ TEST_CASE("fragmentation alone starts a cycle when it wins enough buffers", "[un
 	o.cleaner.frag_gain = frag ? 0.25 : 1.5;  // 1.5: more than every buffer holding data, never
 	auto kv = std::move(*KvStore::open(p.view(), alloc, o));
 	RxSim rx(p.view(), alloc);
-	REQUIRE(write_keys(*kv, rx, 0, 40 * 16, 100) == 40 * 16);
-	for (std::size_t i = 0; i < 40 * 16; i++)
-		if (i % 16)
-			REQUIRE(kv->del(rx.receive_one("key:" + std::to_string(i))) == 1);
+	thin_out(*kv, rx, 40 * 16);
 	end_of_pass(*kv, rx);
 	REQUIRE(kv->checkpoint() == 0);
 	const auto& cs = kv->cleaner_stats();
