@@ -7,7 +7,8 @@
 # bench/guest/icount_bench.py), unloads the module. Environment from
 # tests/kernel/guest-init: DXSRC, DXBUILD, DXARGS (words: icount, perf,
 # perf-only, runs=N, window=S, settle=S, kv=N, shift=S,
-# workloads=a+b, transports=a+b).
+# workloads=a+b, transports=a+b,
+# perf-workloads=a+b, perf-transports=a+b).
 set -u
 # shellcheck source=tests/kernel/guest-common.sh
 . "$DXSRC/tests/kernel/guest-common.sh"
@@ -40,6 +41,8 @@ for w in ${DXARGS:-}; do
 	shift=*) set -- "$@" --icount-shift "${w#shift=}" ;;
 	workloads=*) set -- "$@" --workloads "$(echo "${w#workloads=}" | tr + ,)" ;;
 	transports=*) set -- "$@" --transports "$(echo "${w#transports=}" | tr + ,)" ;;
+	perf-workloads=*) set -- "$@" --perf-workloads "$(echo "${w#perf-workloads=}" | tr + ,)" ;;
+	perf-transports=*) set -- "$@" --perf-transports "$(echo "${w#perf-transports=}" | tr + ,)" ;;
 	*) say "unknown DXARGS word $w" ;;
 	esac
 done

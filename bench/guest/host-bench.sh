@@ -9,7 +9,8 @@
 #   bench/guest/host-bench.sh --build BUILD_DIR [--timeout 1800] [--no-docs]
 #   bench/guest/host-bench.sh --build BUILD_DIR --icount [SHIFT] [--runs N]
 #       [--perf | --perf-only] [--workloads rpc100,wal100,kv50,rpc1000]
-#       [--transports kernel,uring,epoll] [--window S] [--settle S] [--kv N]
+#       [--transports kernel,uring,epoll] [--perf-workloads LIST]
+#       [--perf-transports LIST] [--window S] [--settle S] [--kv N]
 #       [--sched batch|other]
 #       [--log FILE]
 #
@@ -47,6 +48,8 @@ while [ $# -gt 0 ]; do
 	--perf-only) add perf-only; shift ;;
 	--workloads) add "workloads=${2//,/+}"; shift 2 ;;
 	--transports) add "transports=${2//,/+}"; shift 2 ;;
+	--perf-workloads) add "perf-workloads=${2//,/+}"; shift 2 ;;
+	--perf-transports) add "perf-transports=${2//,/+}"; shift 2 ;;
 	--window) add "window=$2"; shift 2 ;;
 	--settle) add "settle=$2"; shift 2 ;;
 	--sched) add "sched=$2"; shift 2 ;;

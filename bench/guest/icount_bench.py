@@ -218,8 +218,30 @@ def write_lua(path, suite):
 # ------------------------------------------------------------------ one measurement
 
 
+def tcp_mib():
+    """Tcp: and TcpExt: counters of /proc/net/snmp and /proc/net/netstat ({} if unreadable)."""
+    out = {}
+    for path in ("/proc/net/snmp", "/proc/net/netstat"):
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        for names, vals in zip(lines[::2], lines[1::2]):
+            head, _, rest = names.partition(":")
+            if head not in ("Tcp", "TcpExt"):
+                continue
+            for k, v in zip(rest.split(), vals.partition(":")[2].split()):
+                try:
+                    out[head + "." + k] = int(v)
+                except ValueError:
+                    pass
+    return out
+
+
 class Snap:
     def __init__(self, srv, client_pid):
+        self.mib = tcp_mib()
         self.t = time.monotonic_ns()
         self.idle = idle_ns()
         self.server = task_ns(srv.proc.pid)
@@ -244,6 +266,9 @@ def result(a, b, client_ns=None):
         })
         for k in ("syscalls", "fences", "copied", "rx_bytes"):
             r[k + "_per_req"] = (b.c[k] - a.c[k]) / n
+        # Loopback TCP per request, both directions (segments, ACKs, corking, retransmits): what moved.
+        r["tcp_mib_per_req"] = {k: round((v - a.mib.get(k, 0)) / n, 4) for k, v in b.mib.items()
+                                if k in a.mib and v != a.mib[k] and not k.startswith("Tcp.Curr")}
     return r
 
 
@@ -494,6 +519,8 @@ def main():
     ap.add_argument("--perf", action="store_true", help="add a profile pass (rpc100, wal100)")
     ap.add_argument("--perf-only", action="store_true")
     ap.add_argument("--perf-freq", type=int, default=2000)
+    ap.add_argument("--perf-transports", default=None, help="transports profiled (default: --transports)")
+    ap.add_argument("--perf-workloads", default=None, help="rpc100 and/or wal100 (default: those of --workloads)")
     ap.add_argument("--sched", choices=("batch", "other"), default="batch")
     ap.add_argument("--icount-shift", default=os.environ.get("DXBENCH_ICOUNT", "?"))
     args = ap.parse_args()
@@ -516,6 +543,13 @@ def main():
                   "perf_freq": args.perf_freq, "kernel_transport": have_kernel,
                   "workloads": workloads, "transports": transports})
     plan = []
+    if args.perf or args.perf_only:
+        # rpc100 and wal100, as far as --perf-workloads (or --workloads) names them; else both.
+        # First, so that a long run shows its profiles early.
+        pw = [w for w in ("rpc100", "wal100") if w in (args.perf_workloads or args.workloads).split(",")]
+        pw = pw or ["rpc100", "wal100"]
+        pt = [t for t in (args.perf_transports or args.transports).split(",") if t in transports]
+        plan += [(w, t, 0, True) for w in pw for t in pt]
     if not args.perf_only:
         for run in range(1, args.runs + 1):
             for w in workloads:
@@ -523,8 +557,6 @@ def main():
                 if WORKLOADS[w][0] == "wal":
                     ts.append("baseline")
                 plan += [(w, t, run, False) for t in ts]
-    if args.perf or args.perf_only:
-        plan += [(w, t, 0, True) for w in ("rpc100", "wal100") if w in WORKLOADS for t in transports]
     if any(p[3] for p in plan):
         say("warming perf up")
         warm_perf()
