@@ -17,25 +17,6 @@ namespace {
 
 using Items = std::vector<std::string>;
 
-void not_integer(Ctx& x)
-{
-	resp::error(x.o, "ERR value is not an integer or out of range");
-}
-
-/// Redis's range clamping (LRANGE, LTRIM): [start, end] within [0, n), or
-/// empty (start > end).
-void clamp_range(std::int64_t n, std::int64_t& start, std::int64_t& end)
-{
-	if (start < 0)
-		start += n;
-	if (end < 0)
-		end += n;
-	if (start < 0)
-		start = 0;
-	if (end >= n)
-		end = n - 1;
-}
-
 bool parse_side(std::string_view s, bool& left)
 {
 	if (ieq(s, "left"))
@@ -51,10 +32,9 @@ bool parse_side(std::string_view s, bool& left)
 
 void KvService::push_generic(Ctx& x, bool left, bool only_existing)
 {
-	std::string buf;
-	const std::string key(skey(x, x.arg(1), buf));
+	std::string key;
 	CollVal l;
-	if (!read_coll(x, key, coll::kList, l))
+	if (!read_arg_coll(x, 1, coll::kList, key, l))
 		return;
 	if (only_existing && !l.exists) {
 		resp::integer(x.o, 0);
@@ -97,26 +77,11 @@ void KvService::cmd_rpushx(Ctx& x)
 
 void KvService::pop_generic(Ctx& x, bool left)
 {
-	if (x.argc() > 3) {
-		resp::wrong_arity(x.o, left ? "lpop" : "rpop");
-		return;
-	}
 	const bool has_count = x.argc() == 3;
 	std::int64_t count = 1;
-	if (has_count) {
-		if (!parse_i64(x.arg(2), count)) {
-			not_integer(x);
-			return;
-		}
-		if (count < 0) {
-			resp::error(x.o, "ERR value is out of range, must be positive");
-			return;
-		}
-	}
-	std::string buf;
-	const std::string key(skey(x, x.arg(1), buf));
+	std::string key;
 	CollVal l;
-	if (!read_coll(x, key, coll::kList, l))
+	if (!pop_args(x, coll::kList, count, key, l))
 		return;
 	if (!l.exists) {
 		if (has_count)
@@ -125,12 +90,20 @@ void KvService::pop_generic(Ctx& x, bool left)
 			reply_null(x);
 		return;
 	}
-	if (has_count && count == 0) {
-		resp::array(x.o, 0);
-		return;
-	}
-	const auto n = static_cast<std::size_t>(std::min<std::int64_t>(count, static_cast<std::int64_t>(l.items.size())));
 	Items out;
+	if (!list_pop(x, key, l, left, count, out))
+		return;
+	if (has_count)
+		reply_items(x, out, false);
+	else
+		resp::bulk(x.o, out[0]);
+}
+
+bool KvService::list_pop(Ctx& x, std::string_view key, CollVal& l, bool left, std::int64_t count,
+			 std::vector<std::string>& out)
+{
+	const auto n = static_cast<std::size_t>(std::min<std::int64_t>(count, static_cast<std::int64_t>(l.items.size())));
+	out.clear();
 	if (left) {
 		out.assign(std::make_move_iterator(l.items.begin()), std::make_move_iterator(l.items.begin() + static_cast<std::ptrdiff_t>(n)));
 		l.items.erase(l.items.begin(), l.items.begin() + static_cast<std::ptrdiff_t>(n));
@@ -140,15 +113,7 @@ void KvService::pop_generic(Ctx& x, bool left)
 			l.items.pop_back();
 		}
 	}
-	if (!write_coll(x, key, coll::kList, l.items, l.expiry))
-		return;
-	if (!has_count) {
-		resp::bulk(x.o, out[0]);
-		return;
-	}
-	resp::array(x.o, out.size());
-	for (const auto& s : out)
-		resp::bulk(x.o, s);
+	return n == 0 || write_coll(x, key, coll::kList, l.items, l.expiry);
 }
 
 void KvService::cmd_lpop(Ctx& x)
@@ -163,44 +128,46 @@ void KvService::cmd_rpop(Ctx& x)
 
 void KvService::cmd_llen(Ctx& x)
 {
-	std::string buf;
+	std::string key;
 	CollVal l;
-	if (read_coll(x, skey(x, x.arg(1), buf), coll::kList, l))
+	if (read_arg_coll(x, 1, coll::kList, key, l))
 		resp::integer(x.o, static_cast<std::int64_t>(l.items.size()));
+}
+
+bool KvService::list_range_args(Ctx& x, std::int64_t& start, std::int64_t& end, std::string& key, CollVal& l)
+{
+	std::int64_t r[2] = {};
+	if (!list_args(x, r, key, l))
+		return false;
+	// Redis's clamping: [start, end] within [0, n), or empty (start > end)
+	const auto n = static_cast<std::int64_t>(l.items.size());
+	start = r[0] < 0 ? std::max<std::int64_t>(r[0] + n, 0) : r[0];
+	end = r[1] < 0 ? r[1] + n : std::min(r[1], n - 1);
+	return true;
 }
 
 void KvService::cmd_lrange(Ctx& x)
 {
 	std::int64_t start = 0, end = 0;
-	if (!parse_i64(x.arg(2), start) || !parse_i64(x.arg(3), end)) {
-		not_integer(x);
-		return;
-	}
-	std::string buf;
+	std::string key;
 	CollVal l;
-	if (!read_coll(x, skey(x, x.arg(1), buf), coll::kList, l))
+	if (!list_range_args(x, start, end, key, l))
 		return;
 	const auto n = static_cast<std::int64_t>(l.items.size());
-	clamp_range(n, start, end);
 	if (start > end || start >= n) {
 		resp::array(x.o, 0);
 		return;
 	}
-	resp::array(x.o, static_cast<std::uint64_t>(end - start + 1));
-	for (std::int64_t i = start; i <= end; ++i)
-		resp::bulk(x.o, l.items[static_cast<std::size_t>(i)]);
+	reply_items(x, std::span(l.items).subspan(static_cast<std::size_t>(start), static_cast<std::size_t>(end - start + 1)),
+		    false);
 }
 
 void KvService::cmd_lindex(Ctx& x)
 {
 	std::int64_t i = 0;
-	if (!parse_i64(x.arg(2), i)) {
-		not_integer(x);
-		return;
-	}
-	std::string buf;
+	std::string key;
 	CollVal l;
-	if (!read_coll(x, skey(x, x.arg(1), buf), coll::kList, l))
+	if (!list_args(x, std::span(&i, 1), key, l))
 		return;
 	const auto n = static_cast<std::int64_t>(l.items.size());
 	if (i < 0)
@@ -214,14 +181,9 @@ void KvService::cmd_lindex(Ctx& x)
 void KvService::cmd_lset(Ctx& x)
 {
 	std::int64_t i = 0;
-	if (!parse_i64(x.arg(2), i)) {
-		not_integer(x);
-		return;
-	}
-	std::string buf;
-	const std::string key(skey(x, x.arg(1), buf));
+	std::string key;
 	CollVal l;
-	if (!read_coll(x, key, coll::kList, l))
+	if (!list_args(x, std::span(&i, 1), key, l))
 		return;
 	if (!l.exists) {
 		resp::error(x.o, "ERR no such key");
@@ -242,14 +204,9 @@ void KvService::cmd_lset(Ctx& x)
 void KvService::cmd_lrem(Ctx& x)
 {
 	std::int64_t count = 0;
-	if (!parse_i64(x.arg(2), count)) {
-		not_integer(x);
-		return;
-	}
-	std::string buf;
-	const std::string key(skey(x, x.arg(1), buf));
+	std::string key;
 	CollVal l;
-	if (!read_coll(x, key, coll::kList, l))
+	if (!list_args(x, std::span(&count, 1), key, l))
 		return;
 	const std::string_view el = x.arg(3);
 	std::int64_t removed = 0;
@@ -280,21 +237,15 @@ void KvService::cmd_lrem(Ctx& x)
 void KvService::cmd_ltrim(Ctx& x)
 {
 	std::int64_t start = 0, end = 0;
-	if (!parse_i64(x.arg(2), start) || !parse_i64(x.arg(3), end)) {
-		not_integer(x);
-		return;
-	}
-	std::string buf;
-	const std::string key(skey(x, x.arg(1), buf));
+	std::string key;
 	CollVal l;
-	if (!read_coll(x, key, coll::kList, l))
+	if (!list_range_args(x, start, end, key, l))
 		return;
 	if (!l.exists) {
 		resp::ok(x.o);
 		return;
 	}
 	const auto n = static_cast<std::int64_t>(l.items.size());
-	clamp_range(n, start, end);
 	Items keep;
 	if (start <= end && start < n)
 		keep.assign(std::make_move_iterator(l.items.begin() + start),
@@ -313,10 +264,9 @@ void KvService::cmd_linsert(Ctx& x)
 		resp::error(x.o, "ERR syntax error");
 		return;
 	}
-	std::string buf;
-	const std::string key(skey(x, x.arg(1), buf));
+	std::string key;
 	CollVal l;
-	if (!read_coll(x, key, coll::kList, l))
+	if (!read_arg_coll(x, 1, coll::kList, key, l))
 		return;
 	if (!l.exists) {
 		resp::integer(x.o, 0);
@@ -337,15 +287,11 @@ void KvService::cmd_lpos(Ctx& x)
 	std::int64_t rank = 1, count = -1, maxlen = 0;
 	for (std::size_t i = 3; i < x.argc(); i += 2) {
 		const std::string_view o = x.arg(i);
-		if (i + 1 >= x.argc()) {
-			resp::error(x.o, "ERR syntax error");
-			return;
-		}
+		if (i + 1 >= x.argc())
+			return syntax_error(x);
 		std::int64_t v = 0;
-		if (!parse_i64(x.arg(i + 1), v)) {
-			not_integer(x);
+		if (!arg_i64(x, i + 1, v))
 			return;
-		}
 		if (ieq(o, "rank")) {
 			if (v == 0 || v == INT64_MIN) {
 				resp::error(x.o, v == 0 ? "ERR RANK can't be zero: use 1 to start from the first match, 2 from the "
@@ -367,13 +313,12 @@ void KvService::cmd_lpos(Ctx& x)
 			}
 			maxlen = v;
 		} else {
-			resp::error(x.o, "ERR syntax error");
-			return;
+			return syntax_error(x);
 		}
 	}
-	std::string buf;
+	std::string key;
 	CollVal l;
-	if (!read_coll(x, skey(x, x.arg(1), buf), coll::kList, l))
+	if (!read_arg_coll(x, 1, coll::kList, key, l))
 		return;
 	std::vector<std::int64_t> found;
 	const auto n = static_cast<std::int64_t>(l.items.size());
@@ -395,29 +340,16 @@ void KvService::cmd_lpos(Ctx& x)
 		return;
 	}
 	resp::array(x.o, found.size());
-	for (std::int64_t i : found)
+	for (const std::int64_t i : found)
 		resp::integer(x.o, i);
 }
 
-void KvService::cmd_lmove(Ctx& x)
+bool KvService::list_move(Ctx& x, std::string_view src, CollVal& s, bool from_left, bool to_left)
 {
-	bool from_left = false, to_left = false;
-	if (!parse_side(x.arg(3), from_left) || !parse_side(x.arg(4), to_left)) {
-		resp::error(x.o, "ERR syntax error");
-		return;
-	}
-	std::string b1, b2;
-	const std::string src(skey(x, x.arg(1), b1));
-	const std::string dst(skey(x, x.arg(2), b2));
-	CollVal s, d;
-	if (!read_coll(x, src, coll::kList, s))
-		return;
-	if (!s.exists) {
-		reply_null(x);
-		return;
-	}
-	if (src != dst && !read_coll(x, dst, coll::kList, d))
-		return;
+	std::string dst;
+	CollVal d;
+	if (!read_arg_coll(x, 2, coll::kList, dst, d))
+		return false;
 	std::string el;
 	if (from_left) {
 		el = std::move(s.items.front());
@@ -432,10 +364,27 @@ void KvService::cmd_lmove(Ctx& x)
 	else
 		target.push_back(el);
 	if (!write_coll(x, src, coll::kList, s.items, s.expiry))
-		return;
+		return false;
 	if (src != dst && !write_coll(x, dst, coll::kList, d.items, d.expiry))
-		return;
+		return false;
 	resp::bulk(x.o, el);
+	return true;
+}
+
+void KvService::cmd_lmove(Ctx& x)
+{
+	bool from_left = false, to_left = false;
+	if (!parse_side(x.arg(3), from_left) || !parse_side(x.arg(4), to_left))
+		return syntax_error(x);
+	std::string src;
+	CollVal s;
+	if (!read_arg_coll(x, 1, coll::kList, src, s))
+		return;
+	if (!s.exists) {
+		reply_null(x);
+		return;
+	}
+	(void)list_move(x, src, s, from_left, to_left);
 }
 
 void KvService::cmd_rpoplpush(Ctx& x)

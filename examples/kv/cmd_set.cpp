@@ -30,10 +30,9 @@ std::mt19937_64& rng()
 
 void KvService::cmd_sadd(Ctx& x)
 {
-	std::string buf;
-	const std::string key(skey(x, x.arg(1), buf));
+	std::string key;
 	CollVal s;
-	if (!read_coll(x, key, coll::kSet, s))
+	if (!read_arg_coll(x, 1, coll::kSet, key, s))
 		return;
 	std::unordered_set<std::string_view> have(s.items.begin(), s.items.end());
 	Items add;
@@ -56,10 +55,9 @@ void KvService::cmd_sadd(Ctx& x)
 
 void KvService::cmd_srem(Ctx& x)
 {
-	std::string buf;
-	const std::string key(skey(x, x.arg(1), buf));
+	std::string key;
 	CollVal s;
-	if (!read_coll(x, key, coll::kSet, s))
+	if (!read_arg_coll(x, 1, coll::kSet, key, s))
 		return;
 	std::unordered_set<std::string_view> del;
 	for (std::size_t i = 2; i < x.argc(); ++i)
@@ -77,29 +75,27 @@ void KvService::cmd_srem(Ctx& x)
 
 void KvService::cmd_smembers(Ctx& x)
 {
-	std::string buf;
+	std::string key;
 	CollVal s;
-	if (!read_coll(x, skey(x, x.arg(1), buf), coll::kSet, s))
+	if (!read_arg_coll(x, 1, coll::kSet, key, s))
 		return;
-	resp::set(x.o, s.items.size(), x.resp3());
-	for (const auto& m : s.items)
-		resp::bulk(x.o, m);
+	reply_items(x, s.items, true);
 }
 
 void KvService::cmd_sismember(Ctx& x)
 {
-	std::string buf;
+	std::string key;
 	CollVal s;
-	if (!read_coll(x, skey(x, x.arg(1), buf), coll::kSet, s))
+	if (!read_arg_coll(x, 1, coll::kSet, key, s))
 		return;
 	resp::integer(x.o, std::find(s.items.begin(), s.items.end(), x.arg(2)) != s.items.end() ? 1 : 0);
 }
 
 void KvService::cmd_smismember(Ctx& x)
 {
-	std::string buf;
+	std::string key;
 	CollVal s;
-	if (!read_coll(x, skey(x, x.arg(1), buf), coll::kSet, s))
+	if (!read_arg_coll(x, 1, coll::kSet, key, s))
 		return;
 	const std::unordered_set<std::string_view> have(s.items.begin(), s.items.end());
 	resp::array(x.o, x.argc() - 2);
@@ -109,34 +105,19 @@ void KvService::cmd_smismember(Ctx& x)
 
 void KvService::cmd_scard(Ctx& x)
 {
-	std::string buf;
+	std::string key;
 	CollVal s;
-	if (read_coll(x, skey(x, x.arg(1), buf), coll::kSet, s))
+	if (read_arg_coll(x, 1, coll::kSet, key, s))
 		resp::integer(x.o, static_cast<std::int64_t>(s.items.size()));
 }
 
 void KvService::cmd_spop(Ctx& x)
 {
-	if (x.argc() > 3) {
-		resp::error(x.o, "ERR syntax error");
-		return;
-	}
 	const bool has_count = x.argc() == 3;
 	std::int64_t count = 1;
-	if (has_count) {
-		if (!parse_i64(x.arg(2), count)) {
-			resp::error(x.o, "ERR value is not an integer or out of range");
-			return;
-		}
-		if (count < 0) {
-			resp::error(x.o, "ERR value is out of range, must be positive");
-			return;
-		}
-	}
-	std::string buf;
-	const std::string key(skey(x, x.arg(1), buf));
+	std::string key;
 	CollVal s;
-	if (!read_coll(x, key, coll::kSet, s))
+	if (!pop_args(x, coll::kSet, count, key, s))
 		return;
 	prop_custom_ = true;  // propagated as the SREM of what it took
 	if (!s.exists || count == 0) {
@@ -161,26 +142,22 @@ void KvService::cmd_spop(Ctx& x)
 		resp::bulk(x.o, out[0]);
 		return;
 	}
-	resp::set(x.o, out.size(), x.resp3());
-	for (const auto& m : out)
-		resp::bulk(x.o, m);
+	reply_items(x, out, true);
 }
 
 void KvService::cmd_srandmember(Ctx& x)
 {
-	if (x.argc() > 3) {
-		resp::error(x.o, "ERR syntax error");
-		return;
-	}
+	if (x.argc() > 3)
+		return syntax_error(x);
 	const bool has_count = x.argc() == 3;
 	std::int64_t count = 1;
 	if (has_count && (!parse_i64(x.arg(2), count) || count == INT64_MIN)) {
 		resp::error(x.o, "ERR value is out of range");
 		return;
 	}
-	std::string buf;
+	std::string key;
 	CollVal s;
-	if (!read_coll(x, skey(x, x.arg(1), buf), coll::kSet, s))
+	if (!read_arg_coll(x, 1, coll::kSet, key, s))
 		return;
 	if (!has_count) {
 		if (s.items.empty())
@@ -246,34 +223,26 @@ bool KvService::set_algebra(Ctx& x, std::size_t first, int op, std::vector<std::
 	return true;
 }
 
-void KvService::cmd_sinter(Ctx& x)
+void KvService::set_algebra_reply(Ctx& x, int op)
 {
 	Items out;
-	if (!set_algebra(x, 1, 0, out))
-		return;
-	resp::set(x.o, out.size(), x.resp3());
-	for (const auto& m : out)
-		resp::bulk(x.o, m);
+	if (set_algebra(x, 1, op, out))
+		reply_items(x, out, true);
+}
+
+void KvService::cmd_sinter(Ctx& x)
+{
+	set_algebra_reply(x, 0);
 }
 
 void KvService::cmd_sunion(Ctx& x)
 {
-	Items out;
-	if (!set_algebra(x, 1, 1, out))
-		return;
-	resp::set(x.o, out.size(), x.resp3());
-	for (const auto& m : out)
-		resp::bulk(x.o, m);
+	set_algebra_reply(x, 1);
 }
 
 void KvService::cmd_sdiff(Ctx& x)
 {
-	Items out;
-	if (!set_algebra(x, 1, 2, out))
-		return;
-	resp::set(x.o, out.size(), x.resp3());
-	for (const auto& m : out)
-		resp::bulk(x.o, m);
+	set_algebra_reply(x, 2);
 }
 
 void KvService::set_algebra_store(Ctx& x, int op)
@@ -329,17 +298,14 @@ void KvService::cmd_sintercard(Ctx& x)
 	std::int64_t limit = 0;
 	for (std::size_t i = last; i < x.argc(); ++i) {
 		if (ieq(x.arg(i), "limit") && i + 1 < x.argc()) {
-			if (!parse_i64(x.arg(++i), limit)) {
-				resp::error(x.o, "ERR value is not an integer or out of range");
+			if (!arg_i64(x, ++i, limit))
 				return;
-			}
 			if (limit < 0) {
 				resp::error(x.o, "ERR LIMIT can't be negative");
 				return;
 			}
 		} else {
-			resp::error(x.o, "ERR syntax error");
-			return;
+			return syntax_error(x);
 		}
 	}
 	// SINTER over exactly the keys (a view of the arguments without the

@@ -41,6 +41,66 @@ bool KvService::read_coll(Ctx& x, std::string_view stored, std::uint8_t type, Co
 	return true;
 }
 
+bool KvService::read_arg_coll(Ctx& x, std::size_t i, std::uint8_t type, std::string& key, CollVal& out)
+{
+	std::string buf;
+	key.assign(skey(x, x.arg(i), buf));
+	return read_coll(x, key, type, out);
+}
+
+void KvService::syntax_error(Ctx& x)
+{
+	resp::error(x.o, "ERR syntax error");
+}
+
+bool KvService::arg_i64(Ctx& x, std::size_t i, std::int64_t& v)
+{
+	if (parse_i64(x.arg(i), v))
+		return true;
+	resp::error(x.o, "ERR value is not an integer or out of range");
+	return false;
+}
+
+bool KvService::list_args(Ctx& x, std::span<std::int64_t> ints, std::string& key, CollVal& l)
+{
+	for (std::size_t i = 0; i < ints.size(); ++i)
+		if (!arg_i64(x, 2 + i, ints[i]))
+			return false;
+	return read_arg_coll(x, 1, coll::kList, key, l);
+}
+
+bool KvService::pop_args(Ctx& x, std::uint8_t type, std::int64_t& count, std::string& key, CollVal& out)
+{
+	if (x.argc() > 3) {
+		// LPOP/RPOP: arity; SPOP: syntax (Redis 7.0)
+		if (type == coll::kList)
+			resp::wrong_arity(x.o, x.cmd ? x.cmd->name : "lpop");
+		else
+			resp::error(x.o, "ERR syntax error");
+		return false;
+	}
+	count = 1;
+	if (x.argc() == 3) {
+		if (!arg_i64(x, 2, count))
+			return false;
+		if (count < 0) {
+			resp::error(x.o, "ERR value is out of range, must be positive");
+			return false;
+		}
+	}
+	return read_arg_coll(x, 1, type, key, out);
+}
+
+void KvService::reply_items(Ctx& x, std::span<const std::string> items, bool as_set)
+{
+	if (as_set)
+		resp::set(x.o, items.size(), x.resp3());
+	else
+		resp::array(x.o, items.size());
+	for (const auto& s : items)
+		resp::bulk(x.o, s);
+}
+
 bool KvService::write_coll(Ctx& x, std::string_view stored, std::uint8_t type, const std::vector<std::string>& items,
 			   std::uint64_t expiry)
 {

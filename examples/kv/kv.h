@@ -426,8 +426,34 @@ private:
 	void order_set(std::vector<std::string>& members) const;
 	/// The encoding OBJECT ENCODING reports for a collection (Redis 7.0).
 	std::string coll_encoding(std::uint8_t type, const std::vector<std::string>& items) const;
+	/// read_coll() of the key in argument `i`; `key` its stored form.
+	bool read_arg_coll(Ctx& x, std::size_t i, std::uint8_t type, std::string& key, CollVal& out);
+	/// Redis's "ERR syntax error".
+	static void syntax_error(Ctx& x);
+	/// Argument `i` as an integer; false after replying Redis's error.
+	static bool arg_i64(Ctx& x, std::size_t i, std::int64_t& v);
+	/// Arguments 2.. as integers (as many as `ints`), then read_arg_coll()
+	/// of the list in argument 1; false after replying an error.
+	bool list_args(Ctx& x, std::span<std::int64_t> ints, std::string& key, CollVal& l);
+	/// LRANGE/LTRIM's arguments: list_args() and the range clamped as Redis
+	/// does ([start, end] within [0, n), or empty: start > end).
+	bool list_range_args(Ctx& x, std::int64_t& start, std::int64_t& end, std::string& key, CollVal& l);
+	/// LPOP/RPOP/SPOP's arguments: the optional COUNT (argument 2, >= 0;
+	/// else 1), then read_arg_coll() of argument 1; false after replying.
+	bool pop_args(Ctx& x, std::uint8_t type, std::int64_t& count, std::string& key, CollVal& out);
+	/// `items` as an array (a set under RESP3 when `as_set`) of bulks.
+	static void reply_items(Ctx& x, std::span<const std::string> items, bool as_set);
 	void push_generic(Ctx& x, bool left, bool only_existing);
 	void pop_generic(Ctx& x, bool left);
+	/// Pops up to `count` elements of list `l` (stored key `key`) from one
+	/// end into `out` and stores the rest; false after replying a refusal.
+	bool list_pop(Ctx& x, std::string_view key, CollVal& l, bool left, std::int64_t count,
+		      std::vector<std::string>& out);
+	void set_algebra_reply(Ctx& x, int op);
+	/// LMOVE's move of one element from `s` (stored key `src`, non-empty)
+	/// to the list of argument 2; replies it. False after replying an error.
+	bool list_move(Ctx& x, std::string_view src, CollVal& s, bool from_left, bool to_left);
+
 	/// SINTER/SUNION/SDIFF of the keys from argument `first` (`op` 0, 1,
 	/// 2); false after replying an error.
 	bool set_algebra(Ctx& x, std::size_t first, int op, std::vector<std::string>& out);
