@@ -161,6 +161,8 @@ std::string KvService::client_line(Server&, const Client& cl, std::string_view c
 		flags += 'd';
 	if (cl.no_evict)
 		flags += 'e';
+	if (cl.blocked)
+		flags += 'b';
 	if (flags.empty())
 		flags = "N";
 	return fmt::format("id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 "
@@ -187,6 +189,18 @@ void KvService::cmd_client(Ctx& x)
 		}
 		cl.name.assign(x.arg(2));
 		resp::ok(o);
+	} else if (ieq(sub, "unblock") && (n == 3 || n == 4)) {
+		std::int64_t id = 0;
+		if (!arg_i64(x, 2, id))
+			return;
+		bool as_error = false;
+		if (n == 4 && ieq(x.arg(3), "error")) {
+			as_error = true;
+		} else if (n == 4 && !ieq(x.arg(3), "timeout")) {
+			resp::error(o, "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+			return;
+		}
+		resp::integer(o, unblock_client(x.srv, static_cast<std::uint64_t>(id), as_error) ? 1 : 0);
 	} else if (ieq(sub, "getname") && n == 2) {
 		if (cl.name.empty())
 			reply_null(x);

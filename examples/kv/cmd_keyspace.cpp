@@ -754,10 +754,11 @@ void KvService::cmd_object(Ctx& x)
 	if (ieq(sub, "encoding") && v.typed) {
 		std::uint8_t t = 0;
 		std::vector<std::string> items;
-		if (!coll::decode(value_bytes(pool_, v), t, items))
+		bool ht = false;
+		if (!coll::decode(value_bytes(pool_, v), t, items, &ht))
 			resp::error(x.o, "ERR daxnet: malformed collection value");
 		else
-			resp::bulk(x.o, coll_encoding(t, items));
+			resp::bulk(x.o, coll_encoding(t, items, ht));
 	} else if (ieq(sub, "encoding")) {
 		std::int64_t n = 0;
 		const std::string val = v.size <= 20 ? value_bytes(pool_, v) : std::string();

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "daxnet/svc/options.h"
+#include "coll.h"
 #include "kv.h"
 
 namespace daxnet::kv {
@@ -70,7 +71,7 @@ daxnet::svc::Metrics KvService::metrics(Server& srv, const daxnet::svc::InfoSele
 		.info_field("daxnet_version", daxnet::svc::kVersion);
 	m.info_section("Clients")
 		.info_alias("connected_clients", "open_connections")
-		.info_field("blocked_clients", "0")
+		.info_field("blocked_clients", std::to_string(blocked_.size()))
 		.info_field("tracking_clients", "0")
 		.gauge("maxclients", maxclients_, "Connections accepted at most (CONFIG SET maxclients).");
 	m.info_section("Memory")
@@ -194,7 +195,7 @@ void flags_reply(OutBuf& o, const Cmd& c, bool resp3)
 		{kBlocking, "blocking"},   {kLoading, "loading"},   {kStale, "stale"},
 		{kSkipMonitor, "skip_monitor"}, {kSkipSlowlog, "skip_slowlog"}, {kFast, "fast"},
 		{kNoAuth, "no_auth"},	   {kMayReplicate, "may_replicate"}, {kNoMulti, "no_multi"},
-		{kAllowBusy, "allow_busy"},
+		{kAllowBusy, "allow_busy"},   {kMovableKeys, "movablekeys"},
 	};
 	std::size_t n = 0;
 	for (const auto& f : kNames)
@@ -290,13 +291,23 @@ void KvService::cmd_command(Ctx& x)
 			resp::error(o, "ERR Invalid number of arguments specified for command");
 			return;
 		}
-		if (c->first_key == 0) {
+		std::vector<std::string_view> keys;
+		if (c->flags & kMovableKeys) {
+			// numkeys, then the keys: SINTERCARD, LMPOP (argument 1), BLMPOP (2)
+			const int at = std::string_view(c->name) == "blmpop" ? 2 : 1;
+			std::int64_t nk = 0;
+			if (!parse_i64(x.arg(static_cast<std::size_t>(at) + 2), nk) || nk < 1 || nk > n - at - 1) {
+				resp::error(o, "ERR Invalid arguments specified for command");
+				return;
+			}
+			for (int i = at + 1; i <= at + nk; ++i)
+				keys.push_back(x.arg(static_cast<std::size_t>(i) + 2));
+		} else if (c->first_key == 0) {
 			resp::error(o, "ERR The command has no key arguments");
 			return;
 		}
-		std::vector<std::string_view> keys;
 		const int last = c->last_key < 0 ? n + c->last_key : c->last_key;
-		for (int i = c->first_key; i <= last && i < n; i += c->step)
+		for (int i = c->first_key; c->first_key > 0 && i <= last && i < n; i += c->step)
 			keys.push_back(x.arg(static_cast<std::size_t>(i) + 2));
 		resp::array(o, keys.size());
 		for (std::string_view k : keys)
@@ -645,6 +656,26 @@ void KvService::cmd_debug(Ctx& x)
 		ValueRef v{};
 		if (kv_.get(skey(x, x.arg(2), buf), v) != 1) {
 			resp::error(x.o, "ERR no such key");
+			return;
+		}
+		if (v.typed) {
+			// a collection: Redis 7.0's fields for its encoding (a list is
+			// one quicklist node holding every element)
+			std::uint8_t t = 0;
+			std::vector<std::string> items;
+			bool ht = false;
+			if (!coll::decode(value_bytes(pool_, v), t, items, &ht)) {
+				resp::error(x.o, "ERR daxnet: malformed collection value");
+				return;
+			}
+			std::string line = fmt::format("Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:0 "
+						       "lru_seconds_idle:0",
+						       coll_encoding(t, items, ht), v.size);
+			if (t == coll::kList)
+				line += fmt::format(" ql_nodes:1 ql_avg_node:{}.00 ql_listpack_max:-2 ql_compressed:0 "
+						    "ql_uncompressed_size:{}",
+						    items.size(), v.size);
+			resp::simple(x.o, line);
 			return;
 		}
 		const char* enc = v.size <= 44 ? "embstr" : "raw";

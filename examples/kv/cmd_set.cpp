@@ -44,8 +44,8 @@ void KvService::cmd_sadd(Ctx& x)
 		const auto added = static_cast<std::int64_t>(add.size());
 		for (auto& m : add)
 			s.items.push_back(std::move(m));
-		order_set(s.items);
-		if (!write_coll(x, key, coll::kSet, s.items, s.expiry))
+		order_set(s.items, s.hashtable);
+		if (!write_coll(x, key, coll::kSet, s.items, s.expiry, s.hashtable))
 			return;
 		resp::integer(x.o, added);
 		return;
@@ -68,7 +68,7 @@ void KvService::cmd_srem(Ctx& x)
 		if (!del.contains(m))
 			keep.push_back(std::move(m));
 	const auto removed = static_cast<std::int64_t>(s.items.size() - keep.size());
-	if (removed && !write_coll(x, key, coll::kSet, keep, s.expiry))
+	if (removed && !write_coll(x, key, coll::kSet, keep, s.expiry, s.hashtable))
 		return;
 	resp::integer(x.o, removed);
 }
@@ -132,8 +132,8 @@ void KvService::cmd_spop(Ctx& x)
 	Items out(std::make_move_iterator(s.items.end() - static_cast<std::ptrdiff_t>(n)),
 		  std::make_move_iterator(s.items.end()));
 	s.items.resize(s.items.size() - n);
-	order_set(s.items);
-	if (!write_coll(x, key, coll::kSet, s.items, s.expiry))
+	order_set(s.items, s.hashtable);
+	if (!write_coll(x, key, coll::kSet, s.items, s.expiry, s.hashtable))
 		return;
 	std::vector<std::string> argv{"SREM", std::string(x.arg(1))};
 	argv.insert(argv.end(), out.begin(), out.end());
@@ -219,7 +219,8 @@ bool KvService::set_algebra(Ctx& x, std::size_t first, int op, std::vector<std::
 			if (!other.contains(m))
 				out.push_back(m);
 	}
-	order_set(out);
+	bool hashtable = false;
+	order_set(out, hashtable);
 	return true;
 }
 
@@ -252,15 +253,12 @@ void KvService::set_algebra_store(Ctx& x, int op)
 		return;
 	std::string buf;
 	const std::string dst(skey(x, x.arg(1), buf));
-	// the destination is replaced whatever its type (and loses its TTL)
-	if (out.empty()) {
-		if (const int rc = del_stored(dst); rc < 0) {
-			resp::error(x.o, fmt::format("ERR daxnet: delete failed ({})", std::strerror(-rc)));
-			return;
-		}
-	} else if (!write_coll(x, dst, coll::kSet, out, 0)) {
+	// the destination is replaced whatever its type (and loses its TTL);
+	// write_coll() deletes it when `out` is empty
+	bool hashtable = false;
+	order_set(out, hashtable);
+	if (!write_coll(x, dst, coll::kSet, out, 0, hashtable))
 		return;
-	}
 	resp::integer(x.o, static_cast<std::int64_t>(out.size()));
 }
 
@@ -337,12 +335,12 @@ void KvService::cmd_smove(Ctx& x)
 		return;
 	}
 	s.items.erase(it);
-	if (!write_coll(x, src, coll::kSet, s.items, s.expiry))
+	if (!write_coll(x, src, coll::kSet, s.items, s.expiry, s.hashtable))
 		return;
 	if (std::find(d.items.begin(), d.items.end(), x.arg(3)) == d.items.end()) {
 		d.items.emplace_back(x.arg(3));
-		order_set(d.items);
-		if (!write_coll(x, dst, coll::kSet, d.items, d.expiry))
+		order_set(d.items, d.hashtable);
+		if (!write_coll(x, dst, coll::kSet, d.items, d.expiry, d.hashtable))
 			return;
 	}
 	resp::integer(x.o, 1);

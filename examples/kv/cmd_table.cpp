@@ -17,7 +17,7 @@ using S = KvService;
 // Flag shorthands.
 constexpr std::uint32_t W = kWrite, R = kReadonly, OOM = kDenyOom, F = kFast, L = kLoading, ST = kStale,
 			A = kAdmin, NS = kNoscript, NA = kNoAuth, AB = kAllowBusy, NM = kNoMulti,
-			SS = kSkipSlowlog, PS = kPubsub, MR = kMayReplicate;
+			SS = kSkipSlowlog, PS = kPubsub, MR = kMayReplicate, B = kBlocking, MK = kMovableKeys;
 
 // name, handler, arity, flags, first key, last key, step, group, since, summary
 const Cmd kTable[] = {
@@ -26,6 +26,11 @@ const Cmd kTable[] = {
 	{"bgsave", &S::cmd_bgsave, -1, A|NS, 0, 0, 0, "server", "1.0.0", "Asynchronously save the dataset to disk"},
 	{"bitcount", &S::cmd_bitcount, -2, R, 1, 1, 1, "bitmap", "2.6.0", "Count set bits in a string"},
 	{"bitpos", &S::cmd_bitpos, -3, R, 1, 1, 1, "bitmap", "2.8.7", "Find first bit set or clear in a string"},
+	{"blmove", &S::cmd_blmove, 6, W|OOM|B, 1, 2, 1, "list", "6.2.0", "Pop an element from a list, push it to another list and return it; or block until one is available"},
+	{"blmpop", &S::cmd_blmpop, -5, W|B|MK, 0, 0, 0, "list", "7.0.0", "Pop elements from a list, or block until one is available"},
+	{"blpop", &S::cmd_blpop, -3, W|B, 1, -2, 1, "list", "2.0.0", "Remove and get the first element in a list, or block until one is available"},
+	{"brpop", &S::cmd_brpop, -3, W|B, 1, -2, 1, "list", "2.0.0", "Remove and get the last element in a list, or block until one is available"},
+	{"brpoplpush", &S::cmd_brpoplpush, 4, W|OOM|B, 1, 2, 1, "list", "2.2.0", "Pop an element from a list, push it to another list and return it; or block until one is available"},
 	{"client", &S::cmd_client, -2, NS|L|ST, 0, 0, 0, "connection", "2.4.0", "A container for client connection commands"},
 	{"command", &S::cmd_command, -1, L|ST, 0, 0, 0, "server", "2.8.13", "Get array of Redis command details"},
 	{"config", &S::cmd_config, -2, A|NS|L|ST, 0, 0, 0, "server", "2.0.0", "A container for server configuration commands"},
@@ -67,6 +72,7 @@ const Cmd kTable[] = {
 	{"linsert", &S::cmd_linsert, 5, W|OOM, 1, 1, 1, "list", "2.2.0", "Insert an element before or after another element in a list"},
 	{"llen", &S::cmd_llen, 2, R|F, 1, 1, 1, "list", "1.0.0", "Get the length of a list"},
 	{"lmove", &S::cmd_lmove, 5, W|OOM, 1, 2, 1, "list", "6.2.0", "Pop an element from a list, push it to another list and return it"},
+	{"lmpop", &S::cmd_lmpop, -4, W|MK, 0, 0, 0, "list", "7.0.0", "Pop elements from a list"},
 	{"lpop", &S::cmd_lpop, -2, W|F, 1, 1, 1, "list", "1.0.0", "Remove and get the first elements in a list"},
 	{"lpos", &S::cmd_lpos, -3, R, 1, 1, 1, "list", "6.0.6", "Return the index of matching elements on a list"},
 	{"lpush", &S::cmd_lpush, -3, W|OOM|F, 1, 1, 1, "list", "1.0.0", "Prepend one or multiple elements to a list"},
@@ -119,13 +125,15 @@ const Cmd kTable[] = {
 	{"setrange", &S::cmd_setrange, 4, W|OOM, 1, 1, 1, "string", "2.2.0", "Overwrite part of a string at key starting at the specified offset"},
 	{"shutdown", &S::cmd_shutdown, -1, A|NS|L|ST|NM|AB, 0, 0, 0, "server", "1.0.0", "Synchronously save the dataset to disk and then shut down the server"},
 	{"sinter", &S::cmd_sinter, -2, R, 1, -1, 1, "set", "1.0.0", "Intersect multiple sets"},
-	{"sintercard", &S::cmd_sintercard, -3, R, 0, 0, 0, "set", "7.0.0", "Intersect multiple sets and return the cardinality of the result"},
+	{"sintercard", &S::cmd_sintercard, -3, R|MK, 0, 0, 0, "set", "7.0.0", "Intersect multiple sets and return the cardinality of the result"},
 	{"sinterstore", &S::cmd_sinterstore, -3, W|OOM, 1, -1, 1, "set", "1.0.0", "Intersect multiple sets and store the resulting set in a key"},
 	{"sismember", &S::cmd_sismember, 3, R|F, 1, 1, 1, "set", "1.0.0", "Determine if a given value is a member of a set"},
 	{"slaveof", &S::cmd_replicaof, 3, A|NS|ST, 0, 0, 0, "server", "1.0.0", "Make the server a replica of another instance, or promote it as master"},
 	{"smembers", &S::cmd_smembers, 2, R, 1, 1, 1, "set", "1.0.0", "Get all the members in a set"},
 	{"smismember", &S::cmd_smismember, -3, R|F, 1, 1, 1, "set", "6.2.0", "Returns the membership associated with the given elements for a set"},
 	{"smove", &S::cmd_smove, 4, W|F, 1, 2, 1, "set", "1.0.0", "Move a member from one set to another"},
+	{"sort", &S::cmd_sort, -2, W|OOM, 1, 1, 1, "generic", "1.0.0", "Sort the elements in a list, set or sorted set"},
+	{"sort_ro", &S::cmd_sort_ro, -2, R, 1, 1, 1, "generic", "7.0.0", "Sort the elements in a list, set or sorted set. Read-only variant of SORT."},
 	{"spop", &S::cmd_spop, -2, W|F, 1, 1, 1, "set", "1.0.0", "Remove and return one or multiple random members from a set"},
 	{"srandmember", &S::cmd_srandmember, -2, R, 1, 1, 1, "set", "1.0.0", "Get one or multiple random members from a set"},
 	{"srem", &S::cmd_srem, -3, W|F, 1, 1, 1, "set", "1.0.0", "Remove one or more members from a set"},

@@ -22,6 +22,7 @@ void KvService::wrong_type(Ctx& x)
 bool KvService::read_coll(Ctx& x, std::string_view stored, std::uint8_t type, CollVal& out)
 {
 	out.exists = false;
+	out.hashtable = false;
 	out.expiry = 0;
 	out.items.clear();
 	ValueRef v{};
@@ -32,7 +33,7 @@ bool KvService::read_coll(Ctx& x, std::string_view stored, std::uint8_t type, Co
 		return false;
 	}
 	std::uint8_t t = 0;
-	if (!coll::decode(value_bytes(pool_, v), t, out.items) || t != type) {
+	if (!coll::decode(value_bytes(pool_, v), t, out.items, &out.hashtable) || t != type) {
 		resp::error(x.o, "ERR daxnet: malformed collection value");
 		return false;
 	}
@@ -102,7 +103,7 @@ void KvService::reply_items(Ctx& x, std::span<const std::string> items, bool as_
 }
 
 bool KvService::write_coll(Ctx& x, std::string_view stored, std::uint8_t type, const std::vector<std::string>& items,
-			   std::uint64_t expiry)
+			   std::uint64_t expiry, bool hashtable)
 {
 	if (items.empty()) {
 		const int rc = del_stored(stored);
@@ -120,7 +121,7 @@ bool KvService::write_coll(Ctx& x, std::string_view stored, std::uint8_t type, c
 					     coll::type_name(type), size, coll::kMaxBytes));
 		return false;
 	}
-	if (const auto why = put_bytes(stored, coll::encode(type, items), expiry, true)) {
+	if (const auto why = put_bytes(stored, coll::encode(type, items, hashtable), expiry, true)) {
 		resp_refusal(x.o, *why);
 		return false;
 	}
@@ -137,14 +138,23 @@ bool all_integers(const std::vector<std::string>& v)
 
 }  // namespace
 
-void KvService::order_set(std::vector<std::string>& members) const
+std::int64_t KvService::intset_limit() const
 {
 	const auto it = tuning_.find("set-max-intset-entries");
 	std::int64_t limit = 512;
 	if (it != tuning_.end())
 		(void)parse_i64(it->second, limit);
-	if (static_cast<std::int64_t>(members.size()) > limit || !all_integers(members))
+	return limit;
+}
+
+void KvService::order_set(std::vector<std::string>& members, bool& hashtable) const
+{
+	if (hashtable)
+		return;  // one way, as in Redis
+	if (static_cast<std::int64_t>(members.size()) > intset_limit() || !all_integers(members)) {
+		hashtable = true;
 		return;
+	}
 	std::sort(members.begin(), members.end(), [](const std::string& a, const std::string& b) {
 		std::int64_t x = 0, y = 0;
 		(void)parse_i64(a, x);
@@ -153,15 +163,12 @@ void KvService::order_set(std::vector<std::string>& members) const
 	});
 }
 
-std::string KvService::coll_encoding(std::uint8_t type, const std::vector<std::string>& items) const
+std::string KvService::coll_encoding(std::uint8_t type, const std::vector<std::string>& items, bool hashtable) const
 {
 	if (type == coll::kList)
 		return "quicklist";  // Redis 7.0: every list
-	const auto it = tuning_.find("set-max-intset-entries");
-	std::int64_t limit = 512;
-	if (it != tuning_.end())
-		(void)parse_i64(it->second, limit);
-	return static_cast<std::int64_t>(items.size()) <= limit && all_integers(items) ? "intset" : "hashtable";
+	return !hashtable && static_cast<std::int64_t>(items.size()) <= intset_limit() && all_integers(items) ? "intset"
+														: "hashtable";
 }
 
 }  // namespace daxnet::kv

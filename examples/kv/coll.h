@@ -14,6 +14,11 @@
 // distinct, in the order SMEMBERS reports (ascending for an all-integer
 // set of at most set-max-intset-entries members, as Redis's intset;
 // otherwise insertion order). Nothing else may follow the last element.
+//
+// Version 2 (sets only; the same layout) marks a set that left the intset
+// encoding: Redis never converts a hashtable back to an intset, so such a
+// set keeps insertion order and reports `hashtable` even once its members
+// are few integers again.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +32,7 @@ namespace daxnet::kv::coll {
 inline constexpr std::uint8_t kList = 1;
 inline constexpr std::uint8_t kSet = 2;
 inline constexpr std::uint8_t kVersion = 1;
+inline constexpr std::uint8_t kSetHashtable = 2;  ///< version byte of a set in hashtable encoding
 inline constexpr std::size_t kHeader = 6;
 /// Encoded size a collection may reach (a write beyond it is refused): every
 /// write rewrites the whole value, so this bounds a write's cost.
@@ -60,12 +66,12 @@ inline std::uint32_t get_u32(const char* p) noexcept
 	       static_cast<std::uint32_t>(u[2]) << 16 | static_cast<std::uint32_t>(u[3]) << 24;
 }
 
-inline std::string encode(std::uint8_t type, const std::vector<std::string>& items)
+inline std::string encode(std::uint8_t type, const std::vector<std::string>& items, bool hashtable = false)
 {
 	std::string out;
 	out.reserve(encoded_size(items));
 	out.push_back(static_cast<char>(type));
-	out.push_back(static_cast<char>(kVersion));
+	out.push_back(static_cast<char>(type == kSet && hashtable ? kSetHashtable : kVersion));
 	put_u32(out, static_cast<std::uint32_t>(items.size()));
 	for (const auto& s : items) {
 		put_u32(out, static_cast<std::uint32_t>(s.size()));
@@ -74,15 +80,19 @@ inline std::string encode(std::uint8_t type, const std::vector<std::string>& ite
 	return out;
 }
 
-/// Decodes `b`: its type, and its elements into `items`. False when `b` is
-/// not a collection of this version (a type or version not known, a count
-/// or a length that does not match the bytes).
-inline bool decode(std::string_view b, std::uint8_t& type, std::vector<std::string>& items)
+/// Decodes `b`: its type, and its elements into `items` (`hashtable`: a
+/// set of version 2). False when `b` is not a collection of these versions
+/// (a type or version not known, a count or a length that does not match
+/// the bytes).
+inline bool decode(std::string_view b, std::uint8_t& type, std::vector<std::string>& items, bool* hashtable = nullptr)
 {
 	items.clear();
-	if (b.size() < kHeader || (b[0] != kList && b[0] != kSet) || b[1] != kVersion)
+	if (b.size() < kHeader || (b[0] != kList && b[0] != kSet) ||
+	    (b[1] != kVersion && !(b[0] == kSet && b[1] == kSetHashtable)))
 		return false;
 	type = static_cast<std::uint8_t>(b[0]);
+	if (hashtable)
+		*hashtable = b[1] == kSetHashtable;
 	const std::uint32_t n = get_u32(b.data() + 2);
 	if (n > (b.size() - kHeader) / 4)
 		return false;

@@ -7,9 +7,74 @@
 
 #include <string>
 
+#include "coll.h"
 #include "kv.h"
 
 namespace daxnet::kv {
+
+namespace {
+
+/// Appends `s` as a JSON string; false when it is not valid UTF-8 (JSON
+/// strings hold text, not arbitrary bytes).
+bool json_string(std::string& out, std::string_view s)
+{
+	out.push_back('"');
+	for (std::size_t i = 0; i < s.size();) {
+		const auto c = static_cast<unsigned char>(s[i]);
+		if (c < 0x80) {
+			if (c == '"' || c == '\\') {
+				out.push_back('\\');
+				out.push_back(static_cast<char>(c));
+			} else if (c < 0x20) {
+				out += fmt::format("\\u{:04x}", c);
+			} else {
+				out.push_back(static_cast<char>(c));
+			}
+			++i;
+			continue;
+		}
+		// a UTF-8 sequence: lead byte, continuation bytes, no overlong
+		// form, no surrogate, at most U+10FFFF
+		const std::size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+		if (n == 0 || s.size() - i < n)
+			return false;
+		std::uint32_t cp = c & (n == 2 ? 0x1f : n == 3 ? 0x0f : 0x07);
+		for (std::size_t k = 1; k < n; ++k) {
+			const auto cc = static_cast<unsigned char>(s[i + k]);
+			if ((cc & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (cc & 0x3f);
+		}
+		if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+			return false;
+		out.append(s.substr(i, n));
+		i += n;
+	}
+	out.push_back('"');
+	return true;
+}
+
+}  // namespace
+
+MaybeRefusal KvService::coll_json(const ValueRef& v, std::string& body) const
+{
+	std::uint8_t t = 0;
+	std::vector<std::string> items;
+	if (!coll::decode(value_bytes(pool_, v), t, items))
+		return Refusal{Refusal::Code::failed, "malformed collection value"};
+	body = fmt::format("{{\"type\":\"{}\",\"items\":[", coll::type_name(t));
+	for (std::size_t i = 0; i < items.size(); ++i) {
+		if (i)
+			body.push_back(',');
+		if (!json_string(body, items[i]))
+			return Refusal{Refusal::Code::bad_request,
+				       fmt::format("the {} holds an element that is not UTF-8 text, which JSON cannot carry: "
+						   "read it over RESP ({})",
+						   coll::type_name(t), t == coll::kList ? "LRANGE" : "SMEMBERS")};
+	}
+	body += "]}";
+	return std::nullopt;
+}
 
 // ---- HTTP: GET/HEAD/PUT/POST/DELETE /kv/<key> ---------------------------------
 
@@ -92,7 +157,15 @@ void KvService::on_http(Server& srv, Conn& c)
 			return;
 		}
 		if (v.typed) {
-			http_refusal(o, {Refusal::Code::bad_request, "the key holds a list or a set, not a string"}, ka);
+			// a list or a set: as JSON (docs/design.md §collections)
+			std::string body;
+			if (const auto why = coll_json(v, body)) {
+				http_refusal(o, *why, ka);
+				return;
+			}
+			daxnet::proto::http_head(o, 200, "application/json", body.size(), ka);
+			if (rq.method != HttpMethod::head)
+				o.append(body);
 			return;
 		}
 		daxnet::proto::http_head(o, 200, "application/octet-stream", v.size, ka);

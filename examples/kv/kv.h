@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <ctime>
+#include <deque>
 #include <map>
 #include <set>
 #include <memory>
@@ -73,6 +74,7 @@ enum CmdFlag : std::uint32_t {
 	kMayReplicate = 1u << 13,
 	kNoMulti = 1u << 14,
 	kAllowBusy = 1u << 15,
+	kMovableKeys = 1u << 16,  ///< keys after a numkeys argument (movable_keys())
 };
 
 class KvService;
@@ -124,6 +126,15 @@ struct Client {
 	std::string addr;  ///< peer ip:port
 	std::set<std::string> channels, patterns;  ///< SUBSCRIBE / PSUBSCRIBE (cmd_pubsub.cpp)
 	std::string laddr;  ///< local ip:port
+	// A blocking command waiting (cmd_list.cpp): the command, its deadline
+	// (CLOCK_MONOTONIC; 0: none), and the requests sent after it, run once
+	// it is answered.
+	bool blocked = false;
+	std::vector<std::string> block_argv;
+	const Cmd* block_cmd = nullptr;
+	std::uint64_t block_deadline_ns = 0;
+	std::deque<std::vector<std::string>> pending;
+	std::uint64_t pending_bytes = 0;
 };
 
 /// A request being executed: straight from the connection's buffers, or
@@ -309,6 +320,14 @@ public:
 	void cmd_lpos(Ctx&);
 	void cmd_lmove(Ctx&);
 	void cmd_rpoplpush(Ctx&);
+	void cmd_lmpop(Ctx&);
+	void cmd_blpop(Ctx&);
+	void cmd_brpop(Ctx&);
+	void cmd_blmpop(Ctx&);
+	void cmd_blmove(Ctx&);
+	void cmd_brpoplpush(Ctx&);
+	void cmd_sort(Ctx&);
+	void cmd_sort_ro(Ctx&);
 	// sets (cmd_set.cpp)
 	void cmd_sadd(Ctx&);
 	void cmd_srem(Ctx&);
@@ -408,6 +427,7 @@ private:
 	/// A collection read for a command.
 	struct CollVal {
 		bool exists = false;
+		bool hashtable = false;  ///< a set that left the intset encoding (coll.h, version 2)
 		std::uint64_t expiry = 0;
 		std::vector<std::string> items;
 	};
@@ -420,12 +440,14 @@ private:
 	/// False after replying the refusal (too large: coll::kMaxBytes; pool
 	/// or log full).
 	bool write_coll(Ctx& x, std::string_view stored, std::uint8_t type, const std::vector<std::string>& items,
-			std::uint64_t expiry);
-	/// A set's members in their stored order (coll.h): ascending when all
-	/// are integers and fit set-max-intset-entries.
-	void order_set(std::vector<std::string>& members) const;
+			std::uint64_t expiry, bool hashtable = false);
+	/// A set's members in their stored order (coll.h): ascending while
+	/// all are integers and fit set-max-intset-entries (intset); else
+	/// `hashtable` becomes true, for good (insertion order).
+	void order_set(std::vector<std::string>& members, bool& hashtable) const;
+	std::int64_t intset_limit() const;
 	/// The encoding OBJECT ENCODING reports for a collection (Redis 7.0).
-	std::string coll_encoding(std::uint8_t type, const std::vector<std::string>& items) const;
+	std::string coll_encoding(std::uint8_t type, const std::vector<std::string>& items, bool hashtable) const;
 	/// read_coll() of the key in argument `i`; `key` its stored form.
 	bool read_arg_coll(Ctx& x, std::size_t i, std::uint8_t type, std::string& key, CollVal& out);
 	/// Redis's "ERR syntax error".
@@ -450,10 +472,50 @@ private:
 	bool list_pop(Ctx& x, std::string_view key, CollVal& l, bool left, std::int64_t count,
 		      std::vector<std::string>& out);
 	void set_algebra_reply(Ctx& x, int op);
+	/// A list or a set as JSON for HTTP GET: {"type":"list","items":[...]}
+	/// (elements in LRANGE / SMEMBERS order); bad_request when an element is
+	/// not UTF-8 text.
+	MaybeRefusal coll_json(const ValueRef& v, std::string& body) const;
 	/// LMOVE's move of one element from `s` (stored key `src`, non-empty)
 	/// to the list of argument 2; replies it. False after replying an error.
 	bool list_move(Ctx& x, std::string_view src, CollVal& s, bool from_left, bool to_left);
 
+	// ---- blocking commands (cmd_list.cpp) ----
+	/// The deadline of a blocking command's timeout (argument `i`: seconds,
+	/// Redis's parsing and errors); 0 for none. False after replying.
+	bool parse_block_timeout(Ctx& x, std::size_t i, std::uint64_t& deadline);
+	/// Argument `i` names a key holding a value of another type than `type`.
+	bool other_type_at(Ctx& x, std::size_t i, std::uint8_t type);
+	/// Pops from the first non-empty list of arguments [first, first+n) and
+	/// replies [key, element] (mpop: [key, [elements]]). 1 served, 0 all
+	/// empty (nothing replied), -1 an error replied.
+	int pop_first(Ctx& x, std::size_t first, std::size_t n, bool left, std::int64_t count, bool mpop);
+	/// Nothing to take: parks the client until `deadline` (true), or, where
+	/// it may not block (MULTI/EXEC, scripts), answers the timeout's null.
+	/// While a parked client's command is retried: does nothing (false).
+	bool wait_or_timeout(Ctx& x, std::uint64_t deadline, bool null_array);
+	void bpop_generic(Ctx& x, bool left);
+	void mpop_generic(Ctx& x, std::size_t numkeys_at, bool block);
+	void bmove_generic(Ctx& x, bool from_left, bool to_left, std::size_t timeout_at);
+	void sort_generic(Ctx& x, bool read_only);
+	/// A request of a parked client: kept for after its blocking command.
+	void hold_request(Ctx& x);
+	/// Runs a parked client's command again; true when it answered.
+	bool retry_blocked(Server& srv, Conn& c, Client& cl);
+	/// Un-parks `cl` (answered) and runs the requests it sent meanwhile.
+	void unblock(Server& srv, Conn& c, Client& cl);
+	/// After a write: retries the parked clients in the order they blocked.
+	void serve_blocked(Server& srv);
+	/// CLIENT UNBLOCK: answers parked client `id` as on a timeout (or with
+	/// an UNBLOCKED error); false when no such client is parked.
+	bool unblock_client(Server& srv, std::uint64_t id, bool as_error);
+	/// Answers the parked clients whose timeout passed.
+	void expire_blocked(Server& srv);
+	/// Requests a parked client may pipeline behind its blocking command.
+	static constexpr std::uint64_t kMaxPendingBytes = 64u << 20;
+	std::vector<std::uint64_t> blocked_;  ///< parked clients' ids, in the order they blocked
+	bool retrying_ = false;  ///< a parked client's command runs again (may not block)
+	bool serving_ = false;   ///< serve_blocked() runs
 	/// SINTER/SUNION/SDIFF of the keys from argument `first` (`op` 0, 1,
 	/// 2); false after replying an error.
 	bool set_algebra(Ctx& x, std::size_t first, int op, std::vector<std::string>& out);

@@ -154,6 +154,8 @@ void KvService::on_close(Server&, Conn& c)
 	Client& cl = *static_cast<Client*>(c.app.get());
 	unwatch_all(cl);
 	unsubscribe_all(cl);
+	if (cl.blocked)
+		std::erase(blocked_, cl.id);
 	if (cl.replica)
 		drop_replica(cl.id);
 	clients_.erase(cl.id);
@@ -209,6 +211,10 @@ bool tx_control(const Cmd* c) noexcept
 void KvService::dispatch(Ctx& x)
 {
 	Client& cl = x.cl;
+	if (cl.blocked) [[unlikely]] {
+		hold_request(x);  // runs once its blocking command is answered
+		return;
+	}
 	if (cl.replica) {
 		replica_input(x);
 		return;
@@ -322,6 +328,8 @@ void KvService::dispatch(Ctx& x)
 		++st.failed;
 		++errors_;
 	}
+	if (!blocked_.empty() && writes_ != w0 && !in_exec_) [[unlikely]]
+		serve_blocked(x.srv);  // what it wrote may serve a parked client
 }
 
 void KvService::sample_rates(Server& srv) noexcept
@@ -385,6 +393,8 @@ void KvService::end_of_pass(Server& srv)
 		repl_tick();
 	if (active_expire_ && !expq_.empty())
 		active_expire();
+	if (!blocked_.empty())
+		expire_blocked(srv);
 	core_.end_of_pass();  // one fence for the whole pass, then reclaim when short
 }
 

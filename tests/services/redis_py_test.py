@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -44,6 +45,15 @@ def check(cond, what):
 
 def eq(got, want, what):
     check(got == want, "%s: want %r, got %r" % (what, want, got))
+
+
+def err(fn, want, what):
+    """fn() fails with a Redis error that starts with `want`."""
+    try:
+        fn()
+        check(False, "%s raised no error" % what)
+    except redis.ResponseError as e:
+        check(str(e).startswith(want), "%s: error %r, want %r" % (what, str(e), want))
 
 
 def start_kv(bin_dir, tmp, transport, extra=(), name="main"):
@@ -123,13 +133,6 @@ def strings(r):
 def collections(r):
     """Lists and sets (durable collections: docs/design.md §daxnet-kv collections)."""
     wrongtype = "WRONGTYPE Operation against a key holding the wrong kind of value"
-
-    def err(fn, want, what):
-        try:
-            fn()
-            check(False, "%s raised no error" % what)
-        except redis.ResponseError as e:
-            check(str(e).startswith(want), "%s: error %r, want %r" % (what, str(e), want))
 
     r.delete("l", "l2", "s", "s2", "s3", "str", "dst")
     eq(r.rpush("l", "a", "b", "c"), 3, "rpush")
@@ -246,6 +249,193 @@ def collections(r):
     err(lambda: r.rpush("biglist", big, big), "daxnet: list too large", "a list past its bound")
     eq(r.llen("biglist"), 5, "a refused push changes nothing")
     r.delete("biglist")
+
+
+def wait_blocked(r, n, what):
+    """Waits (bounded) until INFO clients reports n blocked clients."""
+    deadline = time.monotonic() + 20
+    while r.info("clients")["blocked_clients"] != n:
+        check(time.monotonic() < deadline, "%s: blocked_clients never reached %d" % (what, n))
+        time.sleep(0.02)
+
+
+class Waiter(threading.Thread):
+    """A second client running one blocking call; .result, or .error."""
+
+    def __init__(self, port, fn):
+        super().__init__(daemon=True)
+        self.conn = redis.Redis(port=port, socket_timeout=30)
+        self.fn, self.result, self.error = fn, None, None
+        self.start()
+
+    def run(self):
+        try:
+            self.result = self.fn(self.conn)
+        except Exception as e:  # noqa: BLE001 -- reported by the check
+            self.error = e
+
+    def value(self, what):
+        self.join(30)
+        check(not self.is_alive(), "%s: still blocked" % what)
+        check(self.error is None, "%s: %r" % (what, self.error))
+        self.conn.close()
+        return self.result
+
+
+def raw_resp(port, *cmds):
+    """A socket with `cmds` sent pipelined (RESP arrays)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(b"".join(tl.resp_encode(*c) for c in cmds))
+    return s
+
+
+def blocking(r, port, http_port):
+    """LMPOP and the blocking list commands; SINTERCARD keys; DEBUG OBJECT,
+    set encodings and HTTP GET of collections."""
+    r.delete("bl", "bl2", "bq", "str", "dst", "pq", "after", "gone")
+    r.set("str", "v")
+    # LMPOP
+    eq(r.execute_command("LMPOP", 2, "bl", "bl2", "LEFT"), None, "lmpop of nothing")
+    r.rpush("bl2", "a", "b", "c")
+    eq(r.execute_command("LMPOP", 2, "bl", "bl2", "RIGHT", "COUNT", 2), [b"bl2", [b"c", b"b"]], "lmpop count")
+    eq(r.execute_command("LMPOP", 1, "bl2", "LEFT", "COUNT", 5), [b"bl2", [b"a"]], "lmpop past the end")
+    eq(r.exists("bl2"), 0, "lmpop emptied the list")
+    err(lambda: r.execute_command("LMPOP", 0, "bl", "LEFT"), "numkeys should be greater than 0", "lmpop numkeys 0")
+    err(lambda: r.execute_command("LMPOP", 1, "bl", "LEFT", "COUNT", 0), "count should be greater than 0",
+        "lmpop count 0")
+    err(lambda: r.execute_command("LMPOP", 1, "bl", "MIDDLE"), "syntax error", "lmpop where")
+    err(lambda: r.execute_command("LMPOP", 3, "bl", "LEFT"), "syntax error", "lmpop numkeys past the args")
+    err(lambda: r.execute_command("LMPOP", 2, "bl", "str", "LEFT"), "WRONGTYPE", "lmpop of a string")
+    # blocking forms that need not wait, time out, or run where they may not block
+    r.rpush("bl", "x", "y")
+    eq(r.blpop(["nothing", "bl"], 1), (b"bl", b"x"), "blpop of an existing list")
+    eq(r.brpop(["bl"], 1), (b"bl", b"y"), "brpop")
+    eq(r.blpop(["bl"], 0.05), None, "blpop timeout")
+    eq(r.brpoplpush("bl", "dst", 0.05), None, "brpoplpush timeout")
+    eq(r.execute_command("BLMPOP", 0.05, 1, "bl", "LEFT"), None, "blmpop timeout")
+    err(lambda: r.blpop(["bl"], -1), "timeout is negative", "blpop negative timeout")
+    err(lambda: r.execute_command("BLPOP", "bl", "abc"), "timeout is not a float or out of range", "blpop timeout")
+    err(lambda: r.execute_command("BLPOP", "bl", "0x7FFFFFFFFFFFFF"), "timeout is out of range", "blpop huge")
+    err(lambda: r.blpop(["str"], 0), "WRONGTYPE", "blpop of a string")
+    p = r.pipeline()
+    p.blpop(["bl"], 0).brpoplpush("bl", "dst", 0).execute_command("BLMPOP", 0, 1, "bl", "LEFT")
+    eq(p.execute(), [None, None, None], "blocking commands inside MULTI do not block")
+    eq(r.eval("return redis.call('blpop', KEYS[1], 0)", 1, "bl"), None, "blpop in a script does not block")
+    # a client waits without stalling the others, and is served when a push comes
+    w1 = Waiter(port, lambda c: c.blpop(["bq"], 0))
+    wait_blocked(r, 1, "blpop")
+    w2 = Waiter(port, lambda c: c.blpop(["bq"], 0))
+    wait_blocked(r, 2, "second blpop")
+    eq(r.ping(), True, "another client is served meanwhile")
+    eq(r.rpush("bq", "first"), 1, "push to a waited-on list")
+    eq(w1.value("blpop"), (b"bq", b"first"), "the first to block is served first")
+    wait_blocked(r, 1, "one served")
+    r.rpush("bq", "second", "third")
+    eq(w2.value("second blpop"), (b"bq", b"second"), "then the second")
+    eq(r.lrange("bq", 0, -1), [b"third"], "what was not taken stays")
+    r.delete("bq")
+    # served inside EXEC's writes, once: MULTI/EXEC pushing three gives the last one
+    w = Waiter(port, lambda c: c.execute_command("BLMPOP", 0, 2, "bq", "bl", "RIGHT", "COUNT", 2))
+    wait_blocked(r, 1, "blmpop")
+    p = r.pipeline()
+    p.rpush("bl", "1").rpush("bl", "2").rpush("bl", "3").execute()
+    eq(w.value("blmpop"), [b"bl", [b"3", b"2"]], "blmpop served after the EXEC")
+    eq(r.lrange("bl", 0, -1), [b"1"], "blmpop took count elements")
+    r.delete("bl")
+    # BLMOVE / BRPOPLPUSH move once served; a blocked BLMOVE's wrong-type target
+    w = Waiter(port, lambda c: c.blmove("bq", "dst", 0, "LEFT", "RIGHT"))
+    wait_blocked(r, 1, "blmove")
+    r.rpush("bq", "m")
+    eq(w.value("blmove"), b"m", "blmove served")
+    eq((r.exists("bq"), r.lrange("dst", 0, -1)), (0, [b"m"]), "blmove moved the element")
+    w = Waiter(port, lambda c: c.brpoplpush("bq", "str", 0))
+    wait_blocked(r, 1, "brpoplpush to a string")
+    r.rpush("bq", "n")
+    w.join(30)
+    check(isinstance(w.error, redis.ResponseError) and str(w.error).startswith("WRONGTYPE"),
+          "brpoplpush to a string: %r" % (w.error,))
+    w.conn.close()
+    eq(r.lrange("bq", 0, -1), [b"n"], "a refused brpoplpush leaves the element")
+    r.delete("bq")
+    # requests pipelined behind a blocking command wait for it, in order
+    s = raw_resp(port, ("BLPOP", "pq", "0"), ("PING",), ("RPUSH", "after", "1"))
+    wait_blocked(r, 1, "pipelined blpop")
+    time.sleep(0.1)
+    eq(r.exists("after"), 0, "a request behind a blocked one waits")
+    r.rpush("pq", "v")
+    rd = tl.RespReader(s)
+    eq([rd.read_reply(), rd.read_reply(), rd.read_reply()], [[b"pq", b"v"], "PONG", 1], "replies in order")
+    s.close()
+    eq(r.exists("after"), 1, "then it ran")
+    # a client that disconnects while blocked is forgotten
+    s = raw_resp(port, ("BLPOP", "gone", "0"))
+    wait_blocked(r, 1, "blpop before a disconnect")
+    s.close()
+    wait_blocked(r, 0, "after the disconnect")
+    r.rpush("gone", "kept")
+    eq(r.lrange("gone", 0, -1), [b"kept"], "nobody took it")
+    # a timeout answers nil and lets the client go on
+    s = raw_resp(port, ("BLPOP", "never", "0.2"), ("PING",))
+    rd = tl.RespReader(s)
+    eq([rd.read_reply(), rd.read_reply()], [None, "PONG"], "timeout then the next request")
+    s.close()
+    # SORT: numeric, DESC, ALPHA, LIMIT, STORE (a list), BY a constant
+    r.delete("so", "sd", "sx", "ss")
+    r.rpush("so", 3, 1, 2, 10)
+    eq(r.sort("so"), [b"1", b"2", b"3", b"10"], "sort")
+    eq(r.sort("so", desc=True), [b"10", b"3", b"2", b"1"], "sort desc")
+    eq(r.sort("so", alpha=True), [b"1", b"10", b"2", b"3"], "sort alpha")
+    eq(r.sort("so", start=1, num=2), [b"2", b"3"], "sort limit")
+    eq(r.sort("so", by="nosort"), [b"3", b"1", b"2", b"10"], "sort by a constant")
+    eq(r.execute_command("SORT_RO", "so", "LIMIT", 0, 2), [b"1", b"2"], "sort_ro")
+    eq(r.sort("so", store="sd"), 4, "sort store")
+    eq((r.type("sd"), r.lrange("sd", 0, -1)), (b"list", [b"1", b"2", b"3", b"10"]), "sort store writes a list")
+    eq(r.sort("nothing", store="sd"), 0, "sort store of nothing")
+    eq(r.exists("sd"), 0, "sort store of nothing deletes the destination")
+    r.sadd("ss", 5, 4)
+    eq(r.sort("ss"), [b"4", b"5"], "sort a set")
+    r.rpush("sx", "a")
+    err(lambda: r.sort("sx"), "One or more scores can't be converted into double", "sort of a non-number")
+    err(lambda: r.sort("str"), "WRONGTYPE", "sort of a string")
+    err(lambda: r.sort("so", by="w_*"), "daxnet: SORT BY a pattern", "sort by a pattern")
+    w = Waiter(port, lambda c: c.blpop(["sd"], 0))
+    wait_blocked(r, 1, "blpop before sort store")
+    r.sort("so", store="sd")
+    eq(w.value("blpop served by sort store"), (b"sd", b"1"), "sort store serves a blocked client")
+    r.delete("so", "sd", "sx", "ss")
+    # COMMAND GETKEYS for the numkeys commands
+    eq(r.execute_command("COMMAND GETKEYS", "SINTERCARD", 2, "a", "b", "LIMIT", 1), ["a", "b"],
+       "getkeys sintercard")
+    eq(r.execute_command("COMMAND GETKEYS", "BLMPOP", 0, 2, "a", "b", "LEFT"), ["a", "b"], "getkeys blmpop")
+    eq(r.execute_command("COMMAND GETKEYS", "BLPOP", "a", "b", 0), ["a", "b"], "getkeys blpop")
+    err(lambda: r.execute_command("COMMAND GETKEYS", "SINTERCARD", 3, "a", "b"),
+        "Invalid arguments specified for command", "getkeys sintercard bad numkeys")
+    check(b"movablekeys" in r.execute_command("COMMAND INFO", "SINTERCARD")[0][2], "sintercard movablekeys")
+    # DEBUG OBJECT and OBJECT ENCODING of collections; intset -> hashtable is one way
+    r.delete("enc", "gone")
+    r.sadd("enc", 3, 1, 2)
+    eq((r.object("encoding", "enc"), r.smembers("enc")), (b"intset", {b"1", b"2", b"3"}), "intset")
+    s = raw_resp(port, ("SMEMBERS", "enc"))
+    eq(tl.RespReader(s).read_reply(), [b"1", b"2", b"3"], "an intset is ordered")
+    s.close()
+    r.sadd("enc", "a")
+    eq(r.object("encoding", "enc"), b"hashtable", "a string member converts it")
+    r.srem("enc", "a")
+    eq(r.object("encoding", "enc"), b"hashtable", "and it stays a hashtable")
+    check(r.debug_object("enc")["encoding"] == "hashtable", "debug object of a set")
+    r.rpush("bl", "a", "b")
+    dbg = r.debug_object("bl")
+    check(dbg["encoding"] == "quicklist" and dbg["ql_nodes"] == "1", "debug object of a list: %r" % dbg)
+    # HTTP GET of a collection: JSON
+    st, body = tl.http_request(http_port, "GET", "/kv/bl")
+    eq((st, body), (200, b'{"type":"list","items":["a","b"]}'), "http get of a list")
+    r.delete("hs")
+    r.sadd("hs", "x\"y")
+    eq(tl.http_request(http_port, "GET", "/kv/hs"), (200, b'{"type":"set","items":["x\\"y"]}'), "http get of a set")
+    r.rpush("hb", b"\xff")
+    st, body = tl.http_request(http_port, "GET", "/kv/hb")
+    check(st == 400 and b"not UTF-8" in body, "http get of a list of bytes: %r" % ((st, body),))
+    r.delete("bl", "hs", "hb", "enc", "dst", "str", "after", "gone")
 
 
 def keyspace(r, port):
@@ -882,12 +1072,13 @@ def main():
     tmp = tempfile.mkdtemp(prefix="daxnet-redis-py-")
     srv = None
     try:
-        srv = start_kv(args.bin_dir, tmp, args.transport)
+        srv = start_kv(args.bin_dir, tmp, args.transport, extra=("--http-port", "0"))
         port = srv.port("resp")
         r = redis.Redis(port=port)
         for name, fn in (("strings", lambda: strings(r)), ("keyspace", lambda: keyspace(r, port)),
                          ("transactions", lambda: transactions(r, port)),
                          ("collections", lambda: collections(r)),
+                         ("blocking", lambda: blocking(r, port, srv.port("http"))),
                          ("connection", lambda: connection(r, port)), ("info", lambda: info_rates(r)),
                          ("scripting", lambda: scripting(r, port)), ("pubsub", lambda: pubsub(r, port)),
                          ("replication", lambda: replication(r, port, args.bin_dir, tmp))):
@@ -921,7 +1112,12 @@ def main():
         eq(r0.lrange("dl", 0, -1), [b"a", b"b", b"c"], "a list after restart")
         eq((r0.type("ds"), r0.smembers("ds")), (b"set", {b"x", b"y"}), "a set after restart")
         check(0 < r0.pttl("ds") <= 600000, "a set's ttl after restart")
-        # a crash (SIGKILL) right after acknowledged writes keeps them
+        # a crash (SIGKILL) right after acknowledged writes keeps them,
+        # those of a served blocking command included
+        w = Waiter(port, lambda c: c.blmove("dq", "dm", 0, "LEFT", "LEFT"))
+        wait_blocked(r0, 1, "blmove before a crash")
+        r0.rpush("dq", "moved", "left")
+        eq(w.value("blmove before a crash"), b"moved", "blmove before a crash")
         r0.rpush("dl", "d")
         r0.srem("ds", "x")
         r0.close()
@@ -930,6 +1126,7 @@ def main():
         r0 = redis.Redis(port=port)
         eq(r0.lrange("dl", 0, -1), [b"a", b"b", b"c", b"d"], "a list after a crash")
         eq(r0.smembers("ds"), {b"y"}, "a set after a crash")
+        eq((r0.lrange("dq", 0, -1), r0.lrange("dm", 0, -1)), ([b"left"], [b"moved"]), "blmove after a crash")
         r0.close()
         auth(args.bin_dir, tmp, args.transport)
         print("redis-py auth: ok")
