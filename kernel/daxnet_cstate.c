@@ -37,19 +37,20 @@ static bool dxn_cs_tx_write(struct dxn_conn *conn,
 
 	/*
 	 * A racy snapshot, on purpose: we hold the port mutex, not the
-	 * socket lock, and TCP moves snd_una from softirq context (under
-	 * the socket spinlock, as tcp_poll() and tcp_get_info() read it,
-	 * also locklessly). write_seq moves only in sends, which for an
-	 * attached socket only our own syncs make, under the port mutex.
-	 * Both are aligned u32s (READ_ONCE: one load each, no tearing).
-	 * The value is only reported to user space, never used by the
-	 * kernel; a stale or mixed pair gives a figure a little off, so it
-	 * is clamped at 0 (snd_una never passes write_seq).
+	 * socket lock. TCP moves snd_una from softirq context (under the
+	 * socket spinlock; tcp_poll() and tcp_get_info() read it locklessly
+	 * too). write_seq moves in sends under the socket lock: our own
+	 * syncs, and the owner's send() on the attached socket's fd, which
+	 * ATTACH does not forbid (the bytes then interleave with the ring's
+	 * at the owner's choice), so it can move while we read it too.
+	 * Both are aligned u32s, each read once (READ_ONCE: one load, no
+	 * tearing, marked for KCSAN). The value is only reported to user
+	 * space, never used by the kernel; a stale or mixed pair gives a
+	 * figure a little off, so it is clamped at 0.
 	 */
 	if (!conn->err && READ_ONCE(conn->sk->sk_state) != TCP_CLOSE) {
 		seq = READ_ONCE(tp->write_seq);
-		/* Racy with tcp_ack() by design, see above. */
-		una = data_race(READ_ONCE(tp->snd_una));
+		una = READ_ONCE(tp->snd_una);
 		if ((s32)(seq - una) > 0)
 			unacked = seq - una;
 	}
@@ -132,10 +133,10 @@ void dxn_cs_tx_touch(struct dxn_conn *conn)
  * changed (pair->cs_tx: it sent, queued, failed; the sync did work for
  * it anyway), then at most DXN_CS_WATCH_BATCH of the others that still
  * have TX queued or unacknowledged (pair->cs_watch, round robin), whose
- * only field that can move without a sync is tx_unacked (ACKs). Before,
- * every sync walked every connection with unacknowledged bytes: up to
- * max_conns (2^20) per sync. So tx_unacked of a connection the sync did
- * not touch is at most ceil(watched / 16) syncs old.
+ * only field that can move without a sync is tx_unacked (ACKs). So a sync
+ * never walks every busy connection (up to max_conns, 2^20), and
+ * tx_unacked of a connection the sync did not touch is at most
+ * ceil(watched / 16) syncs old.
  *
  * Process context, port->lock held.
  */

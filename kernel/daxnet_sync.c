@@ -1115,6 +1115,7 @@ __poll_t dxn_pair_poll(struct dxn_pair *pair)
 	u32 tx_cur = READ_ONCE(pair->tx.ring->cur);
 	bool rx_moved, tx_moved, progress, room, news, rel, tx_pending;
 	__poll_t mask = 0;
+	u32 head;
 
 	lockdep_assert_held(&port->lock);
 
@@ -1129,17 +1130,23 @@ __poll_t dxn_pair_poll(struct dxn_pair *pair)
 	if (dxn_nomem_backoff(port, pair->nomem, pair->nomem_at))
 		return mask;
 
-	rx_moved = READ_ONCE(rx->ring->head) != rx->head;
+	/*
+	 * Each user-written head is read once and checked as a sync checks
+	 * it (dxn_read_head()). A corrupt one says a sync is due: that
+	 * sync fails with EINVAL and counts bad_ring, which the owner must
+	 * see; the index itself is never used.
+	 */
+	rx_moved = dxn_read_head(rx, &head) || head != rx->head;
 	/*
 	 * TX slots handed over (head moved) that no sync has consumed: the
-	 * next sync sends them and returns the slots. Without this, TX work
-	 * refused once with ENOMEM was never reported again: after the
-	 * backoff nothing else said a sync was due, and with the TX ring
-	 * full there was no EPOLLOUT either, so a poller slept for good.
+	 * next sync sends them and returns the slots. This is what reports
+	 * TX work a sync refused with ENOMEM once the backoff is over:
+	 * nothing else says a sync is due then, and with the TX ring full
+	 * there is no EPOLLOUT either.
 	 */
-	tx_moved = READ_ONCE(pair->tx.ring->head) != pair->tx.hwcur;
-	progress = rx_moved ||
-		   READ_ONCE(pair->spare.ring->head) != pair->spare.head;
+	tx_moved = dxn_read_head(&pair->tx, &head) || head != pair->tx.hwcur;
+	progress = rx_moved || dxn_read_head(&pair->spare, &head) ||
+		   head != pair->spare.head;
 	/* A free RX slot now, or one the next sync frees (user released). */
 	room = rx_moved || daxnet_ring_space(rx->head, rx->tail, rx->n) < rx->n - 1;
 	spin_lock_bh(&port->ready_lock);

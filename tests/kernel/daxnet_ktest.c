@@ -2782,7 +2782,7 @@ static int t_txq_enobufs(void)
 	struct kport p;
 	struct daxnet_conn_state *st;
 	int cli, srv, one = 1, i, enobufs = 0, other = 0;
-	uint32_t conn = 0, maxq = 0, n, h;
+	uint32_t conn = 0, maxq = 0, h;
 	char *sink = malloc(1 << 16);
 
 	CHECK(sink, "malloc");
@@ -2793,7 +2793,6 @@ static int t_txq_enobufs(void)
 	CHECK(kport_attach(&p, srv, 1, &conn) == 0, "attach");
 	st = cstate(&p, conn);
 	CHECK(txq_max(4) == 0, "set %s (a build without CONFIG_DAXNET_FAULT_INJECT?)", TXQ_MAX);
-	n = p.tx->num_slots;
 	for (i = 0; i < 64 && !enobufs; i++) {
 		h = p.tx->head;
 		if (kport_tx(&p, conn, blob, sizeof(blob), DAXNET_SLOT_DATA, NULL, NULL) ||
@@ -2809,7 +2808,6 @@ static int t_txq_enobufs(void)
 			maxq = st->tx_slots;
 	}
 	txq_max(0);
-	(void)n;
 	CHECK(enobufs == 1 && !other, "after %d slots: %d ENOBUFS, %d other errors", i, enobufs,
 	      other);
 	CHECK(maxq <= 4, "%u ranges queued with the limit at 4", maxq);

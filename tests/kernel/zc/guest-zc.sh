@@ -64,6 +64,16 @@
 #                spare entries and RX swaps (duplicates, held, junk) from
 #                one thread while another polls, the connection is detached
 #                and the port closed under them (4 s; dmesg must stay clean)
+#   zc.empty     a zero-copy TX batch whose every send was refused
+#                (full send buffer: EAGAIN) is freed at the next sync, never
+#                kept waiting for an ACK of nothing (tx_zc_early), on a
+#                connection over lo whose send sequence is in the upper
+#                half of the sequence space (zc_guard empty)
+#   zc.rxlimit   rx_limit on a zero-copy connection (connection-state
+#                table): publishing stops exactly at each of 4 limits
+#                (mostly inside a vnic buffer published in place) and
+#                pauses with bytes pending, resumes when raised; lifted,
+#                the rest arrives intact (zc_guard rxlimit)
 #   rmmod, dmesg
 #
 # Two ways to run: standalone (tests/kernel/zc/run-zc.sh: formats the
@@ -711,6 +721,40 @@ if wanted zc.race; then
 	fi
 	ip -n ny link del dxy 2>/dev/null
 	[ $ok = 1 ] && pass zc.race || fail zc.race "see log"
+fi
+
+if wanted zc.empty; then
+	ok=1
+	ip netns add nem && ip -n nem link set lo up || { ok=0; say "netns setup failed"; }
+	if [ $ok = 1 ]; then
+		out=/tmp/empty.$$
+		ip netns exec nem timeout 120 "$bin/zc_guard" empty >"$out" 2>&1 || ok=0
+		while read -r line; do say "zc.empty: $line"; done <"$out"
+		grep -q FAIL "$out" && ok=0
+		rm -f "$out"
+	fi
+	[ $ok = 1 ] && pass zc.empty || fail zc.empty "see log"
+fi
+
+if wanted zc.rxlimit; then
+	ok=1
+	make_pair dxr nrl1 nrl2 17 || { ok=0; say "pair setup failed"; }
+	if [ $ok = 1 ]; then
+		out=/tmp/rxlimit.$$
+		ip netns exec nrl2 timeout 300 "$bin/zc_guard" rxlimit 7019 >"$out" 2>&1 &
+		spid=$!
+		sleep 0.5
+		cl=$(ip netns exec nrl1 timeout 300 "$zs" client 10.77.17.2 7019 262144 4096 2>&1)
+		wait $spid || ok=0
+		say "zc.rxlimit: $cl"
+		while read -r line; do say "zc.rxlimit: $line"; done <"$out"
+		grep -q FAIL "$out" && ok=0
+		gs=$(sed -n 's/.* sum=\([0-9a-f]*\).*/\1/p' "$out")
+		[ -n "$gs" ] && [ "${cl##*sum=}" = "$gs" ] || ok=0
+		rm -f "$out"
+	fi
+	ip -n nrl1 link del dxr 2>/dev/null
+	[ $ok = 1 ] && pass zc.rxlimit || fail zc.rxlimit "see log"
 fi
 
 # In the kernel suite (CI) the services' rounds run once, on device DAX

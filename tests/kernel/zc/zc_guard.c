@@ -14,6 +14,8 @@
  *   zc_guard owe ADDR PORT
  *   zc_guard defer ADDR PORT
  *   zc_guard limit ADDR PORT
+ *   zc_guard empty
+ *   zc_guard rxlimit PORT
  *
  * Registers a zero-copy port over a 4-buffer anonymous shared pool with a
  * 32768-entry spare ring, accepts one connection on PORT (zc_stream's
@@ -39,6 +41,7 @@
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
+#include <netinet/tcp.h>
 #include <linux/sockios.h>
 #include <pthread.h>
 #include <sys/time.h>
@@ -50,6 +53,7 @@ static int failed;
 static uint32_t nbufs = 4;	/* pool buffers */
 static uint32_t nspare = 32768;	/* spare ring slots */
 static uint32_t nrx = 64, ntx = 8;	/* RX and TX ring slots */
+static uint32_t reg_extra, max_conns;	/* more DAXNET_REG_* flags, max_conns */
 static const uint8_t marker = 'Z';	/* the foreign stream's byte */
 
 static void die(const char *what)
@@ -72,6 +76,7 @@ struct port {
 	int fd;
 	uint8_t *pool;
 	uint32_t flags;
+	uint8_t *region;
 	struct daxnet_ring *rx, *sp, *tx;
 	struct daxnet_slot *rxs, *txs;
 	uint32_t *sps;
@@ -82,7 +87,8 @@ static void port_open(struct port *p)
 {
 	struct dxt_geom g = { .buf_size = BS, .buf_count = nbufs, .rx = nrx,
 			      .tx = ntx, .spare = nspare,
-			      .flags = DAXNET_REG_ZEROCOPY };
+			      .max_conns = max_conns,
+			      .flags = DAXNET_REG_ZEROCOPY | reg_extra };
 	struct dxt_rings k;
 	uint64_t rsize;
 
@@ -99,6 +105,7 @@ static void port_open(struct port *p)
 	if (dxt_map_rings(p->fd, rsize, &k))
 		die("mmap region");
 	p->flags = k.flags;
+	p->region = k.region;
 	p->rx = k.rx;
 	p->sp = k.sp;
 	p->rxs = k.rxs;
@@ -1139,6 +1146,268 @@ static int defer_test(char **argv)
 	return failed;
 }
 
+/* The send sequence number (write_seq) of an established socket, or -1. */
+static int64_t send_seq(int s)
+{
+	int on = 1, off = 0, q = TCP_SEND_QUEUE;
+	uint32_t seq;
+	socklen_t l = sizeof(seq);
+	int64_t ret = -1;
+
+	if (setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)))
+		return -1;
+	if (!setsockopt(s, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q)) &&
+	    !getsockopt(s, IPPROTO_TCP, TCP_QUEUE_SEQ, &seq, &l))
+		ret = seq;
+	setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off));
+	return ret;
+}
+
+/* Hand one 4 KiB TX slot of buffer 1 over and sync TX; the slot's flags. */
+static uint32_t tx_one(struct port *p, uint32_t conn, int *ret)
+{
+	uint32_t n = p->tx->num_slots, h = p->tx->head;
+
+	p->txs[h] = (struct daxnet_slot){ .conn = conn, .buf_idx = 1,
+					  .len = BS, .flags = DAXNET_SLOT_DATA };
+	p->kheld[1]++;
+	p->tx->head = p->tx->cur = daxnet_ring_next(h, n);
+	*ret = sync_flags(p, DAXNET_SYNC_TX);
+	if (!(p->txs[h].flags & DAXNET_SLOT_BUF_HELD))
+		kdrop(p, 1);
+	return p->txs[h].flags;
+}
+
+/*
+ * empty: a zero-copy TX batch whose every send was refused (the socket's
+ * send buffer full: EAGAIN) holds no buffer and has no end_seq (0). It
+ * completes at once and must be freed at the next sync. A reap that asks
+ * it, like the others, whether snd_una is before end_seq keeps it on
+ * zc->ackwait, counted in tx_zc_early, for as long as snd_una is in the
+ * upper half of the sequence space: until the connection closes, one
+ * batch per sync that found the socket full, nothing bounding them.
+ * A zero-copy port attaches a connection over lo whose send sequence is
+ * in that half (read with TCP_REPAIR; new connections until one is),
+ * fills its send buffer (the peer does not read), then makes 8 syncs
+ * each handing over one more 4 KiB slot: each first retries the queued
+ * range, which fails (an empty batch) unless the window opened a little.
+ * Every empty batch (a sync that sent nothing; at least 4) must be
+ * reaped (tx_zc_batches) and none counted early. Then the peer reads: every
+ * byte arrives and every buffer comes back.
+ */
+static int empty_test(void)
+{
+	struct sockaddr_in la = { .sin_family = AF_INET };
+	struct stream st = { .h = DXT_FNV_SEED };
+	struct daxnet_attach at = { 0 };
+	struct daxnet_counters c0, c1;
+	static struct port p;
+	static uint8_t rb[1 << 16];
+	socklen_t al = sizeof(la);
+	uint64_t slots = 0, got = 0, bad = 0, sent, empties = 0;
+	uint32_t i, k = 8, fl;
+	int ls, cl = -1, sv = -1, small = 4096, tries, ret = 0;
+	int64_t seq = -1;
+	ssize_t r;
+
+	nbufs = 4;
+	nspare = 8;
+	nrx = 64;
+	ntx = 16;
+	port_open(&p);
+	memset(p.pool + BS, marker, BS);
+	la.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ls = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(ls, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	if (bind(ls, (struct sockaddr *)&la, sizeof(la)) || listen(ls, 4) ||
+	    getsockname(ls, (struct sockaddr *)&la, &al))
+		die("listen lo");
+	for (tries = 0; tries < 64; tries++) {
+		cl = socket(AF_INET, SOCK_STREAM, 0);
+		setsockopt(cl, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+		if (connect(cl, (struct sockaddr *)&la, sizeof(la)))
+			die("connect lo");
+		sv = accept(ls, NULL, NULL);
+		seq = send_seq(cl);
+		if (seq < 0 || (seq >= 0x80000000ll && seq < 0xff000000ll))
+			break;
+		close(cl);
+		close(sv);
+	}
+	close(ls);
+	check("empty-seq", seq >= 0x80000000ll, "send sequence %llx (TCP_REPAIR needs CAP_NET_ADMIN)",
+	      (unsigned long long)seq);
+	if (seq < 0x80000000ll)
+		return failed;
+	at.fd = cl;
+	if (ioctl(p.fd, DAXNET_IOC_ATTACH, &at))
+		die("ATTACH");
+	st.conn = at.conn;
+	ret = sync_pair(&p);
+	rx_consume(&p, &st);
+	/* Fill: until a slot's bytes are queued (the send buffer is full). */
+	for (tries = 0; !ret && tries < 256; tries++) {
+		fl = tx_one(&p, at.conn, &ret);
+		slots++;
+		if (fl & DAXNET_SLOT_ERROR)
+			ret = -EIO;
+		if (counters(&p).tx_bytes < slots * BS)
+			break;
+	}
+	check("empty-full", !ret && counters(&p).tx_bytes < slots * BS,
+	      "send buffer not full after %llu slots", slots);
+	usleep(200000);
+	rx_consume(&p, &st);
+	c0 = counters(&p);
+	sent = c0.tx_bytes;
+	for (i = 0; !ret && i < k; i++) {
+		fl = tx_one(&p, at.conn, &ret);
+		slots++;
+		if (fl & DAXNET_SLOT_ERROR)
+			ret = -EIO;
+		rx_consume(&p, &st);
+		/* Nothing went out: the sync's batch is empty. */
+		c1 = counters(&p);
+		empties += c1.tx_bytes == sent;
+		sent = c1.tx_bytes;
+	}
+	if (!ret)
+		ret = sync_flags(&p, DAXNET_SYNC_RX);
+	rx_consume(&p, &st);
+	c1 = counters(&p);
+	check("empty-sync", ret == 0, "syncs %lld", ret);
+	check("empty-blocked", empties >= k / 2,
+	      "only %llu of 8 syncs found the send buffer full", empties);
+	check("empty-reaped", c1.tx_zc_batches - c0.tx_zc_batches >= empties,
+	      "%llu batches completed after syncs that made more empty batches",
+	      (unsigned long long)(c1.tx_zc_batches - c0.tx_zc_batches));
+	check("empty-early", c1.tx_zc_early == c0.tx_zc_early,
+	      "%llu empty batches counted early (kept on ackwait)",
+	      (unsigned long long)(c1.tx_zc_early - c0.tx_zc_early));
+	/* The peer reads: all the bytes arrive, every buffer comes back. */
+	for (tries = 0; !ret && (got < slots * BS || p.kheld[1]) && tries < 3000; tries++) {
+		struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
+
+		while ((r = recv(sv, rb, sizeof(rb), MSG_DONTWAIT)) > 0) {
+			for (i = 0; i < r; i++)
+				bad += rb[i] != marker;
+			got += r;
+		}
+		poll(&pfd, 1, 10);
+		ret = sync_pair(&p);
+		rx_consume(&p, &st);
+	}
+	check("empty-bytes", !ret && got == slots * BS && !bad, "received %llu bytes", got);
+	check("empty-released", !p.kheld[1], "buffer 1 still held %llu times", p.kheld[1]);
+	printf("zc_guard: empty seq=%llx slots=%llu empty=%llu batches=%llu early=%llu\n",
+	       (unsigned long long)seq, (unsigned long long)slots,
+	       (unsigned long long)empties,
+	       (unsigned long long)(c1.tx_zc_batches - c0.tx_zc_batches),
+	       (unsigned long long)(c1.tx_zc_early - c0.tx_zc_early));
+	close(cl);
+	close(sv);
+	close(p.fd);
+	return failed;
+}
+
+/* One sync (spares given first) and the RX slots consumed; dies on error. */
+static void step_rx(struct port *p, struct stream *st)
+{
+	int ret;
+
+	give_spares(p);
+	ret = sync_pair(p);
+	if (ret) {
+		errno = -ret;
+		die("SYNC");
+	}
+	rx_consume(p, st);
+}
+
+/*
+ * rxlimit PORT: rx_limit on a zero-copy connection (DAXNET_REG_CONNSTATE).
+ * A zero-copy port bound to the vnic end receives zc_stream's stream with
+ * the limit set to 1000, 5000, 3 buffers + 7 and 100000 bytes in turn
+ * (most of them inside a vnic buffer published in place): at each the
+ * kernel publishes exactly up to the limit and pauses while more bytes
+ * wait in the socket (rx_paused counts, rx_pending > 0, the position
+ * stays put over further syncs); raising it resumes. Then the limit is
+ * lifted (0) and the rest arrives to EOF, every byte checked against the
+ * pattern (the caller compares the sums). Bytes published in place
+ * (rx_zc_bytes) must be among them.
+ */
+static int rxlimit_test(char **argv)
+{
+	static const uint64_t lim[] = { 1000, 5000, 3 * BS + 7, 100000 };
+	struct stream st = { .h = DXT_FNV_SEED };
+	volatile struct daxnet_conn_state *cs;
+	const struct daxnet_region *reg;
+	struct daxnet_counters c;
+	static struct port p;
+	uint64_t paused0, held = 0;
+	unsigned int i, tries;
+
+	nbufs = 16;
+	nspare = 16;
+	nrx = 64;
+	reg_extra = DAXNET_REG_CONNSTATE;
+	max_conns = 4;
+	port_open(&p);
+	reg = (const void *)p.region;
+	check("rxlimit-table", (p.flags & DAXNET_REG_CONNSTATE) && reg->conn_state_ofs,
+	      "flags=%llx", p.flags);
+	st.conn = accept_attach(&p, argv[2]);
+	cs = (volatile struct daxnet_conn_state *)(p.region + reg->conn_state_ofs);
+	cs += DAXNET_CONN_INDEX(st.conn);
+	for (i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
+		cs->rx_limit = lim[i];
+		paused0 = cs->rx_paused;
+		/* Up to the limit, then paused with bytes left in the socket. */
+		for (tries = 0; tries < 3000 && !st.eof && !st.err &&
+		     (st.pos < lim[i] || !cs->rx_pending || cs->rx_paused == paused0); tries++) {
+			struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
+			uint32_t head = p.rx->head;
+
+			step_rx(&p, &st);
+			if (p.rx->head == head)
+				poll(&pfd, 1, 20);
+		}
+		for (tries = 0; tries < 5; tries++)
+			step_rx(&p, &st);
+		check("rxlimit-stop", st.pos == lim[i] && cs->rx_bytes == lim[i],
+		      "published %llu bytes", st.pos);
+		check("rxlimit-paused", cs->rx_paused > paused0 && cs->rx_pending > 0,
+		      "%llu bytes pending", cs->rx_pending);
+		printf("zc_guard: rxlimit limit=%llu pos=%llu pending=%llu paused=%llu\n",
+		       (unsigned long long)lim[i], (unsigned long long)st.pos,
+		       (unsigned long long)cs->rx_pending, (unsigned long long)cs->rx_paused);
+		if (st.eof || st.err || st.pos != lim[i])
+			break;
+	}
+	/* No limit: the rest to EOF. */
+	cs->rx_limit = 0;
+	for (tries = 0; !st.eof && !st.err && tries < 200000; tries++) {
+		struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
+		uint32_t head = p.rx->head;
+
+		step_rx(&p, &st);
+		if (!st.eof && p.rx->head == head)
+			poll(&pfd, 1, 100);
+	}
+	c = counters(&p);
+	for (i = 0; i < nbufs; i++)
+		held += p.kheld[i];
+	check("rxlimit-eof", st.eof && !st.err && !st.bad, "bad bytes %llu", st.bad);
+	check("rxlimit-inplace", c.rx_zc_bytes > 0, "rx_zc_bytes=%llu",
+	      (unsigned long long)c.rx_zc_bytes);
+	printf("zc_guard: server bytes=%llu bad=%llu sum=%016llx rx_zc_bytes=%llu rx_copied=%llu held=%llu\n",
+	       (unsigned long long)st.pos, (unsigned long long)st.bad,
+	       (unsigned long long)st.h, (unsigned long long)c.rx_zc_bytes,
+	       (unsigned long long)c.rx_copied, (unsigned long long)held);
+	close(p.fd);
+	return failed;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 3 && !strcmp(argv[1], "dup"))
@@ -1165,6 +1434,10 @@ int main(int argc, char **argv)
 		return defer_test(argv);
 	if (argc >= 4 && !strcmp(argv[1], "limit"))
 		return limit_test(argv);
+	if (argc >= 2 && !strcmp(argv[1], "empty"))
+		return empty_test();
+	if (argc >= 3 && !strcmp(argv[1], "rxlimit"))
+		return rxlimit_test(argv);
 	fprintf(stderr, "usage: see the comment at the top of zc_guard.c\n");
 	return 2;
 }
