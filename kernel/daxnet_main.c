@@ -18,6 +18,8 @@
 #include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/poll.h>
+#include <linux/seq_file.h>
+#include <linux/cred.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
@@ -364,6 +366,8 @@ static int dxn_register(struct dxn_port *port, void __user *uarg)
 	}
 	mmgrab(current->mm);
 	port->mm = current->mm;
+	port->owner_tgid = task_tgid_nr(current);
+	port->owner_uid = current_euid();
 	/*
 	 * Publish: ->mmap reads region and region_size without port->lock
 	 * (acquire in dxn_port_registered()). Nothing above changes until
@@ -550,6 +554,15 @@ static void dxn_retry_timer(struct timer_list *t)
 	wake_up_interruptible_poll(&port->wq, EPOLLIN | EPOLLRDNORM);
 }
 
+/*
+ * Every open port, for the debugfs view: added at open, removed first
+ * thing at release, both under dxn_ports_lock; the view takes each
+ * port->lock under it, so a port it reaches is not being freed.
+ */
+static LIST_HEAD(dxn_ports);
+static DEFINE_MUTEX(dxn_ports_lock);
+static u32 dxn_ports_seq;
+
 /* Process context. */
 static int dxn_open(struct inode *inode, struct file *file)
 {
@@ -564,6 +577,10 @@ static int dxn_open(struct inode *inode, struct file *file)
 	init_waitqueue_head(&port->wq);
 	timer_setup(&port->retry, dxn_retry_timer, 0);
 	ida_init(&port->ida);
+	mutex_lock(&dxn_ports_lock);
+	port->id = ++dxn_ports_seq;
+	list_add_tail(&port->all_node, &dxn_ports);
+	mutex_unlock(&dxn_ports_lock);
 	file->private_data = port;
 	return stream_open(inode, file);
 }
@@ -577,6 +594,10 @@ static int dxn_release(struct inode *inode, struct file *file)
 {
 	struct dxn_port *port = file->private_data;
 
+	/* Out of the debugfs view's reach before anything is torn down. */
+	mutex_lock(&dxn_ports_lock);
+	list_del(&port->all_node);
+	mutex_unlock(&dxn_ports_lock);
 	mutex_lock(&port->lock);
 	port->closing = true;
 	dxn_detach_all(port);
@@ -630,28 +651,142 @@ static struct miscdevice dxn_misc = {
 bool dxn_fail_release_grow;
 u32 dxn_stat_cs_refresh_max;
 u32 dxn_test_txq_max;
-static struct dentry *dxn_debugfs;
 
-static void dxn_debugfs_init(void)
+static void dxn_debugfs_init(struct dentry *dir)
 {
-	dxn_debugfs = debugfs_create_dir("daxnet", NULL);
-	debugfs_create_bool("fail_release_grow", 0600, dxn_debugfs,
+	debugfs_create_bool("fail_release_grow", 0600, dir,
 			    &dxn_fail_release_grow);
-	debugfs_create_u32("cs_refresh_max", 0600, dxn_debugfs,
+	debugfs_create_u32("cs_refresh_max", 0600, dir,
 			   &dxn_stat_cs_refresh_max);
-	debugfs_create_u32("txq_max", 0600, dxn_debugfs, &dxn_test_txq_max);
-}
-
-static void dxn_debugfs_exit(void)
-{
-	debugfs_remove_recursive(dxn_debugfs);
+	debugfs_create_u32("txq_max", 0600, dir, &dxn_test_txq_max);
 }
 #else
-static void dxn_debugfs_init(void)
+static void dxn_debugfs_init(struct dentry *dir)
+{
+}
+#endif
+
+/*
+ * daxnet/ports in debugfs (root only, mode 0400; not an ABI: docs/kernel.md,
+ * "Inspecting ports"): one "port" line per open port, then one "pair" line
+ * per ring pair, as key=value words. Ring indices are the kernel's own
+ * copies (what the last sync validated), never the user-written ones; no
+ * kernel address is shown.
+ */
+static const char * const dxn_counter_names[] = {
+	"syncs", "rx_slots", "rx_bytes", "rx_copied", "tx_slots", "tx_bytes",
+	"tx_copied", "rx_ring_full", "spare_empty", "bad_ring", "bad_slot",
+	"tx_discarded", "conns", "tx_held", "releases", "rx_zc_bytes",
+	"rx_copy_head", "rx_copy_other", "tx_zc_bytes", "tx_zc_batches",
+	"tx_zc_copied", "tx_zc_early", "bad_buf", "rel_nomem", "rel_deferred",
+	"rx_paused", "tx_zc_limited",
+};
+
+static_assert(ARRAY_SIZE(dxn_counter_names) <=
+	      sizeof(struct daxnet_counters) / sizeof(u64));
+
+static const char * const dxn_mem_names[] = {
+	[DXN_MEM_SHMEM] = "shmem",
+	[DXN_MEM_HUGETLB] = "hugetlb",
+	[DXN_MEM_DEVDAX] = "devdax",
+	[DXN_MEM_FSDAX] = "fsdax",
+	[DXN_MEM_FILE] = "file",
+	[DXN_MEM_PRIVATE] = "private",
+	[DXN_MEM_MIXED] = "mixed",
+};
+
+static const char *dxn_mem_name(enum dxn_mem mem)
+{
+	return (unsigned int)mem < ARRAY_SIZE(dxn_mem_names) &&
+	       dxn_mem_names[mem] ? dxn_mem_names[mem] : "unknown";
+}
+
+static void dxn_ring_show(struct seq_file *m, const char *name,
+			  const struct dxn_ringstate *rs)
+{
+	seq_printf(m, " %s_slots=%u %s_head=%u %s_cur=%u %s_tail=%u", name,
+		   rs->n, name, rs->head, name, rs->hwcur, name, rs->tail);
+}
+
+/* One port. Process context, dxn_ports_lock and port->lock held. */
+static void dxn_port_show(struct seq_file *m, struct dxn_port *port)
+{
+	u64 sum[ARRAY_SIZE(dxn_counter_names)] = { 0 };
+	const u64 *c;
+	u32 i, j;
+
+	lockdep_assert_held(&dxn_ports_lock);
+	lockdep_assert_held(&port->lock);
+	seq_printf(m, "port=%u registered=%d", port->id, port->registered);
+	if (!port->registered) {
+		seq_puts(m, "\n");
+		return;
+	}
+	for (i = 0; i < port->num_pairs; i++) {
+		c = (const u64 *)&port->pairs[i].cnt;
+		for (j = 0; j < ARRAY_SIZE(sum); j++)
+			sum[j] += c[j];
+	}
+	/* The counters follow; their conns is the connections attached. */
+	seq_printf(m, " pid=%d uid=%u mode=%s mem=%s buf_size=%u buf_count=%u pairs=%u max_conns=%u connstate=%d",
+		   port->owner_tgid,
+		   from_kuid_munged(&init_user_ns, port->owner_uid),
+		   port->zc ? "zerocopy" : "copy", dxn_mem_name(port->pool.mem),
+		   port->pool.buf_size, port->pool.buf_count, port->num_pairs,
+		   port->max_conns, !!port->cstate);
+	for (j = 0; j < ARRAY_SIZE(sum); j++)
+		seq_printf(m, " %s=%llu", dxn_counter_names[j], sum[j]);
+	seq_puts(m, "\n");
+	for (i = 0; i < port->num_pairs; i++) {
+		const struct dxn_pair *pair = &port->pairs[i];
+
+		seq_printf(m, "pair=%u port=%u conns=%u", i, port->id,
+			   pair->nconns);
+		dxn_ring_show(m, "rx", &pair->rx);
+		dxn_ring_show(m, "tx", &pair->tx);
+		dxn_ring_show(m, "spare", &pair->spare);
+		seq_printf(m, " tx_queued=%u releases_queued=%u\n", pair->ntxq,
+			   pair->rel_count);
+	}
+}
+
+/* seq_file show of daxnet/ports. Process context; takes the locks. */
+static int dxn_ports_show(struct seq_file *m, void *v)
+{
+	struct dxn_port *port;
+
+	mutex_lock(&dxn_ports_lock);
+	list_for_each_entry(port, &dxn_ports, all_node) {
+		mutex_lock(&port->lock);
+		dxn_port_show(m, port);
+		mutex_unlock(&port->lock);
+	}
+	mutex_unlock(&dxn_ports_lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(dxn_ports);
+
+#if IS_ENABLED(CONFIG_DEBUG_FS)
+static struct dentry *dxn_dbg_dir;
+
+static void dxn_dbg_init(void)
+{
+	dxn_dbg_dir = debugfs_create_dir("daxnet", NULL);
+	debugfs_create_file("ports", 0400, dxn_dbg_dir, NULL,
+			    &dxn_ports_fops);
+	dxn_debugfs_init(dxn_dbg_dir);
+}
+
+static void dxn_dbg_exit(void)
+{
+	debugfs_remove_recursive(dxn_dbg_dir);
+}
+#else
+static void dxn_dbg_init(void)
 {
 }
 
-static void dxn_debugfs_exit(void)
+static void dxn_dbg_exit(void)
 {
 }
 #endif
@@ -665,13 +800,13 @@ static int __init dxn_init(void)
 	err = dxn_zc_init();
 	if (err)
 		goto err_vnic;
-	dxn_debugfs_init();
+	dxn_dbg_init();
 	err = misc_register(&dxn_misc);
 	if (err)
 		goto err_debugfs;
 	return 0;
 err_debugfs:
-	dxn_debugfs_exit();
+	dxn_dbg_exit();
 	dxn_zc_exit();
 err_vnic:
 	dxn_vnic_exit();
@@ -681,7 +816,7 @@ err_vnic:
 static void __exit dxn_exit(void)
 {
 	misc_deregister(&dxn_misc);
-	dxn_debugfs_exit();
+	dxn_dbg_exit();
 	dxn_zc_exit();
 	dxn_vnic_exit();
 }

@@ -9,6 +9,9 @@
  *   dxn_conn  one attached TCP socket.
  *
  * Locks, outermost first:
+ *   dxn_ports_lock    mutex; the list of open ports, for the debugfs view
+ *                     (daxnet_main.c), which takes each port->lock under
+ *                     it. Never taken under port->lock.
  *   mmap_lock         only around user-memory access (copy_*_user, GUP);
  *                     ->mmap runs under it and takes no daxnet lock: it
  *                     reads the registration published by REGISTER.
@@ -244,6 +247,11 @@ struct dxn_port {
 	bool closing;
 	struct net *net;		/* netns of the opener (held) */
 	struct mm_struct *mm;		/* owner: the REGISTER caller (mmgrab) */
+	/* The debugfs view (daxnet/ports): list under dxn_ports_lock. */
+	struct list_head all_node;
+	u32 id;				/* open order, from 1 */
+	pid_t owner_tgid;		/* REGISTER caller, init pid ns */
+	kuid_t owner_uid;		/* its euid */
 
 	struct dxn_pool pool;
 	struct dxn_zc *zc;	/* zero-copy state, NULL in copy mode */

@@ -27,6 +27,7 @@
  * correctly, ZONE_DEVICE pages included.
  */
 #include <linux/etherdevice.h>
+#include <linux/ethtool.h>
 #include <linux/highmem.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
@@ -862,6 +863,79 @@ static const struct attribute_group dxn_vnic_group = {
 	.attrs = dxn_vnic_attrs,
 };
 
+/* ------------------------------------------------------------- ethtool */
+
+/*
+ * `ethtool -S DEV`: every counter of struct dxn_vnic_stats, in its order,
+ * summed over the CPUs (the sysfs files under daxnet/ show the same).
+ */
+struct dxn_vnic_gstat {
+	char name[ETH_GSTRING_LEN];
+	size_t off;	/* of the u64 in struct dxn_vnic_stats */
+};
+
+#define DXN_VNIC_GSTAT(_f) { #_f, offsetof(struct dxn_vnic_stats, _f) }
+
+static const struct dxn_vnic_gstat dxn_vnic_gstats[] = {
+	DXN_VNIC_GSTAT(rx_packets),
+	DXN_VNIC_GSTAT(rx_bytes),
+	DXN_VNIC_GSTAT(rx_drops),
+	DXN_VNIC_GSTAT(rx_segs),
+	DXN_VNIC_GSTAT(rx_pool_bytes),
+	DXN_VNIC_GSTAT(rx_pool_chunks),
+	DXN_VNIC_GSTAT(rx_page_bytes),
+	DXN_VNIC_GSTAT(rx_pool_miss),
+	DXN_VNIC_GSTAT(rx_foreign),
+	DXN_VNIC_GSTAT(rx_csum_bad),
+	DXN_VNIC_GSTAT(rx_linear),
+	DXN_VNIC_GSTAT(tx_packets),
+	DXN_VNIC_GSTAT(tx_bytes),
+	DXN_VNIC_GSTAT(tx_tso),
+};
+
+/* ethtool_ops: process context, RTNL held (ethtool ioctl/netlink). */
+static void dxn_vnic_get_drvinfo(struct net_device *dev,
+				 struct ethtool_drvinfo *info)
+{
+	strscpy(info->driver, "daxnet", sizeof(info->driver));
+	strscpy(info->bus_info, "virtual", sizeof(info->bus_info));
+}
+
+static int dxn_vnic_get_sset_count(struct net_device *dev, int sset)
+{
+	return sset == ETH_SS_STATS ? ARRAY_SIZE(dxn_vnic_gstats) : -EOPNOTSUPP;
+}
+
+static void dxn_vnic_get_strings(struct net_device *dev, u32 sset, u8 *data)
+{
+	size_t i;
+
+	if (sset != ETH_SS_STATS)
+		return;
+	for (i = 0; i < ARRAY_SIZE(dxn_vnic_gstats); i++)
+		memcpy(data + i * ETH_GSTRING_LEN, dxn_vnic_gstats[i].name,
+		       ETH_GSTRING_LEN);
+}
+
+static void dxn_vnic_get_ethtool_stats(struct net_device *dev,
+				       struct ethtool_stats *stats, u64 *data)
+{
+	struct dxn_vnic_stats s;
+	size_t i;
+
+	dxn_vnic_sum(dev, &s);
+	for (i = 0; i < ARRAY_SIZE(dxn_vnic_gstats); i++)
+		data[i] = *(u64 *)((char *)&s + dxn_vnic_gstats[i].off);
+}
+
+static const struct ethtool_ops dxn_vnic_ethtool_ops = {
+	.get_drvinfo		= dxn_vnic_get_drvinfo,
+	.get_link		= ethtool_op_get_link,
+	.get_sset_count		= dxn_vnic_get_sset_count,
+	.get_strings		= dxn_vnic_get_strings,
+	.get_ethtool_stats	= dxn_vnic_get_ethtool_stats,
+};
+
 /* rtnl_link_ops.setup: RTNL held. */
 static void dxn_vnic_setup(struct net_device *dev)
 {
@@ -869,6 +943,7 @@ static void dxn_vnic_setup(struct net_device *dev)
 	dev->priv_flags &= ~IFF_TX_SKB_SHARING;
 	dev->priv_flags |= IFF_LIVE_ADDR_CHANGE | IFF_NO_QUEUE;
 	dev->netdev_ops = &dxn_vnic_netdev_ops;
+	dev->ethtool_ops = &dxn_vnic_ethtool_ops;
 	dev->needs_free_netdev = true;
 	dev->priv_destructor = dxn_vnic_dev_free;
 	dev->hw_features = NETIF_F_SG | NETIF_F_HW_CSUM | NETIF_F_RXCSUM |

@@ -22,7 +22,7 @@ test_pkgs=(
 	libbenchmark-dev gnuplot-nox python3
 	linux-headers-amd64 linux-image-amd64 linux-source-6.1
 	qemu-system-x86 busybox-static ndctl daxctl
-	iproute2 kmod cpio gzip xz-utils e2fsprogs util-linux procps psmisc
+	iproute2 kmod cpio gzip xz-utils e2fsprogs util-linux procps psmisc ethtool
 	dkms help2man nutcracker haproxy syslog-ng-core syslog-ng-mod-http
 	systemd-container debootstrap
 )

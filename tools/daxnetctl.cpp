@@ -8,6 +8,8 @@
 //                                      ports, parameters, vnic links
 //   daxnetctl [--json] service [ADDR...]
 //                                      a service's counters (GET /stats)
+//   daxnetctl [--json] ports           daxnet.ko's open ports (root; debugfs)
+//   daxnetctl [--json] links           vnic links' counters (ethtool -S)
 //
 // Without arguments the pools and services come from the configuration
 // files in --conf-dir (/etc/daxnet/*.conf: `pool`, `bind`, `port`,
@@ -16,11 +18,14 @@
 // What comes from where: a pool's geometry and DAX support from its
 // superblock (pmem::inspect_pool, read-only); its fill from a read-only
 // recovery when no process holds it, else from the service that holds it
-// (its /stats names the pool). daxnet.ko exposes no per-port state to other
-// processes (its ring counters are an ioctl on the port's own file): the
-// module section shows what sysfs has (open files of /dev/daxnet = ports,
-// parameters, the vnic links' counters); the rings' occupancy and counters
-// of each port come from the service that owns the port.
+// (its /stats names the pool). The module section shows what sysfs has
+// (open files of /dev/daxnet = ports, parameters, the vnic links' counters).
+// `ports` reads daxnet.ko's debugfs view, daxnet/ports (root only; not an
+// ABI, docs/kernel.md "Inspecting ports"): each open port's owner, pool
+// geometry, connections, ring indices as the kernel last saw them and
+// counters. `links` asks each daxnet vnic link of this network namespace
+// for its counters the way `ethtool -S` does (SIOCETHTOOL: the driver's
+// statistics strings and values).
 // GCC 12 reports a false "potential null pointer dereference" inside
 // CLI11's split() as inlined here (std::vector<std::string> relocation).
 #pragma GCC diagnostic ignored "-Wnull-dereference"
@@ -29,9 +34,13 @@
 #include <dirent.h>
 #include <fmt/format.h>
 #include <grp.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -40,10 +49,12 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -404,6 +415,181 @@ void print_module(const json& m)
 	}
 }
 
+// ---- ports (debugfs) -----------------------------------------------------------
+
+/// One `key=value ...` line of daxnet/ports; numbers become numbers.
+json parse_kv_line(const std::string& line)
+{
+	json j = json::object();
+	std::istringstream in(line);
+	std::string w;
+	while (in >> w) {
+		const auto eq = w.find('=');
+		if (eq == std::string::npos)
+			continue;
+		const std::string k = w.substr(0, eq), v = w.substr(eq + 1);
+		char* end = nullptr;
+		errno = 0;
+		const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+		if (!v.empty() && v[0] != '-' && end && *end == '\0' && errno == 0)
+			j[k] = n;
+		else
+			j[k] = v;
+	}
+	return j;
+}
+
+/// daxnet/ports: {"ports": [...]} or {"error": ...}.
+json ports_info(const std::string& debugfs)
+{
+	const std::string path = debugfs + "/daxnet/ports";
+	std::ifstream f(path);
+	if (!f) {
+		return {{"path", path},
+			{"error", fmt::format("cannot read {}: {} (root only; daxnet.ko loaded, debugfs mounted?)",
+					      path, std::strerror(errno))}};
+	}
+	json ports = json::array();
+	std::string line;
+	while (std::getline(f, line)) {
+		json j = parse_kv_line(line);
+		if (j.contains("port") && !j.contains("pair")) {
+			j["pairs"] = json::array();
+			ports.push_back(j);
+		} else if (j.contains("pair")) {
+			for (auto& p : ports)
+				if (p["port"] == j["port"]) {
+					j.erase("port");
+					p["pairs"].push_back(j);
+				}
+		}
+	}
+	return {{"path", path}, {"ports", ports}};
+}
+
+void print_ports_table(const json& r);
+
+void print_ports(const json& r)
+{
+	// The format is the module's, not an ABI: a word this version does
+	// not expect is reported, not fatal (--json shows what was read).
+	try {
+		print_ports_table(r);
+	} catch (const json::exception& e) {
+		fmt::print("ports: unexpected daxnet/ports format ({}); try --json\n", e.what());
+	}
+}
+
+void print_ports_table(const json& r)
+{
+	if (r.contains("error")) {
+		fmt::print("ports: {}\n", r.at("error").get<std::string>());
+		return;
+	}
+	if (r.at("ports").empty())
+		fmt::print("ports: none open\n");
+	for (const auto& p : r.at("ports")) {
+		if (p.value("registered", 0ULL) == 0) {
+			fmt::print("port {}: open, not registered\n", p.at("port").get<std::uint64_t>());
+			continue;
+		}
+		fmt::print("port {}: pid {} uid {}, {} mode, {} pool of {} x {}, {} pair(s), {} of {} connections\n",
+			   p.at("port").get<std::uint64_t>(), p.at("pid").get<std::uint64_t>(), p.at("uid").get<std::uint64_t>(),
+			   p.at("mode").get<std::string>(), p.at("mem").get<std::string>(),
+			   p.at("buf_count").get<std::uint64_t>(), human_bytes(p.at("buf_size").get<std::uint64_t>()),
+			   p.at("pairs").size(), p.at("conns").get<std::uint64_t>(), p.at("max_conns").get<std::uint64_t>());
+		for (const auto& q : p.at("pairs")) {
+			fmt::print("  pair {}: {} connections", q.at("pair").get<std::uint64_t>(), q.at("conns").get<std::uint64_t>());
+			for (const char* ring : {"rx", "tx", "spare"}) {
+				const std::string k = ring;
+				fmt::print(", {} head/cur/tail {}/{}/{} of {}", k, q.at(k + "_head").get<std::uint64_t>(),
+					   q.at(k + "_cur").get<std::uint64_t>(), q.at(k + "_tail").get<std::uint64_t>(),
+					   q.at(k + "_slots").get<std::uint64_t>());
+			}
+			fmt::print("\n");
+		}
+		for (const auto& [k, v] : p.items()) {
+			static const char* skip[] = {"port", "registered", "pid", "uid", "mode", "mem", "buf_size",
+						     "buf_count", "pairs", "conns", "max_conns", "connstate"};
+			if (std::find_if(std::begin(skip), std::end(skip), [&](const char* x) { return k == x; }) !=
+			    std::end(skip))
+				continue;
+			if (v.is_number())
+				fmt::print("  {:<20} {}\n", k, v.get<std::uint64_t>());
+		}
+	}
+}
+
+// ---- links (ethtool) -------------------------------------------------------------
+
+/// SIOCETHTOOL on ifc with cmd (any struct starting with a u32 cmd).
+bool ethtool_ioctl(int s, const std::string& ifc, void* cmd)
+{
+	ifreq ifr{};
+	if (ifc.size() >= sizeof(ifr.ifr_name))
+		return false;
+	std::memcpy(ifr.ifr_name, ifc.c_str(), ifc.size());
+	ifr.ifr_data = static_cast<char*>(cmd);
+	return ::ioctl(s, SIOCETHTOOL, &ifr) == 0;
+}
+
+/// The daxnet vnic links of this network namespace with their `ethtool -S`
+/// counters: {"links": [...]}.
+json links_info(const std::string& sys)
+{
+	json links = json::array();
+	daxnet::UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+	if (!s)
+		return {{"error", fmt::format("socket: {}", std::strerror(errno))}};
+	const std::string net = sys + "/class/net";
+	for (const auto& ifc : list_dir(net)) {
+		ethtool_drvinfo di{};
+		di.cmd = ETHTOOL_GDRVINFO;
+		if (!ethtool_ioctl(s.get(), ifc, &di) || std::strcmp(di.driver, "daxnet") != 0)
+			continue;
+		json l = {{"name", ifc}, {"operstate", read_file(net + "/" + ifc + "/operstate")}};
+		const std::uint32_t n = di.n_stats;
+		std::unique_ptr<std::uint8_t[]> sbuf(new std::uint8_t[sizeof(ethtool_gstrings) + n * ETH_GSTRING_LEN]());
+		std::unique_ptr<std::uint8_t[]> vbuf(new std::uint8_t[sizeof(ethtool_stats) + n * sizeof(std::uint64_t)]());
+		auto* gs = reinterpret_cast<ethtool_gstrings*>(sbuf.get());
+		auto* st = reinterpret_cast<ethtool_stats*>(vbuf.get());
+		gs->cmd = ETHTOOL_GSTRINGS;
+		gs->string_set = ETH_SS_STATS;
+		gs->len = n;
+		st->cmd = ETHTOOL_GSTATS;
+		st->n_stats = n;
+		json c = json::object();
+		if (ethtool_ioctl(s.get(), ifc, gs) && ethtool_ioctl(s.get(), ifc, st)) {
+			for (std::uint32_t i = 0; i < std::min(n, gs->len); i++) {
+				const char* name = reinterpret_cast<const char*>(gs->data + i * ETH_GSTRING_LEN);
+				c[std::string(name, ::strnlen(name, ETH_GSTRING_LEN))] = st->data[i];
+			}
+		} else {
+			l["error"] = fmt::format("SIOCETHTOOL statistics: {}", std::strerror(errno));
+		}
+		l["counters"] = c;
+		links.push_back(l);
+	}
+	return {{"links", links}};
+}
+
+void print_links(const json& r)
+{
+	if (r.contains("error")) {
+		fmt::print("links: {}\n", r["error"].get<std::string>());
+		return;
+	}
+	if (r["links"].empty())
+		fmt::print("links: no daxnet vnic link in this network namespace\n");
+	for (const auto& l : r["links"]) {
+		fmt::print("vnic {} ({})\n", l["name"].get<std::string>(), l["operstate"].get<std::string>());
+		if (l.contains("error"))
+			fmt::print("  {}\n", l["error"].get<std::string>());
+		for (const auto& [k, v] : l["counters"].items())
+			fmt::print("  {:<20} {}\n", k, v.get<std::uint64_t>());
+	}
+}
+
 }  // namespace
 
 int main(int argc, char** argv)
@@ -419,6 +605,8 @@ int main(int argc, char** argv)
 	app.add_option("--timeout", timeout_ms, "milliseconds to wait for each service")->capture_default_str();
 	app.add_option("--sysfs", sys, "sysfs mount (tests)")->capture_default_str()->group("");
 	app.add_option("--device", dev, "the module's device")->capture_default_str();
+	std::string debugfs = "/sys/kernel/debug";
+	app.add_option("--debugfs", debugfs, "debugfs mount (daxnet/ports)")->capture_default_str();
 	std::vector<std::string> pools, addrs;
 	auto* st = app.add_subcommand("status", "module, pools and services (the default)");
 	auto* pl = app.add_subcommand("pool", "pool geometry, fill and DAX (default: the configured pools)");
@@ -426,6 +614,8 @@ int main(int argc, char** argv)
 	auto* md = app.add_subcommand("module", "daxnet.ko: /dev/daxnet, open ports, parameters, vnic links");
 	auto* sv = app.add_subcommand("service", "services' counters from GET /stats (default: the configured ones)");
 	sv->add_option("ADDR", addrs, "host:port of a service's HTTP port (daxnet-kv: --http-port)");
+	auto* po = app.add_subcommand("ports", "daxnet.ko's open ports: owner, pool, rings, counters (root; debugfs)");
+	auto* li = app.add_subcommand("links", "daxnet vnic links and their counters (as ethtool -S)");
 	app.require_subcommand(0, 1);
 	CLI11_PARSE(app, argc, argv);
 
@@ -457,6 +647,10 @@ int main(int argc, char** argv)
 	}
 	if (all || sv->parsed())
 		out["services"] = services;
+	if (po->parsed())
+		out["ports"] = ports_info(debugfs);
+	if (li->parsed())
+		out["links"] = links_info(sys);
 
 	if (as_json) {
 		fmt::print("{}\n", out.dump(2));
@@ -475,6 +669,10 @@ int main(int argc, char** argv)
 			for (const auto& s : out["services"])
 				print_service(s);
 		}
+		if (out.contains("ports"))
+			print_ports(out["ports"]);
+		if (out.contains("links"))
+			print_links(out["links"]);
 	}
 	// Exit 1 when something asked for explicitly could not be read.
 	bool bad = false;
@@ -484,5 +682,12 @@ int main(int argc, char** argv)
 	if (sv->parsed())
 		for (const auto& s : out["services"])
 			bad |= s.contains("error");
+	if (po->parsed())
+		bad |= out["ports"].contains("error");
+	if (li->parsed()) {
+		bad |= out["links"].contains("error");
+		for (const auto& l : out["links"].value("links", json::array()))
+			bad |= l.contains("error");
+	}
 	return bad ? 1 : 0;
 }

@@ -74,6 +74,10 @@
 #                (mostly inside a vnic buffer published in place) and
 #                pauses with bytes pending, resumes when raised; lifted,
 #                the rest arrives intact (zc_guard rxlimit)
+#   zc.ctl       what root sees of the module: `ethtool -S` on a vnic end
+#                (the same counters as sysfs), debugfs daxnet/ports (a
+#                zero-copy port's owner, pool, rings and counters; root
+#                only, no addresses), and daxnetctl ports/links (--json)
 #   rmmod, dmesg
 #
 # Two ways to run: standalone (tests/kernel/zc/run-zc.sh: formats the
@@ -755,6 +759,74 @@ if wanted zc.rxlimit; then
 	fi
 	ip -n nrl1 link del dxr 2>/dev/null
 	[ $ok = 1 ] && pass zc.rxlimit || fail zc.rxlimit "see log"
+fi
+
+if wanted zc.ctl; then
+	ok=1
+	make_pair dxc nc1 nc2 18 || { ok=0; say "pair setup failed"; }
+	[ -d /sys/kernel/debug/daxnet ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+	if [ $ok = 1 ]; then
+		out=/tmp/ctl.$$
+		rm -f /tmp/ctl.stop
+		ip netns exec nc2 timeout 120 "$bin/zc_guard" hold 7020 /tmp/ctl.stop >"$out" 2>&1 &
+		hpid=$!
+		sleep 0.5
+		cl=$(ip netns exec nc1 timeout 60 "$zs" client 10.77.18.2 7020 262144 4096 2>&1)
+		say "zc.ctl: $cl"
+		# ethtool -S: the receiving end's counters, the same as sysfs.
+		es=$(ip netns exec nc2 ethtool -S dxcp 2>&1)
+		say "zc.ctl: ethtool -S dxcp: $(echo "$es" | tr -s ' \n' ' ')"
+		pb=$(echo "$es" | sed -n 's/^ *rx_pool_bytes: //p')
+		[ -n "$pb" ] && [ "$pb" -gt 0 ] && [ "$pb" = "$(counter nc2 dxcp rx_pool_bytes)" ] || ok=0
+		for f in rx_packets rx_bytes rx_segs rx_foreign rx_csum_bad tx_packets tx_bytes tx_tso; do
+			echo "$es" | grep -q "^ *$f: [0-9]" || { ok=0; say "zc.ctl: no $f"; }
+		done
+		ip netns exec nc2 ethtool -i dxcp | grep -q '^driver: daxnet' || ok=0
+		# debugfs daxnet/ports: root's zero-copy port with the stream's bytes.
+		gp=$(pidof zc_guard)
+		for i in $(seq 50); do
+			grep -q "^port=[0-9]* registered=1 pid=$gp uid=0 mode=zerocopy mem=shmem buf_size=4096 buf_count=64 .* rx_bytes=262144 " \
+				/sys/kernel/debug/daxnet/ports && break
+			sleep 0.2
+		done
+		while read -r line; do say "zc.ctl: ports: $line"; done </sys/kernel/debug/daxnet/ports
+		grep -q "^port=[0-9]* registered=1 pid=$gp uid=0 mode=zerocopy mem=shmem buf_size=4096 buf_count=64 .* rx_bytes=262144 " \
+			/sys/kernel/debug/daxnet/ports || { ok=0; say "zc.ctl: no port line for pid $gp"; }
+		grep -q '^pair=0 port=[0-9]* conns=[0-9]* rx_slots=[0-9]* rx_head=' /sys/kernel/debug/daxnet/ports ||
+			{ ok=0; say "zc.ctl: no pair line"; }
+		grep -q '0x\|ffff' /sys/kernel/debug/daxnet/ports && { ok=0; say "zc.ctl: an address in ports"; }
+		# Root only.
+		setpriv --reuid=2000 --regid=2000 --groups=2000 cat /sys/kernel/debug/daxnet/ports >/dev/null 2>&1 &&
+			{ ok=0; say "zc.ctl: uid 2000 read daxnet/ports"; }
+		# daxnetctl ports / links (--json), when the tools are built.
+		if [ -x "$svcbin/daxnetctl" ]; then
+			"$svcbin/daxnetctl" ports | while read -r line; do say "zc.ctl: daxnetctl ports: $line"; done
+			"$svcbin/daxnetctl" --json ports | python3 -c '
+import json, sys
+gp = int(sys.argv[1])
+ps = [p for p in json.load(sys.stdin)["ports"]["ports"] if p.get("pid") == gp]
+assert ps and ps[0]["mode"] == "zerocopy" and ps[0]["rx_bytes"] == 262144, ps
+assert ps[0]["pairs"][0]["rx_slots"] > 0, ps
+' "$gp" || { ok=0; say "zc.ctl: daxnetctl --json ports"; }
+			ip netns exec nc2 "$svcbin/daxnetctl" links | while read -r line; do say "zc.ctl: daxnetctl links: $line"; done
+			ip netns exec nc2 "$svcbin/daxnetctl" --json links | python3 -c '
+import json, sys
+ls = json.load(sys.stdin)["links"]["links"]
+assert [l["name"] for l in ls] == ["dxcp"], ls
+assert ls[0]["counters"]["rx_pool_bytes"] == int(sys.argv[1]), ls
+' "$pb" || { ok=0; say "zc.ctl: daxnetctl --json links"; }
+			setpriv --reuid=2000 --regid=2000 --groups=2000 "$svcbin/daxnetctl" ports >/dev/null 2>&1 &&
+				{ ok=0; say "zc.ctl: daxnetctl ports exited 0 for uid 2000"; }
+		else
+			say "zc.ctl: daxnetctl not built in $svcbin; its views not checked"
+		fi
+		touch /tmp/ctl.stop
+		wait $hpid || ok=0
+		grep -q 'own-stream ok' "$out" || ok=0
+		rm -f "$out"
+	fi
+	ip -n nc1 link del dxc 2>/dev/null
+	[ $ok = 1 ] && pass zc.ctl || fail zc.ctl "see log"
 fi
 
 # In the kernel suite (CI) the services' rounds run once, on device DAX
