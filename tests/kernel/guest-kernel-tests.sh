@@ -19,17 +19,24 @@ pmem=/tmp/pmem
 # services with only the services_test.py tests named that way, and
 # userlib.PREFIX the step userlib with only the Catch2 test cases whose
 # names start with PREFIX (host-kernel-tests.sh --only
-# ktest.conn_state,services.kv_isolation).
+# ktest.conn_state,services.kv_isolation). A word ko=PATH loads that
+# daxnet.ko instead of the build's (host-kernel-tests.sh --ko: the
+# DKMS-built module); it names no step.
 ktests=
 stests=
 utests=
+steps=
 for w in $DXARGS; do
 	case "$w" in
 	ktest.*) ktests="$ktests ${w#ktest.}" ;;
 	services.*) stests="$stests ${w#services.}" ;;
 	userlib.*) utests="${w#userlib.}*" ;;
+	ko=*) ko=${w#ko=}; continue ;;
 	esac
+	steps="$steps $w"
 done
+DXARGS=${steps# }
+export DXARGS
 wanted() {
 	[ -z "$DXARGS" ] && return 0
 	has "$1" && return 0
@@ -77,6 +84,7 @@ if [ ! -f "$ko" ]; then
 fi
 if load_daxnet "$ko"; then
 	pass insmod
+	say "loaded $ko: $(modinfo -F vermagic "$ko" 2>/dev/null), srcversion $(cat /sys/module/daxnet/srcversion 2>/dev/null)"
 else
 	fail insmod "insmod failed or /dev/daxnet missing"
 	dmesg | tail -n 20

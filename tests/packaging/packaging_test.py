@@ -346,6 +346,11 @@ def test_dkms_build(ctx):
         if os.path.exists(own):
             _, vm_own, _ = run(["modinfo", "-F", "vermagic", own])
             if vm_own.split()[0] == kver:
+                # Kept for the guest (the kernel the build's module is for):
+                # CTest kernel_dkms loads it (host-kernel-tests.sh --ko).
+                keep = os.path.join(ctx.build_dir, "packaging", "dkms")
+                os.makedirs(keep, exist_ok=True)
+                shutil.copyfile(ko[0], os.path.join(keep, "daxnet.ko"))
                 fault_syms = {"dxn_fail_release_grow", "dxn_debugfs", "dxn_debugfs_init", "dxn_debugfs_exit",
                               "dxn_stat_cs_refresh_max", "dxn_test_txq_max"}
 
