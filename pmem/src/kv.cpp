@@ -527,9 +527,18 @@ void KvStore::batch_apply(const Entry& e)
 		u.at = undo_maps_.size() - 1;
 		break;
 	}
+	case RecordType::stream_append: {
+		const std::string_view n = view(e.key);
+		const bool created = !streams_.contains(n);
+		apply(e);  // may throw: append_logged() unprepares
+		u.kind = Undo::Kind::append;
+		u.key = streams_.find(n)->first;  // the name's bytes stay held while the stream is
+		u.at = created ? 1 : 0;
+		break;
+	}
 	default:
 		apply(e);
-		u.kind = Undo::Kind::stream;  // stream entries are never taken back
+		u.kind = Undo::Kind::stream;  // stream trims are never taken back
 		break;
 	}
 	prep_item_ = prep_map_ = false;
@@ -566,6 +575,10 @@ int KvStore::batch_undo(const BatchMark& m) noexcept
 	for (std::size_t i = m.undo; i < undo_.size(); i++)
 		if (undo_[i].kind == Undo::Kind::stream)
 			return -EBUSY;
+	// The log first: were part of the batch no longer staged (committed),
+	// the index must not be rewound past what the log keeps.
+	if (!wal_.can_unstage_to(m.seq))
+		return -EBUSY;
 	// An item back in the index: its records, bytes and lists (its old
 	// place in the lists is free again: what the batch added since was
 	// taken back first).
@@ -630,12 +643,31 @@ int KvStore::batch_undo(const BatchMark& m) noexcept
 			undo_maps_.pop_back();
 			break;
 		}
+		case Undo::Kind::append: {
+			// Newest first: the entry is the stream's last; a stream it
+			// created goes again (no pending checkpoint knows it: none
+			// begins inside a batch).
+			auto it = streams_.find(u.key);
+			if (it == streams_.end() || it->second.entries.empty())
+				break;
+			Stream& st = it->second;
+			const StreamEntry& x = st.entries.back();
+			stream_records_ -= wal_records_for(x.nslices);
+			account(Slice{}, value_ref(x, 0).slices, x.size, -1, false);
+			st.entries.pop_back();
+			if (u.at == 1) {
+				account(st.name, {}, 0, -1, false);
+				stream_records_--;
+				streams_.erase(it);
+			}
+			break;
+		}
 		case Undo::Kind::none:
 		case Undo::Kind::stream:
 			break;
 		}
 	}
-	return wal_.unstage_to(m.seq);
+	return wal_.unstage_to(m.seq);  // checked above: cannot fail
 }
 
 std::uint64_t KvStore::record_limit() const noexcept
@@ -666,6 +698,15 @@ int KvStore::admit(std::uint64_t new_records, std::uint64_t log_records) noexcep
 		return -ENOSPC;
 	}
 	return 0;
+}
+
+int KvStore::make_room(std::uint64_t log_records) noexcept
+{
+	const std::uint64_t limit = wal_.nslots() - log_reserve_;
+	log_records = std::min(log_records, limit);
+	if (wal_.used() + log_records <= limit)
+		return 0;
+	return batch_depth_ ? -ENOSPC : log_room(log_records, limit);
 }
 
 int KvStore::reclaim() noexcept
@@ -759,6 +800,8 @@ std::int64_t KvStore::stream_trim(const Slice& name, std::uint64_t first) noexce
 
 int KvStore::commit() noexcept
 {
+	if (batch_depth_)
+		return -EBUSY;  // would make part of a batch durable (and beyond batch_undo()'s reach)
 	const int n = wal_.commit();
 	if (n < 0)
 		return n;
@@ -883,8 +926,11 @@ int KvStore::ckpt_step(std::uint64_t budget) noexcept
 	if (index_.bucket_count() != p.buckets)
 		return fail(-EAGAIN);  // rehashed: keys moved between buckets
 	const std::uint64_t now = opt_.clock();
-	for (; p.bucket < p.buckets; p.bucket++) {
-		if (done >= budget) {
+	// Empty buckets cost too (1/64 of an entry each): an index emptied
+	// by deletes keeps its buckets, and a step must stay bounded there.
+	std::uint64_t visited = 0;
+	for (; p.bucket < p.buckets; p.bucket++, visited++) {
+		if (done + visited / 64 >= budget) {
 			w.flush_written();
 			return 0;
 		}

@@ -141,18 +141,28 @@ int Wal::unstage_last() noexcept
 	return 0;
 }
 
-int Wal::unstage_to(std::uint64_t seq) noexcept
+std::uint64_t Wal::unstage_entries(std::uint64_t seq) const noexcept
 {
 	if (seq == next_seq_)
 		return 0;
 	if (seq > next_seq_ || staged_entries_ == 0 || seq < staged_from_)
-		return -EINVAL;
+		return UINT64_MAX;
 	std::uint64_t entries = 0;
 	for (std::uint64_t q = seq; q < next_seq_; q++)
 		entries += slot(q)->type != static_cast<std::uint8_t>(RecordType::cont);
 	if (entries == 0 || entries > staged_entries_ ||
 	    slot(seq)->type == static_cast<std::uint8_t>(RecordType::cont))
-		return -EINVAL;  // not an entry's head record
+		return UINT64_MAX;  // not an entry's head record
+	return entries;
+}
+
+int Wal::unstage_to(std::uint64_t seq) noexcept
+{
+	const std::uint64_t entries = unstage_entries(seq);
+	if (entries == 0)
+		return 0;
+	if (entries == UINT64_MAX)
+		return -EINVAL;
 	// As unstage_last(): no valid record may stay after the next BATCH_END.
 	PersistDomain& d = pool_.domain();
 	for (std::uint64_t q = next_seq_; q-- > seq;) {

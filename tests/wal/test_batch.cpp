@@ -184,3 +184,30 @@ TEST_CASE_METHOD(SmallRingStore<16>, "a write refused for checkpoint capacity in
 	CHECK(!kv->batch_refused());
 	CHECK(kv->batch_undo(m) == -EINVAL);  // outside a batch
 }
+
+TEST_CASE("a commit inside a batch is refused, so the batch can still be taken back whole", "[unit][pmem]")
+{
+	// Regression (issue 14 review): commit() inside a batch made its
+	// entries durable; batch_undo() then rewound the index but could not
+	// take them back from the log (-EINVAL): index and log disagreed.
+	MemPool p(small_ring());
+	BufferAllocator alloc;
+	auto kv = std::move(*KvStore::open(p.view(), alloc, opts(16)));
+	RxSim rx(p.view(), alloc);
+	base(*kv, rx);
+	const FlatState before = flatten(*kv, kv_test_clock());
+	const KvStore::BatchMark m = kv->batch_begin();
+	REQUIRE(put(*kv, rx, "k1", "changed") == 0);
+	REQUIRE(put(*kv, rx, "fresh", "x") == 0);
+	CHECK(kv->commit() == -EBUSY);
+	REQUIRE(kv->batch_undo(m) == 0);
+	kv->batch_end();
+	CHECK(flatten(*kv, kv_test_clock()) == before);
+	REQUIRE(kv->commit() >= 0);
+	rx.release();
+	MemPool d(p.geometry(), p.shadow()->durable());
+	BufferAllocator a2;
+	auto r = KvStore::open(d.view(), a2, opts(0));
+	REQUIRE(r);
+	CHECK(flatten(**r, kv_test_clock()) == before);
+}

@@ -99,6 +99,7 @@ struct CrashResult {
 	std::uint64_t cleaner_commits = 0;  ///< commits that carried relocations
 	std::uint64_t cycle_drains = 0;     ///< drains while a cleaning cycle or its checkpoint was under way
 	std::uint64_t cleaner_enomem = 0;   ///< relocations staged then failed with -ENOMEM (fault hook)
+	std::uint64_t undone = 0;           ///< entries staged in a batch and taken back (batch_undo)
 	std::string first_violation;
 };
 
@@ -108,10 +109,13 @@ struct CrashResult {
 /// before every commit, eagerly (docs/wal-format.md §The cleaner), and
 /// every recovery is checked to be repeatable; `enomem_every`: every Nth
 /// relocation is staged and then fails with -ENOMEM (CleanerOptions
-/// fault_enomem_every).
+/// fault_enomem_every). `undo_every` (with `atomic`): every Nth batch runs
+/// in batch mode and takes back its second half (KvStore::batch_undo,
+/// Wal::unstage_to) before its commit: the crash points of unstage_to's
+/// drain and of the commits after it must never show those entries.
 CrashResult run_crash_workload(std::uint64_t seed, std::uint64_t nops, WalOptions::Fault fault,
 				double checkpoint_fraction = 0.5, std::uint32_t checkpoint_step = 0, bool atomic = false,
-				bool cleaner = false, std::uint32_t enomem_every = 0)
+				bool cleaner = false, std::uint32_t enomem_every = 0, std::uint32_t undo_every = 0)
 {
 	MemPool p({.buffer_size = 2048, .buffers = 1024, .wal_size = 64 * 1024, .ckpt_size = 512 * 1024});
 	BufferAllocator alloc;
@@ -218,16 +222,31 @@ CrashResult run_crash_workload(std::uint64_t seed, std::uint64_t nops, WalOption
 		return v;
 	};
 
+	std::uint64_t batches = 0;
 	while (ops.size() < nops) {
 		const std::size_t batch = 1 + rng() % 16;
 		// at most 4 records per operation (a 12,000-byte value in 2 KiB
 		// buffers is 7 slices)
 		if (atomic)
 			REQUIRE(kv->admit(0, 4 * batch) == 0);
+		const bool undo = atomic && undo_every && ++batches % undo_every == 0 && batch >= 2;
+		KvStore::BatchMark mark{};
+		bool marked = false;
+		std::size_t undo_from = 0;
+		if (undo)
+			(void)kv->batch_begin();
 		for (std::size_t b = 0; b < batch && ops.size() < nops; b++) {
+			if (undo && b == batch / 2) {
+				mark = kv->batch_begin();  // nested: the half taken back
+				marked = true;
+				undo_from = ops.size();
+			}
 			Op op;
 			const auto dice = rng() % 1000;
 			const std::size_t i = ops.size();
+			// stream entries are never taken back (batch_undo -EBUSY)
+			if (undo && dice >= 753 && dice < 830)
+				continue;
 			if (dice < 550 || dice >= 997) {
 				op.kind = Op::set;
 				op.key = "key:" + std::to_string(rng() % 150);
@@ -303,6 +322,21 @@ CrashResult run_crash_workload(std::uint64_t seed, std::uint64_t nops, WalOption
 			}
 			}
 			REQUIRE(rc >= 0);
+		}
+		if (undo) {
+			if (!marked) {  // the loop ended before the half (nops reached)
+				mark = kv->batch_begin();
+				undo_from = ops.size();
+			}
+			// Taken back: no longer issued, so no crash image may show them.
+			res.undone += ops.size() - undo_from;
+			ops.resize(undo_from);
+			model_live = model_acked;
+			for (std::size_t j = acked; j < ops.size(); j++)
+				apply(model_live, ops[j]);
+			REQUIRE(kv->batch_undo(mark) == 0);
+			kv->batch_end();
+			kv->batch_end();
 		}
 		if (cleaner) {
 			const int moved = kv->clean();
@@ -401,6 +435,24 @@ TEST_CASE("batches admitted whole are recovered all or nothing at every drain", 
 		CHECK(r.violations == 0);
 		CHECK(r.checkpoints > 3);
 		CHECK(r.torn_tails > 0);
+	}
+}
+
+TEST_CASE("batches taken back in part (batch_undo, Wal::unstage_to) keep the prefix property at every drain",
+	  "[pmem][crash]")
+{
+	// An EXEC or a script refused for space takes back what it staged:
+	// unstage_to() zeroes those records with one drain, and the next batch
+	// reuses their seqs. A crash at that drain, or at any later one, must
+	// recover none of them (nor lose an acked op).
+	for (std::uint32_t step : {0u, 8u}) {
+		const auto r = run_crash_workload(47 + step, 3000, WalOptions::Fault::none, 0.5, step, true, false, 0, 3);
+		report(step ? "crash:undone batches/8" : "crash:undone batches", r);
+		std::printf("  %llu entries taken back\n", static_cast<unsigned long long>(r.undone));
+		INFO("step " << step << ": " << r.first_violation);
+		CHECK(r.violations == 0);
+		CHECK(r.undone > 300);
+		CHECK(r.checkpoints > 3);
 	}
 }
 

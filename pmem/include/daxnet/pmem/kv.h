@@ -76,7 +76,8 @@ struct KvOptions {
 	/// entries per commit). N > 0: it is incremental
 	/// (docs/wal-format.md §Checkpoints, fuzzy): begun by that commit and
 	/// advanced by max(N, 2 x the entries the commit made durable) entries
-	/// per later commit(), installed when done, so a commit stalls for that
+	/// per later commit() (an empty index bucket visited counts 1/64 of an
+	/// entry), installed when done, so a commit stalls for that
 	/// much checkpoint work (plus the installation: one pass over the new
 	/// checkpoint's references and the old one's), not for the whole live
 	/// state. If the ring fills first (a live state larger than what is
@@ -145,7 +146,8 @@ public:
 	/// Makes staged mutations durable with one drain; checkpoints when the
 	/// log window passes checkpoint_fraction. Returns the number of entries
 	/// made durable, or -errno when a needed checkpoint failed (the batch is
-	/// durable regardless).
+	/// durable regardless); -EBUSY inside a batch (batch_begin()): nothing
+	/// is committed before the batch ends.
 	int commit() noexcept;
 	/// Checkpoints now, whole (two drains); drops a pending incremental one
 	/// first. 0 or -errno (-EBUSY inside a batch: see batch_begin()).
@@ -198,6 +200,12 @@ public:
 	/// checkpoint in between (which would make part of the batch durable
 	/// on its own). 0 or -errno.
 	int admit(std::uint64_t new_records, std::uint64_t log_records) noexcept;
+	/// Makes `log_records` of log room outside the reserve now when it can
+	/// (completing a pending checkpoint, or checkpointing whole), for a
+	/// batch whose entries are not known up front (a script): 0, or
+	/// -ENOSPC (inside a batch, or the room cannot be made). Refuses and
+	/// counts nothing: the batch's own entries are admitted as they come.
+	int make_room(std::uint64_t log_records) noexcept;
 	// ---- batches admitted whole or refused whole ----
 	/// Where a batch (or a part of one) began: batch_undo() takes back
 	/// everything staged since.
@@ -214,8 +222,9 @@ public:
 	/// with batch_undo(). Returns the mark of this point.
 	BatchMark batch_begin() noexcept;
 	/// Takes back, from the index and the log, every entry staged since
-	/// `m` (newest first). 0; -EBUSY when a stream entry was staged since
-	/// (never taken back: nothing is undone); -EINVAL outside a batch.
+	/// `m` (newest first): KV entries and stream appends. 0; -EBUSY when a
+	/// stream trim was staged since or the log no longer holds them all
+	/// staged (nothing is undone); -EINVAL outside a batch.
 	int batch_undo(const BatchMark& m) noexcept;
 	/// Leaves batch mode; the outermost call forgets the undo records and
 	/// batch_refused().
@@ -317,12 +326,15 @@ private:
 	/// How to take back one entry staged in a batch (batch_undo()).
 	struct Undo {
 		/// erase: a SET of a new key; restore: a SET over a key; reinsert:
-		/// a DEL; flushall; stream: a stream entry (never taken back);
-		/// none: nothing changed.
-		enum class Kind : std::uint8_t { erase, restore, reinsert, flushall, stream, none };
+		/// a DEL; flushall; append: a stream append (its entry popped
+		/// again); stream: a stream trim (never taken back); none: nothing
+		/// changed.
+		enum class Kind : std::uint8_t { erase, restore, reinsert, flushall, append, stream, none };
 		Kind kind = Kind::erase;
-		std::string_view key;  ///< erase, restore: the key's bytes
-		std::size_t at = 0;    ///< restore: undo_items_, reinsert: undo_nodes_, flushall: undo_maps_
+		std::string_view key;  ///< erase, restore: the key's bytes; append: the stream's name
+		/// restore: undo_items_, reinsert: undo_nodes_, flushall:
+		/// undo_maps_; append: 1 when the append created the stream
+		std::size_t at = 0;
 	};
 	struct StreamEntry {
 		std::uint64_t stamp = 0;

@@ -275,6 +275,8 @@ public:
 	/// entries as a whole. One drain. Returns 0, or -EINVAL when `seq` is
 	/// not within the staged, uncommitted entries.
 	int unstage_to(std::uint64_t seq) noexcept;
+	/// Whether unstage_to(seq) would succeed (changes nothing).
+	bool can_unstage_to(std::uint64_t seq) const noexcept { return unstage_entries(seq) != UINT64_MAX; }
 
 	/// Makes every staged entry durable with one drain (none when nothing is
 	/// staged). Returns the number of entries committed.
@@ -346,6 +348,8 @@ private:
 	std::uint64_t last_seq0_ = 0;  ///< head seq of the last appended entry
 	std::uint32_t last_n_ = 0;     ///< its records
 	std::uint64_t staged_entries_ = 0;
+	/// unstage_to(seq)'s entries (0: none), UINT64_MAX when it would fail.
+	std::uint64_t unstage_entries(std::uint64_t seq) const noexcept;
 	std::uint64_t staged_from_ = 0;  ///< head seq of the first staged entry (when any)
 	std::uint64_t fault_counter_ = 0;
 	WalStats stats_{};

@@ -56,8 +56,9 @@ struct ReclaimPolicy {
 class StoreCore {
 public:
 	/// `prog` names the service in messages; below `reserve` free buffers
-	/// writes are refused (is_full()), and the cleaner takes none of them
-	/// (default: pmem::service_reserve()).
+	/// writes are refused (is_full()), and the cleaner takes one of them
+	/// only for a cycle that frees more than it takes, never the last half
+	/// (CleanerOptions::keep_free; default: pmem::service_reserve()).
 	StoreCore(const char* prog, pmem::KvStore& kv, pmem::BufferAllocator& alloc, std::uint32_t reserve,
 		  const ReclaimPolicy& policy) noexcept
 	    : prog_(prog), kv_(kv), alloc_(alloc), reserve_(reserve), policy_(policy)
