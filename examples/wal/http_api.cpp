@@ -5,6 +5,7 @@
 // /metrics.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -106,6 +107,18 @@ int WalService::stage_record(Conn& c, const Slice& n, std::span<const StreamRang
 	return rc;
 }
 
+void WalService::end_batch(bool undo) noexcept
+{
+	if (!in_batch_)
+		return;
+	in_batch_ = false;
+	if (undo) {
+		if (const int rc = kv_.batch_undo(batch_mark_); rc < 0)
+			std::fprintf(stderr, "daxnet-wal: taking back a refused batch failed: %s\n", std::strerror(-rc));
+	}
+	kv_.batch_end();
+}
+
 void WalService::append(Server& srv, Conn& c, std::string_view name, StreamRange name_range, std::string_view query)
 {
 	const auto& rq = c.http.request();
@@ -159,6 +172,25 @@ void WalService::append(Server& srv, Conn& c, std::string_view name, StreamRange
 	} else {
 		// batch=lines: every non-empty line (NDJSON, log lines) is a record;
 		// its bytes may span chunks and received buffers: segments in place.
+		// All or nothing: the records run in the store's batch mode and a
+		// refusal takes back every one staged before it (KvStore::batch_undo,
+		// Wal::unstage_to). Log room for them is made first (no checkpoint
+		// runs inside a batch): a record per line and per piece at most.
+		std::uint64_t est = 0;
+		for (const StreamRange& r : ranges)
+			c.chain.pieces(r, [&](const daxnet::proto::Piece& p) {
+				const auto* d = reinterpret_cast<const char*>(p.data());
+				est += 1 + static_cast<std::uint64_t>(std::count(d, d + p.len, '\n'));
+			});
+		(void)kv_.make_room(est + 1);
+		batch_mark_ = kv_.batch_begin();
+		in_batch_ = true;
+		const std::uint64_t appends0 = appends_, bytes0 = append_bytes_, packed0 = packed_;
+		struct End {
+			WalService& s;
+			bool undo = true;
+			~End() { s.end_batch(undo); }
+		} scope{*this};
 		segs_.clear();
 		std::uint64_t line_len = 0;
 		bool cr_pending = false;  // the last piece ended with CR
@@ -201,18 +233,23 @@ void WalService::append(Server& srv, Conn& c, std::string_view name, StreamRange
 			});
 		}
 		flush_line();  // a last line without '\n'
+		scope.undo = rc < 0;
+		if (rc < 0) {
+			appends_ = appends0;
+			append_bytes_ = bytes0;
+			packed_ = packed0;
+			count = 0;  // nothing of the batch is appended
+		}
 	}
 	if (rc < 0) {
 		++refused_;
-		// A batch stops at the first record that fails; the records before
-		// it are appended (and durable before this reply): say how many.
+		// A batch is refused whole: none of its records is appended.
 		http_refusal(o,
 			     Refusal::from_store(rc,
 						 "daxnet: pool full (checkpoint capacity or log room): append refused, "
 						 "trims and reads still served",
 						 "record", "append"),
-			     ka,
-			     count ? fmt::format("X-Daxnet-Seq: {}\r\nX-Daxnet-Count: {}\r\n", first, count) : std::string());
+			     ka);
 		return;
 	}
 	if (!batch.empty()) {

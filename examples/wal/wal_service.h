@@ -102,6 +102,9 @@ private:
 	/// packed (copied once) when small, else referenced in place.
 	int stage_record(Conn& c, const Slice& n, std::span<const StreamRange> segs, std::uint64_t len,
 			 std::uint64_t stamp, std::uint64_t* seq);
+	/// Ends a batch=lines append's batch mode; `undo`: takes back every
+	/// record it staged (refused whole).
+	void end_batch(bool undo) noexcept;
 	void read(Server& srv, Conn& c, std::string_view name, std::string_view query);
 	struct ReadArgs {
 		std::uint64_t from = 0, limit = 0, max_bytes = 0;
@@ -146,6 +149,8 @@ private:
 	std::vector<Slice> body_;
 	std::vector<char> gather_;
 	std::vector<StreamRange> segs_;
+	KvStore::BatchMark batch_mark_{};  ///< where a batch=lines append began
+	bool in_batch_ = false;
 	std::vector<StreamEntryRef> entries_;
 	struct Waiter {
 		Conn* conn = nullptr;

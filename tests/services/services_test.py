@@ -1042,6 +1042,56 @@ def test_wal_trim(ctx):
     check(out == "4 4\nev 4\n5 4\nev 5\n6 4\nev 6\n", "offline dump after trim: %r" % out)
 
 
+def test_wal_batch_atomic(ctx):
+    """A batch=lines append the pool cannot take whole is refused whole (507): none of its lines is appended."""
+    # Regression (issue 18): the records before the one refused were
+    # appended and the 507 said how many (X-Daxnet-Count).
+    srv = start_wal(ctx, None, ["--pool-size", "8M"])
+    hp = srv.port("http")
+    base = "http://127.0.0.1:%d" % hp
+    body = os.path.join(ctx.tmp, "lines.txt")
+
+    def post_lines(n, tag):
+        with open(body, "wb") as f:
+            f.write(b"".join(b'{"n":%d,"t":"%s"}\n' % (j, tag.encode()) for j in range(n)))
+        return curl("-D", "-", "-X", "POST", "--data-binary", "@" + body, base + "/log/s?batch=lines")
+
+    def length():
+        for l in curl(base + "/log").splitlines():
+            if l.split()[0] == "s":
+                return int(l.split()[1])
+        return 0
+
+    refused = None
+    for i in range(2000):
+        before = length()
+        out = post_lines(1000, "f%d" % i)
+        if " 201 " not in out.splitlines()[0]:
+            refused = out
+            break
+    check(refused is not None and " 507 " in refused.splitlines()[0], "an 8 MiB pool took every batch: %r" %
+          (refused or "")[:300])
+    check("X-Daxnet-Count" not in refused, "a refused batch says it appended some: %r" % refused[:300])
+    check(length() == before, "a refused batch of 1000 lines appended %d of them" % (length() - before))
+    for n in (100, 10, 1):  # what room is left, taken by smaller batches
+        for i in range(1000):
+            if " 201 " not in post_lines(n, "g%d" % n).splitlines()[0]:
+                break
+    # Room for a few records: a batch of 40 is refused whole, one of 2 fits.
+    out = curl("-w", "\n%{http_code}", "-X", "DELETE", base + "/log/s?before=5")
+    check(out.endswith("\n200"), "trim: %r" % out)
+    before = length()
+    out = post_lines(40, "big")
+    check(" 507 " in out.splitlines()[0], "a batch of 40 with room for 5: %r" % out[:300])
+    check(length() == before, "the refused batch of 40 appended %d lines" % (length() - before))
+    out = post_lines(2, "small")
+    check(" 201 " in out.splitlines()[0], "a batch of 2 with room for 5: %r" % out[:300])
+    check(length() == before + 2, "the batch of 2: length %d, want %d" % (length(), before + 2))
+    last = curl(base + "/log/s?from=%d" % before)
+    check('"t":"small"' in last and '"t":"big"' not in last, "records after the refused batch: %r" % last[:300])
+    srv.kill9()
+
+
 def _wal_post_many(port, stream, bodies):
     """POSTs every body on one keep-alive connection; returns the sequence numbers."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -1245,6 +1295,7 @@ TESTS = {
     "kv_crash": test_kv_crash,
     "kv_exec_checkpoint": test_kv_exec_checkpoint,
     "kv_atomic_oom": test_kv_atomic_oom,
+    "wal_batch_atomic": test_wal_batch_atomic,
     "kv_checkpoint": test_kv_checkpoint,
     "wal_curl": test_wal_curl,
     "wal_crash": test_wal_crash,
