@@ -369,10 +369,9 @@ bool KvService::list_move(Ctx& x, std::string_view src, CollVal& s, bool from_le
 		target.insert(target.begin(), el);
 	else
 		target.push_back(el);
-	if (!write_coll(x, src, coll::kList, s.items, s.expiry))
-		return false;
-	if (src != dst && !write_coll(x, dst, coll::kList, d.items, d.expiry))
-		return false;
+	if (src == dst ? !write_coll(x, src, coll::kList, s.items, s.expiry)
+		       : !write_colls(x, coll::kList, {{src, &s.items, s.expiry}, {dst, &d.items, d.expiry}}))
+		return false;  // both or neither
 	resp::bulk(x.o, el);
 	return true;
 }

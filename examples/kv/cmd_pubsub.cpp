@@ -123,6 +123,18 @@ void KvService::cmd_punsubscribe(Ctx& x)
 
 std::int64_t KvService::publish(std::string_view channel, std::string_view message)
 {
+	// Inside an atomic group (EXEC, a script) the message waits until the
+	// group stands: a group refused whole has published nothing
+	// (end_atomic()). The reply counts the receivers as of now.
+	if (kv_.in_batch()) {
+		pubs_.push_back({std::string(channel), std::string(message)});
+		return deliver(channel, message, false);
+	}
+	return deliver(channel, message, true);
+}
+
+std::int64_t KvService::deliver(std::string_view channel, std::string_view message, bool send)
+{
 	std::int64_t receivers = 0;
 	auto deliver = [&](std::uint64_t id, const std::string* pattern) {
 		auto it = clients_.find(id);
@@ -131,6 +143,10 @@ std::int64_t KvService::publish(std::string_view channel, std::string_view messa
 		Conn* c = srv_->conn(it->second->conn);
 		if (!c || c->closing || c->failed)
 			return;
+		if (!send) {
+			++receivers;
+			return;
+		}
 		OutBuf& o = c->tx.bytes();
 		const bool r3 = it->second->resp >= 3;
 		push_header(o, pattern ? 4 : 3, r3);

@@ -723,8 +723,19 @@ void KvService::eval_generic(Ctx& x, bool by_sha, bool read_only)
 	ScriptCaller caller{&x.srv, &x.c};
 	script_ = {true, read_only, &caller};
 	const bool was_in_exec = in_exec_;
-	if (!was_in_exec)
+	if (!was_in_exec) {
 		core_.reclaim_if_short();
+		// Its writes run in batch mode (no checkpoint between them):
+		// log room made now, as a write outside a script would make
+		// it, for its arguments' worth and a sixteenth of the ring
+		// (EXEC's admission counts a queued script the same way).
+		if (!read_only) {
+			std::uint64_t recs = kv_.wal().nslots() / 16;
+			for (std::size_t i = 3; i < x.argc(); ++i)
+				recs += daxnet::pmem::wal_records_for(x.arg(i).size() / pool_.buffer_size() + 2);
+			(void)kv_.make_room(recs);
+		}
+	}
 	in_exec_ = true;
 	// The script's writes are one atomic group (see cmd_exec): a write
 	// refused for space takes all of them back and fails the script.

@@ -342,6 +342,31 @@ struct Param {
 
 }  // namespace
 
+void KvService::config_apply(std::string_view n, std::string_view v)
+{
+	std::int64_t iv = 0;
+	(void)parse_i64(v, iv);
+	if (ieq(n, "lua-time-limit") || ieq(n, "busy-reply-threshold"))
+		tuning_["lua-time-limit"] = tuning_["busy-reply-threshold"] = std::string(v);  // aliases
+	else if (auto t = tuning_.find(lower(n)); t != tuning_.end())
+		t->second.assign(v);
+	else if (ieq(n, "maxmemory"))
+		maxmemory_ = *daxnet::parse_size(std::string(v));
+	else if (ieq(n, "requirepass"))
+		cfg_.requirepass.assign(v);
+	else if (ieq(n, "min-replicas-to-write"))
+		min_replicas_ = static_cast<std::uint64_t>(iv);
+	else if (ieq(n, "maxclients"))
+		maxclients_ = static_cast<std::uint64_t>(iv);
+	else if (ieq(n, "daxnet-reserve"))
+		core_.set_reserve(cfg_.reserve = static_cast<std::uint32_t>(iv));
+	else if (ieq(n, "lazyfree-lazy-expire"))
+		lazy_expire_unlink_ = ieq(v, "yes");
+	else if (ieq(n, "daxnet-pack-small"))
+		cfg_.pack_small = static_cast<std::uint32_t>(iv);
+	// save: accepted, nothing to schedule (every write is durable)
+}
+
 void KvService::cmd_config(Ctx& x)
 {
 	const std::string_view sub = x.arg(1);
@@ -457,28 +482,17 @@ void KvService::cmd_config(Ctx& x)
 			}
 		}
 		for (std::size_t i = 2; i < x.argc(); i += 2) {
-			const std::string_view n = x.arg(i), v = x.arg(i + 1);
-			std::int64_t iv = 0;
-			(void)parse_i64(v, iv);
-			if (ieq(n, "lua-time-limit") || ieq(n, "busy-reply-threshold"))
-				tuning_["lua-time-limit"] = tuning_["busy-reply-threshold"] = std::string(v);  // aliases
-			else if (auto t = tuning_.find(lower(n)); t != tuning_.end())
-				t->second.assign(v);
-			else if (ieq(n, "maxmemory"))
-				maxmemory_ = *daxnet::parse_size(std::string(v));
-			else if (ieq(n, "requirepass"))
-				cfg_.requirepass.assign(v);
-			else if (ieq(n, "min-replicas-to-write"))
-				min_replicas_ = static_cast<std::uint64_t>(iv);
-			else if (ieq(n, "maxclients"))
-				maxclients_ = static_cast<std::uint64_t>(iv);
-			else if (ieq(n, "daxnet-reserve"))
-				core_.set_reserve(cfg_.reserve = static_cast<std::uint32_t>(iv));
-			else if (ieq(n, "lazyfree-lazy-expire"))
-				lazy_expire_unlink_ = ieq(x.arg(i + 1), "yes");
-			else if (ieq(n, "daxnet-pack-small"))
-				cfg_.pack_small = static_cast<std::uint32_t>(iv);
-			// save: accepted, nothing to schedule (every write is durable)
+			if (kv_.in_batch()) {
+				// in EXEC: set back if the transaction is refused whole
+				std::string was;
+				for (const Param& q : params)
+					if (ieq(x.arg(i), q.name))
+						was = q.value;
+				if (auto t = tuning_.find(lower(x.arg(i))); t != tuning_.end())
+					was = t->second;
+				config_undo_.emplace_back(std::string(x.arg(i)), std::move(was));
+			}
+			config_apply(x.arg(i), x.arg(i + 1));
 		}
 		resp::ok(o);
 	} else if (ieq(sub, "resetstat") && x.argc() == 2) {

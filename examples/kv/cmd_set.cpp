@@ -335,14 +335,17 @@ void KvService::cmd_smove(Ctx& x)
 		return;
 	}
 	s.items.erase(it);
-	if (!write_coll(x, src, coll::kSet, s.items, s.expiry, s.hashtable))
-		return;
+	bool ok = true;
 	if (std::find(d.items.begin(), d.items.end(), x.arg(3)) == d.items.end()) {
 		d.items.emplace_back(x.arg(3));
 		order_set(d.items, d.hashtable);
-		if (!write_coll(x, dst, coll::kSet, d.items, d.expiry, d.hashtable))
-			return;
+		ok = write_colls(x, coll::kSet,
+				 {{src, &s.items, s.expiry, s.hashtable}, {dst, &d.items, d.expiry, d.hashtable}});  // both or neither
+	} else {
+		ok = write_coll(x, src, coll::kSet, s.items, s.expiry, s.hashtable);
 	}
+	if (!ok)
+		return;
 	resp::integer(x.o, 1);
 }
 

@@ -531,6 +531,10 @@ void KvService::cmd_msetnx(Ctx& x)
 			resp::integer(x.o, 0);
 			return;
 		}
+	// admitted whole like MSET: log room made now, no checkpoint between
+	// its entries, so none is refused where it would have fit
+	if (!admit_batch(x, 1))
+		return;
 	if (!stage_pairs(x))
 		return;
 	resp::integer(x.o, 1);

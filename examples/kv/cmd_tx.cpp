@@ -10,7 +10,9 @@
 // store's batch mode (KvStore::batch_begin: no checkpoint between its
 // entries makes part of it durable on its own); a write refused for space
 // while it runs (a queued script's, which no admission can count) takes
-// the whole transaction back: -EXECABORT ... OOM, nothing applied. A
+// the whole transaction back: -EXECABORT ... OOM, nothing applied -- no
+// write, no PUBLISH delivered, no SELECT, no CONFIG SET, no WATCHer of
+// another client dirtied (end_atomic(); SCRIPT LOAD's cache entry stays). A
 // BGSAVE or DEBUG RELOAD queued in the transaction checkpoints after its
 // last write was staged (see checkpoint_now()), never in between.
 #include <cstdio>
@@ -65,9 +67,18 @@ void KvService::cmd_exec(Ctx& x)
 	auto may_write = [](const Cmd* c) {
 		return c && ((c->flags & kWrite) || c->fn == &KvService::cmd_eval || c->fn == &KvService::cmd_evalsha);
 	};
+	// Redis refuses EXEC at maxmemory only for commands that may use
+	// memory (denyoom, and scripts): a transaction of DELs frees it.
+	auto adds = [](const Cmd* c) {
+		return c && ((c->flags & kDenyOom) || c->fn == &KvService::cmd_eval || c->fn == &KvService::cmd_evalsha);
+	};
+	auto frees_only = [](const Cmd* c) {
+		return c->fn == &KvService::cmd_del || c->fn == &KvService::cmd_getdel ||
+		       c->fn == &KvService::cmd_flushall || c->fn == &KvService::cmd_flushdb;
+	};
 	bool uses_memory = false;
 	for (const auto& q : queue)
-		if (const Cmd* c = find_command(q[0]); c && ((c->flags & kDenyOom) || may_write(c)))
+		if (adds(find_command(q[0])))
 			uses_memory = true;
 	bool has_write = false;
 	for (const auto& q : queue)
@@ -107,16 +118,21 @@ void KvService::cmd_exec(Ctx& x)
 	// Admission of the whole transaction as one batch (docs/wal-format.md
 	// §Capacity): room in the log made now, so no checkpoint runs between
 	// its entries; refused whole when the store cannot take it. Every
-	// argument of a write command or a script is counted as a possible new
-	// entry (what a script writes is known only when it runs: see below).
-	std::uint64_t recs = 0;
+	// argument of a command that may add data (denyoom, or a script) is
+	// counted as a possible new entry (what a script writes is known only
+	// when it runs: see below); one that rewrites or deletes (EXPIRE,
+	// LPOP, MOVE) needs log room only; DEL, UNLINK, GETDEL and the flushes
+	// need neither: they are logged in the room kept for freeing entries,
+	// so a full pool still takes MULTI; DEL k; EXEC.
+	std::uint64_t recs = 0, logrecs = 0;
 	const std::uint32_t bsize = pool_.buffer_size();
 	for (const auto& q : queue) {
 		const Cmd* c = find_command(q[0]);
-		if (!may_write(c))
+		if (!may_write(c) || frees_only(c))
 			continue;
+		std::uint64_t n = 0;
 		for (std::size_t i = 1; i < q.size(); ++i)
-			recs += daxnet::pmem::wal_records_for(q[i].size() / bsize + 2);
+			n += daxnet::pmem::wal_records_for(q[i].size() / bsize + 2);
 		// a list or set write rewrites its keys' values whole (coll.h)
 		if (c->first_key > 0 && (std::strcmp(c->group, "list") == 0 || std::strcmp(c->group, "set") == 0)) {
 			const std::size_t last = c->last_key < 0 ? q.size() - 1 : static_cast<std::size_t>(c->last_key);
@@ -124,16 +140,19 @@ void KvService::cmd_exec(Ctx& x)
 			for (std::size_t i = static_cast<std::size_t>(c->first_key); i <= last && i < q.size(); i += static_cast<std::size_t>(c->step)) {
 				ValueRef v{};
 				if (kv_.get(skey(x, q[i], buf), v) == 1)
-					recs += daxnet::pmem::wal_records_for(v.size / bsize + 2);
+					n += daxnet::pmem::wal_records_for(v.size / bsize + 2);
 			}
 		}
+		logrecs += n;
+		if (adds(c))
+			recs += n;
 	}
-	if (recs && kv_.admit(recs, recs) < 0) {
+	if (logrecs && kv_.admit(recs, logrecs) < 0) {
 		++refused_;
 		resp::error(x.o, "EXECABORT Transaction discarded because of: " + capacity_refusal().resp());
 		return;
 	}
-	if (recs)
+	if (logrecs)
 		core_.reclaim_if_short();  // start reclaiming now rather than in the middle
 	// The transaction runs as one atomic group (the store's batch mode: no
 	// checkpoint between its entries, each can be taken back): a write
@@ -142,15 +161,27 @@ void KvService::cmd_exec(Ctx& x)
 	// with every write taken back, as Redis refuses it before it runs. Its
 	// replies are held (values copied) until it is known to stand.
 	in_exec_ = true;
+	const int db0 = cl.db;  // a SELECT of a refused transaction is taken back too
 	AtomicGroup grp(*this);
 	daxnet::proto::OutBuf& out = exec_out_;
 	out.clear();
 	resp::array(out, queue.size());
 	std::vector<std::string_view> argv;
+	bool over = false;  // the replies passed the client's output limit
 	for (const auto& q : queue) {
 		argv.assign(q.begin(), q.end());
 		Ctx y{x.srv, x.c, cl, out, argv, nullptr};
 		dispatch(y);
+		// The replies held count against --client-output-buffer-limit as
+		// they are built, like any other (N GETs of a 16 MiB value must
+		// not build N x 16 MiB first): over it the client is closed, its
+		// replies dropped, and the transaction still runs whole.
+		if (!over && x.srv.check_output_limit(x.c, out.size()))
+			over = true;
+		if (over) {
+			out.clear();
+			continue;
+		}
 		if (x.c.closing)
 			break;
 	}
@@ -161,13 +192,15 @@ void KvService::cmd_exec(Ctx& x)
 		out.clear();
 		out.shrink(64 * 1024);
 		checkpoint_after_exec_ = false;
+		cl.db = db0;
 		++refused_;
 		resp::error(x.o, "EXECABORT Transaction discarded because of: OOM command not allowed when used memory > "
 				 "'maxmemory'. (daxnet: a write of the transaction found the pool full; none of it was "
 				 "applied)");
 		return;
 	}
-	x.o.append(out.bytes());
+	if (!over)
+		x.o.append(out.bytes());
 	out.clear();
 	out.shrink(64 * 1024);
 	if (checkpoint_after_exec_) {

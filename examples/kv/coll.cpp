@@ -128,6 +128,36 @@ bool KvService::write_coll(Ctx& x, std::string_view stored, std::uint8_t type, c
 	return true;
 }
 
+bool KvService::write_colls(Ctx& x, std::uint8_t type, std::initializer_list<CollWrite> w)
+{
+	// Admitted whole (log room made now: no checkpoint between the
+	// writes), counting what each adds beyond the value it replaces.
+	const std::uint32_t bsize = pool_.buffer_size();
+	std::uint64_t recs = 0, added = 0;
+	for (const CollWrite& cw : w) {
+		if (cw.items->empty())
+			continue;  // a delete: logged in the room kept for frees
+		const std::uint64_t n = daxnet::pmem::wal_records_for(coll::encoded_size(*cw.items) / bsize + 2);
+		ValueRef v{};
+		const std::uint64_t old =
+			kv_.get(cw.stored, v) == 1 ? daxnet::pmem::wal_records_for(v.size / bsize + 2) : 0;
+		recs += n;
+		added += n > old ? n - old : 0;
+	}
+	if (recs && kv_.admit(added, recs) < 0) {
+		++refused_;
+		resp_refusal(x.o, capacity_refusal());
+		return false;
+	}
+	AtomicGroup grp(*this);
+	bool ok = true;
+	for (const CollWrite& cw : w)
+		if (ok)
+			ok = write_coll(x, cw.stored, type, *cw.items, cw.expiry, cw.hashtable);
+	grp.end(!ok);
+	return ok;
+}
+
 namespace {
 
 bool all_integers(const std::vector<std::string>& v)

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <ctime>
 #include <deque>
+#include <initializer_list>
 #include <map>
 #include <set>
 #include <memory>
@@ -441,6 +442,18 @@ private:
 	/// or log full).
 	bool write_coll(Ctx& x, std::string_view stored, std::uint8_t type, const std::vector<std::string>& items,
 			std::uint64_t expiry, bool hashtable = false);
+	/// One write_coll() of a command that rewrites two collections (LMOVE,
+	/// SMOVE: the source and the destination).
+	struct CollWrite {
+		std::string_view stored;
+		const std::vector<std::string>* items;
+		std::uint64_t expiry;
+		bool hashtable = false;
+	};
+	/// write_coll() of every `w` as one batch, admitted whole and applied
+	/// whole or not at all (a refusal or a crash between them must neither
+	/// lose nor duplicate a moved element). False after replying.
+	bool write_colls(Ctx& x, std::uint8_t type, std::initializer_list<CollWrite> w);
 	/// A set's members in their stored order (coll.h): ascending while
 	/// all are integers and fit set-max-intset-entries (intset); else
 	/// `hashtable` becomes true, for good (insertion order).
@@ -609,6 +622,9 @@ private:
 	void touch(std::string_view stored);
 	/// WATCH: every watched key of database `db` (-1: all) that exists now.
 	void touch_db(int db);
+	/// WATCH: marks `cl`'s transaction to abort (dirty_cas), noted in an
+	/// atomic group (touched_).
+	void dirty(Client& cl);
 	void unwatch_all(Client& cl);
 	void note_expiry(std::string_view stored, std::uint64_t expiry_ns);
 	void active_expire();
@@ -629,6 +645,7 @@ private:
 	struct Atomic {
 		KvStore::BatchMark mark;
 		std::size_t prop = 0;
+		std::size_t pubs = 0, touched = 0, config = 0;  ///< pubs_, touched_, config_undo_ then
 		std::uint64_t writes = 0, space_refusals = 0;
 		bool store_refused = false;
 	};
@@ -685,6 +702,20 @@ private:
 	mutable std::uint64_t space_refusals_ = 0;
 	std::uint64_t atomic_undos_ = 0;  ///< atomic groups taken back whole
 	bool flushed_in_atomic_ = false;  ///< a FLUSHALL/FLUSHDB ran in an atomic group
+	/// The side effects of an atomic group, held or noted until it stands
+	/// (docs/design.md §Capacity and limits): PUBLISHes are delivered when
+	/// the outermost group ends (dropped when it is refused), WATCHers it
+	/// dirtied are clean again and CONFIG SETs are set back when refused.
+	struct PendingPub {
+		std::string channel, message;
+	};
+	std::vector<PendingPub> pubs_;
+	std::vector<std::uint64_t> touched_;  ///< clients a group's writes made dirty_cas
+	std::vector<std::pair<std::string, std::string>> config_undo_;  ///< (name, value before) of CONFIG SETs
+	/// Sets one CONFIG SET parameter (validated): name, value.
+	void config_apply(std::string_view n, std::string_view v);
+	/// PUBLISH's delivery to every subscriber of `channel` (now): receivers.
+	std::int64_t deliver(std::string_view channel, std::string_view message, bool send);
 	daxnet::proto::OutBuf exec_out_;  ///< EXEC's replies until it is known to stand
 	std::uint64_t packed_ = 0;  ///< bytes of small keys+values copied into packed buffers
 	std::uint64_t expired_keys_ = 0, hits_ = 0, misses_ = 0, errors_ = 0;

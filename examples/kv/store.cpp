@@ -6,6 +6,7 @@
 // map, expiry and per-database walks.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -72,6 +73,9 @@ KvService::Atomic KvService::begin_atomic()
 	a.writes = writes_;
 	a.space_refusals = space_refusals_;
 	a.store_refused = kv_.batch_refused();
+	a.pubs = pubs_.size();
+	a.touched = touched_.size();
+	a.config = config_undo_.size();
 	if (a.mark.undo == 0)
 		flushed_in_atomic_ = false;
 	return a;
@@ -92,10 +96,39 @@ void KvService::end_atomic(const Atomic& a, bool undo) noexcept
 		if (prop_.size() > a.prop)
 			prop_.erase(prop_.begin() + static_cast<std::ptrdiff_t>(a.prop), prop_.end());
 		writes_ = a.writes;
+		// Its side effects too: nothing published, WATCHers it dirtied
+		// clean again, CONFIG SETs set back (newest first).
+		pubs_.resize(std::min(pubs_.size(), a.pubs));
+		for (std::size_t i = a.touched; i < touched_.size(); ++i)
+			if (auto c = clients_.find(touched_[i]); c != clients_.end())
+				c->second->dirty_cas = false;
+		touched_.resize(std::min(touched_.size(), a.touched));
+		try {
+			while (config_undo_.size() > a.config) {
+				config_apply(config_undo_.back().first, config_undo_.back().second);
+				config_undo_.pop_back();
+			}
+		} catch (const std::exception& e) {
+			std::fprintf(stderr, "daxnet-kv: setting back a refused group's CONFIG SET: %s\n", e.what());
+		}
 	}
 	kv_.batch_end();
-	if (!kv_.in_batch())
+	if (!kv_.in_batch()) {
 		flushed_in_atomic_ = false;
+		touched_.clear();
+		config_undo_.clear();
+		if (!pubs_.empty()) {
+			// The outermost group stands: its messages go out now.
+			std::vector<PendingPub> pubs;
+			pubs.swap(pubs_);
+			try {
+				for (const PendingPub& p : pubs)
+					(void)deliver(p.channel, p.message, true);
+			} catch (const std::exception& e) {
+				std::fprintf(stderr, "daxnet-kv: delivering a group's PUBLISH: %s\n", e.what());
+			}
+		}
+	}
 	if (!undo)
 		return;
 	// The side state of what was taken back, as the store holds it again:
@@ -382,7 +415,16 @@ void KvService::touch(std::string_view stored)
 		return;
 	for (std::uint64_t id : it->second)
 		if (auto c = clients_.find(id); c != clients_.end())
-			c->second->dirty_cas = true;
+			dirty(*c->second);
+}
+
+void KvService::dirty(Client& cl)
+{
+	if (cl.dirty_cas)
+		return;
+	if (kv_.in_batch())
+		touched_.push_back(cl.id);  // clean again if the group is refused
+	cl.dirty_cas = true;
 }
 
 void KvService::set_db_map_identity() noexcept
@@ -423,7 +465,7 @@ void KvService::touch_db(int db)
 			continue;
 		for (std::uint64_t id : ids)
 			if (auto c = clients_.find(id); c != clients_.end())
-				c->second->dirty_cas = true;
+				dirty(*c->second);
 	}
 }
 

@@ -525,6 +525,42 @@ def _wait_info(c, name, at_least, seconds=60):
         time.sleep(0.1)
 
 
+def _vm_hwm_kib(srv):
+    with open("/proc/%d/status" % srv.proc.pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_kv_exec_output_limit(ctx):
+    """An EXEC's replies count against --client-output-buffer-limit as they are built: over it the client is closed, the transaction still applied whole."""
+    # Regression (issue 14 review): EXEC built its replies (values copied)
+    # unchecked, so MULTI + 48 GETs of a 2 MiB value took ~100 MiB of DRAM
+    # before the limit closed the client.
+    srv = start_kv(ctx, extra=["--pool-size", "64M", "--client-output-buffer-limit", "4mb 0 0"])
+    p = srv.port("resp")
+    good = RespClient(p, timeout=60)
+    value = os.urandom(2 << 20)
+    check(good.call("SET", "big", value) == "OK", "SET")
+    check(good.call("GET", "big") == value, "GET")
+    base = _vm_hwm_kib(srv)
+    cmds = [("MULTI",)] + [("GET", "big")] * 48 + [("SET", "marker", "1"), ("EXEC",)]
+    bad = _never_reader(p, b"".join(RespClient.encode(*a) for a in cmds))
+    check(_closed_by_server(bad), "the client whose EXEC reply passed the hard limit is still connected")
+    bad.close()
+    info = _info(good)
+    check(int(info["daxnet_client_output_limit_closes"]) == 1, "closes = %s" %
+          info.get("daxnet_client_output_limit_closes"))
+    check(good.call("GET", "marker") == b"1", "the transaction of the closed client was not applied")
+    grown = _vm_hwm_kib(srv) - base
+    log("  peak RSS grew by %d KiB for an EXEC of 96 MiB of replies (limit 4 MiB)" % grown)
+    check(grown < 48 * 1024, "EXEC built its replies past the limit: peak RSS grew by %d KiB" % grown)
+    check(good.call("GET", "big") == value, "GET beside the closed client")
+    good.close()
+    srv.stop()
+
+
 def _output_limit_closes(ctx, pool_size, limit, value, which):
     """A kv with --client-output-buffer-limit `limit` closes a client that
     pipelines 4000 GETs of the 1 KiB `value` and never reads (once); returns
@@ -698,6 +734,81 @@ def test_kv_exec_checkpoint(ctx):
     srv.stop()
 
 
+def test_kv_full_frees(ctx):
+    """A full pool still deletes (DEL, UNLINK, GETDEL, EXPIRE to the past, FLUSHALL; alone and in EXEC; after a restart); moves are refused whole."""
+    # Regression (issue 14 review): EXEC's admission counted every argument
+    # of a queued DEL or FLUSHALL as a new record, so a full pool refused
+    # MULTI; DEL k; EXEC with OOM although a plain DEL worked.
+    pool = ctx.pool()
+    srv = start_kv(ctx, pool, ["--pool-size", "8M"])
+    c = RespClient(srv.port("resp"), timeout=60)
+    val = b"v" * 16
+    check(c.call("RPUSH", "list", "a", "b", "c") == 3 and c.call("SADD", "set", "m1", "m2") == 2, "RPUSH, SADD")
+    full, i = False, 0
+    while not full and i < 400000:
+        replies = _pipeline(c, [("SET", "key:%012d" % (i + j), val) for j in range(1000)])
+        full = any(isinstance(r, RespError) for r in replies)
+        i += 1000
+    check(full, "an 8 MiB pool took %d small entries without refusing" % i)
+    # A move into a new key is refused whole: the source keeps the element
+    # (it was rewritten without it, then the destination was refused).
+    for cmd in (("LMOVE", "list", "newlist", "LEFT", "LEFT"), ("SMOVE", "set", "newset", "m1")):
+        r = c.call(*cmd)
+        check(isinstance(r, RespError) and str(r).startswith("OOM "), "%s into a new key when full: %r" % (cmd[0], r))
+    check(c.call("LRANGE", "list", "0", "-1") == [b"a", b"b", b"c"], "LMOVE refused lost its element: %r" %
+          (c.call("LRANGE", "list", "0", "-1"),))
+    check(c.call("SISMEMBER", "set", "m1") == 1, "SMOVE refused lost its member")
+    check(c.call("EXISTS", "newlist", "newset") == 0, "a refused move created its destination")
+    key = lambda n: "key:%012d" % n
+    got = _pipeline(c, [("MULTI",), ("DEL", key(0)), ("UNLINK", key(1)), ("GETDEL", key(2)), ("EXPIRE", key(3), "-1"),
+                        ("PEXPIREAT", key(4), "1"), ("EXEC",)])
+    check(got[-1] == [1, 1, val, 1, 1], "freeing commands in EXEC on a full pool: %r" % (got[-1],))
+    check(c.call("EXISTS", *[key(n) for n in range(5)]) == 0, "keys deleted by EXEC still there")
+    check(c.call("EXPIRE", key(5), "-1") == 1 and c.call("EXISTS", key(5)) == 0, "EXPIRE to the past when full")
+    check(c.call("UNLINK", key(6)) == 1, "UNLINK when full")
+    c.close()
+    srv.stop()
+    srv = start_kv(ctx, pool)
+    c = RespClient(srv.port("resp"), timeout=60)
+    # still full after the restart (the deletions above freed a few records)
+    _pipeline(c, [("SET", "fill:%d" % j, val) for j in range(100)])
+    r = c.call("SET", "after-restart", val)
+    check(isinstance(r, RespError) and str(r).startswith("OOM "), "SET after restart of a full pool: %r" % (r,))
+    got = _pipeline(c, [("MULTI",), ("DEL", key(7), key(8)), ("EXEC",)])
+    check(got[-1] == [2], "MULTI/DEL/EXEC after restart of a full pool: %r" % (got[-1],))
+    got = _pipeline(c, [("MULTI",), ("FLUSHALL",), ("EXEC",)])
+    check(got[-1] == ["OK"], "MULTI/FLUSHALL/EXEC of a full pool: %r" % (got[-1],))
+    check(c.call("DBSIZE") == 0, "DBSIZE after FLUSHALL in EXEC")
+    check(c.call("SET", "again", val) == "OK", "SET after FLUSHALL")
+    c.close()
+    srv.stop()
+
+
+def test_kv_msetnx_admission(ctx):
+    """An MSETNX larger than the log room left is admitted whole like MSET: a checkpoint makes the room first."""
+    # Regression (issue 14 review): MSETNX ran no admission, so its keys
+    # were staged in batch mode (no checkpoint) and refused for log room
+    # where the same MSET succeeded.
+    srv = start_kv(ctx, None, ["--pool-size", "8M"])
+    c = RespClient(srv.port("resp"), timeout=60)
+    info = _info(c)
+    slots = int(info["daxnet_wal_slots"])
+    for lo in range(0, slots * 45 // 100, 500):  # below half the ring: no checkpoint yet
+        check(_pipeline(c, [("SET", "a:%d" % j, "x") for j in range(lo, lo + 500)]) == ["OK"] * 500, "SETs")
+    used = int(_info(c)["daxnet_wal_used_records"])
+    n = slots - used + 200  # more records than the log has left
+    for cmd in ("MSETNX", "MSET"):
+        args = []
+        for j in range(n):
+            args += ["%s:%d" % (cmd, j), "y"]
+        r = c.call(cmd, *args)
+        check(r == (1 if cmd == "MSETNX" else "OK"), "%s of %d keys with %d of %d log slots used: %r" %
+              (cmd, n, used, slots, r))
+        check(c.call("EXISTS", "%s:0" % cmd, "%s:%d" % (cmd, n - 1)) == 2, "%s keys missing" % cmd)
+    c.close()
+    srv.stop()
+
+
 def test_kv_atomic_oom(ctx):
     """A script or an EXEC whose writes run out of pool space is refused whole: none of its writes stay."""
     # Regression (issue 14 review): a queued EVAL was not counted by EXEC's
@@ -736,6 +847,32 @@ def test_kv_atomic_oom(ctx):
     check(isinstance(got[-1], RespError) and str(got[-1]).startswith("EXECABORT"),
           "EXEC with SWAPDB whose script ran out: %r" % (got[-1],))
     check(c.call("GET", "key:%012d" % 106) == val, "db 0 after a refused SWAPDB does not hold its keys")
+    # A refused group has no side effects (issue 14 review: its PUBLISH was
+    # delivered, its SELECT and CONFIG SET stayed, a WATCHer of a key its
+    # script wrote saw its transaction aborted).
+    sub = RespClient(srv.port("resp"), timeout=60)
+    check(sub.call("SUBSCRIBE", "ch") == [b"subscribe", b"ch", 1], "SUBSCRIBE")
+    watcher = RespClient(srv.port("resp"), timeout=60)
+    check(watcher.call("WATCH", "key:%012d" % 107) == "OK", "WATCH")
+    maxclients = c.call("CONFIG", "GET", "maxclients")[1]
+    got = _pipeline(c, [("MULTI",), ("PUBLISH", "ch", "from the refused EXEC"), ("CONFIG", "SET", "maxclients", "77"),
+                        ("EVAL", script, "1", "key:%012d" % 107), ("SELECT", "3"), ("EXEC",)])
+    check(isinstance(got[-1], RespError) and str(got[-1]).startswith("EXECABORT"),
+          "EXEC with side effects whose script ran out: %r" % (got[-1],))
+    check(c.call("GET", "key:%012d" % 107) == val, "a refused EXEC's SELECT stayed (or its write)")
+    check(c.call("CONFIG", "GET", "maxclients")[1] == maxclients, "a refused EXEC's CONFIG SET stayed")
+    got = _pipeline(watcher, [("MULTI",), ("GET", "key:%012d" % 107), ("EXEC",)])
+    check(got[-1] == [val], "a refused EXEC aborted a WATCHer's transaction: %r" % (got[-1],))
+    r = c.call("EVAL", "redis.call('PUBLISH', 'ch', 'from the refused script') " + script, "1", "key:%012d" % 108)
+    check(isinstance(r, RespError), "script refused: %r" % (r,))
+    check(c.call("PUBLISH", "ch", "after") == 1, "PUBLISH")
+    msg = sub.read_reply()
+    check(msg == [b"message", b"ch", b"after"], "the subscriber got a refused EXEC's message: %r" % (msg,))
+    got = _pipeline(c, [("MULTI",), ("PUBLISH", "ch", "from an EXEC that stands"), ("EXEC",)])
+    check(got[-1] == [1], "EXEC with PUBLISH: %r" % (got[-1],))
+    check(sub.read_reply() == [b"message", b"ch", b"from an EXEC that stands"], "a standing EXEC's message")
+    sub.close()
+    watcher.close()
     # What fits is applied, and the store goes on.
     r = c.call("EVAL", "redis.call('SET', KEYS[1], 'changed') for i = 1, 5 do redis.call('SET', 'ok:' .. i, 'x') end "
                "return 'done'", "1", "key:%012d" % 103)
@@ -1295,7 +1432,10 @@ TESTS = {
     "kv_crash": test_kv_crash,
     "kv_exec_checkpoint": test_kv_exec_checkpoint,
     "kv_atomic_oom": test_kv_atomic_oom,
+    "kv_full_frees": test_kv_full_frees,
+    "kv_exec_output_limit": test_kv_exec_output_limit,
     "wal_batch_atomic": test_wal_batch_atomic,
+    "kv_msetnx_admission": test_kv_msetnx_admission,
     "kv_checkpoint": test_kv_checkpoint,
     "wal_curl": test_wal_curl,
     "wal_crash": test_wal_crash,

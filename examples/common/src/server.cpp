@@ -412,11 +412,11 @@ void Server::kill(Conn& c, std::uint64_t& counter, const char* why)
 	mark_dirty(c);
 }
 
-bool Server::output_over(Conn& c, std::uint64_t now_ns)
+bool Server::output_over(Conn& c, std::uint64_t now_ns, std::uint64_t held)
 {
 	if (c.failed)
 		return false;
-	const std::uint64_t q = c.tx.queued() + c.inport.bytes;
+	const std::uint64_t q = c.tx.queued() + c.inport.bytes + held;
 	if (opt_.output_hard && q > opt_.output_hard) {
 		kill(c, ctr_.output_limit_closes, "output buffer over the hard limit (client-output-buffer-limit)");
 		return true;

@@ -259,9 +259,11 @@ public:
 	/// end_of_pass, for a request that waited): send it this pass.
 	void wake(Conn& c) { mark_dirty(c); }
 	/// Output queued on `c` outside its own requests (a PUBLISH to a
-	/// subscriber): closes it now when over the client-output-buffer-limit
-	/// and returns true, as the check after a request would.
-	bool check_output_limit(Conn& c) { return output_over(c, 0); }
+	/// subscriber), or `held` bytes of replies the service builds for it
+	/// elsewhere first (an EXEC's): closes it now when over the
+	/// client-output-buffer-limit and returns true, as the check after a
+	/// request would.
+	bool check_output_limit(Conn& c, std::uint64_t held = 0) { return output_over(c, 0, held); }
 	/// The connection with this id, or nullptr.
 	Conn* conn(std::uint32_t id) noexcept { return find(id); }
 	/// Closes `c` once what is queued for it is sent.
@@ -299,7 +301,7 @@ private:
 	/// Updates the loop's pinned total after c's chain changed.
 	void account_rx(Conn& c) noexcept;
 	/// Output-buffer limit: true (and `c` closed) when over it.
-	bool output_over(Conn& c, std::uint64_t now_ns);
+	bool output_over(Conn& c, std::uint64_t now_ns, std::uint64_t held = 0);
 	/// TX budget of `c` for this pass (fair share, reserve).
 	void tx_budget(Conn& c, std::uint32_t& slots, std::uint64_t& bytes) noexcept;
 	/// Refreshes what the port holds per connection; wakes connections
