@@ -126,11 +126,27 @@ std::int64_t KvService::publish(std::string_view channel, std::string_view messa
 	// Inside an atomic group (EXEC, a script) the message waits until the
 	// group stands: a group refused whole has published nothing
 	// (end_atomic()). The reply counts the receivers as of now.
+	// Only messages that have a receiver are held, and their bytes are
+	// bounded like a receiver's output buffer: past the bound the PUBLISH
+	// is refused (-1), so a script cannot hold more than that in memory.
 	if (kv_.in_batch()) {
+		const std::int64_t receivers = deliver(channel, message, false);
+		if (receivers == 0)
+			return 0;
+		const std::uint64_t held = channel.size() + message.size();
+		if (pubs_bytes_ + held > held_pub_limit())
+			return -1;
 		pubs_.push_back({std::string(channel), std::string(message)});
-		return deliver(channel, message, false);
+		pubs_bytes_ += held;
+		return receivers;
 	}
 	return deliver(channel, message, true);
+}
+
+std::uint64_t KvService::held_pub_limit() const noexcept
+{
+	const std::uint64_t hard = srv_ ? srv_->options().output_hard : 0;
+	return hard ? hard : kHeldPubDefault;
 }
 
 std::int64_t KvService::deliver(std::string_view channel, std::string_view message, bool send)
@@ -174,7 +190,12 @@ std::int64_t KvService::deliver(std::string_view channel, std::string_view messa
 void KvService::cmd_publish(Ctx& x)
 {
 	srv_ = &x.srv;
-	resp::integer(x.o, publish(x.arg(1), x.arg(2)));
+	const std::int64_t n = publish(x.arg(1), x.arg(2));
+	if (n < 0) {
+		resp::error(x.o, "ERR messages published in one transaction or script exceed the output buffer limit");
+		return;
+	}
+	resp::integer(x.o, n);
 	propagate_as(x, std::vector<std::string>(x.argv.begin(), x.argv.end()));
 }
 

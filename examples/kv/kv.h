@@ -710,6 +710,10 @@ private:
 		std::string channel, message;
 	};
 	std::vector<PendingPub> pubs_;
+	std::uint64_t pubs_bytes_ = 0;  ///< channel + message bytes in pubs_
+	/// Bound on pubs_bytes_: the hard output limit, or this without one.
+	static constexpr std::uint64_t kHeldPubDefault = 64ull << 20;
+	std::uint64_t held_pub_limit() const noexcept;
 	std::vector<std::uint64_t> touched_;  ///< clients a group's writes made dirty_cas
 	std::vector<std::pair<std::string, std::string>> config_undo_;  ///< (name, value before) of CONFIG SETs
 	/// Sets one CONFIG SET parameter (validated): name, value.

@@ -99,6 +99,9 @@ void KvService::end_atomic(const Atomic& a, bool undo) noexcept
 		// Its side effects too: nothing published, WATCHers it dirtied
 		// clean again, CONFIG SETs set back (newest first).
 		pubs_.resize(std::min(pubs_.size(), a.pubs));
+		pubs_bytes_ = 0;
+		for (const PendingPub& p : pubs_)
+			pubs_bytes_ += p.channel.size() + p.message.size();
 		for (std::size_t i = a.touched; i < touched_.size(); ++i)
 			if (auto c = clients_.find(touched_[i]); c != clients_.end())
 				c->second->dirty_cas = false;
@@ -121,6 +124,7 @@ void KvService::end_atomic(const Atomic& a, bool undo) noexcept
 			// The outermost group stands: its messages go out now.
 			std::vector<PendingPub> pubs;
 			pubs.swap(pubs_);
+			pubs_bytes_ = 0;
 			try {
 				for (const PendingPub& p : pubs)
 					(void)deliver(p.channel, p.message, true);

@@ -182,6 +182,17 @@ void WalService::append(Server& srv, Conn& c, std::string_view name, StreamRange
 				const auto* d = reinterpret_cast<const char*>(p.data());
 				est += 1 + static_cast<std::uint64_t>(std::count(d, d + p.len, '\n'));
 			});
+		// More records than the log takes in one batch: refused for good
+		// (413, the limit stated), never 507, which a client would retry.
+		if (est + 1 > kv_.batch_log_limit()) {
+			http_refusal(o,
+				     {Refusal::Code::too_large,
+				      fmt::format("daxnet: a batch of up to {} records (lines and pieces) is more than the log "
+						  "takes at once ({} records): send it in smaller batches",
+						  est, kv_.batch_log_limit() - 1)},
+				     ka);
+			return;
+		}
 		(void)kv_.make_room(est + 1);
 		batch_mark_ = kv_.batch_begin();
 		in_batch_ = true;

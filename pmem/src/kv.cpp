@@ -700,6 +700,11 @@ int KvStore::admit(std::uint64_t new_records, std::uint64_t log_records) noexcep
 	return 0;
 }
 
+std::uint64_t KvStore::batch_log_limit() const noexcept
+{
+	return wal_.nslots() - log_reserve_;
+}
+
 int KvStore::make_room(std::uint64_t log_records) noexcept
 {
 	const std::uint64_t limit = wal_.nslots() - log_reserve_;

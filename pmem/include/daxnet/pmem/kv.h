@@ -206,6 +206,9 @@ public:
 	/// -ENOSPC (inside a batch, or the room cannot be made). Refuses and
 	/// counts nothing: the batch's own entries are admitted as they come.
 	int make_room(std::uint64_t log_records) noexcept;
+	/// The most log records one batch can stage: the log outside the
+	/// reserve. A batch needing more is refused whatever the pool holds.
+	std::uint64_t batch_log_limit() const noexcept;
 	// ---- batches admitted whole or refused whole ----
 	/// Where a batch (or a part of one) began: batch_undo() takes back
 	/// everything staged since.
