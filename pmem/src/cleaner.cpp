@@ -94,13 +94,24 @@ bool KvStore::clean_rescan_due() const noexcept
 	const std::uint32_t n = a.count();
 	const std::uint64_t bsize = wal_.pool().buffer_size();
 	const bool low = static_cast<double>(a.free_count()) < opt_.cleaner.low_free * n;
-	if (a.free_count() + std::max<std::size_t>(1, n / 64) <= c.free_at_scan)
+	if (low && a.free_count() + std::max<std::size_t>(1, n / 64) <= c.free_at_scan)
 		return true;
 	// A cycle it judged worth it was held back (or cut) for want of free
 	// buffers: again once enough came back.
 	if (c.short_of_buffers && a.free_count() >= c.free_at_scan + std::max<std::size_t>(1, n / 64))
 		return true;
-	return forgotten_bytes_ - c.forgotten_at_scan >= (low ? 1 : 8) * bsize;
+	const std::uint64_t forgotten = forgotten_bytes_ - c.forgotten_at_scan;
+	if (!low) {
+		// Space is not low: a cycle for fragmentation alone asks for a
+		// checkpoint, which rewrites every live entry. Paced by what was
+		// superseded since the last scan (frag_pace times the live
+		// payload), that checkpoint costs at most about 1/frag_pace
+		// entries per entry written.
+		const auto paced =
+			static_cast<std::uint64_t>(opt_.cleaner.frag_pace * static_cast<double>(live_payload_));
+		return forgotten >= std::max<std::uint64_t>(8 * bsize, paced);
+	}
+	return forgotten >= bsize;
 }
 
 // Cost: a scan looks at every buffer of the pool once (a few hundred

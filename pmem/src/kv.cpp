@@ -728,10 +728,14 @@ int KvStore::set(const Slice& key, std::span<const Slice> value, std::uint64_t e
 	// §Capacity: admitted against what a checkpoint can hold, before
 	// anything is logged (a refusal costs no checkpoint).
 	const std::uint64_t n = wal_records_for(value.size());
-	const auto it = index_.find(view(key));
-	const std::uint64_t old = it == index_.end() ? 0 : wal_records_for(it->second.nslices);
-	if (n > old && live_records() + (n - old) > record_limit())
-		return refuse_capacity();
+	if (live_records() + n > record_limit()) {
+		// Near the limit only: what the old value frees counts (a lookup
+		// that a SET far from the limit does not pay).
+		const auto it = index_.find(view(key));
+		const std::uint64_t old = it == index_.end() ? 0 : wal_records_for(it->second.nslices);
+		if (n > old && live_records() + (n - old) > record_limit())
+			return refuse_capacity();
+	}
 	Entry e;
 	e.type = typed ? RecordType::kv_set_typed : RecordType::kv_set;
 	e.aux = expiry_ns;

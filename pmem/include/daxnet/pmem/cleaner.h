@@ -60,6 +60,13 @@ struct CleanerOptions {
 	/// ... or, whatever is free, when it can win at least 8 buffers and
 	/// this fraction of the buffers holding live data (fragmentation is high).
 	double frag_gain = 0.25;
+	/// While space is not low, the victim scan is repeated only once the
+	/// key and value bytes superseded (deleted, overwritten, expired)
+	/// since the last one reach this multiple of the live payload (and 8
+	/// buffers): each cycle asks for a checkpoint that rewrites every live
+	/// entry, so overwrites of a small key set would otherwise pay about
+	/// two checkpoint entries per write (issue 15).
+	double frag_pace = 2.0;
 	/// Test hook, off (0) in every service: every Nth relocation is
 	/// staged and then fails with -ENOMEM, as when indexing it runs out of
 	/// memory after the WAL took it (the log takes it back: all or
