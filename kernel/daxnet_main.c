@@ -682,8 +682,9 @@ static const char * const dxn_counter_names[] = {
 	"rx_paused", "tx_zc_limited",
 };
 
-static_assert(ARRAY_SIZE(dxn_counter_names) <=
-	      sizeof(struct daxnet_counters) / sizeof(u64));
+/* One name per counter before reserved[]: a counter added without one fails. */
+static_assert(ARRAY_SIZE(dxn_counter_names) ==
+	      offsetof(struct daxnet_counters, reserved) / sizeof(u64));
 
 static const char * const dxn_mem_names[] = {
 	[DXN_MEM_SHMEM] = "shmem",
@@ -701,11 +702,14 @@ static const char *dxn_mem_name(enum dxn_mem mem)
 	       dxn_mem_names[mem] ? dxn_mem_names[mem] : "unknown";
 }
 
+/* @cur: the ring has a kernel cursor (TX and spare; RX has none). */
 static void dxn_ring_show(struct seq_file *m, const char *name,
-			  const struct dxn_ringstate *rs)
+			  const struct dxn_ringstate *rs, bool cur)
 {
-	seq_printf(m, " %s_slots=%u %s_head=%u %s_cur=%u %s_tail=%u", name,
-		   rs->n, name, rs->head, name, rs->hwcur, name, rs->tail);
+	seq_printf(m, " %s_slots=%u %s_head=%u", name, rs->n, name, rs->head);
+	if (cur)
+		seq_printf(m, " %s_cur=%u", name, rs->hwcur);
+	seq_printf(m, " %s_tail=%u", name, rs->tail);
 }
 
 /* One port. Process context, dxn_ports_lock and port->lock held. */
@@ -742,22 +746,34 @@ static void dxn_port_show(struct seq_file *m, struct dxn_port *port)
 
 		seq_printf(m, "pair=%u port=%u conns=%u", i, port->id,
 			   pair->nconns);
-		dxn_ring_show(m, "rx", &pair->rx);
-		dxn_ring_show(m, "tx", &pair->tx);
-		dxn_ring_show(m, "spare", &pair->spare);
+		dxn_ring_show(m, "rx", &pair->rx, false);
+		dxn_ring_show(m, "tx", &pair->tx, true);
+		dxn_ring_show(m, "spare", &pair->spare, true);
 		seq_printf(m, " tx_queued=%u releases_queued=%u\n", pair->ntxq,
 			   pair->rel_count);
 	}
 }
 
-/* seq_file show of daxnet/ports. Process context; takes the locks. */
+/*
+ * seq_file show of daxnet/ports. Process context; takes the locks. A port
+ * whose mutex is held (a long REGISTER, a sync waiting for RTNL, a fault
+ * in copy_*_user) is listed as busy rather than waited for: the reader
+ * must never hold dxn_ports_lock, which every open and release of
+ * /dev/daxnet takes, behind one user's port.
+ */
 static int dxn_ports_show(struct seq_file *m, void *v)
 {
 	struct dxn_port *port;
+	int err;
 
-	mutex_lock(&dxn_ports_lock);
+	err = mutex_lock_killable(&dxn_ports_lock);
+	if (err)
+		return err;
 	list_for_each_entry(port, &dxn_ports, all_node) {
-		mutex_lock(&port->lock);
+		if (!mutex_trylock(&port->lock)) {
+			seq_printf(m, "port=%u busy=1\n", port->id);
+			continue;
+		}
 		dxn_port_show(m, port);
 		mutex_unlock(&port->lock);
 	}

@@ -12,11 +12,12 @@
  *   dxn_ports_lock    mutex; the list of open ports, for the debugfs view
  *                     (daxnet_main.c), which takes each port->lock under
  *                     it. Never taken under port->lock.
- *   mmap_lock         only around user-memory access (copy_*_user, GUP);
- *                     ->mmap runs under it and takes no daxnet lock: it
- *                     reads the registration published by REGISTER.
  *   port->lock        mutex; every ioctl and release. Owns the connection
  *                     table, the rings' private state and the pool.
+ *   mmap_lock         taken under port->lock only around user-memory
+ *                     access (copy_*_user, GUP at REGISTER); ->mmap runs
+ *                     under it and takes no daxnet lock: it reads the
+ *                     registration published by REGISTER.
  *   lock_sock(sk)     taken by sync/attach/detach for one socket at a time.
  *   sk_callback_lock  rwlock; write side to swap the socket callbacks,
  *                     read side in the callbacks (BH context).

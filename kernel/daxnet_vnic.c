@@ -893,6 +893,10 @@ static const struct dxn_vnic_gstat dxn_vnic_gstats[] = {
 	DXN_VNIC_GSTAT(tx_tso),
 };
 
+/* Every u64 of struct dxn_vnic_stats has a name, in order. */
+static_assert(ARRAY_SIZE(dxn_vnic_gstats) ==
+	      offsetof(struct dxn_vnic_stats, syncp) / sizeof(u64));
+
 /* ethtool_ops: process context, RTNL held (ethtool ioctl/netlink). */
 static void dxn_vnic_get_drvinfo(struct net_device *dev,
 				 struct ethtool_drvinfo *info)
@@ -903,7 +907,8 @@ static void dxn_vnic_get_drvinfo(struct net_device *dev,
 
 static int dxn_vnic_get_sset_count(struct net_device *dev, int sset)
 {
-	return sset == ETH_SS_STATS ? ARRAY_SIZE(dxn_vnic_gstats) : -EOPNOTSUPP;
+	return sset == ETH_SS_STATS ? (int)ARRAY_SIZE(dxn_vnic_gstats) :
+				      -EOPNOTSUPP;
 }
 
 static void dxn_vnic_get_strings(struct net_device *dev, u32 sset, u8 *data)

@@ -31,7 +31,7 @@ for w in $DXARGS; do
 	ktest.*) ktests="$ktests ${w#ktest.}" ;;
 	services.*) stests="$stests ${w#services.}" ;;
 	userlib.*) utests="${w#userlib.}*" ;;
-	ko=*) ko=${w#ko=}; continue ;;
+	ko=*) ko=${w#ko=}; dkms=1; continue ;;
 	esac
 	steps="$steps $w"
 done
@@ -85,6 +85,18 @@ fi
 if load_daxnet "$ko"; then
 	pass insmod
 	say "loaded $ko: $(modinfo -F vermagic "$ko" 2>/dev/null), srcversion $(cat /sys/module/daxnet/srcversion 2>/dev/null)"
+	# ko=PATH is the DKMS build, which has none of the test build's knobs:
+	# prove that module, not the build's own, is the one running.
+	if [ "${dkms:-0}" = 1 ]; then
+		mountpoint -q /sys/kernel/debug ||
+			mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null || true
+		if [ ! -e /sys/kernel/debug/daxnet/ports ] ||
+			[ -e /sys/kernel/debug/daxnet/txq_max ]; then
+			fail insmod "ko=$ko: not the DKMS build (test knobs in debugfs, or no daxnet/ports)"
+			exit 1
+		fi
+		say "ko=$ko has no test knobs: the DKMS build runs"
+	fi
 else
 	fail insmod "insmod failed or /dev/daxnet missing"
 	dmesg | tail -n 20

@@ -312,6 +312,11 @@ def test_dkms_build(ctx):
     """dkms builds daxnet.ko from the daxnet-dkms package's source against the installed kernel headers"""
     if not shutil.which("dkms"):
         raise TestFailure("dkms is not installed (scripts/deps.sh installs it)")
+    # The module kept for CTest kernel_dkms comes from this run only: a copy
+    # left by an earlier tree must never be loaded in its place.
+    kept = os.path.join(ctx.build_dir, "packaging", "dkms", "daxnet.ko")
+    if os.path.exists(kept):
+        os.unlink(kept)
     debs = build_packages(ctx)
     root = os.path.join(ctx.tmp, "root")
     run(["dpkg-deb", "-x", debs["daxnet-dkms"], root])

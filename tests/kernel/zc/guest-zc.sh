@@ -795,10 +795,13 @@ if wanted zc.ctl; then
 		grep -q '^pair=0 port=[0-9]* conns=[0-9]* rx_slots=[0-9]* rx_head=' /sys/kernel/debug/daxnet/ports ||
 			{ ok=0; say "zc.ctl: no pair line"; }
 		grep -q '0x\|ffff' /sys/kernel/debug/daxnet/ports && { ok=0; say "zc.ctl: an address in ports"; }
-		# Root only.
+		# Root only: the file itself is 0400 (debugfs's own 0700 directory
+		# would hide a looser file mode from the uid-2000 read below).
+		m=$(stat -c %a /sys/kernel/debug/daxnet/ports)
+		[ "$m" = 400 ] || { ok=0; say "zc.ctl: daxnet/ports has mode $m"; }
 		setpriv --reuid=2000 --regid=2000 --groups=2000 cat /sys/kernel/debug/daxnet/ports >/dev/null 2>&1 &&
 			{ ok=0; say "zc.ctl: uid 2000 read daxnet/ports"; }
-		# daxnetctl ports / links (--json), when the tools are built.
+		# daxnetctl ports / links (--json): built with the guest targets.
 		if [ -x "$svcbin/daxnetctl" ]; then
 			"$svcbin/daxnetctl" ports | while read -r line; do say "zc.ctl: daxnetctl ports: $line"; done
 			"$svcbin/daxnetctl" --json ports | python3 -c '
@@ -818,7 +821,8 @@ assert ls[0]["counters"]["rx_pool_bytes"] == int(sys.argv[1]), ls
 			setpriv --reuid=2000 --regid=2000 --groups=2000 "$svcbin/daxnetctl" ports >/dev/null 2>&1 &&
 				{ ok=0; say "zc.ctl: daxnetctl ports exited 0 for uid 2000"; }
 		else
-			say "zc.ctl: daxnetctl not built in $svcbin; its views not checked"
+			ok=0
+			say "zc.ctl: no daxnetctl in $svcbin (build the daxnetctl target)"
 		fi
 		touch /tmp/ctl.stop
 		wait $hpid || ok=0
