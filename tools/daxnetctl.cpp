@@ -489,6 +489,10 @@ void print_ports_table(const json& r)
 	if (r.at("ports").empty())
 		fmt::print("ports: none open\n");
 	for (const auto& p : r.at("ports")) {
+		if (p.value("busy", 0ULL) != 0) {
+			fmt::print("port {}: busy (its owner is in an ioctl; read again)\n", p.at("port").get<std::uint64_t>());
+			continue;
+		}
 		if (p.value("registered", 0ULL) == 0) {
 			fmt::print("port {}: open, not registered\n", p.at("port").get<std::uint64_t>());
 			continue;
@@ -502,9 +506,14 @@ void print_ports_table(const json& r)
 			fmt::print("  pair {}: {} connections", q.at("pair").get<std::uint64_t>(), q.at("conns").get<std::uint64_t>());
 			for (const char* ring : {"rx", "tx", "spare"}) {
 				const std::string k = ring;
-				fmt::print(", {} head/cur/tail {}/{}/{} of {}", k, q.at(k + "_head").get<std::uint64_t>(),
-					   q.at(k + "_cur").get<std::uint64_t>(), q.at(k + "_tail").get<std::uint64_t>(),
-					   q.at(k + "_slots").get<std::uint64_t>());
+				// RX has no kernel cursor: the module prints none for it.
+				if (q.contains(k + "_cur"))
+					fmt::print(", {} head/cur/tail {}/{}/{} of {}", k, q.at(k + "_head").get<std::uint64_t>(),
+						   q.at(k + "_cur").get<std::uint64_t>(), q.at(k + "_tail").get<std::uint64_t>(),
+						   q.at(k + "_slots").get<std::uint64_t>());
+				else
+					fmt::print(", {} head/tail {}/{} of {}", k, q.at(k + "_head").get<std::uint64_t>(),
+						   q.at(k + "_tail").get<std::uint64_t>(), q.at(k + "_slots").get<std::uint64_t>());
 			}
 			fmt::print("\n");
 		}

@@ -552,23 +552,26 @@ def test_daxnetctl(ctx):
           "vnic links: %s" % m["vnic_links"])
     # `ports` from a debugfs tree (the module's daxnet/ports format; the
     # guest's zc.ctl reads the real one): a registered port with its pair,
-    # and one not registered yet.
+    # one not registered yet, and one busy (its mutex held while read).
     dbg = os.path.join(ctx.tmp, "debug")
     os.makedirs(os.path.join(dbg, "daxnet"))
     with open(os.path.join(dbg, "daxnet", "ports"), "w") as f:
         f.write("port=1 registered=0\n"
                 "port=2 registered=1 pid=812 uid=0 mode=zerocopy mem=shmem buf_size=4096 buf_count=64 pairs=1 "
                 "max_conns=4 connstate=1 syncs=9 rx_bytes=262144 conns=1\n"
-                "pair=0 port=2 conns=1 rx_slots=64 rx_head=3 rx_cur=3 rx_tail=2 tx_slots=8 tx_head=0 tx_cur=0 "
-                "tx_tail=7 spare_slots=64 spare_head=5 spare_cur=5 spare_tail=4 tx_queued=0 releases_queued=0\n")
+                "pair=0 port=2 conns=1 rx_slots=64 rx_head=3 rx_tail=2 tx_slots=8 tx_head=0 tx_cur=0 "
+                "tx_tail=7 spare_slots=64 spare_head=5 spare_cur=5 spare_tail=4 tx_queued=0 releases_queued=0\n"
+                "port=3 busy=1\n")
     _, j = daxnetctl(ctx, "--debugfs", dbg, "ports")
     ps = j["ports"]["ports"]
-    check(len(ps) == 2 and ps[0] == {"port": 1, "registered": 0, "pairs": []}, "ports: %s" % ps)
+    check(len(ps) == 3 and ps[0] == {"port": 1, "registered": 0, "pairs": []} and
+          ps[2] == {"port": 3, "busy": 1, "pairs": []}, "ports: %s" % ps)
     check(ps[1]["pid"] == 812 and ps[1]["mode"] == "zerocopy" and ps[1]["rx_bytes"] == 262144 and
           len(ps[1]["pairs"]) == 1 and ps[1]["pairs"][0]["rx_tail"] == 2 and "port" not in ps[1]["pairs"][0],
           "ports: %s" % ps[1])
     rc, out, _ = run([os.path.join(ctx.bin_dir, "daxnetctl"), "--debugfs", dbg, "ports"])
-    check("port 2: pid 812 uid 0, zerocopy mode, shmem pool of 64 x 4 KiB" in out and "rx head/cur/tail 3/3/2 of 64" in out,
+    check("port 2: pid 812 uid 0, zerocopy mode, shmem pool of 64 x 4 KiB" in out and "rx head/tail 3/2 of 64" in out and
+          "tx head/cur/tail 0/0/7 of 8" in out and "port 3: busy" in out and "unexpected" not in out,
           "daxnetctl ports: %s" % out)
     rc, j = daxnetctl(ctx, "--debugfs", os.path.join(ctx.tmp, "nodebug"), "ports", check_rc=False)
     check(rc == 1 and "error" in j["ports"], "ports without debugfs: rc %d %s" % (rc, j))

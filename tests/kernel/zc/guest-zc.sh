@@ -784,17 +784,21 @@ if wanted zc.ctl; then
 		ip netns exec nc2 ethtool -i dxcp | grep -q '^driver: daxnet' || ok=0
 		# debugfs daxnet/ports: root's zero-copy port with the stream's bytes.
 		gp=$(pidof zc_guard)
+		# One snapshot, taken when the port is not busy (zc_guard syncs
+		# every 20 ms; a read during a sync shows port=N busy=1).
+		snap=
 		for i in $(seq 50); do
-			grep -q "^port=[0-9]* registered=1 pid=$gp uid=0 mode=zerocopy mem=shmem buf_size=4096 buf_count=64 .* rx_bytes=262144 " \
-				/sys/kernel/debug/daxnet/ports && break
+			snap=$(cat /sys/kernel/debug/daxnet/ports)
+			echo "$snap" | grep -q "^port=[0-9]* registered=1 pid=$gp uid=0 mode=zerocopy mem=shmem buf_size=4096 buf_count=64 .* rx_bytes=262144 " &&
+				break
 			sleep 0.2
 		done
-		while read -r line; do say "zc.ctl: ports: $line"; done </sys/kernel/debug/daxnet/ports
-		grep -q "^port=[0-9]* registered=1 pid=$gp uid=0 mode=zerocopy mem=shmem buf_size=4096 buf_count=64 .* rx_bytes=262144 " \
-			/sys/kernel/debug/daxnet/ports || { ok=0; say "zc.ctl: no port line for pid $gp"; }
-		grep -q '^pair=0 port=[0-9]* conns=[0-9]* rx_slots=[0-9]* rx_head=' /sys/kernel/debug/daxnet/ports ||
+		echo "$snap" | while read -r line; do say "zc.ctl: ports: $line"; done
+		echo "$snap" | grep -q "^port=[0-9]* registered=1 pid=$gp uid=0 mode=zerocopy mem=shmem buf_size=4096 buf_count=64 .* rx_bytes=262144 " ||
+			{ ok=0; say "zc.ctl: no port line for pid $gp"; }
+		echo "$snap" | grep -q '^pair=0 port=[0-9]* conns=[0-9]* rx_slots=[0-9]* rx_head=[0-9]* rx_tail=' ||
 			{ ok=0; say "zc.ctl: no pair line"; }
-		grep -q '0x\|ffff' /sys/kernel/debug/daxnet/ports && { ok=0; say "zc.ctl: an address in ports"; }
+		echo "$snap" | grep -q '0x\|ffff' && { ok=0; say "zc.ctl: an address in ports"; }
 		# Root only: the file itself is 0400 (debugfs's own 0700 directory
 		# would hide a looser file mode from the uid-2000 read below).
 		m=$(stat -c %a /sys/kernel/debug/daxnet/ports)
@@ -803,7 +807,13 @@ if wanted zc.ctl; then
 			{ ok=0; say "zc.ctl: uid 2000 read daxnet/ports"; }
 		# daxnetctl ports / links (--json): built with the guest targets.
 		if [ -x "$svcbin/daxnetctl" ]; then
-			"$svcbin/daxnetctl" ports | while read -r line; do say "zc.ctl: daxnetctl ports: $line"; done
+			dp=$("$svcbin/daxnetctl" ports)
+			echo "$dp" | while read -r line; do say "zc.ctl: daxnetctl ports: $line"; done
+			echo "$dp" | grep -q "unexpected" && { ok=0; say "zc.ctl: daxnetctl ports could not read the format"; }
+			for i in $(seq 20); do
+				"$svcbin/daxnetctl" --json ports | grep -q '"busy"' || break
+				sleep 0.1
+			done
 			"$svcbin/daxnetctl" --json ports | python3 -c '
 import json, sys
 gp = int(sys.argv[1])
