@@ -201,12 +201,16 @@ class Server:
         if self.proc is not None:
             self.proc.wait(10)
 
-    def rss_kib(self):
+    def status_kib(self, field):
+        """A kB field of /proc/PID/status (VmRSS, VmHWM, ...); 0 if absent."""
         with open("/proc/%d/status" % self.proc.pid) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
         return 0
+
+    def rss_kib(self):
+        return self.status_kib("VmRSS")
 
 
 class TestContext:

@@ -525,12 +525,17 @@ def _wait_info(c, name, at_least, seconds=60):
         time.sleep(0.1)
 
 
-def _vm_hwm_kib(srv):
-    with open("/proc/%d/status" % srv.proc.pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
+def _fill_small(c, val):
+    """SETs distinct small keys 1000 at a time until the pool refuses one
+    (at most 400,000); returns how many were sent, and fails if none was
+    refused."""
+    full, i = False, 0
+    while not full and i < 400000:
+        replies = _pipeline(c, [("SET", "key:%012d" % (i + j), val) for j in range(1000)])
+        full = any(isinstance(r, RespError) for r in replies)
+        i += 1000
+    check(full, "an 8 MiB pool took %d small entries without refusing" % i)
+    return i
 
 
 def test_kv_exec_output_limit(ctx):
@@ -544,7 +549,7 @@ def test_kv_exec_output_limit(ctx):
     value = os.urandom(2 << 20)
     check(good.call("SET", "big", value) == "OK", "SET")
     check(good.call("GET", "big") == value, "GET")
-    base = _vm_hwm_kib(srv)
+    base = srv.status_kib("VmHWM")
     cmds = [("MULTI",)] + [("GET", "big")] * 48 + [("SET", "marker", "1"), ("EXEC",)]
     bad = _never_reader(p, b"".join(RespClient.encode(*a) for a in cmds))
     check(_closed_by_server(bad), "the client whose EXEC reply passed the hard limit is still connected")
@@ -553,7 +558,7 @@ def test_kv_exec_output_limit(ctx):
     check(int(info["daxnet_client_output_limit_closes"]) == 1, "closes = %s" %
           info.get("daxnet_client_output_limit_closes"))
     check(good.call("GET", "marker") == b"1", "the transaction of the closed client was not applied")
-    grown = _vm_hwm_kib(srv) - base
+    grown = srv.status_kib("VmHWM") - base
     log("  peak RSS grew by %d KiB for an EXEC of 96 MiB of replies (limit 4 MiB)" % grown)
     check(grown < 48 * 1024, "EXEC built its replies past the limit: peak RSS grew by %d KiB" % grown)
     check(good.call("GET", "big") == value, "GET beside the closed client")
@@ -786,12 +791,7 @@ def test_kv_full_frees(ctx):
     c = RespClient(srv.port("resp"), timeout=60)
     val = b"v" * 16
     check(c.call("RPUSH", "list", "a", "b", "c") == 3 and c.call("SADD", "set", "m1", "m2") == 2, "RPUSH, SADD")
-    full, i = False, 0
-    while not full and i < 400000:
-        replies = _pipeline(c, [("SET", "key:%012d" % (i + j), val) for j in range(1000)])
-        full = any(isinstance(r, RespError) for r in replies)
-        i += 1000
-    check(full, "an 8 MiB pool took %d small entries without refusing" % i)
+    _fill_small(c, val)
     # A move into a new key is refused whole: the source keeps the element
     # (it was rewritten without it, then the destination was refused).
     for cmd in (("LMOVE", "list", "newlist", "LEFT", "LEFT"), ("SMOVE", "set", "newset", "m1")):
@@ -858,12 +858,7 @@ def test_kv_atomic_oom(ctx):
     srv = start_kv(ctx, None, ["--pool-size", "8M"])
     c = RespClient(srv.port("resp"), timeout=60)
     val = b"v" * 16
-    full, i = False, 0
-    while not full and i < 400000:
-        replies = _pipeline(c, [("SET", "key:%012d" % (i + j), val) for j in range(1000)])
-        full = any(isinstance(r, RespError) for r in replies)
-        i += 1000
-    check(full, "an 8 MiB pool took %d small entries without refusing" % i)
+    _fill_small(c, val)
     # Room for about 20 new keys; the script writes 100.
     check(_pipeline(c, [("DEL", "key:%012d" % j) for j in range(20)]) == [1] * 20, "DEL when full")
     script = ("redis.call('SET', KEYS[1], 'changed') "
