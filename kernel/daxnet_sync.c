@@ -783,6 +783,22 @@ static int dxn_txq_add(struct dxn_conn *conn, u32 buf, u32 off, u32 len)
 }
 
 /*
+ * Send len bytes with dxn_send(); *corked tells whether the last bytes
+ * TCP took went with MSG_MORE and were all it was offered (a partial
+ * send is pushed by TCP itself before it gives up). Same context as
+ * dxn_send().
+ */
+static int dxn_send_more(struct dxn_conn *conn, u32 buf, u32 off, u32 len,
+			 bool more, bool *corked)
+{
+	int ret = dxn_send(conn, buf, off, len, more);
+
+	if (ret > 0)
+		*corked = more && ret == len;
+	return ret;
+}
+
+/*
  * Send what conn has queued, then this sync's slots of conn, in order,
  * under one lock_sock(). Bytes the socket cannot take are queued and their
  * slot returned with BUF_HELD. Process context, port->lock held.
@@ -793,6 +809,7 @@ static void dxn_tx_conn(struct dxn_pair *pair, struct dxn_conn *conn)
 	struct dxn_txent *e;
 	struct daxnet_slot *c;
 	bool blocked = false, shut = false, refused = false;
+	bool corked = false, push;
 	int ret;
 	u32 i, sent;
 
@@ -802,9 +819,10 @@ static void dxn_tx_conn(struct dxn_pair *pair, struct dxn_conn *conn)
 	while (!list_empty(&conn->txq) && !conn->err) {
 		e = list_first_entry(&conn->txq, struct dxn_txent, node);
 		if (e->buf != DAXNET_NO_BUF) {
-			ret = dxn_send(conn, e->buf, e->off, e->len,
-				       !list_is_last(&e->node, &conn->txq) ||
-				       conn->batch_first != DXN_NONE);
+			ret = dxn_send_more(conn, e->buf, e->off, e->len,
+					    !list_is_last(&e->node, &conn->txq) ||
+					    conn->batch_first != DXN_NONE,
+					    &corked);
 			if (ret < 0) {
 				if (ret != -EAGAIN)
 					dxn_conn_fail(conn, -ret);
@@ -858,9 +876,10 @@ static void dxn_tx_conn(struct dxn_pair *pair, struct dxn_conn *conn)
 				continue;
 			}
 			if (!blocked) {
-				ret = dxn_send(conn, c->buf_idx, c->offset,
-					       c->len,
-					       pair->txnext[i] != DXN_NONE);
+				ret = dxn_send_more(conn, c->buf_idx,
+						    c->offset, c->len,
+						    pair->txnext[i] != DXN_NONE,
+						    &corked);
 				if (ret < 0 && ret != -EAGAIN) {
 					dxn_conn_fail(conn, -ret);
 					dxn_tx_result(c, DAXNET_SLOT_ERROR,
@@ -899,6 +918,17 @@ static void dxn_tx_conn(struct dxn_pair *pair, struct dxn_conn *conn)
 				dxn_conn_fail(conn, ENOBUFS);
 		}
 	}
+	/*
+	 * The last bytes TCP took went with MSG_MORE, for a slot or queued
+	 * range that did not follow (refused, say, or no send space): no
+	 * send of this sync clears that cork, and a partial segment would
+	 * wait for an ACK or the probe timer (200 ms or more). Push it as
+	 * the last send of a batch does, unless the application corked the
+	 * socket itself (TCP_CORK, read here under the socket lock; its
+	 * uncork pushes) or the FIN below does.
+	 */
+	push = corked && !conn->err && !shut &&
+	       !(tcp_sk(sk)->nonagle & TCP_NAGLE_CORK);
 	dxn_zc_tx_end(conn);
 	release_sock(sk);
 	dxn_cs_tx_touch(conn);
@@ -907,6 +937,8 @@ static void dxn_tx_conn(struct dxn_pair *pair, struct dxn_conn *conn)
 		dxn_txq_drop(conn, true);
 	else if (shut)
 		kernel_sock_shutdown(conn->sock, SHUT_WR);
+	else if (push)
+		tcp_sock_set_cork(sk, false);	/* pushes pending frames */
 }
 
 /* Check one private TX slot copy; returns its connection or NULL. */

@@ -47,6 +47,10 @@
 #                (tx_zc_limited), 2 fail with ENOBUFS - the second of them
 #                one that could go by copy, refused because it follows a
 #                refused slot (no gap in the stream) (zc_guard limit)
+#   zc.push      bytes sent with MSG_MORE before a slot refused with
+#                ENOBUFS are pushed by that sync: no unsent byte on the
+#                socket when it returns (SIOCOUTQNSD), over lo, with
+#                nothing else in flight on it (zc_guard push)
 #   vnic.csum    every TCP segment the vnic rebuilt carries a valid TCP
 #                checksum (it is marked CHECKSUM_UNNECESSARY): captured
 #                with a packet socket on the receiving end, GRO off
@@ -351,6 +355,20 @@ fi
 
 if wanted zc.limit; then
 	guard_vs_sink zc.limit dxt nli1 nli2 16 7018 1
+fi
+
+if wanted zc.push; then
+	ok=1
+	ip netns add npu && ip -n npu link set lo up || { ok=0; say "netns setup failed"; }
+	if [ $ok = 1 ]; then
+		out=/tmp/push.$$
+		ip netns exec npu timeout 120 "$bin/zc_guard" push >"$out" 2>&1 || ok=0
+		while read -r line; do say "zc.push: $line"; done <"$out"
+		grep -q FAIL "$out" && ok=0
+		rm -f "$out"
+	fi
+	ip netns del npu 2>/dev/null
+	if [ $ok = 1 ]; then pass zc.push; else fail zc.push "see log"; fi
 fi
 
 if wanted zc.rx; then

@@ -14,6 +14,7 @@
  *   zc_guard owe ADDR PORT
  *   zc_guard defer ADDR PORT
  *   zc_guard limit ADDR PORT
+ *   zc_guard push
  *   zc_guard empty
  *   zc_guard rxlimit PORT
  *
@@ -1012,6 +1013,134 @@ static int limit_test(char **argv)
 	return failed;
 }
 
+/* A connected pair over lo: *srv accepted, *cli with SO_RCVBUF rcvbuf (0: default). */
+static void lo_pair(int *cli, int *srv, int rcvbuf)
+{
+	struct sockaddr_in la = { .sin_family = AF_INET };
+	socklen_t al = sizeof(la);
+	int ls;
+
+	la.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ls = socket(AF_INET, SOCK_STREAM, 0);
+	if (bind(ls, (struct sockaddr *)&la, sizeof(la)) || listen(ls, 4) ||
+	    getsockname(ls, (struct sockaddr *)&la, &al))
+		die("listen lo");
+	*cli = socket(AF_INET, SOCK_STREAM, 0);
+	if (rcvbuf)
+		setsockopt(*cli, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	if (connect(*cli, (struct sockaddr *)&la, sizeof(la)))
+		die("connect lo");
+	*srv = accept(ls, NULL, NULL);
+	if (*srv < 0)
+		die("accept lo");
+	close(ls);
+}
+
+/*
+ * push: bytes sent with MSG_MORE before a refused slot are pushed by the
+ * sync. A zero-copy port, the ENOBUFS limit lowered to 1, two connections
+ * over lo (in the step's own netns). X's peer does not read and has a tiny
+ * receive buffer, so what X sends stays in its send queue. One TX sync:
+ * X sends 4 KiB of buffer 1 by reference (a RELEASE owed: the debt is at
+ * the limit; the batch stays open, its bytes unsent); then Z (TCP_NODELAY,
+ * nothing sent before) sends 100 bytes of buffer 2 by copy with MSG_MORE,
+ * since its next slot follows, and that slot, naming buffer 1 again, is
+ * refused with ENOBUFS. Right after the sync Z must have no unsent byte
+ * (SIOCOUTQNSD 0): the module as it was left the 100 bytes corked, with
+ * nothing in flight to clear it, until the probe timer (200 ms or more).
+ * Z's peer then gets the 100 bytes; once X's peer reads, buffer 1 comes
+ * back.
+ */
+static int push_test(void)
+{
+	struct stream st = { .h = DXT_FNV_SEED };
+	static struct port p;
+	static uint8_t fill[1 << 16], rb[1 << 16];
+	uint32_t h, h0, n, i, cx, cz;
+	int xc, xs, zc, zs, ret, one = 1, big = 1 << 20, unsent = -1, tries;
+	uint64_t zgot = 0;
+	ssize_t r;
+
+	nbufs = 4;
+	nspare = 8;
+	nrx = 16;
+	ntx = 16;
+	port_open(&p);
+	lo_pair(&xc, &xs, 4096);
+	lo_pair(&zc, &zs, 0);
+	setsockopt(xs, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+	setsockopt(zs, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	cx = attach_fd(&p, xs);
+	cz = attach_fd(&p, zs);
+	st.conn = cz;
+	ret = sync_pair(&p);
+	check("push-sync", ret == 0, "first sync %lld", ret);
+	rx_consume(&p, &st);
+	/* X's peer window closes: the rest of fill waits in X's queue. */
+	r = send(xs, fill, sizeof(fill), MSG_DONTWAIT);
+	check("push-fill", r > 0, "send on X: %lld", (long long)r);
+	memset(p.pool + BS, marker, 2 * BS);
+	n = p.tx->num_slots;
+	h = h0 = p.tx->head;
+	h = tx_put(&p, h, cx, 1);
+	h = tx_put(&p, h, cz, 2);
+	p.txs[daxnet_ring_next(h0, n)].len = 100;
+	h = tx_put(&p, h, cz, 1);
+	p.tx->head = p.tx->cur = h;
+	if (dxt_knob_u32("txq_max", 1)) {
+		check("push-knob", 0, "no txq_max knob (a build without CONFIG_DAXNET_FAULT_INJECT) %llu", 0);
+		return failed;
+	}
+	ret = sync_flags(&p, DAXNET_SYNC_TX);
+	if (ioctl(zs, SIOCOUTQNSD, &unsent))
+		die("SIOCOUTQNSD");
+	dxt_knob_u32("txq_max", 0);
+	check("push-sync", ret == 0, "TX sync %lld", ret);
+	check("push-zc", p.txs[h0].flags & DAXNET_SLOT_BUF_HELD,
+	      "X's slot not sent by reference (flags %#llx)", p.txs[h0].flags);
+	i = daxnet_ring_next(h0, n);
+	check("push-copy", !(p.txs[i].flags & DAXNET_SLOT_ERROR), "Z's first slot failed (err %llu)",
+	      p.txs[i].err);
+	i = daxnet_ring_next(i, n);
+	check("push-refused", (p.txs[i].flags & DAXNET_SLOT_ERROR) && p.txs[i].err == ENOBUFS,
+	      "Z's second slot not refused with ENOBUFS (err %llu)", p.txs[i].err);
+	check("push-unsent", unsent == 0,
+	      "%llu bytes of Z left unsent (corked) after the sync", (unsigned long long)unsent);
+	for (i = h0; i != h; i = daxnet_ring_next(i, n))
+		if (!(p.txs[i].flags & DAXNET_SLOT_BUF_HELD))
+			kdrop(&p, p.txs[i].buf_idx);
+	/* Z's peer gets the 100 bytes (whenever they were sent). */
+	for (tries = 0; zgot < 100 && tries < 100; tries++) {
+		struct pollfd pfd = { .fd = zc, .events = POLLIN };
+
+		poll(&pfd, 1, 100);
+		r = recv(zc, rb, sizeof(rb), MSG_DONTWAIT);
+		if (r > 0)
+			zgot += r;
+	}
+	check("push-arrived", zgot == 100, "Z's peer got %llu bytes, want 100",
+	      (unsigned long long)zgot);
+	/* X's peer reads: X's batch completes, buffer 1 comes back. */
+	for (tries = 0; ret == 0 && p.kheld[1] && tries < 400; tries++) {
+		struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
+
+		while (recv(xc, rb, sizeof(rb), MSG_DONTWAIT) > 0)
+			;
+		poll(&pfd, 1, 50);
+		ret = sync_pair(&p);
+		rx_consume(&p, &st);
+	}
+	check("push-releases", ret == 0 && !p.kheld[1], "buffer 1 still held %llu times",
+	      (unsigned long long)p.kheld[1]);
+	printf("zc_guard: push unsent=%d\n", unsent);
+	close(xc);
+	close(xs);
+	close(zc);
+	close(zs);
+	close(p.fd);
+	return failed;
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -1434,6 +1563,8 @@ int main(int argc, char **argv)
 		return defer_test(argv);
 	if (argc >= 4 && !strcmp(argv[1], "limit"))
 		return limit_test(argv);
+	if (argc >= 2 && !strcmp(argv[1], "push"))
+		return push_test();
 	if (argc >= 2 && !strcmp(argv[1], "empty"))
 		return empty_test();
 	if (argc >= 3 && !strcmp(argv[1], "rxlimit"))
