@@ -1062,7 +1062,7 @@ TEST_CASE("tx_queued counts one connection's unsent TX until its peer reads it, 
 		REQUIRE(run_until([&] { return col.conns[id].new_conn > 0 && col.conns[id2].new_conn > 0; },
 				  [&] { round(port, col, 1); }));
 		CHECK(port.tx_queued(id).bytes == 0);
-		constexpr std::uint32_t kBufs = 256;  // 1 MiB the peer does not read yet
+		constexpr std::uint32_t kBufs = 48;  // 192 KiB the peer does not read yet
 		const std::uint32_t bs = pool.view.buffer_size();
 		push_unread(port, col, id, kBufs, bs, 'q');
 		for (int i = 0; i < 10; i++)
