@@ -30,7 +30,6 @@ namespace daxnet::detail {
 
 namespace {
 
-constexpr std::uint32_t kMaxIov = 64;
 constexpr int kMaxEvents = 256;
 /// A partly filled buffer is kept for the next recv of its connection
 /// only while at least this many bytes are left in it.
@@ -193,29 +192,12 @@ private:
 	{
 		Conn& c = conns_[ci];
 		Pair& P = pairs_[c.pair];
-		while (c.txq_head != kNil) {
-			TxItem& head = items_[c.txq_head];
-			if (!(head.flags & DAXNET_SLOT_DATA) || head.sent == head.len) {
-				// Only an EOF marker (or the EOF part of a sent item) left.
-				if (head.flags & DAXNET_SLOT_EOF) {
-					::shutdown(c.fd, SHUT_WR);
-					P.ctr.syscalls++;
-				}
-				finish_head(ci);
-				continue;
-			}
+		for (;;) {
+			finish_sent_heads(ci);
+			if (c.txq_head == kNil)
+				break;
 			iovec iov[kMaxIov];
-			std::uint32_t cnt = 0;
-			for (std::uint32_t it = c.txq_head; it != kNil && cnt < kMaxIov; it = items_[it].next) {
-				const TxItem& x = items_[it];
-				if (!(x.flags & DAXNET_SLOT_DATA))
-					break;
-				iov[cnt].iov_base = cfg_.pool.buffer(x.buf) + x.off + x.sent;
-				iov[cnt].iov_len = x.len - x.sent;
-				cnt++;
-				if (x.flags & DAXNET_SLOT_EOF)
-					break;
-			}
+			const std::uint32_t cnt = gather_tx(ci, iov);
 			msghdr msg{};
 			msg.msg_iov = iov;
 			msg.msg_iovlen = cnt;

@@ -64,7 +64,6 @@ namespace daxnet::detail {
 
 namespace {
 
-constexpr std::uint32_t kMaxIov = 64;
 constexpr std::uint64_t kOpRecv = 1, kOpSend = 2, kOpCancel = 3;
 
 /// One marker per thread: which thread registered a ring fd.
@@ -272,14 +271,9 @@ protected:
 	{
 		Conn& c = conns_[ci];
 		U& u = rings_[c.pair];
-		ConnIo& s = state_[ci];
 		own_ring(u);
-		if (s.recv_armed && !s.recv_cancelled) {
-			io_uring_sqe* sqe = get_sqe(u);
-			io_uring_prep_cancel64(sqe, tag(kOpRecv, c.id), 0);
-			io_uring_sqe_set_data64(sqe, tag(kOpCancel, c.id));
-			s.recv_cancelled = true;
-		}
+		ConnIo& s = state_[ci];
+		s.recv_cancelled = cancel_recv(u, ci) || s.recv_cancelled;
 		// Completions before the final one (no IORING_CQE_F_MORE) carry
 		// received bytes: on_recv pushes them as DATA (the conn is not
 		// detaching yet), and nothing re-arms a stopped conn.
@@ -301,20 +295,14 @@ protected:
 		// Nothing here waits for the socket. A recv completion that comes
 		// after the detach names a conn id that no longer exists: its
 		// buffer goes back to the stock (on_recv).
-		if (s.recv_armed && !s.recv_cancelled) {
-			io_uring_sqe* sqe = get_sqe(u);
-			io_uring_prep_cancel64(sqe, tag(kOpRecv, c.id), 0);
-			io_uring_sqe_set_data64(sqe, tag(kOpCancel, c.id));
-		}
+		cancel_recv(u, ci);
 		if (s.send_inflight) {
 			// A peer that does not read keeps a send in flight for ever:
 			// cancel it and shut the socket down (a send retried later
 			// fails at once). Its queued items, whose buffers the send may
 			// still read, leave the conn with it and are released when
 			// its completion arrives (on_send of a zombie).
-			io_uring_sqe* sqe = get_sqe(u);
-			io_uring_prep_cancel64(sqe, tag(kOpSend, c.id), 0);
-			io_uring_sqe_set_data64(sqe, tag(kOpCancel, c.id));
+			prep_cancel(u, kOpSend, c.id);
 			::shutdown(c.fd, SHUT_RDWR);
 			pairs_[c.pair].ctr.syscalls++;
 			zombies_.push_back(Zombie{c.id, c.pair, c.txq_head});
@@ -470,6 +458,25 @@ private:
 		}
 	}
 
+	/// Queues the cancel of conn id's request `op` (its completion: kOpCancel).
+	void prep_cancel(U& u, std::uint64_t op, std::uint32_t id) noexcept
+	{
+		io_uring_sqe* sqe = get_sqe(u);
+		io_uring_prep_cancel64(sqe, tag(op, id), 0);
+		io_uring_sqe_set_data64(sqe, tag(kOpCancel, id));
+	}
+
+	/// Queues the cancel of conn ci's armed recv unless one is queued
+	/// already; true if it queued one.
+	bool cancel_recv(U& u, std::uint32_t ci) noexcept
+	{
+		const ConnIo& s = state_[ci];
+		if (!s.recv_armed || s.recv_cancelled)
+			return false;
+		prep_cancel(u, kOpRecv, conns_[ci].id);
+		return true;
+	}
+
 	io_uring_sqe* get_sqe(U& u) noexcept
 	{
 		io_uring_sqe* sqe = io_uring_get_sqe(&u.ring);
@@ -494,33 +501,11 @@ private:
 	void start_send(std::uint32_t ci) noexcept
 	{
 		Conn& c = conns_[ci];
-		Pair& P = pairs_[c.pair];
 		ConnIo& s = state_[ci];
-		while (c.txq_head != kNil) {
-			TxItem& head = items_[c.txq_head];
-			if (!(head.flags & DAXNET_SLOT_DATA) || head.sent == head.len) {
-				if (head.flags & DAXNET_SLOT_EOF) {
-					::shutdown(c.fd, SHUT_WR);
-					P.ctr.syscalls++;
-				}
-				finish_head(ci);
-				continue;
-			}
-			break;
-		}
+		finish_sent_heads(ci);
 		if (c.txq_head == kNil)
 			return;
-		std::uint32_t cnt = 0;
-		for (std::uint32_t it = c.txq_head; it != kNil && cnt < kMaxIov; it = items_[it].next) {
-			const TxItem& x = items_[it];
-			if (!(x.flags & DAXNET_SLOT_DATA))
-				break;
-			s.iov[cnt].iov_base = cfg_.pool.buffer(x.buf) + x.off + x.sent;
-			s.iov[cnt].iov_len = x.len - x.sent;
-			cnt++;
-			if (x.flags & DAXNET_SLOT_EOF)
-				break;
-		}
+		const std::uint32_t cnt = gather_tx(ci, s.iov);
 		io_uring_sqe* sqe = get_sqe(rings_[c.pair]);
 		const int fd = s.fixed ? static_cast<int>(ci) : c.fd;
 		if (cnt == 1) {

@@ -353,6 +353,37 @@ void UserTransport::finish_head(std::uint32_t ci) noexcept
 	}
 }
 
+void UserTransport::finish_sent_heads(std::uint32_t ci) noexcept
+{
+	Conn& c = conns_[ci];
+	while (c.txq_head != kNil) {
+		const TxItem& head = items_[c.txq_head];
+		if ((head.flags & DAXNET_SLOT_DATA) && head.sent != head.len)
+			return;
+		if (head.flags & DAXNET_SLOT_EOF) {
+			::shutdown(c.fd, SHUT_WR);
+			pairs_[c.pair].ctr.syscalls++;
+		}
+		finish_head(ci);
+	}
+}
+
+std::uint32_t UserTransport::gather_tx(std::uint32_t ci, iovec* iov) noexcept
+{
+	std::uint32_t cnt = 0;
+	for (std::uint32_t it = conns_[ci].txq_head; it != kNil && cnt < kMaxIov; it = items_[it].next) {
+		const TxItem& x = items_[it];
+		if (!(x.flags & DAXNET_SLOT_DATA))
+			break;
+		iov[cnt].iov_base = cfg_.pool.buffer(x.buf) + x.off + x.sent;
+		iov[cnt].iov_len = x.len - x.sent;
+		cnt++;
+		if (x.flags & DAXNET_SLOT_EOF)
+			break;
+	}
+	return cnt;
+}
+
 void UserTransport::list_tx(std::uint32_t ci) noexcept
 {
 	Conn& c = conns_[ci];

@@ -11,6 +11,8 @@
 // Nothing on the sync path allocates: every queue is sized at creation.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -174,6 +176,15 @@ protected:
 	void push_error(std::uint32_t ci, int err) noexcept;
 	/// Marks the head item of conn done (fully sent or failed) and unlinks it.
 	void finish_head(std::uint32_t ci) noexcept;
+	/// Most TX items one send takes (the length of its iovec array).
+	static constexpr std::uint32_t kMaxIov = 64;
+	/// Finishes the head items of conn's TX queue that have no bytes left
+	/// to send: EOF markers and the EOF part of sent items (shutting the
+	/// write side down first). Afterwards the head, if any, has bytes.
+	void finish_sent_heads(std::uint32_t ci) noexcept;
+	/// Points iov[0..kMaxIov) at the unsent bytes of the DATA items at the
+	/// head of conn's TX queue, up to the first EOF; returns how many.
+	std::uint32_t gather_tx(std::uint32_t ci, iovec* iov) noexcept;
 	void list_tx(std::uint32_t ci) noexcept;
 	void free_item(std::uint32_t it) noexcept;
 
