@@ -241,6 +241,12 @@ int hex_digit(char c) noexcept
 	return -1;
 }
 
+/// What the escape \e stands for in double quotes (Redis's sdssplitargs).
+char unescape(char e) noexcept
+{
+	return e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e == 'b' ? '\b' : e == 'a' ? '\a' : e;
+}
+
 bool is_space(char c) noexcept
 {
 	return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f';
@@ -261,35 +267,20 @@ bool split_inline(std::string_view line, std::vector<std::string>& out)
 		std::string cur;
 		bool dq = false, sq = false, done = false;
 		while (!done) {
-			if (dq) {
+			if (dq || sq) {
+				// Inside quotes: "..." knows \xHH and C escapes, '...' only \'.
 				if (i == n)
 					return false;
 				const char c = line[i];
-				if (c == '\\' && i + 3 < n + 0 && line[i + 1] == 'x' && hex_digit(line[i + 2]) >= 0 &&
+				if (dq && c == '\\' && i + 3 < n && line[i + 1] == 'x' && hex_digit(line[i + 2]) >= 0 &&
 				    hex_digit(line[i + 3]) >= 0) {
 					cur.push_back(static_cast<char>(hex_digit(line[i + 2]) * 16 + hex_digit(line[i + 3])));
 					i += 4;
-				} else if (c == '\\' && i + 1 < n) {
+				} else if (c == '\\' && i + 1 < n && (dq || line[i + 1] == '\'')) {
 					const char e = line[i + 1];
-					cur.push_back(e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e == 'b' ? '\b' : e == 'a' ? '\a' : e);
+					cur.push_back(dq ? unescape(e) : e);
 					i += 2;
-				} else if (c == '"') {
-					if (i + 1 < n && !is_space(line[i + 1]))
-						return false;
-					done = true;
-					++i;
-				} else {
-					cur.push_back(c);
-					++i;
-				}
-			} else if (sq) {
-				if (i == n)
-					return false;
-				const char c = line[i];
-				if (c == '\\' && i + 1 < n && line[i + 1] == '\'') {
-					cur.push_back('\'');
-					i += 2;
-				} else if (c == '\'') {
+				} else if (c == (dq ? '"' : '\'')) {
 					if (i + 1 < n && !is_space(line[i + 1]))
 						return false;
 					done = true;
