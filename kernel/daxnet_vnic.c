@@ -72,11 +72,17 @@ MODULE_PARM_DESC(vnic_test_pool,
 #define dxn_vnic_test_pool_pages()	0U
 #endif
 
-/* Per-CPU counters of one end; all are about frames this end receives. */
+/*
+ * Per-CPU counters of one end. The standard ones (ndo_get_stats64, what
+ * `ip -s link` shows) come first; from rx_segs on they are the driver's
+ * own (`ethtool -S`).
+ */
 struct dxn_vnic_stats {
 	u64 rx_packets;
 	u64 rx_bytes;
 	u64 rx_drops;
+	u64 tx_packets;
+	u64 tx_bytes;
 	u64 rx_segs;		/* TCP segments rebuilt with split headers */
 	u64 rx_pool_bytes;	/* payload bytes written into provider chunks */
 	u64 rx_pool_chunks;
@@ -85,8 +91,6 @@ struct dxn_vnic_stats {
 	u64 rx_foreign;		/* TCP frames the provider refused (flow_ok) */
 	u64 rx_csum_bad;	/* unverified TCP frames with a bad checksum */
 	u64 rx_linear;		/* non-TCP frames copied whole */
-	u64 tx_packets;
-	u64 tx_bytes;
 	u64 tx_tso;		/* TSO skbs segmented in xmit */
 	struct u64_stats_sync syncp;
 };
@@ -866,8 +870,10 @@ static const struct attribute_group dxn_vnic_group = {
 /* ------------------------------------------------------------- ethtool */
 
 /*
- * `ethtool -S DEV`: every counter of struct dxn_vnic_stats, in its order,
- * summed over the CPUs (the sysfs files under daxnet/ show the same).
+ * `ethtool -S DEV`: the driver's own counters of struct dxn_vnic_stats
+ * (rx_segs on), in its order, summed over the CPUs (the sysfs files under
+ * daxnet/ show the same). The standard ones are left to ndo_get_stats64
+ * (`ip -s link`), as drivers do.
  */
 struct dxn_vnic_gstat {
 	char name[ETH_GSTRING_LEN];
@@ -877,9 +883,6 @@ struct dxn_vnic_gstat {
 #define DXN_VNIC_GSTAT(_f) { #_f, offsetof(struct dxn_vnic_stats, _f) }
 
 static const struct dxn_vnic_gstat dxn_vnic_gstats[] = {
-	DXN_VNIC_GSTAT(rx_packets),
-	DXN_VNIC_GSTAT(rx_bytes),
-	DXN_VNIC_GSTAT(rx_drops),
 	DXN_VNIC_GSTAT(rx_segs),
 	DXN_VNIC_GSTAT(rx_pool_bytes),
 	DXN_VNIC_GSTAT(rx_pool_chunks),
@@ -888,14 +891,13 @@ static const struct dxn_vnic_gstat dxn_vnic_gstats[] = {
 	DXN_VNIC_GSTAT(rx_foreign),
 	DXN_VNIC_GSTAT(rx_csum_bad),
 	DXN_VNIC_GSTAT(rx_linear),
-	DXN_VNIC_GSTAT(tx_packets),
-	DXN_VNIC_GSTAT(tx_bytes),
 	DXN_VNIC_GSTAT(tx_tso),
 };
 
-/* Every u64 of struct dxn_vnic_stats has a name, in order. */
+/* Every driver-specific u64 of struct dxn_vnic_stats has a name, in order. */
 static_assert(ARRAY_SIZE(dxn_vnic_gstats) ==
-	      offsetof(struct dxn_vnic_stats, syncp) / sizeof(u64));
+	      (offsetof(struct dxn_vnic_stats, syncp) -
+	       offsetof(struct dxn_vnic_stats, rx_segs)) / sizeof(u64));
 
 /* ethtool_ops: process context, RTNL held (ethtool ioctl/netlink). */
 static void dxn_vnic_get_drvinfo(struct net_device *dev,

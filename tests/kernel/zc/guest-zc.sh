@@ -79,7 +79,8 @@
 #                pauses with bytes pending, resumes when raised; lifted,
 #                the rest arrives intact (zc_guard rxlimit)
 #   zc.ctl       what root sees of the module: `ethtool -S` on a vnic end
-#                (the same counters as sysfs), debugfs daxnet/ports (a
+#                (the driver's own counters, the same as sysfs; not the
+#                standard ones `ip -s link` shows), debugfs daxnet/ports (a
 #                zero-copy port's owner, pool, rings and counters; root
 #                only, no addresses), and daxnetctl ports/links (--json)
 #   rmmod, dmesg
@@ -796,8 +797,12 @@ if wanted zc.ctl; then
 		say "zc.ctl: ethtool -S dxcp: $(echo "$es" | tr -s ' \n' ' ')"
 		pb=$(echo "$es" | sed -n 's/^ *rx_pool_bytes: //p')
 		[ -n "$pb" ] && [ "$pb" -gt 0 ] && [ "$pb" = "$(counter nc2 dxcp rx_pool_bytes)" ] || ok=0
-		for f in rx_packets rx_bytes rx_segs rx_foreign rx_csum_bad tx_packets tx_bytes tx_tso; do
+		for f in rx_segs rx_pool_bytes rx_pool_chunks rx_page_bytes rx_pool_miss rx_foreign rx_csum_bad rx_linear tx_tso; do
 			echo "$es" | grep -q "^ *$f: [0-9]" || { ok=0; say "zc.ctl: no $f"; }
+		done
+		# The standard counters are ip -s link's, not repeated by ethtool -S.
+		for f in rx_packets rx_bytes rx_drops tx_packets tx_bytes; do
+			echo "$es" | grep -q "^ *$f:" && { ok=0; say "zc.ctl: ethtool -S repeats $f"; }
 		done
 		ip netns exec nc2 ethtool -i dxcp | grep -q '^driver: daxnet' || ok=0
 		# debugfs daxnet/ports: root's zero-copy port with the stream's bytes.
