@@ -38,7 +38,7 @@ static u32 dxn_prev(u32 i, u32 n)
  * kernel's copy: head may only move forward within [old head, tail] and
  * cur must lie in [head, tail]. port->lock held.
  */
-static int dxn_read_head(struct dxn_ringstate *rs, u32 *headp)
+static int dxn_read_ring(struct dxn_ringstate *rs, u32 *headp, u32 *curp)
 {
 	/* Acquire: pairs with user space's release store of head. */
 	u32 head = smp_load_acquire(&rs->ring->head);
@@ -54,7 +54,24 @@ static int dxn_read_head(struct dxn_ringstate *rs, u32 *headp)
 	    daxnet_ring_space(head, rs->tail, n))
 		return -EINVAL;
 	*headp = head;
+	*curp = cur;
 	return 0;
+}
+
+/* dxn_read_ring() for the head. port->lock held. */
+static int dxn_read_head(struct dxn_ringstate *rs, u32 *headp)
+{
+	u32 cur;
+
+	return dxn_read_ring(rs, headp, &cur);
+}
+
+/* dxn_read_ring() for cur. port->lock held. */
+static int dxn_read_cur(struct dxn_ringstate *rs, u32 *curp)
+{
+	u32 head;
+
+	return dxn_read_ring(rs, &head, curp);
 }
 
 /*
@@ -756,18 +773,25 @@ static int dxn_send(struct dxn_conn *conn, u32 buf, u32 off, u32 len,
 	return ret;
 }
 
+/*
+ * The ENOBUFS rule: may the pair queue no more TX? A queued range owes a
+ * RELEASE once sent, and RELEASEs wait in the queue while the RX ring is
+ * full: both count against DXN_MAX_TXQ, which keeps the RELEASE debt
+ * within rel_max (dxn_rel_max()). port->lock held.
+ */
+static bool dxn_txq_full(struct dxn_pair *pair)
+{
+	lockdep_assert_held(&pair->port->lock);
+	return pair->ntxq + pair->rel_count >= dxn_txq_max();
+}
+
 /* Queue bytes (or a shutdown, buf = DAXNET_NO_BUF) behind conn's queue. */
 static int dxn_txq_add(struct dxn_conn *conn, u32 buf, u32 off, u32 len)
 {
 	struct dxn_pair *pair = conn->pair;
 	struct dxn_txent *e;
 
-	/*
-	 * A queued range owes a RELEASE once sent, and RELEASEs wait in the
-	 * queue while the RX ring is full: both count against DXN_MAX_TXQ,
-	 * which keeps the RELEASE debt within rel_max (dxn_rel_max()).
-	 */
-	if (pair->ntxq + pair->rel_count >= dxn_txq_max())
+	if (dxn_txq_full(pair))
 		return -ENOBUFS;
 	e = kmalloc(sizeof(*e), GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	if (!e)
@@ -1144,15 +1168,25 @@ __poll_t dxn_pair_poll(struct dxn_pair *pair)
 {
 	struct dxn_port *port = pair->port;
 	struct dxn_ringstate *rx = &pair->rx;
-	u32 tx_cur = READ_ONCE(pair->tx.ring->cur);
 	bool rx_moved, tx_moved, progress, room, news, rel, tx_pending;
 	__poll_t mask = 0;
-	u32 head;
+	u32 head, tx_cur;
 
 	lockdep_assert_held(&port->lock);
 
-	if (tx_cur < pair->tx.n &&
-	    daxnet_ring_space(tx_cur, pair->tx.tail, pair->tx.n))
+	/*
+	 * EPOLLOUT: the kernel can take more TX. A free TX slot beyond cur
+	 * (cur read once and checked as a sync checks it; a corrupt index
+	 * gives no EPOLLOUT, and EPOLLIN below), and the pair below the
+	 * ENOBUFS rule's limit, so that a slot the socket cannot take yet
+	 * is queued, not refused. A socket's own write space is not part of
+	 * it (one ring serves every connection of the pair): bytes it cannot
+	 * take are queued, and when its space comes back EPOLLIN says a sync
+	 * moves them on (tx_pending).
+	 */
+	if (!dxn_read_cur(&pair->tx, &tx_cur) &&
+	    daxnet_ring_space(tx_cur, pair->tx.tail, pair->tx.n) &&
+	    !dxn_txq_full(pair))
 		mask |= EPOLLOUT | EPOLLWRNORM;
 	/*
 	 * The last sync failed for lack of memory: whatever it would do now

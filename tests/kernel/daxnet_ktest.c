@@ -2784,6 +2784,8 @@ static int t_txq_enobufs(void)
 	int cli, srv, one = 1, i, enobufs = 0, other = 0;
 	uint32_t conn = 0, maxq = 0, h;
 	char *sink = malloc(1 << 16);
+	struct pollfd pfd = { .events = POLLOUT };
+	bool out;
 
 	CHECK(sink, "malloc");
 	CHECK(cs_open(&p, 8) == 0, "register with DAXNET_REG_CONNSTATE");
@@ -2793,6 +2795,7 @@ static int t_txq_enobufs(void)
 	CHECK(kport_attach(&p, srv, 1, &conn) == 0, "attach");
 	st = cstate(&p, conn);
 	CHECK(txq_max(4) == 0, "set %s (a build without CONFIG_DAXNET_FAULT_INJECT?)", TXQ_MAX);
+	pfd.fd = p.fd;
 	for (i = 0; i < 64 && !enobufs; i++) {
 		h = p.tx->head;
 		if (kport_tx(&p, conn, blob, sizeof(blob), DAXNET_SLOT_DATA, NULL, NULL) ||
@@ -2807,7 +2810,11 @@ static int t_txq_enobufs(void)
 		if (st->tx_slots > maxq)
 			maxq = st->tx_slots;
 	}
+	/* At the limit the kernel takes no more TX: no EPOLLOUT. */
+	pfd.revents = 0;
+	out = poll(&pfd, 1, 0) < 0 || (pfd.revents & POLLOUT);
 	txq_max(0);
+	CHECK(!out, "poll() reported POLLOUT with %u ranges queued at the limit 4", maxq);
 	CHECK(enobufs == 1 && !other, "after %d slots: %d ENOBUFS, %d other errors", i, enobufs,
 	      other);
 	CHECK(maxq <= 4, "%u ranges queued with the limit at 4", maxq);
@@ -2820,6 +2827,8 @@ static int t_txq_enobufs(void)
 		usleep(1000);
 	}
 	CHECK(!st->tx_slots, "%u ranges still queued", st->tx_slots);
+	CHECK(poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT),
+	      "no POLLOUT once the queue drained (revents %#x)", pfd.revents);
 	CHECK(kport_detach(&p, conn, DAXNET_DETACH_DISCARD) == 0, "detach");
 	close(cli);
 	close(srv);

@@ -488,7 +488,11 @@ struct daxnet_detach {
  * poll(): EPOLLIN when a sync would publish RX slots beyond cur of some
  * RX ring (data, events, releases pending) or consume TX slots handed
  * over (head moved) that no sync took yet, EPOLLOUT when a TX ring has
- * free slots beyond cur. poll() itself moves nothing. Releases owed while
+ * free slots beyond cur and its pair is below the ENOBUFS limit (a slot
+ * the socket cannot take yet is queued, not refused); a socket's own
+ * write space is not part of EPOLLOUT: when it comes back for queued
+ * bytes, EPOLLIN says a sync moves them on. poll() itself moves nothing.
+ * Releases owed while
  * the RX ring is full count once user space released RX slots. After a
  * sync of a pair failed with ENOMEM, poll() reports no EPOLLIN for that
  * pair for 100 ms, then wakes the poller to retry (no busy loop while
