@@ -35,6 +35,8 @@ static bool dxn_cs_tx_write(struct dxn_conn *conn,
 	const struct tcp_sock *tp = tcp_sk(conn->sk);
 	u32 unacked = 0, seq, una;
 
+	/* conn->ntxq and conn->txq_bytes: port->lock. */
+	lockdep_assert_held(&conn->port->lock);
 	/*
 	 * A racy snapshot, on purpose: we hold the port mutex, not the
 	 * socket lock. TCP moves snd_una from softirq context (under the
