@@ -107,48 +107,37 @@ void check_request(const Request& q, std::span<const std::uint8_t> w, const Http
 
 Outcome run(std::span<const std::uint8_t> w, const HttpLimits& lim, Slicer* sl, bool bytewise)
 {
-	const WireSlices ws(w, sl, bytewise);
-	const SliceChain& chain = ws.chain();
-
 	HttpParser p(lim);
 	Outcome out;
-	for (std::size_t i = 0; i < chain.size(); ++i) {
-		const auto& s = chain.at(i);
-		std::size_t from = 0;
-		while (from < s.len) {
-			const auto r = p.feed(s, from);
-			FUZZ_CHECK(r.used <= s.len - from);
-			// need_more stops early only right after the blank line, so the
-			// caller can answer "100 Continue" before the body arrives.
-			if (r.status == ParseStatus::need_more && r.used < s.len - from)
-				FUZZ_CHECK_MSG(p.headers_complete() && r.used > 0 &&
-						       s.data[from + r.used - 1] == std::byte{'\n'},
-					       "need_more without consuming the slice");
-			from += r.used;
-			const std::uint64_t pos = s.stream_off + from;
-			if (r.status == ParseStatus::done) {
-				FUZZ_CHECK(p.headers_complete());
-				Request q{p.request(), pos};
-				check_request(q, w, lim);
-				out.requests.push_back(q);
-				p.next();
-			} else if (r.status == ParseStatus::error) {
-				out.status = p.error_status();
-				out.error = std::string(p.error_message());
-				out.error_pos = pos;
-				const int st = out.status;
-				FUZZ_CHECK_MSG(st == 400 || st == 413 || st == 414 || st == 431 || st == 501 || st == 505,
-					       std::to_string(st));
-				FUZZ_CHECK(!out.error.empty());
-				const std::byte one{'x'};
-				const auto again = p.feed(&one, 1, pos);
-				FUZZ_CHECK(again.status == ParseStatus::error && again.used == 0);
-				return out;
-			}
+	const auto on_feed = [&](const auto& r, const RxSlice& s, std::size_t at, std::uint64_t pos) {
+		// need_more stops early only right after the blank line, so the
+		// caller can answer "100 Continue" before the body arrives.
+		if (r.status == ParseStatus::need_more && r.used < s.len - at)
+			FUZZ_CHECK_MSG(p.headers_complete() && r.used > 0 && s.data[at + r.used - 1] == std::byte{'\n'},
+				       "need_more without consuming the slice");
+		if (r.status == ParseStatus::done) {
+			FUZZ_CHECK(p.headers_complete());
+			Request q{p.request(), pos};
+			check_request(q, w, lim);
+			out.requests.push_back(q);
+			p.next();
+		} else if (r.status == ParseStatus::error) {
+			out.status = p.error_status();
+			out.error = std::string(p.error_message());
+			out.error_pos = pos;
+			const int st = out.status;
+			FUZZ_CHECK_MSG(st == 400 || st == 413 || st == 414 || st == 431 || st == 501 || st == 505,
+				       std::to_string(st));
+			FUZZ_CHECK(!out.error.empty());
+			check_stays_failed(p, pos);
+			return false;
 		}
+		return true;
+	};
+	if (feed_wire(WireSlices(w, sl, bytewise), p, on_feed)) {
+		out.pending = p.mid_request();
+		out.headers_complete = p.headers_complete();
 	}
-	out.pending = p.mid_request();
-	out.headers_complete = p.headers_complete();
 	return out;
 }
 

@@ -23,6 +23,7 @@ namespace daxnet::fuzz {
 
 // What both parser fuzzers name.
 using proto::ParseStatus;
+using proto::RxSlice;
 using proto::SliceChain;
 
 /// The wire as a chain of slices: whole (`sl` null), cut by `sl`, or a
@@ -47,6 +48,38 @@ private:
 	std::vector<std::vector<std::byte>> store_;
 	proto::SliceChain chain_;
 };
+
+/// Feeds every slice of `ws` to parser `p`, each from its start until
+/// consumed, and checks what every parser promises: a feed() uses at most
+/// what it is given. `step(r, s, at, pos)` sees each result (`at`: where in
+/// slice `s` the feed started; `pos`: the stream offset after it) and
+/// returns false to stop (then feed_wire() does too).
+template <class Parser, class Step>
+bool feed_wire(const WireSlices& ws, Parser& p, Step step)
+{
+	const SliceChain& chain = ws.chain();
+	for (std::size_t i = 0; i < chain.size(); ++i) {
+		const auto& s = chain.at(i);
+		for (std::size_t from = 0; from < s.len;) {
+			const auto r = p.feed(s, from);
+			FUZZ_CHECK(r.used <= s.len - from);
+			const std::size_t at = from;
+			from += r.used;
+			if (!step(r, s, at, s.stream_off + from))
+				return false;
+		}
+	}
+	return true;
+}
+
+/// A failed parser stays failed: fed more at `pos`, it consumes nothing.
+template <class Parser>
+void check_stays_failed(Parser& p, std::uint64_t pos)
+{
+	const std::byte one{'x'};
+	const auto again = p.feed(&one, 1, pos);
+	FUZZ_CHECK(again.status == ParseStatus::error && again.used == 0);
+}
 
 /// One parser target's run: `run(wire, limits, slicer, bytewise)` gives an
 /// Outcome (==, and `describe(outcome)` for the message); the sliced and

@@ -118,43 +118,31 @@ void check_request(const Request& r, std::span<const std::uint8_t> w, const Resp
 // step 0: one slice; otherwise slice lengths from `sl`.
 Outcome run(std::span<const std::uint8_t> w, const RespLimits& lim, Slicer* sl, bool bytewise)
 {
-	const WireSlices ws(w, sl, bytewise);
-	const SliceChain& chain = ws.chain();
-
 	RespParser p(lim);
 	Outcome out;
-	for (std::size_t i = 0; i < chain.size(); ++i) {
-		const auto& s = chain.at(i);
-		std::size_t from = 0;
-		while (from < s.len) {
-			const auto r = p.feed(s, from);
-			FUZZ_CHECK(r.used <= s.len - from);
-			if (r.status == ParseStatus::need_more) {
-				FUZZ_CHECK_MSG(r.used == s.len - from, "need_more without consuming the slice");
-				FUZZ_CHECK(!p.mid_request() || p.request_begin() <= s.stream_off + s.len);
-			}
-			from += r.used;
-			const std::uint64_t pos = s.stream_off + from;
-			if (r.status == ParseStatus::done) {
-				FUZZ_CHECK(r.used > 0);
-				Request req{p.request_begin(), pos, {p.args().begin(), p.args().end()}};
-				check_request(req, w, lim);
-				out.requests.push_back(std::move(req));
-				p.next();
-			} else if (r.status == ParseStatus::error) {
-				out.failed = true;
-				out.error = std::string(p.error_message());
-				out.error_pos = pos;
-				FUZZ_CHECK_MSG(out.error.rfind("Protocol error", 0) == 0, out.error);
-				// a failed parser stays failed and consumes nothing
-				const std::byte one{'x'};
-				const auto again = p.feed(&one, 1, pos);
-				FUZZ_CHECK(again.status == ParseStatus::error && again.used == 0);
-				return out;
-			}
+	const auto on_feed = [&](const auto& r, const RxSlice& s, std::size_t at, std::uint64_t pos) {
+		if (r.status == ParseStatus::need_more) {
+			FUZZ_CHECK_MSG(r.used == s.len - at, "need_more without consuming the slice");
+			FUZZ_CHECK(!p.mid_request() || p.request_begin() <= s.stream_off + s.len);
 		}
-	}
-	out.pending = p.mid_request();
+		if (r.status == ParseStatus::done) {
+			FUZZ_CHECK(r.used > 0);
+			Request req{p.request_begin(), pos, {p.args().begin(), p.args().end()}};
+			check_request(req, w, lim);
+			out.requests.push_back(std::move(req));
+			p.next();
+		} else if (r.status == ParseStatus::error) {
+			out.failed = true;
+			out.error = std::string(p.error_message());
+			out.error_pos = pos;
+			FUZZ_CHECK_MSG(out.error.rfind("Protocol error", 0) == 0, out.error);
+			check_stays_failed(p, pos);
+			return false;
+		}
+		return true;
+	};
+	if (feed_wire(WireSlices(w, sl, bytewise), p, on_feed))
+		out.pending = p.mid_request();
 	return out;
 }
 
