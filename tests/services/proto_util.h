@@ -15,6 +15,10 @@
 
 namespace daxnet::test {
 
+/// The slice lengths a test cuts its wire into (0: one slice): every way
+/// of cutting must give the same outcome.
+inline constexpr std::size_t kSliceSteps[] = {0, 1, 2, 3, 5, 7, 64};
+
 /// Splits `wire` into slices of `step` bytes (0: one slice), each in its own
 /// heap allocation so that no two slices are adjacent in memory.
 struct SlicedInput {

@@ -7,13 +7,8 @@
 #include "proto_util.h"
 
 using daxnet::proto::HttpMethod;
+using daxnet::test::kSliceSteps;
 using daxnet::test::run_http;
-
-namespace {
-
-const std::size_t kSteps[] = {0, 1, 2, 3, 7, 64};
-
-}  // namespace
 
 TEST_CASE("HTTP requests with and without bodies parse however the bytes are sliced", "[unit][http]")
 {
@@ -21,7 +16,7 @@ TEST_CASE("HTTP requests with and without bodies parse however the bytes are sli
 		"GET /kv/foo HTTP/1.1\r\nHost: x\r\n\r\n"
 		"POST /log/s1 HTTP/1.1\r\nhost: x\r\ncontent-LENGTH:  5 \r\n\r\nhello"
 		"PUT /kv/a%20b HTTP/1.0\r\nContent-Length: 0\r\nConnection: Keep-Alive\r\n\r\n";
-	for (std::size_t step : kSteps) {
+	for (std::size_t step : kSliceSteps) {
 		CAPTURE(step);
 		auto out = run_http(wire, step);
 		REQUIRE(out.status == 0);

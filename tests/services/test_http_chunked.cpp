@@ -10,7 +10,8 @@
 
 using daxnet::proto::HttpLimits;
 using daxnet::proto::HttpParser;
-using daxnet::proto::ParseStatus;
+using daxnet::test::feed_all;
+using daxnet::test::kSliceSteps;
 using daxnet::test::SlicedInput;
 
 namespace {
@@ -29,31 +30,23 @@ Decoded run_chunked(std::string_view wire, std::size_t step, HttpLimits lim = {}
 	SlicedInput in(wire, step);
 	HttpParser p(lim);
 	Decoded out;
-	for (std::size_t i = 0; i < in.chain.size(); ++i) {
-		const auto& s = in.chain.at(i);
-		std::size_t from = 0;
-		while (from < s.len) {
-			auto r = p.feed(s, from);
-			from += r.used;
-			if (r.status == ParseStatus::done) {
-				std::string body;
-				for (auto rg : p.body_ranges())
-					body += in.str(rg);
-				out.bodies.push_back(body);
-				out.chunk_counts.push_back(p.body_ranges().size());
-				out.lengths.push_back(p.request().content_length);
-				p.next();
-			} else if (r.status == ParseStatus::error) {
-				out.status = p.error_status();
-				out.error = std::string(p.error_message());
-				return out;
-			}
-		}
+	const bool ok = feed_all(
+		in, p,
+		[&] {
+			std::string body;
+			for (auto rg : p.body_ranges())
+				body += in.str(rg);
+			out.bodies.push_back(body);
+			out.chunk_counts.push_back(p.body_ranges().size());
+			out.lengths.push_back(p.request().content_length);
+		},
+		[] {});
+	if (!ok) {
+		out.status = p.error_status();
+		out.error = std::string(p.error_message());
 	}
 	return out;
 }
-
-const std::size_t kSteps[] = {0, 1, 2, 3, 5, 7, 64};
 
 }  // namespace
 
@@ -65,7 +58,7 @@ TEST_CASE("HTTP chunked bodies decode to their chunks' data however the bytes ar
 		"POST /log/b HTTP/1.1\r\ntransfer-encoding:  Chunked \r\nConnection: close\r\n\r\n"
 		"3\nabc\n0\nX-Trailer: t\n\n"
 		"GET /log/a HTTP/1.1\r\n\r\n";
-	for (std::size_t step : kSteps) {
+	for (std::size_t step : kSliceSteps) {
 		CAPTURE(step);
 		auto out = run_chunked(wire, step);
 		REQUIRE(out.status == 0);

@@ -5,20 +5,14 @@
 
 #include "proto_util.h"
 
+using daxnet::test::kSliceSteps;
 using daxnet::test::run_resp;
 using Args = std::vector<std::string>;
-
-namespace {
-
-// Every way of cutting the wire must give the same requests.
-const std::size_t kSteps[] = {0, 1, 2, 3, 5, 7, 64};
-
-}  // namespace
 
 TEST_CASE("RESP multibulk requests parse to their arguments however the bytes are sliced", "[unit][resp]")
 {
 	const std::string wire = "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nhello\r\n*1\r\n$4\r\nPING\r\n";
-	for (std::size_t step : kSteps) {
+	for (std::size_t step : kSliceSteps) {
 		CAPTURE(step);
 		auto out = run_resp(wire, step);
 		REQUIRE(out.error.empty());
@@ -33,7 +27,7 @@ TEST_CASE("RESP bulk arguments may hold any bytes including CRLF and NUL", "[uni
 {
 	std::string v("a\r\nb\0c", 6);
 	const std::string wire = "*2\r\n$4\r\nECHO\r\n$6\r\n" + v + "\r\n";
-	for (std::size_t step : kSteps) {
+	for (std::size_t step : kSliceSteps) {
 		auto out = run_resp(wire, step);
 		REQUIRE(out.requests.size() == 1);
 		CHECK(out.requests[0][1] == v);
@@ -49,7 +43,7 @@ TEST_CASE("RESP empty bulk arguments are allowed", "[unit][resp]")
 
 TEST_CASE("RESP inline commands split on spaces and end at LF or CRLF", "[unit][resp]")
 {
-	for (std::size_t step : kSteps) {
+	for (std::size_t step : kSliceSteps) {
 		auto out = run_resp("PING\r\nset  a\tb\n\r\n\nGET a\r\n", step);
 		REQUIRE(out.error.empty());
 		REQUIRE(out.requests.size() == 3);
@@ -61,7 +55,7 @@ TEST_CASE("RESP inline commands split on spaces and end at LF or CRLF", "[unit][
 
 TEST_CASE("RESP inline commands with quotes are split by Redis' quoting rules", "[unit][resp]")
 {
-	for (std::size_t step : kSteps) {
+	for (std::size_t step : kSliceSteps) {
 		auto out = run_resp("SET \"a b\" 'c\\'d'\r\nSET k \"\\x41\\n\\t\\\"\" \"\"\nGET plain\n", step);
 		REQUIRE(out.error.empty());
 		REQUIRE(out.requests.size() == 3);
