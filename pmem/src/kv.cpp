@@ -807,11 +807,17 @@ std::int64_t KvStore::stream_trim(const Slice& name, std::uint64_t first) noexce
 	return rc < 0 ? rc : dropped;
 }
 
-int KvStore::commit() noexcept
+int KvStore::commit() noexcept { return commit_impl(nullptr); }
+
+int KvStore::commit_begin(std::uint64_t& ticket) noexcept { return commit_impl(&ticket); }
+
+int KvStore::commit_impl(std::uint64_t* ticket) noexcept
 {
 	if (batch_depth_)
 		return -EBUSY;  // would make part of a batch durable (and beyond batch_undo()'s reach)
-	const int n = wal_.commit();
+	// A checkpoint step below drains (and so waits for the batch): only
+	// the commit itself is pipelined.
+	const int n = ticket ? wal_.commit_begin(*ticket) : wal_.commit();
 	if (n < 0)
 		return n;
 	if (ckpt_) {

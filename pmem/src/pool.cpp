@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <libpmem2.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -13,12 +14,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "daxnet/fd.h"
 #include "daxnet/pmem/crc32c.h"
@@ -226,7 +230,10 @@ Uuid random_uuid()
 
 /// libpmem2-backed persistence domain (docs/pool-format.md §Persistence).
 /// CACHE_LINE/BYTE: libpmem2's flush/drain. PAGE: flush only widens the
-/// batch's dirty span; drain msyncs that span once.
+/// batch's dirty span; drain msyncs that span once. With a flusher
+/// (start_flusher(), PAGE only) drain_begin() hands the span to the flusher
+/// thread and returns; the loop keeps running while it msyncs (§Persistence,
+/// pipelined drain). One drain in flight at a time.
 class Pmem2Domain final : public PersistDomain {
 public:
 	Pmem2Domain(pmem2_map* map, Granularity g) noexcept
@@ -234,6 +241,7 @@ public:
 	      persist_fn_(pmem2_get_persist_fn(map))
 	{
 	}
+	~Pmem2Domain() override { stop_flusher(); }
 
 	Granularity granularity() const noexcept override { return gran_; }
 
@@ -260,6 +268,7 @@ public:
 			drain_fn_();
 			return;
 		}
+		drain_wait_all();  // ranges flushed earlier are durable first
 		if (lo_ >= hi_)
 			return;
 		// One msync spanning the batch. On Linux msync(MS_SYNC) is an fsync
@@ -272,13 +281,113 @@ public:
 		hi_ = 0;
 	}
 
+	std::uint64_t drain_begin() noexcept override
+	{
+		if (!thread_.joinable())
+			return PersistDomain::drain_begin();
+		counters_.drains++;
+		counters_.drain_begins++;
+		drain_wait_all();  // one in flight: drains complete in order
+		const std::uint64_t t = ++submitted_;
+		if (lo_ >= hi_) {
+			durable_ticket_.store(t, std::memory_order_release);  // nothing to write back
+			return t;
+		}
+		{
+			std::lock_guard lk(mu_);
+			job_lo_ = lo_;
+			job_hi_ = hi_;
+			job_ticket_ = t;
+		}
+		cv_.notify_one();
+		counters_.msyncs++;
+		lo_ = UINTPTR_MAX;
+		hi_ = 0;
+		return t;
+	}
+
+	void drain_wait(std::uint64_t ticket) noexcept override
+	{
+		if (durable_ticket() >= ticket)
+			return;
+		counters_.drain_waits++;
+		std::unique_lock lk(mu_);
+		done_cv_.wait(lk, [&] { return durable_ticket() >= std::min(ticket, submitted_); });
+	}
+
+	int completion_fd() const noexcept override { return efd_.get(); }
+
+	int start_flusher(std::function<void(std::uint64_t)> hook)
+	{
+		if (gran_ != Granularity::page)
+			return -EOPNOTSUPP;
+		if (thread_.joinable())
+			return -EALREADY;
+		efd_ = UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+		if (efd_.get() < 0)
+			return -errno;
+		hook_ = std::move(hook);
+		try {
+			thread_ = std::thread([this] { run(); });
+		} catch (const std::system_error& e) {
+			efd_ = UniqueFd();
+			return -e.code().value();
+		}
+		return 0;
+	}
+
 private:
+	void run() noexcept
+	{
+		std::unique_lock lk(mu_);
+		for (;;) {
+			cv_.wait(lk, [&] { return stop_ || job_ticket_ != 0; });
+			if (job_ticket_ == 0)
+				return;  // stopping, nothing in flight
+			const std::uintptr_t lo = job_lo_, hi = job_hi_;
+			const std::uint64_t t = job_ticket_;
+			lk.unlock();
+			if (hook_)
+				hook_(t);  // tests: hold the flush in flight
+			persist_fn_(reinterpret_cast<const void*>(lo), hi - lo);
+			lk.lock();
+			job_ticket_ = 0;
+			durable_ticket_.store(t, std::memory_order_release);
+			done_cv_.notify_all();
+			const std::uint64_t one = 1;
+			[[maybe_unused]] auto w = ::write(efd_.get(), &one, sizeof(one));
+		}
+	}
+
+	void stop_flusher() noexcept
+	{
+		if (!thread_.joinable())
+			return;
+		{
+			std::lock_guard lk(mu_);
+			stop_ = true;
+		}
+		cv_.notify_one();
+		thread_.join();  // completes a drain in flight first
+	}
+
 	Granularity gran_;
 	pmem2_flush_fn flush_fn_;
 	pmem2_drain_fn drain_fn_;
 	pmem2_persist_fn persist_fn_;
 	std::uintptr_t lo_ = UINTPTR_MAX;  ///< dirty span of the batch (PAGE)
 	std::uintptr_t hi_ = 0;
+	// The flusher (start_flusher()): one job at a time, under mu_.
+	std::thread thread_;
+	std::mutex mu_;
+	std::condition_variable cv_;       ///< a job or stop_
+	std::condition_variable done_cv_;  ///< a job completed
+	std::uintptr_t job_lo_ = 0;
+	std::uintptr_t job_hi_ = 0;
+	std::uint64_t job_ticket_ = 0;  ///< 0: no job
+	bool stop_ = false;
+	UniqueFd efd_;
+	std::function<void(std::uint64_t)> hook_;
 };
 
 Granularity from_pmem2(pmem2_granularity g)
@@ -493,6 +602,10 @@ Pool::~Pool() = default;
 
 const PoolView& Pool::view() const noexcept { return impl_->view; }
 Granularity Pool::granularity() const noexcept { return impl_->domain->granularity(); }
+int Pool::start_flusher(std::function<void(std::uint64_t)> hook)
+{
+	return impl_->domain->start_flusher(std::move(hook));
+}
 bool Pool::is_dax() const noexcept { return impl_->dax; }
 const std::string& Pool::path() const noexcept { return impl_->path; }
 Uuid Pool::uuid() const noexcept { return impl_->uuid; }

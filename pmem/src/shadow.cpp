@@ -32,9 +32,51 @@ void ShadowDomain::flush(const void* p, std::size_t n) noexcept
 	}
 }
 
+void ShadowDomain::commit_lines(const std::unordered_map<std::size_t, std::array<std::byte, kLine>>& lines) noexcept
+{
+	for (const auto& [l, snap] : lines) {
+		const std::size_t off = l * kLine;
+		std::memcpy(durable_.data() + off, snap.data(), std::min(kLine, durable_.size() - off));
+	}
+}
+
+std::uint64_t ShadowDomain::drain_begin() noexcept
+{
+	if (!pipelined_)
+		return PersistDomain::drain_begin();
+	counters_.drains++;
+	counters_.drain_begins++;
+	drain_wait_all();  // one in flight, completing in order
+	in_flight_ = std::move(pending_);
+	pending_.clear();
+	return ++submitted_;
+}
+
+void ShadowDomain::drain_wait(std::uint64_t ticket) noexcept
+{
+	if (durable_ticket() >= ticket)
+		return;
+	counters_.drain_waits++;
+	complete_in_flight();
+}
+
+void ShadowDomain::complete_in_flight() noexcept
+{
+	if (!in_flight())
+		return;
+	if (before_drain)
+		before_drain();
+	commit_lines(in_flight_);
+	in_flight_.clear();
+	durable_ticket_.store(submitted_, std::memory_order_release);
+	if (after_drain)
+		after_drain();
+}
+
 void ShadowDomain::drain() noexcept
 {
 	counters_.drains++;
+	drain_wait_all();
 	if (before_drain)
 		before_drain();
 	for (const auto& [l, snap] : pending_) {
@@ -50,6 +92,8 @@ void ShadowDomain::sync_all()
 {
 	std::memcpy(durable_.data(), image_.data(), image_.size());
 	pending_.clear();
+	in_flight_.clear();
+	durable_ticket_.store(submitted_, std::memory_order_release);
 }
 
 void ShadowDomain::crash_image(std::span<std::byte> out, Extra extra, std::mt19937_64* rng) const
@@ -72,7 +116,14 @@ void ShadowDomain::crash_image(std::span<std::byte> out, Extra extra, std::mt199
 			if (mask >> (w / 8) & 1)
 				std::memcpy(out.data() + off + w, src + w, std::min<std::size_t>(8, len - w));
 	};
-	// Pending snapshots: the line may have reached media as flushed.
+	// Snapshots of a drain in flight, then pending ones: the line may
+	// have reached media as flushed.
+	for (const auto& [l, snap] : in_flight_) {
+		if (!pick())
+			continue;
+		const std::size_t off = l * kLine;
+		take(off, snap.data(), std::min(kLine, out.size() - off));
+	}
 	for (const auto& [l, snap] : pending_) {
 		if (!pick())
 			continue;

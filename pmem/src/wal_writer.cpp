@@ -68,6 +68,10 @@ int Wal::append(const Entry& e, std::uint64_t* seq) noexcept
 
 	const bool inject = opt_.fault != WalOptions::Fault::none && (fault_counter_++ % 7) == 3;
 	PersistDomain& d = pool_.domain();
+	// §Appending, pipelined commit: no record is staged while the previous
+	// batch's drain is in flight (a durable record after its BATCH_END
+	// would make a torn batch read as corruption).
+	d.drain_wait_all();
 	// The payload is already in the buffers (received or written by the
 	// server): flush it in place, never copy it.
 	if (!(inject && opt_.fault == WalOptions::Fault::skip_payload_flush)) {
@@ -181,17 +185,27 @@ int Wal::unstage_to(std::uint64_t seq) noexcept
 	return 0;
 }
 
-int Wal::commit() noexcept
+int Wal::commit() noexcept { return commit_impl(nullptr); }
+
+int Wal::commit_begin(std::uint64_t& ticket) noexcept { return commit_impl(&ticket); }
+
+int Wal::commit_impl(std::uint64_t* ticket) noexcept
 {
-	if (staged_entries_ == 0)
+	if (staged_entries_ == 0) {
+		if (ticket)
+			*ticket = pool_.domain().submitted_ticket();  // nothing new to wait for
 		return 0;
+	}
 	// §Recovery step 4 relies on BATCH_END marking where a batch ended.
 	WalRecord* r = last_staged_;
 	r->flags |= kRecBatchEnd;
 	r->crc = crc60(*r, seed_);
 	PersistDomain& d = pool_.domain();
 	d.flush(*r);
-	d.drain();  // the one fence of the batch
+	if (ticket)
+		*ticket = d.drain_begin();  // the one fence of the batch, in flight
+	else
+		d.drain();  // the one fence of the batch
 	const auto n = static_cast<int>(staged_entries_);
 	staged_entries_ = 0;
 	last_staged_ = nullptr;

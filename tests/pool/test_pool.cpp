@@ -6,15 +6,18 @@
 // regular file of the build tree's file system.
 #include <catch2/catch.hpp>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -289,6 +292,105 @@ TEST_CASE("PAGE granularity: after drain every flushed page is written back", "[
 			CHECK(cs.nr_writeback == 0);
 		}
 	}
+}
+
+TEST_CASE("a pipelined drain is in flight until the flusher's msync returns", "[unit][pmem]")
+{
+	// docs/pool-format.md §Persistence, pipelined drain: drain_begin()
+	// returns before the flusher thread's msync; durable_ticket() and the
+	// completion eventfd move only after it. The hook holds the flush in
+	// flight (no timing: a latch the test opens).
+	TempPath t(std::string(DAXNET_BIN_DIR) + "/..");
+	make_pool(t.path, 8u << 20);
+	// Before the pool: its destructor joins the flusher, which may still
+	// run the hook.
+	std::mutex mu;
+	std::condition_variable cv;
+	bool open = false;
+	std::vector<std::uint64_t> entered;  // tickets the flusher started
+	auto pool = Pool::open(t.path);
+	REQUIRE(pool.ok());
+	if (pool->granularity() != Granularity::page) {
+		CHECK(pool->start_flusher() == -EOPNOTSUPP);
+		return;
+	}
+	REQUIRE(pool->start_flusher([&](std::uint64_t ticket) {
+		std::unique_lock lk(mu);
+		entered.push_back(ticket);
+		cv.notify_all();
+		cv.wait(lk, [&] { return open; });
+	}) == 0);
+	CHECK(pool->start_flusher() == -EALREADY);
+	PersistDomain& d = pool->domain();
+	const PoolView& v = pool->view();
+	const int efd = d.completion_fd();
+	REQUIRE(efd >= 0);
+	const auto readable = [efd] {
+		pollfd p{efd, POLLIN, 0};
+		return ::poll(&p, 1, 0) == 1;
+	};
+
+	std::memset(v.buffer(3), 0x5a, 100);
+	d.flush(v.buffer(3), 100);
+	const std::uint64_t t1 = d.drain_begin();
+	CHECK(t1 == 1);
+	{
+		std::unique_lock lk(mu);
+		cv.wait(lk, [&] { return !entered.empty(); });  // the flusher has it
+	}
+	CHECK(d.in_flight());
+	CHECK(d.durable_ticket() == 0);
+	CHECK_FALSE(readable());
+	// Stores while the drain is in flight (the loop keeps going).
+	std::memset(v.buffer(5), 0x6b, 100);
+	d.flush(v.buffer(5), 100);
+	CHECK(d.in_flight());
+	{
+		std::lock_guard lk(mu);
+		open = true;
+	}
+	cv.notify_all();
+	d.drain_wait(t1);
+	CHECK(d.durable_ticket() == 1);
+	CHECK_FALSE(d.in_flight());
+	CHECK(readable());
+	std::uint64_t n = 0;
+	CHECK(::read(efd, &n, sizeof(n)) == sizeof(n));
+	CHECK(n == 1);
+	// The next drain_begin() takes buffer 5's range; a drain() after it
+	// waits for it first (in order), then has nothing left.
+	const std::uint64_t t2 = d.drain_begin();
+	CHECK(t2 == 2);
+	d.drain();
+	CHECK(d.durable_ticket() == 2);
+	{
+		std::lock_guard lk(mu);
+		CHECK(entered == std::vector<std::uint64_t>{1, 2});
+	}
+	// Nothing flushed since: a ticket that is durable at once, no msync.
+	const auto msyncs = d.counters().msyncs;
+	CHECK(d.drain_begin() == 3);
+	CHECK(d.durable_ticket() == 3);
+	CHECK(d.counters().msyncs == msyncs);
+	// A drain in flight at close completes (the pool joins the flusher).
+	std::memset(v.buffer(7), 0x7c, 100);
+	d.flush(v.buffer(7), 100);
+	CHECK(d.drain_begin() == 4);
+}
+
+TEST_CASE("drain_begin() without a flusher is a drain", "[unit][pmem]")
+{
+	TempPath t("/dev/shm");
+	make_pool(t.path);
+	auto pool = Pool::open(t.path);
+	REQUIRE(pool.ok());
+	PersistDomain& d = pool->domain();
+	std::memset(pool->view().buffer(1), 1, 10);
+	d.flush(pool->view().buffer(1), 10);
+	CHECK(d.drain_begin() == 1);
+	CHECK(d.durable_ticket() == 1);
+	CHECK_FALSE(d.in_flight());
+	CHECK(d.completion_fd() == -1);
 }
 
 TEST_CASE("typed persist flushes exactly the object", "[unit][pmem]")

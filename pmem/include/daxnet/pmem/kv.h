@@ -149,6 +149,11 @@ public:
 	/// durable regardless); -EBUSY inside a batch (batch_begin()): nothing
 	/// is committed before the batch ends.
 	int commit() noexcept;
+	/// Pipelined commit: as commit(), but the batch's drain is only begun
+	/// (Wal::commit_begin()): its entries may be answered once
+	/// pool().domain().durable_ticket() >= `ticket`. The next write waits
+	/// for it; a checkpoint step it triggers drains (waits) as before.
+	int commit_begin(std::uint64_t& ticket) noexcept;
 	/// Checkpoints now, whole (two drains); drops a pending incremental one
 	/// first. 0 or -errno (-EBUSY inside a batch: see batch_begin()).
 	int checkpoint() noexcept;
@@ -311,6 +316,7 @@ public:
 	BufferAllocator& allocator() const noexcept { return wal_.allocator(); }
 
 private:
+	int commit_impl(std::uint64_t* ticket) noexcept;
 	struct Item {
 		Slice key{};
 		std::uint64_t expiry = 0;

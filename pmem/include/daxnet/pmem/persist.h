@@ -8,6 +8,11 @@
 //   flush(p, n)  schedule write-back of [p, p+n); not yet durable.
 //   drain()      fence: every range flushed before it is durable after it.
 //   persist(p,n) flush + drain.
+//   drain_begin() pipelined drain: starts making every range flushed so far
+//                durable and returns a ticket without waiting for it; the
+//                ranges are durable once durable_ticket() >= the ticket
+//                (drain_wait(), or completion_fd() turning readable).
+//                docs/pool-format.md §Persistence, pipelined drain.
 //
 // Implementations:
 //   * Pmem2Domain (pool.cpp): libpmem2. CACHE_LINE/BYTE granularity flush with
@@ -21,9 +26,12 @@
 //     the calls, makes nothing durable.
 //
 // Lock context: a domain is used by one thread at a time (one per port /
-// worker); it is not internally synchronised.
+// worker); it is not internally synchronised. A pipelined drain's flush may
+// run on a flusher thread of the domain; only durable_ticket() is shared
+// with it (atomic).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -48,6 +56,8 @@ struct PersistCounters {
 	std::uint64_t flushed_bytes = 0;  ///< bytes passed to flush()
 	std::uint64_t drains = 0;         ///< drain() calls = fences
 	std::uint64_t msyncs = 0;         ///< msync ranges issued (PAGE granularity)
+	std::uint64_t drain_begins = 0;   ///< pipelined drains begun (drain_begin())
+	std::uint64_t drain_waits = 0;    ///< times the caller had to wait for one
 };
 
 class PersistDomain {
@@ -94,10 +104,45 @@ public:
 		drain();
 	}
 
+	/// Pipelined drain: begins making every range flushed so far durable
+	/// and returns its ticket (1, 2, ...). The caller may keep working, but
+	/// treats those ranges as durable only once durable_ticket() reaches
+	/// the ticket. Begun drains complete in order; a drain() or a second
+	/// drain_begin() first waits for the one in flight. Default (every
+	/// domain without a flusher): a drain(), so the ticket is durable on
+	/// return.
+	virtual std::uint64_t drain_begin() noexcept
+	{
+		drain();
+		counters_.drain_begins++;
+		durable_ticket_.store(++submitted_, std::memory_order_release);
+		return submitted_;
+	}
+	/// Waits until durable_ticket() >= `ticket` (a ticket not yet begun:
+	/// the one in flight).
+	virtual void drain_wait(std::uint64_t ticket) noexcept { (void)ticket; }
+	/// Readable (eventfd) whenever a pipelined drain completed since the
+	/// last read; -1 when drain_begin() never leaves one in flight.
+	virtual int completion_fd() const noexcept { return -1; }
+	/// The newest ticket whose ranges are durable (0: none yet).
+	std::uint64_t durable_ticket() const noexcept { return durable_ticket_.load(std::memory_order_acquire); }
+	/// The newest ticket drain_begin() returned.
+	std::uint64_t submitted_ticket() const noexcept { return submitted_; }
+	/// A pipelined drain is in flight: its ranges are not durable yet.
+	bool in_flight() const noexcept { return durable_ticket() < submitted_; }
+	/// Waits for the drain in flight, if any.
+	void drain_wait_all() noexcept
+	{
+		if (in_flight())
+			drain_wait(submitted_);
+	}
+
 	const PersistCounters& counters() const noexcept { return counters_; }
 
 protected:
 	PersistCounters counters_;
+	std::uint64_t submitted_ = 0;             ///< newest ticket begun (owner thread)
+	std::atomic<std::uint64_t> durable_ticket_{0};///< newest ticket durable (flusher writes)
 };
 
 /// A domain over memory that is not persistent: flush() and drain() only

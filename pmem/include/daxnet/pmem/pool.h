@@ -17,6 +17,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -177,6 +178,14 @@ public:
 	const Geometry& geometry() const noexcept { return view().geometry(); }
 	PersistDomain& domain() const noexcept { return view().domain(); }
 	Granularity granularity() const noexcept;
+	/// PAGE granularity only: starts the flusher thread that runs the
+	/// domain's pipelined drains (PersistDomain::drain_begin(), completion_fd();
+	/// docs/pool-format.md §Persistence, pipelined drain). `hook`, when set,
+	/// runs on the flusher thread with the ticket before each msync (tests
+	/// hold a drain in flight with it). Returns 0, -EOPNOTSUPP (not PAGE),
+	/// -EALREADY, or -errno. The pool's destructor completes the drain in
+	/// flight and joins the thread.
+	int start_flusher(std::function<void(std::uint64_t)> hook = {});
 	bool is_dax() const noexcept;  ///< mapped with MAP_SYNC, or device DAX
 	const std::string& path() const noexcept;
 	Uuid uuid() const noexcept;

@@ -44,6 +44,20 @@ public:
 	void drain() noexcept override;
 	using PersistDomain::flush;
 
+	/// Pipelined drains (docs/pool-format.md §Persistence, pipelined
+	/// drain) modelled: with set_pipelined(true), drain_begin() moves the
+	/// pending snapshots into a drain in flight that only
+	/// complete_in_flight() (or a drain_wait(), a drain(), the next
+	/// drain_begin()) commits to D; crash_image() treats its lines like
+	/// pending ones. Off (the default): drain_begin() is a drain().
+	void set_pipelined(bool on) noexcept { pipelined_ = on; }
+	std::uint64_t drain_begin() noexcept override;
+	void drain_wait(std::uint64_t ticket) noexcept override;
+	/// The flusher finishing: commits the drain in flight (hooks run).
+	void complete_in_flight() noexcept;
+	/// Lines of the drain in flight.
+	std::size_t in_flight_lines() const noexcept { return in_flight_.size(); }
+
 	/// Called at every drain: before_drain with the pending set intact,
 	/// after_drain once it has been committed. Keep them cheap.
 	std::function<void()> before_drain;
@@ -72,6 +86,9 @@ private:
 	std::span<std::byte> image_;
 	std::vector<std::byte> durable_;
 	std::unordered_map<std::size_t, std::array<std::byte, kLine>> pending_;  ///< line index -> snapshot
+	std::unordered_map<std::size_t, std::array<std::byte, kLine>> in_flight_;  ///< drain_begin()'s snapshots
+	bool pipelined_ = false;
+	void commit_lines(const std::unordered_map<std::size_t, std::array<std::byte, kLine>>& lines) noexcept;
 };
 
 }  // namespace daxnet::pmem

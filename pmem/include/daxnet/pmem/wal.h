@@ -281,6 +281,13 @@ public:
 	/// Makes every staged entry durable with one drain (none when nothing is
 	/// staged). Returns the number of entries committed.
 	int commit() noexcept;
+	/// Pipelined commit (docs/wal-format.md §Appending and group commit):
+	/// as commit(), but the batch's drain is begun (PersistDomain::
+	/// drain_begin()), not waited for: the entries are durable, and may be
+	/// answered, once the domain's durable_ticket() reaches `ticket`. The
+	/// next append() waits for it. With nothing staged, `ticket` is the
+	/// last one begun.
+	int commit_begin(std::uint64_t& ticket) noexcept;
 
 	/// Writes a checkpoint of the live state produced by `emit` (which calls
 	/// CheckpointWriter::add for every live entry and returns 0 or a
@@ -329,6 +336,7 @@ private:
 	Wal();
 	WalRecord* slot(std::uint64_t seq) const noexcept;
 	int write_state(const LogState& next) noexcept;
+	int commit_impl(std::uint64_t* ticket) noexcept;
 
 	PoolView pool_{};
 	BufferAllocator* alloc_ = nullptr;
