@@ -193,6 +193,13 @@ public:
 	void end_of_pass(Server& srv) override;
 	bool busy() const override { return core_.busy(); }
 	void on_close(Server& srv, Conn& c) override;
+	// Pipelined commit (svc::StoreCore::set_pipelined; kv_main.cpp starts
+	// the pool's flusher on page-granularity pools).
+	void set_pipelined(bool on) noexcept { core_.set_pipelined(on); }
+	std::uint64_t commit_ticket() const override { return core_.commit_ticket(); }
+	bool durable(std::uint64_t ticket) const override { return core_.durable(ticket); }
+	int durable_fd() const override { return core_.durable_fd(); }
+	void wait_durable() override { core_.wait_durable(); }
 
 	std::uint64_t writes() const noexcept { return writes_; }
 	/// Every counter, once: INFO (its Redis sections and its daxnet

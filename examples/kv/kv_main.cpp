@@ -21,9 +21,13 @@
 // "-OOM ... (daxnet: pool full ...)" when fewer than --reserve buffers are free,
 // so that reads (and the transport) keep working.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -58,6 +62,11 @@ int main(int argc, char** argv)
 	app.add_option("--reserve", cfg.reserve,
 		       "free buffers kept for receiving (writes refused below; the cleaner borrows from them only for "
 		       "a cycle that frees more than it takes, never the last half; 0: auto, max(32, buffers/16))");
+	bool pipelined = true;
+	app.add_option("--pipelined-commit", pipelined,
+		       "page-granularity pools (no DAX): each pass's msync runs on a flusher thread; reads are "
+		       "answered meanwhile, writes once their batch is durable (docs/design.md, Pipelined commit)")
+		->capture_default_str();
 	app.set_version_flag("--version", std::string("daxnet-kv ") + daxnet::svc::kVersion);
 	CLI11_PARSE(app, argc, argv);
 
@@ -91,6 +100,26 @@ int main(int argc, char** argv)
 	cfg.port = s.ports[0];
 	cfg.bind = opt.bind;
 	daxnet::kv::KvService svc(s.kv(), view, s.alloc(), cfg);
+	if (pipelined && s.stack->pool.granularity() == daxnet::pmem::Granularity::page) {
+		// Tests hold every flush in flight while the file
+		// $DAXNET_TEST_FLUSH_HOLD exists (fault injection, not timing);
+		// "<file>.in" says a flush is being held.
+		std::function<void(std::uint64_t)> hook;
+		if (const char* hold = std::getenv("DAXNET_TEST_FLUSH_HOLD"); hold && *hold)
+			hook = [path = std::string(hold)](std::uint64_t) {
+				if (::access(path.c_str(), F_OK) != 0)
+					return;
+				if (std::FILE* f = std::fopen((path + ".in").c_str(), "w"))
+					std::fclose(f);
+				while (::access(path.c_str(), F_OK) == 0)
+					::usleep(1000);
+			};
+		if (const int rc = s.stack->pool.start_flusher(std::move(hook)); rc < 0) {
+			fmt::print(stderr, "daxnet-kv: cannot start the flusher thread: {}\n", std::strerror(-rc));
+			return 1;
+		}
+		svc.set_pipelined(true);
+	}
 	daxnet::svc::Server server(s.port(), svc, s.listeners, so);
 	daxnet::svc::print_startup_line(s, opt, "daxnet-kv", fmt::format("keys={}", s.kv().dbsize()));
 	return daxnet::svc::serve_store_service(s, server, "daxnet-kv", svc.writes(), "writes");

@@ -955,6 +955,42 @@ def _kv_writer(port, wid, stop, acked, errors, big_every=13):
         pass  # the server was killed
 
 
+def test_kv_pipelined_commit(ctx):
+    """Page-granularity pool: a SET is answered only once its flush completed (held in flight by the
+    DAXNET_TEST_FLUSH_HOLD hook), while another connection's reads are answered meanwhile."""
+    pool = ctx.pool()
+    hold = pool + ".hold"
+    srv = ctx.new_server("daxnet-kv", pool, ["--http-port", "0"])
+    srv.env = {"DAXNET_TEST_FLUSH_HOLD": hold}
+    srv.start()
+    if "granularity=page" not in srv.startup:
+        log("  not a page-granularity pool (%s): nothing to check" % srv.startup)
+        return
+    p = srv.port("resp")
+    a, b = RespClient(p), RespClient(p)
+    check(a.call("SET", "before", "1") == b"OK", "SET before the hold")
+    open(hold, "w").close()
+    a.send_raw(RespClient.encode("SET", "k", "v1"))
+    # The flusher has A's batch and holds it: its pass is over.
+    deadline = time.monotonic() + 60
+    while not os.path.exists(hold + ".in"):
+        check(time.monotonic() < deadline, "the flush of the SET never started")
+        time.sleep(0.01)
+    # Reads of another connection do not wait for that flush.
+    check(b.call("GET", "before") == b"1", "GET while a flush is in flight")
+    check(b.call("EXISTS", "nothere") == 0, "EXISTS while a flush is in flight")
+    check(b.call("PING") == b"PONG", "PING while a flush is in flight")
+    # A's reply has not been sent: its batch is not durable.
+    r, _, _ = select.select([a.sock], [], [], 0.3)
+    check(not r, "the SET was answered while its flush was held in flight")
+    os.unlink(hold)
+    check(a.read_reply() == b"OK", "the SET is answered once its flush completed")
+    check(b.call("GET", "k") == b"v1", "GET after the flush")
+    a.close()
+    b.close()
+    srv.stop()
+
+
 def test_kv_crash(ctx):
     """kill -9 under write load, restart: every acknowledged SET is there."""
     _kv_crash_rounds(ctx, [], 13)
@@ -1460,6 +1496,7 @@ def test_cli(ctx):
 TESTS = {
     "cli": test_cli,
     "kv_redis_cli": test_kv_redis_cli,
+    "kv_pipelined_commit": test_kv_pipelined_commit,
     "kv_benchmark": test_kv_benchmark,
     "kv_http": test_kv_http,
     "kv_cleaner_stats": test_kv_cleaner_stats,

@@ -574,6 +574,10 @@ void Server::flush_all()
 	for (std::size_t i = 0; i < dirty_.size(); ++i) {
 		Conn* c = dirty_[i];
 		bool done;
+		if (c->held && !c->failed) {
+			c->dirty = false;  // goes out behind its held replies (release_held)
+			continue;
+		}
 		if (!c->failed && (opt_.output_hard || opt_.output_soft))
 			(void)output_over(*c, 0);
 		if (c->failed) {
@@ -620,9 +624,49 @@ void Server::flush_all()
 	dirty_.resize(keep);
 }
 
+void Server::flush_replies()
+{
+	if (!held_.empty())
+		release_held(false);
+	if (const std::uint64_t t = svc_.commit_ticket(); t != 0 && !svc_.durable(t)) {
+		// The pass's commit is in flight: none of its replies may go
+		// before it is durable (a write's, or a read's that saw it).
+		for (Conn* c : dirty_) {
+			c->dirty = false;
+			if (c->failed)
+				continue;
+			c->held_ticket = t;
+			if (!c->held) {
+				c->held = true;
+				held_.push_back(c);
+			}
+		}
+		dirty_.erase(std::remove_if(dirty_.begin(), dirty_.end(), [](Conn* c) { return !c->failed; }),
+			     dirty_.end());
+		for (Conn* c : dirty_)
+			c->dirty = true;
+	}
+	flush_all();
+}
+
+void Server::release_held(bool all)
+{
+	std::size_t keep = 0;
+	for (Conn* c : held_) {
+		if (!all && !svc_.durable(c->held_ticket)) {
+			held_[keep++] = c;
+			continue;
+		}
+		c->held = false;
+		mark_dirty(*c);
+	}
+	held_.resize(keep);
+}
+
 void Server::drop(Conn& c, bool discard)
 {
 	std::erase(dirty_, &c);
+	std::erase(held_, &c);
 	std::erase(closing_, &c);
 	std::erase(inport_, &c);
 	svc_.on_close(*this, c);
@@ -641,7 +685,7 @@ void Server::close_ready()
 {
 	std::size_t keep = 0;
 	for (Conn* c : closing_) {
-		if (c->dirty) {
+		if (c->dirty || c->held) {
 			closing_[keep++] = c;  // more output queued since: flush first
 			continue;
 		}
@@ -673,11 +717,16 @@ void Server::close_ready()
 
 int Server::run()
 {
-	pollfd fds[kMaxListeners + 1] = {};
-	const std::size_t nfds = 1 + std::min(listeners_.size(), kMaxListeners);
+	pollfd fds[kMaxListeners + 2] = {};
+	const std::size_t nl = std::min(listeners_.size(), kMaxListeners);
 	fds[0] = {port_.fd(), POLLIN, 0};
-	for (std::size_t i = 0; i + 1 < nfds; ++i)
+	for (std::size_t i = 0; i < nl; ++i)
 		fds[1 + i] = {listeners_[i].fd, POLLIN, 0};
+	// A pipelined commit completing wakes the wait (held replies go out).
+	const int dfd = svc_.durable_fd();
+	const std::size_t nfds = 1 + nl + (dfd >= 0 ? 1 : 0);
+	if (dfd >= 0)
+		fds[1 + nl] = {dfd, POLLIN, 0};
 	unsigned spin = 0;
 	while (!stop_requested()) {
 		const bool busy = port_.rx_ready() > 0 || !dirty_.empty() || !closing_.empty() || svc_.busy();
@@ -689,9 +738,13 @@ int Server::run()
 				fmt::print(stderr, "poll: {}\n", std::strerror(e));
 				return e;
 			}
-			for (std::size_t i = 0; n > 0 && i + 1 < nfds; ++i)
+			for (std::size_t i = 0; n > 0 && i < nl; ++i)
 				if (fds[1 + i].revents & POLLIN)
 					accept_all(listeners_[i]);
+			if (n > 0 && dfd >= 0 && (fds[1 + nl].revents & POLLIN)) {
+				std::uint64_t v;
+				[[maybe_unused]] auto r = ::read(dfd, &v, sizeof(v));
+			}
 		}
 		if (port_.rx_ready() == 0) {
 			int r = port_.sync();
@@ -704,7 +757,7 @@ int Server::run()
 		for (; port_.rx_ready() > 0; port_.rx_pop())
 			on_slot(port_.rx_front());
 		svc_.end_of_pass(*this);  // one fence for the whole pass
-		flush_all();              // only now: replies
+		flush_replies();          // only now (or once durable): replies
 		int r = port_.sync();     // TX out, next RX in
 		if (r < 0) {
 			fmt::print(stderr, "sync: {}\n", std::strerror(-r));
@@ -729,6 +782,8 @@ int Server::run()
 	// Stop: finish what is queued (acknowledged writes are durable already),
 	// then let every connection go.
 	svc_.end_of_pass(*this);
+	svc_.wait_durable();
+	release_held(true);
 	for (int i = 0; i < 20 && !dirty_.empty(); ++i) {
 		flush_all();
 		(void)port_.sync();

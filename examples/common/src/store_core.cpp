@@ -83,12 +83,14 @@ bool StoreCore::end_of_pass() noexcept
 {
 	staged_ |= kv_.clean() > 0;  // docs/wal-format.md §The cleaner: a bounded step, same fence
 	bool committed = false;
+	pass_ticket_ = 0;
 	if (staged_ || kv_.checkpoint_pending()) {
 		// (a pending checkpoint advances a step per pass, also when
 		// nothing was written)
 		staged_ = false;
 		++commits_;
-		const int rc = kv_.commit();  // one fence for every write of the pass
+		// one fence for every write of the pass (pipelined: begun)
+		const int rc = pipelined_ ? kv_.commit_begin(pass_ticket_) : kv_.commit();
 		if (rc < 0)
 			std::fprintf(stderr, "%s: checkpoint after commit failed: %s (the batch is durable)\n", prog_,
 				     std::strerror(-rc));

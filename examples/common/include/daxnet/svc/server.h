@@ -12,6 +12,13 @@
 //      the pass, across all connections — group commit;
 //   5. queue every connection's replies as TX slots (only now: nothing is
 //      acknowledged before it is durable), then sync: TX out, next RX in.
+//      With a pipelined commit (Service::commit_ticket(): the pass's drain
+//      runs on the pool's flusher thread, page-granularity pools) the
+//      pass's replies are held instead, and the loop goes on receiving,
+//      parsing and answering reads of later passes; a held connection's
+//      replies (and any it queues after them) go out in a later pass once
+//      Service::durable() says the ticket is durable, the wait woken by
+//      Service::durable_fd().
 //
 // Buffers: a received slot's buffer is kept (Port::keep) only when a request
 // is still incomplete at the end of the slot; a complete request is handled
@@ -116,6 +123,8 @@ struct Conn {
 	bool sent_continue = false;   ///< HTTP 100 Continue sent for this request
 	bool tx_blocked = false;      ///< output waits for its port share to drain
 	bool inport_listed = false;   ///< on the loop's list of connections with output in the port
+	bool held = false;            ///< replies wait for a pipelined commit (held_ticket)
+	std::uint64_t held_ticket = 0;
 	TxQueued inport{};            ///< what the port holds for it (as of the last look)
 	std::uint64_t rx_pinned = 0;  ///< chain bytes counted in the loop's pinned total
 	std::uint64_t soft_since_ns = 0;  ///< over the soft output limit since (0: not over)
@@ -184,6 +193,19 @@ public:
 	/// Background work is pending (e.g. an incremental checkpoint): the
 	/// loop runs more passes without waiting, a bounded step each.
 	virtual bool busy() const { return false; }
+	/// Pipelined commit: the ticket of the commit the last end_of_pass()
+	/// began and that is not durable yet, 0 when the pass's replies may go
+	/// now. The loop holds the pass's replies until durable(ticket).
+	virtual std::uint64_t commit_ticket() const { return 0; }
+	virtual bool durable(std::uint64_t ticket) const
+	{
+		(void)ticket;
+		return true;
+	}
+	/// Readable when a pipelined commit completed (-1: none ever runs).
+	virtual int durable_fd() const { return -1; }
+	/// Waits until every commit begun is durable (the stop).
+	virtual void wait_durable() {}
 };
 
 struct Listener {
@@ -291,6 +313,10 @@ private:
 	void compact(Conn& c);
 	void mark_dirty(Conn& c);
 	void flush_all();
+	/// End of a pass: hold the pass's replies when its commit is in
+	/// flight, release held connections whose commit is durable, flush.
+	void flush_replies();
+	void release_held(bool all);
 	void close_ready();
 	void close_idle(std::uint64_t now_ns);
 	void drop(Conn& c, bool discard);
@@ -320,6 +346,7 @@ private:
 	std::vector<Conn*> dirty_;
 	std::vector<Conn*> closing_;
 	std::vector<Conn*> inport_;   ///< connections with output queued in the port (inport_listed)
+	std::vector<Conn*> held_;     ///< replies waiting for a pipelined commit (Conn::held)
 	std::uint32_t tx_slots_ = 0;  ///< TX ring size (the port queues 4x that beyond the per-connection share)
 	ServerCounters ctr_;
 	std::uint64_t next_idle_check_ns_ = 0;

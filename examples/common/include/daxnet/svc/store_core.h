@@ -66,6 +66,26 @@ public:
 		kv_.set_cleaner_keep_free(reserve_);
 	}
 
+	/// Pipelined commit (the pool has a flusher: Pool::start_flusher()):
+	/// end_of_pass() begins the pass's commit (KvStore::commit_begin())
+	/// instead of waiting for it; the service returns commit_ticket() etc.
+	/// to the loop, which holds the pass's replies until durable(). Only
+	/// for a service that does (daxnet-kv).
+	void set_pipelined(bool on) noexcept { pipelined_ = on; }
+	bool pipelined() const noexcept { return pipelined_; }
+	/// The commit the last end_of_pass() began, when not durable yet
+	/// (0: the pass's replies may go).
+	std::uint64_t commit_ticket() const noexcept
+	{
+		return pass_ticket_ && !durable(pass_ticket_) ? pass_ticket_ : 0;
+	}
+	bool durable(std::uint64_t ticket) const noexcept
+	{
+		return kv_.pool().domain().durable_ticket() >= ticket;
+	}
+	int durable_fd() const noexcept { return pipelined_ ? kv_.pool().domain().completion_fd() : -1; }
+	void wait_durable() noexcept { kv_.pool().domain().drain_wait_all(); }
+
 	/// A write was staged in this pass: end_of_pass() commits it.
 	void staged() noexcept { staged_ = true; }
 	/// End of an event-loop pass, before any reply goes out: a cleaner
@@ -116,6 +136,8 @@ private:
 	std::uint32_t reserve_;
 	ReclaimPolicy policy_;
 	bool staged_ = false;
+	bool pipelined_ = false;
+	std::uint64_t pass_ticket_ = 0;  ///< commit begun by the last end_of_pass (pipelined)
 	std::uint64_t commits_ = 0;
 	std::uint64_t reclaims_ = 0;
 	std::uint64_t reclaim_failures_ = 0;
