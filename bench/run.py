@@ -210,13 +210,25 @@ class Job:
         self.runs = runs  # list of dicts: params for one measured run
 
 
-def plan(mode, ctx, only, server_filter, uring_plain=False):
+def _kv_sync(ctx, transport, medium):
+    """daxnet-kv with --pipelined-commit false: the loop waits for each batch's msync (as before
+    the pipelined commit); row label 'daxnet-kv <transport>-sync'."""
+    s = servers.Daxnet(ctx, "daxnet-kv", transport, medium, ["--pipelined-commit", "false"], proto="resp")
+    s.variant = transport + "-sync"
+    return s
+
+
+def plan(mode, ctx, only, server_filter, uring_plain=False, media_filter=(), kv_sync=False):
     m = MODES[mode]
     plain = ("uring-plain",) if uring_plain else ()
+    # --kv-sync: daxnet-kv epoll also without the pipelined commit, for before/after in one run
+    sync_variants = ("epoll",) if kv_sync else ()
     jobs = []
 
-    def want(suite, label):
+    def want(suite, label, medium=None):
         if only and suite not in only:
+            return False
+        if media_filter and medium is not None and medium not in media_filter:
             return False
         if server_filter and not any(label.startswith(f) for f in server_filter):
             return False
@@ -262,6 +274,7 @@ def plan(mode, ctx, only, server_filter, uring_plain=False):
         for t in ("uring", "epoll") + plain:  # every transport, also in --quick
             makers.append(("daxnet-kv " + t, lambda t=t, md=medium: servers.Daxnet(
                 ctx, "daxnet-kv", t, md, [], proto="resp")))
+        makers += [("daxnet-kv " + t + "-sync", lambda t=t, md=medium: _kv_sync(ctx, t, md)) for t in sync_variants]
         runs = []
         for g in m["kv"]:
             if medium not in g["media"]:
@@ -281,7 +294,7 @@ def plan(mode, ctx, only, server_filter, uring_plain=False):
             kv[key] = (lambda f=fsync, md=medium: servers.Redis(ctx, f, md), [])
         kv[key][1].append(dict(op=op, size=size, conns=c, depth=p, medium=medium, count=False))
     for (medium, label), (mk, runs) in kv.items():
-        if want("kv", label):
+        if want("kv", label, medium):
             jobs.append(Job("kv", mk, runs))
 
     # mixed: GET latency idle and while other clients SET durably (issue 15)
@@ -290,10 +303,11 @@ def plan(mode, ctx, only, server_filter, uring_plain=False):
         makers = [("redis aof-always", lambda md=medium: servers.Redis(ctx, "always", md))]
         makers += [("daxnet-kv " + t, lambda t=t, md=medium: servers.Daxnet(ctx, "daxnet-kv", t, md, [], proto="resp"))
                    for t in ("uring", "epoll")]
+        makers += [("daxnet-kv " + t + "-sync", lambda t=t, md=medium: _kv_sync(ctx, t, md)) for t in sync_variants]
         runs = [dict(op="GET", size=mx["size"], conns=mx["conns"], depth=1, medium=medium, load=ld, count=False)
                 for ld in ("idle", "set")]
         for label, mk in makers:
-            if want("mixed", label):
+            if want("mixed", label, medium):
                 jobs.append(Job("mixed", mk, [dict(r) for r in runs]))
 
     # slow: an emulated slow medium, a fixed delay per flush for daxnet and Redis alike
@@ -608,6 +622,9 @@ def main():
     ap.add_argument("--out", default=None, help="docs directory to write (default: docs/, smoke: a temp dir)")
     ap.add_argument("--only", default="", help="comma-separated suites: rpc,wal,kv,mixed,slow,recovery")
     ap.add_argument("--servers", default="", help="comma-separated label prefixes, e.g. nginx,daxnet-httpd")
+    ap.add_argument("--media", default="", help="kv and mixed suites: only these media (comma-separated, e.g. ext4)")
+    ap.add_argument("--kv-sync", action="store_true",
+                    help="also daxnet-kv epoll with --pipelined-commit false (row 'daxnet-kv epoll-sync')")
     ap.add_argument("--seconds", type=float, default=None, help="override the seconds per run")
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--client-cpu", type=int, default=1)
@@ -640,7 +657,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="daxbench-")
     out = args.out or (os.path.join(tmp, "out") if mode in ("smoke", "guest") else os.path.join(REPO, "docs"))
     ctx = Ctx(args, tmp)
-    jobs = plan(mode, ctx, only, server_filter, args.uring_plain)
+    media_filter = [x for x in args.media.split(",") if x]
+    jobs = plan(mode, ctx, only, server_filter, args.uring_plain, media_filter, args.kv_sync)
     total = sum(len(j.runs) for j in jobs) + (1 if m["recovery"] and (not only or "recovery" in only) else 0)
     est = estimate(jobs, m)
     meta = report.machine_info(REPO, mode, m, args)
