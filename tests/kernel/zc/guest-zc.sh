@@ -122,6 +122,18 @@ make_pair() {
 		ip -n "$2" link set "$1" up && ip -n "$3" link set "${1}p" up
 }
 
+# The frame of a step on its own vnic pair: pair_begin DEV NS1 NS2 SUBNET
+# makes the pair and sets ok (0: no pair); pair_end STEP NS1 DEV deletes
+# it and reports STEP by $ok.
+pair_begin() {
+	ok=1
+	make_pair "$@" || { ok=0; say "pair setup failed"; }
+}
+pair_end() {
+	ip -n "$2" link del "$3" 2>/dev/null
+	if [ $ok = 1 ]; then pass "$1"; else fail "$1" "see log"; fi
+}
+
 # counter NS DEV NAME
 counter() { ip netns exec "$1" cat "/sys/class/net/$2/daxnet/$3"; }
 
@@ -195,8 +207,7 @@ ring_stream() {
 field() { echo "$2" | sed -n "s/.* $1=\([0-9]*\).*/\1/p"; }
 
 if wanted vnic.pages; then
-	ok=1
-	make_pair dxa na nb 1 || { ok=0; say "pair setup failed"; }
+	pair_begin dxa na nb 1
 	say "$(ip -n nb -d link show dxap | head -3)"
 	if [ $ok = 1 ]; then
 		for c in "4194304 4096" "4194304 65536" "262144 64" "1048576 1000"; do
@@ -211,8 +222,7 @@ if wanted vnic.pages; then
 		# every payload byte crossed the pair in ordinary pages
 		[ "$pg" -ge 9699328 ] && [ "$pool" = 0 ] || ok=0
 	fi
-	ip -n na link del dxa 2>/dev/null
-	[ $ok = 1 ] && pass vnic.pages || fail vnic.pages "see log"
+	pair_end vnic.pages na dxa
 fi
 
 if wanted vnic.pool; then
@@ -246,13 +256,11 @@ if wanted vnic.pool; then
 		say "dxcp test_pool_busy=$busy after traffic (of $(counter nd dxcp test_pool_pages))"
 		[ "$busy" -le 1 ] || ok=0
 	fi
-	ip -n nc link del dxc 2>/dev/null
-	[ $ok = 1 ] && pass vnic.pool || fail vnic.pool "see log"
+	pair_end vnic.pool nc dxc
 fi
 
 if wanted vnic.csum; then
-	ok=1
-	make_pair dxu nu nv 9 || { ok=0; say "pair setup failed"; }
+	pair_begin dxu nu nv 9
 	if [ $ok = 1 ]; then
 		# (stream() sets $out: use another name)
 		cout=/tmp/csum.$$
@@ -268,13 +276,11 @@ if wanted vnic.csum; then
 		[ "$(field good "$line")" -gt 100 ] && [ "$(field bad "$line")" = 0 ] || ok=0
 		rm -f "$cout"
 	fi
-	ip -n nu link del dxu 2>/dev/null
-	[ $ok = 1 ] && pass vnic.csum || fail vnic.csum "see log"
+	pair_end vnic.csum nu dxu
 fi
 
 if wanted vnic.badsum; then
-	ok=1
-	make_pair dxh nh1 nh2 12 || { ok=0; say "pair setup failed"; }
+	pair_begin dxh nh1 nh2 12
 	if [ $ok = 1 ]; then
 		out=/tmp/badsum.$$
 		bad0=$(counter nh2 dxhp rx_csum_bad)
@@ -296,13 +302,11 @@ if wanted vnic.badsum; then
 		[ "${cl##*sum=}" = "$(echo "$sv" | sed -n 's/.* sum=\([0-9a-f]*\).*/\1/p')" ] || ok=0
 		rm -f "$out" $zpool/pool.badsum
 	fi
-	ip -n nh1 link del dxh 2>/dev/null
-	[ $ok = 1 ] && pass vnic.badsum || fail vnic.badsum "see log"
+	pair_end vnic.badsum nh1 dxh
 fi
 
 if wanted zc.wake; then
-	ok=1
-	make_pair dxl nl1 nl2 13 || { ok=0; say "pair setup failed"; }
+	pair_begin dxl nl1 nl2 13
 	if [ $ok = 1 ]; then
 		out=/tmp/wake.$$
 		ip netns exec nl2 timeout 300 "$bin/zc_guard" wake 7015 >"$out" 2>&1 &
@@ -317,8 +321,7 @@ if wanted zc.wake; then
 		[ -n "$gs" ] && [ "${cl##*sum=}" = "$gs" ] || ok=0
 		rm -f "$out"
 	fi
-	ip -n nl1 link del dxl 2>/dev/null
-	[ $ok = 1 ] && pass zc.wake || fail zc.wake "see log"
+	pair_end zc.wake nl1 dxl
 fi
 
 # zc_guard MODE (the step's name after "zc.") on a new vnic pair DEV
@@ -326,8 +329,7 @@ fi
 # PORT; SINKLOG=1 logs the sink's output as well.
 #   guard_vs_sink STEP DEV NS1 NS2 SUBNET PORT SINKLOG
 guard_vs_sink() {
-	ok=1
-	make_pair "$2" "$3" "$4" "$5" || { ok=0; say "pair setup failed"; }
+	pair_begin "$2" "$3" "$4" "$5"
 	if [ $ok = 1 ]; then
 		out=/tmp/${1#zc.}.$$
 		ip netns exec "$4" timeout 120 "$bin/zc_guard" sink "$6" >"$out" 2>&1 &
@@ -342,8 +344,7 @@ guard_vs_sink() {
 		grep -q FAIL "$out.c" && ok=0
 		rm -f "$out" "$out.c"
 	fi
-	ip -n "$3" link del "$2" 2>/dev/null
-	if [ $ok = 1 ]; then pass "$1"; else fail "$1" "see log"; fi
+	pair_end "$1" "$3" "$2"
 }
 
 if wanted zc.owe; then
@@ -373,8 +374,7 @@ if wanted zc.push; then
 fi
 
 if wanted zc.rx; then
-	ok=1
-	make_pair dxe ne nf 3 || { ok=0; say "pair setup failed"; }
+	pair_begin dxe ne nf 3
 	if [ $ok = 1 ]; then
 		# One port per server process: the first (small) stream binds
 		# the pool to dxep; later streams of the same port are measured.
@@ -427,13 +427,11 @@ if wanted zc.rx; then
 			say "zc.rx lag+rb ${ws}B: zc $(field rx_zc_bytes "$RING_LINE") copied $(field rx_copied "$RING_LINE") (head $(field rx_copy_head "$RING_LINE"), other $(field rx_copy_other "$RING_LINE"))"
 		done
 	fi
-	ip -n ne link del dxe 2>/dev/null
-	[ $ok = 1 ] && pass zc.rx || fail zc.rx "see log"
+	pair_end zc.rx ne dxe
 fi
 
 if wanted zc.tx; then
-	ok=1
-	make_pair dxg ng nh 4 || { ok=0; say "pair setup failed"; }
+	pair_begin dxg ng nh 4
 	if [ $ok = 1 ]; then
 		for c in "4194304 4096 plain" "4194304 4096 ring" "262144 1000 plain"; do
 			set -- $c
@@ -466,13 +464,11 @@ if wanted zc.tx; then
 			rm -f "$out" $zpool/pool.tx $zpool/pool.txs
 		done
 	fi
-	ip -n ng link del dxg 2>/dev/null
-	[ $ok = 1 ] && pass zc.tx || fail zc.tx "see log"
+	pair_end zc.tx ng dxg
 fi
 
 if wanted zc.guard; then
-	ok=1
-	make_pair dxq nq nr 7 || { ok=0; say "pair setup failed"; }
+	pair_begin dxq nq nr 7
 	if [ $ok = 1 ]; then
 		out=/tmp/guard.$$
 		ip netns exec nr timeout 120 "$bin/zc_guard" dup 7005 >"$out" 2>&1 &
@@ -488,8 +484,7 @@ if wanted zc.guard; then
 		[ -n "$gs" ] && [ "${cl##*sum=}" = "$gs" ] || ok=0
 		rm -f "$out"
 	fi
-	ip -n nq link del dxq 2>/dev/null
-	[ $ok = 1 ] && pass zc.guard || fail zc.guard "see log"
+	pair_end zc.guard nq dxq
 fi
 
 if wanted zc.xuser; then
@@ -527,8 +522,7 @@ if wanted zc.xuser; then
 		[ "$fr" -gt 0 ] || ok=0
 		rm -f "$out" "$out.sink" /tmp/xuser.stop
 	fi
-	ip -n ns link del dxs 2>/dev/null
-	[ $ok = 1 ] && pass zc.xuser || fail zc.xuser "see log"
+	pair_end zc.xuser ns dxs
 fi
 
 # zc.persist (and zc.devdax): daxnet-kv and daxnet-wal on the zero-copy path. Each write is
@@ -729,8 +723,7 @@ if wanted zc.devdax; then
 fi
 
 if wanted zc.race; then
-	ok=1
-	make_pair dxy ny nz 11 || { ok=0; say "pair setup failed"; }
+	pair_begin dxy ny nz 11
 	if [ $ok = 1 ]; then
 		out=/tmp/race.$$
 		ip netns exec nz timeout 60 "$bin/zc_guard" race 7012 4 >"$out" 2>&1 &
@@ -742,8 +735,7 @@ if wanted zc.race; then
 		grep -q 'race syncs=' "$out" || ok=0
 		rm -f "$out"
 	fi
-	ip -n ny link del dxy 2>/dev/null
-	[ $ok = 1 ] && pass zc.race || fail zc.race "see log"
+	pair_end zc.race ny dxy
 fi
 
 if wanted zc.empty; then
