@@ -134,6 +134,26 @@ pair_end() {
 	if [ $ok = 1 ]; then pass "$1"; else fail "$1" "see log"; fi
 }
 
+# zc_stream client (NS1, BYTES in 4 KiB writes) against "zc_guard MODE
+# PORT" (NS2) on the pair pair_begin made (10.77.SUBNET.0/24), each under
+# a SECS timeout: logs both and sets ok=0 on a FAIL line, zc_guard's exit
+# status or a sum that differs. $out is the server's log (the caller's
+# further checks; it removes it).
+#   client_vs_guard STEP MODE NS1 NS2 SUBNET PORT BYTES SECS
+client_vs_guard() {
+	out=/tmp/${1#zc.}.$$
+	ip netns exec "$4" timeout "$8" "$bin/zc_guard" "$2" "$6" >"$out" 2>&1 &
+	spid=$!
+	sleep 0.5
+	cl=$(ip netns exec "$3" timeout "$8" "$zs" client "10.77.$5.2" "$6" "$7" 4096 2>&1)
+	wait $spid || ok=0
+	say "$1: $cl"
+	while read -r line; do say "$1: $line"; done <"$out"
+	grep -q FAIL "$out" && ok=0
+	gs=$(sed -n 's/.* sum=\([0-9a-f]*\).*/\1/p' "$out")
+	[ -n "$gs" ] && [ "${cl##*sum=}" = "$gs" ] || ok=0
+}
+
 # counter NS DEV NAME
 counter() { ip netns exec "$1" cat "/sys/class/net/$2/daxnet/$3"; }
 
@@ -308,17 +328,8 @@ fi
 if wanted zc.wake; then
 	pair_begin dxl nl1 nl2 13
 	if [ $ok = 1 ]; then
-		out=/tmp/wake.$$
-		ip netns exec nl2 timeout 300 "$bin/zc_guard" wake 7015 >"$out" 2>&1 &
-		spid=$!
-		sleep 0.5
-		cl=$(ip netns exec nl1 timeout 300 "$zs" client 10.77.13.2 7015 1048576 4096 2>&1)
-		wait $spid || ok=0
-		say "zc.wake: $cl"
-		while read -r line; do say "zc.wake: $line"; done <"$out"
+		client_vs_guard zc.wake wake nl1 nl2 13 7015 1048576 300
 		grep -q 'wake ok' "$out" || ok=0
-		gs=$(sed -n 's/.* sum=\([0-9a-f]*\).*/\1/p' "$out")
-		[ -n "$gs" ] && [ "${cl##*sum=}" = "$gs" ] || ok=0
 		rm -f "$out"
 	fi
 	pair_end zc.wake nl1 dxl
@@ -347,6 +358,23 @@ guard_vs_sink() {
 	pair_end "$1" "$3" "$2"
 }
 
+# zc_guard MODE (the step's name after "zc.") alone in a new netns NS,
+# over lo: logs its output; fails on its exit status or a FAIL line.
+#   guard_alone STEP NS
+guard_alone() {
+	ok=1
+	ip netns add "$2" && ip -n "$2" link set lo up || { ok=0; say "netns setup failed"; }
+	if [ $ok = 1 ]; then
+		out=/tmp/${1#zc.}.$$
+		ip netns exec "$2" timeout 120 "$bin/zc_guard" "${1#zc.}" >"$out" 2>&1 || ok=0
+		while read -r line; do say "$1: $line"; done <"$out"
+		grep -q FAIL "$out" && ok=0
+		rm -f "$out"
+	fi
+	ip netns del "$2" 2>/dev/null
+	if [ $ok = 1 ]; then pass "$1"; else fail "$1" "see log"; fi
+}
+
 if wanted zc.owe; then
 	guard_vs_sink zc.owe dxo no1 no2 14 7016 1
 fi
@@ -360,17 +388,7 @@ if wanted zc.limit; then
 fi
 
 if wanted zc.push; then
-	ok=1
-	ip netns add npu && ip -n npu link set lo up || { ok=0; say "netns setup failed"; }
-	if [ $ok = 1 ]; then
-		out=/tmp/push.$$
-		ip netns exec npu timeout 120 "$bin/zc_guard" push >"$out" 2>&1 || ok=0
-		while read -r line; do say "zc.push: $line"; done <"$out"
-		grep -q FAIL "$out" && ok=0
-		rm -f "$out"
-	fi
-	ip netns del npu 2>/dev/null
-	if [ $ok = 1 ]; then pass zc.push; else fail zc.push "see log"; fi
+	guard_alone zc.push npu
 fi
 
 if wanted zc.rx; then
@@ -470,30 +488,19 @@ fi
 if wanted zc.guard; then
 	pair_begin dxq nq nr 7
 	if [ $ok = 1 ]; then
-		out=/tmp/guard.$$
-		ip netns exec nr timeout 120 "$bin/zc_guard" dup 7005 >"$out" 2>&1 &
-		spid=$!
-		sleep 0.5
-		cl=$(ip netns exec nq timeout 120 "$zs" client 10.77.7.2 7005 262144 4096 2>&1)
-		wait $spid || ok=0
-		say "zc.guard: $cl"
-		while read -r line; do say "$line"; done <"$out"
-		grep -q 'FAIL' "$out" && ok=0
+		client_vs_guard zc.guard dup nq nr 7 7005 262144 120
 		[ "$(grep -c ' ok ' "$out")" = 8 ] || ok=0
-		gs=$(sed -n 's/.* sum=\([0-9a-f]*\).*/\1/p' "$out")
-		[ -n "$gs" ] && [ "${cl##*sum=}" = "$gs" ] || ok=0
 		rm -f "$out"
 	fi
 	pair_end zc.guard nq dxq
 fi
 
 if wanted zc.xuser; then
-	ok=1
 	# uid 2000 may open the device (in its group, as the udev rule
 	# kernel/udev/60-daxnet.rules would arrange) but has no capability.
 	chgrp 2000 /dev/daxnet
 	asuser="setpriv --reuid=2000 --regid=2000 --groups=2000"
-	make_pair dxs ns nt 8 || { ok=0; say "pair setup failed"; }
+	pair_begin dxs ns nt 8
 	if [ $ok = 1 ]; then
 		perm=$($asuser "$bin/zc_guard" zcperm 2>&1)
 		say "zc.xuser uid 2000: $perm"
@@ -739,42 +746,20 @@ if wanted zc.race; then
 fi
 
 if wanted zc.empty; then
-	ok=1
-	ip netns add nem && ip -n nem link set lo up || { ok=0; say "netns setup failed"; }
-	if [ $ok = 1 ]; then
-		out=/tmp/empty.$$
-		ip netns exec nem timeout 120 "$bin/zc_guard" empty >"$out" 2>&1 || ok=0
-		while read -r line; do say "zc.empty: $line"; done <"$out"
-		grep -q FAIL "$out" && ok=0
-		rm -f "$out"
-	fi
-	[ $ok = 1 ] && pass zc.empty || fail zc.empty "see log"
+	guard_alone zc.empty nem
 fi
 
 if wanted zc.rxlimit; then
-	ok=1
-	make_pair dxr nrl1 nrl2 17 || { ok=0; say "pair setup failed"; }
+	pair_begin dxr nrl1 nrl2 17
 	if [ $ok = 1 ]; then
-		out=/tmp/rxlimit.$$
-		ip netns exec nrl2 timeout 300 "$bin/zc_guard" rxlimit 7019 >"$out" 2>&1 &
-		spid=$!
-		sleep 0.5
-		cl=$(ip netns exec nrl1 timeout 300 "$zs" client 10.77.17.2 7019 262144 4096 2>&1)
-		wait $spid || ok=0
-		say "zc.rxlimit: $cl"
-		while read -r line; do say "zc.rxlimit: $line"; done <"$out"
-		grep -q FAIL "$out" && ok=0
-		gs=$(sed -n 's/.* sum=\([0-9a-f]*\).*/\1/p' "$out")
-		[ -n "$gs" ] && [ "${cl##*sum=}" = "$gs" ] || ok=0
+		client_vs_guard zc.rxlimit rxlimit nrl1 nrl2 17 7019 262144 300
 		rm -f "$out"
 	fi
-	ip -n nrl1 link del dxr 2>/dev/null
-	[ $ok = 1 ] && pass zc.rxlimit || fail zc.rxlimit "see log"
+	pair_end zc.rxlimit nrl1 dxr
 fi
 
 if wanted zc.ctl; then
-	ok=1
-	make_pair dxc nc1 nc2 18 || { ok=0; say "pair setup failed"; }
+	pair_begin dxc nc1 nc2 18
 	[ -d /sys/kernel/debug/daxnet ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 	if [ $ok = 1 ]; then
 		out=/tmp/ctl.$$
@@ -854,8 +839,7 @@ assert ls[0]["counters"]["rx_pool_bytes"] == int(sys.argv[1]), ls
 		grep -q 'own-stream ok' "$out" || ok=0
 		rm -f "$out"
 	fi
-	ip -n nc1 link del dxc 2>/dev/null
-	[ $ok = 1 ] && pass zc.ctl || fail zc.ctl "see log"
+	pair_end zc.ctl nc1 dxc
 fi
 
 # In the kernel suite (CI) the services' rounds run once, on device DAX
