@@ -201,6 +201,41 @@ static void rx_consume(struct port *p, struct stream *st)
 	p->rx->head = p->rx->cur = t;
 }
 
+/* One sync (spares given first) and the RX slots consumed; dies on error. */
+static void step_rx(struct port *p, struct stream *st)
+{
+	int ret;
+
+	give_spares(p);
+	ret = sync_pair(p);
+	if (ret) {
+		errno = -ret;
+		die("SYNC");
+	}
+	rx_consume(p, st);
+}
+
+/* The buffers the kernel holds (references, mirrored in p->kheld). */
+static uint64_t held_total(const struct port *p)
+{
+	uint64_t held = 0;
+	uint32_t b;
+
+	for (b = 0; b < nbufs; b++)
+		held += p->kheld[b];
+	return held;
+}
+
+/* The server's line the guest script parses: its stream and counters. */
+static void server_line(const struct stream *st, const struct daxnet_counters *c,
+			const char *name, unsigned long long value)
+{
+	printf("zc_guard: server bytes=%llu bad=%llu sum=%016llx rx_zc_bytes=%llu rx_copied=%llu %s=%llu\n",
+	       (unsigned long long)st->pos, (unsigned long long)st->bad,
+	       (unsigned long long)st->h, (unsigned long long)c->rx_zc_bytes,
+	       (unsigned long long)c->rx_copied, name, value);
+}
+
 /* Attach the connected socket s to p (or die); the conn id. */
 static uint32_t attach_fd(struct port *p, int s)
 {
@@ -296,7 +331,7 @@ static int dup_test(int argc, char **argv)
 	struct stream st = { .h = 0xcbf29ce484222325ull };
 	struct daxnet_counters c0, c;
 	static struct port p;
-	uint32_t i, h, n, held;
+	uint32_t i, h, n;
 	int ret, tries;
 
 	(void)argc;
@@ -373,25 +408,14 @@ static int dup_test(int argc, char **argv)
 		struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
 
 		rx_consume(&p, &st);
-		give_spares(&p);
-		ret = sync_pair(&p);
-		if (ret) {
-			errno = -ret;
-			die("SYNC");
-		}
-		rx_consume(&p, &st);
+		step_rx(&p, &st);
 		if (!st.eof)
 			poll(&pfd, 1, 20);
 	}
 	c = counters(&p);
 	check("stream", st.eof && !st.err && !st.bad && c.bad_buf == c0.bad_buf + 3,
 	      "err=%llu", st.err);
-	for (held = 0, i = 0; i < nbufs; i++)
-		held += p.kheld[i];
-	printf("zc_guard: server bytes=%llu bad=%llu sum=%016llx rx_zc_bytes=%llu rx_copied=%llu held=%u\n",
-	       (unsigned long long)st.pos, (unsigned long long)st.bad,
-	       (unsigned long long)st.h, (unsigned long long)c.rx_zc_bytes,
-	       (unsigned long long)c.rx_copied, held);
+	server_line(&st, &c, "held", held_total(&p));
 	close(p.fd);
 	return failed;
 }
@@ -413,7 +437,7 @@ static int wake_test(char **argv)
 	static struct port p;
 	uint64_t waits = 0, lost = 0;
 	uint32_t head;
-	int ret, tries;
+	int tries;
 
 	port_open(&p);
 	st.conn = accept_attach(&p, argv[2]);
@@ -421,13 +445,7 @@ static int wake_test(char **argv)
 		struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
 
 		head = p.rx->head;
-		give_spares(&p);
-		ret = sync_pair(&p);
-		if (ret) {
-			errno = -ret;
-			die("SYNC");
-		}
-		rx_consume(&p, &st);
+		step_rx(&p, &st);
 		if (st.eof || st.err || p.rx->head != head)
 			continue;
 		waits++;
@@ -438,10 +456,7 @@ static int wake_test(char **argv)
 	}
 	c = counters(&p);
 	check("wake", st.eof && !st.err && !st.bad && !lost, "waits=%llu", waits);
-	printf("zc_guard: server bytes=%llu bad=%llu sum=%016llx rx_zc_bytes=%llu rx_copied=%llu releases=%llu\n",
-	       (unsigned long long)st.pos, (unsigned long long)st.bad,
-	       (unsigned long long)st.h, (unsigned long long)c.rx_zc_bytes,
-	       (unsigned long long)c.rx_copied, (unsigned long long)c.releases);
+	server_line(&st, &c, "releases", c.releases);
 	close(p.fd);
 	return failed;
 }
@@ -501,10 +516,7 @@ static int hold_test(char **argv)
 	for (tries = 0; access(argv[3], F_OK) && tries < 6000; tries++) {
 		struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
 
-		give_spares(&p);
-		if (sync_pair(&p))
-			die("SYNC");
-		rx_consume(&p, &st);
+		step_rx(&p, &st);
 		if ((st.eof || st.err) && !detached) {
 			/* Closes the socket: the client sees EOF. */
 			struct daxnet_detach dt = {
@@ -1439,20 +1451,6 @@ static int empty_test(void)
 	return failed;
 }
 
-/* One sync (spares given first) and the RX slots consumed; dies on error. */
-static void step_rx(struct port *p, struct stream *st)
-{
-	int ret;
-
-	give_spares(p);
-	ret = sync_pair(p);
-	if (ret) {
-		errno = -ret;
-		die("SYNC");
-	}
-	rx_consume(p, st);
-}
-
 /*
  * rxlimit PORT: rx_limit on a zero-copy connection (DAXNET_REG_CONNSTATE).
  * A zero-copy port bound to the vnic end receives zc_stream's stream with
@@ -1473,7 +1471,7 @@ static int rxlimit_test(char **argv)
 	const struct daxnet_region *reg;
 	struct daxnet_counters c;
 	static struct port p;
-	uint64_t paused0, held = 0;
+	uint64_t paused0;
 	unsigned int i, tries;
 
 	nbufs = 16;
@@ -1524,15 +1522,10 @@ static int rxlimit_test(char **argv)
 			poll(&pfd, 1, 100);
 	}
 	c = counters(&p);
-	for (i = 0; i < nbufs; i++)
-		held += p.kheld[i];
 	check("rxlimit-eof", st.eof && !st.err && !st.bad, "bad bytes %llu", st.bad);
 	check("rxlimit-inplace", c.rx_zc_bytes > 0, "rx_zc_bytes=%llu",
 	      (unsigned long long)c.rx_zc_bytes);
-	printf("zc_guard: server bytes=%llu bad=%llu sum=%016llx rx_zc_bytes=%llu rx_copied=%llu held=%llu\n",
-	       (unsigned long long)st.pos, (unsigned long long)st.bad,
-	       (unsigned long long)st.h, (unsigned long long)c.rx_zc_bytes,
-	       (unsigned long long)c.rx_copied, (unsigned long long)held);
+	server_line(&st, &c, "held", held_total(&p));
 	close(p.fd);
 	return failed;
 }
