@@ -181,16 +181,7 @@ static void kport_close(struct kport *p)
 /* Give spare buffers, keeping `keep` free buffers for TX. */
 static void refill(struct kport *p, uint32_t keep)
 {
-	uint32_t n = p->sp->num_slots, h = p->sp->head;
-
-	while (rspace(h, dxt_ktail(p->sp), n) && p->nfree > keep) {
-		uint32_t b = p->freel[--p->nfree];
-
-		p->sps[h] = b;
-		p->kheld[b]++;
-		h = daxnet_ring_next(h, n);
-	}
-	p->sp->head = p->sp->cur = h;
+	dxt_refill(p->sp, p->sps, p->freel, &p->nfree, keep, p->kheld);
 }
 
 typedef void (*rx_fn)(struct kport *p, const struct daxnet_slot *s,
@@ -402,6 +393,14 @@ static int tcp_pair(int *cli, int *srv)
 	return ret;
 }
 
+/* One loopback pair, its server end attached to p (cookie); 0 or -1. */
+static int attach_pair(struct kport *p, uint64_t cookie, int *cli, int *srv, uint32_t *conn)
+{
+	CHECK(tcp_pair(cli, srv) == 0, "tcp pair");
+	CHECK(kport_attach(p, *srv, cookie, conn) == 0, "attach");
+	return 0;
+}
+
 /* Read exactly len bytes with a timeout; returns bytes read. */
 static ssize_t read_full(int fd, void *buf, size_t len, double timeout)
 {
@@ -610,8 +609,7 @@ static int t_stream(bool shm)
 	for (i = 0; i < total; i++)
 		src[i] = (uint8_t)(i * 7 + (i >> 11));
 	CHECK(kport_open_ex(&p, shm, 96, 2048, 16, 16, 8, 8, DAXNET_API) == 0, "register");
-	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
-	CHECK(kport_attach(&p, srv, 1, &conn) == 0, "attach");
+	TRY(attach_pair(&p, 1, &cli, &srv, &conn));
 	fcntl(cli, F_SETFL, O_NONBLOCK);
 	/* client -> server, 1 MiB through a 16-slot ring and 8 spares */
 	end = now_s() + 120;
@@ -737,8 +735,7 @@ static int t_close_fd(void)
 	char buf[8];
 
 	CHECK(kport_open(&p, false) == 0, "register");
-	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
-	CHECK(kport_attach(&p, srv, 3, &conn) == 0, "attach");
+	TRY(attach_pair(&p, 3, &cli, &srv, &conn));
 	close(srv);
 	CHECK(send(cli, "ping", 4, 0) == 4, "send");
 	CHECK(sync_until(&p, c, have_bytes, want, 20) == 0, "no data after close(fd)");
@@ -765,8 +762,7 @@ static int t_peer_reset(void)
 	size_t k = 2, want[2] = { 2, 3 };
 
 	CHECK(kport_open(&p, true) == 0, "register");
-	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
-	CHECK(kport_attach(&p, srv, 2, &conn) == 0, "attach");
+	TRY(attach_pair(&p, 2, &cli, &srv, &conn));
 	CHECK(send(cli, "abc", 3, 0) == 3, "send");
 	CHECK(sync_until(&p, c, have_bytes, want, 20) == 0, "no data");
 	setsockopt(cli, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -872,8 +868,7 @@ static int t_rmmod_busy(void)
 	long r;
 
 	CHECK(kport_open(&p, false) == 0, "register");
-	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
-	CHECK(kport_attach(&p, srv, 0, &conn) == 0, "attach");
+	TRY(attach_pair(&p, 0, &cli, &srv, &conn));
 	r = syscall(SYS_delete_module, rmmod_name, O_NONBLOCK);
 	CHECK(r < 0 && (errno == EWOULDBLOCK || errno == EBUSY),
 	      "delete_module must fail while in use (r=%ld)", r);
@@ -936,8 +931,7 @@ static int t_garbage(void)
 	struct daxnet_ring *rings[3];
 
 	CHECK(kport_open_ex(&p, false, 256, 2048, 32, 32, 16, 8, DAXNET_API) == 0, "register");
-	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
-	CHECK(kport_attach(&p, srv, 0, &conn) == 0, "attach");
+	TRY(attach_pair(&p, 0, &cli, &srv, &conn));
 	fcntl(cli, F_SETFL, O_NONBLOCK);
 	rings[0] = p.rx;
 	rings[1] = p.tx;
@@ -1220,8 +1214,7 @@ static int t_fd_passed(void)
 	int st;
 
 	CHECK(kport_open(&p, true) == 0, "register");
-	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
-	CHECK(kport_attach(&p, srv, 3, &conn) == 0, "attach");
+	TRY(attach_pair(&p, 3, &cli, &srv, &conn));
 	CHECK(send(cli, "ping", 4, 0) == 4, "send");
 	fdpass_port = &p;
 	pid = fork();
@@ -1402,8 +1395,7 @@ static int t_dup_index(void)
 	CHECK(kport_counters(&p).bad_buf == k0.bad_buf + 2, "two refusals");
 
 	/* RX lands in buffer 4 or 3 (held, packing); swap it in: refused. */
-	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
-	CHECK(kport_attach(&p, srv, 1, &conn) == 0, "attach");
+	TRY(attach_pair(&p, 1, &cli, &srv, &conn));
 	CHECK(send(cli, "hi", 2, 0) == 2, "send");
 	/* Wait for the DATA slot (after NEW_CONN); keep the slots. */
 	for (h = 0; h < 5000; h++) {
@@ -1793,6 +1785,34 @@ static int t_rel_nomem(void)
 }
 
 /*
+ * With the RELEASE queue fault on: polls p for `events` and syncs at each
+ * report, for 1 s at least (30 s until the first report) or until a sync
+ * is not refused with ENOMEM, then turns the fault off. Returns the last
+ * sync's result; *wakeups: the reports, *el: the seconds it polled.
+ */
+static int sync_on_reports(struct kport *p, short events, int *wakeups, double *el)
+{
+	struct pollfd pfd;
+	double t0 = now_s();
+	int r = -ENOMEM;
+
+	*wakeups = 0;
+	*el = 0;
+	do {
+		pfd = (struct pollfd){ .fd = p->fd, .events = events };
+		if (poll(&pfd, 1, 200) == 1 && (pfd.revents & events)) {
+			(*wakeups)++;
+			r = raw_sync(p);
+			if (r != -ENOMEM)
+				break;
+		}
+		*el = now_s() - t0;
+	} while (*el < 1.0 || (!*wakeups && *el < 30));
+	fail_release_grow(false);
+	return r;
+}
+
+/*
  * A sync refused with ENOMEM makes poll() back off: the work that failed
  * is reported again only after a pause (100 ms), when a timer wakes the
  * poller, not at once. Before, poll() kept reporting EPOLLIN for work
@@ -1806,7 +1826,7 @@ static int t_nomem_poll(void)
 	struct kport p;
 	int cli[N], srv[N], r, wakeups = 0;
 	uint32_t conn[N];
-	double t0, el = 0;
+	double el;
 
 	CHECK(kport_open_ex(&p, true, 64, 2048, 8, 8, 8, 32, DAXNET_API) == 0, "register");
 	TRY(attach_pairs(&p, N, cli, srv, conn));
@@ -1814,18 +1834,7 @@ static int t_nomem_poll(void)
 	CHECK(fail_release_grow(true) == 0, "turn on the RELEASE queue fault");
 	r = raw_sync(&p);
 	CHECK(r == -ENOMEM, "sync without room for its RELEASEs: %d, want ENOMEM", r);
-	t0 = now_s();
-	do {
-		pfd = (struct pollfd){ .fd = p.fd, .events = POLLIN };
-		if (poll(&pfd, 1, 200) == 1 && (pfd.revents & POLLIN)) {
-			wakeups++;
-			r = raw_sync(&p);
-			if (r != -ENOMEM)
-				break;
-		}
-		el = now_s() - t0;
-	} while (el < 1.0 || (!wakeups && el < 30));
-	fail_release_grow(false);
+	r = sync_on_reports(&p, POLLIN, &wakeups, &el);
 	CHECK(r == -ENOMEM, "sync under the fault: %d, want ENOMEM", r);
 	CHECK(wakeups >= 1, "poll() never reported the failed work again (%.1f s)", el);
 	CHECK(wakeups <= 2 + (int)(el * 20),
@@ -1867,7 +1876,7 @@ static int t_nomem_poll_tx(void)
 	uint32_t conn[N], n;
 	char sink[64];
 	size_t got = 0;
-	double t0, el = 0;
+	double el;
 
 	/*
 	 * RELEASE queue of rx + tx = 40 entries; a sync owes one per
@@ -1889,18 +1898,7 @@ static int t_nomem_poll_tx(void)
 	if (r != -ENOMEM)
 		fail_release_grow(false);
 	CHECK(r == -ENOMEM, "sync without room for its RELEASEs: %d, want ENOMEM", r);
-	t0 = now_s();
-	do {
-		pfd = (struct pollfd){ .fd = p.fd, .events = POLLIN | POLLOUT };
-		if (poll(&pfd, 1, 200) == 1 && (pfd.revents & (POLLIN | POLLOUT))) {
-			wakeups++;
-			r = raw_sync(&p);
-			if (r != -ENOMEM)
-				break;
-		}
-		el = now_s() - t0;
-	} while (el < 1.0 || (!wakeups && el < 30));
-	fail_release_grow(false);
+	r = sync_on_reports(&p, POLLIN | POLLOUT, &wakeups, &el);
 	CHECK(r == -ENOMEM, "sync under the fault: %d, want ENOMEM", r);
 	CHECK(wakeups >= 1, "poll() never reported the refused TX work again (%.1f s)", el);
 	CHECK(wakeups <= 2 + (int)(el * 20),
@@ -2018,8 +2016,7 @@ static int t_attach_refused(void)
 	CHECK(kport_open_ex(&p, true, 64, 2048, 8, 8, 8, 8, DAXNET_API) == 0, "register");
 	lfd = listener(&port);
 	CHECK(lfd >= 0, "listener");
-	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
-	CHECK(kport_attach(&p, srv, 1, &conn) == 0, "attach");
+	TRY(attach_pair(&p, 1, &cli, &srv, &conn));
 	memset(&a, 0, sizeof(a));
 	a.fd = lfd;
 	a.conn = 0xdeadbeef;
@@ -2164,8 +2161,7 @@ static int t_truncate_pool(void)
 	double end;
 
 	CHECK(kport_open(&p, false) == 0, "register (DAX pool)");
-	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
-	CHECK(kport_attach(&p, srv, 2, &conn) == 0, "attach");
+	TRY(attach_pair(&p, 2, &cli, &srv, &conn));
 	refill(&p, 32);
 	CHECK(raw_sync(&p) == 0, "sync");
 	pid = fork();
@@ -2205,8 +2201,7 @@ static int t_ktls(void)
 	char buf[64];
 
 	CHECK(kport_open(&p, true) == 0, "register");
-	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
-	CHECK(kport_attach(&p, srv, 0, &conn) == 0, "attach");
+	TRY(attach_pair(&p, 0, &cli, &srv, &conn));
 	ret = setsockopt(srv, IPPROTO_TCP, TCP_ULP, "tls", 3);
 	if (ret && errno == ENOENT) {
 		printf("  ktls: no tls module in this kernel: skipped\n");

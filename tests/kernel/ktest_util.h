@@ -108,6 +108,26 @@ static inline uint32_t dxt_ktail(const struct daxnet_ring *r)
 	return __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
 }
 
+/*
+ * Hand free buffers to spare ring sp (its entries sps) while it has room
+ * and more than `keep` are free: each is popped from freel[0, *nfree) and
+ * counted in kheld[] (the kernel's references, mirrored).
+ */
+static inline void dxt_refill(struct daxnet_ring *sp, uint32_t *sps, uint32_t *freel,
+			      uint32_t *nfree, uint32_t keep, uint32_t *kheld)
+{
+	uint32_t n = sp->num_slots, h = sp->head;
+
+	while (daxnet_ring_space(h, dxt_ktail(sp), n) && *nfree > keep) {
+		uint32_t b = freel[--*nfree];
+
+		sps[h] = b;
+		kheld[b]++;
+		h = daxnet_ring_next(h, n);
+	}
+	sp->head = sp->cur = h;
+}
+
 /* Byte i of every test stream (zc_stream, zc_ring, zc_guard). */
 static inline uint8_t dxt_pattern(uint64_t i)
 {

@@ -100,16 +100,7 @@ static void port_open(struct port *p, const char *path, int zc)
 
 static void refill(struct port *p, uint32_t keep)
 {
-	uint32_t n = p->sp->num_slots, h = p->sp->head;
-
-	while (daxnet_ring_space(h, dxt_ktail(p->sp), n) && p->nfree > keep) {
-		uint32_t b = p->freel[--p->nfree];
-
-		p->sps[h] = b;
-		p->kheld[b]++;
-		h = daxnet_ring_next(h, n);
-	}
-	p->sp->head = p->sp->cur = h;
+	dxt_refill(p->sp, p->sps, p->freel, &p->nfree, keep, p->kheld);
 }
 
 typedef void (*rx_fn)(struct port *p, const struct daxnet_slot *s, void *arg);
