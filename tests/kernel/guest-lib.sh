@@ -35,6 +35,10 @@
 #       --show REGEX    serial lines to echo while booting ('' = none; default:
 #                       daxnet-guest / DAXNET- / guest-init / kernel messages)
 #       --nvdimm IMG --nvdimm-size S   (default: guest_prepare_nvdimm's)
+#       --devdax IMG    a second NVDIMM, fresh and as large as the first (the
+#                       firmware may list either first), for the guest to
+#                       make a device-DAX namespace of (zc.devdax); IMG is a
+#                       sparse file
 #       --smp N         vCPUs (default 2)
 #       --icount SHIFT  deterministic virtual time: -icount shift=SHIFT,align=off,
 #                       sleep=off (one instruction = 2^SHIFT ns), single-threaded
@@ -154,7 +158,8 @@ guest_boot() {
 	local run='' gsrc='' gbuild='' args='' log='' pidfile='' timeout_s=600 extra=''
 	local show=$GUEST_SHOW_DEFAULT
 	local nvdimm=$GUEST_NVDIMM size=$GUEST_NVDIMM_SIZE rc=0 smp=2 icount=''
-	local -a pidopt=() accel=(-accel tcg,thread=multi)
+	local -a pidopt=() accel=(-accel tcg,thread=multi) devdax=()
+	local devdax_img=''
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--run) run=$2; shift 2 ;;
@@ -167,6 +172,7 @@ guest_boot() {
 		--show) show=$2; shift 2 ;;
 		--nvdimm) nvdimm=$2; shift 2 ;;
 		--nvdimm-size) size=$2; shift 2 ;;
+		--devdax) devdax_img=$2; shift 2 ;;
 		--smp) smp=$2; shift 2 ;;
 		--icount) icount=$2; shift 2 ;;
 		--cmdline) extra=$2; shift 2 ;;
@@ -185,6 +191,12 @@ guest_boot() {
 		rm -f "$pidfile"
 		pidopt=(-pidfile "$pidfile")
 	fi
+	if [ -n "$devdax_img" ]; then
+		rm -f "$devdax_img"
+		truncate -s "$size" "$devdax_img"
+		devdax=(-object "memory-backend-file,id=mem2,share=on,mem-path=$devdax_img,size=$size"
+			-device "nvdimm,id=nv2,memdev=mem2")
+	fi
 	# The status of QEMU (under timeout) is the pipeline's first; the ||
 	# keeps set -e from ending the caller on a failing guest.
 	{
@@ -197,7 +209,7 @@ guest_boot() {
 			-object "memory-backend-file,id=mem1,share=on,mem-path=$nvdimm,size=$size" \
 			-device nvdimm,id=nv1,memdev=mem1 \
 			-device pvpanic -action panic=exit-failure \
-			-nographic -no-reboot "${pidopt[@]}" "$@" </dev/null 2>&1 |
+			-nographic -no-reboot "${pidopt[@]}" "${devdax[@]}" "$@" </dev/null 2>&1 |
 			tee "$log.raw" | tr -d '\r' | tee "$log" |
 			if [ -n "$show" ]; then grep --line-buffered -E "$show"; else cat >/dev/null; fi
 		rc=${PIPESTATUS[0]}

@@ -120,15 +120,10 @@ qrc=0
 dbg=$(guest_debug_cmdline)
 say "debug kernel arguments: $dbg"
 # A second emulated NVDIMM for the zero-copy suite's zc.devdax (the guest
-# makes whichever is not namespace0.0 a device-DAX namespace; the firmware
-# may list this one first, so both have the same size). Guest RAM 2G plus
-# both NVDIMMs stays within guest_boot's maxmem (8G) and its two memory
-# slots; the images are sparse files on the host.
-truncate -s 0 "$work/nvdimm-devdax.img"
-truncate -s 512M "$work/nvdimm-devdax.img"
+# makes whichever is not namespace0.0 a device-DAX namespace). Guest RAM 2G
+# plus both NVDIMMs stays within guest_boot's maxmem (8G) and its two
+# memory slots.
 guest_boot --run "$here/guest-kernel-tests.sh" --src "$src" --build "$build" --args "$only" \
-	--cmdline "$dbg" --log "$log" --timeout "$timeout_s" -- \
-	-object "memory-backend-file,id=mem2,share=on,mem-path=$work/nvdimm-devdax.img,size=512M" \
-	-device nvdimm,id=nv2,memdev=mem2 || qrc=$?
+	--cmdline "$dbg" --log "$log" --timeout "$timeout_s" --devdax "$work/nvdimm-devdax.img" || qrc=$?
 guest_results "$log" "$qrc" "$timeout_s" || exit 1
 say "PASS"

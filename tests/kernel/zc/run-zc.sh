@@ -69,10 +69,8 @@ log=$work/serial.log
 say "booting $kver under TCG (timeout ${timeout_s}s); serial log: $log"
 qrc=0
 # A second emulated NVDIMM for zc.devdax (device-DAX namespace).
-truncate -s 256M "$work/nvdimm-devdax.img"
 guest_boot --run "$here/guest-zc.sh" --src "$src" --build "$build" --args "$only" \
-	--log "$log" --timeout "$timeout_s" --cmdline "$(guest_debug_cmdline)" -- \
-	-object "memory-backend-file,id=mem2,share=on,mem-path=$work/nvdimm-devdax.img,size=256M" \
-	-device nvdimm,id=nv2,memdev=mem2 || qrc=$?
+	--log "$log" --timeout "$timeout_s" --cmdline "$(guest_debug_cmdline)" \
+	--devdax "$work/nvdimm-devdax.img" || qrc=$?
 guest_results "$log" "$qrc" "$timeout_s" || exit 1
 say "PASS"
