@@ -1108,6 +1108,7 @@ int dxn_sync_pair(struct dxn_pair *pair, u32 flags)
 	bool tx = !flags || (flags & DAXNET_SYNC_TX);
 	bool rx = !flags || (flags & DAXNET_SYNC_RX);
 	u32 rx_head, tx_head, sp_head, nrx, nsp, owe;
+	bool txq_was_full;
 
 	lockdep_assert_held(&pair->port->lock);
 
@@ -1142,6 +1143,7 @@ int dxn_sync_pair(struct dxn_pair *pair, u32 flags)
 	}
 	pair->nomem = false;
 	pair->cnt.syncs++;
+	txq_was_full = dxn_txq_full(pair);
 	if (rx)
 		dxn_rx_release(pair, rx_head, nrx);
 	dxn_spare_intake(pair, sp_head, nrx, nsp);
@@ -1153,6 +1155,14 @@ int dxn_sync_pair(struct dxn_pair *pair, u32 flags)
 		dxn_rx(pair);
 	dxn_cs_refresh(pair);
 	dxn_release_unpromise(pair);
+	/*
+	 * Only a sync takes the pair below the ENOBUFS limit (queued ranges
+	 * sent, RELEASEs published): wake whoever waits for EPOLLOUT alone,
+	 * in another thread; every other wakeup of port->wq is EPOLLIN.
+	 */
+	if (txq_was_full && !dxn_txq_full(pair))
+		wake_up_interruptible_poll(&pair->port->wq,
+					   EPOLLOUT | EPOLLWRNORM);
 	return 0;
 }
 

@@ -2771,6 +2771,69 @@ static int txq_max(unsigned int v)
  * ERROR/ENOBUFS; the queue never exceeds the limit, nothing else fails,
  * and once the peer reads, the queued bytes go out.
  */
+struct pollout_waiter {
+	int fd;
+	pid_t tid;
+	short revents;
+	int ret;
+	int done;
+};
+
+/*
+ * Waits for POLLOUT alone, without a timeout: poll() evaluates the mask
+ * once more when its timeout ends, so a timeout would hide a missing
+ * wakeup. The test cancels the thread when no wakeup came.
+ */
+static void *pollout_wait(void *arg)
+{
+	struct pollout_waiter *w = arg;
+	struct pollfd pfd = { .fd = w->fd, .events = POLLOUT };
+
+	__atomic_store_n(&w->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	w->ret = poll(&pfd, 1, -1);
+	w->revents = pfd.revents;
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Joins the waiter once it is done (60 s at most), else cancels it. */
+static bool pollout_join(pthread_t th, struct pollout_waiter *w)
+{
+	int i;
+
+	for (i = 0; i < 60000 && !__atomic_load_n(&w->done, __ATOMIC_ACQUIRE); i++)
+		usleep(1000);
+	if (!__atomic_load_n(&w->done, __ATOMIC_ACQUIRE))
+		pthread_cancel(th);
+	pthread_join(th, NULL);
+	return __atomic_load_n(&w->done, __ATOMIC_ACQUIRE);
+}
+
+/* Whether thread tid sleeps (state S), polled for at most ~10 s. */
+static bool thread_sleeps(pid_t tid)
+{
+	char path[64], buf[256], *p;
+	int i, fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	for (i = 0; i < 10000; i++) {
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			return false;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n > 0) {
+			buf[n] = 0;
+			p = strrchr(buf, ')');
+			if (p && p[1] == ' ' && p[2] == 'S')
+				return true;
+		}
+		usleep(1000);
+	}
+	return false;
+}
+
 static int t_txq_enobufs(void)
 {
 	static char blob[2048];
@@ -2780,7 +2843,10 @@ static int t_txq_enobufs(void)
 	uint32_t conn = 0, maxq = 0, h;
 	char *sink = malloc(1 << 16);
 	struct pollfd pfd = { .events = POLLOUT };
+	struct pollout_waiter w = { 0 };
+	pthread_t th;
 	bool out;
+	int pr;
 
 	CHECK(sink, "malloc");
 	CHECK(cs_open(&p, 8) == 0, "register with DAXNET_REG_CONNSTATE");
@@ -2807,20 +2873,49 @@ static int t_txq_enobufs(void)
 	}
 	/* At the limit the kernel takes no more TX: no EPOLLOUT. */
 	pfd.revents = 0;
-	out = poll(&pfd, 1, 0) < 0 || (pfd.revents & POLLOUT);
-	txq_max(0);
-	CHECK(!out, "poll() reported POLLOUT with %u ranges queued at the limit 4", maxq);
+	pr = poll(&pfd, 1, 0);
+	out = pr > 0 && (pfd.revents & POLLOUT);
+	if (enobufs != 1 || other || pr < 0 || out)
+		txq_max(0);
 	CHECK(enobufs == 1 && !other, "after %d slots: %d ENOBUFS, %d other errors", i, enobufs,
 	      other);
+	CHECK(pr >= 0, "poll: %s", strerror(errno));
+	CHECK(!out, "poll() reported POLLOUT with %u ranges queued at the limit 4", maxq);
 	CHECK(maxq <= 4, "%u ranges queued with the limit at 4", maxq);
 	CHECK(kport_counters(&p).bad_slot == 0, "bad_slot counted");
+	/*
+	 * Another thread waits for POLLOUT alone while this one drains the
+	 * queue by syncs: the sync that takes the pair below the limit
+	 * wakes it (a waiter woken only for EPOLLIN would sleep on).
+	 */
+	w.fd = p.fd;
+	if (pthread_create(&th, NULL, pollout_wait, &w)) {
+		txq_max(0);
+		CHECK(0, "pthread_create");
+	}
+	while (!__atomic_load_n(&w.tid, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	if (!thread_sleeps(w.tid)) {
+		txq_max(0);
+		pollout_join(th, &w);
+		CHECK(0, "the POLLOUT waiter never slept (ret %d revents %#x)", w.ret, w.revents);
+	}
 	/* The peer reads: the queue drains. */
 	for (i = 0; i < 3000 && (st->tx_slots || st->tx_unacked); i++) {
 		while (recv(cli, sink, 1 << 16, MSG_DONTWAIT) > 0)
 			;
-		CHECK(kport_sync(&p, NULL, NULL) == 0, "sync");
+		if (kport_sync(&p, NULL, NULL)) {
+			txq_max(0);
+			pollout_join(th, &w);
+			CHECK(0, "sync");
+		}
 		usleep(1000);
 	}
+	out = pollout_join(th, &w);
+	txq_max(0);
+	CHECK(out, "the thread polling for POLLOUT alone was not woken when the queue drained");
+	CHECK(w.ret == 1 && (w.revents & POLLOUT), "POLLOUT waiter: poll %d, revents %#x", w.ret,
+	      w.revents);
 	CHECK(!st->tx_slots, "%u ranges still queued", st->tx_slots);
 	CHECK(poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT),
 	      "no POLLOUT once the queue drained (revents %#x)", pfd.revents);

@@ -491,9 +491,11 @@ struct daxnet_detach {
  * free slots beyond cur and its pair is below the ENOBUFS limit (a slot
  * the socket cannot take yet is queued, not refused); a socket's own
  * write space is not part of EPOLLOUT: when it comes back for queued
- * bytes, EPOLLIN says a sync moves them on. poll() itself moves nothing.
- * Releases owed while
- * the RX ring is full count once user space released RX slots. After a
+ * bytes, EPOLLIN says a sync moves them on. poll() itself moves nothing:
+ * only a sync takes a pair below the ENOBUFS limit (and wakes EPOLLOUT
+ * waiters), so wait for EPOLLIN | EPOLLOUT, not EPOLLOUT alone.
+ * Releases owed while the RX ring is full count once user space
+ * released RX slots. After a
  * sync of a pair failed with ENOMEM, poll() reports no EPOLLIN for that
  * pair for 100 ms, then wakes the poller to retry (no busy loop while
  * memory is short).
