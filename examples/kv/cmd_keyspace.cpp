@@ -623,7 +623,7 @@ void KvService::cmd_scan(Ctx& x)
 	std::string_view pat;
 	std::int64_t count = 10;
 	bool type_filter = false;
-	std::uint8_t type_want = 0xff;  // 0 string, coll::kList, coll::kSet; 0xff: a type never stored
+	std::uint8_t type_want = 0xff;  // 0 string, coll::kList/kSet/kHash; 0xff: a type never stored
 	for (std::size_t i = 2; i < x.argc(); ++i) {
 		if (ieq(x.arg(i), "match") && i + 1 < x.argc()) {
 			pat = x.arg(++i);
@@ -639,7 +639,7 @@ void KvService::cmd_scan(Ctx& x)
 		} else if (ieq(x.arg(i), "type") && i + 1 < x.argc()) {
 			type_filter = true;
 			const std::string_view t = x.arg(++i);
-			type_want = ieq(t, "string") ? 0 : ieq(t, "list") ? coll::kList : ieq(t, "set") ? coll::kSet : 0xff;
+			type_want = ieq(t, "string") ? 0 : ieq(t, "list") ? coll::kList : ieq(t, "set") ? coll::kSet : ieq(t, "hash") ? coll::kHash : 0xff;
 		} else {
 			resp::error(x.o, "ERR syntax error");
 			return;

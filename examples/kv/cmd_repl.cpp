@@ -147,11 +147,12 @@ std::string KvService::rdb_snapshot()
 				put_le64(out, k.v.expiry_ns / 1000000);
 			}
 			if (k.v.typed) {
-				// a list as RDB_TYPE_LIST (1), a set as RDB_TYPE_SET (2):
-				// the plain forms every Redis loads
-				out.push_back(static_cast<char>(t == coll::kList ? 1 : 2));
+				// a list as RDB_TYPE_LIST (1), a set as RDB_TYPE_SET (2), a
+				// hash as RDB_TYPE_HASH (4; its length in fields, then field,
+				// value, ...): the plain forms every Redis loads
+				out.push_back(static_cast<char>(t == coll::kList ? 1 : t == coll::kSet ? 2 : 4));
 				put_str(out, user_key_of(k.stored));
-				put_len(out, items.size());
+				put_len(out, t == coll::kHash ? items.size() / 2 : items.size());
 				for (const std::string& it : items)
 					put_str(out, it);
 				continue;

@@ -348,7 +348,17 @@ void KvService::config_apply(std::string_view n, std::string_view v)
 	(void)parse_i64(v, iv);
 	if (ieq(n, "lua-time-limit") || ieq(n, "busy-reply-threshold"))
 		tuning_["lua-time-limit"] = tuning_["busy-reply-threshold"] = std::string(v);  // aliases
-	else if (auto t = tuning_.find(lower(n)); t != tuning_.end())
+	else if (const std::string ln = lower(n); ln.starts_with("hash-max-") || ln.starts_with("zset-max-")) {
+		// Redis 7.0's aliases: *-max-ziplist-* is *-max-listpack-*
+		std::string other = ln;
+		if (const auto z = other.find("ziplist"); z != std::string::npos)
+			other.replace(z, 7, "listpack");
+		else if (const auto l = other.find("listpack"); l != std::string::npos)
+			other.replace(l, 8, "ziplist");
+		for (const std::string& name : {ln, other})
+			if (auto t = tuning_.find(name); t != tuning_.end())
+				t->second.assign(v);
+	} else if (auto t = tuning_.find(lower(n)); t != tuning_.end())
 		t->second.assign(v);
 	else if (ieq(n, "maxmemory"))
 		maxmemory_ = *daxnet::parse_size(std::string(v));
@@ -525,6 +535,42 @@ void KvService::cmd_time(Ctx& x)
 	resp::array(x.o, 2);
 	resp::bulk(x.o, std::to_string(now / 1000000000));
 	resp::bulk(x.o, std::to_string(now / 1000 % 1000000));
+}
+
+void KvService::cmd_memory(Ctx& x)
+{
+	const std::string_view sub = x.arg(1);
+	if (ieq(sub, "help") && x.argc() == 2) {
+		resp::array(x.o, 3);
+		resp::simple(x.o, "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:");
+		resp::simple(x.o, "USAGE <key> [SAMPLES <count>]");
+		resp::simple(x.o, "    Return memory in bytes used by <key> and its value.");
+		return;
+	}
+	if (!ieq(sub, "usage") || x.argc() < 3) {
+		resp::error(x.o, fmt::format("ERR unknown subcommand or wrong number of arguments for '{}'. Try MEMORY HELP.",
+					     sub.substr(0, 128)));
+		return;
+	}
+	for (std::size_t i = 3; i < x.argc(); i += 2) {
+		std::int64_t n = 0;
+		if (!ieq(x.arg(i), "samples") || i + 1 >= x.argc())
+			return syntax_error(x);
+		if (!arg_i64(x, i + 1, n))
+			return;
+		if (n < 0)
+			return syntax_error(x);
+	}
+	// The key and the stored encoding's bytes (coll.h for a collection),
+	// plus a fixed index entry: what the value takes in the pool, not in
+	// DRAM (samples are not needed: the size is exact).
+	std::string buf;
+	ValueRef v{};
+	if (lookup(skey(x, x.arg(2), buf), v) != 1) {
+		reply_null(x);
+		return;
+	}
+	resp::integer(x.o, static_cast<std::int64_t>(x.arg(2).size() + v.size + 64));
 }
 
 void KvService::cmd_lastsave(Ctx& x)

@@ -288,8 +288,6 @@ void KvService::cmd_strlen(Ctx& x)
 	resp::integer(x.o, exists ? static_cast<std::int64_t>(v.size) : 0);
 }
 
-namespace {
-
 bool parse_ld(std::string_view s, long double& v) noexcept
 {
 	if (s.empty() || s.size() > 5000 || std::isspace(static_cast<unsigned char>(s[0])) ||
@@ -323,6 +321,8 @@ std::string format_ld(long double v)
 		s = "0";
 	return s;
 }
+
+namespace {
 
 /// Redis' range normalisation for GETRANGE/BITCOUNT/BITPOS: false when empty.
 bool norm_range(std::int64_t& start, std::int64_t& end, std::int64_t len) noexcept

@@ -197,6 +197,8 @@ std::string KvService::coll_encoding(std::uint8_t type, const std::vector<std::s
 {
 	if (type == coll::kList)
 		return "quicklist";  // Redis 7.0: every list
+	if (type == coll::kHash)
+		return hashtable ? "hashtable" : "listpack";  // as order_hash() chose at the last write
 	return !hashtable && static_cast<std::int64_t>(items.size()) <= intset_limit() && all_integers(items) ? "intset"
 														: "hashtable";
 }

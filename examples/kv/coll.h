@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //
-// daxnet-kv's collections (lists, sets): the encoding of a typed value
+// daxnet-kv's collections (lists, sets, hashes): the encoding of a typed value
 // (docs/design.md §daxnet-kv collections). A collection is one value,
 // stored with KvStore::set(..., typed = true) (a KV_SET_TYPED entry,
 // docs/wal-format.md §Record) and rewritten whole by every write:
 //
-//   byte 0     type: 1 list, 2 set
+//   byte 0     type: 1 list, 2 set, 3 hash
 //   byte 1     version of this encoding: 1
 //   bytes 2-5  element count n, u32 little-endian
 //   then n times: u32 little-endian length, then that many bytes
@@ -19,6 +19,13 @@
 // encoding: Redis never converts a hashtable back to an intset, so such a
 // set keeps insertion order and reports `hashtable` even once its members
 // are few integers again.
+//
+// A hash's elements are its fields and values, alternately (field, value,
+// field, value, ...: n is twice the number of fields), fields distinct, in
+// insertion order. Version 1 is a hash in Redis's listpack encoding,
+// version 2 (the same layout) one that left it (more fields than
+// hash-max-listpack-entries, or a field or value longer than
+// hash-max-listpack-value, at some write): it reports `hashtable` for good.
 #pragma once
 
 #include <cstdint>
@@ -31,8 +38,9 @@ namespace daxnet::kv::coll {
 
 inline constexpr std::uint8_t kList = 1;
 inline constexpr std::uint8_t kSet = 2;
+inline constexpr std::uint8_t kHash = 3;
 inline constexpr std::uint8_t kVersion = 1;
-inline constexpr std::uint8_t kSetHashtable = 2;  ///< version byte of a set in hashtable encoding
+inline constexpr std::uint8_t kSetHashtable = 2;  ///< version byte of a set or hash in hashtable encoding
 inline constexpr std::size_t kHeader = 6;
 /// Encoded size a collection may reach (a write beyond it is refused): every
 /// write rewrites the whole value, so this bounds a write's cost.
@@ -40,7 +48,7 @@ inline constexpr std::size_t kMaxBytes = 1u << 20;
 
 inline const char* type_name(std::uint8_t t) noexcept
 {
-	return t == kList ? "list" : t == kSet ? "set" : "unknown";
+	return t == kList ? "list" : t == kSet ? "set" : t == kHash ? "hash" : "unknown";
 }
 
 /// Encoded size of `items`.
@@ -71,7 +79,7 @@ inline std::string encode(std::uint8_t type, const std::vector<std::string>& ite
 	std::string out;
 	out.reserve(encoded_size(items));
 	out.push_back(static_cast<char>(type));
-	out.push_back(static_cast<char>(type == kSet && hashtable ? kSetHashtable : kVersion));
+	out.push_back(static_cast<char>((type == kSet || type == kHash) && hashtable ? kSetHashtable : kVersion));
 	put_u32(out, static_cast<std::uint32_t>(items.size()));
 	for (const auto& s : items) {
 		put_u32(out, static_cast<std::uint32_t>(s.size()));
@@ -81,20 +89,20 @@ inline std::string encode(std::uint8_t type, const std::vector<std::string>& ite
 }
 
 /// Decodes `b`: its type, and its elements into `items` (`hashtable`: a
-/// set of version 2). False when `b` is not a collection of these versions
-/// (a type or version not known, a count or a length that does not match
-/// the bytes).
+/// set or hash of version 2). False when `b` is not a collection of these
+/// versions (a type or version not known, a count or a length that does not
+/// match the bytes, a hash with an odd count).
 inline bool decode(std::string_view b, std::uint8_t& type, std::vector<std::string>& items, bool* hashtable = nullptr)
 {
 	items.clear();
-	if (b.size() < kHeader || (b[0] != kList && b[0] != kSet) ||
-	    (b[1] != kVersion && !(b[0] == kSet && b[1] == kSetHashtable)))
+	if (b.size() < kHeader || (b[0] != kList && b[0] != kSet && b[0] != kHash) ||
+	    (b[1] != kVersion && !((b[0] == kSet || b[0] == kHash) && b[1] == kSetHashtable)))
 		return false;
 	type = static_cast<std::uint8_t>(b[0]);
 	if (hashtable)
 		*hashtable = b[1] == kSetHashtable;
 	const std::uint32_t n = get_u32(b.data() + 2);
-	if (n > (b.size() - kHeader) / 4)
+	if (n > (b.size() - kHeader) / 4 || (b[0] == kHash && n % 2 != 0))
 		return false;
 	items.reserve(n);
 	std::size_t at = kHeader;

@@ -70,7 +70,7 @@ MaybeRefusal KvService::coll_json(const ValueRef& v, std::string& body) const
 			return Refusal{Refusal::Code::bad_request,
 				       fmt::format("the {} holds an element that is not UTF-8 text, which JSON cannot carry: "
 						   "read it over RESP ({})",
-						   coll::type_name(t), t == coll::kList ? "LRANGE" : "SMEMBERS")};
+						   coll::type_name(t), t == coll::kList ? "LRANGE" : t == coll::kSet ? "SMEMBERS" : "HGETALL")};
 	}
 	body += "]}";
 	return std::nullopt;

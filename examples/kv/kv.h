@@ -176,6 +176,11 @@ inline std::uint64_t mono_ns() noexcept
 
 bool ieq(std::string_view a, std::string_view b) noexcept;
 bool parse_i64(std::string_view s, std::int64_t& v) noexcept;
+/// Redis's string2ld (INCRBYFLOAT, HINCRBYFLOAT): no surrounding space, no
+/// NaN, nothing after the number (cmd_string.cpp).
+bool parse_ld(std::string_view s, long double& v) noexcept;
+/// Redis's human form of a long double (%.17Lf without trailing zeros).
+std::string format_ld(long double v);
 /// Redis' glob matching (*, ?, [..], \x), optionally case-insensitive.
 bool glob_match(std::string_view pattern, std::string_view s, bool nocase = false) noexcept;
 /// CRC-64/Jones (RDB files, DUMP payloads), continuing from `crc`.
@@ -282,6 +287,7 @@ public:
 	void cmd_config(Ctx&);
 	void cmd_time(Ctx&);
 	void cmd_lastsave(Ctx&);
+	void cmd_memory(Ctx&);
 	void cmd_save(Ctx&);
 	void cmd_bgsave(Ctx&);
 	void cmd_shutdown(Ctx&);
@@ -353,6 +359,23 @@ public:
 	void cmd_sdiffstore(Ctx&);
 	void cmd_sintercard(Ctx&);
 	void cmd_smove(Ctx&);
+	// hashes (cmd_hash.cpp)
+	void cmd_hset(Ctx&);
+	void cmd_hmset(Ctx&);
+	void cmd_hsetnx(Ctx&);
+	void cmd_hget(Ctx&);
+	void cmd_hmget(Ctx&);
+	void cmd_hdel(Ctx&);
+	void cmd_hlen(Ctx&);
+	void cmd_hexists(Ctx&);
+	void cmd_hkeys(Ctx&);
+	void cmd_hvals(Ctx&);
+	void cmd_hgetall(Ctx&);
+	void cmd_hincrby(Ctx&);
+	void cmd_hincrbyfloat(Ctx&);
+	void cmd_hstrlen(Ctx&);
+	void cmd_hrandfield(Ctx&);
+	void cmd_hscan(Ctx&);
 
 private:
 	friend struct Ctx;
@@ -468,6 +491,16 @@ private:
 	std::int64_t intset_limit() const;
 	/// The encoding OBJECT ENCODING reports for a collection (Redis 7.0).
 	std::string coll_encoding(std::uint8_t type, const std::vector<std::string>& items, bool hashtable) const;
+	/// A hash (fields and values alternately, coll.h) leaves the listpack
+	/// encoding (`hashtable` true, for good) when it has more fields than
+	/// hash-max-listpack-entries or a field or value longer than
+	/// hash-max-listpack-value (Redis 7.0).
+	void order_hash(const std::vector<std::string>& items, bool& hashtable) const;
+	/// HSET/HMSET: stores the field/value pairs from argument 2 on; the
+	/// number of fields added, -1 after replying an error.
+	std::int64_t hash_set_args(Ctx& x);
+	/// A tuning_ value as an integer (`dflt` when absent or not one).
+	std::int64_t tuning_i64(std::string_view name, std::int64_t dflt) const;
 	/// read_coll() of the key in argument `i`; `key` its stored form.
 	bool read_arg_coll(Ctx& x, std::size_t i, std::uint8_t type, std::string& key, CollVal& out);
 	/// Redis's "ERR syntax error".

@@ -251,6 +251,143 @@ def collections(r):
     r.delete("biglist")
 
 
+def hashes(r, port):
+    """Hashes (durable collections: docs/design.md §daxnet-kv collections), as Redis 7.0 answers."""
+    wrongtype = "WRONGTYPE Operation against a key holding the wrong kind of value"
+    r.delete("h", "h2", "h3", "hstr", "hl")
+    eq(r.hset("h", "f1", "v1"), 1, "hset one field")
+    eq(r.hset("h", mapping={"f1": "w1", "f2": "v2", "f3": "v3"}), 2, "hset counts only new fields")
+    eq(r.hget("h", "f1"), b"w1", "hset updates in place")
+    eq(r.hget("h", "nope"), None, "hget of a missing field")
+    eq(r.hget("nokey", "f"), None, "hget of a missing key")
+    eq(r.hmget("h", "f2", "nope", "f3"), [b"v2", None, b"v3"], "hmget")
+    eq(r.hmget("nokey", "a", "b"), [None, None], "hmget of a missing key")
+    eq(r.hlen("h"), 3, "hlen")
+    eq(r.hlen("nokey"), 0, "hlen of a missing key")
+    eq(r.hexists("h", "f2"), True, "hexists")
+    eq(r.hexists("h", "nope"), False, "hexists missing")
+    eq(r.hkeys("h"), [b"f1", b"f2", b"f3"], "hkeys (insertion order, as a listpack)")
+    eq(r.hvals("h"), [b"w1", b"v2", b"v3"], "hvals")
+    eq(r.hgetall("h"), {b"f1": b"w1", b"f2": b"v2", b"f3": b"v3"}, "hgetall")
+    eq(r.hgetall("nokey"), {}, "hgetall of a missing key")
+    eq(r.hsetnx("h", "f1", "x"), False, "hsetnx of an existing field")
+    eq(r.hsetnx("h", "f4", "v4"), True, "hsetnx of a new field")
+    eq(r.hstrlen("h", "f4"), 2, "hstrlen")
+    eq(r.hstrlen("h", "nope"), 0, "hstrlen of a missing field")
+    eq(r.hmset("h2", {"a": "1", "b": "2"}), True, "hmset")
+    eq(r.hdel("h", "f4", "nope"), 1, "hdel counts removed fields")
+    eq(r.hdel("h2", "a", "b", "c"), 2, "hdel of every field")
+    eq(r.exists("h2"), 0, "an emptied hash is deleted")
+    eq(r.type("h"), b"hash", "type hash")
+    eq(r.object("encoding", "h"), b"listpack", "object encoding listpack")
+    check(r.memory_usage("h") > 30, "memory usage of a hash: %r" % r.memory_usage("h"))
+    eq(r.memory_usage("nokey"), None, "memory usage of a missing key")
+    err(lambda: r.execute_command("MEMORY", "USAGE", "h", "SAMPLES"), "syntax error", "memory usage syntax")
+    err(lambda: r.execute_command("MEMORY", "NOPE"), "unknown subcommand", "memory unknown subcommand")
+    # HINCRBY / HINCRBYFLOAT
+    eq(r.hincrby("h3", "n", 5), 5, "hincrby creates")
+    eq(r.hincrby("h3", "n", -7), -2, "hincrby negative")
+    r.hset("h3", "big", "9223372036854775807")
+    err(lambda: r.hincrby("h3", "big", 1), "increment or decrement would overflow", "hincrby overflow")
+    r.hset("h3", "s", " 1")
+    err(lambda: r.hincrby("h3", "s", 1), "hash value is not an integer", "hincrby of a non-integer")
+    err(lambda: r.hincrby("h3", "n", "x"), "value is not an integer or out of range", "hincrby bad increment")
+    eq(r.hincrbyfloat("h3", "f", 1.23), 1.23, "hincrbyfloat creates")
+    eq(r.hincrbyfloat("h3", "f", 0.77), 2.0, "hincrbyfloat")
+    eq(r.hget("h3", "f"), b"2", "hincrbyfloat's human form")
+    err(lambda: r.hincrbyfloat("h3", "s", 1), "hash value is not a float", "hincrbyfloat of a non-float")
+    err(lambda: r.hincrbyfloat("h3", "f", "x"), "value is not a valid float", "hincrbyfloat bad increment")
+    err(lambda: r.hincrbyfloat("h3", "f", "inf"), "value is NaN or Infinity", "hincrbyfloat of inf")
+    err(lambda: r.execute_command("HSET", "h3", "a", "1", "b"), "wrong number of arguments for 'hset' command",
+        "hset of an odd count")
+    err(lambda: r.execute_command("HMSET", "h3", "a"), "wrong number of arguments for 'hmset' command",
+        "hmset arity")
+    # HRANDFIELD
+    check(r.hrandfield("h") in (b"f1", b"f2", b"f3"), "hrandfield")
+    eq(r.hrandfield("nokey"), None, "hrandfield of a missing key")
+    eq(sorted(r.hrandfield("h", 10)), [b"f1", b"f2", b"f3"], "hrandfield count above the size")
+    eq(len(r.hrandfield("h", 2)), 2, "hrandfield count")
+    eq(len(set(r.hrandfield("h", 2))), 2, "hrandfield count: distinct fields")
+    eq(len(r.hrandfield("h", -7)), 7, "hrandfield negative count repeats")
+    pairs = r.hrandfield("h", -4, withvalues=True)
+    check(len(pairs) == 8 and all(dict(zip(pairs[::2], pairs[1::2]))[f] == r.hget("h", f) for f in pairs[::2]),
+          "hrandfield withvalues: %r" % (pairs,))
+    eq(r.hrandfield("h", 0), [], "hrandfield count 0")
+    eq(r.hrandfield("nokey", 5), [], "hrandfield count of a missing key")
+    err(lambda: r.hrandfield("h", -9223372036854770000, withvalues=True), "value is out of range",
+        "hrandfield count overflow")
+    err(lambda: r.execute_command("HRANDFIELD", "h", "1", "nope"), "syntax error", "hrandfield syntax")
+    # HSCAN: whole at once in a listpack; a hashtable in cursor steps
+    eq(r.hscan("h"), (0, {b"f1": b"w1", b"f2": b"v2", b"f3": b"v3"}), "hscan of a listpack")
+    eq(r.hscan("h", match="f[12]"), (0, {b"f1": b"w1", b"f2": b"v2"}), "hscan match")
+    eq(r.hscan("nokey"), (0, {}), "hscan of a missing key")
+    err(lambda: r.execute_command("HSCAN", "h", "x"), "invalid cursor", "hscan cursor")
+    big = {"field:%d" % i: str(i) for i in range(300)}
+    r.hset("hl", mapping=big)
+    eq(r.object("encoding", "hl"), b"hashtable", "more than hash-max-listpack-entries: hashtable")
+    cursor, seen, calls = 0, {}, 0
+    while True:
+        cursor, part = r.hscan("hl", cursor, count=20)
+        calls += 1
+        seen.update(part)
+        if calls == 3:
+            r.hdel("hl", "field:0", "field:1")  # deleted meanwhile: others still all returned
+            r.hset("hl", "field:new", "n")
+        if cursor == 0:
+            break
+    check(calls > 5, "hscan of a hashtable took %d calls" % calls)
+    for f, v in big.items():
+        if f not in ("field:0", "field:1"):
+            eq(seen.get(f.encode()), v.encode(), "hscan returned " + f)
+    eq(r.hdel("hl", *big.keys()), 298, "hdel of many")
+    eq(r.hgetall("hl"), {b"field:new": b"n"}, "what is left")
+    eq(r.object("encoding", "hl"), b"hashtable", "a hashtable stays one")
+    r.delete("hl")
+    eq(r.hset("hl", "long", "x" * 65), 1, "a value past hash-max-listpack-value")
+    eq(r.object("encoding", "hl"), b"hashtable", "long value: hashtable")
+    eq(r.config_set("hash-max-ziplist-value", 100), True, "config set hash-max-ziplist-value")
+    eq(r.config_get("hash-max-listpack-value"), {"hash-max-listpack-value": "100"}, "ziplist alias")
+    r.delete("hl")
+    r.hset("hl", "long", "x" * 65)
+    eq(r.object("encoding", "hl"), b"listpack", "the limit raised")
+    r.config_set("hash-max-listpack-value", 64)
+    # WRONGTYPE both ways
+    r.set("hstr", "v")
+    for name, fn in (("hget", lambda: r.hget("hstr", "f")), ("hset", lambda: r.hset("hstr", "f", "v")),
+                     ("hgetall", lambda: r.hgetall("hstr")), ("hdel", lambda: r.hdel("hstr", "f")),
+                     ("hlen", lambda: r.hlen("hstr")), ("hincrby", lambda: r.hincrby("hstr", "f")),
+                     ("hscan", lambda: r.hscan("hstr")), ("hrandfield", lambda: r.hrandfield("hstr")),
+                     ("get", lambda: r.get("h")), ("lpush", lambda: r.lpush("h", "x")),
+                     ("sadd", lambda: r.sadd("h", "x")), ("incr", lambda: r.incr("h"))):
+        err(fn, wrongtype, name + " against the other type")
+    # the keyspace commands keep the type
+    eq(r.rename("h", "hr"), True, "rename a hash")
+    eq(r.hget("hr", "f1"), b"w1", "renamed hash")
+    eq(r.copy("hr", "hc"), True, "copy a hash")
+    eq(r.hgetall("hc"), r.hgetall("hr"), "copied hash")
+    eq(r.expire("hc", 100), True, "expire a hash")
+    eq(r.hset("hc", "more", "x"), 1, "hset keeps the hash")
+    check(0 < r.ttl("hc") <= 100, "an hset keeps the ttl")
+    eq(r.hincrby("hc", "n", 1), 1, "hincrby keeps the hash")
+    check(0 < r.ttl("hc") <= 100, "an hincrby keeps the ttl")
+    eq(r.persist("hc"), True, "persist a hash")
+    eq(r.move("hc", 6), True, "move a hash")
+    eq(redis.Redis(port=port, db=6).hget("hc", "more"), b"x", "moved hash")
+    eq(sorted(set(r.scan_iter(match="h*", count=1000, _type="hash"))), [b"h3", b"hl", b"hr"], "scan type hash")
+    eq(r.delete("hr"), 1, "del a hash")
+    # MULTI/EXEC: one batch
+    p = r.pipeline()
+    p.hset("htx", "a", "1").hincrby("htx", "a", 2).hgetall("htx").hdel("htx", "a").exists("htx")
+    eq(p.execute(), [1, 3, {b"a": b"3"}, 1, 0], "hashes inside MULTI/EXEC")
+    # a hash's size is bounded like a list's
+    big = "x" * 200000
+    for i in range(5):
+        r.hset("bigh", "f%d" % i, big)
+    err(lambda: r.hset("bigh", mapping={"g1": big, "g2": big}), "daxnet: hash too large", "a hash past its bound")
+    eq(r.hlen("bigh"), 5, "a refused hset changes nothing")
+    r.delete("bigh")
+
+
 def wait_blocked(r, n, what):
     """Waits (bounded) until INFO clients reports n blocked clients."""
     deadline = time.monotonic() + 20
@@ -986,6 +1123,10 @@ def replication(r, port, bin_dir, tmp):
     r.delete("rl", "rs")
     r.rpush("rl", "a", "b")
     r.sadd("rs", "x", "y", "z")
+    # and hashes (RDB_TYPE_HASH), both encodings
+    r.delete("rh", "rh2")
+    r.hset("rh", mapping={"f": "1", "g": "2"})
+    r.hset("rh2", mapping={"field:%d" % i: str(i) for i in range(200)})
     rdir = os.path.join(tmp, "replica")
     os.makedirs(rdir, exist_ok=True)
     rep = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--dir", rdir,
@@ -1005,6 +1146,9 @@ def replication(r, port, bin_dir, tmp):
         r.set("after", "x", ex=1000)
         r.lpush("rl", "z")
         r.spop("rs")  # propagated as the SREM of what it took
+        r.hincrbyfloat("rh", "f", 0.25)  # propagated as the HSET of its result
+        r.hdel("rh", "g")
+        r.hset("rh2", "new", "v")
         r.set("end", 2)
         deadline = time.monotonic() + 30
         while rr.get("end") != b"2" and time.monotonic() < deadline:
@@ -1017,6 +1161,8 @@ def replication(r, port, bin_dir, tmp):
         eq(rr.lrange("rl", 0, -1), r.lrange("rl", 0, -1), "replica list")
         eq(rr.smembers("rs"), r.smembers("rs"), "replica set after SPOP")
         eq(rr.type("rs"), b"set", "replica type of a set")
+        eq(rr.hgetall("rh"), {b"f": b"1.25"}, "replica hash after HINCRBYFLOAT and HDEL")
+        eq(rr.hgetall("rh2"), r.hgetall("rh2"), "replica hashtable hash")
         eq(redis.Redis(port=rport, db=1).get("one"), b"1", "replica db 1")
         eq(redis.Redis(port=rport, db=1).get("pre1"), b"w", "replica db 1 from the RDB")
         check(r.info("replication")["connected_slaves"] == 1, "INFO replication lists the replica")
@@ -1078,6 +1224,7 @@ def main():
         for name, fn in (("strings", lambda: strings(r)), ("keyspace", lambda: keyspace(r, port)),
                          ("transactions", lambda: transactions(r, port)),
                          ("collections", lambda: collections(r)),
+                         ("hashes", lambda: hashes(r, port)),
                          ("blocking", lambda: blocking(r, port, srv.port("http"))),
                          ("connection", lambda: connection(r, port)), ("info", lambda: info_rates(r)),
                          ("scripting", lambda: scripting(r, port)), ("pubsub", lambda: pubsub(r, port)),
@@ -1096,6 +1243,10 @@ def main():
         r0.rpush("dl", "a", "b", "c")
         r0.sadd("ds", "x", "y")
         r0.pexpire("ds", 600000)
+        r0.delete("dh", "dh2")
+        r0.hset("dh", mapping={"f": "1", "g": "2"})
+        r0.hset("dh2", mapping={"field:%d" % i: "v" for i in range(200)})
+        r0.pexpire("dh", 600000)
         r0.close()
         r2 = redis.Redis(port=port, db=2)
         r2.set("durable2", "yes")
@@ -1112,6 +1263,10 @@ def main():
         eq(r0.lrange("dl", 0, -1), [b"a", b"b", b"c"], "a list after restart")
         eq((r0.type("ds"), r0.smembers("ds")), (b"set", {b"x", b"y"}), "a set after restart")
         check(0 < r0.pttl("ds") <= 600000, "a set's ttl after restart")
+        eq((r0.type("dh"), r0.hgetall("dh")), (b"hash", {b"f": b"1", b"g": b"2"}), "a hash after restart")
+        check(0 < r0.pttl("dh") <= 600000, "a hash's ttl after restart")
+        eq((r0.hlen("dh2"), r0.object("encoding", "dh2")), (200, b"hashtable"), "a hashtable after restart")
+        eq(r0.object("encoding", "dh"), b"listpack", "a listpack after restart")
         # a crash (SIGKILL) right after acknowledged writes keeps them,
         # those of a served blocking command included
         w = Waiter(port, lambda c: c.blmove("dq", "dm", 0, "LEFT", "LEFT"))
@@ -1120,12 +1275,20 @@ def main():
         eq(w.value("blmove before a crash"), b"moved", "blmove before a crash")
         r0.rpush("dl", "d")
         r0.srem("ds", "x")
+        eq(r0.hincrby("dh", "f", 41), 42, "hincrby before a crash")
+        eq(r0.hdel("dh2", *["field:%d" % i for i in range(100)]), 100, "hdel before a crash")
+        p = r0.pipeline()
+        p.hset("dh3", "a", "1").hset("dh3", "b", "2").hdel("dh", "g")
+        eq(p.execute(), [1, 1, 1], "an EXEC of hash writes before a crash")
         r0.close()
         srv.kill9()
         port = srv.start().port("resp")
         r0 = redis.Redis(port=port)
         eq(r0.lrange("dl", 0, -1), [b"a", b"b", b"c", b"d"], "a list after a crash")
         eq(r0.smembers("ds"), {b"y"}, "a set after a crash")
+        eq(r0.hgetall("dh"), {b"f": b"42"}, "a hash after a crash")
+        eq(sorted(r0.hkeys("dh2")), sorted(b"field:%d" % i for i in range(100, 200)), "hdel after a crash")
+        eq(r0.hgetall("dh3"), {b"a": b"1", b"b": b"2"}, "an EXEC of hash writes after a crash")
         eq((r0.lrange("dq", 0, -1), r0.lrange("dm", 0, -1)), ([b"left"], [b"moved"]), "blmove after a crash")
         r0.close()
         auth(args.bin_dir, tmp, args.transport)

@@ -538,6 +538,48 @@ def _fill_small(c, val):
     return i
 
 
+def test_kv_hash_full(ctx):
+    """On a full pool a hash write is refused with the pool-full error and changes nothing, or is applied whole (an overwrite the store admits); never half."""
+    pool = ctx.pool()
+    srv = start_kv(ctx, pool, ["--pool-size", "8M"])
+    c = RespClient(srv.port("resp"), timeout=60)
+    check(c.call("HSET", "h", "a", "1", "b", "2") == 2, "HSET")
+    # buffers exhausted (large values), then the record room (small keys)
+    big = b"B" * 60000
+    for i in range(200):
+        if isinstance(c.call("SET", "big:%d" % i, big), RespError):
+            break
+    _fill_small(c, b"v" * 16)
+    refused = 0
+    for cmd, applied in ((("HSET", "h", "a", "9", "new1", b"x" * 60000, "new2", "y"),
+                          {b"a": b"9", b"new1": b"x" * 60000, b"new2": b"y"}),
+                         (("HMSET", "h", "new3", b"z" * 60000), {b"new3": b"z" * 60000}),
+                         (("HSETNX", "h", "new4", b"w" * 60000), {b"new4": b"w" * 60000}),
+                         (("HINCRBY", "h", "b", "5"), {b"b": b"7"}),
+                         (("HINCRBYFLOAT", "h", "b", "0.5"), None),
+                         (("HSET", "newhash", "f", "v"), None)):
+        # (after a refusal a checkpoint may give room back: later writes may be taken)
+        before = c.call("HGETALL", "h")
+        before = dict(zip(before[::2], before[1::2]))
+        r = c.call(*cmd)
+        after = c.call("HGETALL", "h")
+        after = dict(zip(after[::2], after[1::2]))
+        if isinstance(r, RespError):
+            check(str(r).startswith("OOM "), "%s when full answered %r" % (cmd[0], r))
+            check(after == before, "a refused %s changed the hash" % cmd[0])
+            refused += 1
+        elif applied is not None:
+            want = dict(before)
+            want.update(applied)
+            check(after == want, "%s when full applied half: %r" % (cmd[0], sorted(set(after) ^ set(want))))
+    check(refused >= 1, "no hash write refused on a full pool")
+    check(c.call("HGETALL", "newhash") in ([], [b"f", b"v"]), "HSET of a new key when full applied half")
+    check(c.call("HGET", "h", "a") in (b"1", b"9") and c.call("HLEN", "h") >= 2, "hash reads when full")
+    check(c.call("DEL", "h") == 1, "DEL of a hash when full")
+    c.close()
+    srv.stop()
+
+
 def test_kv_exec_output_limit(ctx):
     """An EXEC's replies count against --client-output-buffer-limit as they are built: over it the client is closed, the transaction still applied whole."""
     # Regression (issue 14 review): EXEC built its replies (values copied)
@@ -1514,6 +1556,7 @@ TESTS = {
     "kv_exec_checkpoint": test_kv_exec_checkpoint,
     "kv_atomic_oom": test_kv_atomic_oom,
     "kv_full_frees": test_kv_full_frees,
+    "kv_hash_full": test_kv_hash_full,
     "kv_exec_output_limit": test_kv_exec_output_limit,
     "kv_group_publish_bounded": test_kv_group_publish_bounded,
     "wal_batch_atomic": test_wal_batch_atomic,
