@@ -344,7 +344,7 @@ int KvStore::clean_move(std::string_view key) noexcept
 int KvStore::clean() noexcept
 {
 	const CleanerOptions& o = opt_.cleaner;
-	if (!o.enabled || opt_.wal.read_only || batch_depth_)
+	if (!o.enabled || opt_.wal.read_only || batch_depth_ || failed_)
 		return 0;
 	if (!cleaner_) {
 		// Everything the noexcept paths below add to is reserved here.

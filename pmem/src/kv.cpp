@@ -360,6 +360,8 @@ int KvStore::checkpoint_if_useful() noexcept
 
 int KvStore::log_room(std::uint64_t n, std::uint64_t limit) noexcept
 {
+	if (failed_)
+		return -EIO;  // a checkpoint would make the staged entries durable (failed())
 	// Finishing the pending checkpoint frees the ring below its covers_seq
 	// (and makes the staged entries durable). When it cannot (its half
 	// filled up: a fuzzy checkpoint may hold keys deleted since), a whole
@@ -374,6 +376,8 @@ int KvStore::log_room(std::uint64_t n, std::uint64_t limit) noexcept
 
 int KvStore::append_logged(const Entry& e, bool frees) noexcept
 {
+	if (failed_)
+		return -EROFS;  // a group could not be taken back: nothing more is logged
 	const std::uint64_t n = wal_records_for(e.value.size());
 	if (n > wal_.nslots() / 4)
 		return -EMSGSIZE;
@@ -386,7 +390,7 @@ int KvStore::append_logged(const Entry& e, bool frees) noexcept
 		if (!frees)
 			cap_stats_.refused_log++;
 		if (batch_depth_)
-			batch_refused_ = true;
+			batch_refused_ = batch_refused_log_ = true;
 		return -ENOSPC;
 	}
 	if (batch_depth_) {
@@ -534,6 +538,7 @@ void KvStore::batch_apply(const Entry& e)
 		u.kind = Undo::Kind::append;
 		u.key = streams_.find(n)->first;  // the name's bytes stay held while the stream is
 		u.at = created ? 1 : 0;
+		u.pos = streams_.find(n)->second.end() - 1;
 		break;
 	}
 	default:
@@ -555,7 +560,7 @@ void KvStore::batch_end() noexcept
 {
 	if (batch_depth_ == 0 || --batch_depth_ > 0)
 		return;
-	batch_refused_ = false;
+	batch_refused_ = batch_refused_log_ = false;
 	undo_.clear();
 	undo_items_.clear();
 	undo_nodes_.clear();  // frees the deleted keys' nodes
@@ -570,15 +575,36 @@ void KvStore::batch_end() noexcept
 
 int KvStore::batch_undo(const BatchMark& m) noexcept
 {
-	if (batch_depth_ == 0 || m.undo > undo_.size())
+	if (batch_depth_ == 0)
 		return -EINVAL;
-	for (std::size_t i = m.undo; i < undo_.size(); i++)
-		if (undo_[i].kind == Undo::Kind::stream)
-			return -EBUSY;
+	// A group that cannot be taken back must not become durable in part
+	// (the caller refuses it): the store fails instead, before anything
+	// is undone, and commits nothing more (failed()).
+	auto fail = [this](int rc) {
+		failed_ = -rc;
+		batch_refused_ = true;
+		return rc;
+	};
+	if (m.undo > undo_.size())
+		return fail(-EINVAL);
+	for (std::size_t i = m.undo; i < undo_.size(); i++) {
+		const Undo& u = undo_[i];
+		if (u.kind == Undo::Kind::stream)
+			return fail(-EBUSY);
+		// An append is taken back by popping its stream's last entry:
+		// that entry must still be there (nothing pops stream entries
+		// inside a batch but a trim, refused above). Checked before
+		// anything is undone, never skipped half way.
+		if (u.kind == Undo::Kind::append) {
+			const auto it = streams_.find(u.key);
+			if (it == streams_.end() || u.pos < it->second.first || u.pos >= it->second.end())
+				return fail(-EINVAL);
+		}
+	}
 	// The log first: were part of the batch no longer staged (committed),
 	// the index must not be rewound past what the log keeps.
 	if (!wal_.can_unstage_to(m.seq))
-		return -EBUSY;
+		return fail(-EBUSY);
 	// An item back in the index: its records, bytes and lists (its old
 	// place in the lists is free again: what the batch added since was
 	// taken back first).
@@ -647,9 +673,8 @@ int KvStore::batch_undo(const BatchMark& m) noexcept
 			// Newest first: the entry is the stream's last; a stream it
 			// created goes again (no pending checkpoint knows it: none
 			// begins inside a batch).
-			auto it = streams_.find(u.key);
-			if (it == streams_.end() || it->second.entries.empty())
-				break;
+			// (checked above: the stream holds the entry, its last)
+			const auto it = streams_.find(u.key);
 			Stream& st = it->second;
 			const StreamEntry& x = st.entries.back();
 			stream_records_ -= wal_records_for(x.nslices);
@@ -685,6 +710,8 @@ bool KvStore::slice_ok(const Slice& s) const noexcept
 
 int KvStore::admit(std::uint64_t new_records, std::uint64_t log_records) noexcept
 {
+	if (failed_)
+		return -EROFS;
 	if (live_records() + new_records > record_limit())
 		return refuse_capacity();
 	const std::uint64_t limit = wal_.nslots() - log_reserve_;
@@ -694,10 +721,22 @@ int KvStore::admit(std::uint64_t new_records, std::uint64_t log_records) noexcep
 	if (wal_.used() + log_records > limit && (batch_depth_ || log_room(log_records, limit) < 0)) {
 		cap_stats_.refused_log++;
 		if (batch_depth_)
-			batch_refused_ = true;
+			batch_refused_ = batch_refused_log_ = true;
 		return -ENOSPC;
 	}
 	return 0;
+}
+
+int KvStore::admit_frees(std::uint64_t log_records) noexcept
+{
+	if (failed_)
+		return -EROFS;
+	const std::uint64_t limit = wal_.nslots();
+	if (log_records > limit)
+		return -EMSGSIZE;
+	if (wal_.used() + log_records <= limit)
+		return 0;
+	return batch_depth_ ? -ENOSPC : log_room(log_records, limit);
 }
 
 std::uint64_t KvStore::batch_log_limit() const noexcept
@@ -707,6 +746,8 @@ std::uint64_t KvStore::batch_log_limit() const noexcept
 
 int KvStore::make_room(std::uint64_t log_records) noexcept
 {
+	if (failed_)
+		return -EROFS;
 	const std::uint64_t limit = wal_.nslots() - log_reserve_;
 	log_records = std::min(log_records, limit);
 	if (wal_.used() + log_records <= limit)
@@ -716,6 +757,8 @@ int KvStore::make_room(std::uint64_t log_records) noexcept
 
 int KvStore::reclaim() noexcept
 {
+	if (failed_)
+		return -EIO;
 	if (ckpt_ || live_records() >= ckpt_failed_at_ || batch_depth_)
 		return 0;  // (inside a batch: after it, see batch_begin())
 	return opt_.checkpoint_step ? ckpt_begin() : checkpoint_if_useful();
@@ -813,6 +856,8 @@ int KvStore::commit_begin(std::uint64_t& ticket) noexcept { return commit_impl(&
 
 int KvStore::commit_impl(std::uint64_t* ticket) noexcept
 {
+	if (failed_)
+		return -EIO;  // see failed(): the staged entries never become durable
 	if (batch_depth_)
 		return -EBUSY;  // would make part of a batch durable (and beyond batch_undo()'s reach)
 	// A checkpoint step below drains (and so waits for the batch): only
@@ -870,6 +915,12 @@ int KvStore::commit_impl(std::uint64_t* ticket) noexcept
 // reflects them, and appends are written only up to the end at begin.
 int KvStore::ckpt_begin() noexcept
 {
+	// Inside a batch a checkpoint would persist the part of it staged so
+	// far (a fuzzy one writes the index as it is, staged entries
+	// included): an error, whatever called it (docs/wal-format.md
+	// §Capacity, batch mode).
+	if (batch_depth_)
+		return -EBUSY;
 	try {
 		auto p = std::make_unique<CkptProgress>();
 		p->buckets = index_.bucket_count();
@@ -991,6 +1042,8 @@ int KvStore::ckpt_step(std::uint64_t budget) noexcept
 
 int KvStore::ckpt_finish() noexcept
 {
+	if (batch_depth_)
+		return -EBUSY;  // as ckpt_begin(): it would install part of the batch
 	const int rc = ckpt_step(UINT64_MAX);
 	if (rc < 0) {
 		// -EAGAIN: the index rehashed; -ENOSPC: the half filled up; a
@@ -1011,6 +1064,8 @@ int KvStore::ckpt_finish() noexcept
 // live state (§Checkpoint header: streams first, then the live keys).
 int KvStore::checkpoint() noexcept
 {
+	if (failed_)
+		return -EIO;  // it would make the staged entries durable
 	if (batch_depth_)
 		return -EBUSY;  // it would make part of the batch durable on its own
 	if (ckpt_) {

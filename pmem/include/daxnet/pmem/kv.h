@@ -211,6 +211,15 @@ public:
 	/// -ENOSPC (inside a batch, or the room cannot be made). Refuses and
 	/// counts nothing: the batch's own entries are admitted as they come.
 	int make_room(std::uint64_t log_records) noexcept;
+	/// Admission for a batch of `log_records` records of entries that only
+	/// free space (KV_DEL, KV_FLUSHALL, STREAM_TRIM: an EXEC of DELs),
+	/// which may use the whole ring, the reserve included: makes that room
+	/// now (completing a pending checkpoint, or checkpointing whole), so
+	/// they are never refused inside the batch, where no checkpoint can
+	/// run. 0; -EMSGSIZE when they are more than the ring holds (no batch
+	/// can take them at once); -ENOSPC inside a batch without the room,
+	/// or when no checkpoint could make it. Counts no refusal.
+	int admit_frees(std::uint64_t log_records) noexcept;
 	/// The most log records one batch can stage: the log outside the
 	/// reserve. A batch needing more is refused whatever the pool holds.
 	std::uint64_t batch_log_limit() const noexcept;
@@ -232,8 +241,18 @@ public:
 	/// Takes back, from the index and the log, every entry staged since
 	/// `m` (newest first): KV entries and stream appends. 0; -EBUSY when a
 	/// stream trim was staged since or the log no longer holds them all
-	/// staged (nothing is undone); -EINVAL outside a batch.
+	/// staged, -EINVAL for a mark of no open batch: nothing is undone,
+	/// and the store then fails (failed()), so that the group it could
+	/// not take back never becomes durable in part; -EINVAL outside a
+	/// batch (nothing failed).
 	int batch_undo(const BatchMark& m) noexcept;
+	/// 0, or the errno of the batch_undo() that failed: the store holds
+	/// staged entries of a group that was to be taken back, and makes
+	/// none of them durable. From then on commit(), checkpoint() and
+	/// reclaim() return -EIO and every mutation -EROFS; reads still see
+	/// the staged state. What was committed before stays, and a reopen
+	/// recovers it (the uncommitted entries are dropped, as after a crash).
+	int failed() const noexcept { return failed_; }
 	/// Leaves batch mode; the outermost call forgets the undo records and
 	/// batch_refused().
 	void batch_end() noexcept;
@@ -241,6 +260,10 @@ public:
 	/// Whether an entry was refused with -ENOSPC since the outermost
 	/// batch_begin() (checkpoint capacity or log room).
 	bool batch_refused() const noexcept { return batch_refused_; }
+	/// Whether such a refusal was for log room (no checkpoint may make
+	/// it inside the batch): the same group may fit after one
+	/// (make_room()), unlike one refused for checkpoint capacity.
+	bool batch_refused_log() const noexcept { return batch_refused_log_; }
 
 	struct CapacityStats {
 		std::uint64_t refused_capacity = 0;  ///< writes refused: checkpoint capacity
@@ -344,6 +367,7 @@ private:
 		/// restore: undo_items_, reinsert: undo_nodes_, flushall:
 		/// undo_maps_; append: 1 when the append created the stream
 		std::size_t at = 0;
+		std::uint64_t pos = 0;  ///< append: the entry's position in its stream
 	};
 	struct StreamEntry {
 		std::uint64_t stamp = 0;
@@ -485,8 +509,10 @@ private:
 	/// (bad_alloc) after the WAL staged it (CleanerOptions::fault_enomem_every).
 	bool fault_apply_ = false;
 	// Batch mode (batch_begin()).
+	int failed_ = 0;  ///< failed()
 	std::uint32_t batch_depth_ = 0;
 	bool batch_refused_ = false;
+	bool batch_refused_log_ = false;  ///< batch_refused_log()
 	bool prep_item_ = false, prep_map_ = false;  ///< what batch_prepare() made
 	std::vector<Undo> undo_;
 	std::vector<Item> undo_items_;          ///< items as they were before a SET
