@@ -15,6 +15,7 @@
 // another client dirtied (end_atomic(); SCRIPT LOAD's cache entry stays). A
 // BGSAVE or DEBUG RELOAD queued in the transaction checkpoints after its
 // last write was staged (see checkpoint_now()), never in between.
+#include <cerrno>
 #include <cstdio>
 
 #include <cstring>
@@ -124,12 +125,28 @@ void KvService::cmd_exec(Ctx& x)
 	// LPOP, MOVE) needs log room only; DEL, UNLINK, GETDEL and the flushes
 	// need neither: they are logged in the room kept for freeing entries,
 	// so a full pool still takes MULTI; DEL k; EXEC.
-	std::uint64_t recs = 0, logrecs = 0;
+	std::uint64_t recs = 0, logrecs = 0, freerecs = 0;
 	const std::uint32_t bsize = pool_.buffer_size();
 	for (const auto& q : queue) {
 		const Cmd* c = find_command(q[0]);
-		if (!may_write(c) || frees_only(c))
+		if (!may_write(c))
 			continue;
+		if (frees_only(c)) {
+			// Their records too: inside the batch no checkpoint can make
+			// room, so a transaction of more DELs than the ring had left
+			// was refused (EXECABORT OOM) on a pool that was not full.
+			// Counted as the store logs them: one KV_DEL per existing key,
+			// one KV_FLUSHALL, or FLUSHDB's KV_DEL per key of its database.
+			std::string buf;
+			if (c->fn == &KvService::cmd_flushall)
+				freerecs += 1;
+			else if (c->fn == &KvService::cmd_flushdb)
+				freerecs += multi_db_ ? dbsize_of(x.cl.db) + 1 : 1;
+			else
+				for (std::size_t i = 1; i < q.size(); ++i)
+					freerecs += kv_.exists(skey(x, q[i], buf)) ? 1 : 0;
+			continue;
+		}
 		std::uint64_t n = 0;
 		for (std::size_t i = 1; i < q.size(); ++i)
 			n += daxnet::pmem::wal_records_for(q[i].size() / bsize + 2);
@@ -147,10 +164,18 @@ void KvService::cmd_exec(Ctx& x)
 		if (adds(c))
 			recs += n;
 	}
-	if (logrecs && kv_.admit(recs, logrecs) < 0) {
-		++refused_;
-		resp::error(x.o, "EXECABORT Transaction discarded because of: " + capacity_refusal().resp());
-		return;
+	// A transaction that only frees may use the log room kept for freeing
+	// entries; with anything else in it, its freeing entries are counted
+	// with the rest below the reserve (they may come first).
+	if (logrecs || freerecs) {
+		const int rc = logrecs ? kv_.admit(recs, logrecs + freerecs) : kv_.admit_frees(freerecs);
+		if (rc < 0) {
+			++refused_;
+			resp::error(x.o, "EXECABORT Transaction discarded because of: " +
+						 (rc == -EMSGSIZE ? batch_too_large("the transaction", logrecs + freerecs, logrecs == 0).resp()
+								  : capacity_refusal().resp()));
+			return;
+		}
 	}
 	if (logrecs)
 		core_.reclaim_if_short();  // start reclaiming now rather than in the middle

@@ -579,6 +579,11 @@ private:
 	/// checkpoint/log capacity (docs/wal-format.md §Capacity).
 	Refusal pool_full_refusal() const;
 	Refusal capacity_refusal() const;
+	/// A group (`what`: "the transaction", "the script", ...) of `records`
+	/// log records (0: not known, more than the limit) that no batch can
+	/// take at once (-EMSGSIZE): refused for good, not "pool full"
+	/// (`frees`: freeing entries only, which may use the whole ring).
+	Refusal batch_too_large(std::string_view what, std::uint64_t records, bool frees) const;
 	/// The stored form of `key` in the client's database (see the top).
 	std::string_view skey(const Ctx& x, std::string_view key, std::string& buf) const;
 	/// Key bytes of argument i as a pool slice: in place when possible.

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -37,6 +38,20 @@ Refusal KvService::capacity_refusal() const
 }
 
 bool KvService::admit_batch(Ctx& x, std::size_t first)
+Refusal KvService::batch_too_large(std::string_view what, std::uint64_t records, bool frees) const
+{
+	const std::uint64_t limit = frees ? kv_.wal().nslots() : kv_.batch_log_limit();
+	if (records == 0)  // known only as it ran
+		return {Refusal::Code::too_large,
+			fmt::format("daxnet: {} needs more log records than one batch of this pool's log takes ({}): "
+				    "split it",
+				    what, limit)};
+	return {Refusal::Code::too_large,
+		fmt::format("daxnet: {} needs up to {} log records, more than one batch of this pool's log takes ({}): "
+			    "split it",
+			    what, records, limit)};
+}
+
 {
 	// Packed pairs and keys that must be copied go into arena buffers as
 	// they are staged: refuse up front when those might not be there, so
