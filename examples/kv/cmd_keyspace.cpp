@@ -2,6 +2,7 @@
 //
 // Keyspace commands: keys as a whole (existence, expiry, names, databases).
 #include <algorithm>
+#include <cerrno>
 #include <cctype>
 #include <charconv>
 #include <cstring>
@@ -435,15 +436,49 @@ void KvService::rename_impl(Ctx& x, bool nx)
 		resp::integer(x.o, 0);
 		return;
 	}
-	if (const auto why = put_slices(dst, v.slices, v.expiry_ns, v.typed)) {
-		resp_refusal(x.o, *why);
+	if (!move_stored(x, src, dst, v))
 		return;
-	}
-	(void)del_stored(src);
 	if (nx)
 		resp::integer(x.o, 1);
 	else
 		resp::ok(x.o);
+}
+
+bool KvService::move_stored(Ctx& x, std::string_view src, std::string_view dst, const ValueRef& v)
+{
+	// Copied first: v.slices points into the source's index entry.
+	const std::vector<Slice> value(v.slices.begin(), v.slices.end());
+	const std::uint64_t expiry = v.expiry_ns;
+	const bool typed = v.typed;
+	// Log room for both entries made now, so no checkpoint runs between
+	// them (one would make the first durable on its own); they stage in
+	// one atomic group and commit in one batch: after a crash the key is
+	// under one of its names, never both or neither (issue 14).
+	const std::uint64_t recs = daxnet::pmem::wal_records_for(value.size()) + 1;
+	if (const int rc = kv_.admit(0, recs); rc < 0) {
+		++refused_;
+		resp_refusal(x.o, rc == -EMSGSIZE ? batch_too_large("the command", recs, false) : capacity_refusal());
+		return false;
+	}
+	AtomicGroup grp(*this);
+	// The delete first: the destination then takes the records the source
+	// gave back, so a full pool still renames (RENAME and MOVE are not
+	// denyoom in Redis). Inside the group no checkpoint runs, so the log
+	// keeps the value's buffers referenced between the two.
+	MaybeRefusal why;
+	if (const int rc = del_stored(src); rc < 0) {
+		++refused_;
+		why = rc == -ENOSPC ? pool_full_refusal() : Refusal::from_store(rc, std::string(), "key", "delete");
+	} else {
+		why = put_slices(dst, value, expiry, typed);
+	}
+	const bool undo = why.has_value() || grp.refused();
+	grp.end(undo);
+	if (undo) {
+		resp_refusal(x.o, why ? *why : capacity_refusal());
+		return false;
+	}
+	return true;
 }
 
 void KvService::cmd_rename(Ctx& x)
@@ -511,11 +546,8 @@ void KvService::cmd_move(Ctx& x)
 		resp::integer(x.o, 0);
 		return;
 	}
-	if (const auto why = put_slices(dst, v.slices, v.expiry_ns, v.typed)) {
-		resp_refusal(x.o, *why);
+	if (!move_stored(x, src, dst, v))
 		return;
-	}
-	(void)del_stored(src);
 	resp::integer(x.o, 1);
 }
 

@@ -160,6 +160,15 @@ void KvService::cmd_exec(Ctx& x)
 					n += daxnet::pmem::wal_records_for(v.size / bsize + 2);
 			}
 		}
+		// a key moved or copied (RENAME, MOVE, COPY) is its value's
+		// records again, however its size and slices add up
+		if (c->fn == &KvService::cmd_rename || c->fn == &KvService::cmd_renamenx ||
+		    c->fn == &KvService::cmd_move || c->fn == &KvService::cmd_copy) {
+			std::string buf;
+			ValueRef v{};
+			if (q.size() > 1 && kv_.get(skey(x, q[1], buf), v) == 1)
+				n += daxnet::pmem::wal_records_for(v.slices.size()) + 1;
+		}
 		logrecs += n;
 		if (adds(c))
 			recs += n;

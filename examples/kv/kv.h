@@ -640,6 +640,11 @@ private:
 	void ttl_generic(Ctx& x, bool ms, bool absolute);
 	void getrange_impl(Ctx& x);
 	void rename_impl(Ctx& x, bool nx);
+	/// RENAME, RENAMENX, MOVE: the source's delete and the destination's
+	/// write (value `v`, the source's) as one atomic group, admitted whole:
+	/// a refusal or a crash never loses or duplicates the key. False after
+	/// replying the refusal.
+	bool move_stored(Ctx& x, std::string_view src, std::string_view dst, const ValueRef& v);
 	/// SETEX (`seconds`) and PSETEX: key, time (argument 2), value.
 	void set_with_expiry(Ctx& x, bool seconds);
 	/// EX/PX/EXAT/PXAT value -> absolute ms; false after replying the error.

@@ -824,7 +824,7 @@ def test_kv_exec_checkpoint(ctx):
 
 
 def test_kv_full_frees(ctx):
-    """A full pool still deletes (DEL, UNLINK, GETDEL, EXPIRE to the past, FLUSHALL; alone and in EXEC; after a restart); moves are refused whole."""
+    """A full pool still deletes (DEL, UNLINK, GETDEL, EXPIRE to the past, FLUSHALL; alone and in EXEC; after a restart) and renames; moves into new collections are refused whole."""
     # Regression (issue 14 review): EXEC's admission counted every argument
     # of a queued DEL or FLUSHALL as a new record, so a full pool refused
     # MULTI; DEL k; EXEC with OOM although a plain DEL worked.
@@ -844,6 +844,16 @@ def test_kv_full_frees(ctx):
     check(c.call("SISMEMBER", "set", "m1") == 1, "SMOVE refused lost its member")
     check(c.call("EXISTS", "newlist", "newset") == 0, "a refused move created its destination")
     key = lambda n: "key:%012d" % n
+    # RENAME, RENAMENX and MOVE free what they add (Redis: not denyoom):
+    # the source's delete and the destination's write are one batch, the
+    # delete first (issue 14: they were two writes, the new name refused
+    # for capacity on a full pool).
+    r = c.call("RENAME", key(10), "renamed:10")
+    check(r == "OK", "RENAME when full: %r" % (r,))
+    check(c.call("RENAMENX", key(11), "renamed:11") == 1, "RENAMENX when full")
+    check(c.call("MOVE", key(12), "1") == 1, "MOVE when full")
+    check(c.call("EXISTS", key(10), key(11), key(12)) == 0, "a renamed or moved source still there")
+    check(c.call("GET", "renamed:10") == val and c.call("GET", "renamed:11") == val, "renamed values")
     got = _pipeline(c, [("MULTI",), ("DEL", key(0)), ("UNLINK", key(1)), ("GETDEL", key(2)), ("EXPIRE", key(3), "-1"),
                         ("PEXPIREAT", key(4), "1"), ("EXEC",)])
     check(got[-1] == [1, 1, val, 1, 1], "freeing commands in EXEC on a full pool: %r" % (got[-1],))
@@ -860,6 +870,8 @@ def test_kv_full_frees(ctx):
     check(isinstance(r, RespError) and str(r).startswith("OOM "), "SET after restart of a full pool: %r" % (r,))
     got = _pipeline(c, [("MULTI",), ("DEL", key(7), key(8)), ("EXEC",)])
     check(got[-1] == [2], "MULTI/DEL/EXEC after restart of a full pool: %r" % (got[-1],))
+    check(c.call("GET", "renamed:10") == val and c.call("EXISTS", key(10)) == 0, "a rename after the restart")
+    check(_pipeline(c, [("SELECT", "1"), ("GET", key(12)), ("SELECT", "0")])[1] == val, "a MOVE after the restart")
     got = _pipeline(c, [("MULTI",), ("FLUSHALL",), ("EXEC",)])
     check(got[-1] == ["OK"], "MULTI/FLUSHALL/EXEC of a full pool: %r" % (got[-1],))
     check(c.call("DBSIZE") == 0, "DBSIZE after FLUSHALL in EXEC")

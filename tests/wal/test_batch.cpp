@@ -389,3 +389,42 @@ TEST_CASE_METHOD(SmallRingStore<16>, "stream appends inside a batch are taken ba
 	CHECK(r.kv->stream_length("old") == 4);
 	CHECK(!r.kv->stream_exists("new"));
 }
+
+TEST_CASE_METHOD(SmallRingStore<0>, "a rename staged as one admitted batch is never split by a checkpoint",
+		 "[unit][pmem]")
+{
+	// daxnet-kv's RENAME/MOVE (move_stored()): log room for both entries
+	// admitted first, then the source's KV_DEL and the destination's
+	// KV_SET of the same value slices in batch mode. Staged as two plain
+	// writes with the ring one record short (issue 14), the KV_SET made
+	// its room with a checkpoint that made the KV_DEL durable on its own:
+	// a crash then lost the key under both names.
+	base(*kv, rx);
+	for (int i = 0; kv->wal().used() + 1 < kv->batch_log_limit(); i++) {
+		REQUIRE(put(*kv, rx, "k0", "o" + std::to_string(i)) == 0);  // staged: no commit, no checkpoint
+		if (i % 16 == 15)
+			rx.release();
+	}
+	rx.release();
+	ValueRef v;
+	REQUIRE(kv->get("k5", v) == 1);
+	const std::vector<Slice> slices(v.slices.begin(), v.slices.end());
+	REQUIRE(kv->admit(0, daxnet::pmem::wal_records_for(slices.size()) + 1) == 0);  // the room, made now
+	(void)kv->batch_begin();
+	REQUIRE(kv->del(rx.receive_one("k5")) == 1);
+	REQUIRE(kv->set(rx.receive_one("k5-renamed"), slices) == 0);
+	kv->batch_end();
+	rx.release();
+	ValueRef a, b;
+	{
+		Recovered r(p, kv_test_options(0));  // a crash before the commit: the old name
+		CHECK(r.kv->get("k5", a) == 1);
+		CHECK(r.kv->get("k5-renamed", b) == 0);
+	}
+	REQUIRE(kv->commit() >= 0);
+	Recovered r(p, kv_test_options(0));  // after it: the new name
+	CHECK(r.kv->get("k5", a) == 0);
+	REQUIRE(r.kv->get("k5-renamed", b) == 1);
+	CHECK(bytes_of(r.kv->pool(), b) == val("k5", 0));
+	CHECK(alloc.check());
+}
