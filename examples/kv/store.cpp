@@ -12,6 +12,7 @@
 #include <cstring>
 #include <string>
 
+#include "daxnet/svc/fatal.h"
 #include "kv.h"
 
 namespace daxnet::kv {
@@ -106,8 +107,12 @@ void KvService::end_atomic(const Atomic& a, bool undo) noexcept
 	const bool flushed = flushed_in_atomic_;
 	if (undo) {
 		++atomic_undos_;
+		// The group was refused (its reply says none of it applied) but,
+		// if it stays staged, committing would make half a group durable.
+		// Never reached by the commands (they stage no stream trim, and
+		// nothing commits in a batch).
 		if (const int rc = kv_.batch_undo(a.mark); rc < 0)
-			std::fprintf(stderr, "daxnet-kv: taking back a refused batch failed: %s\n", std::strerror(-rc));
+			daxnet::svc::stop_on_failed_undo("daxnet-kv", "a refused write group", rc);
 		if (prop_.size() > a.prop)
 			prop_.erase(prop_.begin() + static_cast<std::ptrdiff_t>(a.prop), prop_.end());
 		writes_ = a.writes;

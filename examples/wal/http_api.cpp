@@ -16,6 +16,7 @@
 #pragma GCC diagnostic ignored "-Wnull-dereference"
 #include "daxnet/svc/options.h"  // kVersion
 #pragma GCC diagnostic pop
+#include "daxnet/svc/fatal.h"
 #include "wal_service.h"
 
 namespace daxnet::wal {
@@ -113,8 +114,10 @@ void WalService::end_batch(bool undo) noexcept
 		return;
 	in_batch_ = false;
 	if (undo) {
+		// As daxnet-kv's end_atomic(): a refused batch left staged would
+		// be committed in part.
 		if (const int rc = kv_.batch_undo(batch_mark_); rc < 0)
-			std::fprintf(stderr, "daxnet-wal: taking back a refused batch failed: %s\n", std::strerror(-rc));
+			daxnet::svc::stop_on_failed_undo("daxnet-wal", "a refused batch=lines append", rc);
 	}
 	kv_.batch_end();
 }
