@@ -6,9 +6,12 @@
 // A script runs to completion inside the event-loop pass of its EVAL: no
 // other client's command runs in between (Redis' atomicity), and its writes
 // are staged into that pass's commit batch like an EXEC's, so after a crash
-// all of a script's writes are there or none (docs/design.md). Admission is
-// per command (a write refused for a full pool raises the refusal inside the
-// script, as Redis' OOM does); no checkpoint runs between a script's writes.
+// all of a script's writes are there or none (docs/design.md). No checkpoint
+// runs between a script's writes; a write refused for space (checkpoint
+// capacity, free buffers) refuses the whole script (-OOM, none of its writes
+// applied -- Redis refuses at maxmemory before a script runs, and never
+// undoes), and a run that found only the log short is run again after a
+// checkpoint made the room (eval_generic()).
 // Replicas get the script's effects (the write commands it ran), wrapped in
 // MULTI/EXEC when there are several, never the script itself.
 //
@@ -689,93 +692,113 @@ void KvService::eval_generic(Ctx& x, bool by_sha, bool read_only)
 		return;
 	}
 	const std::string& body = script_bodies_.at(sha);  // SCRIPT cannot run inside a script
-	LuaPtr st(new_lua());
-	if (!st) {
-		resp::error(x.o, "ERR the Lua interpreter could not be created");
-		return;
-	}
-	lua_State* L = st.get();
-	auto set_array = [&](const char* name, std::size_t from, std::size_t to) {
-		lua_createtable(L, static_cast<int>(to - from), 0);
-		for (std::size_t i = from; i < to; ++i) {
-			lua_pushlstring(L, x.arg(i).data(), x.arg(i).size());
-			lua_rawseti(L, -2, static_cast<int>(i - from + 1));
-		}
-		lua_pushstring(L, name);
-		lua_insert(L, -2);
-		lua_rawset(L, LUA_GLOBALSINDEX);
-	};
-	const std::size_t kend = 3 + static_cast<std::size_t>(numkeys);
-	set_array("KEYS", 3, kend);
-	set_array("ARGV", kend, x.argc());
-	if (luaL_loadbuffer(L, body.data(), body.size(), "@user_script") != 0) {
-		const std::string msg = pop_line(L, "?");
-		resp::error(x.o, "ERR Error compiling script (new function): " + msg);
-		return;
-	}
-
-	// the script's commands: a client of its own in the caller's database;
-	// its writes join this pass's batch with no checkpoint in between
-	script_client_ = Client{};
-	script_client_.authed = true;
-	script_client_.db = x.cl.db;
-	script_client_.id = 0;
-	ScriptCaller caller{&x.srv, &x.c};
-	script_ = {true, read_only, &caller};
+	// The script's writes are one atomic group in batch mode, where no
+	// checkpoint may make log room (it would make part of them durable),
+	// and what it writes is known only as it runs. Log room is made
+	// first for its arguments' worth and a sixteenth of the ring; a run
+	// refused for log room alone is taken back whole -- no reply, PUBLISH,
+	// replication, WATCHer or CONFIG SET of it was seen (end_atomic()) --
+	// and run once more from the start with all the log room one batch
+	// can have (KvStore::make_room: the pending checkpoint completed, or
+	// a whole one, as a write outside a script makes its room). So a
+	// script is refused only for what the pool cannot take: -OOM when
+	// its writes pass the checkpoint capacity or the free buffers, and
+	// "ERR daxnet: the script needs up to N log records..." when they are
+	// more than one batch of the log holds; never for a guess. Inside
+	// EXEC the script belongs to the EXEC's group (cmd_exec).
 	const bool was_in_exec = in_exec_;
-	if (!was_in_exec) {
-		core_.reclaim_if_short();
-		// Its writes run in batch mode (no checkpoint between them):
-		// log room made now, as a write outside a script would make
-		// it, for its arguments' worth and a sixteenth of the ring
-		// (EXEC's admission counts a queued script the same way).
-		if (!read_only) {
-			std::uint64_t recs = kv_.wal().nslots() / 16;
-			for (std::size_t i = 3; i < x.argc(); ++i)
-				recs += daxnet::pmem::wal_records_for(x.arg(i).size() / pool_.buffer_size() + 2);
-			(void)kv_.make_room(recs);
+	std::uint64_t room = kv_.wal().nslots() / 16;
+	for (std::size_t i = 3; i < x.argc(); ++i)
+		room += daxnet::pmem::wal_records_for(x.arg(i).size() / pool_.buffer_size() + 2);
+	for (int attempt = 0;; ++attempt) {
+		LuaPtr st(new_lua());
+		if (!st) {
+			resp::error(x.o, "ERR the Lua interpreter could not be created");
+			return;
 		}
-	}
-	in_exec_ = true;
-	// The script's writes are one atomic group (see cmd_exec): a write
-	// refused for space takes all of them back and fails the script.
-	AtomicGroup grp(*this);
-	std::uint64_t limit_ms = 5000;
-	if (auto it = tuning_.find("busy-reply-threshold"); it != tuning_.end()) {
-		std::int64_t v = 0;
-		if (parse_i64(it->second, v) && v > 0)
-			limit_ms = static_cast<std::uint64_t>(v);
-	}
-	g_script_limit_ms = limit_ms;
-	g_script_deadline_ns = mono_ns() + limit_ms * 1000000ull;
-	g_script_stopped = false;
-	g_lua_heap.limit = kLuaMemoryLimit;  // the script's cap; headroom outside
-	lua_sethook(L, script_hook, LUA_MASKCOUNT, 100000);
-	const int rc = lua_pcall(L, 0, 1, 0);
-	lua_sethook(L, nullptr, 0, 0);
-	g_lua_heap.limit = kLuaMemoryLimit + kLuaHeadroom;
-	in_exec_ = was_in_exec;
-	script_ = {};
-	const bool refused = grp.refused();
-	grp.end(refused);
-	if (refused) {
-		++refused_;
-		resp::error(x.o, "OOM command not allowed when used memory > 'maxmemory'. (daxnet: a write of the script "
-				 "found the pool full; none of its writes were applied)");
-		return;
-	}
-	if (rc != 0) {
-		if (lua_istable(L, -1)) {
-			raw_field(L, "err");
-			const std::string e = pop_line(L, "ERR unknown error");
-			lua_pop(L, 1);
-			resp::error(x.o, fmt::format("{} script: {}, on @user_script.", e, sha));
+		lua_State* L = st.get();
+		auto set_array = [&](const char* name, std::size_t from, std::size_t to) {
+			lua_createtable(L, static_cast<int>(to - from), 0);
+			for (std::size_t i = from; i < to; ++i) {
+				lua_pushlstring(L, x.arg(i).data(), x.arg(i).size());
+				lua_rawseti(L, -2, static_cast<int>(i - from + 1));
+			}
+			lua_pushstring(L, name);
+			lua_insert(L, -2);
+			lua_rawset(L, LUA_GLOBALSINDEX);
+		};
+		const std::size_t kend = 3 + static_cast<std::size_t>(numkeys);
+		set_array("KEYS", 3, kend);
+		set_array("ARGV", kend, x.argc());
+		if (luaL_loadbuffer(L, body.data(), body.size(), "@user_script") != 0) {
+			const std::string msg = pop_line(L, "?");
+			resp::error(x.o, "ERR Error compiling script (new function): " + msg);
+			return;
+		}
+
+		// the script's commands: a client of its own in the caller's
+		// database; its writes join this pass's batch with no checkpoint
+		// in between
+		script_client_ = Client{};
+		script_client_.authed = true;
+		script_client_.db = x.cl.db;
+		script_client_.id = 0;
+		ScriptCaller caller{&x.srv, &x.c};
+		script_ = {true, read_only, &caller};
+		if (!was_in_exec) {
+			if (attempt == 0)
+				core_.reclaim_if_short();
+			if (!read_only)
+				(void)kv_.make_room(room);
+		}
+		in_exec_ = true;
+		AtomicGroup grp(*this);
+		std::uint64_t limit_ms = 5000;
+		if (auto it = tuning_.find("busy-reply-threshold"); it != tuning_.end()) {
+			std::int64_t v = 0;
+			if (parse_i64(it->second, v) && v > 0)
+				limit_ms = static_cast<std::uint64_t>(v);
+		}
+		g_script_limit_ms = limit_ms;
+		g_script_deadline_ns = mono_ns() + limit_ms * 1000000ull;
+		g_script_stopped = false;
+		g_lua_heap.limit = kLuaMemoryLimit;  // the script's cap; headroom outside
+		lua_sethook(L, script_hook, LUA_MASKCOUNT, 100000);
+		const int rc = lua_pcall(L, 0, 1, 0);
+		lua_sethook(L, nullptr, 0, 0);
+		g_lua_heap.limit = kLuaMemoryLimit + kLuaHeadroom;
+		in_exec_ = was_in_exec;
+		script_ = {};
+		const bool refused = grp.refused();
+		const bool log_short = refused && !was_in_exec && kv_.batch_refused_log();
+		grp.end(refused);
+		if (refused && log_short && attempt == 0 && room < kv_.batch_log_limit()) {
+			room = kv_.batch_log_limit();
+			continue;
+		}
+		if (refused) {
+			++refused_;
+			if (log_short && room >= kv_.batch_log_limit())
+				resp_refusal(x.o, batch_too_large("the script", 0, false));
+			else
+				resp::error(x.o, "OOM command not allowed when used memory > 'maxmemory'. (daxnet: a write of "
+						 "the script found the pool full; none of its writes were applied)");
+			return;
+		}
+		if (rc != 0) {
+			if (lua_istable(L, -1)) {
+				raw_field(L, "err");
+				const std::string e = pop_line(L, "ERR unknown error");
+				lua_pop(L, 1);
+				resp::error(x.o, fmt::format("{} script: {}, on @user_script.", e, sha));
+			} else {
+				const std::string e = pop_line(L, "unknown error");
+				resp::error(x.o, fmt::format("ERR {} script: {}, on @user_script.", e, sha));
+			}
 		} else {
-			const std::string e = pop_line(L, "unknown error");
-			resp::error(x.o, fmt::format("ERR {} script: {}, on @user_script.", e, sha));
+			reply_lua(L, x.o, x.resp3());
 		}
-	} else {
-		reply_lua(L, x.o, x.resp3());
+		return;
 	}
 }
 

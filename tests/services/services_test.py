@@ -941,6 +941,32 @@ def test_kv_exec_frees_admission(ctx):
     srv.stop()
 
 
+def test_kv_script_log_room(ctx):
+    """A script writing more than the log room left runs (again, after a checkpoint made the room); one writing more than one batch holds gets its own error, none of it applied."""
+    # Regression (issue 14): a script's log room was a guess (a sixteenth of
+    # the ring and its arguments) and no checkpoint runs inside its batch,
+    # so a script of a few thousand SETs was refused with OOM on a pool
+    # that was not full.
+    srv = start_kv(ctx, None, ["--pool-size", "8M"])
+    c = RespClient(srv.port("resp"), timeout=60)
+    slots = int(_info(c)["daxnet_wal_slots"])
+    for lo in range(0, slots * 45 // 100, 500):  # below half the ring: no checkpoint yet
+        check(_pipeline(c, [("SET", "a:%d" % j, "x") for j in range(lo, lo + 500)]) == ["OK"] * 500, "SETs")
+    used = int(_info(c)["daxnet_wal_used_records"])
+    n = slots - used  # more than the log has left outside its reserve
+    script = "for i = 1, tonumber(ARGV[1]) do redis.call('SET', ARGV[2] .. i, 'x') end return 'done'"
+    r = c.call("EVAL", script, "0", str(n), "s:")
+    check(r == b"done", "a script of %d SETs with %d of %d log slots used: %r" % (n, used, slots, r))
+    check(c.call("EXISTS", "s:1", "s:%d" % n) == 2, "the script's writes")
+    r = c.call("EVAL", script, "0", str(slots), "t:")
+    check(isinstance(r, RespError) and str(r).startswith("ERR daxnet: the script needs more log records"),
+          "a script of more SETs than the ring has slots (%d): %r" % (slots, r))
+    check(c.call("EXISTS", "t:1", "t:%d" % (slots // 2)) == 0, "a write of the refused script stayed")
+    check(c.call("SET", "after", "1") == "OK", "SET after the refused script")
+    c.close()
+    srv.stop()
+
+
 def test_kv_atomic_oom(ctx):
     """A script or an EXEC whose writes run out of pool space is refused whole: none of its writes stay."""
     # Regression (issue 14 review): a queued EVAL was not counted by EXEC's
@@ -1610,6 +1636,7 @@ TESTS = {
     "wal_batch_atomic": test_wal_batch_atomic,
     "kv_msetnx_admission": test_kv_msetnx_admission,
     "kv_exec_frees_admission": test_kv_exec_frees_admission,
+    "kv_script_log_room": test_kv_script_log_room,
     "kv_checkpoint": test_kv_checkpoint,
     "wal_curl": test_wal_curl,
     "wal_crash": test_wal_crash,
