@@ -522,6 +522,9 @@ void KvService::cmd_copy(Ctx& x)
 		resp::integer(x.o, 0);
 		return;
 	}
+	// The copy shares the source's value slices (no bytes copied, one
+	// KV_SET): the store counts them once per key, in the cleaner's live
+	// bytes and the live payload (docs/wal-format.md §The cleaner).
 	if (const auto why = put_slices(dst, v.slices, v.expiry_ns, v.typed)) {
 		resp_refusal(x.o, *why);
 		return;
@@ -577,16 +580,17 @@ void KvService::cmd_swapdb(Ctx& x)
 	// (kv.h), however many keys either database holds.
 	const int pa = phys(a), pb = phys(b);
 	// watchers (as Redis): a watched key of either database that exists in
-	// either database changes
+	// either database changes -- once the swap is staged (a refused one
+	// changes nothing), through dirty(), so that a group taken back
+	// (EXEC, a script) cleans them again
+	std::vector<std::uint64_t> to_dirty;
 	for (auto& [key, ids] : watched_) {
 		const int d = db_of(key);
 		if (d != pa && d != pb)
 			continue;
 		const std::string other = stored_in(d == pa ? pb : pa, user_key(key));
 		if (kv_.exists(key) || kv_.exists(other))
-			for (std::uint64_t id : ids)
-				if (auto c = clients_.find(id); c != clients_.end())
-					c->second->dirty_cas = true;
+			to_dirty.insert(to_dirty.end(), ids.begin(), ids.end());
 	}
 	std::swap(db_map_[a], db_map_[b]);
 	if (const auto why = put_bytes(kDbMapKey, std::string_view(reinterpret_cast<const char*>(db_map_), kDatabases),
@@ -595,6 +599,9 @@ void KvService::cmd_swapdb(Ctx& x)
 		resp_refusal(x.o, *why);
 		return;
 	}
+	for (std::uint64_t id : to_dirty)
+		if (auto c = clients_.find(id); c != clients_.end())
+			dirty(*c->second);
 	db_unmap_[pa] = static_cast<std::uint8_t>(b);
 	db_unmap_[pb] = static_cast<std::uint8_t>(a);
 	multi_db_ = true;

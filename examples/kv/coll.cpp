@@ -4,6 +4,7 @@
 // §daxnet-kv collections): one typed value per key, decoded whole by a
 // command and rewritten whole by a write.
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstring>
 
@@ -144,9 +145,9 @@ bool KvService::write_colls(Ctx& x, std::uint8_t type, std::initializer_list<Col
 		recs += n;
 		added += n > old ? n - old : 0;
 	}
-	if (recs && kv_.admit(added, recs) < 0) {
+	if (const int rc = recs ? kv_.admit(added, recs) : 0; rc < 0) {
 		++refused_;
-		resp_refusal(x.o, capacity_refusal());
+		resp_refusal(x.o, rc == -EMSGSIZE ? batch_too_large("the command", recs, false) : capacity_refusal());
 		return false;
 	}
 	AtomicGroup grp(*this);

@@ -38,7 +38,6 @@ Refusal KvService::capacity_refusal() const
 			    kv_.live_records(), kv_.record_limit(), kv_.wal().used(), kv_.wal().nslots())};
 }
 
-bool KvService::admit_batch(Ctx& x, std::size_t first)
 Refusal KvService::batch_too_large(std::string_view what, std::uint64_t records, bool frees) const
 {
 	const std::uint64_t limit = frees ? kv_.wal().nslots() : kv_.batch_log_limit();
@@ -53,6 +52,7 @@ Refusal KvService::batch_too_large(std::string_view what, std::uint64_t records,
 			    what, records, limit)};
 }
 
+bool KvService::admit_batch(Ctx& x, std::size_t first)
 {
 	// Packed pairs and keys that must be copied go into arena buffers as
 	// they are staged: refuse up front when those might not be there, so
@@ -73,9 +73,11 @@ Refusal KvService::batch_too_large(std::string_view what, std::uint64_t records,
 	}
 	// Every key counted as new; log room for all entries made now, so no
 	// checkpoint runs between them and they commit as one batch.
-	if (kv_.admit(recs, recs) < 0) {
+	if (const int rc = kv_.admit(recs, recs); rc < 0) {
 		++refused_;
-		resp_refusal(x.o, capacity_refusal());
+		// more than one batch takes (-EMSGSIZE): refused for good, its own
+		// error; otherwise the pool is full
+		resp_refusal(x.o, rc == -EMSGSIZE ? batch_too_large("the command", recs, false) : capacity_refusal());
 		return false;
 	}
 	return true;

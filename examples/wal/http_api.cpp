@@ -58,6 +58,54 @@ bool parse_u64(std::string_view s, std::uint64_t& v) noexcept
 	return r.ec == std::errc() && r.ptr == s.data() + s.size();
 }
 
+/// batch=lines: calls on_line(segments, length) for every non-empty line
+/// of the body `ranges` (LF or CRLF ends, a last line without one), its
+/// bytes as segments of the received stream (in place: a line may span
+/// chunks and received buffers). `segs` is the scratch the segments live in.
+template <class Chain, class F>
+void split_lines(Chain& chain, std::span<const StreamRange> ranges, std::vector<StreamRange>& segs, F&& on_line)
+{
+	segs.clear();
+	std::uint64_t line_len = 0;
+	bool cr_pending = false;  // the last piece ended with CR
+	auto flush_line = [&]() {
+		if (line_len > 0)
+			on_line(std::span<const StreamRange>(segs), line_len);
+		segs.clear();
+		line_len = 0;
+	};
+	for (const StreamRange& r : ranges) {
+		chain.pieces(r, [&](const daxnet::proto::Piece& p) {
+			const auto* d = reinterpret_cast<const char*>(p.data());
+			const std::uint64_t base = p.slice->stream_off + p.off;
+			std::uint32_t from = 0;
+			for (std::uint32_t i = 0; i < p.len; ++i) {
+				if (d[i] != '\n')
+					continue;
+				std::uint32_t end = i;
+				if (end > from && d[end - 1] == '\r') {
+					--end;  // CRLF line end
+				} else if (i == 0 && cr_pending && !segs.empty()) {
+					--segs.back().len;  // the CR ended the previous piece
+					--line_len;
+				}
+				if (end > from) {
+					segs.push_back(StreamRange{base + from, end - from});
+					line_len += end - from;
+				}
+				flush_line();
+				from = i + 1;
+			}
+			cr_pending = from < p.len && d[p.len - 1] == '\r';
+			if (from < p.len) {
+				segs.push_back(StreamRange{base + from, p.len - from});
+				line_len += p.len - from;
+			}
+		});
+	}
+	flush_line();  // a last line without '\n'
+}
+
 }  // namespace
 
 Slice WalService::name_slice(Conn& c, std::string_view name, StreamRange name_range) noexcept
@@ -178,25 +226,31 @@ void WalService::append(Server& srv, Conn& c, std::string_view name, StreamRange
 		// All or nothing: the records run in the store's batch mode and a
 		// refusal takes back every one staged before it (KvStore::batch_undo,
 		// Wal::unstage_to). Log room for them is made first (no checkpoint
-		// runs inside a batch): a record per line and per piece at most.
-		std::uint64_t est = 0;
-		for (const StreamRange& r : ranges)
-			c.chain.pieces(r, [&](const daxnet::proto::Piece& p) {
-				const auto* d = reinterpret_cast<const char*>(p.data());
-				est += 1 + static_cast<std::uint64_t>(std::count(d, d + p.len, '\n'));
-			});
+		// runs inside a batch), counted exactly as stage_record() will
+		// stage them: a packed line is one slice, any other its pieces.
+		std::uint64_t recs = 0;
+		split_lines(c.chain, ranges, segs_, [&](std::span<const StreamRange> segs, std::uint64_t len) {
+			if (len <= pack_small_) {
+				recs += 1;
+				return;
+			}
+			std::size_t pieces = 0;
+			for (const StreamRange& r : segs)
+				c.chain.pieces(r, [&](const daxnet::proto::Piece&) { ++pieces; });
+			recs += daxnet::pmem::wal_records_for(pieces);
+		});
 		// More records than the log takes in one batch: refused for good
 		// (413, the limit stated), never 507, which a client would retry.
-		if (est + 1 > kv_.batch_log_limit()) {
+		if (recs > kv_.batch_log_limit()) {
 			http_refusal(o,
 				     {Refusal::Code::too_large,
-				      fmt::format("daxnet: a batch of up to {} records (lines and pieces) is more than the log "
-						  "takes at once ({} records): send it in smaller batches",
-						  est, kv_.batch_log_limit() - 1)},
+				      fmt::format("daxnet: a batch of {} records is more than the log takes at once ({} "
+						  "records): send it in smaller batches",
+						  recs, kv_.batch_log_limit())},
 				     ka);
 			return;
 		}
-		(void)kv_.make_room(est + 1);
+		(void)kv_.make_room(recs);
 		batch_mark_ = kv_.batch_begin();
 		in_batch_ = true;
 		const std::uint64_t appends0 = appends_, bytes0 = append_bytes_, packed0 = packed_;
@@ -205,48 +259,13 @@ void WalService::append(Server& srv, Conn& c, std::string_view name, StreamRange
 			bool undo = true;
 			~End() { s.end_batch(undo); }
 		} scope{*this};
-		segs_.clear();
-		std::uint64_t line_len = 0;
-		bool cr_pending = false;  // the last piece ended with CR
-		auto flush_line = [&]() {
-			if (rc == 0 && line_len > 0) {
-				rc = stage_record(c, n, segs_, line_len, stamp, &seq);
+		split_lines(c.chain, ranges, segs_, [&](std::span<const StreamRange> segs, std::uint64_t len) {
+			if (rc == 0) {
+				rc = stage_record(c, n, segs, len, stamp, &seq);
 				if (rc == 0 && count++ == 0)
 					first = seq;
 			}
-			segs_.clear();
-			line_len = 0;
-		};
-		for (const StreamRange& r : ranges) {
-			c.chain.pieces(r, [&](const daxnet::proto::Piece& p) {
-				const auto* d = reinterpret_cast<const char*>(p.data());
-				const std::uint64_t base = p.slice->stream_off + p.off;
-				std::uint32_t from = 0;
-				for (std::uint32_t i = 0; i < p.len; ++i) {
-					if (d[i] != '\n')
-						continue;
-					std::uint32_t end = i;
-					if (end > from && d[end - 1] == '\r') {
-						--end;  // CRLF line end
-					} else if (i == 0 && cr_pending && !segs_.empty()) {
-						--segs_.back().len;  // the CR ended the previous piece
-						--line_len;
-					}
-					if (end > from) {
-						segs_.push_back(StreamRange{base + from, end - from});
-						line_len += end - from;
-					}
-					flush_line();
-					from = i + 1;
-				}
-				cr_pending = from < p.len && d[p.len - 1] == '\r';
-				if (from < p.len) {
-					segs_.push_back(StreamRange{base + from, p.len - from});
-					line_len += p.len - from;
-				}
-			});
-		}
-		flush_line();  // a last line without '\n'
+		});
 		scope.undo = rc < 0;
 		if (rc < 0) {
 			appends_ = appends0;

@@ -901,6 +901,16 @@ def test_kv_msetnx_admission(ctx):
         check(r == (1 if cmd == "MSETNX" else "OK"), "%s of %d keys with %d of %d log slots used: %r" %
               (cmd, n, used, slots, r))
         check(c.call("EXISTS", "%s:0" % cmd, "%s:%d" % (cmd, n - 1)) == 2, "%s keys missing" % cmd)
+    # More records than one batch of the log takes (-EMSGSIZE): refused for
+    # good with its own error, never OOM "pool full" (issue 14)
+    check(c.call("FLUSHALL") == "OK", "FLUSHALL")
+    args = []
+    for j in range(slots):
+        args += ["big:%d" % j, "y"]
+    r = c.call("MSET", *args)
+    check(isinstance(r, RespError) and str(r).startswith("ERR daxnet: the command needs up to %d log records" % slots),
+          "MSET of %d keys (ring %d): %r" % (slots, slots, r))
+    check(c.call("EXISTS", "big:0") == 0, "a refused MSET wrote")
     c.close()
     srv.stop()
 
@@ -996,10 +1006,22 @@ def test_kv_atomic_oom(ctx):
     # A SWAPDB of a refused group is taken back with the group: the
     # database map in memory follows the store's (review of issue 14:
     # the map stayed swapped, so db 0 read db 1's keys).
+    # Nor does it abort a WATCHer of a key in a swapped database (issue 14:
+    # SWAPDB set dirty_cas directly, which a refused group did not undo).
+    swatcher = RespClient(srv.port("resp"), timeout=60)
+    check(swatcher.call("WATCH", "key:%012d" % 105) == "OK", "WATCH before SWAPDB")
     got = _pipeline(c, [("MULTI",), ("SWAPDB", "0", "1"), ("EVAL", script, "1", "key:%012d" % 106), ("EXEC",)])
     check(isinstance(got[-1], RespError) and str(got[-1]).startswith("EXECABORT"),
           "EXEC with SWAPDB whose script ran out: %r" % (got[-1],))
     check(c.call("GET", "key:%012d" % 106) == val, "db 0 after a refused SWAPDB does not hold its keys")
+    got = _pipeline(swatcher, [("MULTI",), ("GET", "key:%012d" % 105), ("EXEC",)])
+    check(got[-1] == [val], "a refused SWAPDB aborted a WATCHer's transaction: %r" % (got[-1],))
+    # A SWAPDB that stands does (as Redis: the watched key exists in db 0)
+    check(swatcher.call("WATCH", "key:%012d" % 105) == "OK", "WATCH before SWAPDB")
+    check(c.call("SWAPDB", "0", "1") == "OK" and c.call("SWAPDB", "0", "1") == "OK", "SWAPDB twice")
+    got = _pipeline(swatcher, [("MULTI",), ("GET", "key:%012d" % 105), ("EXEC",)])
+    check(got[-1] is None, "a SWAPDB did not abort a WATCHer's transaction: %r" % (got[-1],))
+    swatcher.close()
     # A refused group has no side effects (issue 14 review: its PUBLISH was
     # delivered, its SELECT and CONFIG SET stayed, a WATCHer of a key its
     # script wrote saw its transaction aborted).
@@ -1425,6 +1447,31 @@ def test_wal_batch_atomic(ctx):
     srv.kill9()
 
 
+def test_wal_batch_exact_limit(ctx):
+    """batch=lines is refused with 413 exactly when its records pass what one batch of the log takes, counted as they are staged."""
+    # Regression (issue 14): the 413 decision counted a record per received
+    # piece besides one per line (an upper bound), so a body of packed
+    # lines just below the limit got 413 although it fit.
+    srv = start_wal(ctx, None, ["--pool-size", "8M", "--pack-small", "512"])
+    base = "http://127.0.0.1:%d" % srv.port("http")
+    slots = json.loads(curl(base + "/stats"))["wal_slots"]
+    limit = slots - max(8, slots // 16)  # the log outside the room kept for trims
+    body = os.path.join(ctx.tmp, "lines.txt")
+
+    def post_lines(n, tag):
+        with open(body, "wb") as f:
+            f.write(b"".join(b'{"n":%08d,"t":"%s","pad":"0123456789"}\n' % (j, tag.encode()) for j in range(n)))
+        return curl("-D", "-", "-X", "POST", "--data-binary", "@" + body, base + "/log/s?batch=lines")
+
+    out = post_lines(limit - 10, "fits")  # ~400 KB: about a hundred received pieces
+    check(" 201 " in out.splitlines()[0] and "X-Daxnet-Count: %d" % (limit - 10) in out,
+          "a batch of %d packed lines (limit %d): %r" % (limit - 10, limit, out[:300]))
+    out = post_lines(limit + 1, "over")
+    check("\r\nHTTP/1.1 413 " in "\r\n" + out and "a batch of %d records" % (limit + 1) in out,
+          "a batch of %d packed lines (limit %d): %r" % (limit + 1, limit, out[:400]))
+    srv.kill9()
+
+
 def _wal_post_many(port, stream, bodies):
     """POSTs every body on one keep-alive connection; returns the sequence numbers."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -1634,6 +1681,7 @@ TESTS = {
     "kv_exec_output_limit": test_kv_exec_output_limit,
     "kv_group_publish_bounded": test_kv_group_publish_bounded,
     "wal_batch_atomic": test_wal_batch_atomic,
+    "wal_batch_exact_limit": test_wal_batch_exact_limit,
     "kv_msetnx_admission": test_kv_msetnx_admission,
     "kv_exec_frees_admission": test_kv_exec_frees_admission,
     "kv_script_log_room": test_kv_script_log_room,
