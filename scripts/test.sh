@@ -29,6 +29,10 @@ step() { printf '\n=== [%4ds] %s\n' $(($(date +%s) - start)) "$*"; }
 step "dependencies"
 scripts/deps.sh
 
+# Everything is built above: the guest tests must not build in the tree
+# while the packaging tests run cpack in it (tests/kernel/CMakeLists.txt).
+export DAXNET_GUEST_NO_BUILD=1
+
 # Services started by tests raise their own limits; make room for 10k sockets.
 ulimit -n 65536 2>/dev/null || true
 
