@@ -185,6 +185,8 @@ static void dxn_port_free(struct dxn_port *port)
 		mmdrop(port->mm);
 		port->mm = NULL;
 	}
+	put_pid(port->owner_pid);
+	port->owner_pid = NULL;
 	kvfree(port->pool.own);
 	port->pool.own = NULL;
 }
@@ -366,7 +368,7 @@ static int dxn_register(struct dxn_port *port, void __user *uarg)
 	}
 	mmgrab(current->mm);
 	port->mm = current->mm;
-	port->owner_tgid = task_tgid_nr(current);
+	port->owner_pid = get_pid(task_tgid(current));
 	port->owner_uid = current_euid();
 	/*
 	 * Publish: ->mmap reads region and region_size without port->lock
@@ -561,7 +563,7 @@ static void dxn_retry_timer(struct timer_list *t)
  */
 static LIST_HEAD(dxn_ports);
 static DEFINE_MUTEX(dxn_ports_lock);
-static u32 dxn_ports_seq;
+static u64 dxn_ports_seq;	/* never wraps: 2^64 opens */
 
 /* Process context. */
 static int dxn_open(struct inode *inode, struct file *file)
@@ -636,8 +638,9 @@ static struct miscdevice dxn_misc = {
 /*
  * Fault injection for the tests, compiled in only with
  * CONFIG_DAXNET_FAULT_INJECT=y (kernel/Kbuild: the CMake test build, never
- * the DKMS build users install), in debugfs (root only; gone without
- * CONFIG_DEBUG_FS and under lockdown): daxnet/fail_release_grow makes
+ * the DKMS build users install), in debugfs (root only, mode 0600; gone
+ * without CONFIG_DEBUG_FS; under lockdown debugfs refuses to open them,
+ * EPERM, being writable): daxnet/fail_release_grow makes
  * every growth of a RELEASE queue fail (dxn_fault_release_grow()), and
  * daxnet/cs_refresh_max shows the most connection-state entries one sync
  * wrote (dxn_stat_cs_refresh(), the bound ktest.cs_refresh_bound checks),
@@ -668,8 +671,9 @@ static void dxn_debugfs_init(struct dentry *dir)
 
 /*
  * daxnet/ports in debugfs (root only, mode 0400; not an ABI: docs/kernel.md,
- * "Inspecting ports"): one "port" line per open port, then one "pair" line
- * per ring pair, as key=value words. Ring indices are the kernel's own
+ * "Inspecting ports"; read-only with no ioctl or mmap, so debugfs keeps it
+ * readable under lockdown): one "port" line per open port, then one "pair"
+ * line per ring pair, as key=value words. Ring indices are the kernel's own
  * copies (what the last sync validated), never the user-written ones; no
  * kernel address is shown.
  */
@@ -721,7 +725,7 @@ static void dxn_port_show(struct seq_file *m, struct dxn_port *port)
 
 	lockdep_assert_held(&dxn_ports_lock);
 	lockdep_assert_held(&port->lock);
-	seq_printf(m, "port=%u registered=%d", port->id, port->registered);
+	seq_printf(m, "port=%llu registered=%d", port->id, port->registered);
 	if (!port->registered) {
 		seq_puts(m, "\n");
 		return;
@@ -731,9 +735,13 @@ static void dxn_port_show(struct seq_file *m, struct dxn_port *port)
 		for (j = 0; j < ARRAY_SIZE(sum); j++)
 			sum[j] += c[j];
 	}
-	/* The counters follow; their conns is the connections attached. */
+	/*
+	 * The counters follow; their conns is the connections attached. The
+	 * pid is the owner's in the reader's pid namespace (0: not visible
+	 * there).
+	 */
 	seq_printf(m, " pid=%d uid=%u mode=%s mem=%s buf_size=%u buf_count=%u pairs=%u max_conns=%u connstate=%d",
-		   port->owner_tgid,
+		   pid_vnr(port->owner_pid),
 		   from_kuid_munged(&init_user_ns, port->owner_uid),
 		   port->zc ? "zerocopy" : "copy", dxn_mem_name(port->pool.mem),
 		   port->pool.buf_size, port->pool.buf_count, port->num_pairs,
@@ -744,7 +752,7 @@ static void dxn_port_show(struct seq_file *m, struct dxn_port *port)
 	for (i = 0; i < port->num_pairs; i++) {
 		const struct dxn_pair *pair = &port->pairs[i];
 
-		seq_printf(m, "pair=%u port=%u conns=%u", i, port->id,
+		seq_printf(m, "pair=%u port=%llu conns=%u", i, port->id,
 			   pair->nconns);
 		dxn_ring_show(m, "rx", &pair->rx, false);
 		dxn_ring_show(m, "tx", &pair->tx, true);
@@ -755,32 +763,157 @@ static void dxn_port_show(struct seq_file *m, struct dxn_port *port)
 }
 
 /*
- * seq_file show of daxnet/ports. Process context; takes the locks. A port
+ * The iterator of daxnet/ports (seq_operations, so the view never needs
+ * one buffer for every port): one record per port, its line and its pair
+ * lines. It holds dxn_ports_lock from start to stop, and the mutex of the
+ * port it is in, taken with a trylock when it enters the port: a port
  * whose mutex is held (a long REGISTER, a sync waiting for RTNL, a fault
- * in copy_*_user) is listed as busy rather than waited for: the reader
- * must never hold dxn_ports_lock, which every open and release of
+ * in copy_*_user) is one "busy" record rather than waited for, since the
+ * reader must never hold dxn_ports_lock, which every open and release of
  * /dev/daxnet takes, behind one user's port.
+ *
+ * Between two read() calls the locks are dropped; the next one resumes
+ * at the saved key (port id), not at a list position, so ports opened or
+ * released in between are neither repeated nor skipped (ids grow along
+ * the list).
  */
-static int dxn_ports_show(struct seq_file *m, void *v)
+struct dxn_ports_iter {
+	struct dxn_port *port;	/* current port, NULL past the end */
+	bool locked;		/* port->lock held (else: busy record) */
+	u64 id;			/* key: port id */
+	loff_t pos;		/* seq_file position of the key */
+};
+
+/* Leave the current port. dxn_ports_lock held. */
+static void dxn_iter_leave(struct dxn_ports_iter *it)
+{
+	lockdep_assert_held(&dxn_ports_lock);
+	if (it->port && it->locked)
+		mutex_unlock(&it->port->lock);
+	it->port = NULL;
+	it->locked = false;
+}
+
+/* Enter port. dxn_ports_lock held. */
+static void dxn_iter_enter(struct dxn_ports_iter *it, struct dxn_port *port)
+{
+	lockdep_assert_held(&dxn_ports_lock);
+	it->port = port;
+	it->locked = mutex_trylock(&port->lock);
+	it->id = port->id;
+}
+
+/*
+ * Go to the first port whose id is at least id. dxn_ports_lock held.
+ * Return: true, or false past the end.
+ */
+static bool dxn_iter_seek(struct dxn_ports_iter *it, u64 id)
 {
 	struct dxn_port *port;
+
+	lockdep_assert_held(&dxn_ports_lock);
+	list_for_each_entry(port, &dxn_ports, all_node) {
+		if (port->id >= id) {
+			dxn_iter_enter(it, port);
+			return true;
+		}
+	}
+	it->id = U64_MAX;	/* past the end: ids never get there */
+	return false;
+}
+
+/* The record after the current one. dxn_ports_lock held. */
+static bool dxn_iter_next(struct dxn_ports_iter *it)
+{
+	struct dxn_port *port = it->port;
+
+	lockdep_assert_held(&dxn_ports_lock);
+	if (!port)
+		return false;
+	dxn_iter_leave(it);
+	if (list_is_last(&port->all_node, &dxn_ports)) {
+		it->id = U64_MAX;	/* a later read resumes past the end */
+		return false;
+	}
+	dxn_iter_enter(it, list_next_entry(port, all_node));
+	return true;
+}
+
+/* seq_operations.start: takes dxn_ports_lock (killable). */
+static void *dxn_ports_start(struct seq_file *m, loff_t *pos)
+{
+	struct dxn_ports_iter *it = m->private;
+	bool more;
+	loff_t i;
 	int err;
 
 	err = mutex_lock_killable(&dxn_ports_lock);
 	if (err)
-		return err;
-	list_for_each_entry(port, &dxn_ports, all_node) {
-		if (!mutex_trylock(&port->lock)) {
-			seq_printf(m, "port=%u busy=1\n", port->id);
-			continue;
-		}
-		dxn_port_show(m, port);
-		mutex_unlock(&port->lock);
+		return ERR_PTR(err);
+	if (*pos && *pos == it->pos) {
+		more = dxn_iter_seek(it, it->id);
+	} else {
+		/* From the start (a first read, or an lseek elsewhere). */
+		more = dxn_iter_seek(it, 0);
+		for (i = 0; more && i < *pos; i++)
+			more = dxn_iter_next(it);
 	}
+	it->pos = *pos;
+	return more ? it : NULL;
+}
+
+static void *dxn_ports_next(struct seq_file *m, void *v, loff_t *pos)
+{
+	struct dxn_ports_iter *it = m->private;
+	bool more = dxn_iter_next(it);
+
+	it->pos = ++*pos;
+	return more ? it : NULL;
+}
+
+/* seq_operations.stop: drops what start and next took (not the key). */
+static void dxn_ports_stop(struct seq_file *m, void *v)
+{
+	struct dxn_ports_iter *it = m->private;
+
+	if (IS_ERR(v))
+		return;		/* start failed: no lock held */
+	dxn_iter_leave(it);
 	mutex_unlock(&dxn_ports_lock);
+}
+
+/* Process context; dxn_ports_lock held by start. */
+static int dxn_ports_show(struct seq_file *m, void *v)
+{
+	struct dxn_ports_iter *it = v;
+
+	if (!it->locked)
+		seq_printf(m, "port=%llu busy=1\n", it->port->id);
+	else
+		dxn_port_show(m, it->port);
 	return 0;
 }
-DEFINE_SHOW_ATTRIBUTE(dxn_ports);
+
+static const struct seq_operations dxn_ports_sops = {
+	.start = dxn_ports_start,
+	.next = dxn_ports_next,
+	.stop = dxn_ports_stop,
+	.show = dxn_ports_show,
+};
+
+static int dxn_ports_open(struct inode *inode, struct file *file)
+{
+	return seq_open_private(file, &dxn_ports_sops,
+				sizeof(struct dxn_ports_iter));
+}
+
+static const struct file_operations dxn_ports_fops = {
+	.owner = THIS_MODULE,
+	.open = dxn_ports_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.release = seq_release_private,
+};
 
 #if IS_ENABLED(CONFIG_DEBUG_FS)
 static struct dentry *dxn_dbg_dir;

@@ -34,6 +34,7 @@
 #include <linux/net.h>
 #include <linux/capability.h>
 #include <linux/sched.h>
+#include <linux/pid.h>
 #include <net/sock.h>
 #include <net/net_namespace.h>
 #include <linux/daxnet.h>
@@ -250,8 +251,8 @@ struct dxn_port {
 	struct mm_struct *mm;		/* owner: the REGISTER caller (mmgrab) */
 	/* The debugfs view (daxnet/ports): list under dxn_ports_lock. */
 	struct list_head all_node;
-	u32 id;				/* open order, from 1 */
-	pid_t owner_tgid;		/* REGISTER caller, init pid ns */
+	u64 id;				/* open order, from 1 */
+	struct pid *owner_pid;		/* REGISTER caller's tgid (held) */
 	kuid_t owner_uid;		/* its euid */
 
 	struct dxn_pool pool;

@@ -2927,6 +2927,183 @@ static int t_txq_enobufs(void)
 	return 0;
 }
 
+/*
+ * daxnet/ports read whole with read() calls of chunk bytes (so the
+ * seq_file iterator stops and resumes between records); a malloc'ed,
+ * NUL-terminated string or NULL.
+ */
+static char *ports_read(size_t chunk)
+{
+	size_t len = 0, cap = 1 << 16;
+	char *buf = malloc(cap + 1);
+	ssize_t n;
+	int fd;
+
+	if (access(DXT_DEBUGFS "/daxnet/ports", F_OK))
+		mount("debugfs", DXT_DEBUGFS, "debugfs", 0, NULL);
+	fd = open(DXT_DEBUGFS "/daxnet/ports", O_RDONLY);
+	if (fd < 0 || !buf) {
+		free(buf);
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	for (;;) {
+		if (cap - len < chunk) {
+			char *nb = realloc(buf, 2 * cap + 1);
+
+			if (!nb)
+				break;
+			buf = nb;
+			cap *= 2;
+		}
+		n = read(fd, buf + len, chunk);
+		if (n <= 0)
+			break;
+		len += n;
+	}
+	close(fd);
+	buf[len] = 0;
+	return buf;
+}
+
+/* The line of text starting with prefix (up to its newline), or NULL. */
+static const char *line_with(const char *text, const char *prefix, char *out, size_t outsz)
+{
+	size_t pl = strlen(prefix), k;
+	const char *l;
+
+	for (l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (strncmp(l, prefix, pl))
+			continue;
+		for (k = 0; l[k] && l[k] != '\n' && k + 1 < outsz; k++)
+			out[k] = l[k];
+		out[k] = 0;
+		return l;
+	}
+	return NULL;
+}
+
+struct uffd_hold {
+	int fd;		/* the port */
+	void *arg;	/* a missing page registered with userfaultfd */
+	int ret;
+};
+
+static void *uffd_counters(void *arg)
+{
+	struct uffd_hold *u = arg;
+
+	u->ret = ioctl(u->fd, DAXNET_IOC_COUNTERS, u->arg) ? -errno : 0;
+	return NULL;
+}
+
+/*
+ * daxnet/ports is a seq_file iterator that never waits for a port's mutex:
+ * - busy: an ioctl of port A stops in copy_from_user() on a page missing
+ *   under userfaultfd, holding A's mutex. The view, read meanwhile,
+ *   returns at once and shows A as "port=N busy=1" (and nothing else of
+ *   A); with the fault resolved, A is shown whole again;
+ * - many: with 300 more ports open, the view read in 100-byte read()
+ *   calls (the iterator stopped and resumed some 300 times) lists every
+ *   port exactly once, in open order.
+ */
+static int t_ports_busy(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_zeropage zp = { 0 };
+	struct uffd_hold u = { 0 };
+	struct pollfd pfd;
+	struct uffd_msg msg;
+	struct kport p;
+	char pre[64], line[4096], want[128];
+	unsigned long long id = 0, prev = 0;
+	int uffd, fds[300], i, nports = 0, missing;
+	pthread_t th;
+	char *v, *l;
+	void *page;
+
+	CHECK(kport_open(&p, true) == 0, "register");
+	v = ports_read(4096);
+	CHECK(v, "read %s/daxnet/ports", DXT_DEBUGFS);
+	/* Ours is the newest of this process's ports (ids grow). */
+	snprintf(want, sizeof(want), " registered=1 pid=%d ", getpid());
+	for (l = v; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (sscanf(l, "port=%llu", &prev) == 1 && strstr(l, want) &&
+		    strstr(l, want) < strchr(l, '\n'))
+			id = prev;
+	prev = 0;
+	free(v);
+	CHECK(id, "no port line with pid %d", getpid());
+	snprintf(pre, sizeof(pre), "port=%llu ", id);
+
+	uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0) {
+		printf("  ports_busy: no userfaultfd (errno %d): busy part skipped\n", errno);
+	} else {
+		page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		CHECK(page != MAP_FAILED, "mmap");
+		CHECK(ioctl(uffd, UFFDIO_API, &api) == 0, "UFFDIO_API");
+		reg.range.start = (uintptr_t)page;
+		reg.range.len = 4096;
+		CHECK(ioctl(uffd, UFFDIO_REGISTER, &reg) == 0, "UFFDIO_REGISTER");
+		u.fd = p.fd;
+		u.arg = page;
+		CHECK(pthread_create(&th, NULL, uffd_counters, &u) == 0, "thread");
+		/* The fault is reported once the ioctl holds the port mutex. */
+		pfd = (struct pollfd){ .fd = uffd, .events = POLLIN };
+		CHECK(poll(&pfd, 1, 30000) == 1 && read(uffd, &msg, sizeof(msg)) == sizeof(msg) &&
+		      msg.event == UFFD_EVENT_PAGEFAULT, "the COUNTERS ioctl never faulted");
+		v = ports_read(4096);
+		CHECK(v, "read ports while busy");
+		snprintf(want, sizeof(want), "port=%llu busy=1", id);
+		l = (char *)line_with(v, pre, line, sizeof(line));
+		printf("  ports_busy: while the owner faults: %s\n", l ? line : "(no line)");
+		CHECK(l && !strcmp(line, want), "port %llu while its mutex is held: \"%.200s\", want \"%s\"",
+		      id, l ? line : "", want);
+		snprintf(want, sizeof(want), "pair=0 port=%llu ", id);
+		CHECK(!line_with(v, want, line, sizeof(line)), "a pair line of the busy port");
+		free(v);
+		zp.range.start = (uintptr_t)page;
+		zp.range.len = 4096;
+		CHECK(ioctl(uffd, UFFDIO_ZEROPAGE, &zp) == 0, "UFFDIO_ZEROPAGE");
+		pthread_join(th, NULL);
+		CHECK(u.ret == 0, "COUNTERS after the fault: %d", u.ret);
+		close(uffd);
+		munmap(page, 4096);
+		v = ports_read(4096);
+		CHECK(v && line_with(v, pre, line, sizeof(line)) && strstr(line, " registered=1 "),
+		      "port %llu not shown whole once its mutex is free", id);
+		free(v);
+	}
+
+	/* Many ports, small reads. */
+	for (i = 0; i < 300; i++)
+		fds[i] = open(DAXNET_DEVICE, O_RDWR | O_CLOEXEC);
+	v = ports_read(100);
+	CHECK(v, "read ports in 100-byte reads");
+	missing = 0;
+	for (l = v; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (sscanf(l, "port=%llu", &id) == 1) {
+			CHECK(id > prev, "port %llu listed after port %llu", id, prev);
+			prev = id;
+			nports++;
+		}
+	}
+	for (i = 0; i < 300; i++)
+		missing += fds[i] < 0;
+	CHECK(!missing, "%d opens of %s failed", missing, DAXNET_DEVICE);
+	CHECK(nports >= 301, "%d port lines with 301 ports open", nports);
+	printf("  ports_busy: %d port lines\n", nports);
+	free(v);
+	for (i = 0; i < 300; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	kport_close(&p);
+	return 0;
+}
+
 static int t_fuzz(void) { return run_fuzz(4); }
 /* The same for 120 s (CTest kernel_fuzz_long, label slow). */
 static int t_fuzz_long(void) { return run_fuzz(120); }
@@ -2973,6 +3150,7 @@ static const struct {
 	{ "truncate_pool", t_truncate_pool },
 	{ "ktls", t_ktls },
 	{ "conn_state", t_conn_state },
+	{ "ports_busy", t_ports_busy },
 	{ "fuzz", t_fuzz },
 	{ "fuzz_long", t_fuzz_long },
 };

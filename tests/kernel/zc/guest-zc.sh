@@ -81,8 +81,9 @@
 #   zc.ctl       what root sees of the module: `ethtool -S` on a vnic end
 #                (the driver's own counters, the same as sysfs; not the
 #                standard ones `ip -s link` shows), debugfs daxnet/ports (a
-#                zero-copy port's owner, pool, rings and counters; root
-#                only, no addresses), and daxnetctl ports/links (--json)
+#                zero-copy port's owner - pid 0 read from a new pid
+#                namespace - pool, rings and counters; root only, no
+#                kernel addresses), and daxnetctl ports/links (--json)
 #   rmmod, dmesg
 #
 # Two ways to run: standalone (tests/kernel/zc/run-zc.sh: formats the
@@ -798,6 +799,16 @@ if wanted zc.ctl; then
 			{ ok=0; say "zc.ctl: no port line for pid $gp"; }
 		echo "$snap" | grep -q '^pair=0 port=[0-9]* conns=[0-9]* rx_slots=[0-9]* rx_head=[0-9]* rx_tail=' ||
 			{ ok=0; say "zc.ctl: no pair line"; }
+		# The owner's pid is shown in the reader's pid namespace: 0 in a
+		# new one, where it is not visible (a stored number showed it).
+		pn=$(echo "$snap" | sed -n "s/^port=\([0-9]*\) registered=1 pid=$gp .*/\1/p" | head -n 1)
+		for i in $(seq 20); do
+			pl=$(unshare --pid --fork cat /sys/kernel/debug/daxnet/ports | grep "^port=$pn registered=1 ")
+			[ -n "$pl" ] && break
+			sleep 0.2
+		done
+		say "zc.ctl: in a new pid namespace: $(echo "$pl" | cut -c1-80)"
+		case "$pl" in *" pid=0 uid=0 "*) ;; *) ok=0; say "zc.ctl: owner pid not 0 in a new pid namespace" ;; esac
 		echo "$snap" | grep -q '0x\|ffff' && { ok=0; say "zc.ctl: an address in ports"; }
 		# Root only: the file itself is 0400 (debugfs's own 0700 directory
 		# would hide a looser file mode from the uid-2000 read below).
