@@ -23,6 +23,7 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
+#include <net/tcp.h>
 
 #include "daxnet_priv.h"
 #include "daxnet_compat.h"
@@ -673,7 +674,8 @@ static void dxn_debugfs_init(struct dentry *dir)
  * daxnet/ports in debugfs (root only, mode 0400; not an ABI: docs/kernel.md,
  * "Inspecting ports"; read-only with no ioctl or mmap, so debugfs keeps it
  * readable under lockdown): one "port" line per open port, then one "pair"
- * line per ring pair, as key=value words. Ring indices are the kernel's own
+ * line per ring pair and one "conn" line per attached connection, as
+ * key=value words. Ring indices are the kernel's own
  * copies (what the last sync validated), never the user-written ones; no
  * kernel address is shown.
  */
@@ -762,25 +764,99 @@ static void dxn_port_show(struct seq_file *m, struct dxn_port *port)
 	}
 }
 
+static const char * const dxn_tcp_states[] = {
+	[TCP_ESTABLISHED] = "ESTABLISHED",
+	[TCP_SYN_SENT] = "SYN_SENT",
+	[TCP_SYN_RECV] = "SYN_RECV",
+	[TCP_FIN_WAIT1] = "FIN_WAIT1",
+	[TCP_FIN_WAIT2] = "FIN_WAIT2",
+	[TCP_TIME_WAIT] = "TIME_WAIT",
+	[TCP_CLOSE] = "CLOSE",
+	[TCP_CLOSE_WAIT] = "CLOSE_WAIT",
+	[TCP_LAST_ACK] = "LAST_ACK",
+	[TCP_LISTEN] = "LISTEN",
+	[TCP_CLOSING] = "CLOSING",
+	[TCP_NEW_SYN_RECV] = "NEW_SYN_RECV",
+};
+
+/* A socket's address (local or remote) with its port, as "%pISpc" prints. */
+static void dxn_sk_addr(const struct sock *sk, bool local,
+			struct sockaddr_storage *ss)
+{
+	const struct inet_sock *inet = inet_sk(sk);
+
+	memset(ss, 0, sizeof(*ss));
+#if IS_ENABLED(CONFIG_IPV6)
+	if (sk->sk_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_addr = local ? sk->sk_v6_rcv_saddr : sk->sk_v6_daddr;
+		a->sin6_port = local ? inet->inet_sport : inet->inet_dport;
+		return;
+	}
+#endif
+	((struct sockaddr_in *)ss)->sin_family = AF_INET;
+	((struct sockaddr_in *)ss)->sin_addr.s_addr =
+		local ? inet->inet_rcv_saddr : inet->inet_daddr;
+	((struct sockaddr_in *)ss)->sin_port =
+		local ? inet->inet_sport : inet->inet_dport;
+}
+
+/*
+ * One attached connection. Its socket is read without the socket lock,
+ * as /proc/net/tcp does: the addresses are fixed once connected, the
+ * state and segment counts are single loads (a snapshot). Process
+ * context, dxn_ports_lock and port->lock held.
+ */
+static void dxn_conn_show(struct seq_file *m, struct dxn_port *port,
+			  struct dxn_conn *conn)
+{
+	const struct tcp_sock *tp = tcp_sk(conn->sk);
+	struct sockaddr_storage la, ra;
+	u64 limit = 0;
+	u8 st;
+
+	lockdep_assert_held(&dxn_ports_lock);
+	lockdep_assert_held(&port->lock);
+	dxn_sk_addr(conn->sk, true, &la);
+	dxn_sk_addr(conn->sk, false, &ra);
+	st = READ_ONCE(conn->sk->sk_state);
+	if (port->cstate)
+		limit = READ_ONCE(port->cstate[DAXNET_CONN_INDEX(conn->id)].rx_limit);
+	seq_printf(m, "conn=%u port=%llu index=%u pair=%u local=%pISpc remote=%pISpc state=%s err=%d",
+		   conn->id, port->id, DAXNET_CONN_INDEX(conn->id),
+		   conn->pair->idx, &la, &ra,
+		   st < ARRAY_SIZE(dxn_tcp_states) && dxn_tcp_states[st] ?
+		   dxn_tcp_states[st] : "unknown", conn->err);
+	seq_printf(m, " rx_bytes=%llu tx_bytes=%llu rx_zc_bytes=%llu tx_zc_bytes=%llu segs_in=%u segs_out=%u tx_queued=%llu rx_limit=%llu\n",
+		   conn->cnt.rx_bytes, conn->cnt.tx_bytes,
+		   conn->cnt.rx_zc_bytes, conn->cnt.tx_zc_bytes,
+		   READ_ONCE(tp->segs_in), READ_ONCE(tp->segs_out),
+		   conn->txq_bytes, limit);
+}
+
 /*
  * The iterator of daxnet/ports (seq_operations, so the view never needs
- * one buffer for every port): one record per port, its line and its pair
- * lines. It holds dxn_ports_lock from start to stop, and the mutex of the
- * port it is in, taken with a trylock when it enters the port: a port
- * whose mutex is held (a long REGISTER, a sync waiting for RTNL, a fault
- * in copy_*_user) is one "busy" record rather than waited for, since the
- * reader must never hold dxn_ports_lock, which every open and release of
- * /dev/daxnet takes, behind one user's port.
+ * one buffer for every port): one record per port (its line and its pair
+ * lines), then one per attached connection. It holds dxn_ports_lock from
+ * start to stop, and the mutex of the port it is in, taken with a trylock
+ * when it enters the port: a port whose mutex is held (a long REGISTER, a
+ * sync waiting for RTNL, a fault in copy_*_user) is one "busy" record
+ * rather than waited for, since the reader must never hold
+ * dxn_ports_lock, which every open and release of /dev/daxnet takes,
+ * behind one user's port.
  *
  * Between two read() calls the locks are dropped; the next one resumes
- * at the saved key (port id), not at a list position, so ports opened or
- * released in between are neither repeated nor skipped (ids grow along
- * the list).
+ * at the saved key (port id, record in the port), not at a list position,
+ * so ports opened or released in between are neither repeated nor
+ * skipped (ids grow along the list).
  */
 struct dxn_ports_iter {
 	struct dxn_port *port;	/* current port, NULL past the end */
 	bool locked;		/* port->lock held (else: busy record) */
-	u64 id;			/* key: port id */
+	u64 id;			/* key: port id ... */
+	u32 rec;		/* ... and 0 (the port) or conns index + 1 */
 	loff_t pos;		/* seq_file position of the key */
 };
 
@@ -794,31 +870,59 @@ static void dxn_iter_leave(struct dxn_ports_iter *it)
 	it->locked = false;
 }
 
-/* Enter port. dxn_ports_lock held. */
+/*
+ * First connection record of it->port at index >= from: true with it->rec
+ * set, or false. dxn_ports_lock and (if it->locked) port->lock held.
+ */
+static bool dxn_iter_conn(struct dxn_ports_iter *it, u32 from)
+{
+	struct dxn_port *port = it->port;
+	u32 i;
+
+	if (!it->locked || !port->registered)
+		return false;
+	lockdep_assert_held(&port->lock);
+	for (i = from; i < port->max_conns; i++) {
+		if (port->conns[i]) {
+			it->rec = i + 1;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Enter port at its own record. dxn_ports_lock held. */
 static void dxn_iter_enter(struct dxn_ports_iter *it, struct dxn_port *port)
 {
 	lockdep_assert_held(&dxn_ports_lock);
 	it->port = port;
 	it->locked = mutex_trylock(&port->lock);
 	it->id = port->id;
+	it->rec = 0;
 }
 
 /*
- * Go to the first port whose id is at least id. dxn_ports_lock held.
+ * Go to the first record at or after key (id, rec). dxn_ports_lock held.
  * Return: true, or false past the end.
  */
-static bool dxn_iter_seek(struct dxn_ports_iter *it, u64 id)
+static bool dxn_iter_seek(struct dxn_ports_iter *it, u64 id, u32 rec)
 {
 	struct dxn_port *port;
 
 	lockdep_assert_held(&dxn_ports_lock);
 	list_for_each_entry(port, &dxn_ports, all_node) {
-		if (port->id >= id) {
-			dxn_iter_enter(it, port);
+		if (port->id < id)
+			continue;
+		dxn_iter_enter(it, port);
+		if (port->id > id || !rec || !it->locked ||
+		    dxn_iter_conn(it, rec - 1))
 			return true;
-		}
+		/* No connection left at or after rec: the next port. */
+		dxn_iter_leave(it);
+		rec = 0;
 	}
 	it->id = U64_MAX;	/* past the end: ids never get there */
+	it->rec = 0;
 	return false;
 }
 
@@ -830,9 +934,13 @@ static bool dxn_iter_next(struct dxn_ports_iter *it)
 	lockdep_assert_held(&dxn_ports_lock);
 	if (!port)
 		return false;
+	/* rec is 0 or index + 1: the next index to look at. */
+	if (dxn_iter_conn(it, it->rec))
+		return true;
 	dxn_iter_leave(it);
 	if (list_is_last(&port->all_node, &dxn_ports)) {
 		it->id = U64_MAX;	/* a later read resumes past the end */
+		it->rec = 0;
 		return false;
 	}
 	dxn_iter_enter(it, list_next_entry(port, all_node));
@@ -851,10 +959,10 @@ static void *dxn_ports_start(struct seq_file *m, loff_t *pos)
 	if (err)
 		return ERR_PTR(err);
 	if (*pos && *pos == it->pos) {
-		more = dxn_iter_seek(it, it->id);
+		more = dxn_iter_seek(it, it->id, it->rec);
 	} else {
 		/* From the start (a first read, or an lseek elsewhere). */
-		more = dxn_iter_seek(it, 0);
+		more = dxn_iter_seek(it, 0, 0);
 		for (i = 0; more && i < *pos; i++)
 			more = dxn_iter_next(it);
 	}
@@ -889,8 +997,10 @@ static int dxn_ports_show(struct seq_file *m, void *v)
 
 	if (!it->locked)
 		seq_printf(m, "port=%llu busy=1\n", it->port->id);
-	else
+	else if (!it->rec)
 		dxn_port_show(m, it->port);
+	else
+		dxn_conn_show(m, it->port, it->port->conns[it->rec - 1]);
 	return 0;
 }
 

@@ -22,10 +22,11 @@
 // (open files of /dev/daxnet = ports, parameters, the vnic links' counters).
 // `ports` reads daxnet.ko's debugfs view, daxnet/ports (root only; not an
 // ABI, docs/kernel.md "Inspecting ports"): each open port's owner, pool
-// geometry, connections, ring indices as the kernel last saw them and
-// counters. `links` asks each daxnet vnic link of this network namespace
-// for its counters the way `ethtool -S` does (SIOCETHTOOL: the driver's
-// statistics strings and values).
+// geometry, ring indices as the kernel last saw them and counters, and
+// each attached connection (addresses, TCP state, ring pair, bytes and
+// segments moved, TX queued, rx_limit). `links` asks each daxnet vnic
+// link of this network namespace for its counters the way `ethtool -S`
+// does (SIOCETHTOOL: the driver's statistics strings and values).
 // GCC 12 reports a false "potential null pointer dereference" inside
 // CLI11's split() as inlined here (std::vector<std::string> relocation).
 #pragma GCC diagnostic ignored "-Wnull-dereference"
@@ -452,15 +453,19 @@ json ports_info(const std::string& debugfs)
 	json ports = json::array();
 	std::string line;
 	while (std::getline(f, line)) {
+		// The first word says what the line is: a port, one of its
+		// ring pairs, or one of its connections (after the port's line).
+		const std::string kind = line.substr(0, line.find('='));
 		json j = parse_kv_line(line);
-		if (j.contains("port") && !j.contains("pair")) {
+		if (kind == "port") {
 			j["pairs"] = json::array();
+			j["connections"] = json::array();
 			ports.push_back(j);
-		} else if (j.contains("pair")) {
+		} else if ((kind == "pair" || kind == "conn") && j.contains("port")) {
 			for (auto& p : ports)
 				if (p["port"] == j["port"]) {
 					j.erase("port");
-					p["pairs"].push_back(j);
+					p[kind == "pair" ? "pairs" : "connections"].push_back(j);
 				}
 		}
 	}
@@ -516,6 +521,19 @@ void print_ports_table(const json& r)
 						   q.at(k + "_tail").get<std::uint64_t>(), q.at(k + "_slots").get<std::uint64_t>());
 			}
 			fmt::print("\n");
+		}
+		for (const auto& c : p.at("connections")) {
+			fmt::print("  conn {}: {} -> {} {}", c.at("conn").get<std::uint64_t>(),
+				   c.at("local").get<std::string>(), c.at("remote").get<std::string>(),
+				   c.at("state").get<std::string>());
+			if (c.value("err", 0ULL) != 0)
+				fmt::print(" (error {})", std::strerror(static_cast<int>(c.at("err").get<std::uint64_t>())));
+			fmt::print(", pair {}, rx {} bytes, tx {} bytes, segments in/out {}/{}, tx queued {} bytes, rx_limit {}\n",
+				   c.at("pair").get<std::uint64_t>(), c.at("rx_bytes").get<std::uint64_t>(),
+				   c.at("tx_bytes").get<std::uint64_t>(), c.at("segs_in").get<std::uint64_t>(),
+				   c.at("segs_out").get<std::uint64_t>(), c.at("tx_queued").get<std::uint64_t>(),
+				   c.at("rx_limit").get<std::uint64_t>() ? std::to_string(c.at("rx_limit").get<std::uint64_t>())
+									 : std::string("none"));
 		}
 		for (const auto& [k, v] : p.items()) {
 			static const char* skip[] = {"port", "registered", "pid", "uid", "mode", "mem", "buf_size",

@@ -3004,9 +3004,10 @@ static void *uffd_counters(void *arg)
  *   under userfaultfd, holding A's mutex. The view, read meanwhile,
  *   returns at once and shows A as "port=N busy=1" (and nothing else of
  *   A); with the fault resolved, A is shown whole again;
- * - many: with 300 more ports open, the view read in 100-byte read()
- *   calls (the iterator stopped and resumed some 300 times) lists every
- *   port exactly once, in open order.
+ * - many: with 300 more ports open and a connection attached to A, the
+ *   view read in 100-byte read() calls (the iterator stopped and resumed
+ *   some 300 times) lists every port exactly once, in open order, and A's
+ *   connection once, with its addresses and state.
  */
 static int t_ports_busy(void)
 {
@@ -3016,10 +3017,13 @@ static int t_ports_busy(void)
 	struct uffd_hold u = { 0 };
 	struct pollfd pfd;
 	struct uffd_msg msg;
+	struct sockaddr_in la;
+	socklen_t al = sizeof(la);
 	struct kport p;
 	char pre[64], line[4096], want[128];
-	unsigned long long id = 0, prev = 0;
-	int uffd, fds[300], i, nports = 0, missing;
+	unsigned long long id = 0, prev = 0, pid;
+	int uffd, cli, srv, fds[300], i, nports = 0, nconn = 0, missing;
+	uint32_t conn = 0;
 	pthread_t th;
 	char *v, *l;
 	void *page;
@@ -3079,27 +3083,44 @@ static int t_ports_busy(void)
 	}
 
 	/* Many ports, small reads. */
+	CHECK(tcp_pair(&cli, &srv) == 0, "tcp pair");
+	CHECK(kport_attach(&p, srv, 7, &conn) == 0, "attach");
 	for (i = 0; i < 300; i++)
 		fds[i] = open(DAXNET_DEVICE, O_RDWR | O_CLOEXEC);
 	v = ports_read(100);
 	CHECK(v, "read ports in 100-byte reads");
 	missing = 0;
 	for (l = v; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		unsigned long long cid;
+
 		if (sscanf(l, "port=%llu", &id) == 1) {
 			CHECK(id > prev, "port %llu listed after port %llu", id, prev);
 			prev = id;
 			nports++;
 		}
+		if (sscanf(l, "conn=%llu port=%llu", &cid, &pid) == 2 && cid == conn)
+			nconn++;
 	}
 	for (i = 0; i < 300; i++)
 		missing += fds[i] < 0;
 	CHECK(!missing, "%d opens of %s failed", missing, DAXNET_DEVICE);
 	CHECK(nports >= 301, "%d port lines with 301 ports open", nports);
-	printf("  ports_busy: %d port lines\n", nports);
+	CHECK(nconn == 1, "connection %u listed %d times", conn, nconn);
+	snprintf(want, sizeof(want), "conn=%u ", conn);
+	CHECK(line_with(v, want, line, sizeof(line)), "no line for connection %u", conn);
+	printf("  ports_busy: %d port lines; %s\n", nports, line);
+	getsockname(srv, (struct sockaddr *)&la, &al);
+	snprintf(want, sizeof(want), " local=127.0.0.1:%u ", ntohs(la.sin_port));
+	CHECK(strstr(line, want) && strstr(line, " remote=127.0.0.1:") &&
+	      strstr(line, " state=ESTABLISHED ") && strstr(line, " rx_limit=0"),
+	      "connection line: %.400s", line);
 	free(v);
 	for (i = 0; i < 300; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
+	CHECK(kport_detach(&p, conn, 0) == 0, "detach");
+	close(cli);
+	close(srv);
 	kport_close(&p);
 	return 0;
 }

@@ -561,18 +561,29 @@ def test_daxnetctl(ctx):
                 "max_conns=4 connstate=1 syncs=9 rx_bytes=262144 conns=1\n"
                 "pair=0 port=2 conns=1 rx_slots=64 rx_head=3 rx_tail=2 tx_slots=8 tx_head=0 tx_cur=0 "
                 "tx_tail=7 spare_slots=64 spare_head=5 spare_cur=5 spare_tail=4 tx_queued=0 releases_queued=0\n"
+                "conn=1048577 port=2 index=1 pair=0 local=10.77.18.2:7020 remote=10.77.18.1:40102 "
+                "state=ESTABLISHED err=0 rx_bytes=262144 tx_bytes=100 rx_zc_bytes=4096 tx_zc_bytes=0 "
+                "segs_in=70 segs_out=40 tx_queued=0 rx_limit=0\n"
                 "port=3 busy=1\n")
     _, j = daxnetctl(ctx, "--debugfs", dbg, "ports")
     ps = j["ports"]["ports"]
-    check(len(ps) == 3 and ps[0] == {"port": 1, "registered": 0, "pairs": []} and
-          ps[2] == {"port": 3, "busy": 1, "pairs": []}, "ports: %s" % ps)
+    check(len(ps) == 3 and ps[0] == {"port": 1, "registered": 0, "pairs": [], "connections": []} and
+          ps[2] == {"port": 3, "busy": 1, "pairs": [], "connections": []}, "ports: %s" % ps)
     check(ps[1]["pid"] == 812 and ps[1]["mode"] == "zerocopy" and ps[1]["rx_bytes"] == 262144 and
           len(ps[1]["pairs"]) == 1 and ps[1]["pairs"][0]["rx_tail"] == 2 and "port" not in ps[1]["pairs"][0],
           "ports: %s" % ps[1])
+    # Per-connection lines: one per attached socket, under its port.
+    cs = ps[1]["connections"]
+    check(len(cs) == 1 and cs[0]["conn"] == 1048577 and cs[0]["local"] == "10.77.18.2:7020" and
+          cs[0]["remote"] == "10.77.18.1:40102" and cs[0]["state"] == "ESTABLISHED" and cs[0]["pair"] == 0 and
+          cs[0]["rx_bytes"] == 262144 and cs[0]["segs_in"] == 70 and cs[0]["rx_limit"] == 0 and "port" not in cs[0],
+          "connections: %s" % cs)
     rc, out, _ = run([os.path.join(ctx.bin_dir, "daxnetctl"), "--debugfs", dbg, "ports"])
     check("port 2: pid 812 uid 0, zerocopy mode, shmem pool of 64 x 4 KiB" in out and "rx head/tail 3/2 of 64" in out and
           "tx head/cur/tail 0/0/7 of 8" in out and "port 3: busy" in out and "unexpected" not in out,
           "daxnetctl ports: %s" % out)
+    check("conn 1048577: 10.77.18.2:7020 -> 10.77.18.1:40102 ESTABLISHED, pair 0, rx 262144 bytes, tx 100 bytes, "
+          "segments in/out 70/40, tx queued 0 bytes, rx_limit none" in out, "daxnetctl ports (connections): %s" % out)
     rc, j = daxnetctl(ctx, "--debugfs", os.path.join(ctx.tmp, "nodebug"), "ports", check_rc=False)
     check(rc == 1 and "error" in j["ports"], "ports without debugfs: rc %d %s" % (rc, j))
     # `links`: only daxnet vnic links (ethtool driver "daxnet"); the host has none.

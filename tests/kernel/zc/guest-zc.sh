@@ -82,8 +82,9 @@
 #                (the driver's own counters, the same as sysfs; not the
 #                standard ones `ip -s link` shows), debugfs daxnet/ports (a
 #                zero-copy port's owner - pid 0 read from a new pid
-#                namespace - pool, rings and counters; root only, no
-#                kernel addresses), and daxnetctl ports/links (--json)
+#                namespace - pool, rings, counters and its connection's
+#                line: addresses, state, bytes; root only, no kernel
+#                addresses), and daxnetctl ports/links (--json)
 #   rmmod, dmesg
 #
 # Two ways to run: standalone (tests/kernel/zc/run-zc.sh: formats the
@@ -765,7 +766,9 @@ if wanted zc.ctl; then
 	if [ $ok = 1 ]; then
 		out=/tmp/ctl.$$
 		rm -f /tmp/ctl.stop
-		ip netns exec nc2 timeout 120 "$bin/zc_guard" hold 7020 /tmp/ctl.stop >"$out" 2>&1 &
+		# keep: at the stream's end the connection stays attached (a TX
+		# EOF slot answers the client), for its line in daxnet/ports.
+		ip netns exec nc2 timeout 120 "$bin/zc_guard" hold 7020 /tmp/ctl.stop keep >"$out" 2>&1 &
 		hpid=$!
 		sleep 0.5
 		cl=$(ip netns exec nc1 timeout 60 "$zs" client 10.77.18.2 7020 262144 4096 2>&1)
@@ -809,6 +812,9 @@ if wanted zc.ctl; then
 		done
 		say "zc.ctl: in a new pid namespace: $(echo "$pl" | cut -c1-80)"
 		case "$pl" in *" pid=0 uid=0 "*) ;; *) ok=0; say "zc.ctl: owner pid not 0 in a new pid namespace" ;; esac
+		# The held connection: addresses, state, bytes, rx_limit.
+		echo "$snap" | grep -q '^conn=[0-9]* port=[0-9]* index=[0-9]* pair=0 local=10\.77\.18\.2:7020 remote=10\.77\.18\.1:[0-9]* state=[A-Z_0-9]* err=0 rx_bytes=262144 tx_bytes=[0-9]* rx_zc_bytes=[0-9]* tx_zc_bytes=[0-9]* segs_in=[1-9][0-9]* segs_out=[1-9][0-9]* tx_queued=0 rx_limit=0$' ||
+			{ ok=0; say "zc.ctl: no connection line"; }
 		echo "$snap" | grep -q '0x\|ffff' && { ok=0; say "zc.ctl: an address in ports"; }
 		# Root only: the file itself is 0400 (debugfs's own 0700 directory
 		# would hide a looser file mode from the uid-2000 read below).
@@ -818,7 +824,12 @@ if wanted zc.ctl; then
 			{ ok=0; say "zc.ctl: uid 2000 read daxnet/ports"; }
 		# daxnetctl ports / links (--json): built with the guest targets.
 		if [ -x "$svcbin/daxnetctl" ]; then
-			dp=$("$svcbin/daxnetctl" ports)
+			# A read during one of zc_guard's syncs shows the port busy.
+			for i in $(seq 20); do
+				dp=$("$svcbin/daxnetctl" ports)
+				echo "$dp" | grep -q "^  conn " && break
+				sleep 0.1
+			done
 			echo "$dp" | while read -r line; do say "zc.ctl: daxnetctl ports: $line"; done
 			echo "$dp" | grep -q "unexpected" && { ok=0; say "zc.ctl: daxnetctl ports could not read the format"; }
 			for i in $(seq 20); do
@@ -831,7 +842,13 @@ gp = int(sys.argv[1])
 ps = [p for p in json.load(sys.stdin)["ports"]["ports"] if p.get("pid") == gp]
 assert ps and ps[0]["mode"] == "zerocopy" and ps[0]["rx_bytes"] == 262144, ps
 assert ps[0]["pairs"][0]["rx_slots"] > 0, ps
+cs = ps[0]["connections"]
+assert len(cs) == 1 and cs[0]["local"] == "10.77.18.2:7020", cs
+assert cs[0]["remote"].startswith("10.77.18.1:") and cs[0]["rx_bytes"] == 262144, cs
+assert cs[0]["pair"] == 0 and cs[0]["rx_limit"] == 0 and cs[0]["segs_in"] > 0, cs
 ' "$gp" || { ok=0; say "zc.ctl: daxnetctl --json ports"; }
+			echo "$dp" | grep -q "^  conn [0-9]*: 10\.77\.18\.2:7020 -> 10\.77\.18\.1:[0-9]* [A-Z_0-9]*, pair 0, rx 262144 bytes" ||
+				{ ok=0; say "zc.ctl: daxnetctl ports shows no connection line"; }
 			ip netns exec nc2 "$svcbin/daxnetctl" links | while read -r line; do say "zc.ctl: daxnetctl links: $line"; done
 			ip netns exec nc2 "$svcbin/daxnetctl" --json links | python3 -c '
 import json, sys

@@ -4,7 +4,7 @@
  *
  *   zc_guard dup PORT
  *   zc_guard zcperm
- *   zc_guard hold PORT STOPFILE
+ *   zc_guard hold PORT STOPFILE [keep]
  *   zc_guard sink PORT
  *   zc_guard send ADDR PORT BYTES
  *   zc_guard csum IFNAME SECONDS
@@ -499,15 +499,17 @@ static int zcperm_test(void)
  * buffer it owns to the kernel as a spare - until STOPFILE exists, and
  * finally scans its whole pool for 64 bytes in a row of the foreign
  * stream's marker byte (zc_guard send: another user's traffic over the
- * same vnic end).
+ * same vnic end). At EOF it detaches the connection (the client sees
+ * EOF); with "keep" it answers with a TX EOF slot instead, so the
+ * connection stays attached until the port closes (zc.ctl lists it).
  */
-static int hold_test(char **argv)
+static int hold_test(int argc, char **argv)
 {
 	struct stream st = { .h = 0xcbf29ce484222325ull };
 	struct daxnet_counters c;
 	static struct port p;
 	uint64_t i, run = 0, hits = 0;
-	int tries, detached = 0;
+	int tries, detached = 0, keep = argc >= 5 && !strcmp(argv[4], "keep");
 
 	nbufs = 64;
 	nspare = 64;
@@ -517,7 +519,15 @@ static int hold_test(char **argv)
 		struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
 
 		step_rx(&p, &st);
-		if ((st.eof || st.err) && !detached) {
+		if ((st.eof || st.err) && !detached && keep) {
+			/* keep: a TX EOF slot; the client sees EOF, the socket stays. */
+			uint32_t h = p.tx->head;
+
+			p.txs[h] = (struct daxnet_slot){ .conn = st.conn, .buf_idx = DAXNET_NO_BUF,
+							 .flags = DAXNET_SLOT_EOF };
+			p.tx->head = p.tx->cur = daxnet_ring_next(h, p.tx->num_slots);
+			detached = 1;
+		} else if ((st.eof || st.err) && !detached) {
 			/* Closes the socket: the client sees EOF. */
 			struct daxnet_detach dt = {
 				.conn = st.conn, .flags = DAXNET_DETACH_DISCARD,
@@ -1537,7 +1547,7 @@ int main(int argc, char **argv)
 	if (argc >= 2 && !strcmp(argv[1], "zcperm"))
 		return zcperm_test();
 	if (argc >= 4 && !strcmp(argv[1], "hold"))
-		return hold_test(argv);
+		return hold_test(argc, argv);
 	if (argc >= 3 && !strcmp(argv[1], "sink"))
 		return sink(argv);
 	if (argc >= 5 && !strcmp(argv[1], "send"))
