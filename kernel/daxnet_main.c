@@ -740,10 +740,12 @@ static void dxn_port_show(struct seq_file *m, struct dxn_port *port)
 	/*
 	 * The counters follow; their conns is the connections attached. The
 	 * pid is the owner's in the reader's pid namespace (0: not visible
-	 * there).
+	 * there, or the owner exited: its number may name another process
+	 * by now, although the port still holds the struct pid).
 	 */
 	seq_printf(m, " pid=%d uid=%u mode=%s mem=%s buf_size=%u buf_count=%u pairs=%u max_conns=%u connstate=%d",
-		   pid_vnr(port->owner_pid),
+		   pid_has_task(port->owner_pid, PIDTYPE_TGID) ?
+		   pid_vnr(port->owner_pid) : 0,
 		   from_kuid_munged(&init_user_ns, port->owner_uid),
 		   port->zc ? "zerocopy" : "copy", dxn_mem_name(port->pool.mem),
 		   port->pool.buf_size, port->pool.buf_count, port->num_pairs,

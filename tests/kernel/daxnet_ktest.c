@@ -3125,6 +3125,76 @@ static int t_ports_busy(void)
 	return 0;
 }
 
+/*
+ * daxnet/ports shows a port's owner only while it lives: a child
+ * REGISTERs on a /dev/daxnet fd it inherited and exits; the parent keeps
+ * the fd, so the port lives on, and the view must show pid=0 for it from
+ * then on, never the dead child's number (which the kernel may give to
+ * another process).
+ */
+static int t_ports_dead_owner(void)
+{
+	struct dxt_geom g = { .buf_size = 4096, .buf_count = 16, .rx = 16, .tx = 16,
+			      .spare = 16, .max_conns = 16, .flags = kport_reg_flags };
+	char path[256], pre[64], line[4096], want[64];
+	unsigned long long id = 0, cand;
+	int fd, pool_fd, pp[2], st;
+	size_t len = 16 * 4096;
+	pid_t child;
+	void *pool;
+	char *v, *l;
+
+	snprintf(path, sizeof(path), "%s/ktest-owner-%d", shm_dir, getpid());
+	pool_fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	CHECK(pool_fd >= 0, "open pool %s", path);
+	unlink(path);
+	CHECK(ftruncate(pool_fd, len) == 0, "ftruncate pool");
+	pool = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, pool_fd, 0);
+	CHECK(pool != MAP_FAILED, "mmap pool");
+	fd = open("/dev/daxnet", O_RDWR);
+	CHECK(fd >= 0, "open /dev/daxnet");
+	CHECK(pipe(pp) == 0, "pipe");
+	child = fork();
+	CHECK(child >= 0, "fork");
+	if (!child) {
+		/* The REGISTER caller: finds its port's id, then exits. */
+		close(pp[0]);
+		if (dxt_register(fd, pool, len, &g, NULL))
+			_exit(2);
+		v = ports_read(4096);
+		if (!v)
+			_exit(3);
+		snprintf(want, sizeof(want), " registered=1 pid=%d ", getpid());
+		for (l = v; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+			if (sscanf(l, "port=%llu", &cand) == 1 && strstr(l, want) &&
+			    strstr(l, want) < strchr(l, '\n'))
+				id = cand;
+		if (!id || write(pp[1], &id, sizeof(id)) != sizeof(id))
+			_exit(4);
+		_exit(0);
+	}
+	close(pp[1]);
+	if (read(pp[0], &id, sizeof(id)) != sizeof(id))
+		id = 0;
+	close(pp[0]);
+	CHECK(waitpid(child, &st, 0) == child && WIFEXITED(st), "waitpid");
+	CHECK(WEXITSTATUS(st) == 0 && id, "child: register or find its port (status %d)",
+	      WEXITSTATUS(st));
+	v = ports_read(4096);
+	CHECK(v, "read %s/daxnet/ports", DXT_DEBUGFS);
+	snprintf(pre, sizeof(pre), "port=%llu ", id);
+	l = (char *)line_with(v, pre, line, sizeof(line));
+	printf("  ports_dead_owner: owner %d exited: %.120s\n", (int)child, l ? line : "(no line)");
+	CHECK(l && strstr(line, " registered=1 pid=0 "),
+	      "port %llu of the exited owner %d: \"%.200s\", want pid=0", id, (int)child,
+	      l ? line : "");
+	free(v);
+	close(fd);
+	munmap(pool, len);
+	close(pool_fd);
+	return 0;
+}
+
 static int t_fuzz(void) { return run_fuzz(4); }
 /* The same for 120 s (CTest kernel_fuzz_long, label slow). */
 static int t_fuzz_long(void) { return run_fuzz(120); }
@@ -3172,6 +3242,7 @@ static const struct {
 	{ "ktls", t_ktls },
 	{ "conn_state", t_conn_state },
 	{ "ports_busy", t_ports_busy },
+	{ "ports_dead_owner", t_ports_dead_owner },
 	{ "fuzz", t_fuzz },
 	{ "fuzz_long", t_fuzz_long },
 };
