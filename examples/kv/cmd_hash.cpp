@@ -7,10 +7,8 @@
 // durable before its reply and atomic after a crash, as a list's.
 // HINCRBYFLOAT propagates to replicas as the HSET of its result.
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <cstring>
-#include <random>
 #include <unordered_map>
 
 #include "coll.h"
@@ -24,11 +22,6 @@ namespace {
 
 using Items = std::vector<std::string>;
 
-std::mt19937_64& rng()
-{
-	static std::mt19937_64 r{std::random_device{}()};
-	return r;
-}
 
 /// Index (of the field) of `f` in hash `h`, or h.size().
 std::size_t find_field(const Items& h, std::string_view f) noexcept
@@ -346,7 +339,7 @@ void KvService::cmd_hrandfield(Ctx& x)
 		if (h.items.empty())
 			reply_null(x);
 		else
-			resp::bulk(x.o, h.items[2 * (rng()() % (h.items.size() / 2))]);
+			resp::bulk(x.o, h.items[2 * (coll::rng()() % (h.items.size() / 2))]);
 		return;
 	}
 	std::int64_t count = 0;
@@ -388,7 +381,7 @@ void KvService::cmd_hrandfield(Ctx& x)
 		const auto k = static_cast<std::uint64_t>(-count);
 		header(k);
 		for (std::uint64_t j = 0; j < k; ++j)
-			pair(rng()() % n);
+			pair(coll::rng()() % n);
 		return;
 	}
 	std::vector<std::size_t> pick(n);
@@ -398,7 +391,7 @@ void KvService::cmd_hrandfield(Ctx& x)
 	if (k < n) {
 		// a uniform sample of k distinct fields: a partial shuffle
 		for (std::size_t j = 0; j < k; ++j)
-			std::swap(pick[j], pick[j + rng()() % (n - j)]);
+			std::swap(pick[j], pick[j + coll::rng()() % (n - j)]);
 		pick.resize(k);
 	}
 	header(k);
@@ -409,14 +402,8 @@ void KvService::cmd_hrandfield(Ctx& x)
 void KvService::cmd_hscan(Ctx& x)
 {
 	std::uint64_t cursor = 0;
-	{
-		const std::string_view c = x.arg(2);
-		auto r = std::from_chars(c.data(), c.data() + c.size(), cursor);
-		if (c.empty() || r.ec != std::errc() || r.ptr != c.data() + c.size()) {
-			resp::error(x.o, "ERR invalid cursor");
-			return;
-		}
-	}
+	if (!arg_cursor(x, 2, cursor))
+		return;
 	std::string key;
 	CollVal h;
 	if (!read_arg_coll(x, 1, coll::kHash, key, h))

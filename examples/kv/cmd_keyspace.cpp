@@ -4,10 +4,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cctype>
-#include <charconv>
 #include <cstring>
 #include <functional>
-#include <random>
 
 #include "coll.h"
 #include "kv.h"
@@ -651,14 +649,8 @@ void KvService::cmd_keys(Ctx& x)
 void KvService::cmd_scan(Ctx& x)
 {
 	std::uint64_t cursor = 0;
-	{
-		const std::string_view c = x.arg(1);
-		auto r = std::from_chars(c.data(), c.data() + c.size(), cursor);
-		if (c.empty() || r.ec != std::errc() || r.ptr != c.data() + c.size()) {
-			resp::error(x.o, "ERR invalid cursor");
-			return;
-		}
-	}
+	if (!arg_cursor(x, 1, cursor))
+		return;
 	std::string_view pat;
 	std::int64_t count = 10;
 	bool type_filter = false;
@@ -733,7 +725,6 @@ void KvService::cmd_randomkey(Ctx& x)
 	// dropped (as Redis does). Only when 64 samples found nothing (the
 	// database is a small share of the index, or mostly expired) is the
 	// whole index walked.
-	static std::mt19937_64 rng{std::random_device{}()};
 	const std::uint64_t now = daxnet::pmem::realtime_ns();
 	const int db = phys(x.cl.db);
 	if (!multi_db_ && db != 0) {
@@ -751,11 +742,11 @@ void KvService::cmd_randomkey(Ctx& x)
 				expired.emplace_back(k);
 			return;
 		}
-		if (rng() % ++seen == 0)
+		if (coll::rng()() % ++seen == 0)
 			pick.assign(k);
 	};
 	for (int i = 0; i < 64 && seen == 0 && kv_.dbsize() != 0; ++i)
-		kv_.visit_random_bucket(rng(), 64, visit);
+		kv_.visit_random_bucket(coll::rng()(), 64, visit);
 	if (seen == 0)
 		kv_.for_each(visit);
 	for (const std::string& k : expired)

@@ -6,7 +6,6 @@
 // collections). SPOP propagates to replicas as the SREM of what it took.
 #include <algorithm>
 #include <cstring>
-#include <random>
 #include <unordered_set>
 
 #include "coll.h"
@@ -19,12 +18,6 @@ namespace resp = daxnet::proto::resp;
 namespace {
 
 using Items = std::vector<std::string>;
-
-std::mt19937_64& rng()
-{
-	static std::mt19937_64 r{std::random_device{}()};
-	return r;
-}
 
 }  // namespace
 
@@ -128,7 +121,7 @@ void KvService::cmd_spop(Ctx& x)
 		return;
 	}
 	const auto n = static_cast<std::size_t>(std::min<std::int64_t>(count, static_cast<std::int64_t>(s.items.size())));
-	std::shuffle(s.items.begin(), s.items.end(), rng());
+	std::shuffle(s.items.begin(), s.items.end(), coll::rng());
 	Items out(std::make_move_iterator(s.items.end() - static_cast<std::ptrdiff_t>(n)),
 		  std::make_move_iterator(s.items.end()));
 	s.items.resize(s.items.size() - n);
@@ -163,7 +156,7 @@ void KvService::cmd_srandmember(Ctx& x)
 		if (s.items.empty())
 			reply_null(x);
 		else
-			resp::bulk(x.o, s.items[rng()() % s.items.size()]);
+			resp::bulk(x.o, s.items[coll::rng()() % s.items.size()]);
 		return;
 	}
 	if (s.items.empty() || count == 0) {
@@ -174,11 +167,11 @@ void KvService::cmd_srandmember(Ctx& x)
 		// repeats allowed
 		resp::array(x.o, static_cast<std::uint64_t>(-count));
 		for (std::int64_t i = 0; i < -count; ++i)
-			resp::bulk(x.o, s.items[rng()() % s.items.size()]);
+			resp::bulk(x.o, s.items[coll::rng()() % s.items.size()]);
 		return;
 	}
 	const auto n = static_cast<std::size_t>(std::min<std::int64_t>(count, static_cast<std::int64_t>(s.items.size())));
-	std::shuffle(s.items.begin(), s.items.end(), rng());
+	std::shuffle(s.items.begin(), s.items.end(), coll::rng());
 	resp::array(x.o, n);
 	for (std::size_t i = 0; i < n; ++i)
 		resp::bulk(x.o, s.items[i]);

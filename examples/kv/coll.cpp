@@ -55,6 +55,23 @@ void KvService::syntax_error(Ctx& x)
 	resp::error(x.o, "ERR syntax error");
 }
 
+std::mt19937_64& coll::rng()
+{
+	static std::mt19937_64 r{std::random_device{}()};
+	return r;
+}
+
+bool KvService::arg_cursor(Ctx& x, std::size_t i, std::uint64_t& cursor)
+{
+	const std::string_view c = x.arg(i);
+	auto r = std::from_chars(c.data(), c.data() + c.size(), cursor);
+	if (c.empty() || r.ec != std::errc() || r.ptr != c.data() + c.size()) {
+		resp::error(x.o, "ERR invalid cursor");
+		return false;
+	}
+	return true;
+}
+
 bool KvService::arg_i64(Ctx& x, std::size_t i, std::int64_t& v)
 {
 	if (parse_i64(x.arg(i), v))

@@ -30,6 +30,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,6 +46,10 @@ inline constexpr std::size_t kHeader = 6;
 /// Encoded size a collection may reach (a write beyond it is refused): every
 /// write rewrites the whole value, so this bounds a write's cost.
 inline constexpr std::size_t kMaxBytes = 1u << 20;
+
+/// The service's random engine (SRANDMEMBER, SPOP, HRANDFIELD, RANDOMKEY),
+/// seeded once per process; the loop thread only.
+std::mt19937_64& rng();
 
 inline const char* type_name(std::uint8_t t) noexcept
 {

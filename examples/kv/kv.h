@@ -507,6 +507,8 @@ private:
 	static void syntax_error(Ctx& x);
 	/// Argument `i` as an integer; false after replying Redis's error.
 	static bool arg_i64(Ctx& x, std::size_t i, std::int64_t& v);
+	/// Argument `i` as a SCAN-family cursor; false after "ERR invalid cursor".
+	static bool arg_cursor(Ctx& x, std::size_t i, std::uint64_t& cursor);
 	/// Arguments 2.. as integers (as many as `ints`), then read_arg_coll()
 	/// of the list in argument 1; false after replying an error.
 	bool list_args(Ctx& x, std::span<std::int64_t> ints, std::string& key, CollVal& l);
